@@ -1,0 +1,241 @@
+//! # Medchain primitives
+//!
+//! The vocabulary Medchain's pallets share, and the traits through which they
+//! reach each other without depending on each other's crates:
+//!
+//! - [`InstitutionKind`], [`Roles`] and [`Role`]: who an institution is and what
+//!   it may do on the chain (seed paper 001's consortium: tier-3A hospitals
+//!   produce data, tier-2 hospitals and nursing homes confirm it, regulators
+//!   audit).
+//! - [`InstitutionRegistry`]: "is this account an active institution with role
+//!   R?", implemented by `pallet-reputation` and mocked in other pallets' tests.
+//! - [`Behaviour`] and [`CreditReporter`]: typed reasons for which an
+//!   institution's credit rises or falls, reported by the pallets that observe
+//!   the behaviour.
+
+#![cfg_attr(not(feature = "std"), no_std)]
+
+use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
+use scale_info::TypeInfo;
+
+/// Grade within a hospital level, as in the Chinese hospital grading system
+/// (for example level 3 grade A, "三级甲等").
+#[derive(
+	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+	serde::Serialize, serde::Deserialize,
+)]
+pub enum HospitalGrade {
+	/// Grade A (甲等).
+	A,
+	/// Grade B (乙等).
+	B,
+	/// Grade C (丙等).
+	C,
+}
+
+/// The kind of an institution in the consortium. Patients and doctors are not
+/// institutions: they are plain accounts.
+#[derive(
+	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+	serde::Serialize, serde::Deserialize,
+)]
+pub enum InstitutionKind {
+	/// A hospital of `level` 1 to 3 and a grade.
+	Hospital {
+		/// Hospital level, 1 (community) to 3 (regional centre).
+		level: u8,
+		/// Grade within the level.
+		grade: HospitalGrade,
+	},
+	/// A nursing home or elderly-care institution.
+	NursingHome,
+	/// A health insurer.
+	Insurer,
+	/// A third-party research institute.
+	ResearchInstitute,
+	/// A government health regulator.
+	Regulator,
+}
+
+impl InstitutionKind {
+	/// Whether the kind is well formed (hospital levels are 1 to 3).
+	pub fn is_valid(&self) -> bool {
+		match self {
+			InstitutionKind::Hospital { level, .. } => (1..=3).contains(level),
+			_ => true,
+		}
+	}
+}
+
+/// One role an institution may hold.
+#[derive(
+	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+	serde::Serialize, serde::Deserialize,
+)]
+pub enum Role {
+	/// Produces blocks (may be a collator candidate) and publishes records.
+	Producer,
+	/// Confirms or rejects records published by others.
+	Validator,
+	/// Audits: may penalise institutions and reviews break-glass accesses.
+	Auditor,
+}
+
+/// The set of roles an institution holds.
+#[derive(
+	Clone, Copy, PartialEq, Eq, Debug, Default, Encode, Decode, DecodeWithMemTracking,
+	MaxEncodedLen, TypeInfo, serde::Serialize, serde::Deserialize,
+)]
+pub struct Roles {
+	/// Holds [`Role::Producer`].
+	pub producer: bool,
+	/// Holds [`Role::Validator`].
+	pub validator: bool,
+	/// Holds [`Role::Auditor`].
+	pub auditor: bool,
+}
+
+impl Roles {
+	/// The set holding exactly `role`.
+	pub fn only(role: Role) -> Self {
+		let mut r = Self::default();
+		r.insert(role);
+		r
+	}
+
+	/// Whether `role` is in the set.
+	pub fn contains(&self, role: Role) -> bool {
+		match role {
+			Role::Producer => self.producer,
+			Role::Validator => self.validator,
+			Role::Auditor => self.auditor,
+		}
+	}
+
+	/// Adds `role` to the set.
+	pub fn insert(&mut self, role: Role) {
+		match role {
+			Role::Producer => self.producer = true,
+			Role::Validator => self.validator = true,
+			Role::Auditor => self.auditor = true,
+		}
+	}
+
+	/// Whether the set is empty.
+	pub fn is_empty(&self) -> bool {
+		!(self.producer || self.validator || self.auditor)
+	}
+}
+
+/// Where an institution stands in the consortium.
+#[derive(
+	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+	serde::Serialize, serde::Deserialize,
+)]
+pub enum InstitutionStatus {
+	/// Applied, waiting for governance to approve.
+	Pending,
+	/// Approved: may act in its roles.
+	Active,
+	/// Suspended by governance: keeps its bond and credit, may not act.
+	Suspended,
+}
+
+/// What the runtime API tells about one institution.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, TypeInfo)]
+pub struct InstitutionSummary {
+	/// Its kind.
+	pub kind: InstitutionKind,
+	/// Its roles.
+	pub roles: Roles,
+	/// Pending, active or suspended.
+	pub status: InstitutionStatus,
+	/// Its credit score (none until approved).
+	pub credit: Option<u32>,
+}
+
+/// One row of the credit ranking returned by the runtime API.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, TypeInfo)]
+pub struct RankingEntry<AccountId, Balance> {
+	/// The institution.
+	pub who: AccountId,
+	/// Its credit score.
+	pub credit: u32,
+	/// Self bond plus delegations, if it is a collator candidate.
+	pub stake: Balance,
+	/// `stake` weighted by credit: what collator selection sorts by.
+	pub effective_stake: Balance,
+}
+
+/// A behaviour that moves an institution's credit. Each pallet reports what it
+/// observes; `pallet-reputation` maps each variant to a configured change.
+#[derive(
+	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+	serde::Serialize, serde::Deserialize,
+)]
+pub enum Behaviour {
+	/// A record it published was confirmed by validators.
+	RecordConfirmed,
+	/// A record it published was rejected by validators.
+	RecordRejected,
+	/// Its federated-learning update was accepted into an aggregate.
+	UpdateAccepted,
+	/// Its federated-learning update was flagged as an outlier (poisoning).
+	UpdateOutlier,
+	/// Its aggregation agreed with the adopted model.
+	AggregationAgreed,
+	/// Its aggregation mismatched the adopted model.
+	AggregationMismatched,
+	/// As a proxy it served a valid re-encryption fragment.
+	ReencryptionServed,
+	/// As a proxy it submitted an invalid fragment or failed to serve.
+	ReencryptionFailed,
+	/// It authored a block.
+	BlockAuthored,
+	/// It missed a block it was expected to author.
+	BlockMissed,
+	/// A break-glass access by its staff was not reviewed in time.
+	BreakGlassUnreviewed,
+}
+
+/// Answers whether an account is an active institution holding a role.
+pub trait InstitutionRegistry<AccountId> {
+	/// Whether `who` is a registered, approved and not suspended institution.
+	fn is_active(who: &AccountId) -> bool;
+	/// Whether `who` is active and holds `role`.
+	fn has_role(who: &AccountId, role: Role) -> bool;
+}
+
+/// Receives reports of behaviour that moves credit.
+pub trait CreditReporter<AccountId> {
+	/// Reports that `who` behaved as `behaviour`. Unknown accounts are ignored.
+	fn report(who: &AccountId, behaviour: Behaviour);
+}
+
+impl<AccountId> CreditReporter<AccountId> for () {
+	fn report(_: &AccountId, _: Behaviour) {}
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+
+	#[test]
+	fn roles_set_operations() {
+		let mut r = Roles::only(Role::Validator);
+		assert!(r.contains(Role::Validator));
+		assert!(!r.contains(Role::Producer));
+		assert!(!r.is_empty());
+		r.insert(Role::Auditor);
+		assert!(r.contains(Role::Auditor));
+		assert!(Roles::default().is_empty());
+	}
+
+	#[test]
+	fn hospital_levels_are_checked() {
+		assert!(InstitutionKind::Hospital { level: 3, grade: HospitalGrade::A }.is_valid());
+		assert!(!InstitutionKind::Hospital { level: 0, grade: HospitalGrade::A }.is_valid());
+		assert!(!InstitutionKind::Hospital { level: 4, grade: HospitalGrade::B }.is_valid());
+		assert!(InstitutionKind::Regulator.is_valid());
+	}
+}

@@ -1,0 +1,216 @@
+//! Benchmarks of the reputation pallet (frame-benchmarking v2). They also run
+//! as tests against the mock runtime.
+
+use super::*;
+use crate::Pallet as Reputation;
+use alloc::vec;
+use frame_benchmarking::v2::*;
+use frame_support::traits::{fungible::Mutate, Get};
+use frame_system::RawOrigin;
+use medchain_primitives::HospitalGrade;
+
+fn funded<T: Config>(name: &'static str, index: u32) -> T::AccountId
+where
+	T::Currency: Mutate<T::AccountId>,
+{
+	let who: T::AccountId = account(name, index, 0);
+	let amount = T::MinCandidateBond::get()
+		.saturating_add(T::InstitutionBond::get())
+		.saturating_add(T::MinDelegation::get())
+		.saturating_mul(100u32.into());
+	T::Currency::set_balance(&who, amount);
+	who
+}
+
+fn kind() -> InstitutionKind {
+	InstitutionKind::Hospital { level: 3, grade: HospitalGrade::A }
+}
+
+fn all_roles() -> Roles {
+	Roles { producer: true, validator: true, auditor: true }
+}
+
+fn max_name<T: Config>() -> BoundedVec<u8, T::MaxNameLen> {
+	BoundedVec::truncate_from(vec![b'n'; T::MaxNameLen::get() as usize])
+}
+
+fn active<T: Config>(name: &'static str, index: u32) -> T::AccountId
+where
+	T::Currency: Mutate<T::AccountId>,
+{
+	let who = funded::<T>(name, index);
+	Reputation::<T>::do_apply(&who, max_name::<T>(), kind(), all_roles()).expect("apply");
+	Reputation::<T>::do_approve(&who).expect("approve");
+	who
+}
+
+fn make_candidate<T: Config>(index: u32) -> T::AccountId
+where
+	T::Currency: Mutate<T::AccountId>,
+{
+	let who = active::<T>("candidate", index);
+	let bond = T::MinCandidateBond::get();
+	T::Currency::hold(&HoldReason::CandidateBond.into(), &who, bond).expect("hold");
+	Candidates::<T>::insert(&who, CandidateInfo { bond, delegated: Zero::zero(), delegators: 0 });
+	CandidateCount::<T>::mutate(|c| *c = c.saturating_add(1));
+	who
+}
+
+#[benchmarks(where T::Currency: Mutate<T::AccountId>)]
+mod benchmarks {
+	use super::*;
+
+	#[benchmark]
+	fn apply_for_membership() {
+		let who = funded::<T>("applicant", 0);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who.clone()), max_name::<T>(), kind(), all_roles());
+		assert!(Institutions::<T>::contains_key(&who));
+	}
+
+	#[benchmark]
+	fn approve_institution() -> Result<(), BenchmarkError> {
+		let who = funded::<T>("applicant", 0);
+		Reputation::<T>::do_apply(&who, max_name::<T>(), kind(), all_roles())?;
+		let origin =
+			T::GovernanceOrigin::try_successful_origin().map_err(|_| BenchmarkError::Weightless)?;
+		#[extrinsic_call]
+		_(origin as T::RuntimeOrigin, who.clone());
+		assert!(Credits::<T>::contains_key(&who));
+		Ok(())
+	}
+
+	#[benchmark]
+	fn suspend_institution() -> Result<(), BenchmarkError> {
+		let who = active::<T>("inst", 0);
+		let origin =
+			T::GovernanceOrigin::try_successful_origin().map_err(|_| BenchmarkError::Weightless)?;
+		#[extrinsic_call]
+		_(origin as T::RuntimeOrigin, who.clone());
+		assert!(!Reputation::<T>::has_role(&who, Role::Producer));
+		Ok(())
+	}
+
+	#[benchmark]
+	fn remove_institution() -> Result<(), BenchmarkError> {
+		let who = make_candidate::<T>(0);
+		let origin =
+			T::GovernanceOrigin::try_successful_origin().map_err(|_| BenchmarkError::Weightless)?;
+		#[extrinsic_call]
+		_(origin as T::RuntimeOrigin, who.clone());
+		assert!(!Institutions::<T>::contains_key(&who));
+		Ok(())
+	}
+
+	#[benchmark]
+	fn set_roles() -> Result<(), BenchmarkError> {
+		let who = active::<T>("inst", 0);
+		let origin =
+			T::GovernanceOrigin::try_successful_origin().map_err(|_| BenchmarkError::Weightless)?;
+		#[extrinsic_call]
+		_(origin as T::RuntimeOrigin, who.clone(), Roles::only(Role::Validator));
+		assert!(!Reputation::<T>::has_role(&who, Role::Producer));
+		Ok(())
+	}
+
+	#[benchmark]
+	fn penalise() {
+		let auditor = active::<T>("auditor", 0);
+		let target = active::<T>("target", 1);
+		let reason = BoundedVec::truncate_from(vec![b'r'; T::MaxReasonLen::get() as usize]);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(auditor), target.clone(), 1, reason);
+		assert!(Reputation::<T>::credit_of(&target) < T::InitialCredit::get());
+	}
+
+	#[benchmark]
+	fn register_as_candidate() {
+		let who = active::<T>("producer", 0);
+		T::BenchmarkHelper::register_session_keys(&who);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who.clone()), T::MinCandidateBond::get());
+		assert!(Candidates::<T>::contains_key(&who));
+	}
+
+	#[benchmark]
+	fn leave_candidates() {
+		let who = make_candidate::<T>(0);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who.clone()));
+		assert!(!Candidates::<T>::contains_key(&who));
+	}
+
+	#[benchmark]
+	fn delegate() {
+		let candidate = make_candidate::<T>(0);
+		let delegator = funded::<T>("delegator", 0);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(delegator.clone()), candidate.clone(), T::MinDelegation::get());
+		assert!(Delegations::<T>::contains_key(&delegator, &candidate));
+	}
+
+	#[benchmark]
+	fn undelegate() -> Result<(), BenchmarkError> {
+		let candidate = make_candidate::<T>(0);
+		let delegator = funded::<T>("delegator", 0);
+		Reputation::<T>::delegate(
+			RawOrigin::Signed(delegator.clone()).into(),
+			candidate.clone(),
+			T::MinDelegation::get(),
+		)?;
+		#[extrinsic_call]
+		_(RawOrigin::Signed(delegator.clone()), candidate.clone(), T::MinDelegation::get());
+		assert!(!Delegations::<T>::contains_key(&delegator, &candidate));
+		Ok(())
+	}
+
+	#[benchmark]
+	fn withdraw_unbonded(c: Linear<1, { T::MaxUnbondingChunks::get() }>) {
+		let who = funded::<T>("unbonder", 0);
+		let amount = T::MinDelegation::get();
+		let mut chunks = BoundedVec::new();
+		for _ in 0..c {
+			T::Currency::hold(&HoldReason::Unbonding.into(), &who, amount).expect("hold");
+			chunks
+				.try_push(UnbondingChunk { amount, unlock_at: Zero::zero() })
+				.expect("c is within MaxUnbondingChunks");
+		}
+		Unbonding::<T>::insert(&who, chunks);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who.clone()));
+		assert!(Unbonding::<T>::get(&who).is_empty());
+	}
+
+	#[benchmark]
+	fn set_invulnerables(i: Linear<1, { T::MaxInvulnerables::get() }>) -> Result<(), BenchmarkError> {
+		let list: Vec<T::AccountId> = (0..i).map(|n| account("invulnerable", n, 0)).collect();
+		let origin =
+			T::GovernanceOrigin::try_successful_origin().map_err(|_| BenchmarkError::Weightless)?;
+		#[extrinsic_call]
+		_(origin as T::RuntimeOrigin, list);
+		assert_eq!(Invulnerables::<T>::get().len() as u32, i);
+		Ok(())
+	}
+
+	#[benchmark]
+	fn new_session(
+		c: Linear<1, { T::MaxCandidates::get() }>,
+		i: Linear<1, { T::MaxInstitutions::get() }>,
+	) {
+		let c = c.min(i);
+		for n in 0..c {
+			let who = make_candidate::<T>(n);
+			Credits::<T>::insert(&who, T::MaxCredit::get());
+		}
+		for n in c..i {
+			let who = active::<T>("inst", n);
+			Credits::<T>::insert(&who, T::MaxCredit::get());
+		}
+		#[block]
+		{
+			<Reputation<T> as pallet_session::SessionManager<T::AccountId>>::new_session(1);
+		}
+	}
+
+	impl_benchmark_test_suite!(Reputation, crate::mock::ExtBuilder::default().build(), crate::mock::Test);
+}

@@ -1,0 +1,1048 @@
+//! # Reputation pallet
+//!
+//! The consortium registry of Medchain, the credit score of every institution,
+//! and credit-weighted delegated proof of stake for choosing collators.
+//!
+//! ## Overview
+//!
+//! Seed paper 001 runs a region's medical chain as a consortium: tier-3A
+//! hospitals produce blocks and publish records, tier-2 hospitals and nursing
+//! homes confirm data, regulators audit. Every institution carries a credit
+//! score that rises with correct operation and falls with violations, and the
+//! set of block producers follows those scores (an improved DPoS).
+//!
+//! - **Registry.** An institution applies with a kind, the roles it wants and
+//!   a bond; the governance origin approves, suspends, reinstates or removes
+//!   it. Other pallets ask [`InstitutionRegistry`] whether an account is an
+//!   active institution with a role.
+//! - **Credit.** Each approved institution has a score in `0..=MaxCredit`,
+//!   starting at `InitialCredit`. Pallets report typed [`Behaviour`]s through
+//!   [`CreditReporter`]; [`Config::CreditPolicy`] maps each to a change.
+//!   Auditors may penalise with a stated reason. At every session change each
+//!   score drifts toward the baseline by `CreditDrift` of the gap.
+//! - **Credit-weighted DPoS.** Producers bond to become collator candidates;
+//!   token holders delegate to them. At each session the collators are the
+//!   invulnerables plus the top candidates by *effective stake* = (self bond +
+//!   delegations) × credit / `MaxCredit`, excluding candidates under
+//!   `MinCollatorCredit`, who are dropped with an event. Unbonded stake waits
+//!   `UnbondingDelay` blocks. The pallet is pallet-session's `SessionManager`
+//!   and pallet-authorship's `EventHandler`: a collator that authored its share
+//!   of a session's blocks gains credit, one that missed slots loses it.
+//!
+//! ## Terminology
+//!
+//! - *Institution*: an account registered in the consortium (hospital, nursing
+//!   home, insurer, research institute, regulator).
+//! - *Credit*: an integer score; deterministic, no floating point.
+//! - *Effective stake*: stake scaled by credit, what selection sorts by.
+
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+pub use pallet::*;
+
+#[cfg(test)]
+mod mock;
+#[cfg(test)]
+mod tests;
+
+#[cfg(feature = "runtime-benchmarks")]
+mod benchmarking;
+pub mod types;
+pub mod weights;
+
+pub use medchain_primitives::{
+	Behaviour, CreditReporter, InstitutionKind, InstitutionRegistry, InstitutionStatus,
+	InstitutionSummary, RankingEntry, Role, Roles,
+};
+pub use types::*;
+pub use weights::WeightInfo;
+
+use alloc::vec::Vec;
+use frame_support::traits::{
+	fungible::{Inspect, MutateHold},
+	tokens::Precision,
+	ValidatorRegistration,
+};
+use sp_runtime::{
+	traits::{CheckedAdd, Zero},
+	Perbill, Saturating,
+};
+
+/// Set-up the benchmarks need from the runtime.
+#[cfg(feature = "runtime-benchmarks")]
+pub trait BenchmarkHelper<AccountId> {
+	/// Makes `who`'s session keys count as registered.
+	fn register_session_keys(who: &AccountId);
+}
+
+/// Log target of this pallet.
+pub const LOG_TARGET: &str = "runtime::reputation";
+
+/// Balance type of the configured currency.
+pub type BalanceOf<T> =
+	<<T as Config>::Currency as Inspect<<T as frame_system::Config>::AccountId>>::Balance;
+
+#[frame_support::pallet]
+pub mod pallet {
+	use super::*;
+	use frame_support::pallet_prelude::*;
+	use frame_system::pallet_prelude::*;
+
+	/// The in-code storage version.
+	const STORAGE_VERSION: StorageVersion = StorageVersion::new(1);
+
+	#[pallet::pallet]
+	#[pallet::storage_version(STORAGE_VERSION)]
+	pub struct Pallet<T>(_);
+
+	/// Why funds are held by this pallet.
+	#[pallet::composite_enum]
+	pub enum HoldReason {
+		/// The bond of a registered institution.
+		InstitutionBond,
+		/// A collator candidate's own bond.
+		CandidateBond,
+		/// Stake delegated to a candidate.
+		Delegation,
+		/// Stake waiting out the unbonding delay.
+		Unbonding,
+	}
+
+	/// Configuration of the pallet.
+	#[pallet::config]
+	pub trait Config: frame_system::Config {
+		/// The overarching event type.
+		#[allow(deprecated)]
+		type RuntimeEvent: From<Event<Self>> + IsType<<Self as frame_system::Config>::RuntimeEvent>;
+
+		/// The currency bonds and delegations are held in.
+		type Currency: MutateHold<Self::AccountId, Reason = Self::RuntimeHoldReason>;
+
+		/// The overarching hold reason.
+		type RuntimeHoldReason: From<HoldReason>;
+
+		/// Origin that approves, suspends and removes institutions and sets
+		/// invulnerables (sudo on dev chains, a council in production).
+		type GovernanceOrigin: EnsureOrigin<Self::RuntimeOrigin>;
+
+		/// Tells whether a collator has registered its session keys.
+		type ValidatorRegistration: ValidatorRegistration<Self::AccountId>;
+
+		/// Maps reported behaviour to a credit change.
+		type CreditPolicy: CreditPolicy;
+
+		/// Bond an institution holds while registered.
+		#[pallet::constant]
+		type InstitutionBond: Get<BalanceOf<Self>>;
+
+		/// Smallest self bond of a collator candidate.
+		#[pallet::constant]
+		type MinCandidateBond: Get<BalanceOf<Self>>;
+
+		/// Smallest delegation.
+		#[pallet::constant]
+		type MinDelegation: Get<BalanceOf<Self>>;
+
+		/// Highest credit score.
+		#[pallet::constant]
+		type MaxCredit: Get<u32>;
+
+		/// Credit of a newly approved institution, and the baseline scores
+		/// drift back to.
+		#[pallet::constant]
+		type InitialCredit: Get<u32>;
+
+		/// Credit under which a candidate is not selected and is dropped.
+		#[pallet::constant]
+		type MinCollatorCredit: Get<u32>;
+
+		/// Share of the gap to the baseline closed at every session change.
+		#[pallet::constant]
+		type CreditDrift: Get<Perbill>;
+
+		/// Number of collators selected each session, invulnerables included.
+		#[pallet::constant]
+		type DesiredCollators: Get<u32>;
+
+		/// Blocks unbonded stake waits before it can be withdrawn.
+		#[pallet::constant]
+		type UnbondingDelay: Get<BlockNumberFor<Self>>;
+
+		/// Most institutions in the registry.
+		#[pallet::constant]
+		type MaxInstitutions: Get<u32>;
+
+		/// Most collator candidates.
+		#[pallet::constant]
+		type MaxCandidates: Get<u32>;
+
+		/// Most invulnerable collators.
+		#[pallet::constant]
+		type MaxInvulnerables: Get<u32>;
+
+		/// Most candidates one account may delegate to.
+		#[pallet::constant]
+		type MaxDelegationsPerDelegator: Get<u32>;
+
+		/// Most delegators one candidate may have.
+		#[pallet::constant]
+		type MaxDelegatorsPerCandidate: Get<u32>;
+
+		/// Most unbonding chunks an account may have at once.
+		#[pallet::constant]
+		type MaxUnbondingChunks: Get<u32>;
+
+		/// Longest institution name, in bytes.
+		#[pallet::constant]
+		type MaxNameLen: Get<u32>;
+
+		/// Longest penalty reason, in bytes.
+		#[pallet::constant]
+		type MaxReasonLen: Get<u32>;
+
+		/// Weights of this pallet's calls.
+		type WeightInfo: WeightInfo;
+
+		/// Prepares benchmark accounts (registers their session keys).
+		#[cfg(feature = "runtime-benchmarks")]
+		type BenchmarkHelper: BenchmarkHelper<Self::AccountId>;
+	}
+
+	/// Registered institutions by account.
+	#[pallet::storage]
+	pub type Institutions<T: Config> =
+		StorageMap<_, Blake2_128Concat, T::AccountId, Institution<T>, OptionQuery>;
+
+	/// Number of entries in [`Institutions`].
+	#[pallet::storage]
+	pub type InstitutionCount<T> = StorageValue<_, u32, ValueQuery>;
+
+	/// Credit score of every approved institution.
+	#[pallet::storage]
+	pub type Credits<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, u32, OptionQuery>;
+
+	/// Collator candidates and their stake.
+	#[pallet::storage]
+	pub type Candidates<T: Config> =
+		StorageMap<_, Blake2_128Concat, T::AccountId, CandidateInfo<BalanceOf<T>>, OptionQuery>;
+
+	/// Number of entries in [`Candidates`].
+	#[pallet::storage]
+	pub type CandidateCount<T> = StorageValue<_, u32, ValueQuery>;
+
+	/// Delegations: delegator, candidate → amount.
+	#[pallet::storage]
+	pub type Delegations<T: Config> = StorageDoubleMap<
+		_,
+		Blake2_128Concat,
+		T::AccountId,
+		Blake2_128Concat,
+		T::AccountId,
+		BalanceOf<T>,
+		OptionQuery,
+	>;
+
+	/// Number of candidates each delegator delegates to.
+	#[pallet::storage]
+	pub type DelegationCount<T: Config> =
+		StorageMap<_, Blake2_128Concat, T::AccountId, u32, ValueQuery>;
+
+	/// Sum of all entries in [`Delegations`].
+	#[pallet::storage]
+	pub type TotalDelegated<T: Config> = StorageValue<_, BalanceOf<T>, ValueQuery>;
+
+	/// Stake waiting to be withdrawn, per account.
+	#[pallet::storage]
+	pub type Unbonding<T: Config> = StorageMap<
+		_,
+		Blake2_128Concat,
+		T::AccountId,
+		BoundedVec<UnbondingChunk<BalanceOf<T>, BlockNumberFor<T>>, T::MaxUnbondingChunks>,
+		ValueQuery,
+	>;
+
+	/// Collators selected whatever their stake (bootstrap).
+	#[pallet::storage]
+	pub type Invulnerables<T: Config> =
+		StorageValue<_, BoundedVec<T::AccountId, T::MaxInvulnerables>, ValueQuery>;
+
+	/// The collators selected for the current session.
+	#[pallet::storage]
+	pub type SelectedCollators<T: Config> =
+		StorageValue<_, BoundedVec<T::AccountId, T::DesiredCollators>, ValueQuery>;
+
+	/// Blocks authored in the current session, per collator.
+	#[pallet::storage]
+	pub type AuthoredBlocks<T: Config> =
+		StorageMap<_, Twox64Concat, T::AccountId, u32, ValueQuery>;
+
+	/// Blocks authored in the current session by anyone.
+	#[pallet::storage]
+	pub type SessionBlocks<T> = StorageValue<_, u32, ValueQuery>;
+
+	/// Genesis: institutions approved from the start and the invulnerables.
+	#[pallet::genesis_config]
+	#[derive(frame_support::DefaultNoBound)]
+	pub struct GenesisConfig<T: Config> {
+		/// `(account, name, kind, roles)` of institutions active at genesis.
+		/// Their bond is held from their genesis balance.
+		pub institutions: Vec<(T::AccountId, Vec<u8>, InstitutionKind, Roles)>,
+		/// Collators selected whatever their stake.
+		pub invulnerables: Vec<T::AccountId>,
+	}
+
+	#[pallet::genesis_build]
+	impl<T: Config> BuildGenesisConfig for GenesisConfig<T> {
+		fn build(&self) {
+			for (who, name, kind, roles) in &self.institutions {
+				let name: BoundedVec<u8, T::MaxNameLen> =
+					name.clone().try_into().expect("genesis institution name too long");
+				Pallet::<T>::do_apply(who, name, *kind, *roles)
+					.expect("genesis institution could not apply");
+				Pallet::<T>::do_approve(who).expect("genesis institution could not be approved");
+			}
+			let invulnerables: BoundedVec<T::AccountId, T::MaxInvulnerables> =
+				self.invulnerables.clone().try_into().expect("too many genesis invulnerables");
+			let selected: BoundedVec<T::AccountId, T::DesiredCollators> = invulnerables
+				.iter()
+				.take(T::DesiredCollators::get() as usize)
+				.cloned()
+				.collect::<Vec<_>>()
+				.try_into()
+				.expect("take() keeps it within DesiredCollators");
+			Invulnerables::<T>::put(invulnerables);
+			SelectedCollators::<T>::put(selected);
+		}
+	}
+
+	/// Events of this pallet.
+	#[pallet::event]
+	#[pallet::generate_deposit(pub(super) fn deposit_event)]
+	pub enum Event<T: Config> {
+		/// An institution applied to join and its bond was held.
+		InstitutionApplied { who: T::AccountId, kind: InstitutionKind, roles: Roles },
+		/// Governance approved (or reinstated) an institution.
+		InstitutionApproved { who: T::AccountId, credit: u32 },
+		/// Governance suspended an institution.
+		InstitutionSuspended { who: T::AccountId },
+		/// Governance removed an institution; its bond was released.
+		InstitutionRemoved { who: T::AccountId },
+		/// Governance changed an institution's roles.
+		RolesChanged { who: T::AccountId, roles: Roles },
+		/// A credit score changed.
+		CreditChanged { who: T::AccountId, old: u32, new: u32, reason: CreditReason<T> },
+		/// A producer became a collator candidate.
+		CandidateRegistered { who: T::AccountId, bond: BalanceOf<T> },
+		/// A candidate left; its bond is unbonding.
+		CandidateLeft { who: T::AccountId },
+		/// A candidate was dropped at a session change: credit under the minimum,
+		/// or no longer an active producer.
+		CandidateDropped { who: T::AccountId, credit: u32 },
+		/// Stake was delegated to a candidate.
+		Delegated { delegator: T::AccountId, candidate: T::AccountId, amount: BalanceOf<T> },
+		/// Delegated stake was withdrawn from a candidate and is unbonding.
+		Undelegated { delegator: T::AccountId, candidate: T::AccountId, amount: BalanceOf<T> },
+		/// Unbonded stake was released to its owner.
+		Withdrawn { who: T::AccountId, amount: BalanceOf<T> },
+		/// Governance replaced the invulnerables.
+		InvulnerablesSet { invulnerables: Vec<T::AccountId> },
+		/// Collators selected for a session.
+		CollatorsSelected { session: u32, collators: Vec<T::AccountId> },
+	}
+
+	/// Errors of this pallet.
+	#[pallet::error]
+	pub enum Error<T> {
+		/// The account has already applied or is registered.
+		AlreadyRegistered,
+		/// The registry is full.
+		TooManyInstitutions,
+		/// The institution kind is malformed (hospital level outside 1..=3).
+		InvalidKind,
+		/// An institution must hold at least one role.
+		NoRoles,
+		/// The account is not a registered institution.
+		NotInstitution,
+		/// The institution is already active.
+		AlreadyActive,
+		/// The institution is not active.
+		NotActive,
+		/// The caller is not an active auditor.
+		NotAuditor,
+		/// A penalty must be at least one point.
+		ZeroPenalty,
+		/// The account is not an active producer.
+		NotProducer,
+		/// The institution's credit is under the collator minimum.
+		CreditTooLow,
+		/// The account is already a candidate.
+		AlreadyCandidate,
+		/// The account is not a candidate.
+		NotCandidate,
+		/// Too many candidates.
+		TooManyCandidates,
+		/// The candidate bond is under the minimum.
+		BondTooLow,
+		/// The candidate has not registered session keys.
+		SessionKeysNotRegistered,
+		/// The delegation is under the minimum.
+		DelegationTooLow,
+		/// The delegator delegates to too many candidates.
+		TooManyDelegations,
+		/// The candidate has too many delegators.
+		TooManyDelegators,
+		/// No delegation from this delegator to this candidate.
+		NoDelegation,
+		/// More than was delegated was asked back.
+		InsufficientDelegation,
+		/// Too many unbonding chunks: withdraw matured ones first.
+		TooManyUnbondingChunks,
+		/// Nothing has finished unbonding.
+		NothingToWithdraw,
+		/// Too many invulnerables.
+		TooManyInvulnerables,
+		/// An amount overflowed.
+		Overflow,
+	}
+
+	#[pallet::hooks]
+	impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
+		fn integrity_test() {
+			assert!(T::InitialCredit::get() <= T::MaxCredit::get(), "InitialCredit > MaxCredit");
+			assert!(
+				T::MinCollatorCredit::get() <= T::MaxCredit::get(),
+				"MinCollatorCredit > MaxCredit"
+			);
+			assert!(T::MaxCredit::get() > 0, "MaxCredit must be positive");
+			assert!(T::DesiredCollators::get() > 0, "DesiredCollators must be positive");
+			assert!(T::MaxUnbondingChunks::get() > 0, "MaxUnbondingChunks must be positive");
+		}
+
+		#[cfg(feature = "try-runtime")]
+		fn try_state(_n: BlockNumberFor<T>) -> Result<(), sp_runtime::TryRuntimeError> {
+			Self::do_try_state()
+		}
+	}
+
+	#[pallet::call]
+	impl<T: Config> Pallet<T> {
+		/// Applies to join the consortium as an institution of `kind` holding
+		/// `roles`. Holds `InstitutionBond` from the caller.
+		///
+		/// Origin: signed. Emits `InstitutionApplied`.
+		/// Errors: `AlreadyRegistered`, `InvalidKind`, `NoRoles`,
+		/// `TooManyInstitutions`, or the currency's error if the bond cannot be held.
+		#[pallet::call_index(0)]
+		#[pallet::weight(T::WeightInfo::apply_for_membership())]
+		pub fn apply_for_membership(
+			origin: OriginFor<T>,
+			name: BoundedVec<u8, T::MaxNameLen>,
+			kind: InstitutionKind,
+			roles: Roles,
+		) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			Self::do_apply(&who, name, kind, roles)?;
+			Self::deposit_event(Event::InstitutionApplied { who, kind, roles });
+			Ok(())
+		}
+
+		/// Approves a pending institution, or reinstates a suspended one. A
+		/// newly approved institution starts at `InitialCredit`.
+		///
+		/// Origin: `GovernanceOrigin`. Emits `InstitutionApproved`.
+		/// Errors: `NotInstitution`, `AlreadyActive`.
+		#[pallet::call_index(1)]
+		#[pallet::weight(T::WeightInfo::approve_institution())]
+		pub fn approve_institution(origin: OriginFor<T>, who: T::AccountId) -> DispatchResult {
+			T::GovernanceOrigin::ensure_origin(origin)?;
+			let credit = Self::do_approve(&who)?;
+			Self::deposit_event(Event::InstitutionApproved { who, credit });
+			Ok(())
+		}
+
+		/// Suspends an active institution: it keeps bond and credit but fails
+		/// every role check until approved again.
+		///
+		/// Origin: `GovernanceOrigin`. Emits `InstitutionSuspended`.
+		/// Errors: `NotInstitution`, `NotActive`.
+		#[pallet::call_index(2)]
+		#[pallet::weight(T::WeightInfo::suspend_institution())]
+		pub fn suspend_institution(origin: OriginFor<T>, who: T::AccountId) -> DispatchResult {
+			T::GovernanceOrigin::ensure_origin(origin)?;
+			Institutions::<T>::try_mutate(&who, |maybe| -> DispatchResult {
+				let inst = maybe.as_mut().ok_or(Error::<T>::NotInstitution)?;
+				ensure!(inst.status == InstitutionStatus::Active, Error::<T>::NotActive);
+				inst.status = InstitutionStatus::Suspended;
+				Ok(())
+			})?;
+			Self::deposit_event(Event::InstitutionSuspended { who });
+			Ok(())
+		}
+
+		/// Removes an institution: releases its bond and forgets its credit.
+		/// If it was a collator candidate, its candidate bond starts unbonding.
+		///
+		/// Origin: `GovernanceOrigin`. Emits `InstitutionRemoved`.
+		/// Errors: `NotInstitution`, `TooManyUnbondingChunks`.
+		#[pallet::call_index(3)]
+		#[pallet::weight(T::WeightInfo::remove_institution())]
+		pub fn remove_institution(origin: OriginFor<T>, who: T::AccountId) -> DispatchResult {
+			T::GovernanceOrigin::ensure_origin(origin)?;
+			let inst = Institutions::<T>::get(&who).ok_or(Error::<T>::NotInstitution)?;
+			if Candidates::<T>::contains_key(&who) {
+				Self::do_leave_candidates(&who)?;
+			}
+			T::Currency::release(
+				&HoldReason::InstitutionBond.into(),
+				&who,
+				inst.bond,
+				Precision::BestEffort,
+			)?;
+			Institutions::<T>::remove(&who);
+			Credits::<T>::remove(&who);
+			InstitutionCount::<T>::mutate(|c| *c = c.saturating_sub(1));
+			Self::deposit_event(Event::InstitutionRemoved { who });
+			Ok(())
+		}
+
+		/// Replaces the roles of an institution.
+		///
+		/// Origin: `GovernanceOrigin`. Emits `RolesChanged`.
+		/// Errors: `NotInstitution`, `NoRoles`.
+		#[pallet::call_index(4)]
+		#[pallet::weight(T::WeightInfo::set_roles())]
+		pub fn set_roles(origin: OriginFor<T>, who: T::AccountId, roles: Roles) -> DispatchResult {
+			T::GovernanceOrigin::ensure_origin(origin)?;
+			ensure!(!roles.is_empty(), Error::<T>::NoRoles);
+			Institutions::<T>::try_mutate(&who, |maybe| -> DispatchResult {
+				let inst = maybe.as_mut().ok_or(Error::<T>::NotInstitution)?;
+				inst.roles = roles;
+				Ok(())
+			})?;
+			Self::deposit_event(Event::RolesChanged { who, roles });
+			Ok(())
+		}
+
+		/// An auditor lowers an institution's credit by `points`, stating why.
+		///
+		/// Origin: signed by an active institution with the auditor role.
+		/// Emits `CreditChanged` with a `Penalty` reason.
+		/// Errors: `NotAuditor`, `ZeroPenalty`, `NotInstitution`.
+		#[pallet::call_index(5)]
+		#[pallet::weight(T::WeightInfo::penalise())]
+		pub fn penalise(
+			origin: OriginFor<T>,
+			who: T::AccountId,
+			points: u32,
+			reason: BoundedVec<u8, T::MaxReasonLen>,
+		) -> DispatchResult {
+			let auditor = ensure_signed(origin)?;
+			ensure!(Self::has_role(&auditor, Role::Auditor), Error::<T>::NotAuditor);
+			ensure!(points > 0, Error::<T>::ZeroPenalty);
+			ensure!(Credits::<T>::contains_key(&who), Error::<T>::NotInstitution);
+			let delta = i64::from(points).saturating_neg();
+			Self::change_credit(&who, delta, CreditReason::Penalty { auditor, reason });
+			Ok(())
+		}
+
+		/// Becomes a collator candidate with a self bond of `bond`.
+		///
+		/// Origin: signed by an active producer whose credit is at least
+		/// `MinCollatorCredit` and whose session keys are registered.
+		/// Emits `CandidateRegistered`.
+		/// Errors: `NotProducer`, `AlreadyCandidate`, `BondTooLow`,
+		/// `CreditTooLow`, `SessionKeysNotRegistered`, `TooManyCandidates`.
+		#[pallet::call_index(6)]
+		#[pallet::weight(T::WeightInfo::register_as_candidate())]
+		pub fn register_as_candidate(origin: OriginFor<T>, bond: BalanceOf<T>) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			ensure!(Self::has_role(&who, Role::Producer), Error::<T>::NotProducer);
+			ensure!(!Candidates::<T>::contains_key(&who), Error::<T>::AlreadyCandidate);
+			ensure!(bond >= T::MinCandidateBond::get(), Error::<T>::BondTooLow);
+			ensure!(
+				Self::credit_of(&who) >= T::MinCollatorCredit::get(),
+				Error::<T>::CreditTooLow
+			);
+			ensure!(
+				T::ValidatorRegistration::is_registered(&who),
+				Error::<T>::SessionKeysNotRegistered
+			);
+			let count = CandidateCount::<T>::get();
+			ensure!(count < T::MaxCandidates::get(), Error::<T>::TooManyCandidates);
+			T::Currency::hold(&HoldReason::CandidateBond.into(), &who, bond)?;
+			Candidates::<T>::insert(
+				&who,
+				CandidateInfo { bond, delegated: Zero::zero(), delegators: 0 },
+			);
+			CandidateCount::<T>::put(count.saturating_add(1));
+			Self::deposit_event(Event::CandidateRegistered { who, bond });
+			Ok(())
+		}
+
+		/// Stops being a candidate. The self bond starts unbonding; delegations
+		/// stay until their delegators undelegate.
+		///
+		/// Origin: signed. Emits `CandidateLeft`.
+		/// Errors: `NotCandidate`, `TooManyUnbondingChunks`.
+		#[pallet::call_index(7)]
+		#[pallet::weight(T::WeightInfo::leave_candidates())]
+		pub fn leave_candidates(origin: OriginFor<T>) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			Self::do_leave_candidates(&who)?;
+			Self::deposit_event(Event::CandidateLeft { who });
+			Ok(())
+		}
+
+		/// Delegates `amount` to `candidate`, adding to any earlier delegation.
+		///
+		/// Origin: signed. Emits `Delegated`.
+		/// Errors: `NotCandidate`, `DelegationTooLow`, `TooManyDelegations`,
+		/// `TooManyDelegators`, `Overflow`, or the currency's error.
+		#[pallet::call_index(8)]
+		#[pallet::weight(T::WeightInfo::delegate())]
+		pub fn delegate(
+			origin: OriginFor<T>,
+			candidate: T::AccountId,
+			amount: BalanceOf<T>,
+		) -> DispatchResult {
+			let delegator = ensure_signed(origin)?;
+			let mut info = Candidates::<T>::get(&candidate).ok_or(Error::<T>::NotCandidate)?;
+			let existing = Delegations::<T>::get(&delegator, &candidate);
+			let new_amount = existing
+				.unwrap_or_else(Zero::zero)
+				.checked_add(&amount)
+				.ok_or(Error::<T>::Overflow)?;
+			ensure!(new_amount >= T::MinDelegation::get(), Error::<T>::DelegationTooLow);
+			let mut count = DelegationCount::<T>::get(&delegator);
+			if existing.is_none() {
+				ensure!(
+					count < T::MaxDelegationsPerDelegator::get(),
+					Error::<T>::TooManyDelegations
+				);
+				ensure!(
+					info.delegators < T::MaxDelegatorsPerCandidate::get(),
+					Error::<T>::TooManyDelegators
+				);
+				count = count.saturating_add(1);
+				info.delegators = info.delegators.saturating_add(1);
+			}
+			info.delegated = info.delegated.checked_add(&amount).ok_or(Error::<T>::Overflow)?;
+			let total = TotalDelegated::<T>::get().checked_add(&amount).ok_or(Error::<T>::Overflow)?;
+			T::Currency::hold(&HoldReason::Delegation.into(), &delegator, amount)?;
+			// Nothing below can fail.
+			Delegations::<T>::insert(&delegator, &candidate, new_amount);
+			DelegationCount::<T>::insert(&delegator, count);
+			Candidates::<T>::insert(&candidate, info);
+			TotalDelegated::<T>::put(total);
+			Self::deposit_event(Event::Delegated { delegator, candidate, amount });
+			Ok(())
+		}
+
+		/// Takes back `amount` of a delegation; it unbonds for `UnbondingDelay`.
+		/// Works after the candidate has left. What remains must be zero or at
+		/// least `MinDelegation`.
+		///
+		/// Origin: signed. Emits `Undelegated`.
+		/// Errors: `NoDelegation`, `InsufficientDelegation`, `DelegationTooLow`,
+		/// `TooManyUnbondingChunks`.
+		#[pallet::call_index(9)]
+		#[pallet::weight(T::WeightInfo::undelegate())]
+		pub fn undelegate(
+			origin: OriginFor<T>,
+			candidate: T::AccountId,
+			amount: BalanceOf<T>,
+		) -> DispatchResult {
+			let delegator = ensure_signed(origin)?;
+			let existing =
+				Delegations::<T>::get(&delegator, &candidate).ok_or(Error::<T>::NoDelegation)?;
+			ensure!(amount <= existing && !amount.is_zero(), Error::<T>::InsufficientDelegation);
+			let remaining = existing.saturating_sub(amount);
+			ensure!(
+				remaining.is_zero() || remaining >= T::MinDelegation::get(),
+				Error::<T>::DelegationTooLow
+			);
+			Self::start_unbonding(&delegator, HoldReason::Delegation, amount)?;
+			// Nothing below can fail.
+			if remaining.is_zero() {
+				Delegations::<T>::remove(&delegator, &candidate);
+				DelegationCount::<T>::mutate_exists(&delegator, |c| {
+					let n = c.unwrap_or(0).saturating_sub(1);
+					*c = if n == 0 { None } else { Some(n) };
+				});
+			} else {
+				Delegations::<T>::insert(&delegator, &candidate, remaining);
+			}
+			Candidates::<T>::mutate(&candidate, |maybe| {
+				if let Some(info) = maybe {
+					info.delegated = info.delegated.saturating_sub(amount);
+					if remaining.is_zero() {
+						info.delegators = info.delegators.saturating_sub(1);
+					}
+				}
+			});
+			TotalDelegated::<T>::mutate(|t| *t = t.saturating_sub(amount));
+			Self::deposit_event(Event::Undelegated { delegator, candidate, amount });
+			Ok(())
+		}
+
+		/// Releases every unbonding chunk whose delay has passed.
+		///
+		/// Origin: signed. Emits `Withdrawn`.
+		/// Errors: `NothingToWithdraw`.
+		#[pallet::call_index(10)]
+		#[pallet::weight(T::WeightInfo::withdraw_unbonded(T::MaxUnbondingChunks::get()))]
+		pub fn withdraw_unbonded(origin: OriginFor<T>) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			let now = frame_system::Pallet::<T>::block_number();
+			let chunks = Unbonding::<T>::get(&who);
+			let (ready, waiting): (Vec<_>, Vec<_>) =
+				chunks.into_iter().partition(|c| c.unlock_at <= now);
+			let amount = ready
+				.iter()
+				.fold(BalanceOf::<T>::zero(), |acc, c| acc.saturating_add(c.amount));
+			ensure!(!amount.is_zero(), Error::<T>::NothingToWithdraw);
+			T::Currency::release(&HoldReason::Unbonding.into(), &who, amount, Precision::BestEffort)?;
+			let waiting: BoundedVec<_, T::MaxUnbondingChunks> =
+				BoundedVec::truncate_from(waiting);
+			if waiting.is_empty() {
+				Unbonding::<T>::remove(&who);
+			} else {
+				Unbonding::<T>::insert(&who, waiting);
+			}
+			Self::deposit_event(Event::Withdrawn { who, amount });
+			Ok(())
+		}
+
+		/// Replaces the invulnerable collators.
+		///
+		/// Origin: `GovernanceOrigin`. Emits `InvulnerablesSet`.
+		/// Errors: `TooManyInvulnerables`.
+		#[pallet::call_index(11)]
+		#[pallet::weight(T::WeightInfo::set_invulnerables(T::MaxInvulnerables::get()))]
+		pub fn set_invulnerables(
+			origin: OriginFor<T>,
+			invulnerables: Vec<T::AccountId>,
+		) -> DispatchResult {
+			T::GovernanceOrigin::ensure_origin(origin)?;
+			let mut list = invulnerables;
+			list.sort();
+			list.dedup();
+			let bounded: BoundedVec<T::AccountId, T::MaxInvulnerables> =
+				list.clone().try_into().map_err(|_| Error::<T>::TooManyInvulnerables)?;
+			Invulnerables::<T>::put(bounded);
+			Self::deposit_event(Event::InvulnerablesSet { invulnerables: list });
+			Ok(())
+		}
+	}
+
+	impl<T: Config> Pallet<T> {
+		/// Registers `who` as a pending institution and holds its bond.
+		pub(crate) fn do_apply(
+			who: &T::AccountId,
+			name: BoundedVec<u8, T::MaxNameLen>,
+			kind: InstitutionKind,
+			roles: Roles,
+		) -> DispatchResult {
+			ensure!(!Institutions::<T>::contains_key(who), Error::<T>::AlreadyRegistered);
+			ensure!(kind.is_valid(), Error::<T>::InvalidKind);
+			ensure!(!roles.is_empty(), Error::<T>::NoRoles);
+			let count = InstitutionCount::<T>::get();
+			ensure!(count < T::MaxInstitutions::get(), Error::<T>::TooManyInstitutions);
+			let bond = T::InstitutionBond::get();
+			T::Currency::hold(&HoldReason::InstitutionBond.into(), who, bond)?;
+			Institutions::<T>::insert(
+				who,
+				Institution {
+					name,
+					kind,
+					roles,
+					status: InstitutionStatus::Pending,
+					bond,
+					applied_at: frame_system::Pallet::<T>::block_number(),
+				},
+			);
+			InstitutionCount::<T>::put(count.saturating_add(1));
+			Ok(())
+		}
+
+		/// Makes a pending or suspended institution active; returns its credit.
+		pub(crate) fn do_approve(who: &T::AccountId) -> Result<u32, DispatchError> {
+			Institutions::<T>::try_mutate(who, |maybe| {
+				let inst = maybe.as_mut().ok_or(Error::<T>::NotInstitution)?;
+				ensure!(inst.status != InstitutionStatus::Active, Error::<T>::AlreadyActive);
+				inst.status = InstitutionStatus::Active;
+				let credit = Credits::<T>::get(who).unwrap_or_else(T::InitialCredit::get);
+				Credits::<T>::insert(who, credit);
+				Ok(credit)
+			})
+		}
+
+		/// Removes `who` from the candidates; its bond starts unbonding.
+		pub(crate) fn do_leave_candidates(who: &T::AccountId) -> DispatchResult {
+			let info = Candidates::<T>::get(who).ok_or(Error::<T>::NotCandidate)?;
+			Self::start_unbonding(who, HoldReason::CandidateBond, info.bond)?;
+			Candidates::<T>::remove(who);
+			CandidateCount::<T>::mutate(|c| *c = c.saturating_sub(1));
+			Ok(())
+		}
+
+		/// Moves `amount` held for `from` into an unbonding chunk.
+		fn start_unbonding(
+			who: &T::AccountId,
+			from: HoldReason,
+			amount: BalanceOf<T>,
+		) -> DispatchResult {
+			let unlock_at =
+				frame_system::Pallet::<T>::block_number().saturating_add(T::UnbondingDelay::get());
+			let mut chunks = Unbonding::<T>::get(who);
+			chunks
+				.try_push(UnbondingChunk { amount, unlock_at })
+				.map_err(|_| Error::<T>::TooManyUnbondingChunks)?;
+			T::Currency::release(&from.into(), who, amount, Precision::Exact)?;
+			T::Currency::hold(&HoldReason::Unbonding.into(), who, amount)?;
+			Unbonding::<T>::insert(who, chunks);
+			Ok(())
+		}
+
+		/// Credit of `who`, zero if it has none.
+		pub fn credit_of(who: &T::AccountId) -> u32 {
+			Credits::<T>::get(who).unwrap_or(0)
+		}
+
+		/// Whether `who` is an active institution holding `role`.
+		pub fn has_role(who: &T::AccountId, role: Role) -> bool {
+			Institutions::<T>::get(who)
+				.is_some_and(|i| i.status == InstitutionStatus::Active && i.roles.contains(role))
+		}
+
+		/// Adds `delta` to the credit of `who`, clamped to `0..=MaxCredit`, and
+		/// emits `CreditChanged` if it moved. Institutions without credit are
+		/// ignored.
+		pub(crate) fn change_credit(who: &T::AccountId, delta: i64, reason: CreditReason<T>) {
+			let Some(old) = Credits::<T>::get(who) else { return };
+			let max = i64::from(T::MaxCredit::get());
+			let new = i64::from(old).saturating_add(delta).clamp(0, max);
+			// `new` lies in 0..=MaxCredit, a u32.
+			let new = u32::try_from(new).unwrap_or(old);
+			if new != old {
+				Credits::<T>::insert(who, new);
+				Self::deposit_event(Event::CreditChanged { who: who.clone(), old, new, reason });
+			}
+		}
+
+		/// `stake` scaled by `credit / MaxCredit`.
+		pub fn effective_stake(stake: BalanceOf<T>, credit: u32) -> BalanceOf<T> {
+			Perbill::from_rational(credit.min(T::MaxCredit::get()), T::MaxCredit::get()) * stake
+		}
+
+		/// What the runtime API tells about `who`.
+		pub fn summary(who: &T::AccountId) -> Option<InstitutionSummary> {
+			Institutions::<T>::get(who).map(|i| InstitutionSummary {
+				kind: i.kind,
+				roles: i.roles,
+				status: i.status,
+				credit: Credits::<T>::get(who),
+			})
+		}
+
+		/// Credit ranking of all institutions, best first, with stake for
+		/// candidates.
+		pub fn ranking() -> Vec<RankingEntry<T::AccountId, BalanceOf<T>>> {
+			let mut rows: Vec<_> = Credits::<T>::iter()
+				.map(|(who, credit)| {
+					let stake = Candidates::<T>::get(&who)
+						.map(|c| c.bond.saturating_add(c.delegated))
+						.unwrap_or_else(Zero::zero);
+					let effective_stake = Self::effective_stake(stake, credit);
+					RankingEntry { who, credit, stake, effective_stake }
+				})
+				.collect();
+			rows.sort_by(|a, b| {
+				b.credit
+					.cmp(&a.credit)
+					.then(b.effective_stake.cmp(&a.effective_stake))
+					.then(a.who.cmp(&b.who))
+			});
+			rows
+		}
+
+		/// Scores the ending session's collators on the blocks they authored.
+		pub(crate) fn settle_authorship() -> Weight {
+			let collators = SelectedCollators::<T>::get();
+			let blocks = SessionBlocks::<T>::take();
+			let n = collators.len() as u32;
+			let expected = if n == 0 { 0 } else { blocks / n };
+			for who in collators.iter() {
+				let authored = AuthoredBlocks::<T>::take(who);
+				let missed = expected.saturating_sub(authored);
+				if missed > 0 {
+					let delta = i64::from(T::CreditPolicy::delta(Behaviour::BlockMissed))
+						.saturating_mul(i64::from(missed));
+					Self::change_credit(who, delta, CreditReason::Behaviour(Behaviour::BlockMissed));
+				} else if authored > 0 {
+					let delta = i64::from(T::CreditPolicy::delta(Behaviour::BlockAuthored));
+					Self::change_credit(
+						who,
+						delta,
+						CreditReason::Behaviour(Behaviour::BlockAuthored),
+					);
+				}
+			}
+			// Authors that were not selected (for example after a set change).
+			let _ = AuthoredBlocks::<T>::clear(T::MaxCandidates::get(), None);
+			T::DbWeight::get().reads_writes(
+				u64::from(n).saturating_add(2),
+				u64::from(n).saturating_mul(2).saturating_add(2),
+			)
+		}
+
+		/// Moves every credit `CreditDrift` of the way back to the baseline.
+		pub(crate) fn drift_credits() -> Weight {
+			let base = i64::from(T::InitialCredit::get());
+			let rate = T::CreditDrift::get();
+			let mut n: u64 = 0;
+			if rate.is_zero() {
+				return Weight::zero();
+			}
+			let all: Vec<(T::AccountId, u32)> = Credits::<T>::iter().collect();
+			for (who, credit) in all {
+				n = n.saturating_add(1);
+				let gap = base.saturating_sub(i64::from(credit));
+				if gap == 0 {
+					continue;
+				}
+				let step = i64::try_from(rate * gap.unsigned_abs()).unwrap_or(0).max(1);
+				let delta = if gap > 0 { step } else { step.saturating_neg() };
+				Self::change_credit(&who, delta, CreditReason::Drift);
+			}
+			T::DbWeight::get().reads_writes(n, n)
+		}
+
+		/// Picks the collators of the next session; drops candidates that no
+		/// longer qualify.
+		pub(crate) fn select_collators(session: u32) -> Vec<T::AccountId> {
+			let invulnerables = Invulnerables::<T>::get();
+			let desired = T::DesiredCollators::get() as usize;
+			let mut ranked: Vec<(T::AccountId, BalanceOf<T>)> = Vec::new();
+			let candidates: Vec<_> = Candidates::<T>::iter().collect();
+			for (who, info) in candidates {
+				let credit = Self::credit_of(&who);
+				if credit < T::MinCollatorCredit::get() || !Self::has_role(&who, Role::Producer) {
+					if Self::do_leave_candidates(&who).is_ok() {
+						Self::deposit_event(Event::CandidateDropped { who, credit });
+					}
+					continue;
+				}
+				if invulnerables.contains(&who) || !T::ValidatorRegistration::is_registered(&who) {
+					continue;
+				}
+				let stake = info.bond.saturating_add(info.delegated);
+				ranked.push((who, Self::effective_stake(stake, credit)));
+			}
+			ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+			let mut selected: Vec<T::AccountId> =
+				invulnerables.into_iter().take(desired).collect();
+			let room = desired.saturating_sub(selected.len());
+			selected.extend(ranked.into_iter().take(room).map(|(who, _)| who));
+			log::debug!(target: LOG_TARGET, "session {session}: {} collators", selected.len());
+			selected
+		}
+
+		/// Checks the pallet's invariants.
+		#[cfg(any(feature = "try-runtime", test))]
+		pub fn do_try_state() -> Result<(), sp_runtime::TryRuntimeError> {
+			use frame_support::traits::fungible::InspectHold;
+			let sum = Delegations::<T>::iter()
+				.fold(BalanceOf::<T>::zero(), |acc, (_, _, amount)| acc.saturating_add(amount));
+			ensure!(sum == TotalDelegated::<T>::get(), "TotalDelegated differs from the sum");
+			ensure!(
+				Institutions::<T>::iter().count() as u32 == InstitutionCount::<T>::get(),
+				"InstitutionCount differs from the registry"
+			);
+			ensure!(
+				Candidates::<T>::iter().count() as u32 == CandidateCount::<T>::get(),
+				"CandidateCount differs from the candidates"
+			);
+			for (who, credit) in Credits::<T>::iter() {
+				ensure!(credit <= T::MaxCredit::get(), "credit above MaxCredit");
+				ensure!(Institutions::<T>::contains_key(&who), "credit without institution");
+			}
+			for (who, info) in Candidates::<T>::iter() {
+				let delegated = Delegations::<T>::iter()
+					.filter(|(_, c, _)| c == &who)
+					.fold(BalanceOf::<T>::zero(), |acc, (_, _, a)| acc.saturating_add(a));
+				ensure!(delegated == info.delegated, "candidate's delegated differs from the sum");
+				ensure!(
+					T::Currency::balance_on_hold(&HoldReason::CandidateBond.into(), &who) >=
+						info.bond,
+					"candidate bond not held"
+				);
+			}
+			Ok(())
+		}
+	}
+}
+
+impl<T: Config> InstitutionRegistry<T::AccountId> for Pallet<T> {
+	fn is_active(who: &T::AccountId) -> bool {
+		Institutions::<T>::get(who).is_some_and(|i| i.status == InstitutionStatus::Active)
+	}
+
+	fn has_role(who: &T::AccountId, role: Role) -> bool {
+		Pallet::<T>::has_role(who, role)
+	}
+}
+
+impl<T: Config> CreditReporter<T::AccountId> for Pallet<T> {
+	fn report(who: &T::AccountId, behaviour: Behaviour) {
+		let delta = i64::from(T::CreditPolicy::delta(behaviour));
+		Pallet::<T>::change_credit(who, delta, CreditReason::Behaviour(behaviour));
+	}
+}
+
+impl<T: Config> pallet_session::SessionManager<T::AccountId> for Pallet<T> {
+	fn new_session(index: u32) -> Option<Vec<T::AccountId>> {
+		let mut weight = Self::settle_authorship();
+		weight.saturating_accrue(Self::drift_credits());
+		let selected = Self::select_collators(index);
+		weight.saturating_accrue(T::WeightInfo::new_session(
+			CandidateCount::<T>::get(),
+			InstitutionCount::<T>::get(),
+		));
+		frame_system::Pallet::<T>::register_extra_weight_unchecked(
+			weight,
+			frame_support::dispatch::DispatchClass::Mandatory,
+		);
+		if selected.is_empty() {
+			return None;
+		}
+		let bounded = frame_support::BoundedVec::truncate_from(selected.clone());
+		SelectedCollators::<T>::put(bounded);
+		Self::deposit_event(Event::CollatorsSelected { session: index, collators: selected.clone() });
+		Some(selected)
+	}
+
+	fn new_session_genesis(_index: u32) -> Option<Vec<T::AccountId>> {
+		let selected = SelectedCollators::<T>::get().into_inner();
+		if selected.is_empty() {
+			None
+		} else {
+			Some(selected)
+		}
+	}
+
+	fn end_session(_: u32) {}
+
+	fn start_session(_: u32) {}
+}
+
+impl<T: Config> pallet_authorship::EventHandler<T::AccountId, frame_system::pallet_prelude::BlockNumberFor<T>>
+	for Pallet<T>
+{
+	fn note_author(author: T::AccountId) {
+		AuthoredBlocks::<T>::mutate(&author, |n| *n = n.saturating_add(1));
+		SessionBlocks::<T>::mutate(|n| *n = n.saturating_add(1));
+	}
+}

@@ -1,0 +1,166 @@
+//! Test runtime for the reputation pallet.
+
+use crate::{self as pallet_reputation, DefaultCreditPolicy};
+use frame_support::{
+	derive_impl, parameter_types,
+	traits::{ConstU32, ConstU64, ValidatorRegistration},
+};
+use frame_system::EnsureRoot;
+use medchain_primitives::{HospitalGrade, InstitutionKind, Roles};
+use sp_runtime::{BuildStorage, Perbill};
+
+type Block = frame_system::mocking::MockBlock<Test>;
+
+/// Account ids in tests are small integers.
+pub type AccountId = u64;
+
+frame_support::construct_runtime!(
+	pub enum Test {
+		System: frame_system,
+		Balances: pallet_balances,
+		Reputation: pallet_reputation,
+	}
+);
+
+#[derive_impl(frame_system::config_preludes::TestDefaultConfig)]
+impl frame_system::Config for Test {
+	type Block = Block;
+	type AccountData = pallet_balances::AccountData<u64>;
+}
+
+#[derive_impl(pallet_balances::config_preludes::TestDefaultConfig)]
+impl pallet_balances::Config for Test {
+	type AccountStore = System;
+	type RuntimeHoldReason = RuntimeHoldReason;
+}
+
+parameter_types! {
+	/// Accounts whose session keys count as registered.
+	pub static KeysRegistered: Vec<AccountId> = vec![];
+}
+
+/// Session-key registration, driven by [`KeysRegistered`].
+pub struct MockRegistration;
+impl ValidatorRegistration<AccountId> for MockRegistration {
+	fn is_registered(id: &AccountId) -> bool {
+		KeysRegistered::get().contains(id)
+	}
+}
+
+/// Bond of an institution in tests.
+pub const INSTITUTION_BOND: u64 = 100;
+/// Minimum candidate bond in tests.
+pub const MIN_CANDIDATE_BOND: u64 = 500;
+/// Minimum delegation in tests.
+pub const MIN_DELEGATION: u64 = 10;
+/// Unbonding delay in tests.
+pub const UNBONDING_DELAY: u64 = 5;
+
+impl pallet_reputation::Config for Test {
+	type RuntimeEvent = RuntimeEvent;
+	type Currency = Balances;
+	type RuntimeHoldReason = RuntimeHoldReason;
+	type GovernanceOrigin = EnsureRoot<AccountId>;
+	type ValidatorRegistration = MockRegistration;
+	type CreditPolicy = DefaultCreditPolicy;
+	type InstitutionBond = ConstU64<INSTITUTION_BOND>;
+	type MinCandidateBond = ConstU64<MIN_CANDIDATE_BOND>;
+	type MinDelegation = ConstU64<MIN_DELEGATION>;
+	type MaxCredit = ConstU32<1000>;
+	type InitialCredit = ConstU32<600>;
+	type MinCollatorCredit = ConstU32<400>;
+	type CreditDrift = CreditDrift;
+	type DesiredCollators = ConstU32<2>;
+	type UnbondingDelay = ConstU64<UNBONDING_DELAY>;
+	type MaxInstitutions = ConstU32<8>;
+	type MaxCandidates = ConstU32<4>;
+	type MaxInvulnerables = ConstU32<2>;
+	type MaxDelegationsPerDelegator = ConstU32<2>;
+	type MaxDelegatorsPerCandidate = ConstU32<2>;
+	type MaxUnbondingChunks = ConstU32<2>;
+	type MaxNameLen = ConstU32<32>;
+	type MaxReasonLen = ConstU32<64>;
+	type WeightInfo = ();
+	#[cfg(feature = "runtime-benchmarks")]
+	type BenchmarkHelper = MockRegistration;
+}
+
+#[cfg(feature = "runtime-benchmarks")]
+impl crate::BenchmarkHelper<AccountId> for MockRegistration {
+	fn register_session_keys(who: &AccountId) {
+		KeysRegistered::mutate(|k| k.push(*who));
+	}
+}
+
+parameter_types! {
+	/// A tenth of the gap to the baseline closes each session.
+	pub const CreditDrift: Perbill = Perbill::from_percent(10);
+}
+
+/// A tier-3A hospital.
+pub fn hospital() -> InstitutionKind {
+	InstitutionKind::Hospital { level: 3, grade: HospitalGrade::A }
+}
+
+/// Roles `producer` + `validator`.
+pub fn producer() -> Roles {
+	Roles { producer: true, validator: true, auditor: false }
+}
+
+/// Role `auditor`.
+pub fn auditor() -> Roles {
+	Roles { producer: false, validator: false, auditor: true }
+}
+
+/// Builds test externalities.
+#[derive(Default)]
+pub struct ExtBuilder {
+	institutions: Vec<(AccountId, Vec<u8>, InstitutionKind, Roles)>,
+	invulnerables: Vec<AccountId>,
+}
+
+impl ExtBuilder {
+	/// Institutions active at genesis.
+	pub fn with_institutions(
+		mut self,
+		list: Vec<(AccountId, Vec<u8>, InstitutionKind, Roles)>,
+	) -> Self {
+		self.institutions = list;
+		self
+	}
+
+	/// Invulnerable collators at genesis.
+	pub fn with_invulnerables(mut self, list: Vec<AccountId>) -> Self {
+		self.invulnerables = list;
+		self
+	}
+
+	/// Accounts 1..=20 hold 10 000 each.
+	pub fn build(self) -> sp_io::TestExternalities {
+		let mut storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
+		pallet_balances::GenesisConfig::<Test> {
+			balances: (1..=20).map(|a| (a, 10_000)).collect(),
+			..Default::default()
+		}
+		.assimilate_storage(&mut storage)
+		.unwrap();
+		pallet_reputation::GenesisConfig::<Test> {
+			institutions: self.institutions,
+			invulnerables: self.invulnerables,
+		}
+		.assimilate_storage(&mut storage)
+		.unwrap();
+		KeysRegistered::set(vec![]);
+		let mut ext = sp_io::TestExternalities::new(storage);
+		ext.execute_with(|| System::set_block_number(1));
+		ext
+	}
+}
+
+/// Runs `f` in fresh externalities and checks the invariants afterwards.
+pub fn new_test_ext(f: impl FnOnce()) {
+	ExtBuilder::default().build().execute_with(|| {
+		f();
+		Reputation::do_try_state().expect("invariants hold");
+	});
+}

@@ -1,0 +1,95 @@
+//! Types stored and emitted by the reputation pallet.
+
+use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
+use frame_support::{BoundedVec, CloneNoBound, DebugNoBound, EqNoBound, PartialEqNoBound};
+use frame_system::pallet_prelude::BlockNumberFor;
+
+use crate::{BalanceOf, Config};
+use medchain_primitives::{Behaviour, InstitutionKind, InstitutionStatus, Roles};
+use scale_info::TypeInfo;
+
+/// A registered institution.
+#[derive(CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, MaxEncodedLen, TypeInfo)]
+#[scale_info(skip_type_params(T))]
+#[codec(mel_bound())]
+pub struct Institution<T: Config> {
+	/// Public name, as registered.
+	pub name: BoundedVec<u8, T::MaxNameLen>,
+	/// What kind of institution it is.
+	pub kind: InstitutionKind,
+	/// The roles it holds.
+	pub roles: Roles,
+	/// Pending, active or suspended.
+	pub status: InstitutionStatus,
+	/// Bond held while it is registered.
+	pub bond: BalanceOf<T>,
+	/// Block at which it applied.
+	pub applied_at: BlockNumberFor<T>,
+}
+
+/// A collator candidate and the stake behind it.
+#[derive(Clone, PartialEq, Eq, Debug, Default, Encode, Decode, MaxEncodedLen, TypeInfo)]
+pub struct CandidateInfo<Balance> {
+	/// The candidate's own bond.
+	pub bond: Balance,
+	/// Sum of the delegations it received.
+	pub delegated: Balance,
+	/// Number of distinct delegators.
+	pub delegators: u32,
+}
+
+/// Stake waiting out the unbonding delay.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, MaxEncodedLen, TypeInfo)]
+pub struct UnbondingChunk<Balance, BlockNumber> {
+	/// Amount still held.
+	pub amount: Balance,
+	/// First block at which it may be withdrawn.
+	pub unlock_at: BlockNumber,
+}
+
+/// Why a credit score changed.
+#[derive(
+	CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, DecodeWithMemTracking,
+	TypeInfo,
+)]
+#[scale_info(skip_type_params(T))]
+pub enum CreditReason<T: Config> {
+	/// Reported behaviour, mapped by the credit policy.
+	Behaviour(Behaviour),
+	/// An auditor's penalty with its stated reason.
+	Penalty {
+		/// The auditing institution.
+		auditor: T::AccountId,
+		/// Stated reason (UTF-8).
+		reason: BoundedVec<u8, T::MaxReasonLen>,
+	},
+	/// Drift back toward the baseline at a session change.
+	Drift,
+}
+
+/// Maps each reported behaviour to a credit change.
+pub trait CreditPolicy {
+	/// The credit change for `behaviour` (negative lowers the score).
+	fn delta(behaviour: Behaviour) -> i32;
+}
+
+/// The default credit changes (see the crate README for the table).
+pub struct DefaultCreditPolicy;
+
+impl CreditPolicy for DefaultCreditPolicy {
+	fn delta(behaviour: Behaviour) -> i32 {
+		match behaviour {
+			Behaviour::RecordConfirmed => 2,
+			Behaviour::RecordRejected => -10,
+			Behaviour::UpdateAccepted => 3,
+			Behaviour::UpdateOutlier => -30,
+			Behaviour::AggregationAgreed => 2,
+			Behaviour::AggregationMismatched => -40,
+			Behaviour::ReencryptionServed => 1,
+			Behaviour::ReencryptionFailed => -25,
+			Behaviour::BlockAuthored => 5,
+			Behaviour::BlockMissed => -20,
+			Behaviour::BreakGlassUnreviewed => -50,
+		}
+	}
+}

@@ -1,0 +1,7 @@
+//! The pallets benchmarked by `scripts/benchmark-pallets.sh`.
+
+frame_benchmarking::define_benchmarks!(
+	[frame_system, SystemBench::<Runtime>]
+	[pallet_balances, Balances]
+	[pallet_reputation, Reputation]
+);

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Sets up and runs every Medchain test:
+#   1. Rust: runtime and pallet tests (`cargo test --workspace`),
+#   2. end to end: @polkadot/api against a real `medchain-node --dev`.
+# Exits non-zero on the first failing stage.
+set -euo pipefail
+. "$(dirname "$0")/env.sh"
+cd "$MEDCHAIN_ROOT"
+t0=$(date +%s)
+stage() { echo; echo "=== $* ($(( $(date +%s) - t0 )) s)"; }
+
+stage "setup"
+bash scripts/setup.sh
+
+stage "build node and runtime"
+cargo build --locked --workspace
+
+stage "Rust tests"
+cargo test --locked --workspace
+
+stage "end-to-end tests (node --dev + @polkadot/api)"
+MEDCHAIN_NODE_BIN="$MEDCHAIN_NODE_BIN" node --test --test-concurrency=1 tests/e2e/*.test.mjs
+
+stage "all tests passed"

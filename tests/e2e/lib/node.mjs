@@ -1,0 +1,147 @@
+// Starts a `medchain-node --dev` on free ports for a test and stops it by PID
+// whatever happens.
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { mkdtempSync, rmSync, existsSync, createWriteStream, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ApiPromise, WsProvider } from '@polkadot/api';
+
+const ROOT = resolve(new URL('../../..', import.meta.url).pathname);
+
+/** Path of the node binary: $MEDCHAIN_NODE_BIN, else the shared target dir. */
+export function nodeBinary() {
+  const bin = process.env.MEDCHAIN_NODE_BIN
+    ?? join(process.env.CARGO_TARGET_DIR ?? join(process.env.HOME, '.cache/medchain/target'), 'debug/medchain-node');
+  if (!existsSync(bin)) throw new Error(`medchain-node not found at ${bin}: run scripts/build.sh`);
+  return bin;
+}
+
+/** A TCP port nothing listens on right now. */
+export function freePort() {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => res(port));
+    });
+  });
+}
+
+const running = new Set();
+function killAll() {
+  for (const child of running) {
+    try { process.kill(child.pid, 'SIGKILL'); } catch { /* already gone */ }
+  }
+}
+process.on('exit', killAll);
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { killAll(); process.exit(130); });
+
+/**
+ * Starts a dev node. Returns { api, rpcPort, pid, stop(), alive() }.
+ * `args` are extra CLI arguments.
+ */
+export async function startDevNode({ name = 'dev', args = [], blockTimeMs = 1000 } = {}) {
+  const rpcPort = await freePort();
+  const p2pPort = await freePort();
+  const base = mkdtempSync(join(tmpdir(), 'medchain-e2e-'));
+  const logDir = join(ROOT, 'tests/artifacts');
+  mkdirSync(logDir, { recursive: true });
+  const logPath = join(logDir, `node-${name}-${rpcPort}.log`);
+  const log = createWriteStream(logPath);
+  const child = spawn(nodeBinary(), [
+    '--dev', '--dev-block-time', String(blockTimeMs),
+    '--base-path', base,
+    '--rpc-port', String(rpcPort), '--port', String(p2pPort),
+    '--no-prometheus', '--no-telemetry', '--no-mdns', '--no-hardware-benchmarks',
+    ...args,
+  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(child);
+  let exited = null;
+  child.on('exit', (code, signal) => { exited = { code, signal }; running.delete(child); });
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
+
+  const stop = async () => {
+    if (exited === null) {
+      process.kill(child.pid, 'SIGTERM');
+      const t0 = Date.now();
+      while (exited === null && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 100));
+      if (exited === null) process.kill(child.pid, 'SIGKILL');
+    }
+    rmSync(base, { recursive: true, force: true });
+  };
+
+  // Wait for the RPC server (a debug node compiles the runtime first).
+  const deadline = Date.now() + 180_000;
+  let api;
+  while (!api) {
+    if (exited !== null) {
+      await stop();
+      throw new Error(`medchain-node exited early (${JSON.stringify(exited)}); see ${logPath}`);
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`medchain-node RPC not up after 180 s; see ${logPath}`);
+    }
+    try {
+      const provider = new WsProvider(`ws://127.0.0.1:${rpcPort}`, false);
+      await provider.connect();
+      await new Promise((res, rej) => {
+        const t = setTimeout(() => rej(new Error('ws connect timeout')), 2000);
+        provider.on('connected', () => { clearTimeout(t); res(); });
+        provider.on('error', () => { clearTimeout(t); rej(new Error('ws error')); });
+      });
+      api = await ApiPromise.create({ provider, throwOnConnect: true, noInitWarn: true });
+    } catch {
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+  const fullStop = async () => {
+    try { await api.disconnect(); } catch { /* ignore */ }
+    await stop();
+  };
+  return { api, rpcPort, pid: child.pid, logPath, stop: fullStop, alive: () => exited === null };
+}
+
+/** Resolves once the best block number reaches `n`. */
+export async function waitForBlock(api, n, timeoutMs = 60_000) {
+  return new Promise((res, rej) => {
+    const t = setTimeout(() => { unsub.then((u) => u()); rej(new Error(`block ${n} not reached in ${timeoutMs} ms`)); }, timeoutMs);
+    const unsub = api.rpc.chain.subscribeNewHeads((h) => {
+      if (h.number.toNumber() >= n) {
+        clearTimeout(t);
+        unsub.then((u) => u());
+        res(h.number.toNumber());
+      }
+    });
+  });
+}
+
+/**
+ * Signs and sends `tx`, resolving with { blockHash, events } once it is in a
+ * block; rejects with the decoded module error if dispatch failed.
+ */
+export function sendAndWait(api, tx, signer, timeoutMs = 60_000) {
+  return new Promise((res, rej) => {
+    const t = setTimeout(() => rej(new Error('transaction not included in time')), timeoutMs);
+    tx.signAndSend(signer, ({ status, events, dispatchError }) => {
+      if (dispatchError) {
+        clearTimeout(t);
+        if (dispatchError.isModule) {
+          const d = api.registry.findMetaError(dispatchError.asModule);
+          rej(new Error(`${d.section}.${d.name}`));
+        } else rej(new Error(dispatchError.toString()));
+        return;
+      }
+      // Dev mode seals and finalizes at once: the pool may report
+      // `Finalized` without an `InBlock` first.
+      if (status.isInBlock || status.isFinalized) {
+        clearTimeout(t);
+        res({ blockHash: status.isInBlock ? status.asInBlock : status.asFinalized, events });
+      }
+    }).catch((e) => { clearTimeout(t); rej(e); });
+  });
+}

@@ -1,0 +1,96 @@
+// Consortium registry and credit-weighted DPoS on a real dev node:
+// two institutions apply, sudo approves them, a token holder delegates, and
+// credit is read back through the runtime API.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Keyring } from '@polkadot/keyring';
+import { cryptoWaitReady } from '@polkadot/util-crypto';
+import { u8aToHex } from '@polkadot/util';
+import { startDevNode, sendAndWait } from './lib/node.mjs';
+
+let node;
+let k;
+
+before(async () => {
+  await cryptoWaitReady();
+  const keyring = new Keyring({ type: 'sr25519' });
+  k = {
+    alice: keyring.addFromUri('//Alice'),
+    charlie: keyring.addFromUri('//Charlie'),
+    dave: keyring.addFromUri('//Dave'),
+    eve: keyring.addFromUri('//Eve'),
+    ferdie: keyring.addFromUri('//Ferdie'),
+  };
+  node = await startDevNode({ name: 'reputation' });
+});
+
+after(async () => {
+  if (node) await node.stop();
+});
+
+test('institutions apply, are approved, and get the initial credit', async () => {
+  const { api } = node;
+  await sendAndWait(api, api.tx.reputation.applyForMembership(
+    'Regional Hospital', { Hospital: { level: 3, grade: 'A' } },
+    { producer: true, validator: true, auditor: false }), k.charlie);
+  await sendAndWait(api, api.tx.reputation.applyForMembership(
+    'Health Regulator', 'Regulator',
+    { producer: false, validator: false, auditor: true }), k.dave);
+
+  const pending = await api.call.reputationApi.institution(k.charlie.address);
+  assert.equal(pending.unwrap().status.toString(), 'Pending');
+  assert.ok((await api.call.reputationApi.credit(k.charlie.address)).isNone);
+
+  const { events } = await sendAndWait(api, api.tx.sudo.sudo(api.tx.utility.batchAll([
+    api.tx.reputation.approveInstitution(k.charlie.address),
+    api.tx.reputation.approveInstitution(k.dave.address),
+  ])), k.alice);
+  const approved = events.filter(({ event }) => api.events.reputation.InstitutionApproved.is(event));
+  assert.equal(approved.length, 2);
+
+  const credit = await api.call.reputationApi.credit(k.charlie.address);
+  assert.equal(credit.unwrap().toNumber(), 600);
+  const summary = (await api.call.reputationApi.institution(k.dave.address)).unwrap();
+  assert.equal(summary.status.toString(), 'Active');
+  assert.equal(summary.roles.auditor.isTrue, true);
+});
+
+test('an auditor penalises with a reason and the ranking reflects it', async () => {
+  const { api } = node;
+  const { events } = await sendAndWait(api,
+    api.tx.reputation.penalise(k.charlie.address, 25, 'late confirmation'), k.dave);
+  const changed = events.find(({ event }) => api.events.reputation.CreditChanged.is(event));
+  assert.ok(changed);
+  // CreditChanged { who, old, new, reason }
+  assert.equal(changed.event.data[1].toNumber(), 600);
+  assert.equal(changed.event.data[2].toNumber(), 575);
+  assert.equal((await api.call.reputationApi.credit(k.charlie.address)).unwrap().toNumber(), 575);
+  const ranking = await api.call.reputationApi.ranking();
+  const who = ranking.map((r) => r.who.toString());
+  assert.ok(who.indexOf(k.dave.address) < who.indexOf(k.charlie.address));
+});
+
+test('a producer with session keys becomes a candidate and receives a delegation', async () => {
+  const { api } = node;
+  // The node generates session keys and proves they belong to Charlie.
+  const owner = u8aToHex(k.charlie.publicKey);
+  const generated = await api._rpcCore.provider.send('author_rotateKeysWithOwner', [owner]);
+  await sendAndWait(api, api.tx.session.setKeys(generated.keys, generated.proof), k.charlie);
+  const bond = 1000n * 10n ** 12n;
+  await sendAndWait(api, api.tx.reputation.registerAsCandidate(bond), k.charlie);
+  const amount = 250n * 10n ** 12n;
+  const { events } = await sendAndWait(api, api.tx.reputation.delegate(k.charlie.address, amount), k.eve);
+  assert.ok(events.some(({ event }) => api.events.reputation.Delegated.is(event)));
+  const info = (await api.query.reputation.candidates(k.charlie.address)).unwrap();
+  assert.equal(info.delegated.toBigInt(), amount);
+  const row = (await api.call.reputationApi.ranking()).find((r) => r.who.toString() === k.charlie.address);
+  assert.equal(row.stake.toBigInt(), bond + amount);
+  // 575 / 1000 of the stake.
+  assert.equal(row.effectiveStake.toBigInt(), (bond + amount) * 575n / 1000n);
+  // Refused: a new delegation below the minimum changes nothing.
+  await assert.rejects(
+    sendAndWait(api, api.tx.reputation.delegate(k.charlie.address, 1n), k.ferdie),
+    /reputation\.DelegationTooLow/);
+  const after = (await api.query.reputation.candidates(k.charlie.address)).unwrap();
+  assert.equal(after.delegated.toBigInt(), amount);
+});

@@ -1,0 +1,569 @@
+//! # EHR index pallet
+//!
+//! The on-chain index of Medchain's medical records: what a record is, whose
+//! it is, who published it, the digest of its encrypted content and where that
+//! content lives. The content itself never touches the chain.
+//!
+//! ## Overview
+//!
+//! Thin chain, fat off-chain (seed papers 001 and 003): each institution keeps
+//! its encrypted records in its own MongoDB; the chain keeps digests, pointers
+//! and an audit trail.
+//!
+//! - **Publish.** A producer institution calls [`Pallet::publish_record`] with
+//!   the patient's account, the record kind, the content digest (BLAKE2-256,
+//!   SHA-256 or SM3), the MongoDB pointer, the size and the hash of the capsule
+//!   that encrypts the record's data key.
+//! - **Confirm** (seed 001 §4.3.1). Validator institutions check the published
+//!   digest and pointer against the store and vote. `ConfirmationsRequired`
+//!   distinct confirmations make the record `Confirmed`, `RejectionsRequired`
+//!   rejections make it `Rejected`; without either by the deadline it is
+//!   `Expired`. Outcomes are reported to the issuer's credit.
+//! - **Amend.** [`Pallet::amend_record`] publishes a new version that links to
+//!   the previous version's id and digest; each version's `chain_hash` commits
+//!   to the whole chain before it. Old versions stay readable.
+//! - **Audit.** Every read of a record through a gateway is recorded with
+//!   [`Pallet::log_access`], which emits `RecordAccessed`.
+//! - **Erase.** The issuer or the patient marks a record erased once its
+//!   content is deleted from the store; the index keeps the digest and shows
+//!   it was erased.
+//!
+//! ## Terminology
+//!
+//! - *Issuer*: the institution that published a record.
+//! - *Version chain*: the records linked by `previous`, newest to oldest.
+
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+pub use pallet::*;
+
+#[cfg(test)]
+mod mock;
+#[cfg(test)]
+mod tests;
+
+pub mod types;
+pub mod weights;
+
+pub use types::*;
+pub use weights::WeightInfo;
+
+use alloc::vec::Vec;
+use codec::Encode;
+use medchain_primitives::{Behaviour, CreditReporter, InstitutionRegistry, Role};
+use sp_core::H256;
+use sp_runtime::{
+	traits::{BlakeTwo256, Hash as HashT},
+	Saturating,
+};
+
+/// Log target of this pallet.
+pub const LOG_TARGET: &str = "runtime::ehr-index";
+
+#[frame_support::pallet]
+pub mod pallet {
+	use super::*;
+	use frame_support::{pallet_prelude::*, traits::UnixTime};
+	use frame_system::pallet_prelude::*;
+
+	#[pallet::pallet]
+	pub struct Pallet<T>(_);
+
+	/// Configuration of the pallet.
+	#[pallet::config]
+	pub trait Config: frame_system::Config {
+		/// The overarching event type.
+		#[allow(deprecated)]
+		type RuntimeEvent: From<Event<Self>> + IsType<<Self as frame_system::Config>::RuntimeEvent>;
+
+		/// Who is an institution, with which roles.
+		type Registry: InstitutionRegistry<Self::AccountId>;
+
+		/// Where confirmations and rejections are reported.
+		type Credit: CreditReporter<Self::AccountId>;
+
+		/// Wall-clock time for record timestamps.
+		type UnixTime: UnixTime;
+
+		/// Distinct confirmations that make a record `Confirmed`.
+		#[pallet::constant]
+		type ConfirmationsRequired: Get<u32>;
+
+		/// Distinct rejections that make a record `Rejected`.
+		#[pallet::constant]
+		type RejectionsRequired: Get<u32>;
+
+		/// Blocks validators have to vote on a new record.
+		#[pallet::constant]
+		type ConfirmationPeriod: Get<BlockNumberFor<Self>>;
+
+		/// Most records whose voting ends in the same block.
+		#[pallet::constant]
+		type MaxExpiringPerBlock: Get<u32>;
+
+		/// Longest store id and collection name, in bytes.
+		#[pallet::constant]
+		type MaxPointerLen: Get<u32>;
+
+		/// Weights of this pallet's calls.
+		type WeightInfo: WeightInfo;
+	}
+
+	/// The record index.
+	#[pallet::storage]
+	pub type Records<T: Config> = StorageMap<_, Twox64Concat, RecordId, Record<T>, OptionQuery>;
+
+	/// The id the next record gets.
+	#[pallet::storage]
+	pub type NextRecordId<T> = StorageValue<_, RecordId, ValueQuery>;
+
+	/// Records of each patient (for paging).
+	#[pallet::storage]
+	pub type PatientRecords<T: Config> =
+		StorageDoubleMap<_, Blake2_128Concat, T::AccountId, Twox64Concat, RecordId, (), OptionQuery>;
+
+	/// The newer version of a record, once it was amended.
+	#[pallet::storage]
+	pub type Successor<T: Config> = StorageMap<_, Twox64Concat, RecordId, RecordId, OptionQuery>;
+
+	/// Votes cast on pending records.
+	#[pallet::storage]
+	pub type Votes<T: Config> =
+		StorageDoubleMap<_, Twox64Concat, RecordId, Blake2_128Concat, T::AccountId, Vote, OptionQuery>;
+
+	/// Pending records whose voting ends at a block.
+	#[pallet::storage]
+	pub type ExpiringAt<T: Config> = StorageMap<
+		_,
+		Twox64Concat,
+		BlockNumberFor<T>,
+		BoundedVec<RecordId, T::MaxExpiringPerBlock>,
+		ValueQuery,
+	>;
+
+	/// Reads logged per record.
+	#[pallet::storage]
+	pub type AccessCount<T: Config> = StorageMap<_, Twox64Concat, RecordId, u64, ValueQuery>;
+
+	/// Events of this pallet.
+	#[pallet::event]
+	#[pallet::generate_deposit(pub(super) fn deposit_event)]
+	pub enum Event<T: Config> {
+		/// A record was published and awaits validators.
+		RecordPublished {
+			record_id: RecordId,
+			issuer: T::AccountId,
+			patient: T::AccountId,
+			kind: RecordKind,
+			digest: ContentDigest,
+		},
+		/// A new version of a record was published.
+		RecordAmended { record_id: RecordId, previous: RecordId, version: u32 },
+		/// A validator voted.
+		RecordVoted { record_id: RecordId, validator: T::AccountId, vote: Vote },
+		/// Enough validators confirmed the record.
+		RecordConfirmed { record_id: RecordId },
+		/// Enough validators rejected the record.
+		RecordRejected { record_id: RecordId },
+		/// Voting ended without a decision.
+		RecordExpired { record_id: RecordId },
+		/// A gateway served the record's content to `accessor`.
+		RecordAccessed {
+			record_id: RecordId,
+			accessor: T::AccountId,
+			gateway: T::AccountId,
+			purpose: AccessPurpose,
+		},
+		/// The record's content was erased from its store.
+		RecordErased { record_id: RecordId, by: T::AccountId },
+	}
+
+	/// Errors of this pallet.
+	#[pallet::error]
+	pub enum Error<T> {
+		/// Only active producer institutions publish records.
+		NotProducer,
+		/// Only active validator institutions vote.
+		NotValidator,
+		/// Only active institutions run gateways that log access.
+		NotInstitution,
+		/// No record with this id.
+		RecordNotFound,
+		/// The record is not waiting for votes.
+		NotPending,
+		/// Voting on this record has ended.
+		VotingClosed,
+		/// This validator already voted on this record.
+		AlreadyVoted,
+		/// An institution may not vote on its own record.
+		OwnRecord,
+		/// Only the issuer may amend a record.
+		NotIssuer,
+		/// Only the latest version may be amended.
+		NotLatestVersion,
+		/// Rejected, expired or erased records may not be amended.
+		CannotAmend,
+		/// A record must have a non-empty content.
+		EmptyRecord,
+		/// The record was already erased.
+		AlreadyErased,
+		/// Only the issuer or the patient may erase a record.
+		NotAllowedToErase,
+		/// Too many records end voting in the same block; retry next block.
+		TooManyExpiring,
+		/// Record ids or versions are exhausted.
+		Overflow,
+	}
+
+	#[pallet::hooks]
+	impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
+		fn on_initialize(now: BlockNumberFor<T>) -> Weight {
+			let expiring = ExpiringAt::<T>::take(now);
+			let n = expiring.len() as u32;
+			for record_id in expiring {
+				Records::<T>::mutate(record_id, |maybe| {
+					if let Some(r) = maybe {
+						if r.status == RecordStatus::Pending {
+							r.status = RecordStatus::Expired;
+							Self::deposit_event(Event::RecordExpired { record_id });
+						}
+					}
+				});
+			}
+			T::WeightInfo::expire_records(n)
+		}
+
+		fn integrity_test() {
+			assert!(T::ConfirmationsRequired::get() > 0, "ConfirmationsRequired must be positive");
+			assert!(T::RejectionsRequired::get() > 0, "RejectionsRequired must be positive");
+			assert!(T::MaxExpiringPerBlock::get() > 0, "MaxExpiringPerBlock must be positive");
+		}
+
+		#[cfg(feature = "try-runtime")]
+		fn try_state(_n: BlockNumberFor<T>) -> Result<(), sp_runtime::TryRuntimeError> {
+			Self::do_try_state()
+		}
+	}
+
+	#[pallet::call]
+	impl<T: Config> Pallet<T> {
+		/// Publishes a record about `patient`: kind, digest of the encrypted
+		/// content, MongoDB pointer, size and capsule hash. It waits for
+		/// validators until `ConfirmationPeriod` blocks have passed.
+		///
+		/// Origin: an active producer institution. Emits `RecordPublished`.
+		/// Errors: `NotProducer`, `EmptyRecord`, `TooManyExpiring`, `Overflow`.
+		#[pallet::call_index(0)]
+		#[pallet::weight(T::WeightInfo::publish_record())]
+		pub fn publish_record(
+			origin: OriginFor<T>,
+			patient: T::AccountId,
+			kind: RecordKind,
+			digest: ContentDigest,
+			pointer: StorePointer<T::MaxPointerLen>,
+			size: u64,
+			capsule_hash: H256,
+		) -> DispatchResult {
+			let issuer = ensure_signed(origin)?;
+			ensure!(T::Registry::has_role(&issuer, Role::Producer), Error::<T>::NotProducer);
+			let record_id = Self::insert_record(
+				issuer.clone(),
+				patient.clone(),
+				kind,
+				digest,
+				pointer,
+				size,
+				capsule_hash,
+				None,
+			)?;
+			Self::deposit_event(Event::RecordPublished { record_id, issuer, patient, kind, digest });
+			Ok(())
+		}
+
+		/// Publishes a new version of `previous`, linked to it by id and digest.
+		/// The new version goes through confirmation like any record.
+		///
+		/// Origin: the issuer of `previous`, still an active producer.
+		/// Emits `RecordAmended`.
+		/// Errors: `RecordNotFound`, `NotProducer`, `NotIssuer`,
+		/// `NotLatestVersion`, `CannotAmend`, `EmptyRecord`, `TooManyExpiring`,
+		/// `Overflow`.
+		#[pallet::call_index(1)]
+		#[pallet::weight(T::WeightInfo::amend_record())]
+		pub fn amend_record(
+			origin: OriginFor<T>,
+			previous: RecordId,
+			digest: ContentDigest,
+			pointer: StorePointer<T::MaxPointerLen>,
+			size: u64,
+			capsule_hash: H256,
+		) -> DispatchResult {
+			let issuer = ensure_signed(origin)?;
+			let prev = Records::<T>::get(previous).ok_or(Error::<T>::RecordNotFound)?;
+			ensure!(T::Registry::has_role(&issuer, Role::Producer), Error::<T>::NotProducer);
+			ensure!(prev.issuer == issuer, Error::<T>::NotIssuer);
+			ensure!(!Successor::<T>::contains_key(previous), Error::<T>::NotLatestVersion);
+			ensure!(
+				matches!(prev.status, RecordStatus::Pending | RecordStatus::Confirmed),
+				Error::<T>::CannotAmend
+			);
+			let record_id = Self::insert_record(
+				issuer,
+				prev.patient.clone(),
+				prev.kind,
+				digest,
+				pointer,
+				size,
+				capsule_hash,
+				Some((previous, &prev)),
+			)?;
+			Successor::<T>::insert(previous, record_id);
+			let version = prev.version.saturating_add(1);
+			Self::deposit_event(Event::RecordAmended { record_id, previous, version });
+			Ok(())
+		}
+
+		/// Votes on a pending record. The vote that reaches
+		/// `ConfirmationsRequired` confirmations (or `RejectionsRequired`
+		/// rejections) decides it and reports the outcome to the issuer's credit.
+		///
+		/// Origin: an active validator institution other than the issuer.
+		/// Emits `RecordVoted`, then `RecordConfirmed` or `RecordRejected`.
+		/// Errors: `NotValidator`, `RecordNotFound`, `NotPending`,
+		/// `VotingClosed`, `OwnRecord`, `AlreadyVoted`.
+		#[pallet::call_index(2)]
+		#[pallet::weight(T::WeightInfo::vote_record())]
+		pub fn vote_record(origin: OriginFor<T>, record_id: RecordId, vote: Vote) -> DispatchResult {
+			let validator = ensure_signed(origin)?;
+			ensure!(T::Registry::has_role(&validator, Role::Validator), Error::<T>::NotValidator);
+			let mut record = Records::<T>::get(record_id).ok_or(Error::<T>::RecordNotFound)?;
+			ensure!(record.status == RecordStatus::Pending, Error::<T>::NotPending);
+			ensure!(
+				frame_system::Pallet::<T>::block_number() <= record.deadline,
+				Error::<T>::VotingClosed
+			);
+			ensure!(record.issuer != validator, Error::<T>::OwnRecord);
+			ensure!(!Votes::<T>::contains_key(record_id, &validator), Error::<T>::AlreadyVoted);
+
+			let decided = match vote {
+				Vote::Confirm => {
+					record.confirmations = record.confirmations.saturating_add(1);
+					(record.confirmations >= T::ConfirmationsRequired::get())
+						.then_some(RecordStatus::Confirmed)
+				},
+				Vote::Reject(_) => {
+					record.rejections = record.rejections.saturating_add(1);
+					(record.rejections >= T::RejectionsRequired::get())
+						.then_some(RecordStatus::Rejected)
+				},
+			};
+			Votes::<T>::insert(record_id, &validator, vote);
+			Self::deposit_event(Event::RecordVoted { record_id, validator, vote });
+			if let Some(status) = decided {
+				record.status = status;
+				if status == RecordStatus::Confirmed {
+					T::Credit::report(&record.issuer, Behaviour::RecordConfirmed);
+					Self::deposit_event(Event::RecordConfirmed { record_id });
+				} else {
+					T::Credit::report(&record.issuer, Behaviour::RecordRejected);
+					Self::deposit_event(Event::RecordRejected { record_id });
+				}
+			}
+			Records::<T>::insert(record_id, record);
+			Ok(())
+		}
+
+		/// Records that the calling gateway served record `record_id` to
+		/// `accessor` for `purpose`. Gateways call it for every read they serve.
+		///
+		/// Origin: an active institution (the gateway's operator).
+		/// Emits `RecordAccessed`.
+		/// Errors: `NotInstitution`, `RecordNotFound`.
+		#[pallet::call_index(3)]
+		#[pallet::weight(T::WeightInfo::log_access())]
+		pub fn log_access(
+			origin: OriginFor<T>,
+			record_id: RecordId,
+			accessor: T::AccountId,
+			purpose: AccessPurpose,
+		) -> DispatchResult {
+			let gateway = ensure_signed(origin)?;
+			ensure!(T::Registry::is_active(&gateway), Error::<T>::NotInstitution);
+			ensure!(Records::<T>::contains_key(record_id), Error::<T>::RecordNotFound);
+			AccessCount::<T>::mutate(record_id, |n| *n = n.saturating_add(1));
+			Self::deposit_event(Event::RecordAccessed { record_id, accessor, gateway, purpose });
+			Ok(())
+		}
+
+		/// Marks a record erased after its content was deleted from the store.
+		/// The index keeps the digest; the pointer is dropped.
+		///
+		/// Origin: the record's issuer or its patient. Emits `RecordErased`.
+		/// Errors: `RecordNotFound`, `NotAllowedToErase`, `AlreadyErased`.
+		#[pallet::call_index(4)]
+		#[pallet::weight(T::WeightInfo::erase_record())]
+		pub fn erase_record(origin: OriginFor<T>, record_id: RecordId) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			Records::<T>::try_mutate(record_id, |maybe| -> DispatchResult {
+				let r = maybe.as_mut().ok_or(Error::<T>::RecordNotFound)?;
+				ensure!(r.issuer == who || r.patient == who, Error::<T>::NotAllowedToErase);
+				ensure!(r.status != RecordStatus::Erased, Error::<T>::AlreadyErased);
+				r.status = RecordStatus::Erased;
+				r.pointer = None;
+				Ok(())
+			})?;
+			Self::deposit_event(Event::RecordErased { record_id, by: who });
+			Ok(())
+		}
+	}
+
+	impl<T: Config> Pallet<T> {
+		/// Stores a new record (a first version or an amendment of `previous`)
+		/// and schedules the end of its voting; returns its id.
+		#[allow(clippy::too_many_arguments)]
+		fn insert_record(
+			issuer: T::AccountId,
+			patient: T::AccountId,
+			kind: RecordKind,
+			digest: ContentDigest,
+			pointer: StorePointer<T::MaxPointerLen>,
+			size: u64,
+			capsule_hash: H256,
+			previous: Option<(RecordId, &Record<T>)>,
+		) -> Result<RecordId, DispatchError> {
+			ensure!(size > 0, Error::<T>::EmptyRecord);
+			let record_id = NextRecordId::<T>::get();
+			let next_id = record_id.checked_add(1).ok_or(Error::<T>::Overflow)?;
+			let now = frame_system::Pallet::<T>::block_number();
+			let deadline = now.saturating_add(T::ConfirmationPeriod::get());
+			let (version, link, parent_chain) = match previous {
+				Some((id, prev)) => (
+					prev.version.checked_add(1).ok_or(Error::<T>::Overflow)?,
+					Some((id, prev.digest)),
+					prev.chain_hash,
+				),
+				None => (1, None, H256::zero()),
+			};
+			let chain_hash = Self::chain_hash(&parent_chain, &digest);
+			ExpiringAt::<T>::try_mutate(deadline.saturating_add(1u32.into()), |list| {
+				list.try_push(record_id).map_err(|_| Error::<T>::TooManyExpiring)
+			})?;
+			// Nothing below can fail.
+			Records::<T>::insert(
+				record_id,
+				Record {
+					patient: patient.clone(),
+					issuer,
+					kind,
+					digest,
+					pointer: Some(pointer),
+					size,
+					capsule_hash,
+					published_at: now,
+					timestamp: T::UnixTime::now().as_millis().try_into().unwrap_or(u64::MAX),
+					version,
+					previous: link,
+					chain_hash,
+					status: RecordStatus::Pending,
+					confirmations: 0,
+					rejections: 0,
+					deadline,
+				},
+			);
+			PatientRecords::<T>::insert(&patient, record_id, ());
+			NextRecordId::<T>::put(next_id);
+			Ok(record_id)
+		}
+
+		/// The version-chain hash of a record with `digest` whose previous
+		/// version has chain hash `parent` (zero for a first version).
+		pub fn chain_hash(parent: &H256, digest: &ContentDigest) -> H256 {
+			let mut data = parent.as_bytes().to_vec();
+			data.extend_from_slice(&digest.encode());
+			<BlakeTwo256 as HashT>::hash(&data)
+		}
+
+		/// Records of `patient` with id greater than `start_after`, at most
+		/// `limit`, oldest first (runtime API).
+		pub fn records_of_patient(
+			patient: &T::AccountId,
+			start_after: Option<RecordId>,
+			limit: u32,
+		) -> Vec<(RecordId, Record<T>)> {
+			let mut ids: Vec<RecordId> = PatientRecords::<T>::iter_key_prefix(patient)
+				.filter(|id| start_after.map_or(true, |s| *id > s))
+				.collect();
+			ids.sort_unstable();
+			ids.into_iter()
+				.take(limit as usize)
+				.filter_map(|id| Records::<T>::get(id).map(|r| (id, r)))
+				.collect()
+		}
+
+		/// `record_id` and every earlier version, newest first (runtime API).
+		pub fn version_chain(record_id: RecordId) -> Vec<(RecordId, Record<T>)> {
+			let mut out = Vec::new();
+			let mut next = Some(record_id);
+			while let Some(id) = next {
+				let Some(r) = Records::<T>::get(id) else { break };
+				next = r.previous.map(|(p, _)| p);
+				out.push((id, r));
+			}
+			out
+		}
+
+		/// Pending records `validator` may still vote on, at most `limit`
+		/// (runtime API).
+		pub fn pending_for(validator: &T::AccountId, limit: u32) -> Vec<(RecordId, Record<T>)> {
+			let now = frame_system::Pallet::<T>::block_number();
+			let mut out = Vec::new();
+			for (at, ids) in ExpiringAt::<T>::iter() {
+				if at <= now {
+					continue;
+				}
+				for id in ids {
+					if let Some(r) = Records::<T>::get(id) {
+						if r.status == RecordStatus::Pending &&
+							&r.issuer != validator && !Votes::<T>::contains_key(id, validator)
+						{
+							out.push((id, r));
+						}
+					}
+				}
+			}
+			out.sort_by_key(|(id, _)| *id);
+			out.truncate(limit as usize);
+			out
+		}
+
+		/// Checks the pallet's invariants.
+		#[cfg(any(feature = "try-runtime", test))]
+		pub fn do_try_state() -> Result<(), sp_runtime::TryRuntimeError> {
+			let next = NextRecordId::<T>::get();
+			for (id, r) in Records::<T>::iter() {
+				ensure!(id < next, "record id at or above NextRecordId");
+				ensure!(
+					PatientRecords::<T>::contains_key(&r.patient, id),
+					"record missing from its patient's list"
+				);
+				let parent = match r.previous {
+					Some((p, d)) => {
+						let prev = Records::<T>::get(p).ok_or("previous version missing")?;
+						ensure!(prev.digest == d, "previous digest does not match");
+						ensure!(Successor::<T>::get(p) == Some(id), "successor link broken");
+						prev.chain_hash
+					},
+					None => H256::zero(),
+				};
+				ensure!(r.chain_hash == Self::chain_hash(&parent, &r.digest), "chain hash broken");
+				ensure!(
+					(r.status == RecordStatus::Erased) == r.pointer.is_none(),
+					"erased records and only they have no pointer"
+				);
+			}
+			Ok(())
+		}
+	}
+}

@@ -1,0 +1,115 @@
+//! Test runtime for the record index, with a mocked registry and credit.
+
+use crate::{self as pallet_ehr_index, ContentDigest, DigestAlgorithm, StorePointer};
+use frame_support::{derive_impl, parameter_types, traits::ConstU32};
+use medchain_primitives::{Behaviour, CreditReporter, InstitutionRegistry, Role};
+use sp_runtime::BuildStorage;
+
+type Block = frame_system::mocking::MockBlock<Test>;
+
+/// Account ids in tests are small integers.
+pub type AccountId = u64;
+
+frame_support::construct_runtime!(
+	pub enum Test {
+		System: frame_system,
+		EhrIndex: pallet_ehr_index,
+	}
+);
+
+#[derive_impl(frame_system::config_preludes::TestDefaultConfig)]
+impl frame_system::Config for Test {
+	type Block = Block;
+}
+
+/// Hospitals 1 and 2 produce; 2, 3, 4, 5 validate; 6 is an insurer (no role).
+pub const HOSPITAL: AccountId = 1;
+/// A second producer.
+pub const OTHER_HOSPITAL: AccountId = 2;
+/// Validators.
+pub const VALIDATORS: [AccountId; 3] = [3, 4, 5];
+/// An active institution without producer or validator role.
+pub const INSURER: AccountId = 6;
+/// A patient (a plain account).
+pub const PATIENT: AccountId = 100;
+
+parameter_types! {
+	pub static Suspended: Vec<AccountId> = vec![];
+	pub static CreditLog: Vec<(AccountId, Behaviour)> = vec![];
+	pub static NowMillis: u64 = 1_700_000_000_000;
+}
+
+/// Registry mock: roles by account number.
+pub struct MockRegistry;
+impl InstitutionRegistry<AccountId> for MockRegistry {
+	fn is_active(who: &AccountId) -> bool {
+		(1..=6).contains(who) && !Suspended::get().contains(who)
+	}
+	fn has_role(who: &AccountId, role: Role) -> bool {
+		Self::is_active(who) &&
+			match role {
+				Role::Producer => *who == HOSPITAL || *who == OTHER_HOSPITAL,
+				Role::Validator => VALIDATORS.contains(who) || *who == OTHER_HOSPITAL,
+				Role::Auditor => false,
+			}
+	}
+}
+
+/// Credit mock: records every report.
+pub struct MockCredit;
+impl CreditReporter<AccountId> for MockCredit {
+	fn report(who: &AccountId, behaviour: Behaviour) {
+		CreditLog::mutate(|l| l.push((*who, behaviour)));
+	}
+}
+
+/// Clock mock.
+pub struct MockTime;
+impl frame_support::traits::UnixTime for MockTime {
+	fn now() -> core::time::Duration {
+		core::time::Duration::from_millis(NowMillis::get())
+	}
+}
+
+/// Voting period in tests.
+pub const PERIOD: u64 = 10;
+
+impl pallet_ehr_index::Config for Test {
+	type RuntimeEvent = RuntimeEvent;
+	type Registry = MockRegistry;
+	type Credit = MockCredit;
+	type UnixTime = MockTime;
+	type ConfirmationsRequired = ConstU32<2>;
+	type RejectionsRequired = ConstU32<2>;
+	type ConfirmationPeriod = frame_support::traits::ConstU64<PERIOD>;
+	type MaxExpiringPerBlock = ConstU32<3>;
+	type MaxPointerLen = ConstU32<32>;
+	type WeightInfo = ();
+}
+
+/// A SM3 digest filled with `b`.
+pub fn digest(b: u8) -> ContentDigest {
+	ContentDigest { algorithm: DigestAlgorithm::Sm3, digest: [b; 32] }
+}
+
+/// A pointer into hospital 1's store.
+pub fn pointer(b: u8) -> StorePointer<ConstU32<32>> {
+	StorePointer {
+		store_id: b"hospital-1".to_vec().try_into().unwrap(),
+		collection: b"records".to_vec().try_into().unwrap(),
+		object_id: [b; 12],
+	}
+}
+
+/// Runs `f` at block 1 in fresh externalities, then checks the invariants.
+pub fn new_test_ext(f: impl FnOnce()) {
+	let storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
+	let mut ext = sp_io::TestExternalities::new(storage);
+	ext.execute_with(|| {
+		System::set_block_number(1);
+		Suspended::set(vec![]);
+		CreditLog::set(vec![]);
+		f();
+		EhrIndex::do_try_state().expect("invariants hold");
+	});
+}

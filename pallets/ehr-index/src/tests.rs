@@ -1,0 +1,312 @@
+//! Tests of the record index: every call, every error, expiry, versions.
+
+use crate::{mock::*, *};
+use frame_support::{assert_noop, assert_ok, traits::Hooks};
+use medchain_primitives::Behaviour;
+
+fn publish(issuer: AccountId, b: u8) -> RecordId {
+	let id = NextRecordId::<Test>::get();
+	assert_ok!(EhrIndex::publish_record(
+		RuntimeOrigin::signed(issuer),
+		PATIENT,
+		RecordKind::LabResult,
+		digest(b),
+		pointer(b),
+		1024,
+		H256::repeat_byte(b)
+	));
+	id
+}
+
+fn vote(validator: AccountId, id: RecordId, v: Vote) -> DispatchResultLike {
+	EhrIndex::vote_record(RuntimeOrigin::signed(validator), id, v)
+}
+
+type DispatchResultLike = sp_runtime::DispatchResult;
+
+fn run_to(n: u64) {
+	while System::block_number() < n {
+		let next = System::block_number() + 1;
+		System::set_block_number(next);
+		EhrIndex::on_initialize(next);
+	}
+}
+
+#[test]
+fn publish_record_works() {
+	new_test_ext(|| {
+		let id = publish(HOSPITAL, 7);
+		let r = Records::<Test>::get(id).unwrap();
+		assert_eq!((r.patient, r.issuer, r.status), (PATIENT, HOSPITAL, RecordStatus::Pending));
+		assert_eq!((r.version, r.previous, r.size), (1, None, 1024));
+		assert_eq!(r.deadline, 1 + PERIOD);
+		assert_eq!(r.timestamp, NowMillis::get());
+		assert_eq!(r.chain_hash, EhrIndex::chain_hash(&H256::zero(), &digest(7)));
+		assert!(PatientRecords::<Test>::contains_key(PATIENT, id));
+		System::assert_last_event(
+			Event::RecordPublished {
+				record_id: id,
+				issuer: HOSPITAL,
+				patient: PATIENT,
+				kind: RecordKind::LabResult,
+				digest: digest(7),
+			}
+			.into(),
+		);
+	});
+}
+
+#[test]
+fn publish_record_fails_if_not_an_active_producer() {
+	new_test_ext(|| {
+		let call = |who| {
+			EhrIndex::publish_record(
+				RuntimeOrigin::signed(who),
+				PATIENT,
+				RecordKind::Imaging,
+				digest(1),
+				pointer(1),
+				10,
+				H256::zero(),
+			)
+		};
+		assert_noop!(call(VALIDATORS[0]), Error::<Test>::NotProducer);
+		assert_noop!(call(PATIENT), Error::<Test>::NotProducer);
+		Suspended::set(vec![HOSPITAL]);
+		assert_noop!(call(HOSPITAL), Error::<Test>::NotProducer);
+	});
+}
+
+#[test]
+fn publish_record_fails_for_empty_content() {
+	new_test_ext(|| {
+		assert_noop!(
+			EhrIndex::publish_record(
+				RuntimeOrigin::signed(HOSPITAL),
+				PATIENT,
+				RecordKind::Imaging,
+				digest(1),
+				pointer(1),
+				0,
+				H256::zero()
+			),
+			Error::<Test>::EmptyRecord
+		);
+	});
+}
+
+#[test]
+fn publish_record_fails_when_too_many_records_expire_together() {
+	new_test_ext(|| {
+		for b in 0..3 {
+			publish(HOSPITAL, b);
+		}
+		assert_noop!(
+			EhrIndex::publish_record(
+				RuntimeOrigin::signed(HOSPITAL),
+				PATIENT,
+				RecordKind::Imaging,
+				digest(9),
+				pointer(9),
+				10,
+				H256::zero()
+			),
+			Error::<Test>::TooManyExpiring
+		);
+		// Next block has room again.
+		run_to(2);
+		publish(HOSPITAL, 9);
+	});
+}
+
+#[test]
+fn publish_record_fails_when_ids_are_exhausted() {
+	new_test_ext(|| {
+		NextRecordId::<Test>::put(u64::MAX);
+		assert_noop!(
+			EhrIndex::publish_record(
+				RuntimeOrigin::signed(HOSPITAL),
+				PATIENT,
+				RecordKind::Imaging,
+				digest(1),
+				pointer(1),
+				10,
+				H256::zero()
+			),
+			Error::<Test>::Overflow
+		);
+	});
+}
+
+#[test]
+fn two_confirmations_confirm_and_credit_the_issuer() {
+	new_test_ext(|| {
+		let id = publish(HOSPITAL, 1);
+		assert_ok!(vote(VALIDATORS[0], id, Vote::Confirm));
+		assert_eq!(Records::<Test>::get(id).unwrap().status, RecordStatus::Pending);
+		assert!(CreditLog::get().is_empty());
+		assert_ok!(vote(VALIDATORS[1], id, Vote::Confirm));
+		let r = Records::<Test>::get(id).unwrap();
+		assert_eq!((r.status, r.confirmations), (RecordStatus::Confirmed, 2));
+		assert_eq!(CreditLog::get(), vec![(HOSPITAL, Behaviour::RecordConfirmed)]);
+		System::assert_last_event(Event::RecordConfirmed { record_id: id }.into());
+		assert_noop!(vote(VALIDATORS[2], id, Vote::Confirm), Error::<Test>::NotPending);
+	});
+}
+
+#[test]
+fn two_rejections_reject_and_debit_the_issuer() {
+	new_test_ext(|| {
+		let id = publish(HOSPITAL, 1);
+		assert_ok!(vote(VALIDATORS[0], id, Vote::Reject(3)));
+		assert_ok!(vote(VALIDATORS[1], id, Vote::Confirm));
+		assert_ok!(vote(VALIDATORS[2], id, Vote::Reject(1)));
+		let r = Records::<Test>::get(id).unwrap();
+		assert_eq!((r.status, r.rejections, r.confirmations), (RecordStatus::Rejected, 2, 1));
+		assert_eq!(CreditLog::get(), vec![(HOSPITAL, Behaviour::RecordRejected)]);
+		assert_eq!(Votes::<Test>::get(id, VALIDATORS[0]), Some(Vote::Reject(3)));
+		System::assert_last_event(Event::RecordRejected { record_id: id }.into());
+	});
+}
+
+#[test]
+fn vote_checks_every_condition() {
+	new_test_ext(|| {
+		assert_noop!(vote(VALIDATORS[0], 0, Vote::Confirm), Error::<Test>::RecordNotFound);
+		let id = publish(OTHER_HOSPITAL, 1);
+		assert_noop!(vote(HOSPITAL, id, Vote::Confirm), Error::<Test>::NotValidator);
+		assert_noop!(vote(INSURER, id, Vote::Confirm), Error::<Test>::NotValidator);
+		assert_noop!(vote(OTHER_HOSPITAL, id, Vote::Confirm), Error::<Test>::OwnRecord);
+		assert_ok!(vote(VALIDATORS[0], id, Vote::Confirm));
+		assert_noop!(vote(VALIDATORS[0], id, Vote::Reject(0)), Error::<Test>::AlreadyVoted);
+		System::set_block_number(1 + PERIOD + 1);
+		assert_noop!(vote(VALIDATORS[1], id, Vote::Confirm), Error::<Test>::VotingClosed);
+	});
+}
+
+#[test]
+fn undecided_records_expire_after_the_period() {
+	new_test_ext(|| {
+		let id = publish(HOSPITAL, 1);
+		let decided = publish(HOSPITAL, 2);
+		assert_ok!(vote(VALIDATORS[0], id, Vote::Confirm));
+		assert_ok!(vote(VALIDATORS[0], decided, Vote::Confirm));
+		assert_ok!(vote(VALIDATORS[1], decided, Vote::Confirm));
+		run_to(1 + PERIOD);
+		assert_eq!(Records::<Test>::get(id).unwrap().status, RecordStatus::Pending);
+		run_to(2 + PERIOD);
+		assert_eq!(Records::<Test>::get(id).unwrap().status, RecordStatus::Expired);
+		assert_eq!(Records::<Test>::get(decided).unwrap().status, RecordStatus::Confirmed);
+		System::assert_has_event(Event::RecordExpired { record_id: id }.into());
+		assert!(ExpiringAt::<Test>::get(2 + PERIOD).is_empty());
+		assert_noop!(vote(VALIDATORS[1], id, Vote::Confirm), Error::<Test>::NotPending);
+	});
+}
+
+#[test]
+fn amend_record_builds_a_hash_chain() {
+	new_test_ext(|| {
+		let v1 = publish(HOSPITAL, 1);
+		assert_ok!(EhrIndex::amend_record(RuntimeOrigin::signed(HOSPITAL), v1, digest(2), pointer(2), 2048, H256::zero()));
+		let v2 = v1 + 1;
+		System::assert_last_event(Event::RecordAmended { record_id: v2, previous: v1, version: 2 }.into());
+		assert_ok!(EhrIndex::amend_record(RuntimeOrigin::signed(HOSPITAL), v2, digest(3), pointer(3), 4096, H256::zero()));
+		let v3 = v2 + 1;
+		let r3 = Records::<Test>::get(v3).unwrap();
+		assert_eq!((r3.version, r3.previous), (3, Some((v2, digest(2)))));
+		let c1 = EhrIndex::chain_hash(&H256::zero(), &digest(1));
+		let c2 = EhrIndex::chain_hash(&c1, &digest(2));
+		assert_eq!(r3.chain_hash, EhrIndex::chain_hash(&c2, &digest(3)));
+		// Old versions stay readable, newest first.
+		let chain: Vec<_> = EhrIndex::version_chain(v3).into_iter().map(|(id, _)| id).collect();
+		assert_eq!(chain, vec![v3, v2, v1]);
+		assert_eq!(Successor::<Test>::get(v1), Some(v2));
+	});
+}
+
+#[test]
+fn amend_record_checks_every_condition() {
+	new_test_ext(|| {
+		let amend = |who, prev| {
+			EhrIndex::amend_record(RuntimeOrigin::signed(who), prev, digest(9), pointer(9), 1, H256::zero())
+		};
+		assert_noop!(amend(HOSPITAL, 42), Error::<Test>::RecordNotFound);
+		let v1 = publish(HOSPITAL, 1);
+		assert_noop!(amend(VALIDATORS[0], v1), Error::<Test>::NotProducer);
+		assert_noop!(amend(OTHER_HOSPITAL, v1), Error::<Test>::NotIssuer);
+		assert_ok!(amend(HOSPITAL, v1));
+		assert_noop!(amend(HOSPITAL, v1), Error::<Test>::NotLatestVersion);
+		let rejected = publish(HOSPITAL, 2);
+		assert_ok!(vote(VALIDATORS[0], rejected, Vote::Reject(1)));
+		assert_ok!(vote(VALIDATORS[1], rejected, Vote::Reject(1)));
+		assert_noop!(amend(HOSPITAL, rejected), Error::<Test>::CannotAmend);
+	});
+}
+
+#[test]
+fn log_access_emits_an_audit_event() {
+	new_test_ext(|| {
+		let id = publish(HOSPITAL, 1);
+		assert_ok!(EhrIndex::log_access(RuntimeOrigin::signed(HOSPITAL), id, INSURER, AccessPurpose::Insurance));
+		System::assert_last_event(
+			Event::RecordAccessed { record_id: id, accessor: INSURER, gateway: HOSPITAL, purpose: AccessPurpose::Insurance }
+				.into(),
+		);
+		assert_eq!(AccessCount::<Test>::get(id), 1);
+		assert_noop!(
+			EhrIndex::log_access(RuntimeOrigin::signed(PATIENT), id, PATIENT, AccessPurpose::PatientView),
+			Error::<Test>::NotInstitution
+		);
+		assert_noop!(
+			EhrIndex::log_access(RuntimeOrigin::signed(HOSPITAL), 99, INSURER, AccessPurpose::Audit),
+			Error::<Test>::RecordNotFound
+		);
+	});
+}
+
+#[test]
+fn erase_record_drops_the_pointer_and_keeps_the_digest() {
+	new_test_ext(|| {
+		let id = publish(HOSPITAL, 1);
+		assert_noop!(EhrIndex::erase_record(RuntimeOrigin::signed(INSURER), id), Error::<Test>::NotAllowedToErase);
+		assert_noop!(EhrIndex::erase_record(RuntimeOrigin::signed(PATIENT), 99), Error::<Test>::RecordNotFound);
+		assert_ok!(EhrIndex::erase_record(RuntimeOrigin::signed(PATIENT), id));
+		let r = Records::<Test>::get(id).unwrap();
+		assert_eq!((r.status, r.pointer.is_none(), r.digest), (RecordStatus::Erased, true, digest(1)));
+		System::assert_last_event(Event::RecordErased { record_id: id, by: PATIENT }.into());
+		assert_noop!(EhrIndex::erase_record(RuntimeOrigin::signed(HOSPITAL), id), Error::<Test>::AlreadyErased);
+	});
+}
+
+#[test]
+fn queries_page_patients_and_list_pending_work() {
+	new_test_ext(|| {
+		let ids: Vec<_> = (1..=3).map(|b| publish(HOSPITAL, b)).collect();
+		let page1: Vec<_> = EhrIndex::records_of_patient(&PATIENT, None, 2).into_iter().map(|(i, _)| i).collect();
+		assert_eq!(page1, vec![ids[0], ids[1]]);
+		let page2: Vec<_> =
+			EhrIndex::records_of_patient(&PATIENT, Some(ids[1]), 2).into_iter().map(|(i, _)| i).collect();
+		assert_eq!(page2, vec![ids[2]]);
+		assert!(EhrIndex::records_of_patient(&7, None, 10).is_empty());
+		assert_ok!(vote(VALIDATORS[0], ids[0], Vote::Confirm));
+		let pending: Vec<_> = EhrIndex::pending_for(&VALIDATORS[0], 10).into_iter().map(|(i, _)| i).collect();
+		assert_eq!(pending, vec![ids[1], ids[2]]);
+		assert_eq!(EhrIndex::pending_for(&VALIDATORS[1], 10).len(), 3);
+	});
+}
+
+#[test]
+fn try_state_detects_a_broken_chain() {
+	new_test_ext(|| {
+		let v1 = publish(HOSPITAL, 1);
+		assert_ok!(EhrIndex::amend_record(RuntimeOrigin::signed(HOSPITAL), v1, digest(2), pointer(2), 1, H256::zero()));
+		Records::<Test>::mutate(v1, |r| r.as_mut().unwrap().digest = digest(5));
+		assert!(EhrIndex::do_try_state().is_err());
+		Records::<Test>::mutate(v1, |r| r.as_mut().unwrap().digest = digest(1));
+	});
+}
+
+#[test]
+fn integrity_test_passes() {
+	new_test_ext(|| EhrIndex::integrity_test());
+}

@@ -1,0 +1,153 @@
+//! Types stored and emitted by the record index.
+
+use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
+use frame_support::{traits::Get, BoundedVec, CloneNoBound, DebugNoBound, EqNoBound, PartialEqNoBound};
+use frame_system::pallet_prelude::BlockNumberFor;
+use scale_info::TypeInfo;
+use sp_core::H256;
+
+use crate::Config;
+
+/// Chain-assigned record identifier.
+pub type RecordId = u64;
+
+/// The hash function a content digest was computed with. All three give 32
+/// bytes; seed paper 001 uses SM3.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo)]
+pub enum DigestAlgorithm {
+	/// BLAKE2b-256.
+	Blake2_256,
+	/// SHA-256.
+	Sha2_256,
+	/// SM3 (GB/T 32905-2016).
+	Sm3,
+}
+
+/// Digest of a record's encrypted content, with its algorithm.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo)]
+pub struct ContentDigest {
+	/// Algorithm used.
+	pub algorithm: DigestAlgorithm,
+	/// The 32-byte digest.
+	pub digest: [u8; 32],
+}
+
+/// Where the encrypted record lives: a MongoDB document at an institution.
+#[derive(
+	CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, DecodeWithMemTracking,
+	MaxEncodedLen, TypeInfo,
+)]
+#[scale_info(skip_type_params(S))]
+#[codec(mel_bound())]
+pub struct StorePointer<S: Get<u32>> {
+	/// Identifier of the institution's store (its gateway).
+	pub store_id: BoundedVec<u8, S>,
+	/// MongoDB collection.
+	pub collection: BoundedVec<u8, S>,
+	/// MongoDB ObjectId (12 bytes).
+	pub object_id: [u8; 12],
+}
+
+/// What a record is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo)]
+pub enum RecordKind {
+	/// Diagnosis or outpatient note.
+	Diagnosis,
+	/// Laboratory result.
+	LabResult,
+	/// Imaging study (PACS).
+	Imaging,
+	/// Prescription.
+	Prescription,
+	/// Discharge summary.
+	DischargeSummary,
+	/// Nursing-home care record.
+	NursingCare,
+	/// Bill or insurance claim.
+	Billing,
+	/// Wearable sensor data.
+	Wearable,
+	/// Anything else.
+	Other,
+}
+
+/// Where a record stands.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo)]
+pub enum RecordStatus {
+	/// Published, waiting for validators.
+	Pending,
+	/// Confirmed by enough validators.
+	Confirmed,
+	/// Rejected by enough validators.
+	Rejected,
+	/// Neither confirmed nor rejected in time.
+	Expired,
+	/// Its content was erased from the store; only the index entry remains.
+	Erased,
+}
+
+/// A validator's vote on a pending record.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo)]
+pub enum Vote {
+	/// The published digest, pointer and signature match.
+	Confirm,
+	/// Rejected, with a reason code (see the crate README).
+	Reject(u8),
+}
+
+/// Why a record was read.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo)]
+pub enum AccessPurpose {
+	/// Treatment by a care provider.
+	Treatment,
+	/// The patient reading their own record.
+	PatientView,
+	/// An insurance claim.
+	Insurance,
+	/// Approved research.
+	Research,
+	/// Regulatory audit.
+	Audit,
+	/// Break-glass emergency access.
+	Emergency,
+}
+
+/// An entry of the record index. Holds no plaintext and no personal
+/// identifiers: the patient is an account, the content a digest and a pointer.
+#[derive(CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, MaxEncodedLen, TypeInfo)]
+#[scale_info(skip_type_params(T))]
+#[codec(mel_bound())]
+pub struct Record<T: Config> {
+	/// The patient the record is about.
+	pub patient: T::AccountId,
+	/// The publishing institution.
+	pub issuer: T::AccountId,
+	/// What the record is.
+	pub kind: RecordKind,
+	/// Digest of the encrypted content.
+	pub digest: ContentDigest,
+	/// Where the encrypted content is; `None` once erased.
+	pub pointer: Option<StorePointer<T::MaxPointerLen>>,
+	/// Size of the encrypted content in bytes.
+	pub size: u64,
+	/// Hash of the capsule that encrypts the record's data key.
+	pub capsule_hash: H256,
+	/// Block the record was published in.
+	pub published_at: BlockNumberFor<T>,
+	/// Unix time in milliseconds at publication.
+	pub timestamp: u64,
+	/// 1 for a first version, n + 1 for an amendment of version n.
+	pub version: u32,
+	/// The version this one amends, with its digest.
+	pub previous: Option<(RecordId, ContentDigest)>,
+	/// `blake2_256(previous.chain_hash ++ encoded digest)`: the version chain.
+	pub chain_hash: H256,
+	/// Pending, confirmed, rejected, expired or erased.
+	pub status: RecordStatus,
+	/// Distinct validators that confirmed.
+	pub confirmations: u32,
+	/// Distinct validators that rejected.
+	pub rejections: u32,
+	/// Last block at which a vote is accepted.
+	pub deadline: BlockNumberFor<T>,
+}

@@ -17,7 +17,7 @@ use sp_runtime::{
 use sp_version::RuntimeVersion;
 
 use super::{
-	AccountId, Balance, Block, ConsensusHook, Executive, InherentDataExt, Nonce, ParachainInfo,
+	AccountId, Balance, Block, ConsensusHook, EhrIndex, Executive, InherentDataExt, Nonce, ParachainInfo,
 	ParachainSystem, Reputation, Runtime, RuntimeCall, RuntimeGenesisConfig, SessionKeys, System,
 	TransactionPayment, SLOT_DURATION, VERSION,
 };
@@ -209,6 +209,26 @@ impl_runtime_apis! {
 
 		fn selected_collators() -> Vec<AccountId> {
 			pallet_reputation::SelectedCollators::<Runtime>::get().into_inner()
+		}
+	}
+
+	impl pallet_ehr_index_runtime_api::EhrIndexApi<Block, AccountId, pallet_ehr_index::Record<Runtime>>
+		for Runtime
+	{
+		fn records_of_patient(
+			patient: AccountId,
+			start_after: Option<u64>,
+			limit: u32,
+		) -> Vec<(u64, pallet_ehr_index::Record<Runtime>)> {
+			EhrIndex::records_of_patient(&patient, start_after, limit.min(100))
+		}
+
+		fn version_chain(record_id: u64) -> Vec<(u64, pallet_ehr_index::Record<Runtime>)> {
+			EhrIndex::version_chain(record_id)
+		}
+
+		fn pending_for(validator: AccountId, limit: u32) -> Vec<(u64, pallet_ehr_index::Record<Runtime>)> {
+			EhrIndex::pending_for(&validator, limit.min(100))
 		}
 	}
 

@@ -21,7 +21,7 @@ use sp_runtime::{traits::Bounded, FixedPointNumber, Perbill, Perquintill};
 use sp_version::RuntimeVersion;
 
 use super::{
-	deposit, AccountId, Aura, Balance, Balances, Block, ConsensusHook, Hash, Nonce, PalletInfo,
+	deposit, AccountId, Aura, Balance, Balances, Block, BlockNumber, ConsensusHook, Hash, Nonce, PalletInfo,
 	RandomnessCollectiveFlip, Reputation, Runtime, RuntimeCall, RuntimeEvent, RuntimeFreezeReason,
 	RuntimeHoldReason, RuntimeOrigin, RuntimeTask, Session, SessionKeys, System, Timestamp,
 	WeightToFee,
@@ -270,6 +270,24 @@ impl pallet_reputation::BenchmarkHelper<AccountId> for SessionKeysForBenchmarks 
 		let keys = SessionKeys { aura: sp_core::sr25519::Public::from_raw(raw).into() };
 		pallet_session::NextKeys::<Runtime>::insert(who, keys);
 	}
+}
+
+parameter_types! {
+	/// Validators have a day to confirm or reject a new record.
+	pub const RecordConfirmationPeriod: BlockNumber = DAYS;
+}
+
+impl pallet_ehr_index::Config for Runtime {
+	type RuntimeEvent = RuntimeEvent;
+	type Registry = Reputation;
+	type Credit = Reputation;
+	type UnixTime = Timestamp;
+	type ConfirmationsRequired = ConstU32<2>;
+	type RejectionsRequired = ConstU32<2>;
+	type ConfirmationPeriod = RecordConfirmationPeriod;
+	type MaxExpiringPerBlock = ConstU32<256>;
+	type MaxPointerLen = ConstU32<64>;
+	type WeightInfo = pallet_ehr_index::weights::SubstrateWeight<Runtime>;
 }
 
 impl pallet_insecure_randomness_collective_flip::Config for Runtime {}

@@ -272,6 +272,10 @@ mod runtime {
 	#[runtime::pallet_index(24)]
 	pub type AuraExt = cumulus_pallet_aura_ext;
 
+	// Medical data.
+	#[runtime::pallet_index(30)]
+	pub type EhrIndex = pallet_ehr_index;
+
 	// Smart contracts.
 	#[runtime::pallet_index(40)]
 	pub type RandomnessCollectiveFlip = pallet_insecure_randomness_collective_flip;

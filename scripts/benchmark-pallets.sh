@@ -17,7 +17,7 @@ REPEAT="${REPEAT:-20}"
 BENCHER_VERSION=0.28.0
 BENCHER_ROOT="$HOME/.cache/medchain/bencher"
 pallets=("$@")
-[ ${#pallets[@]} -eq 0 ] && pallets=(pallet_reputation)
+[ ${#pallets[@]} -eq 0 ] && pallets=(pallet_reputation pallet_ehr_index)
 
 if ! "$BENCHER_ROOT/bin/frame-omni-bencher" --version >/dev/null 2>&1; then
     echo "[bench] installing frame-omni-bencher $BENCHER_VERSION" >&2

@@ -18,6 +18,9 @@ cargo build --locked --workspace
 stage "Rust tests"
 cargo test --locked --workspace
 
+stage "pallet benchmarks, run as tests on the mock runtimes"
+cargo test --locked -p pallet-reputation -p pallet-ehr-index --features runtime-benchmarks benchmarking
+
 stage "end-to-end tests (node --dev + @polkadot/api)"
 MEDCHAIN_NODE_BIN="$MEDCHAIN_NODE_BIN" node --test --test-concurrency=1 tests/e2e/*.test.mjs
 

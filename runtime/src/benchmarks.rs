@@ -4,4 +4,5 @@ frame_benchmarking::define_benchmarks!(
 	[frame_system, SystemBench::<Runtime>]
 	[pallet_balances, Balances]
 	[pallet_reputation, Reputation]
+	[pallet_ehr_index, EhrIndex]
 );

@@ -288,6 +288,41 @@ impl pallet_ehr_index::Config for Runtime {
 	type MaxExpiringPerBlock = ConstU32<256>;
 	type MaxPointerLen = ConstU32<64>;
 	type WeightInfo = pallet_ehr_index::weights::SubstrateWeight<Runtime>;
+	#[cfg(feature = "runtime-benchmarks")]
+	type BenchmarkHelper = InstitutionsForBenchmarks;
+}
+
+/// Registers and approves institutions for the record-index benchmarks.
+#[cfg(feature = "runtime-benchmarks")]
+pub struct InstitutionsForBenchmarks;
+
+#[cfg(feature = "runtime-benchmarks")]
+impl InstitutionsForBenchmarks {
+	fn institution(n: u32, roles: medchain_primitives::Roles) -> AccountId {
+		use frame_support::traits::fungible::Mutate;
+		use medchain_primitives::{HospitalGrade, InstitutionKind};
+		let who: AccountId = frame_benchmarking::account("institution", n, 0);
+		if pallet_reputation::Institutions::<Runtime>::contains_key(&who) {
+			return who;
+		}
+		Balances::set_balance(&who, 1_000_000 * UNIT);
+		let kind = InstitutionKind::Hospital { level: 3, grade: HospitalGrade::A };
+		let name = frame_support::BoundedVec::truncate_from(b"benchmark".to_vec());
+		let _ = Reputation::apply_for_membership(RuntimeOrigin::signed(who.clone()), name, kind, roles);
+		let _ = Reputation::approve_institution(RuntimeOrigin::root(), who.clone());
+		who
+	}
+}
+
+#[cfg(feature = "runtime-benchmarks")]
+impl pallet_ehr_index::BenchmarkHelper<AccountId> for InstitutionsForBenchmarks {
+	fn producer() -> AccountId {
+		Self::institution(0, medchain_primitives::Roles { producer: true, validator: false, auditor: false })
+	}
+
+	fn validator(n: u32) -> AccountId {
+		Self::institution(n.saturating_add(1), medchain_primitives::Roles::only(medchain_primitives::Role::Validator))
+	}
 }
 
 impl pallet_insecure_randomness_collective_flip::Config for Runtime {}

@@ -44,6 +44,8 @@ mod mock;
 #[cfg(test)]
 mod tests;
 
+#[cfg(feature = "runtime-benchmarks")]
+mod benchmarking;
 pub mod types;
 pub mod weights;
 
@@ -58,6 +60,15 @@ use sp_runtime::{
 	traits::{BlakeTwo256, Hash as HashT},
 	Saturating,
 };
+
+/// Set-up the benchmarks need from the runtime.
+#[cfg(feature = "runtime-benchmarks")]
+pub trait BenchmarkHelper<AccountId> {
+	/// An active producer institution.
+	fn producer() -> AccountId;
+	/// The `n`-th active validator institution (distinct for distinct `n`).
+	fn validator(n: u32) -> AccountId;
+}
 
 /// Log target of this pallet.
 pub const LOG_TARGET: &str = "runtime::ehr-index";
@@ -109,6 +120,10 @@ pub mod pallet {
 
 		/// Weights of this pallet's calls.
 		type WeightInfo: WeightInfo;
+
+		/// Provides institutions for the benchmarks.
+		#[cfg(feature = "runtime-benchmarks")]
+		type BenchmarkHelper: BenchmarkHelper<Self::AccountId>;
 	}
 
 	/// The record index.

@@ -85,6 +85,27 @@ impl pallet_ehr_index::Config for Test {
 	type MaxExpiringPerBlock = ConstU32<3>;
 	type MaxPointerLen = ConstU32<32>;
 	type WeightInfo = ();
+	#[cfg(feature = "runtime-benchmarks")]
+	type BenchmarkHelper = MockRegistry;
+}
+
+#[cfg(feature = "runtime-benchmarks")]
+impl crate::BenchmarkHelper<AccountId> for MockRegistry {
+	fn producer() -> AccountId {
+		HOSPITAL
+	}
+	fn validator(n: u32) -> AccountId {
+		VALIDATORS[(n as usize - 1) % VALIDATORS.len()]
+	}
+}
+
+/// Externalities for the benchmark test suite.
+#[cfg(feature = "runtime-benchmarks")]
+pub fn new_bench_ext() -> sp_io::TestExternalities {
+	let storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
+	let mut ext = sp_io::TestExternalities::new(storage);
+	ext.execute_with(|| System::set_block_number(1));
+	ext
 }
 
 /// A SM3 digest filled with `b`.

@@ -5,7 +5,10 @@ use super::*;
 use crate::Pallet as Reputation;
 use alloc::vec;
 use frame_benchmarking::v2::*;
-use frame_support::traits::{fungible::Mutate, Get};
+use frame_support::{
+	traits::{fungible::Mutate, EnsureOrigin, Get},
+	BoundedVec,
+};
 use frame_system::RawOrigin;
 use medchain_primitives::HospitalGrade;
 

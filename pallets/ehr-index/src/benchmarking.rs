@@ -1,0 +1,124 @@
+//! Benchmarks of the record index (frame-benchmarking v2). They also run as
+//! tests against the mock runtime.
+
+use super::*;
+use crate::Pallet as EhrIndex;
+use frame_benchmarking::v2::*;
+use frame_support::{
+	traits::{Get, Hooks},
+	BoundedVec,
+};
+use frame_system::RawOrigin;
+
+fn digest(b: u8) -> ContentDigest {
+	ContentDigest { algorithm: DigestAlgorithm::Sm3, digest: [b; 32] }
+}
+
+fn pointer<T: Config>() -> StorePointer<T::MaxPointerLen> {
+	let len = T::MaxPointerLen::get() as usize;
+	StorePointer {
+		store_id: BoundedVec::truncate_from(alloc::vec![b's'; len]),
+		collection: BoundedVec::truncate_from(alloc::vec![b'c'; len]),
+		object_id: [7; 12],
+	}
+}
+
+fn publish<T: Config>(issuer: &T::AccountId, b: u8) -> RecordId {
+	let id = NextRecordId::<T>::get();
+	let patient: T::AccountId = account("patient", 0, 0);
+	EhrIndex::<T>::publish_record(
+		RawOrigin::Signed(issuer.clone()).into(),
+		patient,
+		RecordKind::LabResult,
+		digest(b),
+		pointer::<T>(),
+		1024,
+		H256::zero(),
+	)
+	.expect("benchmark issuer is a producer");
+	id
+}
+
+#[benchmarks]
+mod benchmarks {
+	use super::*;
+
+	#[benchmark]
+	fn publish_record() {
+		let issuer = T::BenchmarkHelper::producer();
+		let patient: T::AccountId = account("patient", 0, 0);
+		#[extrinsic_call]
+		_(
+			RawOrigin::Signed(issuer),
+			patient,
+			RecordKind::Imaging,
+			digest(1),
+			pointer::<T>(),
+			1024,
+			H256::zero(),
+		);
+		assert!(Records::<T>::contains_key(0));
+	}
+
+	#[benchmark]
+	fn amend_record() {
+		let issuer = T::BenchmarkHelper::producer();
+		let v1 = publish::<T>(&issuer, 1);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(issuer), v1, digest(2), pointer::<T>(), 2048, H256::zero());
+		assert!(Successor::<T>::contains_key(v1));
+	}
+
+	#[benchmark]
+	fn vote_record() {
+		let issuer = T::BenchmarkHelper::producer();
+		let id = publish::<T>(&issuer, 1);
+		// Every vote but the deciding one, so the call pays for the decision.
+		for n in 1..T::ConfirmationsRequired::get() {
+			let v = T::BenchmarkHelper::validator(n);
+			EhrIndex::<T>::vote_record(RawOrigin::Signed(v).into(), id, Vote::Confirm)
+				.expect("benchmark validator may vote");
+		}
+		let last = T::BenchmarkHelper::validator(T::ConfirmationsRequired::get());
+		#[extrinsic_call]
+		_(RawOrigin::Signed(last), id, Vote::Confirm);
+		assert_eq!(Records::<T>::get(id).map(|r| r.status), Some(RecordStatus::Confirmed));
+	}
+
+	#[benchmark]
+	fn log_access() {
+		let issuer = T::BenchmarkHelper::producer();
+		let id = publish::<T>(&issuer, 1);
+		let reader: T::AccountId = account("reader", 0, 0);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(issuer), id, reader, AccessPurpose::Treatment);
+		assert_eq!(AccessCount::<T>::get(id), 1);
+	}
+
+	#[benchmark]
+	fn erase_record() {
+		let issuer = T::BenchmarkHelper::producer();
+		let id = publish::<T>(&issuer, 1);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(issuer), id);
+		assert_eq!(Records::<T>::get(id).map(|r| r.status), Some(RecordStatus::Erased));
+	}
+
+	#[benchmark]
+	fn expire_records(n: Linear<0, { T::MaxExpiringPerBlock::get() }>) {
+		let issuer = T::BenchmarkHelper::producer();
+		let at = frame_system::Pallet::<T>::block_number()
+			.saturating_add(T::ConfirmationPeriod::get())
+			.saturating_add(1u32.into());
+		for i in 0..n {
+			publish::<T>(&issuer, (i % 250) as u8);
+		}
+		#[block]
+		{
+			EhrIndex::<T>::on_initialize(at);
+		}
+		assert!(ExpiringAt::<T>::get(at).is_empty());
+	}
+
+	impl_benchmark_test_suite!(EhrIndex, crate::mock::new_bench_ext(), crate::mock::Test);
+}

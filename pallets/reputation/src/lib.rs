@@ -305,13 +305,9 @@ pub mod pallet {
 			}
 			let invulnerables: BoundedVec<T::AccountId, T::MaxInvulnerables> =
 				self.invulnerables.clone().try_into().expect("too many genesis invulnerables");
-			let selected: BoundedVec<T::AccountId, T::DesiredCollators> = invulnerables
-				.iter()
-				.take(T::DesiredCollators::get() as usize)
-				.cloned()
-				.collect::<Vec<_>>()
-				.try_into()
-				.expect("take() keeps it within DesiredCollators");
+			// The first `DesiredCollators` invulnerables collate from genesis.
+			let selected: BoundedVec<T::AccountId, T::DesiredCollators> =
+				BoundedVec::truncate_from(invulnerables.to_vec());
 			Invulnerables::<T>::put(invulnerables);
 			SelectedCollators::<T>::put(selected);
 		}

@@ -17,7 +17,7 @@ use sp_runtime::{
 use sp_version::RuntimeVersion;
 
 use super::{
-	AccountId, Balance, Block, ConsensusHook, EhrIndex, Executive, InherentDataExt, Nonce, ParachainInfo,
+	AccountId, Balance, Block, BlockNumber, ConsensusHook, EhrIndex, FlTask, Executive, InherentDataExt, Nonce, ParachainInfo,
 	ParachainSystem, Reputation, Runtime, RuntimeCall, RuntimeGenesisConfig, SessionKeys, System,
 	TransactionPayment, SLOT_DURATION, VERSION,
 };
@@ -229,6 +229,34 @@ impl_runtime_apis! {
 
 		fn pending_for(validator: AccountId, limit: u32) -> Vec<(u64, pallet_ehr_index::Record<Runtime>)> {
 			EhrIndex::pending_for(&validator, limit.min(100))
+		}
+	}
+
+	impl pallet_fl_task_runtime_api::FlTaskApi<
+		Block,
+		AccountId,
+		pallet_fl_task::LearningTask<AccountId>,
+		pallet_fl_task::Round<BlockNumber>,
+	> for Runtime
+	{
+		fn task(task: u32) -> Option<pallet_fl_task::LearningTask<AccountId>> {
+			pallet_fl_task::Tasks::<Runtime>::get(task)
+		}
+
+		fn global_model(task: u32) -> Option<Vec<i64>> {
+			pallet_fl_task::GlobalModel::<Runtime>::get(task).map(|m| m.into_inner())
+		}
+
+		fn rounds(task: u32) -> Vec<(u32, pallet_fl_task::Round<BlockNumber>)> {
+			let Some(t) = pallet_fl_task::Tasks::<Runtime>::get(task) else { return Vec::new() };
+			(0..=t.round)
+				.filter_map(|r| pallet_fl_task::Rounds::<Runtime>::get(task, r).map(|info| (r, info)))
+				.collect()
+		}
+
+		fn compute_aggregate(task: u32) -> Option<(Vec<i64>, Vec<AccountId>)> {
+			let t = pallet_fl_task::Tasks::<Runtime>::get(task)?;
+			FlTask::compute_aggregate(task, t.round).ok()
 		}
 	}
 

@@ -5,4 +5,5 @@ frame_benchmarking::define_benchmarks!(
 	[pallet_balances, Balances]
 	[pallet_reputation, Reputation]
 	[pallet_ehr_index, EhrIndex]
+	[pallet_fl_task, FlTask]
 );

@@ -325,6 +325,94 @@ impl pallet_ehr_index::BenchmarkHelper<AccountId> for InstitutionsForBenchmarks 
 	}
 }
 
+parameter_types! {
+	/// Aggregators have an hour to agree on a closed round.
+	pub const FlAggregationTimeout: BlockNumber = HOURS;
+}
+
+impl pallet_fl_task::Config for Runtime {
+	type RuntimeEvent = RuntimeEvent;
+	type Registry = Reputation;
+	type Credit = Reputation;
+	type Aggregator = pallet_fl_task::FixedPointAggregator;
+	type AuthorityId = pallet_fl_task::crypto::AggregatorId;
+	// 64 Ki parameters (512 KiB) inline; an MLP over 30 features with 256
+	// hidden units has 8 193.
+	type MaxParams = ConstU32<{ 64 * 1024 }>;
+	type MaxParticipants = ConstU32<64>;
+	type MaxActiveTasks = ConstU32<16>;
+	type MaxRounds = ConstU32<1_000>;
+	type MaxAggregators = ConstU32<16>;
+	type MinRoundBlocks = ConstU32<2>;
+	type MaxExtensions = ConstU8<3>;
+	type AggregationTimeout = FlAggregationTimeout;
+	type WeightInfo = pallet_fl_task::weights::SubstrateWeight<Runtime>;
+	#[cfg(feature = "runtime-benchmarks")]
+	type BenchmarkHelper = InstitutionsForBenchmarks;
+}
+
+#[cfg(feature = "runtime-benchmarks")]
+impl pallet_fl_task::BenchmarkHelper<AccountId> for InstitutionsForBenchmarks {
+	fn institution(n: u32) -> AccountId {
+		Self::institution(
+			n.saturating_add(1_000),
+			medchain_primitives::Roles { producer: true, validator: false, auditor: false },
+		)
+	}
+}
+
+impl frame_system::offchain::SigningTypes for Runtime {
+	type Public = <super::Signature as sp_runtime::traits::Verify>::Signer;
+	type Signature = super::Signature;
+}
+
+impl<C> frame_system::offchain::CreateTransactionBase<C> for Runtime
+where
+	RuntimeCall: From<C>,
+{
+	type Extrinsic = super::UncheckedExtrinsic;
+	type RuntimeCall = RuntimeCall;
+}
+
+/// Offchain workers (federated-learning aggregators) sign their transactions
+/// with the same extensions as any wallet, mortal for `BlockHashCount / 2`.
+impl<C> frame_system::offchain::CreateSignedTransaction<C> for Runtime
+where
+	RuntimeCall: From<C>,
+{
+	fn create_signed_transaction<
+		A: frame_system::offchain::AppCrypto<Self::Public, Self::Signature>,
+	>(
+		call: RuntimeCall,
+		public: Self::Public,
+		account: AccountId,
+		nonce: Nonce,
+	) -> Option<super::UncheckedExtrinsic> {
+		use codec::Encode;
+		use sp_runtime::{generic::Era, traits::StaticLookup, SaturatedConversion};
+		let period = (BlockHashCount::get() / 2).next_power_of_two() as u64;
+		let current = System::block_number().saturated_into::<u64>().saturating_sub(1);
+		let tx_ext: super::TxExtension = cumulus_pallet_weight_reclaim::StorageWeightReclaim::new((
+			frame_system::CheckNonZeroSender::<Runtime>::new(),
+			frame_system::CheckSpecVersion::<Runtime>::new(),
+			frame_system::CheckTxVersion::<Runtime>::new(),
+			frame_system::CheckGenesis::<Runtime>::new(),
+			frame_system::CheckEra::<Runtime>::from(Era::mortal(period, current)),
+			frame_system::CheckNonce::<Runtime>::from(nonce),
+			frame_system::CheckWeight::<Runtime>::new(),
+			pallet_transaction_payment::ChargeTransactionPayment::<Runtime>::from(0),
+			frame_metadata_hash_extension::CheckMetadataHash::<Runtime>::new(false),
+		));
+		let payload = sp_runtime::generic::SignedPayload::new(call, tx_ext)
+			.inspect_err(|e| log::warn!(target: "runtime::fl-task", "cannot sign: {e:?}"))
+			.ok()?;
+		let signature = payload.using_encoded(|bytes| A::sign(bytes, public))?;
+		let (call, tx_ext, _) = payload.deconstruct();
+		let address = <Runtime as frame_system::Config>::Lookup::unlookup(account);
+		Some(super::UncheckedExtrinsic::new_signed(call, address, signature, tx_ext))
+	}
+}
+
 impl pallet_insecure_randomness_collective_flip::Config for Runtime {}
 
 parameter_types! {

@@ -275,6 +275,8 @@ mod runtime {
 	// Medical data.
 	#[runtime::pallet_index(30)]
 	pub type EhrIndex = pallet_ehr_index;
+	#[runtime::pallet_index(31)]
+	pub type FlTask = pallet_fl_task;
 
 	// Smart contracts.
 	#[runtime::pallet_index(40)]

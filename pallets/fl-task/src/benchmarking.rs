@@ -1,0 +1,132 @@
+//! Benchmarks of federated learning (frame-benchmarking v2). They also run as
+//! tests against the mock runtime.
+
+use super::*;
+use crate::Pallet as FlTask;
+use frame_benchmarking::v2::*;
+use frame_support::{
+	traits::{Get, Hooks},
+	BoundedVec,
+};
+use frame_system::RawOrigin;
+
+/// A logistic-regression spec with `p` parameters and quorum `quorum`.
+fn spec<T: Config>(p: u32, quorum: u32) -> TaskSpec<T::MaxParams> {
+	TaskSpec {
+		model: ModelKind::LogisticRegression { features: p - 1 },
+		initial_model: BoundedVec::truncate_from(alloc::vec![FIXED_ONE; p as usize]),
+		hints: TrainingHints { epochs: 1, learning_rate: FIXED_ONE / 10, batch_size: 0 },
+		target_accuracy: Permill::from_percent(99),
+		max_rounds: T::MaxRounds::get(),
+		min_participants: quorum,
+		round_blocks: T::MinRoundBlocks::get(),
+		rule: AggregationRule::FedAvg,
+		aggregators_required: 1,
+	}
+}
+
+/// Publishes a task with `p` parameters and `n` participants.
+fn task_with<T: Config>(p: u32, n: u32) -> TaskId {
+	let id = NextTaskId::<T>::get();
+	let publisher = T::BenchmarkHelper::institution(0);
+	FlTask::<T>::publish_task(RawOrigin::Signed(publisher).into(), spec::<T>(p, n.max(1)))
+		.expect("benchmark publisher is an institution");
+	for i in 0..n {
+		FlTask::<T>::join_task(RawOrigin::Signed(T::BenchmarkHelper::institution(i)).into(), id)
+			.expect("benchmark institutions may join");
+	}
+	id
+}
+
+fn update<T: Config>(p: u32, v: Fixed) -> ModelUpdate<T::MaxParams> {
+	ModelUpdate {
+		params: BoundedVec::truncate_from(alloc::vec![v; p as usize]),
+		samples: 100,
+		accuracy: Permill::from_percent(50),
+		loss: FIXED_ONE,
+	}
+}
+
+#[benchmarks]
+mod benchmarks {
+	use super::*;
+
+	#[benchmark]
+	fn publish_task(p: Linear<2, { T::MaxParams::get() }>) {
+		let publisher = T::BenchmarkHelper::institution(0);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(publisher), spec::<T>(p, 1));
+		assert_eq!(GlobalModel::<T>::get(0).map(|m| m.len() as u32), Some(p));
+	}
+
+	#[benchmark]
+	fn join_task() {
+		let task = task_with::<T>(2, 0);
+		let who = T::BenchmarkHelper::institution(1);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who.clone()), task);
+		assert!(Participants::<T>::contains_key(task, who));
+	}
+
+	/// The last participant's update, which also closes the round.
+	#[benchmark]
+	fn submit_update(p: Linear<2, { T::MaxParams::get() }>) {
+		let task = task_with::<T>(p, 2);
+		FlTask::<T>::submit_update(
+			RawOrigin::Signed(T::BenchmarkHelper::institution(0)).into(),
+			task,
+			0,
+			update::<T>(p, 1),
+		)
+		.expect("participant submits");
+		let last = T::BenchmarkHelper::institution(1);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(last), task, 0, update::<T>(p, 2));
+		assert!(matches!(Rounds::<T>::get(task, 0).map(|r| r.phase), Some(RoundPhase::Aggregating { .. })));
+	}
+
+	/// The adopting aggregate of a round with `n` updates, all flagged.
+	#[benchmark]
+	fn submit_aggregate(p: Linear<2, { T::MaxParams::get() }>, n: Linear<1, { T::MaxParticipants::get() }>) {
+		let task = task_with::<T>(p, n);
+		let mut outliers = alloc::vec::Vec::new();
+		for i in 0..n {
+			let who = T::BenchmarkHelper::institution(i);
+			FlTask::<T>::submit_update(RawOrigin::Signed(who.clone()).into(), task, 0, update::<T>(p, i as Fixed))
+				.expect("participant submits");
+			outliers.push(who);
+		}
+		outliers.sort();
+		let aggregator = T::BenchmarkHelper::institution(0);
+		let params = BoundedVec::truncate_from(alloc::vec![7; p as usize]);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(aggregator), task, 0, params, BoundedVec::truncate_from(outliers));
+		assert!(matches!(Rounds::<T>::get(task, 0).map(|r| r.phase), Some(RoundPhase::Adopted { .. })));
+	}
+
+	#[benchmark]
+	fn cancel_task() {
+		let task = task_with::<T>(2, 1);
+		#[extrinsic_call]
+		_(RawOrigin::Root, task);
+		assert_eq!(Tasks::<T>::get(task).map(|t| t.status), Some(TaskStatus::Failed(FailureReason::Cancelled)));
+	}
+
+	/// `t` running tasks whose rounds reach their deadline under quorum.
+	#[benchmark]
+	fn on_initialize(t: Linear<0, { T::MaxActiveTasks::get() }>) {
+		for _ in 0..t {
+			task_with::<T>(2, 0);
+		}
+		let at = frame_system::Pallet::<T>::block_number().saturating_add(T::MinRoundBlocks::get().into());
+		#[block]
+		{
+			FlTask::<T>::on_initialize(at);
+		}
+		for task in 0..t {
+			assert_eq!(Rounds::<T>::get(task, 0).map(|r| r.extensions), Some(1));
+		}
+	}
+
+	impl_benchmark_test_suite!(FlTask, crate::mock::new_bench_ext(), crate::mock::Test);
+}

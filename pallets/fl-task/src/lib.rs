@@ -1,0 +1,814 @@
+//! # Federated-learning task pallet
+//!
+//! Institutions train a shared model without their data leaving them (seed
+//! paper 000): the chain coordinates rounds and records parameters, never
+//! patient data.
+//!
+//! ## Overview
+//!
+//! - **Publish.** An institution calls [`Pallet::publish_task`] with the model
+//!   shape (logistic regression or a small MLP), the initial model in fixed
+//!   point, training hints, target accuracy, most rounds, the round quorum,
+//!   the round length in blocks, the aggregation rule and how many
+//!   aggregators must agree. Round 0 opens at once.
+//! - **Join and train.** Institutions [`Pallet::join_task`], train locally on
+//!   the current global model and [`Pallet::submit_update`] once per round:
+//!   parameters, sample count, local validation accuracy and loss.
+//! - **Close.** A round closes when every participant has submitted or at its
+//!   deadline. Under the quorum, the deadline is extended up to
+//!   `MaxExtensions` times, then the task fails with an event: it never hangs.
+//! - **Aggregate.** Offchain workers of aggregator nodes (institutions with
+//!   the producer role, that is collators, holding a key of type
+//!   [`KEY_TYPE`]) read the closed round's updates, aggregate them with
+//!   [`Config::Aggregator`] (FedAvg, clipped FedAvg, median, trimmed mean, in
+//!   fixed point) and call [`Pallet::submit_aggregate`]. When
+//!   `aggregators_required` of them submit the same digest, the model is
+//!   adopted; aggregators that disagreed lose credit, flagged outlier updates
+//!   lose credit and accepted ones gain it.
+//! - **Finish.** The task finishes when the sample-weighted accuracy the
+//!   participants report for a round reaches the target, or after
+//!   `max_rounds`. The final model and each round's history stay queryable.
+
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+pub use pallet::*;
+
+#[cfg(test)]
+mod mock;
+#[cfg(test)]
+mod tests;
+
+pub mod aggregate;
+#[cfg(feature = "runtime-benchmarks")]
+mod benchmarking;
+pub mod types;
+pub mod weights;
+
+pub use aggregate::{Aggregate, AggregationError, Aggregated, FixedPointAggregator, UpdateView};
+pub use types::*;
+pub use weights::WeightInfo;
+
+use alloc::vec::Vec;
+use codec::Encode;
+use frame_system::offchain::{AppCrypto, CreateSignedTransaction, SendSignedTransaction, Signer};
+use medchain_primitives::{Behaviour, CreditReporter, InstitutionRegistry, Role};
+use sp_core::{crypto::KeyTypeId, H256};
+use sp_runtime::{
+	offchain::storage::StorageValueRef,
+	traits::{IdentifyAccount, Saturating},
+	Permill,
+};
+
+/// Key type of aggregator keys in a node's keystore.
+pub const KEY_TYPE: KeyTypeId = KeyTypeId(*b"fl00");
+
+/// Log target of this pallet.
+pub const LOG_TARGET: &str = "runtime::fl-task";
+
+/// Blocks after which an offchain worker submits again if its aggregate has
+/// not reached the chain (the transaction was dropped).
+pub const RESUBMIT_AFTER: u32 = 10;
+
+/// Aggregator keys: sr25519, key type [`KEY_TYPE`].
+pub mod crypto {
+	use super::KEY_TYPE;
+	use sp_runtime::{
+		app_crypto::{app_crypto, sr25519},
+		MultiSignature, MultiSigner,
+	};
+	app_crypto!(sr25519, KEY_TYPE);
+
+	/// Binds aggregator keys to the runtime's `MultiSigner` accounts.
+	pub struct AggregatorId;
+
+	impl frame_system::offchain::AppCrypto<MultiSigner, MultiSignature> for AggregatorId {
+		type RuntimeAppPublic = Public;
+		type GenericSignature = sp_core::sr25519::Signature;
+		type GenericPublic = sp_core::sr25519::Public;
+	}
+}
+
+/// Set-up the benchmarks need from the runtime.
+#[cfg(feature = "runtime-benchmarks")]
+pub trait BenchmarkHelper<AccountId> {
+	/// The `n`-th active institution with the producer role (distinct for
+	/// distinct `n`); producers may publish, participate and aggregate.
+	fn institution(n: u32) -> AccountId;
+}
+
+#[frame_support::pallet]
+pub mod pallet {
+	use super::*;
+	use frame_support::pallet_prelude::*;
+	use frame_system::pallet_prelude::*;
+
+	#[pallet::pallet]
+	pub struct Pallet<T>(_);
+
+	/// Configuration of the pallet.
+	#[pallet::config]
+	pub trait Config: CreateSignedTransaction<Call<Self>> + frame_system::Config {
+		/// The overarching event type.
+		#[allow(deprecated)]
+		type RuntimeEvent: From<Event<Self>> + IsType<<Self as frame_system::Config>::RuntimeEvent>;
+
+		/// Who is an institution, with which roles.
+		type Registry: InstitutionRegistry<Self::AccountId>;
+
+		/// Where update and aggregation outcomes are reported.
+		type Credit: CreditReporter<Self::AccountId>;
+
+		/// The aggregation algorithm offchain workers run.
+		type Aggregator: Aggregate;
+
+		/// Aggregator keys of offchain workers.
+		type AuthorityId: AppCrypto<Self::Public, Self::Signature>;
+
+		/// Most parameters of a model kept on chain.
+		#[pallet::constant]
+		type MaxParams: Get<u32>;
+
+		/// Most participants of a task.
+		#[pallet::constant]
+		type MaxParticipants: Get<u32>;
+
+		/// Most tasks running at once.
+		#[pallet::constant]
+		type MaxActiveTasks: Get<u32>;
+
+		/// Most rounds of a task.
+		#[pallet::constant]
+		type MaxRounds: Get<u32>;
+
+		/// Most aggregators a task may require to agree.
+		#[pallet::constant]
+		type MaxAggregators: Get<u32>;
+
+		/// Shortest round, in blocks.
+		#[pallet::constant]
+		type MinRoundBlocks: Get<u32>;
+
+		/// Times a round under quorum is extended before the task fails.
+		#[pallet::constant]
+		type MaxExtensions: Get<u8>;
+
+		/// Blocks aggregators have to agree on a closed round.
+		#[pallet::constant]
+		type AggregationTimeout: Get<BlockNumberFor<Self>>;
+
+		/// Weights of this pallet's calls.
+		type WeightInfo: WeightInfo;
+
+		/// Provides institutions for the benchmarks.
+		#[cfg(feature = "runtime-benchmarks")]
+		type BenchmarkHelper: BenchmarkHelper<Self::AccountId>;
+	}
+
+	/// The tasks.
+	#[pallet::storage]
+	pub type Tasks<T: Config> = StorageMap<_, Twox64Concat, TaskId, LearningTask<T::AccountId>, OptionQuery>;
+
+	/// The id the next task gets.
+	#[pallet::storage]
+	pub type NextTaskId<T> = StorageValue<_, TaskId, ValueQuery>;
+
+	/// Tasks whose rounds are running.
+	#[pallet::storage]
+	pub type ActiveTasks<T: Config> = StorageValue<_, BoundedVec<TaskId, T::MaxActiveTasks>, ValueQuery>;
+
+	/// The current global model of each task.
+	#[pallet::storage]
+	pub type GlobalModel<T: Config> =
+		StorageMap<_, Twox64Concat, TaskId, BoundedVec<Fixed, T::MaxParams>, OptionQuery>;
+
+	/// Participants of each task.
+	#[pallet::storage]
+	pub type Participants<T: Config> =
+		StorageDoubleMap<_, Twox64Concat, TaskId, Blake2_128Concat, T::AccountId, (), OptionQuery>;
+
+	/// Rounds of each task; adopted rounds are the task's history.
+	#[pallet::storage]
+	pub type Rounds<T: Config> =
+		StorageDoubleMap<_, Twox64Concat, TaskId, Twox64Concat, RoundIndex, Round<BlockNumberFor<T>>, OptionQuery>;
+
+	/// Updates of the open or aggregating round; cleared on adoption.
+	#[pallet::storage]
+	pub type Updates<T: Config> = StorageDoubleMap<
+		_,
+		Twox64Concat,
+		(TaskId, RoundIndex),
+		Blake2_128Concat,
+		T::AccountId,
+		ModelUpdate<T::MaxParams>,
+		OptionQuery,
+	>;
+
+	/// The digest each aggregator submitted for a round; cleared on adoption.
+	#[pallet::storage]
+	pub type AggregateVotes<T: Config> =
+		StorageDoubleMap<_, Twox64Concat, (TaskId, RoundIndex), Blake2_128Concat, T::AccountId, H256, OptionQuery>;
+
+	/// Models proposed for a round, by digest; cleared on adoption.
+	#[pallet::storage]
+	pub type Proposals<T: Config> = StorageDoubleMap<
+		_,
+		Twox64Concat,
+		(TaskId, RoundIndex),
+		Identity,
+		H256,
+		Proposal<T::AccountId, T::MaxParams, T::MaxParticipants>,
+		OptionQuery,
+	>;
+
+	/// Distinct aggregators that voted on a round; cleared on adoption.
+	#[pallet::storage]
+	pub type VoteCount<T: Config> = StorageMap<_, Twox64Concat, (TaskId, RoundIndex), u32, ValueQuery>;
+
+	#[pallet::event]
+	#[pallet::generate_deposit(pub(super) fn deposit_event)]
+	pub enum Event<T: Config> {
+		/// A task was published; its round 0 is open.
+		TaskPublished { task: TaskId, publisher: T::AccountId, parameters: u32 },
+		/// An institution joined a task.
+		Joined { task: TaskId, who: T::AccountId },
+		/// A round opened for updates until `deadline`.
+		RoundStarted { task: TaskId, round: RoundIndex, deadline: BlockNumberFor<T> },
+		/// A participant submitted its update.
+		UpdateSubmitted { task: TaskId, round: RoundIndex, who: T::AccountId, samples: u32 },
+		/// A round stopped collecting and awaits aggregation.
+		RoundClosed { task: TaskId, round: RoundIndex, updates: u32 },
+		/// A round under quorum got more time.
+		RoundExtended { task: TaskId, round: RoundIndex, deadline: BlockNumberFor<T> },
+		/// An aggregator submitted a model digest.
+		AggregateSubmitted { task: TaskId, round: RoundIndex, who: T::AccountId, digest: H256 },
+		/// Enough aggregators agreed; the model is the new global model.
+		ModelAdopted {
+			task: TaskId,
+			round: RoundIndex,
+			digest: H256,
+			model_digest: H256,
+			accuracy: Permill,
+			outliers: u32,
+		},
+		/// A participant's update was flagged as an outlier.
+		UpdateFlagged { task: TaskId, round: RoundIndex, who: T::AccountId },
+		/// An aggregator's digest differed from the adopted one.
+		AggregatorMismatched { task: TaskId, round: RoundIndex, who: T::AccountId },
+		/// The task is over.
+		TaskFinished { task: TaskId, rounds: u32, reached_target: bool, accuracy: Permill },
+		/// The task stopped without a result.
+		TaskFailed { task: TaskId, round: RoundIndex, reason: FailureReason },
+	}
+
+	#[pallet::error]
+	pub enum Error<T> {
+		/// The caller is not an active institution.
+		NotInstitution,
+		/// The caller is not an aggregator (an institution with the producer role).
+		NotAggregator,
+		/// The model kind has a zero dimension or too many parameters.
+		InvalidModel,
+		/// The model has more parameters than `MaxParams`.
+		ModelTooLarge,
+		/// The initial model's length differs from the model kind's parameter count.
+		WrongParameterCount,
+		/// `max_rounds` is 0 or above `MaxRounds`.
+		InvalidRounds,
+		/// `min_participants` is 0 or above `MaxParticipants`.
+		InvalidQuorum,
+		/// `round_blocks` is under `MinRoundBlocks`.
+		RoundTooShort,
+		/// `aggregators_required` is 0 or above `MaxAggregators`.
+		InvalidAggregators,
+		/// The rule's parameter is unusable (clip norm ≤ 0, trim ≥ 50 %) or the
+		/// learning rate is not positive.
+		InvalidRule,
+		/// The target accuracy is zero.
+		InvalidTarget,
+		/// `MaxActiveTasks` tasks are already running.
+		TooManyActiveTasks,
+		/// No task with this id.
+		TaskNotFound,
+		/// The task is finished or failed.
+		TaskNotRunning,
+		/// The caller already joined.
+		AlreadyJoined,
+		/// The task has `MaxParticipants` participants.
+		TooManyParticipants,
+		/// The caller did not join the task.
+		NotParticipant,
+		/// The round is not the task's current round.
+		WrongRound,
+		/// The round no longer collects updates.
+		RoundNotCollecting,
+		/// The caller already submitted an update this round.
+		AlreadySubmitted,
+		/// An update needs at least one sample.
+		NoSamples,
+		/// A loss is never negative.
+		NegativeLoss,
+		/// The round is not awaiting aggregation.
+		RoundNotAggregating,
+		/// The caller already submitted an aggregate for this round.
+		AlreadyVoted,
+		/// A flagged outlier did not submit an update this round, or is listed twice.
+		UnknownOutlier,
+		/// Only the publisher or the root origin may cancel.
+		NotPublisher,
+		/// An arithmetic overflow.
+		Overflow,
+	}
+
+	#[pallet::hooks]
+	impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
+		fn on_initialize(now: BlockNumberFor<T>) -> Weight {
+			let tasks = ActiveTasks::<T>::get();
+			for task in tasks.iter() {
+				Self::advance_deadlines(*task, now);
+			}
+			T::WeightInfo::on_initialize(tasks.len() as u32)
+		}
+
+		fn offchain_worker(now: BlockNumberFor<T>) {
+			if let Err(e) = Self::aggregate_closed_rounds(now) {
+				log::debug!(target: LOG_TARGET, "offchain aggregation skipped: {e}");
+			}
+		}
+
+		#[cfg(feature = "try-runtime")]
+		fn try_state(_: BlockNumberFor<T>) -> Result<(), sp_runtime::TryRuntimeError> {
+			Self::do_try_state()
+		}
+	}
+
+	#[pallet::call]
+	impl<T: Config> Pallet<T> {
+		/// Publishes a learning task and opens its round 0.
+		#[pallet::call_index(0)]
+		#[pallet::weight(T::WeightInfo::publish_task(spec.initial_model.len() as u32))]
+		pub fn publish_task(origin: OriginFor<T>, spec: TaskSpec<T::MaxParams>) -> DispatchResult {
+			let publisher = ensure_signed(origin)?;
+			ensure!(T::Registry::is_active(&publisher), Error::<T>::NotInstitution);
+			Self::check_spec(&spec)?;
+			let task_id = NextTaskId::<T>::get();
+			ActiveTasks::<T>::try_mutate(|active| active.try_push(task_id))
+				.map_err(|_| Error::<T>::TooManyActiveTasks)?;
+			NextTaskId::<T>::put(task_id.checked_add(1).ok_or(Error::<T>::Overflow)?);
+			let parameters = spec.initial_model.len() as u32;
+			Tasks::<T>::insert(
+				task_id,
+				LearningTask {
+					publisher: publisher.clone(),
+					model: spec.model,
+					hints: spec.hints,
+					target_accuracy: spec.target_accuracy,
+					max_rounds: spec.max_rounds,
+					min_participants: spec.min_participants,
+					round_blocks: spec.round_blocks,
+					rule: spec.rule,
+					aggregators_required: spec.aggregators_required,
+					status: TaskStatus::Running,
+					round: 0,
+					participants: 0,
+					model_digest: model_digest(&spec.initial_model),
+				},
+			);
+			GlobalModel::<T>::insert(task_id, spec.initial_model);
+			Self::deposit_event(Event::TaskPublished { task: task_id, publisher, parameters });
+			Self::open_round(task_id, 0, spec.round_blocks);
+			Ok(())
+		}
+
+		/// Joins a running task as a participant.
+		#[pallet::call_index(1)]
+		#[pallet::weight(T::WeightInfo::join_task())]
+		pub fn join_task(origin: OriginFor<T>, task: TaskId) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			ensure!(T::Registry::is_active(&who), Error::<T>::NotInstitution);
+			Tasks::<T>::try_mutate(task, |maybe| -> DispatchResult {
+				let t = maybe.as_mut().ok_or(Error::<T>::TaskNotFound)?;
+				ensure!(t.status == TaskStatus::Running, Error::<T>::TaskNotRunning);
+				ensure!(!Participants::<T>::contains_key(task, &who), Error::<T>::AlreadyJoined);
+				ensure!(t.participants < T::MaxParticipants::get(), Error::<T>::TooManyParticipants);
+				t.participants += 1;
+				Ok(())
+			})?;
+			Participants::<T>::insert(task, &who, ());
+			Self::deposit_event(Event::Joined { task, who });
+			Ok(())
+		}
+
+		/// Submits the caller's local update for the task's current round.
+		/// When every participant has submitted, the round closes.
+		#[pallet::call_index(2)]
+		#[pallet::weight(T::WeightInfo::submit_update(update.params.len() as u32))]
+		pub fn submit_update(
+			origin: OriginFor<T>,
+			task: TaskId,
+			round: RoundIndex,
+			update: ModelUpdate<T::MaxParams>,
+		) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			let t = Tasks::<T>::get(task).ok_or(Error::<T>::TaskNotFound)?;
+			ensure!(t.status == TaskStatus::Running, Error::<T>::TaskNotRunning);
+			ensure!(Participants::<T>::contains_key(task, &who), Error::<T>::NotParticipant);
+			ensure!(round == t.round, Error::<T>::WrongRound);
+			let mut r = Rounds::<T>::get(task, round).ok_or(Error::<T>::WrongRound)?;
+			ensure!(r.phase == RoundPhase::Collecting, Error::<T>::RoundNotCollecting);
+			ensure!(!Updates::<T>::contains_key((task, round), &who), Error::<T>::AlreadySubmitted);
+			ensure!(
+				Some(update.params.len() as u32) == t.model.parameter_count(),
+				Error::<T>::WrongParameterCount
+			);
+			ensure!(update.samples > 0, Error::<T>::NoSamples);
+			ensure!(update.loss >= 0, Error::<T>::NegativeLoss);
+			Self::accumulate(&mut r, &update)?;
+			let samples = update.samples;
+			Updates::<T>::insert((task, round), &who, update);
+			Self::deposit_event(Event::UpdateSubmitted { task, round, who, samples });
+			if r.submitted >= t.participants {
+				Self::close_round(task, round, &mut r);
+			}
+			Rounds::<T>::insert(task, round, r);
+			Ok(())
+		}
+
+		/// Submits an aggregator's model for a closed round: the new global
+		/// model and the participants it flags as outliers (sorted by
+		/// account). Adopted once `aggregators_required` aggregators submit the
+		/// same digest.
+		#[pallet::call_index(3)]
+		#[pallet::weight(T::WeightInfo::submit_aggregate(params.len() as u32, T::MaxParticipants::get()))]
+		pub fn submit_aggregate(
+			origin: OriginFor<T>,
+			task: TaskId,
+			round: RoundIndex,
+			params: BoundedVec<Fixed, T::MaxParams>,
+			outliers: BoundedVec<T::AccountId, T::MaxParticipants>,
+		) -> DispatchResultWithPostInfo {
+			let who = ensure_signed(origin)?;
+			ensure!(T::Registry::has_role(&who, Role::Producer), Error::<T>::NotAggregator);
+			let t = Tasks::<T>::get(task).ok_or(Error::<T>::TaskNotFound)?;
+			ensure!(t.status == TaskStatus::Running, Error::<T>::TaskNotRunning);
+			ensure!(round == t.round, Error::<T>::WrongRound);
+			let r = Rounds::<T>::get(task, round).ok_or(Error::<T>::WrongRound)?;
+			ensure!(matches!(r.phase, RoundPhase::Aggregating { .. }), Error::<T>::RoundNotAggregating);
+			ensure!(!AggregateVotes::<T>::contains_key((task, round), &who), Error::<T>::AlreadyVoted);
+			ensure!(
+				Some(params.len() as u32) == t.model.parameter_count(),
+				Error::<T>::WrongParameterCount
+			);
+			Self::check_outliers(task, round, &outliers)?;
+
+			let digest = aggregate_digest(task, round, &params, &outliers);
+			AggregateVotes::<T>::insert((task, round), &who, digest);
+			VoteCount::<T>::mutate((task, round), |c| c.saturating_inc());
+			let votes = Proposals::<T>::mutate((task, round), digest, |p| {
+				let p = p.get_or_insert_with(|| Proposal { params, outliers, votes: 0 });
+				p.votes.saturating_inc();
+				p.votes
+			});
+			Self::deposit_event(Event::AggregateSubmitted { task, round, who, digest });
+			if votes >= t.aggregators_required {
+				Self::adopt(task, t, r, digest)?;
+			}
+			Ok(().into())
+		}
+
+		/// Cancels a running task. Only its publisher or the root origin.
+		#[pallet::call_index(4)]
+		#[pallet::weight(T::WeightInfo::cancel_task())]
+		pub fn cancel_task(origin: OriginFor<T>, task: TaskId) -> DispatchResult {
+			let caller = ensure_signed_or_root(origin)?;
+			let t = Tasks::<T>::get(task).ok_or(Error::<T>::TaskNotFound)?;
+			ensure!(t.status == TaskStatus::Running, Error::<T>::TaskNotRunning);
+			if let Some(who) = caller {
+				ensure!(who == t.publisher, Error::<T>::NotPublisher);
+			}
+			Self::fail(task, t.round, FailureReason::Cancelled);
+			Ok(())
+		}
+	}
+
+	impl<T: Config> Pallet<T> {
+		fn check_spec(spec: &TaskSpec<T::MaxParams>) -> DispatchResult {
+			let count = spec.model.parameter_count().ok_or(Error::<T>::InvalidModel)?;
+			ensure!(count <= T::MaxParams::get(), Error::<T>::ModelTooLarge);
+			ensure!(spec.initial_model.len() as u32 == count, Error::<T>::WrongParameterCount);
+			ensure!(
+				(1..=T::MaxRounds::get()).contains(&spec.max_rounds),
+				Error::<T>::InvalidRounds
+			);
+			ensure!(
+				(1..=T::MaxParticipants::get()).contains(&spec.min_participants),
+				Error::<T>::InvalidQuorum
+			);
+			ensure!(spec.round_blocks >= T::MinRoundBlocks::get(), Error::<T>::RoundTooShort);
+			ensure!(
+				(1..=T::MaxAggregators::get()).contains(&spec.aggregators_required),
+				Error::<T>::InvalidAggregators
+			);
+			let rule_ok = match spec.rule {
+				AggregationRule::FedAvg | AggregationRule::Median => true,
+				AggregationRule::ClippedFedAvg { max_norm } => max_norm > 0,
+				AggregationRule::TrimmedMean { trim } => trim < Permill::from_percent(50),
+			};
+			ensure!(rule_ok && spec.hints.learning_rate > 0, Error::<T>::InvalidRule);
+			ensure!(!spec.target_accuracy.is_zero(), Error::<T>::InvalidTarget);
+			Ok(())
+		}
+
+		fn check_outliers(
+			task: TaskId,
+			round: RoundIndex,
+			outliers: &[T::AccountId],
+		) -> DispatchResult {
+			for (i, who) in outliers.iter().enumerate() {
+				ensure!(
+					Updates::<T>::contains_key((task, round), who) && !outliers[..i].contains(who),
+					Error::<T>::UnknownOutlier
+				);
+			}
+			Ok(())
+		}
+
+		fn open_round(task: TaskId, round: RoundIndex, round_blocks: u32) {
+			let deadline = frame_system::Pallet::<T>::block_number().saturating_add(round_blocks.into());
+			Rounds::<T>::insert(
+				task,
+				round,
+				Round {
+					phase: RoundPhase::Collecting,
+					deadline,
+					extensions: 0,
+					submitted: 0,
+					samples: 0,
+					accuracy: Permill::zero(),
+					loss: 0,
+					outliers: 0,
+				},
+			);
+			Self::deposit_event(Event::RoundStarted { task, round, deadline });
+		}
+
+		/// Folds an update into the round's sample-weighted accuracy and loss.
+		fn accumulate(r: &mut Round<BlockNumberFor<T>>, u: &ModelUpdate<T::MaxParams>) -> DispatchResult {
+			let old = r.samples as u128;
+			let add = u.samples as u128;
+			let total = old + add;
+			let acc = (r.accuracy.deconstruct() as u128 * old + u.accuracy.deconstruct() as u128 * add) /
+				total;
+			let loss = (r.loss as i128)
+				.checked_mul(old as i128)
+				.and_then(|a| a.checked_add((u.loss as i128).checked_mul(add as i128)?))
+				.ok_or(Error::<T>::Overflow)? /
+				total as i128;
+			r.samples = u64::try_from(total).map_err(|_| Error::<T>::Overflow)?;
+			r.accuracy = Permill::from_parts(acc as u32);
+			r.loss = Fixed::try_from(loss).map_err(|_| Error::<T>::Overflow)?;
+			r.submitted = r.submitted.checked_add(1).ok_or(Error::<T>::Overflow)?;
+			Ok(())
+		}
+
+		fn close_round(task: TaskId, round: RoundIndex, r: &mut Round<BlockNumberFor<T>>) {
+			r.phase = RoundPhase::Aggregating { since: frame_system::Pallet::<T>::block_number() };
+			Self::deposit_event(Event::RoundClosed { task, round, updates: r.submitted });
+		}
+
+		/// Closes, extends or fails the current round of `task` whose deadline
+		/// passed; fails a round whose aggregation timed out.
+		pub(crate) fn advance_deadlines(task: TaskId, now: BlockNumberFor<T>) {
+			let Some(t) = Tasks::<T>::get(task) else { return };
+			let Some(mut r) = Rounds::<T>::get(task, t.round) else { return };
+			match r.phase {
+				RoundPhase::Collecting if now >= r.deadline => {
+					if r.submitted >= t.min_participants {
+						Self::close_round(task, t.round, &mut r);
+					} else if r.extensions < T::MaxExtensions::get() {
+						r.extensions += 1;
+						r.deadline = now.saturating_add(t.round_blocks.into());
+						Self::deposit_event(Event::RoundExtended {
+							task,
+							round: t.round,
+							deadline: r.deadline,
+						});
+					} else {
+						return Self::fail(task, t.round, FailureReason::QuorumNotReached);
+					}
+					Rounds::<T>::insert(task, t.round, r);
+				},
+				RoundPhase::Aggregating { since } if now >= since.saturating_add(T::AggregationTimeout::get()) =>
+					Self::fail(task, t.round, FailureReason::AggregationTimedOut),
+				_ => {},
+			}
+		}
+
+		/// Adopts the proposal `digest` of the task's current round, reports
+		/// credit, and opens the next round or finishes the task.
+		fn adopt(
+			task: TaskId,
+			mut t: LearningTask<T::AccountId>,
+			mut r: Round<BlockNumberFor<T>>,
+			digest: H256,
+		) -> DispatchResult {
+			let round = t.round;
+			let proposal = Proposals::<T>::get((task, round), digest).ok_or(Error::<T>::RoundNotAggregating)?;
+			for (who, voted) in AggregateVotes::<T>::drain_prefix((task, round)) {
+				if voted == digest {
+					T::Credit::report(&who, Behaviour::AggregationAgreed);
+				} else {
+					T::Credit::report(&who, Behaviour::AggregationMismatched);
+					Self::deposit_event(Event::AggregatorMismatched { task, round, who });
+				}
+			}
+			for (who, _) in Updates::<T>::drain_prefix((task, round)) {
+				if proposal.outliers.contains(&who) {
+					T::Credit::report(&who, Behaviour::UpdateOutlier);
+					Self::deposit_event(Event::UpdateFlagged { task, round, who });
+				} else {
+					T::Credit::report(&who, Behaviour::UpdateAccepted);
+				}
+			}
+			let _ = Proposals::<T>::clear_prefix((task, round), u32::MAX, None);
+			VoteCount::<T>::remove((task, round));
+
+			r.phase = RoundPhase::Adopted { digest };
+			r.outliers = proposal.outliers.len() as u32;
+			Rounds::<T>::insert(task, round, r);
+			t.model_digest = model_digest(&proposal.params);
+			GlobalModel::<T>::insert(task, proposal.params);
+			Self::deposit_event(Event::ModelAdopted {
+				task,
+				round,
+				digest,
+				model_digest: t.model_digest,
+				accuracy: r.accuracy,
+				outliers: r.outliers,
+			});
+
+			let rounds = round.saturating_add(1);
+			let reached_target = r.accuracy >= t.target_accuracy;
+			if reached_target || rounds >= t.max_rounds {
+				t.status = TaskStatus::Finished { reached_target };
+				ActiveTasks::<T>::mutate(|a| a.retain(|id| *id != task));
+				Self::deposit_event(Event::TaskFinished { task, rounds, reached_target, accuracy: r.accuracy });
+			} else {
+				t.round = rounds;
+				Self::open_round(task, rounds, t.round_blocks);
+			}
+			Tasks::<T>::insert(task, t);
+			Ok(())
+		}
+
+		/// Marks the task failed at `round` and clears the round's working
+		/// state.
+		fn fail(task: TaskId, round: RoundIndex, reason: FailureReason) {
+			Tasks::<T>::mutate(task, |t| {
+				if let Some(t) = t {
+					t.status = TaskStatus::Failed(reason);
+				}
+			});
+			Rounds::<T>::mutate(task, round, |r| {
+				if let Some(r) = r {
+					r.phase = RoundPhase::Abandoned;
+				}
+			});
+			ActiveTasks::<T>::mutate(|a| a.retain(|id| *id != task));
+			let _ = Updates::<T>::clear_prefix((task, round), u32::MAX, None);
+			let _ = AggregateVotes::<T>::clear_prefix((task, round), u32::MAX, None);
+			let _ = Proposals::<T>::clear_prefix((task, round), u32::MAX, None);
+			VoteCount::<T>::remove((task, round));
+			Self::deposit_event(Event::TaskFailed { task, round, reason });
+		}
+
+		/// The updates of a round, sorted by account (the canonical order
+		/// every aggregator uses).
+		pub fn round_updates(task: TaskId, round: RoundIndex) -> Vec<(T::AccountId, ModelUpdate<T::MaxParams>)> {
+			let mut updates: Vec<_> = Updates::<T>::iter_prefix((task, round)).collect();
+			updates.sort_by(|a, b| a.0.cmp(&b.0));
+			updates
+		}
+
+		/// Aggregates a round as an honest aggregator does: the new model and
+		/// the flagged outliers (sorted by account).
+		pub fn compute_aggregate(
+			task: TaskId,
+			round: RoundIndex,
+		) -> Result<(Vec<Fixed>, Vec<T::AccountId>), AggregationError> {
+			let t = Tasks::<T>::get(task).ok_or(AggregationError::NoUpdates)?;
+			let global = GlobalModel::<T>::get(task).ok_or(AggregationError::NoUpdates)?;
+			let updates = Self::round_updates(task, round);
+			let views: Vec<_> = updates
+				.iter()
+				.map(|(_, u)| UpdateView { params: &u.params, samples: u.samples })
+				.collect();
+			let out = T::Aggregator::aggregate(&t.rule, &global, &views)?;
+			let outliers = out.outliers.iter().map(|i| updates[*i].0.clone()).collect();
+			Ok((out.params, outliers))
+		}
+
+		/// Offchain worker: aggregates each closed round this node's
+		/// aggregator keys have not voted on, and submits the result.
+		fn aggregate_closed_rounds(now: BlockNumberFor<T>) -> Result<(), &'static str> {
+			let signer = Signer::<T, T::AuthorityId>::all_accounts();
+			if !signer.can_sign() {
+				return Err("no aggregator key in the keystore");
+			}
+			for task in ActiveTasks::<T>::get() {
+				let Some(t) = Tasks::<T>::get(task) else { continue };
+				let round = t.round;
+				let Some(r) = Rounds::<T>::get(task, round) else { continue };
+				if !matches!(r.phase, RoundPhase::Aggregating { .. }) {
+					continue;
+				}
+				let voters = Self::local_aggregators(task, round);
+				if voters.is_empty() {
+					continue;
+				}
+				let marker_key = (b"medchain/fl-task/submitted", task, round).encode();
+				let marker = StorageValueRef::persistent(&marker_key);
+				let now_u32: u32 = sp_runtime::SaturatedConversion::saturated_into(now);
+				let fresh = marker.mutate(|last: Result<Option<u32>, _>| match last {
+					Ok(Some(at)) if now_u32 < at.saturating_add(RESUBMIT_AFTER) => Err(()),
+					_ => Ok(now_u32),
+				});
+				if fresh.is_err() {
+					continue;
+				}
+				let (params, outliers) = match Self::compute_aggregate(task, round) {
+					Ok(x) => x,
+					Err(e) => {
+						log::warn!(target: LOG_TARGET, "task {task} round {round}: cannot aggregate: {e:?}");
+						continue;
+					},
+				};
+				let (Ok(params), Ok(outliers)) =
+					(BoundedVec::try_from(params), BoundedVec::try_from(outliers))
+				else {
+					continue;
+				};
+				let sent = Signer::<T, T::AuthorityId>::all_accounts()
+					.with_filter(voters)
+					.send_signed_transaction(|_| Call::submit_aggregate {
+						task,
+						round,
+						params: params.clone(),
+						outliers: outliers.clone(),
+					});
+				for (account, result) in sent {
+					log::info!(
+						target: LOG_TARGET,
+						"task {task} round {round}: aggregate submitted by {:?}: {:?}",
+						account.id,
+						result
+					);
+				}
+			}
+			Ok(())
+		}
+
+		/// Public keys in this node's keystore whose accounts are aggregators
+		/// that have not yet voted on the round.
+		fn local_aggregators(task: TaskId, round: RoundIndex) -> Vec<T::Public> {
+			<<T::AuthorityId as AppCrypto<T::Public, T::Signature>>::RuntimeAppPublic as sp_application_crypto::RuntimeAppPublic>::all()
+				.into_iter()
+				.filter_map(|key| {
+					let generic: <T::AuthorityId as AppCrypto<T::Public, T::Signature>>::GenericPublic =
+						key.into();
+					let public: T::Public = generic.into();
+					let account = public.clone().into_account();
+					(T::Registry::has_role(&account, Role::Producer) &&
+						!AggregateVotes::<T>::contains_key((task, round), &account))
+					.then_some(public)
+				})
+				.collect()
+		}
+
+		/// Checks the pallet's invariants.
+		#[cfg(any(feature = "try-runtime", test))]
+		pub fn do_try_state() -> Result<(), sp_runtime::TryRuntimeError> {
+			for task in ActiveTasks::<T>::get() {
+				let t = Tasks::<T>::get(task).ok_or("active task missing")?;
+				ensure!(t.status == TaskStatus::Running, "active task not running");
+				let r = Rounds::<T>::get(task, t.round).ok_or("current round missing")?;
+				let updates = Updates::<T>::iter_prefix((task, t.round)).count() as u32;
+				ensure!(updates == r.submitted, "round's update count differs from its updates");
+				let votes = AggregateVotes::<T>::iter_prefix((task, t.round)).count() as u32;
+				ensure!(votes == VoteCount::<T>::get((task, t.round)), "vote count differs from votes");
+				let participants = Participants::<T>::iter_prefix(task).count() as u32;
+				ensure!(participants == t.participants, "participant count differs");
+			}
+			for (task, t) in Tasks::<T>::iter() {
+				let model = GlobalModel::<T>::get(task).ok_or("task without global model")?;
+				ensure!(model_digest(&model) == t.model_digest, "model digest differs from model");
+				if t.status != TaskStatus::Running {
+					ensure!(!ActiveTasks::<T>::get().contains(&task), "finished task still active");
+				}
+			}
+			Ok(())
+		}
+	}
+}
+

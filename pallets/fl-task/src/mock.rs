@@ -1,0 +1,183 @@
+//! Test runtime for federated learning, with a mocked registry and credit and
+//! test aggregator keys.
+
+use crate::{self as pallet_fl_task, *};
+use frame_support::{derive_impl, parameter_types, traits::ConstU32};
+use frame_system::offchain::{CreateSignedTransaction, CreateTransactionBase, SigningTypes};
+use medchain_primitives::{Behaviour, CreditReporter, InstitutionRegistry, Role};
+use sp_core::offchain::{testing, OffchainDbExt, OffchainWorkerExt, TransactionPoolExt};
+use sp_runtime::{
+	testing::{TestSignature, UintAuthorityId},
+	BuildStorage, Permill,
+};
+use std::sync::Arc;
+
+type Block = frame_system::mocking::MockBlock<Test>;
+/// Extrinsics of the test runtime.
+pub type Extrinsic = sp_runtime::testing::TestXt<RuntimeCall, ()>;
+/// Account ids in tests are small integers.
+pub type AccountId = u64;
+
+frame_support::construct_runtime!(
+	pub enum Test {
+		System: frame_system,
+		FlTask: pallet_fl_task,
+	}
+);
+
+#[derive_impl(frame_system::config_preludes::TestDefaultConfig)]
+impl frame_system::Config for Test {
+	type Block = Block;
+}
+
+/// Aggregators (producer institutions).
+pub const AGGREGATORS: [AccountId; 3] = [1, 2, 3];
+/// Hospitals taking part in learning (active institutions without producer role).
+pub const HOSPITALS: [AccountId; 5] = [4, 5, 6, 7, 8];
+/// An account that is not an institution.
+pub const OUTSIDER: AccountId = 100;
+
+parameter_types! {
+	pub static Suspended: Vec<AccountId> = vec![];
+	pub static CreditLog: Vec<(AccountId, Behaviour)> = vec![];
+}
+
+/// Registry mock: 1..=8 are active institutions, 1..=3 producers.
+pub struct MockRegistry;
+impl InstitutionRegistry<AccountId> for MockRegistry {
+	fn is_active(who: &AccountId) -> bool {
+		(1..=8).contains(who) && !Suspended::get().contains(who)
+	}
+	fn has_role(who: &AccountId, role: Role) -> bool {
+		Self::is_active(who) && role == Role::Producer && AGGREGATORS.contains(who)
+	}
+}
+
+/// Credit mock: records every report.
+pub struct MockCredit;
+impl CreditReporter<AccountId> for MockCredit {
+	fn report(who: &AccountId, behaviour: Behaviour) {
+		CreditLog::mutate(|l| l.push((*who, behaviour)));
+	}
+}
+
+/// Test aggregator keys: `UintAuthorityId`s set with `set_all_keys`.
+pub struct TestAuthorityId;
+impl frame_system::offchain::AppCrypto<UintAuthorityId, TestSignature> for TestAuthorityId {
+	type RuntimeAppPublic = UintAuthorityId;
+	type GenericPublic = UintAuthorityId;
+	type GenericSignature = TestSignature;
+}
+
+impl SigningTypes for Test {
+	type Public = UintAuthorityId;
+	type Signature = TestSignature;
+}
+
+impl<LocalCall> CreateTransactionBase<LocalCall> for Test
+where
+	RuntimeCall: From<LocalCall>,
+{
+	type RuntimeCall = RuntimeCall;
+	type Extrinsic = Extrinsic;
+}
+
+impl<LocalCall> CreateSignedTransaction<LocalCall> for Test
+where
+	RuntimeCall: From<LocalCall>,
+{
+	fn create_signed_transaction<C: frame_system::offchain::AppCrypto<Self::Public, Self::Signature>>(
+		call: RuntimeCall,
+		_public: UintAuthorityId,
+		account: AccountId,
+		_nonce: u32,
+	) -> Option<Extrinsic> {
+		Some(Extrinsic::new_signed(call, account, (), ()))
+	}
+}
+
+/// Round length in tests.
+pub const ROUND: u32 = 5;
+/// Aggregation timeout in tests.
+pub const AGG_TIMEOUT: u64 = 4;
+
+impl pallet_fl_task::Config for Test {
+	type RuntimeEvent = RuntimeEvent;
+	type Registry = MockRegistry;
+	type Credit = MockCredit;
+	type Aggregator = FixedPointAggregator;
+	type AuthorityId = TestAuthorityId;
+	type MaxParams = ConstU32<64>;
+	type MaxParticipants = ConstU32<5>;
+	type MaxActiveTasks = ConstU32<2>;
+	type MaxRounds = ConstU32<50>;
+	type MaxAggregators = ConstU32<3>;
+	type MinRoundBlocks = ConstU32<2>;
+	type MaxExtensions = frame_support::traits::ConstU8<1>;
+	type AggregationTimeout = frame_support::traits::ConstU64<AGG_TIMEOUT>;
+	type WeightInfo = ();
+	#[cfg(feature = "runtime-benchmarks")]
+	type BenchmarkHelper = MockRegistry;
+}
+
+#[cfg(feature = "runtime-benchmarks")]
+impl crate::BenchmarkHelper<AccountId> for MockRegistry {
+	fn institution(n: u32) -> AccountId {
+		// 1..=3 are producers, 4..=8 further institutions.
+		(n as u64 % 8) + 1
+	}
+}
+
+/// Externalities for the benchmark test suite.
+#[cfg(feature = "runtime-benchmarks")]
+pub fn new_bench_ext() -> sp_io::TestExternalities {
+	let storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
+	let mut ext = sp_io::TestExternalities::new(storage);
+	ext.execute_with(|| System::set_block_number(1));
+	ext
+}
+
+/// A logistic-regression spec over 2 features (3 parameters).
+pub fn spec() -> TaskSpec<ConstU32<64>> {
+	TaskSpec {
+		model: ModelKind::LogisticRegression { features: 2 },
+		initial_model: vec![0, 0, 0].try_into().unwrap(),
+		hints: TrainingHints { epochs: 5, learning_rate: FIXED_ONE / 10, batch_size: 0 },
+		target_accuracy: Permill::from_percent(90),
+		max_rounds: 3,
+		min_participants: 2,
+		round_blocks: ROUND,
+		rule: AggregationRule::FedAvg,
+		aggregators_required: 2,
+	}
+}
+
+/// An update with parameters `p`.
+pub fn update(p: [Fixed; 3], samples: u32, accuracy: u32) -> ModelUpdate<ConstU32<64>> {
+	ModelUpdate {
+		params: p.to_vec().try_into().unwrap(),
+		samples,
+		accuracy: Permill::from_percent(accuracy),
+		loss: FIXED_ONE / 2,
+	}
+}
+
+/// Runs `f` at block 1 in fresh externalities with offchain and pool
+/// extensions, then checks the invariants.
+pub fn new_test_ext(f: impl FnOnce(&Arc<parking_lot::RwLock<testing::PoolState>>)) {
+	let storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
+	let mut ext = sp_io::TestExternalities::new(storage);
+	let (offchain, _state) = testing::TestOffchainExt::new();
+	let (pool, pool_state) = testing::TestTransactionPoolExt::new();
+	ext.register_extension(OffchainDbExt::new(offchain.clone()));
+	ext.register_extension(OffchainWorkerExt::new(offchain));
+	ext.register_extension(TransactionPoolExt::new(pool));
+	ext.execute_with(|| {
+		System::set_block_number(1);
+		Suspended::set(vec![]);
+		CreditLog::set(vec![]);
+		UintAuthorityId::set_all_keys(Vec::<u64>::new());
+		f(&pool_state);
+		FlTask::do_try_state().expect("invariants hold");
+	});
+}

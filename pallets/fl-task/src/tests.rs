@@ -1,0 +1,463 @@
+//! Tests of the federated-learning pallet.
+
+use crate::{mock::*, Error, Event, *};
+use codec::Decode;
+use frame_support::{assert_noop, assert_ok, traits::Hooks, BoundedVec};
+use medchain_primitives::Behaviour;
+use sp_core::offchain::testing::PoolState;
+use sp_runtime::{generic::Preamble, testing::UintAuthorityId, DispatchError, Permill};
+use std::sync::Arc;
+
+type Pool = Arc<parking_lot::RwLock<PoolState>>;
+
+fn origin(who: AccountId) -> RuntimeOrigin {
+	RuntimeOrigin::signed(who)
+}
+
+fn events() -> Vec<Event<Test>> {
+	System::events()
+		.into_iter()
+		.filter_map(|r| if let RuntimeEvent::FlTask(e) = r.event { Some(e) } else { None })
+		.collect()
+}
+
+/// Publishes `spec` from aggregator 1 and lets `joiners` join.
+fn publish_with(spec: TaskSpec<frame_support::traits::ConstU32<64>>, joiners: &[AccountId]) -> TaskId {
+	let id = NextTaskId::<Test>::get();
+	assert_ok!(FlTask::publish_task(origin(1), spec));
+	for who in joiners {
+		assert_ok!(FlTask::join_task(origin(*who), id));
+	}
+	id
+}
+
+fn run_to(n: u64) {
+	while System::block_number() < n {
+		let next = System::block_number() + 1;
+		System::set_block_number(next);
+		FlTask::on_initialize(next);
+	}
+}
+
+/// Transactions the offchain workers put in the pool, as (signer, call).
+fn drain_pool(pool: &Pool) -> Vec<(AccountId, RuntimeCall)> {
+	std::mem::take(&mut pool.write().transactions)
+		.into_iter()
+		.map(|tx| {
+			let xt = Extrinsic::decode(&mut &tx[..]).unwrap();
+			match xt.preamble {
+				Preamble::Signed(who, _, _) => (who, xt.function),
+				_ => panic!("offchain worker submits signed transactions"),
+			}
+		})
+		.collect()
+}
+
+/// Runs the offchain worker with aggregator keys `keys` and dispatches what
+/// it submitted; returns the signers.
+fn aggregate_with(pool: &Pool, keys: &[u64]) -> Vec<AccountId> {
+	UintAuthorityId::set_all_keys(keys.to_vec());
+	FlTask::offchain_worker(System::block_number());
+	drain_pool(pool)
+		.into_iter()
+		.map(|(who, call)| {
+			assert_ok!(frame_support::traits::UnfilteredDispatchable::dispatch_bypass_filter(
+				call,
+				origin(who)
+			));
+			who
+		})
+		.collect()
+}
+
+fn params(p: &[Fixed]) -> BoundedVec<Fixed, frame_support::traits::ConstU32<64>> {
+	p.to_vec().try_into().unwrap()
+}
+
+fn no_outliers() -> BoundedVec<AccountId, frame_support::traits::ConstU32<5>> {
+	BoundedVec::new()
+}
+
+#[test]
+fn a_task_runs_rounds_until_the_target_accuracy() {
+	new_test_ext(|pool| {
+		let task = publish_with(spec(), &[4, 5, 6]);
+		assert_eq!(Tasks::<Test>::get(task).unwrap().participants, 3);
+		assert!(events().contains(&Event::RoundStarted { task, round: 0, deadline: 1 + ROUND as u64 }));
+
+		assert_ok!(FlTask::submit_update(origin(4), task, 0, update([FIXED_ONE, 0, 0], 100, 80)));
+		assert_ok!(FlTask::submit_update(origin(5), task, 0, update([0, FIXED_ONE, 0], 100, 80)));
+		// Nothing to aggregate while the round collects.
+		assert!(aggregate_with(pool, &[1, 2]).is_empty());
+		assert_ok!(FlTask::submit_update(origin(6), task, 0, update([0, 0, FIXED_ONE], 200, 90)));
+		assert!(events().contains(&Event::RoundClosed { task, round: 0, updates: 3 }));
+
+		// Two aggregator keys in this node: both vote, the model is adopted.
+		assert_eq!(aggregate_with(pool, &[1, 2]), vec![1, 2]);
+		let model = GlobalModel::<Test>::get(task).unwrap().into_inner();
+		assert_eq!(model, vec![FIXED_ONE / 4, FIXED_ONE / 4, FIXED_ONE / 2]);
+		let r0 = Rounds::<Test>::get(task, 0).unwrap();
+		assert!(matches!(r0.phase, RoundPhase::Adopted { .. }));
+		assert_eq!(r0.accuracy, Permill::from_parts(850_000));
+		assert_eq!(r0.samples, 400);
+		let mut log = CreditLog::get();
+		log.sort_by_key(|(who, _)| *who);
+		assert_eq!(
+			log,
+			vec![
+				(1, Behaviour::AggregationAgreed),
+				(2, Behaviour::AggregationAgreed),
+				(4, Behaviour::UpdateAccepted),
+				(5, Behaviour::UpdateAccepted),
+				(6, Behaviour::UpdateAccepted),
+			]
+		);
+		// Working state of round 0 is gone; round 1 is open.
+		assert_eq!(Updates::<Test>::iter_prefix((task, 0)).count(), 0);
+		assert_eq!(Tasks::<Test>::get(task).unwrap().round, 1);
+		assert_eq!(Tasks::<Test>::get(task).unwrap().model_digest, model_digest(&model));
+
+		for who in [4, 5, 6] {
+			assert_ok!(FlTask::submit_update(origin(who), task, 1, update([1, 2, 3], 10, 95)));
+		}
+		assert_eq!(aggregate_with(pool, &[1, 2]).len(), 2);
+		let t = Tasks::<Test>::get(task).unwrap();
+		assert_eq!(t.status, TaskStatus::Finished { reached_target: true });
+		assert!(ActiveTasks::<Test>::get().is_empty());
+		assert!(events().contains(&Event::TaskFinished {
+			task,
+			rounds: 2,
+			reached_target: true,
+			accuracy: Permill::from_percent(95)
+		}));
+		assert_eq!(GlobalModel::<Test>::get(task).unwrap().into_inner(), vec![1, 2, 3]);
+	});
+}
+
+#[test]
+fn max_rounds_end_a_task_that_misses_its_target() {
+	new_test_ext(|pool| {
+		let task = publish_with(TaskSpec { max_rounds: 1, aggregators_required: 1, ..spec() }, &[4, 5]);
+		for who in [4, 5] {
+			assert_ok!(FlTask::submit_update(origin(who), task, 0, update([1, 1, 1], 10, 50)));
+		}
+		assert_eq!(aggregate_with(pool, &[3]), vec![3]);
+		assert_eq!(Tasks::<Test>::get(task).unwrap().status, TaskStatus::Finished { reached_target: false });
+	});
+}
+
+#[test]
+fn a_round_closes_at_its_deadline_with_a_quorum() {
+	new_test_ext(|_| {
+		let task = publish_with(spec(), &[4, 5, 6]);
+		assert_ok!(FlTask::submit_update(origin(4), task, 0, update([1, 1, 1], 10, 50)));
+		assert_ok!(FlTask::submit_update(origin(5), task, 0, update([1, 1, 1], 10, 50)));
+		run_to(1 + ROUND as u64);
+		assert!(matches!(Rounds::<Test>::get(task, 0).unwrap().phase, RoundPhase::Aggregating { .. }));
+		assert_noop!(
+			FlTask::submit_update(origin(6), task, 0, update([1, 1, 1], 10, 50)),
+			Error::<Test>::RoundNotCollecting
+		);
+	});
+}
+
+#[test]
+fn a_round_under_quorum_is_extended_then_fails() {
+	new_test_ext(|_| {
+		let task = publish_with(spec(), &[4, 5, 6]);
+		assert_ok!(FlTask::submit_update(origin(4), task, 0, update([1, 1, 1], 10, 50)));
+		run_to(1 + ROUND as u64);
+		let deadline = 1 + 2 * ROUND as u64;
+		assert!(events().contains(&Event::RoundExtended { task, round: 0, deadline }));
+		assert_eq!(Rounds::<Test>::get(task, 0).unwrap().phase, RoundPhase::Collecting);
+		run_to(deadline);
+		assert_eq!(
+			Tasks::<Test>::get(task).unwrap().status,
+			TaskStatus::Failed(FailureReason::QuorumNotReached)
+		);
+		assert_eq!(Rounds::<Test>::get(task, 0).unwrap().phase, RoundPhase::Abandoned);
+		assert!(ActiveTasks::<Test>::get().is_empty());
+		assert_eq!(Updates::<Test>::iter().count(), 0);
+	});
+}
+
+#[test]
+fn aggregation_that_never_agrees_times_out() {
+	new_test_ext(|_| {
+		let task = publish_with(spec(), &[4, 5]);
+		for who in [4, 5] {
+			assert_ok!(FlTask::submit_update(origin(who), task, 0, update([1, 1, 1], 10, 50)));
+		}
+		// Two aggregators submit different models; two must agree.
+		assert_ok!(FlTask::submit_aggregate(origin(1), task, 0, params(&[1, 1, 1]), no_outliers()));
+		assert_ok!(FlTask::submit_aggregate(origin(2), task, 0, params(&[2, 2, 2]), no_outliers()));
+		run_to(1 + AGG_TIMEOUT);
+		assert_eq!(
+			Tasks::<Test>::get(task).unwrap().status,
+			TaskStatus::Failed(FailureReason::AggregationTimedOut)
+		);
+		assert_eq!(AggregateVotes::<Test>::iter().count(), 0);
+		assert_eq!(Proposals::<Test>::iter().count(), 0);
+	});
+}
+
+#[test]
+fn a_mismatching_aggregator_loses_credit() {
+	new_test_ext(|pool| {
+		let task = publish_with(spec(), &[4, 5]);
+		for who in [4, 5] {
+			assert_ok!(FlTask::submit_update(origin(who), task, 0, update([4, 4, 4], 10, 50)));
+		}
+		assert_ok!(FlTask::submit_aggregate(origin(3), task, 0, params(&[9, 9, 9]), no_outliers()));
+		assert_eq!(aggregate_with(pool, &[1, 2]).len(), 2);
+		assert_eq!(GlobalModel::<Test>::get(task).unwrap().into_inner(), vec![4, 4, 4]);
+		assert!(CreditLog::get().contains(&(3, Behaviour::AggregationMismatched)));
+		assert!(CreditLog::get().contains(&(1, Behaviour::AggregationAgreed)));
+		assert!(events().contains(&Event::AggregatorMismatched { task, round: 0, who: 3 }));
+	});
+}
+
+#[test]
+fn a_poisoned_update_is_flagged_and_loses_credit() {
+	new_test_ext(|pool| {
+		let task = publish_with(
+			TaskSpec { rule: AggregationRule::Median, aggregators_required: 1, ..spec() },
+			&HOSPITALS[..4],
+		);
+		for (who, v) in [(4, 10), (5, 11), (6, 12)] {
+			assert_ok!(FlTask::submit_update(origin(who), task, 0, update([v, v, v], 10, 50)));
+		}
+		let huge = 1_000 * FIXED_ONE;
+		assert_ok!(FlTask::submit_update(origin(7), task, 0, update([huge, -huge, huge], 10, 50)));
+		assert_eq!(aggregate_with(pool, &[1]), vec![1]);
+		// Coordinate-wise medians of {10, 11, 12, poisoned}: the middle coordinate is
+		// poisoned downwards, so its median is (10 + 11) / 2.
+		assert_eq!(GlobalModel::<Test>::get(task).unwrap().into_inner(), vec![11, 10, 11]);
+		assert!(events().contains(&Event::UpdateFlagged { task, round: 0, who: 7 }));
+		assert!(CreditLog::get().contains(&(7, Behaviour::UpdateOutlier)));
+		for who in [4, 5, 6] {
+			assert!(CreditLog::get().contains(&(who, Behaviour::UpdateAccepted)));
+		}
+		assert_eq!(Rounds::<Test>::get(task, 0).unwrap().outliers, 1);
+	});
+}
+
+#[test]
+fn the_offchain_worker_does_not_submit_twice() {
+	new_test_ext(|pool| {
+		let task = publish_with(spec(), &[4, 5]);
+		for who in [4, 5] {
+			assert_ok!(FlTask::submit_update(origin(who), task, 0, update([2, 2, 2], 10, 50)));
+		}
+		// Without a key nothing is sent.
+		UintAuthorityId::set_all_keys(Vec::<u64>::new());
+		FlTask::offchain_worker(1);
+		assert!(drain_pool(pool).is_empty());
+		// A hospital key (not an aggregator) sends nothing either.
+		UintAuthorityId::set_all_keys(vec![4u64]);
+		FlTask::offchain_worker(1);
+		assert!(drain_pool(pool).is_empty());
+
+		UintAuthorityId::set_all_keys(vec![1u64]);
+		FlTask::offchain_worker(1);
+		FlTask::offchain_worker(2);
+		let sent = drain_pool(pool);
+		assert_eq!(sent.len(), 1, "second run in the resubmission window sends nothing");
+		// The transaction was dropped: after the window the worker sends again.
+		FlTask::offchain_worker(1 + RESUBMIT_AFTER as u64);
+		let again = drain_pool(pool);
+		assert_eq!(again.len(), 1);
+		assert_eq!(again[0].1, sent[0].1, "the same aggregate, bit for bit");
+		// Once its vote is on chain, the worker stays quiet.
+		let (who, call) = again.into_iter().next().unwrap();
+		assert_ok!(frame_support::traits::UnfilteredDispatchable::dispatch_bypass_filter(call, origin(who)));
+		FlTask::offchain_worker(100);
+		assert!(drain_pool(pool).is_empty());
+	});
+}
+
+#[test]
+fn aggregation_is_deterministic() {
+	new_test_ext(|_| {
+		let task = publish_with(
+			TaskSpec { rule: AggregationRule::TrimmedMean { trim: Permill::from_percent(20) }, ..spec() },
+			&[4, 5, 6, 7, 8],
+		);
+		for (k, who) in [4u64, 5, 6, 7, 8].into_iter().enumerate() {
+			let v = (k as i64 * 7_654_321) % 1_000_003 - 500_000;
+			assert_ok!(FlTask::submit_update(origin(who), task, 0, update([v, -v, v / 3], 7 + k as u32, 50)));
+		}
+		let first = FlTask::compute_aggregate(task, 0).unwrap();
+		let second = FlTask::compute_aggregate(task, 0).unwrap();
+		assert_eq!(first, second);
+		assert_eq!(
+			aggregate_digest(task, 0, &first.0, &first.1),
+			aggregate_digest(task, 0, &second.0, &second.1)
+		);
+	});
+}
+
+#[test]
+fn cancel_by_publisher_or_root() {
+	new_test_ext(|_| {
+		let a = publish_with(spec(), &[4]);
+		let b = publish_with(spec(), &[]);
+		assert_noop!(FlTask::cancel_task(origin(4), a), Error::<Test>::NotPublisher);
+		assert_ok!(FlTask::cancel_task(origin(1), a));
+		assert_eq!(Tasks::<Test>::get(a).unwrap().status, TaskStatus::Failed(FailureReason::Cancelled));
+		assert_ok!(FlTask::cancel_task(RuntimeOrigin::root(), b));
+		assert_noop!(FlTask::cancel_task(origin(1), b), Error::<Test>::TaskNotRunning);
+		assert_noop!(FlTask::cancel_task(origin(1), 99), Error::<Test>::TaskNotFound);
+		assert_noop!(FlTask::cancel_task(RuntimeOrigin::none(), a), DispatchError::BadOrigin);
+	});
+}
+
+#[test]
+fn publish_errors() {
+	new_test_ext(|_| {
+		let bad = |s: TaskSpec<_>, e: Error<Test>| {
+			assert_noop!(FlTask::publish_task(origin(1), s), e);
+		};
+		assert_noop!(FlTask::publish_task(origin(OUTSIDER), spec()), Error::<Test>::NotInstitution);
+		bad(TaskSpec { model: ModelKind::LogisticRegression { features: 0 }, ..spec() }, Error::<Test>::InvalidModel);
+		bad(TaskSpec { model: ModelKind::Mlp { features: 2, hidden: 0 }, ..spec() }, Error::<Test>::InvalidModel);
+		bad(
+			TaskSpec { model: ModelKind::Mlp { features: u32::MAX, hidden: 2 }, ..spec() },
+			Error::<Test>::InvalidModel,
+		);
+		bad(
+			TaskSpec { model: ModelKind::LogisticRegression { features: 64 }, ..spec() },
+			Error::<Test>::ModelTooLarge,
+		);
+		bad(TaskSpec { initial_model: params(&[0, 0]), ..spec() }, Error::<Test>::WrongParameterCount);
+		bad(TaskSpec { max_rounds: 0, ..spec() }, Error::<Test>::InvalidRounds);
+		bad(TaskSpec { max_rounds: 51, ..spec() }, Error::<Test>::InvalidRounds);
+		bad(TaskSpec { min_participants: 0, ..spec() }, Error::<Test>::InvalidQuorum);
+		bad(TaskSpec { min_participants: 6, ..spec() }, Error::<Test>::InvalidQuorum);
+		bad(TaskSpec { round_blocks: 1, ..spec() }, Error::<Test>::RoundTooShort);
+		bad(TaskSpec { aggregators_required: 0, ..spec() }, Error::<Test>::InvalidAggregators);
+		bad(TaskSpec { aggregators_required: 4, ..spec() }, Error::<Test>::InvalidAggregators);
+		bad(TaskSpec { rule: AggregationRule::ClippedFedAvg { max_norm: 0 }, ..spec() }, Error::<Test>::InvalidRule);
+		bad(
+			TaskSpec { rule: AggregationRule::TrimmedMean { trim: Permill::from_percent(50) }, ..spec() },
+			Error::<Test>::InvalidRule,
+		);
+		bad(
+			TaskSpec { hints: TrainingHints { epochs: 1, learning_rate: 0, batch_size: 0 }, ..spec() },
+			Error::<Test>::InvalidRule,
+		);
+		bad(TaskSpec { target_accuracy: Permill::zero(), ..spec() }, Error::<Test>::InvalidTarget);
+		publish_with(spec(), &[]);
+		publish_with(spec(), &[]);
+		bad(spec(), Error::<Test>::TooManyActiveTasks);
+	});
+}
+
+#[test]
+fn task_id_overflow_changes_nothing() {
+	new_test_ext(|_| {
+		NextTaskId::<Test>::put(u32::MAX);
+		assert_noop!(FlTask::publish_task(origin(1), spec()), Error::<Test>::Overflow);
+	});
+}
+
+#[test]
+fn join_errors() {
+	new_test_ext(|_| {
+		let task = publish_with(spec(), &[4, 5, 6, 7, 8]);
+		assert_noop!(FlTask::join_task(origin(OUTSIDER), task), Error::<Test>::NotInstitution);
+		assert_noop!(FlTask::join_task(origin(4), task), Error::<Test>::AlreadyJoined);
+		assert_noop!(FlTask::join_task(origin(1), task), Error::<Test>::TooManyParticipants);
+		assert_noop!(FlTask::join_task(origin(1), 7), Error::<Test>::TaskNotFound);
+		Suspended::set(vec![2]);
+		assert_noop!(FlTask::join_task(origin(2), task), Error::<Test>::NotInstitution);
+		assert_ok!(FlTask::cancel_task(origin(1), task));
+		assert_noop!(FlTask::join_task(origin(2), task), Error::<Test>::NotInstitution);
+		Suspended::set(vec![]);
+		assert_noop!(FlTask::join_task(origin(2), task), Error::<Test>::TaskNotRunning);
+	});
+}
+
+#[test]
+fn update_errors() {
+	new_test_ext(|_| {
+		let task = publish_with(spec(), &[4, 5, 6]);
+		let ok = update([1, 2, 3], 10, 50);
+		assert_noop!(FlTask::submit_update(origin(4), 9, 0, ok.clone()), Error::<Test>::TaskNotFound);
+		assert_noop!(FlTask::submit_update(origin(7), task, 0, ok.clone()), Error::<Test>::NotParticipant);
+		assert_noop!(FlTask::submit_update(origin(4), task, 1, ok.clone()), Error::<Test>::WrongRound);
+		let short = ModelUpdate { params: params(&[1, 2]), ..ok.clone() };
+		assert_noop!(FlTask::submit_update(origin(4), task, 0, short), Error::<Test>::WrongParameterCount);
+		assert_noop!(
+			FlTask::submit_update(origin(4), task, 0, update([1, 2, 3], 0, 50)),
+			Error::<Test>::NoSamples
+		);
+		let negative = ModelUpdate { loss: -1, ..ok.clone() };
+		assert_noop!(FlTask::submit_update(origin(4), task, 0, negative), Error::<Test>::NegativeLoss);
+		assert_ok!(FlTask::submit_update(origin(4), task, 0, ok.clone()));
+		assert_noop!(FlTask::submit_update(origin(4), task, 0, ok.clone()), Error::<Test>::AlreadySubmitted);
+		let before = Rounds::<Test>::get(task, 0).unwrap();
+		Rounds::<Test>::mutate(task, 0, |r| r.as_mut().unwrap().samples = u64::MAX);
+		assert_noop!(FlTask::submit_update(origin(5), task, 0, ok.clone()), Error::<Test>::Overflow);
+		Rounds::<Test>::insert(task, 0, before);
+		assert_ok!(FlTask::cancel_task(origin(1), task));
+		assert_noop!(FlTask::submit_update(origin(5), task, 0, ok), Error::<Test>::TaskNotRunning);
+	});
+}
+
+#[test]
+fn aggregate_errors() {
+	new_test_ext(|_| {
+		let task = publish_with(spec(), &[4, 5, 6]);
+		let p = params(&[1, 2, 3]);
+		assert_noop!(
+			FlTask::submit_aggregate(origin(4), task, 0, p.clone(), no_outliers()),
+			Error::<Test>::NotAggregator
+		);
+		assert_noop!(
+			FlTask::submit_aggregate(origin(1), 9, 0, p.clone(), no_outliers()),
+			Error::<Test>::TaskNotFound
+		);
+		assert_noop!(
+			FlTask::submit_aggregate(origin(1), task, 0, p.clone(), no_outliers()),
+			Error::<Test>::RoundNotAggregating
+		);
+		for who in [4, 5] {
+			assert_ok!(FlTask::submit_update(origin(who), task, 0, update([1, 1, 1], 10, 50)));
+		}
+		run_to(1 + ROUND as u64);
+		assert_noop!(
+			FlTask::submit_aggregate(origin(1), task, 1, p.clone(), no_outliers()),
+			Error::<Test>::WrongRound
+		);
+		assert_noop!(
+			FlTask::submit_aggregate(origin(1), task, 0, params(&[1]), no_outliers()),
+			Error::<Test>::WrongParameterCount
+		);
+		assert_noop!(
+			FlTask::submit_aggregate(origin(1), task, 0, p.clone(), vec![6].try_into().unwrap()),
+			Error::<Test>::UnknownOutlier
+		);
+		assert_noop!(
+			FlTask::submit_aggregate(origin(1), task, 0, p.clone(), vec![4, 4].try_into().unwrap()),
+			Error::<Test>::UnknownOutlier
+		);
+		assert_ok!(FlTask::submit_aggregate(origin(1), task, 0, p.clone(), no_outliers()));
+		assert_noop!(
+			FlTask::submit_aggregate(origin(1), task, 0, p.clone(), no_outliers()),
+			Error::<Test>::AlreadyVoted
+		);
+		assert_ok!(FlTask::cancel_task(origin(1), task));
+		assert_noop!(
+			FlTask::submit_aggregate(origin(2), task, 0, p, no_outliers()),
+			Error::<Test>::TaskNotRunning
+		);
+	});
+}
+
+#[test]
+fn parameter_counts() {
+	assert_eq!(ModelKind::LogisticRegression { features: 30 }.parameter_count(), Some(31));
+	assert_eq!(ModelKind::Mlp { features: 30, hidden: 8 }.parameter_count(), Some(30 * 8 + 8 + 8 + 1));
+	assert_eq!(ModelKind::Mlp { features: 0, hidden: 8 }.parameter_count(), None);
+}

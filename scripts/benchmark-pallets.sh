@@ -6,23 +6,21 @@
 #   STEPS=50 REPEAT=20 scripts/benchmark-pallets.sh
 #
 # Builds the runtime with `runtime-benchmarks` (its blob is named
-# medchain_runtime_benchmarks, so the node's blob is untouched) and installs
-# `frame-omni-bencher` (polkadot-sdk stable2609) from crates.io.
+# medchain_runtime_benchmarks, so the node's blob is untouched) and
+# `medchain-bencher` (node/bencher: frame-benchmarking-cli's `benchmark
+# pallet` built against the workspace's lock file, so it reuses the node's
+# compiled dependencies).
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 cd "$MEDCHAIN_ROOT"
 bash scripts/setup.sh
 STEPS="${STEPS:-50}"
 REPEAT="${REPEAT:-20}"
-BENCHER_VERSION=0.28.0
-BENCHER_ROOT="$HOME/.cache/medchain/bencher"
 pallets=("$@")
-[ ${#pallets[@]} -eq 0 ] && pallets=(pallet_reputation pallet_ehr_index)
+[ ${#pallets[@]} -eq 0 ] && pallets=(pallet_reputation pallet_ehr_index pallet_fl_task)
 
-if ! "$BENCHER_ROOT/bin/frame-omni-bencher" --version >/dev/null 2>&1; then
-    echo "[bench] installing frame-omni-bencher $BENCHER_VERSION" >&2
-    cargo install frame-omni-bencher --version "$BENCHER_VERSION" --root "$BENCHER_ROOT"
-fi
+echo "[bench] building medchain-bencher" >&2
+cargo build --locked -p medchain-bencher
 echo "[bench] building the runtime with runtime-benchmarks" >&2
 cargo build --locked -p medchain-runtime --features runtime-benchmarks
 wasm="$CARGO_TARGET_DIR/debug/wbuild/medchain-runtime/medchain_runtime_benchmarks.compact.compressed.wasm"
@@ -31,7 +29,7 @@ for pallet in "${pallets[@]}"; do
     dir="pallets/${pallet#pallet_}"
     dir="${dir//_/-}"
     echo "[bench] $pallet → $dir/src/weights.rs" >&2
-    "$BENCHER_ROOT/bin/frame-omni-bencher" v1 benchmark pallet \
+    "$CARGO_TARGET_DIR/debug/medchain-bencher" pallet \
         --runtime "$wasm" --pallet "$pallet" --extrinsic '*' \
         --steps "$STEPS" --repeat "$REPEAT" \
         --template scripts/templates/pallet-weights.hbs \

@@ -17,7 +17,21 @@ cat >&2 <<MSG
   RPC (WebSocket):  ws://127.0.0.1:${RPC_PORT}
   polkadot.js Apps: https://polkadot.js.org/apps/?rpc=ws%3A%2F%2F127.0.0.1%3A${RPC_PORT}#/explorer
   Funded dev accounts: //Alice //Bob //Charlie //Dave //Eve //Ferdie (sudo: //Alice)
+  Federated-learning aggregator key (fl00): //Alice, inserted once RPC is up.
   Stop with Ctrl-C.
 
 MSG
+# The offchain worker aggregates federated-learning rounds with the node's
+# `fl00` keys; on the dev chain that is Alice, the collator (a producer).
+(
+    alice=0xd43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d
+    body='{"id":1,"jsonrpc":"2.0","method":"author_insertKey","params":["fl00","//Alice","'$alice'"]}'
+    for _ in $(seq 1 300); do
+        if curl -sf -H 'Content-Type: application/json' -d "$body" "http://127.0.0.1:${RPC_PORT}" >/dev/null 2>&1; then
+            echo "[dev] fl00 aggregator key of //Alice inserted" >&2
+            exit 0
+        fi
+        sleep 1
+    done
+) &
 exec "$MEDCHAIN_NODE_BIN" --dev --rpc-port "$RPC_PORT" --rpc-cors all "$@"

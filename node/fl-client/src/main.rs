@@ -1,1 +1,370 @@
-fn main() {}
+//! `medchain-fl-client`: what an institution runs beside its Medchain node to
+//! take part in federated learning. Patient rows never leave the machine;
+//! only model parameters go to the chain.
+//!
+//! ```text
+//! medchain-fl-client split       --input wdbc.csv --out DIR [--seed 7] [--test-fraction 0.2]
+//! medchain-fl-client centralized --train A.csv,B.csv --test T.csv [--epochs 200] [--lr 0.5]
+//! medchain-fl-client publish     --suri //Alice --features 30 [--rounds 20] [--quorum 3] ...
+//! medchain-fl-client train       --suri //Bob --task 0 --data hospital-1.csv [--plot out.png]
+//! medchain-fl-client evaluate    --task 0 --test T.csv
+//! medchain-fl-client aggregate   --task 0 [--at BLOCK_HASH]
+//! ```
+//! `aggregate` recomputes, natively, what the offchain workers compute in the
+//! runtime's Wasm for the task's closed round, and prints its digest: honest
+//! aggregators on any machine must print the same.
+//! Every command that talks to the chain takes `--node http://127.0.0.1:9944`.
+
+mod data;
+mod model;
+mod plot;
+mod rpc;
+
+use medchain_runtime::{AccountId, Runtime, RuntimeCall};
+use pallet_fl_task::{
+	from_fixed, to_fixed, AggregationRule, GlobalModel, LearningTask, ModelKind, ModelUpdate, Participants,
+	RoundPhase, Rounds, TaskSpec, TaskStatus, Tasks, TrainingHints, Updates,
+};
+use rpc::Node;
+use sp_core::{sr25519, Pair};
+use sp_runtime::Permill;
+use std::{
+	collections::HashMap,
+	path::{Path, PathBuf},
+	thread::sleep,
+	time::{Duration, Instant},
+};
+
+type Round = pallet_fl_task::Round<u32>;
+
+fn main() {
+	let args: Vec<String> = std::env::args().skip(1).collect();
+	let Some(command) = args.first() else {
+		eprintln!("usage: medchain-fl-client <split|centralized|publish|train|evaluate|aggregate> [--option value]...");
+		std::process::exit(2);
+	};
+	let result = Options::parse(&args[1..]).and_then(|o| match command.as_str() {
+		"split" => split(&o),
+		"centralized" => centralized(&o),
+		"publish" => publish(&o),
+		"train" => train(&o),
+		"evaluate" => evaluate(&o),
+		"aggregate" => aggregate(&o),
+		other => Err(format!("unknown command `{other}`")),
+	});
+	if let Err(e) = result {
+		eprintln!("error: {e}");
+		std::process::exit(1);
+	}
+}
+
+/// `--key value` options.
+struct Options(HashMap<String, String>);
+
+impl Options {
+	fn parse(args: &[String]) -> Result<Self, String> {
+		let mut map = HashMap::new();
+		let mut it = args.iter();
+		while let Some(key) = it.next() {
+			let key = key.strip_prefix("--").ok_or_else(|| format!("expected an --option, got `{key}`"))?;
+			let value = it.next().ok_or_else(|| format!("--{key} needs a value"))?;
+			map.insert(key.to_string(), value.clone());
+		}
+		Ok(Options(map))
+	}
+
+	fn get(&self, key: &str) -> Result<&str, String> {
+		self.0.get(key).map(String::as_str).ok_or_else(|| format!("--{key} is required"))
+	}
+
+	fn or<T: std::str::FromStr>(&self, key: &str, default: T) -> Result<T, String> {
+		match self.0.get(key) {
+			None => Ok(default),
+			Some(v) => v.parse().map_err(|_| format!("--{key}: cannot parse `{v}`")),
+		}
+	}
+
+	fn node(&self) -> Node {
+		Node::new(self.0.get("node").map(String::as_str).unwrap_or("127.0.0.1:9944"))
+	}
+
+	fn signer(&self) -> Result<sr25519::Pair, String> {
+		let suri = self.get("suri")?;
+		sr25519::Pair::from_string(suri, None).map_err(|e| format!("--suri: {e:?}"))
+	}
+}
+
+/// Splits the public data set into a test set and four non-IID hospitals.
+fn split(o: &Options) -> Result<(), String> {
+	let data = data::load_csv(Path::new(o.get("input")?))?;
+	let out = PathBuf::from(o.get("out")?);
+	std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+	let (hospitals, test) = data::split_non_iid(&data, o.or("test-fraction", 0.2)?, o.or("seed", 7)?);
+	for (i, h) in hospitals.iter().enumerate() {
+		let path = out.join(format!("hospital-{}.csv", i + 1));
+		data::save_csv(&path, h)?;
+		println!(
+			"{}: {} rows, {:.0} % benign",
+			path.display(),
+			h.len(),
+			100.0 * h.y.sum() / h.len() as f64
+		);
+	}
+	data::save_csv(&out.join("test.csv"), &test)?;
+	println!("{}: {} rows (held out)", out.join("test.csv").display(), test.len());
+	Ok(())
+}
+
+/// Trains on the union of the hospitals' data: the baseline federated
+/// learning is compared to.
+fn centralized(o: &Options) -> Result<(), String> {
+	let parts = o
+		.get("train")?
+		.split(',')
+		.map(|p| data::load_csv(Path::new(p)))
+		.collect::<Result<Vec<_>, _>>()?;
+	let union = data::Dataset::concat(&parts)?;
+	let test = data::load_csv(Path::new(o.get("test")?))?;
+	let init = vec![0.0; union.features() + 1];
+	let params = model::train(&init, &union, o.or("epochs", 200)?, o.or("lr", 0.5)?, o.or("batch", 0)?);
+	let (accuracy, loss) = model::evaluate(&params, &test);
+	println!("{{\"centralized_accuracy\":{accuracy:.6},\"loss\":{loss:.6},\"rows\":{}}}", union.len());
+	Ok(())
+}
+
+/// Publishes a logistic-regression task and prints its id.
+fn publish(o: &Options) -> Result<(), String> {
+	let node = o.node();
+	let signer = o.signer()?;
+	let features: u32 = o.get("features")?.parse().map_err(|_| "--features: not a number")?;
+	let model = ModelKind::LogisticRegression { features };
+	let count = model.parameter_count().ok_or("--features must be positive")?;
+	let rule = match o.or("rule", "fedavg".to_string())?.as_str() {
+		"fedavg" => AggregationRule::FedAvg,
+		"median" => AggregationRule::Median,
+		"trimmed-mean" => AggregationRule::TrimmedMean { trim: Permill::from_percent(o.or("trim-percent", 20)?) },
+		"clipped" => AggregationRule::ClippedFedAvg { max_norm: to_fixed(o.or("max-norm", 5.0)?) },
+		other => return Err(format!("--rule: unknown rule `{other}`")),
+	};
+	let spec = TaskSpec {
+		model,
+		initial_model: vec![0; count as usize].try_into().map_err(|_| "model too large")?,
+		hints: TrainingHints {
+			epochs: o.or("epochs", 10)?,
+			learning_rate: to_fixed(o.or("lr", 0.5)?),
+			batch_size: o.or("batch", 0)?,
+		},
+		target_accuracy: Permill::from_float(o.or("target", 0.97)?),
+		max_rounds: o.or("rounds", 20)?,
+		min_participants: o.or("quorum", 3)?,
+		round_blocks: o.or("round-blocks", 10)?,
+		rule,
+		aggregators_required: o.or("aggregators", 1)?,
+	};
+	let id: u32 = node
+		.storage(&pallet_fl_task::NextTaskId::<Runtime>::hashed_key())
+		.map_err(|e| e.to_string())?
+		.unwrap_or(0);
+	node.submit(&signer, RuntimeCall::FlTask(pallet_fl_task::Call::publish_task { spec }))
+		.map_err(|e| e.to_string())?;
+	wait_for(Duration::from_secs(60), || Ok(task(&node, id)?.is_some()))?;
+	println!("{{\"task\":{id}}}");
+	Ok(())
+}
+
+fn task(node: &Node, id: u32) -> Result<Option<LearningTask<AccountId>>, String> {
+	node.storage(&Tasks::<Runtime>::hashed_key_for(id)).map_err(|e| e.to_string())
+}
+
+fn wait_for(timeout: Duration, mut done: impl FnMut() -> Result<bool, String>) -> Result<(), String> {
+	let start = Instant::now();
+	while !done()? {
+		if start.elapsed() > timeout {
+			return Err(format!("timed out after {} s", timeout.as_secs()));
+		}
+		sleep(Duration::from_millis(300));
+	}
+	Ok(())
+}
+
+/// Joins a task and trains each round until the task is over.
+fn train(o: &Options) -> Result<(), String> {
+	let node = o.node();
+	let signer = o.signer()?;
+	let me = AccountId::from(signer.public());
+	let task_id: u32 = o.get("task")?.parse().map_err(|_| "--task: not a number")?;
+	let local = data::load_csv(Path::new(o.get("data")?))?;
+	let (train_rows, validation) = model::local_split(&local);
+	let t = task(&node, task_id)?.ok_or(format!("task {task_id} does not exist"))?;
+	match t.model {
+		ModelKind::LogisticRegression { features } if features as usize == local.features() => {},
+		ModelKind::LogisticRegression { features } =>
+			return Err(format!("task {task_id} expects {features} features, the data has {}", local.features())),
+		ModelKind::Mlp { .. } => return Err("this client trains logistic-regression tasks only".into()),
+	}
+	let q = |e: rpc::RpcError| e.to_string();
+	if !node.storage::<()>(&Participants::<Runtime>::hashed_key_for(task_id, &me)).map_err(q)?.is_some() {
+		node.submit(&signer, RuntimeCall::FlTask(pallet_fl_task::Call::join_task { task: task_id }))
+			.map_err(q)?;
+		wait_for(Duration::from_secs(60), || {
+			Ok(node.storage::<()>(&Participants::<Runtime>::hashed_key_for(task_id, &me)).map_err(q)?.is_some())
+		})?;
+		println!("joined task {task_id} with {} local rows ({} for validation)", local.len(), validation.len());
+	}
+
+	let poll = Duration::from_millis(o.or("poll-ms", 500)?);
+	let mut submitted: Option<u32> = None;
+	let mut history: Vec<(u32, f64, f64)> = Vec::new();
+	loop {
+		let t = task(&node, task_id)?.ok_or("task vanished")?;
+		while (history.len() as u32) <= t.round {
+			let r = history.len() as u32;
+			match node.storage::<Round>(&Rounds::<Runtime>::hashed_key_for(task_id, r)).map_err(q)? {
+				Some(Round { phase: RoundPhase::Adopted { .. }, accuracy, loss, outliers, submitted, .. }) => {
+					let acc = accuracy.deconstruct() as f64 / 1e6;
+					println!(
+						"round {r:>2}: model adopted from {submitted} updates ({outliers} outliers), \
+						 reported accuracy {:.2} %, loss {:.4}",
+						acc * 100.0,
+						from_fixed(loss)
+					);
+					history.push((r, acc, from_fixed(loss)));
+				},
+				_ => break,
+			}
+		}
+		if t.status != TaskStatus::Running {
+			println!("task {task_id} is over: {:?} after {} rounds", t.status, history.len());
+			break;
+		}
+		let round = t.round;
+		let open = matches!(
+			node.storage::<Round>(&Rounds::<Runtime>::hashed_key_for(task_id, round)).map_err(q)?,
+			Some(Round { phase: RoundPhase::Collecting, .. })
+		);
+		let already = submitted == Some(round) ||
+			node.storage::<ModelUpdate<<Runtime as pallet_fl_task::Config>::MaxParams>>(
+				&Updates::<Runtime>::hashed_key_for((task_id, round), &me),
+			)
+			.map_err(q)?
+			.is_some();
+		if open && !already {
+			let global: Vec<f64> = node
+				.storage::<Vec<i64>>(&GlobalModel::<Runtime>::hashed_key_for(task_id))
+				.map_err(q)?
+				.ok_or("task without a model")?
+				.into_iter()
+				.map(from_fixed)
+				.collect();
+			let hints = t.hints;
+			let params = model::train(
+				&global,
+				&train_rows,
+				hints.epochs as u32,
+				from_fixed(hints.learning_rate),
+				hints.batch_size as usize,
+			);
+			let (accuracy, loss) = model::evaluate(&params, &validation);
+			let update = ModelUpdate {
+				params: params.iter().map(|p| to_fixed(*p)).collect::<Vec<_>>().try_into().map_err(|_| "model too large")?,
+				samples: train_rows.len() as u32,
+				accuracy: Permill::from_float(accuracy),
+				loss: to_fixed(loss),
+			};
+			node.submit(&signer, RuntimeCall::FlTask(pallet_fl_task::Call::submit_update { task: task_id, round, update }))
+				.map_err(q)?;
+			submitted = Some(round);
+			println!(
+				"round {round:>2}: trained {} epochs on {} rows, local validation accuracy {:.2} %, update submitted",
+				hints.epochs,
+				train_rows.len(),
+				accuracy * 100.0
+			);
+		}
+		sleep(poll);
+	}
+	if let Some(path) = o.0.get("plot") {
+		plot::write_plot(Path::new(path), &format!("TASK {task_id}"), &history)?;
+		println!("plot written to {path}");
+	}
+	let summary = serde_json::json!({
+		"task": task_id,
+		"rounds": history.len(),
+		"accuracy": history.last().map(|h| h.1),
+	});
+	println!("{summary}");
+	Ok(())
+}
+
+/// Accuracy of a task's current global model on a held-out CSV.
+fn evaluate(o: &Options) -> Result<(), String> {
+	let node = o.node();
+	let task_id: u32 = o.get("task")?.parse().map_err(|_| "--task: not a number")?;
+	let test = data::load_csv(Path::new(o.get("test")?))?;
+	let t = task(&node, task_id)?.ok_or(format!("task {task_id} does not exist"))?;
+	let params: Vec<f64> = node
+		.storage::<Vec<i64>>(&GlobalModel::<Runtime>::hashed_key_for(task_id))
+		.map_err(|e| e.to_string())?
+		.ok_or("task without a model")?
+		.into_iter()
+		.map(from_fixed)
+		.collect();
+	if params.len() != test.features() + 1 {
+		return Err(format!("the model has {} parameters, the test data {} features", params.len(), test.features()));
+	}
+	let (accuracy, loss) = model::evaluate(&params, &test);
+	let status = match t.status {
+		TaskStatus::Running => "running".to_string(),
+		TaskStatus::Finished { reached_target } => format!("finished (target reached: {reached_target})"),
+		TaskStatus::Failed(reason) => format!("failed: {reason:?}"),
+	};
+	println!(
+		"{}",
+		serde_json::json!({"task": task_id, "round": t.round, "status": status, "federated_accuracy": accuracy, "loss": loss})
+	);
+	Ok(())
+}
+
+/// Recomputes the aggregate of the task's current round from the updates on
+/// chain, with the runtime's aggregator compiled natively.
+fn aggregate(o: &Options) -> Result<(), String> {
+	use frame_support::{storage::StoragePrefixedMap, StorageHasher, Twox64Concat};
+	use pallet_fl_task::{aggregate_digest, model_digest, Aggregate, UpdateView};
+	type MaxParams = <Runtime as pallet_fl_task::Config>::MaxParams;
+	let node = o.node();
+	let at = o.0.get("at").map(String::as_str);
+	let q = |e: rpc::RpcError| e.to_string();
+	let task_id: u32 = o.get("task")?.parse().map_err(|_| "--task: not a number")?;
+	let t: LearningTask<AccountId> =
+		node.storage_at(&Tasks::<Runtime>::hashed_key_for(task_id), at).map_err(q)?.ok_or("no such task")?;
+	let global: Vec<i64> = node
+		.storage_at(&GlobalModel::<Runtime>::hashed_key_for(task_id), at)
+		.map_err(q)?
+		.ok_or("task without a model")?;
+	let mut prefix = Updates::<Runtime>::final_prefix().to_vec();
+	prefix.extend(Twox64Concat::hash(&codec::Encode::encode(&(task_id, t.round))));
+	let mut updates: Vec<(AccountId, ModelUpdate<MaxParams>)> = Vec::new();
+	for key in node.keys(&prefix, at).map_err(q)? {
+		let raw: [u8; 32] = key[key.len() - 32..].try_into().map_err(|_| "bad key")?;
+		let update = node.storage_at(&key, at).map_err(q)?.ok_or("update vanished")?;
+		updates.push((AccountId::from(raw), update));
+	}
+	updates.sort_by(|a, b| a.0.cmp(&b.0));
+	let views: Vec<_> = updates.iter().map(|(_, u)| UpdateView { params: &u.params, samples: u.samples }).collect();
+	let out = <Runtime as pallet_fl_task::Config>::Aggregator::aggregate(&t.rule, &global, &views)
+		.map_err(|e| format!("cannot aggregate: {e:?}"))?;
+	let outliers: Vec<AccountId> = out.outliers.iter().map(|i| updates[*i].0.clone()).collect();
+	let digest = aggregate_digest(task_id, t.round, &out.params, &outliers);
+	println!(
+		"{}",
+		serde_json::json!({
+			"task": task_id,
+			"round": t.round,
+			"updates": updates.len(),
+			"digest": format!("{digest:?}"),
+			"model_digest": format!("{:?}", model_digest(&out.params)),
+			"outliers": outliers.len(),
+		})
+	);
+	Ok(())
+}

@@ -1,0 +1,197 @@
+//! A minimal JSON-RPC client for a Medchain node (HTTP on the node's RPC
+//! port) that reads storage and submits signed extrinsics built from the
+//! runtime's own types.
+
+use codec::{Decode, Encode};
+use medchain_runtime::{Runtime, RuntimeCall, TxExtension, UncheckedExtrinsic};
+use serde_json::{json, Value};
+use sp_core::{crypto::Ss58Codec, sr25519, Pair, H256};
+use sp_runtime::{generic::Era, AccountId32, MultiAddress, MultiSignature};
+use std::{
+	io::{Read, Write},
+	net::TcpStream,
+	time::Duration,
+};
+
+/// Errors talking to the node.
+#[derive(Debug)]
+pub enum RpcError {
+	/// The node could not be reached or answered garbage.
+	Transport(String),
+	/// The node answered with a JSON-RPC error.
+	Node(String),
+	/// A value could not be decoded.
+	Decode(String),
+}
+
+impl std::fmt::Display for RpcError {
+	fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+		match self {
+			RpcError::Transport(e) => write!(f, "cannot reach the node: {e}"),
+			RpcError::Node(e) => write!(f, "the node refused: {e}"),
+			RpcError::Decode(e) => write!(f, "cannot decode: {e}"),
+		}
+	}
+}
+
+/// A node endpoint, `host:port`.
+pub struct Node {
+	addr: String,
+}
+
+impl Node {
+	/// Parses `http://host:port` or `ws://host:port` (the node serves both on
+	/// one port) or `host:port`.
+	pub fn new(url: &str) -> Self {
+		let addr = url
+			.trim_start_matches("http://")
+			.trim_start_matches("ws://")
+			.trim_end_matches('/')
+			.to_string();
+		Node { addr }
+	}
+
+	/// Calls `method` with `params`.
+	pub fn call(&self, method: &str, params: Value) -> Result<Value, RpcError> {
+		let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+		let mut stream =
+			TcpStream::connect(&self.addr).map_err(|e| RpcError::Transport(format!("{}: {e}", self.addr)))?;
+		stream.set_read_timeout(Some(Duration::from_secs(60))).ok();
+		let request = format!(
+			"POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+			self.addr,
+			body.len(),
+			body
+		);
+		stream.write_all(request.as_bytes()).map_err(|e| RpcError::Transport(e.to_string()))?;
+		let mut response = Vec::new();
+		stream.read_to_end(&mut response).map_err(|e| RpcError::Transport(e.to_string()))?;
+		let text = String::from_utf8_lossy(&response);
+		let (head, body) =
+			text.split_once("\r\n\r\n").ok_or_else(|| RpcError::Transport("no HTTP body".into()))?;
+		let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+			dechunk(body)
+		} else {
+			body.to_string()
+		};
+		let value: Value = serde_json::from_str(&body).map_err(|e| RpcError::Transport(format!("{e}: {body}")))?;
+		if let Some(err) = value.get("error") {
+			return Err(RpcError::Node(err.to_string()));
+		}
+		Ok(value.get("result").cloned().unwrap_or(Value::Null))
+	}
+
+	/// Reads and decodes a storage value; `None` if absent.
+	pub fn storage<T: Decode>(&self, key: &[u8]) -> Result<Option<T>, RpcError> {
+		let v = self.call("state_getStorage", json!([hex(key)]))?;
+		match v.as_str() {
+			None => Ok(None),
+			Some(h) => {
+				let bytes = unhex(h)?;
+				T::decode(&mut &bytes[..]).map(Some).map_err(|e| RpcError::Decode(e.to_string()))
+			},
+		}
+	}
+
+	/// Reads and decodes a storage value at block `at` (best block if `None`).
+	pub fn storage_at<T: Decode>(&self, key: &[u8], at: Option<&str>) -> Result<Option<T>, RpcError> {
+		let v = self.call("state_getStorage", json!([hex(key), at]))?;
+		match v.as_str() {
+			None => Ok(None),
+			Some(h) => {
+				let bytes = unhex(h)?;
+				T::decode(&mut &bytes[..]).map(Some).map_err(|e| RpcError::Decode(e.to_string()))
+			},
+		}
+	}
+
+	/// Every storage key under `prefix` at block `at`.
+	pub fn keys(&self, prefix: &[u8], at: Option<&str>) -> Result<Vec<Vec<u8>>, RpcError> {
+		let mut out = Vec::new();
+		let mut start: Option<String> = None;
+		loop {
+			let page = self.call("state_getKeysPaged", json!([hex(prefix), 1000, start, at]))?;
+			let page = page.as_array().ok_or_else(|| RpcError::Decode("keys".into()))?;
+			for k in page {
+				out.push(unhex(k.as_str().unwrap_or_default())?);
+			}
+			if page.len() < 1000 {
+				return Ok(out);
+			}
+			start = page.last().and_then(|k| k.as_str()).map(str::to_string);
+		}
+	}
+
+	/// Signs `call` as `signer` and submits it; returns the transaction hash.
+	pub fn submit(&self, signer: &sr25519::Pair, call: RuntimeCall) -> Result<String, RpcError> {
+		let account = AccountId32::from(signer.public());
+		let genesis: H256 = parse_hash(&self.call("chain_getBlockHash", json!([0]))?)?;
+		let version = self.call("state_getRuntimeVersion", json!([]))?;
+		let spec = version["specVersion"].as_u64().ok_or_else(|| RpcError::Decode("specVersion".into()))? as u32;
+		let tx = version["transactionVersion"].as_u64().ok_or_else(|| RpcError::Decode("txVersion".into()))? as u32;
+		let nonce = self
+			.call("system_accountNextIndex", json!([account.to_ss58check()]))?
+			.as_u64()
+			.ok_or_else(|| RpcError::Decode("nonce".into()))? as u32;
+		let ext: TxExtension = cumulus_pallet_weight_reclaim::StorageWeightReclaim::new((
+			frame_system::CheckNonZeroSender::<Runtime>::new(),
+			frame_system::CheckSpecVersion::<Runtime>::new(),
+			frame_system::CheckTxVersion::<Runtime>::new(),
+			frame_system::CheckGenesis::<Runtime>::new(),
+			frame_system::CheckEra::<Runtime>::from(Era::Immortal),
+			frame_system::CheckNonce::<Runtime>::from(nonce),
+			frame_system::CheckWeight::<Runtime>::new(),
+			pallet_transaction_payment::ChargeTransactionPayment::<Runtime>::from(0),
+			frame_metadata_hash_extension::CheckMetadataHash::<Runtime>::new(false),
+		));
+		let implicit = ((), spec, tx, genesis, genesis, (), (), (), None::<[u8; 32]>);
+		let payload = sp_runtime::generic::SignedPayload::from_raw(call, ext, implicit);
+		let signature = payload.using_encoded(|bytes| signer.sign(bytes));
+		let (call, ext, _) = payload.deconstruct();
+		let xt = UncheckedExtrinsic::new_signed(call, MultiAddress::Id(account), MultiSignature::Sr25519(signature), ext);
+		let hash = self.call("author_submitExtrinsic", json!([hex(&xt.encode())]))?;
+		Ok(hash.as_str().unwrap_or_default().to_string())
+	}
+}
+
+fn dechunk(body: &str) -> String {
+	let mut out = String::new();
+	let mut rest = body;
+	while let Some((size, tail)) = rest.split_once("\r\n") {
+		let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+		if n == 0 || tail.len() < n {
+			break;
+		}
+		out.push_str(&tail[..n]);
+		rest = tail[n..].trim_start_matches("\r\n");
+	}
+	out
+}
+
+/// `0x`-prefixed lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+	let mut s = String::with_capacity(2 + bytes.len() * 2);
+	s.push_str("0x");
+	for b in bytes {
+		s.push_str(&format!("{b:02x}"));
+	}
+	s
+}
+
+/// Parses `0x`-prefixed hex.
+pub fn unhex(s: &str) -> Result<Vec<u8>, RpcError> {
+	let s = s.trim_start_matches("0x");
+	(0..s.len())
+		.step_by(2)
+		.map(|i| u8::from_str_radix(s.get(i..i + 2).unwrap_or("zz"), 16))
+		.collect::<Result<_, _>>()
+		.map_err(|e| RpcError::Decode(e.to_string()))
+}
+
+fn parse_hash(v: &Value) -> Result<H256, RpcError> {
+	let bytes = unhex(v.as_str().ok_or_else(|| RpcError::Decode("hash".into()))?)?;
+	if bytes.len() != 32 {
+		return Err(RpcError::Decode("hash length".into()));
+	}
+	Ok(H256::from_slice(&bytes))
+}

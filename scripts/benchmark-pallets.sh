@@ -19,8 +19,8 @@ REPEAT="${REPEAT:-20}"
 pallets=("$@")
 [ ${#pallets[@]} -eq 0 ] && pallets=(pallet_reputation pallet_ehr_index pallet_fl_task)
 
-echo "[bench] building medchain-bencher" >&2
-cargo build --locked -p medchain-bencher
+echo "[bench] building medchain-bencher (with the workspace, so its dependencies are the node's)" >&2
+cargo build --locked --workspace
 echo "[bench] building the runtime with runtime-benchmarks" >&2
 cargo build --locked -p medchain-runtime --features runtime-benchmarks
 wasm="$CARGO_TARGET_DIR/debug/wbuild/medchain-runtime/medchain_runtime_benchmarks.compact.compressed.wasm"

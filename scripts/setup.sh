@@ -2,7 +2,8 @@
 # Installs everything Medchain's scripts need. Idempotent: a second run on a
 # prepared machine only checks and returns.
 #
-#   scripts/setup.sh            system packages, Rust Wasm toolchain, npm deps
+#   scripts/setup.sh            system packages, Rust Wasm toolchain, npm deps,
+#                               Python venv with SecantusDB (MongoDB wire protocol)
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 STAMP_DIR="$HOME/.cache/medchain"
@@ -94,4 +95,16 @@ if [ -f "$MEDCHAIN_ROOT/package-lock.json" ]; then
         echo "$lock_sum" > "$MEDCHAIN_ROOT/node_modules/.medchain-lock"
     fi
 fi
+# --- 5. MongoDB wire-protocol server for the record-store tests ---------------
+# SecantusDB (PyPI, GPL-2.0, run as a separate process) speaks MongoDB's wire
+# protocol; production stores point the same code at a real MongoDB.
+VENV="$HOME/.cache/medchain/venv"
+SECANTUS_VERSION=0.7.0b3
+if ! "$VENV/bin/python" -c "import importlib.metadata as m; assert m.version('SecantusDB') == '$SECANTUS_VERSION'" 2>/dev/null; then
+    command -v python3 >/dev/null || apt_install python3 python3-venv
+    log "python venv with SecantusDB $SECANTUS_VERSION"
+    python3 -m venv "$VENV" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$VENV"; }
+    "$VENV/bin/pip" install -q "SecantusDB==$SECANTUS_VERSION"
+fi
+
 log "ready (target dir: $CARGO_TARGET_DIR)"

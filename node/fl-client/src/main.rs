@@ -18,14 +18,15 @@
 mod data;
 mod model;
 mod plot;
-mod rpc;
+
+use medchain_chain_client as rpc;
 
 use medchain_runtime::{AccountId, Runtime, RuntimeCall};
 use pallet_fl_task::{
 	from_fixed, to_fixed, AggregationRule, GlobalModel, LearningTask, ModelKind, ModelUpdate, Participants,
 	RoundPhase, Rounds, TaskSpec, TaskStatus, Tasks, TrainingHints, Updates,
 };
-use rpc::Node;
+use medchain_chain_client::Node;
 use sp_core::{sr25519, Pair};
 use sp_runtime::Permill;
 use std::{

@@ -1,6 +1,6 @@
 //! A minimal JSON-RPC client for a Medchain node (HTTP on the node's RPC
 //! port) that reads storage and submits signed extrinsics built from the
-//! runtime's own types.
+//! runtime's own types. Used by `medchain-fl-client` and `medchain-record`.
 
 use codec::{Decode, Encode};
 use medchain_runtime::{Runtime, RuntimeCall, TxExtension, UncheckedExtrinsic};
@@ -122,8 +122,9 @@ impl Node {
 		}
 	}
 
-	/// Signs `call` as `signer` and submits it; returns the transaction hash.
-	pub fn submit(&self, signer: &sr25519::Pair, call: RuntimeCall) -> Result<String, RpcError> {
+	/// Signs `call` as `signer` and submits it to the pool; returns the nonce
+	/// it used (see [`Node::included`]).
+	pub fn submit(&self, signer: &sr25519::Pair, call: RuntimeCall) -> Result<u32, RpcError> {
 		let account = AccountId32::from(signer.public());
 		let genesis: H256 = parse_hash(&self.call("chain_getBlockHash", json!([0]))?)?;
 		let version = self.call("state_getRuntimeVersion", json!([]))?;
@@ -149,8 +150,17 @@ impl Node {
 		let signature = payload.using_encoded(|bytes| signer.sign(bytes));
 		let (call, ext, _) = payload.deconstruct();
 		let xt = UncheckedExtrinsic::new_signed(call, MultiAddress::Id(account), MultiSignature::Sr25519(signature), ext);
-		let hash = self.call("author_submitExtrinsic", json!([hex(&xt.encode())]))?;
-		Ok(hash.as_str().unwrap_or_default().to_string())
+		self.call("author_submitExtrinsic", json!([hex(&xt.encode())]))?;
+		Ok(nonce)
+	}
+
+	/// Whether a transaction `who` sent with `nonce` is in a block (the
+	/// account's on-chain nonce moved past it), whatever its outcome.
+	pub fn included(&self, who: &AccountId32, nonce: u32) -> Result<bool, RpcError> {
+		let key = frame_system::Account::<Runtime>::hashed_key_for(who);
+		// `AccountInfo` starts with the nonce; the rest is not needed here.
+		let on_chain: Option<u32> = self.storage(&key)?;
+		Ok(on_chain.is_some_and(|n| n > nonce))
 	}
 }
 

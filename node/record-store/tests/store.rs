@@ -1,0 +1,139 @@
+//! The store against a real MongoDB wire-protocol server (SecantusDB, which
+//! `scripts/setup.sh` installs into `~/.cache/medchain/venv`): round trip,
+//! digest mismatch, duplicate insert, listing, erasure, server down.
+
+use medchain_record_store::{DigestAlgorithm, RecordStore, StoreError};
+use mongodb::bson::{doc, oid::ObjectId, spec::BinarySubtype, Binary};
+use std::{
+	net::TcpListener,
+	path::PathBuf,
+	process::{Child, Command},
+	time::{Duration, Instant},
+};
+
+/// A SecantusDB server on a free port, killed on drop.
+struct Server {
+	child: Child,
+	port: u16,
+}
+
+impl Server {
+	fn start() -> Server {
+		let bin = std::env::var_os("MEDCHAIN_SECANTUSD").map(PathBuf::from).unwrap_or_else(|| {
+			PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/medchain/venv/bin/secantusd-py")
+		});
+		assert!(bin.exists(), "{} is missing: run scripts/setup.sh", bin.display());
+		let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+		let child = Command::new(&bin)
+			.args(["--host", "127.0.0.1", "--port", &port.to_string(), "--storage-path", ":memory:"])
+			.stdout(std::process::Stdio::null())
+			.stderr(std::process::Stdio::null())
+			.spawn()
+			.expect("secantusd-py starts");
+		let start = Instant::now();
+		while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+			assert!(start.elapsed() < Duration::from_secs(20), "SecantusDB did not open its port");
+			std::thread::sleep(Duration::from_millis(100));
+		}
+		Server { child, port }
+	}
+
+	fn uri(&self) -> String {
+		format!("mongodb://127.0.0.1:{}/?directConnection=true", self.port)
+	}
+}
+
+impl Drop for Server {
+	fn drop(&mut self) {
+		let _ = self.child.kill();
+		let _ = self.child.wait();
+	}
+}
+
+async fn store(server: &Server) -> RecordStore {
+	RecordStore::connect(&server.uri(), "medchain", "records", "hospital-1").await.expect("connects")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_list_and_erase() {
+	let server = Server::start();
+	let s = store(&server).await;
+	let a = s.put("patient-a", "LabResult", DigestAlgorithm::Sm3, b"ciphertext one").await.unwrap();
+	let b = s.put("patient-a", "Imaging", DigestAlgorithm::Sha256, b"ciphertext two").await.unwrap();
+	s.put("patient-b", "LabResult", DigestAlgorithm::Blake2_256, b"other").await.unwrap();
+	assert_eq!(a.pointer.store_id, "hospital-1");
+	assert_eq!(a.pointer.collection, "records");
+	assert_eq!(a.digest, DigestAlgorithm::Sm3.digest(b"ciphertext one"));
+	assert_eq!(a.size, 14);
+
+	assert_eq!(s.get(a.pointer.object_id, &a.digest).await.unwrap(), b"ciphertext one");
+	let listed = s.list_by_patient("patient-a", 10).await.unwrap();
+	assert_eq!(listed, vec![a.clone(), b.clone()]);
+	assert_eq!(s.list_by_patient("patient-a", 1).await.unwrap(), vec![a.clone()]);
+
+	s.delete(a.pointer.object_id).await.unwrap();
+	assert!(matches!(s.get(a.pointer.object_id, &a.digest).await, Err(StoreError::NotFound)));
+	assert!(matches!(s.delete(a.pointer.object_id).await, Err(StoreError::NotFound)));
+	assert_eq!(s.list_by_patient("patient-a", 10).await.unwrap(), vec![b]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_document_is_refused() {
+	let server = Server::start();
+	let s = store(&server).await;
+	let r = s.put("patient-a", "LabResult", DigestAlgorithm::Sm3, b"original").await.unwrap();
+	// Someone with database access swaps the content behind the chain's back.
+	let raw = mongodb::Client::with_uri_str(server.uri()).await.unwrap();
+	raw.database("medchain")
+		.collection::<mongodb::bson::Document>("records")
+		.update_one(
+			doc! { "_id": ObjectId::from_bytes(r.pointer.object_id) },
+			doc! { "$set": { "ciphertext": Binary { subtype: BinarySubtype::Generic, bytes: b"tampered".to_vec() } } },
+		)
+		.await
+		.unwrap();
+	match s.get(r.pointer.object_id, &r.digest).await {
+		Err(StoreError::DigestMismatch { expected, actual }) => {
+			assert_eq!(expected, r.digest);
+			assert_eq!(actual, DigestAlgorithm::Sm3.digest(b"tampered"));
+		},
+		other => panic!("expected a digest mismatch, got {other:?}"),
+	}
+	// A wrong expected digest is refused the same way.
+	assert!(matches!(s.get(r.pointer.object_id, &[0; 32]).await, Err(StoreError::DigestMismatch { .. })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_ciphertext_is_not_stored_twice() {
+	let server = Server::start();
+	let s = store(&server).await;
+	s.put("patient-a", "LabResult", DigestAlgorithm::Sha256, b"same").await.unwrap();
+	assert!(matches!(
+		s.put("patient-a", "LabResult", DigestAlgorithm::Sha256, b"same").await,
+		Err(StoreError::Duplicate)
+	));
+	// Another patient may hold identical bytes.
+	s.put("patient-b", "LabResult", DigestAlgorithm::Sha256, b"same").await.unwrap();
+	assert_eq!(s.list_by_patient("patient-a", 10).await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_is_down_gives_a_clear_error() {
+	// Nothing listens on this port.
+	let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+	let uri = format!("mongodb://127.0.0.1:{port}/?directConnection=true");
+	match RecordStore::connect(&uri, "medchain", "records", "hospital-1").await {
+		Err(e @ StoreError::Unreachable(_)) => assert!(e.to_string().starts_with("MongoDB is unreachable")),
+		Err(other) => panic!("expected Unreachable, got {other:?}"),
+		Ok(_) => panic!("connected to nothing"),
+	}
+	// The server goes away after connecting: puts fail and store nothing.
+	let mut server = Server::start();
+	let s = store(&server).await;
+	server.child.kill().unwrap();
+	server.child.wait().unwrap();
+	assert!(matches!(
+		s.put("patient-a", "LabResult", DigestAlgorithm::Sm3, b"lost?").await,
+		Err(StoreError::Unreachable(_))
+	));
+}

@@ -5,8 +5,8 @@
 #   scripts/benchmark-pallets.sh [pallet ...]   default: every Medchain pallet
 #   STEPS=50 REPEAT=20 scripts/benchmark-pallets.sh
 #
-# Builds the runtime with `runtime-benchmarks` (its blob is named
-# medchain_runtime_benchmarks, so the node's blob is untouched) and
+# Builds the runtime with `runtime-benchmarks` (the blob is copied to
+# $CARGO_TARGET_DIR/medchain-bench/, then the ordinary blob is rebuilt) and
 # `medchain-bencher` (node/bencher: frame-benchmarking-cli's `benchmark
 # pallet` built against the workspace's lock file, so it reuses the node's
 # compiled dependencies).
@@ -23,7 +23,16 @@ echo "[bench] building medchain-bencher (with the workspace, so its dependencies
 cargo build --locked --workspace
 echo "[bench] building the runtime with runtime-benchmarks" >&2
 cargo build --locked -p medchain-runtime --features runtime-benchmarks
-wasm="$CARGO_TARGET_DIR/debug/wbuild/medchain-runtime/medchain_runtime_benchmarks.compact.compressed.wasm"
+mkdir -p "$CARGO_TARGET_DIR/medchain-bench"
+wasm="$CARGO_TARGET_DIR/medchain-bench/medchain_runtime_benchmarks.wasm"
+cp "$CARGO_TARGET_DIR/debug/wbuild/medchain-runtime/medchain_runtime.wasm" "$wasm"
+# The benchmark build wrote its blob where the node's build reads it: rebuild
+# the ordinary blob now (FORCE_WASM_BUILD re-runs the runtime's build script).
+restore() {
+    echo "[bench] restoring the ordinary runtime blob" >&2
+    FORCE_WASM_BUILD="$(date +%s)" cargo build --locked --workspace
+}
+trap restore EXIT
 
 for pallet in "${pallets[@]}"; do
     dir="pallets/${pallet#pallet_}"

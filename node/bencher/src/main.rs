@@ -20,6 +20,8 @@ enum Command {
 }
 
 fn main() -> sc_cli::Result<()> {
+	// Errors inside the runtime (a failing benchmark's reason) are logged.
+	sc_cli::LoggerBuilder::new("").init()?;
 	match Command::parse() {
 		Command::Pallet(cmd) => cmd.run_with_spec::<BlakeTwo256, ExtraHostFunctions>(None),
 	}

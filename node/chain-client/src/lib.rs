@@ -164,6 +164,18 @@ impl Node {
 	}
 }
 
+/// Parses `--key value` pairs, as Medchain's command-line tools take them.
+pub fn parse_options(args: &[String]) -> Result<std::collections::HashMap<String, String>, String> {
+	let mut map = std::collections::HashMap::new();
+	let mut it = args.iter();
+	while let Some(key) = it.next() {
+		let key = key.strip_prefix("--").ok_or_else(|| format!("expected an --option, got `{key}`"))?;
+		let value = it.next().ok_or_else(|| format!("--{key} needs a value"))?;
+		map.insert(key.to_string(), value.clone());
+	}
+	Ok(map)
+}
+
 fn dechunk(body: &str) -> String {
 	let mut out = String::new();
 	let mut rest = body;

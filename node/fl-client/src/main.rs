@@ -64,14 +64,7 @@ struct Options(HashMap<String, String>);
 
 impl Options {
 	fn parse(args: &[String]) -> Result<Self, String> {
-		let mut map = HashMap::new();
-		let mut it = args.iter();
-		while let Some(key) = it.next() {
-			let key = key.strip_prefix("--").ok_or_else(|| format!("expected an --option, got `{key}`"))?;
-			let value = it.next().ok_or_else(|| format!("--{key} needs a value"))?;
-			map.insert(key.to_string(), value.clone());
-		}
-		Ok(Options(map))
+		rpc::parse_options(args).map(Options)
 	}
 
 	fn get(&self, key: &str) -> Result<&str, String> {

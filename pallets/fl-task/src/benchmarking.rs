@@ -85,8 +85,10 @@ mod benchmarks {
 		assert!(matches!(Rounds::<T>::get(task, 0).map(|r| r.phase), Some(RoundPhase::Aggregating { .. })));
 	}
 
-	/// The adopting aggregate of a round with `n` updates, all flagged.
-	#[benchmark]
+	/// The adopting aggregate of a round with `n` updates, all flagged. Proof
+	/// size is measured: an update's bound is the largest model, far above
+	/// what a round reads.
+	#[benchmark(pov_mode = Measured)]
 	fn submit_aggregate(p: Linear<2, { T::MaxParams::get() }>, n: Linear<1, { T::MaxParticipants::get() }>) {
 		let task = task_with::<T>(p, n);
 		let mut outliers = alloc::vec::Vec::new();
@@ -100,7 +102,7 @@ mod benchmarks {
 		let aggregator = T::BenchmarkHelper::institution(0);
 		let params = BoundedVec::truncate_from(alloc::vec![7; p as usize]);
 		#[extrinsic_call]
-		_(RawOrigin::Signed(aggregator), task, 0, params, BoundedVec::truncate_from(outliers));
+		_(RawOrigin::Signed(aggregator), task, 0, params, BoundedVec::truncate_from(outliers), n);
 		assert!(matches!(Rounds::<T>::get(task, 0).map(|r| r.phase), Some(RoundPhase::Adopted { .. })));
 	}
 

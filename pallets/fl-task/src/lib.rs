@@ -313,6 +313,8 @@ pub mod pallet {
 		RoundNotAggregating,
 		/// The caller already submitted an aggregate for this round.
 		AlreadyVoted,
+		/// The `updates` witness differs from the round's update count.
+		WrongUpdateCount,
 		/// A flagged outlier did not submit an update this round, or is listed twice.
 		UnknownOutlier,
 		/// Only the publisher or the root origin may cancel.
@@ -438,15 +440,17 @@ pub mod pallet {
 		/// Submits an aggregator's model for a closed round: the new global
 		/// model and the participants it flags as outliers (sorted by
 		/// account). Adopted once `aggregators_required` aggregators submit the
-		/// same digest.
+		/// same digest. `updates` is the round's update count (a witness that
+		/// bounds the weight of adoption, which reads every update).
 		#[pallet::call_index(3)]
-		#[pallet::weight(T::WeightInfo::submit_aggregate(params.len() as u32, T::MaxParticipants::get()))]
+		#[pallet::weight(T::WeightInfo::submit_aggregate(params.len() as u32, *updates))]
 		pub fn submit_aggregate(
 			origin: OriginFor<T>,
 			task: TaskId,
 			round: RoundIndex,
 			params: BoundedVec<Fixed, T::MaxParams>,
 			outliers: BoundedVec<T::AccountId, T::MaxParticipants>,
+			updates: u32,
 		) -> DispatchResultWithPostInfo {
 			let who = ensure_signed(origin)?;
 			ensure!(T::Registry::has_role(&who, Role::Producer), Error::<T>::NotAggregator);
@@ -455,6 +459,7 @@ pub mod pallet {
 			ensure!(round == t.round, Error::<T>::WrongRound);
 			let r = Rounds::<T>::get(task, round).ok_or(Error::<T>::WrongRound)?;
 			ensure!(matches!(r.phase, RoundPhase::Aggregating { .. }), Error::<T>::RoundNotAggregating);
+			ensure!(updates == r.submitted, Error::<T>::WrongUpdateCount);
 			ensure!(!AggregateVotes::<T>::contains_key((task, round), &who), Error::<T>::AlreadyVoted);
 			ensure!(
 				Some(params.len() as u32) == t.model.parameter_count(),
@@ -756,6 +761,7 @@ pub mod pallet {
 						round,
 						params: params.clone(),
 						outliers: outliers.clone(),
+						updates: r.submitted,
 					});
 				for (account, result) in sent {
 					log::info!(

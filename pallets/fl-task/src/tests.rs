@@ -189,8 +189,8 @@ fn aggregation_that_never_agrees_times_out() {
 			assert_ok!(FlTask::submit_update(origin(who), task, 0, update([1, 1, 1], 10, 50)));
 		}
 		// Two aggregators submit different models; two must agree.
-		assert_ok!(FlTask::submit_aggregate(origin(1), task, 0, params(&[1, 1, 1]), no_outliers()));
-		assert_ok!(FlTask::submit_aggregate(origin(2), task, 0, params(&[2, 2, 2]), no_outliers()));
+		assert_ok!(FlTask::submit_aggregate(origin(1), task, 0, params(&[1, 1, 1]), no_outliers(), 2));
+		assert_ok!(FlTask::submit_aggregate(origin(2), task, 0, params(&[2, 2, 2]), no_outliers(), 2));
 		run_to(1 + AGG_TIMEOUT);
 		assert_eq!(
 			Tasks::<Test>::get(task).unwrap().status,
@@ -208,7 +208,7 @@ fn a_mismatching_aggregator_loses_credit() {
 		for who in [4, 5] {
 			assert_ok!(FlTask::submit_update(origin(who), task, 0, update([4, 4, 4], 10, 50)));
 		}
-		assert_ok!(FlTask::submit_aggregate(origin(3), task, 0, params(&[9, 9, 9]), no_outliers()));
+		assert_ok!(FlTask::submit_aggregate(origin(3), task, 0, params(&[9, 9, 9]), no_outliers(), 2));
 		assert_eq!(aggregate_with(pool, &[1, 2]).len(), 2);
 		assert_eq!(GlobalModel::<Test>::get(task).unwrap().into_inner(), vec![4, 4, 4]);
 		assert!(CreditLog::get().contains(&(3, Behaviour::AggregationMismatched)));
@@ -411,15 +411,15 @@ fn aggregate_errors() {
 		let task = publish_with(spec(), &[4, 5, 6]);
 		let p = params(&[1, 2, 3]);
 		assert_noop!(
-			FlTask::submit_aggregate(origin(4), task, 0, p.clone(), no_outliers()),
+			FlTask::submit_aggregate(origin(4), task, 0, p.clone(), no_outliers(), 2),
 			Error::<Test>::NotAggregator
 		);
 		assert_noop!(
-			FlTask::submit_aggregate(origin(1), 9, 0, p.clone(), no_outliers()),
+			FlTask::submit_aggregate(origin(1), 9, 0, p.clone(), no_outliers(), 2),
 			Error::<Test>::TaskNotFound
 		);
 		assert_noop!(
-			FlTask::submit_aggregate(origin(1), task, 0, p.clone(), no_outliers()),
+			FlTask::submit_aggregate(origin(1), task, 0, p.clone(), no_outliers(), 2),
 			Error::<Test>::RoundNotAggregating
 		);
 		for who in [4, 5] {
@@ -427,29 +427,33 @@ fn aggregate_errors() {
 		}
 		run_to(1 + ROUND as u64);
 		assert_noop!(
-			FlTask::submit_aggregate(origin(1), task, 1, p.clone(), no_outliers()),
+			FlTask::submit_aggregate(origin(1), task, 1, p.clone(), no_outliers(), 2),
 			Error::<Test>::WrongRound
 		);
 		assert_noop!(
-			FlTask::submit_aggregate(origin(1), task, 0, params(&[1]), no_outliers()),
+			FlTask::submit_aggregate(origin(1), task, 0, params(&[1]), no_outliers(), 2),
 			Error::<Test>::WrongParameterCount
 		);
 		assert_noop!(
-			FlTask::submit_aggregate(origin(1), task, 0, p.clone(), vec![6].try_into().unwrap()),
+			FlTask::submit_aggregate(origin(1), task, 0, p.clone(), vec![6].try_into().unwrap(), 2),
 			Error::<Test>::UnknownOutlier
 		);
 		assert_noop!(
-			FlTask::submit_aggregate(origin(1), task, 0, p.clone(), vec![4, 4].try_into().unwrap()),
+			FlTask::submit_aggregate(origin(1), task, 0, p.clone(), vec![4, 4].try_into().unwrap(), 2),
 			Error::<Test>::UnknownOutlier
 		);
-		assert_ok!(FlTask::submit_aggregate(origin(1), task, 0, p.clone(), no_outliers()));
 		assert_noop!(
-			FlTask::submit_aggregate(origin(1), task, 0, p.clone(), no_outliers()),
+			FlTask::submit_aggregate(origin(1), task, 0, p.clone(), no_outliers(), 3),
+			Error::<Test>::WrongUpdateCount
+		);
+		assert_ok!(FlTask::submit_aggregate(origin(1), task, 0, p.clone(), no_outliers(), 2));
+		assert_noop!(
+			FlTask::submit_aggregate(origin(1), task, 0, p.clone(), no_outliers(), 2),
 			Error::<Test>::AlreadyVoted
 		);
 		assert_ok!(FlTask::cancel_task(origin(1), task));
 		assert_noop!(
-			FlTask::submit_aggregate(origin(2), task, 0, p, no_outliers()),
+			FlTask::submit_aggregate(origin(2), task, 0, p, no_outliers(), 2),
 			Error::<Test>::TaskNotRunning
 		);
 	});

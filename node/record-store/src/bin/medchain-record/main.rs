@@ -46,7 +46,7 @@ fn main() {
 		std::process::exit(2);
 	};
 	let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-	let result = parse(&args[1..]).and_then(|o| match command.as_str() {
+	let result = medchain_chain_client::parse_options(&args[1..]).and_then(|o| match command.as_str() {
 		"put" => runtime.block_on(put(&o)),
 		"get" => runtime.block_on(get(&o)),
 		"list" => runtime.block_on(list(&o)),
@@ -60,17 +60,6 @@ fn main() {
 }
 
 type Options = HashMap<String, String>;
-
-fn parse(args: &[String]) -> Result<Options, String> {
-	let mut map = HashMap::new();
-	let mut it = args.iter();
-	while let Some(key) = it.next() {
-		let key = key.strip_prefix("--").ok_or_else(|| format!("expected an --option, got `{key}`"))?;
-		let value = it.next().ok_or_else(|| format!("--{key} needs a value"))?;
-		map.insert(key.to_string(), value.clone());
-	}
-	Ok(map)
-}
 
 fn opt<'a>(o: &'a Options, key: &str) -> Result<&'a str, String> {
 	o.get(key).map(String::as_str).ok_or_else(|| format!("--{key} is required"))

@@ -94,7 +94,8 @@ test('encrypt, store, publish, then read back with the digest verified', async (
   assert.equal(rec.kind.toString(), 'Imaging');
   assert.equal(rec.digest.algorithm.toString(), 'Sm3');
   assert.equal(rec.digest.digest.toHex(), out.digest);
-  assert.equal(rec.get('size').toNumber(), original.length + 12 + 16, 'nonce + ciphertext + tag');
+  // polkadot.js renames the field `size` (a Map property) to `size_`.
+  assert.equal(rec.get('size_').toNumber(), original.length + 12 + 16, 'nonce + ciphertext + tag');
   assert.equal(u8aToHex(rec.pointer.unwrap().objectId), out.object_id);
   assert.equal(rec.pointer.unwrap().storeId.toUtf8(), 'hospital-1');
   // Nothing on chain resembles the plaintext: only its encrypted digest.

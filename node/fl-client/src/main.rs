@@ -323,7 +323,7 @@ fn evaluate(o: &Options) -> Result<(), String> {
 /// chain, with the runtime's aggregator compiled natively.
 fn aggregate(o: &Options) -> Result<(), String> {
 	use frame_support::{storage::StoragePrefixedMap, StorageHasher, Twox64Concat};
-	use pallet_fl_task::{aggregate_digest, model_digest, Aggregate, UpdateView};
+	use pallet_fl_task::{aggregate_digest, model_digest};
 	type MaxParams = <Runtime as pallet_fl_task::Config>::MaxParams;
 	let node = o.node();
 	let at = o.0.get("at").map(String::as_str);
@@ -343,20 +343,20 @@ fn aggregate(o: &Options) -> Result<(), String> {
 		let update = node.storage_at(&key, at).map_err(q)?.ok_or("update vanished")?;
 		updates.push((AccountId::from(raw), update));
 	}
-	updates.sort_by(|a, b| a.0.cmp(&b.0));
-	let views: Vec<_> = updates.iter().map(|(_, u)| UpdateView { params: &u.params, samples: u.samples }).collect();
-	let out = <Runtime as pallet_fl_task::Config>::Aggregator::aggregate(&t.rule, &global, &views)
-		.map_err(|e| format!("cannot aggregate: {e:?}"))?;
-	let outliers: Vec<AccountId> = out.outliers.iter().map(|i| updates[*i].0.clone()).collect();
-	let digest = aggregate_digest(task_id, t.round, &out.params, &outliers);
+	let count = updates.len();
+	let (params, outliers) = pallet_fl_task::aggregate_round::<<Runtime as pallet_fl_task::Config>::Aggregator, _, _>(
+		&t.rule, &global, updates,
+	)
+	.map_err(|e| format!("cannot aggregate: {e:?}"))?;
+	let digest = aggregate_digest(task_id, t.round, &params, &outliers);
 	println!(
 		"{}",
 		serde_json::json!({
 			"task": task_id,
 			"round": t.round,
-			"updates": updates.len(),
+			"updates": count,
 			"digest": format!("{digest:?}"),
-			"model_digest": format!("{:?}", model_digest(&out.params)),
+			"model_digest": format!("{:?}", model_digest(&params)),
 			"outliers": outliers.len(),
 		})
 	);

@@ -90,6 +90,23 @@ pub mod crypto {
 	}
 }
 
+/// Aggregates a round's updates in the canonical order every aggregator uses
+/// (sorted by account) and names the flagged outliers. The offchain worker
+/// and off-chain tools (`medchain-fl-client aggregate`) both call this, so
+/// they agree bit for bit.
+pub fn aggregate_round<A: Aggregate, AccountId: Ord + Clone, M: frame_support::traits::Get<u32>>(
+	rule: &AggregationRule,
+	global: &[Fixed],
+	mut updates: Vec<(AccountId, ModelUpdate<M>)>,
+) -> Result<(Vec<Fixed>, Vec<AccountId>), AggregationError> {
+	updates.sort_by(|a, b| a.0.cmp(&b.0));
+	let views: Vec<_> =
+		updates.iter().map(|(_, u)| UpdateView { params: &u.params, samples: u.samples }).collect();
+	let out = A::aggregate(rule, global, &views)?;
+	let outliers = out.outliers.iter().map(|i| updates[*i].0.clone()).collect();
+	Ok((out.params, outliers))
+}
+
 /// Set-up the benchmarks need from the runtime.
 #[cfg(feature = "runtime-benchmarks")]
 pub trait BenchmarkHelper<AccountId> {
@@ -636,8 +653,7 @@ pub mod pallet {
 					T::Credit::report(&who, Behaviour::UpdateAccepted);
 				}
 			}
-			let _ = Proposals::<T>::clear_prefix((task, round), u32::MAX, None);
-			VoteCount::<T>::remove((task, round));
+			Self::clear_round_state(task, round);
 
 			r.phase = RoundPhase::Adopted { digest };
 			r.outliers = proposal.outliers.len() as u32;
@@ -681,19 +697,16 @@ pub mod pallet {
 				}
 			});
 			ActiveTasks::<T>::mutate(|a| a.retain(|id| *id != task));
+			Self::clear_round_state(task, round);
+			Self::deposit_event(Event::TaskFailed { task, round, reason });
+		}
+
+		/// Removes a finished round's updates, votes and proposals.
+		fn clear_round_state(task: TaskId, round: RoundIndex) {
 			let _ = Updates::<T>::clear_prefix((task, round), u32::MAX, None);
 			let _ = AggregateVotes::<T>::clear_prefix((task, round), u32::MAX, None);
 			let _ = Proposals::<T>::clear_prefix((task, round), u32::MAX, None);
 			VoteCount::<T>::remove((task, round));
-			Self::deposit_event(Event::TaskFailed { task, round, reason });
-		}
-
-		/// The updates of a round, sorted by account (the canonical order
-		/// every aggregator uses).
-		pub fn round_updates(task: TaskId, round: RoundIndex) -> Vec<(T::AccountId, ModelUpdate<T::MaxParams>)> {
-			let mut updates: Vec<_> = Updates::<T>::iter_prefix((task, round)).collect();
-			updates.sort_by(|a, b| a.0.cmp(&b.0));
-			updates
 		}
 
 		/// Aggregates a round as an honest aggregator does: the new model and
@@ -704,14 +717,8 @@ pub mod pallet {
 		) -> Result<(Vec<Fixed>, Vec<T::AccountId>), AggregationError> {
 			let t = Tasks::<T>::get(task).ok_or(AggregationError::NoUpdates)?;
 			let global = GlobalModel::<T>::get(task).ok_or(AggregationError::NoUpdates)?;
-			let updates = Self::round_updates(task, round);
-			let views: Vec<_> = updates
-				.iter()
-				.map(|(_, u)| UpdateView { params: &u.params, samples: u.samples })
-				.collect();
-			let out = T::Aggregator::aggregate(&t.rule, &global, &views)?;
-			let outliers = out.outliers.iter().map(|i| updates[*i].0.clone()).collect();
-			Ok((out.params, outliers))
+			let updates = Updates::<T>::iter_prefix((task, round)).collect();
+			aggregate_round::<T::Aggregator, _, _>(&t.rule, &global, updates)
 		}
 
 		/// Offchain worker: aggregates each closed round this node's

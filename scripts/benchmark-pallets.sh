@@ -17,7 +17,7 @@ bash scripts/setup.sh
 STEPS="${STEPS:-50}"
 REPEAT="${REPEAT:-20}"
 pallets=("$@")
-[ ${#pallets[@]} -eq 0 ] && pallets=(pallet_reputation pallet_ehr_index pallet_fl_task)
+[ ${#pallets[@]} -eq 0 ] && pallets=(pallet_reputation pallet_ehr_index pallet_fl_task pallet_proxy_reencrypt)
 
 echo "[bench] building medchain-bencher (with the workspace, so its dependencies are the node's)" >&2
 cargo build --locked --workspace

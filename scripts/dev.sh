@@ -18,6 +18,8 @@ cat >&2 <<MSG
   polkadot.js Apps: https://polkadot.js.org/apps/?rpc=ws%3A%2F%2F127.0.0.1%3A${RPC_PORT}#/explorer
   Funded dev accounts: //Alice //Bob //Charlie //Dave //Eve //Ferdie (sudo: //Alice)
   Federated-learning aggregator key (fl00): //Alice, inserted once RPC is up.
+  Re-encryption proxy: //Alice (prx0 key, Umbral key in the node's local storage).
+  Patient portal: node scripts/portal.mjs --rpc ws://127.0.0.1:${RPC_PORT}
   Stop with Ctrl-C.
 
 MSG
@@ -29,6 +31,8 @@ MSG
     for _ in $(seq 1 300); do
         if curl -sf -H 'Content-Type: application/json' -d "$body" "http://127.0.0.1:${RPC_PORT}" >/dev/null 2>&1; then
             echo "[dev] fl00 aggregator key of //Alice inserted" >&2
+            node "$MEDCHAIN_ROOT/scripts/dev-proxy.mjs" "ws://127.0.0.1:${RPC_PORT}" || \
+                echo "[dev] could not make //Alice a proxy (see above)" >&2
             exit 0
         fi
         sleep 1

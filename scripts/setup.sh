@@ -95,7 +95,12 @@ if [ -f "$MEDCHAIN_ROOT/package-lock.json" ]; then
         echo "$lock_sum" > "$MEDCHAIN_ROOT/node_modules/.medchain-lock"
     fi
 fi
-# --- 5. MongoDB wire-protocol server for the record-store tests ---------------
+# --- 5. Headless Chromium for the patient portal's browser tests -------------
+if command -v apt-get >/dev/null && [ ! -x /usr/bin/chromium ]; then
+    apt_install chromium
+fi
+
+# --- 6. MongoDB wire-protocol server for the record-store tests ---------------
 # SecantusDB (PyPI, GPL-2.0, run as a separate process) speaks MongoDB's wire
 # protocol; production stores point the same code at a real MongoDB.
 VENV="$HOME/.cache/medchain/venv"

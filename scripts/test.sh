@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sets up and runs every Medchain test:
 #   1. Rust: runtime and pallet tests (`cargo test --workspace`),
-#   2. end to end: @polkadot/api and `medchain-fl-client` against a real
-#      `medchain-node --dev`.
+#   2. end to end: @polkadot/api, `medchain-fl-client`, `medchain-record` and
+#      the patient portal (headless Chromium) against a real `medchain-node --dev`.
 # Exits non-zero on the first failing stage.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
@@ -20,9 +20,9 @@ stage "Rust tests"
 cargo test --locked --workspace
 
 stage "pallet benchmarks, run as tests on the mock runtimes"
-cargo test --locked -p pallet-reputation -p pallet-ehr-index -p pallet-fl-task --features runtime-benchmarks benchmarking
+cargo test --locked -p pallet-reputation -p pallet-ehr-index -p pallet-fl-task -p pallet-proxy-reencrypt --features runtime-benchmarks benchmarking
 
-stage "end-to-end tests (node --dev + @polkadot/api)"
+stage "end-to-end tests (node --dev + @polkadot/api + headless Chromium)"
 MEDCHAIN_NODE_BIN="$MEDCHAIN_NODE_BIN" node --test --test-concurrency=1 tests/e2e/*.test.mjs
 
 stage "all tests passed"

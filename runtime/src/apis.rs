@@ -17,7 +17,7 @@ use sp_runtime::{
 use sp_version::RuntimeVersion;
 
 use super::{
-	AccountId, Balance, Block, BlockNumber, ConsensusHook, EhrIndex, FlTask, Executive, InherentDataExt, Nonce, ParachainInfo,
+	AccountId, Balance, Block, BlockNumber, ConsensusHook, EhrIndex, FlTask, ProxyReencrypt, Executive, InherentDataExt, Nonce, ParachainInfo,
 	ParachainSystem, Reputation, Runtime, RuntimeCall, RuntimeGenesisConfig, SessionKeys, System,
 	TransactionPayment, SLOT_DURATION, VERSION,
 };
@@ -229,6 +229,34 @@ impl_runtime_apis! {
 
 		fn pending_for(validator: AccountId, limit: u32) -> Vec<(u64, pallet_ehr_index::Record<Runtime>)> {
 			EhrIndex::pending_for(&validator, limit.min(100))
+		}
+	}
+
+	impl pallet_proxy_reencrypt_runtime_api::ProxyReencryptApi<
+		Block,
+		AccountId,
+		pallet_proxy_reencrypt::Grant<Runtime>,
+		pallet_proxy_reencrypt::AccessRequest<Runtime>,
+	> for Runtime
+	{
+		fn patient_grants(patient: AccountId) -> Vec<(u64, pallet_proxy_reencrypt::Grant<Runtime>)> {
+			ProxyReencrypt::grants_of_patient(&patient)
+		}
+
+		fn accessible_records(grantee: AccountId) -> Vec<(u64, u64)> {
+			ProxyReencrypt::accessible_records(&grantee)
+		}
+
+		fn access_log(record: u64) -> Vec<(u64, pallet_proxy_reencrypt::AccessRequest<Runtime>)> {
+			ProxyReencrypt::access_log(record)
+		}
+
+		fn readable_under(who: AccountId, record: u64) -> Option<u64> {
+			ProxyReencrypt::readable_under(&who, record)
+		}
+
+		fn fragments(request: u64) -> Vec<(AccountId, Vec<u8>)> {
+			ProxyReencrypt::fragments_of(request)
 		}
 	}
 

@@ -6,4 +6,5 @@ frame_benchmarking::define_benchmarks!(
 	[pallet_reputation, Reputation]
 	[pallet_ehr_index, EhrIndex]
 	[pallet_fl_task, FlTask]
+	[pallet_proxy_reencrypt, ProxyReencrypt]
 );

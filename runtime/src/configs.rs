@@ -21,11 +21,11 @@ use sp_runtime::{traits::Bounded, FixedPointNumber, Perbill, Perquintill};
 use sp_version::RuntimeVersion;
 
 use super::{
-	deposit, AccountId, Aura, Balance, Balances, Block, BlockNumber, ConsensusHook, Hash, Nonce, PalletInfo,
+	deposit, AccountId, Aura, Balance, Balances, Block, BlockNumber, ConsensusHook, EhrIndex, Hash, Nonce, PalletInfo,
 	RandomnessCollectiveFlip, Reputation, Runtime, RuntimeCall, RuntimeEvent, RuntimeFreezeReason,
 	RuntimeHoldReason, RuntimeOrigin, RuntimeTask, Session, SessionKeys, System, Timestamp,
 	WeightToFee,
-	AVERAGE_ON_INITIALIZE_RATIO, DAYS, EXISTENTIAL_DEPOSIT, HOURS, MAXIMUM_BLOCK_WEIGHT,
+	AVERAGE_ON_INITIALIZE_RATIO, DAYS, EXISTENTIAL_DEPOSIT, HOURS, MAXIMUM_BLOCK_WEIGHT, MINUTES,
 	MICROUNIT, NORMAL_DISPATCH_RATIO, SLOT_DURATION, UNIT, VERSION,
 };
 
@@ -358,6 +358,65 @@ impl pallet_fl_task::BenchmarkHelper<AccountId> for InstitutionsForBenchmarks {
 			n.saturating_add(1_000),
 			medchain_primitives::Roles { producer: true, validator: false, auditor: false },
 		)
+	}
+}
+
+parameter_types! {
+	/// Proxies have ten minutes to serve an access request.
+	pub const PreRequestTimeout: BlockNumber = 10 * MINUTES;
+	/// Auditors have a week to review a break-glass access.
+	pub const PreReviewWindow: BlockNumber = 7 * DAYS;
+}
+
+impl pallet_proxy_reencrypt::Config for Runtime {
+	type RuntimeEvent = RuntimeEvent;
+	type Registry = Reputation;
+	type Credit = Reputation;
+	type Records = EhrIndex;
+	type AuthorityId = pallet_proxy_reencrypt::crypto::ProxyId;
+	type MaxProxies = ConstU32<8>;
+	type MaxGrantsPerAccount = ConstU32<64>;
+	type MaxOpenRequests = ConstU32<256>;
+	type MaxSealedFragmentLen = ConstU32<512>;
+	type MaxCapsuleFragmentLen = ConstU32<512>;
+	type RequestTimeout = PreRequestTimeout;
+	type ReviewWindow = PreReviewWindow;
+	type WeightInfo = pallet_proxy_reencrypt::weights::SubstrateWeight<Runtime>;
+	#[cfg(feature = "runtime-benchmarks")]
+	type BenchmarkHelper = InstitutionsForBenchmarks;
+}
+
+#[cfg(feature = "runtime-benchmarks")]
+impl pallet_proxy_reencrypt::BenchmarkHelper<AccountId> for InstitutionsForBenchmarks {
+	fn institution(n: u32, role: medchain_primitives::Role) -> AccountId {
+		// Producers publish, so every benchmark institution produces; auditors
+		// hold the auditor role as well.
+		let roles = medchain_primitives::Roles {
+			producer: true,
+			validator: false,
+			auditor: role == medchain_primitives::Role::Auditor,
+		};
+		Self::institution(n.saturating_add(2_000), roles)
+	}
+
+	fn record(issuer: &AccountId, patient: &AccountId, capsule_hash: sp_core::H256) -> u64 {
+		use pallet_ehr_index::{ContentDigest, DigestAlgorithm, RecordKind, StorePointer};
+		let id = pallet_ehr_index::NextRecordId::<Runtime>::get();
+		let pointer = StorePointer {
+			store_id: frame_support::BoundedVec::truncate_from(b"benchmark".to_vec()),
+			collection: frame_support::BoundedVec::truncate_from(b"records".to_vec()),
+			object_id: [1; 12],
+		};
+		let _ = EhrIndex::publish_record(
+			RuntimeOrigin::signed(issuer.clone()),
+			patient.clone(),
+			RecordKind::LabResult,
+			ContentDigest { algorithm: DigestAlgorithm::Sm3, digest: [2; 32] },
+			pointer,
+			1_024,
+			capsule_hash,
+		);
+		id
 	}
 }
 

@@ -277,6 +277,8 @@ mod runtime {
 	pub type EhrIndex = pallet_ehr_index;
 	#[runtime::pallet_index(31)]
 	pub type FlTask = pallet_fl_task;
+	#[runtime::pallet_index(32)]
+	pub type ProxyReencrypt = pallet_proxy_reencrypt;
 
 	// Smart contracts.
 	#[runtime::pallet_index(40)]

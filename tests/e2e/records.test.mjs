@@ -5,52 +5,29 @@
 // refused the stored document is deleted again.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { randomBytes, createHash } from 'node:crypto';
-import { tmpdir, homedir } from 'node:os';
-import { join, dirname } from 'node:path';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { u8aToHex } from '@polkadot/util';
-import { startDevNode, freePort } from './lib/node.mjs';
-
-const ROOT = join(dirname(new URL(import.meta.url).pathname), '../..');
-const TARGET = process.env.CARGO_TARGET_DIR || join(ROOT, 'target');
-const CLI = join(TARGET, 'debug', 'medchain-record');
-const SECANTUSD = process.env.MEDCHAIN_SECANTUSD
-  || join(homedir(), '.cache/medchain/venv/bin/secantusd-py');
+import { startDevNode } from './lib/node.mjs';
+import { startMongo, startGateway, fetchRecord as fetchRecordAs, RECORD_CLI as CLI, SECANTUSD } from './lib/services.mjs';
 
 let node;
 let mongo;
-let mongoPort;
 let dir;
 let k;
 let gateway;
-let gatewayPort;
 let published;
 
 function record(args) {
   const r = spawnSync(CLI, [...args, '--node', `127.0.0.1:${node.rpcPort}`,
-    '--mongo', `mongodb://127.0.0.1:${mongoPort}/?directConnection=true`, '--store-id', 'hospital-1'],
+    '--mongo', mongo.url, '--store-id', 'hospital-1'],
   { encoding: 'utf8' });
   return { code: r.status, out: r.stdout, err: r.stderr };
-}
-
-async function startMongo() {
-  mongoPort = await freePort();
-  mongo = spawn(SECANTUSD, ['--host', '127.0.0.1', '--port', String(mongoPort), '--storage-path', ':memory:'],
-    { stdio: 'ignore' });
-  const net = await import('node:net');
-  for (let i = 0; i < 100; i++) {
-    const ok = await new Promise((res) => {
-      const s = net.connect(mongoPort, '127.0.0.1', () => { s.end(); res(true); });
-      s.on('error', () => res(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error('SecantusDB did not start');
 }
 
 before(async () => {
@@ -64,14 +41,14 @@ before(async () => {
     charlie: keyring.addFromUri('//Charlie'),
   };
   dir = mkdtempSync(join(tmpdir(), 'medchain-records-'));
-  await startMongo();
+  mongo = await startMongo();
   node = await startDevNode({ name: 'records' });
 });
 
 after(async () => {
-  if (gateway) gateway.kill('SIGTERM');
+  if (gateway) gateway.stop();
   if (node) await node.stop();
-  if (mongo) mongo.kill('SIGTERM');
+  if (mongo) mongo.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -113,39 +90,13 @@ test('encrypt, store, publish, then read back with the digest verified', async (
   assert.match(bad.err, /decryption failed/);
 });
 
-async function startGateway() {
-  gatewayPort = await freePort();
-  gateway = spawn(CLI, ['serve', '--listen', `127.0.0.1:${gatewayPort}`, '--suri', '//Alice',
-    '--node', `127.0.0.1:${node.rpcPort}`,
-    '--mongo', `mongodb://127.0.0.1:${mongoPort}/?directConnection=true`, '--store-id', 'hospital-1'],
-  { stdio: ['ignore', 'ignore', 'inherit'] });
-  for (let i = 0; i < 100; i++) {
-    try {
-      await fetch(`http://127.0.0.1:${gatewayPort}`, { method: 'POST', body: '{}' });
-      return;
-    } catch { await new Promise((r) => setTimeout(r, 200)); }
-  }
-  throw new Error('gateway did not start');
-}
-
 /** Asks the gateway for a record as `who`, signing for block `block`. */
-async function fetchRecord(who, recordId, { block, purpose = 'PatientView', signer = who } = {}) {
-  const best = (await node.api.rpc.chain.getHeader()).number.toNumber();
-  const at = block ?? best;
-  const message = `medchain-ehr-get:${recordId}:${who.address}:${at}`;
-  const signature = u8aToHex(signer.sign(new TextEncoder().encode(message)));
-  const res = await fetch(`http://127.0.0.1:${gatewayPort}`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ehr_getRecord',
-      params: { record: recordId, accessor: who.address, purpose, block: at, signature } }),
-  });
-  return res.json();
-}
+const fetchRecord = (who, recordId, { block, purpose = 'PatientView', signer = who } = {}) =>
+  fetchRecordAs(node.api, gateway.url, who, recordId, { block, purpose, signer });
 
 test('the gateway serves the patient, refuses others, and logs every read', async () => {
   const { api } = node;
-  await startGateway();
+  gateway = await startGateway({ rpcPort: node.rpcPort, mongoUrl: mongo.url });
   const { id, original, key } = published;
   const count = async () => (await api.query.ehrIndex.accessCount(id)).toNumber();
   const before = await count();
@@ -197,8 +148,8 @@ test('a record from a signer that may not publish is not left in the store', asy
 test('with MongoDB down nothing is published', async () => {
   const { api } = node;
   const before = (await api.query.ehrIndex.nextRecordId()).toNumber();
-  mongo.kill('SIGTERM');
-  await new Promise((r) => mongo.on('exit', r));
+  mongo.stop();
+  await new Promise((r) => mongo.process.on('exit', r));
   const file = join(dir, 'lab.txt');
   writeFileSync(file, 'synthetic lab result');
   const put = record(['put', '--file', file, '--patient', k.charlie.address, '--kind', 'LabResult',

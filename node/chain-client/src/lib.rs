@@ -105,6 +105,15 @@ impl Node {
 		}
 	}
 
+	/// Calls runtime API `method` (for example
+	/// `ProxyReencryptApi_readable_under`) with SCALE-encoded `args` at the
+	/// best block and decodes its answer.
+	pub fn runtime_call<R: Decode>(&self, method: &str, args: &impl Encode) -> Result<R, RpcError> {
+		let v = self.call("state_call", json!([method, hex(&args.encode())]))?;
+		let bytes = unhex(v.as_str().ok_or_else(|| RpcError::Decode(format!("{method}: no result")))?)?;
+		R::decode(&mut &bytes[..]).map_err(|e| RpcError::Decode(format!("{method}: {e}")))
+	}
+
 	/// Every storage key under `prefix` at block `at`.
 	pub fn keys(&self, prefix: &[u8], at: Option<&str>) -> Result<Vec<Vec<u8>>, RpcError> {
 		let mut out = Vec::new();

@@ -54,7 +54,7 @@ pub use weights::WeightInfo;
 
 use alloc::vec::Vec;
 use codec::Encode;
-use medchain_primitives::{Behaviour, CreditReporter, InstitutionRegistry, Role};
+use medchain_primitives::{Behaviour, CreditReporter, InstitutionRegistry, RecordIndex, RecordRef, Role};
 use sp_core::H256;
 use sp_runtime::{
 	traits::{BlakeTwo256, Hash as HashT},
@@ -580,5 +580,23 @@ pub mod pallet {
 			}
 			Ok(())
 		}
+	}
+}
+
+/// Other pallets look records up through [`RecordIndex`]. A record is
+/// available unless it was erased or rejected by validators.
+impl<T: Config> RecordIndex<T::AccountId> for Pallet<T> {
+	fn record(id: u64) -> Option<RecordRef<T::AccountId>> {
+		Records::<T>::get(id).map(|r| RecordRef {
+			available: !matches!(r.status, RecordStatus::Erased | RecordStatus::Rejected),
+			patient: r.patient,
+			issuer: r.issuer,
+			kind: r.kind,
+			capsule_hash: r.capsule_hash.0,
+		})
+	}
+
+	fn records_of(patient: &T::AccountId) -> Vec<u64> {
+		PatientRecords::<T>::iter_key_prefix(patient).collect()
 	}
 }

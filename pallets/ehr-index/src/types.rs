@@ -48,28 +48,7 @@ pub struct StorePointer<S: Get<u32>> {
 	pub object_id: [u8; 12],
 }
 
-/// What a record is.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo)]
-pub enum RecordKind {
-	/// Diagnosis or outpatient note.
-	Diagnosis,
-	/// Laboratory result.
-	LabResult,
-	/// Imaging study (PACS).
-	Imaging,
-	/// Prescription.
-	Prescription,
-	/// Discharge summary.
-	DischargeSummary,
-	/// Nursing-home care record.
-	NursingCare,
-	/// Bill or insurance claim.
-	Billing,
-	/// Wearable sensor data.
-	Wearable,
-	/// Anything else.
-	Other,
-}
+pub use medchain_primitives::{AccessPurpose, RecordKind};
 
 /// Where a record stands.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo)]
@@ -93,23 +72,6 @@ pub enum Vote {
 	Confirm,
 	/// Rejected, with a reason code (see the crate README).
 	Reject(u8),
-}
-
-/// Why a record was read.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo)]
-pub enum AccessPurpose {
-	/// Treatment by a care provider.
-	Treatment,
-	/// The patient reading their own record.
-	PatientView,
-	/// An insurance claim.
-	Insurance,
-	/// Approved research.
-	Research,
-	/// Regulatory audit.
-	Audit,
-	/// Break-glass emergency access.
-	Emergency,
 }
 
 /// An entry of the record index. Holds no plaintext and no personal

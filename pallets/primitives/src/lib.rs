@@ -12,8 +12,13 @@
 //! - [`Behaviour`] and [`CreditReporter`]: typed reasons for which an
 //!   institution's credit rises or falls, reported by the pallets that observe
 //!   the behaviour.
+//! - [`RecordKind`], [`AccessPurpose`] and [`RecordIndex`]: what a record is,
+//!   why it is read, and how other pallets look records up in the index
+//!   (implemented by `pallet-ehr-index`).
 
 #![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
 
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
 use scale_info::TypeInfo;
@@ -196,6 +201,69 @@ pub enum Behaviour {
 	BlockMissed,
 	/// A break-glass access by its staff was not reviewed in time.
 	BreakGlassUnreviewed,
+}
+
+/// What a medical record is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo)]
+pub enum RecordKind {
+	/// Diagnosis or outpatient note.
+	Diagnosis,
+	/// Laboratory result.
+	LabResult,
+	/// Imaging study (PACS).
+	Imaging,
+	/// Prescription.
+	Prescription,
+	/// Discharge summary.
+	DischargeSummary,
+	/// Nursing-home care record.
+	NursingCare,
+	/// Bill or insurance claim.
+	Billing,
+	/// Wearable sensor data.
+	Wearable,
+	/// Anything else.
+	Other,
+}
+
+/// Why a record is read.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo)]
+pub enum AccessPurpose {
+	/// Treatment by a care provider.
+	Treatment,
+	/// The patient reading their own record.
+	PatientView,
+	/// An insurance claim.
+	Insurance,
+	/// Approved research.
+	Research,
+	/// Regulatory audit.
+	Audit,
+	/// Break-glass emergency access.
+	Emergency,
+}
+
+/// What other pallets need to know about an indexed record.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct RecordRef<AccountId> {
+	/// The patient the record is about.
+	pub patient: AccountId,
+	/// The institution that published it.
+	pub issuer: AccountId,
+	/// What it is.
+	pub kind: RecordKind,
+	/// Hash of the capsule that encrypts its data key.
+	pub capsule_hash: [u8; 32],
+	/// Whether its content may be read: not erased, not rejected by validators.
+	pub available: bool,
+}
+
+/// Looks records up in the record index.
+pub trait RecordIndex<AccountId> {
+	/// The record with `id`, if indexed.
+	fn record(id: u64) -> Option<RecordRef<AccountId>>;
+	/// Ids of every record of `patient` (unordered).
+	fn records_of(patient: &AccountId) -> alloc::vec::Vec<u64>;
 }
 
 /// Answers whether an account is an active institution holding a role.

@@ -7,8 +7,10 @@
 //!    `<Bytes>…</Bytes>` as browser wallets sign),
 //! 2. `block` is at most [`FRESHNESS`] blocks behind the best block (a
 //!    captured request cannot be replayed later),
-//! 3. the chain lets `accessor` read the record now: its patient or its
-//!    issuing institution (grantees once patient grants land),
+//! 3. the chain lets `accessor` read the record now: its patient, its
+//!    issuing institution, or a grantee with a live grant covering it
+//!    (`ProxyReencryptApi_readable_under`: not revoked, not expired; an
+//!    emergency grant only after the glass was broken for this record),
 //! 4. the stored ciphertext still matches the digest on chain, and
 //! 5. the read is logged on chain first: `log_access` signed by the
 //!    gateway's institution, included in a block.
@@ -34,6 +36,10 @@ pub const FRESHNESS: u32 = 20;
 struct Gateway {
 	node: Node,
 	operator: sr25519::Pair,
+	/// Serialises the operator's submissions: each takes the next nonce the
+	/// pool reports, so two at once would collide. Waiting for inclusion is
+	/// done outside it.
+	submitting: std::sync::Mutex<()>,
 	store: RecordStore,
 	runtime: tokio::runtime::Handle,
 }
@@ -45,6 +51,7 @@ pub fn serve(o: &super::Options, store: RecordStore, runtime: tokio::runtime::Ha
 	let gateway = Arc::new(Gateway {
 		node: Node::new(super::or(o, "node", "127.0.0.1:9944")),
 		operator,
+		submitting: std::sync::Mutex::new(()),
 		store,
 		runtime,
 	});
@@ -146,7 +153,13 @@ impl Gateway {
 			.map_err(|e| unavailable(e.to_string()))?
 			.ok_or_else(|| refused(format!("record {record_id} is not on chain")))?;
 		if accessor != record.patient && accessor != record.issuer {
-			return Err(refused(format!("{accessor_text} may not read record {record_id}")));
+			let grant: Option<u64> = self
+				.node
+				.runtime_call("ProxyReencryptApi_readable_under", &(accessor.clone(), record_id))
+				.map_err(|e| unavailable(e.to_string()))?;
+			if grant.is_none() {
+				return Err(refused(format!("{accessor_text} may not read record {record_id}")));
+			}
 		}
 		let pointer = record.pointer.clone().ok_or_else(|| refused(format!("record {record_id} was erased")))?;
 		// 4. The content, checked against the chain's digest.
@@ -181,7 +194,10 @@ impl Gateway {
 			.storage(&pallet_ehr_index::AccessCount::<Runtime>::hashed_key_for(record_id))
 			.map_err(|e| e.to_string())?
 			.unwrap_or(0);
-		let nonce = self.node.submit(&self.operator, call).map_err(|e| e.to_string())?;
+		let nonce = {
+			let _turn = self.submitting.lock().map_err(|_| "gateway state poisoned".to_string())?;
+			self.node.submit(&self.operator, call).map_err(|e| e.to_string())?
+		};
 		let operator = AccountId::from(self.operator.public());
 		let deadline = Instant::now() + Duration::from_secs(30);
 		while !self.node.included(&operator, nonce).map_err(|e| e.to_string())? {

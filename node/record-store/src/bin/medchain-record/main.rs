@@ -1,7 +1,11 @@
 //! `medchain-record`: what an institution runs to put a medical record on
 //! Medchain. It encrypts the file (AES-256-GCM, fresh data key), stores the
 //! ciphertext in the institution's MongoDB, and publishes the index entry
-//! (digest, pointer, size, key commitment) on chain, in one step.
+//! (digest, pointer, size, key commitment) on chain, in one step. If the
+//! patient registered an Umbral key, the data key is also encrypted to it
+//! (the record's key capsule, `proxyReencrypt.attachCapsule`), so the
+//! patient can later share the record by grant without anyone handing keys
+//! around.
 //!
 //! ```text
 //! medchain-record put --file scan.dcm --patient <SS58> --kind Imaging --suri //Alice \
@@ -147,6 +151,18 @@ async fn put(o: &Options) -> Result<(), String> {
 	let key_out = o.get("key-out").cloned().unwrap_or_else(|| format!("{}.key", path.display()));
 	write_key(Path::new(&key_out), &sealed.data_key)?;
 
+	// The patient's Umbral key, if registered: the data key is sealed to it.
+	let patient_key: Option<pallet_proxy_reencrypt::UmbralKeys> = node
+		.storage(&pallet_proxy_reencrypt::Keys::<Runtime>::hashed_key_for(&patient))
+		.map_err(|e| e.to_string())?;
+	let capsule = match &patient_key {
+		Some(k) => Some(seal_data_key(&k.public_key, &sealed.data_key)?),
+		None => {
+			eprintln!("[record] the patient has no Umbral key on chain: no key capsule (sharing by grant needs one)");
+			None
+		},
+	};
+
 	let store = store(o).await?;
 	let stored = store
 		.put(&patient.to_ss58check(), opt(o, "kind")?, algorithm, &sealed.ciphertext)
@@ -160,8 +176,17 @@ async fn put(o: &Options) -> Result<(), String> {
 		algorithm.name(),
 		hex(&stored.digest)
 	);
-	match publish(&node, &signer, &patient, kind, &stored, &sealed.data_key) {
+	let capsule_hash = match &capsule {
+		Some(c) => c.hash(),
+		// Without a capsule the index commits to the key itself: BLAKE2-256
+		// of it, which reveals nothing about it.
+		None => H256(DigestAlgorithm::Blake2_256.digest(&sealed.data_key)),
+	};
+	match publish(&node, &signer, &patient, kind, &stored, capsule_hash) {
 		Ok(id) => {
+			if let Some(c) = capsule {
+				attach_capsule(&node, &signer, id, c)?;
+			}
 			println!(
 				"{}",
 				serde_json::json!({
@@ -170,6 +195,7 @@ async fn put(o: &Options) -> Result<(), String> {
 					"digest": hex(&stored.digest),
 					"size": stored.size,
 					"key_file": key_out,
+					"capsule": patient_key.is_some(),
 					"seconds": t0.elapsed().as_secs_f64(),
 				})
 			);
@@ -203,7 +229,7 @@ fn publish(
 	patient: &AccountId,
 	kind: RecordKind,
 	stored: &StoredRecord,
-	data_key: &[u8; 32],
+	capsule_hash: H256,
 ) -> Result<u64, String> {
 	let q = |e: RpcError| e.to_string();
 	let pointer = StorePointer {
@@ -212,9 +238,6 @@ fn publish(
 		object_id: stored.pointer.object_id,
 	};
 	let digest = ContentDigest { algorithm: chain_algorithm(stored.algorithm), digest: stored.digest };
-	// Until the data key is wrapped in an Umbral capsule, the index commits to
-	// the key itself: BLAKE2-256 of it, which reveals nothing about it.
-	let capsule_hash = H256(DigestAlgorithm::Blake2_256.digest(data_key));
 	let first: u64 = node.storage(&NextRecordId::<Runtime>::hashed_key()).map_err(q)?.unwrap_or(0);
 	let call = RuntimeCall::EhrIndex(pallet_ehr_index::Call::publish_record {
 		patient: patient.clone(),
@@ -245,6 +268,47 @@ fn publish(
 		}
 		if Instant::now() > deadline {
 			return Err("the index entry did not reach the chain within 60 s".into());
+		}
+		std::thread::sleep(Duration::from_millis(300));
+	}
+}
+
+/// Encrypts the data key to the patient's Umbral public key.
+fn seal_data_key(patient: &[u8; 33], data_key: &[u8; 32]) -> Result<pallet_proxy_reencrypt::KeyCapsule, String> {
+	let pk = medchain_umbral::public_key(patient).map_err(|e| format!("patient's Umbral key: {e:?}"))?;
+	let (capsule, ciphertext) =
+		medchain_umbral::encrypt(&mut rand_core::OsRng, &pk, data_key).map_err(|e| format!("Umbral: {e:?}"))?;
+	Ok(pallet_proxy_reencrypt::KeyCapsule {
+		capsule: capsule.try_into().map_err(|_| "capsule too long")?,
+		ciphertext: ciphertext.try_into().map_err(|_| "sealed key too long")?,
+	})
+}
+
+/// Attaches the record's key capsule and waits until it is on chain.
+fn attach_capsule(
+	node: &Node,
+	signer: &sr25519::Pair,
+	record: u64,
+	capsule: pallet_proxy_reencrypt::KeyCapsule,
+) -> Result<(), String> {
+	let q = |e: RpcError| e.to_string();
+	let call = RuntimeCall::ProxyReencrypt(pallet_proxy_reencrypt::Call::attach_capsule { record, capsule });
+	let nonce = node.submit(signer, call).map_err(q)?;
+	let issuer = AccountId::from(signer.public());
+	let deadline = Instant::now() + Duration::from_secs(60);
+	loop {
+		let included = node.included(&issuer, nonce).map_err(q)?;
+		let attached: Option<pallet_proxy_reencrypt::KeyCapsule> =
+			node.storage(&pallet_proxy_reencrypt::Capsules::<Runtime>::hashed_key_for(record)).map_err(q)?;
+		if attached.is_some() {
+			eprintln!("[record] key capsule of record {record} on chain (the patient can grant access)");
+			return Ok(());
+		}
+		if included {
+			return Err(format!("record {record} is published but the runtime refused its key capsule"));
+		}
+		if Instant::now() > deadline {
+			return Err(format!("record {record} is published but its key capsule did not reach the chain in 60 s"));
 		}
 		std::thread::sleep(Duration::from_millis(300));
 	}

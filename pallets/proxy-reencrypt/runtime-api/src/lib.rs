@@ -1,0 +1,32 @@
+//! Runtime API of patient-controlled access (proxy re-encryption).
+
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+use alloc::vec::Vec;
+use codec::Codec;
+
+sp_api::decl_runtime_apis! {
+	/// Queries over grants and access requests. `Grant` is
+	/// `pallet_proxy_reencrypt::Grant<Runtime>`, `Request` is
+	/// `pallet_proxy_reencrypt::AccessRequest<Runtime>`.
+	pub trait ProxyReencryptApi<AccountId, Grant, Request>
+	where
+		AccountId: Codec,
+		Grant: Codec,
+		Request: Codec,
+	{
+		/// A patient's grants that are not revoked (live or expired).
+		fn patient_grants(patient: AccountId) -> Vec<(u64, Grant)>;
+		/// Records a grantee may request now, with the grant to use.
+		fn accessible_records(grantee: AccountId) -> Vec<(u64, u64)>;
+		/// Every access request for a record, oldest first: its access log.
+		fn access_log(record: u64) -> Vec<(u64, Request)>;
+		/// The live grant under which `who` may read `record` now, if any
+		/// (what record gateways check).
+		fn readable_under(who: AccountId, record: u64) -> Option<u64>;
+		/// The accepted capsule fragments of a request, by proxy.
+		fn fragments(request: u64) -> Vec<(AccountId, Vec<u8>)>;
+	}
+}

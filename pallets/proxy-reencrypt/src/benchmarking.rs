@@ -1,0 +1,252 @@
+//! Benchmarks of proxy re-encryption (frame-benchmarking v2), with real
+//! Umbral material: capsule parsing and capsule-fragment verification are
+//! part of what is measured. They also run as tests against the mock runtime.
+
+use super::*;
+use crate::Pallet as Pre;
+use frame_benchmarking::v2::*;
+use frame_support::traits::{Get, Hooks};
+use frame_system::RawOrigin;
+use medchain_primitives::AccessPurpose;
+use medchain_umbral::Fixture;
+
+/// Accounts and Umbral material of a grant with `n` proxies.
+struct Setup<T: Config> {
+	fixture: Fixture,
+	patient: T::AccountId,
+	grantee: T::AccountId,
+	proxies: Vec<T::AccountId>,
+	record: RecordId,
+	capsule: KeyCapsule,
+}
+
+/// A patient with a record (capsule attached), a grantee (an institution, so
+/// it may also hold emergency grants) and `n` registered proxies.
+fn setup<T: Config>(n: u32) -> Setup<T> {
+	let mut fixture = Fixture::new(n as u8, n as usize);
+	let patient: T::AccountId = account("patient", 0, 0);
+	let grantee = T::BenchmarkHelper::institution(100, Role::Validator);
+	let issuer = T::BenchmarkHelper::institution(101, Role::Producer);
+	Pre::<T>::register_key(RawOrigin::Signed(patient.clone()).into(), Fixture::public(&fixture.patient), fixture.verifying())
+		.expect("fresh patient");
+	Pre::<T>::register_key(
+		RawOrigin::Signed(grantee.clone()).into(),
+		Fixture::public(&fixture.grantee),
+		Fixture::public(&fixture.grantee),
+	)
+	.expect("fresh grantee");
+	let proxies: Vec<T::AccountId> = (0..n)
+		.map(|i| {
+			let proxy = T::BenchmarkHelper::institution(i, Role::Producer);
+			Pre::<T>::register_proxy(RawOrigin::Signed(proxy.clone()).into(), Fixture::public(&fixture.proxies[i as usize]))
+				.expect("proxies are institutions");
+			proxy
+		})
+		.collect();
+	let (capsule, ciphertext) = fixture.capsule();
+	let capsule = KeyCapsule {
+		capsule: BoundedVec::truncate_from(capsule),
+		ciphertext: BoundedVec::truncate_from(ciphertext),
+	};
+	let record = T::BenchmarkHelper::record(&issuer, &patient, capsule.hash());
+	Pre::<T>::attach_capsule(RawOrigin::Signed(issuer).into(), record, capsule.clone()).expect("issuer attaches");
+	Setup { fixture, patient, grantee, proxies, record, capsule }
+}
+
+type FragmentsOf<T> =
+	BoundedVec<(<T as frame_system::Config>::AccountId, SealedFragment<<T as Config>::MaxSealedFragmentLen>), <T as Config>::MaxProxies>;
+
+/// Sealed fragments, threshold `m`, for the setup's proxies.
+fn sealed<T: Config>(s: &mut Setup<T>, m: u32) -> FragmentsOf<T> {
+	let sealed = s.fixture.sealed_kfrags(m as usize);
+	BoundedVec::truncate_from(
+		s.proxies
+			.iter()
+			.cloned()
+			.zip(sealed)
+			.map(|(p, k)| {
+				(
+					p,
+					SealedFragment {
+						capsule: BoundedVec::truncate_from(k.capsule),
+						ciphertext: BoundedVec::truncate_from(k.ciphertext),
+					},
+				)
+			})
+			.collect(),
+	)
+}
+
+/// A grant of all records, threshold `m`.
+fn grant<T: Config>(s: &mut Setup<T>, m: u32, emergency: bool) -> GrantId {
+	let id = NextGrantId::<T>::get();
+	let fragments = sealed(s, m);
+	Pre::<T>::grant_access(
+		RawOrigin::Signed(s.patient.clone()).into(),
+		s.grantee.clone(),
+		GrantScope::All,
+		AccessPurpose::Treatment,
+		None,
+		m as u8,
+		fragments,
+		emergency,
+	)
+	.expect("valid grant");
+	id
+}
+
+#[benchmarks]
+mod benchmarks {
+	use super::*;
+
+	#[benchmark]
+	fn register_key() {
+		let f = Fixture::new(1, 0);
+		let who: T::AccountId = account("patient", 1, 0);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who.clone()), Fixture::public(&f.patient), f.verifying());
+		assert!(Keys::<T>::contains_key(who));
+	}
+
+	#[benchmark]
+	fn register_proxy() {
+		let f = Fixture::new(1, 1);
+		let proxy = T::BenchmarkHelper::institution(0, Role::Producer);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(proxy.clone()), Fixture::public(&f.proxies[0]));
+		assert!(Proxies::<T>::contains_key(proxy));
+	}
+
+	#[benchmark]
+	fn attach_capsule() {
+		let mut f = Fixture::new(1, 0);
+		let patient: T::AccountId = account("patient", 1, 0);
+		let issuer = T::BenchmarkHelper::institution(101, Role::Producer);
+		let (capsule, ciphertext) = f.capsule();
+		let capsule = KeyCapsule {
+			capsule: BoundedVec::truncate_from(capsule),
+			ciphertext: BoundedVec::truncate_from(ciphertext),
+		};
+		let record = T::BenchmarkHelper::record(&issuer, &patient, capsule.hash());
+		#[extrinsic_call]
+		_(RawOrigin::Signed(issuer), record, capsule);
+		assert!(Capsules::<T>::contains_key(record));
+	}
+
+	/// `n` proxies: each sealed fragment's capsule is parsed and checked.
+	#[benchmark]
+	fn grant_access(n: Linear<1, { T::MaxProxies::get() }>) {
+		let mut s = setup::<T>(n);
+		let fragments = sealed(&mut s, n);
+		#[extrinsic_call]
+		_(
+			RawOrigin::Signed(s.patient.clone()),
+			s.grantee.clone(),
+			GrantScope::All,
+			AccessPurpose::Treatment,
+			None,
+			n as u8,
+			fragments,
+			false,
+		);
+		assert_eq!(SealedFragments::<T>::iter_prefix(0).count() as u32, n);
+	}
+
+	#[benchmark]
+	fn revoke_grant(n: Linear<1, { T::MaxProxies::get() }>) {
+		let mut s = setup::<T>(n);
+		let g = grant(&mut s, n, false);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(s.patient.clone()), g);
+		assert!(Grants::<T>::get(g).is_some_and(|g| g.revoked_at.is_some()));
+	}
+
+	#[benchmark]
+	fn request_access() {
+		let mut s = setup::<T>(1);
+		let g = grant(&mut s, 1, false);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(s.grantee.clone()), g, s.record);
+		assert_eq!(OpenRequests::<T>::get().len(), 1);
+	}
+
+	#[benchmark]
+	fn break_glass() {
+		let mut s = setup::<T>(1);
+		let g = grant(&mut s, 1, true);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(s.grantee.clone()), g, s.record, EmergencyReason::LifeThreatening, H256::repeat_byte(1));
+		assert_eq!(OpenRequests::<T>::get().len(), 1);
+	}
+
+	/// The fragment that completes the request: parsed and verified
+	/// (Umbral's proof), stored, the request closed.
+	#[benchmark]
+	fn submit_fragment() {
+		let mut s = setup::<T>(1);
+		let g = grant(&mut s, 1, false);
+		Pre::<T>::request_access(RawOrigin::Signed(s.grantee.clone()).into(), g, s.record).expect("live grant");
+		let k = SealedFragments::<T>::get(g, &s.proxies[0]).expect("sealed above");
+		let sealed = medchain_umbral::SealedKeyFrag { capsule: k.capsule.into_inner(), ciphertext: k.ciphertext.into_inner() };
+		let cfrag = s.fixture.cfrag(0, &s.capsule.capsule, &sealed).expect("fixture is valid");
+		let fragment = BoundedVec::truncate_from(cfrag);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(s.proxies[0].clone()), 0, fragment);
+		assert_eq!(Requests::<T>::get(0).map(|r| r.status), Some(RequestStatus::Ready));
+	}
+
+	#[benchmark]
+	fn review_emergency() {
+		let mut s = setup::<T>(1);
+		let g = grant(&mut s, 1, true);
+		Pre::<T>::break_glass(
+			RawOrigin::Signed(s.grantee.clone()).into(),
+			g,
+			s.record,
+			EmergencyReason::LifeThreatening,
+			H256::repeat_byte(1),
+		)
+		.expect("emergency grant");
+		let auditor = T::BenchmarkHelper::institution(102, Role::Auditor);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(auditor), 0, false);
+		assert!(Requests::<T>::get(0).and_then(|r| r.emergency).is_some_and(|e| e.review != Review::Pending));
+	}
+
+	/// `e` requests expire (each proxy of their grants penalised) and `l`
+	/// break-glass reviews lapse in the same block.
+	#[benchmark]
+	fn on_initialize(e: Linear<0, { T::MaxOpenRequests::get() / 2 }>, l: Linear<0, { T::MaxOpenRequests::get() / 2 }>) {
+		let mut s = setup::<T>(T::MaxProxies::get());
+		let normal = grant(&mut s, 1, false);
+		let emergency = grant(&mut s, 1, true);
+		let timeout = T::RequestTimeout::get();
+		let window = T::ReviewWindow::get();
+		let due = timeout.saturating_add(window).saturating_add(1u32.into());
+		frame_system::Pallet::<T>::set_block_number(due.saturating_sub(window));
+		for _ in 0..l {
+			Pre::<T>::break_glass(
+				RawOrigin::Signed(s.grantee.clone()).into(),
+				emergency,
+				s.record,
+				EmergencyReason::Other,
+				H256::zero(),
+			)
+			.expect("emergency grant");
+		}
+		frame_system::Pallet::<T>::set_block_number(due.saturating_sub(timeout));
+		for _ in 0..e {
+			Pre::<T>::request_access(RawOrigin::Signed(s.grantee.clone()).into(), normal, s.record)
+				.expect("live grant");
+		}
+		frame_system::Pallet::<T>::set_block_number(due);
+		#[block]
+		{
+			Pre::<T>::on_initialize(due);
+		}
+		assert_eq!(RequestDeadlines::<T>::get(due).len(), 0);
+		assert_eq!(ReviewDeadlines::<T>::get(due).len(), 0);
+	}
+
+	impl_benchmark_test_suite!(Pre, crate::mock::new_bench_ext(), crate::mock::Test);
+}

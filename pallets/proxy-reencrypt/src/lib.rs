@@ -1,0 +1,894 @@
+//! # Proxy re-encryption pallet
+//!
+//! Patients decide who reads their records (seed paper 002). Each record's
+//! data key is encrypted to the patient's Umbral public key (the record's
+//! *key capsule*); a grant hands threshold *key fragments* to proxies, which
+//! re-encrypt the capsule for the grantee without ever learning the key.
+//!
+//! ## Overview
+//!
+//! - **Keys.** Patients and grantees register Umbral keys
+//!   ([`Pallet::register_key`]); institutions that run proxies register theirs
+//!   ([`Pallet::register_proxy`]). The issuer of a record attaches its key
+//!   capsule ([`Pallet::attach_capsule`]); the record index already commits to
+//!   it through `capsule_hash`.
+//! - **Grant.** [`Pallet::grant_access`]: patient → grantee, a scope (one
+//!   record, a kind, all), a purpose, an optional expiry block, M of N proxies,
+//!   each proxy's key fragment sealed to that proxy's public key, so nobody else
+//!   reading the chain can use it. The seals' capsules are checked on chain.
+//! - **Revoke and expiry.** [`Pallet::revoke_grant`] or the expiry block end a
+//!   grant: no new request, no fragment accepted, the gateway refuses.
+//! - **Request.** [`Pallet::request_access`]: the grantee asks for one record
+//!   (the audit event). Proxies' offchain workers open their fragment,
+//!   re-encrypt the capsule and [`Pallet::submit_fragment`]; the pallet
+//!   verifies each capsule fragment (Umbral's proof) before accepting it: a
+//!   valid one earns the proxy credit, an invalid one costs it. With M
+//!   fragments the request is `Ready` and the grantee decrypts the data key.
+//!   Requests not served by their deadline expire and the silent proxies lose
+//!   credit.
+//! - **Break-glass.** A patient opts in to emergency access by an institution
+//!   with an *emergency grant*. Its doctors reach records only through
+//!   [`Pallet::break_glass`], with a stated reason (a category and the hash of
+//!   the written statement): the patient is notified by event, and an auditor
+//!   must [`Pallet::review_emergency`] within `ReviewWindow` blocks or the
+//!   institution loses credit (as it does when the access is judged unjustified).
+//!
+//! Nothing secret is on chain: public keys, capsules, sealed fragments and
+//! capsule fragments are all useless without the matching secret keys.
+
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+pub use pallet::*;
+
+#[cfg(test)]
+mod mock;
+#[cfg(test)]
+mod tests;
+
+#[cfg(feature = "runtime-benchmarks")]
+mod benchmarking;
+mod offchain;
+pub mod types;
+pub mod weights;
+
+pub use types::*;
+pub use weights::WeightInfo;
+
+use alloc::vec::Vec;
+use frame_support::BoundedVec;
+use medchain_primitives::{Behaviour, CreditReporter, InstitutionRegistry, RecordIndex, Role};
+use sp_core::H256;
+use sp_runtime::{traits::Saturating, KeyTypeId};
+
+/// Key type of proxy signing keys in a node's keystore.
+pub const KEY_TYPE: KeyTypeId = KeyTypeId(*b"prx0");
+
+/// Log target of this pallet.
+pub const LOG_TARGET: &str = "runtime::proxy-reencrypt";
+
+/// Prefix of the node-local (offchain persistent storage) key under which a
+/// proxy's Umbral secret key is kept: the prefix followed by the proxy's
+/// 33-byte public key. Set it with the node's `offchain_localStorageSet` RPC.
+pub const PROXY_SECRET_PREFIX: &[u8] = b"medchain/pre/secret/";
+
+/// Proxy signing keys: sr25519, key type [`KEY_TYPE`].
+pub mod crypto {
+	use super::KEY_TYPE;
+	use sp_runtime::{
+		app_crypto::{app_crypto, sr25519},
+		MultiSignature, MultiSigner,
+	};
+	app_crypto!(sr25519, KEY_TYPE);
+
+	/// Binds proxy keys to the runtime's `MultiSigner` accounts.
+	pub struct ProxyId;
+
+	impl frame_system::offchain::AppCrypto<MultiSigner, MultiSignature> for ProxyId {
+		type RuntimeAppPublic = Public;
+		type GenericSignature = sp_core::sr25519::Signature;
+		type GenericPublic = sp_core::sr25519::Public;
+	}
+}
+
+/// Material the benchmarks need from the runtime.
+#[cfg(feature = "runtime-benchmarks")]
+pub trait BenchmarkHelper<AccountId> {
+	/// The `n`-th active institution holding `role` (distinct for distinct `n`).
+	fn institution(n: u32, role: Role) -> AccountId;
+	/// A record of `patient` issued by `issuer` whose `capsule_hash` is
+	/// `capsule_hash`; returns its id.
+	fn record(issuer: &AccountId, patient: &AccountId, capsule_hash: H256) -> RecordId;
+}
+
+#[frame_support::pallet]
+pub mod pallet {
+	use super::*;
+	use frame_support::pallet_prelude::*;
+	use frame_system::{offchain::CreateSignedTransaction, pallet_prelude::*};
+	use medchain_primitives::AccessPurpose;
+
+	/// The in-code storage version.
+	const STORAGE_VERSION: StorageVersion = StorageVersion::new(0);
+
+	#[pallet::pallet]
+	#[pallet::storage_version(STORAGE_VERSION)]
+	pub struct Pallet<T>(_);
+
+	/// Configuration of the pallet.
+	#[pallet::config]
+	pub trait Config: CreateSignedTransaction<Call<Self>> + frame_system::Config {
+		/// The overarching event type.
+		#[allow(deprecated)]
+		type RuntimeEvent: From<Event<Self>> + IsType<<Self as frame_system::Config>::RuntimeEvent>;
+
+		/// Which accounts are active institutions, with which roles.
+		type Registry: InstitutionRegistry<Self::AccountId>;
+
+		/// Where proxies' and break-glass institutions' behaviour is reported.
+		type Credit: CreditReporter<Self::AccountId>;
+
+		/// The record index.
+		type Records: RecordIndex<Self::AccountId>;
+
+		/// Proxy signing keys of offchain workers.
+		type AuthorityId: frame_system::offchain::AppCrypto<Self::Public, Self::Signature>;
+
+		/// Most proxies (N) per grant.
+		#[pallet::constant]
+		type MaxProxies: Get<u32>;
+
+		/// Most listed grants per patient and per grantee.
+		#[pallet::constant]
+		type MaxGrantsPerAccount: Get<u32>;
+
+		/// Most requests waiting for proxies at once.
+		#[pallet::constant]
+		type MaxOpenRequests: Get<u32>;
+
+		/// Upper bound of a sealed key fragment's ciphertext.
+		#[pallet::constant]
+		type MaxSealedFragmentLen: Get<u32>;
+
+		/// Upper bound of a capsule fragment in wire format.
+		#[pallet::constant]
+		type MaxCapsuleFragmentLen: Get<u32>;
+
+		/// Blocks proxies have to serve a request.
+		#[pallet::constant]
+		type RequestTimeout: Get<BlockNumberFor<Self>>;
+
+		/// Blocks auditors have to review a break-glass access.
+		#[pallet::constant]
+		type ReviewWindow: Get<BlockNumberFor<Self>>;
+
+		/// Weights of the calls.
+		type WeightInfo: WeightInfo;
+
+		/// Set-up for the benchmarks.
+		#[cfg(feature = "runtime-benchmarks")]
+		type BenchmarkHelper: BenchmarkHelper<Self::AccountId>;
+	}
+
+	/// Umbral keys of patients and grantees.
+	#[pallet::storage]
+	pub type Keys<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, UmbralKeys, OptionQuery>;
+
+	/// Umbral public keys of proxy institutions.
+	#[pallet::storage]
+	pub type Proxies<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, UmbralPublicKey, OptionQuery>;
+
+	/// Key capsules of records (the data key encrypted to the patient).
+	#[pallet::storage]
+	pub type Capsules<T: Config> = StorageMap<_, Twox64Concat, RecordId, KeyCapsule, OptionQuery>;
+
+	/// Grants, including revoked and expired ones (the audit trail).
+	#[pallet::storage]
+	pub type Grants<T: Config> = StorageMap<_, Twox64Concat, GrantId, Grant<T>, OptionQuery>;
+
+	/// The id the next grant gets.
+	#[pallet::storage]
+	pub type NextGrantId<T> = StorageValue<_, GrantId, ValueQuery>;
+
+	/// Sealed key fragments of grants that are not revoked, by proxy.
+	#[pallet::storage]
+	pub type SealedFragments<T: Config> = StorageDoubleMap<
+		_,
+		Twox64Concat,
+		GrantId,
+		Blake2_128Concat,
+		T::AccountId,
+		SealedFragment<T::MaxSealedFragmentLen>,
+		OptionQuery,
+	>;
+
+	/// Grants a patient made that are not revoked.
+	#[pallet::storage]
+	pub type PatientGrants<T: Config> =
+		StorageMap<_, Blake2_128Concat, T::AccountId, BoundedVec<GrantId, T::MaxGrantsPerAccount>, ValueQuery>;
+
+	/// Grants made to a grantee that are not revoked.
+	#[pallet::storage]
+	pub type GranteeGrants<T: Config> =
+		StorageMap<_, Blake2_128Concat, T::AccountId, BoundedVec<GrantId, T::MaxGrantsPerAccount>, ValueQuery>;
+
+	/// Access requests.
+	#[pallet::storage]
+	pub type Requests<T: Config> = StorageMap<_, Twox64Concat, RequestId, AccessRequest<T>, OptionQuery>;
+
+	/// The id the next request gets.
+	#[pallet::storage]
+	pub type NextRequestId<T> = StorageValue<_, RequestId, ValueQuery>;
+
+	/// Requests waiting for proxies (what offchain workers scan).
+	#[pallet::storage]
+	pub type OpenRequests<T: Config> = StorageValue<_, BoundedVec<RequestId, T::MaxOpenRequests>, ValueQuery>;
+
+	/// Open requests whose deadline is a block.
+	#[pallet::storage]
+	pub type RequestDeadlines<T: Config> =
+		StorageMap<_, Twox64Concat, BlockNumberFor<T>, BoundedVec<RequestId, T::MaxOpenRequests>, ValueQuery>;
+
+	/// Break-glass accesses whose review window ends at a block.
+	#[pallet::storage]
+	pub type ReviewDeadlines<T: Config> =
+		StorageMap<_, Twox64Concat, BlockNumberFor<T>, BoundedVec<RequestId, T::MaxOpenRequests>, ValueQuery>;
+
+	/// What each proxy submitted for a request.
+	#[pallet::storage]
+	pub type Fragments<T: Config> = StorageDoubleMap<
+		_,
+		Twox64Concat,
+		RequestId,
+		Blake2_128Concat,
+		T::AccountId,
+		Submission<T::MaxCapsuleFragmentLen>,
+		OptionQuery,
+	>;
+
+	/// Requests for each record: the record's access log.
+	#[pallet::storage]
+	pub type RecordRequests<T: Config> =
+		StorageDoubleMap<_, Twox64Concat, RecordId, Twox64Concat, RequestId, (), OptionQuery>;
+
+	/// Events of this pallet.
+	#[pallet::event]
+	#[pallet::generate_deposit(pub(super) fn deposit_event)]
+	pub enum Event<T: Config> {
+		/// An account registered its Umbral keys.
+		KeyRegistered { who: T::AccountId, public_key: UmbralPublicKey },
+		/// An institution registered (or rotated) its proxy key.
+		ProxyRegistered { proxy: T::AccountId, public_key: UmbralPublicKey },
+		/// A record's key capsule was attached.
+		CapsuleAttached { record: RecordId },
+		/// A patient granted access.
+		AccessGranted {
+			grant: GrantId,
+			patient: T::AccountId,
+			grantee: T::AccountId,
+			scope: GrantScope,
+			expires_at: Option<BlockNumberFor<T>>,
+			emergency: bool,
+		},
+		/// A patient revoked a grant.
+		GrantRevoked { grant: GrantId },
+		/// A grantee asked to read a record (audit entry).
+		AccessRequested {
+			request: RequestId,
+			grant: GrantId,
+			record: RecordId,
+			requester: T::AccountId,
+			purpose: AccessPurpose,
+		},
+		/// A proxy's capsule fragment verified and was accepted.
+		FragmentAccepted { request: RequestId, proxy: T::AccountId },
+		/// A proxy's capsule fragment failed verification.
+		FragmentRejected { request: RequestId, proxy: T::AccountId },
+		/// The request has threshold fragments: the grantee can decrypt.
+		AccessReady { request: RequestId },
+		/// The request's deadline passed below the threshold.
+		RequestExpired { request: RequestId },
+		/// Break-glass access to a patient's record (the patient's notification).
+		EmergencyAccess {
+			request: RequestId,
+			patient: T::AccountId,
+			institution: T::AccountId,
+			record: RecordId,
+			reason: EmergencyReason,
+			review_by: BlockNumberFor<T>,
+		},
+		/// An auditor reviewed a break-glass access.
+		EmergencyReviewed { request: RequestId, auditor: T::AccountId, justified: bool },
+		/// A break-glass access was not reviewed in time.
+		EmergencyUnreviewed { request: RequestId, institution: T::AccountId },
+	}
+
+	/// Errors of this pallet.
+	#[pallet::error]
+	pub enum Error<T> {
+		/// Not a compressed secp256k1 public key.
+		BadPublicKey,
+		/// The account already registered Umbral keys.
+		KeyAlreadyRegistered,
+		/// The patient has no registered Umbral keys.
+		NoPatientKey,
+		/// The grantee has no registered Umbral keys.
+		NoGranteeKey,
+		/// Only active institutions may do this.
+		NotInstitution,
+		/// Only active auditor institutions review break-glass accesses.
+		NotAuditor,
+		/// No record with this id in the index.
+		RecordNotFound,
+		/// Only the record's issuer attaches its capsule.
+		NotIssuer,
+		/// The record's content was erased or its index entry refused.
+		RecordUnavailable,
+		/// The record already has a key capsule.
+		CapsuleAlreadyAttached,
+		/// `blake2_256(capsule ++ ciphertext)` differs from the record's `capsule_hash`.
+		CapsuleMismatch,
+		/// The capsule does not decode or fails its self-check.
+		MalformedCapsule,
+		/// The record has no key capsule yet.
+		NoCapsule,
+		/// A patient cannot grant to themselves.
+		SelfGrant,
+		/// The threshold must be between 1 and the number of proxies.
+		BadThreshold,
+		/// A fragment names an account that is not a registered proxy.
+		UnknownProxy,
+		/// A proxy appears twice in one grant.
+		DuplicateProxy,
+		/// The expiry block is not in the future.
+		ExpiryInPast,
+		/// The scope names a record of another patient.
+		NotPatientsRecord,
+		/// The patient or grantee has too many grants listed.
+		TooManyGrants,
+		/// No grant with this id.
+		GrantNotFound,
+		/// Only the grant's patient revokes it.
+		NotPatient,
+		/// The grant was already revoked.
+		AlreadyRevoked,
+		/// Only the grantee requests under a grant.
+		NotGrantee,
+		/// The grant is revoked or expired.
+		GrantNotLive,
+		/// The record is outside the grant's scope.
+		OutOfScope,
+		/// Emergency grants are used through `break_glass` only.
+		EmergencyOnly,
+		/// `break_glass` needs an emergency grant.
+		NotEmergencyGrant,
+		/// Too many requests are waiting for proxies; retry later.
+		TooManyOpenRequests,
+		/// No request with this id.
+		RequestNotFound,
+		/// The request is no longer waiting for fragments.
+		RequestClosed,
+		/// The sender holds no fragment of this grant.
+		NotProxyOfGrant,
+		/// This proxy already submitted for this request.
+		AlreadySubmitted,
+		/// The request is not a break-glass access.
+		NotEmergency,
+		/// The break-glass access was already reviewed or its window passed.
+		AlreadyReviewed,
+		/// Identifiers are exhausted.
+		Overflow,
+	}
+
+	#[pallet::hooks]
+	impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
+		fn on_initialize(now: BlockNumberFor<T>) -> Weight {
+			let expired = Self::expire_requests(now);
+			let lapsed = Self::lapse_reviews(now);
+			T::WeightInfo::on_initialize(expired, lapsed)
+		}
+
+		fn offchain_worker(now: BlockNumberFor<T>) {
+			if let Err(e) = Self::serve_open_requests(now) {
+				log::debug!(target: LOG_TARGET, "proxy idle: {e}");
+			}
+		}
+
+		fn integrity_test() {
+			assert!(T::MaxProxies::get() >= 1 && T::MaxProxies::get() <= u8::MAX as u32);
+			assert!(T::MaxOpenRequests::get() >= 1);
+		}
+
+		#[cfg(feature = "try-runtime")]
+		fn try_state(_: BlockNumberFor<T>) -> Result<(), sp_runtime::TryRuntimeError> {
+			Self::do_try_state()
+		}
+	}
+
+	#[pallet::call]
+	impl<T: Config> Pallet<T> {
+		/// Registers the sender's Umbral public key and the verifying key of the
+		/// signer it signs key fragments with. Once per account.
+		///
+		/// Errors: `BadPublicKey`, `KeyAlreadyRegistered`.
+		#[pallet::call_index(0)]
+		#[pallet::weight(T::WeightInfo::register_key())]
+		pub fn register_key(
+			origin: OriginFor<T>,
+			public_key: UmbralPublicKey,
+			verifying_key: UmbralPublicKey,
+		) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			ensure!(!Keys::<T>::contains_key(&who), Error::<T>::KeyAlreadyRegistered);
+			Self::check_public_key(&public_key)?;
+			Self::check_public_key(&verifying_key)?;
+			Keys::<T>::insert(&who, UmbralKeys { public_key, verifying_key });
+			Self::deposit_event(Event::KeyRegistered { who, public_key });
+			Ok(())
+		}
+
+		/// Registers (or rotates) the sender institution's proxy key. Fragments
+		/// sealed to a previous key can no longer be opened.
+		///
+		/// Errors: `NotInstitution`, `BadPublicKey`.
+		#[pallet::call_index(1)]
+		#[pallet::weight(T::WeightInfo::register_proxy())]
+		pub fn register_proxy(origin: OriginFor<T>, public_key: UmbralPublicKey) -> DispatchResult {
+			let proxy = ensure_signed(origin)?;
+			ensure!(T::Registry::is_active(&proxy), Error::<T>::NotInstitution);
+			Self::check_public_key(&public_key)?;
+			Proxies::<T>::insert(&proxy, public_key);
+			Self::deposit_event(Event::ProxyRegistered { proxy, public_key });
+			Ok(())
+		}
+
+		/// Attaches a record's key capsule: its data key encrypted to the
+		/// patient's public key. Must match the record's `capsule_hash`.
+		///
+		/// Origin: the record's issuer. Errors: `RecordNotFound`, `NotIssuer`,
+		/// `RecordUnavailable`, `CapsuleAlreadyAttached`, `CapsuleMismatch`,
+		/// `MalformedCapsule`.
+		#[pallet::call_index(2)]
+		#[pallet::weight(T::WeightInfo::attach_capsule())]
+		pub fn attach_capsule(origin: OriginFor<T>, record: RecordId, capsule: KeyCapsule) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			let r = T::Records::record(record).ok_or(Error::<T>::RecordNotFound)?;
+			ensure!(r.issuer == who, Error::<T>::NotIssuer);
+			ensure!(r.available, Error::<T>::RecordUnavailable);
+			ensure!(!Capsules::<T>::contains_key(record), Error::<T>::CapsuleAlreadyAttached);
+			ensure!(capsule.hash().0 == r.capsule_hash, Error::<T>::CapsuleMismatch);
+			medchain_umbral::capsule(&capsule.capsule).map_err(|_| Error::<T>::MalformedCapsule)?;
+			Capsules::<T>::insert(record, capsule);
+			Self::deposit_event(Event::CapsuleAttached { record });
+			Ok(())
+		}
+
+		/// Grants `grantee` access to the sender's records in `scope` until
+		/// `expires_at` (exclusive; `None`: until revoked). `fragments` holds
+		/// one key fragment per proxy, sealed to that proxy's key; `threshold`
+		/// of them are needed to decrypt. An `emergency` grant (to an
+		/// institution) is usable only by break-glass access.
+		///
+		/// Errors: `NoPatientKey`, `NoGranteeKey`, `SelfGrant`, `BadThreshold`,
+		/// `UnknownProxy`, `DuplicateProxy`, `MalformedCapsule`, `ExpiryInPast`,
+		/// `RecordNotFound`, `NotPatientsRecord`, `NotInstitution`,
+		/// `TooManyGrants`, `Overflow`.
+		#[pallet::call_index(3)]
+		#[pallet::weight(T::WeightInfo::grant_access(fragments.len() as u32))]
+		#[allow(clippy::too_many_arguments)]
+		pub fn grant_access(
+			origin: OriginFor<T>,
+			grantee: T::AccountId,
+			scope: GrantScope,
+			purpose: AccessPurpose,
+			expires_at: Option<BlockNumberFor<T>>,
+			threshold: u8,
+			fragments: BoundedVec<(T::AccountId, SealedFragment<T::MaxSealedFragmentLen>), T::MaxProxies>,
+			emergency: bool,
+		) -> DispatchResult {
+			let patient = ensure_signed(origin)?;
+			ensure!(Keys::<T>::contains_key(&patient), Error::<T>::NoPatientKey);
+			ensure!(Keys::<T>::contains_key(&grantee), Error::<T>::NoGranteeKey);
+			ensure!(patient != grantee, Error::<T>::SelfGrant);
+			ensure!(threshold >= 1 && threshold as usize <= fragments.len(), Error::<T>::BadThreshold);
+			let now = frame_system::Pallet::<T>::block_number();
+			if let Some(e) = expires_at {
+				ensure!(e > now, Error::<T>::ExpiryInPast);
+			}
+			if let GrantScope::Record(id) = scope {
+				let r = T::Records::record(id).ok_or(Error::<T>::RecordNotFound)?;
+				ensure!(r.patient == patient, Error::<T>::NotPatientsRecord);
+			}
+			if emergency {
+				ensure!(T::Registry::is_active(&grantee), Error::<T>::NotInstitution);
+			}
+			let mut proxies: BoundedVec<T::AccountId, T::MaxProxies> = BoundedVec::new();
+			for (proxy, sealed) in fragments.iter() {
+				ensure!(Proxies::<T>::contains_key(proxy), Error::<T>::UnknownProxy);
+				ensure!(!proxies.contains(proxy), Error::<T>::DuplicateProxy);
+				medchain_umbral::capsule(&sealed.capsule).map_err(|_| Error::<T>::MalformedCapsule)?;
+				proxies.try_push(proxy.clone()).map_err(|_| Error::<T>::BadThreshold)?;
+			}
+			let grant = NextGrantId::<T>::get();
+			NextGrantId::<T>::put(grant.checked_add(1).ok_or(Error::<T>::Overflow)?);
+			PatientGrants::<T>::try_append(&patient, grant).map_err(|_| Error::<T>::TooManyGrants)?;
+			GranteeGrants::<T>::try_append(&grantee, grant).map_err(|_| Error::<T>::TooManyGrants)?;
+			for (proxy, sealed) in fragments.into_iter() {
+				SealedFragments::<T>::insert(grant, proxy, sealed);
+			}
+			Grants::<T>::insert(
+				grant,
+				Grant {
+					patient: patient.clone(),
+					grantee: grantee.clone(),
+					scope,
+					purpose,
+					threshold,
+					proxies,
+					created_at: now,
+					expires_at,
+					revoked_at: None,
+					emergency,
+				},
+			);
+			Self::deposit_event(Event::AccessGranted { grant, patient, grantee, scope, expires_at, emergency });
+			Ok(())
+		}
+
+		/// Revokes a grant (also a way to clear an expired one from the
+		/// lists): its sealed fragments are deleted, no request or fragment is
+		/// accepted under it any more.
+		///
+		/// Origin: the grant's patient. Errors: `GrantNotFound`, `NotPatient`,
+		/// `AlreadyRevoked`.
+		#[pallet::call_index(4)]
+		#[pallet::weight(T::WeightInfo::revoke_grant(T::MaxProxies::get()))]
+		pub fn revoke_grant(origin: OriginFor<T>, grant: GrantId) -> DispatchResultWithPostInfo {
+			let who = ensure_signed(origin)?;
+			let proxies = Grants::<T>::try_mutate(grant, |maybe| -> Result<u32, DispatchError> {
+				let g = maybe.as_mut().ok_or(Error::<T>::GrantNotFound)?;
+				ensure!(g.patient == who, Error::<T>::NotPatient);
+				ensure!(g.revoked_at.is_none(), Error::<T>::AlreadyRevoked);
+				g.revoked_at = Some(frame_system::Pallet::<T>::block_number());
+				PatientGrants::<T>::mutate(&g.patient, |l| l.retain(|x| *x != grant));
+				GranteeGrants::<T>::mutate(&g.grantee, |l| l.retain(|x| *x != grant));
+				Ok(g.proxies.len() as u32)
+			})?;
+			let _ = SealedFragments::<T>::clear_prefix(grant, proxies, None);
+			Self::deposit_event(Event::GrantRevoked { grant });
+			Ok(Some(T::WeightInfo::revoke_grant(proxies)).into())
+		}
+
+		/// Asks to read `record` under `grant`: the audit entry proxies answer.
+		///
+		/// Origin: the grantee. Errors: `GrantNotFound`, `NotGrantee`,
+		/// `EmergencyOnly`, `GrantNotLive`, `RecordNotFound`, `OutOfScope`,
+		/// `RecordUnavailable`, `NoCapsule`, `TooManyOpenRequests`, `Overflow`.
+		#[pallet::call_index(5)]
+		#[pallet::weight(T::WeightInfo::request_access())]
+		pub fn request_access(origin: OriginFor<T>, grant: GrantId, record: RecordId) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			let g = Grants::<T>::get(grant).ok_or(Error::<T>::GrantNotFound)?;
+			ensure!(g.grantee == who, Error::<T>::NotGrantee);
+			ensure!(!g.emergency, Error::<T>::EmergencyOnly);
+			Self::open_request(grant, &g, record, who, None).map(|_| ())
+		}
+
+		/// Break-glass: an institution's emergency doctor reads `record` under
+		/// the patient's emergency grant, stating why. The patient is notified
+		/// (`EmergencyAccess`); an auditor must review it within `ReviewWindow`.
+		///
+		/// Origin: the grant's institution. Errors: as `request_access`, and
+		/// `NotEmergencyGrant`.
+		#[pallet::call_index(6)]
+		#[pallet::weight(T::WeightInfo::break_glass())]
+		pub fn break_glass(
+			origin: OriginFor<T>,
+			grant: GrantId,
+			record: RecordId,
+			reason: EmergencyReason,
+			statement_hash: H256,
+		) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			let g = Grants::<T>::get(grant).ok_or(Error::<T>::GrantNotFound)?;
+			ensure!(g.grantee == who, Error::<T>::NotGrantee);
+			ensure!(g.emergency, Error::<T>::NotEmergencyGrant);
+			let review_by = frame_system::Pallet::<T>::block_number().saturating_add(T::ReviewWindow::get());
+			let emergency = Emergency { reason, statement_hash, review_by, review: Review::Pending };
+			let request = Self::open_request(grant, &g, record, who.clone(), Some(emergency))?;
+			ReviewDeadlines::<T>::try_append(review_by, request).map_err(|_| Error::<T>::TooManyOpenRequests)?;
+			Self::deposit_event(Event::EmergencyAccess {
+				request,
+				patient: g.patient,
+				institution: who,
+				record,
+				reason,
+				review_by,
+			});
+			Ok(())
+		}
+
+		/// A proxy's capsule fragment for a request. The fragment is verified
+		/// against the record's capsule and the grant's keys: a valid one is
+		/// stored and earns credit; an invalid one is recorded as rejected and
+		/// costs credit (the call itself succeeds so the penalty stands).
+		///
+		/// Origin: one of the grant's proxies. Errors: `RequestNotFound`,
+		/// `RequestClosed`, `GrantNotFound`, `GrantNotLive`, `NotProxyOfGrant`,
+		/// `AlreadySubmitted`, `NoCapsule`.
+		#[pallet::call_index(7)]
+		#[pallet::weight(T::WeightInfo::submit_fragment())]
+		pub fn submit_fragment(
+			origin: OriginFor<T>,
+			request: RequestId,
+			fragment: BoundedVec<u8, T::MaxCapsuleFragmentLen>,
+		) -> DispatchResult {
+			let proxy = ensure_signed(origin)?;
+			let mut req = Requests::<T>::get(request).ok_or(Error::<T>::RequestNotFound)?;
+			ensure!(req.status == RequestStatus::Open, Error::<T>::RequestClosed);
+			let g = Grants::<T>::get(req.grant).ok_or(Error::<T>::GrantNotFound)?;
+			ensure!(g.is_live(frame_system::Pallet::<T>::block_number()), Error::<T>::GrantNotLive);
+			ensure!(g.proxies.contains(&proxy), Error::<T>::NotProxyOfGrant);
+			ensure!(!Fragments::<T>::contains_key(request, &proxy), Error::<T>::AlreadySubmitted);
+			let capsule = Capsules::<T>::get(req.record).ok_or(Error::<T>::NoCapsule)?;
+			if Self::fragment_verifies(&g, &capsule, &fragment) {
+				Fragments::<T>::insert(request, &proxy, Submission::Accepted(fragment));
+				T::Credit::report(&proxy, Behaviour::ReencryptionServed);
+				Self::deposit_event(Event::FragmentAccepted { request, proxy });
+				req.fragments = req.fragments.saturating_add(1);
+				if req.fragments >= g.threshold {
+					req.status = RequestStatus::Ready;
+					Self::close_request(request, req.deadline);
+					Self::deposit_event(Event::AccessReady { request });
+				}
+				Requests::<T>::insert(request, req);
+			} else {
+				Fragments::<T>::insert(request, &proxy, Submission::Rejected);
+				T::Credit::report(&proxy, Behaviour::ReencryptionFailed);
+				Self::deposit_event(Event::FragmentRejected { request, proxy });
+			}
+			Ok(())
+		}
+
+		/// An auditor's verdict on a break-glass access, within its window. An
+		/// unjustified access costs the institution credit.
+		///
+		/// Origin: an active auditor institution. Errors: `NotAuditor`,
+		/// `RequestNotFound`, `NotEmergency`, `AlreadyReviewed`.
+		#[pallet::call_index(8)]
+		#[pallet::weight(T::WeightInfo::review_emergency())]
+		pub fn review_emergency(origin: OriginFor<T>, request: RequestId, justified: bool) -> DispatchResult {
+			let auditor = ensure_signed(origin)?;
+			ensure!(T::Registry::has_role(&auditor, Role::Auditor), Error::<T>::NotAuditor);
+			Requests::<T>::try_mutate(request, |maybe| -> DispatchResult {
+				let req = maybe.as_mut().ok_or(Error::<T>::RequestNotFound)?;
+				let e = req.emergency.as_mut().ok_or(Error::<T>::NotEmergency)?;
+				ensure!(e.review == Review::Pending, Error::<T>::AlreadyReviewed);
+				e.review = Review::Reviewed { auditor: auditor.clone(), justified };
+				ReviewDeadlines::<T>::mutate(e.review_by, |l| l.retain(|x| *x != request));
+				if !justified {
+					T::Credit::report(&req.requester, Behaviour::BreakGlassUnreviewed);
+				}
+				Ok(())
+			})?;
+			Self::deposit_event(Event::EmergencyReviewed { request, auditor, justified });
+			Ok(())
+		}
+	}
+
+	impl<T: Config> Pallet<T> {
+		fn check_public_key(key: &UmbralPublicKey) -> DispatchResult {
+			medchain_umbral::public_key(key).map(|_| ()).map_err(|_| Error::<T>::BadPublicKey.into())
+		}
+
+		/// Checks that `record` may be read under the live grant `g` and
+		/// records the request; returns its id.
+		fn open_request(
+			grant: GrantId,
+			g: &Grant<T>,
+			record: RecordId,
+			requester: T::AccountId,
+			emergency: Option<Emergency<T>>,
+		) -> Result<RequestId, DispatchError> {
+			let now = frame_system::Pallet::<T>::block_number();
+			ensure!(g.is_live(now), Error::<T>::GrantNotLive);
+			let r = T::Records::record(record).ok_or(Error::<T>::RecordNotFound)?;
+			ensure!(r.patient == g.patient && g.scope.covers(record, r.kind), Error::<T>::OutOfScope);
+			ensure!(r.available, Error::<T>::RecordUnavailable);
+			ensure!(Capsules::<T>::contains_key(record), Error::<T>::NoCapsule);
+			let request = NextRequestId::<T>::get();
+			let deadline = now.saturating_add(T::RequestTimeout::get());
+			OpenRequests::<T>::try_append(request).map_err(|_| Error::<T>::TooManyOpenRequests)?;
+			RequestDeadlines::<T>::try_append(deadline, request).map_err(|_| Error::<T>::TooManyOpenRequests)?;
+			NextRequestId::<T>::put(request.checked_add(1).ok_or(Error::<T>::Overflow)?);
+			Requests::<T>::insert(
+				request,
+				AccessRequest {
+					grant,
+					record,
+					requester: requester.clone(),
+					requested_at: now,
+					deadline,
+					fragments: 0,
+					status: RequestStatus::Open,
+					emergency,
+				},
+			);
+			RecordRequests::<T>::insert(record, request, ());
+			Self::deposit_event(Event::AccessRequested { request, grant, record, requester, purpose: g.purpose });
+			Ok(request)
+		}
+
+		/// Whether a capsule fragment verifies for the grant's delegation.
+		fn fragment_verifies(g: &Grant<T>, capsule: &KeyCapsule, fragment: &[u8]) -> bool {
+			let (Some(patient), Some(grantee)) = (Keys::<T>::get(&g.patient), Keys::<T>::get(&g.grantee)) else {
+				return false;
+			};
+			let parsed = (
+				medchain_umbral::public_key(&patient.verifying_key),
+				medchain_umbral::public_key(&patient.public_key),
+				medchain_umbral::public_key(&grantee.public_key),
+				medchain_umbral::capsule(&capsule.capsule),
+			);
+			let (Ok(verifying_key), Ok(delegating_key), Ok(receiving_key), Ok(capsule)) = parsed else {
+				return false;
+			};
+			let keys = medchain_umbral::Delegation {
+				verifying_key: &verifying_key,
+				delegating_key: &delegating_key,
+				receiving_key: &receiving_key,
+			};
+			medchain_umbral::verify_cfrag(&capsule, fragment, &keys).is_ok()
+		}
+
+		/// Takes a request off the open list and its deadline.
+		fn close_request(request: RequestId, deadline: BlockNumberFor<T>) {
+			OpenRequests::<T>::mutate(|l| l.retain(|x| *x != request));
+			RequestDeadlines::<T>::mutate(deadline, |l| l.retain(|x| *x != request));
+		}
+
+		/// Expires the open requests whose deadline is `now`; proxies that did
+		/// not submit lose credit. Returns how many expired.
+		fn expire_requests(now: BlockNumberFor<T>) -> u32 {
+			let due = RequestDeadlines::<T>::take(now);
+			for request in due.iter() {
+				let Some(mut req) = Requests::<T>::get(request) else { continue };
+				if req.status != RequestStatus::Open {
+					continue;
+				}
+				req.status = RequestStatus::Expired;
+				if let Some(g) = Grants::<T>::get(req.grant) {
+					// Proxies are excused once the grant ended: they must not serve.
+					if g.is_live(now) {
+						for proxy in g.proxies.iter().filter(|p| !Fragments::<T>::contains_key(request, *p)) {
+							T::Credit::report(proxy, Behaviour::ReencryptionFailed);
+						}
+					}
+				}
+				Requests::<T>::insert(request, req);
+				OpenRequests::<T>::mutate(|l| l.retain(|x| x != request));
+				Self::deposit_event(Event::RequestExpired { request: *request });
+			}
+			due.len() as u32
+		}
+
+		/// Marks the break-glass accesses whose review window ended at `now`
+		/// unreviewed; their institutions lose credit. Returns how many.
+		fn lapse_reviews(now: BlockNumberFor<T>) -> u32 {
+			let due = ReviewDeadlines::<T>::take(now);
+			for request in due.iter() {
+				Requests::<T>::mutate(request, |maybe| {
+					let Some(req) = maybe.as_mut() else { return };
+					let Some(e) = req.emergency.as_mut() else { return };
+					if e.review == Review::Pending {
+						e.review = Review::Lapsed;
+						T::Credit::report(&req.requester, Behaviour::BreakGlassUnreviewed);
+						Self::deposit_event(Event::EmergencyUnreviewed {
+							request: *request,
+							institution: req.requester.clone(),
+						});
+					}
+				});
+			}
+			due.len() as u32
+		}
+
+		/// The live grant of `who` under which `record` may be read now, if any
+		/// (what record gateways check). Emergency grants count only for the
+		/// records of open or ready break-glass requests.
+		pub fn readable_under(who: &T::AccountId, record: RecordId) -> Option<GrantId> {
+			let r = T::Records::record(record)?;
+			let now = frame_system::Pallet::<T>::block_number();
+			GranteeGrants::<T>::get(who).into_iter().find(|id| {
+				let Some(g) = Grants::<T>::get(id) else { return false };
+				if !(g.is_live(now) && g.patient == r.patient && g.scope.covers(record, r.kind)) {
+					return false;
+				}
+				!g.emergency ||
+					RecordRequests::<T>::iter_key_prefix(record).any(|q| {
+						Requests::<T>::get(q).is_some_and(|req| {
+							req.grant == *id && req.emergency.is_some() && req.status != RequestStatus::Expired
+						})
+					})
+			})
+		}
+
+		/// Grants listed for `patient`, with their state (runtime API).
+		pub fn grants_of_patient(patient: &T::AccountId) -> Vec<(GrantId, Grant<T>)> {
+			PatientGrants::<T>::get(patient)
+				.into_iter()
+				.filter_map(|id| Grants::<T>::get(id).map(|g| (id, g)))
+				.collect()
+		}
+
+		/// Records `grantee` may request now, with the grant to use (runtime API).
+		pub fn accessible_records(grantee: &T::AccountId) -> Vec<(RecordId, GrantId)> {
+			let now = frame_system::Pallet::<T>::block_number();
+			let mut out = Vec::new();
+			for id in GranteeGrants::<T>::get(grantee) {
+				let Some(g) = Grants::<T>::get(id) else { continue };
+				if !g.is_live(now) {
+					continue;
+				}
+				for record in T::Records::records_of(&g.patient) {
+					let Some(r) = T::Records::record(record) else { continue };
+					if r.available && g.scope.covers(record, r.kind) && !out.iter().any(|(x, _)| *x == record) {
+						out.push((record, id));
+					}
+				}
+			}
+			out.sort_unstable();
+			out
+		}
+
+		/// Every request for `record`, oldest first (runtime API).
+		pub fn access_log(record: RecordId) -> Vec<(RequestId, AccessRequest<T>)> {
+			let mut ids: Vec<RequestId> = RecordRequests::<T>::iter_key_prefix(record).collect();
+			ids.sort_unstable();
+			ids.into_iter().filter_map(|id| Requests::<T>::get(id).map(|r| (id, r))).collect()
+		}
+
+		/// The accepted capsule fragments of a request (runtime API).
+		pub fn fragments_of(request: RequestId) -> Vec<(T::AccountId, Vec<u8>)> {
+			Fragments::<T>::iter_prefix(request)
+				.filter_map(|(proxy, s)| match s {
+					Submission::Accepted(f) => Some((proxy, f.into_inner())),
+					Submission::Rejected => None,
+				})
+				.collect()
+		}
+
+		/// Checks the pallet's invariants.
+		#[cfg(any(feature = "try-runtime", test))]
+		pub fn do_try_state() -> Result<(), sp_runtime::TryRuntimeError> {
+			let next_grant = NextGrantId::<T>::get();
+			for (id, g) in Grants::<T>::iter() {
+				ensure!(id < next_grant, "grant id beyond NextGrantId");
+				ensure!(
+					g.threshold >= 1 && g.threshold as usize <= g.proxies.len(),
+					"grant threshold out of range"
+				);
+				let listed = PatientGrants::<T>::get(&g.patient).contains(&id);
+				ensure!(listed == g.revoked_at.is_none(), "patient list disagrees with revocation");
+				if g.revoked_at.is_some() {
+					ensure!(SealedFragments::<T>::iter_prefix(id).next().is_none(), "revoked grant kept fragments");
+				}
+			}
+			let open = OpenRequests::<T>::get();
+			let next_request = NextRequestId::<T>::get();
+			for (id, req) in Requests::<T>::iter() {
+				ensure!(id < next_request, "request id beyond NextRequestId");
+				ensure!(
+					open.contains(&id) == (req.status == RequestStatus::Open),
+					"open list disagrees with request status"
+				);
+				let accepted = Fragments::<T>::iter_prefix(id)
+					.filter(|(_, s)| matches!(s, Submission::Accepted(_)))
+					.count();
+				ensure!(accepted == req.fragments as usize, "fragment count disagrees with storage");
+			}
+			Ok(())
+		}
+	}
+}

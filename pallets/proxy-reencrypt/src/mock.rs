@@ -1,0 +1,239 @@
+//! Test runtime for proxy re-encryption: mocked registry, credit and record
+//! index; real Umbral keys, fragments and capsules.
+
+use crate::{self as pallet_proxy_reencrypt, *};
+use frame_support::{derive_impl, parameter_types, traits::ConstU32};
+use frame_system::offchain::{CreateSignedTransaction, CreateTransactionBase, SigningTypes};
+use medchain_primitives::{Behaviour, CreditReporter, InstitutionRegistry, RecordKind, RecordRef, Role};
+use medchain_umbral::{PublicKey, SecretKey, Signer};
+use sp_core::offchain::{testing, OffchainDbExt, OffchainWorkerExt, TransactionPoolExt};
+use sp_runtime::{
+	testing::{TestSignature, UintAuthorityId},
+	BuildStorage,
+};
+use std::{collections::BTreeMap, sync::Arc};
+
+type Block = frame_system::mocking::MockBlock<Test>;
+/// Extrinsics of the test runtime.
+pub type Extrinsic = sp_runtime::testing::TestXt<RuntimeCall, ()>;
+/// Account ids in tests are small integers.
+pub type AccountId = u64;
+
+frame_support::construct_runtime!(
+	pub enum Test {
+		System: frame_system,
+		Pre: pallet_proxy_reencrypt,
+	}
+);
+
+#[derive_impl(frame_system::config_preludes::TestDefaultConfig)]
+impl frame_system::Config for Test {
+	type Block = Block;
+}
+
+/// The patient.
+pub const PATIENT: AccountId = 10;
+/// Another patient.
+pub const OTHER_PATIENT: AccountId = 11;
+/// A grantee (a doctor; not an institution).
+pub const DOCTOR: AccountId = 20;
+/// Proxy institutions.
+pub const PROXIES: [AccountId; 3] = [1, 2, 3];
+/// The hospital that issues records (also a proxy-capable institution).
+pub const HOSPITAL: AccountId = 4;
+/// An emergency-department institution.
+pub const EMERGENCY: AccountId = 5;
+/// An auditor institution.
+pub const AUDITOR: AccountId = 6;
+/// An account that is not an institution and has no keys.
+pub const OUTSIDER: AccountId = 100;
+
+parameter_types! {
+	pub static CreditLog: Vec<(AccountId, Behaviour)> = vec![];
+	pub static RecordsMock: BTreeMap<u64, RecordRef<AccountId>> = BTreeMap::new();
+}
+
+/// Registry mock: 1..=6 are active institutions, 6 is an auditor.
+pub struct MockRegistry;
+impl InstitutionRegistry<AccountId> for MockRegistry {
+	fn is_active(who: &AccountId) -> bool {
+		(1..=6).contains(who)
+	}
+	fn has_role(who: &AccountId, role: Role) -> bool {
+		Self::is_active(who) && (role != Role::Auditor || *who == AUDITOR)
+	}
+}
+
+/// Credit mock: records every report.
+pub struct MockCredit;
+impl CreditReporter<AccountId> for MockCredit {
+	fn report(who: &AccountId, behaviour: Behaviour) {
+		CreditLog::mutate(|l| l.push((*who, behaviour)));
+	}
+}
+
+/// Record index mock.
+pub struct MockRecords;
+impl RecordIndex<AccountId> for MockRecords {
+	fn record(id: u64) -> Option<RecordRef<AccountId>> {
+		RecordsMock::get().get(&id).cloned()
+	}
+	fn records_of(patient: &AccountId) -> Vec<u64> {
+		RecordsMock::get().iter().filter(|(_, r)| r.patient == *patient).map(|(id, _)| *id).collect()
+	}
+}
+
+/// Test proxy keys: `UintAuthorityId`s.
+pub struct TestAuthorityId;
+impl frame_system::offchain::AppCrypto<UintAuthorityId, TestSignature> for TestAuthorityId {
+	type RuntimeAppPublic = UintAuthorityId;
+	type GenericPublic = UintAuthorityId;
+	type GenericSignature = TestSignature;
+}
+
+impl SigningTypes for Test {
+	type Public = UintAuthorityId;
+	type Signature = TestSignature;
+}
+
+impl<LocalCall> CreateTransactionBase<LocalCall> for Test
+where
+	RuntimeCall: From<LocalCall>,
+{
+	type RuntimeCall = RuntimeCall;
+	type Extrinsic = Extrinsic;
+}
+
+impl<LocalCall> CreateSignedTransaction<LocalCall> for Test
+where
+	RuntimeCall: From<LocalCall>,
+{
+	fn create_signed_transaction<C: frame_system::offchain::AppCrypto<Self::Public, Self::Signature>>(
+		call: RuntimeCall,
+		_public: UintAuthorityId,
+		account: AccountId,
+		_nonce: u32,
+	) -> Option<Extrinsic> {
+		Some(Extrinsic::new_signed(call, account, (), ()))
+	}
+}
+
+/// Request timeout in tests.
+pub const TIMEOUT: u64 = 5;
+/// Review window in tests.
+pub const WINDOW: u64 = 8;
+
+impl pallet_proxy_reencrypt::Config for Test {
+	type RuntimeEvent = RuntimeEvent;
+	type Registry = MockRegistry;
+	type Credit = MockCredit;
+	type Records = MockRecords;
+	type AuthorityId = TestAuthorityId;
+	type MaxProxies = ConstU32<3>;
+	type MaxGrantsPerAccount = ConstU32<3>;
+	type MaxOpenRequests = ConstU32<4>;
+	type MaxSealedFragmentLen = ConstU32<512>;
+	type MaxCapsuleFragmentLen = ConstU32<512>;
+	type RequestTimeout = frame_support::traits::ConstU64<TIMEOUT>;
+	type ReviewWindow = frame_support::traits::ConstU64<WINDOW>;
+	type WeightInfo = ();
+	#[cfg(feature = "runtime-benchmarks")]
+	type BenchmarkHelper = MockRecords;
+}
+
+#[cfg(feature = "runtime-benchmarks")]
+impl BenchmarkHelper<AccountId> for MockRecords {
+	fn institution(n: u32, role: Role) -> AccountId {
+		match role {
+			Role::Auditor => AUDITOR,
+			_ => [1, 2, 3, 4, 5][n as usize % 5],
+		}
+	}
+	fn record(issuer: &AccountId, patient: &AccountId, capsule_hash: H256) -> RecordId {
+		let id = RecordsMock::get().len() as u64 + 1_000;
+		add_record(id, *patient, *issuer, RecordKind::LabResult, capsule_hash.0);
+		id
+	}
+}
+
+/// Adds a record to the mocked index.
+pub fn add_record(id: u64, patient: AccountId, issuer: AccountId, kind: RecordKind, capsule_hash: [u8; 32]) {
+	RecordsMock::mutate(|m| {
+		m.insert(id, RecordRef { patient, issuer, kind, capsule_hash, available: true });
+	});
+}
+
+/// Marks a mocked record erased.
+pub fn erase_record(id: u64) {
+	RecordsMock::mutate(|m| {
+		if let Some(r) = m.get_mut(&id) {
+			r.available = false;
+		}
+	});
+}
+
+/// An account's Umbral key pair and signer.
+pub struct Party {
+	/// Secret key.
+	pub sk: SecretKey,
+	/// Public key.
+	pub pk: PublicKey,
+	/// Signer of key fragments.
+	pub signer: Signer,
+}
+
+impl Party {
+	/// A fresh party.
+	pub fn new() -> Self {
+		let sk = SecretKey::random();
+		Party { pk: sk.public_key(), sk, signer: Signer::new(SecretKey::random()) }
+	}
+	/// Its public key bytes.
+	pub fn public(&self) -> UmbralPublicKey {
+		medchain_umbral::public_key_bytes(&self.pk)
+	}
+	/// Its verifying key bytes.
+	pub fn verifying(&self) -> UmbralPublicKey {
+		medchain_umbral::public_key_bytes(&self.signer.verifying_key())
+	}
+}
+
+/// The offchain storage and transaction pool of a test.
+pub struct OffchainHandles {
+	/// The node's offchain (persistent) storage.
+	pub offchain: Arc<parking_lot::RwLock<testing::OffchainState>>,
+	/// Transactions the offchain worker submitted.
+	pub pool: Arc<parking_lot::RwLock<testing::PoolState>>,
+}
+
+/// Runs `f` at block 1 in fresh externalities with offchain and pool
+/// extensions, then checks the invariants.
+pub fn new_test_ext(f: impl FnOnce(&OffchainHandles)) {
+	let storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
+	let mut ext = sp_io::TestExternalities::new(storage);
+	let (offchain, offchain_state) = testing::TestOffchainExt::new();
+	let (pool, pool_state) = testing::TestTransactionPoolExt::new();
+	ext.register_extension(OffchainDbExt::new(offchain.clone()));
+	ext.register_extension(OffchainWorkerExt::new(offchain));
+	ext.register_extension(TransactionPoolExt::new(pool));
+	ext.execute_with(|| {
+		System::set_block_number(1);
+		CreditLog::take();
+		RecordsMock::take();
+		UintAuthorityId::set_all_keys(Vec::<u64>::new());
+		f(&OffchainHandles { offchain: offchain_state, pool: pool_state });
+		Pre::do_try_state().expect("invariants hold");
+	});
+}
+
+/// Externalities for the benchmark test suite.
+#[cfg(feature = "runtime-benchmarks")]
+pub fn new_bench_ext() -> sp_io::TestExternalities {
+	let storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
+	let mut ext = sp_io::TestExternalities::new(storage);
+	ext.execute_with(|| {
+		System::set_block_number(1);
+		RecordsMock::take();
+	});
+	ext
+}

@@ -1,0 +1,584 @@
+//! Tests of the proxy re-encryption pallet, with real Umbral material.
+
+use crate::{mock::*, Error, Event, *};
+use codec::Decode;
+use frame_support::{assert_noop, assert_ok, traits::Hooks, BoundedVec};
+use medchain_primitives::{AccessPurpose, Behaviour, RecordKind};
+use medchain_umbral::Delegation;
+use sp_core::offchain::OffchainStorage;
+use sp_runtime::{generic::Preamble, testing::UintAuthorityId};
+
+fn origin(who: AccountId) -> RuntimeOrigin {
+	RuntimeOrigin::signed(who)
+}
+
+fn events() -> Vec<Event<Test>> {
+	System::events()
+		.into_iter()
+		.filter_map(|r| if let RuntimeEvent::Pre(e) = r.event { Some(e) } else { None })
+		.collect()
+}
+
+fn run_to(n: u64) {
+	while System::block_number() < n {
+		let next = System::block_number() + 1;
+		System::set_block_number(next);
+		Pre::on_initialize(next);
+	}
+}
+
+type SealedList = BoundedVec<(AccountId, SealedFragment<frame_support::traits::ConstU32<512>>), frame_support::traits::ConstU32<3>>;
+
+/// The record every test reads.
+const RECORD: RecordId = 7;
+
+/// Keys and material of a test: a patient with record 7 (a lab result issued
+/// by the hospital, its data key sealed in a capsule), a doctor, 3 proxies.
+struct World {
+	patient: Party,
+	doctor: Party,
+	emergency: Party,
+	proxies: Vec<Party>,
+	data_key: [u8; 32],
+}
+
+impl World {
+	fn new() -> Self {
+		let w = World {
+			patient: Party::new(),
+			doctor: Party::new(),
+			emergency: Party::new(),
+			proxies: (0..3).map(|_| Party::new()).collect(),
+			data_key: [0x5a; 32],
+		};
+		assert_ok!(Pre::register_key(origin(PATIENT), w.patient.public(), w.patient.verifying()));
+		assert_ok!(Pre::register_key(origin(DOCTOR), w.doctor.public(), w.doctor.verifying()));
+		assert_ok!(Pre::register_key(origin(EMERGENCY), w.emergency.public(), w.emergency.verifying()));
+		for (who, p) in PROXIES.iter().zip(w.proxies.iter()) {
+			assert_ok!(Pre::register_proxy(origin(*who), p.public()));
+		}
+		let capsule = w.capsule();
+		add_record(RECORD, PATIENT, HOSPITAL, RecordKind::LabResult, capsule.hash().0);
+		assert_ok!(Pre::attach_capsule(origin(HOSPITAL), RECORD, capsule));
+		w
+	}
+
+	/// The data key encrypted to the patient.
+	fn capsule(&self) -> KeyCapsule {
+		let (capsule, ct) = medchain_umbral::encrypt(&mut rand_core::OsRng, &self.patient.pk, &self.data_key).unwrap();
+		KeyCapsule { capsule: capsule.try_into().unwrap(), ciphertext: ct.try_into().unwrap() }
+	}
+
+	/// `n` key fragments for `grantee`, threshold `m`, sealed to the first `n` proxies.
+	fn fragments(&self, grantee: &Party, m: usize, n: usize) -> SealedList {
+		let kfrags = umbral_pre::generate_kfrags_with_rng(
+			&mut rand_core::OsRng,
+			&self.patient.sk,
+			&grantee.pk,
+			&self.patient.signer,
+			m,
+			n,
+			true,
+			true,
+		);
+		let v: Vec<_> = kfrags
+			.iter()
+			.zip(PROXIES.iter().zip(self.proxies.iter()))
+			.map(|(k, (who, p))| {
+				let s = medchain_umbral::seal_kfrag(&mut rand_core::OsRng, &p.pk, k).unwrap();
+				(
+					*who,
+					SealedFragment { capsule: s.capsule.try_into().unwrap(), ciphertext: s.ciphertext.try_into().unwrap() },
+				)
+			})
+			.collect();
+		v.try_into().unwrap()
+	}
+
+	/// Grants the doctor `scope`, 2 of 3 proxies.
+	fn grant(&self, scope: GrantScope, expires_at: Option<u64>) -> GrantId {
+		let id = NextGrantId::<Test>::get();
+		assert_ok!(Pre::grant_access(
+			origin(PATIENT),
+			DOCTOR,
+			scope,
+			AccessPurpose::Treatment,
+			expires_at,
+			2,
+			self.fragments(&self.doctor, 2, 3),
+			false,
+		));
+		id
+	}
+
+	/// An emergency grant to the emergency institution, 2 of 3.
+	fn emergency_grant(&self) -> GrantId {
+		let id = NextGrantId::<Test>::get();
+		assert_ok!(Pre::grant_access(
+			origin(PATIENT),
+			EMERGENCY,
+			GrantScope::All,
+			AccessPurpose::Emergency,
+			None,
+			2,
+			self.fragments(&self.emergency, 2, 3),
+			true,
+		));
+		id
+	}
+
+	fn delegation<'a>(&'a self, grantee: &'a Party, verifying: &'a medchain_umbral::PublicKey) -> Delegation<'a> {
+		Delegation { verifying_key: verifying, delegating_key: &self.patient.pk, receiving_key: &grantee.pk }
+	}
+
+	/// What proxy `i` computes for `request`, as its offchain worker does.
+	fn fragment(&self, i: usize, request: RequestId, grantee: &Party) -> BoundedVec<u8, frame_support::traits::ConstU32<512>> {
+		let req = Requests::<Test>::get(request).unwrap();
+		let sealed = SealedFragments::<Test>::get(req.grant, PROXIES[i]).unwrap();
+		let verifying = self.patient.signer.verifying_key();
+		let keys = self.delegation(grantee, &verifying);
+		let kfrag = medchain_umbral::open_kfrag(&self.proxies[i].sk, &sealed.capsule, &sealed.ciphertext, &keys).unwrap();
+		let capsule = medchain_umbral::capsule(&Capsules::<Test>::get(req.record).unwrap().capsule).unwrap();
+		medchain_umbral::reencrypt([i as u8; 32], &capsule, kfrag).unwrap().try_into().unwrap()
+	}
+
+	/// The grantee's decryption of the data key from the request's fragments.
+	fn decrypt(&self, request: RequestId, grantee: &Party) -> Result<Vec<u8>, medchain_umbral::Error> {
+		let req = Requests::<Test>::get(request).unwrap();
+		let capsule = Capsules::<Test>::get(req.record).unwrap();
+		let cfrags: Vec<Vec<u8>> = Pre::fragments_of(request).into_iter().map(|(_, f)| f).collect();
+		let verifying = self.patient.signer.verifying_key();
+		medchain_umbral::decrypt_reencrypted(
+			&grantee.sk,
+			&self.delegation(grantee, &verifying),
+			&capsule.capsule,
+			&cfrags,
+			&capsule.ciphertext,
+		)
+	}
+}
+
+fn request(grant: GrantId) -> RequestId {
+	let id = NextRequestId::<Test>::get();
+	assert_ok!(Pre::request_access(origin(DOCTOR), grant, RECORD));
+	id
+}
+
+#[test]
+fn keys_are_registered_once_and_checked() {
+	new_test_ext(|_| {
+		let p = Party::new();
+		assert_noop!(Pre::register_key(origin(PATIENT), [2u8; 33], p.verifying()), Error::<Test>::BadPublicKey);
+		assert_noop!(Pre::register_key(origin(PATIENT), p.public(), [9u8; 33]), Error::<Test>::BadPublicKey);
+		assert_ok!(Pre::register_key(origin(PATIENT), p.public(), p.verifying()));
+		assert_eq!(Keys::<Test>::get(PATIENT).unwrap().public_key, p.public());
+		assert_noop!(
+			Pre::register_key(origin(PATIENT), Party::new().public(), p.verifying()),
+			Error::<Test>::KeyAlreadyRegistered
+		);
+		assert!(events().contains(&Event::KeyRegistered { who: PATIENT, public_key: p.public() }));
+	});
+}
+
+#[test]
+fn only_institutions_register_proxy_keys_and_may_rotate_them() {
+	new_test_ext(|_| {
+		let p = Party::new();
+		assert_noop!(Pre::register_proxy(origin(OUTSIDER), p.public()), Error::<Test>::NotInstitution);
+		assert_noop!(Pre::register_proxy(origin(1), [0u8; 33]), Error::<Test>::BadPublicKey);
+		assert_ok!(Pre::register_proxy(origin(1), p.public()));
+		let q = Party::new();
+		assert_ok!(Pre::register_proxy(origin(1), q.public()));
+		assert_eq!(Proxies::<Test>::get(1), Some(q.public()));
+	});
+}
+
+#[test]
+fn the_issuer_attaches_the_capsule_the_index_commits_to() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let capsule = w.capsule();
+		add_record(8, PATIENT, HOSPITAL, RecordKind::Imaging, capsule.hash().0);
+		assert_noop!(Pre::attach_capsule(origin(HOSPITAL), 99, capsule.clone()), Error::<Test>::RecordNotFound);
+		assert_noop!(Pre::attach_capsule(origin(1), 8, capsule.clone()), Error::<Test>::NotIssuer);
+		assert_noop!(Pre::attach_capsule(origin(HOSPITAL), 8, w.capsule()), Error::<Test>::CapsuleMismatch);
+		// Bytes that hash right but are no capsule.
+		let junk = KeyCapsule { capsule: vec![0x93, 1, 2].try_into().unwrap(), ciphertext: capsule.ciphertext.clone() };
+		add_record(9, PATIENT, HOSPITAL, RecordKind::Imaging, junk.hash().0);
+		assert_noop!(Pre::attach_capsule(origin(HOSPITAL), 9, junk), Error::<Test>::MalformedCapsule);
+		assert_ok!(Pre::attach_capsule(origin(HOSPITAL), 8, capsule.clone()));
+		assert_noop!(Pre::attach_capsule(origin(HOSPITAL), 8, capsule.clone()), Error::<Test>::CapsuleAlreadyAttached);
+		erase_record(8);
+		let other = w.capsule();
+		add_record(10, PATIENT, HOSPITAL, RecordKind::Imaging, other.hash().0);
+		erase_record(10);
+		assert_noop!(Pre::attach_capsule(origin(HOSPITAL), 10, other), Error::<Test>::RecordUnavailable);
+		assert!(events().contains(&Event::CapsuleAttached { record: 8 }));
+	});
+}
+
+#[test]
+fn grant_request_reencrypt_and_decrypt_with_two_of_three_proxies() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let g = w.grant(GrantScope::Record(RECORD), None);
+		assert_eq!(Grants::<Test>::get(g).unwrap().proxies.to_vec(), PROXIES.to_vec());
+		let r = request(g);
+		assert!(events().contains(&Event::AccessRequested {
+			request: r,
+			grant: g,
+			record: RECORD,
+			requester: DOCTOR,
+			purpose: AccessPurpose::Treatment
+		}));
+		assert_eq!(OpenRequests::<Test>::get().to_vec(), vec![r]);
+
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[0]), r, w.fragment(0, r, &w.doctor)));
+		assert_eq!(Requests::<Test>::get(r).unwrap().status, RequestStatus::Open);
+		// One fragment is below the threshold: the doctor cannot decrypt yet.
+		assert_eq!(w.decrypt(r, &w.doctor), Err(medchain_umbral::Error::DecryptionFailed));
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[2]), r, w.fragment(2, r, &w.doctor)));
+
+		let req = Requests::<Test>::get(r).unwrap();
+		assert_eq!((req.status, req.fragments), (RequestStatus::Ready, 2));
+		assert!(OpenRequests::<Test>::get().is_empty());
+		assert!(events().contains(&Event::AccessReady { request: r }));
+		assert_eq!(w.decrypt(r, &w.doctor).unwrap(), w.data_key.to_vec());
+		assert_eq!(
+			CreditLog::get(),
+			vec![(PROXIES[0], Behaviour::ReencryptionServed), (PROXIES[2], Behaviour::ReencryptionServed)]
+		);
+		// The third proxy is too late.
+		assert_noop!(
+			Pre::submit_fragment(origin(PROXIES[1]), r, w.fragment(1, r, &w.doctor)),
+			Error::<Test>::RequestClosed
+		);
+		// The access log and what the gateway checks.
+		assert_eq!(Pre::access_log(RECORD).into_iter().map(|(id, _)| id).collect::<Vec<_>>(), vec![r]);
+		assert_eq!(Pre::readable_under(&DOCTOR, RECORD), Some(g));
+		assert_eq!(Pre::readable_under(&OUTSIDER, RECORD), None);
+	});
+}
+
+#[test]
+fn a_bad_fragment_is_rejected_and_costs_the_proxy_credit() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let g = w.grant(GrantScope::All, None);
+		let r = request(g);
+		// Proxy 1 sends proxy 0's fragment for a different grantee's keys:
+		// a fragment computed for the emergency institution does not verify.
+		let eg = w.emergency_grant();
+		let er = NextRequestId::<Test>::get();
+		assert_ok!(Pre::break_glass(origin(EMERGENCY), eg, RECORD, EmergencyReason::LifeThreatening, H256::repeat_byte(1)));
+		let wrong = w.fragment(1, er, &w.emergency);
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[1]), r, wrong));
+		assert_eq!(Fragments::<Test>::get(r, PROXIES[1]), Some(Submission::Rejected));
+		assert_eq!(CreditLog::get(), vec![(PROXIES[1], Behaviour::ReencryptionFailed)]);
+		assert!(events().contains(&Event::FragmentRejected { request: r, proxy: PROXIES[1] }));
+		assert_eq!(Requests::<Test>::get(r).unwrap().fragments, 0);
+		// Garbage bytes are rejected the same way.
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[0]), r, vec![1, 2, 3].try_into().unwrap()));
+		assert_eq!(Fragments::<Test>::get(r, PROXIES[0]), Some(Submission::Rejected));
+		// One submission per proxy, good or bad.
+		assert_noop!(
+			Pre::submit_fragment(origin(PROXIES[1]), r, w.fragment(1, r, &w.doctor)),
+			Error::<Test>::AlreadySubmitted
+		);
+	});
+}
+
+#[test]
+fn submissions_are_checked() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let g = w.grant(GrantScope::All, None);
+		let r = request(g);
+		let f = w.fragment(0, r, &w.doctor);
+		assert_noop!(Pre::submit_fragment(origin(PROXIES[0]), 99, f.clone()), Error::<Test>::RequestNotFound);
+		assert_noop!(Pre::submit_fragment(origin(HOSPITAL), r, f.clone()), Error::<Test>::NotProxyOfGrant);
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[0]), r, f.clone()));
+		assert_noop!(Pre::submit_fragment(origin(PROXIES[0]), r, f), Error::<Test>::AlreadySubmitted);
+	});
+}
+
+#[test]
+fn after_revocation_nothing_is_served() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let g = w.grant(GrantScope::Kind(RecordKind::LabResult), None);
+		let r = request(g);
+		let f = w.fragment(0, r, &w.doctor);
+		assert_noop!(Pre::revoke_grant(origin(99), 42), Error::<Test>::GrantNotFound);
+		assert_noop!(Pre::revoke_grant(origin(DOCTOR), g), Error::<Test>::NotPatient);
+		assert_ok!(Pre::revoke_grant(origin(PATIENT), g));
+		assert!(events().contains(&Event::GrantRevoked { grant: g }));
+		assert_noop!(Pre::revoke_grant(origin(PATIENT), g), Error::<Test>::AlreadyRevoked);
+		// Fragments are deleted, lists cleared, zero fragments accepted.
+		assert_eq!(SealedFragments::<Test>::iter_prefix(g).count(), 0);
+		assert!(PatientGrants::<Test>::get(PATIENT).is_empty());
+		assert!(GranteeGrants::<Test>::get(DOCTOR).is_empty());
+		assert_noop!(Pre::submit_fragment(origin(PROXIES[0]), r, f), Error::<Test>::GrantNotLive);
+		assert_noop!(Pre::request_access(origin(DOCTOR), g, RECORD), Error::<Test>::GrantNotLive);
+		assert_eq!(Pre::readable_under(&DOCTOR, RECORD), None);
+		assert!(Pre::accessible_records(&DOCTOR).is_empty());
+		// The open request expires without penalising the proxies.
+		run_to(1 + TIMEOUT);
+		assert_eq!(Requests::<Test>::get(r).unwrap().status, RequestStatus::Expired);
+		assert!(CreditLog::get().is_empty());
+	});
+}
+
+#[test]
+fn after_expiry_nothing_is_served() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let g = w.grant(GrantScope::All, Some(4));
+		let r = request(g);
+		let f = w.fragment(0, r, &w.doctor);
+		assert_eq!(Pre::accessible_records(&DOCTOR), vec![(RECORD, g)]);
+		run_to(4);
+		assert_noop!(Pre::submit_fragment(origin(PROXIES[0]), r, f), Error::<Test>::GrantNotLive);
+		assert_noop!(Pre::request_access(origin(DOCTOR), g, RECORD), Error::<Test>::GrantNotLive);
+		assert_eq!(Pre::readable_under(&DOCTOR, RECORD), None);
+		assert!(Pre::accessible_records(&DOCTOR).is_empty());
+		// An expired grant can still be cleared by revoking it.
+		assert_ok!(Pre::revoke_grant(origin(PATIENT), g));
+	});
+}
+
+#[test]
+fn grants_are_checked() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let frags = w.fragments(&w.doctor, 2, 3);
+		let grant = |who: AccountId, grantee: AccountId, scope: GrantScope, expires: Option<u64>, m: u8, f: SealedList, emergency: bool| {
+			Pre::grant_access(origin(who), grantee, scope, AccessPurpose::Treatment, expires, m, f, emergency)
+		};
+		assert_noop!(grant(OTHER_PATIENT, DOCTOR, GrantScope::All, None, 2, frags.clone(), false), Error::<Test>::NoPatientKey);
+		assert_noop!(grant(PATIENT, OUTSIDER, GrantScope::All, None, 2, frags.clone(), false), Error::<Test>::NoGranteeKey);
+		assert_noop!(grant(PATIENT, PATIENT, GrantScope::All, None, 2, frags.clone(), false), Error::<Test>::SelfGrant);
+		assert_noop!(grant(PATIENT, DOCTOR, GrantScope::All, None, 0, frags.clone(), false), Error::<Test>::BadThreshold);
+		assert_noop!(grant(PATIENT, DOCTOR, GrantScope::All, None, 4, frags.clone(), false), Error::<Test>::BadThreshold);
+		let edited = |f: &dyn Fn(&mut Vec<(AccountId, SealedFragment<frame_support::traits::ConstU32<512>>)>)| -> SealedList {
+			let mut v = frags.clone().into_inner();
+			f(&mut v);
+			v.try_into().unwrap()
+		};
+		let unknown = edited(&|v| v[1].0 = HOSPITAL);
+		assert_noop!(grant(PATIENT, DOCTOR, GrantScope::All, None, 2, unknown, false), Error::<Test>::UnknownProxy);
+		let twice = edited(&|v| v[1].0 = PROXIES[0]);
+		assert_noop!(grant(PATIENT, DOCTOR, GrantScope::All, None, 2, twice, false), Error::<Test>::DuplicateProxy);
+		let malformed = edited(&|v| v[2].1.capsule = vec![0xc2].try_into().unwrap());
+		assert_noop!(grant(PATIENT, DOCTOR, GrantScope::All, None, 2, malformed, false), Error::<Test>::MalformedCapsule);
+		assert_noop!(grant(PATIENT, DOCTOR, GrantScope::All, Some(1), 2, frags.clone(), false), Error::<Test>::ExpiryInPast);
+		assert_noop!(
+			grant(PATIENT, DOCTOR, GrantScope::Record(99), None, 2, frags.clone(), false),
+			Error::<Test>::RecordNotFound
+		);
+		add_record(50, OTHER_PATIENT, HOSPITAL, RecordKind::Imaging, [0; 32]);
+		assert_noop!(
+			grant(PATIENT, DOCTOR, GrantScope::Record(50), None, 2, frags.clone(), false),
+			Error::<Test>::NotPatientsRecord
+		);
+		// Emergency grants go to institutions only.
+		assert_noop!(grant(PATIENT, DOCTOR, GrantScope::All, None, 2, frags.clone(), true), Error::<Test>::NotInstitution);
+		for _ in 0..3 {
+			assert_ok!(grant(PATIENT, DOCTOR, GrantScope::All, None, 2, frags.clone(), false));
+		}
+		assert_noop!(grant(PATIENT, DOCTOR, GrantScope::All, None, 2, frags.clone(), false), Error::<Test>::TooManyGrants);
+		assert_eq!(Pre::grants_of_patient(&PATIENT).len(), 3);
+		NextGrantId::<Test>::put(GrantId::MAX);
+		assert_ok!(Pre::revoke_grant(origin(PATIENT), 0));
+		assert_noop!(grant(PATIENT, DOCTOR, GrantScope::All, None, 2, frags, false), Error::<Test>::Overflow);
+		NextGrantId::<Test>::put(3);
+	});
+}
+
+#[test]
+fn requests_are_checked() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let g = w.grant(GrantScope::Kind(RecordKind::LabResult), None);
+		assert_noop!(Pre::request_access(origin(DOCTOR), 99, RECORD), Error::<Test>::GrantNotFound);
+		assert_noop!(Pre::request_access(origin(OUTSIDER), g, RECORD), Error::<Test>::NotGrantee);
+		assert_noop!(Pre::request_access(origin(DOCTOR), g, 99), Error::<Test>::RecordNotFound);
+		add_record(20, PATIENT, HOSPITAL, RecordKind::Imaging, [0; 32]);
+		assert_noop!(Pre::request_access(origin(DOCTOR), g, 20), Error::<Test>::OutOfScope);
+		add_record(21, OTHER_PATIENT, HOSPITAL, RecordKind::LabResult, [0; 32]);
+		assert_noop!(Pre::request_access(origin(DOCTOR), g, 21), Error::<Test>::OutOfScope);
+		add_record(22, PATIENT, HOSPITAL, RecordKind::LabResult, [0; 32]);
+		assert_noop!(Pre::request_access(origin(DOCTOR), g, 22), Error::<Test>::NoCapsule);
+		erase_record(22);
+		assert_noop!(Pre::request_access(origin(DOCTOR), g, 22), Error::<Test>::RecordUnavailable);
+		for _ in 0..4 {
+			request(g);
+		}
+		assert_noop!(Pre::request_access(origin(DOCTOR), g, RECORD), Error::<Test>::TooManyOpenRequests);
+		let eg = w.emergency_grant();
+		assert_noop!(Pre::request_access(origin(EMERGENCY), eg, RECORD), Error::<Test>::EmergencyOnly);
+		run_to(1 + TIMEOUT);
+		NextRequestId::<Test>::put(RequestId::MAX);
+		assert_noop!(Pre::request_access(origin(DOCTOR), g, RECORD), Error::<Test>::Overflow);
+		NextRequestId::<Test>::put(4);
+	});
+}
+
+#[test]
+fn unserved_requests_expire_and_silent_proxies_lose_credit() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let g = w.grant(GrantScope::All, None);
+		let r = request(g);
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[1]), r, w.fragment(1, r, &w.doctor)));
+		run_to(TIMEOUT);
+		assert_eq!(Requests::<Test>::get(r).unwrap().status, RequestStatus::Open);
+		run_to(1 + TIMEOUT);
+		assert_eq!(Requests::<Test>::get(r).unwrap().status, RequestStatus::Expired);
+		assert!(OpenRequests::<Test>::get().is_empty());
+		assert!(events().contains(&Event::RequestExpired { request: r }));
+		assert_eq!(
+			CreditLog::get(),
+			vec![
+				(PROXIES[1], Behaviour::ReencryptionServed),
+				(PROXIES[0], Behaviour::ReencryptionFailed),
+				(PROXIES[2], Behaviour::ReencryptionFailed)
+			]
+		);
+		assert_noop!(
+			Pre::submit_fragment(origin(PROXIES[0]), r, w.fragment(0, r, &w.doctor)),
+			Error::<Test>::RequestClosed
+		);
+	});
+}
+
+#[test]
+fn break_glass_is_logged_notified_and_reviewed() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let normal = w.grant(GrantScope::All, None);
+		let eg = w.emergency_grant();
+		let statement = H256::repeat_byte(7);
+		assert_noop!(
+			Pre::break_glass(origin(DOCTOR), normal, RECORD, EmergencyReason::Other, statement),
+			Error::<Test>::NotEmergencyGrant
+		);
+		assert_noop!(
+			Pre::break_glass(origin(DOCTOR), eg, RECORD, EmergencyReason::Other, statement),
+			Error::<Test>::NotGrantee
+		);
+		// Until the glass is broken, the emergency grant opens nothing.
+		assert_eq!(Pre::readable_under(&EMERGENCY, RECORD), None);
+		let r = NextRequestId::<Test>::get();
+		assert_ok!(Pre::break_glass(origin(EMERGENCY), eg, RECORD, EmergencyReason::PatientIncapacitated, statement));
+		assert!(events().contains(&Event::EmergencyAccess {
+			request: r,
+			patient: PATIENT,
+			institution: EMERGENCY,
+			record: RECORD,
+			reason: EmergencyReason::PatientIncapacitated,
+			review_by: 1 + WINDOW,
+		}));
+		assert_eq!(Pre::readable_under(&EMERGENCY, RECORD), Some(eg));
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[0]), r, w.fragment(0, r, &w.emergency)));
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[1]), r, w.fragment(1, r, &w.emergency)));
+		assert_eq!(w.decrypt(r, &w.emergency).unwrap(), w.data_key.to_vec());
+		CreditLog::take();
+
+		let doctor_request = request(normal);
+		assert_noop!(Pre::review_emergency(origin(HOSPITAL), r, true), Error::<Test>::NotAuditor);
+		assert_noop!(Pre::review_emergency(origin(AUDITOR), 99, true), Error::<Test>::RequestNotFound);
+		assert_noop!(Pre::review_emergency(origin(AUDITOR), doctor_request, true), Error::<Test>::NotEmergency);
+		assert_ok!(Pre::review_emergency(origin(AUDITOR), r, true));
+		assert!(events().contains(&Event::EmergencyReviewed { request: r, auditor: AUDITOR, justified: true }));
+		assert_noop!(Pre::review_emergency(origin(AUDITOR), r, false), Error::<Test>::AlreadyReviewed);
+		run_to(1 + WINDOW);
+		// Reviewed in time and justified: no penalty for the institution.
+		assert!(!CreditLog::get().iter().any(|(who, _)| *who == EMERGENCY));
+	});
+}
+
+#[test]
+fn unreviewed_or_unjustified_break_glass_costs_the_institution_credit() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let eg = w.emergency_grant();
+		let statement = H256::repeat_byte(3);
+		let lapsed = NextRequestId::<Test>::get();
+		assert_ok!(Pre::break_glass(origin(EMERGENCY), eg, RECORD, EmergencyReason::LifeThreatening, statement));
+		run_to(2);
+		let judged = NextRequestId::<Test>::get();
+		assert_ok!(Pre::break_glass(origin(EMERGENCY), eg, RECORD, EmergencyReason::CareContinuity, statement));
+		assert_ok!(Pre::review_emergency(origin(AUDITOR), judged, false));
+		assert_eq!(CreditLog::get(), vec![(EMERGENCY, Behaviour::BreakGlassUnreviewed)]);
+		CreditLog::take();
+		run_to(1 + WINDOW);
+		assert!(events().contains(&Event::EmergencyUnreviewed { request: lapsed, institution: EMERGENCY }));
+		assert!(CreditLog::get().contains(&(EMERGENCY, Behaviour::BreakGlassUnreviewed)));
+		let e = Requests::<Test>::get(lapsed).unwrap().emergency.unwrap();
+		assert_eq!(e.review, Review::Lapsed);
+		assert_noop!(Pre::review_emergency(origin(AUDITOR), lapsed, true), Error::<Test>::AlreadyReviewed);
+	});
+}
+
+/// Transactions the offchain worker put in the pool, as (signer, call).
+fn drain_pool(h: &OffchainHandles) -> Vec<(AccountId, RuntimeCall)> {
+	std::mem::take(&mut h.pool.write().transactions)
+		.into_iter()
+		.map(|tx| {
+			let xt = Extrinsic::decode(&mut &tx[..]).unwrap();
+			match xt.preamble {
+				Preamble::Signed(who, _, _) => (who, xt.function),
+				_ => panic!("offchain worker submits signed transactions"),
+			}
+		})
+		.collect()
+}
+
+fn store_secret(h: &OffchainHandles, p: &Party) {
+	let key = [PROXY_SECRET_PREFIX, &p.public()[..]].concat();
+	let secret = medchain_umbral::secret_key_bytes(&p.sk);
+	h.offchain.write().persistent_storage.set(b"", &key, &secret);
+}
+
+#[test]
+fn the_offchain_proxy_serves_requests_once_and_only_live_ones() {
+	new_test_ext(|h| {
+		let w = World::new();
+		let g = w.grant(GrantScope::All, None);
+		let r = request(g);
+		// Without keys or secrets the worker does nothing.
+		Pre::offchain_worker(1);
+		assert!(drain_pool(h).is_empty());
+		UintAuthorityId::set_all_keys(vec![PROXIES[0], PROXIES[1], HOSPITAL]);
+		store_secret(h, &w.proxies[0]);
+		// A secret that does not match the registered key is not used.
+		let stale = Party::new();
+		let key = [PROXY_SECRET_PREFIX, &w.proxies[1].public()[..]].concat();
+		h.offchain.write().persistent_storage.set(b"", &key, &medchain_umbral::secret_key_bytes(&stale.sk));
+		Pre::offchain_worker(1);
+		let sent = drain_pool(h);
+		assert_eq!(sent.iter().map(|(who, _)| *who).collect::<Vec<_>>(), vec![PROXIES[0]]);
+		// Not again in the next blocks (the persistent marker), ...
+		Pre::offchain_worker(2);
+		assert!(drain_pool(h).is_empty());
+		// ... and what it sent verifies on chain.
+		for (who, call) in sent {
+			assert_ok!(frame_support::traits::UnfilteredDispatchable::dispatch_bypass_filter(call, origin(who)));
+		}
+		assert_eq!(Requests::<Test>::get(r).unwrap().fragments, 1);
+		store_secret(h, &w.proxies[1]);
+		Pre::offchain_worker(3);
+		for (who, call) in drain_pool(h) {
+			assert_ok!(frame_support::traits::UnfilteredDispatchable::dispatch_bypass_filter(call, origin(who)));
+		}
+		assert_eq!(Requests::<Test>::get(r).unwrap().status, RequestStatus::Ready);
+		assert_eq!(w.decrypt(r, &w.doctor).unwrap(), w.data_key.to_vec());
+		// After revocation the worker serves nothing.
+		let r2 = request(g);
+		assert_ok!(Pre::revoke_grant(origin(PATIENT), g));
+		Pre::offchain_worker(4);
+		assert!(drain_pool(h).is_empty());
+		assert_eq!(Requests::<Test>::get(r2).unwrap().fragments, 0);
+	});
+}

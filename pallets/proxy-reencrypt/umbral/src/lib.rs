@@ -1,0 +1,441 @@
+//! # Medchain Umbral
+//!
+//! Umbral proxy re-encryption ([`umbral_pre`] 0.10) as Medchain uses it, for
+//! the runtime (no_std), the node's proxies (offchain workers) and native
+//! tools alike.
+//!
+//! - **Wire format.** Capsules, key fragments and capsule fragments travel as
+//!   the bytes `@nucypher/umbral-pre` 0.10 gives with `toBytes()` and reads
+//!   with `fromBytes()` (MessagePack, structs as arrays). [`to_bytes`] and
+//!   [`from_bytes`] speak the subset of MessagePack those types use without
+//!   `std`, so the runtime reads exactly what a patient's browser writes.
+//! - **Keys.** Public keys are 33-byte compressed secp256k1 points
+//!   ([`public_key`]); secret keys 32-byte big-endian scalars.
+//! - **Sealed key fragments.** A key fragment travels on chain encrypted to
+//!   its proxy's public key ([`SealedKeyFrag`]): only that proxy can open it
+//!   ([`open_kfrag`]), and it is verified against the patient's keys before use.
+//! - **Checks the chain makes.** [`verify_cfrag`]: a capsule fragment was
+//!   produced from a key fragment the patient signed for this grantee, from
+//!   this capsule.
+
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+mod msgpack;
+
+use alloc::{boxed::Box, vec::Vec};
+
+pub use msgpack::{from_bytes, to_bytes, CodecError};
+pub use umbral_pre::{
+	Capsule, CapsuleFrag, KeyFrag, PublicKey, SecretKey, Signer, VerifiedCapsuleFrag, VerifiedKeyFrag,
+};
+
+/// Length of a compressed public key.
+pub const PUBLIC_KEY_LEN: usize = 33;
+/// Length of a secret key.
+pub const SECRET_KEY_LEN: usize = 32;
+
+/// What went wrong with Umbral material.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Error {
+	/// Not a compressed secp256k1 point.
+	BadPublicKey,
+	/// Not a valid secret scalar.
+	BadSecretKey,
+	/// Bytes that do not decode as the expected Umbral object.
+	Malformed,
+	/// A capsule fragment that does not verify against the capsule and keys.
+	InvalidCapsuleFrag,
+	/// A key fragment that does not verify against the patient's keys.
+	InvalidKeyFrag,
+	/// Decryption failed (wrong key or tampered ciphertext).
+	DecryptionFailed,
+	/// Encryption failed.
+	EncryptionFailed,
+}
+
+/// Parses a 33-byte compressed public key.
+pub fn public_key(bytes: &[u8]) -> Result<PublicKey, Error> {
+	if bytes.len() != PUBLIC_KEY_LEN {
+		return Err(Error::BadPublicKey);
+	}
+	PublicKey::try_from_compressed_bytes(bytes).map_err(|_| Error::BadPublicKey)
+}
+
+/// Parses a 32-byte big-endian secret key.
+pub fn secret_key(bytes: &[u8]) -> Result<SecretKey, Error> {
+	if bytes.len() != SECRET_KEY_LEN {
+		return Err(Error::BadSecretKey);
+	}
+	SecretKey::try_from_be_bytes(bytes).map_err(|_| Error::BadSecretKey)
+}
+
+/// The compressed bytes of a public key.
+pub fn public_key_bytes(pk: &PublicKey) -> [u8; PUBLIC_KEY_LEN] {
+	let mut out = [0u8; PUBLIC_KEY_LEN];
+	out.copy_from_slice(&pk.to_compressed_bytes());
+	out
+}
+
+/// The big-endian bytes of a secret key.
+pub fn secret_key_bytes(sk: &SecretKey) -> [u8; SECRET_KEY_LEN] {
+	let mut out = [0u8; SECRET_KEY_LEN];
+	out.copy_from_slice(sk.to_be_bytes().as_secret());
+	out
+}
+
+/// Parses a capsule in wire format (its integrity is checked while parsing).
+pub fn capsule(bytes: &[u8]) -> Result<Capsule, Error> {
+	from_bytes(bytes).map_err(|_| Error::Malformed)
+}
+
+/// Parses a capsule fragment in wire format, unverified.
+pub fn capsule_frag(bytes: &[u8]) -> Result<CapsuleFrag, Error> {
+	from_bytes(bytes).map_err(|_| Error::Malformed)
+}
+
+/// Parses a key fragment in wire format, unverified.
+pub fn key_frag(bytes: &[u8]) -> Result<KeyFrag, Error> {
+	from_bytes(bytes).map_err(|_| Error::Malformed)
+}
+
+/// The keys a capsule fragment is checked against.
+pub struct Delegation<'a> {
+	/// The patient's signing key, which signed the key fragments.
+	pub verifying_key: &'a PublicKey,
+	/// The patient's public key, to which the capsule was encrypted.
+	pub delegating_key: &'a PublicKey,
+	/// The grantee's public key, for which fragments are re-encrypted.
+	pub receiving_key: &'a PublicKey,
+}
+
+/// Verifies a capsule fragment (wire format) against the capsule and the
+/// delegation: it was re-encrypted from this capsule with a key fragment the
+/// patient signed for this grantee. Returns the verified fragment.
+pub fn verify_cfrag(
+	capsule: &Capsule,
+	cfrag_bytes: &[u8],
+	keys: &Delegation<'_>,
+) -> Result<VerifiedCapsuleFrag, Error> {
+	let cfrag = capsule_frag(cfrag_bytes)?;
+	cfrag
+		.verify(capsule, keys.verifying_key, keys.delegating_key, keys.receiving_key)
+		.map_err(|_| Error::InvalidCapsuleFrag)
+}
+
+/// A key fragment encrypted to one proxy's public key: an Umbral capsule and
+/// the ciphertext of the fragment's wire bytes. Anyone may read it on chain;
+/// only the proxy can open it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct SealedKeyFrag {
+	/// Capsule encapsulating the symmetric key (wire format).
+	pub capsule: Vec<u8>,
+	/// The key fragment's wire bytes, encrypted.
+	pub ciphertext: Vec<u8>,
+}
+
+/// Seals `kfrag` to `proxy`'s public key.
+pub fn seal_kfrag(
+	rng: &mut (impl rand_core::CryptoRng + rand_core::RngCore),
+	proxy: &PublicKey,
+	kfrag: &VerifiedKeyFrag,
+) -> Result<SealedKeyFrag, Error> {
+	let bytes = to_bytes(kfrag).map_err(|_| Error::Malformed)?;
+	let (capsule, ciphertext) =
+		umbral_pre::encrypt_with_rng(rng, proxy, &bytes).map_err(|_| Error::EncryptionFailed)?;
+	Ok(SealedKeyFrag {
+		capsule: to_bytes(&capsule).map_err(|_| Error::Malformed)?,
+		ciphertext: ciphertext.into_vec(),
+	})
+}
+
+/// Opens a sealed key fragment with the proxy's secret key and verifies it
+/// against the delegation (the patient signed it, for these keys).
+pub fn open_kfrag(
+	proxy: &SecretKey,
+	sealed_capsule: &[u8],
+	sealed_ciphertext: &[u8],
+	keys: &Delegation<'_>,
+) -> Result<VerifiedKeyFrag, Error> {
+	let capsule = capsule(sealed_capsule)?;
+	let bytes: Box<[u8]> = umbral_pre::decrypt_original(proxy, &capsule, sealed_ciphertext)
+		.map_err(|_| Error::DecryptionFailed)?;
+	let kfrag = key_frag(&bytes)?;
+	kfrag
+		.verify(keys.verifying_key, Some(keys.delegating_key), Some(keys.receiving_key))
+		.map_err(|_| Error::InvalidKeyFrag)
+}
+
+/// Re-encrypts `capsule` with a verified key fragment; returns the capsule
+/// fragment in wire format. `seed` feeds the proof's randomness (an offchain
+/// worker takes it from the node's entropy).
+pub fn reencrypt(seed: [u8; 32], capsule: &Capsule, kfrag: VerifiedKeyFrag) -> Result<Vec<u8>, Error> {
+	use rand_core::SeedableRng;
+	let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
+	let cfrag = umbral_pre::reencrypt_with_rng(&mut rng, capsule, kfrag);
+	to_bytes(&cfrag).map_err(|_| Error::Malformed)
+}
+
+/// Encrypts `plaintext` (a record's data key) to `patient`'s public key.
+/// Returns the capsule (wire format) and the ciphertext.
+pub fn encrypt(
+	rng: &mut (impl rand_core::CryptoRng + rand_core::RngCore),
+	patient: &PublicKey,
+	plaintext: &[u8],
+) -> Result<(Vec<u8>, Vec<u8>), Error> {
+	let (capsule, ciphertext) =
+		umbral_pre::encrypt_with_rng(rng, patient, plaintext).map_err(|_| Error::EncryptionFailed)?;
+	Ok((to_bytes(&capsule).map_err(|_| Error::Malformed)?, ciphertext.into_vec()))
+}
+
+/// Decrypts a capsule's ciphertext with the key it was encrypted to.
+pub fn decrypt_original(sk: &SecretKey, capsule_bytes: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, Error> {
+	let capsule = capsule(capsule_bytes)?;
+	umbral_pre::decrypt_original(sk, &capsule, ciphertext)
+		.map(|b| b.into_vec())
+		.map_err(|_| Error::DecryptionFailed)
+}
+
+/// The grantee's side: opens a capsule's ciphertext with its secret key and
+/// at least threshold capsule fragments (wire format), each verified first.
+pub fn decrypt_reencrypted(
+	receiving: &SecretKey,
+	keys: &Delegation<'_>,
+	capsule_bytes: &[u8],
+	cfrags: &[Vec<u8>],
+	ciphertext: &[u8],
+) -> Result<Vec<u8>, Error> {
+	let capsule = capsule(capsule_bytes)?;
+	let verified = cfrags
+		.iter()
+		.map(|c| verify_cfrag(&capsule, c, keys))
+		.collect::<Result<Vec<_>, _>>()?;
+	umbral_pre::decrypt_reencrypted(receiving, keys.delegating_key, &capsule, verified, ciphertext)
+		.map(|b| b.into_vec())
+		.map_err(|_| Error::DecryptionFailed)
+}
+
+/// Deterministic Umbral material for benchmarks and tests: a patient, a
+/// grantee and proxies, from a seed (no_std; no system randomness needed).
+pub struct Fixture {
+	rng: rand_chacha::ChaCha20Rng,
+	/// The patient's secret key.
+	pub patient: SecretKey,
+	/// The patient's signer of key fragments.
+	pub signer: Signer,
+	/// The grantee's secret key.
+	pub grantee: SecretKey,
+	/// The proxies' secret keys.
+	pub proxies: Vec<SecretKey>,
+}
+
+impl Fixture {
+	/// Material for `proxies` proxies, from `seed`.
+	pub fn new(seed: u8, proxies: usize) -> Self {
+		use rand_core::SeedableRng;
+		let mut rng = rand_chacha::ChaCha20Rng::from_seed([seed; 32]);
+		let patient = SecretKey::random_with_rng(&mut rng);
+		let signer = Signer::new(SecretKey::random_with_rng(&mut rng));
+		let grantee = SecretKey::random_with_rng(&mut rng);
+		let proxies = (0..proxies).map(|_| SecretKey::random_with_rng(&mut rng)).collect();
+		Fixture { rng, patient, signer, grantee, proxies }
+	}
+
+	/// Compressed public key of a secret key.
+	pub fn public(sk: &SecretKey) -> [u8; PUBLIC_KEY_LEN] {
+		public_key_bytes(&sk.public_key())
+	}
+
+	/// The patient's verifying key.
+	pub fn verifying(&self) -> [u8; PUBLIC_KEY_LEN] {
+		public_key_bytes(&self.signer.verifying_key())
+	}
+
+	/// A data key encrypted to the patient: (capsule, ciphertext).
+	pub fn capsule(&mut self) -> (Vec<u8>, Vec<u8>) {
+		let patient = self.patient.public_key();
+		encrypt(&mut self.rng, &patient, &[7u8; 32]).unwrap_or_default()
+	}
+
+	/// `threshold`-of-`proxies.len()` key fragments for the grantee, each
+	/// sealed to its proxy.
+	pub fn sealed_kfrags(&mut self, threshold: usize) -> Vec<SealedKeyFrag> {
+		let kfrags = umbral_pre::generate_kfrags_with_rng(
+			&mut self.rng,
+			&self.patient,
+			&self.grantee.public_key(),
+			&self.signer,
+			threshold,
+			self.proxies.len(),
+			true,
+			true,
+		);
+		let proxies: Vec<PublicKey> = self.proxies.iter().map(|p| p.public_key()).collect();
+		kfrags.iter().zip(proxies.iter()).filter_map(|(k, p)| seal_kfrag(&mut self.rng, p, k).ok()).collect()
+	}
+
+	/// Proxy `i`'s capsule fragment of `capsule` from its sealed fragment.
+	pub fn cfrag(&mut self, i: usize, capsule: &[u8], sealed: &SealedKeyFrag) -> Result<Vec<u8>, Error> {
+		use rand_core::RngCore;
+		let verifying = self.signer.verifying_key();
+		let delegating = self.patient.public_key();
+		let receiving = self.grantee.public_key();
+		let keys = Delegation { verifying_key: &verifying, delegating_key: &delegating, receiving_key: &receiving };
+		let proxy = self.proxies.get(i).ok_or(Error::BadSecretKey)?;
+		let kfrag = open_kfrag(proxy, &sealed.capsule, &sealed.ciphertext, &keys)?;
+		let mut seed = [0u8; 32];
+		self.rng.fill_bytes(&mut seed);
+		reencrypt(seed, &crate::capsule(capsule)?, kfrag)
+	}
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+	use umbral_pre::DefaultSerialize;
+
+	struct Party {
+		sk: SecretKey,
+		pk: PublicKey,
+	}
+
+	fn party() -> Party {
+		let sk = SecretKey::random();
+		let pk = sk.public_key();
+		Party { sk, pk }
+	}
+
+	#[test]
+	fn wire_format_matches_messagepack_of_the_reference_bindings() {
+		let patient = party();
+		let grantee = party();
+		let signer = Signer::new(SecretKey::random());
+		let (capsule, _) = umbral_pre::encrypt(&patient.pk, b"data key").unwrap();
+		let kfrags = umbral_pre::generate_kfrags(&patient.sk, &grantee.pk, &signer, 2, 3, true, true);
+		let cfrag = umbral_pre::reencrypt(&capsule, kfrags[0].clone());
+
+		// Ours encodes byte for byte as the reference (rmp-serde, as used by
+		// the wasm and python bindings' toBytes) ...
+		assert_eq!(to_bytes(&capsule).unwrap(), capsule.to_bytes().unwrap().into_vec());
+		assert_eq!(to_bytes(&kfrags[0]).unwrap(), kfrags[0].to_bytes().unwrap().into_vec());
+		assert_eq!(to_bytes(&cfrag).unwrap(), cfrag.to_bytes().unwrap().into_vec());
+		// ... and reads what the reference writes.
+		let c: Capsule = from_bytes(&capsule.to_bytes().unwrap()).unwrap();
+		assert_eq!(c, capsule);
+		let k: KeyFrag = from_bytes(&kfrags[1].to_bytes().unwrap()).unwrap();
+		assert_eq!(k, kfrags[1].clone().unverify());
+		let f: CapsuleFrag = from_bytes(&cfrag.to_bytes().unwrap()).unwrap();
+		assert_eq!(f, cfrag.clone().unverify());
+	}
+
+	#[test]
+	fn malformed_bytes_are_refused() {
+		let patient = party();
+		let (capsule, _) = umbral_pre::encrypt(&patient.pk, b"k").unwrap();
+		let mut bytes = to_bytes(&capsule).unwrap();
+		assert_eq!(super::capsule(&bytes[..bytes.len() - 1]), Err(Error::Malformed));
+		// A flipped bit in the capsule's signature fails its self-check.
+		let last = bytes.len() - 1;
+		bytes[last] ^= 1;
+		assert_eq!(super::capsule(&bytes), Err(Error::Malformed));
+		assert_eq!(super::capsule(&[]), Err(Error::Malformed));
+		assert_eq!(super::capsule_frag(&[0xc3]), Err(Error::Malformed));
+		assert_eq!(public_key(&[2u8; 32]), Err(Error::BadPublicKey));
+		assert_eq!(public_key(&[7u8; 33]), Err(Error::BadPublicKey));
+		assert_eq!(secret_key(&[0u8; 32]), Err(Error::BadSecretKey));
+		assert_eq!(public_key(&public_key_bytes(&patient.pk)), Ok(patient.pk));
+	}
+
+	#[test]
+	fn threshold_reencryption_round_trip_with_sealed_fragments() {
+		let patient = party();
+		let grantee = party();
+		let proxies = [party(), party(), party()];
+		let signer = Signer::new(SecretKey::random());
+		let verifying = signer.verifying_key();
+		let keys = Delegation {
+			verifying_key: &verifying,
+			delegating_key: &patient.pk,
+			receiving_key: &grantee.pk,
+		};
+		let mut rng = rand_core::OsRng;
+		let data_key = [42u8; 32];
+		let (capsule_bytes, ct) = encrypt(&mut rng, &patient.pk, &data_key).unwrap();
+		assert_eq!(decrypt_original(&patient.sk, &capsule_bytes, &ct).unwrap(), data_key);
+
+		let kfrags = umbral_pre::generate_kfrags(&patient.sk, &grantee.pk, &signer, 2, 3, true, true);
+		let sealed: Vec<SealedKeyFrag> = kfrags
+			.iter()
+			.zip(proxies.iter())
+			.map(|(k, p)| seal_kfrag(&mut rng, &p.pk, k).unwrap())
+			.collect();
+		// A proxy cannot open another proxy's fragment.
+		assert_eq!(
+			open_kfrag(&proxies[1].sk, &sealed[0].capsule, &sealed[0].ciphertext, &keys).err(),
+			Some(Error::DecryptionFailed)
+		);
+		let capsule = super::capsule(&capsule_bytes).unwrap();
+		let cfrags: Vec<Vec<u8>> = (0..2)
+			.map(|i| {
+				let k = open_kfrag(&proxies[i].sk, &sealed[i].capsule, &sealed[i].ciphertext, &keys).unwrap();
+				reencrypt([i as u8; 32], &capsule, k).unwrap()
+			})
+			.collect();
+		for c in &cfrags {
+			assert!(verify_cfrag(&capsule, c, &keys).is_ok());
+		}
+		assert_eq!(decrypt_reencrypted(&grantee.sk, &keys, &capsule_bytes, &cfrags, &ct).unwrap(), data_key);
+		// One fragment is below the threshold.
+		assert_eq!(
+			decrypt_reencrypted(&grantee.sk, &keys, &capsule_bytes, &cfrags[..1], &ct),
+			Err(Error::DecryptionFailed)
+		);
+		// A fragment for another grantee does not verify for this one.
+		let other = party();
+		let other_keys = Delegation { receiving_key: &other.pk, ..keys };
+		assert_eq!(verify_cfrag(&capsule, &cfrags[0], &other_keys).err(), Some(Error::InvalidCapsuleFrag));
+		// A fragment of another capsule does not verify for this one.
+		let (capsule2, _) = encrypt(&mut rng, &patient.pk, b"other").unwrap();
+		let capsule2 = super::capsule(&capsule2).unwrap();
+		assert_eq!(verify_cfrag(&capsule2, &cfrags[0], &keys).err(), Some(Error::InvalidCapsuleFrag));
+		// A key fragment signed by someone else is refused by the proxy.
+		let forger = Signer::new(SecretKey::random());
+		let forged = umbral_pre::generate_kfrags(&patient.sk, &grantee.pk, &forger, 2, 3, true, true);
+		let s = seal_kfrag(&mut rng, &proxies[0].pk, &forged[0]).unwrap();
+		assert_eq!(
+			open_kfrag(&proxies[0].sk, &s.capsule, &s.ciphertext, &keys).err(),
+			Some(Error::InvalidKeyFrag)
+		);
+	}
+
+	#[test]
+	fn fixtures_are_deterministic_and_valid() {
+		let mut a = Fixture::new(1, 2);
+		let mut b = Fixture::new(1, 2);
+		assert_eq!(Fixture::public(&a.patient), Fixture::public(&b.patient));
+		let (capsule, ct) = a.capsule();
+		assert_eq!((capsule.clone(), ct.clone()), b.capsule());
+		let sealed = a.sealed_kfrags(2);
+		assert_eq!(sealed.len(), 2);
+		let cfrags: Vec<Vec<u8>> = (0..2).map(|i| a.cfrag(i, &capsule, &sealed[i]).unwrap()).collect();
+		let verifying = a.signer.verifying_key();
+		let (delegating, receiving) = (a.patient.public_key(), a.grantee.public_key());
+		let keys = Delegation { verifying_key: &verifying, delegating_key: &delegating, receiving_key: &receiving };
+		assert_eq!(decrypt_reencrypted(&a.grantee, &keys, &capsule, &cfrags, &ct).unwrap(), vec![7u8; 32]);
+	}
+
+	#[test]
+	fn reencryption_is_deterministic_in_its_seed() {
+		let patient = party();
+		let grantee = party();
+		let signer = Signer::new(SecretKey::random());
+		let (capsule, _) = umbral_pre::encrypt(&patient.pk, b"k").unwrap();
+		let kfrags = umbral_pre::generate_kfrags(&patient.sk, &grantee.pk, &signer, 1, 1, true, true);
+		let a = reencrypt([1; 32], &capsule, kfrags[0].clone()).unwrap();
+		let b = reencrypt([1; 32], &capsule, kfrags[0].clone()).unwrap();
+		let c = reencrypt([2; 32], &capsule, kfrags[0].clone()).unwrap();
+		assert_eq!(a, b);
+		assert_ne!(a, c);
+	}
+}

@@ -1,0 +1,103 @@
+// Medchain proxy re-encryption, client side: what a patient's browser (the
+// portal) and a grantee's tools do with @nucypher/umbral-pre 0.10, in the wire
+// format the runtime reads (the library's toBytes/fromBytes).
+//
+// Works in Node and in the browser: pass the loaded umbral module.
+
+const hex = (u8) => '0x' + Array.from(u8, (b) => b.toString(16).padStart(2, '0')).join('');
+const unhex = (h) => {
+  const s = h.startsWith('0x') ? h.slice(2) : h;
+  const out = new Uint8Array(s.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(s.slice(2 * i, 2 * i + 2), 16);
+  return out;
+};
+
+/** Helpers bound to a loaded `@nucypher/umbral-pre` module. */
+export function makePre(umbral) {
+  /** Fresh Umbral keys: a key pair for data keys and a signer for key fragments. */
+  function newKeys() {
+    return exportKeys(umbral.SecretKey.random(), umbral.SecretKey.random());
+  }
+
+  /** Keys as hex, for storage or export. */
+  function exportKeys(secret, signing) {
+    return {
+      secretKey: hex(secret.toBEBytes()),
+      signingKey: hex(signing.toBEBytes()),
+      publicKey: hex(secret.publicKey().toCompressedBytes()),
+      verifyingKey: hex(signing.publicKey().toCompressedBytes()),
+    };
+  }
+
+  /** Keys back from their exported form (checks they are consistent). */
+  function importKeys(k) {
+    const secret = umbral.SecretKey.fromBEBytes(unhex(k.secretKey));
+    const signing = umbral.SecretKey.fromBEBytes(unhex(k.signingKey));
+    const e = exportKeys(secret, signing);
+    if (e.publicKey !== k.publicKey || e.verifyingKey !== k.verifyingKey) throw new Error('keys do not match');
+    return e;
+  }
+
+  /**
+   * A patient's key fragments for `granteePublicKey`, `threshold` of
+   * `proxies.length`, each sealed to its proxy's public key:
+   * `[[proxyAccount, { capsule, ciphertext }], ...]` as `grantAccess` takes them.
+   */
+  function sealedFragments(patientKeys, granteePublicKey, proxies, threshold) {
+    const sk = umbral.SecretKey.fromBEBytes(unhex(patientKeys.secretKey));
+    const signer = new umbral.Signer(umbral.SecretKey.fromBEBytes(unhex(patientKeys.signingKey)));
+    const receiving = umbral.PublicKey.fromCompressedBytes(unhex(granteePublicKey));
+    const kfrags = umbral.generateKFrags(sk, receiving, signer, threshold, proxies.length, true, true);
+    return proxies.map(({ account, publicKey }, i) => {
+      const [capsule, ciphertext] = umbral.encrypt(
+        umbral.PublicKey.fromCompressedBytes(unhex(publicKey)), kfrags[i].toBytes());
+      return [account, { capsule: hex(capsule.toBytes()), ciphertext: hex(ciphertext) }];
+    });
+  }
+
+  /**
+   * The grantee's side: verifies each capsule fragment against the patient's
+   * keys and opens the record's data key. Throws if a fragment does not
+   * verify or there are fewer than the threshold.
+   */
+  function openDataKey(granteeKeys, patient, keyCapsule, fragments) {
+    const capsule = umbral.Capsule.fromBytes(unhex(keyCapsule.capsule));
+    const delegating = umbral.PublicKey.fromCompressedBytes(unhex(patient.publicKey));
+    const verifying = umbral.PublicKey.fromCompressedBytes(unhex(patient.verifyingKey));
+    const receiving = umbral.PublicKey.fromCompressedBytes(unhex(granteeKeys.publicKey));
+    const verified = fragments.map((f) =>
+      umbral.CapsuleFrag.fromBytes(unhex(f)).verify(capsule, verifying, delegating, receiving));
+    const sk = umbral.SecretKey.fromBEBytes(unhex(granteeKeys.secretKey));
+    return umbral.decryptReencrypted(sk, delegating, capsule, verified, unhex(keyCapsule.ciphertext));
+  }
+
+  /**
+   * What a proxy computes: opens its sealed fragment with its secret key and
+   * re-encrypts the capsule (the node's offchain worker does this in Wasm).
+   */
+  function proxyFragment(proxySecretKey, sealed, patient, granteePublicKey, keyCapsule) {
+    const sk = umbral.SecretKey.fromBEBytes(unhex(proxySecretKey));
+    const kfragBytes = umbral.decryptOriginal(sk, umbral.Capsule.fromBytes(unhex(sealed.capsule)), unhex(sealed.ciphertext));
+    const kfrag = umbral.KeyFrag.fromBytes(kfragBytes).verify(
+      umbral.PublicKey.fromCompressedBytes(unhex(patient.verifyingKey)),
+      umbral.PublicKey.fromCompressedBytes(unhex(patient.publicKey)),
+      umbral.PublicKey.fromCompressedBytes(unhex(granteePublicKey)));
+    return hex(umbral.reencrypt(umbral.Capsule.fromBytes(unhex(keyCapsule.capsule)), kfrag).toBytes());
+  }
+
+  return { newKeys, importKeys, sealedFragments, openDataKey, proxyFragment };
+}
+
+/** Decrypts a record's ciphertext (nonce ‖ ciphertext ‖ tag, AES-256-GCM) with Web Crypto. */
+export async function decryptRecord(dataKey, ciphertext, subtle = globalThis.crypto.subtle) {
+  const key = await subtle.importKey('raw', dataKey, 'AES-GCM', false, ['decrypt']);
+  const plain = await subtle.decrypt({ name: 'AES-GCM', iv: ciphertext.subarray(0, 12) }, key, ciphertext.subarray(12));
+  return new Uint8Array(plain);
+}
+
+/** The node-local storage key under which a proxy's secret key is kept. */
+export function proxySecretStorageKey(proxyPublicKey) {
+  return hex(new TextEncoder().encode('medchain/pre/secret/')) + proxyPublicKey.slice(2);
+}
+
+export { hex, unhex };

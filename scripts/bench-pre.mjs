@@ -1,0 +1,138 @@
+#!/usr/bin/env node
+// Record fetch latency under patient-controlled access, at N concurrent
+// clients (default 100), on a dev node with two proxies in its offchain
+// worker, SecantusDB and a record gateway:
+//
+//   request  request_access signed and in a block (the audit entry)
+//   reencrypt until threshold verified capsule fragments are on chain
+//   fetch    gateway: signature, grant check, store read, digest, access log
+//   total    request → the record decrypted by the client
+//
+// Prints p50/p99 of each phase. Started by scripts/bench-pre.sh, which also
+// measures re-encryption cost against raw umbral-pre in the same run.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Keyring } from '@polkadot/keyring';
+import { cryptoWaitReady } from '@polkadot/util-crypto';
+import { u8aToHex } from '@polkadot/util';
+import * as umbral from '@nucypher/umbral-pre';
+import { startDevNode, sendAndWait } from '../tests/e2e/lib/node.mjs';
+import { startMongo, startGateway, fetchRecord, RECORD_CLI } from '../tests/e2e/lib/services.mjs';
+import { makePre, decryptRecord, proxySecretStorageKey, unhex } from '../portal/lib/pre.mjs';
+
+const CLIENTS = Number(process.argv[2] || 100);
+const PER_PATIENT = 50;
+const pre = makePre(umbral);
+const now = () => performance.now();
+const pct = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
+
+/** Sends `txs` from one signer with consecutive nonces; resolves when all are in blocks. */
+async function sendAll(api, signer, txs) {
+  let nonce = (await api.rpc.system.accountNextIndex(signer.address)).toNumber();
+  return Promise.all(txs.map((tx) => new Promise((resolve, reject) => {
+    tx.signAndSend(signer, { nonce: nonce++ }, ({ status, dispatchError, events }) => {
+      if (dispatchError) reject(new Error(dispatchError.toString()));
+      else if (status.isInBlock || status.isFinalized) resolve(events);
+    }).catch(reject);
+  })));
+}
+
+await cryptoWaitReady();
+const keyring = new Keyring({ type: 'sr25519' });
+const alice = keyring.addFromUri('//Alice');
+const bob = keyring.addFromUri('//Bob');
+const dir = mkdtempSync(join(tmpdir(), 'medchain-bench-pre-'));
+const mongo = await startMongo();
+const node = await startDevNode({ name: 'bench-pre' });
+let gateway;
+try {
+  const { api } = node;
+  console.error(`[bench] setting up ${CLIENTS} clients`);
+  // Proxies: Alice and Bob, both served by this node's offchain worker.
+  await sendAndWait(api, api.tx.reputation.applyForMembership('proxy', 'NursingHome',
+    { producer: false, validator: true, auditor: false }), bob);
+  await sendAndWait(api, api.tx.sudo.sudo(api.tx.reputation.approveInstitution(bob.address)), alice);
+  const proxies = [];
+  for (const [who, uri] of [[alice, '//Alice'], [bob, '//Bob']]) {
+    const keys = pre.newKeys();
+    await sendAndWait(api, api.tx.proxyReencrypt.registerProxy(keys.publicKey), who);
+    await api.rpc.author.insertKey('prx0', uri, u8aToHex(who.publicKey));
+    await api.rpc.offchain.localStorageSet('PERSISTENT', proxySecretStorageKey(keys.publicKey), keys.secretKey);
+    proxies.push({ account: who.address, publicKey: keys.publicKey });
+  }
+  // Patients (MaxGrantsPerAccount limits grants per patient) and clients.
+  const patients = Array.from({ length: Math.ceil(CLIENTS / PER_PATIENT) },
+    (_, i) => ({ pair: keyring.addFromUri(`//BenchPatient${i}`), keys: pre.newKeys() }));
+  const clients = Array.from({ length: CLIENTS },
+    (_, i) => ({ pair: keyring.addFromUri(`//BenchClient${i}`), keys: pre.newKeys() }));
+  await sendAll(api, alice, [...patients, ...clients].map((a) =>
+    api.tx.balances.transferKeepAlive(a.pair.address, 10n ** 15n)));
+  await Promise.all([...patients, ...clients].map((a) => sendAndWait(api,
+    api.tx.proxyReencrypt.registerKey(a.keys.publicKey, a.keys.verifyingKey), a.pair)));
+  // One 64 KiB record per patient, stored and sealed to the patient.
+  const original = randomBytes(64 * 1024);
+  writeFileSync(join(dir, 'record.bin'), original);
+  for (const p of patients) {
+    const put = spawnSync(RECORD_CLI, ['put', '--file', join(dir, 'record.bin'), '--patient', p.pair.address,
+      '--kind', 'LabResult', '--suri', '//Alice', '--key-out', join(dir, 'k'), '--node', `127.0.0.1:${node.rpcPort}`,
+      '--mongo', mongo.url], { encoding: 'utf8' });
+    if (put.status !== 0) throw new Error(put.stderr);
+    p.record = JSON.parse(put.stdout.trim().split('\n').pop()).record;
+  }
+  // Each client gets a grant from its patient, 2 of 2 proxies.
+  for (const [i, p] of patients.entries()) {
+    const mine = clients.slice(i * PER_PATIENT, (i + 1) * PER_PATIENT);
+    const results = await sendAll(api, p.pair, mine.map((c) => api.tx.proxyReencrypt.grantAccess(
+      c.pair.address, { Record: p.record }, 'Treatment', null, 2,
+      pre.sealedFragments(p.keys, c.keys.publicKey, proxies, 2), false)));
+    results.forEach((events, j) => {
+      const ev = events.find(({ event }) => api.events.proxyReencrypt.AccessGranted.is(event));
+      Object.assign(mine[j], { grant: ev.event.data.grant.toNumber(), patient: p });
+    });
+  }
+  gateway = await startGateway({ rpcPort: node.rpcPort, mongoUrl: mongo.url });
+
+  console.error(`[bench] ${CLIENTS} clients fetch at once`);
+  const t = { request: [], reencrypt: [], fetch: [], total: [] };
+  await Promise.all(clients.map(async (c) => {
+    const t0 = now();
+    const { events } = await sendAndWait(api, api.tx.proxyReencrypt.requestAccess(c.grant, c.patient.record), c.pair, 300_000);
+    const request = events.find(({ event }) => api.events.proxyReencrypt.AccessRequested.is(event)).event.data.request;
+    const t1 = now();
+    for (;;) {
+      const r = (await api.query.proxyReencrypt.requests(request)).unwrap();
+      if (r.status.isReady) break;
+      if (r.status.isExpired) throw new Error(`request ${request} expired`);
+      await new Promise((res) => setTimeout(res, 200));
+    }
+    const fragments = await api.call.proxyReencryptApi.fragments(request);
+    const capsule = (await api.query.proxyReencrypt.capsules(c.patient.record)).unwrap();
+    const dataKey = pre.openDataKey(c.keys, c.patient.keys,
+      { capsule: capsule.capsule.toHex(), ciphertext: capsule.ciphertext.toHex() }, fragments.map(([, f]) => f.toHex()));
+    const t2 = now();
+    const served = await fetchRecord(api, gateway.url, c.pair, c.patient.record);
+    if (!served.result) throw new Error(JSON.stringify(served.error));
+    const plain = await decryptRecord(dataKey, unhex(served.result.ciphertext));
+    if (!Buffer.from(plain).equals(original)) throw new Error('decrypted record differs');
+    const t3 = now();
+    t.request.push(t1 - t0);
+    t.reencrypt.push(t2 - t1);
+    t.fetch.push(t3 - t2);
+    t.total.push(t3 - t0);
+  }));
+  console.log(`record fetch latency, ${CLIENTS} concurrent clients, 64 KiB record, 2-of-2 proxies, 1 s dev blocks (debug node):`);
+  for (const [phase, xs] of Object.entries(t)) {
+    console.log(`  ${phase.padEnd(10)} p50 ${(pct(xs, 50) / 1000).toFixed(2)} s   p99 ${(pct(xs, 99) / 1000).toFixed(2)} s`);
+  }
+} finally {
+  if (gateway) gateway.stop();
+  await node.stop();
+  mongo.stop();
+  rmSync(dir, { recursive: true, force: true });
+}

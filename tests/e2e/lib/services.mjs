@@ -1,0 +1,75 @@
+// Off-chain services the end-to-end tests and benchmarks start beside a dev
+// node: a MongoDB wire-protocol server (SecantusDB, installed by
+// scripts/setup.sh) and an institution's record gateway (`medchain-record
+// serve`). Both are stopped by the caller with `.stop()`.
+import { spawn } from 'node:child_process';
+import { connect } from 'node:net';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { freePort } from './node.mjs';
+
+const ROOT = resolve(new URL('../../..', import.meta.url).pathname);
+const TARGET = process.env.CARGO_TARGET_DIR || join(homedir(), '.cache/medchain/target');
+/** The `medchain-record` binary in the shared target dir. */
+export const RECORD_CLI = join(TARGET, 'debug', 'medchain-record');
+/** SecantusDB's server script in the setup's virtualenv. */
+export const SECANTUSD = process.env.MEDCHAIN_SECANTUSD || join(homedir(), '.cache/medchain/venv/bin/secantusd-py');
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Starts SecantusDB in memory on a free port: { port, url, process, stop() }. */
+export async function startMongo() {
+  const port = await freePort();
+  const child = spawn(SECANTUSD, ['--host', '127.0.0.1', '--port', String(port), '--storage-path', ':memory:'],
+    { stdio: 'ignore' });
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise((res) => {
+      const s = connect(port, '127.0.0.1', () => { s.end(); res(true); });
+      s.on('error', () => res(false));
+    });
+    if (ok) {
+      return { port, url: `mongodb://127.0.0.1:${port}/?directConnection=true`, process: child,
+        stop: () => child.kill('SIGTERM') };
+    }
+    await sleep(200);
+  }
+  child.kill('SIGKILL');
+  throw new Error('SecantusDB did not start');
+}
+
+/** Starts `medchain-record serve` for institution `suri`: { port, url, stop() }. */
+export async function startGateway({ rpcPort, mongoUrl, suri = '//Alice', storeId = 'hospital-1' }) {
+  const port = await freePort();
+  const child = spawn(RECORD_CLI, ['serve', '--listen', `127.0.0.1:${port}`, '--suri', suri,
+    '--node', `127.0.0.1:${rpcPort}`, '--mongo', mongoUrl, '--store-id', storeId],
+  { stdio: ['ignore', 'ignore', 'inherit'] });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 100; i++) {
+    try {
+      await fetch(url, { method: 'POST', body: '{}' });
+      return { port, url, stop: () => child.kill('SIGTERM') };
+    } catch { await sleep(200); }
+  }
+  child.kill('SIGKILL');
+  throw new Error('gateway did not start');
+}
+
+/**
+ * Asks a gateway for a record as keyring pair `who`, signed for the best
+ * block of `api` (or `block`); returns the JSON-RPC response.
+ */
+export async function fetchRecord(api, gatewayUrl, who, record,
+  { purpose = 'Treatment', block, signer = who } = {}) {
+  const at = block ?? (await api.rpc.chain.getHeader()).number.toNumber();
+  const message = `medchain-ehr-get:${record}:${who.address}:${at}`;
+  const signature = '0x' + Buffer.from(signer.sign(new TextEncoder().encode(message))).toString('hex');
+  const res = await fetch(gatewayUrl, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ehr_getRecord',
+      params: { record, accessor: who.address, purpose, block: at, signature } }),
+  });
+  return res.json();
+}
+
+export { ROOT };

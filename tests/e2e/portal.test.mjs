@@ -1,0 +1,172 @@
+// The patient portal in headless Chromium (Debian's) against a dev node. A
+// test wallet is injected the way a browser extension injects itself
+// (window.injectedWeb3); it signs in Node with the patient's key, so every
+// transaction goes through @polkadot/extension-dapp exactly as with a real
+// wallet. The patient generates and registers an Umbral key, sees a record,
+// grants a doctor time-limited access, sees the doctor's request in the
+// access log and revokes. Screenshots: tests/artifacts/portal-*.png.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { Keyring } from '@polkadot/keyring';
+import { cryptoWaitReady } from '@polkadot/util-crypto';
+import { u8aToHex } from '@polkadot/util';
+import * as umbral from '@nucypher/umbral-pre';
+import { chromium } from 'playwright-core';
+import { startDevNode, sendAndWait, freePort } from './lib/node.mjs';
+import { makePre, hex, unhex } from '../../portal/lib/pre.mjs';
+import { servePortal } from '../../scripts/portal.mjs';
+
+const ROOT = join(dirname(new URL(import.meta.url).pathname), '../..');
+const ARTIFACTS = join(ROOT, 'tests/artifacts');
+const CHROMIUM = process.env.MEDCHAIN_CHROMIUM || '/usr/bin/chromium';
+const pre = makePre(umbral);
+
+let node;
+let portal;
+let browser;
+let page;
+let k;
+
+before(async () => {
+  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is installed by scripts/setup.sh`);
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await cryptoWaitReady();
+  const keyring = new Keyring({ type: 'sr25519' });
+  k = Object.fromEntries(['alice', 'bob', 'dave', 'eve']
+    .map((n) => [n, keyring.addFromUri(`//${n[0].toUpperCase()}${n.slice(1)}`)]));
+  node = await startDevNode({ name: 'portal' });
+  const { api } = node;
+  // Two proxy institutions: Alice (genesis) and Bob.
+  await sendAndWait(api, api.tx.reputation.applyForMembership('proxy', 'NursingHome',
+    { producer: false, validator: true, auditor: false }), k.bob);
+  await sendAndWait(api, api.tx.sudo.sudo(api.tx.reputation.approveInstitution(k.bob.address)), k.alice);
+  for (const n of ['alice', 'bob']) {
+    await sendAndWait(api, api.tx.proxyReencrypt.registerProxy(pre.newKeys().publicKey), k[n]);
+  }
+  portal = await servePortal({ port: await freePort() });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+  page = await browser.newPage({ viewport: { width: 1280, height: 1400 } });
+  page.on('pageerror', (e) => console.error('[page]', e.message));
+  // The test wallet: what an extension injects, with signing done in Node.
+  await page.exposeFunction('medchainTestSign', (payload) => {
+    const ext = api.registry.createType('ExtrinsicPayload', payload, { version: payload.version });
+    return ext.sign(k.dave).signature;
+  });
+  await page.addInitScript(({ address }) => {
+    let id = 0;
+    window.injectedWeb3 = {
+      'medchain-test-wallet': {
+        version: '1.0.0',
+        enable: async () => ({
+          accounts: {
+            get: async () => [{ address, name: 'Dave (patient)', type: 'sr25519' }],
+            subscribe: (cb) => { cb([{ address, name: 'Dave (patient)', type: 'sr25519' }]); return () => {}; },
+          },
+          signer: { signPayload: async (payload) => ({ id: ++id, signature: await window.medchainTestSign(payload) }) },
+        }),
+      },
+    };
+  }, { address: k.dave.address });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (portal) await portal.close();
+  if (node) await node.stop();
+});
+
+const rows = (table) => page.locator(`#${table} tbody tr`);
+
+test('a patient registers a key, grants, sees the access log and revokes in the browser', async () => {
+  const { api } = node;
+  await page.goto(`http://127.0.0.1:${portal.port}/?rpc=ws://127.0.0.1:${node.rpcPort}`);
+  await page.waitForSelector('text=Connect your wallet');
+  await page.click('#connect');
+  await page.waitForSelector('#status:has-text("Signed in as")');
+
+  // Generate the Umbral key in the browser and register it.
+  await page.click('#generate');
+  await page.waitForSelector('#key-state:has-text("Key in this browser")');
+  await page.click('#register');
+  await page.waitForSelector('#key-state:has-text("Registered on chain")');
+  const onChain = (await api.query.proxyReencrypt.keys(k.dave.address)).unwrap();
+  const inBrowser = await page.evaluate((a) => JSON.parse(localStorage.getItem(`medchain-umbral:${a}`)), k.dave.address);
+  assert.equal(onChain.publicKey.toHex(), inBrowser.publicKey, 'the registered key is the browser\'s');
+  assert.equal(onChain.verifyingKey.toHex(), inBrowser.verifyingKey);
+  await page.screenshot({ path: join(ARTIFACTS, 'portal-key.png'), fullPage: true });
+
+  // The hospital publishes a record whose data key is sealed to that key.
+  const [capsule, sealedKey] = umbral.encrypt(umbral.PublicKey.fromCompressedBytes(unhex(inBrowser.publicKey)),
+    new Uint8Array(32).fill(1));
+  const keyCapsule = { capsule: hex(capsule.toBytes()), ciphertext: hex(sealedKey) };
+  const { blake2AsHex } = await import('@polkadot/util-crypto');
+  const capsuleHash = blake2AsHex(new Uint8Array([...capsule.toBytes(), ...sealedKey]), 256);
+  const { events } = await sendAndWait(api, api.tx.ehrIndex.publishRecord(k.dave.address, 'LabResult',
+    { algorithm: 'Sm3', digest: u8aToHex(new Uint8Array(32).fill(3)) },
+    { storeId: 'hospital-1', collection: 'records', objectId: u8aToHex(new Uint8Array(12).fill(1)) },
+    1024, capsuleHash), k.alice);
+  const recordId = events.find(({ event }) => api.events.ehrIndex.RecordPublished.is(event)).event.data[0].toNumber();
+  await sendAndWait(api, api.tx.proxyReencrypt.attachCapsule(recordId, keyCapsule), k.alice);
+  // The doctor registers a key of their own.
+  const doctor = pre.newKeys();
+  await sendAndWait(api, api.tx.proxyReencrypt.registerKey(doctor.publicKey, doctor.verifyingKey), k.eve);
+
+  await page.evaluate(() => window.medchainPortal.refresh());
+  await page.waitForSelector(`#records tr[data-record="${recordId}"]:has-text("yes")`);
+
+  // Grant the doctor this record for 200 blocks, 2 of the 2 proxies.
+  await page.fill('#grantee', k.eve.address);
+  await page.selectOption('#scope', 'Record');
+  await page.fill('#scope-value', String(recordId));
+  await page.fill('#expires', '200');
+  await page.fill('#threshold', '2');
+  await page.click('#grant');
+  await page.waitForSelector('#status:has-text("Granted: grant")');
+  await page.waitForSelector('#grants tbody tr:has-text("live")');
+  const [[grantId, g]] = await api.call.proxyReencryptApi.patientGrants(k.dave.address);
+  assert.equal(g.grantee.toString(), k.eve.address);
+  assert.equal(g.scope.toString(), JSON.stringify({ record: recordId }));
+  assert.equal(g.threshold.toNumber(), 2);
+  assert.equal(g.proxies.length, 2);
+  assert.ok(g.expiresAt.isSome);
+  await page.screenshot({ path: join(ARTIFACTS, 'portal-grant.png'), fullPage: true });
+
+  // The doctor asks for the record: the patient sees it in the access log.
+  await sendAndWait(api, api.tx.proxyReencrypt.requestAccess(grantId, recordId), k.eve);
+  await page.evaluate(() => window.medchainPortal.refresh());
+  await page.waitForSelector(`#log tbody tr:has-text("${k.eve.address.slice(0, 6)}")`);
+  assert.equal(await rows('log').count(), 1);
+  await page.screenshot({ path: join(ARTIFACTS, 'portal-log.png'), fullPage: true });
+
+  // Revoke in the browser.
+  await page.click(`button[data-revoke="${grantId}"]`);
+  await page.waitForSelector('#status:has-text("Revoking grant")');
+  await page.waitForSelector(`#status:has-text("Revoking grant ${grantId}: done")`);
+  const revoked = (await api.query.proxyReencrypt.grants(grantId)).unwrap();
+  assert.ok(revoked.revokedAt.isSome, 'the grant is revoked on chain');
+  await page.evaluate(() => window.medchainPortal.refresh());
+  await page.waitForFunction(() => document.querySelectorAll('#grants tbody tr').length === 0);
+  await page.screenshot({ path: join(ARTIFACTS, 'portal-revoked.png'), fullPage: true });
+});
+
+test('a grant that cannot work is refused with a clear message and nothing is signed', async () => {
+  const { api } = node;
+  const before = (await api.query.proxyReencrypt.nextGrantId()).toNumber();
+  // Bob has no Umbral key registered as a grantee.
+  await page.fill('#grantee', k.bob.address);
+  await page.selectOption('#scope', 'All');
+  await page.click('#grant');
+  await page.waitForSelector('#status.error:has-text("no registered key")');
+  // Ask for more fragments than proxies: refused before anything is signed.
+  await page.fill('#grantee', k.eve.address);
+  await page.fill('#threshold', '3');
+  await page.click('#grant');
+  await page.waitForSelector('#status.error:has-text("Choose at least 3 proxies")');
+  assert.equal((await api.query.proxyReencrypt.nextGrantId()).toNumber(), before);
+});

@@ -1,0 +1,246 @@
+// Patient-controlled access end to end: a hospital stores a record whose data
+// key is sealed to the patient's Umbral key; the patient grants a doctor
+// access with 2-of-2 key fragments sealed to two proxy institutions; the
+// doctor requests the record; the dev node's offchain workers (the two
+// proxies) re-encrypt, the runtime verifies each fragment; the doctor opens
+// the data key and decrypts the real record fetched through the gateway.
+// After revocation and after expiry no fragment is accepted and the gateway
+// refuses. A proxy that submits a bad fragment loses credit.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync, existsSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Keyring } from '@polkadot/keyring';
+import { cryptoWaitReady } from '@polkadot/util-crypto';
+import { u8aToHex } from '@polkadot/util';
+import * as umbral from '@nucypher/umbral-pre';
+import { startDevNode, sendAndWait, waitForBlock } from './lib/node.mjs';
+import { startMongo, startGateway, fetchRecord as fetchRecordAs, RECORD_CLI as CLI, SECANTUSD } from './lib/services.mjs';
+import { makePre, decryptRecord, proxySecretStorageKey, unhex } from '../../portal/lib/pre.mjs';
+
+const pre = makePre(umbral);
+
+let node;
+let mongo;
+let gateway;
+let dir;
+let k;
+/** Umbral keys: patient (Dave), doctor (Eve), proxies Alice and Bob (in the node), Charlie (not). */
+const keys = {};
+let record;
+
+/** Asks the gateway for a record as `who`. */
+const fetchRecord = (who, recordId) => fetchRecordAs(node.api, gateway.url, who, recordId);
+
+/** Waits until `predicate()` holds, checking each second. */
+async function until(predicate, what, timeoutMs = 60_000) {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await predicate();
+    if (v) return v;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+const proxiesOf = (...names) => names.map((n) => ({ account: k[n].address, publicKey: keys[n].publicKey }));
+
+async function grant(scope, { expiresAt = null, proxies = ['alice', 'bob'], threshold = 2 } = {}) {
+  const { api } = node;
+  const fragments = pre.sealedFragments(keys.dave, keys.eve.publicKey, proxiesOf(...proxies), threshold);
+  const { events } = await sendAndWait(api, api.tx.proxyReencrypt.grantAccess(
+    k.eve.address, scope, 'Treatment', expiresAt, threshold, fragments, false), k.dave);
+  const ev = events.find(({ event }) => api.events.proxyReencrypt.AccessGranted.is(event));
+  return ev.event.data.grant.toNumber();
+}
+
+async function requestAccess(grantId, recordId) {
+  const { api } = node;
+  const { events } = await sendAndWait(api, api.tx.proxyReencrypt.requestAccess(grantId, recordId), k.eve);
+  const ev = events.find(({ event }) => api.events.proxyReencrypt.AccessRequested.is(event));
+  return ev.event.data.request.toNumber();
+}
+
+/** Revokes every grant of the patient so a test starts with none. */
+async function revokeAll() {
+  const { api } = node;
+  for (const [id] of await api.call.proxyReencryptApi.patientGrants(k.dave.address)) {
+    await sendAndWait(api, api.tx.proxyReencrypt.revokeGrant(id), k.dave);
+  }
+}
+
+before(async () => {
+  assert.ok(existsSync(CLI), `${CLI} is built by scripts/build.sh`);
+  assert.ok(existsSync(SECANTUSD), `${SECANTUSD} is installed by scripts/setup.sh`);
+  await cryptoWaitReady();
+  const keyring = new Keyring({ type: 'sr25519' });
+  k = Object.fromEntries(['alice', 'bob', 'charlie', 'dave', 'eve']
+    .map((n) => [n, keyring.addFromUri(`//${n[0].toUpperCase()}${n.slice(1)}`)]));
+  for (const n of Object.keys(k)) keys[n] = pre.newKeys();
+  dir = mkdtempSync(join(tmpdir(), 'medchain-pre-'));
+  mongo = await startMongo();
+  node = await startDevNode({ name: 'proxy-reencrypt' });
+  const { api } = node;
+
+  // Bob and Charlie join as institutions; Alice is one from genesis.
+  for (const who of [k.bob, k.charlie]) {
+    await sendAndWait(api, api.tx.reputation.applyForMembership('proxy', 'NursingHome',
+      { producer: false, validator: true, auditor: false }), who);
+  }
+  await sendAndWait(api, api.tx.sudo.sudo(api.tx.utility.batchAll([
+    api.tx.reputation.approveInstitution(k.bob.address),
+    api.tx.reputation.approveInstitution(k.charlie.address),
+  ])), k.alice);
+  // Proxies register their Umbral keys; Alice's and Bob's run in this node:
+  // their signing keys go in the keystore, their Umbral secrets in the
+  // node's local storage (never on chain).
+  for (const n of ['alice', 'bob', 'charlie']) {
+    await sendAndWait(api, api.tx.proxyReencrypt.registerProxy(keys[n].publicKey), k[n]);
+  }
+  for (const n of ['alice', 'bob']) {
+    await api.rpc.author.insertKey('prx0', `//${n[0].toUpperCase()}${n.slice(1)}`, u8aToHex(k[n].publicKey));
+    await api.rpc.offchain.localStorageSet('PERSISTENT', proxySecretStorageKey(keys[n].publicKey), keys[n].secretKey);
+  }
+  // The patient (Dave) and the doctor (Eve) register their keys.
+  for (const n of ['dave', 'eve']) {
+    await sendAndWait(api, api.tx.proxyReencrypt.registerKey(keys[n].publicKey, keys[n].verifyingKey), k[n]);
+  }
+
+  // Alice's hospital stores a record for Dave: the data key is sealed to
+  // Dave's Umbral key on the way.
+  const original = randomBytes(64 * 1024);
+  const file = join(dir, 'lab.bin');
+  writeFileSync(file, original);
+  const put = spawnSync(CLI, ['put', '--file', file, '--patient', k.dave.address, '--kind', 'LabResult',
+    '--suri', '//Alice', '--key-out', join(dir, 'lab.key'), '--node', `127.0.0.1:${node.rpcPort}`,
+    '--mongo', mongo.url, '--store-id', 'hospital-1'],
+  { encoding: 'utf8' });
+  assert.equal(put.status, 0, put.stderr);
+  const out = JSON.parse(put.stdout.trim().split('\n').pop());
+  assert.equal(out.capsule, true, 'the data key was sealed to the patient');
+  record = { id: out.record, original, keyFile: join(dir, 'lab.key') };
+  gateway = await startGateway({ rpcPort: node.rpcPort, mongoUrl: mongo.url });
+});
+
+after(async () => {
+  if (gateway) gateway.stop();
+  if (node) await node.stop();
+  if (mongo) mongo.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test('grant, request, two proxies re-encrypt, the doctor decrypts the real record', async () => {
+  const { api } = node;
+  // Before any grant the doctor is refused.
+  const early = await fetchRecord(k.eve, record.id);
+  assert.match(early.error.message, /may not read record/);
+
+  const g = await grant({ Record: record.id });
+  const grants = await api.call.proxyReencryptApi.patientGrants(k.dave.address);
+  assert.deepEqual(grants.map(([id]) => id.toNumber()), [g]);
+  const accessible = await api.call.proxyReencryptApi.accessibleRecords(k.eve.address);
+  assert.deepEqual(accessible.map(([r, gr]) => [r.toNumber(), gr.toNumber()]), [[record.id, g]]);
+
+  const r = await requestAccess(g, record.id);
+  // The node's offchain workers serve as proxies Alice and Bob.
+  const req = await until(async () => {
+    const q = (await api.query.proxyReencrypt.requests(r)).unwrap();
+    return q.status.toString() === 'Ready' ? q : null;
+  }, 'two verified fragments');
+  assert.equal(req.fragments.toNumber(), 2);
+  const fragments = await api.call.proxyReencryptApi.fragments(r);
+  assert.deepEqual(fragments.map(([who]) => who.toString()).sort(), [k.alice.address, k.bob.address].sort());
+  const credit = async (who) => (await api.call.reputationApi.credit(who.address)).unwrap().toNumber();
+  assert.ok(await credit(k.bob) > 600, 'serving a valid fragment earned credit');
+
+  // The doctor opens the data key from the chain alone ...
+  const capsule = (await api.query.proxyReencrypt.capsules(record.id)).unwrap();
+  const dataKey = pre.openDataKey(keys.eve, keys.dave,
+    { capsule: capsule.capsule.toHex(), ciphertext: capsule.ciphertext.toHex() },
+    fragments.map(([, f]) => f.toHex()));
+  assert.equal(u8aToHex(dataKey), readFileSync(record.keyFile, 'utf8').trim(), 'the hospital\'s data key');
+  // ... fetches the ciphertext through the gateway (the same grant is checked) ...
+  const served = await fetchRecord(k.eve, record.id);
+  assert.ok(served.result, JSON.stringify(served.error));
+  // ... and decrypts the real record.
+  const plain = await decryptRecord(dataKey, unhex(served.result.ciphertext));
+  assert.ok(Buffer.from(plain).equals(record.original), 'decrypted record equals the original');
+  const log = await api.call.proxyReencryptApi.accessLog(record.id);
+  assert.deepEqual(log.map(([id]) => id.toNumber()), [r], 'the request is in the record\'s access log');
+});
+
+test('after revocation no fragment is accepted and the gateway refuses', async () => {
+  const { api } = node;
+  await revokeAll();
+  // Charlie's secret is not in the node, so this request stays open with one
+  // fragment (Alice's) until the patient revokes.
+  const g = await grant('All', { proxies: ['alice', 'charlie'], threshold: 2 });
+  const r = await requestAccess(g, record.id);
+  await until(async () => (await api.query.proxyReencrypt.requests(r)).unwrap().fragments.toNumber() === 1,
+    'Alice\'s fragment');
+  assert.ok((await fetchRecord(k.eve, record.id)).result, 'readable while the grant holds');
+  // Charlie computes a perfectly valid fragment from its sealed key fragment ...
+  const capsule = (await api.query.proxyReencrypt.capsules(record.id)).unwrap();
+  const kc = { capsule: capsule.capsule.toHex(), ciphertext: capsule.ciphertext.toHex() };
+  const sealed = (await api.query.proxyReencrypt.sealedFragments(g, k.charlie.address)).unwrap();
+  const valid = pre.proxyFragment(keys.charlie.secretKey,
+    { capsule: sealed.capsule.toHex(), ciphertext: sealed.ciphertext.toHex() }, keys.dave, keys.eve.publicKey, kc);
+  await sendAndWait(api, api.tx.proxyReencrypt.revokeGrant(g), k.dave);
+  assert.match((await fetchRecord(k.eve, record.id)).error.message, /may not read record/);
+
+  // ... which is refused once the patient revoked.
+  await assert.rejects(sendAndWait(api, api.tx.proxyReencrypt.submitFragment(r, valid), k.charlie),
+    /proxyReencrypt\.GrantNotLive/);
+  await assert.rejects(sendAndWait(api, api.tx.proxyReencrypt.requestAccess(g, record.id), k.eve),
+    /proxyReencrypt\.GrantNotLive/);
+  // Zero fragments accepted after revocation, even with blocks passing.
+  const best = (await api.rpc.chain.getHeader()).number.toNumber();
+  await waitForBlock(api, best + 3);
+  assert.equal((await api.query.proxyReencrypt.requests(r)).unwrap().fragments.toNumber(), 1);
+  assert.equal((await api.query.proxyReencrypt.sealedFragments.entries(g)).length, 0);
+});
+
+test('after expiry no fragment is accepted and the gateway refuses', async () => {
+  const { api } = node;
+  await revokeAll();
+  assert.match((await fetchRecord(k.eve, record.id)).error.message, /may not read record/);
+  const now = (await api.rpc.chain.getHeader()).number.toNumber();
+  const expiresAt = now + 12;
+  const g = await grant({ Kind: 'LabResult' }, { expiresAt, proxies: ['alice', 'charlie'], threshold: 2 });
+  const r = await requestAccess(g, record.id);
+  assert.ok((await fetchRecord(k.eve, record.id)).result, 'readable before expiry');
+  await waitForBlock(api, expiresAt);
+  const capsule = (await api.query.proxyReencrypt.capsules(record.id)).unwrap();
+  const kc = { capsule: capsule.capsule.toHex(), ciphertext: capsule.ciphertext.toHex() };
+  const sealed = (await api.query.proxyReencrypt.sealedFragments(g, k.charlie.address)).unwrap();
+  const valid = pre.proxyFragment(keys.charlie.secretKey,
+    { capsule: sealed.capsule.toHex(), ciphertext: sealed.ciphertext.toHex() }, keys.dave, keys.eve.publicKey, kc);
+  await assert.rejects(sendAndWait(api, api.tx.proxyReencrypt.submitFragment(r, valid), k.charlie),
+    /proxyReencrypt\.GrantNotLive/);
+  await assert.rejects(sendAndWait(api, api.tx.proxyReencrypt.requestAccess(g, record.id), k.eve),
+    /proxyReencrypt\.GrantNotLive/);
+  assert.match((await fetchRecord(k.eve, record.id)).error.message, /may not read record/);
+  assert.ok((await api.query.proxyReencrypt.requests(r)).unwrap().fragments.toNumber() <= 1,
+    'only the fragment served before expiry, if any');
+});
+
+test('a proxy that submits a bad fragment loses credit', async () => {
+  const { api } = node;
+  const g = await grant('All', { proxies: ['charlie', 'alice'], threshold: 2 });
+  const r = await requestAccess(g, record.id);
+  const before = (await api.call.reputationApi.credit(k.charlie.address)).unwrap().toNumber();
+  // A fragment re-encrypted for someone else (Charlie's own key) does not verify.
+  const capsule = (await api.query.proxyReencrypt.capsules(record.id)).unwrap();
+  const kc = { capsule: capsule.capsule.toHex(), ciphertext: capsule.ciphertext.toHex() };
+  const wrongSealed = pre.sealedFragments(keys.dave, keys.charlie.publicKey, proxiesOf('charlie'), 1)[0][1];
+  const wrong = pre.proxyFragment(keys.charlie.secretKey, wrongSealed, keys.dave, keys.charlie.publicKey, kc);
+  const { events } = await sendAndWait(api, api.tx.proxyReencrypt.submitFragment(r, wrong), k.charlie);
+  assert.ok(events.some(({ event }) => api.events.proxyReencrypt.FragmentRejected.is(event)));
+  const after = (await api.call.reputationApi.credit(k.charlie.address)).unwrap().toNumber();
+  assert.ok(after < before, `credit fell from ${before} to ${after}`);
+  await assert.rejects(sendAndWait(api, api.tx.proxyReencrypt.submitFragment(r, wrong), k.charlie),
+    /proxyReencrypt\.AlreadySubmitted/);
+});

@@ -60,10 +60,10 @@ try {
   await sendAndWait(api, api.tx.sudo.sudo(api.tx.reputation.approveInstitution(bob.address)), alice);
   const proxies = [];
   for (const [who, uri] of [[alice, '//Alice'], [bob, '//Bob']]) {
-    const keys = pre.newKeys();
+    const keys = pre.newProxyKeys();
     await sendAndWait(api, api.tx.proxyReencrypt.registerProxy(keys.publicKey), who);
     await api.rpc.author.insertKey('prx0', uri, u8aToHex(who.publicKey));
-    await api.rpc.offchain.localStorageSet('PERSISTENT', proxySecretStorageKey(keys.publicKey), keys.secretKey);
+    await api.rpc.offchain.localStorageSet('PERSISTENT', proxySecretStorageKey(keys.publicKey), keys.seed);
     proxies.push({ account: who.address, publicKey: keys.publicKey });
   }
   // Patients (MaxGrantsPerAccount limits grants per patient) and clients.

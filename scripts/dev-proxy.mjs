@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Makes the dev node's //Alice a working re-encryption proxy: inserts her
-// `prx0` signing key into the node's keystore, puts her Umbral secret key in
-// the node's local (offchain) storage and registers the public key on chain.
+// `prx0` signing key into the node's keystore, puts the seed of her Umbral key
+// in the node's local (offchain) storage and registers the public key on chain.
 // The Umbral key is kept in ~/.cache/medchain/dev-proxy-alice.json so a
 // persistent dev chain keeps working across restarts.
 //
@@ -14,7 +14,7 @@ import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { u8aToHex } from '@polkadot/util';
 import * as umbral from '@nucypher/umbral-pre';
-import { makePre, proxySecretStorageKey } from '../portal/lib/pre.mjs';
+import { makePre, proxySecretStorageKey, unhex } from '../portal/lib/pre.mjs';
 
 const url = process.argv[2] || 'ws://127.0.0.1:9944';
 const file = join(homedir(), '.cache/medchain/dev-proxy-alice.json');
@@ -23,12 +23,13 @@ const pre = makePre(umbral);
 await cryptoWaitReady();
 const alice = new Keyring({ type: 'sr25519' }).addFromUri('//Alice');
 mkdirSync(join(homedir(), '.cache/medchain'), { recursive: true });
-const keys = existsSync(file) ? pre.importKeys(JSON.parse(readFileSync(file, 'utf8'))) : pre.newKeys();
+const keys = existsSync(file)
+  ? pre.newProxyKeys(unhex(JSON.parse(readFileSync(file, 'utf8')).seed)) : pre.newProxyKeys();
 writeFileSync(file, JSON.stringify(keys, null, 2), { mode: 0o600 });
 
 const api = await ApiPromise.create({ provider: new WsProvider(url), noInitWarn: true });
 await api.rpc.author.insertKey('prx0', '//Alice', u8aToHex(alice.publicKey));
-await api.rpc.offchain.localStorageSet('PERSISTENT', proxySecretStorageKey(keys.publicKey), keys.secretKey);
+await api.rpc.offchain.localStorageSet('PERSISTENT', proxySecretStorageKey(keys.publicKey), keys.seed);
 const registered = (await api.query.proxyReencrypt.proxies(alice.address)).unwrapOr(null);
 if (registered?.toHex() !== keys.publicKey) {
   await new Promise((resolve, reject) => {

@@ -19,6 +19,16 @@ export function makePre(umbral) {
     return exportKeys(umbral.SecretKey.random(), umbral.SecretKey.random());
   }
 
+  /**
+   * A proxy's keys: a 32-byte seed (what its node keeps in local storage)
+   * and the key derived from it as the runtime derives it
+   * (`medchain_umbral::proxy_secret_key`).
+   */
+  function newProxyKeys(seed = globalThis.crypto.getRandomValues(new Uint8Array(32))) {
+    const sk = umbral.SecretKeyFactory.fromSecureRandomness(seed).makeKey(new TextEncoder().encode('medchain/proxy'));
+    return { seed: hex(seed), secretKey: hex(sk.toBEBytes()), publicKey: hex(sk.publicKey().toCompressedBytes()) };
+  }
+
   /** Keys as hex, for storage or export. */
   function exportKeys(secret, signing) {
     return {
@@ -85,7 +95,7 @@ export function makePre(umbral) {
     return hex(umbral.reencrypt(umbral.Capsule.fromBytes(unhex(keyCapsule.capsule)), kfrag).toBytes());
   }
 
-  return { newKeys, importKeys, sealedFragments, openDataKey, proxyFragment };
+  return { newKeys, newProxyKeys, importKeys, sealedFragments, openDataKey, proxyFragment };
 }
 
 /** Decrypts a record's ciphertext (nonce ‖ ciphertext ‖ tag, AES-256-GCM) with Web Crypto. */
@@ -95,7 +105,7 @@ export async function decryptRecord(dataKey, ciphertext, subtle = globalThis.cry
   return new Uint8Array(plain);
 }
 
-/** The node-local storage key under which a proxy's secret key is kept. */
+/** The node-local storage key under which a proxy's key seed is kept. */
 export function proxySecretStorageKey(proxyPublicKey) {
   return hex(new TextEncoder().encode('medchain/pre/secret/')) + proxyPublicKey.slice(2);
 }

@@ -43,7 +43,7 @@ before(async () => {
     { producer: false, validator: true, auditor: false }), k.bob);
   await sendAndWait(api, api.tx.sudo.sudo(api.tx.reputation.approveInstitution(k.bob.address)), k.alice);
   for (const n of ['alice', 'bob']) {
-    await sendAndWait(api, api.tx.proxyReencrypt.registerProxy(pre.newKeys().publicKey), k[n]);
+    await sendAndWait(api, api.tx.proxyReencrypt.registerProxy(pre.newProxyKeys().publicKey), k[n]);
   }
   portal = await servePortal({ port: await freePort() });
   browser = await chromium.launch({

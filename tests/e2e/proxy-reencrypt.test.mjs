@@ -79,7 +79,8 @@ before(async () => {
   const keyring = new Keyring({ type: 'sr25519' });
   k = Object.fromEntries(['alice', 'bob', 'charlie', 'dave', 'eve']
     .map((n) => [n, keyring.addFromUri(`//${n[0].toUpperCase()}${n.slice(1)}`)]));
-  for (const n of Object.keys(k)) keys[n] = pre.newKeys();
+  for (const n of ['dave', 'eve']) keys[n] = pre.newKeys();
+  for (const n of ['alice', 'bob', 'charlie']) keys[n] = pre.newProxyKeys();
   dir = mkdtempSync(join(tmpdir(), 'medchain-pre-'));
   mongo = await startMongo();
   node = await startDevNode({ name: 'proxy-reencrypt' });
@@ -95,14 +96,14 @@ before(async () => {
     api.tx.reputation.approveInstitution(k.charlie.address),
   ])), k.alice);
   // Proxies register their Umbral keys; Alice's and Bob's run in this node:
-  // their signing keys go in the keystore, their Umbral secrets in the
-  // node's local storage (never on chain).
+  // their signing keys go in the keystore, the seeds of their Umbral keys in
+  // the node's local storage (never on chain).
   for (const n of ['alice', 'bob', 'charlie']) {
     await sendAndWait(api, api.tx.proxyReencrypt.registerProxy(keys[n].publicKey), k[n]);
   }
   for (const n of ['alice', 'bob']) {
     await api.rpc.author.insertKey('prx0', `//${n[0].toUpperCase()}${n.slice(1)}`, u8aToHex(k[n].publicKey));
-    await api.rpc.offchain.localStorageSet('PERSISTENT', proxySecretStorageKey(keys[n].publicKey), keys[n].secretKey);
+    await api.rpc.offchain.localStorageSet('PERSISTENT', proxySecretStorageKey(keys[n].publicKey), keys[n].seed);
   }
   // The patient (Dave) and the doctor (Eve) register their keys.
   for (const n of ['dave', 'eve']) {

@@ -69,8 +69,9 @@ pub const KEY_TYPE: KeyTypeId = KeyTypeId(*b"prx0");
 pub const LOG_TARGET: &str = "runtime::proxy-reencrypt";
 
 /// Prefix of the node-local (offchain persistent storage) key under which a
-/// proxy's Umbral secret key is kept: the prefix followed by the proxy's
-/// 33-byte public key. Set it with the node's `offchain_localStorageSet` RPC.
+/// proxy's 32-byte Umbral key seed is kept: the prefix followed by the
+/// proxy's 33-byte public key. Set it with the node's
+/// `offchain_localStorageSet` RPC; the key is `medchain_umbral::proxy_secret_key(seed)`.
 pub const PROXY_SECRET_PREFIX: &[u8] = b"medchain/pre/secret/";
 
 /// Proxy signing keys: sr25519, key type [`KEY_TYPE`].

@@ -174,6 +174,8 @@ pub fn erase_record(id: u64) {
 
 /// An account's Umbral key pair and signer.
 pub struct Party {
+	/// Seed the secret key is derived from (as proxies keep it).
+	pub seed: [u8; 32],
 	/// Secret key.
 	pub sk: SecretKey,
 	/// Public key.
@@ -185,8 +187,10 @@ pub struct Party {
 impl Party {
 	/// A fresh party.
 	pub fn new() -> Self {
-		let sk = SecretKey::random();
-		Party { pk: sk.public_key(), sk, signer: Signer::new(SecretKey::random()) }
+		let mut seed = [0u8; 32];
+		rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
+		let sk = medchain_umbral::proxy_secret_key(&seed).expect("32-byte seed");
+		Party { seed, pk: sk.public_key(), sk, signer: Signer::new(SecretKey::random()) }
 	}
 	/// Its public key bytes.
 	pub fn public(&self) -> UmbralPublicKey {

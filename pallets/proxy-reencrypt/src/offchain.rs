@@ -2,9 +2,10 @@
 //! requests with the node's proxy keys.
 //!
 //! For each proxy account in the keystore (key type [`crate::KEY_TYPE`]) that
-//! is a registered proxy and whose Umbral secret key is in the node's
+//! is a registered proxy and whose Umbral key seed is in the node's
 //! persistent offchain storage (under [`crate::PROXY_SECRET_PREFIX`] followed
-//! by its public key), and for each open request of a live grant naming that
+//! by its public key; the secret key is derived with
+//! `medchain_umbral::proxy_secret_key`), and for each open request of a live grant naming that
 //! proxy, the worker opens the proxy's sealed key fragment, verifies it
 //! against the patient's keys, re-encrypts the record's capsule and submits
 //! the capsule fragment in a signed transaction. The secret key and the key
@@ -68,8 +69,8 @@ impl<T: Config> Pallet<T> {
 				let account = public.clone().into_account();
 				let umbral_public = Proxies::<T>::get(&account)?;
 				let storage_key = [PROXY_SECRET_PREFIX, &umbral_public[..]].concat();
-				let bytes = StorageValueRef::persistent(&storage_key).get::<[u8; 32]>().ok().flatten()?;
-				let secret = medchain_umbral::secret_key(&bytes).ok()?;
+				let seed = StorageValueRef::persistent(&storage_key).get::<[u8; 32]>().ok().flatten()?;
+				let secret = medchain_umbral::proxy_secret_key(&seed).ok()?;
 				// A stale secret (the proxy key was rotated) is not used.
 				(medchain_umbral::public_key_bytes(&secret.public_key()) == umbral_public)
 					.then_some((public, account, secret))

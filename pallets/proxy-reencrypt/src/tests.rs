@@ -168,7 +168,7 @@ fn request(grant: GrantId) -> RequestId {
 fn keys_are_registered_once_and_checked() {
 	new_test_ext(|_| {
 		let p = Party::new();
-		assert_noop!(Pre::register_key(origin(PATIENT), [2u8; 33], p.verifying()), Error::<Test>::BadPublicKey);
+		assert_noop!(Pre::register_key(origin(PATIENT), [0u8; 33], p.verifying()), Error::<Test>::BadPublicKey);
 		assert_noop!(Pre::register_key(origin(PATIENT), p.public(), [9u8; 33]), Error::<Test>::BadPublicKey);
 		assert_ok!(Pre::register_key(origin(PATIENT), p.public(), p.verifying()));
 		assert_eq!(Keys::<Test>::get(PATIENT).unwrap().public_key, p.public());
@@ -537,8 +537,7 @@ fn drain_pool(h: &OffchainHandles) -> Vec<(AccountId, RuntimeCall)> {
 
 fn store_secret(h: &OffchainHandles, p: &Party) {
 	let key = [PROXY_SECRET_PREFIX, &p.public()[..]].concat();
-	let secret = medchain_umbral::secret_key_bytes(&p.sk);
-	h.offchain.write().persistent_storage.set(b"", &key, &secret);
+	h.offchain.write().persistent_storage.set(b"", &key, &p.seed);
 }
 
 #[test]
@@ -555,7 +554,7 @@ fn the_offchain_proxy_serves_requests_once_and_only_live_ones() {
 		// A secret that does not match the registered key is not used.
 		let stale = Party::new();
 		let key = [PROXY_SECRET_PREFIX, &w.proxies[1].public()[..]].concat();
-		h.offchain.write().persistent_storage.set(b"", &key, &medchain_umbral::secret_key_bytes(&stale.sk));
+		h.offchain.write().persistent_storage.set(b"", &key, &stale.seed);
 		Pre::offchain_worker(1);
 		let sent = drain_pool(h);
 		assert_eq!(sent.iter().map(|(who, _)| *who).collect::<Vec<_>>(), vec![PROXIES[0]]);

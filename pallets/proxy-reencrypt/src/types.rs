@@ -51,7 +51,7 @@ impl KeyCapsule {
 	pub fn hash(&self) -> H256 {
 		let mut data = self.capsule.to_vec();
 		data.extend_from_slice(&self.ciphertext);
-		H256(sp_core::hashing::blake2_256(&data))
+		H256(sp_io::hashing::blake2_256(&data))
 	}
 }
 

@@ -33,8 +33,8 @@ pub use umbral_pre::{
 
 /// Length of a compressed public key.
 pub const PUBLIC_KEY_LEN: usize = 33;
-/// Length of a secret key.
-pub const SECRET_KEY_LEN: usize = 32;
+/// Length of a key seed.
+pub const SEED_LEN: usize = 32;
 
 /// What went wrong with Umbral material.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -63,25 +63,25 @@ pub fn public_key(bytes: &[u8]) -> Result<PublicKey, Error> {
 	PublicKey::try_from_compressed_bytes(bytes).map_err(|_| Error::BadPublicKey)
 }
 
-/// Parses a 32-byte big-endian secret key.
-pub fn secret_key(bytes: &[u8]) -> Result<SecretKey, Error> {
-	if bytes.len() != SECRET_KEY_LEN {
+/// Label under which a proxy's secret key is derived from its seed.
+pub const PROXY_KEY_LABEL: &[u8] = b"medchain/proxy";
+
+/// A proxy's secret key, derived from its 32-byte seed (what the node keeps)
+/// with Umbral's key factory and [`PROXY_KEY_LABEL`]; browsers and tools get
+/// the same key with `SecretKeyFactory.fromSecureRandomness(seed).makeKey(label)`.
+pub fn proxy_secret_key(seed: &[u8]) -> Result<SecretKey, Error> {
+	if seed.len() != SEED_LEN {
 		return Err(Error::BadSecretKey);
 	}
-	SecretKey::try_from_be_bytes(bytes).map_err(|_| Error::BadSecretKey)
+	umbral_pre::SecretKeyFactory::from_secure_randomness(seed)
+		.map(|f| f.make_key(PROXY_KEY_LABEL))
+		.map_err(|_| Error::BadSecretKey)
 }
 
 /// The compressed bytes of a public key.
 pub fn public_key_bytes(pk: &PublicKey) -> [u8; PUBLIC_KEY_LEN] {
 	let mut out = [0u8; PUBLIC_KEY_LEN];
 	out.copy_from_slice(&pk.to_compressed_bytes());
-	out
-}
-
-/// The big-endian bytes of a secret key.
-pub fn secret_key_bytes(sk: &SecretKey) -> [u8; SECRET_KEY_LEN] {
-	let mut out = [0u8; SECRET_KEY_LEN];
-	out.copy_from_slice(sk.to_be_bytes().as_secret());
 	out
 }
 
@@ -343,7 +343,15 @@ mod tests {
 		assert_eq!(super::capsule_frag(&[0xc3]), Err(Error::Malformed));
 		assert_eq!(public_key(&[2u8; 32]), Err(Error::BadPublicKey));
 		assert_eq!(public_key(&[7u8; 33]), Err(Error::BadPublicKey));
-		assert_eq!(secret_key(&[0u8; 32]), Err(Error::BadSecretKey));
+		assert_eq!(proxy_secret_key(&[1u8; 31]).err(), Some(Error::BadSecretKey));
+		let a = proxy_secret_key(&[1u8; 32]).unwrap().public_key();
+		assert_eq!(a, proxy_secret_key(&[1u8; 32]).unwrap().public_key(), "derivation is deterministic");
+		assert_ne!(a, proxy_secret_key(&[2u8; 32]).unwrap().public_key());
+		// What `@nucypher/umbral-pre` 0.10 derives in the browser for the same
+		// seed (`SecretKeyFactory.fromSecureRandomness(seed).makeKey(label)`).
+		let browser = "03994cc005b2d5ab0422e11b5d7a1e3c6806e0e41b7b22cc22dc46c96d80410e22";
+		let ours: String = public_key_bytes(&a).iter().map(|b| format!("{b:02x}")).collect();
+		assert_eq!(ours, browser);
 		assert_eq!(public_key(&public_key_bytes(&patient.pk)), Ok(patient.pk));
 	}
 

@@ -24,6 +24,8 @@ function status(text, error = false) {
 }
 
 const short = (a) => `${a.slice(0, 6)}…${a.slice(-6)}`;
+const scopeText = (scope) => (scope.isRecord ? `record ${scope.asRecord.toString()}`
+  : scope.isKind ? `every ${scope.asKind.toString()}` : 'all records');
 const storedKeys = () => JSON.parse(localStorage.getItem(`medchain-umbral:${account}`) || 'null');
 
 /** Loads the Umbral Wasm module served beside the page. */
@@ -91,7 +93,7 @@ async function showKeys() {
   if (onChain) {
     const same = local && onChain.publicKey.toHex() === local.publicKey;
     text += same ? ' Registered on chain.' : ' A different key is registered on chain: import it.';
-  } else text += ' Not registered on chain.';
+  } else text += ' Not on chain yet: register it.';
   $('key-state').textContent = text;
   $('register').disabled = !local || !!onChain;
   $('generate').disabled = !!local;
@@ -133,7 +135,7 @@ async function showGrants() {
     const live = expires === null || best < expires;
     const tr = body.insertRow();
     tr.dataset.grant = id.toString();
-    for (const v of [id.toString(), short(g.grantee.toString()), g.scope.toString(), g.purpose.toString(),
+    for (const v of [id.toString(), short(g.grantee.toString()), scopeText(g.scope), g.purpose.toString(),
       expires === null ? 'never' : `block ${expires}`, live ? 'live' : 'expired']) tr.insertCell().textContent = v;
     const b = document.createElement('button');
     b.textContent = 'Revoke';

@@ -721,26 +721,19 @@ pub mod pallet {
 			Ok(request)
 		}
 
+		/// The parsed keys of a grant's delegation (patient → grantee).
+		pub(crate) fn delegation_keys(g: &Grant<T>) -> Option<medchain_umbral::DelegationKeys> {
+			let patient = Keys::<T>::get(&g.patient)?;
+			let grantee = Keys::<T>::get(&g.grantee)?;
+			medchain_umbral::DelegationKeys::parse(&patient.verifying_key, &patient.public_key, &grantee.public_key).ok()
+		}
+
 		/// Whether a capsule fragment verifies for the grant's delegation.
 		fn fragment_verifies(g: &Grant<T>, capsule: &KeyCapsule, fragment: &[u8]) -> bool {
-			let (Some(patient), Some(grantee)) = (Keys::<T>::get(&g.patient), Keys::<T>::get(&g.grantee)) else {
+			let (Some(keys), Ok(capsule)) = (Self::delegation_keys(g), medchain_umbral::capsule(&capsule.capsule)) else {
 				return false;
 			};
-			let parsed = (
-				medchain_umbral::public_key(&patient.verifying_key),
-				medchain_umbral::public_key(&patient.public_key),
-				medchain_umbral::public_key(&grantee.public_key),
-				medchain_umbral::capsule(&capsule.capsule),
-			);
-			let (Ok(verifying_key), Ok(delegating_key), Ok(receiving_key), Ok(capsule)) = parsed else {
-				return false;
-			};
-			let keys = medchain_umbral::Delegation {
-				verifying_key: &verifying_key,
-				delegating_key: &delegating_key,
-				receiving_key: &receiving_key,
-			};
-			medchain_umbral::verify_cfrag(&capsule, fragment, &keys).is_ok()
+			medchain_umbral::verify_cfrag(&capsule, fragment, &keys.delegation()).is_ok()
 		}
 
 		/// Takes a request off the open list and its deadline.

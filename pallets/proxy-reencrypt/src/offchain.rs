@@ -101,17 +101,8 @@ impl<T: Config> Pallet<T> {
 	) -> Result<BoundedVec<u8, T::MaxCapsuleFragmentLen>, &'static str> {
 		let sealed = SealedFragments::<T>::get(req.grant, proxy).ok_or("no sealed fragment")?;
 		let capsule = Capsules::<T>::get(req.record).ok_or("record has no capsule")?;
-		let patient = Keys::<T>::get(&g.patient).ok_or("patient has no keys")?;
-		let grantee = Keys::<T>::get(&g.grantee).ok_or("grantee has no keys")?;
-		let verifying_key = medchain_umbral::public_key(&patient.verifying_key).map_err(|_| "bad key")?;
-		let delegating_key = medchain_umbral::public_key(&patient.public_key).map_err(|_| "bad key")?;
-		let receiving_key = medchain_umbral::public_key(&grantee.public_key).map_err(|_| "bad key")?;
-		let keys = medchain_umbral::Delegation {
-			verifying_key: &verifying_key,
-			delegating_key: &delegating_key,
-			receiving_key: &receiving_key,
-		};
-		let kfrag = medchain_umbral::open_kfrag(secret, &sealed.capsule, &sealed.ciphertext, &keys)
+		let keys = Self::delegation_keys(g).ok_or("the patient or grantee has no valid keys")?;
+		let kfrag = medchain_umbral::open_kfrag(secret, &sealed.capsule, &sealed.ciphertext, &keys.delegation())
 			.map_err(|_| "sealed fragment does not open or verify")?;
 		let capsule = medchain_umbral::capsule(&capsule.capsule).map_err(|_| "malformed capsule")?;
 		let seed = sp_io::offchain::random_seed();

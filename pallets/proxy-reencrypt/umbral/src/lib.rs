@@ -110,6 +110,37 @@ pub struct Delegation<'a> {
 	pub receiving_key: &'a PublicKey,
 }
 
+/// The three public keys of a delegation, parsed and owned.
+pub struct DelegationKeys {
+	/// The patient's verifying key.
+	pub verifying_key: PublicKey,
+	/// The patient's public key.
+	pub delegating_key: PublicKey,
+	/// The grantee's public key.
+	pub receiving_key: PublicKey,
+}
+
+impl DelegationKeys {
+	/// Parses the patient's verifying and public keys and the grantee's
+	/// public key (33-byte compressed points each).
+	pub fn parse(verifying: &[u8], delegating: &[u8], receiving: &[u8]) -> Result<Self, Error> {
+		Ok(DelegationKeys {
+			verifying_key: public_key(verifying)?,
+			delegating_key: public_key(delegating)?,
+			receiving_key: public_key(receiving)?,
+		})
+	}
+
+	/// The keys as a [`Delegation`].
+	pub fn delegation(&self) -> Delegation<'_> {
+		Delegation {
+			verifying_key: &self.verifying_key,
+			delegating_key: &self.delegating_key,
+			receiving_key: &self.receiving_key,
+		}
+	}
+}
+
 /// Verifies a capsule fragment (wire format) against the capsule and the
 /// delegation: it was re-encrypted from this capsule with a key fragment the
 /// patient signed for this grantee. Returns the verified fragment.

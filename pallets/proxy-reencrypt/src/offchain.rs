@@ -5,9 +5,11 @@
 //! is a registered proxy and whose Umbral key seed is in the node's
 //! persistent offchain storage (under [`crate::PROXY_SECRET_PREFIX`] followed
 //! by its public key; the secret key is derived with
-//! `medchain_umbral::proxy_secret_key`), and for each open request of a live grant naming that
-//! proxy, the worker opens the proxy's sealed key fragment, verifies it
-//! against the patient's keys, re-encrypts the record's capsule and submits
+//! `medchain_umbral::proxy_secret_key`), and for each open request of a live
+//! grant naming that proxy, the worker opens the proxy's sealed key fragment
+//! and verifies it against the patient's keys (once per grant: the opened
+//! fragment is kept in the node's offchain storage), re-encrypts the
+//! record's capsule and submits
 //! the capsule fragment in a signed transaction. The secret key and the key
 //! fragment never leave the node. A persistent marker per (request, proxy)
 //! prevents a second submission across blocks and restarts; it is retried
@@ -99,15 +101,37 @@ impl<T: Config> Pallet<T> {
 		proxy: &T::AccountId,
 		secret: &medchain_umbral::SecretKey,
 	) -> Result<BoundedVec<u8, T::MaxCapsuleFragmentLen>, &'static str> {
-		let sealed = SealedFragments::<T>::get(req.grant, proxy).ok_or("no sealed fragment")?;
 		let capsule = Capsules::<T>::get(req.record).ok_or("record has no capsule")?;
-		let keys = Self::delegation_keys(g).ok_or("the patient or grantee has no valid keys")?;
-		let kfrag = medchain_umbral::open_kfrag(secret, &sealed.capsule, &sealed.ciphertext, &keys.delegation())
-			.map_err(|_| "sealed fragment does not open or verify")?;
+		let kfrag = Self::opened_kfrag(req.grant, g, proxy, secret)?;
 		let capsule = medchain_umbral::capsule(&capsule.capsule).map_err(|_| "malformed capsule")?;
 		let seed = sp_io::offchain::random_seed();
 		let fragment = medchain_umbral::reencrypt(seed, &capsule, kfrag).map_err(|_| "re-encryption failed")?;
 		BoundedVec::try_from(fragment).map_err(|_| "fragment too long")
+	}
+
+	/// The proxy's key fragment of a grant, opened and verified once and then
+	/// kept in this node's persistent offchain storage (where the proxy's
+	/// seed already is), so each further request costs one re-encryption.
+	fn opened_kfrag(
+		grant: GrantId,
+		g: &Grant<T>,
+		proxy: &T::AccountId,
+		secret: &medchain_umbral::SecretKey,
+	) -> Result<medchain_umbral::VerifiedKeyFrag, &'static str> {
+		let key = (b"medchain/pre/kfrag", grant, proxy).encode();
+		let cache = StorageValueRef::persistent(&key);
+		if let Some(kfrag) = cache.get::<Vec<u8>>().ok().flatten().and_then(|b| medchain_umbral::key_frag(&b).ok()) {
+			// Verified before it was stored; only this node writes it.
+			return Ok(kfrag.skip_verification());
+		}
+		let sealed = SealedFragments::<T>::get(grant, proxy).ok_or("no sealed fragment")?;
+		let keys = Self::delegation_keys(g).ok_or("the patient or grantee has no valid keys")?;
+		let kfrag = medchain_umbral::open_kfrag(secret, &sealed.capsule, &sealed.ciphertext, &keys.delegation())
+			.map_err(|_| "sealed fragment does not open or verify")?;
+		if let Ok(bytes) = medchain_umbral::to_bytes(&kfrag) {
+			cache.set(&bytes);
+		}
+		Ok(kfrag)
 	}
 
 	fn submit(public: T::Public, request: RequestId, fragment: BoundedVec<u8, T::MaxCapsuleFragmentLen>) {

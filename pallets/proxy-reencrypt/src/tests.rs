@@ -573,10 +573,22 @@ fn the_offchain_proxy_serves_requests_once_and_only_live_ones() {
 		}
 		assert_eq!(Requests::<Test>::get(r).unwrap().status, RequestStatus::Ready);
 		assert_eq!(w.decrypt(r, &w.doctor).unwrap(), w.data_key.to_vec());
+		// The opened key fragment is kept in the node: a second request of the
+		// same grant is served without opening the sealed fragment again.
+		let r3 = request(g);
+		let sealed = SealedFragments::<Test>::take(g, PROXIES[0]).unwrap();
+		Pre::offchain_worker(4);
+		let sent = drain_pool(h);
+		assert_eq!(sent.iter().map(|(who, _)| *who).collect::<Vec<_>>(), vec![PROXIES[0], PROXIES[1]]);
+		for (who, call) in sent {
+			assert_ok!(frame_support::traits::UnfilteredDispatchable::dispatch_bypass_filter(call, origin(who)));
+		}
+		assert_eq!(Requests::<Test>::get(r3).unwrap().status, RequestStatus::Ready);
+		SealedFragments::<Test>::insert(g, PROXIES[0], sealed);
 		// After revocation the worker serves nothing.
 		let r2 = request(g);
 		assert_ok!(Pre::revoke_grant(origin(PATIENT), g));
-		Pre::offchain_worker(4);
+		Pre::offchain_worker(5);
 		assert!(drain_pool(h).is_empty());
 		assert_eq!(Requests::<Test>::get(r2).unwrap().fragments, 0);
 	});

@@ -19,7 +19,7 @@ import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { u8aToHex } from '@polkadot/util';
 import * as umbral from '@nucypher/umbral-pre';
-import { startDevNode, sendAndWait } from '../tests/e2e/lib/node.mjs';
+import { startDevNode, sendAndWait, waitForBlock } from '../tests/e2e/lib/node.mjs';
 import { startMongo, startGateway, fetchRecord, RECORD_CLI } from '../tests/e2e/lib/services.mjs';
 import { makePre, decryptRecord, proxySecretStorageKey, unhex } from '../portal/lib/pre.mjs';
 
@@ -32,21 +32,30 @@ const pct = (xs, p) => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 };
 
-/** Sends `txs` from one signer with consecutive nonces; resolves when all are in blocks. */
-async function sendAll(api, signer, txs) {
-  let nonce = (await api.rpc.system.accountNextIndex(signer.address)).toNumber();
-  return Promise.all(txs.map((tx) => new Promise((resolve, reject) => {
-    tx.signAndSend(signer, { nonce: nonce++ }, ({ status, dispatchError, events }) => {
+/**
+ * Signs `tx` immortal (hundreds are signed at once, while 1 s blocks pass)
+ * and resolves with its events once it is in a block.
+ */
+function send(tx, signer, options = {}) {
+  return new Promise((resolve, reject) => {
+    tx.signAndSend(signer, { era: 0, ...options }, ({ status, dispatchError, events }) => {
       if (dispatchError) reject(new Error(dispatchError.toString()));
       else if (status.isInBlock || status.isFinalized) resolve(events);
     }).catch(reject);
-  })));
+  });
+}
+
+/** Sends `txs` from one signer with consecutive nonces; resolves when all are in blocks. */
+async function sendAll(api, signer, txs) {
+  let nonce = (await api.rpc.system.accountNextIndex(signer.address)).toNumber();
+  return Promise.all(txs.map((tx) => send(tx, signer, { nonce: nonce++ })));
 }
 
 await cryptoWaitReady();
 const keyring = new Keyring({ type: 'sr25519' });
 const alice = keyring.addFromUri('//Alice');
 const bob = keyring.addFromUri('//Bob');
+const charlie = keyring.addFromUri('//Charlie');
 const dir = mkdtempSync(join(tmpdir(), 'medchain-bench-pre-'));
 const mongo = await startMongo();
 const node = await startDevNode({ name: 'bench-pre' });
@@ -55,9 +64,14 @@ try {
   const { api } = node;
   console.error(`[bench] setting up ${CLIENTS} clients`);
   // Proxies: Alice and Bob, both served by this node's offchain worker.
-  await sendAndWait(api, api.tx.reputation.applyForMembership('proxy', 'NursingHome',
-    { producer: false, validator: true, auditor: false }), bob);
-  await sendAndWait(api, api.tx.sudo.sudo(api.tx.reputation.approveInstitution(bob.address)), alice);
+  // Bob is the second proxy; Charlie's institution runs the record gateway
+  // (an account of its own: the proxies' offchain workers sign with theirs).
+  for (const who of [bob, charlie]) {
+    await sendAndWait(api, api.tx.reputation.applyForMembership('institution', 'NursingHome',
+      { producer: false, validator: true, auditor: false }), who);
+  }
+  await sendAndWait(api, api.tx.sudo.sudo(api.tx.utility.batchAll([bob, charlie]
+    .map((who) => api.tx.reputation.approveInstitution(who.address)))), alice);
   const proxies = [];
   for (const [who, uri] of [[alice, '//Alice'], [bob, '//Bob']]) {
     const keys = pre.newProxyKeys();
@@ -73,8 +87,10 @@ try {
     (_, i) => ({ pair: keyring.addFromUri(`//BenchClient${i}`), keys: pre.newKeys() }));
   await sendAll(api, alice, [...patients, ...clients].map((a) =>
     api.tx.balances.transferKeepAlive(a.pair.address, 10n ** 15n)));
-  await Promise.all([...patients, ...clients].map((a) => sendAndWait(api,
-    api.tx.proxyReencrypt.registerKey(a.keys.publicKey, a.keys.verifyingKey), a.pair)));
+  // Let the pool see the funded accounts before they sign.
+  await waitForBlock(api, (await api.rpc.chain.getHeader()).number.toNumber() + 2);
+  await Promise.all([...patients, ...clients].map((a) =>
+    send(api.tx.proxyReencrypt.registerKey(a.keys.publicKey, a.keys.verifyingKey), a.pair)));
   // One 64 KiB record per patient, stored and sealed to the patient.
   const original = randomBytes(64 * 1024);
   writeFileSync(join(dir, 'record.bin'), original);
@@ -96,13 +112,13 @@ try {
       Object.assign(mine[j], { grant: ev.event.data.grant.toNumber(), patient: p });
     });
   }
-  gateway = await startGateway({ rpcPort: node.rpcPort, mongoUrl: mongo.url });
+  gateway = await startGateway({ rpcPort: node.rpcPort, mongoUrl: mongo.url, suri: '//Charlie' });
 
   console.error(`[bench] ${CLIENTS} clients fetch at once`);
   const t = { request: [], reencrypt: [], fetch: [], total: [] };
   await Promise.all(clients.map(async (c) => {
     const t0 = now();
-    const { events } = await sendAndWait(api, api.tx.proxyReencrypt.requestAccess(c.grant, c.patient.record), c.pair, 300_000);
+    const events = await send(api.tx.proxyReencrypt.requestAccess(c.grant, c.patient.record), c.pair);
     const request = events.find(({ event }) => api.events.proxyReencrypt.AccessRequested.is(event)).event.data.request;
     const t1 = now();
     for (;;) {

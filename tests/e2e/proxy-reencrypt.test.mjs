@@ -123,7 +123,9 @@ before(async () => {
   const out = JSON.parse(put.stdout.trim().split('\n').pop());
   assert.equal(out.capsule, true, 'the data key was sealed to the patient');
   record = { id: out.record, original, keyFile: join(dir, 'lab.key') };
-  gateway = await startGateway({ rpcPort: node.rpcPort, mongoUrl: mongo.url });
+  // The gateway signs access-log entries with an institution account of its
+  // own (Charlie's), not one the node's offchain workers sign with.
+  gateway = await startGateway({ rpcPort: node.rpcPort, mongoUrl: mongo.url, suri: '//Charlie' });
 });
 
 after(async () => {

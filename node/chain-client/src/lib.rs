@@ -134,6 +134,11 @@ impl Node {
 	/// Signs `call` as `signer` and submits it to the pool; returns the nonce
 	/// it used (see [`Node::included`]).
 	pub fn submit(&self, signer: &sr25519::Pair, call: RuntimeCall) -> Result<u32, RpcError> {
+		self.submit_with_hash(signer, call).map(|(nonce, _)| nonce)
+	}
+
+	/// As [`Node::submit`], also returning the transaction's hash.
+	pub fn submit_with_hash(&self, signer: &sr25519::Pair, call: RuntimeCall) -> Result<(u32, H256), RpcError> {
 		let account = AccountId32::from(signer.public());
 		let genesis: H256 = parse_hash(&self.call("chain_getBlockHash", json!([0]))?)?;
 		let version = self.call("state_getRuntimeVersion", json!([]))?;
@@ -159,8 +164,81 @@ impl Node {
 		let signature = payload.using_encoded(|bytes| signer.sign(bytes));
 		let (call, ext, _) = payload.deconstruct();
 		let xt = UncheckedExtrinsic::new_signed(call, MultiAddress::Id(account), MultiSignature::Sr25519(signature), ext);
-		self.call("author_submitExtrinsic", json!([hex(&xt.encode())]))?;
-		Ok(nonce)
+		let hash = parse_hash(&self.call("author_submitExtrinsic", json!([hex(&xt.encode())]))?)?;
+		Ok((nonce, hash))
+	}
+
+	/// Signs and submits `call` like [`Node::submit`] and waits until that
+	/// very transaction is in a block: returns whether it succeeded. A
+	/// transaction the pool dropped (say, because another signer of the same
+	/// account took its nonce) is an error, not a success; so is a timeout.
+	pub fn submit_and_watch(
+		&self,
+		signer: &sr25519::Pair,
+		call: RuntimeCall,
+		timeout: Duration,
+	) -> Result<bool, RpcError> {
+		let start = self.best_number()?;
+		let (nonce, hash) = self.submit_with_hash(signer, call)?;
+		self.watch(&hash, start, timeout, Some((&AccountId32::from(signer.public()), nonce)))
+	}
+
+	/// The best block's number.
+	pub fn best_number(&self) -> Result<u32, RpcError> {
+		let header = self.call("chain_getHeader", json!([]))?;
+		let number = header["number"].as_str().ok_or_else(|| RpcError::Decode("block number".into()))?;
+		u32::from_str_radix(number.trim_start_matches("0x"), 16).map_err(|e| RpcError::Decode(e.to_string()))
+	}
+
+	/// Waits for the extrinsic with hash `xt_hash` in the blocks after
+	/// `start`; returns whether it succeeded (`System.ExtrinsicSuccess`).
+	/// With `sender` (its account and nonce), a transaction whose nonce was
+	/// used by another one is reported as dropped at once.
+	pub fn watch(
+		&self,
+		xt_hash: &H256,
+		start: u32,
+		timeout: Duration,
+		sender: Option<(&AccountId32, u32)>,
+	) -> Result<bool, RpcError> {
+		let deadline = std::time::Instant::now() + timeout;
+		let mut next = start.saturating_add(1);
+		loop {
+			// Read before scanning, so a nonce used up is seen in the scan.
+			let nonce_used = match sender {
+				Some((who, nonce)) => self.included(who, nonce)?,
+				None => false,
+			};
+			while next <= self.best_number()? {
+				let hash = self.call("chain_getBlockHash", json!([next]))?;
+				let block = self.call("chain_getBlock", json!([hash]))?;
+				let xts = block["block"]["extrinsics"].as_array().cloned().unwrap_or_default();
+				for (index, xt) in xts.iter().enumerate() {
+					let bytes = unhex(xt.as_str().unwrap_or_default())?;
+					if H256(sp_crypto_hashing::blake2_256(&bytes)) != *xt_hash {
+						continue;
+					}
+					let events: Vec<frame_system::EventRecord<medchain_runtime::RuntimeEvent, H256>> = self
+						.storage_at(&events_key(), hash.as_str())?
+						.unwrap_or_default();
+					return Ok(events.iter().any(|e| {
+						e.phase == frame_system::Phase::ApplyExtrinsic(index as u32) &&
+							matches!(
+								e.event,
+								medchain_runtime::RuntimeEvent::System(frame_system::Event::ExtrinsicSuccess { .. })
+							)
+					}));
+				}
+				next += 1;
+			}
+			if nonce_used {
+				return Err(RpcError::Node("the transaction was dropped: another one used its nonce".into()));
+			}
+			if std::time::Instant::now() > deadline {
+				return Err(RpcError::Node("the transaction did not reach a block in time".into()));
+			}
+			std::thread::sleep(Duration::from_millis(200));
+		}
 	}
 
 	/// Whether a transaction `who` sent with `nonce` is in a block (the
@@ -217,6 +295,11 @@ pub fn unhex(s: &str) -> Result<Vec<u8>, RpcError> {
 		.map(|i| u8::from_str_radix(s.get(i..i + 2).unwrap_or("zz"), 16))
 		.collect::<Result<_, _>>()
 		.map_err(|e| RpcError::Decode(e.to_string()))
+}
+
+/// Storage key of `System::Events`.
+fn events_key() -> Vec<u8> {
+	[sp_crypto_hashing::twox_128(b"System"), sp_crypto_hashing::twox_128(b"Events")].concat()
 }
 
 fn parse_hash(v: &Value) -> Result<H256, RpcError> {

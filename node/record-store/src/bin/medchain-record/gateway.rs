@@ -27,7 +27,7 @@ use std::{
 	io::{BufRead, BufReader, Read, Write},
 	net::{TcpListener, TcpStream},
 	sync::Arc,
-	time::{Duration, Instant},
+	time::Duration,
 };
 
 /// How many blocks old a signed request may be.
@@ -183,38 +183,33 @@ impl Gateway {
 		u32::from_str_radix(number.trim_start_matches("0x"), 16).map_err(|e| e.to_string())
 	}
 
+	/// Logs the read on chain and waits until this very transaction is in a
+	/// block and succeeded. The operator account may also sign elsewhere (its
+	/// node's offchain workers): a transaction that lost its nonce to another
+	/// is submitted again, up to three times.
 	fn log_access(&self, record_id: u64, accessor: &AccountId, purpose: AccessPurpose) -> Result<(), String> {
-		let call = RuntimeCall::EhrIndex(pallet_ehr_index::Call::log_access {
-			record_id,
-			accessor: accessor.clone(),
-			purpose,
-		});
-		let before: u64 = self
-			.node
-			.storage(&pallet_ehr_index::AccessCount::<Runtime>::hashed_key_for(record_id))
-			.map_err(|e| e.to_string())?
-			.unwrap_or(0);
-		let nonce = {
-			let _turn = self.submitting.lock().map_err(|_| "gateway state poisoned".to_string())?;
-			self.node.submit(&self.operator, call).map_err(|e| e.to_string())?
-		};
-		let operator = AccountId::from(self.operator.public());
-		let deadline = Instant::now() + Duration::from_secs(30);
-		while !self.node.included(&operator, nonce).map_err(|e| e.to_string())? {
-			if Instant::now() > deadline {
-				return Err("the access log entry did not reach the chain in 30 s; nothing served".into());
+		for _ in 0..3 {
+			let call = RuntimeCall::EhrIndex(pallet_ehr_index::Call::log_access {
+				record_id,
+				accessor: accessor.clone(),
+				purpose,
+			});
+			let (nonce, hash, start) = {
+				let _turn = self.submitting.lock().map_err(|_| "gateway state poisoned".to_string())?;
+				let start = self.node.best_number().map_err(|e| e.to_string())?;
+				let (nonce, hash) = self.node.submit_with_hash(&self.operator, call).map_err(|e| e.to_string())?;
+				(nonce, hash, start)
+			};
+			let operator = AccountId::from(self.operator.public());
+			match self.node.watch(&hash, start, Duration::from_secs(30), Some((&operator, nonce))) {
+				Ok(true) => return Ok(()),
+				Ok(false) => {
+					return Err("the chain refused the access log entry (is the gateway an active institution?)".into())
+				},
+				Err(e) => eprintln!("[gateway] access log entry not in a block ({e}); submitting again"),
 			}
-			std::thread::sleep(Duration::from_millis(200));
 		}
-		let after: u64 = self
-			.node
-			.storage(&pallet_ehr_index::AccessCount::<Runtime>::hashed_key_for(record_id))
-			.map_err(|e| e.to_string())?
-			.unwrap_or(0);
-		if after <= before {
-			return Err("the chain refused the access log entry (is the gateway an active institution?)".into());
-		}
-		Ok(())
+		Err("the access log entry did not reach the chain; nothing served".into())
 	}
 }
 

@@ -20,7 +20,11 @@ if [ ! -x "$POLKADOT_ROOT/bin/polkadot" ] || \
    [ "$("$POLKADOT_ROOT/bin/polkadot" --version 2>/dev/null | grep -c .)" = 0 ]; then
     echo "[zombienet] building polkadot $POLKADOT_VERSION from crates.io (long on a cold machine)" >&2
     t0=$(date +%s)
-    cargo install polkadot --version "$POLKADOT_VERSION" --debug --root "$POLKADOT_ROOT"
+    # polkadot-cli/rococo-native: the rococo-local relay chain spec (and its runtime) is
+    # only in the binary with this feature; fast-runtime: short epochs and
+    # sessions, so a local network registers the parachain in minutes.
+    cargo install polkadot --version "$POLKADOT_VERSION" --debug --root "$POLKADOT_ROOT" \
+        --features polkadot-cli/rococo-native,fast-runtime
     echo "[zombienet] polkadot built in $(( $(date +%s) - t0 )) s" >&2
 fi
 export PATH="$POLKADOT_ROOT/bin:$(dirname "$MEDCHAIN_NODE_BIN"):$PATH"

@@ -23,7 +23,10 @@ if [ ! -x "$POLKADOT_ROOT/bin/polkadot" ] || \
     # polkadot-cli/rococo-native: the rococo-local relay chain spec (and its runtime) is
     # only in the binary with this feature; fast-runtime: short epochs and
     # sessions, so a local network registers the parachain in minutes.
-    cargo install polkadot --version "$POLKADOT_VERSION" --debug --root "$POLKADOT_ROOT" \
+    # The relay runtimes' Wasm builds must resolve polkadot's own dependency
+    # graph, not Medchain's workspace: no WASM_BUILD_WORKSPACE_HINT here.
+    env -u WASM_BUILD_WORKSPACE_HINT \
+        cargo install polkadot --version "$POLKADOT_VERSION" --debug --root "$POLKADOT_ROOT" \
         --features polkadot-cli/rococo-native,fast-runtime
     echo "[zombienet] polkadot built in $(( $(date +%s) - t0 )) s" >&2
 fi

@@ -173,3 +173,101 @@ test('native and Wasm aggregators compute bit-identical models', async () => {
   await sendAndWait(api, api.tx.flTask.cancelTask(task), k.ferdie);
   for (const r of await Promise.all(runs.map((x) => x.done))) assert.equal(r.code, 0, r.out);
 });
+
+/** Accuracy of `simulate` (the same rounds run locally, no chain) after its last round. */
+function simulated(args) {
+  const out = execFileSync(CLIENT, ['simulate', '--data-dir', dataDir, ...args], { encoding: 'utf8' });
+  return lastJson(out).accuracy;
+}
+
+/** Waits until `cond()` holds, polling. */
+async function until(what, cond, timeoutMs = 180_000) {
+  const t0 = Date.now();
+  while (!(await cond())) {
+    assert.ok(Date.now() - t0 < timeoutMs, `timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+test('a perceptron task and a poisoned task run across a node restart', async () => {
+  // Task A: a small MLP, FedAvg. Task B: logistic regression, coordinate-wise
+  // median, with one hospital scaling its parameters ×1000.
+  const mlp = lastJson(client(['publish', '--suri', '//Ferdie', '--features', '30',
+    '--model', 'mlp', '--hidden', '8', '--rounds', '6', '--quorum', '3', '--round-blocks', '25',
+    '--target', '0.999', '--epochs', '10', '--lr', '0.5'])).task;
+  const robust = lastJson(client(['publish', '--suri', '//Ferdie', '--features', '30',
+    '--rule', 'median', '--rounds', '6', '--quorum', '3', '--round-blocks', '25',
+    '--target', '0.999', '--epochs', '10', '--lr', '0.5'])).task;
+  const credit = async (who) => (await node.api.call.reputationApi.credit(who.address)).unwrap().toNumber();
+  const creditBefore = { eve: await credit(k.eve), dave: await credit(k.dave) };
+  const firstBlock = (await node.api.rpc.chain.getHeader()).number.toNumber();
+
+  const hospitals = [['//Bob', 1], ['//Charlie', 2], ['//Dave', 3], ['//Eve', 4]];
+  const runs = [
+    ...hospitals.map(([suri, h]) => trainer(suri, mlp, h)),
+    ...hospitals.map(([suri, h]) => trainer(suri, robust, h, suri === '//Eve' ? ['--poison-scale', '1000'] : [])),
+  ];
+
+  // Restart the node in the middle of the perceptron's round 2: hold the
+  // fourth hospital back once it has sent round 1, wait until the other
+  // three updates of round 2 are on chain, restart, let it go on.
+  const late = runs[3];
+  await until('the fourth hospital to send round 1', () => /round  1: trained/.test(late.output()));
+  late.child.kill('SIGSTOP');
+  await until('three updates in round 2 of the perceptron task', async () => {
+    const r = await node.api.query.flTask.rounds(mlp, 2);
+    return r.isSome && r.unwrap().phase.isCollecting && r.unwrap().submitted.toNumber() === 3;
+  });
+  await node.restart();
+  late.child.kill('SIGCONT');
+  const { api } = node;
+  const r2 = (await api.query.flTask.rounds(mlp, 2)).unwrap();
+  assert.ok(r2.phase.isCollecting && r2.submitted.toNumber() === 3, 'round 2 survived the restart as it was');
+  const results = await Promise.all(runs.map((r) => r.done));
+  for (const r of results) assert.equal(r.code, 0, r.out);
+  assert.ok(results.some((r) => /node unreachable/.test(r.out)), 'the clients saw the node go away');
+
+  for (const task of [mlp, robust]) {
+    const t = (await api.call.flTaskApi.task(task)).unwrap();
+    assert.ok(t.status.isFinished, `task ${task}: ${t.status}`);
+    const rounds = await api.call.flTaskApi.rounds(task);
+    assert.equal(rounds.filter(([, r]) => r.phase.isAdopted).length, 6, `task ${task} adopted 6 rounds`);
+  }
+
+  // The perceptron learned the data.
+  const a = lastJson(client(['evaluate', '--task', String(mlp), '--test', join(dataDir, 'test.csv')]));
+  assert.ok(a.federated_accuracy > 0.94, `perceptron accuracy ${a.federated_accuracy}`);
+
+  // The poisoner was flagged every round and lost credit; the median's
+  // accuracy is within a point of the same rule without the poisoner.
+  for (const [, r] of await api.call.flTaskApi.rounds(robust)) assert.equal(r.outliers.toNumber(), 1);
+  const b = lastJson(client(['evaluate', '--task', String(robust), '--test', join(dataDir, 'test.csv')]));
+  const clean = simulated(['--rule', 'median', '--rounds', '6', '--epochs', '10', '--lr', '0.5']);
+  console.log(`median with a ×1000 poisoner ${b.federated_accuracy}, without ${clean}; perceptron ${a.federated_accuracy}`);
+  assert.ok(Math.abs(b.federated_accuracy - clean) <= 0.01, `poisoned ${b.federated_accuracy} vs clean ${clean}`);
+  assert.ok(await credit(k.eve) < creditBefore.eve, 'the poisoner lost credit');
+  assert.ok(await credit(k.dave) > creditBefore.dave, 'an honest hospital gained credit');
+
+  // The offchain worker voted exactly once per round of each task, restart
+  // included, and no fl-task transaction failed.
+  const votes = new Map();
+  const best = (await api.rpc.chain.getHeader()).number.toNumber();
+  for (let n = firstBlock; n <= best; n++) {
+    const at = await api.at(await api.rpc.chain.getBlockHash(n));
+    for (const { event } of await at.query.system.events()) {
+      if (api.events.flTask.AggregateSubmitted.is(event)) {
+        const key = `${event.data.task}/${event.data.round}/${event.data.who}`;
+        votes.set(key, (votes.get(key) ?? 0) + 1);
+      }
+      if (api.events.system.ExtrinsicFailed.is(event) && event.data.dispatchError.isModule) {
+        const e = api.registry.findMetaError(event.data.dispatchError.asModule);
+        assert.notEqual(e.section, 'flTask', `block ${n}: ${e.section}.${e.name}`);
+      }
+    }
+  }
+  for (const task of [mlp, robust]) {
+    for (let round = 0; round < 6; round++) {
+      assert.equal(votes.get(`${task}/${round}/${k.alice.address}`), 1, `task ${task} round ${round}: one vote`);
+    }
+  }
+});

@@ -4,12 +4,15 @@
 //!
 //! ```text
 //! medchain-fl-client split       --input wdbc.csv --out DIR [--seed 7] [--test-fraction 0.2]
-//! medchain-fl-client centralized --train A.csv,B.csv --test T.csv [--epochs 200] [--lr 0.5]
-//! medchain-fl-client publish     --suri //Alice --features 30 [--rounds 20] [--quorum 3] ...
+//! medchain-fl-client centralized --train A.csv,B.csv --test T.csv [--model lr|mlp] [--epochs 200] [--lr 0.5]
+//! medchain-fl-client publish     --suri //Alice --features 30 [--model lr|mlp --hidden 8] [--rounds 20] ...
 //! medchain-fl-client train       --suri //Bob --task 0 --data hospital-1.csv [--plot out.png]
 //! medchain-fl-client evaluate    --task 0 --test T.csv
 //! medchain-fl-client aggregate   --task 0 [--at BLOCK_HASH]
+//! medchain-fl-client simulate    --data-dir DIR [--rule median] [--rounds 10] [--poisoner 4 --poison-scale 1000]
 //! ```
+//! `simulate` runs the rounds on one machine, with no chain, through the
+//! runtime's own aggregation code: a dry run for choosing a rule.
 //! `aggregate` recomputes, natively, what the offchain workers compute in the
 //! runtime's Wasm for the task's closed round, and prints its digest: honest
 //! aggregators on any machine must print the same.
@@ -18,6 +21,7 @@
 mod data;
 mod model;
 mod plot;
+mod sim;
 
 use medchain_chain_client as rpc;
 
@@ -29,6 +33,7 @@ use pallet_fl_task::{
 use medchain_chain_client::Node;
 use sp_core::{sr25519, Pair};
 use sp_runtime::Permill;
+use model::Model;
 use std::{
 	collections::HashMap,
 	path::{Path, PathBuf},
@@ -41,7 +46,7 @@ type Round = pallet_fl_task::Round<u32>;
 fn main() {
 	let args: Vec<String> = std::env::args().skip(1).collect();
 	let Some(command) = args.first() else {
-		eprintln!("usage: medchain-fl-client <split|centralized|publish|train|evaluate|aggregate> [--option value]...");
+		eprintln!("usage: medchain-fl-client <split|centralized|publish|train|evaluate|aggregate|simulate> [--option value]...");
 		std::process::exit(2);
 	};
 	let result = Options::parse(&args[1..]).and_then(|o| match command.as_str() {
@@ -51,6 +56,7 @@ fn main() {
 		"train" => train(&o),
 		"evaluate" => evaluate(&o),
 		"aggregate" => aggregate(&o),
+		"simulate" => simulate(&o),
 		other => Err(format!("unknown command `{other}`")),
 	});
 	if let Err(e) = result {
@@ -86,6 +92,48 @@ impl Options {
 		let suri = self.get("suri")?;
 		sr25519::Pair::from_string(suri, None).map_err(|e| format!("--suri: {e:?}"))
 	}
+
+	/// The rule `--rule fedavg|clipped|median|trimmed-mean` names.
+	fn rule(&self) -> Result<AggregationRule, String> {
+		Ok(match self.or("rule", "fedavg".to_string())?.as_str() {
+			"fedavg" => AggregationRule::FedAvg,
+			"median" => AggregationRule::Median,
+			"trimmed-mean" =>
+				AggregationRule::TrimmedMean { trim: Permill::from_percent(self.or("trim-percent", 20)?) },
+			"clipped" => AggregationRule::ClippedFedAvg { max_norm: to_fixed(self.or("max-norm", 5.0)?) },
+			other => return Err(format!("--rule: unknown rule `{other}`")),
+		})
+	}
+
+	/// The model `--model lr|mlp` (with `--hidden`) names for `features` inputs.
+	fn model(&self, features: usize) -> Result<Model, String> {
+		match self.or("model", "lr".to_string())?.as_str() {
+			"lr" => Ok(Model::Logistic { features }),
+			"mlp" => match self.or("hidden", 8usize)? {
+				0 => Err("--hidden must be positive".into()),
+				hidden => Ok(Model::Mlp { features, hidden }),
+			},
+			other => Err(format!("--model: unknown model `{other}` (lr or mlp)")),
+		}
+	}
+}
+
+/// The client's model for a task's model kind.
+fn client_model(kind: &ModelKind) -> Model {
+	match *kind {
+		ModelKind::LogisticRegression { features } => Model::Logistic { features: features as usize },
+		ModelKind::Mlp { features, hidden } => Model::Mlp { features: features as usize, hidden: hidden as usize },
+	}
+}
+
+/// A task's current global model, as floating point.
+fn global_model(node: &Node, task_id: u32) -> Result<Vec<f64>, rpc::RpcError> {
+	Ok(node
+		.storage::<Vec<i64>>(&GlobalModel::<Runtime>::hashed_key_for(task_id))?
+		.ok_or_else(|| rpc::RpcError::Node(format!("task {task_id} has no model")))?
+		.into_iter()
+		.map(from_fixed)
+		.collect())
 }
 
 /// Splits the public data set into a test set and four non-IID hospitals.
@@ -119,30 +167,39 @@ fn centralized(o: &Options) -> Result<(), String> {
 		.collect::<Result<Vec<_>, _>>()?;
 	let union = data::Dataset::concat(&parts)?;
 	let test = data::load_csv(Path::new(o.get("test")?))?;
-	let init = vec![0.0; union.features() + 1];
-	let params = model::train(&init, &union, o.or("epochs", 200)?, o.or("lr", 0.5)?, o.or("batch", 0)?);
-	let (accuracy, loss) = model::evaluate(&params, &test);
+	let model = o.model(union.features())?;
+	let init = model.initial(o.or("seed", 1)?);
+	let params = model.train(&init, &union, o.or("epochs", 200)?, o.or("lr", 0.5)?, o.or("batch", 0)?);
+	let (accuracy, loss) = model.evaluate(&params, &test);
 	println!("{{\"centralized_accuracy\":{accuracy:.6},\"loss\":{loss:.6},\"rows\":{}}}", union.len());
 	Ok(())
 }
 
-/// Publishes a logistic-regression task and prints its id.
+/// Publishes a task (logistic regression or a perceptron) and prints its id.
 fn publish(o: &Options) -> Result<(), String> {
 	let node = o.node();
 	let signer = o.signer()?;
 	let features: u32 = o.get("features")?.parse().map_err(|_| "--features: not a number")?;
-	let model = ModelKind::LogisticRegression { features };
-	let count = model.parameter_count().ok_or("--features must be positive")?;
-	let rule = match o.or("rule", "fedavg".to_string())?.as_str() {
-		"fedavg" => AggregationRule::FedAvg,
-		"median" => AggregationRule::Median,
-		"trimmed-mean" => AggregationRule::TrimmedMean { trim: Permill::from_percent(o.or("trim-percent", 20)?) },
-		"clipped" => AggregationRule::ClippedFedAvg { max_norm: to_fixed(o.or("max-norm", 5.0)?) },
-		other => return Err(format!("--rule: unknown rule `{other}`")),
+	if features == 0 {
+		return Err("--features must be positive".into());
+	}
+	let local = o.model(features as usize)?;
+	let model = match local {
+		Model::Logistic { .. } => ModelKind::LogisticRegression { features },
+		Model::Mlp { hidden, .. } =>
+			ModelKind::Mlp { features, hidden: u32::try_from(hidden).map_err(|_| "--hidden is too large")? },
 	};
+	model.parameter_count().ok_or("the model is too large")?;
+	let initial = local.initial(o.or("seed", 1)?);
+	let rule = o.rule()?;
 	let spec = TaskSpec {
 		model,
-		initial_model: vec![0; count as usize].try_into().map_err(|_| "model too large")?,
+		initial_model: initial
+			.iter()
+			.map(|p| to_fixed(*p))
+			.collect::<Vec<_>>()
+			.try_into()
+			.map_err(|_| "the model has more parameters than the chain keeps inline")?,
 		hints: TrainingHints {
 			epochs: o.or("epochs", 10)?,
 			learning_rate: to_fixed(o.or("lr", 0.5)?),
@@ -159,11 +216,33 @@ fn publish(o: &Options) -> Result<(), String> {
 		.storage(&pallet_fl_task::NextTaskId::<Runtime>::hashed_key())
 		.map_err(|e| e.to_string())?
 		.unwrap_or(0);
-	node.submit(&signer, RuntimeCall::FlTask(pallet_fl_task::Call::publish_task { spec }))
+	submit(&node, &signer, RuntimeCall::FlTask(pallet_fl_task::Call::publish_task { spec }))
 		.map_err(|e| e.to_string())?;
 	wait_for(Duration::from_secs(60), || Ok(task(&node, id)?.is_some()))?;
 	println!("{{\"task\":{id}}}");
 	Ok(())
+}
+
+/// Submits `call`; if another transaction of the same account (another
+/// task's client, say) took the nonce first, asks for a fresh one and tries
+/// again, up to ten times.
+fn submit(node: &Node, signer: &sr25519::Pair, call: RuntimeCall) -> Result<u32, rpc::RpcError> {
+	let mut attempt = 0;
+	loop {
+		match node.submit(signer, call.clone()) {
+			Err(rpc::RpcError::Node(e)) if attempt < 10 && nonce_taken(&e) => {
+				attempt += 1;
+				sleep(Duration::from_millis(200 + 150 * attempt));
+			},
+			other => return other,
+		}
+	}
+}
+
+/// Whether the pool refused a transaction because its nonce was used by
+/// another (`1014`: same nonce, same priority) or just went stale (`1010`).
+fn nonce_taken(error: &str) -> bool {
+	error.contains("\"code\":1014") || error.contains("Transaction is outdated") || error.contains("Priority is too low")
 }
 
 fn task(node: &Node, id: u32) -> Result<Option<LearningTask<AccountId>>, String> {
@@ -181,7 +260,9 @@ fn wait_for(timeout: Duration, mut done: impl FnMut() -> Result<bool, String>) -
 	Ok(())
 }
 
-/// Joins a task and trains each round until the task is over.
+/// Joins a task and trains each round until the task is over. If the node
+/// cannot be reached (a restart, say), the client keeps trying for
+/// `--retry-s` seconds (default 120) before giving up.
 fn train(o: &Options) -> Result<(), String> {
 	let node = o.node();
 	let signer = o.signer()?;
@@ -190,15 +271,20 @@ fn train(o: &Options) -> Result<(), String> {
 	let local = data::load_csv(Path::new(o.get("data")?))?;
 	let (train_rows, validation) = model::local_split(&local);
 	let t = task(&node, task_id)?.ok_or(format!("task {task_id} does not exist"))?;
-	match t.model {
-		ModelKind::LogisticRegression { features } if features as usize == local.features() => {},
-		ModelKind::LogisticRegression { features } =>
-			return Err(format!("task {task_id} expects {features} features, the data has {}", local.features())),
-		ModelKind::Mlp { .. } => return Err("this client trains logistic-regression tasks only".into()),
+	let model = client_model(&t.model);
+	if model.features() != local.features() {
+		return Err(format!(
+			"task {task_id} expects {} features, the data has {}",
+			model.features(),
+			local.features()
+		));
 	}
+	// Test only: multiplies the submitted parameters, as a poisoning
+	// participant would (robust rules must shrug it off and flag it).
+	let poison: f64 = o.or("poison-scale", 1.0)?;
 	let q = |e: rpc::RpcError| e.to_string();
 	if !node.storage::<()>(&Participants::<Runtime>::hashed_key_for(task_id, &me)).map_err(q)?.is_some() {
-		node.submit(&signer, RuntimeCall::FlTask(pallet_fl_task::Call::join_task { task: task_id }))
+		submit(&node, &signer, RuntimeCall::FlTask(pallet_fl_task::Call::join_task { task: task_id }))
 			.map_err(q)?;
 		wait_for(Duration::from_secs(60), || {
 			Ok(node.storage::<()>(&Participants::<Runtime>::hashed_key_for(task_id, &me)).map_err(q)?.is_some())
@@ -207,76 +293,27 @@ fn train(o: &Options) -> Result<(), String> {
 	}
 
 	let poll = Duration::from_millis(o.or("poll-ms", 500)?);
-	let mut submitted: Option<u32> = None;
-	let mut history: Vec<(u32, f64, f64)> = Vec::new();
+	let patience = Duration::from_secs(o.or("retry-s", 120)?);
+	let mut state = Progress { task_id, me, submitted: None, history: Vec::new() };
+	let mut unreachable_since: Option<Instant> = None;
 	loop {
-		let t = task(&node, task_id)?.ok_or("task vanished")?;
-		while (history.len() as u32) <= t.round {
-			let r = history.len() as u32;
-			match node.storage::<Round>(&Rounds::<Runtime>::hashed_key_for(task_id, r)).map_err(q)? {
-				Some(Round { phase: RoundPhase::Adopted { .. }, accuracy, loss, outliers, submitted, .. }) => {
-					let acc = accuracy.deconstruct() as f64 / 1e6;
-					println!(
-						"round {r:>2}: model adopted from {submitted} updates ({outliers} outliers), \
-						 reported accuracy {:.2} %, loss {:.4}",
-						acc * 100.0,
-						from_fixed(loss)
-					);
-					history.push((r, acc, from_fixed(loss)));
-				},
-				_ => break,
-			}
-		}
-		if t.status != TaskStatus::Running {
-			println!("task {task_id} is over: {:?} after {} rounds", t.status, history.len());
-			break;
-		}
-		let round = t.round;
-		let open = matches!(
-			node.storage::<Round>(&Rounds::<Runtime>::hashed_key_for(task_id, round)).map_err(q)?,
-			Some(Round { phase: RoundPhase::Collecting, .. })
-		);
-		let already = submitted == Some(round) ||
-			node.storage::<ModelUpdate<<Runtime as pallet_fl_task::Config>::MaxParams>>(
-				&Updates::<Runtime>::hashed_key_for((task_id, round), &me),
-			)
-			.map_err(q)?
-			.is_some();
-		if open && !already {
-			let global: Vec<f64> = node
-				.storage::<Vec<i64>>(&GlobalModel::<Runtime>::hashed_key_for(task_id))
-				.map_err(q)?
-				.ok_or("task without a model")?
-				.into_iter()
-				.map(from_fixed)
-				.collect();
-			let hints = t.hints;
-			let params = model::train(
-				&global,
-				&train_rows,
-				hints.epochs as u32,
-				from_fixed(hints.learning_rate),
-				hints.batch_size as usize,
-			);
-			let (accuracy, loss) = model::evaluate(&params, &validation);
-			let update = ModelUpdate {
-				params: params.iter().map(|p| to_fixed(*p)).collect::<Vec<_>>().try_into().map_err(|_| "model too large")?,
-				samples: train_rows.len() as u32,
-				accuracy: Permill::from_float(accuracy),
-				loss: to_fixed(loss),
-			};
-			node.submit(&signer, RuntimeCall::FlTask(pallet_fl_task::Call::submit_update { task: task_id, round, update }))
-				.map_err(q)?;
-			submitted = Some(round);
-			println!(
-				"round {round:>2}: trained {} epochs on {} rows, local validation accuracy {:.2} %, update submitted",
-				hints.epochs,
-				train_rows.len(),
-				accuracy * 100.0
-			);
+		match state.step(&node, &signer, model, &train_rows, &validation, poison) {
+			Ok(true) => break,
+			Ok(false) => unreachable_since = None,
+			Err(rpc::RpcError::Transport(e)) => {
+				let since = *unreachable_since.get_or_insert_with(Instant::now);
+				if since.elapsed() > patience {
+					return Err(format!("the node has been unreachable for {} s: {e}", patience.as_secs()));
+				}
+				if since.elapsed() < poll {
+					println!("node unreachable ({e}); retrying for up to {} s", patience.as_secs());
+				}
+			},
+			Err(e) => return Err(e.to_string()),
 		}
 		sleep(poll);
 	}
+	let history = state.history;
 	if let Some(path) = o.0.get("plot") {
 		plot::write_plot(Path::new(path), &format!("TASK {task_id}"), &history)?;
 		println!("plot written to {path}");
@@ -290,23 +327,124 @@ fn train(o: &Options) -> Result<(), String> {
 	Ok(())
 }
 
+/// How long a submitted update may stay off chain before it is sent again
+/// (it was lost, e.g. with the pool of a restarted node).
+const RESUBMIT_AFTER: Duration = Duration::from_secs(15);
+
+/// A participant's view of a task while it trains.
+struct Progress {
+	task_id: u32,
+	me: AccountId,
+	/// The round last submitted for, and when.
+	submitted: Option<(u32, Instant)>,
+	/// Per adopted round: reported accuracy and loss.
+	history: Vec<(u32, f64, f64)>,
+}
+
+impl Progress {
+	/// One poll: records newly adopted rounds, trains and submits for an open
+	/// round without our update. `Ok(true)` once the task is over.
+	fn step(
+		&mut self,
+		node: &Node,
+		signer: &sr25519::Pair,
+		model: Model,
+		train_rows: &data::Dataset,
+		validation: &data::Dataset,
+		poison: f64,
+	) -> Result<bool, rpc::RpcError> {
+		let task_id = self.task_id;
+		let t: LearningTask<AccountId> = node
+			.storage(&Tasks::<Runtime>::hashed_key_for(task_id))?
+			.ok_or_else(|| rpc::RpcError::Node("the task vanished".into()))?;
+		while (self.history.len() as u32) <= t.round {
+			let r = self.history.len() as u32;
+			match node.storage::<Round>(&Rounds::<Runtime>::hashed_key_for(task_id, r))? {
+				Some(Round { phase: RoundPhase::Adopted { .. }, accuracy, loss, outliers, submitted, .. }) => {
+					let acc = accuracy.deconstruct() as f64 / 1e6;
+					println!(
+						"round {r:>2}: model adopted from {submitted} updates ({outliers} outliers), \
+						 reported accuracy {:.2} %, loss {:.4}",
+						acc * 100.0,
+						from_fixed(loss)
+					);
+					self.history.push((r, acc, from_fixed(loss)));
+				},
+				_ => break,
+			}
+		}
+		if t.status != TaskStatus::Running {
+			println!("task {task_id} is over: {:?} after {} rounds", t.status, self.history.len());
+			return Ok(true);
+		}
+		let round = t.round;
+		let open = matches!(
+			node.storage::<Round>(&Rounds::<Runtime>::hashed_key_for(task_id, round))?,
+			Some(Round { phase: RoundPhase::Collecting, .. })
+		);
+		let on_chain = node
+			.storage::<ModelUpdate<<Runtime as pallet_fl_task::Config>::MaxParams>>(
+				&Updates::<Runtime>::hashed_key_for((task_id, round), &self.me),
+			)?
+			.is_some();
+		let pending = matches!(self.submitted, Some((r, at)) if r == round && at.elapsed() < RESUBMIT_AFTER);
+		if !open || on_chain || pending {
+			return Ok(false);
+		}
+		let resubmission = matches!(self.submitted, Some((r, _)) if r == round);
+		let global = global_model(node, task_id)?;
+		let hints = t.hints;
+		let params =
+			model.train(&global, train_rows, hints.epochs as u32, from_fixed(hints.learning_rate), hints.batch_size as usize);
+		let (accuracy, loss) = model.evaluate(&params, validation);
+		let update = ModelUpdate {
+			params: params
+				.iter()
+				.map(|p| to_fixed(*p * poison))
+				.collect::<Vec<_>>()
+				.try_into()
+				.map_err(|_| rpc::RpcError::Node("the model is larger than the chain accepts".into()))?,
+			samples: train_rows.len() as u32,
+			accuracy: Permill::from_float(accuracy),
+			loss: to_fixed(loss),
+		};
+		let call = RuntimeCall::FlTask(pallet_fl_task::Call::submit_update { task: task_id, round, update });
+		match submit(node, signer, call) {
+			// The first copy may still be in the pool: not an error.
+			Err(rpc::RpcError::Node(e)) if resubmission => println!("round {round:>2}: resubmission refused ({e})"),
+			other => {
+				other?;
+			},
+		}
+		self.submitted = Some((round, Instant::now()));
+		println!(
+			"round {round:>2}: trained {} epochs on {} rows, local validation accuracy {:.2} %, update {}",
+			hints.epochs,
+			train_rows.len(),
+			accuracy * 100.0,
+			if resubmission { "submitted again" } else { "submitted" }
+		);
+		Ok(false)
+	}
+}
+
 /// Accuracy of a task's current global model on a held-out CSV.
 fn evaluate(o: &Options) -> Result<(), String> {
 	let node = o.node();
 	let task_id: u32 = o.get("task")?.parse().map_err(|_| "--task: not a number")?;
 	let test = data::load_csv(Path::new(o.get("test")?))?;
 	let t = task(&node, task_id)?.ok_or(format!("task {task_id} does not exist"))?;
-	let params: Vec<f64> = node
-		.storage::<Vec<i64>>(&GlobalModel::<Runtime>::hashed_key_for(task_id))
-		.map_err(|e| e.to_string())?
-		.ok_or("task without a model")?
-		.into_iter()
-		.map(from_fixed)
-		.collect();
-	if params.len() != test.features() + 1 {
-		return Err(format!("the model has {} parameters, the test data {} features", params.len(), test.features()));
+	let model = client_model(&t.model);
+	let params = global_model(&node, task_id).map_err(|e| e.to_string())?;
+	if model.features() != test.features() || params.len() != model.parameter_count() {
+		return Err(format!(
+			"the task's model takes {} features ({} parameters), the test data has {} features",
+			model.features(),
+			params.len(),
+			test.features()
+		));
 	}
-	let (accuracy, loss) = model::evaluate(&params, &test);
+	let (accuracy, loss) = model.evaluate(&params, &test);
 	let status = match t.status {
 		TaskStatus::Running => "running".to_string(),
 		TaskStatus::Finished { reached_target } => format!("finished (target reached: {reached_target})"),
@@ -360,5 +498,43 @@ fn aggregate(o: &Options) -> Result<(), String> {
 			"outliers": outliers.len(),
 		})
 	);
+	Ok(())
+}
+
+/// Runs federated rounds locally over `hospital-N.csv` in `--data-dir`
+/// (as written by `split`) with the runtime's aggregation, and prints the
+/// global model's accuracy on `test.csv` per round.
+fn simulate(o: &Options) -> Result<(), String> {
+	let dir = PathBuf::from(o.get("data-dir")?);
+	let test = data::load_csv(&dir.join("test.csv"))?;
+	let poisoner: usize = o.or("poisoner", 0)?;
+	let factor: f64 = o.or("poison-scale", 1000.0)?;
+	let mut participants = Vec::new();
+	while dir.join(format!("hospital-{}.csv", participants.len() + 1)).exists() {
+		let n = participants.len() + 1;
+		let (train, validation) = model::local_split(&data::load_csv(&dir.join(format!("hospital-{n}.csv")))?);
+		participants.push(sim::Participant { train, validation, poison: if n == poisoner { factor } else { 1.0 } });
+	}
+	if participants.is_empty() {
+		return Err(format!("no hospital-1.csv in {}", dir.display()));
+	}
+	let model = o.model(test.features())?;
+	let hints = sim::Hints { epochs: o.or("epochs", 10)?, lr: o.or("lr", 0.5)?, batch: o.or("batch", 0)? };
+	let rule = o.rule()?;
+	let outcomes =
+		sim::simulate(model, &rule, &model.initial(o.or("seed", 1)?), &participants, o.or("rounds", 10)?, hints, &test)?;
+	for (round, r) in outcomes.iter().enumerate() {
+		let flagged: Vec<usize> = r.outliers.iter().map(|i| i + 1).collect();
+		println!(
+			"{}",
+			serde_json::json!({
+				"round": round,
+				"accuracy": r.accuracy,
+				"loss": r.loss,
+				"model_norm": r.model.iter().map(|p| p * p).sum::<f64>().sqrt(),
+				"flagged_hospitals": flagged,
+			})
+		);
+	}
 	Ok(())
 }

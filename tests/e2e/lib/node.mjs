@@ -40,8 +40,10 @@ process.on('exit', killAll);
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { killAll(); process.exit(130); });
 
 /**
- * Starts a dev node. Returns { api, rpcPort, pid, stop(), alive() }.
- * `args` are extra CLI arguments.
+ * Starts a dev node. Returns { api, rpcPort, pid, logPath, stop(), alive(),
+ * restart() }. `args` are extra CLI arguments. `restart({ signal })` stops
+ * the process (SIGTERM by default) and starts it again on the same database,
+ * keystore and ports; `api` is then a new connection.
  */
 export async function startDevNode({ name = 'dev', args = [], blockTimeMs = 1000 } = {}) {
   const rpcPort = await freePort();
@@ -51,59 +53,81 @@ export async function startDevNode({ name = 'dev', args = [], blockTimeMs = 1000
   mkdirSync(logDir, { recursive: true });
   const logPath = join(logDir, `node-${name}-${rpcPort}.log`);
   const log = createWriteStream(logPath);
-  const child = spawn(nodeBinary(), [
+  const cli = [
     '--dev', '--dev-block-time', String(blockTimeMs),
     '--base-path', base,
     '--rpc-port', String(rpcPort), '--port', String(p2pPort),
     '--no-prometheus', '--no-telemetry', '--no-mdns', '--no-hardware-benchmarks',
     ...args,
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
-  running.add(child);
+  ];
+  const node = { rpcPort, logPath, api: null, pid: null };
+  let child;
   let exited = null;
-  child.on('exit', (code, signal) => { exited = { code, signal }; running.delete(child); });
-  child.stdout.pipe(log);
-  child.stderr.pipe(log);
 
-  const stop = async () => {
-    if (exited === null) {
-      process.kill(child.pid, 'SIGTERM');
-      const t0 = Date.now();
-      while (exited === null && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 100));
-      if (exited === null) process.kill(child.pid, 'SIGKILL');
+  const launch = () => {
+    child = spawn(nodeBinary(), cli, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const me = child;
+    exited = null;
+    running.add(me);
+    me.on('exit', (code, signal) => { if (child === me) exited = { code, signal }; running.delete(me); });
+    me.stdout.pipe(log, { end: false });
+    me.stderr.pipe(log, { end: false });
+    node.pid = me.pid;
+  };
+  const kill = async (signal = 'SIGTERM') => {
+    if (exited !== null) return;
+    process.kill(child.pid, signal);
+    const t0 = Date.now();
+    while (exited === null && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 100));
+    if (exited === null) process.kill(child.pid, 'SIGKILL');
+    while (exited === null) await new Promise((r) => setTimeout(r, 50));
+  };
+  const fail = async (why) => {
+    await kill();
+    rmSync(base, { recursive: true, force: true });
+    throw new Error(`${why}; see ${logPath}`);
+  };
+  // Waits for the RPC server (a debug node compiles the runtime first).
+  const connect = async () => {
+    const deadline = Date.now() + 180_000;
+    let api;
+    while (!api) {
+      if (exited !== null) await fail(`medchain-node exited early (${JSON.stringify(exited)})`);
+      if (Date.now() > deadline) await fail('medchain-node RPC not up after 180 s');
+      try {
+        const provider = new WsProvider(`ws://127.0.0.1:${rpcPort}`, false);
+        await provider.connect();
+        await new Promise((res, rej) => {
+          const t = setTimeout(() => rej(new Error('ws connect timeout')), 2000);
+          provider.on('connected', () => { clearTimeout(t); res(); });
+          provider.on('error', () => { clearTimeout(t); rej(new Error('ws error')); });
+        });
+        api = await ApiPromise.create({ provider, throwOnConnect: true, noInitWarn: true });
+      } catch {
+        await new Promise((r) => setTimeout(r, 1000));
+      }
     }
+    node.api = api;
+  };
+  const disconnect = async () => {
+    try { await node.api?.disconnect(); } catch { /* ignore */ }
+  };
+
+  launch();
+  await connect();
+  node.alive = () => exited === null;
+  node.stop = async () => {
+    await disconnect();
+    await kill();
     rmSync(base, { recursive: true, force: true });
   };
-
-  // Wait for the RPC server (a debug node compiles the runtime first).
-  const deadline = Date.now() + 180_000;
-  let api;
-  while (!api) {
-    if (exited !== null) {
-      await stop();
-      throw new Error(`medchain-node exited early (${JSON.stringify(exited)}); see ${logPath}`);
-    }
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`medchain-node RPC not up after 180 s; see ${logPath}`);
-    }
-    try {
-      const provider = new WsProvider(`ws://127.0.0.1:${rpcPort}`, false);
-      await provider.connect();
-      await new Promise((res, rej) => {
-        const t = setTimeout(() => rej(new Error('ws connect timeout')), 2000);
-        provider.on('connected', () => { clearTimeout(t); res(); });
-        provider.on('error', () => { clearTimeout(t); rej(new Error('ws error')); });
-      });
-      api = await ApiPromise.create({ provider, throwOnConnect: true, noInitWarn: true });
-    } catch {
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  }
-  const fullStop = async () => {
-    try { await api.disconnect(); } catch { /* ignore */ }
-    await stop();
+  node.restart = async ({ signal = 'SIGTERM' } = {}) => {
+    await disconnect();
+    await kill(signal);
+    launch();
+    await connect();
   };
-  return { api, rpcPort, pid: child.pid, logPath, stop: fullStop, alive: () => exited === null };
+  return node;
 }
 
 /** Resolves once the best block number reaches `n`. */

@@ -28,7 +28,7 @@ use medchain_chain_client as rpc;
 use medchain_runtime::{AccountId, Runtime, RuntimeCall};
 use pallet_fl_task::{
 	from_fixed, to_fixed, AggregationRule, GlobalModel, LearningTask, ModelKind, ModelUpdate, Participants,
-	RoundPhase, Rounds, TaskSpec, TaskStatus, Tasks, TrainingHints, Updates,
+	RoundPhase, Rounds, TaskSpec, TaskStatus, Tasks, TrainingHints, UpdateCredit, Updates,
 };
 use medchain_chain_client::Node;
 use sp_core::{sr25519, Pair};
@@ -101,6 +101,7 @@ impl Options {
 			"trimmed-mean" =>
 				AggregationRule::TrimmedMean { trim: Permill::from_percent(self.or("trim-percent", 20)?) },
 			"clipped" => AggregationRule::ClippedFedAvg { max_norm: to_fixed(self.or("max-norm", 5.0)?) },
+			"credit-fedavg" => AggregationRule::CreditWeightedFedAvg,
 			other => return Err(format!("--rule: unknown rule `{other}`")),
 		})
 	}
@@ -482,8 +483,16 @@ fn aggregate(o: &Options) -> Result<(), String> {
 		updates.push((AccountId::from(raw), update));
 	}
 	let count = updates.len();
+	let mut credits = HashMap::new();
+	for (who, _) in &updates {
+		let key = UpdateCredit::<Runtime>::hashed_key_for((task_id, t.round), who);
+		credits.insert(who.clone(), node.storage_at::<u32>(&key, at).map_err(q)?.unwrap_or(0));
+	}
 	let (params, outliers) = pallet_fl_task::aggregate_round::<<Runtime as pallet_fl_task::Config>::Aggregator, _, _>(
-		&t.rule, &global, updates,
+		&t.rule,
+		&global,
+		updates,
+		|who| credits.get(who).copied().unwrap_or(0),
 	)
 	.map_err(|e| format!("cannot aggregate: {e:?}"))?;
 	let digest = aggregate_digest(task_id, t.round, &params, &outliers);
@@ -508,12 +517,21 @@ fn simulate(o: &Options) -> Result<(), String> {
 	let dir = PathBuf::from(o.get("data-dir")?);
 	let test = data::load_csv(&dir.join("test.csv"))?;
 	let poisoner: usize = o.or("poisoner", 0)?;
+	let credits: Vec<u32> = match o.0.get("credits") {
+		None => Vec::new(),
+		Some(list) => list
+			.split(',')
+			.map(|c| c.trim().parse().map_err(|_| format!("--credits: `{c}` is not a number")))
+			.collect::<Result<_, _>>()?,
+	};
 	let factor: f64 = o.or("poison-scale", 1000.0)?;
 	let mut participants = Vec::new();
 	while dir.join(format!("hospital-{}.csv", participants.len() + 1)).exists() {
 		let n = participants.len() + 1;
 		let (train, validation) = model::local_split(&data::load_csv(&dir.join(format!("hospital-{n}.csv")))?);
-		participants.push(sim::Participant { train, validation, poison: if n == poisoner { factor } else { 1.0 } });
+		let poison = if n == poisoner { factor } else { 1.0 };
+		let credit = credits.get(n - 1).copied().unwrap_or(600);
+		participants.push(sim::Participant { train, validation, poison, credit });
 	}
 	if participants.is_empty() {
 		return Err(format!("no hospital-1.csv in {}", dir.display()));

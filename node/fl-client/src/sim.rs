@@ -19,6 +19,8 @@ pub struct Participant {
 	pub validation: Dataset,
 	/// Factor its submitted parameters are multiplied by (1.0: honest).
 	pub poison: f64,
+	/// Its credit score (the weight factor under credit-weighted FedAvg).
+	pub credit: u32,
 }
 
 /// Local training settings, as a task's hints give them.
@@ -81,7 +83,7 @@ pub fn simulate(
 				Ok((i, update))
 			})
 			.collect::<Result<Vec<_>, String>>()?;
-		let (params, outliers) = pallet_fl_task::aggregate_round::<Aggregator, _, _>(rule, &global, updates)
+		let (params, outliers) = pallet_fl_task::aggregate_round::<Aggregator, _, _>(rule, &global, updates, |i| participants[*i].credit)
 			.map_err(|e| format!("cannot aggregate: {e:?}"))?;
 		global = params;
 		let model_now: Vec<f64> = global.iter().map(|p| from_fixed(*p)).collect();
@@ -111,7 +113,7 @@ mod tests {
 					Some((who, factor)) if who == i => factor,
 					_ => 1.0,
 				};
-				Participant { train, validation, poison }
+				Participant { train, validation, poison, credit: 600 }
 			})
 			.collect();
 		(participants, test)

@@ -84,7 +84,7 @@ fn main() {
 	write_inputs(&out, &updates, &samples);
 
 	let views: Vec<UpdateView> =
-		updates.iter().zip(&samples).map(|(p, s)| UpdateView { params: p, samples: *s }).collect();
+		updates.iter().zip(&samples).map(|(p, s)| UpdateView { params: p, samples: *s, credit: 1 }).collect();
 	let input_bytes = k * d * 8;
 	let rules = [
 		("fedavg", AggregationRule::FedAvg),

@@ -22,6 +22,9 @@ pub struct UpdateView<'a> {
 	pub params: &'a [Fixed],
 	/// Samples behind them (the FedAvg weight).
 	pub samples: u32,
+	/// The submitter's credit (a weight factor under
+	/// [`AggregationRule::CreditWeightedFedAvg`], ignored otherwise).
+	pub credit: u32,
 }
 
 /// The result of aggregating a round.
@@ -89,7 +92,9 @@ impl<F: Get<u32>> Aggregate for FixedPointAggregator<F> {
 			let chunk = load_chunk(global, updates, start, width, scales.as_deref())?;
 			let out = match rule {
 				AggregationRule::FedAvg | AggregationRule::ClippedFedAvg { .. } =>
-					weighted_mean(&chunk, updates)?,
+					weighted_mean(&chunk, updates, |u| u.samples as i128)?,
+				AggregationRule::CreditWeightedFedAvg =>
+					weighted_mean(&chunk, updates, |u| u.samples as i128 * u.credit as i128)?,
 				AggregationRule::Median => map_columns(&chunk, median)?,
 				AggregationRule::TrimmedMean { trim } => {
 					let n = updates.len();
@@ -158,15 +163,20 @@ fn clip_scales(
 		.collect()
 }
 
-/// Sample-weighted mean of each column.
-fn weighted_mean(chunk: &Array2<i128>, updates: &[UpdateView]) -> Result<Array1<Fixed>, AggregationError> {
-	let total: i128 = updates.iter().map(|u| u.samples as i128).sum();
+/// Mean of each column, each update (row) weighted by `weight`
+/// (non-negative; a zero total is [`AggregationError::NoUpdates`]).
+fn weighted_mean(
+	chunk: &Array2<i128>,
+	updates: &[UpdateView],
+	weight: impl Fn(&UpdateView) -> i128,
+) -> Result<Array1<Fixed>, AggregationError> {
+	let total: i128 = updates.iter().map(&weight).sum();
 	if total == 0 {
 		return Err(AggregationError::NoUpdates);
 	}
 	let mut acc = Array1::<i128>::zeros(chunk.ncols());
 	for (row, update) in chunk.axis_iter(Axis(0)).zip(updates) {
-		let weight = update.samples as i128;
+		let weight = weight(update);
 		for (a, v) in acc.iter_mut().zip(row.iter()) {
 			*a = v.checked_mul(weight).and_then(|x| a.checked_add(x)).ok_or(AggregationError::Overflow)?;
 		}
@@ -269,7 +279,24 @@ mod tests {
 	type Agg = FixedPointAggregator;
 
 	fn view(params: &[Fixed], samples: u32) -> UpdateView<'_> {
-		UpdateView { params, samples }
+		UpdateView { params, samples, credit: 0 }
+	}
+
+	#[test]
+	fn credit_weighted_fedavg_weights_by_samples_times_credit() {
+		let a = [0, 10 * FIXED_ONE];
+		let b = [4 * FIXED_ONE, 0];
+		let rule = AggregationRule::CreditWeightedFedAvg;
+		let views = [UpdateView { params: &a, samples: 1, credit: 900 }, UpdateView { params: &b, samples: 1, credit: 300 }];
+		let out = Agg::aggregate(&rule, &[0, 0], &views).unwrap();
+		// Weights 900 : 300 = 3 : 1.
+		assert_eq!(out.params, vec![FIXED_ONE, 10 * FIXED_ONE * 3 / 4]);
+		// Plain FedAvg ignores credit.
+		let plain = Agg::aggregate(&AggregationRule::FedAvg, &[0, 0], &views).unwrap();
+		assert_eq!(plain.params, vec![2 * FIXED_ONE, 5 * FIXED_ONE]);
+		// Nobody with credit: no weight at all.
+		let broke = [UpdateView { credit: 0, ..views[0] }, UpdateView { credit: 0, ..views[1] }];
+		assert_eq!(Agg::aggregate(&rule, &[0, 0], &broke), Err(AggregationError::NoUpdates));
 	}
 
 	#[test]

@@ -10,7 +10,9 @@ use frame_support::{
 };
 use frame_system::RawOrigin;
 
-/// A logistic-regression spec with `p` parameters and quorum `quorum`.
+/// A logistic-regression spec with `p` parameters and quorum `quorum`,
+/// aggregated with credit-weighted FedAvg: the rule that stores the most (a
+/// credit snapshot per update), so the weights cover every rule.
 fn spec<T: Config>(p: u32, quorum: u32) -> TaskSpec<T::MaxParams> {
 	TaskSpec {
 		model: ModelKind::LogisticRegression { features: p - 1 },
@@ -20,7 +22,7 @@ fn spec<T: Config>(p: u32, quorum: u32) -> TaskSpec<T::MaxParams> {
 		max_rounds: T::MaxRounds::get(),
 		min_participants: quorum,
 		round_blocks: T::MinRoundBlocks::get(),
-		rule: AggregationRule::FedAvg,
+		rule: AggregationRule::CreditWeightedFedAvg,
 		aggregators_required: 1,
 	}
 }

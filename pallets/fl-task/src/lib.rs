@@ -53,7 +53,7 @@ pub use weights::WeightInfo;
 use alloc::vec::Vec;
 use codec::Encode;
 use frame_system::offchain::{AppCrypto, CreateSignedTransaction, SendSignedTransaction, Signer};
-use medchain_primitives::{Behaviour, CreditReporter, InstitutionRegistry, Role};
+use medchain_primitives::{Behaviour, CreditReporter, CreditScore, InstitutionRegistry, Role};
 use sp_core::{crypto::KeyTypeId, H256};
 use sp_runtime::{
 	offchain::storage::StorageValueRef,
@@ -94,14 +94,19 @@ pub mod crypto {
 /// (sorted by account) and names the flagged outliers. The offchain worker
 /// and off-chain tools (`medchain-fl-client aggregate`) both call this, so
 /// they agree bit for bit.
+/// `credit` gives each submitter's credit as recorded with its update (used
+/// by [`AggregationRule::CreditWeightedFedAvg`]).
 pub fn aggregate_round<A: Aggregate, AccountId: Ord + Clone, M: frame_support::traits::Get<u32>>(
 	rule: &AggregationRule,
 	global: &[Fixed],
 	mut updates: Vec<(AccountId, ModelUpdate<M>)>,
+	credit: impl Fn(&AccountId) -> u32,
 ) -> Result<(Vec<Fixed>, Vec<AccountId>), AggregationError> {
 	updates.sort_by(|a, b| a.0.cmp(&b.0));
-	let views: Vec<_> =
-		updates.iter().map(|(_, u)| UpdateView { params: &u.params, samples: u.samples }).collect();
+	let views: Vec<_> = updates
+		.iter()
+		.map(|(who, u)| UpdateView { params: &u.params, samples: u.samples, credit: credit(who) })
+		.collect();
 	let out = A::aggregate(rule, global, &views)?;
 	let outliers = out.outliers.iter().map(|i| updates[*i].0.clone()).collect();
 	Ok((out.params, outliers))
@@ -134,8 +139,9 @@ pub mod pallet {
 		/// Who is an institution, with which roles.
 		type Registry: InstitutionRegistry<Self::AccountId>;
 
-		/// Where update and aggregation outcomes are reported.
-		type Credit: CreditReporter<Self::AccountId>;
+		/// Where update and aggregation outcomes are reported, and where
+		/// credit-weighted aggregation reads scores.
+		type Credit: CreditReporter<Self::AccountId> + CreditScore<Self::AccountId>;
 
 		/// The aggregation algorithm offchain workers run.
 		type Aggregator: Aggregate;
@@ -221,6 +227,12 @@ pub mod pallet {
 		ModelUpdate<T::MaxParams>,
 		OptionQuery,
 	>;
+
+	/// Credit of each submitter when it submitted, for tasks aggregated with
+	/// [`AggregationRule::CreditWeightedFedAvg`]; cleared with the updates.
+	#[pallet::storage]
+	pub type UpdateCredit<T: Config> =
+		StorageDoubleMap<_, Twox64Concat, (TaskId, RoundIndex), Blake2_128Concat, T::AccountId, u32, OptionQuery>;
 
 	/// The digest each aggregator submitted for a round; cleared on adoption.
 	#[pallet::storage]
@@ -445,6 +457,9 @@ pub mod pallet {
 			ensure!(update.loss >= 0, Error::<T>::NegativeLoss);
 			Self::accumulate(&mut r, &update)?;
 			let samples = update.samples;
+			if t.rule == AggregationRule::CreditWeightedFedAvg {
+				UpdateCredit::<T>::insert((task, round), &who, T::Credit::credit(&who));
+			}
 			Updates::<T>::insert((task, round), &who, update);
 			Self::deposit_event(Event::UpdateSubmitted { task, round, who, samples });
 			if r.submitted >= t.participants {
@@ -533,7 +548,7 @@ pub mod pallet {
 				Error::<T>::InvalidAggregators
 			);
 			let rule_ok = match spec.rule {
-				AggregationRule::FedAvg | AggregationRule::Median => true,
+				AggregationRule::FedAvg | AggregationRule::Median | AggregationRule::CreditWeightedFedAvg => true,
 				AggregationRule::ClippedFedAvg { max_norm } => max_norm > 0,
 				AggregationRule::TrimmedMean { trim } => trim < Permill::from_percent(50),
 			};
@@ -704,6 +719,7 @@ pub mod pallet {
 		/// Removes a finished round's updates, votes and proposals.
 		fn clear_round_state(task: TaskId, round: RoundIndex) {
 			let _ = Updates::<T>::clear_prefix((task, round), u32::MAX, None);
+			let _ = UpdateCredit::<T>::clear_prefix((task, round), u32::MAX, None);
 			let _ = AggregateVotes::<T>::clear_prefix((task, round), u32::MAX, None);
 			let _ = Proposals::<T>::clear_prefix((task, round), u32::MAX, None);
 			VoteCount::<T>::remove((task, round));
@@ -718,7 +734,9 @@ pub mod pallet {
 			let t = Tasks::<T>::get(task).ok_or(AggregationError::NoUpdates)?;
 			let global = GlobalModel::<T>::get(task).ok_or(AggregationError::NoUpdates)?;
 			let updates = Updates::<T>::iter_prefix((task, round)).collect();
-			aggregate_round::<T::Aggregator, _, _>(&t.rule, &global, updates)
+			aggregate_round::<T::Aggregator, _, _>(&t.rule, &global, updates, |who| {
+				UpdateCredit::<T>::get((task, round), who).unwrap_or(0)
+			})
 		}
 
 		/// Offchain worker: aggregates each closed round this node's

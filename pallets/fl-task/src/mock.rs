@@ -4,7 +4,7 @@
 use crate::{self as pallet_fl_task, *};
 use frame_support::{derive_impl, parameter_types, traits::ConstU32};
 use frame_system::offchain::{CreateSignedTransaction, CreateTransactionBase, SigningTypes};
-use medchain_primitives::{Behaviour, CreditReporter, InstitutionRegistry, Role};
+use medchain_primitives::{Behaviour, CreditReporter, CreditScore, InstitutionRegistry, Role};
 use sp_core::offchain::{testing, OffchainDbExt, OffchainWorkerExt, TransactionPoolExt};
 use sp_runtime::{
 	testing::{TestSignature, UintAuthorityId},
@@ -40,6 +40,8 @@ pub const OUTSIDER: AccountId = 100;
 parameter_types! {
 	pub static Suspended: Vec<AccountId> = vec![];
 	pub static CreditLog: Vec<(AccountId, Behaviour)> = vec![];
+	/// Credit scores that differ from the default of 500.
+	pub static CreditScores: Vec<(AccountId, u32)> = vec![];
 }
 
 /// Registry mock: 1..=8 are active institutions, 1..=3 producers.
@@ -53,11 +55,17 @@ impl InstitutionRegistry<AccountId> for MockRegistry {
 	}
 }
 
-/// Credit mock: records every report.
+/// Credit mock: records every report; scores are 500 unless set in
+/// `CreditScores`.
 pub struct MockCredit;
 impl CreditReporter<AccountId> for MockCredit {
 	fn report(who: &AccountId, behaviour: Behaviour) {
 		CreditLog::mutate(|l| l.push((*who, behaviour)));
+	}
+}
+impl CreditScore<AccountId> for MockCredit {
+	fn credit(who: &AccountId) -> u32 {
+		CreditScores::get().iter().find(|(a, _)| a == who).map_or(500, |(_, c)| *c)
 	}
 }
 
@@ -176,6 +184,7 @@ pub fn new_test_ext(f: impl FnOnce(&Arc<parking_lot::RwLock<testing::PoolState>>
 		System::set_block_number(1);
 		Suspended::set(vec![]);
 		CreditLog::set(vec![]);
+		CreditScores::set(vec![]);
 		UintAuthorityId::set_all_keys(Vec::<u64>::new());
 		f(&pool_state);
 		FlTask::do_try_state().expect("invariants hold");

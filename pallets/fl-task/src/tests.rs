@@ -135,6 +135,29 @@ fn a_task_runs_rounds_until_the_target_accuracy() {
 }
 
 #[test]
+fn credit_weighted_fedavg_uses_the_credit_at_submission() {
+	new_test_ext(|pool| {
+		let rule = AggregationRule::CreditWeightedFedAvg;
+		let task = publish_with(TaskSpec { rule, ..spec() }, &[4, 5]);
+		CreditScores::set(vec![(4, 900), (5, 300)]);
+		assert_ok!(FlTask::submit_update(origin(4), task, 0, update([4 * FIXED_ONE, 0, 0], 100, 80)));
+		assert_ok!(FlTask::submit_update(origin(5), task, 0, update([0, 4 * FIXED_ONE, 0], 100, 80)));
+		assert_eq!(UpdateCredit::<Test>::get((task, 0), 4), Some(900));
+		// Later changes of credit do not move this round's weights.
+		CreditScores::set(vec![(4, 1), (5, 1)]);
+		assert_eq!(aggregate_with(pool, &[1, 2]), vec![1, 2]);
+		// 900 : 300 = 3 : 1, equal samples.
+		assert_eq!(GlobalModel::<Test>::get(task).unwrap().into_inner(), vec![3 * FIXED_ONE, FIXED_ONE, 0]);
+		assert_eq!(UpdateCredit::<Test>::iter_prefix((task, 0)).count(), 0, "cleared with the round");
+
+		// Other rules record no credit.
+		let plain = publish_with(spec(), &[4, 5]);
+		assert_ok!(FlTask::submit_update(origin(4), plain, 0, update([1, 2, 3], 10, 80)));
+		assert_eq!(UpdateCredit::<Test>::get((plain, 0), 4), None);
+	});
+}
+
+#[test]
 fn max_rounds_end_a_task_that_misses_its_target() {
 	new_test_ext(|pool| {
 		let task = publish_with(TaskSpec { max_rounds: 1, aggregators_required: 1, ..spec() }, &[4, 5]);

@@ -89,6 +89,9 @@ pub enum AggregationRule {
 		/// Fraction dropped at each end; below one half.
 		trim: Permill,
 	},
+	/// FedAvg with each update weighted by its sample count times its
+	/// submitter's credit score when the update was submitted.
+	CreditWeightedFedAvg,
 }
 
 /// What the task publisher suggests to the participants' local training.

@@ -280,6 +280,12 @@ pub trait CreditReporter<AccountId> {
 	fn report(who: &AccountId, behaviour: Behaviour);
 }
 
+/// Reads credit scores.
+pub trait CreditScore<AccountId> {
+	/// The credit score of `who`; zero for accounts without one.
+	fn credit(who: &AccountId) -> u32;
+}
+
 impl<AccountId> CreditReporter<AccountId> for () {
 	fn report(_: &AccountId, _: Behaviour) {}
 }

@@ -53,7 +53,7 @@ pub mod types;
 pub mod weights;
 
 pub use medchain_primitives::{
-	Behaviour, CreditReporter, InstitutionKind, InstitutionRegistry, InstitutionStatus,
+	Behaviour, CreditReporter, CreditScore, InstitutionKind, InstitutionRegistry, InstitutionStatus,
 	InstitutionSummary, RankingEntry, Role, Roles,
 };
 pub use types::*;
@@ -988,6 +988,12 @@ impl<T: Config> InstitutionRegistry<T::AccountId> for Pallet<T> {
 
 	fn has_role(who: &T::AccountId, role: Role) -> bool {
 		Pallet::<T>::has_role(who, role)
+	}
+}
+
+impl<T: Config> CreditScore<T::AccountId> for Pallet<T> {
+	fn credit(who: &T::AccountId) -> u32 {
+		Pallet::<T>::credit_of(who)
 	}
 }
 

@@ -3,6 +3,8 @@
 # test in zombienet/medchain-smoke.zndsl.
 #
 #   scripts/zombienet.sh          build what is missing, run the smoke test
+#   scripts/zombienet.sh fl       build what is missing, run federated learning
+#                                 with both collators as aggregators
 #   scripts/zombienet.sh spawn    build what is missing, keep the network up
 #
 # The relay chain needs `polkadot` and its two PVF workers. They cannot be
@@ -33,7 +35,9 @@ fi
 export PATH="$POLKADOT_ROOT/bin:$(dirname "$MEDCHAIN_NODE_BIN"):$PATH"
 ZOMBIENET="$MEDCHAIN_ROOT/node_modules/.bin/zombienet"
 cd zombienet
-if [ "${1:-test}" = spawn ]; then
-    exec "$ZOMBIENET" -p native spawn medchain-local.toml
-fi
-exec "$ZOMBIENET" -p native test medchain-smoke.zndsl
+case "${1:-test}" in
+    spawn) exec "$ZOMBIENET" -p native spawn medchain-local.toml ;;
+    fl) exec "$ZOMBIENET" -p native test medchain-fl.zndsl ;;
+    test) exec "$ZOMBIENET" -p native test medchain-smoke.zndsl ;;
+    *) echo "usage: scripts/zombienet.sh [test|fl|spawn]" >&2; exit 2 ;;
+esac

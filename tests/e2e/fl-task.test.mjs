@@ -149,29 +149,39 @@ test('a task finishes when one hospital drops out mid-way', async () => {
 
 test('native and Wasm aggregators compute bit-identical models', async () => {
   const { api } = node;
-  // Two aggregators must agree, this node has one: the round stays open for
-  // aggregation after its offchain worker votes, so every side can be compared.
-  const { task } = lastJson(client(['publish', '--suri', '//Ferdie', '--features', '30',
-    '--rounds', '3', '--quorum', '3', '--round-blocks', '6', '--target', '0.999',
-    '--epochs', '3', '--lr', '0.5', '--rule', 'trimmed-mean', '--aggregators', '2']));
-  const runs = [trainer('//Bob', task, 1), trainer('//Charlie', task, 2), trainer('//Dave', task, 3)];
-  let vote;
-  const t0 = Date.now();
-  while (!(vote = await api.query.flTask.aggregateVotes([task, 0], k.alice.address)).isSome) {
-    assert.ok(Date.now() - t0 < 120_000, 'the offchain worker voted');
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  const onChain = vote.unwrap().toHex();
-  const native = lastJson(client(['aggregate', '--task', String(task)]));
-  assert.equal(native.updates, 3);
-  assert.equal(native.digest, onChain, 'native aggregate equals the offchain worker\'s');
-  const [params, outliers] = (await api.call.flTaskApi.computeAggregate(task)).unwrap();
-  const encoded = api.createType('(u32, u32, Vec<i64>, Vec<AccountId32>)', [task, 0, params, outliers]).toU8a();
   const { blake2AsHex } = await import('@polkadot/util-crypto');
-  assert.equal(blake2AsHex(encoded, 256), onChain, 'runtime API aggregate equals the vote');
+  for (const rule of ['trimmed-mean', 'credit-fedavg']) {
+    // Two aggregators must agree, this node has one: the round stays open for
+    // aggregation after its offchain worker votes, so every side can be compared.
+    const { task } = lastJson(client(['publish', '--suri', '//Ferdie', '--features', '30',
+      '--rounds', '3', '--quorum', '3', '--round-blocks', '6', '--target', '0.999',
+      '--epochs', '3', '--lr', '0.5', '--rule', rule, '--aggregators', '2']));
+    const runs = [trainer('//Bob', task, 1), trainer('//Charlie', task, 2), trainer('//Dave', task, 3)];
+    let vote;
+    const t0 = Date.now();
+    while (!(vote = await api.query.flTask.aggregateVotes([task, 0], k.alice.address)).isSome) {
+      assert.ok(Date.now() - t0 < 120_000, `${rule}: the offchain worker voted`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const onChain = vote.unwrap().toHex();
+    const native = lastJson(client(['aggregate', '--task', String(task)]));
+    assert.equal(native.updates, 3);
+    assert.equal(native.digest, onChain, `${rule}: native aggregate equals the offchain worker's`);
+    const [params, outliers] = (await api.call.flTaskApi.computeAggregate(task)).unwrap();
+    const encoded = api.createType('(u32, u32, Vec<i64>, Vec<AccountId32>)', [task, 0, params, outliers]).toU8a();
+    assert.equal(blake2AsHex(encoded, 256), onChain, `${rule}: runtime API aggregate equals the vote`);
+    if (rule === 'credit-fedavg') {
+      // Each update carries its submitter's credit at submission (above the
+      // initial 600 after the accepted updates of the first test).
+      for (const who of [k.bob, k.charlie, k.dave]) {
+        const snapshot = (await api.query.flTask.updateCredit([task, 0], who.address)).unwrap().toNumber();
+        assert.ok(snapshot > 600, `${who.address}: credit ${snapshot} at submission`);
+      }
+    }
 
-  await sendAndWait(api, api.tx.flTask.cancelTask(task), k.ferdie);
-  for (const r of await Promise.all(runs.map((x) => x.done))) assert.equal(r.code, 0, r.out);
+    await sendAndWait(api, api.tx.flTask.cancelTask(task), k.ferdie);
+    for (const r of await Promise.all(runs.map((x) => x.done))) assert.equal(r.code, 0, r.out);
+  }
 });
 
 /** Accuracy of `simulate` (the same rounds run locally, no chain) after its last round. */

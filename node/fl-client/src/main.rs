@@ -240,6 +240,17 @@ fn submit(node: &Node, signer: &sr25519::Pair, call: RuntimeCall) -> Result<u32,
 	}
 }
 
+/// Whether the transaction `who` sent with `nonce` is gone: not in a block
+/// and not waiting in the node's pool either.
+fn lost(node: &Node, who: &AccountId, nonce: u32) -> Result<bool, rpc::RpcError> {
+	use sp_core::crypto::Ss58Codec;
+	if node.included(who, nonce)? {
+		return Ok(false);
+	}
+	let next = node.call("system_accountNextIndex", serde_json::json!([who.to_ss58check()]))?;
+	Ok(next.as_u64().is_some_and(|next| next <= nonce as u64))
+}
+
 /// Whether the pool refused a transaction because its nonce was used by
 /// another (`1014`: same nonce, same priority) or just went stale (`1010`).
 fn nonce_taken(error: &str) -> bool {
@@ -328,16 +339,17 @@ fn train(o: &Options) -> Result<(), String> {
 	Ok(())
 }
 
-/// How long a submitted update may stay off chain before it is sent again
-/// (it was lost, e.g. with the pool of a restarted node).
+/// How long a submitted update may stay off chain before the client checks
+/// whether it was lost (neither in a block nor in the node's pool, e.g. after
+/// a restart of the node) and sends it again.
 const RESUBMIT_AFTER: Duration = Duration::from_secs(15);
 
 /// A participant's view of a task while it trains.
 struct Progress {
 	task_id: u32,
 	me: AccountId,
-	/// The round last submitted for, and when.
-	submitted: Option<(u32, Instant)>,
+	/// The round last submitted for, when, and the transaction's nonce.
+	submitted: Option<(u32, Instant, u32)>,
 	/// Per adopted round: reported accuracy and loss.
 	history: Vec<(u32, f64, f64)>,
 }
@@ -388,11 +400,18 @@ impl Progress {
 				&Updates::<Runtime>::hashed_key_for((task_id, round), &self.me),
 			)?
 			.is_some();
-		let pending = matches!(self.submitted, Some((r, at)) if r == round && at.elapsed() < RESUBMIT_AFTER);
-		if !open || on_chain || pending {
+		let resubmission = match self.submitted {
+			Some((r, at, nonce)) if r == round => {
+				if at.elapsed() < RESUBMIT_AFTER || !lost(node, &self.me, nonce)? {
+					return Ok(false);
+				}
+				true
+			},
+			_ => false,
+		};
+		if !open || on_chain {
 			return Ok(false);
 		}
-		let resubmission = matches!(self.submitted, Some((r, _)) if r == round);
 		let global = global_model(node, task_id)?;
 		let hints = t.hints;
 		let params =
@@ -410,14 +429,8 @@ impl Progress {
 			loss: to_fixed(loss),
 		};
 		let call = RuntimeCall::FlTask(pallet_fl_task::Call::submit_update { task: task_id, round, update });
-		match submit(node, signer, call) {
-			// The first copy may still be in the pool: not an error.
-			Err(rpc::RpcError::Node(e)) if resubmission => println!("round {round:>2}: resubmission refused ({e})"),
-			other => {
-				other?;
-			},
-		}
-		self.submitted = Some((round, Instant::now()));
+		let nonce = submit(node, signer, call)?;
+		self.submitted = Some((round, Instant::now(), nonce));
 		println!(
 			"round {round:>2}: trained {} epochs on {} rows, local validation accuracy {:.2} %, update {}",
 			hints.epochs,

@@ -43,9 +43,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Component `p` ranges over `[2, 65536]`.
 	fn publish_task(p: u32, ) -> Weight {
 		// Proof size: measured `319`, estimated `3606`.
-		// Minimum execution time: 799_603_000 ps.
-		Weight::from_parts(1_144_853_434, 3606)
-			.saturating_add(Weight::from_parts(25_965, 0).saturating_mul(p.into()))
+		// Minimum execution time: 362_881_000 ps.
+		Weight::from_parts(390_168_636, 3606)
+			.saturating_add(Weight::from_parts(13_872, 0).saturating_mul(p.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
@@ -57,8 +57,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `FlTask::Participants` (`max_values`: None, `max_size`: Some(60), added: 2535, mode: `MaxEncodedLen`)
 	fn join_task() -> Weight {
 		// Proof size: measured `619`, estimated `3606`.
-		// Minimum execution time: 764_728_000 ps.
-		Weight::from_parts(913_977_000, 3606)
+		// Minimum execution time: 327_759_000 ps.
+		Weight::from_parts(356_662_000, 3606)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
@@ -70,14 +70,18 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `FlTask::Rounds` (`max_values`: None, `max_size`: Some(90), added: 2565, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Updates` (r:1 w:1)
 	/// Proof: `FlTask::Updates` (`max_values`: None, `max_size`: Some(524372), added: 526847, mode: `MaxEncodedLen`)
+	/// Storage: `Reputation::Credits` (r:1 w:0)
+	/// Proof: `Reputation::Credits` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
+	/// Storage: `FlTask::UpdateCredit` (r:0 w:1)
+	/// Proof: `FlTask::UpdateCredit` (`max_values`: None, `max_size`: Some(68), added: 2543, mode: `MaxEncodedLen`)
 	/// Component `p` ranges over `[2, 65536]`.
 	fn submit_update(p: u32, ) -> Weight {
-		// Proof size: measured `555`, estimated `527837`.
-		// Minimum execution time: 1_133_537_000 ps.
-		Weight::from_parts(1_904_332_211, 527837)
-			.saturating_add(Weight::from_parts(15_716, 0).saturating_mul(p.into()))
-			.saturating_add(T::DbWeight::get().reads(4_u64))
-			.saturating_add(T::DbWeight::get().writes(2_u64))
+		// Proof size: measured `902`, estimated `527837`.
+		// Minimum execution time: 571_293_000 ps.
+		Weight::from_parts(614_130_186, 527837)
+			.saturating_add(Weight::from_parts(3_338, 0).saturating_mul(p.into()))
+			.saturating_add(T::DbWeight::get().reads(5_u64))
+			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:1 w:0)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `Measured`)
@@ -95,21 +99,23 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `FlTask::Proposals` (`max_values`: None, `max_size`: Some(526394), added: 528869, mode: `Measured`)
 	/// Storage: `Reputation::Credits` (r:64 w:64)
 	/// Proof: `Reputation::Credits` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `Measured`)
+	/// Storage: `FlTask::UpdateCredit` (r:64 w:64)
+	/// Proof: `FlTask::UpdateCredit` (`max_values`: None, `max_size`: Some(68), added: 2543, mode: `Measured`)
 	/// Storage: `FlTask::GlobalModel` (r:0 w:1)
 	/// Proof: `FlTask::GlobalModel` (`max_values`: None, `max_size`: Some(524304), added: 526779, mode: `Measured`)
 	/// Component `p` ranges over `[2, 65536]`.
 	/// Component `n` ranges over `[1, 64]`.
 	fn submit_aggregate(p: u32, n: u32, ) -> Weight {
-		// Proof size: measured `0`, estimated `173085`.
-		// Minimum execution time: 7_397_752_000 ps.
-		Weight::from_parts(7_449_799_000, 173085)
-			.saturating_add(Weight::from_parts(365_556, 0).saturating_mul(p.into()))
-			.saturating_add(Weight::from_parts(1_206_187_793, 0).saturating_mul(n.into()))
+		// Proof size: measured `0`, estimated `173713`.
+		// Minimum execution time: 3_760_873_000 ps.
+		Weight::from_parts(3_820_772_000, 173713)
+			.saturating_add(Weight::from_parts(100_281, 0).saturating_mul(p.into()))
+			.saturating_add(Weight::from_parts(346_023_058, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(8_u64))
-			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(n.into())))
+			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
-			.saturating_add(T::DbWeight::get().writes((2_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 187769).saturating_mul(n.into()))
+			.saturating_add(T::DbWeight::get().writes((3_u64).saturating_mul(n.into())))
+			.saturating_add(Weight::from_parts(0, 187771).saturating_mul(n.into()))
 			.saturating_add(Weight::from_parts(0, 189).saturating_mul(p.into()))
 	}
 	/// Storage: `FlTask::Tasks` (r:1 w:1)
@@ -122,8 +128,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `FlTask::VoteCount` (`max_values`: None, `max_size`: Some(20), added: 2495, mode: `MaxEncodedLen`)
 	fn cancel_task() -> Weight {
 		// Proof size: measured `400`, estimated `3603`.
-		// Minimum execution time: 1_040_974_000 ps.
-		Weight::from_parts(1_690_636_000, 3603)
+		// Minimum execution time: 465_535_000 ps.
+		Weight::from_parts(493_547_000, 3603)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
@@ -136,9 +142,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Component `t` ranges over `[0, 16]`.
 	fn on_initialize(t: u32, ) -> Weight {
 		// Proof size: measured `208`, estimated `1550`.
-		// Minimum execution time: 73_918_000 ps.
-		Weight::from_parts(470_478_796, 1550)
-			.saturating_add(Weight::from_parts(484_657_958, 0).saturating_mul(t.into()))
+		// Minimum execution time: 23_264_000 ps.
+		Weight::from_parts(66_733_871, 1550)
+			.saturating_add(Weight::from_parts(148_072_420, 0).saturating_mul(t.into()))
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(t.into())))
 			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(t.into())))
@@ -149,41 +155,41 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 /// The same weights with RocksDB database weights, for tests and mocks.
 impl WeightInfo for () {
 	fn publish_task(p: u32, ) -> Weight {
-		Weight::from_parts(1_144_853_434, 3606)
-			.saturating_add(Weight::from_parts(25_965, 0).saturating_mul(p.into()))
+		Weight::from_parts(390_168_636, 3606)
+			.saturating_add(Weight::from_parts(13_872, 0).saturating_mul(p.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
 	fn join_task() -> Weight {
-		Weight::from_parts(913_977_000, 3606)
+		Weight::from_parts(356_662_000, 3606)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	fn submit_update(p: u32, ) -> Weight {
-		Weight::from_parts(1_904_332_211, 527837)
-			.saturating_add(Weight::from_parts(15_716, 0).saturating_mul(p.into()))
-			.saturating_add(RocksDbWeight::get().reads(4_u64))
-			.saturating_add(RocksDbWeight::get().writes(2_u64))
+		Weight::from_parts(614_130_186, 527837)
+			.saturating_add(Weight::from_parts(3_338, 0).saturating_mul(p.into()))
+			.saturating_add(RocksDbWeight::get().reads(5_u64))
+			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
 	fn submit_aggregate(p: u32, n: u32, ) -> Weight {
-		Weight::from_parts(7_449_799_000, 173085)
-			.saturating_add(Weight::from_parts(365_556, 0).saturating_mul(p.into()))
-			.saturating_add(Weight::from_parts(1_206_187_793, 0).saturating_mul(n.into()))
+		Weight::from_parts(3_820_772_000, 173713)
+			.saturating_add(Weight::from_parts(100_281, 0).saturating_mul(p.into()))
+			.saturating_add(Weight::from_parts(346_023_058, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(8_u64))
-			.saturating_add(RocksDbWeight::get().reads((2_u64).saturating_mul(n.into())))
+			.saturating_add(RocksDbWeight::get().reads((3_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(7_u64))
-			.saturating_add(RocksDbWeight::get().writes((2_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 187769).saturating_mul(n.into()))
+			.saturating_add(RocksDbWeight::get().writes((3_u64).saturating_mul(n.into())))
+			.saturating_add(Weight::from_parts(0, 187771).saturating_mul(n.into()))
 			.saturating_add(Weight::from_parts(0, 189).saturating_mul(p.into()))
 	}
 	fn cancel_task() -> Weight {
-		Weight::from_parts(1_690_636_000, 3603)
+		Weight::from_parts(493_547_000, 3603)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn on_initialize(t: u32, ) -> Weight {
-		Weight::from_parts(470_478_796, 1550)
-			.saturating_add(Weight::from_parts(484_657_958, 0).saturating_mul(t.into()))
+		Weight::from_parts(66_733_871, 1550)
+			.saturating_add(Weight::from_parts(148_072_420, 0).saturating_mul(t.into()))
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().reads((2_u64).saturating_mul(t.into())))
 			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(t.into())))

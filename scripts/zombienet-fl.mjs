@@ -29,7 +29,7 @@ function client(args) {
 function trainer(suri, task, hospital, dataDir) {
   const child = spawn(CLIENT, ['train', '--suri', suri, '--task', String(task),
     '--data', join(dataDir, `hospital-${hospital}.csv`), '--node', `127.0.0.1:${port(aliceWs)}`,
-    '--poll-ms', '1000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    '--poll-ms', '1000', '--wait-s', '300'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => { out += d; });
   child.stderr.on('data', (d) => { out += d; });
@@ -66,7 +66,7 @@ async function main() {
     execFileSync(CLIENT, ['split', '--input', join(ROOT, 'tests/data/wdbc.csv'), '--out', dataDir]);
     const { task } = client(['publish', '--suri', '//Ferdie', '--features', '30', '--rounds', '2',
       '--quorum', '3', '--round-blocks', '10', '--target', '0.999', '--epochs', '10', '--lr', '0.5',
-      '--aggregators', '2']);
+      '--aggregators', '2', '--wait-s', '300']);
     log(`task ${task} published; three hospitals train`);
     const results = await Promise.all([['//Charlie', 1], ['//Dave', 2], ['//Eve', 3]]
       .map(([suri, h]) => trainer(suri, task, h, dataDir)));

@@ -16,7 +16,9 @@
 //! `aggregate` recomputes, natively, what the offchain workers compute in the
 //! runtime's Wasm for the task's closed round, and prints its digest: honest
 //! aggregators on any machine must print the same.
-//! Every command that talks to the chain takes `--node http://127.0.0.1:9944`.
+//! Every command that talks to the chain takes `--node http://127.0.0.1:9944`;
+//! `publish` and `train` wait `--wait-s` seconds (60) for their first
+//! transaction (the task, the join) to land.
 
 mod data;
 mod model;
@@ -219,7 +221,7 @@ fn publish(o: &Options) -> Result<(), String> {
 		.unwrap_or(0);
 	submit(&node, &signer, RuntimeCall::FlTask(pallet_fl_task::Call::publish_task { spec }))
 		.map_err(|e| e.to_string())?;
-	wait_for(Duration::from_secs(60), || Ok(task(&node, id)?.is_some()))?;
+	wait_for(Duration::from_secs(o.or("wait-s", 60)?), || Ok(task(&node, id)?.is_some()))?;
 	println!("{{\"task\":{id}}}");
 	Ok(())
 }
@@ -298,7 +300,7 @@ fn train(o: &Options) -> Result<(), String> {
 	if !node.storage::<()>(&Participants::<Runtime>::hashed_key_for(task_id, &me)).map_err(q)?.is_some() {
 		submit(&node, &signer, RuntimeCall::FlTask(pallet_fl_task::Call::join_task { task: task_id }))
 			.map_err(q)?;
-		wait_for(Duration::from_secs(60), || {
+		wait_for(Duration::from_secs(o.or("wait-s", 60)?), || {
 			Ok(node.storage::<()>(&Participants::<Runtime>::hashed_key_for(task_id, &me)).map_err(q)?.is_some())
 		})?;
 		println!("joined task {task_id} with {} local rows ({} for validation)", local.len(), validation.len());

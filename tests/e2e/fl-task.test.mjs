@@ -222,7 +222,12 @@ test('a perceptron task and a poisoned task run across a node restart', async ()
   // fourth hospital back once it has sent round 1, wait until the other
   // three updates of round 2 are on chain, restart, let it go on.
   const late = runs[3];
-  await until('the fourth hospital to send round 1', () => /round  1: trained/.test(late.output()));
+  let lateExit = null;
+  late.done.then((r) => { lateExit = r; });
+  await until('the fourth hospital to send round 1', () => {
+    assert.equal(lateExit, null, `the fourth hospital stopped early:\n${late.output()}`);
+    return /round  1: trained/.test(late.output());
+  }).catch((e) => { throw new Error(`${e.message}\nits output:\n${late.output()}`); });
   late.child.kill('SIGSTOP');
   await until('three updates in round 2 of the perceptron task', async () => {
     const r = await node.api.query.flTask.rounds(mlp, 2);

@@ -229,10 +229,11 @@ fn publish(o: &Options) -> Result<(), String> {
 /// Submits `call`; if another transaction of the same account (another
 /// task's client, say) took the nonce first, asks for a fresh one and tries
 /// again, up to ten times.
-fn submit(node: &Node, signer: &sr25519::Pair, call: RuntimeCall) -> Result<u32, rpc::RpcError> {
+/// Returns the transaction's hash.
+fn submit(node: &Node, signer: &sr25519::Pair, call: RuntimeCall) -> Result<sp_core::H256, rpc::RpcError> {
 	let mut attempt = 0;
 	loop {
-		match node.submit(signer, call.clone()) {
+		match node.submit_with_hash(signer, call.clone()).map(|(_, hash)| hash) {
 			Err(rpc::RpcError::Node(e)) if attempt < 10 && nonce_taken(&e) => {
 				attempt += 1;
 				sleep(Duration::from_millis(200 + 150 * attempt));
@@ -242,15 +243,19 @@ fn submit(node: &Node, signer: &sr25519::Pair, call: RuntimeCall) -> Result<u32,
 	}
 }
 
-/// Whether the transaction `who` sent with `nonce` is gone: not in a block
-/// and not waiting in the node's pool either.
-fn lost(node: &Node, who: &AccountId, nonce: u32) -> Result<bool, rpc::RpcError> {
-	use sp_core::crypto::Ss58Codec;
-	if node.included(who, nonce)? {
-		return Ok(false);
+/// Whether the transaction with `hash` is no longer waiting in the node's
+/// pool (it was dropped, e.g. with the pool of a restarted node, or it is in
+/// a block). Compared by hash, not nonce: other clients may share the account.
+fn left_pool(node: &Node, hash: sp_core::H256) -> Result<bool, rpc::RpcError> {
+	let pending = node.call("author_pendingExtrinsics", serde_json::json!([]))?;
+	let pending = pending.as_array().ok_or_else(|| rpc::RpcError::Decode("pending extrinsics".into()))?;
+	for xt in pending {
+		let bytes = rpc::unhex(xt.as_str().unwrap_or_default())?;
+		if <sp_runtime::traits::BlakeTwo256 as sp_runtime::traits::Hash>::hash(&bytes) == hash {
+			return Ok(false);
+		}
 	}
-	let next = node.call("system_accountNextIndex", serde_json::json!([who.to_ss58check()]))?;
-	Ok(next.as_u64().is_some_and(|next| next <= nonce as u64))
+	Ok(true)
 }
 
 /// Whether the pool refused a transaction because its nonce was used by
@@ -342,16 +347,16 @@ fn train(o: &Options) -> Result<(), String> {
 }
 
 /// How long a submitted update may stay off chain before the client checks
-/// whether it was lost (neither in a block nor in the node's pool, e.g. after
-/// a restart of the node) and sends it again.
+/// whether it was lost (not on chain and no longer in the node's pool, e.g.
+/// after a restart of the node) and sends it again.
 const RESUBMIT_AFTER: Duration = Duration::from_secs(15);
 
 /// A participant's view of a task while it trains.
 struct Progress {
 	task_id: u32,
 	me: AccountId,
-	/// The round last submitted for, when, and the transaction's nonce.
-	submitted: Option<(u32, Instant, u32)>,
+	/// The round last submitted for, when, and the transaction's hash.
+	submitted: Option<(u32, Instant, sp_core::H256)>,
 	/// Per adopted round: reported accuracy and loss.
 	history: Vec<(u32, f64, f64)>,
 }
@@ -402,18 +407,20 @@ impl Progress {
 				&Updates::<Runtime>::hashed_key_for((task_id, round), &self.me),
 			)?
 			.is_some();
+		if !open || on_chain {
+			return Ok(false);
+		}
+		// Our update is not on chain: send it again only once its transaction
+		// has left the pool without landing.
 		let resubmission = match self.submitted {
-			Some((r, at, nonce)) if r == round => {
-				if at.elapsed() < RESUBMIT_AFTER || !lost(node, &self.me, nonce)? {
+			Some((r, at, hash)) if r == round => {
+				if at.elapsed() < RESUBMIT_AFTER || !left_pool(node, hash)? {
 					return Ok(false);
 				}
 				true
 			},
 			_ => false,
 		};
-		if !open || on_chain {
-			return Ok(false);
-		}
 		let global = global_model(node, task_id)?;
 		let hints = t.hints;
 		let params =
@@ -431,8 +438,8 @@ impl Progress {
 			loss: to_fixed(loss),
 		};
 		let call = RuntimeCall::FlTask(pallet_fl_task::Call::submit_update { task: task_id, round, update });
-		let nonce = submit(node, signer, call)?;
-		self.submitted = Some((round, Instant::now(), nonce));
+		let hash = submit(node, signer, call)?;
+		self.submitted = Some((round, Instant::now(), hash));
 		println!(
 			"round {round:>2}: trained {} epochs on {} rows, local validation accuracy {:.2} %, update {}",
 			hints.epochs,

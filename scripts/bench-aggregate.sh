@@ -20,12 +20,20 @@ cargo build --locked --release -q -p pallet-fl-task --example aggregate_cost
 "$VENV/bin/python" - "$DIR" <<'PY'
 import json, sys
 d = sys.argv[1]
-ours = {r["rule"]: r for r in map(json.loads, open(f"{d}/medchain.jsonl"))}
+rows = list(map(json.loads, open(f"{d}/medchain.jsonl")))
+ours = {r["rule"]: r for r in rows if not r["streamed"]}
+streamed = {r["rule"]: r for r in rows if r["streamed"]}
 numpy = {r["rule"]: r for r in map(json.loads, open(f"{d}/numpy.jsonl"))}
 print(f"K={ours['fedavg']['k']} updates x d={ours['fedavg']['d']} parameters "
       f"({ours['fedavg']['input_mib']} MiB of fixed-point input), best of the runs")
 print(f"{'rule':<14}{'medchain s':>12}{'numpy s':>10}{'ratio':>8}{'medchain peak MiB':>19}{'numpy peak MiB':>16}")
 for rule, r in ours.items():
+    n = numpy.get(rule)
+    ratio = f"{r['seconds'] / n['seconds']:.2f}" if n else "-"
+    print(f"{rule:<14}{r['seconds']:>12.3f}{(n['seconds'] if n else float('nan')):>10.3f}{ratio:>8}"
+          f"{r['peak_extra_heap_mib']:>19.2f}{(n['peak_extra_heap_mib'] if n else float('nan')):>16.2f}")
+print("streamed as from model stores (one 64 Ki-parameter chunk per update in memory, output hashed per chunk):")
+for rule, r in streamed.items():
     n = numpy.get(rule)
     ratio = f"{r['seconds'] / n['seconds']:.2f}" if n else "-"
     print(f"{rule:<14}{r['seconds']:>12.3f}{(n['seconds'] if n else float('nan')):>10.3f}{ratio:>8}"

@@ -5,11 +5,17 @@
 #   scripts/dev.sh --base-path D   keep state in D
 #   scripts/dev.sh --instant-seal  a block per transaction
 #
-# Extra arguments go to medchain-node. RPC: ws://127.0.0.1:9944.
+# Extra arguments go to medchain-node. RPC: ws://127.0.0.1:9944. A model
+# store for federated-learning models too large for the chain listens on
+# http://127.0.0.1:8730 (STORE_PORT), files in ~/.cache/medchain/model-store
+# (MEDCHAIN_MODEL_STORE), and the node's offchain worker writes there.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 bash "$MEDCHAIN_ROOT/scripts/build.sh"
 RPC_PORT="${RPC_PORT:-9944}"
+STORE_PORT="${STORE_PORT:-8730}"
+STORE_DIR="${MEDCHAIN_MODEL_STORE:-$HOME/.cache/medchain/model-store}"
+FL_CLIENT="$CARGO_TARGET_DIR/debug/medchain-fl-client"
 cat >&2 <<MSG
 
   Medchain dev chain
@@ -19,6 +25,7 @@ cat >&2 <<MSG
   Funded dev accounts: //Alice //Bob //Charlie //Dave //Eve //Ferdie (sudo: //Alice)
   Federated-learning aggregator key (fl00): //Alice, inserted once RPC is up.
   Re-encryption proxy: //Alice (prx0 key, Umbral key in the node's local storage).
+  Model store (FL models over 64 Ki parameters): http://127.0.0.1:${STORE_PORT}, files in ${STORE_DIR}
   Patient portal: node scripts/portal.mjs --rpc ws://127.0.0.1:${RPC_PORT}
   Stop with Ctrl-C.
 
@@ -31,6 +38,8 @@ MSG
     for _ in $(seq 1 300); do
         if curl -sf -H 'Content-Type: application/json' -d "$body" "http://127.0.0.1:${RPC_PORT}" >/dev/null 2>&1; then
             echo "[dev] fl00 aggregator key of //Alice inserted" >&2
+            "$FL_CLIENT" aggregator-store --url "http://127.0.0.1:${STORE_PORT}" --node "127.0.0.1:${RPC_PORT}" >&2 || \
+                echo "[dev] could not set the offchain worker's model store (see above)" >&2
             node "$MEDCHAIN_ROOT/scripts/dev-proxy.mjs" "ws://127.0.0.1:${RPC_PORT}" || \
                 echo "[dev] could not make //Alice a proxy (see above)" >&2
             exit 0
@@ -38,4 +47,8 @@ MSG
         sleep 1
     done
 ) &
-exec "$MEDCHAIN_NODE_BIN" --dev --rpc-port "$RPC_PORT" --rpc-cors all "$@"
+# The model store lives as long as the node.
+"$FL_CLIENT" store --listen "127.0.0.1:${STORE_PORT}" --dir "$STORE_DIR" >&2 &
+STORE_PID=$!
+trap 'kill "$STORE_PID" 2>/dev/null || true' EXIT
+"$MEDCHAIN_NODE_BIN" --dev --rpc-port "$RPC_PORT" --rpc-cors all "$@"

@@ -272,7 +272,13 @@ impl_runtime_apis! {
 		}
 
 		fn global_model(task: u32) -> Option<Vec<i64>> {
-			pallet_fl_task::GlobalModel::<Runtime>::get(task).map(|m| m.into_inner())
+			pallet_fl_task::GlobalModel::<Runtime>::get(task).and_then(|m| m.inline().map(|p| p.to_vec()))
+		}
+
+		fn stored_model(task: u32) -> Option<([u8; 32], u32, Vec<u8>)> {
+			let model = pallet_fl_task::GlobalModel::<Runtime>::get(task)?;
+			let r = model.stored()?;
+			Some((r.digest.0, r.params, r.store.to_vec()))
 		}
 
 		fn rounds(task: u32) -> Vec<(u32, pallet_fl_task::Round<BlockNumber>)> {

@@ -339,6 +339,9 @@ impl pallet_fl_task::Config for Runtime {
 	// 64 Ki parameters (512 KiB) inline; an MLP over 30 features with 256
 	// hidden units has 8 193.
 	type MaxParams = ConstU32<{ 64 * 1024 }>;
+	// Larger models live in model stores, by digest and URL: up to 16 Mi
+	// parameters (128 MiB), aggregated by offchain workers chunk by chunk.
+	type MaxStoredParams = ConstU32<{ 16 * 1024 * 1024 }>;
 	type MaxParticipants = ConstU32<64>;
 	type MaxActiveTasks = ConstU32<16>;
 	type MaxRounds = ConstU32<1_000>;

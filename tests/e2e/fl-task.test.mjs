@@ -23,6 +23,7 @@ const ARTIFACTS = join(ROOT, 'tests/artifacts');
 let node;
 let k;
 let dataDir;
+let store;
 
 function client(args) {
   return execFileSync(CLIENT, [...args, '--node', `127.0.0.1:${node.rpcPort}`], { encoding: 'utf8' });
@@ -74,6 +75,7 @@ before(async () => {
 });
 
 after(async () => {
+  if (store) store.kill('SIGKILL');
   if (node) await node.stop();
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
@@ -168,7 +170,8 @@ test('native and Wasm aggregators compute bit-identical models', async () => {
     assert.equal(native.updates, 3);
     assert.equal(native.digest, onChain, `${rule}: native aggregate equals the offchain worker's`);
     const [params, outliers] = (await api.call.flTaskApi.computeAggregate(task)).unwrap();
-    const encoded = api.createType('(u32, u32, Vec<i64>, Vec<AccountId32>)', [task, 0, params, outliers]).toU8a();
+    const modelDigest = blake2AsHex(api.createType('Vec<i64>', params).toU8a(), 256);
+    const encoded = api.createType('(u32, u32, H256, Vec<AccountId32>)', [task, 0, modelDigest, outliers]).toU8a();
     assert.equal(blake2AsHex(encoded, 256), onChain, `${rule}: runtime API aggregate equals the vote`);
     if (rule === 'credit-fedavg') {
       // Each update carries its submitter's credit at submission (above the
@@ -284,5 +287,69 @@ test('a perceptron task and a poisoned task run across a node restart', async ()
     for (let round = 0; round < 6; round++) {
       assert.equal(votes.get(`${task}/${round}/${k.alice.address}`), 1, `task ${task} round ${round}: one vote`);
     }
+  }
+});
+
+/** Starts `medchain-fl-client store` on a free port; resolves its URL. */
+async function startStore(dir) {
+  store = spawn(CLIENT, ['store', '--listen', '127.0.0.1:0', '--dir', dir]);
+  let out = '';
+  store.stderr.on('data', (d) => { out += d; });
+  return new Promise((res, rej) => {
+    store.stdout.on('data', (d) => {
+      out += d;
+      const line = out.split('\n').find((l) => l.startsWith('{'));
+      if (line) res(JSON.parse(line).store);
+    });
+    store.on('exit', (code) => rej(new Error(`the store exited with ${code}:\n${out}`)));
+  });
+}
+
+test('a model too large for the chain is trained and aggregated through model stores', async () => {
+  const { api } = node;
+  const url = await startStore(join(dataDir, 'model-store'));
+  // This node's offchain worker writes its aggregates to the store.
+  assert.equal(lastJson(client(['aggregator-store', '--url', url])).aggregator_store, url);
+  // A perceptron with 2 200 hidden units: 70 401 parameters, over the
+  // 65 536 the chain keeps inline.
+  const tooBig = ['publish', '--suri', '//Ferdie', '--features', '30', '--model', 'mlp', '--hidden', '2200',
+    '--rounds', '3', '--quorum', '3', '--round-blocks', '25', '--target', '0.999', '--epochs', '3', '--lr', '0.1'];
+  assert.throws(() => client(tooBig), /more than the chain keeps inline: publish with --store URL/);
+  const { task } = lastJson(client([...tooBig, '--store', url]));
+  const first = (await api.rpc.chain.getHeader()).number.toNumber();
+  const runs = [['//Bob', 1], ['//Charlie', 2], ['//Dave', 3]]
+    .map(([suri, h]) => trainer(suri, task, h, ['--store', url]));
+  for (const r of await Promise.all(runs.map((x) => x.done))) assert.equal(r.code, 0, r.out);
+
+  const t = (await api.call.flTaskApi.task(task)).unwrap();
+  assert.ok(t.status.isFinished && t.storedModels.isTrue, t.toString());
+  // The final model is in the aggregator's store, by digest; not on chain.
+  assert.ok((await api.call.flTaskApi.globalModel(task)).isNone);
+  const [digest, params, where] = (await api.call.flTaskApi.storedModel(task)).unwrap();
+  assert.equal(params.toNumber(), 70_401);
+  assert.equal(Buffer.from(where.toU8a(true)).toString(), url);
+  assert.equal(digest.toHex(), t.modelDigest.toHex());
+  const rounds = await api.call.flTaskApi.rounds(task);
+  assert.equal(rounds.filter(([, r]) => r.phase.isAdopted).length, 3);
+  const a = lastJson(client(['evaluate', '--task', String(task), '--test', join(dataDir, 'test.csv')]));
+  assert.ok(a.federated_accuracy > 0.9, `wide perceptron accuracy ${a.federated_accuracy}`);
+
+  // Each round, the digest the offchain worker's streaming aggregation got in
+  // Wasm equals the natively computed one at the block the round closed.
+  const best = (await api.rpc.chain.getHeader()).number.toNumber();
+  const closed = new Map();
+  const adopted = new Map();
+  for (let n = first; n <= best; n++) {
+    const hash = await api.rpc.chain.getBlockHash(n);
+    for (const { event } of await (await api.at(hash)).query.system.events()) {
+      if (api.events.flTask.RoundClosed.is(event) && event.data.task.eq(task)) closed.set(event.data.round.toNumber(), hash.toHex());
+      if (api.events.flTask.ModelAdopted.is(event) && event.data.task.eq(task)) adopted.set(event.data.round.toNumber(), event.data.digest.toHex());
+    }
+  }
+  assert.equal(closed.size, 3);
+  for (const [round, at] of closed) {
+    const native = lastJson(client(['aggregate', '--task', String(task), '--at', at]));
+    assert.equal(native.round, round);
+    assert.equal(native.digest, adopted.get(round), `round ${round}: native and offchain aggregates agree`);
   }
 });

@@ -10,7 +10,15 @@
 //! medchain-fl-client evaluate    --task 0 --test T.csv
 //! medchain-fl-client aggregate   --task 0 [--at BLOCK_HASH]
 //! medchain-fl-client simulate    --data-dir DIR [--rule median] [--rounds 10] [--poisoner 4 --poison-scale 1000]
+//! medchain-fl-client store       --listen 127.0.0.1:8730 --dir DIR
+//! medchain-fl-client aggregator-store --url http://127.0.0.1:8730
+//! medchain-fl-client synthetic-update --suri //X --task 1 --store URL [--seed 1]
 //! ```
+//! Models over the chain's inline bound (64 Ki parameters) live in model
+//! stores, by digest and URL: `store` serves one; `publish --store URL` and
+//! `train --store URL` upload there; `aggregator-store` tells the node's
+//! offchain worker where to write aggregates (its persistent offchain
+//! storage, through the node's unsafe `offchain_localStorageSet` RPC).
 //! `simulate` runs the rounds on one machine, with no chain, through the
 //! runtime's own aggregation code: a dry run for choosing a rule.
 //! `aggregate` recomputes, natively, what the offchain workers compute in the
@@ -24,13 +32,14 @@ mod data;
 mod model;
 mod plot;
 mod sim;
+mod store;
 
 use medchain_chain_client as rpc;
 
 use medchain_runtime::{AccountId, Runtime, RuntimeCall};
 use pallet_fl_task::{
-	from_fixed, to_fixed, AggregationRule, GlobalModel, LearningTask, ModelKind, ModelUpdate, Participants,
-	RoundPhase, Rounds, TaskSpec, TaskStatus, Tasks, TrainingHints, UpdateCredit, Updates,
+	from_fixed, to_fixed, AggregationRule, Fixed, GlobalModel, LearningTask, ModelKind, ModelParams, ModelUpdate,
+	Participants, RoundPhase, Rounds, TaskSpec, TaskStatus, Tasks, TrainingHints, UpdateCredit, Updates,
 };
 use medchain_chain_client::Node;
 use sp_core::{sr25519, Pair};
@@ -44,11 +53,14 @@ use std::{
 };
 
 type Round = pallet_fl_task::Round<u32>;
+type MaxParams = <Runtime as pallet_fl_task::Config>::MaxParams;
 
 fn main() {
 	let args: Vec<String> = std::env::args().skip(1).collect();
 	let Some(command) = args.first() else {
-		eprintln!("usage: medchain-fl-client <split|centralized|publish|train|evaluate|aggregate|simulate> [--option value]...");
+		eprintln!(
+			"usage: medchain-fl-client <split|centralized|publish|train|evaluate|aggregate|simulate|store|aggregator-store> [--option value]..."
+		);
 		std::process::exit(2);
 	};
 	let result = Options::parse(&args[1..]).and_then(|o| match command.as_str() {
@@ -59,6 +71,9 @@ fn main() {
 		"evaluate" => evaluate(&o),
 		"aggregate" => aggregate(&o),
 		"simulate" => simulate(&o),
+		"store" => store::serve(o.get("listen").unwrap_or("127.0.0.1:8730"), Path::new(o.get("dir")?)),
+		"aggregator-store" => aggregator_store(&o),
+		"synthetic-update" => synthetic_update(&o),
 		other => Err(format!("unknown command `{other}`")),
 	});
 	if let Err(e) = result {
@@ -129,14 +144,54 @@ fn client_model(kind: &ModelKind) -> Model {
 	}
 }
 
+/// A model's parameters: as they are, or downloaded from its store.
+fn resolve(model: &ModelParams<MaxParams>) -> Result<Vec<Fixed>, String> {
+	match model {
+		ModelParams::Inline(p) => Ok(p.to_vec()),
+		ModelParams::Stored(r) => store::download(r),
+	}
+}
+
 /// A task's current global model, as floating point.
 fn global_model(node: &Node, task_id: u32) -> Result<Vec<f64>, rpc::RpcError> {
-	Ok(node
-		.storage::<Vec<i64>>(&GlobalModel::<Runtime>::hashed_key_for(task_id))?
-		.ok_or_else(|| rpc::RpcError::Node(format!("task {task_id} has no model")))?
-		.into_iter()
-		.map(from_fixed)
-		.collect())
+	let model = node
+		.storage::<ModelParams<MaxParams>>(&GlobalModel::<Runtime>::hashed_key_for(task_id))?
+		.ok_or_else(|| rpc::RpcError::Node(format!("task {task_id} has no model")))?;
+	Ok(resolve(&model).map_err(rpc::RpcError::Node)?.into_iter().map(from_fixed).collect())
+}
+
+/// Packs parameters as a task keeps them: inline, or uploaded to `store`.
+fn pack(params: Vec<Fixed>, stored: bool, store: Option<&str>) -> Result<ModelParams<MaxParams>, String> {
+	if stored {
+		let store = store.ok_or("the task's models live in model stores: pass --store URL")?;
+		Ok(ModelParams::Stored(store::upload(store, &params)?))
+	} else {
+		let count = params.len();
+		Ok(ModelParams::Inline(params.try_into().map_err(|_| {
+			format!("{count} parameters are more than the chain keeps inline: publish with --store URL")
+		})?))
+	}
+}
+
+/// Tells the node's offchain worker which model store to write aggregates
+/// to.
+fn aggregator_store(o: &Options) -> Result<(), String> {
+	let url = o.get("url")?;
+	let probe = pallet_fl_task::ModelRef {
+		digest: Default::default(),
+		params: 0,
+		store: url.as_bytes().to_vec().try_into().map_err(|_| "--url: too long")?,
+	};
+	if !probe.has_valid_store() {
+		return Err(format!("--url: `{url}` is not an http:// or https:// URL"));
+	}
+	let key = format!("0x{}", sp_core::hexdisplay::HexDisplay::from(&pallet_fl_task::store::STORE_URL_KEY));
+	let value = format!("0x{}", sp_core::hexdisplay::HexDisplay::from(&url.as_bytes()));
+	o.node()
+		.call("offchain_localStorageSet", serde_json::json!(["PERSISTENT", key, value]))
+		.map_err(|e| e.to_string())?;
+	println!("{}", serde_json::json!({ "aggregator_store": url }));
+	Ok(())
 }
 
 /// Splits the public data set into a test set and four non-IID hospitals.
@@ -195,14 +250,10 @@ fn publish(o: &Options) -> Result<(), String> {
 	model.parameter_count().ok_or("the model is too large")?;
 	let initial = local.initial(o.or("seed", 1)?);
 	let rule = o.rule()?;
+	let store = o.0.get("store").map(String::as_str);
 	let spec = TaskSpec {
 		model,
-		initial_model: initial
-			.iter()
-			.map(|p| to_fixed(*p))
-			.collect::<Vec<_>>()
-			.try_into()
-			.map_err(|_| "the model has more parameters than the chain keeps inline")?,
+		initial_model: pack(initial.iter().map(|p| to_fixed(*p)).collect(), store.is_some(), store)?,
 		hints: TrainingHints {
 			epochs: o.or("epochs", 10)?,
 			learning_rate: to_fixed(o.or("lr", 0.5)?),
@@ -301,19 +352,17 @@ fn train(o: &Options) -> Result<(), String> {
 	// Test only: multiplies the submitted parameters, as a poisoning
 	// participant would (robust rules must shrug it off and flag it).
 	let poison: f64 = o.or("poison-scale", 1.0)?;
-	let q = |e: rpc::RpcError| e.to_string();
-	if !node.storage::<()>(&Participants::<Runtime>::hashed_key_for(task_id, &me)).map_err(q)?.is_some() {
-		submit(&node, &signer, RuntimeCall::FlTask(pallet_fl_task::Call::join_task { task: task_id }))
-			.map_err(q)?;
-		wait_for(Duration::from_secs(o.or("wait-s", 60)?), || {
-			Ok(node.storage::<()>(&Participants::<Runtime>::hashed_key_for(task_id, &me)).map_err(q)?.is_some())
-		})?;
+	if join(o, &node, &signer, task_id)? {
 		println!("joined task {task_id} with {} local rows ({} for validation)", local.len(), validation.len());
 	}
 
 	let poll = Duration::from_millis(o.or("poll-ms", 500)?);
 	let patience = Duration::from_secs(o.or("retry-s", 120)?);
-	let mut state = Progress { task_id, me, submitted: None, history: Vec::new() };
+	let store = o.0.get("store").cloned();
+	if t.stored_models && store.is_none() {
+		return Err(format!("task {task_id} keeps its models in model stores: pass --store URL"));
+	}
+	let mut state = Progress { task_id, me, store, submitted: None, history: Vec::new() };
 	let mut unreachable_since: Option<Instant> = None;
 	loop {
 		match state.step(&node, &signer, model, &train_rows, &validation, poison) {
@@ -346,6 +395,67 @@ fn train(o: &Options) -> Result<(), String> {
 	Ok(())
 }
 
+/// Joins the task unless already a participant; whether it joined now.
+fn join(o: &Options, node: &Node, signer: &sr25519::Pair, task_id: u32) -> Result<bool, String> {
+	let q = |e: rpc::RpcError| e.to_string();
+	let me = AccountId::from(signer.public());
+	let key = Participants::<Runtime>::hashed_key_for(task_id, &me);
+	if node.storage::<()>(&key).map_err(q)?.is_some() {
+		return Ok(false);
+	}
+	submit(node, signer, RuntimeCall::FlTask(pallet_fl_task::Call::join_task { task: task_id })).map_err(q)?;
+	wait_for(Duration::from_secs(o.or("wait-s", 60)?), || Ok(node.storage::<()>(&key).map_err(q)?.is_some()))?;
+	Ok(true)
+}
+
+/// For load tests of large models: joins a task with stored models and
+/// submits, for its open round, the global model plus seeded noise, uploaded
+/// to `--store`; waits until the update is on chain.
+fn synthetic_update(o: &Options) -> Result<(), String> {
+	let node = o.node();
+	let signer = o.signer()?;
+	let me = AccountId::from(signer.public());
+	let task_id: u32 = o.get("task")?.parse().map_err(|_| "--task: not a number")?;
+	let store = o.get("store")?;
+	let seed: u64 = o.or("seed", 1)?;
+	let t = task(&node, task_id)?.ok_or(format!("task {task_id} does not exist"))?;
+	join(o, &node, &signer, task_id)?;
+	let q = |e: rpc::RpcError| e.to_string();
+	let global: ModelParams<MaxParams> = node
+		.storage(&GlobalModel::<Runtime>::hashed_key_for(task_id))
+		.map_err(q)?
+		.ok_or("task without a model")?;
+	let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+	let params: Vec<Fixed> = resolve(&global)?
+		.into_iter()
+		.map(|g| {
+			state ^= state >> 12;
+			state ^= state << 25;
+			state ^= state >> 27;
+			let unit = (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64;
+			g + to_fixed((unit - 0.5) * 0.1)
+		})
+		.collect();
+	let count = params.len();
+	let t0 = Instant::now();
+	let update = ModelUpdate {
+		params: pack(params, t.stored_models, Some(store))?,
+		samples: 100 + (seed % 100) as u32,
+		accuracy: Permill::from_percent(50),
+		loss: to_fixed(0.5),
+	};
+	let upload_s = t0.elapsed().as_secs_f64();
+	let round = t.round;
+	submit(&node, &signer, RuntimeCall::FlTask(pallet_fl_task::Call::submit_update { task: task_id, round, update }))
+		.map_err(q)?;
+	let key = Updates::<Runtime>::hashed_key_for((task_id, round), &me);
+	wait_for(Duration::from_secs(o.or("wait-s", 60)?), || {
+		Ok(node.storage::<ModelUpdate<MaxParams>>(&key).map_err(q)?.is_some())
+	})?;
+	println!("{}", serde_json::json!({ "task": task_id, "round": round, "params": count, "upload_s": upload_s }));
+	Ok(())
+}
+
 /// How long a submitted update may stay off chain before the client checks
 /// whether it was lost (not on chain and no longer in the node's pool, e.g.
 /// after a restart of the node) and sends it again.
@@ -355,6 +465,8 @@ const RESUBMIT_AFTER: Duration = Duration::from_secs(15);
 struct Progress {
 	task_id: u32,
 	me: AccountId,
+	/// Where updates of a task with stored models are uploaded.
+	store: Option<String>,
 	/// The round last submitted for, when, and the transaction's hash.
 	submitted: Option<(u32, Instant, sp_core::H256)>,
 	/// Per adopted round: reported accuracy and loss.
@@ -403,7 +515,7 @@ impl Progress {
 			Some(Round { phase: RoundPhase::Collecting, .. })
 		);
 		let on_chain = node
-			.storage::<ModelUpdate<<Runtime as pallet_fl_task::Config>::MaxParams>>(
+			.storage::<ModelUpdate<MaxParams>>(
 				&Updates::<Runtime>::hashed_key_for((task_id, round), &self.me),
 			)?
 			.is_some();
@@ -427,12 +539,12 @@ impl Progress {
 			model.train(&global, train_rows, hints.epochs as u32, from_fixed(hints.learning_rate), hints.batch_size as usize);
 		let (accuracy, loss) = model.evaluate(&params, validation);
 		let update = ModelUpdate {
-			params: params
-				.iter()
-				.map(|p| to_fixed(*p * poison))
-				.collect::<Vec<_>>()
-				.try_into()
-				.map_err(|_| rpc::RpcError::Node("the model is larger than the chain accepts".into()))?,
+			params: pack(
+				params.iter().map(|p| to_fixed(*p * poison)).collect(),
+				t.stored_models,
+				self.store.as_deref(),
+			)
+			.map_err(rpc::RpcError::Node)?,
 			samples: train_rows.len() as u32,
 			accuracy: Permill::from_float(accuracy),
 			loss: to_fixed(loss),
@@ -484,25 +596,31 @@ fn evaluate(o: &Options) -> Result<(), String> {
 /// chain, with the runtime's aggregator compiled natively.
 fn aggregate(o: &Options) -> Result<(), String> {
 	use frame_support::{storage::StoragePrefixedMap, StorageHasher, Twox64Concat};
-	use pallet_fl_task::{aggregate_digest, model_digest};
-	type MaxParams = <Runtime as pallet_fl_task::Config>::MaxParams;
+	use pallet_fl_task::{aggregate_digest, model_digest, stored_model_digest};
+	// Stored models may exceed the inline bound; in memory, anything goes.
+	type Unbounded = frame_support::traits::ConstU32<{ u32::MAX }>;
 	let node = o.node();
 	let at = o.0.get("at").map(String::as_str);
 	let q = |e: rpc::RpcError| e.to_string();
 	let task_id: u32 = o.get("task")?.parse().map_err(|_| "--task: not a number")?;
 	let t: LearningTask<AccountId> =
 		node.storage_at(&Tasks::<Runtime>::hashed_key_for(task_id), at).map_err(q)?.ok_or("no such task")?;
-	let global: Vec<i64> = node
+	let global: ModelParams<MaxParams> = node
 		.storage_at(&GlobalModel::<Runtime>::hashed_key_for(task_id), at)
 		.map_err(q)?
 		.ok_or("task without a model")?;
+	let global = resolve(&global)?;
 	let mut prefix = Updates::<Runtime>::final_prefix().to_vec();
 	prefix.extend(Twox64Concat::hash(&codec::Encode::encode(&(task_id, t.round))));
-	let mut updates: Vec<(AccountId, ModelUpdate<MaxParams>)> = Vec::new();
+	let mut updates: Vec<(AccountId, ModelUpdate<Unbounded>)> = Vec::new();
 	for key in node.keys(&prefix, at).map_err(q)? {
 		let raw: [u8; 32] = key[key.len() - 32..].try_into().map_err(|_| "bad key")?;
-		let update = node.storage_at(&key, at).map_err(q)?.ok_or("update vanished")?;
-		updates.push((AccountId::from(raw), update));
+		let update: ModelUpdate<MaxParams> = node.storage_at(&key, at).map_err(q)?.ok_or("update vanished")?;
+		let params = ModelParams::Inline(resolve(&update.params)?.try_into().map_err(|_| "too large")?);
+		updates.push((
+			AccountId::from(raw),
+			ModelUpdate { params, samples: update.samples, accuracy: update.accuracy, loss: update.loss },
+		));
 	}
 	let count = updates.len();
 	let mut credits = HashMap::new();
@@ -517,7 +635,8 @@ fn aggregate(o: &Options) -> Result<(), String> {
 		|who| credits.get(who).copied().unwrap_or(0),
 	)
 	.map_err(|e| format!("cannot aggregate: {e:?}"))?;
-	let digest = aggregate_digest(task_id, t.round, &params, &outliers);
+	let model = if t.stored_models { stored_model_digest(&params) } else { model_digest(&params) };
+	let digest = aggregate_digest(task_id, t.round, model, &outliers);
 	println!(
 		"{}",
 		serde_json::json!({
@@ -525,7 +644,7 @@ fn aggregate(o: &Options) -> Result<(), String> {
 			"round": t.round,
 			"updates": count,
 			"digest": format!("{digest:?}"),
-			"model_digest": format!("{:?}", model_digest(&params)),
+			"model_digest": format!("{model:?}"),
 			"outliers": outliers.len(),
 		})
 	);

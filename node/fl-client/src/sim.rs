@@ -70,12 +70,14 @@ pub fn simulate(
 				let params = model.train(&start, &p.train, hints.epochs, hints.lr, hints.batch);
 				let (accuracy, loss) = model.evaluate(&params, &p.validation);
 				let update = ModelUpdate::<MaxParams> {
-					params: params
-						.iter()
-						.map(|v| to_fixed(v * p.poison))
-						.collect::<Vec<_>>()
-						.try_into()
-						.map_err(|_| "the model is larger than the chain keeps inline".to_string())?,
+					params: pallet_fl_task::ModelParams::Inline(
+						params
+							.iter()
+							.map(|v| to_fixed(v * p.poison))
+							.collect::<Vec<_>>()
+							.try_into()
+							.map_err(|_| "the model is larger than the chain keeps inline".to_string())?,
+					),
 					samples: p.train.len() as u32,
 					accuracy: Permill::from_float(accuracy),
 					loss: to_fixed(loss),

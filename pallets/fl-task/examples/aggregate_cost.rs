@@ -4,16 +4,25 @@
 //! `scripts/bench-aggregate.py` can time NumPy's weighted average on them in
 //! the same run.
 //!
+//! Then streams the same aggregation as the offchain worker does for models
+//! kept in model stores: updates read from the file one 64 Ki-parameter
+//! store chunk per update at a time, the result cut into chunks and hashed
+//! as they are written; its peak heap is what a 10 M-parameter round needs of
+//! the Wasm heap.
+//!
 //! ```text
 //! cargo run --release -p pallet-fl-task --example aggregate_cost -- K D OUT_DIR [REPEAT]
 //! ```
-//! Prints one JSON line per rule.
+//! Prints one JSON line per rule and way (`"streamed":false|true`).
 
-use pallet_fl_task::{Aggregate, AggregationRule, FixedPointAggregator, UpdateView, FIXED_ONE};
+use pallet_fl_task::{
+	chunk_digest, stored_model_digest, Aggregate, AggregationError, AggregationRule, FixedPointAggregator, Model,
+	ModelSource, StoredManifest, UpdateView, UpdateWeight, FIXED_ONE, STORE_CHUNK,
+};
 use sp_runtime::Permill;
 use std::{
 	alloc::{GlobalAlloc, Layout, System},
-	io::Write,
+	io::{Read, Seek, SeekFrom, Write},
 	sync::atomic::{AtomicUsize, Ordering},
 	time::Instant,
 };
@@ -108,17 +117,112 @@ fn main() {
 		if name == "fedavg" {
 			write_i64(&out.join("fedavg.bin"), &result);
 		}
-		println!(
-			"{}",
-			serde_like(&[
-				("rule", format!("\"{name}\"")),
-				("k", k.to_string()),
-				("d", d.to_string()),
-				("seconds", format!("{best:.4}")),
-				("input_mib", format!("{:.1}", input_bytes as f64 / (1 << 20) as f64)),
-				("peak_extra_heap_mib", format!("{:.2}", extra_peak as f64 / (1 << 20) as f64)),
-			])
-		);
+		report(name, false, k, d, best, input_bytes, extra_peak);
+
+		// Streamed from the file as from model stores, written chunk by chunk.
+		let weights: Vec<UpdateWeight> = samples.iter().map(|s| UpdateWeight { samples: *s, credit: 1 }).collect();
+		let mut best = f64::MAX;
+		let mut extra_peak = 0;
+		for _ in 0..repeat {
+			let before = LIVE.load(Ordering::Relaxed);
+			PEAK.store(before, Ordering::Relaxed);
+			let t0 = Instant::now();
+			let mut source = FileSource::open(&out.join("updates.bin"), k, d);
+			let mut writer = HashingWriter { buffer: Vec::new(), chunks: Vec::new(), params: 0 };
+			FixedPointAggregator::<frame_support::traits::ConstU32<3>>::aggregate_stream(
+				&rule,
+				d,
+				&weights,
+				&mut source,
+				&mut |window| {
+					writer.push(window);
+					Ok(())
+				},
+			)
+			.expect("the benchmark's updates aggregate");
+			let digest = writer.finish();
+			best = best.min(t0.elapsed().as_secs_f64());
+			extra_peak = extra_peak.max(PEAK.load(Ordering::Relaxed) - before);
+			assert_eq!(digest, stored_model_digest(&result), "{name}: streamed and in-memory models differ");
+		}
+		report(name, true, k, d, best, input_bytes, extra_peak);
+	}
+}
+
+fn report(name: &str, streamed: bool, k: usize, d: usize, seconds: f64, input_bytes: usize, extra_peak: usize) {
+	println!(
+		"{}",
+		serde_like(&[
+			("rule", format!("\"{name}\"")),
+			("streamed", streamed.to_string()),
+			("k", k.to_string()),
+			("d", d.to_string()),
+			("seconds", format!("{seconds:.4}")),
+			("input_mib", format!("{:.1}", input_bytes as f64 / (1 << 20) as f64)),
+			("peak_extra_heap_mib", format!("{:.2}", extra_peak as f64 / (1 << 20) as f64)),
+		])
+	);
+}
+
+/// Updates read from `updates.bin` one store chunk per update at a time, as
+/// the offchain worker reads them from model stores.
+struct FileSource {
+	file: std::fs::File,
+	d: usize,
+	cached: Vec<Option<(usize, Vec<i64>)>>,
+}
+
+impl FileSource {
+	fn open(path: &std::path::Path, k: usize, d: usize) -> Self {
+		Self { file: std::fs::File::open(path).expect("updates.bin was written"), d, cached: vec![None; k] }
+	}
+}
+
+impl ModelSource for FileSource {
+	fn read(&mut self, model: Model, start: usize, width: usize) -> Result<&[i64], AggregationError> {
+		let Model::Update(i) = model else { return Err(AggregationError::Unavailable) };
+		let size = STORE_CHUNK as usize;
+		let index = start / size;
+		if self.cached[i].as_ref().map(|(c, _)| *c) != Some(index) {
+			self.cached[i] = None;
+			let len = size.min(self.d - index * size);
+			let mut bytes = vec![0u8; len * 8];
+			self.file
+				.seek(SeekFrom::Start(((i * self.d + index * size) * 8) as u64))
+				.and_then(|_| self.file.read_exact(&mut bytes))
+				.map_err(|_| AggregationError::Unavailable)?;
+			let chunk = bytes.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes"))).collect();
+			self.cached[i] = Some((index, chunk));
+		}
+		let (_, chunk) = self.cached[i].as_ref().ok_or(AggregationError::Unavailable)?;
+		let offset = start - index * size;
+		chunk.get(offset..offset + width).ok_or(AggregationError::LengthMismatch)
+	}
+}
+
+/// Cuts the aggregate into store chunks and hashes them, as the offchain
+/// worker does before uploading each.
+struct HashingWriter {
+	buffer: Vec<i64>,
+	chunks: Vec<sp_core::H256>,
+	params: u32,
+}
+
+impl HashingWriter {
+	fn push(&mut self, window: &[i64]) {
+		self.params += window.len() as u32;
+		self.buffer.extend_from_slice(window);
+		if self.buffer.len() >= STORE_CHUNK as usize {
+			self.chunks.push(chunk_digest(&self.buffer));
+			self.buffer.clear();
+		}
+	}
+
+	fn finish(mut self) -> sp_core::H256 {
+		if !self.buffer.is_empty() {
+			self.chunks.push(chunk_digest(&self.buffer));
+		}
+		StoredManifest { params: self.params, chunks: self.chunks }.digest()
 	}
 }
 

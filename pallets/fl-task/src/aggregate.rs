@@ -12,6 +12,9 @@ use core::marker::PhantomData;
 use frame_support::traits::Get;
 use ndarray::{Array1, Array2, ArrayView1, Axis};
 
+// A stored model's chunks are whole aggregation windows.
+const _: () = assert!(crate::types::STORE_CHUNK as usize % CHUNK == 0);
+
 /// Parameters processed per chunk.
 pub const CHUNK: usize = 1024;
 
@@ -24,6 +27,15 @@ pub struct UpdateView<'a> {
 	pub samples: u32,
 	/// The submitter's credit (a weight factor under
 	/// [`AggregationRule::CreditWeightedFedAvg`], ignored otherwise).
+	pub credit: u32,
+}
+
+/// What weighs an update, apart from its parameters.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct UpdateWeight {
+	/// Samples behind the update (the FedAvg weight).
+	pub samples: u32,
+	/// The submitter's credit (see [`UpdateView::credit`]).
 	pub credit: u32,
 }
 
@@ -47,17 +59,88 @@ pub enum AggregationError {
 	InvalidRule,
 	/// An intermediate value overflowed.
 	Overflow,
+	/// A model could not be read: its store did not answer, or what it sent
+	/// did not match the model's digest.
+	Unavailable,
+	/// The aggregate could not be written to the model store.
+	StoreFailed,
 }
+
+/// Which model a [`ModelSource`] read is of.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Model {
+	/// The current global model.
+	Global,
+	/// The `i`-th update, in the order the weights were given.
+	Update(usize),
+}
+
+/// Where streaming aggregation reads models, one window of at most
+/// [`CHUNK`] parameters at a time. Within a pass, windows come in ascending
+/// order and start at multiples of [`CHUNK`]; a source may hold just one
+/// chunk of each model at a time.
+pub trait ModelSource {
+	/// Parameters `start..start + width` of `model`.
+	fn read(&mut self, model: Model, start: usize, width: usize) -> Result<&[Fixed], AggregationError>;
+}
+
+/// A [`ModelSource`] over models in memory.
+pub struct SliceSource<'a> {
+	/// The global model.
+	pub global: &'a [Fixed],
+	/// The updates.
+	pub updates: Vec<&'a [Fixed]>,
+}
+
+impl ModelSource for SliceSource<'_> {
+	fn read(&mut self, model: Model, start: usize, width: usize) -> Result<&[Fixed], AggregationError> {
+		let params = match model {
+			Model::Global => self.global,
+			Model::Update(i) => *self.updates.get(i).ok_or(AggregationError::LengthMismatch)?,
+		};
+		params.get(start..start.saturating_add(width)).ok_or(AggregationError::LengthMismatch)
+	}
+}
+
+/// Receives the aggregate, window by window, in order.
+pub type ModelSink<'a> = dyn FnMut(&[Fixed]) -> Result<(), AggregationError> + 'a;
 
 /// An aggregation algorithm. The pallet only compares digests; the offchain
 /// worker and off-chain tools call this.
 pub trait Aggregate {
-	/// Aggregates `updates` to a new model from the current `global` model.
+	/// Aggregates, streaming: reads the global model and the updates (each
+	/// of `len` parameters, weighted by `weights`) from `source` window by
+	/// window, hands the new model to `sink` in order, and returns the indices
+	/// of the updates flagged as outliers. Memory stays
+	/// `updates × CHUNK` whatever `len` is.
+	fn aggregate_stream(
+		rule: &AggregationRule,
+		len: usize,
+		weights: &[UpdateWeight],
+		source: &mut dyn ModelSource,
+		sink: &mut ModelSink,
+	) -> Result<Vec<usize>, AggregationError>;
+
+	/// Aggregates `updates` to a new model from the current `global` model,
+	/// in memory.
 	fn aggregate(
 		rule: &AggregationRule,
 		global: &[Fixed],
 		updates: &[UpdateView],
-	) -> Result<Aggregated, AggregationError>;
+	) -> Result<Aggregated, AggregationError> {
+		if updates.iter().any(|u| u.params.len() != global.len()) {
+			return Err(AggregationError::LengthMismatch);
+		}
+		let weights: Vec<_> =
+			updates.iter().map(|u| UpdateWeight { samples: u.samples, credit: u.credit }).collect();
+		let mut source = SliceSource { global, updates: updates.iter().map(|u| u.params).collect() };
+		let mut params = Vec::with_capacity(global.len());
+		let outliers = Self::aggregate_stream(rule, global.len(), &weights, &mut source, &mut |window| {
+			params.extend_from_slice(window);
+			Ok(())
+		})?;
+		Ok(Aggregated { params, outliers })
+	}
 }
 
 /// The default aggregator: the rules of [`AggregationRule`] in fixed point
@@ -69,113 +152,164 @@ pub struct FixedPointAggregator<OutlierFactor = frame_support::traits::ConstU32<
 );
 
 impl<F: Get<u32>> Aggregate for FixedPointAggregator<F> {
-	fn aggregate(
+	fn aggregate_stream(
 		rule: &AggregationRule,
-		global: &[Fixed],
-		updates: &[UpdateView],
-	) -> Result<Aggregated, AggregationError> {
-		if updates.is_empty() {
+		len: usize,
+		weights: &[UpdateWeight],
+		source: &mut dyn ModelSource,
+		sink: &mut ModelSink,
+	) -> Result<Vec<usize>, AggregationError> {
+		let n = weights.len();
+		if n == 0 {
 			return Err(AggregationError::NoUpdates);
 		}
-		let len = global.len();
-		if updates.iter().any(|u| u.params.len() != len) {
-			return Err(AggregationError::LengthMismatch);
-		}
+		let cut = match rule {
+			AggregationRule::ClippedFedAvg { max_norm } if *max_norm <= 0 =>
+				return Err(AggregationError::InvalidRule),
+			AggregationRule::TrimmedMean { trim } => {
+				let cut = trim.mul_floor(n as u32) as usize;
+				if trim.deconstruct() >= 500_000 || n <= 2 * cut {
+					return Err(AggregationError::InvalidRule);
+				}
+				cut
+			},
+			_ => 0,
+		};
 		let scales = match rule {
-			AggregationRule::ClippedFedAvg { max_norm } => Some(clip_scales(global, updates, *max_norm)?),
+			AggregationRule::ClippedFedAvg { max_norm } => Some(clip_scales(len, n, source, *max_norm)?),
 			_ => None,
 		};
-		let mut params = Vec::with_capacity(len);
+		// Squared distance of each update to the aggregate, for flagging.
+		let mut distances = alloc::vec![0u128; n];
 		let mut start = 0;
 		while start < len {
 			let width = CHUNK.min(len - start);
-			let chunk = load_chunk(global, updates, start, width, scales.as_deref())?;
+			let raw = load_chunk(source, n, start, width)?;
+			let clipped = match &scales {
+				Some(scales) => Some(clip_chunk(&raw, source, start, width, scales)?),
+				None => None,
+			};
+			let chunk = clipped.as_ref().unwrap_or(&raw);
 			let out = match rule {
 				AggregationRule::FedAvg | AggregationRule::ClippedFedAvg { .. } =>
-					weighted_mean(&chunk, updates, |u| u.samples as i128)?,
+					weighted_mean(chunk, weights, |u| u.samples as i128)?,
 				AggregationRule::CreditWeightedFedAvg =>
-					weighted_mean(&chunk, updates, |u| u.samples as i128 * u.credit as i128)?,
-				AggregationRule::Median => map_columns(&chunk, median)?,
-				AggregationRule::TrimmedMean { trim } => {
-					let n = updates.len();
-					let cut = trim.mul_floor(n as u32) as usize;
-					if trim.deconstruct() >= 500_000 || n <= 2 * cut {
-						return Err(AggregationError::InvalidRule);
-					}
-					map_columns(&chunk, |column| trimmed_mean(column, cut))?
-				},
+					weighted_mean(chunk, weights, |u| u.samples as i128 * u.credit as i128)?,
+				AggregationRule::Median => map_columns(chunk, median)?,
+				AggregationRule::TrimmedMean { .. } => map_columns(chunk, |column| trimmed_mean(column, cut))?,
 			};
-			params.extend(out.iter().copied());
+			for (row, distance) in raw.axis_iter(Axis(0)).zip(distances.iter_mut()) {
+				for (v, a) in row.iter().zip(out.iter()) {
+					let d = (v - *a as i128).unsigned_abs();
+					let sq = d.checked_mul(d).ok_or(AggregationError::Overflow)?;
+					*distance = distance.checked_add(sq).ok_or(AggregationError::Overflow)?;
+				}
+			}
+			sink(out.as_slice().ok_or(AggregationError::Overflow)?)?;
 			start += width;
 		}
-		let outliers = flag_outliers(&params, updates, F::get())?;
-		Ok(Aggregated { params, outliers })
+		Ok(flag_outliers(&distances, F::get()))
 	}
 }
 
-/// Rows are updates, columns parameters `start..start + width`. With clip
-/// scales, each row is `global + (update - global) × num / den`.
+/// Rows are updates, columns parameters `start..start + width`.
 fn load_chunk(
-	global: &[Fixed],
-	updates: &[UpdateView],
+	source: &mut dyn ModelSource,
+	n: usize,
 	start: usize,
 	width: usize,
-	scales: Option<&[(u128, u128)]>,
 ) -> Result<Array2<i128>, AggregationError> {
-	let mut chunk = Array2::<i128>::zeros((updates.len(), width));
-	for (i, (mut row, update)) in chunk.axis_iter_mut(Axis(0)).zip(updates).enumerate() {
-		for (j, cell) in row.iter_mut().enumerate() {
-			let value = update.params[start + j] as i128;
-			*cell = match scales.map(|s| s[i]) {
-				Some((num, den)) if num < den => {
-					let base = global[start + j] as i128;
-					let delta = value - base;
-					let scaled = delta
-						.checked_mul(num as i128)
-						.ok_or(AggregationError::Overflow)?
-						.checked_div(den as i128)
-						.ok_or(AggregationError::Overflow)?;
-					base + scaled
-				},
-				_ => value,
-			};
+	let mut chunk = Array2::<i128>::zeros((n, width));
+	for (i, mut row) in chunk.axis_iter_mut(Axis(0)).enumerate() {
+		let params = source.read(Model::Update(i), start, width)?;
+		if params.len() != width {
+			return Err(AggregationError::LengthMismatch);
+		}
+		for (cell, value) in row.iter_mut().zip(params) {
+			*cell = *value as i128;
+		}
+	}
+	Ok(chunk)
+}
+
+/// Each row `global + (row - global) × num / den` with its clip scale.
+fn clip_chunk(
+	raw: &Array2<i128>,
+	source: &mut dyn ModelSource,
+	start: usize,
+	width: usize,
+	scales: &[(u128, u128)],
+) -> Result<Array2<i128>, AggregationError> {
+	let global = source.read(Model::Global, start, width)?;
+	if global.len() != width {
+		return Err(AggregationError::LengthMismatch);
+	}
+	let mut chunk = raw.clone();
+	for (mut row, (num, den)) in chunk.axis_iter_mut(Axis(0)).zip(scales) {
+		if num >= den {
+			continue;
+		}
+		for (cell, base) in row.iter_mut().zip(global) {
+			let base = *base as i128;
+			let scaled = (*cell - base)
+				.checked_mul(*num as i128)
+				.ok_or(AggregationError::Overflow)?
+				.checked_div(*den as i128)
+				.ok_or(AggregationError::Overflow)?;
+			*cell = base + scaled;
 		}
 	}
 	Ok(chunk)
 }
 
 /// Per update, `(num, den)` so that `delta × num / den` has an L2 norm of at
-/// most `max_norm`; `(1, 1)` for updates already within it.
+/// most `max_norm`; `(1, 1)` for updates already within it. A first pass
+/// over the models.
 fn clip_scales(
-	global: &[Fixed],
-	updates: &[UpdateView],
+	len: usize,
+	n: usize,
+	source: &mut dyn ModelSource,
 	max_norm: Fixed,
 ) -> Result<Vec<(u128, u128)>, AggregationError> {
-	if max_norm <= 0 {
-		return Err(AggregationError::InvalidRule);
+	let mut norms = alloc::vec![0u128; n];
+	let mut global = Vec::with_capacity(CHUNK);
+	let mut start = 0;
+	while start < len {
+		let width = CHUNK.min(len - start);
+		global.clear();
+		global.extend_from_slice(source.read(Model::Global, start, width)?);
+		for (i, norm) in norms.iter_mut().enumerate() {
+			let update = source.read(Model::Update(i), start, width)?;
+			*norm = norm.checked_add(squared_distance(update, &global)?).ok_or(AggregationError::Overflow)?;
+		}
+		start += width;
 	}
-	updates
-		.iter()
-		.map(|u| {
-			let norm = isqrt(squared_distance(u.params, global)?);
-			Ok(if norm > max_norm as u128 { (max_norm as u128, norm) } else { (1, 1) })
+	Ok(norms
+		.into_iter()
+		.map(|sq| {
+			let norm = isqrt(sq);
+			if norm > max_norm as u128 {
+				(max_norm as u128, norm)
+			} else {
+				(1, 1)
+			}
 		})
-		.collect()
+		.collect())
 }
 
 /// Mean of each column, each update (row) weighted by `weight`
 /// (non-negative; a zero total is [`AggregationError::NoUpdates`]).
 fn weighted_mean(
 	chunk: &Array2<i128>,
-	updates: &[UpdateView],
-	weight: impl Fn(&UpdateView) -> i128,
+	weights: &[UpdateWeight],
+	weight: impl Fn(&UpdateWeight) -> i128,
 ) -> Result<Array1<Fixed>, AggregationError> {
-	let total: i128 = updates.iter().map(&weight).sum();
+	let total: i128 = weights.iter().map(&weight).sum();
 	if total == 0 {
 		return Err(AggregationError::NoUpdates);
 	}
 	let mut acc = Array1::<i128>::zeros(chunk.ncols());
-	for (row, update) in chunk.axis_iter(Axis(0)).zip(updates) {
+	for (row, update) in chunk.axis_iter(Axis(0)).zip(weights) {
 		let weight = weight(update);
 		for (a, v) in acc.iter_mut().zip(row.iter()) {
 			*a = v.checked_mul(weight).and_then(|x| a.checked_add(x)).ok_or(AggregationError::Overflow)?;
@@ -216,22 +350,17 @@ fn trimmed_mean(sorted: &[i128], cut: usize) -> i128 {
 	kept.iter().sum::<i128>() / kept.len() as i128
 }
 
-/// Flags updates far from the aggregate (see [`FixedPointAggregator`]).
-fn flag_outliers(
-	aggregate: &[Fixed],
-	updates: &[UpdateView],
-	factor: u32,
-) -> Result<Vec<usize>, AggregationError> {
-	if updates.len() < 3 {
-		return Ok(Vec::new());
+/// Flags updates far from the aggregate (see [`FixedPointAggregator`]),
+/// given each update's squared distance to it.
+fn flag_outliers(distances: &[u128], factor: u32) -> Vec<usize> {
+	if distances.len() < 3 {
+		return Vec::new();
 	}
-	let distances =
-		updates.iter().map(|u| squared_distance(u.params, aggregate)).collect::<Result<Vec<_>, _>>()?;
-	let mut sorted = distances.clone();
+	let mut sorted = distances.to_vec();
 	sorted.sort_unstable();
 	let median = sorted[sorted.len() / 2].max(1);
 	let limit = median.saturating_mul((factor as u128).saturating_mul(factor as u128));
-	Ok(distances.iter().enumerate().filter(|(_, d)| **d > limit).map(|(i, _)| i).collect())
+	distances.iter().enumerate().filter(|(_, d)| **d > limit).map(|(i, _)| i).collect()
 }
 
 /// Squared L2 distance between two parameter vectors (in `Fixed²` units).
@@ -384,6 +513,104 @@ mod tests {
 			let weights: i128 = views.iter().map(|v| v.samples as i128).sum();
 			assert_eq!(a.params[j] as i128, total / weights);
 		}
+	}
+
+	/// A source that computes each window on demand (as a store-backed
+	/// source fetches it) and records the windows asked for.
+	struct Generated {
+		len: usize,
+		window: Vec<Fixed>,
+		reads: Vec<(Model, usize, usize)>,
+		fail_at: Option<usize>,
+	}
+
+	fn generated(model: Model, j: usize) -> Fixed {
+		let k = match model {
+			Model::Global => 99,
+			Model::Update(i) => i as i64,
+		};
+		let base = ((j as i64 * 7919 + k * 104_729) % 65_536 - 32_768) * 97;
+		if k == 4 { base * 1000 } else { base }
+	}
+
+	impl ModelSource for Generated {
+		fn read(&mut self, model: Model, start: usize, width: usize) -> Result<&[Fixed], AggregationError> {
+			if self.fail_at == Some(start) {
+				return Err(AggregationError::Unavailable);
+			}
+			assert_eq!(start % CHUNK, 0, "windows start at multiples of CHUNK");
+			assert!(width <= CHUNK && start + width <= self.len);
+			self.reads.push((model, start, width));
+			self.window = (start..start + width).map(|j| generated(model, j)).collect();
+			Ok(&self.window)
+		}
+	}
+
+	#[test]
+	fn streaming_equals_in_memory_for_every_rule() {
+		let len = 3 * CHUNK + 5;
+		let n = 5;
+		let models: Vec<Vec<Fixed>> =
+			(0..n).map(|i| (0..len).map(|j| generated(Model::Update(i), j)).collect()).collect();
+		let global: Vec<Fixed> = (0..len).map(|j| generated(Model::Global, j)).collect();
+		let views: Vec<_> =
+			models.iter().enumerate().map(|(i, p)| UpdateView { params: p, samples: 3 + i as u32, credit: 7 }).collect();
+		let weights: Vec<_> = views.iter().map(|v| UpdateWeight { samples: v.samples, credit: v.credit }).collect();
+		for rule in [
+			AggregationRule::FedAvg,
+			AggregationRule::CreditWeightedFedAvg,
+			AggregationRule::ClippedFedAvg { max_norm: 1_000 * FIXED_ONE },
+			AggregationRule::Median,
+			AggregationRule::TrimmedMean { trim: Permill::from_percent(20) },
+		] {
+			let whole = Agg::aggregate(&rule, &global, &views).unwrap();
+			let mut source = Generated { len, window: Vec::new(), reads: Vec::new(), fail_at: None };
+			let mut windows = Vec::new();
+			let outliers = Agg::aggregate_stream(&rule, len, &weights, &mut source, &mut |w| {
+				windows.push(w.to_vec());
+				Ok(())
+			})
+			.unwrap();
+			assert_eq!(windows.concat(), whole.params, "{rule:?}");
+			assert_eq!(outliers, whole.outliers, "{rule:?}");
+			assert!(windows.iter().all(|w| w.len() <= CHUNK));
+			// The ×1000 update is flagged by the robust rules.
+			if matches!(rule, AggregationRule::Median | AggregationRule::TrimmedMean { .. }) {
+				assert_eq!(outliers, vec![4], "{rule:?}");
+			}
+			// One pass over the updates; clipping reads everything twice.
+			let passes = if matches!(rule, AggregationRule::ClippedFedAvg { .. }) { 2 } else { 1 };
+			let update_reads = source.reads.iter().filter(|r| matches!(r.0, Model::Update(_))).count();
+			assert_eq!(update_reads, passes * n * len.div_ceil(CHUNK), "{rule:?}");
+		}
+	}
+
+	#[test]
+	fn streaming_errors_change_nothing_downstream() {
+		let len = 2 * CHUNK;
+		let weights = [UpdateWeight { samples: 1, credit: 1 }; 3];
+		let mut source = Generated { len, window: Vec::new(), reads: Vec::new(), fail_at: Some(CHUNK) };
+		let mut windows = 0;
+		assert_eq!(
+			Agg::aggregate_stream(&AggregationRule::FedAvg, len, &weights, &mut source, &mut |_| {
+				windows += 1;
+				Ok(())
+			}),
+			Err(AggregationError::Unavailable)
+		);
+		assert_eq!(windows, 1, "the stream stops at the failed window");
+		let mut source = Generated { len, window: Vec::new(), reads: Vec::new(), fail_at: None };
+		assert_eq!(
+			Agg::aggregate_stream(&AggregationRule::FedAvg, len, &weights, &mut source, &mut |_| {
+				Err(AggregationError::StoreFailed)
+			}),
+			Err(AggregationError::StoreFailed)
+		);
+		let mut short = SliceSource { global: &[0; 4], updates: vec![&[1, 2]] };
+		assert_eq!(
+			Agg::aggregate_stream(&AggregationRule::FedAvg, 4, &weights[..1], &mut short, &mut |_| Ok(())),
+			Err(AggregationError::LengthMismatch)
+		);
 	}
 
 	#[test]

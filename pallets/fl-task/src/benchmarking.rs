@@ -16,7 +16,7 @@ use frame_system::RawOrigin;
 fn spec<T: Config>(p: u32, quorum: u32) -> TaskSpec<T::MaxParams> {
 	TaskSpec {
 		model: ModelKind::LogisticRegression { features: p - 1 },
-		initial_model: BoundedVec::truncate_from(alloc::vec![FIXED_ONE; p as usize]),
+		initial_model: ModelParams::Inline(BoundedVec::truncate_from(alloc::vec![FIXED_ONE; p as usize])),
 		hints: TrainingHints { epochs: 1, learning_rate: FIXED_ONE / 10, batch_size: 0 },
 		target_accuracy: Permill::from_percent(99),
 		max_rounds: T::MaxRounds::get(),
@@ -42,7 +42,7 @@ fn task_with<T: Config>(p: u32, n: u32) -> TaskId {
 
 fn update<T: Config>(p: u32, v: Fixed) -> ModelUpdate<T::MaxParams> {
 	ModelUpdate {
-		params: BoundedVec::truncate_from(alloc::vec![v; p as usize]),
+		params: ModelParams::Inline(BoundedVec::truncate_from(alloc::vec![v; p as usize])),
 		samples: 100,
 		accuracy: Permill::from_percent(50),
 		loss: FIXED_ONE,
@@ -58,7 +58,7 @@ mod benchmarks {
 		let publisher = T::BenchmarkHelper::institution(0);
 		#[extrinsic_call]
 		_(RawOrigin::Signed(publisher), spec::<T>(p, 1));
-		assert_eq!(GlobalModel::<T>::get(0).map(|m| m.len() as u32), Some(p));
+		assert_eq!(GlobalModel::<T>::get(0).map(|m| m.len()), Some(p));
 	}
 
 	#[benchmark]
@@ -102,7 +102,7 @@ mod benchmarks {
 		}
 		outliers.sort();
 		let aggregator = T::BenchmarkHelper::institution(0);
-		let params = BoundedVec::truncate_from(alloc::vec![7; p as usize]);
+		let params = ModelParams::Inline(BoundedVec::truncate_from(alloc::vec![7; p as usize]));
 		#[extrinsic_call]
 		_(RawOrigin::Signed(aggregator), task, 0, params, BoundedVec::truncate_from(outliers), n);
 		assert!(matches!(Rounds::<T>::get(task, 0).map(|r| r.phase), Some(RoundPhase::Adopted { .. })));

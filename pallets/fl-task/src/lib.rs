@@ -43,10 +43,14 @@ mod tests;
 pub mod aggregate;
 #[cfg(feature = "runtime-benchmarks")]
 mod benchmarking;
+pub mod store;
 pub mod types;
 pub mod weights;
 
-pub use aggregate::{Aggregate, AggregationError, Aggregated, FixedPointAggregator, UpdateView};
+pub use aggregate::{
+	Aggregate, AggregationError, Aggregated, FixedPointAggregator, Model, ModelSource, SliceSource, UpdateView,
+	UpdateWeight,
+};
 pub use types::*;
 pub use weights::WeightInfo;
 
@@ -90,8 +94,8 @@ pub mod crypto {
 	}
 }
 
-/// Aggregates a round's updates in the canonical order every aggregator uses
-/// (sorted by account) and names the flagged outliers. The offchain worker
+/// Aggregates a round's inline updates in the canonical order every
+/// aggregator uses (sorted by account) and names the flagged outliers. The offchain worker
 /// and off-chain tools (`medchain-fl-client aggregate`) both call this, so
 /// they agree bit for bit.
 /// `credit` gives each submitter's credit as recorded with its update (used
@@ -103,10 +107,13 @@ pub fn aggregate_round<A: Aggregate, AccountId: Ord + Clone, M: frame_support::t
 	credit: impl Fn(&AccountId) -> u32,
 ) -> Result<(Vec<Fixed>, Vec<AccountId>), AggregationError> {
 	updates.sort_by(|a, b| a.0.cmp(&b.0));
-	let views: Vec<_> = updates
+	let views = updates
 		.iter()
-		.map(|(who, u)| UpdateView { params: &u.params, samples: u.samples, credit: credit(who) })
-		.collect();
+		.map(|(who, u)| {
+			let params = u.params.inline().ok_or(AggregationError::Unavailable)?;
+			Ok(UpdateView { params, samples: u.samples, credit: credit(who) })
+		})
+		.collect::<Result<Vec<_>, AggregationError>>()?;
 	let out = A::aggregate(rule, global, &views)?;
 	let outliers = out.outliers.iter().map(|i| updates[*i].0.clone()).collect();
 	Ok((out.params, outliers))
@@ -149,9 +156,13 @@ pub mod pallet {
 		/// Aggregator keys of offchain workers.
 		type AuthorityId: AppCrypto<Self::Public, Self::Signature>;
 
-		/// Most parameters of a model kept on chain.
+		/// Most parameters of a model kept on chain (inline).
 		#[pallet::constant]
 		type MaxParams: Get<u32>;
+
+		/// Most parameters of a model kept in model stores (by reference).
+		#[pallet::constant]
+		type MaxStoredParams: Get<u32>;
 
 		/// Most participants of a task.
 		#[pallet::constant]
@@ -201,10 +212,9 @@ pub mod pallet {
 	#[pallet::storage]
 	pub type ActiveTasks<T: Config> = StorageValue<_, BoundedVec<TaskId, T::MaxActiveTasks>, ValueQuery>;
 
-	/// The current global model of each task.
+	/// The current global model of each task, inline or by reference.
 	#[pallet::storage]
-	pub type GlobalModel<T: Config> =
-		StorageMap<_, Twox64Concat, TaskId, BoundedVec<Fixed, T::MaxParams>, OptionQuery>;
+	pub type GlobalModel<T: Config> = StorageMap<_, Twox64Concat, TaskId, ModelParams<T::MaxParams>, OptionQuery>;
 
 	/// Participants of each task.
 	#[pallet::storage]
@@ -299,8 +309,14 @@ pub mod pallet {
 		NotAggregator,
 		/// The model kind has a zero dimension or too many parameters.
 		InvalidModel,
-		/// The model has more parameters than `MaxParams`.
+		/// The model has more parameters than `MaxParams` (inline) or
+		/// `MaxStoredParams` (stored).
 		ModelTooLarge,
+		/// The model is inline where the task's models are stored, or the
+		/// other way round.
+		WrongModelForm,
+		/// A stored model's store address is not an `http://` or `https://` URL.
+		InvalidStoreUrl,
 		/// The initial model's length differs from the model kind's parameter count.
 		WrongParameterCount,
 		/// `max_rounds` is 0 or above `MaxRounds`.
@@ -378,7 +394,7 @@ pub mod pallet {
 	impl<T: Config> Pallet<T> {
 		/// Publishes a learning task and opens its round 0.
 		#[pallet::call_index(0)]
-		#[pallet::weight(T::WeightInfo::publish_task(spec.initial_model.len() as u32))]
+		#[pallet::weight(T::WeightInfo::publish_task(spec.initial_model.weight_units()))]
 		pub fn publish_task(origin: OriginFor<T>, spec: TaskSpec<T::MaxParams>) -> DispatchResult {
 			let publisher = ensure_signed(origin)?;
 			ensure!(T::Registry::is_active(&publisher), Error::<T>::NotInstitution);
@@ -387,7 +403,7 @@ pub mod pallet {
 			ActiveTasks::<T>::try_mutate(|active| active.try_push(task_id))
 				.map_err(|_| Error::<T>::TooManyActiveTasks)?;
 			NextTaskId::<T>::put(task_id.checked_add(1).ok_or(Error::<T>::Overflow)?);
-			let parameters = spec.initial_model.len() as u32;
+			let parameters = spec.initial_model.len();
 			Tasks::<T>::insert(
 				task_id,
 				LearningTask {
@@ -403,7 +419,8 @@ pub mod pallet {
 					status: TaskStatus::Running,
 					round: 0,
 					participants: 0,
-					model_digest: model_digest(&spec.initial_model),
+					model_digest: spec.initial_model.digest(),
+					stored_models: spec.initial_model.is_stored(),
 				},
 			);
 			GlobalModel::<T>::insert(task_id, spec.initial_model);
@@ -434,7 +451,7 @@ pub mod pallet {
 		/// Submits the caller's local update for the task's current round.
 		/// When every participant has submitted, the round closes.
 		#[pallet::call_index(2)]
-		#[pallet::weight(T::WeightInfo::submit_update(update.params.len() as u32))]
+		#[pallet::weight(T::WeightInfo::submit_update(update.params.weight_units()))]
 		pub fn submit_update(
 			origin: OriginFor<T>,
 			task: TaskId,
@@ -449,10 +466,7 @@ pub mod pallet {
 			let mut r = Rounds::<T>::get(task, round).ok_or(Error::<T>::WrongRound)?;
 			ensure!(r.phase == RoundPhase::Collecting, Error::<T>::RoundNotCollecting);
 			ensure!(!Updates::<T>::contains_key((task, round), &who), Error::<T>::AlreadySubmitted);
-			ensure!(
-				Some(update.params.len() as u32) == t.model.parameter_count(),
-				Error::<T>::WrongParameterCount
-			);
+			Self::check_model(&t, &update.params)?;
 			ensure!(update.samples > 0, Error::<T>::NoSamples);
 			ensure!(update.loss >= 0, Error::<T>::NegativeLoss);
 			Self::accumulate(&mut r, &update)?;
@@ -470,17 +484,17 @@ pub mod pallet {
 		}
 
 		/// Submits an aggregator's model for a closed round: the new global
-		/// model and the participants it flags as outliers (sorted by
-		/// account). Adopted once `aggregators_required` aggregators submit the
+		/// model (inline, or by reference for a task with stored models) and
+		/// the participants it flags as outliers (sorted by account). Adopted once `aggregators_required` aggregators submit the
 		/// same digest. `updates` is the round's update count (a witness that
 		/// bounds the weight of adoption, which reads every update).
 		#[pallet::call_index(3)]
-		#[pallet::weight(T::WeightInfo::submit_aggregate(params.len() as u32, *updates))]
+		#[pallet::weight(T::WeightInfo::submit_aggregate(params.weight_units(), *updates))]
 		pub fn submit_aggregate(
 			origin: OriginFor<T>,
 			task: TaskId,
 			round: RoundIndex,
-			params: BoundedVec<Fixed, T::MaxParams>,
+			params: ModelParams<T::MaxParams>,
 			outliers: BoundedVec<T::AccountId, T::MaxParticipants>,
 			updates: u32,
 		) -> DispatchResultWithPostInfo {
@@ -493,13 +507,10 @@ pub mod pallet {
 			ensure!(matches!(r.phase, RoundPhase::Aggregating { .. }), Error::<T>::RoundNotAggregating);
 			ensure!(updates == r.submitted, Error::<T>::WrongUpdateCount);
 			ensure!(!AggregateVotes::<T>::contains_key((task, round), &who), Error::<T>::AlreadyVoted);
-			ensure!(
-				Some(params.len() as u32) == t.model.parameter_count(),
-				Error::<T>::WrongParameterCount
-			);
+			Self::check_model(&t, &params)?;
 			Self::check_outliers(task, round, &outliers)?;
 
-			let digest = aggregate_digest(task, round, &params, &outliers);
+			let digest = aggregate_digest(task, round, params.digest(), &outliers);
 			AggregateVotes::<T>::insert((task, round), &who, digest);
 			VoteCount::<T>::mutate((task, round), |c| c.saturating_inc());
 			let votes = Proposals::<T>::mutate((task, round), digest, |p| {
@@ -532,8 +543,15 @@ pub mod pallet {
 	impl<T: Config> Pallet<T> {
 		fn check_spec(spec: &TaskSpec<T::MaxParams>) -> DispatchResult {
 			let count = spec.model.parameter_count().ok_or(Error::<T>::InvalidModel)?;
-			ensure!(count <= T::MaxParams::get(), Error::<T>::ModelTooLarge);
-			ensure!(spec.initial_model.len() as u32 == count, Error::<T>::WrongParameterCount);
+			let most = match spec.initial_model {
+				ModelParams::Inline(_) => T::MaxParams::get(),
+				ModelParams::Stored(_) => T::MaxStoredParams::get(),
+			};
+			ensure!(count <= most, Error::<T>::ModelTooLarge);
+			ensure!(spec.initial_model.len() == count, Error::<T>::WrongParameterCount);
+			if let ModelParams::Stored(r) = &spec.initial_model {
+				ensure!(r.has_valid_store(), Error::<T>::InvalidStoreUrl);
+			}
 			ensure!(
 				(1..=T::MaxRounds::get()).contains(&spec.max_rounds),
 				Error::<T>::InvalidRounds
@@ -554,6 +572,16 @@ pub mod pallet {
 			};
 			ensure!(rule_ok && spec.hints.learning_rate > 0, Error::<T>::InvalidRule);
 			ensure!(!spec.target_accuracy.is_zero(), Error::<T>::InvalidTarget);
+			Ok(())
+		}
+
+		/// Checks that a model has the task's form and parameter count.
+		fn check_model(t: &LearningTask<T::AccountId>, params: &ModelParams<T::MaxParams>) -> DispatchResult {
+			ensure!(params.is_stored() == t.stored_models, Error::<T>::WrongModelForm);
+			ensure!(Some(params.len()) == t.model.parameter_count(), Error::<T>::WrongParameterCount);
+			if let ModelParams::Stored(r) = params {
+				ensure!(r.has_valid_store(), Error::<T>::InvalidStoreUrl);
+			}
 			Ok(())
 		}
 
@@ -673,7 +701,7 @@ pub mod pallet {
 			r.phase = RoundPhase::Adopted { digest };
 			r.outliers = proposal.outliers.len() as u32;
 			Rounds::<T>::insert(task, round, r);
-			t.model_digest = model_digest(&proposal.params);
+			t.model_digest = proposal.params.digest();
 			GlobalModel::<T>::insert(task, proposal.params);
 			Self::deposit_event(Event::ModelAdopted {
 				task,
@@ -725,18 +753,78 @@ pub mod pallet {
 			VoteCount::<T>::remove((task, round));
 		}
 
-		/// Aggregates a round as an honest aggregator does: the new model and
-		/// the flagged outliers (sorted by account).
+		/// Aggregates a round of an inline task as an honest aggregator does:
+		/// the new model and the flagged outliers (sorted by account).
+		/// [`AggregationError::Unavailable`] for a task with stored models.
 		pub fn compute_aggregate(
 			task: TaskId,
 			round: RoundIndex,
 		) -> Result<(Vec<Fixed>, Vec<T::AccountId>), AggregationError> {
 			let t = Tasks::<T>::get(task).ok_or(AggregationError::NoUpdates)?;
 			let global = GlobalModel::<T>::get(task).ok_or(AggregationError::NoUpdates)?;
+			let global = global.inline().ok_or(AggregationError::Unavailable)?;
 			let updates = Updates::<T>::iter_prefix((task, round)).collect();
-			aggregate_round::<T::Aggregator, _, _>(&t.rule, &global, updates, |who| {
+			aggregate_round::<T::Aggregator, _, _>(&t.rule, global, updates, |who| {
 				UpdateCredit::<T>::get((task, round), who).unwrap_or(0)
 			})
+		}
+
+		/// Aggregates a round of a task with stored models as an honest
+		/// aggregator does, streaming: reads the global model and the updates
+		/// chunk by chunk from their stores, writes the new model to `store`,
+		/// and returns its reference and the flagged outliers. Needs the
+		/// offchain HTTP API (an offchain worker).
+		pub fn compute_stored_aggregate(
+			task: TaskId,
+			round: RoundIndex,
+			store: BoundedVec<u8, types::MaxStoreUrl>,
+		) -> Result<(ModelRef, Vec<T::AccountId>), AggregationError> {
+			let t = Tasks::<T>::get(task).ok_or(AggregationError::NoUpdates)?;
+			let global = GlobalModel::<T>::get(task).ok_or(AggregationError::NoUpdates)?;
+			let global = global.stored().cloned().ok_or(AggregationError::Unavailable)?;
+			let mut updates: Vec<_> = Updates::<T>::iter_prefix((task, round)).collect();
+			updates.sort_by(|a, b| a.0.cmp(&b.0));
+			let refs = updates
+				.iter()
+				.map(|(_, u)| u.params.stored().cloned().ok_or(AggregationError::Unavailable))
+				.collect::<Result<Vec<_>, _>>()?;
+			let weights: Vec<_> = updates
+				.iter()
+				.map(|(who, u)| UpdateWeight {
+					samples: u.samples,
+					credit: UpdateCredit::<T>::get((task, round), who).unwrap_or(0),
+				})
+				.collect();
+			let mut source = store::StoreSource::new(global.clone(), refs);
+			let mut writer = store::StoreWriter::new(store);
+			let flagged = T::Aggregator::aggregate_stream(
+				&t.rule,
+				global.params as usize,
+				&weights,
+				&mut source,
+				&mut |window| writer.push(window),
+			)?;
+			let model = writer.finish()?;
+			Ok((model, flagged.into_iter().map(|i| updates[i].0.clone()).collect()))
+		}
+
+		/// What this node's aggregators submit for a closed round: the
+		/// model (inline, or written to this node's model store) and the
+		/// flagged outliers.
+		fn local_aggregate(
+			task: TaskId,
+			round: RoundIndex,
+			stored: bool,
+		) -> Result<(ModelParams<T::MaxParams>, Vec<T::AccountId>), AggregationError> {
+			if stored {
+				let target = store::local_store().ok_or(AggregationError::StoreFailed)?;
+				let (model, outliers) = Self::compute_stored_aggregate(task, round, target)?;
+				Ok((ModelParams::Stored(model), outliers))
+			} else {
+				let (params, outliers) = Self::compute_aggregate(task, round)?;
+				let params = BoundedVec::try_from(params).map_err(|_| AggregationError::LengthMismatch)?;
+				Ok((ModelParams::Inline(params), outliers))
+			}
 		}
 
 		/// Offchain worker: aggregates each closed round this node's
@@ -758,7 +846,7 @@ pub mod pallet {
 					continue;
 				}
 				let marker_key = (b"medchain/fl-task/submitted", task, round).encode();
-				let marker = StorageValueRef::persistent(&marker_key);
+				let mut marker = StorageValueRef::persistent(&marker_key);
 				let now_u32: u32 = sp_runtime::SaturatedConversion::saturated_into(now);
 				let fresh = marker.mutate(|last: Result<Option<u32>, _>| match last {
 					Ok(Some(at)) if now_u32 < at.saturating_add(RESUBMIT_AFTER) => Err(()),
@@ -767,18 +855,16 @@ pub mod pallet {
 				if fresh.is_err() {
 					continue;
 				}
-				let (params, outliers) = match Self::compute_aggregate(task, round) {
+				let (params, outliers) = match Self::local_aggregate(task, round, t.stored_models) {
 					Ok(x) => x,
 					Err(e) => {
 						log::warn!(target: LOG_TARGET, "task {task} round {round}: cannot aggregate: {e:?}");
+						// Try again at the next block, not after RESUBMIT_AFTER.
+						marker.clear();
 						continue;
 					},
 				};
-				let (Ok(params), Ok(outliers)) =
-					(BoundedVec::try_from(params), BoundedVec::try_from(outliers))
-				else {
-					continue;
-				};
+				let Ok(outliers) = BoundedVec::try_from(outliers) else { continue };
 				let sent = Signer::<T, T::AuthorityId>::all_accounts()
 					.with_filter(voters)
 					.send_signed_transaction(|_| Call::submit_aggregate {
@@ -833,7 +919,8 @@ pub mod pallet {
 			}
 			for (task, t) in Tasks::<T>::iter() {
 				let model = GlobalModel::<T>::get(task).ok_or("task without global model")?;
-				ensure!(model_digest(&model) == t.model_digest, "model digest differs from model");
+				ensure!(model.digest() == t.model_digest, "model digest differs from model");
+				ensure!(model.is_stored() == t.stored_models, "model form differs from the task's");
 				if t.status != TaskStatus::Running {
 					ensure!(!ActiveTasks::<T>::get().contains(&task), "finished task still active");
 				}

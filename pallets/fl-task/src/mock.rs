@@ -116,6 +116,7 @@ impl pallet_fl_task::Config for Test {
 	type Aggregator = FixedPointAggregator;
 	type AuthorityId = TestAuthorityId;
 	type MaxParams = ConstU32<64>;
+	type MaxStoredParams = ConstU32<{ 3 * STORE_CHUNK + 10 }>;
 	type MaxParticipants = ConstU32<5>;
 	type MaxActiveTasks = ConstU32<2>;
 	type MaxRounds = ConstU32<50>;
@@ -149,7 +150,7 @@ pub fn new_bench_ext() -> sp_io::TestExternalities {
 pub fn spec() -> TaskSpec<ConstU32<64>> {
 	TaskSpec {
 		model: ModelKind::LogisticRegression { features: 2 },
-		initial_model: vec![0, 0, 0].try_into().unwrap(),
+		initial_model: ModelParams::Inline(vec![0, 0, 0].try_into().unwrap()),
 		hints: TrainingHints { epochs: 5, learning_rate: FIXED_ONE / 10, batch_size: 0 },
 		target_accuracy: Permill::from_percent(90),
 		max_rounds: 3,
@@ -163,7 +164,7 @@ pub fn spec() -> TaskSpec<ConstU32<64>> {
 /// An update with parameters `p`.
 pub fn update(p: [Fixed; 3], samples: u32, accuracy: u32) -> ModelUpdate<ConstU32<64>> {
 	ModelUpdate {
-		params: p.to_vec().try_into().unwrap(),
+		params: ModelParams::Inline(p.to_vec().try_into().unwrap()),
 		samples,
 		accuracy: Permill::from_percent(accuracy),
 		loss: FIXED_ONE / 2,
@@ -173,9 +174,17 @@ pub fn update(p: [Fixed; 3], samples: u32, accuracy: u32) -> ModelUpdate<ConstU3
 /// Runs `f` at block 1 in fresh externalities with offchain and pool
 /// extensions, then checks the invariants.
 pub fn new_test_ext(f: impl FnOnce(&Arc<parking_lot::RwLock<testing::PoolState>>)) {
+	new_offchain_test_ext(|pool, _| f(pool))
+}
+
+/// As [`new_test_ext`], also handing `f` the offchain state (HTTP
+/// expectations, local storage).
+pub fn new_offchain_test_ext(
+	f: impl FnOnce(&Arc<parking_lot::RwLock<testing::PoolState>>, &Arc<parking_lot::RwLock<testing::OffchainState>>),
+) {
 	let storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
 	let mut ext = sp_io::TestExternalities::new(storage);
-	let (offchain, _state) = testing::TestOffchainExt::new();
+	let (offchain, offchain_state) = testing::TestOffchainExt::new();
 	let (pool, pool_state) = testing::TestTransactionPoolExt::new();
 	ext.register_extension(OffchainDbExt::new(offchain.clone()));
 	ext.register_extension(OffchainWorkerExt::new(offchain));
@@ -186,7 +195,7 @@ pub fn new_test_ext(f: impl FnOnce(&Arc<parking_lot::RwLock<testing::PoolState>>
 		CreditLog::set(vec![]);
 		CreditScores::set(vec![]);
 		UintAuthorityId::set_all_keys(Vec::<u64>::new());
-		f(&pool_state);
+		f(&pool_state, &offchain_state);
 		FlTask::do_try_state().expect("invariants hold");
 	});
 }

@@ -1,10 +1,10 @@
 //! Tests of the federated-learning pallet.
 
 use crate::{mock::*, Error, Event, *};
-use codec::Decode;
+use codec::{Decode, Encode};
 use frame_support::{assert_noop, assert_ok, traits::Hooks, BoundedVec};
 use medchain_primitives::Behaviour;
-use sp_core::offchain::testing::PoolState;
+use sp_core::offchain::{testing::PoolState, StorageKind};
 use sp_runtime::{generic::Preamble, testing::UintAuthorityId, DispatchError, Permill};
 use std::sync::Arc;
 
@@ -70,8 +70,8 @@ fn aggregate_with(pool: &Pool, keys: &[u64]) -> Vec<AccountId> {
 		.collect()
 }
 
-fn params(p: &[Fixed]) -> BoundedVec<Fixed, frame_support::traits::ConstU32<64>> {
-	p.to_vec().try_into().unwrap()
+fn params(p: &[Fixed]) -> ModelParams<frame_support::traits::ConstU32<64>> {
+	ModelParams::Inline(p.to_vec().try_into().unwrap())
 }
 
 fn no_outliers() -> BoundedVec<AccountId, frame_support::traits::ConstU32<5>> {
@@ -94,7 +94,7 @@ fn a_task_runs_rounds_until_the_target_accuracy() {
 
 		// Two aggregator keys in this node: both vote, the model is adopted.
 		assert_eq!(aggregate_with(pool, &[1, 2]), vec![1, 2]);
-		let model = GlobalModel::<Test>::get(task).unwrap().into_inner();
+		let model = GlobalModel::<Test>::get(task).unwrap().inline().unwrap().to_vec();
 		assert_eq!(model, vec![FIXED_ONE / 4, FIXED_ONE / 4, FIXED_ONE / 2]);
 		let r0 = Rounds::<Test>::get(task, 0).unwrap();
 		assert!(matches!(r0.phase, RoundPhase::Adopted { .. }));
@@ -130,7 +130,7 @@ fn a_task_runs_rounds_until_the_target_accuracy() {
 			reached_target: true,
 			accuracy: Permill::from_percent(95)
 		}));
-		assert_eq!(GlobalModel::<Test>::get(task).unwrap().into_inner(), vec![1, 2, 3]);
+		assert_eq!(GlobalModel::<Test>::get(task).unwrap().inline().unwrap().to_vec(), vec![1, 2, 3]);
 	});
 }
 
@@ -147,7 +147,7 @@ fn credit_weighted_fedavg_uses_the_credit_at_submission() {
 		CreditScores::set(vec![(4, 1), (5, 1)]);
 		assert_eq!(aggregate_with(pool, &[1, 2]), vec![1, 2]);
 		// 900 : 300 = 3 : 1, equal samples.
-		assert_eq!(GlobalModel::<Test>::get(task).unwrap().into_inner(), vec![3 * FIXED_ONE, FIXED_ONE, 0]);
+		assert_eq!(GlobalModel::<Test>::get(task).unwrap().inline().unwrap().to_vec(), vec![3 * FIXED_ONE, FIXED_ONE, 0]);
 		assert_eq!(UpdateCredit::<Test>::iter_prefix((task, 0)).count(), 0, "cleared with the round");
 
 		// Other rules record no credit.
@@ -233,7 +233,7 @@ fn a_mismatching_aggregator_loses_credit() {
 		}
 		assert_ok!(FlTask::submit_aggregate(origin(3), task, 0, params(&[9, 9, 9]), no_outliers(), 2));
 		assert_eq!(aggregate_with(pool, &[1, 2]).len(), 2);
-		assert_eq!(GlobalModel::<Test>::get(task).unwrap().into_inner(), vec![4, 4, 4]);
+		assert_eq!(GlobalModel::<Test>::get(task).unwrap().inline().unwrap().to_vec(), vec![4, 4, 4]);
 		assert!(CreditLog::get().contains(&(3, Behaviour::AggregationMismatched)));
 		assert!(CreditLog::get().contains(&(1, Behaviour::AggregationAgreed)));
 		assert!(events().contains(&Event::AggregatorMismatched { task, round: 0, who: 3 }));
@@ -255,7 +255,7 @@ fn a_poisoned_update_is_flagged_and_loses_credit() {
 		assert_eq!(aggregate_with(pool, &[1]), vec![1]);
 		// Coordinate-wise medians of {10, 11, 12, poisoned}: the middle coordinate is
 		// poisoned downwards, so its median is (10 + 11) / 2.
-		assert_eq!(GlobalModel::<Test>::get(task).unwrap().into_inner(), vec![11, 10, 11]);
+		assert_eq!(GlobalModel::<Test>::get(task).unwrap().inline().unwrap().to_vec(), vec![11, 10, 11]);
 		assert!(events().contains(&Event::UpdateFlagged { task, round: 0, who: 7 }));
 		assert!(CreditLog::get().contains(&(7, Behaviour::UpdateOutlier)));
 		for who in [4, 5, 6] {
@@ -314,8 +314,8 @@ fn aggregation_is_deterministic() {
 		let second = FlTask::compute_aggregate(task, 0).unwrap();
 		assert_eq!(first, second);
 		assert_eq!(
-			aggregate_digest(task, 0, &first.0, &first.1),
-			aggregate_digest(task, 0, &second.0, &second.1)
+			aggregate_digest(task, 0, model_digest(&first.0), &first.1),
+			aggregate_digest(task, 0, model_digest(&second.0), &second.1)
 		);
 	});
 }
@@ -487,4 +487,208 @@ fn parameter_counts() {
 	assert_eq!(ModelKind::LogisticRegression { features: 30 }.parameter_count(), Some(31));
 	assert_eq!(ModelKind::Mlp { features: 30, hidden: 8 }.parameter_count(), Some(30 * 8 + 8 + 8 + 1));
 	assert_eq!(ModelKind::Mlp { features: 0, hidden: 8 }.parameter_count(), None);
+}
+
+type Offchain = Arc<parking_lot::RwLock<sp_core::offchain::testing::OffchainState>>;
+
+/// A model of `params` parameters, in a store at `store`.
+fn stored(store: &str, params: &[Fixed]) -> ModelParams<frame_support::traits::ConstU32<64>> {
+	ModelParams::Stored(ModelRef {
+		digest: stored_model_digest(params),
+		params: params.len() as u32,
+		store: store.as_bytes().to_vec().try_into().unwrap(),
+	})
+}
+
+/// A logistic regression over `STORE_CHUNK` features: two store chunks.
+fn stored_spec(store: &str, initial: &[Fixed]) -> TaskSpec<frame_support::traits::ConstU32<64>> {
+	TaskSpec {
+		model: ModelKind::LogisticRegression { features: STORE_CHUNK },
+		initial_model: stored(store, initial),
+		aggregators_required: 1,
+		min_participants: 3,
+		..spec()
+	}
+}
+
+fn manifest_of(params: &[Fixed]) -> StoredManifest {
+	StoredManifest { params: params.len() as u32, chunks: params.chunks(STORE_CHUNK as usize).map(chunk_digest).collect() }
+}
+
+fn expect(offchain: &Offchain, method: &str, uri: String, body: Vec<u8>, response: Vec<u8>) {
+	let headers = if method == "PUT" {
+		vec![("Content-Type".to_string(), "application/octet-stream".to_string())]
+	} else {
+		vec![]
+	};
+	offchain.write().expect_request(sp_core::offchain::testing::PendingRequest {
+		method: method.into(),
+		uri,
+		body,
+		headers,
+		response: Some(response),
+		sent: true,
+		..Default::default()
+	});
+}
+
+/// Expects the reads streaming aggregation makes for store chunk `c`: each
+/// update in turn (its manifest before its first chunk).
+fn expect_reads(offchain: &Offchain, updates: &[(&str, Vec<Fixed>)], c: usize) {
+	{
+		for (store, params) in updates {
+			let manifest = manifest_of(params);
+			if c == 0 {
+				expect(offchain, "GET", store::manifest_url(store.as_bytes(), &manifest.digest()), vec![], manifest.encode());
+			}
+			let chunk = params.chunks(STORE_CHUNK as usize).nth(c).unwrap();
+			expect(offchain, "GET", store::chunk_url(store.as_bytes(), &chunk_digest(chunk)), vec![], chunk_bytes(chunk));
+		}
+	}
+}
+
+#[test]
+fn a_stored_model_task_is_aggregated_by_streaming_from_the_stores() {
+	new_offchain_test_ext(|pool, offchain| {
+		let n = STORE_CHUNK as usize + 1;
+		let task = publish_with(stored_spec("http://publisher", &vec![0; n]), &[4, 5, 6]);
+		assert!(Tasks::<Test>::get(task).unwrap().stored_models);
+		let models: Vec<Vec<Fixed>> =
+			(1..=3).map(|k| (0..n).map(|j| (j as i64 % 7) * k * FIXED_ONE / 8).collect()).collect();
+		let stores = ["http://h4", "http://h5:8730/models-of-h5", "https://h6"];
+		for (i, who) in [4u64, 5, 6].into_iter().enumerate() {
+			let update = ModelUpdate {
+				params: stored(stores[i], &models[i]),
+				samples: 10 * (i as u32 + 1),
+				accuracy: Permill::from_percent(95),
+				loss: FIXED_ONE / 4,
+			};
+			assert_ok!(FlTask::submit_update(origin(who), task, 0, update));
+		}
+		// The aggregate the offchain worker must write, computed in memory.
+		let views: Vec<_> = models
+			.iter()
+			.enumerate()
+			.map(|(i, p)| UpdateView { params: p, samples: 10 * (i as u32 + 1), credit: 0 })
+			.collect();
+		let expected = FixedPointAggregator::<frame_support::traits::ConstU32<3>>::aggregate(
+			&AggregationRule::FedAvg,
+			&vec![0; n],
+			&views,
+		)
+		.unwrap()
+		.params;
+
+		// Without a store of its own, the worker does not aggregate.
+		assert!(aggregate_with(pool, &[1]).is_empty());
+
+		sp_io::offchain::local_storage_set(StorageKind::PERSISTENT, store::STORE_URL_KEY, b"http://aggregator");
+		// Per store chunk: read it from every update, then write the
+		// aggregate's chunk.
+		let reads: Vec<(&str, Vec<Fixed>)> = stores.iter().copied().zip(models.iter().cloned()).collect();
+		for (c, chunk) in expected.chunks(STORE_CHUNK as usize).enumerate() {
+			expect_reads(offchain, &reads, c);
+			expect(offchain, "PUT", store::chunk_url(b"http://aggregator", &chunk_digest(chunk)), chunk_bytes(chunk), vec![]);
+		}
+		let manifest = manifest_of(&expected);
+		expect(offchain, "PUT", store::manifest_url(b"http://aggregator", &manifest.digest()), manifest.encode(), vec![]);
+		assert_eq!(aggregate_with(pool, &[1]), vec![1]);
+
+		let model = GlobalModel::<Test>::get(task).unwrap();
+		let r = model.stored().unwrap();
+		assert_eq!(r.digest, stored_model_digest(&expected));
+		assert_eq!(r.params as usize, n);
+		assert_eq!(&r.store[..], b"http://aggregator");
+		assert_eq!(Tasks::<Test>::get(task).unwrap().model_digest, r.digest);
+		assert!(matches!(Rounds::<Test>::get(task, 0).unwrap().phase, RoundPhase::Adopted { .. }));
+		// Inline-only views of a stored task say so.
+		assert_eq!(FlTask::compute_aggregate(task, 1), Err(AggregationError::Unavailable));
+	});
+}
+
+#[test]
+fn a_store_sending_a_wrong_chunk_stops_aggregation_until_it_is_fixed() {
+	new_offchain_test_ext(|pool, offchain| {
+		let n = 4;
+		let spec = TaskSpec {
+			model: ModelKind::LogisticRegression { features: 3 },
+			initial_model: stored("http://publisher", &[0; 4]),
+			aggregators_required: 1,
+			min_participants: 3,
+			..spec()
+		};
+		let task = publish_with(spec, &[4, 5, 6]);
+		let models: Vec<Vec<Fixed>> = (1..=3).map(|k| vec![k * FIXED_ONE; n]).collect();
+		for (i, who) in [4u64, 5, 6].into_iter().enumerate() {
+			let update =
+				ModelUpdate { params: stored("http://h", &models[i]), samples: 1, accuracy: Permill::from_percent(95), loss: 0 };
+			assert_ok!(FlTask::submit_update(origin(who), task, 0, update));
+		}
+		sp_io::offchain::local_storage_set(StorageKind::PERSISTENT, store::STORE_URL_KEY, b"http://aggregator");
+		// The first update's chunk comes back altered.
+		let manifest = manifest_of(&models[0]);
+		expect(offchain, "GET", store::manifest_url(b"http://h", &manifest.digest()), vec![], manifest.encode());
+		expect(
+			offchain,
+			"GET",
+			store::chunk_url(b"http://h", &chunk_digest(&models[0])),
+			vec![],
+			chunk_bytes(&[FIXED_ONE, FIXED_ONE, FIXED_ONE, 0]),
+		);
+		assert!(aggregate_with(pool, &[1]).is_empty());
+		assert!(matches!(Rounds::<Test>::get(task, 0).unwrap().phase, RoundPhase::Aggregating { .. }));
+		// A manifest that is not the one named.
+		expect(offchain, "GET", store::manifest_url(b"http://h", &manifest.digest()), vec![], manifest_of(&models[1]).encode());
+		assert!(aggregate_with(pool, &[1]).is_empty());
+		// Fixed: the next run (no waiting for RESUBMIT_AFTER) aggregates.
+		let reads: Vec<(&str, Vec<Fixed>)> = models.iter().map(|m| ("http://h", m.clone())).collect();
+		expect_reads(offchain, &reads, 0);
+		let mean = vec![2 * FIXED_ONE; n];
+		expect(offchain, "PUT", store::chunk_url(b"http://aggregator", &chunk_digest(&mean)), chunk_bytes(&mean), vec![]);
+		let manifest = manifest_of(&mean);
+		expect(offchain, "PUT", store::manifest_url(b"http://aggregator", &manifest.digest()), manifest.encode(), vec![]);
+		assert_eq!(aggregate_with(pool, &[1]), vec![1]);
+		assert_eq!(GlobalModel::<Test>::get(task).unwrap().digest(), stored_model_digest(&mean));
+	});
+}
+
+#[test]
+fn stored_model_errors() {
+	new_test_ext(|_| {
+		let zeros = vec![0; STORE_CHUNK as usize + 1];
+		let bad = |s: TaskSpec<_>, e: Error<Test>| {
+			assert_noop!(FlTask::publish_task(origin(1), s), e);
+		};
+		bad(stored_spec("http://s", &zeros[1..]), Error::<Test>::WrongParameterCount);
+		bad(stored_spec("ftp://s", &zeros), Error::<Test>::InvalidStoreUrl);
+		bad(stored_spec("http://", &zeros), Error::<Test>::InvalidStoreUrl);
+		bad(stored_spec("http://a b", &zeros), Error::<Test>::InvalidStoreUrl);
+		bad(
+			TaskSpec { model: ModelKind::LogisticRegression { features: 3 * STORE_CHUNK + 10 }, ..stored_spec("http://s", &zeros) },
+			Error::<Test>::ModelTooLarge,
+		);
+		let inline_task = publish_with(TaskSpec { min_participants: 1, aggregators_required: 1, ..spec() }, &[4, 5]);
+		let stored_task = publish_with(stored_spec("http://s", &zeros), &[4, 5]);
+		let as_stored = ModelUpdate { params: stored("http://h", &[1, 2, 3]), ..update([1, 2, 3], 10, 50) };
+		assert_noop!(FlTask::submit_update(origin(4), inline_task, 0, as_stored), Error::<Test>::WrongModelForm);
+		assert_noop!(
+			FlTask::submit_update(origin(4), stored_task, 0, update([1, 2, 3], 10, 50)),
+			Error::<Test>::WrongModelForm
+		);
+		let bad_url = ModelUpdate { params: stored("file:///etc", &zeros), ..update([1, 2, 3], 10, 50) };
+		assert_noop!(FlTask::submit_update(origin(4), stored_task, 0, bad_url), Error::<Test>::InvalidStoreUrl);
+		let short = ModelUpdate { params: stored("http://h", &zeros[1..]), ..update([1, 2, 3], 10, 50) };
+		assert_noop!(FlTask::submit_update(origin(4), stored_task, 0, short), Error::<Test>::WrongParameterCount);
+		// An aggregate of the wrong form for a closed inline round.
+		assert_ok!(FlTask::submit_update(origin(4), inline_task, 0, update([1, 2, 3], 10, 50)));
+		run_to(1 + ROUND as u64);
+		assert_noop!(
+			FlTask::submit_aggregate(origin(1), inline_task, 0, stored("http://a", &[1, 2, 3]), no_outliers(), 1),
+			Error::<Test>::WrongModelForm
+		);
+		// The weight of a stored model is that of its reference's bytes.
+		let r = stored("http://a", &zeros);
+		assert_eq!(r.weight_units(), (r.stored().unwrap().encoded_size() as u32).div_ceil(8));
+		assert!(r.weight_units() < 32);
+	});
 }

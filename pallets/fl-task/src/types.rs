@@ -2,7 +2,11 @@
 //! updates and the fixed-point number format of model parameters.
 
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
-use frame_support::{traits::Get, BoundedVec, CloneNoBound, DebugNoBound, EqNoBound, PartialEqNoBound};
+use alloc::vec::Vec;
+use frame_support::{
+	traits::{ConstU32, Get},
+	BoundedVec, CloneNoBound, DebugNoBound, EqNoBound, PartialEqNoBound,
+};
 use scale_info::TypeInfo;
 use sp_core::H256;
 use sp_runtime::Permill;
@@ -34,6 +38,162 @@ pub fn to_fixed(x: f64) -> Fixed {
 #[cfg(feature = "std")]
 pub fn from_fixed(x: Fixed) -> f64 {
 	x as f64 / FIXED_ONE as f64
+}
+
+/// Parameters per chunk of a model in a model store (512 KiB of [`Fixed`]).
+/// A stored model is chunk `i` = parameters `i × STORE_CHUNK ..`, the last
+/// chunk shorter.
+pub const STORE_CHUNK: u32 = 65_536;
+
+/// Most bytes of a model store's address (its base URL).
+pub type MaxStoreUrl = ConstU32<128>;
+
+/// A model kept off chain in a content-addressed model store, by digest and
+/// pointer. The store serves the manifest at `{store}/models/0x{digest}` and
+/// each chunk at `{store}/chunks/0x{chunk digest}`; readers check every
+/// digest, so a store can withhold a model but not alter it.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo)]
+pub struct ModelRef {
+	/// [`stored_model_digest`] of the parameters.
+	pub digest: H256,
+	/// Number of parameters.
+	pub params: u32,
+	/// Base URL of the model store holding it (`http://` or `https://`).
+	pub store: BoundedVec<u8, MaxStoreUrl>,
+}
+
+impl ModelRef {
+	/// Whether the store address is an `http://` or `https://` URL with a host.
+	pub fn has_valid_store(&self) -> bool {
+		let url = &self.store[..];
+		let rest = url.strip_prefix(b"http://").or_else(|| url.strip_prefix(b"https://"));
+		matches!(rest, Some(host) if !host.is_empty() && host.iter().all(|b| b.is_ascii_graphic()))
+	}
+}
+
+/// A model's parameters: inline on chain (up to `MaxParams`), or by
+/// reference to a model store (larger models). Every model of a task (initial
+/// model, updates, aggregates) takes the form of its initial model.
+#[derive(
+	Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, CloneNoBound, PartialEqNoBound, EqNoBound,
+	DebugNoBound,
+)]
+#[scale_info(skip_type_params(MaxParams))]
+#[codec(mel_bound())]
+pub enum ModelParams<MaxParams: Get<u32>> {
+	/// The parameters themselves, in [`Fixed`].
+	Inline(BoundedVec<Fixed, MaxParams>),
+	/// A model in a model store.
+	Stored(ModelRef),
+}
+
+impl<MaxParams: Get<u32>> ModelParams<MaxParams> {
+	/// Number of parameters.
+	pub fn len(&self) -> u32 {
+		match self {
+			ModelParams::Inline(p) => p.len() as u32,
+			ModelParams::Stored(r) => r.params,
+		}
+	}
+
+	/// Whether the model has no parameters.
+	pub fn is_empty(&self) -> bool {
+		self.len() == 0
+	}
+
+	/// Whether the model is kept in a model store.
+	pub fn is_stored(&self) -> bool {
+		matches!(self, ModelParams::Stored(_))
+	}
+
+	/// The model's digest: [`model_digest`] inline, [`stored_model_digest`]
+	/// stored.
+	pub fn digest(&self) -> H256 {
+		match self {
+			ModelParams::Inline(p) => model_digest(p),
+			ModelParams::Stored(r) => r.digest,
+		}
+	}
+
+	/// The parameters, if inline.
+	pub fn inline(&self) -> Option<&[Fixed]> {
+		match self {
+			ModelParams::Inline(p) => Some(p),
+			ModelParams::Stored(_) => None,
+		}
+	}
+
+	/// The reference, if stored.
+	pub fn stored(&self) -> Option<&ModelRef> {
+		match self {
+			ModelParams::Inline(_) => None,
+			ModelParams::Stored(r) => Some(r),
+		}
+	}
+
+	/// Size of the call argument in parameter units (8 bytes), the unit the
+	/// benchmarked weights are linear in: the parameter count inline, the
+	/// encoded reference's size stored.
+	pub fn weight_units(&self) -> u32 {
+		match self {
+			ModelParams::Inline(p) => p.len() as u32,
+			ModelParams::Stored(r) => (r.encoded_size() as u32).div_ceil(8),
+		}
+	}
+}
+
+/// The manifest of a stored model: its length and the digest of each chunk.
+/// Its BLAKE2-256 is the model's digest.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode)]
+pub struct StoredManifest {
+	/// Number of parameters.
+	pub params: u32,
+	/// [`chunk_digest`] of each chunk, in order.
+	pub chunks: Vec<H256>,
+}
+
+impl StoredManifest {
+	/// The model digest this manifest stands for.
+	pub fn digest(&self) -> H256 {
+		H256(sp_io::hashing::blake2_256(&self.encode()))
+	}
+
+	/// Number of chunks a model of `params` parameters has.
+	pub fn chunk_count(params: u32) -> u32 {
+		params.div_ceil(STORE_CHUNK)
+	}
+}
+
+/// A chunk as a store keeps it: each parameter as 8 little-endian bytes.
+pub fn chunk_bytes(chunk: &[Fixed]) -> Vec<u8> {
+	let mut out = Vec::with_capacity(chunk.len() * 8);
+	for p in chunk {
+		out.extend_from_slice(&p.to_le_bytes());
+	}
+	out
+}
+
+/// Parses a chunk from its stored bytes; `None` unless a multiple of 8 bytes.
+pub fn chunk_from_bytes(bytes: &[u8]) -> Option<Vec<Fixed>> {
+	if bytes.len() % 8 != 0 {
+		return None;
+	}
+	Some(bytes.chunks_exact(8).map(|b| Fixed::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])).collect())
+}
+
+/// BLAKE2-256 of a chunk's stored bytes.
+pub fn chunk_digest(chunk: &[Fixed]) -> H256 {
+	H256(sp_io::hashing::blake2_256(&chunk_bytes(chunk)))
+}
+
+/// Digest of a model kept in a model store: BLAKE2-256 of its
+/// [`StoredManifest`].
+pub fn stored_model_digest(params: &[Fixed]) -> H256 {
+	StoredManifest {
+		params: params.len() as u32,
+		chunks: params.chunks(STORE_CHUNK as usize).map(chunk_digest).collect(),
+	}
+	.digest()
 }
 
 /// The model a task trains. Parameters are laid out flat, row-major.
@@ -115,8 +275,9 @@ pub struct TrainingHints {
 pub struct TaskSpec<MaxParams: Get<u32>> {
 	/// The model trained.
 	pub model: ModelKind,
-	/// The initial global model.
-	pub initial_model: BoundedVec<Fixed, MaxParams>,
+	/// The initial global model, inline or stored; the task's updates and
+	/// aggregates take the same form.
+	pub initial_model: ModelParams<MaxParams>,
 	/// Suggested local training.
 	pub hints: TrainingHints,
 	/// The task finishes once the sample-weighted validation accuracy the
@@ -188,8 +349,10 @@ pub struct LearningTask<AccountId> {
 	pub round: RoundIndex,
 	/// Institutions that joined.
 	pub participants: u32,
-	/// BLAKE2-256 of the SCALE-encoded current global model.
+	/// Digest of the current global model ([`ModelParams::digest`]).
 	pub model_digest: H256,
+	/// The task's models are kept in model stores, by reference.
+	pub stored_models: bool,
 }
 
 /// Where a round stands.
@@ -242,7 +405,7 @@ pub struct Round<BlockNumber> {
 #[codec(mel_bound())]
 pub struct ModelUpdate<MaxParams: Get<u32>> {
 	/// The locally trained parameters, in [`Fixed`].
-	pub params: BoundedVec<Fixed, MaxParams>,
+	pub params: ModelParams<MaxParams>,
 	/// Local training samples behind them.
 	pub samples: u32,
 	/// Accuracy on the participant's local validation data.
@@ -260,7 +423,7 @@ where
 	AccountId: Clone + PartialEq + Eq + core::fmt::Debug,
 {
 	/// The proposed global model.
-	pub params: BoundedVec<Fixed, MaxParams>,
+	pub params: ModelParams<MaxParams>,
 	/// Participants whose updates the proposal flags as outliers.
 	pub outliers: BoundedVec<AccountId, MaxParticipants>,
 	/// Aggregators that submitted this digest.
@@ -268,17 +431,18 @@ where
 }
 
 /// BLAKE2-256 digest that aggregators agree on: the task, the round, the new
-/// model and the flagged outliers.
+/// model's digest ([`ModelParams::digest`]; not where it is stored) and the
+/// flagged outliers.
 pub fn aggregate_digest<AccountId: Encode>(
 	task: TaskId,
 	round: RoundIndex,
-	params: &[Fixed],
+	model_digest: H256,
 	outliers: &[AccountId],
 ) -> H256 {
-	H256(sp_io::hashing::blake2_256(&(task, round, params, outliers).encode()))
+	H256(sp_io::hashing::blake2_256(&(task, round, model_digest, outliers).encode()))
 }
 
-/// BLAKE2-256 digest of a model's parameters.
+/// BLAKE2-256 digest of an inline model's parameters (their SCALE encoding).
 pub fn model_digest(params: &[Fixed]) -> H256 {
 	H256(sp_io::hashing::blake2_256(&params.encode()))
 }

@@ -19,13 +19,18 @@ sp_api::decl_runtime_apis! {
 	{
 		/// The task, if it exists.
 		fn task(task: u32) -> Option<Task>;
-		/// The task's current (or final) global model.
+		/// The task's current (or final) global model, if kept on chain
+		/// (inline).
 		fn global_model(task: u32) -> Option<Vec<i64>>;
+		/// Where the task's current (or final) global model is, if kept in a
+		/// model store: its digest, parameter count and store URL.
+		fn stored_model(task: u32) -> Option<([u8; 32], u32, Vec<u8>)>;
 		/// Every round of the task so far, oldest first.
 		fn rounds(task: u32) -> Vec<(u32, Round)>;
 		/// What an honest aggregator computes for the task's current round:
 		/// the new model and the accounts flagged as outliers; `None` if the
-		/// round cannot be aggregated.
+		/// round cannot be aggregated or its models are stored (aggregating
+		/// those needs an offchain worker's HTTP access).
 		fn compute_aggregate(task: u32) -> Option<(Vec<i64>, Vec<AccountId>)>;
 	}
 }

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { u8aToHex } from '@polkadot/util';
-import { startDevNode, sendAndWait } from '../tests/e2e/lib/node.mjs';
+import { startDevNode } from '../tests/e2e/lib/node.mjs';
 
 const K = Number(process.argv[2] || 10);
 const D = Number(process.argv[3] || 1_000_000);
@@ -25,6 +25,16 @@ const CLIENT = join(TARGET, 'debug', 'medchain-fl-client');
 function peakMiB(pid) {
   const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmHWM'));
   return Number(line.split(/\s+/)[1]) / 1024;
+}
+
+/** Signs `tx` immortal and resolves once it is in a block (rejects if it failed). */
+function send(api, tx, signer) {
+  return new Promise((res, rej) => {
+    tx.signAndSend(signer, { era: 0 }, ({ status, dispatchError }) => {
+      if (dispatchError) rej(new Error(dispatchError.toString()));
+      else if (status.isInBlock || status.isFinalized) res();
+    }).catch(rej);
+  });
 }
 
 function run(args) {
@@ -52,17 +62,19 @@ try {
   const url = await new Promise((res) => store.stdout.once('data', (d) => res(JSON.parse(String(d)).store)));
   execFileSync(CLIENT, ['aggregator-store', '--url', url, ...rpc]);
 
-  await sendAndWait(api, api.tx.utility.batchAll(
+  await send(api, api.tx.utility.batchAll(
     members.map((m) => api.tx.balances.transferKeepAlive(m.address, 10n ** 15n))), alice);
-  await Promise.all(members.map((m, i) => sendAndWait(api,
+  await Promise.all(members.map((m, i) => send(api,
     api.tx.reputation.applyForMembership(`Bench Hospital ${i}`, { Hospital: { level: 2, grade: 'A' } },
       { producer: false, validator: true, auditor: false }), m)));
-  await sendAndWait(api, api.tx.sudo.sudo(api.tx.utility.batchAll(
+  await send(api, api.tx.sudo.sudo(api.tx.utility.batchAll(
     members.map((m) => api.tx.reputation.approveInstitution(m.address)))), alice);
 
   const published = await run(['publish', '--suri', '//Bench/0', '--features', String(D - 1), '--store', url,
     '--rounds', '1', '--quorum', String(K), '--round-blocks', '10000', '--target', '0.99', ...rpc]);
   const task = JSON.parse(published.trim().split('\n').pop()).task;
+  // Everyone joins first: a round closes once all participants submitted.
+  await Promise.all(members.map((m) => send(api, api.tx.flTask.joinTask(task), m)));
   // Two uploads at a time (two cores).
   for (let i = 0; i < K; i += 2) {
     await Promise.all([i, i + 1].filter((j) => j < K).map((j) =>

@@ -47,8 +47,12 @@ MSG
         sleep 1
     done
 ) &
-# The model store lives as long as the node.
+# The model store lives as long as the node: `exec` keeps this PID ($$) for
+# the node, and a watcher stops the store once that PID is gone.
 "$FL_CLIENT" store --listen "127.0.0.1:${STORE_PORT}" --dir "$STORE_DIR" >&2 &
 STORE_PID=$!
-trap 'kill "$STORE_PID" 2>/dev/null || true' EXIT
-"$MEDCHAIN_NODE_BIN" --dev --rpc-port "$RPC_PORT" --rpc-cors all "$@"
+(
+    while kill -0 $$ 2>/dev/null; do sleep 2; done
+    kill "$STORE_PID" 2>/dev/null || true
+) &
+exec "$MEDCHAIN_NODE_BIN" --dev --rpc-port "$RPC_PORT" --rpc-cors all "$@"

@@ -310,6 +310,7 @@ test('a model too large for the chain is trained and aggregated through model st
   const url = await startStore(join(dataDir, 'model-store'));
   // This node's offchain worker writes its aggregates to the store.
   assert.equal(lastJson(client(['aggregator-store', '--url', url])).aggregator_store, url);
+  assert.throws(() => client(['aggregator-store', '--url', 'ftp://store']), /is not an http:\/\/ or https:\/\/ URL/);
   // A perceptron with 2 200 hidden units: 70 401 parameters, over the
   // 65 536 the chain keeps inline.
   const tooBig = ['publish', '--suri', '//Ferdie', '--features', '30', '--model', 'mlp', '--hidden', '2200',

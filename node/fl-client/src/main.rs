@@ -177,13 +177,9 @@ fn pack(params: Vec<Fixed>, stored: bool, store: Option<&str>) -> Result<ModelPa
 /// to.
 fn aggregator_store(o: &Options) -> Result<(), String> {
 	let url = o.get("url")?;
-	let probe = pallet_fl_task::ModelRef {
-		digest: Default::default(),
-		params: 0,
-		store: url.as_bytes().to_vec().try_into().map_err(|_| "--url: too long")?,
-	};
-	if !probe.has_valid_store() {
-		return Err(format!("--url: `{url}` is not an http:// or https:// URL"));
+	let most = <pallet_fl_task::MaxStoreUrl as frame_support::traits::Get<u32>>::get() as usize;
+	if url.len() > most || !pallet_fl_task::is_store_url(url.as_bytes()) {
+		return Err(format!("--url: `{url}` is not an http:// or https:// URL of at most {most} bytes"));
 	}
 	let key = format!("0x{}", sp_core::hexdisplay::HexDisplay::from(&pallet_fl_task::store::STORE_URL_KEY));
 	let value = format!("0x{}", sp_core::hexdisplay::HexDisplay::from(&url.as_bytes()));

@@ -14,7 +14,9 @@
 
 use codec::{Decode, Encode};
 use pallet_fl_task::{
-	chunk_bytes, chunk_digest, chunk_from_bytes, store::hex, Fixed, ModelRef, StoredManifest, STORE_CHUNK,
+	chunk_bytes, chunk_digest, chunk_from_bytes,
+	store::{self as paths, hex},
+	Fixed, ModelRef, StoredManifest, STORE_CHUNK,
 };
 use sp_core::H256;
 use std::{
@@ -140,11 +142,11 @@ fn put(url: &str, body: &[u8]) -> Result<(), String> {
 }
 
 fn manifest_url(store: &str, digest: &H256) -> String {
-	format!("{}/models/{}", store.trim_end_matches('/'), hex(digest))
+	paths::manifest_url(store.trim_end_matches('/').as_bytes(), digest)
 }
 
 fn chunk_url(store: &str, digest: &H256) -> String {
-	format!("{}/chunks/{}", store.trim_end_matches('/'), hex(digest))
+	paths::chunk_url(store.trim_end_matches('/').as_bytes(), digest)
 }
 
 /// Uploads a model to the store at `store` (chunks, then the manifest) and

@@ -35,8 +35,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_millis(60_000);
 pub fn local_store() -> Option<BoundedVec<u8, MaxStoreUrl>> {
 	let url = sp_io::offchain::local_storage_get(StorageKind::PERSISTENT, STORE_URL_KEY)?;
 	let url: BoundedVec<u8, MaxStoreUrl> = url.try_into().ok()?;
-	let probe = ModelRef { digest: H256::zero(), params: 0, store: url.clone() };
-	probe.has_valid_store().then_some(url)
+	crate::types::is_store_url(&url).then_some(url)
 }
 
 /// `0x` and the lower-case hex digits of `digest`.

@@ -65,10 +65,15 @@ pub struct ModelRef {
 impl ModelRef {
 	/// Whether the store address is an `http://` or `https://` URL with a host.
 	pub fn has_valid_store(&self) -> bool {
-		let url = &self.store[..];
-		let rest = url.strip_prefix(b"http://").or_else(|| url.strip_prefix(b"https://"));
-		matches!(rest, Some(host) if !host.is_empty() && host.iter().all(|b| b.is_ascii_graphic()))
+		is_store_url(&self.store)
 	}
+}
+
+/// Whether `url` is an `http://` or `https://` URL with a host and no
+/// spaces or control characters: a model store's address.
+pub fn is_store_url(url: &[u8]) -> bool {
+	let rest = url.strip_prefix(b"http://").or_else(|| url.strip_prefix(b"https://"));
+	matches!(rest, Some(host) if !host.is_empty() && host.iter().all(|b| b.is_ascii_graphic()))
 }
 
 /// A model's parameters: inline on chain (up to `MaxParams`), or by

@@ -95,9 +95,9 @@ pub mod crypto {
 }
 
 /// Aggregates a round's inline updates in the canonical order every
-/// aggregator uses (sorted by account) and names the flagged outliers. The offchain worker
-/// and off-chain tools (`medchain-fl-client aggregate`) both call this, so
-/// they agree bit for bit.
+/// aggregator uses (sorted by account) and names the flagged outliers. The
+/// offchain worker and off-chain tools (`medchain-fl-client aggregate`) both
+/// call this, so they agree bit for bit.
 /// `credit` gives each submitter's credit as recorded with its update (used
 /// by [`AggregationRule::CreditWeightedFedAvg`]).
 pub fn aggregate_round<A: Aggregate, AccountId: Ord + Clone, M: frame_support::traits::Get<u32>>(
@@ -485,9 +485,10 @@ pub mod pallet {
 
 		/// Submits an aggregator's model for a closed round: the new global
 		/// model (inline, or by reference for a task with stored models) and
-		/// the participants it flags as outliers (sorted by account). Adopted once `aggregators_required` aggregators submit the
-		/// same digest. `updates` is the round's update count (a witness that
-		/// bounds the weight of adoption, which reads every update).
+		/// the participants it flags as outliers (sorted by account). Adopted
+		/// once `aggregators_required` aggregators submit the same digest.
+		/// `updates` is the round's update count (a witness that bounds the
+		/// weight of adoption, which reads every update).
 		#[pallet::call_index(3)]
 		#[pallet::weight(T::WeightInfo::submit_aggregate(params.weight_units(), *updates))]
 		pub fn submit_aggregate(
@@ -549,9 +550,7 @@ pub mod pallet {
 			};
 			ensure!(count <= most, Error::<T>::ModelTooLarge);
 			ensure!(spec.initial_model.len() == count, Error::<T>::WrongParameterCount);
-			if let ModelParams::Stored(r) = &spec.initial_model {
-				ensure!(r.has_valid_store(), Error::<T>::InvalidStoreUrl);
-			}
+			Self::check_store(&spec.initial_model)?;
 			ensure!(
 				(1..=T::MaxRounds::get()).contains(&spec.max_rounds),
 				Error::<T>::InvalidRounds
@@ -579,6 +578,11 @@ pub mod pallet {
 		fn check_model(t: &LearningTask<T::AccountId>, params: &ModelParams<T::MaxParams>) -> DispatchResult {
 			ensure!(params.is_stored() == t.stored_models, Error::<T>::WrongModelForm);
 			ensure!(Some(params.len()) == t.model.parameter_count(), Error::<T>::WrongParameterCount);
+			Self::check_store(params)
+		}
+
+		/// Checks that a stored model's store address is a URL.
+		fn check_store(params: &ModelParams<T::MaxParams>) -> DispatchResult {
 			if let ModelParams::Stored(r) = params {
 				ensure!(r.has_valid_store(), Error::<T>::InvalidStoreUrl);
 			}

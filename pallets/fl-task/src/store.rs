@@ -145,6 +145,8 @@ impl StoredModel {
 		let size = STORE_CHUNK as usize;
 		let index = start / size;
 		if self.cached.as_ref().map(|(i, _)| *i) != Some(index) {
+			// Drop the previous chunk before fetching the next.
+			self.cached = None;
 			let params = self.reference.params as usize;
 			let digest = *self.manifest()?.chunks.get(index).ok_or(AggregationError::LengthMismatch)?;
 			let bytes = http_get(&chunk_url(&self.reference.store, &digest))?;
@@ -153,8 +155,6 @@ impl StoredModel {
 			if chunk.len() != expected || chunk_digest(&chunk) != digest {
 				return Err(AggregationError::Unavailable);
 			}
-			// Drop the previous chunk before keeping the new one.
-			self.cached = None;
 			self.cached = Some((index, chunk));
 		}
 		let (_, chunk) = self.cached.as_ref().ok_or(AggregationError::Unavailable)?;

@@ -19,7 +19,7 @@ import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { u8aToHex } from '@polkadot/util';
 import * as umbral from '@nucypher/umbral-pre';
-import { startDevNode, sendAndWait, waitForBlock } from '../tests/e2e/lib/node.mjs';
+import { startDevNode, sendAndWait, waitForBlock, waitForAcknowledged } from '../tests/e2e/lib/node.mjs';
 import { startMongo, startGateway, fetchRecord, RECORD_CLI } from '../tests/e2e/lib/services.mjs';
 import { makePre, decryptRecord, proxySecretStorageKey, unhex } from '../portal/lib/pre.mjs';
 
@@ -112,6 +112,9 @@ try {
       Object.assign(mine[j], { grant: ev.event.data.grant.toNumber(), patient: p });
     });
   }
+  // Requests are accepted once both proxies acknowledged (their offchain
+  // workers open and verify each key fragment first); not part of the timing.
+  for (const c of clients) await waitForAcknowledged(api, c.grant, 300_000);
   gateway = await startGateway({ rpcPort: node.rpcPort, mongoUrl: mongo.url, suri: '//Charlie' });
 
   console.error(`[bench] ${CLIENTS} clients fetch at once`);

@@ -15,9 +15,12 @@ import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { u8aToHex } from '@polkadot/util';
 import { startDevNode } from '../tests/e2e/lib/node.mjs';
+import { addAggregator } from './dev-aggregator.mjs';
 
 const K = Number(process.argv[2] || 10);
 const D = Number(process.argv[3] || 1_000_000);
+// The runtime's quorum floor (MinParticipantsFloor).
+if (!(K >= 2)) throw new Error(`K = ${process.argv[2]}: a round needs at least 2 updates`);
 const TARGET = process.env.CARGO_TARGET_DIR;
 const CLIENT = join(TARGET, 'debug', 'medchain-fl-client');
 
@@ -58,6 +61,8 @@ try {
   const { api } = node;
   const rpc = ['--node', `127.0.0.1:${node.rpcPort}`];
   await api.rpc.author.insertKey('fl00', '//Alice', u8aToHex(alice.publicKey));
+  // Two aggregators must agree (MinAggregatorsFloor): the node votes with both keys.
+  await addAggregator(api, alice);
   store = spawn(CLIENT, ['store', '--listen', '127.0.0.1:0', '--dir', dir]);
   const url = await new Promise((res) => store.stdout.once('data', (d) => res(JSON.parse(String(d)).store)));
   execFileSync(CLIENT, ['aggregator-store', '--url', url, ...rpc]);

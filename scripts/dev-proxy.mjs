@@ -2,6 +2,10 @@
 // Makes the dev node's //Alice a working re-encryption proxy: inserts her
 // `prx0` signing key into the node's keystore, puts the seed of her Umbral key
 // in the node's local (offchain) storage and registers the public key on chain.
+// From then on the node acknowledges every grant naming //Alice as proxy by
+// itself (after opening and verifying her key fragment; or disputes it if the
+// fragment does not open), a block or two after the grant: requests under a
+// grant are accepted only once its threshold of proxies acknowledged.
 // The Umbral key is kept in ~/.cache/medchain/dev-proxy-alice.json so a
 // persistent dev chain keeps working across restarts.
 //

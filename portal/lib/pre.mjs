@@ -82,20 +82,31 @@ export function makePre(umbral) {
   }
 
   /**
+   * What a proxy checks before it acknowledges a grant (`acknowledgeGrant`):
+   * opens its sealed key fragment with its secret key and verifies it against
+   * the patient's keys and the grantee's public key. Returns the verified
+   * key fragment; throws if it does not open or verify (then the proxy sends
+   * `disputeGrant`). The node's offchain worker does the same in Wasm.
+   */
+  function openKeyFragment(proxySecretKey, sealed, patient, granteePublicKey) {
+    const sk = umbral.SecretKey.fromBEBytes(unhex(proxySecretKey));
+    const kfragBytes = umbral.decryptOriginal(sk, umbral.Capsule.fromBytes(unhex(sealed.capsule)), unhex(sealed.ciphertext));
+    return umbral.KeyFrag.fromBytes(kfragBytes).verify(
+      umbral.PublicKey.fromCompressedBytes(unhex(patient.verifyingKey)),
+      umbral.PublicKey.fromCompressedBytes(unhex(patient.publicKey)),
+      umbral.PublicKey.fromCompressedBytes(unhex(granteePublicKey)));
+  }
+
+  /**
    * What a proxy computes: opens its sealed fragment with its secret key and
    * re-encrypts the capsule (the node's offchain worker does this in Wasm).
    */
   function proxyFragment(proxySecretKey, sealed, patient, granteePublicKey, keyCapsule) {
-    const sk = umbral.SecretKey.fromBEBytes(unhex(proxySecretKey));
-    const kfragBytes = umbral.decryptOriginal(sk, umbral.Capsule.fromBytes(unhex(sealed.capsule)), unhex(sealed.ciphertext));
-    const kfrag = umbral.KeyFrag.fromBytes(kfragBytes).verify(
-      umbral.PublicKey.fromCompressedBytes(unhex(patient.verifyingKey)),
-      umbral.PublicKey.fromCompressedBytes(unhex(patient.publicKey)),
-      umbral.PublicKey.fromCompressedBytes(unhex(granteePublicKey)));
+    const kfrag = openKeyFragment(proxySecretKey, sealed, patient, granteePublicKey);
     return hex(umbral.reencrypt(umbral.Capsule.fromBytes(unhex(keyCapsule.capsule)), kfrag).toBytes());
   }
 
-  return { newKeys, newProxyKeys, importKeys, sealedFragments, openDataKey, proxyFragment };
+  return { newKeys, newProxyKeys, importKeys, sealedFragments, openDataKey, openKeyFragment, proxyFragment };
 }
 
 /** Decrypts a record's ciphertext (nonce ‖ ciphertext ‖ tag, AES-256-GCM) with Web Crypto. */

@@ -125,6 +125,19 @@ async function showProxies() {
   }
 }
 
+/**
+ * A grant's state for the patient: usable only once `threshold` proxies
+ * acknowledged it (they opened and verified their key fragment), never if
+ * one disputed it (its fragment did not open: grant again).
+ */
+function grantState(g, expires, best) {
+  if (expires !== null && best >= expires) return 'expired';
+  if (g.disputedBy.isSome) return `disputed by proxy ${short(g.disputedBy.unwrap().toString())}: grant again`;
+  const acks = g.acknowledged.length;
+  const threshold = g.threshold.toNumber();
+  return acks >= threshold ? 'live' : `awaiting proxies (${acks} of ${threshold} acknowledged)`;
+}
+
 async function showGrants() {
   const best = (await api.rpc.chain.getHeader()).number.toNumber();
   const grants = await api.call.proxyReencryptApi.patientGrants(account);
@@ -132,11 +145,10 @@ async function showGrants() {
   body.innerHTML = '';
   for (const [id, g] of grants) {
     const expires = g.expiresAt.isSome ? g.expiresAt.unwrap().toNumber() : null;
-    const live = expires === null || best < expires;
     const tr = body.insertRow();
     tr.dataset.grant = id.toString();
     for (const v of [id.toString(), short(g.grantee.toString()), scopeText(g.scope), g.purpose.toString(),
-      expires === null ? 'never' : `block ${expires}`, live ? 'live' : 'expired']) tr.insertCell().textContent = v;
+      expires === null ? 'never' : `block ${expires}`, grantState(g, expires, best)]) tr.insertCell().textContent = v;
     const b = document.createElement('button');
     b.textContent = 'Revoke';
     b.dataset.revoke = id.toString();

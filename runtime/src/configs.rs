@@ -6,7 +6,7 @@ use frame_support::{
 	derive_impl,
 	dispatch::DispatchClass,
 	parameter_types,
-	traits::{ConstBool, ConstU32, ConstU64, ConstU8, Nothing},
+	traits::{ConstBool, ConstU32, ConstU64, ConstU8, Get, Nothing},
 	weights::{
 		constants::{BlockExecutionWeight, ExtrinsicBaseWeight, RocksDbWeight},
 		ConstantMultiplier, Weight,
@@ -187,10 +187,21 @@ impl parachain_info::Config for Runtime {}
 impl cumulus_pallet_aura_ext::Config for Runtime {}
 
 parameter_types! {
-	/// Session length.
-	pub const Period: u32 = 6 * HOURS;
+	/// Session length in blocks. A storage parameter (key
+	/// `twox_128(b":SessionPeriod:")`, a SCALE `u32`) so that governance, or a
+	/// dev chain's sudo through `system.set_storage`, can shorten sessions.
+	pub storage SessionPeriod: u32 = 6 * HOURS;
 	/// Offset of the first session.
 	pub const Offset: u32 = 0;
+}
+
+/// The collators active in the current session: pallet-session's validators
+/// (the validator id is the account id).
+pub struct ActiveCollators;
+impl Get<alloc::vec::Vec<AccountId>> for ActiveCollators {
+	fn get() -> alloc::vec::Vec<AccountId> {
+		pallet_session::Validators::<Runtime>::get()
+	}
 }
 
 impl pallet_session::Config for Runtime {
@@ -198,8 +209,8 @@ impl pallet_session::Config for Runtime {
 	type ValidatorId = <Self as frame_system::Config>::AccountId;
 	// No stash/controller split: the collator's account is its validator id.
 	type ValidatorIdOf = sp_runtime::traits::ConvertInto;
-	type ShouldEndSession = pallet_session::PeriodicSessions<Period, Offset>;
-	type NextSessionRotation = pallet_session::PeriodicSessions<Period, Offset>;
+	type ShouldEndSession = pallet_session::PeriodicSessions<SessionPeriod, Offset>;
+	type NextSessionRotation = pallet_session::PeriodicSessions<SessionPeriod, Offset>;
 	// Credit-weighted DPoS picks each session's collators.
 	type SessionManager = Reputation;
 	type SessionHandler = <SessionKeys as sp_runtime::traits::OpaqueKeys>::KeyTypeIdProviders;
@@ -236,6 +247,9 @@ impl pallet_reputation::Config for Runtime {
 	type GovernanceOrigin = EnsureRoot<AccountId>;
 	type ValidatorRegistration = Session;
 	type CreditPolicy = pallet_reputation::DefaultCreditPolicy;
+	type SessionCollators = ActiveCollators;
+	// No treasury yet: slashed bonds are burned.
+	type SlashBeneficiary = ();
 	type InstitutionBond = InstitutionBond;
 	type MinCandidateBond = MinCandidateBond;
 	type MinDelegation = MinDelegation;
@@ -246,6 +260,9 @@ impl pallet_reputation::Config for Runtime {
 	type DesiredCollators = ConstU32<16>;
 	type UnbondingDelay = ConstU32<DAYS>;
 	type MaxInstitutions = ConstU32<1_000>;
+	type MaxPendingApplications = ConstU32<64>;
+	type MaxCreditGainPerSession = ConstU32<50>;
+	type MaxPenaltyPerAuditorPerSession = ConstU32<200>;
 	type MaxCandidates = ConstU32<100>;
 	type MaxInvulnerables = ConstU32<8>;
 	type MaxDelegationsPerDelegator = ConstU32<8>;
@@ -328,6 +345,12 @@ impl pallet_ehr_index::BenchmarkHelper<AccountId> for InstitutionsForBenchmarks 
 parameter_types! {
 	/// Aggregators have an hour to agree on a closed round.
 	pub const FlAggregationTimeout: BlockNumber = HOURS;
+	/// No round closes with fewer than two updates: a task is never one
+	/// institution training alone.
+	pub const FlMinParticipantsFloor: u32 = 2;
+	/// No model is adopted on fewer than two agreeing aggregators: no
+	/// institution adopts its own aggregate alone.
+	pub const FlMinAggregatorsFloor: u32 = 2;
 }
 
 impl pallet_fl_task::Config for Runtime {
@@ -346,6 +369,8 @@ impl pallet_fl_task::Config for Runtime {
 	type MaxActiveTasks = ConstU32<16>;
 	type MaxRounds = ConstU32<1_000>;
 	type MaxAggregators = ConstU32<16>;
+	type MinParticipantsFloor = FlMinParticipantsFloor;
+	type MinAggregatorsFloor = FlMinAggregatorsFloor;
 	type MinRoundBlocks = ConstU32<2>;
 	type MaxExtensions = ConstU8<3>;
 	type AggregationTimeout = FlAggregationTimeout;
@@ -369,6 +394,11 @@ parameter_types! {
 	pub const PreRequestTimeout: BlockNumber = 10 * MINUTES;
 	/// Auditors have a week to review a break-glass access.
 	pub const PreReviewWindow: BlockNumber = 7 * DAYS;
+	/// A grantee requests under one grant at most once a minute (10 blocks):
+	/// bounds the credit a colluding patient, grantee and proxy can farm and
+	/// how fast one grant fills the open-request list. Break-glass accesses
+	/// are not limited (each is reviewed).
+	pub const PreMinRequestInterval: BlockNumber = MINUTES;
 }
 
 impl pallet_proxy_reencrypt::Config for Runtime {
@@ -384,6 +414,7 @@ impl pallet_proxy_reencrypt::Config for Runtime {
 	type MaxCapsuleFragmentLen = ConstU32<512>;
 	type RequestTimeout = PreRequestTimeout;
 	type ReviewWindow = PreReviewWindow;
+	type MinRequestInterval = PreMinRequestInterval;
 	type WeightInfo = pallet_proxy_reencrypt::weights::SubstrateWeight<Runtime>;
 	#[cfg(feature = "runtime-benchmarks")]
 	type BenchmarkHelper = InstitutionsForBenchmarks;

@@ -96,7 +96,10 @@ pub type UncheckedExtrinsic =
 	generic::UncheckedExtrinsic<Address, RuntimeCall, Signature, TxExtension>;
 
 /// Storage migrations run on the next runtime upgrade.
-pub type Migrations = ();
+pub type Migrations = (
+	pallet_reputation::migrations::v2::MigrateV1ToV2<Runtime>,
+	pallet_proxy_reencrypt::migrations::v1::MigrateV0ToV1<Runtime>,
+);
 
 /// Dispatches calls to the pallets.
 pub type Executive = frame_executive::Executive<

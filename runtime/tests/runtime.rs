@@ -185,3 +185,138 @@ fn contract_upload_that_is_not_wasm_is_rejected() {
 		);
 	});
 }
+
+// ---- credit-weighted DPoS over real session rotations ------------------------------
+
+mod sessions {
+	use super::*;
+	use codec::Encode;
+	use frame_support::traits::{OnFinalize, OnInitialize};
+	use medchain_runtime::{
+		configs::{MinCandidateBond, SessionPeriod},
+		Aura, Authorship, BlockNumber, SessionKeys,
+	};
+	use medchain_primitives::{HospitalGrade, InstitutionKind, Roles};
+	use sp_consensus_aura::{Slot, AURA_ENGINE_ID};
+	use sp_core::{proof_of_possession::ProofOfPossessionGenerator, Pair};
+	use sp_runtime::{Digest, DigestItem};
+
+	/// Blocks per session in these tests.
+	const PERIOD: u32 = 10;
+
+	/// A chain driven block by block through the real runtime's collator
+	/// pallets: each block carries an Aura pre-digest for its slot, and
+	/// authorship, reputation, session and Aura run their hooks in the
+	/// runtime's order. A slot whose collator is silent produces no block.
+	struct Chain {
+		slot: u64,
+		parent: medchain_runtime::Hash,
+	}
+
+	impl Chain {
+		fn new() -> Self {
+			SessionPeriod::set(&PERIOD);
+			Chain { slot: 1_000, parent: System::parent_hash() }
+		}
+
+		/// The collator Aura gives the next slot to.
+		fn next_author(&self) -> AccountId {
+			let set = Session::validators();
+			set[(self.slot + 1) as usize % set.len()].clone()
+		}
+
+		/// Advances one slot; builds a block unless its collator is `silent`.
+		fn slot(&mut self, silent: &[AccountId]) {
+			let author = self.next_author();
+			self.slot += 1;
+			if silent.contains(&author) {
+				return;
+			}
+			let n: BlockNumber = System::block_number() + 1;
+			let pre = DigestItem::PreRuntime(AURA_ENGINE_ID, Slot::from(self.slot).encode());
+			System::initialize(&n, &self.parent, &Digest { logs: vec![pre] });
+			type Collators = (Authorship, Reputation, Session, Aura);
+			<Collators as OnInitialize<BlockNumber>>::on_initialize(n);
+			<Collators as OnFinalize<BlockNumber>>::on_finalize(n);
+			let header = System::finalize();
+			self.parent = header.hash();
+			frame_system::BlockHash::<Runtime>::insert(n, self.parent);
+			assert!(!Session::validators().is_empty(), "the collator set emptied at block {n}");
+			pallet_reputation::Pallet::<Runtime>::do_try_state().expect("reputation invariants");
+		}
+
+		/// Runs slots until `sessions` more sessions have started.
+		fn sessions(&mut self, sessions: u32, silent: &[AccountId]) {
+			let target = Session::current_index() + sessions;
+			while Session::current_index() < target {
+				self.slot(silent);
+			}
+		}
+	}
+
+	/// `who` joins as a producer hospital, registers session keys (with a real
+	/// ownership proof) and becomes a collator candidate.
+	fn become_candidate(k: sp_keyring::Sr25519Keyring) {
+		let who = account(k);
+		assert_ok!(Reputation::apply_for_membership(
+			RuntimeOrigin::signed(who.clone()),
+			b"Candidate Hospital".to_vec().try_into().unwrap(),
+			InstitutionKind::Hospital { level: 3, grade: HospitalGrade::A },
+			Roles { producer: true, validator: true, auditor: false },
+		));
+		assert_ok!(Reputation::approve_institution(RuntimeOrigin::root(), who.clone()));
+		let mut pair = k.pair();
+		let keys = SessionKeys { aura: pair.public().into() };
+		let proof = pair.generate_proof_of_possession(&who.encode());
+		assert_ok!(Session::set_keys(RuntimeOrigin::signed(who.clone()), keys, proof.encode()));
+		assert_ok!(Reputation::register_as_candidate(
+			RuntimeOrigin::signed(who),
+			MinCandidateBond::get()
+		));
+	}
+
+	fn credit(k: sp_keyring::Sr25519Keyring) -> u32 {
+		pallet_reputation::Credits::<Runtime>::get(account(k)).unwrap_or(0)
+	}
+
+	#[test]
+	fn newly_elected_collator_keeps_credit_over_real_session_rotations() {
+		genesis("development").execute_with(|| {
+			let mut chain = Chain::new();
+			become_candidate(Bob);
+			let mut seated = 0;
+			for _ in 0..5 {
+				chain.sessions(1, &[]);
+				if Session::validators().contains(&account(Bob)) {
+					seated += 1;
+				}
+				// Bob authors every slot it gets: never scored below its start.
+				assert!(credit(Bob) >= 600, "Bob's credit fell to {}", credit(Bob));
+				assert!(pallet_reputation::Candidates::<Runtime>::contains_key(account(Bob)));
+			}
+			assert!(Session::current_index() >= 5);
+			assert!(seated >= 3, "Bob was seated in {seated} of 5 sessions");
+			assert!(credit(Bob) > 600, "Bob authored its share and gained: {}", credit(Bob));
+			assert!(credit(Alice) >= 600);
+		});
+	}
+
+	#[test]
+	fn collator_that_stops_authoring_loses_its_seat_within_two_sessions() {
+		genesis("development").execute_with(|| {
+			let mut chain = Chain::new();
+			become_candidate(Bob);
+			chain.sessions(3, &[]);
+			assert_eq!(Session::validators(), vec![account(Alice), account(Bob)]);
+			// Bob's node goes down: its slots stay empty from now on.
+			chain.sessions(2, &[account(Bob)]);
+			assert_eq!(Session::validators(), vec![account(Alice)], "Bob still seated");
+			assert!(credit(Bob) < 400, "Bob's credit {}", credit(Bob));
+			assert!(!pallet_reputation::Candidates::<Runtime>::contains_key(account(Bob)));
+			// Alice, who authored every block, is still seated and in credit.
+			assert!(credit(Alice) >= 600);
+			chain.sessions(1, &[account(Bob)]);
+			assert_eq!(Session::validators(), vec![account(Alice)]);
+		});
+	}
+}

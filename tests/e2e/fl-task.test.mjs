@@ -4,6 +4,9 @@
 // (FedAvg in fixed point) and the chain adopts each model. The federated
 // model is compared with centralized training on the union of the data.
 // A second task loses one hospital mid-way and still finishes.
+// The runtime adopts a model only when two aggregators agree
+// (MinAggregatorsFloor): the node holds the `fl00` keys of two producer
+// institutions, //Alice and //Aggregator, and its offchain worker votes with both.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
@@ -14,6 +17,7 @@ import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { u8aToHex } from '@polkadot/util';
 import { startDevNode, sendAndWait } from './lib/node.mjs';
+import { addAggregator } from '../../scripts/dev-aggregator.mjs';
 
 const ROOT = join(dirname(new URL(import.meta.url).pathname), '../..');
 const TARGET = process.env.CARGO_TARGET_DIR || join(ROOT, 'target');
@@ -53,8 +57,10 @@ before(async () => {
     .map((n) => [n.toLowerCase(), keyring.addFromUri(`//${n}`)]));
   node = await startDevNode({ name: 'fl-task' });
   const { api } = node;
-  // The aggregator key of this node: Alice, the dev collator (a producer).
+  // The aggregator keys of this node: Alice, the dev collator (a producer),
+  // and a second producer institution, since two aggregators must agree.
   await api.rpc.author.insertKey('fl00', '//Alice', u8aToHex(k.alice.publicKey));
+  k.aggregator = await addAggregator(api, k.alice);
   // A research institute publishes; four hospitals train.
   const members = [
     [k.ferdie, 'Cancer Research Institute', 'ResearchInstitute'],
@@ -153,11 +159,11 @@ test('native and Wasm aggregators compute bit-identical models', async () => {
   const { api } = node;
   const { blake2AsHex } = await import('@polkadot/util-crypto');
   for (const rule of ['trimmed-mean', 'credit-fedavg']) {
-    // Two aggregators must agree, this node has one: the round stays open for
-    // aggregation after its offchain worker votes, so every side can be compared.
+    // Three aggregators must agree, this node has two: the round stays open
+    // for aggregation after its offchain worker votes, so every side can be compared.
     const { task } = lastJson(client(['publish', '--suri', '//Ferdie', '--features', '30',
       '--rounds', '3', '--quorum', '3', '--round-blocks', '6', '--target', '0.999',
-      '--epochs', '3', '--lr', '0.5', '--rule', rule, '--aggregators', '2']));
+      '--epochs', '3', '--lr', '0.5', '--rule', rule, '--aggregators', '3']));
     const runs = [trainer('//Bob', task, 1), trainer('//Charlie', task, 2), trainer('//Dave', task, 3)];
     let vote;
     const t0 = Date.now();
@@ -285,7 +291,9 @@ test('a perceptron task and a poisoned task run across a node restart', async ()
   }
   for (const task of [mlp, robust]) {
     for (let round = 0; round < 6; round++) {
-      assert.equal(votes.get(`${task}/${round}/${k.alice.address}`), 1, `task ${task} round ${round}: one vote`);
+      for (const who of [k.alice, k.aggregator]) {
+        assert.equal(votes.get(`${task}/${round}/${who.address}`), 1, `task ${task} round ${round}: one vote of ${who.address}`);
+      }
     }
   }
 });

@@ -28,6 +28,8 @@ let portal;
 let browser;
 let page;
 let k;
+/** The proxies' Umbral keys (their nodes are not this one: the test acts for them). */
+const proxyKeys = {};
 
 before(async () => {
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is installed by scripts/setup.sh`);
@@ -43,7 +45,8 @@ before(async () => {
     { producer: false, validator: true, auditor: false }), k.bob);
   await sendAndWait(api, api.tx.sudo.sudo(api.tx.reputation.approveInstitution(k.bob.address)), k.alice);
   for (const n of ['alice', 'bob']) {
-    await sendAndWait(api, api.tx.proxyReencrypt.registerProxy(pre.newProxyKeys().publicKey), k[n]);
+    proxyKeys[n] = pre.newProxyKeys();
+    await sendAndWait(api, api.tx.proxyReencrypt.registerProxy(proxyKeys[n].publicKey), k[n]);
   }
   portal = await servePortal({ port: await freePort() });
   browser = await chromium.launch({
@@ -128,8 +131,20 @@ test('a patient registers a key, grants, sees the access log and revokes in the 
   await page.fill('#threshold', '2');
   await page.click('#grant');
   await page.waitForSelector('#status:has-text("Granted: grant")');
+  await page.waitForSelector('#grants tbody tr:has-text("awaiting proxies (0 of 2 acknowledged)")');
+  const [[grantId]] = await api.call.proxyReencryptApi.patientGrants(k.dave.address);
+  // Each proxy opens and verifies its key fragment, then acknowledges: only
+  // then is the grant usable (a node's offchain worker does this by itself).
+  const patientKeys = (await api.query.proxyReencrypt.keys(k.dave.address)).unwrap();
+  for (const n of ['alice', 'bob']) {
+    const sealed = (await api.query.proxyReencrypt.sealedFragments(grantId, k[n].address)).unwrap();
+    pre.openKeyFragment(proxyKeys[n].secretKey, { capsule: sealed.capsule.toHex(), ciphertext: sealed.ciphertext.toHex() },
+      { publicKey: patientKeys.publicKey.toHex(), verifyingKey: patientKeys.verifyingKey.toHex() }, doctor.publicKey);
+    await sendAndWait(api, api.tx.proxyReencrypt.acknowledgeGrant(grantId), k[n]);
+  }
+  await page.evaluate(() => window.medchainPortal.refresh());
   await page.waitForSelector('#grants tbody tr:has-text("live")');
-  const [[grantId, g]] = await api.call.proxyReencryptApi.patientGrants(k.dave.address);
+  const [[, g]] = await api.call.proxyReencryptApi.patientGrants(k.dave.address);
   assert.equal(g.grantee.toString(), k.eve.address);
   assert.equal(g.scope.toString(), JSON.stringify({ record: recordId }));
   assert.equal(g.threshold.toNumber(), 2);

@@ -1,11 +1,14 @@
 // Patient-controlled access end to end: a hospital stores a record whose data
 // key is sealed to the patient's Umbral key; the patient grants a doctor
 // access with 2-of-2 key fragments sealed to two proxy institutions; the
-// doctor requests the record; the dev node's offchain workers (the two
+// proxies open and verify their fragments and acknowledge the grant (the
+// node's offchain workers by themselves); the doctor requests the record; the dev node's offchain workers (the two
 // proxies) re-encrypt, the runtime verifies each fragment; the doctor opens
 // the data key and decrypts the real record fetched through the gateway.
 // After revocation and after expiry no fragment is accepted and the gateway
-// refuses. A proxy that submits a bad fragment loses credit.
+// refuses. A proxy that submits a bad fragment loses credit. No request is
+// accepted before the proxies acknowledged, and a grant whose fragment a
+// proxy cannot open is disputed by that proxy's node and cannot be used.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -17,7 +20,7 @@ import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { u8aToHex } from '@polkadot/util';
 import * as umbral from '@nucypher/umbral-pre';
-import { startDevNode, sendAndWait, waitForBlock } from './lib/node.mjs';
+import { startDevNode, sendAndWait, waitForBlock, waitForAcknowledged } from './lib/node.mjs';
 import { startMongo, startGateway, fetchRecord as fetchRecordAs, RECORD_CLI as CLI, SECANTUSD } from './lib/services.mjs';
 import { makePre, decryptRecord, proxySecretStorageKey, unhex } from '../../portal/lib/pre.mjs';
 
@@ -48,13 +51,35 @@ async function until(predicate, what, timeoutMs = 60_000) {
 
 const proxiesOf = (...names) => names.map((n) => ({ account: k[n].address, publicKey: keys[n].publicKey }));
 
-async function grant(scope, { expiresAt = null, proxies = ['alice', 'bob'], threshold = 2 } = {}) {
+/**
+ * Charlie's proxy does not run in the node: like an institution's own tool,
+ * the test opens and verifies his key fragment, then acknowledges the grant.
+ */
+async function charlieAcknowledges(grantId) {
+  const { api } = node;
+  const sealed = (await api.query.proxyReencrypt.sealedFragments(grantId, k.charlie.address)).unwrap();
+  pre.openKeyFragment(keys.charlie.secretKey, { capsule: sealed.capsule.toHex(), ciphertext: sealed.ciphertext.toHex() },
+    keys.dave, keys.eve.publicKey);
+  await sendAndWait(api, api.tx.proxyReencrypt.acknowledgeGrant(grantId), k.charlie);
+}
+
+/**
+ * Grants Eve access; unless `acknowledged` is false, waits until the grant's
+ * proxies acknowledged it (Alice and Bob by the node's offchain workers,
+ * Charlie by `charlieAcknowledges`).
+ */
+async function grant(scope, { expiresAt = null, proxies = ['alice', 'bob'], threshold = 2, acknowledged = true } = {}) {
   const { api } = node;
   const fragments = pre.sealedFragments(keys.dave, keys.eve.publicKey, proxiesOf(...proxies), threshold);
   const { events } = await sendAndWait(api, api.tx.proxyReencrypt.grantAccess(
     k.eve.address, scope, 'Treatment', expiresAt, threshold, fragments, false), k.dave);
   const ev = events.find(({ event }) => api.events.proxyReencrypt.AccessGranted.is(event));
-  return ev.event.data.grant.toNumber();
+  const id = ev.event.data.grant.toNumber();
+  if (acknowledged) {
+    if (proxies.includes('charlie')) await charlieAcknowledges(id);
+    await waitForAcknowledged(api, id);
+  }
+  return id;
 }
 
 async function requestAccess(grantId, recordId) {
@@ -211,7 +236,7 @@ test('after expiry no fragment is accepted and the gateway refuses', async () =>
   await revokeAll();
   assert.match((await fetchRecord(k.eve, record.id)).error.message, /may not read record/);
   const now = (await api.rpc.chain.getHeader()).number.toNumber();
-  const expiresAt = now + 12;
+  const expiresAt = now + 20;
   const g = await grant({ Kind: 'LabResult' }, { expiresAt, proxies: ['alice', 'charlie'], threshold: 2 });
   const r = await requestAccess(g, record.id);
   assert.ok((await fetchRecord(k.eve, record.id)).result, 'readable before expiry');
@@ -246,4 +271,40 @@ test('a proxy that submits a bad fragment loses credit', async () => {
   assert.ok(after < before, `credit fell from ${before} to ${after}`);
   await assert.rejects(sendAndWait(api, api.tx.proxyReencrypt.submitFragment(r, wrong), k.charlie),
     /proxyReencrypt\.AlreadySubmitted/);
+});
+
+test('requests wait for the proxies\' acknowledgement; a fragment a proxy cannot open is disputed', async () => {
+  const { api } = node;
+  await revokeAll();
+  // Alice's node acknowledges by itself; Charlie has not: one of two.
+  const g = await grant('All', { proxies: ['alice', 'charlie'], threshold: 2, acknowledged: false });
+  await until(async () => (await api.query.proxyReencrypt.grants(g)).unwrap().acknowledged.length === 1,
+    'Alice\'s acknowledgement');
+  await assert.rejects(sendAndWait(api, api.tx.proxyReencrypt.requestAccess(g, record.id), k.eve),
+    /proxyReencrypt\.GrantNotAcknowledged/);
+  assert.deepEqual((await api.call.proxyReencryptApi.accessibleRecords(k.eve.address)).toJSON(), []);
+  await charlieAcknowledges(g);
+  const r = await requestAccess(g, record.id);
+  // One request per grant per minute.
+  await assert.rejects(sendAndWait(api, api.tx.proxyReencrypt.requestAccess(g, record.id), k.eve),
+    /proxyReencrypt\.RequestTooSoon/);
+  await until(async () => (await api.query.proxyReencrypt.requests(r)).unwrap().fragments.toNumber() === 1,
+    'Alice\'s fragment');
+  await sendAndWait(api, api.tx.proxyReencrypt.revokeGrant(g), k.dave);
+
+  // Alice's key fragment sealed to Bob's key: her node cannot open it and
+  // disputes the grant, which can then not be used; nobody's credit changes.
+  const credit = async (who) => (await api.call.reputationApi.credit(who.address)).unwrap().toNumber();
+  const aliceBefore = await credit(k.alice);
+  const fragments = pre.sealedFragments(keys.dave, keys.eve.publicKey,
+    [{ account: k.alice.address, publicKey: keys.bob.publicKey }, ...proxiesOf('bob')], 2);
+  const { events } = await sendAndWait(api, api.tx.proxyReencrypt.grantAccess(
+    k.eve.address, 'All', 'Treatment', null, 2, fragments, false), k.dave);
+  const bad = events.find(({ event }) => api.events.proxyReencrypt.AccessGranted.is(event)).event.data.grant.toNumber();
+  const disputed = await until(async () => (await api.query.proxyReencrypt.grants(bad)).unwrap().disputedBy.unwrapOr(null),
+    'Alice\'s dispute');
+  assert.equal(disputed.toString(), k.alice.address);
+  await assert.rejects(sendAndWait(api, api.tx.proxyReencrypt.requestAccess(bad, record.id), k.eve),
+    /proxyReencrypt\.GrantDisputed/);
+  assert.ok(await credit(k.alice) >= aliceBefore, 'a dispute costs the proxy nothing');
 });

@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Keyring } from '@polkadot/keyring';
-import { cryptoWaitReady } from '@polkadot/util-crypto';
+import { cryptoWaitReady, xxhashAsHex } from '@polkadot/util-crypto';
 import { u8aToHex } from '@polkadot/util';
 import { startDevNode, sendAndWait } from './lib/node.mjs';
 
@@ -93,4 +93,96 @@ test('a producer with session keys becomes a candidate and receives a delegation
     /reputation\.DelegationTooLow/);
   const after = (await api.query.reputation.candidates(k.charlie.address)).unwrap();
   assert.equal(after.delegated.toBigInt(), amount);
+});
+
+test('credit cannot be farmed with a self-published task in one batch', async () => {
+  const { api } = node;
+  // Charlie, a producer, publishes a task only it would take part in and
+  // aggregate, joins it, and would submit update and aggregate in the same
+  // batch: the runtime's quorum floors refuse the task, nothing changes.
+  const before = (await api.call.reputationApi.credit(k.charlie.address)).unwrap().toNumber();
+  const nextTask = (await api.query.flTask.nextTaskId()).toNumber();
+  const spec = {
+    model: { LogisticRegression: { features: 2 } },
+    initialModel: { Inline: [0, 0, 0] },
+    hints: { epochs: 1, learningRate: 1 << 16, batchSize: 8 },
+    targetAccuracy: 900_000,
+    maxRounds: 10,
+    minParticipants: 1,
+    roundBlocks: 5,
+    rule: 'FedAvg',
+    aggregatorsRequired: 1,
+  };
+  await assert.rejects(
+    sendAndWait(api, api.tx.utility.batchAll([
+      api.tx.flTask.publishTask(spec),
+      api.tx.flTask.joinTask(nextTask),
+    ]), k.charlie),
+    /flTask\.QuorumTooSmall/);
+  // Quorum 2 passes the first floor, one aggregator fails the second.
+  await assert.rejects(
+    sendAndWait(api, api.tx.flTask.publishTask({ ...spec, minParticipants: 2 }), k.charlie),
+    /flTask\.TooFewAggregators/);
+  assert.equal((await api.query.flTask.nextTaskId()).toNumber(), nextTask);
+  const after = (await api.call.reputationApi.credit(k.charlie.address)).unwrap().toNumber();
+  assert.ok(after <= before, `credit ${before} -> ${after}`);
+});
+
+/**
+ * Follows new blocks until `sessions` more sessions have started, collecting
+ * each block's events and the session's validators.
+ */
+async function followSessions(api, sessions, timeoutMs = 120_000) {
+  const start = (await api.query.session.currentIndex()).toNumber();
+  const seen = [];
+  return new Promise((res, rej) => {
+    const t = setTimeout(() => { unsub.then((u) => u()); rej(new Error(`${sessions} sessions not seen in ${timeoutMs} ms`)); }, timeoutMs);
+    let busy = Promise.resolve();
+    const unsub = api.rpc.chain.subscribeNewHeads((h) => {
+      busy = busy.then(async () => {
+        const at = await api.at(h.hash);
+        const [events, index, validators] = await Promise.all([
+          at.query.system.events(), at.query.session.currentIndex(), at.query.session.validators()]);
+        seen.push({ number: h.number.toNumber(), events, index: index.toNumber(),
+          validators: validators.map((v) => v.toString()) });
+        if (index.toNumber() >= start + sessions) {
+          clearTimeout(t);
+          unsub.then((u) => u());
+          res(seen);
+        }
+      }).catch((e) => { clearTimeout(t); rej(e); });
+    });
+  });
+}
+
+test('a newly elected collator keeps its credit over real session changes', async () => {
+  const { api } = node;
+  // Sessions of 4 blocks: the runtime's `SessionPeriod` storage parameter.
+  const key = xxhashAsHex(':SessionPeriod:', 128);
+  const value = api.createType('u32', 4).toHex();
+  await sendAndWait(api, api.tx.sudo.sudo(api.tx.system.setStorage([[key, value]])), k.alice);
+  const before = (await api.call.reputationApi.credit(k.charlie.address)).unwrap().toNumber();
+
+  // Charlie (a candidate with session keys, earlier test) is elected, joins
+  // the set one session later, authors its slots, and is scored on them.
+  const seen = await followSessions(api, 4);
+  const last = seen[seen.length - 1];
+  assert.deepEqual(last.validators.sort(), [k.alice.address, k.charlie.address].sort());
+
+  const settled = seen.flatMap(({ events }) => events
+    .filter(({ event }) => api.events.reputation.AuthorshipSettled.is(event))
+    .map(({ event }) => event.data.collators.toNumber()));
+  assert.ok(settled.includes(2), `a session with both collators was settled: ${settled}`);
+
+  const charlieChanges = seen.flatMap(({ events }) => events
+    .filter(({ event }) => api.events.reputation.CreditChanged.is(event) &&
+      event.data.who.toString() === k.charlie.address)
+    .map(({ event }) => event.data.reason.toJSON()));
+  assert.ok(charlieChanges.some((r) => JSON.stringify(r).toLowerCase().includes('blockauthored')),
+    `Charlie was credited for authoring: ${JSON.stringify(charlieChanges)}`);
+  assert.ok(!charlieChanges.some((r) => JSON.stringify(r).toLowerCase().includes('blockmissed')),
+    `Charlie was never scored as missing blocks: ${JSON.stringify(charlieChanges)}`);
+  const after = (await api.call.reputationApi.credit(k.charlie.address)).unwrap().toNumber();
+  assert.ok(after > before, `credit ${before} -> ${after}`);
+  assert.ok((await api.query.reputation.candidates(k.charlie.address)).isSome);
 });

@@ -5,7 +5,8 @@
 //! ```text
 //! medchain-fl-client split       --input wdbc.csv --out DIR [--seed 7] [--test-fraction 0.2]
 //! medchain-fl-client centralized --train A.csv,B.csv --test T.csv [--model lr|mlp] [--epochs 200] [--lr 0.5]
-//! medchain-fl-client publish     --suri //Alice --features 30 [--model lr|mlp --hidden 8] [--rounds 20] ...
+//! medchain-fl-client publish     --suri //Alice --features 30 [--model lr|mlp --hidden 8] [--rounds 20]
+//!                                [--quorum 3] [--aggregators 2] ...
 //! medchain-fl-client train       --suri //Bob --task 0 --data hospital-1.csv [--plot out.png]
 //! medchain-fl-client evaluate    --task 0 --test T.csv
 //! medchain-fl-client aggregate   --task 0 [--at BLOCK_HASH]
@@ -260,7 +261,9 @@ fn publish(o: &Options) -> Result<(), String> {
 		min_participants: o.or("quorum", 3)?,
 		round_blocks: o.or("round-blocks", 10)?,
 		rule,
-		aggregators_required: o.or("aggregators", 1)?,
+		// The runtime refuses fewer than two agreeing aggregators
+		// (`MinAggregatorsFloor`) and a quorum under two.
+		aggregators_required: o.or("aggregators", 2)?,
 	};
 	let id: u32 = node
 		.storage(&pallet_fl_task::NextTaskId::<Runtime>::hashed_key())

@@ -99,6 +99,12 @@ mod benchmarks {
 	fn erase_record() {
 		let issuer = T::BenchmarkHelper::producer();
 		let id = publish::<T>(&issuer, 1);
+		// Voting has ended: only decided records may be erased.
+		Records::<T>::mutate(id, |r| {
+			if let Some(r) = r {
+				r.status = RecordStatus::Confirmed;
+			}
+		});
 		#[extrinsic_call]
 		_(RawOrigin::Signed(issuer), id);
 		assert_eq!(Records::<T>::get(id).map(|r| r.status), Some(RecordStatus::Erased));

@@ -226,6 +226,9 @@ pub mod pallet {
 		AlreadyErased,
 		/// Only the issuer or the patient may erase a record.
 		NotAllowedToErase,
+		/// A record may not be erased while validators review it: an issuer
+		/// (or an account it controls) would otherwise escape a rejection.
+		UnderReview,
 		/// Too many records end voting in the same block; retry next block.
 		TooManyExpiring,
 		/// Record ids or versions are exhausted.
@@ -413,10 +416,13 @@ pub mod pallet {
 		}
 
 		/// Marks a record erased after its content was deleted from the store.
-		/// The index keeps the digest; the pointer is dropped.
+		/// The index keeps the digest; the pointer is dropped. Not while the
+		/// record is pending: voting ends within `ConfirmationPeriod`, and a
+		/// rejection (with its credit loss) cannot be dodged by erasing first.
 		///
 		/// Origin: the record's issuer or its patient. Emits `RecordErased`.
-		/// Errors: `RecordNotFound`, `NotAllowedToErase`, `AlreadyErased`.
+		/// Errors: `RecordNotFound`, `NotAllowedToErase`, `UnderReview`,
+		/// `AlreadyErased`.
 		#[pallet::call_index(4)]
 		#[pallet::weight(T::WeightInfo::erase_record())]
 		pub fn erase_record(origin: OriginFor<T>, record_id: RecordId) -> DispatchResult {
@@ -425,6 +431,7 @@ pub mod pallet {
 				let r = maybe.as_mut().ok_or(Error::<T>::RecordNotFound)?;
 				ensure!(r.issuer == who || r.patient == who, Error::<T>::NotAllowedToErase);
 				ensure!(r.status != RecordStatus::Erased, Error::<T>::AlreadyErased);
+				ensure!(r.status != RecordStatus::Pending, Error::<T>::UnderReview);
 				r.status = RecordStatus::Erased;
 				r.pointer = None;
 				Ok(())

@@ -268,6 +268,8 @@ fn log_access_emits_an_audit_event() {
 fn erase_record_drops_the_pointer_and_keeps_the_digest() {
 	new_test_ext(|| {
 		let id = publish(HOSPITAL, 1);
+		assert_ok!(vote(VALIDATORS[0], id, Vote::Confirm));
+		assert_ok!(vote(VALIDATORS[1], id, Vote::Confirm));
 		assert_noop!(EhrIndex::erase_record(RuntimeOrigin::signed(INSURER), id), Error::<Test>::NotAllowedToErase);
 		assert_noop!(EhrIndex::erase_record(RuntimeOrigin::signed(PATIENT), 99), Error::<Test>::RecordNotFound);
 		assert_ok!(EhrIndex::erase_record(RuntimeOrigin::signed(PATIENT), id));
@@ -275,6 +277,34 @@ fn erase_record_drops_the_pointer_and_keeps_the_digest() {
 		assert_eq!((r.status, r.pointer.is_none(), r.digest), (RecordStatus::Erased, true, digest(1)));
 		System::assert_last_event(Event::RecordErased { record_id: id, by: PATIENT }.into());
 		assert_noop!(EhrIndex::erase_record(RuntimeOrigin::signed(HOSPITAL), id), Error::<Test>::AlreadyErased);
+	});
+}
+
+#[test]
+fn issuer_cannot_escape_rejection_by_erasing_a_pending_record() {
+	new_test_ext(|| {
+		let id = publish(HOSPITAL, 1);
+		assert_ok!(vote(VALIDATORS[0], id, Vote::Reject(1)));
+		// The issuer sees the rejection coming and tries to erase first; nor
+		// can the patient account (which the issuer may control) do it.
+		assert_noop!(EhrIndex::erase_record(RuntimeOrigin::signed(HOSPITAL), id), Error::<Test>::UnderReview);
+		assert_noop!(EhrIndex::erase_record(RuntimeOrigin::signed(PATIENT), id), Error::<Test>::UnderReview);
+		assert_ok!(vote(VALIDATORS[1], id, Vote::Reject(1)));
+		assert_eq!(Records::<Test>::get(id).unwrap().status, RecordStatus::Rejected);
+		assert_eq!(CreditLog::get(), vec![(HOSPITAL, Behaviour::RecordRejected)]);
+		// Once decided, the record may be erased.
+		assert_ok!(EhrIndex::erase_record(RuntimeOrigin::signed(PATIENT), id));
+	});
+}
+
+#[test]
+fn expired_record_can_be_erased() {
+	new_test_ext(|| {
+		let id = publish(HOSPITAL, 1);
+		assert_noop!(EhrIndex::erase_record(RuntimeOrigin::signed(HOSPITAL), id), Error::<Test>::UnderReview);
+		run_to(System::block_number() + PERIOD + 1);
+		assert_eq!(Records::<Test>::get(id).unwrap().status, RecordStatus::Expired);
+		assert_ok!(EhrIndex::erase_record(RuntimeOrigin::signed(HOSPITAL), id));
 	});
 }
 

@@ -10,9 +10,10 @@ use frame_support::{
 };
 use frame_system::RawOrigin;
 
-/// A logistic-regression spec with `p` parameters and quorum `quorum`,
-/// aggregated with credit-weighted FedAvg: the rule that stores the most (a
-/// credit snapshot per update), so the weights cover every rule.
+/// A logistic-regression spec with `p` parameters and quorum `quorum` (at
+/// least the runtime's floor), aggregated with credit-weighted FedAvg: the
+/// rule that stores the most (a credit snapshot per update), so the weights
+/// cover every rule. As few aggregators as the runtime allows.
 fn spec<T: Config>(p: u32, quorum: u32) -> TaskSpec<T::MaxParams> {
 	TaskSpec {
 		model: ModelKind::LogisticRegression { features: p - 1 },
@@ -20,18 +21,19 @@ fn spec<T: Config>(p: u32, quorum: u32) -> TaskSpec<T::MaxParams> {
 		hints: TrainingHints { epochs: 1, learning_rate: FIXED_ONE / 10, batch_size: 0 },
 		target_accuracy: Permill::from_percent(99),
 		max_rounds: T::MaxRounds::get(),
-		min_participants: quorum,
+		min_participants: quorum.max(T::MinParticipantsFloor::get()),
 		round_blocks: T::MinRoundBlocks::get(),
 		rule: AggregationRule::CreditWeightedFedAvg,
-		aggregators_required: 1,
+		aggregators_required: T::MinAggregatorsFloor::get(),
 	}
 }
 
-/// Publishes a task with `p` parameters and `n` participants.
+/// Publishes a task with `p` parameters and `n` participants, quorum `n`
+/// (or the runtime's floor, if higher).
 fn task_with<T: Config>(p: u32, n: u32) -> TaskId {
 	let id = NextTaskId::<T>::get();
 	let publisher = T::BenchmarkHelper::institution(0);
-	FlTask::<T>::publish_task(RawOrigin::Signed(publisher).into(), spec::<T>(p, n.max(1)))
+	FlTask::<T>::publish_task(RawOrigin::Signed(publisher).into(), spec::<T>(p, n))
 		.expect("benchmark publisher is an institution");
 	for i in 0..n {
 		FlTask::<T>::join_task(RawOrigin::Signed(T::BenchmarkHelper::institution(i)).into(), id)
@@ -57,7 +59,7 @@ mod benchmarks {
 	fn publish_task(p: Linear<2, { T::MaxParams::get() }>) {
 		let publisher = T::BenchmarkHelper::institution(0);
 		#[extrinsic_call]
-		_(RawOrigin::Signed(publisher), spec::<T>(p, 1));
+		_(RawOrigin::Signed(publisher), spec::<T>(p, T::MinParticipantsFloor::get()));
 		assert_eq!(GlobalModel::<T>::get(0).map(|m| m.len()), Some(p));
 	}
 
@@ -73,25 +75,32 @@ mod benchmarks {
 	/// The last participant's update, which also closes the round.
 	#[benchmark]
 	fn submit_update(p: Linear<2, { T::MaxParams::get() }>) {
-		let task = task_with::<T>(p, 2);
-		FlTask::<T>::submit_update(
-			RawOrigin::Signed(T::BenchmarkHelper::institution(0)).into(),
-			task,
-			0,
-			update::<T>(p, 1),
-		)
-		.expect("participant submits");
-		let last = T::BenchmarkHelper::institution(1);
+		let n = T::MinParticipantsFloor::get().max(2);
+		let task = task_with::<T>(p, n);
+		for i in 0..n - 1 {
+			FlTask::<T>::submit_update(
+				RawOrigin::Signed(T::BenchmarkHelper::institution(i)).into(),
+				task,
+				0,
+				update::<T>(p, 1),
+			)
+			.expect("participant submits");
+		}
+		let last = T::BenchmarkHelper::institution(n - 1);
 		#[extrinsic_call]
 		_(RawOrigin::Signed(last), task, 0, update::<T>(p, 2));
 		assert!(matches!(Rounds::<T>::get(task, 0).map(|r| r.phase), Some(RoundPhase::Aggregating { .. })));
 	}
 
-	/// The adopting aggregate of a round with `n` updates, all flagged. Proof
-	/// size is measured: an update's bound is the largest model, far above
-	/// what a round reads.
+	/// The adopting aggregate of a round with `n` updates (at least the
+	/// quorum floor), all flagged, after the other required aggregators
+	/// voted the same. Proof size is measured: an update's bound is the
+	/// largest model, far above what a round reads.
 	#[benchmark(pov_mode = Measured)]
-	fn submit_aggregate(p: Linear<2, { T::MaxParams::get() }>, n: Linear<1, { T::MaxParticipants::get() }>) {
+	fn submit_aggregate(
+		p: Linear<2, { T::MaxParams::get() }>,
+		n: Linear<{ T::MinParticipantsFloor::get() }, { T::MaxParticipants::get() }>,
+	) {
 		let task = task_with::<T>(p, n);
 		let mut outliers = alloc::vec::Vec::new();
 		for i in 0..n {
@@ -101,10 +110,22 @@ mod benchmarks {
 			outliers.push(who);
 		}
 		outliers.sort();
-		let aggregator = T::BenchmarkHelper::institution(0);
+		let outliers = BoundedVec::truncate_from(outliers);
 		let params = ModelParams::Inline(BoundedVec::truncate_from(alloc::vec![7; p as usize]));
+		for i in 1..T::MinAggregatorsFloor::get() {
+			FlTask::<T>::submit_aggregate(
+				RawOrigin::Signed(T::BenchmarkHelper::institution(i)).into(),
+				task,
+				0,
+				params.clone(),
+				outliers.clone(),
+				n,
+			)
+			.expect("another aggregator votes the same");
+		}
+		let aggregator = T::BenchmarkHelper::institution(0);
 		#[extrinsic_call]
-		_(RawOrigin::Signed(aggregator), task, 0, params, BoundedVec::truncate_from(outliers), n);
+		_(RawOrigin::Signed(aggregator), task, 0, params, outliers, n);
 		assert!(matches!(Rounds::<T>::get(task, 0).map(|r| r.phase), Some(RoundPhase::Adopted { .. })));
 	}
 

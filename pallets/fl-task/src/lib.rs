@@ -14,9 +14,10 @@
 //! - **Join and train.** Institutions [`Pallet::join_task`], train locally on
 //!   the current global model and [`Pallet::submit_update`] once per round:
 //!   parameters, sample count, local validation accuracy and loss.
-//! - **Close.** A round closes when every participant has submitted or at its
-//!   deadline. Under the quorum, the deadline is extended up to
-//!   `MaxExtensions` times, then the task fails with an event: it never hangs.
+//! - **Close.** A round closes when every participant has submitted and the
+//!   quorum is reached, or at its deadline with the quorum. Under the quorum,
+//!   the deadline is extended up to `MaxExtensions` times, then the task fails
+//!   with an event: it never hangs.
 //! - **Aggregate.** Offchain workers of aggregator nodes (institutions with
 //!   the producer role, that is collators, holding a key of type
 //!   [`KEY_TYPE`]) read the closed round's updates, aggregate them with
@@ -24,10 +25,32 @@
 //!   fixed point) and call [`Pallet::submit_aggregate`]. When
 //!   `aggregators_required` of them submit the same digest, the model is
 //!   adopted; aggregators that disagreed lose credit, flagged outlier updates
-//!   lose credit and accepted ones gain it.
+//!   lose credit and accepted ones gain it (see *Credit* below).
 //! - **Finish.** The task finishes when the sample-weighted accuracy the
 //!   participants report for a round reaches the target, or after
 //!   `max_rounds`. The final model and each round's history stay queryable.
+//!
+//! ## Credit: only between distinct institutions
+//!
+//! Positive credit rewards work done for *another* institution, so no single
+//! institution can farm it by publishing a task, training on it and
+//! aggregating its own update:
+//!
+//! - `UpdateAccepted` goes to a participant whose update was not flagged,
+//!   unless it is the task's publisher.
+//! - `AggregationAgreed` goes to an aggregator that voted for the adopted
+//!   digest, unless it is the task's publisher or the round has no accepted
+//!   update from an account other than that aggregator.
+//! - `UpdateOutlier` (flagged update) and `AggregationMismatched` (a vote for
+//!   another digest) are reported to everyone, publisher included.
+//!
+//! The runtime also sets floors no task may go under:
+//! [`Config::MinParticipantsFloor`] for the round quorum and
+//! [`Config::MinAggregatorsFloor`] for the aggregators that must agree. Every
+//! call made for an institution (publish, join, submit an update, submit an
+//! aggregate, cancel as publisher) checks at call time that it is still an
+//! active institution ([`InstitutionRegistry`]), so a suspended or removed
+//! institution stops acting at once, not only from its next task.
 
 #![cfg_attr(not(feature = "std"), no_std)]
 
@@ -180,6 +203,18 @@ pub mod pallet {
 		#[pallet::constant]
 		type MaxAggregators: Get<u32>;
 
+		/// Smallest round quorum (`min_participants`) a task may set: a
+		/// round never closes with fewer updates. At least 1, at most
+		/// `MaxParticipants`.
+		#[pallet::constant]
+		type MinParticipantsFloor: Get<u32>;
+
+		/// Fewest aggregators (`aggregators_required`) a task may require to
+		/// agree before a model is adopted. At least 1, at most
+		/// `MaxAggregators`.
+		#[pallet::constant]
+		type MinAggregatorsFloor: Get<u32>;
+
 		/// Shortest round, in blocks.
 		#[pallet::constant]
 		type MinRoundBlocks: Get<u32>;
@@ -323,10 +358,14 @@ pub mod pallet {
 		InvalidRounds,
 		/// `min_participants` is 0 or above `MaxParticipants`.
 		InvalidQuorum,
+		/// `min_participants` is under the runtime's `MinParticipantsFloor`.
+		QuorumTooSmall,
 		/// `round_blocks` is under `MinRoundBlocks`.
 		RoundTooShort,
 		/// `aggregators_required` is 0 or above `MaxAggregators`.
 		InvalidAggregators,
+		/// `aggregators_required` is under the runtime's `MinAggregatorsFloor`.
+		TooFewAggregators,
 		/// The rule's parameter is unusable (clip norm ≤ 0, trim ≥ 50 %) or the
 		/// learning rate is not positive.
 		InvalidRule,
@@ -384,6 +423,19 @@ pub mod pallet {
 			}
 		}
 
+		fn integrity_test() {
+			let quorum = T::MinParticipantsFloor::get();
+			assert!(
+				(1..=T::MaxParticipants::get()).contains(&quorum),
+				"MinParticipantsFloor must be in 1..=MaxParticipants"
+			);
+			let aggregators = T::MinAggregatorsFloor::get();
+			assert!(
+				(1..=T::MaxAggregators::get()).contains(&aggregators),
+				"MinAggregatorsFloor must be in 1..=MaxAggregators"
+			);
+		}
+
 		#[cfg(feature = "try-runtime")]
 		fn try_state(_: BlockNumberFor<T>) -> Result<(), sp_runtime::TryRuntimeError> {
 			Self::do_try_state()
@@ -393,6 +445,11 @@ pub mod pallet {
 	#[pallet::call]
 	impl<T: Config> Pallet<T> {
 		/// Publishes a learning task and opens its round 0.
+		///
+		/// Origin: an active institution. `spec.min_participants` and
+		/// `spec.aggregators_required` may not be under the runtime's floors
+		/// (`QuorumTooSmall`, `TooFewAggregators`). Emits `TaskPublished`
+		/// and `RoundStarted`.
 		#[pallet::call_index(0)]
 		#[pallet::weight(T::WeightInfo::publish_task(spec.initial_model.weight_units()))]
 		pub fn publish_task(origin: OriginFor<T>, spec: TaskSpec<T::MaxParams>) -> DispatchResult {
@@ -430,6 +487,8 @@ pub mod pallet {
 		}
 
 		/// Joins a running task as a participant.
+		///
+		/// Origin: an active institution (`NotInstitution`). Emits `Joined`.
 		#[pallet::call_index(1)]
 		#[pallet::weight(T::WeightInfo::join_task())]
 		pub fn join_task(origin: OriginFor<T>, task: TaskId) -> DispatchResult {
@@ -449,7 +508,12 @@ pub mod pallet {
 		}
 
 		/// Submits the caller's local update for the task's current round.
-		/// When every participant has submitted, the round closes.
+		/// When every participant has submitted and the quorum is reached, the
+		/// round closes.
+		///
+		/// Origin: a participant that is still an active institution
+		/// (`NotInstitution` once it is suspended or removed). Emits
+		/// `UpdateSubmitted`, and `RoundClosed` when the round closes.
 		#[pallet::call_index(2)]
 		#[pallet::weight(T::WeightInfo::submit_update(update.params.weight_units()))]
 		pub fn submit_update(
@@ -459,6 +523,7 @@ pub mod pallet {
 			update: ModelUpdate<T::MaxParams>,
 		) -> DispatchResult {
 			let who = ensure_signed(origin)?;
+			ensure!(T::Registry::is_active(&who), Error::<T>::NotInstitution);
 			let t = Tasks::<T>::get(task).ok_or(Error::<T>::TaskNotFound)?;
 			ensure!(t.status == TaskStatus::Running, Error::<T>::TaskNotRunning);
 			ensure!(Participants::<T>::contains_key(task, &who), Error::<T>::NotParticipant);
@@ -476,7 +541,9 @@ pub mod pallet {
 			}
 			Updates::<T>::insert((task, round), &who, update);
 			Self::deposit_event(Event::UpdateSubmitted { task, round, who, samples });
-			if r.submitted >= t.participants {
+			// Never under the quorum, even when every participant submitted:
+			// a lone participant must not close a round by itself.
+			if r.submitted >= t.participants && r.submitted >= t.min_participants {
 				Self::close_round(task, round, &mut r);
 			}
 			Rounds::<T>::insert(task, round, r);
@@ -489,6 +556,13 @@ pub mod pallet {
 		/// once `aggregators_required` aggregators submit the same digest.
 		/// `updates` is the round's update count (a witness that bounds the
 		/// weight of adoption, which reads every update).
+		///
+		/// Origin: an active institution with the producer role, checked at
+		/// call time (`NotAggregator` once it is suspended, removed or loses
+		/// the role). Emits `AggregateSubmitted`; on adoption `ModelAdopted`,
+		/// `UpdateFlagged`, `AggregatorMismatched`, and `TaskFinished` or
+		/// `RoundStarted`. Credit on adoption follows the rule in the
+		/// module docs: positive credit only between distinct institutions.
 		#[pallet::call_index(3)]
 		#[pallet::weight(T::WeightInfo::submit_aggregate(params.weight_units(), *updates))]
 		pub fn submit_aggregate(
@@ -500,6 +574,7 @@ pub mod pallet {
 			updates: u32,
 		) -> DispatchResultWithPostInfo {
 			let who = ensure_signed(origin)?;
+			// `has_role` holds only for an active institution.
 			ensure!(T::Registry::has_role(&who, Role::Producer), Error::<T>::NotAggregator);
 			let t = Tasks::<T>::get(task).ok_or(Error::<T>::TaskNotFound)?;
 			ensure!(t.status == TaskStatus::Running, Error::<T>::TaskNotRunning);
@@ -526,7 +601,9 @@ pub mod pallet {
 			Ok(().into())
 		}
 
-		/// Cancels a running task. Only its publisher or the root origin.
+		/// Cancels a running task. Only its publisher, while it is an active
+		/// institution (`NotInstitution`), or the root origin. Emits
+		/// `TaskFailed`.
 		#[pallet::call_index(4)]
 		#[pallet::weight(T::WeightInfo::cancel_task())]
 		pub fn cancel_task(origin: OriginFor<T>, task: TaskId) -> DispatchResult {
@@ -535,6 +612,7 @@ pub mod pallet {
 			ensure!(t.status == TaskStatus::Running, Error::<T>::TaskNotRunning);
 			if let Some(who) = caller {
 				ensure!(who == t.publisher, Error::<T>::NotPublisher);
+				ensure!(T::Registry::is_active(&who), Error::<T>::NotInstitution);
 			}
 			Self::fail(task, t.round, FailureReason::Cancelled);
 			Ok(())
@@ -559,10 +637,15 @@ pub mod pallet {
 				(1..=T::MaxParticipants::get()).contains(&spec.min_participants),
 				Error::<T>::InvalidQuorum
 			);
+			ensure!(spec.min_participants >= T::MinParticipantsFloor::get(), Error::<T>::QuorumTooSmall);
 			ensure!(spec.round_blocks >= T::MinRoundBlocks::get(), Error::<T>::RoundTooShort);
 			ensure!(
 				(1..=T::MaxAggregators::get()).contains(&spec.aggregators_required),
 				Error::<T>::InvalidAggregators
+			);
+			ensure!(
+				spec.aggregators_required >= T::MinAggregatorsFloor::get(),
+				Error::<T>::TooFewAggregators
 			);
 			let rule_ok = match spec.rule {
 				AggregationRule::FedAvg | AggregationRule::Median | AggregationRule::CreditWeightedFedAvg => true,
@@ -674,8 +757,27 @@ pub mod pallet {
 			}
 		}
 
+		/// Whether an accepted update of `who` earns `UpdateAccepted`: not
+		/// when `who` published the task (no credit for one's own task).
+		fn earns_update_credit(t: &LearningTask<T::AccountId>, who: &T::AccountId) -> bool {
+			*who != t.publisher
+		}
+
+		/// Whether an aggregator `who` that voted for the adopted digest earns
+		/// `AggregationAgreed`: not when `who` published the task, and only if
+		/// the round has an accepted update (`accepted`) of another account,
+		/// so aggregating nothing but one's own update earns nothing.
+		fn earns_aggregation_credit(
+			t: &LearningTask<T::AccountId>,
+			who: &T::AccountId,
+			accepted: &[T::AccountId],
+		) -> bool {
+			*who != t.publisher && accepted.iter().any(|a| a != who)
+		}
+
 		/// Adopts the proposal `digest` of the task's current round, reports
-		/// credit, and opens the next round or finishes the task.
+		/// credit (positive credit only between distinct institutions, see
+		/// the module docs), and opens the next round or finishes the task.
 		fn adopt(
 			task: TaskId,
 			mut t: LearningTask<T::AccountId>,
@@ -684,20 +786,26 @@ pub mod pallet {
 		) -> DispatchResult {
 			let round = t.round;
 			let proposal = Proposals::<T>::get((task, round), digest).ok_or(Error::<T>::RoundNotAggregating)?;
-			for (who, voted) in AggregateVotes::<T>::drain_prefix((task, round)) {
-				if voted == digest {
-					T::Credit::report(&who, Behaviour::AggregationAgreed);
-				} else {
-					T::Credit::report(&who, Behaviour::AggregationMismatched);
-					Self::deposit_event(Event::AggregatorMismatched { task, round, who });
-				}
-			}
+			// Updates first: who submitted an accepted update decides which
+			// agreeing aggregators earn credit. At most `MaxParticipants`.
+			let mut accepted = Vec::new();
 			for (who, _) in Updates::<T>::drain_prefix((task, round)) {
 				if proposal.outliers.contains(&who) {
 					T::Credit::report(&who, Behaviour::UpdateOutlier);
 					Self::deposit_event(Event::UpdateFlagged { task, round, who });
 				} else {
-					T::Credit::report(&who, Behaviour::UpdateAccepted);
+					if Self::earns_update_credit(&t, &who) {
+						T::Credit::report(&who, Behaviour::UpdateAccepted);
+					}
+					accepted.push(who);
+				}
+			}
+			for (who, voted) in AggregateVotes::<T>::drain_prefix((task, round)) {
+				if voted != digest {
+					T::Credit::report(&who, Behaviour::AggregationMismatched);
+					Self::deposit_event(Event::AggregatorMismatched { task, round, who });
+				} else if Self::earns_aggregation_credit(&t, &who, &accepted) {
+					T::Credit::report(&who, Behaviour::AggregationAgreed);
 				}
 			}
 			Self::clear_round_state(task, round);

@@ -121,6 +121,9 @@ impl pallet_fl_task::Config for Test {
 	type MaxActiveTasks = ConstU32<2>;
 	type MaxRounds = ConstU32<50>;
 	type MaxAggregators = ConstU32<3>;
+	// The runtime's floors: no test runs a round below them.
+	type MinParticipantsFloor = ConstU32<2>;
+	type MinAggregatorsFloor = ConstU32<2>;
 	type MinRoundBlocks = ConstU32<2>;
 	type MaxExtensions = frame_support::traits::ConstU8<1>;
 	type AggregationTimeout = frame_support::traits::ConstU64<AGG_TIMEOUT>;

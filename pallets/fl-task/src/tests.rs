@@ -2,7 +2,11 @@
 
 use crate::{mock::*, Error, Event, *};
 use codec::{Decode, Encode};
-use frame_support::{assert_noop, assert_ok, traits::Hooks, BoundedVec};
+use frame_support::{
+	assert_noop, assert_ok,
+	traits::{Get, Hooks},
+	BoundedVec,
+};
 use medchain_primitives::Behaviour;
 use sp_core::offchain::{testing::PoolState, StorageKind};
 use sp_runtime::{generic::Preamble, testing::UintAuthorityId, DispatchError, Permill};
@@ -23,8 +27,17 @@ fn events() -> Vec<Event<Test>> {
 
 /// Publishes `spec` from aggregator 1 and lets `joiners` join.
 fn publish_with(spec: TaskSpec<frame_support::traits::ConstU32<64>>, joiners: &[AccountId]) -> TaskId {
+	publish_by(1, spec, joiners)
+}
+
+/// Publishes `spec` from `publisher` and lets `joiners` join.
+fn publish_by(
+	publisher: AccountId,
+	spec: TaskSpec<frame_support::traits::ConstU32<64>>,
+	joiners: &[AccountId],
+) -> TaskId {
 	let id = NextTaskId::<Test>::get();
-	assert_ok!(FlTask::publish_task(origin(1), spec));
+	assert_ok!(FlTask::publish_task(origin(publisher), spec));
 	for who in joiners {
 		assert_ok!(FlTask::join_task(origin(*who), id));
 	}
@@ -81,7 +94,8 @@ fn no_outliers() -> BoundedVec<AccountId, frame_support::traits::ConstU32<5>> {
 #[test]
 fn a_task_runs_rounds_until_the_target_accuracy() {
 	new_test_ext(|pool| {
-		let task = publish_with(spec(), &[4, 5, 6]);
+		// Published by a hospital that does not train: everyone else earns.
+		let task = publish_by(8, spec(), &[4, 5, 6]);
 		assert_eq!(Tasks::<Test>::get(task).unwrap().participants, 3);
 		assert!(events().contains(&Event::RoundStarted { task, round: 0, deadline: 1 + ROUND as u64 }));
 
@@ -160,11 +174,11 @@ fn credit_weighted_fedavg_uses_the_credit_at_submission() {
 #[test]
 fn max_rounds_end_a_task_that_misses_its_target() {
 	new_test_ext(|pool| {
-		let task = publish_with(TaskSpec { max_rounds: 1, aggregators_required: 1, ..spec() }, &[4, 5]);
+		let task = publish_with(TaskSpec { max_rounds: 1, ..spec() }, &[4, 5]);
 		for who in [4, 5] {
 			assert_ok!(FlTask::submit_update(origin(who), task, 0, update([1, 1, 1], 10, 50)));
 		}
-		assert_eq!(aggregate_with(pool, &[3]), vec![3]);
+		assert_eq!(aggregate_with(pool, &[2, 3]), vec![2, 3]);
 		assert_eq!(Tasks::<Test>::get(task).unwrap().status, TaskStatus::Finished { reached_target: false });
 	});
 }
@@ -227,7 +241,7 @@ fn aggregation_that_never_agrees_times_out() {
 #[test]
 fn a_mismatching_aggregator_loses_credit() {
 	new_test_ext(|pool| {
-		let task = publish_with(spec(), &[4, 5]);
+		let task = publish_by(8, spec(), &[4, 5]);
 		for who in [4, 5] {
 			assert_ok!(FlTask::submit_update(origin(who), task, 0, update([4, 4, 4], 10, 50)));
 		}
@@ -244,7 +258,7 @@ fn a_mismatching_aggregator_loses_credit() {
 fn a_poisoned_update_is_flagged_and_loses_credit() {
 	new_test_ext(|pool| {
 		let task = publish_with(
-			TaskSpec { rule: AggregationRule::Median, aggregators_required: 1, ..spec() },
+			TaskSpec { rule: AggregationRule::Median, ..spec() },
 			&HOSPITALS[..4],
 		);
 		for (who, v) in [(4, 10), (5, 11), (6, 12)] {
@@ -252,7 +266,7 @@ fn a_poisoned_update_is_flagged_and_loses_credit() {
 		}
 		let huge = 1_000 * FIXED_ONE;
 		assert_ok!(FlTask::submit_update(origin(7), task, 0, update([huge, -huge, huge], 10, 50)));
-		assert_eq!(aggregate_with(pool, &[1]), vec![1]);
+		assert_eq!(aggregate_with(pool, &[1, 2]), vec![1, 2]);
 		// Coordinate-wise medians of {10, 11, 12, poisoned}: the middle coordinate is
 		// poisoned downwards, so its median is (10 + 11) / 2.
 		assert_eq!(GlobalModel::<Test>::get(task).unwrap().inline().unwrap().to_vec(), vec![11, 10, 11]);
@@ -505,7 +519,6 @@ fn stored_spec(store: &str, initial: &[Fixed]) -> TaskSpec<frame_support::traits
 	TaskSpec {
 		model: ModelKind::LogisticRegression { features: STORE_CHUNK },
 		initial_model: stored(store, initial),
-		aggregators_required: 1,
 		min_participants: 3,
 		..spec()
 	}
@@ -580,7 +593,7 @@ fn a_stored_model_task_is_aggregated_by_streaming_from_the_stores() {
 		.params;
 
 		// Without a store of its own, the worker does not aggregate.
-		assert!(aggregate_with(pool, &[1]).is_empty());
+		assert!(aggregate_with(pool, &[1, 2]).is_empty());
 
 		sp_io::offchain::local_storage_set(StorageKind::PERSISTENT, store::STORE_URL_KEY, b"http://aggregator");
 		// Per store chunk: read it from every update, then write the
@@ -592,7 +605,8 @@ fn a_stored_model_task_is_aggregated_by_streaming_from_the_stores() {
 		}
 		let manifest = manifest_of(&expected);
 		expect(offchain, "PUT", store::manifest_url(b"http://aggregator", &manifest.digest()), manifest.encode(), vec![]);
-		assert_eq!(aggregate_with(pool, &[1]), vec![1]);
+		// Both keys of this node vote the one aggregate it wrote.
+		assert_eq!(aggregate_with(pool, &[1, 2]), vec![1, 2]);
 
 		let model = GlobalModel::<Test>::get(task).unwrap();
 		let r = model.stored().unwrap();
@@ -613,7 +627,6 @@ fn a_store_sending_a_wrong_chunk_stops_aggregation_until_it_is_fixed() {
 		let spec = TaskSpec {
 			model: ModelKind::LogisticRegression { features: 3 },
 			initial_model: stored("http://publisher", &[0; 4]),
-			aggregators_required: 1,
 			min_participants: 3,
 			..spec()
 		};
@@ -635,11 +648,11 @@ fn a_store_sending_a_wrong_chunk_stops_aggregation_until_it_is_fixed() {
 			vec![],
 			chunk_bytes(&[FIXED_ONE, FIXED_ONE, FIXED_ONE, 0]),
 		);
-		assert!(aggregate_with(pool, &[1]).is_empty());
+		assert!(aggregate_with(pool, &[1, 2]).is_empty());
 		assert!(matches!(Rounds::<Test>::get(task, 0).unwrap().phase, RoundPhase::Aggregating { .. }));
 		// A manifest that is not the one named.
 		expect(offchain, "GET", store::manifest_url(b"http://h", &manifest.digest()), vec![], manifest_of(&models[1]).encode());
-		assert!(aggregate_with(pool, &[1]).is_empty());
+		assert!(aggregate_with(pool, &[1, 2]).is_empty());
 		// Fixed: the next run (no waiting for RESUBMIT_AFTER) aggregates.
 		let reads: Vec<(&str, Vec<Fixed>)> = models.iter().map(|m| ("http://h", m.clone())).collect();
 		expect_reads(offchain, &reads, 0);
@@ -647,7 +660,7 @@ fn a_store_sending_a_wrong_chunk_stops_aggregation_until_it_is_fixed() {
 		expect(offchain, "PUT", store::chunk_url(b"http://aggregator", &chunk_digest(&mean)), chunk_bytes(&mean), vec![]);
 		let manifest = manifest_of(&mean);
 		expect(offchain, "PUT", store::manifest_url(b"http://aggregator", &manifest.digest()), manifest.encode(), vec![]);
-		assert_eq!(aggregate_with(pool, &[1]), vec![1]);
+		assert_eq!(aggregate_with(pool, &[1, 2]), vec![1, 2]);
 		assert_eq!(GlobalModel::<Test>::get(task).unwrap().digest(), stored_model_digest(&mean));
 	});
 }
@@ -667,7 +680,7 @@ fn stored_model_errors() {
 			TaskSpec { model: ModelKind::LogisticRegression { features: 3 * STORE_CHUNK + 10 }, ..stored_spec("http://s", &zeros) },
 			Error::<Test>::ModelTooLarge,
 		);
-		let inline_task = publish_with(TaskSpec { min_participants: 1, aggregators_required: 1, ..spec() }, &[4, 5]);
+		let inline_task = publish_with(spec(), &[4, 5]);
 		let stored_task = publish_with(stored_spec("http://s", &zeros), &[4, 5]);
 		let as_stored = ModelUpdate { params: stored("http://h", &[1, 2, 3]), ..update([1, 2, 3], 10, 50) };
 		assert_noop!(FlTask::submit_update(origin(4), inline_task, 0, as_stored), Error::<Test>::WrongModelForm);
@@ -681,14 +694,192 @@ fn stored_model_errors() {
 		assert_noop!(FlTask::submit_update(origin(4), stored_task, 0, short), Error::<Test>::WrongParameterCount);
 		// An aggregate of the wrong form for a closed inline round.
 		assert_ok!(FlTask::submit_update(origin(4), inline_task, 0, update([1, 2, 3], 10, 50)));
-		run_to(1 + ROUND as u64);
+		assert_ok!(FlTask::submit_update(origin(5), inline_task, 0, update([1, 2, 3], 10, 50)));
+		assert!(matches!(Rounds::<Test>::get(inline_task, 0).unwrap().phase, RoundPhase::Aggregating { .. }));
 		assert_noop!(
-			FlTask::submit_aggregate(origin(1), inline_task, 0, stored("http://a", &[1, 2, 3]), no_outliers(), 1),
+			FlTask::submit_aggregate(origin(1), inline_task, 0, stored("http://a", &[1, 2, 3]), no_outliers(), 2),
 			Error::<Test>::WrongModelForm
 		);
 		// The weight of a stored model is that of its reference's bytes.
 		let r = stored("http://a", &zeros);
 		assert_eq!(r.weight_units(), (r.stored().unwrap().encoded_size() as u32).div_ceil(8));
 		assert!(r.weight_units() < 32);
+	});
+}
+
+// Credit that holds against a dishonest institution (issue 14). Each test
+// names the attack it stops.
+
+/// The credit log sorted by account (stable: per account, in report order).
+fn sorted_credit_log() -> Vec<(AccountId, Behaviour)> {
+	let mut log = CreditLog::get();
+	log.sort_by_key(|(who, _)| *who);
+	log
+}
+
+#[test]
+fn credit_cannot_be_farmed_by_self_published_tasks() {
+	new_test_ext(|pool| {
+		// The farm: aggregator 1 publishes with quorum 1 and one aggregator,
+		// joins, trains and aggregates its own update, round after round.
+		let farm = TaskSpec { min_participants: 1, aggregators_required: 1, ..spec() };
+		assert_noop!(FlTask::publish_task(origin(1), farm), Error::<Test>::QuorumTooSmall);
+
+		// At the floors and alone, its update does not close the round, it
+		// cannot aggregate, and the round fails without its quorum.
+		let alone = publish_with(spec(), &[1]);
+		assert_ok!(FlTask::submit_update(origin(1), alone, 0, update([1, 1, 1], 10, 99)));
+		assert_eq!(Rounds::<Test>::get(alone, 0).unwrap().phase, RoundPhase::Collecting);
+		assert_noop!(
+			FlTask::submit_aggregate(origin(1), alone, 0, params(&[1, 1, 1]), no_outliers(), 1),
+			Error::<Test>::RoundNotAggregating
+		);
+		run_to(1 + 2 * ROUND as u64);
+		assert_eq!(Tasks::<Test>::get(alone).unwrap().status, TaskStatus::Failed(FailureReason::QuorumNotReached));
+
+		// With a second participant and a second aggregator the round is
+		// adopted: they earn, the publisher that trained and aggregated on
+		// its own task earns nothing.
+		let task = publish_with(spec(), &[1, 4]);
+		assert_ok!(FlTask::submit_update(origin(1), task, 0, update([1, 1, 1], 10, 50)));
+		assert_ok!(FlTask::submit_update(origin(4), task, 0, update([3, 3, 3], 10, 50)));
+		assert_eq!(aggregate_with(pool, &[1, 2]), vec![1, 2]);
+		assert!(matches!(Rounds::<Test>::get(task, 0).unwrap().phase, RoundPhase::Adopted { .. }));
+		assert_eq!(sorted_credit_log(), vec![(2, Behaviour::AggregationAgreed), (4, Behaviour::UpdateAccepted)]);
+	});
+}
+
+#[test]
+fn publisher_cannot_lower_quorum_below_runtime_floor() {
+	new_test_ext(|_| {
+		let quorum = <Test as Config>::MinParticipantsFloor::get();
+		let aggregators = <Test as Config>::MinAggregatorsFloor::get();
+		assert_eq!((quorum, aggregators), (2, 2), "the runtime's floors");
+		assert_noop!(
+			FlTask::publish_task(origin(1), TaskSpec { min_participants: quorum - 1, ..spec() }),
+			Error::<Test>::QuorumTooSmall
+		);
+		assert_noop!(
+			FlTask::publish_task(origin(1), TaskSpec { aggregators_required: aggregators - 1, ..spec() }),
+			Error::<Test>::TooFewAggregators
+		);
+		// Zero stays malformed rather than small.
+		assert_noop!(
+			FlTask::publish_task(origin(1), TaskSpec { min_participants: 0, ..spec() }),
+			Error::<Test>::InvalidQuorum
+		);
+		assert_noop!(
+			FlTask::publish_task(origin(1), TaskSpec { aggregators_required: 0, ..spec() }),
+			Error::<Test>::InvalidAggregators
+		);
+		// At the floors exactly.
+		publish_with(TaskSpec { min_participants: quorum, aggregators_required: aggregators, ..spec() }, &[]);
+	});
+}
+
+#[test]
+fn a_sole_participant_cannot_close_a_round_under_the_quorum() {
+	new_test_ext(|_| {
+		let task = publish_by(8, spec(), &[4]);
+		assert_ok!(FlTask::submit_update(origin(4), task, 0, update([1, 1, 1], 10, 50)));
+		// Every participant submitted, but one update is under the quorum.
+		assert_eq!(Rounds::<Test>::get(task, 0).unwrap().phase, RoundPhase::Collecting);
+		// A late joiner brings the quorum: the round closes.
+		assert_ok!(FlTask::join_task(origin(5), task));
+		assert_ok!(FlTask::submit_update(origin(5), task, 0, update([1, 1, 1], 10, 50)));
+		assert!(events().contains(&Event::RoundClosed { task, round: 0, updates: 2 }));
+	});
+}
+
+#[test]
+fn suspended_institution_cannot_submit_update() {
+	new_test_ext(|_| {
+		let task = publish_with(spec(), &[4, 5]);
+		// Suspended after joining: it no longer acts.
+		Suspended::set(vec![4]);
+		assert_noop!(
+			FlTask::submit_update(origin(4), task, 0, update([1, 1, 1], 10, 50)),
+			Error::<Test>::NotInstitution
+		);
+		// Reinstated, it may.
+		Suspended::set(vec![]);
+		assert_ok!(FlTask::submit_update(origin(4), task, 0, update([1, 1, 1], 10, 50)));
+	});
+}
+
+#[test]
+fn suspended_aggregator_cannot_vote() {
+	new_test_ext(|pool| {
+		let task = publish_with(spec(), &[4, 5]);
+		for who in [4, 5] {
+			assert_ok!(FlTask::submit_update(origin(who), task, 0, update([1, 1, 1], 10, 50)));
+		}
+		Suspended::set(vec![2]);
+		assert_noop!(
+			FlTask::submit_aggregate(origin(2), task, 0, params(&[1, 1, 1]), no_outliers(), 2),
+			Error::<Test>::NotAggregator
+		);
+		// Its node's offchain worker does not sign for it either.
+		assert!(aggregate_with(pool, &[2]).is_empty());
+	});
+}
+
+#[test]
+fn suspended_publisher_cannot_cancel_its_task() {
+	new_test_ext(|_| {
+		let task = publish_with(spec(), &[4]);
+		Suspended::set(vec![1]);
+		assert_noop!(FlTask::cancel_task(origin(1), task), Error::<Test>::NotInstitution);
+		// Governance still can.
+		assert_ok!(FlTask::cancel_task(RuntimeOrigin::root(), task));
+	});
+}
+
+#[test]
+fn aggregator_earns_nothing_for_aggregating_only_its_own_update() {
+	new_test_ext(|_| {
+		// Aggregator 2 trains beside hospital 5, whose update is flagged: the
+		// only accepted update of the round is aggregator 2's own.
+		let task = publish_by(8, spec(), &[2, 5]);
+		assert_ok!(FlTask::submit_update(origin(2), task, 0, update([1, 1, 1], 10, 50)));
+		assert_ok!(FlTask::submit_update(origin(5), task, 0, update([9, 9, 9], 10, 50)));
+		let flag_5: BoundedVec<AccountId, _> = vec![5].try_into().unwrap();
+		assert_ok!(FlTask::submit_aggregate(origin(2), task, 0, params(&[1, 1, 1]), flag_5.clone(), 2));
+		assert_ok!(FlTask::submit_aggregate(origin(3), task, 0, params(&[1, 1, 1]), flag_5, 2));
+		assert!(matches!(Rounds::<Test>::get(task, 0).unwrap().phase, RoundPhase::Adopted { .. }));
+		// Aggregator 3 aggregated someone else's update and earns; aggregator
+		// 2 earns for its accepted update, not for aggregating it.
+		assert_eq!(
+			sorted_credit_log(),
+			vec![
+				(2, Behaviour::UpdateAccepted),
+				(3, Behaviour::AggregationAgreed),
+				(5, Behaviour::UpdateOutlier),
+			]
+		);
+	});
+}
+
+#[test]
+fn negative_credit_reaches_the_publisher_too() {
+	new_test_ext(|_| {
+		// Publisher 1 trains (flagged) and votes for a model that loses.
+		let task = publish_with(spec(), &[1, 4]);
+		assert_ok!(FlTask::submit_update(origin(1), task, 0, update([9, 9, 9], 10, 50)));
+		assert_ok!(FlTask::submit_update(origin(4), task, 0, update([1, 1, 1], 10, 50)));
+		let flag_1: BoundedVec<AccountId, _> = vec![1].try_into().unwrap();
+		assert_ok!(FlTask::submit_aggregate(origin(1), task, 0, params(&[5, 5, 5]), no_outliers(), 2));
+		assert_ok!(FlTask::submit_aggregate(origin(2), task, 0, params(&[1, 1, 1]), flag_1.clone(), 2));
+		assert_ok!(FlTask::submit_aggregate(origin(3), task, 0, params(&[1, 1, 1]), flag_1, 2));
+		assert_eq!(
+			sorted_credit_log(),
+			vec![
+				(1, Behaviour::UpdateOutlier),
+				(1, Behaviour::AggregationMismatched),
+				(2, Behaviour::AggregationAgreed),
+				(3, Behaviour::AggregationAgreed),
+				(4, Behaviour::UpdateAccepted),
+			]
+		);
 	});
 }

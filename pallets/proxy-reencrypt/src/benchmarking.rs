@@ -77,8 +77,17 @@ fn sealed<T: Config>(s: &mut Setup<T>, m: u32) -> FragmentsOf<T> {
 	)
 }
 
-/// A grant of all records, threshold `m`.
+/// A grant of all records, threshold `m`, acknowledged by every proxy.
 fn grant<T: Config>(s: &mut Setup<T>, m: u32, emergency: bool) -> GrantId {
+	let id = unacknowledged_grant(s, m, emergency);
+	for proxy in s.proxies.iter() {
+		Pre::<T>::acknowledge_grant(RawOrigin::Signed(proxy.clone()).into(), id).expect("a proxy of the grant");
+	}
+	id
+}
+
+/// A grant of all records, threshold `m`, that no proxy answered yet.
+fn unacknowledged_grant<T: Config>(s: &mut Setup<T>, m: u32, emergency: bool) -> GrantId {
 	let id = NextGrantId::<T>::get();
 	let fragments = sealed(s, m);
 	Pre::<T>::grant_access(
@@ -236,6 +245,12 @@ mod benchmarks {
 		}
 		frame_system::Pallet::<T>::set_block_number(due.saturating_sub(timeout));
 		for _ in 0..e {
+			// Set-up only: lift the rate limit so all `e` share one deadline.
+			Grants::<T>::mutate(normal, |g| {
+				if let Some(g) = g {
+					g.last_request_at = None;
+				}
+			});
 			Pre::<T>::request_access(RawOrigin::Signed(s.grantee.clone()).into(), normal, s.record)
 				.expect("live grant");
 		}
@@ -246,6 +261,36 @@ mod benchmarks {
 		}
 		assert_eq!(RequestDeadlines::<T>::get(due).len(), 0);
 		assert_eq!(ReviewDeadlines::<T>::get(due).len(), 0);
+	}
+
+	/// The last of `n` proxies acknowledges (the others already did): the
+	/// longest membership checks.
+	#[benchmark]
+	fn acknowledge_grant(n: Linear<1, { T::MaxProxies::get() }>) {
+		let mut s = setup::<T>(n);
+		let g = unacknowledged_grant(&mut s, n, false);
+		let (last, others) = s.proxies.split_last().expect("n >= 1");
+		for proxy in others {
+			Pre::<T>::acknowledge_grant(RawOrigin::Signed(proxy.clone()).into(), g).expect("a proxy of the grant");
+		}
+		#[extrinsic_call]
+		_(RawOrigin::Signed(last.clone()), g);
+		assert!(Grants::<T>::get(g).is_some_and(|g| g.acknowledged.len() as u32 == n));
+	}
+
+	/// The last of `n` proxies disputes after the others acknowledged: every
+	/// proxy's pending entry is cleared.
+	#[benchmark]
+	fn dispute_grant(n: Linear<1, { T::MaxProxies::get() }>) {
+		let mut s = setup::<T>(n);
+		let g = unacknowledged_grant(&mut s, n, false);
+		let (last, others) = s.proxies.split_last().expect("n >= 1");
+		for proxy in others {
+			Pre::<T>::acknowledge_grant(RawOrigin::Signed(proxy.clone()).into(), g).expect("a proxy of the grant");
+		}
+		#[extrinsic_call]
+		_(RawOrigin::Signed(last.clone()), g);
+		assert!(Grants::<T>::get(g).is_some_and(|g| g.disputed_by.is_some()));
 	}
 
 	impl_benchmark_test_suite!(Pre, crate::mock::new_bench_ext(), crate::mock::Test);

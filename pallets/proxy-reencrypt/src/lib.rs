@@ -18,20 +18,34 @@
 //!   reading the chain can use it. The seals' capsules are checked on chain.
 //! - **Revoke and expiry.** [`Pallet::revoke_grant`] or the expiry block end a
 //!   grant: no new request, no fragment accepted, the gateway refuses.
+//! - **Consent of the proxies.** A proxy named in a grant opens and verifies
+//!   its sealed key fragment and then [`Pallet::acknowledge_grant`]s it, or
+//!   [`Pallet::dispute_grant`]s it if the fragment does not open or verify (a
+//!   disputed grant cannot be used). Nodes' offchain workers do this by
+//!   themselves. No request is accepted before `threshold` proxies
+//!   acknowledged, and only acknowledged proxies are asked to serve, earn
+//!   credit for serving or lose it for failing: nobody can make an
+//!   institution liable for a grant it never agreed to serve.
 //! - **Request.** [`Pallet::request_access`]: the grantee asks for one record
-//!   (the audit event). Proxies' offchain workers open their fragment,
+//!   (the audit event), at most once per `MinRequestInterval` blocks per
+//!   grant. Proxies' offchain workers open their fragment,
 //!   re-encrypt the capsule and [`Pallet::submit_fragment`]; the pallet
 //!   verifies each capsule fragment (Umbral's proof) before accepting it: a
-//!   valid one earns the proxy credit, an invalid one costs it. With M
+//!   valid one earns the proxy credit (unless the proxy is the grant's
+//!   patient or grantee), an invalid one costs it. With M
 //!   fragments the request is `Ready` and the grantee decrypts the data key.
-//!   Requests not served by their deadline expire and the silent proxies lose
-//!   credit.
+//!   Requests not served by their deadline expire and the silent acknowledged
+//!   proxies lose credit.
 //! - **Break-glass.** A patient opts in to emergency access by an institution
 //!   with an *emergency grant*. Its doctors reach records only through
 //!   [`Pallet::break_glass`], with a stated reason (a category and the hash of
 //!   the written statement): the patient is notified by event, and an auditor
-//!   must [`Pallet::review_emergency`] within `ReviewWindow` blocks or the
-//!   institution loses credit (as it does when the access is judged unjustified).
+//!   other than the institution itself must [`Pallet::review_emergency`]
+//!   within `ReviewWindow` blocks or the institution loses credit (as it does
+//!   when the access is judged unjustified).
+//!
+//! Every call made for an institution checks that it is an active
+//! institution at the time of the call.
 //!
 //! Nothing secret is on chain: public keys, capsules, sealed fragments and
 //! capsule fragments are all useless without the matching secret keys.
@@ -49,6 +63,8 @@ mod tests;
 
 #[cfg(feature = "runtime-benchmarks")]
 mod benchmarking;
+mod impl_queries;
+pub mod migrations;
 mod offchain;
 pub mod types;
 pub mod weights;
@@ -111,7 +127,7 @@ pub mod pallet {
 	use medchain_primitives::AccessPurpose;
 
 	/// The in-code storage version.
-	const STORAGE_VERSION: StorageVersion = StorageVersion::new(0);
+	const STORAGE_VERSION: StorageVersion = StorageVersion::new(1);
 
 	#[pallet::pallet]
 	#[pallet::storage_version(STORAGE_VERSION)]
@@ -164,6 +180,11 @@ pub mod pallet {
 		#[pallet::constant]
 		type ReviewWindow: Get<BlockNumberFor<Self>>;
 
+		/// Fewest blocks between two requests under the same grant (break-glass
+		/// accesses are not limited: each one is reviewed).
+		#[pallet::constant]
+		type MinRequestInterval: Get<BlockNumberFor<Self>>;
+
 		/// Weights of the calls.
 		type WeightInfo: WeightInfo;
 
@@ -203,6 +224,13 @@ pub mod pallet {
 		SealedFragment<T::MaxSealedFragmentLen>,
 		OptionQuery,
 	>;
+
+	/// Grants a proxy is named in and has neither acknowledged nor disputed
+	/// (what offchain workers scan), by proxy; cleared on revocation and
+	/// dispute.
+	#[pallet::storage]
+	pub type PendingAcknowledgements<T: Config> =
+		StorageDoubleMap<_, Blake2_128Concat, T::AccountId, Twox64Concat, GrantId, (), OptionQuery>;
 
 	/// Grants a patient made that are not revoked.
 	#[pallet::storage]
@@ -274,6 +302,10 @@ pub mod pallet {
 		},
 		/// A patient revoked a grant.
 		GrantRevoked { grant: GrantId },
+		/// A proxy opened and verified its key fragment and agreed to serve.
+		GrantAcknowledged { grant: GrantId, proxy: T::AccountId },
+		/// A proxy's key fragment did not open or verify: the grant cannot be used.
+		GrantDisputed { grant: GrantId, proxy: T::AccountId },
 		/// A grantee asked to read a record (audit entry).
 		AccessRequested {
 			request: RequestId,
@@ -380,6 +412,20 @@ pub mod pallet {
 		AlreadyReviewed,
 		/// Identifiers are exhausted.
 		Overflow,
+		/// The grant names its patient or grantee as one of its proxies.
+		ProxyIsParty,
+		/// Fewer than `threshold` proxies acknowledged the grant yet.
+		GrantNotAcknowledged,
+		/// A proxy disputed the grant: it cannot be used.
+		GrantDisputed,
+		/// This proxy already acknowledged the grant.
+		AlreadyAcknowledged,
+		/// The sender did not acknowledge the grant, so it does not serve it.
+		NotAcknowledged,
+		/// The grant's last request is less than `MinRequestInterval` blocks old.
+		RequestTooSoon,
+		/// An institution cannot review its own break-glass access.
+		CannotReviewOwnAccess,
 	}
 
 	#[pallet::hooks]
@@ -391,7 +437,7 @@ pub mod pallet {
 		}
 
 		fn offchain_worker(now: BlockNumberFor<T>) {
-			if let Err(e) = Self::serve_open_requests(now) {
+			if let Err(e) = Self::run_proxies(now) {
 				log::debug!(target: LOG_TARGET, "proxy idle: {e}");
 			}
 		}
@@ -447,13 +493,14 @@ pub mod pallet {
 		/// Attaches a record's key capsule: its data key encrypted to the
 		/// patient's public key. Must match the record's `capsule_hash`.
 		///
-		/// Origin: the record's issuer. Errors: `RecordNotFound`, `NotIssuer`,
-		/// `RecordUnavailable`, `CapsuleAlreadyAttached`, `CapsuleMismatch`,
-		/// `MalformedCapsule`.
+		/// Origin: the record's issuer, an active institution. Errors:
+		/// `NotInstitution`, `RecordNotFound`, `NotIssuer`, `RecordUnavailable`,
+		/// `CapsuleAlreadyAttached`, `CapsuleMismatch`, `MalformedCapsule`.
 		#[pallet::call_index(2)]
 		#[pallet::weight(T::WeightInfo::attach_capsule())]
 		pub fn attach_capsule(origin: OriginFor<T>, record: RecordId, capsule: KeyCapsule) -> DispatchResult {
 			let who = ensure_signed(origin)?;
+			ensure!(T::Registry::is_active(&who), Error::<T>::NotInstitution);
 			let r = T::Records::record(record).ok_or(Error::<T>::RecordNotFound)?;
 			ensure!(r.issuer == who, Error::<T>::NotIssuer);
 			ensure!(r.available, Error::<T>::RecordUnavailable);
@@ -469,10 +516,13 @@ pub mod pallet {
 		/// `expires_at` (exclusive; `None`: until revoked). `fragments` holds
 		/// one key fragment per proxy, sealed to that proxy's key; `threshold`
 		/// of them are needed to decrypt. An `emergency` grant (to an
-		/// institution) is usable only by break-glass access.
+		/// institution) is usable only by break-glass access. The grant is
+		/// usable once `threshold` of its proxies acknowledged it
+		/// ([`Pallet::acknowledge_grant`]). The patient and the grantee cannot
+		/// be proxies of their own grant.
 		///
 		/// Errors: `NoPatientKey`, `NoGranteeKey`, `SelfGrant`, `BadThreshold`,
-		/// `UnknownProxy`, `DuplicateProxy`, `MalformedCapsule`, `ExpiryInPast`,
+		/// `ProxyIsParty`, `UnknownProxy`, `DuplicateProxy`, `MalformedCapsule`, `ExpiryInPast`,
 		/// `RecordNotFound`, `NotPatientsRecord`, `NotInstitution`,
 		/// `TooManyGrants`, `Overflow`.
 		#[pallet::call_index(3)]
@@ -506,6 +556,7 @@ pub mod pallet {
 			}
 			let mut proxies: BoundedVec<T::AccountId, T::MaxProxies> = BoundedVec::new();
 			for (proxy, sealed) in fragments.iter() {
+				ensure!(*proxy != patient && *proxy != grantee, Error::<T>::ProxyIsParty);
 				ensure!(Proxies::<T>::contains_key(proxy), Error::<T>::UnknownProxy);
 				ensure!(!proxies.contains(proxy), Error::<T>::DuplicateProxy);
 				medchain_umbral::capsule(&sealed.capsule).map_err(|_| Error::<T>::MalformedCapsule)?;
@@ -516,6 +567,7 @@ pub mod pallet {
 			PatientGrants::<T>::try_append(&patient, grant).map_err(|_| Error::<T>::TooManyGrants)?;
 			GranteeGrants::<T>::try_append(&grantee, grant).map_err(|_| Error::<T>::TooManyGrants)?;
 			for (proxy, sealed) in fragments.into_iter() {
+				PendingAcknowledgements::<T>::insert(&proxy, grant, ());
 				SealedFragments::<T>::insert(grant, proxy, sealed);
 			}
 			Grants::<T>::insert(
@@ -527,6 +579,9 @@ pub mod pallet {
 					purpose,
 					threshold,
 					proxies,
+					acknowledged: BoundedVec::new(),
+					disputed_by: None,
+					last_request_at: None,
 					created_at: now,
 					expires_at,
 					revoked_at: None,
@@ -554,6 +609,9 @@ pub mod pallet {
 				g.revoked_at = Some(frame_system::Pallet::<T>::block_number());
 				PatientGrants::<T>::mutate(&g.patient, |l| l.retain(|x| *x != grant));
 				GranteeGrants::<T>::mutate(&g.grantee, |l| l.retain(|x| *x != grant));
+				for proxy in g.proxies.iter() {
+					PendingAcknowledgements::<T>::remove(proxy, grant);
+				}
 				Ok(g.proxies.len() as u32)
 			})?;
 			let _ = SealedFragments::<T>::clear_prefix(grant, proxies, None);
@@ -562,10 +620,13 @@ pub mod pallet {
 		}
 
 		/// Asks to read `record` under `grant`: the audit entry proxies answer.
+		/// At most one request per grant every `MinRequestInterval` blocks.
 		///
 		/// Origin: the grantee. Errors: `GrantNotFound`, `NotGrantee`,
-		/// `EmergencyOnly`, `GrantNotLive`, `RecordNotFound`, `OutOfScope`,
-		/// `RecordUnavailable`, `NoCapsule`, `TooManyOpenRequests`, `Overflow`.
+		/// `EmergencyOnly`, `GrantNotLive`, `GrantDisputed`,
+		/// `GrantNotAcknowledged`, `RequestTooSoon`, `RecordNotFound`,
+		/// `OutOfScope`, `RecordUnavailable`, `NoCapsule`,
+		/// `TooManyOpenRequests`, `Overflow`.
 		#[pallet::call_index(5)]
 		#[pallet::weight(T::WeightInfo::request_access())]
 		pub fn request_access(origin: OriginFor<T>, grant: GrantId, record: RecordId) -> DispatchResult {
@@ -573,15 +634,16 @@ pub mod pallet {
 			let g = Grants::<T>::get(grant).ok_or(Error::<T>::GrantNotFound)?;
 			ensure!(g.grantee == who, Error::<T>::NotGrantee);
 			ensure!(!g.emergency, Error::<T>::EmergencyOnly);
-			Self::open_request(grant, &g, record, who, None).map(|_| ())
+			Self::open_request(grant, g, record, who, None).map(|_| ())
 		}
 
 		/// Break-glass: an institution's emergency doctor reads `record` under
 		/// the patient's emergency grant, stating why. The patient is notified
 		/// (`EmergencyAccess`); an auditor must review it within `ReviewWindow`.
 		///
-		/// Origin: the grant's institution. Errors: as `request_access`, and
-		/// `NotEmergencyGrant`.
+		/// Origin: the grant's institution, active. Errors: as `request_access`
+		/// (but not `RequestTooSoon`: each access is reviewed instead), and
+		/// `NotEmergencyGrant`, `NotInstitution`.
 		#[pallet::call_index(6)]
 		#[pallet::weight(T::WeightInfo::break_glass())]
 		pub fn break_glass(
@@ -595,13 +657,15 @@ pub mod pallet {
 			let g = Grants::<T>::get(grant).ok_or(Error::<T>::GrantNotFound)?;
 			ensure!(g.grantee == who, Error::<T>::NotGrantee);
 			ensure!(g.emergency, Error::<T>::NotEmergencyGrant);
+			ensure!(T::Registry::is_active(&who), Error::<T>::NotInstitution);
+			let patient = g.patient.clone();
 			let review_by = frame_system::Pallet::<T>::block_number().saturating_add(T::ReviewWindow::get());
 			let emergency = Emergency { reason, statement_hash, review_by, review: Review::Pending };
-			let request = Self::open_request(grant, &g, record, who.clone(), Some(emergency))?;
+			let request = Self::open_request(grant, g, record, who.clone(), Some(emergency))?;
 			ReviewDeadlines::<T>::try_append(review_by, request).map_err(|_| Error::<T>::TooManyOpenRequests)?;
 			Self::deposit_event(Event::EmergencyAccess {
 				request,
-				patient: g.patient,
+				patient,
 				institution: who,
 				record,
 				reason,
@@ -612,12 +676,14 @@ pub mod pallet {
 
 		/// A proxy's capsule fragment for a request. The fragment is verified
 		/// against the record's capsule and the grant's keys: a valid one is
-		/// stored and earns credit; an invalid one is recorded as rejected and
-		/// costs credit (the call itself succeeds so the penalty stands).
+		/// stored and earns credit (unless the proxy is the grant's patient or
+		/// grantee); an invalid one is recorded as rejected and costs credit
+		/// (the call itself succeeds so the penalty stands).
 		///
-		/// Origin: one of the grant's proxies. Errors: `RequestNotFound`,
-		/// `RequestClosed`, `GrantNotFound`, `GrantNotLive`, `NotProxyOfGrant`,
-		/// `AlreadySubmitted`, `NoCapsule`.
+		/// Origin: an active institution that acknowledged the grant. Errors:
+		/// `NotInstitution`, `RequestNotFound`, `RequestClosed`,
+		/// `GrantNotFound`, `GrantNotLive`, `GrantDisputed`, `NotProxyOfGrant`,
+		/// `NotAcknowledged`, `AlreadySubmitted`, `NoCapsule`.
 		#[pallet::call_index(7)]
 		#[pallet::weight(T::WeightInfo::submit_fragment())]
 		pub fn submit_fragment(
@@ -626,16 +692,23 @@ pub mod pallet {
 			fragment: BoundedVec<u8, T::MaxCapsuleFragmentLen>,
 		) -> DispatchResult {
 			let proxy = ensure_signed(origin)?;
+			ensure!(T::Registry::is_active(&proxy), Error::<T>::NotInstitution);
 			let mut req = Requests::<T>::get(request).ok_or(Error::<T>::RequestNotFound)?;
 			ensure!(req.status == RequestStatus::Open, Error::<T>::RequestClosed);
 			let g = Grants::<T>::get(req.grant).ok_or(Error::<T>::GrantNotFound)?;
 			ensure!(g.is_live(frame_system::Pallet::<T>::block_number()), Error::<T>::GrantNotLive);
+			ensure!(g.disputed_by.is_none(), Error::<T>::GrantDisputed);
 			ensure!(g.proxies.contains(&proxy), Error::<T>::NotProxyOfGrant);
+			ensure!(g.acknowledged.contains(&proxy), Error::<T>::NotAcknowledged);
 			ensure!(!Fragments::<T>::contains_key(request, &proxy), Error::<T>::AlreadySubmitted);
 			let capsule = Capsules::<T>::get(req.record).ok_or(Error::<T>::NoCapsule)?;
 			if Self::fragment_verifies(&g, &capsule, &fragment) {
 				Fragments::<T>::insert(request, &proxy, Submission::Accepted(fragment));
-				T::Credit::report(&proxy, Behaviour::ReencryptionServed);
+				// Serving one's own grant earns nothing (grants naming their
+				// parties as proxies are refused; this covers older ones).
+				if !g.is_party(&proxy) {
+					T::Credit::report(&proxy, Behaviour::ReencryptionServed);
+				}
 				Self::deposit_event(Event::FragmentAccepted { request, proxy });
 				req.fragments = req.fragments.saturating_add(1);
 				if req.fragments >= g.threshold {
@@ -653,10 +726,12 @@ pub mod pallet {
 		}
 
 		/// An auditor's verdict on a break-glass access, within its window. An
-		/// unjustified access costs the institution credit.
+		/// unjustified access costs the institution credit. No institution
+		/// reviews its own access.
 		///
-		/// Origin: an active auditor institution. Errors: `NotAuditor`,
-		/// `RequestNotFound`, `NotEmergency`, `AlreadyReviewed`.
+		/// Origin: an active auditor institution other than the one that
+		/// broke the glass. Errors: `NotAuditor`, `RequestNotFound`,
+		/// `NotEmergency`, `CannotReviewOwnAccess`, `AlreadyReviewed`.
 		#[pallet::call_index(8)]
 		#[pallet::weight(T::WeightInfo::review_emergency())]
 		pub fn review_emergency(origin: OriginFor<T>, request: RequestId, justified: bool) -> DispatchResult {
@@ -665,6 +740,7 @@ pub mod pallet {
 			Requests::<T>::try_mutate(request, |maybe| -> DispatchResult {
 				let req = maybe.as_mut().ok_or(Error::<T>::RequestNotFound)?;
 				let e = req.emergency.as_mut().ok_or(Error::<T>::NotEmergency)?;
+				ensure!(req.requester != auditor, Error::<T>::CannotReviewOwnAccess);
 				ensure!(e.review == Review::Pending, Error::<T>::AlreadyReviewed);
 				e.review = Review::Reviewed { auditor: auditor.clone(), justified };
 				ReviewDeadlines::<T>::mutate(e.review_by, |l| l.retain(|x| *x != request));
@@ -676,6 +752,68 @@ pub mod pallet {
 			Self::deposit_event(Event::EmergencyReviewed { request, auditor, justified });
 			Ok(())
 		}
+
+		/// A proxy's consent to serve a grant, sent after it opened its sealed
+		/// key fragment and verified it against the patient's keys (the node's
+		/// offchain worker does both and sends this by itself). From now on the
+		/// proxy is asked to serve the grant's requests: it earns credit for
+		/// each fragment that verifies and loses credit for each request it
+		/// leaves unserved. Requests are accepted once `threshold` proxies
+		/// acknowledged.
+		///
+		/// Origin: an active institution named as proxy of the grant, neither
+		/// its patient nor its grantee. Emits `GrantAcknowledged`. Errors:
+		/// `NotInstitution`, `GrantNotFound`, `GrantNotLive`, `GrantDisputed`,
+		/// `NotProxyOfGrant`, `ProxyIsParty`, `AlreadyAcknowledged`.
+		/// Complexity: O(`MaxProxies`).
+		#[pallet::call_index(9)]
+		#[pallet::weight(T::WeightInfo::acknowledge_grant(T::MaxProxies::get()))]
+		pub fn acknowledge_grant(origin: OriginFor<T>, grant: GrantId) -> DispatchResult {
+			let proxy = ensure_signed(origin)?;
+			ensure!(T::Registry::is_active(&proxy), Error::<T>::NotInstitution);
+			Grants::<T>::try_mutate(grant, |maybe| -> DispatchResult {
+				let g = maybe.as_mut().ok_or(Error::<T>::GrantNotFound)?;
+				Self::ensure_may_answer(g, &proxy)?;
+				ensure!(!g.is_party(&proxy), Error::<T>::ProxyIsParty);
+				// Room is certain: `acknowledged` holds distinct proxies of the
+				// grant, and `proxy` is one of them not yet in it.
+				g.acknowledged.try_push(proxy.clone()).map_err(|_| Error::<T>::AlreadyAcknowledged)?;
+				// Nothing below can fail.
+				PendingAcknowledgements::<T>::remove(&proxy, grant);
+				Ok(())
+			})?;
+			Self::deposit_event(Event::GrantAcknowledged { grant, proxy });
+			Ok(())
+		}
+
+		/// A proxy's refusal of a grant whose sealed key fragment does not open
+		/// with its key or does not verify against the patient's keys (the
+		/// node's offchain worker sends this by itself). The grant can no longer
+		/// be used: no request is accepted, no fragment is accepted, open
+		/// requests expire without penalty. Nobody's credit changes; the
+		/// patient grants again with working fragments.
+		///
+		/// Origin: an active institution named as proxy of the grant that did
+		/// not acknowledge it. Emits `GrantDisputed`. Errors: `NotInstitution`,
+		/// `GrantNotFound`, `GrantNotLive`, `GrantDisputed`, `NotProxyOfGrant`,
+		/// `AlreadyAcknowledged`. Complexity: O(`MaxProxies`).
+		#[pallet::call_index(10)]
+		#[pallet::weight(T::WeightInfo::dispute_grant(T::MaxProxies::get()))]
+		pub fn dispute_grant(origin: OriginFor<T>, grant: GrantId) -> DispatchResultWithPostInfo {
+			let proxy = ensure_signed(origin)?;
+			ensure!(T::Registry::is_active(&proxy), Error::<T>::NotInstitution);
+			let proxies = Grants::<T>::try_mutate(grant, |maybe| -> Result<u32, DispatchError> {
+				let g = maybe.as_mut().ok_or(Error::<T>::GrantNotFound)?;
+				Self::ensure_may_answer(g, &proxy)?;
+				g.disputed_by = Some(proxy.clone());
+				for p in g.proxies.iter() {
+					PendingAcknowledgements::<T>::remove(p, grant);
+				}
+				Ok(g.proxies.len() as u32)
+			})?;
+			Self::deposit_event(Event::GrantDisputed { grant, proxy });
+			Ok(Some(T::WeightInfo::dispute_grant(proxies)).into())
+		}
 	}
 
 	impl<T: Config> Pallet<T> {
@@ -683,17 +821,35 @@ pub mod pallet {
 			medchain_umbral::public_key(key).map(|_| ()).map_err(|_| Error::<T>::BadPublicKey.into())
 		}
 
-		/// Checks that `record` may be read under the live grant `g` and
-		/// records the request; returns its id.
+		/// Checks that `proxy` may still acknowledge or dispute `g`: the grant
+		/// is live and undisputed, names `proxy` and `proxy` has not
+		/// acknowledged it.
+		fn ensure_may_answer(g: &Grant<T>, proxy: &T::AccountId) -> DispatchResult {
+			ensure!(g.is_live(frame_system::Pallet::<T>::block_number()), Error::<T>::GrantNotLive);
+			ensure!(g.disputed_by.is_none(), Error::<T>::GrantDisputed);
+			ensure!(g.proxies.contains(proxy), Error::<T>::NotProxyOfGrant);
+			ensure!(!g.acknowledged.contains(proxy), Error::<T>::AlreadyAcknowledged);
+			Ok(())
+		}
+
+		/// Checks that `record` may be read under the usable grant `g` (and,
+		/// unless it is a break-glass access, that the grant's last request
+		/// is `MinRequestInterval` old), records the request and its block in
+		/// the grant; returns the request's id.
 		fn open_request(
 			grant: GrantId,
-			g: &Grant<T>,
+			mut g: Grant<T>,
 			record: RecordId,
 			requester: T::AccountId,
 			emergency: Option<Emergency<T>>,
 		) -> Result<RequestId, DispatchError> {
 			let now = frame_system::Pallet::<T>::block_number();
 			ensure!(g.is_live(now), Error::<T>::GrantNotLive);
+			ensure!(g.disputed_by.is_none(), Error::<T>::GrantDisputed);
+			ensure!(g.is_acknowledged(), Error::<T>::GrantNotAcknowledged);
+			if let (None, Some(last)) = (&emergency, g.last_request_at) {
+				ensure!(now >= last.saturating_add(T::MinRequestInterval::get()), Error::<T>::RequestTooSoon);
+			}
 			let r = T::Records::record(record).ok_or(Error::<T>::RecordNotFound)?;
 			ensure!(r.patient == g.patient && g.scope.covers(record, r.kind), Error::<T>::OutOfScope);
 			ensure!(r.available, Error::<T>::RecordUnavailable);
@@ -717,7 +873,10 @@ pub mod pallet {
 				},
 			);
 			RecordRequests::<T>::insert(record, request, ());
-			Self::deposit_event(Event::AccessRequested { request, grant, record, requester, purpose: g.purpose });
+			let purpose = g.purpose;
+			g.last_request_at = Some(now);
+			Grants::<T>::insert(grant, g);
+			Self::deposit_event(Event::AccessRequested { request, grant, record, requester, purpose });
 			Ok(request)
 		}
 
@@ -742,8 +901,9 @@ pub mod pallet {
 			RequestDeadlines::<T>::mutate(deadline, |l| l.retain(|x| *x != request));
 		}
 
-		/// Expires the open requests whose deadline is `now`; proxies that did
-		/// not submit lose credit. Returns how many expired.
+		/// Expires the open requests whose deadline is `now`; acknowledged
+		/// proxies that did not submit lose credit (none if the grant ended or
+		/// was disputed meanwhile). Returns how many expired.
 		fn expire_requests(now: BlockNumberFor<T>) -> u32 {
 			let due = RequestDeadlines::<T>::take(now);
 			for request in due.iter() {
@@ -753,9 +913,10 @@ pub mod pallet {
 				}
 				req.status = RequestStatus::Expired;
 				if let Some(g) = Grants::<T>::get(req.grant) {
-					// Proxies are excused once the grant ended: they must not serve.
-					if g.is_live(now) {
-						for proxy in g.proxies.iter().filter(|p| !Fragments::<T>::contains_key(request, *p)) {
+					// Proxies are excused once the grant ended or was disputed:
+					// they must not serve. Only those that agreed to serve owe.
+					if g.is_live(now) && g.disputed_by.is_none() {
+						for proxy in g.acknowledged.iter().filter(|p| !Fragments::<T>::contains_key(request, *p)) {
 							T::Credit::report(proxy, Behaviour::ReencryptionFailed);
 						}
 					}
@@ -786,103 +947,6 @@ pub mod pallet {
 				});
 			}
 			due.len() as u32
-		}
-
-		/// The live grant of `who` under which `record` may be read now, if any
-		/// (what record gateways check). Emergency grants count only for the
-		/// records of open or ready break-glass requests.
-		pub fn readable_under(who: &T::AccountId, record: RecordId) -> Option<GrantId> {
-			let r = T::Records::record(record)?;
-			let now = frame_system::Pallet::<T>::block_number();
-			GranteeGrants::<T>::get(who).into_iter().find(|id| {
-				let Some(g) = Grants::<T>::get(id) else { return false };
-				if !(g.is_live(now) && g.patient == r.patient && g.scope.covers(record, r.kind)) {
-					return false;
-				}
-				!g.emergency ||
-					RecordRequests::<T>::iter_key_prefix(record).any(|q| {
-						Requests::<T>::get(q).is_some_and(|req| {
-							req.grant == *id && req.emergency.is_some() && req.status != RequestStatus::Expired
-						})
-					})
-			})
-		}
-
-		/// Grants listed for `patient`, with their state (runtime API).
-		pub fn grants_of_patient(patient: &T::AccountId) -> Vec<(GrantId, Grant<T>)> {
-			PatientGrants::<T>::get(patient)
-				.into_iter()
-				.filter_map(|id| Grants::<T>::get(id).map(|g| (id, g)))
-				.collect()
-		}
-
-		/// Records `grantee` may request now, with the grant to use (runtime API).
-		pub fn accessible_records(grantee: &T::AccountId) -> Vec<(RecordId, GrantId)> {
-			let now = frame_system::Pallet::<T>::block_number();
-			let mut out = Vec::new();
-			for id in GranteeGrants::<T>::get(grantee) {
-				let Some(g) = Grants::<T>::get(id) else { continue };
-				if !g.is_live(now) {
-					continue;
-				}
-				for record in T::Records::records_of(&g.patient) {
-					let Some(r) = T::Records::record(record) else { continue };
-					if r.available && g.scope.covers(record, r.kind) && !out.iter().any(|(x, _)| *x == record) {
-						out.push((record, id));
-					}
-				}
-			}
-			out.sort_unstable();
-			out
-		}
-
-		/// Every request for `record`, oldest first (runtime API).
-		pub fn access_log(record: RecordId) -> Vec<(RequestId, AccessRequest<T>)> {
-			let mut ids: Vec<RequestId> = RecordRequests::<T>::iter_key_prefix(record).collect();
-			ids.sort_unstable();
-			ids.into_iter().filter_map(|id| Requests::<T>::get(id).map(|r| (id, r))).collect()
-		}
-
-		/// The accepted capsule fragments of a request (runtime API).
-		pub fn fragments_of(request: RequestId) -> Vec<(T::AccountId, Vec<u8>)> {
-			Fragments::<T>::iter_prefix(request)
-				.filter_map(|(proxy, s)| match s {
-					Submission::Accepted(f) => Some((proxy, f.into_inner())),
-					Submission::Rejected => None,
-				})
-				.collect()
-		}
-
-		/// Checks the pallet's invariants.
-		#[cfg(any(feature = "try-runtime", test))]
-		pub fn do_try_state() -> Result<(), sp_runtime::TryRuntimeError> {
-			let next_grant = NextGrantId::<T>::get();
-			for (id, g) in Grants::<T>::iter() {
-				ensure!(id < next_grant, "grant id beyond NextGrantId");
-				ensure!(
-					g.threshold >= 1 && g.threshold as usize <= g.proxies.len(),
-					"grant threshold out of range"
-				);
-				let listed = PatientGrants::<T>::get(&g.patient).contains(&id);
-				ensure!(listed == g.revoked_at.is_none(), "patient list disagrees with revocation");
-				if g.revoked_at.is_some() {
-					ensure!(SealedFragments::<T>::iter_prefix(id).next().is_none(), "revoked grant kept fragments");
-				}
-			}
-			let open = OpenRequests::<T>::get();
-			let next_request = NextRequestId::<T>::get();
-			for (id, req) in Requests::<T>::iter() {
-				ensure!(id < next_request, "request id beyond NextRequestId");
-				ensure!(
-					open.contains(&id) == (req.status == RequestStatus::Open),
-					"open list disagrees with request status"
-				);
-				let accepted = Fragments::<T>::iter_prefix(id)
-					.filter(|(_, s)| matches!(s, Submission::Accepted(_)))
-					.count();
-				ensure!(accepted == req.fragments as usize, "fragment count disagrees with storage");
-			}
-			Ok(())
 		}
 	}
 }

@@ -51,13 +51,15 @@ pub const OUTSIDER: AccountId = 100;
 parameter_types! {
 	pub static CreditLog: Vec<(AccountId, Behaviour)> = vec![];
 	pub static RecordsMock: BTreeMap<u64, RecordRef<AccountId>> = BTreeMap::new();
+	pub static Suspended: Vec<AccountId> = vec![];
 }
 
-/// Registry mock: 1..=6 are active institutions, 6 is an auditor.
+/// Registry mock: 1..=6 are institutions, active unless in [`Suspended`]; 6
+/// is an auditor.
 pub struct MockRegistry;
 impl InstitutionRegistry<AccountId> for MockRegistry {
 	fn is_active(who: &AccountId) -> bool {
-		(1..=6).contains(who)
+		(1..=6).contains(who) && !Suspended::get().contains(who)
 	}
 	fn has_role(who: &AccountId, role: Role) -> bool {
 		Self::is_active(who) && (role != Role::Auditor || *who == AUDITOR)
@@ -122,6 +124,8 @@ where
 pub const TIMEOUT: u64 = 5;
 /// Review window in tests.
 pub const WINDOW: u64 = 8;
+/// Fewest blocks between two requests under one grant in tests.
+pub const INTERVAL: u64 = 2;
 
 impl pallet_proxy_reencrypt::Config for Test {
 	type RuntimeEvent = RuntimeEvent;
@@ -136,6 +140,7 @@ impl pallet_proxy_reencrypt::Config for Test {
 	type MaxCapsuleFragmentLen = ConstU32<512>;
 	type RequestTimeout = frame_support::traits::ConstU64<TIMEOUT>;
 	type ReviewWindow = frame_support::traits::ConstU64<WINDOW>;
+	type MinRequestInterval = frame_support::traits::ConstU64<INTERVAL>;
 	type WeightInfo = ();
 	#[cfg(feature = "runtime-benchmarks")]
 	type BenchmarkHelper = MockRecords;
@@ -144,9 +149,13 @@ impl pallet_proxy_reencrypt::Config for Test {
 #[cfg(feature = "runtime-benchmarks")]
 impl BenchmarkHelper<AccountId> for MockRecords {
 	fn institution(n: u32, role: Role) -> AccountId {
-		match role {
-			Role::Auditor => AUDITOR,
-			_ => [1, 2, 3, 4, 5][n as usize % 5],
+		// Distinct for the benchmarks' distinct `n`: proxies 0..3, the grantee
+		// (100) and the issuer (101).
+		match (role, n) {
+			(Role::Auditor, _) => AUDITOR,
+			(_, 100) => EMERGENCY,
+			(_, 101) => HOSPITAL,
+			_ => PROXIES[n as usize % PROXIES.len()],
 		}
 	}
 	fn record(issuer: &AccountId, patient: &AccountId, capsule_hash: H256) -> RecordId {
@@ -224,6 +233,7 @@ pub fn new_test_ext(f: impl FnOnce(&OffchainHandles)) {
 		System::set_block_number(1);
 		CreditLog::take();
 		RecordsMock::take();
+		Suspended::take();
 		UintAuthorityId::set_all_keys(Vec::<u64>::new());
 		f(&OffchainHandles { offchain: offchain_state, pool: pool_state });
 		Pre::do_try_state().expect("invariants hold");

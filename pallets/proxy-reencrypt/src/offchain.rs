@@ -1,23 +1,31 @@
-//! The proxy in the node: an offchain worker that serves open access
-//! requests with the node's proxy keys.
+//! The proxy in the node: an offchain worker that answers the grants naming
+//! the node's proxies and serves their open access requests.
 //!
 //! For each proxy account in the keystore (key type [`crate::KEY_TYPE`]) that
-//! is a registered proxy and whose Umbral key seed is in the node's
+//! is an active institution and a registered proxy, and whose Umbral key seed is in the node's
 //! persistent offchain storage (under [`crate::PROXY_SECRET_PREFIX`] followed
 //! by its public key; the secret key is derived with
-//! `medchain_umbral::proxy_secret_key`), and for each open request of a live
-//! grant naming that proxy, the worker opens the proxy's sealed key fragment
-//! and verifies it against the patient's keys (once per grant: the opened
-//! fragment is kept in the node's offchain storage), re-encrypts the
-//! record's capsule and submits
-//! the capsule fragment in a signed transaction. The secret key and the key
-//! fragment never leave the node. A persistent marker per (request, proxy)
-//! prevents a second submission across blocks and restarts; it is retried
-//! after [`RESUBMIT_AFTER`] blocks if the transaction did not land.
+//! `medchain_umbral::proxy_secret_key`):
+//!
+//! - for each live grant naming that proxy that it has not answered yet
+//!   ([`crate::PendingAcknowledgements`]), the worker opens the proxy's sealed
+//!   key fragment and verifies it against the patient's keys (once per grant:
+//!   the opened fragment is kept in the node's offchain storage) and submits
+//!   `acknowledge_grant`, or `dispute_grant` if the fragment does not open or
+//!   verify;
+//! - for each open request of a live grant the proxy acknowledged, it
+//!   re-encrypts the record's capsule with the opened key fragment and
+//!   submits the capsule fragment.
+//!
+//! Everything is sent in signed transactions. The secret key and the key
+//! fragment never leave the node. A persistent marker per (grant, proxy) and
+//! per (request, proxy) prevents a second submission across blocks and
+//! restarts; it is retried after [`RESUBMIT_AFTER`] blocks if the
+//! transaction did not land.
 
 use crate::*;
 use codec::Encode;
-use frame_support::pallet_prelude::*;
+use frame_support::{pallet_prelude::*, traits::GetCallName};
 use frame_system::{
 	offchain::{AppCrypto, SendSignedTransaction, Signer},
 	pallet_prelude::BlockNumberFor,
@@ -27,42 +35,89 @@ use sp_runtime::{offchain::storage::StorageValueRef, traits::IdentifyAccount, Sa
 /// Blocks after which a proxy submits again if its fragment has not landed.
 pub const RESUBMIT_AFTER: u32 = 10;
 
+/// A proxy of this node: its signing key, its account and its Umbral secret key.
+type LocalProxy<T> = (<T as frame_system::offchain::SigningTypes>::Public, <T as frame_system::Config>::AccountId, medchain_umbral::SecretKey);
+
+/// Why a proxy cannot use its key fragment of a grant.
+enum KfragError {
+	/// The sealed fragment does not open with the proxy's key or does not
+	/// verify against the patient's keys: the proxy disputes the grant.
+	Invalid,
+	/// Something to open it with is missing; tried again later.
+	Unavailable(&'static str),
+}
+
 impl<T: Config> Pallet<T> {
-	/// Serves every open request this node's proxies owe a fragment for.
-	pub(crate) fn serve_open_requests(now: BlockNumberFor<T>) -> Result<(), &'static str> {
-		let open = OpenRequests::<T>::get();
-		if open.is_empty() {
-			return Ok(());
-		}
+	/// Does what this node's proxies owe at `now`: answers to the grants
+	/// naming them, then fragments for the open requests they serve.
+	pub(crate) fn run_proxies(now: BlockNumberFor<T>) -> Result<(), &'static str> {
 		let local = Self::local_proxies();
 		if local.is_empty() {
-			return Err("no registered proxy key with its secret in this node");
+			return Err("no active registered proxy with its secret in this node");
 		}
-		for request in open {
+		Self::answer_grants(&local, now);
+		Self::serve_open_requests(&local, now);
+		Ok(())
+	}
+
+	/// Acknowledges (or disputes) every live grant a local proxy has not
+	/// answered yet, after opening and verifying its key fragment.
+	fn answer_grants(local: &[LocalProxy<T>], now: BlockNumberFor<T>) {
+		for (public, account, secret) in local {
+			for grant in PendingAcknowledgements::<T>::iter_key_prefix(account) {
+				let Some(g) = Grants::<T>::get(grant) else {
+					frame_support::defensive!("pending acknowledgement of an unknown grant");
+					continue;
+				};
+				if !g.is_live(now) || g.disputed_by.is_some() {
+					continue;
+				}
+				if !Self::claim(&(b"medchain/pre/answered", grant, account).encode(), now) {
+					continue;
+				}
+				let call = match Self::opened_kfrag(grant, &g, account, secret) {
+					Ok(_) => Call::acknowledge_grant { grant },
+					Err(KfragError::Invalid) => {
+						log::warn!(target: LOG_TARGET, "grant {grant}: key fragment does not open or verify: disputing");
+						Call::dispute_grant { grant }
+					},
+					Err(KfragError::Unavailable(e)) => {
+						log::warn!(target: LOG_TARGET, "grant {grant}: cannot answer: {e}");
+						continue;
+					},
+				};
+				Self::submit(public.clone(), call);
+			}
+		}
+	}
+
+	/// Serves every open request of a grant a local proxy acknowledged.
+	fn serve_open_requests(local: &[LocalProxy<T>], now: BlockNumberFor<T>) {
+		for request in OpenRequests::<T>::get() {
 			let Some(req) = Requests::<T>::get(request) else { continue };
 			let Some(g) = Grants::<T>::get(req.grant) else { continue };
-			if req.status != RequestStatus::Open || !g.is_live(now) {
+			if req.status != RequestStatus::Open || !g.is_live(now) || g.disputed_by.is_some() {
 				continue;
 			}
 			for (public, account, secret) in local.iter() {
-				if !g.proxies.contains(account) || Fragments::<T>::contains_key(request, account) {
+				if !g.acknowledged.contains(account) || Fragments::<T>::contains_key(request, account) {
 					continue;
 				}
-				if !Self::claim(request, account, now) {
+				if !Self::claim(&(b"medchain/pre/served", request, account).encode(), now) {
 					continue;
 				}
 				match Self::reencrypt_for(&req, &g, account, secret) {
-					Ok(fragment) => Self::submit(public.clone(), request, fragment),
+					Ok(fragment) => Self::submit(public.clone(), Call::submit_fragment { request, fragment }),
 					Err(e) => log::warn!(target: LOG_TARGET, "request {request}: cannot serve: {e}"),
 				}
 			}
 		}
-		Ok(())
 	}
 
-	/// This node's proxies: keystore keys whose accounts are registered
-	/// proxies with their Umbral secret key in offchain storage.
-	fn local_proxies() -> Vec<(T::Public, T::AccountId, medchain_umbral::SecretKey)> {
+	/// This node's proxies: keystore keys whose accounts are active
+	/// institutions and registered proxies with their Umbral secret key in
+	/// offchain storage.
+	fn local_proxies() -> Vec<LocalProxy<T>> {
 		<<T::AuthorityId as AppCrypto<T::Public, T::Signature>>::RuntimeAppPublic as sp_application_crypto::RuntimeAppPublic>::all()
 			.into_iter()
 			.filter_map(|key| {
@@ -70,6 +125,10 @@ impl<T: Config> Pallet<T> {
 				let public: T::Public = generic.into();
 				let account = public.clone().into_account();
 				let umbral_public = Proxies::<T>::get(&account)?;
+				// A suspended institution's calls would be refused.
+				if !T::Registry::is_active(&account) {
+					return None;
+				}
 				let storage_key = [PROXY_SECRET_PREFIX, &umbral_public[..]].concat();
 				let seed = StorageValueRef::persistent(&storage_key).get::<[u8; 32]>().ok().flatten()?;
 				let secret = medchain_umbral::proxy_secret_key(&seed).ok()?;
@@ -80,12 +139,11 @@ impl<T: Config> Pallet<T> {
 			.collect()
 	}
 
-	/// Takes the persistent marker for (request, proxy); false if it was
-	/// taken within the last [`RESUBMIT_AFTER`] blocks.
-	fn claim(request: RequestId, proxy: &T::AccountId, now: BlockNumberFor<T>) -> bool {
-		let key = (b"medchain/pre/served", request, proxy).encode();
+	/// Takes the persistent marker `key`; false if it was taken within the
+	/// last [`RESUBMIT_AFTER`] blocks.
+	fn claim(key: &[u8], now: BlockNumberFor<T>) -> bool {
 		let now: u32 = now.saturated_into();
-		StorageValueRef::persistent(&key)
+		StorageValueRef::persistent(key)
 			.mutate(|last: Result<Option<u32>, _>| match last {
 				Ok(Some(at)) if now < at.saturating_add(RESUBMIT_AFTER) => Err(()),
 				_ => Ok(now),
@@ -102,7 +160,10 @@ impl<T: Config> Pallet<T> {
 		secret: &medchain_umbral::SecretKey,
 	) -> Result<BoundedVec<u8, T::MaxCapsuleFragmentLen>, &'static str> {
 		let capsule = Capsules::<T>::get(req.record).ok_or("record has no capsule")?;
-		let kfrag = Self::opened_kfrag(req.grant, g, proxy, secret)?;
+		let kfrag = Self::opened_kfrag(req.grant, g, proxy, secret).map_err(|e| match e {
+			KfragError::Invalid => "sealed fragment does not open or verify",
+			KfragError::Unavailable(e) => e,
+		})?;
 		let capsule = medchain_umbral::capsule(&capsule.capsule).map_err(|_| "malformed capsule")?;
 		let seed = sp_io::offchain::random_seed();
 		let fragment = medchain_umbral::reencrypt(seed, &capsule, kfrag).map_err(|_| "re-encryption failed")?;
@@ -117,29 +178,31 @@ impl<T: Config> Pallet<T> {
 		g: &Grant<T>,
 		proxy: &T::AccountId,
 		secret: &medchain_umbral::SecretKey,
-	) -> Result<medchain_umbral::VerifiedKeyFrag, &'static str> {
+	) -> Result<medchain_umbral::VerifiedKeyFrag, KfragError> {
 		let key = (b"medchain/pre/kfrag", grant, proxy).encode();
 		let cache = StorageValueRef::persistent(&key);
 		if let Some(kfrag) = cache.get::<Vec<u8>>().ok().flatten().and_then(|b| medchain_umbral::key_frag(&b).ok()) {
 			// Verified before it was stored; only this node writes it.
 			return Ok(kfrag.skip_verification());
 		}
-		let sealed = SealedFragments::<T>::get(grant, proxy).ok_or("no sealed fragment")?;
-		let keys = Self::delegation_keys(g).ok_or("the patient or grantee has no valid keys")?;
+		let sealed = SealedFragments::<T>::get(grant, proxy).ok_or(KfragError::Unavailable("no sealed fragment"))?;
+		let keys =
+			Self::delegation_keys(g).ok_or(KfragError::Unavailable("the patient or grantee has no valid keys"))?;
 		let kfrag = medchain_umbral::open_kfrag(secret, &sealed.capsule, &sealed.ciphertext, &keys.delegation())
-			.map_err(|_| "sealed fragment does not open or verify")?;
+			.map_err(|_| KfragError::Invalid)?;
 		if let Ok(bytes) = medchain_umbral::to_bytes(&kfrag) {
 			cache.set(&bytes);
 		}
 		Ok(kfrag)
 	}
 
-	fn submit(public: T::Public, request: RequestId, fragment: BoundedVec<u8, T::MaxCapsuleFragmentLen>) {
+	/// Sends `call` signed by the local proxy key `public`.
+	fn submit(public: T::Public, call: Call<T>) {
 		let sent = Signer::<T, T::AuthorityId>::all_accounts()
 			.with_filter(alloc::vec![public])
-			.send_signed_transaction(|_| Call::submit_fragment { request, fragment: fragment.clone() });
+			.send_signed_transaction(|_| call.clone());
 		for (account, result) in sent {
-			log::info!(target: LOG_TARGET, "request {request}: fragment submitted by {:?}: {:?}", account.id, result);
+			log::info!(target: LOG_TARGET, "{} submitted by {:?}: {:?}", call.get_call_name(), account.id, result);
 		}
 	}
 }

@@ -95,8 +95,16 @@ impl World {
 		v.try_into().unwrap()
 	}
 
-	/// Grants the doctor `scope`, 2 of 3 proxies.
+	/// Grants the doctor `scope`, 2 of 3 proxies, all three acknowledging
+	/// (as their nodes do by themselves).
 	fn grant(&self, scope: GrantScope, expires_at: Option<u64>) -> GrantId {
+		let id = self.unacknowledged_grant(scope, expires_at);
+		acknowledge(id, &PROXIES);
+		id
+	}
+
+	/// Grants the doctor `scope`, 2 of 3 proxies, none acknowledged yet.
+	fn unacknowledged_grant(&self, scope: GrantScope, expires_at: Option<u64>) -> GrantId {
 		let id = NextGrantId::<Test>::get();
 		assert_ok!(Pre::grant_access(
 			origin(PATIENT),
@@ -111,19 +119,25 @@ impl World {
 		id
 	}
 
-	/// An emergency grant to the emergency institution, 2 of 3.
+	/// An emergency grant to the emergency institution, 2 of 3, acknowledged.
 	fn emergency_grant(&self) -> GrantId {
+		self.emergency_grant_to(EMERGENCY, &self.emergency)
+	}
+
+	/// An emergency grant to `institution`, 2 of 3, acknowledged.
+	fn emergency_grant_to(&self, institution: AccountId, keys: &Party) -> GrantId {
 		let id = NextGrantId::<Test>::get();
 		assert_ok!(Pre::grant_access(
 			origin(PATIENT),
-			EMERGENCY,
+			institution,
 			GrantScope::All,
 			AccessPurpose::Emergency,
 			None,
 			2,
-			self.fragments(&self.emergency, 2, 3),
+			self.fragments(keys, 2, 3),
 			true,
 		));
+		acknowledge(id, &PROXIES);
 		id
 	}
 
@@ -155,6 +169,13 @@ impl World {
 			&cfrags,
 			&capsule.ciphertext,
 		)
+	}
+}
+
+/// `proxies` acknowledge `grant`.
+fn acknowledge(grant: GrantId, proxies: &[AccountId]) {
+	for p in proxies {
+		assert_ok!(Pre::acknowledge_grant(origin(*p), grant));
 	}
 }
 
@@ -411,9 +432,14 @@ fn requests_are_checked() {
 		assert_noop!(Pre::request_access(origin(DOCTOR), g, 22), Error::<Test>::NoCapsule);
 		erase_record(22);
 		assert_noop!(Pre::request_access(origin(DOCTOR), g, 22), Error::<Test>::RecordUnavailable);
-		for _ in 0..4 {
+		// Four open requests (two grants, `INTERVAL` apart: the rate limit).
+		let g2 = w.grant(GrantScope::All, None);
+		for _ in 0..2 {
 			request(g);
+			request(g2);
+			run_to(System::block_number() + INTERVAL);
 		}
+		assert_eq!(OpenRequests::<Test>::get().len(), 4);
 		assert_noop!(Pre::request_access(origin(DOCTOR), g, RECORD), Error::<Test>::TooManyOpenRequests);
 		let eg = w.emergency_grant();
 		assert_noop!(Pre::request_access(origin(EMERGENCY), eg, RECORD), Error::<Test>::EmergencyOnly);
@@ -540,12 +566,18 @@ fn store_secret(h: &OffchainHandles, p: &Party) {
 	h.offchain.write().persistent_storage.set(b"", &key, &p.seed);
 }
 
+/// Dispatches what the offchain worker sent, as its signers.
+fn dispatch_all(sent: Vec<(AccountId, RuntimeCall)>) {
+	for (who, call) in sent {
+		assert_ok!(frame_support::traits::UnfilteredDispatchable::dispatch_bypass_filter(call, origin(who)));
+	}
+}
+
 #[test]
 fn the_offchain_proxy_serves_requests_once_and_only_live_ones() {
 	new_test_ext(|h| {
 		let w = World::new();
-		let g = w.grant(GrantScope::All, None);
-		let r = request(g);
+		let g = w.unacknowledged_grant(GrantScope::All, None);
 		// Without keys or secrets the worker does nothing.
 		Pre::offchain_worker(1);
 		assert!(drain_pool(h).is_empty());
@@ -555,41 +587,316 @@ fn the_offchain_proxy_serves_requests_once_and_only_live_ones() {
 		let stale = Party::new();
 		let key = [PROXY_SECRET_PREFIX, &w.proxies[1].public()[..]].concat();
 		h.offchain.write().persistent_storage.set(b"", &key, &stale.seed);
+		// First the proxy opens its key fragment and acknowledges the grant.
 		Pre::offchain_worker(1);
 		let sent = drain_pool(h);
-		assert_eq!(sent.iter().map(|(who, _)| *who).collect::<Vec<_>>(), vec![PROXIES[0]]);
+		assert_eq!(sent, vec![(PROXIES[0], RuntimeCall::Pre(Call::acknowledge_grant { grant: g }))]);
 		// Not again in the next blocks (the persistent marker), ...
 		Pre::offchain_worker(2);
 		assert!(drain_pool(h).is_empty());
-		// ... and what it sent verifies on chain.
-		for (who, call) in sent {
-			assert_ok!(frame_support::traits::UnfilteredDispatchable::dispatch_bypass_filter(call, origin(who)));
-		}
-		assert_eq!(Requests::<Test>::get(r).unwrap().fragments, 1);
+		// ... and what it sent is accepted on chain.
+		dispatch_all(sent);
+		assert_eq!(Grants::<Test>::get(g).unwrap().acknowledged.to_vec(), vec![PROXIES[0]]);
+		assert_noop!(Pre::request_access(origin(DOCTOR), g, RECORD), Error::<Test>::GrantNotAcknowledged);
 		store_secret(h, &w.proxies[1]);
 		Pre::offchain_worker(3);
-		for (who, call) in drain_pool(h) {
-			assert_ok!(frame_support::traits::UnfilteredDispatchable::dispatch_bypass_filter(call, origin(who)));
-		}
+		let sent = drain_pool(h);
+		assert_eq!(sent, vec![(PROXIES[1], RuntimeCall::Pre(Call::acknowledge_grant { grant: g }))]);
+		dispatch_all(sent);
+		// Then both serve the request, once, ...
+		let r = request(g);
+		Pre::offchain_worker(4);
+		let sent = drain_pool(h);
+		assert_eq!(sent.iter().map(|(who, _)| *who).collect::<Vec<_>>(), vec![PROXIES[0], PROXIES[1]]);
+		Pre::offchain_worker(5);
+		assert!(drain_pool(h).is_empty());
+		// ... and what they sent verifies on chain.
+		dispatch_all(sent);
 		assert_eq!(Requests::<Test>::get(r).unwrap().status, RequestStatus::Ready);
 		assert_eq!(w.decrypt(r, &w.doctor).unwrap(), w.data_key.to_vec());
 		// The opened key fragment is kept in the node: a second request of the
 		// same grant is served without opening the sealed fragment again.
+		run_to(1 + INTERVAL);
 		let r3 = request(g);
 		let sealed = SealedFragments::<Test>::take(g, PROXIES[0]).unwrap();
-		Pre::offchain_worker(4);
+		Pre::offchain_worker(6);
 		let sent = drain_pool(h);
 		assert_eq!(sent.iter().map(|(who, _)| *who).collect::<Vec<_>>(), vec![PROXIES[0], PROXIES[1]]);
-		for (who, call) in sent {
-			assert_ok!(frame_support::traits::UnfilteredDispatchable::dispatch_bypass_filter(call, origin(who)));
-		}
+		dispatch_all(sent);
 		assert_eq!(Requests::<Test>::get(r3).unwrap().status, RequestStatus::Ready);
 		SealedFragments::<Test>::insert(g, PROXIES[0], sealed);
 		// After revocation the worker serves nothing.
+		run_to(1 + 2 * INTERVAL);
 		let r2 = request(g);
 		assert_ok!(Pre::revoke_grant(origin(PATIENT), g));
-		Pre::offchain_worker(5);
+		Pre::offchain_worker(7);
 		assert!(drain_pool(h).is_empty());
 		assert_eq!(Requests::<Test>::get(r2).unwrap().fragments, 0);
+	});
+}
+
+#[test]
+fn the_offchain_proxy_disputes_a_fragment_it_cannot_open() {
+	new_test_ext(|h| {
+		let w = World::new();
+		// Proxy 0's fragment is sealed to proxy 1's key: proxy 0 cannot open it.
+		let mut fragments = w.fragments(&w.doctor, 2, 3).into_inner();
+		fragments[0].1 = fragments[1].1.clone();
+		let g = NextGrantId::<Test>::get();
+		assert_ok!(Pre::grant_access(
+			origin(PATIENT),
+			DOCTOR,
+			GrantScope::All,
+			AccessPurpose::Treatment,
+			None,
+			2,
+			fragments.try_into().unwrap(),
+			false,
+		));
+		UintAuthorityId::set_all_keys(vec![PROXIES[0]]);
+		store_secret(h, &w.proxies[0]);
+		Pre::offchain_worker(1);
+		let sent = drain_pool(h);
+		assert_eq!(sent, vec![(PROXIES[0], RuntimeCall::Pre(Call::dispute_grant { grant: g }))]);
+		dispatch_all(sent);
+		assert_eq!(Grants::<Test>::get(g).unwrap().disputed_by, Some(PROXIES[0]));
+		assert!(CreditLog::get().is_empty());
+		// Nothing is left for any proxy's worker to answer.
+		assert_eq!(PendingAcknowledgements::<Test>::iter().count(), 0);
+		Pre::offchain_worker(20);
+		assert!(drain_pool(h).is_empty());
+	});
+}
+
+#[test]
+fn stranger_cannot_drain_proxy_credit() {
+	new_test_ext(|_| {
+		let w = World::new();
+		// A patient names three institutions as proxies; none agreed yet.
+		let g = w.unacknowledged_grant(GrantScope::All, None);
+		assert_noop!(Pre::request_access(origin(DOCTOR), g, RECORD), Error::<Test>::GrantNotAcknowledged);
+		// One acknowledgement is below the threshold (2): still refused.
+		acknowledge(g, &[PROXIES[0]]);
+		assert_noop!(Pre::request_access(origin(DOCTOR), g, RECORD), Error::<Test>::GrantNotAcknowledged);
+		// With two, requests are accepted; the third proxy never agreed.
+		acknowledge(g, &[PROXIES[1]]);
+		let mut requests = vec![];
+		for _ in 0..3 {
+			requests.push(request(g));
+			run_to(System::block_number() + INTERVAL);
+		}
+		run_to(System::block_number() + TIMEOUT);
+		for r in requests {
+			assert_eq!(Requests::<Test>::get(r).unwrap().status, RequestStatus::Expired);
+		}
+		// Only the proxies that agreed to serve answer for the timeouts; the
+		// one that never acknowledged is untouched.
+		let log = CreditLog::get();
+		assert!(!log.iter().any(|(who, _)| *who == PROXIES[2]));
+		assert_eq!(log.iter().filter(|(who, _)| *who == PROXIES[0]).count(), 3);
+		assert_eq!(log.iter().filter(|(who, _)| *who == PROXIES[1]).count(), 3);
+	});
+}
+
+#[test]
+fn unacknowledged_proxy_earns_nothing() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let g = w.unacknowledged_grant(GrantScope::All, None);
+		acknowledge(g, &[PROXIES[0], PROXIES[1]]);
+		let r = request(g);
+		// A valid fragment from the proxy that never acknowledged is refused.
+		assert_noop!(
+			Pre::submit_fragment(origin(PROXIES[2]), r, w.fragment(2, r, &w.doctor)),
+			Error::<Test>::NotAcknowledged
+		);
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[0]), r, w.fragment(0, r, &w.doctor)));
+		assert_eq!(CreditLog::get(), vec![(PROXIES[0], Behaviour::ReencryptionServed)]);
+		// Its node is not asked to serve either.
+		assert!(!Pre::grants_of_patient(&PATIENT)[0].1.acknowledged.contains(&PROXIES[2]));
+	});
+}
+
+#[test]
+fn patient_or_grantee_cannot_proxy_their_own_grant() {
+	new_test_ext(|_| {
+		let w = World::new();
+		// The emergency institution registers a proxy key and names itself.
+		assert_ok!(Pre::register_proxy(origin(EMERGENCY), Party::new().public()));
+		let mut fragments = w.fragments(&w.emergency, 2, 3).into_inner();
+		fragments[2].0 = EMERGENCY;
+		assert_noop!(
+			Pre::grant_access(
+				origin(PATIENT),
+				EMERGENCY,
+				GrantScope::All,
+				AccessPurpose::Emergency,
+				None,
+				2,
+				fragments.try_into().unwrap(),
+				true,
+			),
+			Error::<Test>::ProxyIsParty
+		);
+		// A grant stored before this rule (same layout, party as proxy) can
+		// neither be acknowledged by the party nor earn it credit.
+		let g = w.emergency_grant();
+		let honest = Grants::<Test>::get(g).unwrap();
+		Grants::<Test>::mutate(g, |x| x.as_mut().unwrap().proxies[2] = EMERGENCY);
+		PendingAcknowledgements::<Test>::insert(EMERGENCY, g, ());
+		assert_noop!(Pre::acknowledge_grant(origin(EMERGENCY), g), Error::<Test>::ProxyIsParty);
+		let r = NextRequestId::<Test>::get();
+		assert_ok!(Pre::break_glass(origin(EMERGENCY), g, RECORD, EmergencyReason::Other, H256::zero()));
+		let f = w.fragment(0, r, &w.emergency);
+		Grants::<Test>::mutate(g, |x| {
+			let x = x.as_mut().unwrap();
+			x.proxies[0] = EMERGENCY;
+			x.acknowledged[0] = EMERGENCY;
+		});
+		assert_ok!(Pre::submit_fragment(origin(EMERGENCY), r, f));
+		assert_eq!(Requests::<Test>::get(r).unwrap().fragments, 1);
+		assert!(CreditLog::get().is_empty(), "serving one's own grant earns nothing");
+		// Back to the grant as stored, for the invariants.
+		Fragments::<Test>::remove(r, EMERGENCY);
+		Requests::<Test>::mutate(r, |x| x.as_mut().unwrap().fragments = 0);
+		PendingAcknowledgements::<Test>::remove(EMERGENCY, g);
+		Grants::<Test>::mutate(g, |x| {
+			let x = x.as_mut().unwrap();
+			x.proxies = honest.proxies;
+			x.acknowledged = honest.acknowledged;
+		});
+	});
+}
+
+#[test]
+fn requests_on_one_grant_are_rate_limited() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let g = w.grant(GrantScope::All, None);
+		let other = w.grant(GrantScope::All, None);
+		request(g);
+		assert_noop!(Pre::request_access(origin(DOCTOR), g, RECORD), Error::<Test>::RequestTooSoon);
+		// Another grant has its own limit.
+		request(other);
+		run_to(INTERVAL);
+		assert_noop!(Pre::request_access(origin(DOCTOR), g, RECORD), Error::<Test>::RequestTooSoon);
+		run_to(1 + INTERVAL);
+		request(g);
+		assert_eq!(Grants::<Test>::get(g).unwrap().last_request_at, Some(1 + INTERVAL));
+		// Break-glass is not limited: every access is reviewed instead.
+		run_to(1 + TIMEOUT);
+		let eg = w.emergency_grant();
+		for _ in 0..2 {
+			assert_ok!(Pre::break_glass(origin(EMERGENCY), eg, RECORD, EmergencyReason::Other, H256::zero()));
+		}
+	});
+}
+
+#[test]
+fn suspended_proxy_cannot_submit_fragment() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let g = w.grant(GrantScope::All, None);
+		let r = request(g);
+		Suspended::set(vec![PROXIES[0]]);
+		assert_noop!(
+			Pre::submit_fragment(origin(PROXIES[0]), r, w.fragment(0, r, &w.doctor)),
+			Error::<Test>::NotInstitution
+		);
+		assert!(CreditLog::get().is_empty());
+		// Reinstated, it serves again.
+		Suspended::take();
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[0]), r, w.fragment(0, r, &w.doctor)));
+	});
+}
+
+#[test]
+fn suspended_institutions_cannot_act() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let g = w.unacknowledged_grant(GrantScope::All, None);
+		let eg = w.emergency_grant();
+		let capsule = w.capsule();
+		add_record(8, PATIENT, HOSPITAL, RecordKind::Imaging, capsule.hash().0);
+		Suspended::set(vec![PROXIES[0], PROXIES[1], EMERGENCY, HOSPITAL, AUDITOR]);
+		assert_noop!(Pre::acknowledge_grant(origin(PROXIES[0]), g), Error::<Test>::NotInstitution);
+		assert_noop!(Pre::dispute_grant(origin(PROXIES[1]), g), Error::<Test>::NotInstitution);
+		assert_noop!(
+			Pre::break_glass(origin(EMERGENCY), eg, RECORD, EmergencyReason::Other, H256::zero()),
+			Error::<Test>::NotInstitution
+		);
+		assert_noop!(Pre::attach_capsule(origin(HOSPITAL), 8, capsule), Error::<Test>::NotInstitution);
+		assert_noop!(Pre::register_proxy(origin(PROXIES[0]), Party::new().public()), Error::<Test>::NotInstitution);
+		// Reinstated, the emergency department breaks the glass; a suspended
+		// auditor cannot review it.
+		Suspended::take();
+		let r = NextRequestId::<Test>::get();
+		assert_ok!(Pre::break_glass(origin(EMERGENCY), eg, RECORD, EmergencyReason::Other, H256::zero()));
+		Suspended::set(vec![AUDITOR]);
+		assert_noop!(Pre::review_emergency(origin(AUDITOR), r, true), Error::<Test>::NotAuditor);
+	});
+}
+
+#[test]
+fn institution_cannot_review_its_own_break_glass() {
+	new_test_ext(|_| {
+		let w = World::new();
+		// The auditor institution also runs an emergency department.
+		let auditor = Party::new();
+		assert_ok!(Pre::register_key(origin(AUDITOR), auditor.public(), auditor.verifying()));
+		let eg = w.emergency_grant_to(AUDITOR, &auditor);
+		let r = NextRequestId::<Test>::get();
+		assert_ok!(Pre::break_glass(origin(AUDITOR), eg, RECORD, EmergencyReason::Other, H256::zero()));
+		assert_noop!(Pre::review_emergency(origin(AUDITOR), r, true), Error::<Test>::CannotReviewOwnAccess);
+		// Unreviewed by anyone else, it lapses and costs the institution.
+		run_to(1 + WINDOW);
+		assert_eq!(Requests::<Test>::get(r).unwrap().emergency.unwrap().review, Review::Lapsed);
+		assert!(CreditLog::get().contains(&(AUDITOR, Behaviour::BreakGlassUnreviewed)));
+	});
+}
+
+#[test]
+fn disputed_grant_cannot_be_used() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let g = w.unacknowledged_grant(GrantScope::All, None);
+		assert_noop!(Pre::acknowledge_grant(origin(PROXIES[0]), 99), Error::<Test>::GrantNotFound);
+		assert_noop!(Pre::acknowledge_grant(origin(HOSPITAL), g), Error::<Test>::NotProxyOfGrant);
+		assert_noop!(Pre::dispute_grant(origin(HOSPITAL), g), Error::<Test>::NotProxyOfGrant);
+		acknowledge(g, &[PROXIES[0]]);
+		assert!(events().contains(&Event::GrantAcknowledged { grant: g, proxy: PROXIES[0] }));
+		assert!(!PendingAcknowledgements::<Test>::contains_key(PROXIES[0], g));
+		assert_noop!(Pre::acknowledge_grant(origin(PROXIES[0]), g), Error::<Test>::AlreadyAcknowledged);
+		// A proxy that vouched for its fragment cannot dispute it later.
+		assert_noop!(Pre::dispute_grant(origin(PROXIES[0]), g), Error::<Test>::AlreadyAcknowledged);
+		assert_ok!(Pre::dispute_grant(origin(PROXIES[1]), g));
+		assert!(events().contains(&Event::GrantDisputed { grant: g, proxy: PROXIES[1] }));
+		assert_eq!(PendingAcknowledgements::<Test>::iter().count(), 0);
+		assert_noop!(Pre::acknowledge_grant(origin(PROXIES[2]), g), Error::<Test>::GrantDisputed);
+		assert_noop!(Pre::dispute_grant(origin(PROXIES[2]), g), Error::<Test>::GrantDisputed);
+		assert_noop!(Pre::request_access(origin(DOCTOR), g, RECORD), Error::<Test>::GrantDisputed);
+		assert_eq!(Pre::readable_under(&DOCTOR, RECORD), None);
+		assert!(Pre::accessible_records(&DOCTOR).is_empty());
+		assert!(CreditLog::get().is_empty(), "a dispute changes nobody's credit");
+
+		// Disputed while a request is open: nothing more is served, and the
+		// request expires without penalty.
+		let g2 = w.unacknowledged_grant(GrantScope::All, None);
+		acknowledge(g2, &[PROXIES[0], PROXIES[1]]);
+		let r = request(g2);
+		assert_ok!(Pre::dispute_grant(origin(PROXIES[2]), g2));
+		assert_noop!(
+			Pre::submit_fragment(origin(PROXIES[0]), r, w.fragment(0, r, &w.doctor)),
+			Error::<Test>::GrantDisputed
+		);
+		run_to(1 + TIMEOUT);
+		assert_eq!(Requests::<Test>::get(r).unwrap().status, RequestStatus::Expired);
+		assert!(CreditLog::get().is_empty());
+		// Answers come only while the grant is live.
+		assert_ok!(Pre::revoke_grant(origin(PATIENT), g2));
+		let g3 = w.unacknowledged_grant(GrantScope::All, None);
+		assert_ok!(Pre::revoke_grant(origin(PATIENT), g3));
+		assert_noop!(Pre::acknowledge_grant(origin(PROXIES[0]), g3), Error::<Test>::GrantNotLive);
+		assert_noop!(Pre::dispute_grant(origin(PROXIES[0]), g3), Error::<Test>::GrantNotLive);
 	});
 }

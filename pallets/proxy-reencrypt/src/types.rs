@@ -106,6 +106,15 @@ pub struct Grant<T: Config> {
 	pub threshold: u8,
 	/// The proxies holding a sealed key fragment each.
 	pub proxies: BoundedVec<T::AccountId, T::MaxProxies>,
+	/// The proxies that opened and verified their key fragment and agreed to
+	/// serve the grant, in the order they acknowledged. Only they are asked
+	/// to serve, earn credit for serving and lose it for failing.
+	pub acknowledged: BoundedVec<T::AccountId, T::MaxProxies>,
+	/// The proxy whose key fragment did not open or verify, if one disputed
+	/// the grant: a disputed grant cannot be used.
+	pub disputed_by: Option<T::AccountId>,
+	/// Block of the last request under the grant (the rate limit).
+	pub last_request_at: Option<BlockNumberFor<T>>,
 	/// Block the grant was made in.
 	pub created_at: BlockNumberFor<T>,
 	/// First block at which the grant no longer holds.
@@ -117,9 +126,25 @@ pub struct Grant<T: Config> {
 }
 
 impl<T: Config> Grant<T> {
-	/// Whether the grant holds at block `now`.
+	/// Whether the grant holds at block `now` (neither revoked nor expired).
 	pub fn is_live(&self, now: BlockNumberFor<T>) -> bool {
 		self.revoked_at.is_none() && self.expires_at.map_or(true, |e| now < e)
+	}
+
+	/// Whether `threshold` proxies acknowledged the grant.
+	pub fn is_acknowledged(&self) -> bool {
+		self.acknowledged.len() >= self.threshold as usize
+	}
+
+	/// Whether records may be read under the grant at block `now`: live, not
+	/// disputed and acknowledged by `threshold` proxies.
+	pub fn is_usable(&self, now: BlockNumberFor<T>) -> bool {
+		self.is_live(now) && self.disputed_by.is_none() && self.is_acknowledged()
+	}
+
+	/// Whether `who` is the grant's patient or grantee.
+	pub fn is_party(&self, who: &T::AccountId) -> bool {
+		self.patient == *who || self.grantee == *who
 	}
 }
 

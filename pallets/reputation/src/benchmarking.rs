@@ -96,7 +96,23 @@ mod benchmarks {
 
 	#[benchmark]
 	fn remove_institution() -> Result<(), BenchmarkError> {
+		// Worst case: a candidate with delegators (moved to `FormerCandidates`)
+		// and every unbonding slot taken (the bond joins the latest chunk).
 		let who = make_candidate::<T>(0);
+		let delegated = T::MinDelegation::get();
+		Candidates::<T>::mutate(&who, |c| {
+			if let Some(c) = c {
+				c.delegated = delegated;
+				c.delegators = 1;
+			}
+		});
+		let delegator = funded::<T>("delegator", 0);
+		T::Currency::hold(&HoldReason::Delegation.into(), &delegator, delegated)?;
+		Delegations::<T>::insert(&delegator, &who, delegated);
+		TotalDelegated::<T>::put(delegated);
+		let chunk = UnbondingChunk { amount: Zero::zero(), unlock_at: Zero::zero() };
+		let full = alloc::vec![chunk; T::MaxUnbondingChunks::get() as usize];
+		Unbonding::<T>::insert(&who, BoundedVec::truncate_from(full));
 		let origin =
 			T::GovernanceOrigin::try_successful_origin().map_err(|_| BenchmarkError::Weightless)?;
 		#[extrinsic_call]
@@ -121,6 +137,7 @@ mod benchmarks {
 		let auditor = active::<T>("auditor", 0);
 		let target = active::<T>("target", 1);
 		let reason = BoundedVec::truncate_from(vec![b'r'; T::MaxReasonLen::get() as usize]);
+		AuditorPenalties::<T>::insert(&auditor, 0);
 		#[extrinsic_call]
 		_(RawOrigin::Signed(auditor), target.clone(), 1, reason);
 		assert!(Reputation::<T>::credit_of(&target) < T::InitialCredit::get());

@@ -26,8 +26,15 @@
 //!   delegations) × credit / `MaxCredit`, excluding candidates under
 //!   `MinCollatorCredit`, who are dropped with an event. Unbonded stake waits
 //!   `UnbondingDelay` blocks. The pallet is pallet-session's `SessionManager`
-//!   and pallet-authorship's `EventHandler`: a collator that authored its share
-//!   of a session's blocks gains credit, one that missed slots loses it.
+//!   and pallet-authorship's `EventHandler`: when a session ends, the
+//!   collators that were *active in it* ([`Config::SessionCollators`]) are
+//!   scored on the blocks they authored; one that authored its share gains
+//!   credit, one that missed slots loses it in proportion to the share missed.
+//! - **Limits on credit.** Positive credit an institution gains in one session
+//!   is capped (`MaxCreditGainPerSession`), so no behaviour can be farmed; an
+//!   auditor's penalties are capped per session
+//!   (`MaxPenaltyPerAuditorPerSession`); the gravest behaviours also slash a
+//!   share of the institution's bond ([`CreditPolicy::slash`]).
 //!
 //! ## Terminology
 //!
@@ -49,6 +56,7 @@ mod tests;
 
 #[cfg(feature = "runtime-benchmarks")]
 mod benchmarking;
+pub mod migrations;
 pub mod types;
 pub mod weights;
 
@@ -62,8 +70,8 @@ pub use weights::WeightInfo;
 use alloc::vec::Vec;
 use frame_support::traits::{
 	fungible::{Inspect, MutateHold},
-	tokens::Precision,
-	ValidatorRegistration,
+	tokens::{Fortitude, Precision, Restriction},
+	Get, ValidatorRegistration,
 };
 use sp_runtime::{
 	traits::{CheckedAdd, Zero},
@@ -91,7 +99,7 @@ pub mod pallet {
 	use frame_system::pallet_prelude::*;
 
 	/// The in-code storage version.
-	const STORAGE_VERSION: StorageVersion = StorageVersion::new(1);
+	const STORAGE_VERSION: StorageVersion = StorageVersion::new(2);
 
 	#[pallet::pallet]
 	#[pallet::storage_version(STORAGE_VERSION)]
@@ -133,6 +141,16 @@ pub mod pallet {
 		/// Maps reported behaviour to a credit change.
 		type CreditPolicy: CreditPolicy;
 
+		/// The collators active in the current session: pallet-session's
+		/// validators. Authorship is settled against this set when a session
+		/// ends (pallet-session plans one session ahead, so the set this pallet
+		/// last selected is not the set that authored).
+		type SessionCollators: Get<Vec<Self::AccountId>>;
+
+		/// Where slashed bonds go: `Some(account)` receives them (a treasury),
+		/// `None` burns them.
+		type SlashBeneficiary: Get<Option<Self::AccountId>>;
+
 		/// Bond an institution holds while registered.
 		#[pallet::constant]
 		type InstitutionBond: Get<BalanceOf<Self>>;
@@ -170,9 +188,25 @@ pub mod pallet {
 		#[pallet::constant]
 		type UnbondingDelay: Get<BlockNumberFor<Self>>;
 
-		/// Most institutions in the registry.
+		/// Most approved institutions (active or suspended) in the registry.
 		#[pallet::constant]
 		type MaxInstitutions: Get<u32>;
+
+		/// Most applications waiting for approval at once. Counted apart from
+		/// [`Config::MaxInstitutions`], so pending applications cannot fill the
+		/// registry.
+		#[pallet::constant]
+		type MaxPendingApplications: Get<u32>;
+
+		/// Most credit an institution may gain in one session from reported
+		/// behaviour (drift back to the baseline is not counted).
+		#[pallet::constant]
+		type MaxCreditGainPerSession: Get<u32>;
+
+		/// Most penalty points one auditor may deduct in one session, over all
+		/// institutions.
+		#[pallet::constant]
+		type MaxPenaltyPerAuditorPerSession: Get<u32>;
 
 		/// Most collator candidates.
 		#[pallet::constant]
@@ -215,9 +249,13 @@ pub mod pallet {
 	pub type Institutions<T: Config> =
 		StorageMap<_, Blake2_128Concat, T::AccountId, Institution<T>, OptionQuery>;
 
-	/// Number of entries in [`Institutions`].
+	/// Number of approved (active or suspended) entries in [`Institutions`].
 	#[pallet::storage]
 	pub type InstitutionCount<T> = StorageValue<_, u32, ValueQuery>;
+
+	/// Number of pending entries in [`Institutions`].
+	#[pallet::storage]
+	pub type PendingCount<T> = StorageValue<_, u32, ValueQuery>;
 
 	/// Credit score of every approved institution.
 	#[pallet::storage]
@@ -231,6 +269,13 @@ pub mod pallet {
 	/// Number of entries in [`Candidates`].
 	#[pallet::storage]
 	pub type CandidateCount<T> = StorageValue<_, u32, ValueQuery>;
+
+	/// Delegations still held for a former candidate (it left or was dropped
+	/// while delegators had stake on it). Carried over if it registers again;
+	/// the entry goes when its last delegator undelegates. `bond` is zero.
+	#[pallet::storage]
+	pub type FormerCandidates<T: Config> =
+		StorageMap<_, Blake2_128Concat, T::AccountId, CandidateInfo<BalanceOf<T>>, OptionQuery>;
 
 	/// Delegations: delegator, candidate → amount.
 	#[pallet::storage]
@@ -268,7 +313,8 @@ pub mod pallet {
 	pub type Invulnerables<T: Config> =
 		StorageValue<_, BoundedVec<T::AccountId, T::MaxInvulnerables>, ValueQuery>;
 
-	/// The collators selected for the current session.
+	/// The collators most recently selected: the set planned for the next
+	/// session (pallet-session plans one session ahead).
 	#[pallet::storage]
 	pub type SelectedCollators<T: Config> =
 		StorageValue<_, BoundedVec<T::AccountId, T::DesiredCollators>, ValueQuery>;
@@ -277,6 +323,18 @@ pub mod pallet {
 	#[pallet::storage]
 	pub type AuthoredBlocks<T: Config> =
 		StorageMap<_, Twox64Concat, T::AccountId, u32, ValueQuery>;
+
+	/// Credit gained from reported behaviour in the current session, per
+	/// institution (capped by `MaxCreditGainPerSession`).
+	#[pallet::storage]
+	pub type SessionGains<T: Config> =
+		StorageMap<_, Blake2_128Concat, T::AccountId, u32, ValueQuery>;
+
+	/// Penalty points deducted in the current session, per auditor (capped by
+	/// `MaxPenaltyPerAuditorPerSession`).
+	#[pallet::storage]
+	pub type AuditorPenalties<T: Config> =
+		StorageMap<_, Blake2_128Concat, T::AccountId, u32, ValueQuery>;
 
 	/// Blocks authored in the current session by anyone.
 	#[pallet::storage]
@@ -346,6 +404,13 @@ pub mod pallet {
 		InvulnerablesSet { invulnerables: Vec<T::AccountId> },
 		/// Collators selected for a session.
 		CollatorsSelected { session: u32, collators: Vec<T::AccountId> },
+		/// Nobody qualified for a session: the active collators that are still
+		/// active producers keep their seats so the chain does not stall.
+		CollatorsKept { session: u32, collators: Vec<T::AccountId> },
+		/// A share of an institution's bond was slashed for a grave behaviour.
+		BondSlashed { who: T::AccountId, amount: BalanceOf<T>, behaviour: Behaviour },
+		/// A collator's authorship in the session that ended was scored.
+		AuthorshipSettled { session: u32, collators: u32, blocks: u32 },
 	}
 
 	/// Errors of this pallet.
@@ -399,6 +464,10 @@ pub mod pallet {
 		NothingToWithdraw,
 		/// Too many invulnerables.
 		TooManyInvulnerables,
+		/// Too many applications are waiting for approval.
+		TooManyApplications,
+		/// The auditor has used up its penalty points for this session.
+		PenaltyCapExceeded,
 		/// An amount overflowed.
 		Overflow,
 	}
@@ -448,7 +517,7 @@ pub mod pallet {
 		/// newly approved institution starts at `InitialCredit`.
 		///
 		/// Origin: `GovernanceOrigin`. Emits `InstitutionApproved`.
-		/// Errors: `NotInstitution`, `AlreadyActive`.
+		/// Errors: `NotInstitution`, `AlreadyActive`, `TooManyInstitutions`.
 		#[pallet::call_index(1)]
 		#[pallet::weight(T::WeightInfo::approve_institution())]
 		pub fn approve_institution(origin: OriginFor<T>, who: T::AccountId) -> DispatchResult {
@@ -477,18 +546,21 @@ pub mod pallet {
 			Ok(())
 		}
 
-		/// Removes an institution: releases its bond and forgets its credit.
-		/// If it was a collator candidate, its candidate bond starts unbonding.
+		/// Removes an institution (or refuses a pending application): releases
+		/// its bond and forgets its credit. If it was a collator candidate, its
+		/// candidate bond starts unbonding, even when its unbonding slots are
+		/// full (the stake then joins its latest chunk), so removal cannot be
+		/// blocked.
 		///
 		/// Origin: `GovernanceOrigin`. Emits `InstitutionRemoved`.
-		/// Errors: `NotInstitution`, `TooManyUnbondingChunks`.
+		/// Errors: `NotInstitution`.
 		#[pallet::call_index(3)]
 		#[pallet::weight(T::WeightInfo::remove_institution())]
 		pub fn remove_institution(origin: OriginFor<T>, who: T::AccountId) -> DispatchResult {
 			T::GovernanceOrigin::ensure_origin(origin)?;
 			let inst = Institutions::<T>::get(&who).ok_or(Error::<T>::NotInstitution)?;
 			if Candidates::<T>::contains_key(&who) {
-				Self::do_leave_candidates(&who)?;
+				Self::do_leave_candidates(&who, true)?;
 			}
 			T::Currency::release(
 				&HoldReason::InstitutionBond.into(),
@@ -498,7 +570,12 @@ pub mod pallet {
 			)?;
 			Institutions::<T>::remove(&who);
 			Credits::<T>::remove(&who);
-			InstitutionCount::<T>::mutate(|c| *c = c.saturating_sub(1));
+			SessionGains::<T>::remove(&who);
+			if inst.status == InstitutionStatus::Pending {
+				PendingCount::<T>::mutate(|c| *c = c.saturating_sub(1));
+			} else {
+				InstitutionCount::<T>::mutate(|c| *c = c.saturating_sub(1));
+			}
 			Self::deposit_event(Event::InstitutionRemoved { who });
 			Ok(())
 		}
@@ -522,10 +599,13 @@ pub mod pallet {
 		}
 
 		/// An auditor lowers an institution's credit by `points`, stating why.
+		/// One auditor deducts at most `MaxPenaltyPerAuditorPerSession` points
+		/// per session, so a single auditor cannot wipe out a competitor.
 		///
 		/// Origin: signed by an active institution with the auditor role.
 		/// Emits `CreditChanged` with a `Penalty` reason.
-		/// Errors: `NotAuditor`, `ZeroPenalty`, `NotInstitution`.
+		/// Errors: `NotAuditor`, `ZeroPenalty`, `NotInstitution`,
+		/// `PenaltyCapExceeded`.
 		#[pallet::call_index(5)]
 		#[pallet::weight(T::WeightInfo::penalise())]
 		pub fn penalise(
@@ -538,12 +618,21 @@ pub mod pallet {
 			ensure!(Self::has_role(&auditor, Role::Auditor), Error::<T>::NotAuditor);
 			ensure!(points > 0, Error::<T>::ZeroPenalty);
 			ensure!(Credits::<T>::contains_key(&who), Error::<T>::NotInstitution);
+			let used = AuditorPenalties::<T>::get(&auditor);
+			let total = used.checked_add(points).ok_or(Error::<T>::PenaltyCapExceeded)?;
+			ensure!(
+				total <= T::MaxPenaltyPerAuditorPerSession::get(),
+				Error::<T>::PenaltyCapExceeded
+			);
+			// Nothing below can fail.
+			AuditorPenalties::<T>::insert(&auditor, total);
 			let delta = i64::from(points).saturating_neg();
 			Self::change_credit(&who, delta, CreditReason::Penalty { auditor, reason });
 			Ok(())
 		}
 
-		/// Becomes a collator candidate with a self bond of `bond`.
+		/// Becomes a collator candidate with a self bond of `bond`. Delegations
+		/// still held from an earlier candidacy count again.
 		///
 		/// Origin: signed by an active producer whose credit is at least
 		/// `MinCollatorCredit` and whose session keys are registered.
@@ -568,9 +657,11 @@ pub mod pallet {
 			let count = CandidateCount::<T>::get();
 			ensure!(count < T::MaxCandidates::get(), Error::<T>::TooManyCandidates);
 			T::Currency::hold(&HoldReason::CandidateBond.into(), &who, bond)?;
+			// Nothing below can fail.
+			let carried = FormerCandidates::<T>::take(&who).unwrap_or_default();
 			Candidates::<T>::insert(
 				&who,
-				CandidateInfo { bond, delegated: Zero::zero(), delegators: 0 },
+				CandidateInfo { bond, delegated: carried.delegated, delegators: carried.delegators },
 			);
 			CandidateCount::<T>::put(count.saturating_add(1));
 			Self::deposit_event(Event::CandidateRegistered { who, bond });
@@ -578,7 +669,8 @@ pub mod pallet {
 		}
 
 		/// Stops being a candidate. The self bond starts unbonding; delegations
-		/// stay until their delegators undelegate.
+		/// stay (in [`FormerCandidates`]) until their delegators undelegate, and
+		/// count again if the account registers anew.
 		///
 		/// Origin: signed. Emits `CandidateLeft`.
 		/// Errors: `NotCandidate`, `TooManyUnbondingChunks`.
@@ -586,7 +678,7 @@ pub mod pallet {
 		#[pallet::weight(T::WeightInfo::leave_candidates())]
 		pub fn leave_candidates(origin: OriginFor<T>) -> DispatchResult {
 			let who = ensure_signed(origin)?;
-			Self::do_leave_candidates(&who)?;
+			Self::do_leave_candidates(&who, false)?;
 			Self::deposit_event(Event::CandidateLeft { who });
 			Ok(())
 		}
@@ -659,7 +751,7 @@ pub mod pallet {
 				remaining.is_zero() || remaining >= T::MinDelegation::get(),
 				Error::<T>::DelegationTooLow
 			);
-			Self::start_unbonding(&delegator, HoldReason::Delegation, amount)?;
+			Self::start_unbonding(&delegator, HoldReason::Delegation, amount, false)?;
 			// Nothing below can fail.
 			if remaining.is_zero() {
 				Delegations::<T>::remove(&delegator, &candidate);
@@ -670,14 +762,24 @@ pub mod pallet {
 			} else {
 				Delegations::<T>::insert(&delegator, &candidate, remaining);
 			}
-			Candidates::<T>::mutate(&candidate, |maybe| {
-				if let Some(info) = maybe {
-					info.delegated = info.delegated.saturating_sub(amount);
-					if remaining.is_zero() {
-						info.delegators = info.delegators.saturating_sub(1);
-					}
+			let shrink = |info: &mut CandidateInfo<BalanceOf<T>>| {
+				info.delegated = info.delegated.saturating_sub(amount);
+				if remaining.is_zero() {
+					info.delegators = info.delegators.saturating_sub(1);
 				}
-			});
+			};
+			if Candidates::<T>::contains_key(&candidate) {
+				Candidates::<T>::mutate(&candidate, |maybe| maybe.as_mut().map(shrink));
+			} else {
+				FormerCandidates::<T>::mutate_exists(&candidate, |maybe| {
+					if let Some(info) = maybe {
+						shrink(info);
+						if info.delegators == 0 {
+							*maybe = None;
+						}
+					}
+				});
+			}
 			TotalDelegated::<T>::mutate(|t| *t = t.saturating_sub(amount));
 			Self::deposit_event(Event::Undelegated { delegator, candidate, amount });
 			Ok(())
@@ -744,8 +846,8 @@ pub mod pallet {
 			ensure!(!Institutions::<T>::contains_key(who), Error::<T>::AlreadyRegistered);
 			ensure!(kind.is_valid(), Error::<T>::InvalidKind);
 			ensure!(!roles.is_empty(), Error::<T>::NoRoles);
-			let count = InstitutionCount::<T>::get();
-			ensure!(count < T::MaxInstitutions::get(), Error::<T>::TooManyInstitutions);
+			let pending = PendingCount::<T>::get();
+			ensure!(pending < T::MaxPendingApplications::get(), Error::<T>::TooManyApplications);
 			let bond = T::InstitutionBond::get();
 			T::Currency::hold(&HoldReason::InstitutionBond.into(), who, bond)?;
 			Institutions::<T>::insert(
@@ -759,7 +861,7 @@ pub mod pallet {
 					applied_at: frame_system::Pallet::<T>::block_number(),
 				},
 			);
-			InstitutionCount::<T>::put(count.saturating_add(1));
+			PendingCount::<T>::put(pending.saturating_add(1));
 			Ok(())
 		}
 
@@ -768,6 +870,12 @@ pub mod pallet {
 			Institutions::<T>::try_mutate(who, |maybe| {
 				let inst = maybe.as_mut().ok_or(Error::<T>::NotInstitution)?;
 				ensure!(inst.status != InstitutionStatus::Active, Error::<T>::AlreadyActive);
+				if inst.status == InstitutionStatus::Pending {
+					let members = InstitutionCount::<T>::get();
+					ensure!(members < T::MaxInstitutions::get(), Error::<T>::TooManyInstitutions);
+					InstitutionCount::<T>::put(members.saturating_add(1));
+					PendingCount::<T>::mutate(|c| *c = c.saturating_sub(1));
+				}
 				inst.status = InstitutionStatus::Active;
 				let credit = Credits::<T>::get(who).unwrap_or_else(T::InitialCredit::get);
 				Credits::<T>::insert(who, credit);
@@ -775,27 +883,46 @@ pub mod pallet {
 			})
 		}
 
-		/// Removes `who` from the candidates; its bond starts unbonding.
-		pub(crate) fn do_leave_candidates(who: &T::AccountId) -> DispatchResult {
+		/// Removes `who` from the candidates; its bond starts unbonding and its
+		/// delegations move to [`FormerCandidates`]. `force` (governance removal,
+		/// automatic drops) never fails on full unbonding slots.
+		pub(crate) fn do_leave_candidates(who: &T::AccountId, force: bool) -> DispatchResult {
 			let info = Candidates::<T>::get(who).ok_or(Error::<T>::NotCandidate)?;
-			Self::start_unbonding(who, HoldReason::CandidateBond, info.bond)?;
+			Self::start_unbonding(who, HoldReason::CandidateBond, info.bond, force)?;
 			Candidates::<T>::remove(who);
 			CandidateCount::<T>::mutate(|c| *c = c.saturating_sub(1));
+			if info.delegators > 0 {
+				FormerCandidates::<T>::insert(
+					who,
+					CandidateInfo {
+						bond: Zero::zero(),
+						delegated: info.delegated,
+						delegators: info.delegators,
+					},
+				);
+			}
 			Ok(())
 		}
 
-		/// Moves `amount` held for `from` into an unbonding chunk.
+		/// Moves `amount` held for `from` into an unbonding chunk. With all
+		/// slots taken, `force` adds the amount to the latest chunk and moves
+		/// that chunk's unlock to the new (later) unlock block; otherwise it
+		/// fails with `TooManyUnbondingChunks`.
 		fn start_unbonding(
 			who: &T::AccountId,
 			from: HoldReason,
 			amount: BalanceOf<T>,
+			force: bool,
 		) -> DispatchResult {
 			let unlock_at =
 				frame_system::Pallet::<T>::block_number().saturating_add(T::UnbondingDelay::get());
 			let mut chunks = Unbonding::<T>::get(who);
-			chunks
-				.try_push(UnbondingChunk { amount, unlock_at })
-				.map_err(|_| Error::<T>::TooManyUnbondingChunks)?;
+			if let Err(chunk) = chunks.try_push(UnbondingChunk { amount, unlock_at }) {
+				ensure!(force, Error::<T>::TooManyUnbondingChunks);
+				let last = chunks.last_mut().ok_or(Error::<T>::TooManyUnbondingChunks)?;
+				last.amount = last.amount.saturating_add(chunk.amount);
+				last.unlock_at = last.unlock_at.max(chunk.unlock_at);
+			}
 			T::Currency::release(&from.into(), who, amount, Precision::Exact)?;
 			T::Currency::hold(&HoldReason::Unbonding.into(), who, amount)?;
 			Unbonding::<T>::insert(who, chunks);
@@ -815,9 +942,22 @@ pub mod pallet {
 
 		/// Adds `delta` to the credit of `who`, clamped to `0..=MaxCredit`, and
 		/// emits `CreditChanged` if it moved. Institutions without credit are
-		/// ignored.
+		/// ignored. A gain from reported behaviour is cut to what is left of
+		/// the institution's `MaxCreditGainPerSession`.
 		pub(crate) fn change_credit(who: &T::AccountId, delta: i64, reason: CreditReason<T>) {
 			let Some(old) = Credits::<T>::get(who) else { return };
+			let mut delta = delta;
+			if delta > 0 && matches!(reason, CreditReason::Behaviour(_)) {
+				let gained = SessionGains::<T>::get(who);
+				let room = T::MaxCreditGainPerSession::get().saturating_sub(gained);
+				delta = delta.min(i64::from(room));
+				if delta <= 0 {
+					return;
+				}
+				// `delta` lies in 1..=room, a u32.
+				let add = u32::try_from(delta).unwrap_or(0);
+				SessionGains::<T>::insert(who, gained.saturating_add(add));
+			}
 			let max = i64::from(T::MaxCredit::get());
 			let new = i64::from(old).saturating_add(delta).clamp(0, max);
 			// `new` lies in 0..=MaxCredit, a u32.
@@ -864,18 +1004,27 @@ pub mod pallet {
 			rows
 		}
 
-		/// Scores the ending session's collators on the blocks they authored.
-		pub(crate) fn settle_authorship() -> Weight {
-			let collators = SelectedCollators::<T>::get();
+		/// Scores the collators that were active in the ending session on the
+		/// blocks they authored. Under Aura each had as many slots as the
+		/// others, so a full share is what the best of them authored (a stalled
+		/// chain costs nobody). One block short is tolerated (slot timing at
+		/// the session's edges); a collator short of more loses `BlockMissed`
+		/// for every tenth of the full share it missed (rounded up), whatever
+		/// the session length; one that authored its share gains
+		/// `BlockAuthored`.
+		pub(crate) fn settle_authorship(session: u32, collators: Vec<T::AccountId>) -> Weight {
 			let blocks = SessionBlocks::<T>::take();
 			let n = collators.len() as u32;
-			let expected = if n == 0 { 0 } else { blocks / n };
-			for who in collators.iter() {
-				let authored = AuthoredBlocks::<T>::take(who);
-				let missed = expected.saturating_sub(authored);
+			let authored: Vec<u32> = collators.iter().map(AuthoredBlocks::<T>::take).collect();
+			let expected = authored.iter().copied().max().unwrap_or(0);
+			for (who, authored) in collators.iter().zip(authored) {
+				let short = expected.saturating_sub(authored);
+				let missed = if short > 1 { short } else { 0 };
 				if missed > 0 {
+					// `expected > missed > 0` here.
+					let tenths = missed.saturating_mul(10).div_ceil(expected.max(1)).min(10);
 					let delta = i64::from(T::CreditPolicy::delta(Behaviour::BlockMissed))
-						.saturating_mul(i64::from(missed));
+						.saturating_mul(i64::from(tenths));
 					Self::change_credit(who, delta, CreditReason::Behaviour(Behaviour::BlockMissed));
 				} else if authored > 0 {
 					let delta = i64::from(T::CreditPolicy::delta(Behaviour::BlockAuthored));
@@ -886,8 +1035,10 @@ pub mod pallet {
 					);
 				}
 			}
-			// Authors that were not selected (for example after a set change).
+			// Authors outside the active set (none, unless the set changed
+			// outside pallet-session).
 			let _ = AuthoredBlocks::<T>::clear(T::MaxCandidates::get(), None);
+			Self::deposit_event(Event::AuthorshipSettled { session, collators: n, blocks });
 			T::DbWeight::get().reads_writes(
 				u64::from(n).saturating_add(2),
 				u64::from(n).saturating_mul(2).saturating_add(2),
@@ -926,7 +1077,7 @@ pub mod pallet {
 			for (who, info) in candidates {
 				let credit = Self::credit_of(&who);
 				if credit < T::MinCollatorCredit::get() || !Self::has_role(&who, Role::Producer) {
-					if Self::do_leave_candidates(&who).is_ok() {
+					if Self::do_leave_candidates(&who, true).is_ok() {
 						Self::deposit_event(Event::CandidateDropped { who, credit });
 					}
 					continue;
@@ -946,17 +1097,67 @@ pub mod pallet {
 			selected
 		}
 
-		/// Checks the pallet's invariants.
-		#[cfg(any(feature = "try-runtime", test))]
+		/// Checks the pallet's invariants (also callable from the runtime's
+		/// native tests, after every block they build).
+		#[cfg(any(feature = "try-runtime", feature = "std", test))]
 		pub fn do_try_state() -> Result<(), sp_runtime::TryRuntimeError> {
 			use frame_support::traits::fungible::InspectHold;
 			let sum = Delegations::<T>::iter()
 				.fold(BalanceOf::<T>::zero(), |acc, (_, _, amount)| acc.saturating_add(amount));
 			ensure!(sum == TotalDelegated::<T>::get(), "TotalDelegated differs from the sum");
+			let pending = Institutions::<T>::iter()
+				.filter(|(_, i)| i.status == InstitutionStatus::Pending)
+				.count() as u32;
+			ensure!(pending == PendingCount::<T>::get(), "PendingCount differs from the registry");
 			ensure!(
-				Institutions::<T>::iter().count() as u32 == InstitutionCount::<T>::get(),
+				Institutions::<T>::iter().count() as u32 ==
+					InstitutionCount::<T>::get().saturating_add(pending),
 				"InstitutionCount differs from the registry"
 			);
+			ensure!(
+				InstitutionCount::<T>::get() <= T::MaxInstitutions::get(),
+				"more members than MaxInstitutions"
+			);
+			ensure!(
+				pending <= T::MaxPendingApplications::get(),
+				"more applications than MaxPendingApplications"
+			);
+			for (who, gained) in SessionGains::<T>::iter() {
+				ensure!(gained <= T::MaxCreditGainPerSession::get(), "session gain above the cap");
+				ensure!(Credits::<T>::contains_key(&who), "session gain without credit");
+			}
+			for (_, used) in AuditorPenalties::<T>::iter() {
+				ensure!(
+					used <= T::MaxPenaltyPerAuditorPerSession::get(),
+					"auditor penalties above the cap"
+				);
+			}
+			for (who, info) in FormerCandidates::<T>::iter() {
+				ensure!(!Candidates::<T>::contains_key(&who), "former candidate is a candidate");
+				ensure!(info.delegators > 0, "former candidate without delegators");
+				let delegated = Delegations::<T>::iter()
+					.filter(|(_, c, _)| c == &who)
+					.fold(BalanceOf::<T>::zero(), |acc, (_, _, a)| acc.saturating_add(a));
+				ensure!(delegated == info.delegated, "former candidate's delegated differs");
+			}
+			for (_, candidate, _) in Delegations::<T>::iter() {
+				ensure!(
+					Candidates::<T>::contains_key(&candidate) ||
+						FormerCandidates::<T>::contains_key(&candidate),
+					"delegation to an unknown candidate"
+				);
+			}
+			for (who, inst) in Institutions::<T>::iter() {
+				ensure!(
+					T::Currency::balance_on_hold(&HoldReason::InstitutionBond.into(), &who) >=
+						inst.bond,
+					"institution bond not held"
+				);
+				ensure!(
+					(inst.status == InstitutionStatus::Pending) != Credits::<T>::contains_key(&who),
+					"credit must exist exactly for approved institutions"
+				);
+			}
 			ensure!(
 				Candidates::<T>::iter().count() as u32 == CandidateCount::<T>::get(),
 				"CandidateCount differs from the candidates"
@@ -1001,28 +1202,96 @@ impl<T: Config> CreditReporter<T::AccountId> for Pallet<T> {
 	fn report(who: &T::AccountId, behaviour: Behaviour) {
 		let delta = i64::from(T::CreditPolicy::delta(behaviour));
 		Pallet::<T>::change_credit(who, delta, CreditReason::Behaviour(behaviour));
+		Pallet::<T>::slash_bond(who, behaviour);
 	}
 }
 
+impl<T: Config> Pallet<T> {
+	/// Slashes `CreditPolicy::slash(behaviour)` of `who`'s institution bond, to
+	/// `SlashBeneficiary` or burned. Never fails: whatever is held is taken.
+	pub(crate) fn slash_bond(who: &T::AccountId, behaviour: Behaviour) {
+		let share = T::CreditPolicy::slash(behaviour);
+		if share.is_zero() {
+			return;
+		}
+		let Some(inst) = Institutions::<T>::get(who) else { return };
+		let amount = share * inst.bond;
+		if amount.is_zero() {
+			return;
+		}
+		let reason = HoldReason::InstitutionBond.into();
+		let taken = match T::SlashBeneficiary::get() {
+			Some(dest) => T::Currency::transfer_on_hold(
+				&reason,
+				who,
+				&dest,
+				amount,
+				Precision::BestEffort,
+				Restriction::Free,
+				Fortitude::Force,
+			),
+			None => T::Currency::burn_held(
+				&reason,
+				who,
+				amount,
+				Precision::BestEffort,
+				Fortitude::Force,
+			),
+		};
+		let Ok(taken) = taken else {
+			log::warn!(target: LOG_TARGET, "could not slash an institution bond");
+			return;
+		};
+		Institutions::<T>::mutate(who, |maybe| {
+			if let Some(inst) = maybe {
+				inst.bond = inst.bond.saturating_sub(taken);
+			}
+		});
+		Self::deposit_event(Event::BondSlashed { who: who.clone(), amount: taken, behaviour });
+	}
+}
+
+/// pallet-session calls, in one rotation from session `i` to `i + 1`:
+/// `end_session(i)`, `start_session(i + 1)`, then `new_session(i + 2)` to plan
+/// the set after next. Authorship is therefore settled in `end_session`,
+/// against the set that was active in `i` ([`Config::SessionCollators`]),
+/// never against the set `new_session` plans.
 impl<T: Config> pallet_session::SessionManager<T::AccountId> for Pallet<T> {
 	fn new_session(index: u32) -> Option<Vec<T::AccountId>> {
-		let mut weight = Self::settle_authorship();
-		weight.saturating_accrue(Self::drift_credits());
-		let selected = Self::select_collators(index);
+		let mut weight = Self::drift_credits();
+		let mut selected = Self::select_collators(index);
 		weight.saturating_accrue(T::WeightInfo::new_session(
 			CandidateCount::<T>::get(),
 			InstitutionCount::<T>::get(),
 		));
+		let kept = selected.is_empty();
+		if kept {
+			// Nobody qualifies and there are no invulnerables: keep the active
+			// collators that are still active producers, so the chain goes on.
+			selected = T::SessionCollators::get()
+				.into_iter()
+				.filter(|who| Self::has_role(who, Role::Producer))
+				.take(T::DesiredCollators::get() as usize)
+				.collect();
+		}
 		frame_system::Pallet::<T>::register_extra_weight_unchecked(
 			weight,
 			frame_support::dispatch::DispatchClass::Mandatory,
 		);
 		if selected.is_empty() {
+			log::warn!(target: LOG_TARGET, "session {index}: no collator qualifies; set unchanged");
 			return None;
 		}
 		let bounded = frame_support::BoundedVec::truncate_from(selected.clone());
 		SelectedCollators::<T>::put(bounded);
-		Self::deposit_event(Event::CollatorsSelected { session: index, collators: selected.clone() });
+		if kept {
+			Self::deposit_event(Event::CollatorsKept { session: index, collators: selected.clone() });
+		} else {
+			Self::deposit_event(Event::CollatorsSelected {
+				session: index,
+				collators: selected.clone(),
+			});
+		}
 		Some(selected)
 	}
 
@@ -1035,7 +1304,18 @@ impl<T: Config> pallet_session::SessionManager<T::AccountId> for Pallet<T> {
 		}
 	}
 
-	fn end_session(_: u32) {}
+	fn end_session(index: u32) {
+		// Session caps start afresh with every session.
+		let max = T::MaxInstitutions::get().saturating_add(T::MaxPendingApplications::get());
+		let gains = SessionGains::<T>::clear(max, None).loops;
+		let penalties = AuditorPenalties::<T>::clear(max, None).loops;
+		let mut weight = T::DbWeight::get().writes(u64::from(gains.saturating_add(penalties)));
+		weight.saturating_accrue(Self::settle_authorship(index, T::SessionCollators::get()));
+		frame_system::Pallet::<T>::register_extra_weight_unchecked(
+			weight,
+			frame_support::dispatch::DispatchClass::Mandatory,
+		);
+	}
 
 	fn start_session(_: u32) {}
 }

@@ -5,6 +5,7 @@ use frame_support::{
 	derive_impl, parameter_types,
 	traits::{ConstU32, ConstU64, ValidatorRegistration},
 };
+use pallet_session::SessionManager;
 use frame_system::EnsureRoot;
 use medchain_primitives::{HospitalGrade, InstitutionKind, Roles};
 use sp_runtime::{BuildStorage, Perbill};
@@ -37,6 +38,49 @@ impl pallet_balances::Config for Test {
 parameter_types! {
 	/// Accounts whose session keys count as registered.
 	pub static KeysRegistered: Vec<AccountId> = vec![];
+	/// pallet-session's `Validators`: the set active in the current session.
+	pub static ActiveSet: Vec<AccountId> = vec![];
+	/// pallet-session's queued set: active from the next session.
+	pub static QueuedSet: Vec<AccountId> = vec![];
+	/// pallet-session's `CurrentIndex`.
+	pub static SessionIndex: u32 = 0;
+	/// Where slashed bonds go (`None` burns them).
+	pub static SlashTo: Option<AccountId> = None;
+}
+
+/// The mock's pallet-session validators.
+pub struct MockSessionCollators;
+impl frame_support::traits::Get<Vec<AccountId>> for MockSessionCollators {
+	fn get() -> Vec<AccountId> {
+		ActiveSet::get()
+	}
+}
+
+/// Rotates the session in the order pallet-session 50's `rotate_session` uses:
+/// `end_session(i)`, the queued set becomes active, `start_session(i + 1)`, then
+/// `new_session(i + 2)` plans the set after next (`None` keeps the active
+/// set). Collators without session keys are not queued, as in pallet-session.
+pub fn rotate_session() {
+	let i = SessionIndex::get();
+	Reputation::end_session(i);
+	ActiveSet::set(QueuedSet::get());
+	SessionIndex::set(i + 1);
+	Reputation::start_session(i + 1);
+	let next = Reputation::new_session(i + 2).unwrap_or_else(ActiveSet::get);
+	let keys = KeysRegistered::get();
+	QueuedSet::set(next.into_iter().filter(|c| keys.contains(c)).collect());
+}
+
+/// Notes `blocks` blocks authored round robin by the active set (Aura), of
+/// which collators in `silent` author none (their slots stay empty).
+pub fn author_blocks(blocks: u32, silent: &[AccountId]) {
+	let set = ActiveSet::get();
+	for slot in 0..blocks as usize {
+		let author = set[slot % set.len()];
+		if !silent.contains(&author) {
+			<Reputation as pallet_authorship::EventHandler<_, _>>::note_author(author);
+		}
+	}
 }
 
 /// Session-key registration, driven by [`KeysRegistered`].
@@ -55,6 +99,10 @@ pub const MIN_CANDIDATE_BOND: u64 = 500;
 pub const MIN_DELEGATION: u64 = 10;
 /// Unbonding delay in tests.
 pub const UNBONDING_DELAY: u64 = 5;
+/// Most credit gained per session in tests.
+pub const MAX_GAIN: u32 = 20;
+/// Most penalty points per auditor per session in tests.
+pub const MAX_PENALTY: u32 = 100;
 
 impl pallet_reputation::Config for Test {
 	type RuntimeEvent = RuntimeEvent;
@@ -63,6 +111,8 @@ impl pallet_reputation::Config for Test {
 	type GovernanceOrigin = EnsureRoot<AccountId>;
 	type ValidatorRegistration = MockRegistration;
 	type CreditPolicy = DefaultCreditPolicy;
+	type SessionCollators = MockSessionCollators;
+	type SlashBeneficiary = SlashTo;
 	type InstitutionBond = ConstU64<INSTITUTION_BOND>;
 	type MinCandidateBond = ConstU64<MIN_CANDIDATE_BOND>;
 	type MinDelegation = ConstU64<MIN_DELEGATION>;
@@ -73,6 +123,9 @@ impl pallet_reputation::Config for Test {
 	type DesiredCollators = ConstU32<2>;
 	type UnbondingDelay = ConstU64<UNBONDING_DELAY>;
 	type MaxInstitutions = ConstU32<8>;
+	type MaxPendingApplications = ConstU32<4>;
+	type MaxCreditGainPerSession = ConstU32<MAX_GAIN>;
+	type MaxPenaltyPerAuditorPerSession = ConstU32<MAX_PENALTY>;
 	type MaxCandidates = ConstU32<4>;
 	type MaxInvulnerables = ConstU32<2>;
 	type MaxDelegationsPerDelegator = ConstU32<2>;
@@ -146,13 +199,21 @@ impl ExtBuilder {
 		.unwrap();
 		pallet_reputation::GenesisConfig::<Test> {
 			institutions: self.institutions,
-			invulnerables: self.invulnerables,
+			invulnerables: self.invulnerables.clone(),
 		}
 		.assimilate_storage(&mut storage)
 		.unwrap();
-		KeysRegistered::set(vec![]);
+		KeysRegistered::set(self.invulnerables.clone());
+		SessionIndex::set(0);
+		SlashTo::set(None);
 		let mut ext = sp_io::TestExternalities::new(storage);
-		ext.execute_with(|| System::set_block_number(1));
+		ext.execute_with(|| {
+			System::set_block_number(1);
+			// pallet-session's genesis: sessions 0 and 1 use the genesis set.
+			let genesis = Reputation::new_session_genesis(0).unwrap_or_default();
+			ActiveSet::set(genesis.clone());
+			QueuedSet::set(genesis);
+		});
 		ext
 	}
 }

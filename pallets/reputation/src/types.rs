@@ -7,6 +7,7 @@ use frame_system::pallet_prelude::BlockNumberFor;
 use crate::{BalanceOf, Config};
 use medchain_primitives::{Behaviour, InstitutionKind, InstitutionStatus, Roles};
 use scale_info::TypeInfo;
+use sp_runtime::Perbill;
 
 /// A registered institution.
 #[derive(CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, MaxEncodedLen, TypeInfo)]
@@ -67,10 +68,17 @@ pub enum CreditReason<T: Config> {
 	Drift,
 }
 
-/// Maps each reported behaviour to a credit change.
+/// Maps each reported behaviour to a credit change and, for the gravest, a
+/// share of the institution's bond to slash.
 pub trait CreditPolicy {
 	/// The credit change for `behaviour` (negative lowers the score).
 	fn delta(behaviour: Behaviour) -> i32;
+
+	/// The share of the institution bond slashed for `behaviour` (none by
+	/// default).
+	fn slash(_behaviour: Behaviour) -> Perbill {
+		Perbill::zero()
+	}
 }
 
 /// The default credit changes (see the crate README for the table).
@@ -88,8 +96,21 @@ impl CreditPolicy for DefaultCreditPolicy {
 			Behaviour::ReencryptionServed => 1,
 			Behaviour::ReencryptionFailed => -25,
 			Behaviour::BlockAuthored => 5,
-			Behaviour::BlockMissed => -20,
+			// Per tenth of its expected share of a session's blocks missed.
+			Behaviour::BlockMissed => -25,
 			Behaviour::BreakGlassUnreviewed => -50,
+		}
+	}
+
+	fn slash(behaviour: Behaviour) -> Perbill {
+		match behaviour {
+			// A break-glass access nobody could justify: a tenth of the bond.
+			Behaviour::BreakGlassUnreviewed => Perbill::from_percent(10),
+			// An aggregate that contradicts the agreed model: a twentieth.
+			Behaviour::AggregationMismatched => Perbill::from_percent(5),
+			// A record the validators rejected as false: a fiftieth.
+			Behaviour::RecordRejected => Perbill::from_percent(2),
+			_ => Perbill::zero(),
 		}
 	}
 }

@@ -145,6 +145,25 @@ export async function waitForBlock(api, n, timeoutMs = 60_000) {
 }
 
 /**
+ * Resolves with the grant once `threshold` of its proxies acknowledged it
+ * (requests are refused before). Proxies running in a node acknowledge by
+ * themselves a block or two after the grant; others must send
+ * `proxyReencrypt.acknowledgeGrant`. Rejects if a proxy disputed the grant.
+ */
+export async function waitForAcknowledged(api, grantId, timeoutMs = 60_000) {
+  const t0 = Date.now();
+  for (;;) {
+    const g = (await api.query.proxyReencrypt.grants(grantId)).unwrap();
+    if (g.disputedBy.isSome) throw new Error(`grant ${grantId} disputed by ${g.disputedBy.unwrap()}`);
+    if (g.acknowledged.length >= g.threshold.toNumber()) return g;
+    if (Date.now() - t0 > timeoutMs) {
+      throw new Error(`grant ${grantId}: ${g.acknowledged.length} of ${g.threshold} proxies acknowledged in time`);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/**
  * Signs and sends `tx`, resolving with { blockHash, events } once it is in a
  * block; rejects with the decoded module error if dispatch failed.
  */

@@ -8,8 +8,9 @@
 //! 2. `block` is at most [`FRESHNESS`] blocks behind the best block (a
 //!    captured request cannot be replayed later),
 //! 3. the chain lets `accessor` read the record now: its patient, its
-//!    issuing institution, or a grantee with a live grant covering it
-//!    (`ProxyReencryptApi_readable_under`: not revoked, not expired; an
+//!    issuing institution, or a grantee with a usable grant covering it
+//!    (`ProxyReencryptApi_readable_under`: not revoked, not expired, not
+//!    disputed and acknowledged by its threshold of proxies; an
 //!    emergency grant only after the glass was broken for this record),
 //! 4. the stored ciphertext still matches the digest on chain, and
 //! 5. the read is logged on chain first: `log_access` signed by the

@@ -1,0 +1,124 @@
+//! Queries behind the runtime API (what portals, grantees and record
+//! gateways ask) and the pallet's invariants.
+
+use crate::*;
+#[cfg(any(feature = "try-runtime", test))]
+use frame_support::ensure;
+
+impl<T: Config> Pallet<T> {
+	/// The usable (live, undisputed, acknowledged) grant of `who` under
+	/// which `record` may be read now, if any (what record gateways check).
+	/// Emergency grants count only for the records of open or ready
+	/// break-glass requests.
+	pub fn readable_under(who: &T::AccountId, record: RecordId) -> Option<GrantId> {
+		let r = T::Records::record(record)?;
+		let now = frame_system::Pallet::<T>::block_number();
+		GranteeGrants::<T>::get(who).into_iter().find(|id| {
+			let Some(g) = Grants::<T>::get(id) else { return false };
+			if !(g.is_usable(now) && g.patient == r.patient && g.scope.covers(record, r.kind)) {
+				return false;
+			}
+			!g.emergency ||
+				RecordRequests::<T>::iter_key_prefix(record).any(|q| {
+					Requests::<T>::get(q).is_some_and(|req| {
+						req.grant == *id && req.emergency.is_some() && req.status != RequestStatus::Expired
+					})
+				})
+		})
+	}
+
+	/// Grants listed for `patient`, with their state (runtime API).
+	pub fn grants_of_patient(patient: &T::AccountId) -> Vec<(GrantId, Grant<T>)> {
+		PatientGrants::<T>::get(patient)
+			.into_iter()
+			.filter_map(|id| Grants::<T>::get(id).map(|g| (id, g)))
+			.collect()
+	}
+
+	/// Records `grantee` may request now, with the grant to use (runtime API).
+	pub fn accessible_records(grantee: &T::AccountId) -> Vec<(RecordId, GrantId)> {
+		let now = frame_system::Pallet::<T>::block_number();
+		let mut out = Vec::new();
+		for id in GranteeGrants::<T>::get(grantee) {
+			let Some(g) = Grants::<T>::get(id) else { continue };
+			if !g.is_usable(now) {
+				continue;
+			}
+			for record in T::Records::records_of(&g.patient) {
+				let Some(r) = T::Records::record(record) else { continue };
+				if r.available && g.scope.covers(record, r.kind) && !out.iter().any(|(x, _)| *x == record) {
+					out.push((record, id));
+				}
+			}
+		}
+		out.sort_unstable();
+		out
+	}
+
+	/// Every request for `record`, oldest first (runtime API).
+	pub fn access_log(record: RecordId) -> Vec<(RequestId, AccessRequest<T>)> {
+		let mut ids: Vec<RequestId> = RecordRequests::<T>::iter_key_prefix(record).collect();
+		ids.sort_unstable();
+		ids.into_iter().filter_map(|id| Requests::<T>::get(id).map(|r| (id, r))).collect()
+	}
+
+	/// The accepted capsule fragments of a request (runtime API).
+	pub fn fragments_of(request: RequestId) -> Vec<(T::AccountId, Vec<u8>)> {
+		Fragments::<T>::iter_prefix(request)
+			.filter_map(|(proxy, s)| match s {
+				Submission::Accepted(f) => Some((proxy, f.into_inner())),
+				Submission::Rejected => None,
+			})
+			.collect()
+	}
+
+	/// Checks the pallet's invariants.
+	#[cfg(any(feature = "try-runtime", test))]
+	pub fn do_try_state() -> Result<(), sp_runtime::TryRuntimeError> {
+		let next_grant = NextGrantId::<T>::get();
+		for (id, g) in Grants::<T>::iter() {
+			ensure!(id < next_grant, "grant id beyond NextGrantId");
+			ensure!(
+				g.threshold >= 1 && g.threshold as usize <= g.proxies.len(),
+				"grant threshold out of range"
+			);
+			let listed = PatientGrants::<T>::get(&g.patient).contains(&id);
+			ensure!(listed == g.revoked_at.is_none(), "patient list disagrees with revocation");
+			if g.revoked_at.is_some() {
+				ensure!(SealedFragments::<T>::iter_prefix(id).next().is_none(), "revoked grant kept fragments");
+			}
+			for (i, p) in g.acknowledged.iter().enumerate() {
+				ensure!(g.proxies.contains(p), "acknowledged by a proxy not of the grant");
+				ensure!(!g.acknowledged[..i].contains(p), "acknowledged twice");
+				ensure!(!g.is_party(p), "acknowledged by the patient or grantee");
+			}
+			if let Some(p) = &g.disputed_by {
+				ensure!(g.proxies.contains(p) && !g.acknowledged.contains(p), "disputed by a proxy not of the grant");
+			}
+			for p in g.proxies.iter() {
+				let pending = g.revoked_at.is_none() && g.disputed_by.is_none() && !g.acknowledged.contains(p);
+				ensure!(
+					PendingAcknowledgements::<T>::contains_key(p, id) == pending,
+					"pending acknowledgements disagree with the grant"
+				);
+			}
+		}
+		for (p, id) in PendingAcknowledgements::<T>::iter_keys() {
+			ensure!(Grants::<T>::get(id).is_some_and(|g| g.proxies.contains(&p)), "pending for an unknown grant");
+		}
+		let open = OpenRequests::<T>::get();
+		let next_request = NextRequestId::<T>::get();
+		for (id, req) in Requests::<T>::iter() {
+			ensure!(id < next_request, "request id beyond NextRequestId");
+			ensure!(
+				open.contains(&id) == (req.status == RequestStatus::Open),
+				"open list disagrees with request status"
+			);
+			let accepted = Fragments::<T>::iter_prefix(id)
+				.filter(|(_, s)| matches!(s, Submission::Accepted(_)))
+				.count();
+			ensure!(accepted == req.fragments as usize, "fragment count disagrees with storage");
+		}
+		Ok(())
+	}
+}

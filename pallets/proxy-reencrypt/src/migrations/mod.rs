@@ -1,0 +1,3 @@
+//! Storage migrations of the proxy re-encryption pallet.
+
+pub mod v1;

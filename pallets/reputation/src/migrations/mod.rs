@@ -1,0 +1,3 @@
+//! Storage migrations of the reputation pallet.
+
+pub mod v2;

@@ -195,6 +195,16 @@ parameter_types! {
 	pub const Offset: u32 = 0;
 }
 
+/// The session length pallet-session uses: [`SessionPeriod`], at least one
+/// block (a zero written to storage would otherwise divide by zero in every
+/// block's `should_end_session`).
+pub struct SessionLength;
+impl Get<u32> for SessionLength {
+	fn get() -> u32 {
+		SessionPeriod::get().max(1)
+	}
+}
+
 /// The collators active in the current session: pallet-session's validators
 /// (the validator id is the account id).
 pub struct ActiveCollators;
@@ -209,8 +219,8 @@ impl pallet_session::Config for Runtime {
 	type ValidatorId = <Self as frame_system::Config>::AccountId;
 	// No stash/controller split: the collator's account is its validator id.
 	type ValidatorIdOf = sp_runtime::traits::ConvertInto;
-	type ShouldEndSession = pallet_session::PeriodicSessions<SessionPeriod, Offset>;
-	type NextSessionRotation = pallet_session::PeriodicSessions<SessionPeriod, Offset>;
+	type ShouldEndSession = pallet_session::PeriodicSessions<SessionLength, Offset>;
+	type NextSessionRotation = pallet_session::PeriodicSessions<SessionLength, Offset>;
 	// Credit-weighted DPoS picks each session's collators.
 	type SessionManager = Reputation;
 	type SessionHandler = <SessionKeys as sp_runtime::traits::OpaqueKeys>::KeyTypeIdProviders;
@@ -261,7 +271,7 @@ impl pallet_reputation::Config for Runtime {
 	type UnbondingDelay = ConstU32<DAYS>;
 	type MaxInstitutions = ConstU32<1_000>;
 	type MaxPendingApplications = ConstU32<64>;
-	type MaxCreditGainPerSession = ConstU32<50>;
+	type MaxCreditGainPerSession = ConstU32<20>;
 	type MaxPenaltyPerAuditorPerSession = ConstU32<200>;
 	type MaxCandidates = ConstU32<100>;
 	type MaxInvulnerables = ConstU32<8>;

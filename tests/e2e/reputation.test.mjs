@@ -159,7 +159,8 @@ test('a newly elected collator keeps its credit over real session changes', asyn
   const { api } = node;
   // Sessions of 4 blocks: the runtime's `SessionPeriod` storage parameter.
   const key = xxhashAsHex(':SessionPeriod:', 128);
-  const value = api.createType('u32', 4).toHex();
+  // The SCALE (little-endian) bytes: `toHex()` of a u32 would be big-endian.
+  const value = u8aToHex(api.createType('u32', 4).toU8a());
   await sendAndWait(api, api.tx.sudo.sudo(api.tx.system.setStorage([[key, value]])), k.alice);
   const before = (await api.call.reputationApi.credit(k.charlie.address)).unwrap().toNumber();
 

@@ -280,6 +280,16 @@ pub trait CreditReporter<AccountId> {
 	fn report(who: &AccountId, behaviour: Behaviour);
 }
 
+/// Reports behaviour an auditor's verdict establishes, charged to that
+/// auditor's allowance of penalties per session, so that one auditor cannot
+/// condemn everything a competitor does.
+pub trait AuditorVerdicts<AccountId> {
+	/// Reports `behaviour` of `who` on the verdict of `auditor` if what it
+	/// costs `who` fits in what is left of `auditor`'s allowance; returns
+	/// whether it was reported (nothing changes otherwise).
+	fn report_verdict(auditor: &AccountId, who: &AccountId, behaviour: Behaviour) -> bool;
+}
+
 /// Reads credit scores.
 pub trait CreditScore<AccountId> {
 	/// The credit score of `who`; zero for accounts without one.
@@ -288,6 +298,12 @@ pub trait CreditScore<AccountId> {
 
 impl<AccountId> CreditReporter<AccountId> for () {
 	fn report(_: &AccountId, _: Behaviour) {}
+}
+
+impl<AccountId> AuditorVerdicts<AccountId> for () {
+	fn report_verdict(_: &AccountId, _: &AccountId, _: Behaviour) -> bool {
+		true
+	}
 }
 
 #[cfg(test)]

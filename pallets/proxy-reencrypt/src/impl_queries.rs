@@ -92,11 +92,25 @@ impl<T: Config> Pallet<T> {
 				ensure!(!g.acknowledged[..i].contains(p), "acknowledged twice");
 				ensure!(!g.is_party(p), "acknowledged by the patient or grantee");
 			}
-			if let Some(p) = &g.disputed_by {
+			let disputes = Disputes::<T>::get(id);
+			for (i, p) in disputes.iter().enumerate() {
 				ensure!(g.proxies.contains(p) && !g.acknowledged.contains(p), "disputed by a proxy not of the grant");
+				ensure!(!disputes[..i].contains(p), "disputed twice");
 			}
+			ensure!(g.revoked_at.is_none() || disputes.is_empty(), "revoked grant kept disputes");
+			if let (None, Some(p)) = (g.revoked_at, &g.disputed_by) {
+				ensure!(disputes.contains(p), "disputed_by is not among the disputes");
+			}
+			let can_serve = g.proxies.len().saturating_sub(disputes.len());
+			ensure!(
+				g.revoked_at.is_some() || (can_serve < g.threshold as usize) == g.disputed_by.is_some(),
+				"grant unusable by disputes disagrees with disputed_by"
+			);
 			for p in g.proxies.iter() {
-				let pending = g.revoked_at.is_none() && g.disputed_by.is_none() && !g.acknowledged.contains(p);
+				let pending = g.revoked_at.is_none() &&
+					g.disputed_by.is_none() &&
+					!g.acknowledged.contains(p) &&
+					!disputes.contains(p);
 				ensure!(
 					PendingAcknowledgements::<T>::contains_key(p, id) == pending,
 					"pending acknowledgements disagree with the grant"

@@ -21,9 +21,10 @@
 //! - **Consent of the proxies.** A proxy named in a grant opens and verifies
 //!   its sealed key fragment and then [`Pallet::acknowledge_grant`]s it, or
 //!   [`Pallet::dispute_grant`]s it if the fragment does not open or verify (a
-//!   disputed grant cannot be used). Nodes' offchain workers do this by
-//!   themselves. No request is accepted before `threshold` proxies
-//!   acknowledged, and only acknowledged proxies are asked to serve, earn
+//!   grant is unusable once fewer than `threshold` undisputed proxies remain;
+//!   one proxy cannot veto a grant the others can serve). Nodes' offchain
+//!   workers do this by themselves. No request is accepted before
+//!   `threshold` proxies acknowledged, and only acknowledged proxies are asked to serve, earn
 //!   credit for serving or lose it for failing: nobody can make an
 //!   institution liable for a grant it never agreed to serve.
 //! - **Request.** [`Pallet::request_access`]: the grantee asks for one record
@@ -74,7 +75,7 @@ pub use weights::WeightInfo;
 
 use alloc::vec::Vec;
 use frame_support::BoundedVec;
-use medchain_primitives::{Behaviour, CreditReporter, InstitutionRegistry, RecordIndex, Role};
+use medchain_primitives::{AuditorVerdicts, Behaviour, CreditReporter, InstitutionRegistry, RecordIndex, Role};
 use sp_core::H256;
 use sp_runtime::{traits::Saturating, KeyTypeId};
 
@@ -144,7 +145,7 @@ pub mod pallet {
 		type Registry: InstitutionRegistry<Self::AccountId>;
 
 		/// Where proxies' and break-glass institutions' behaviour is reported.
-		type Credit: CreditReporter<Self::AccountId>;
+		type Credit: CreditReporter<Self::AccountId> + AuditorVerdicts<Self::AccountId>;
 
 		/// The record index.
 		type Records: RecordIndex<Self::AccountId>;
@@ -232,6 +233,13 @@ pub mod pallet {
 	pub type PendingAcknowledgements<T: Config> =
 		StorageDoubleMap<_, Blake2_128Concat, T::AccountId, Twox64Concat, GrantId, (), OptionQuery>;
 
+	/// Proxies of a grant that disputed their key fragment (it did not open
+	/// or verify), by grant; cleared on revocation. The grant stays usable
+	/// while `threshold` of its other proxies can still serve.
+	#[pallet::storage]
+	pub type Disputes<T: Config> =
+		StorageMap<_, Twox64Concat, GrantId, BoundedVec<T::AccountId, T::MaxProxies>, ValueQuery>;
+
 	/// Grants a patient made that are not revoked.
 	#[pallet::storage]
 	pub type PatientGrants<T: Config> =
@@ -304,8 +312,10 @@ pub mod pallet {
 		GrantRevoked { grant: GrantId },
 		/// A proxy opened and verified its key fragment and agreed to serve.
 		GrantAcknowledged { grant: GrantId, proxy: T::AccountId },
-		/// A proxy's key fragment did not open or verify: the grant cannot be used.
-		GrantDisputed { grant: GrantId, proxy: T::AccountId },
+		/// A proxy's key fragment did not open or verify: that proxy will not
+		/// serve the grant. `unusable` when fewer than `threshold` proxies are
+		/// left that could (the grant's `disputed_by` then names `proxy`).
+		GrantDisputed { grant: GrantId, proxy: T::AccountId, unusable: bool },
 		/// A grantee asked to read a record (audit entry).
 		AccessRequested {
 			request: RequestId,
@@ -416,7 +426,7 @@ pub mod pallet {
 		ProxyIsParty,
 		/// Fewer than `threshold` proxies acknowledged the grant yet.
 		GrantNotAcknowledged,
-		/// A proxy disputed the grant: it cannot be used.
+		/// Too many proxies disputed the grant: it cannot be used.
 		GrantDisputed,
 		/// This proxy already acknowledged the grant.
 		AlreadyAcknowledged,
@@ -426,6 +436,10 @@ pub mod pallet {
 		RequestTooSoon,
 		/// An institution cannot review its own break-glass access.
 		CannotReviewOwnAccess,
+		/// This proxy already disputed the grant.
+		AlreadyDisputed,
+		/// The auditor used up its allowance of penalties for this session.
+		VerdictCapExceeded,
 	}
 
 	#[pallet::hooks]
@@ -615,6 +629,7 @@ pub mod pallet {
 				Ok(g.proxies.len() as u32)
 			})?;
 			let _ = SealedFragments::<T>::clear_prefix(grant, proxies, None);
+			Disputes::<T>::remove(grant);
 			Self::deposit_event(Event::GrantRevoked { grant });
 			Ok(Some(T::WeightInfo::revoke_grant(proxies)).into())
 		}
@@ -704,9 +719,7 @@ pub mod pallet {
 			let capsule = Capsules::<T>::get(req.record).ok_or(Error::<T>::NoCapsule)?;
 			if Self::fragment_verifies(&g, &capsule, &fragment) {
 				Fragments::<T>::insert(request, &proxy, Submission::Accepted(fragment));
-				// Serving one's own grant earns nothing (grants naming their
-				// parties as proxies are refused; this covers older ones).
-				if !g.is_party(&proxy) {
+				if Self::earns_serving_credit(&g, req.record, &proxy) {
 					T::Credit::report(&proxy, Behaviour::ReencryptionServed);
 				}
 				Self::deposit_event(Event::FragmentAccepted { request, proxy });
@@ -726,12 +739,15 @@ pub mod pallet {
 		}
 
 		/// An auditor's verdict on a break-glass access, within its window. An
-		/// unjustified access costs the institution credit. No institution
-		/// reviews its own access.
+		/// unjustified access costs the institution credit (and a share of its
+		/// bond), charged to the auditor's per-session penalty allowance in
+		/// `pallet-reputation`: one auditor cannot condemn every emergency
+		/// access of a competitor. No institution reviews its own access.
 		///
 		/// Origin: an active auditor institution other than the one that
 		/// broke the glass. Errors: `NotAuditor`, `RequestNotFound`,
-		/// `NotEmergency`, `CannotReviewOwnAccess`, `AlreadyReviewed`.
+		/// `NotEmergency`, `CannotReviewOwnAccess`, `AlreadyReviewed`,
+		/// `VerdictCapExceeded`.
 		#[pallet::call_index(8)]
 		#[pallet::weight(T::WeightInfo::review_emergency())]
 		pub fn review_emergency(origin: OriginFor<T>, request: RequestId, justified: bool) -> DispatchResult {
@@ -742,11 +758,15 @@ pub mod pallet {
 				let e = req.emergency.as_mut().ok_or(Error::<T>::NotEmergency)?;
 				ensure!(req.requester != auditor, Error::<T>::CannotReviewOwnAccess);
 				ensure!(e.review == Review::Pending, Error::<T>::AlreadyReviewed);
+				if !justified {
+					ensure!(
+						T::Credit::report_verdict(&auditor, &req.requester, Behaviour::BreakGlassUnreviewed),
+						Error::<T>::VerdictCapExceeded
+					);
+				}
+				// Nothing below can fail.
 				e.review = Review::Reviewed { auditor: auditor.clone(), justified };
 				ReviewDeadlines::<T>::mutate(e.review_by, |l| l.retain(|x| *x != request));
-				if !justified {
-					T::Credit::report(&req.requester, Behaviour::BreakGlassUnreviewed);
-				}
 				Ok(())
 			})?;
 			Self::deposit_event(Event::EmergencyReviewed { request, auditor, justified });
@@ -773,7 +793,7 @@ pub mod pallet {
 			ensure!(T::Registry::is_active(&proxy), Error::<T>::NotInstitution);
 			Grants::<T>::try_mutate(grant, |maybe| -> DispatchResult {
 				let g = maybe.as_mut().ok_or(Error::<T>::GrantNotFound)?;
-				Self::ensure_may_answer(g, &proxy)?;
+				Self::ensure_may_answer(grant, g, &proxy)?;
 				ensure!(!g.is_party(&proxy), Error::<T>::ProxyIsParty);
 				// Room is certain: `acknowledged` holds distinct proxies of the
 				// grant, and `proxy` is one of them not yet in it.
@@ -788,30 +808,46 @@ pub mod pallet {
 
 		/// A proxy's refusal of a grant whose sealed key fragment does not open
 		/// with its key or does not verify against the patient's keys (the
-		/// node's offchain worker sends this by itself). The grant can no longer
-		/// be used: no request is accepted, no fragment is accepted, open
-		/// requests expire without penalty. Nobody's credit changes; the
-		/// patient grants again with working fragments.
+		/// node's offchain worker sends this by itself). The proxy will not
+		/// serve the grant. The grant itself stays usable while at least
+		/// `threshold` of its proxies have not disputed it: one proxy cannot
+		/// take away a patient's grant that the others can serve. Once fewer
+		/// remain, the grant cannot be used (`disputed_by`): no request or
+		/// fragment is accepted, open requests expire without penalty, and
+		/// the patient grants again with working fragments. Nobody's credit
+		/// changes.
 		///
-		/// Origin: an active institution named as proxy of the grant that did
-		/// not acknowledge it. Emits `GrantDisputed`. Errors: `NotInstitution`,
-		/// `GrantNotFound`, `GrantNotLive`, `GrantDisputed`, `NotProxyOfGrant`,
-		/// `AlreadyAcknowledged`. Complexity: O(`MaxProxies`).
+		/// Origin: an active institution named as proxy of the grant that
+		/// neither acknowledged nor disputed it. Emits `GrantDisputed`.
+		/// Errors: `NotInstitution`, `GrantNotFound`, `GrantNotLive`,
+		/// `GrantDisputed`, `NotProxyOfGrant`, `AlreadyAcknowledged`,
+		/// `AlreadyDisputed`. Complexity: O(`MaxProxies`).
 		#[pallet::call_index(10)]
 		#[pallet::weight(T::WeightInfo::dispute_grant(T::MaxProxies::get()))]
 		pub fn dispute_grant(origin: OriginFor<T>, grant: GrantId) -> DispatchResultWithPostInfo {
 			let proxy = ensure_signed(origin)?;
 			ensure!(T::Registry::is_active(&proxy), Error::<T>::NotInstitution);
-			let proxies = Grants::<T>::try_mutate(grant, |maybe| -> Result<u32, DispatchError> {
+			let answer = |maybe: &mut Option<Grant<T>>| -> Result<(u32, bool), DispatchError> {
 				let g = maybe.as_mut().ok_or(Error::<T>::GrantNotFound)?;
-				Self::ensure_may_answer(g, &proxy)?;
-				g.disputed_by = Some(proxy.clone());
-				for p in g.proxies.iter() {
-					PendingAcknowledgements::<T>::remove(p, grant);
+				Self::ensure_may_answer(grant, g, &proxy)?;
+				let mut disputes = Disputes::<T>::get(grant);
+				// Room is certain: `disputes` holds distinct proxies of the
+				// grant, and `proxy` is one of them not yet in it.
+				disputes.try_push(proxy.clone()).map_err(|_| Error::<T>::AlreadyDisputed)?;
+				let can_serve = g.proxies.len().saturating_sub(disputes.len());
+				let unusable = can_serve < g.threshold as usize;
+				Disputes::<T>::insert(grant, disputes);
+				PendingAcknowledgements::<T>::remove(&proxy, grant);
+				if unusable {
+					g.disputed_by = Some(proxy.clone());
+					for p in g.proxies.iter() {
+						PendingAcknowledgements::<T>::remove(p, grant);
+					}
 				}
-				Ok(g.proxies.len() as u32)
-			})?;
-			Self::deposit_event(Event::GrantDisputed { grant, proxy });
+				Ok((g.proxies.len() as u32, unusable))
+			};
+			let (proxies, unusable) = Grants::<T>::try_mutate(grant, answer)?;
+			Self::deposit_event(Event::GrantDisputed { grant, proxy, unusable });
 			Ok(Some(T::WeightInfo::dispute_grant(proxies)).into())
 		}
 	}
@@ -821,14 +857,15 @@ pub mod pallet {
 			medchain_umbral::public_key(key).map(|_| ()).map_err(|_| Error::<T>::BadPublicKey.into())
 		}
 
-		/// Checks that `proxy` may still acknowledge or dispute `g`: the grant
-		/// is live and undisputed, names `proxy` and `proxy` has not
-		/// acknowledged it.
-		fn ensure_may_answer(g: &Grant<T>, proxy: &T::AccountId) -> DispatchResult {
+		/// Checks that `proxy` may still acknowledge or dispute grant `id`
+		/// (`g`): the grant is live and usable, names `proxy`, and `proxy` has
+		/// neither acknowledged nor disputed it.
+		fn ensure_may_answer(id: GrantId, g: &Grant<T>, proxy: &T::AccountId) -> DispatchResult {
 			ensure!(g.is_live(frame_system::Pallet::<T>::block_number()), Error::<T>::GrantNotLive);
 			ensure!(g.disputed_by.is_none(), Error::<T>::GrantDisputed);
 			ensure!(g.proxies.contains(proxy), Error::<T>::NotProxyOfGrant);
 			ensure!(!g.acknowledged.contains(proxy), Error::<T>::AlreadyAcknowledged);
+			ensure!(!Disputes::<T>::get(id).contains(proxy), Error::<T>::AlreadyDisputed);
 			Ok(())
 		}
 
@@ -895,15 +932,24 @@ pub mod pallet {
 			medchain_umbral::verify_cfrag(&capsule, fragment, &keys.delegation()).is_ok()
 		}
 
+		/// Whether `proxy` earns `ReencryptionServed` for serving `record`
+		/// under `g`: not as the grant's patient or grantee (such grants are
+		/// refused; this covers older ones), and not as the record's issuer (a
+		/// hospital serving requests for records it wrote itself, e.g. of a
+		/// sybil patient, would be paying itself).
+		fn earns_serving_credit(g: &Grant<T>, record: RecordId, proxy: &T::AccountId) -> bool {
+			!g.is_party(proxy) && T::Records::record(record).is_some_and(|r| r.issuer != *proxy)
+		}
+
 		/// Takes a request off the open list and its deadline.
 		fn close_request(request: RequestId, deadline: BlockNumberFor<T>) {
 			OpenRequests::<T>::mutate(|l| l.retain(|x| *x != request));
 			RequestDeadlines::<T>::mutate(deadline, |l| l.retain(|x| *x != request));
 		}
 
-		/// Expires the open requests whose deadline is `now`; acknowledged
-		/// proxies that did not submit lose credit (none if the grant ended or
-		/// was disputed meanwhile). Returns how many expired.
+		/// Expires the open requests whose deadline is `now`; active
+		/// acknowledged proxies that did not submit lose credit (none if the
+		/// grant ended or was disputed meanwhile). Returns how many expired.
 		fn expire_requests(now: BlockNumberFor<T>) -> u32 {
 			let due = RequestDeadlines::<T>::take(now);
 			for request in due.iter() {
@@ -915,8 +961,12 @@ pub mod pallet {
 				if let Some(g) = Grants::<T>::get(req.grant) {
 					// Proxies are excused once the grant ended or was disputed:
 					// they must not serve. Only those that agreed to serve owe.
+					// A suspended proxy may not serve (`NotInstitution`), so it
+					// is not blamed for staying silent.
 					if g.is_live(now) && g.disputed_by.is_none() {
-						for proxy in g.acknowledged.iter().filter(|p| !Fragments::<T>::contains_key(request, *p)) {
+						for proxy in g.acknowledged.iter().filter(|p| {
+							!Fragments::<T>::contains_key(request, *p) && T::Registry::is_active(p)
+						}) {
 							T::Credit::report(proxy, Behaviour::ReencryptionFailed);
 						}
 					}

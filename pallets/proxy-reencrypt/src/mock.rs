@@ -4,7 +4,7 @@
 use crate::{self as pallet_proxy_reencrypt, *};
 use frame_support::{derive_impl, parameter_types, traits::ConstU32};
 use frame_system::offchain::{CreateSignedTransaction, CreateTransactionBase, SigningTypes};
-use medchain_primitives::{Behaviour, CreditReporter, InstitutionRegistry, RecordKind, RecordRef, Role};
+use medchain_primitives::{AuditorVerdicts, Behaviour, CreditReporter, InstitutionRegistry, RecordKind, RecordRef, Role};
 use medchain_umbral::{PublicKey, SecretKey, Signer};
 use sp_core::offchain::{testing, OffchainDbExt, OffchainWorkerExt, TransactionPoolExt};
 use sp_runtime::{
@@ -52,6 +52,8 @@ parameter_types! {
 	pub static CreditLog: Vec<(AccountId, Behaviour)> = vec![];
 	pub static RecordsMock: BTreeMap<u64, RecordRef<AccountId>> = BTreeMap::new();
 	pub static Suspended: Vec<AccountId> = vec![];
+	/// Unjustified verdicts each auditor may still give.
+	pub static VerdictAllowance: BTreeMap<AccountId, u32> = BTreeMap::new();
 }
 
 /// Registry mock: 1..=6 are institutions, active unless in [`Suspended`]; 6
@@ -71,6 +73,23 @@ pub struct MockCredit;
 impl CreditReporter<AccountId> for MockCredit {
 	fn report(who: &AccountId, behaviour: Behaviour) {
 		CreditLog::mutate(|l| l.push((*who, behaviour)));
+	}
+}
+
+/// Each auditor may give `VerdictAllowance` unjustified verdicts (unlimited if
+/// not set).
+impl AuditorVerdicts<AccountId> for MockCredit {
+	fn report_verdict(auditor: &AccountId, who: &AccountId, behaviour: Behaviour) -> bool {
+		let mut allowance = VerdictAllowance::get();
+		if let Some(left) = allowance.get_mut(auditor) {
+			if *left == 0 {
+				return false;
+			}
+			*left -= 1;
+			VerdictAllowance::set(allowance);
+		}
+		<MockCredit as CreditReporter<AccountId>>::report(who, behaviour);
+		true
 	}
 }
 
@@ -232,6 +251,7 @@ pub fn new_test_ext(f: impl FnOnce(&OffchainHandles)) {
 	ext.execute_with(|| {
 		System::set_block_number(1);
 		CreditLog::take();
+		VerdictAllowance::take();
 		RecordsMock::take();
 		Suspended::take();
 		UintAuthorityId::set_all_keys(Vec::<u64>::new());

@@ -547,6 +547,30 @@ fn unreviewed_or_unjustified_break_glass_costs_the_institution_credit() {
 	});
 }
 
+#[test]
+fn one_auditor_cannot_condemn_every_emergency_access() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let eg = w.emergency_grant();
+		let statement = H256::repeat_byte(5);
+		// The auditor's allowance covers one unjustified verdict this session.
+		VerdictAllowance::set([(AUDITOR, 1)].into_iter().collect());
+		let first = NextRequestId::<Test>::get();
+		assert_ok!(Pre::break_glass(origin(EMERGENCY), eg, RECORD, EmergencyReason::LifeThreatening, statement));
+		let second = NextRequestId::<Test>::get();
+		assert_ok!(Pre::break_glass(origin(EMERGENCY), eg, RECORD, EmergencyReason::LifeThreatening, statement));
+		assert_ok!(Pre::review_emergency(origin(AUDITOR), first, false));
+		assert_noop!(Pre::review_emergency(origin(AUDITOR), second, false), Error::<Test>::VerdictCapExceeded);
+		assert_eq!(CreditLog::get(), vec![(EMERGENCY, Behaviour::BreakGlassUnreviewed)]);
+		// Clearing an access costs nobody anything and is never capped.
+		assert_ok!(Pre::review_emergency(origin(AUDITOR), second, true));
+		assert_eq!(
+			Requests::<Test>::get(second).unwrap().emergency.unwrap().review,
+			Review::Reviewed { auditor: AUDITOR, justified: true }
+		);
+	});
+}
+
 /// Transactions the offchain worker put in the pool, as (signer, call).
 fn drain_pool(h: &OffchainHandles) -> Vec<(AccountId, RuntimeCall)> {
 	std::mem::take(&mut h.pool.write().transactions)
@@ -659,10 +683,12 @@ fn the_offchain_proxy_disputes_a_fragment_it_cannot_open() {
 		let sent = drain_pool(h);
 		assert_eq!(sent, vec![(PROXIES[0], RuntimeCall::Pre(Call::dispute_grant { grant: g }))]);
 		dispatch_all(sent);
-		assert_eq!(Grants::<Test>::get(g).unwrap().disputed_by, Some(PROXIES[0]));
+		// Two proxies of 2-of-3 can still serve: the grant stays usable.
+		assert_eq!(Grants::<Test>::get(g).unwrap().disputed_by, None);
+		assert_eq!(Disputes::<Test>::get(g).into_inner(), vec![PROXIES[0]]);
 		assert!(CreditLog::get().is_empty());
-		// Nothing is left for any proxy's worker to answer.
-		assert_eq!(PendingAcknowledgements::<Test>::iter().count(), 0);
+		// Nothing is left for proxy 0's worker to answer.
+		assert!(!PendingAcknowledgements::<Test>::contains_key(PROXIES[0], g));
 		Pre::offchain_worker(20);
 		assert!(drain_pool(h).is_empty());
 	});
@@ -859,6 +885,7 @@ fn institution_cannot_review_its_own_break_glass() {
 fn disputed_grant_cannot_be_used() {
 	new_test_ext(|_| {
 		let w = World::new();
+		// 2 of 3 proxies.
 		let g = w.unacknowledged_grant(GrantScope::All, None);
 		assert_noop!(Pre::acknowledge_grant(origin(PROXIES[0]), 99), Error::<Test>::GrantNotFound);
 		assert_noop!(Pre::acknowledge_grant(origin(HOSPITAL), g), Error::<Test>::NotProxyOfGrant);
@@ -869,8 +896,18 @@ fn disputed_grant_cannot_be_used() {
 		assert_noop!(Pre::acknowledge_grant(origin(PROXIES[0]), g), Error::<Test>::AlreadyAcknowledged);
 		// A proxy that vouched for its fragment cannot dispute it later.
 		assert_noop!(Pre::dispute_grant(origin(PROXIES[0]), g), Error::<Test>::AlreadyAcknowledged);
+		// One dispute: proxies 0 and 2 can still serve 2 of 3.
 		assert_ok!(Pre::dispute_grant(origin(PROXIES[1]), g));
-		assert!(events().contains(&Event::GrantDisputed { grant: g, proxy: PROXIES[1] }));
+		assert!(events().contains(&Event::GrantDisputed { grant: g, proxy: PROXIES[1], unusable: false }));
+		assert_eq!(Grants::<Test>::get(g).unwrap().disputed_by, None);
+		assert!(!PendingAcknowledgements::<Test>::contains_key(PROXIES[1], g));
+		assert!(PendingAcknowledgements::<Test>::contains_key(PROXIES[2], g));
+		assert_noop!(Pre::dispute_grant(origin(PROXIES[1]), g), Error::<Test>::AlreadyDisputed);
+		assert_noop!(Pre::acknowledge_grant(origin(PROXIES[1]), g), Error::<Test>::AlreadyDisputed);
+		// A second dispute leaves one: the grant cannot be used.
+		assert_ok!(Pre::dispute_grant(origin(PROXIES[2]), g));
+		assert!(events().contains(&Event::GrantDisputed { grant: g, proxy: PROXIES[2], unusable: true }));
+		assert_eq!(Grants::<Test>::get(g).unwrap().disputed_by, Some(PROXIES[2]));
 		assert_eq!(PendingAcknowledgements::<Test>::iter().count(), 0);
 		assert_noop!(Pre::acknowledge_grant(origin(PROXIES[2]), g), Error::<Test>::GrantDisputed);
 		assert_noop!(Pre::dispute_grant(origin(PROXIES[2]), g), Error::<Test>::GrantDisputed);
@@ -879,24 +916,63 @@ fn disputed_grant_cannot_be_used() {
 		assert!(Pre::accessible_records(&DOCTOR).is_empty());
 		assert!(CreditLog::get().is_empty(), "a dispute changes nobody's credit");
 
-		// Disputed while a request is open: nothing more is served, and the
-		// request expires without penalty.
-		let g2 = w.unacknowledged_grant(GrantScope::All, None);
-		acknowledge(g2, &[PROXIES[0], PROXIES[1]]);
-		let r = request(g2);
-		assert_ok!(Pre::dispute_grant(origin(PROXIES[2]), g2));
-		assert_noop!(
-			Pre::submit_fragment(origin(PROXIES[0]), r, w.fragment(0, r, &w.doctor)),
-			Error::<Test>::GrantDisputed
-		);
-		run_to(1 + TIMEOUT);
-		assert_eq!(Requests::<Test>::get(r).unwrap().status, RequestStatus::Expired);
-		assert!(CreditLog::get().is_empty());
-		// Answers come only while the grant is live.
-		assert_ok!(Pre::revoke_grant(origin(PATIENT), g2));
+		// Answers come only while the grant is live; revocation clears disputes.
+		assert_ok!(Pre::revoke_grant(origin(PATIENT), g));
+		assert!(Disputes::<Test>::get(g).is_empty());
 		let g3 = w.unacknowledged_grant(GrantScope::All, None);
 		assert_ok!(Pre::revoke_grant(origin(PATIENT), g3));
 		assert_noop!(Pre::acknowledge_grant(origin(PROXIES[0]), g3), Error::<Test>::GrantNotLive);
 		assert_noop!(Pre::dispute_grant(origin(PROXIES[0]), g3), Error::<Test>::GrantNotLive);
+	});
+}
+
+#[test]
+fn one_proxy_cannot_veto_a_grant_the_others_serve() {
+	new_test_ext(|_| {
+		let w = World::new();
+		// 2 of 3; proxies 0 and 1 acknowledge, a request is open.
+		let g = w.unacknowledged_grant(GrantScope::All, None);
+		acknowledge(g, &[PROXIES[0], PROXIES[1]]);
+		let r = request(g);
+		// Proxy 2, a rival that never agreed to serve, disputes: the grant and
+		// its open request stand.
+		assert_ok!(Pre::dispute_grant(origin(PROXIES[2]), g));
+		assert!(events().contains(&Event::GrantDisputed { grant: g, proxy: PROXIES[2], unusable: false }));
+		assert_eq!(Grants::<Test>::get(g).unwrap().disputed_by, None);
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[0]), r, w.fragment(0, r, &w.doctor)));
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[1]), r, w.fragment(1, r, &w.doctor)));
+		assert_eq!(Requests::<Test>::get(r).unwrap().status, RequestStatus::Ready);
+		assert_eq!(Pre::readable_under(&DOCTOR, RECORD), Some(g));
+	});
+}
+
+#[test]
+fn suspended_proxy_is_not_blamed_for_requests_it_may_not_serve() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let g = w.grant(GrantScope::All, None);
+		let r = request(g);
+		// Proxy 0 is suspended by governance: it may not submit, so the
+		// expiry does not cost it credit; proxy 1 stayed silent and pays.
+		Suspended::set(vec![PROXIES[0]]);
+		run_to(1 + TIMEOUT);
+		assert_eq!(Requests::<Test>::get(r).unwrap().status, RequestStatus::Expired);
+		assert!(!CreditLog::get().contains(&(PROXIES[0], Behaviour::ReencryptionFailed)));
+		assert!(CreditLog::get().contains(&(PROXIES[1], Behaviour::ReencryptionFailed)));
+	});
+}
+
+#[test]
+fn issuer_earns_nothing_for_serving_its_own_records() {
+	new_test_ext(|_| {
+		let w = World::new();
+		// The record's issuer is proxy 0 (a hospital serving records it wrote).
+		RecordsMock::mutate(|m| m.get_mut(&RECORD).unwrap().issuer = PROXIES[0]);
+		let g = w.grant(GrantScope::All, None);
+		let r = request(g);
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[0]), r, w.fragment(0, r, &w.doctor)));
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[1]), r, w.fragment(1, r, &w.doctor)));
+		assert_eq!(Requests::<Test>::get(r).unwrap().status, RequestStatus::Ready);
+		assert_eq!(CreditLog::get(), vec![(PROXIES[1], Behaviour::ReencryptionServed)]);
 	});
 }

@@ -242,23 +242,25 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Reputation::Institutions` (r:1 w:0)
 	/// Storage: `ProxyReencrypt::Grants` (r:1 w:1)
 	/// Storage: `ProxyReencrypt::PendingAcknowledgements` (r:0 w:1)
+	/// Storage: `ProxyReencrypt::Disputes` (r:1 w:0)
 	/// Component `n` ranges over `[1, 8]`.
 	fn acknowledge_grant(n: u32, ) -> Weight {
-		Weight::from_parts(527_637_000, 5527)
+		Weight::from_parts(527_637_000, 8327)
 			.saturating_add(Weight::from_parts(13_235_919, 0).saturating_mul(n.into()))
-			.saturating_add(T::DbWeight::get().reads(2_u64))
+			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
 	/// HAND-ESTIMATED from `review_emergency` and `revoke_grant` (not measured yet).
 	/// Storage: `Reputation::Institutions` (r:1 w:0)
 	/// Storage: `ProxyReencrypt::Grants` (r:1 w:1)
 	/// Storage: `ProxyReencrypt::PendingAcknowledgements` (r:0 w:8)
+	/// Storage: `ProxyReencrypt::Disputes` (r:1 w:1)
 	/// Component `n` ranges over `[1, 8]`.
 	fn dispute_grant(n: u32, ) -> Weight {
-		Weight::from_parts(527_637_000, 5527)
+		Weight::from_parts(527_637_000, 8327)
 			.saturating_add(Weight::from_parts(13_235_919, 0).saturating_mul(n.into()))
-			.saturating_add(T::DbWeight::get().reads(2_u64))
-			.saturating_add(T::DbWeight::get().writes(1_u64))
+			.saturating_add(T::DbWeight::get().reads(3_u64))
+			.saturating_add(T::DbWeight::get().writes(2_u64))
 			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(n.into())))
 	}
 }
@@ -332,16 +334,16 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 2621).saturating_mul(l.into()))
 	}
 	fn acknowledge_grant(n: u32, ) -> Weight {
-		Weight::from_parts(527_637_000, 5527)
+		Weight::from_parts(527_637_000, 8327)
 			.saturating_add(Weight::from_parts(13_235_919, 0).saturating_mul(n.into()))
-			.saturating_add(RocksDbWeight::get().reads(2_u64))
+			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	fn dispute_grant(n: u32, ) -> Weight {
-		Weight::from_parts(527_637_000, 5527)
+		Weight::from_parts(527_637_000, 8327)
 			.saturating_add(Weight::from_parts(13_235_919, 0).saturating_mul(n.into()))
-			.saturating_add(RocksDbWeight::get().reads(2_u64))
-			.saturating_add(RocksDbWeight::get().writes(1_u64))
+			.saturating_add(RocksDbWeight::get().reads(3_u64))
+			.saturating_add(RocksDbWeight::get().writes(2_u64))
 			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(n.into())))
 	}
 }

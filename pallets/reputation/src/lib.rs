@@ -61,7 +61,7 @@ pub mod types;
 pub mod weights;
 
 pub use medchain_primitives::{
-	Behaviour, CreditReporter, CreditScore, InstitutionKind, InstitutionRegistry, InstitutionStatus,
+	AuditorVerdicts, Behaviour, CreditReporter, CreditScore, InstitutionKind, InstitutionRegistry, InstitutionStatus,
 	InstitutionSummary, RankingEntry, Role, Roles,
 };
 pub use types::*;
@@ -1198,6 +1198,24 @@ impl<T: Config> CreditScore<T::AccountId> for Pallet<T> {
 	}
 }
 
+/// A verdict's credit loss counts against the auditor's
+/// `MaxPenaltyPerAuditorPerSession`, like its `penalise` calls.
+impl<T: Config> AuditorVerdicts<T::AccountId> for Pallet<T> {
+	fn report_verdict(auditor: &T::AccountId, who: &T::AccountId, behaviour: Behaviour) -> bool {
+		let points = T::CreditPolicy::delta(behaviour).min(0).unsigned_abs();
+		let used = AuditorPenalties::<T>::get(auditor);
+		let Some(total) = used.checked_add(points).filter(|t| *t <= T::MaxPenaltyPerAuditorPerSession::get())
+		else {
+			return false;
+		};
+		if points > 0 {
+			AuditorPenalties::<T>::insert(auditor, total);
+		}
+		<Self as CreditReporter<T::AccountId>>::report(who, behaviour);
+		true
+	}
+}
+
 impl<T: Config> CreditReporter<T::AccountId> for Pallet<T> {
 	fn report(who: &T::AccountId, behaviour: Behaviour) {
 		let delta = i64::from(T::CreditPolicy::delta(behaviour));
@@ -1208,13 +1226,19 @@ impl<T: Config> CreditReporter<T::AccountId> for Pallet<T> {
 
 impl<T: Config> Pallet<T> {
 	/// Slashes `CreditPolicy::slash(behaviour)` of `who`'s institution bond, to
-	/// `SlashBeneficiary` or burned. Never fails: whatever is held is taken.
+	/// `SlashBeneficiary` or burned, if `who` is an active or suspended
+	/// member. Never fails: whatever is held is taken.
 	pub(crate) fn slash_bond(who: &T::AccountId, behaviour: Behaviour) {
 		let share = T::CreditPolicy::slash(behaviour);
 		if share.is_zero() {
 			return;
 		}
 		let Some(inst) = Institutions::<T>::get(who) else { return };
+		// Only a member's bond answers for its behaviour: an applicant has
+		// not been admitted and may not act (a removed one has no entry).
+		if inst.status == InstitutionStatus::Pending {
+			return;
+		}
 		let amount = share * inst.bond;
 		if amount.is_zero() {
 			return;

@@ -729,6 +729,30 @@ fn one_auditor_cannot_deduct_unlimited_points() {
 }
 
 #[test]
+fn auditor_verdicts_share_the_penalty_cap() {
+	new_test_ext(|| {
+		join(1, producer());
+		join(2, auditor());
+		// An unjustified break-glass verdict costs 50 points of the auditor's
+		// allowance, like a `penalise` of 50.
+		assert_ok!(Reputation::penalise(origin(2), 1, MAX_PENALTY - 60, reason("late")));
+		assert!(<Reputation as AuditorVerdicts<_>>::report_verdict(&2, &1, Behaviour::BreakGlassUnreviewed));
+		assert_eq!(AuditorPenalties::<Test>::get(2), MAX_PENALTY - 10);
+		let credit = Reputation::credit_of(&1);
+		let bond = Institutions::<Test>::get(1).unwrap().bond;
+		// The next verdict does not fit: nothing is reported, nothing slashed.
+		assert!(!<Reputation as AuditorVerdicts<_>>::report_verdict(&2, &1, Behaviour::BreakGlassUnreviewed));
+		assert_eq!(Reputation::credit_of(&1), credit);
+		assert_eq!(Institutions::<Test>::get(1).unwrap().bond, bond);
+		assert_eq!(AuditorPenalties::<Test>::get(2), MAX_PENALTY - 10);
+		// A verdict that costs nothing always goes through.
+		assert!(<Reputation as AuditorVerdicts<_>>::report_verdict(&2, &1, Behaviour::RecordConfirmed));
+		rotate_session();
+		assert!(<Reputation as AuditorVerdicts<_>>::report_verdict(&2, &1, Behaviour::BreakGlassUnreviewed));
+	});
+}
+
+#[test]
 fn grave_behaviour_slashes_a_share_of_the_bond() {
 	new_test_ext(|| {
 		join(1, producer());
@@ -746,14 +770,44 @@ fn grave_behaviour_slashes_a_share_of_the_bond() {
 		// With a beneficiary (a treasury), the slash is moved there instead.
 		SlashTo::set(Some(20));
 		let treasury = Balances::free_balance(20);
-		<Reputation as CreditReporter<_>>::report(&1, Behaviour::AggregationMismatched);
-		let second = sp_runtime::Perbill::from_percent(5) * (INSTITUTION_BOND - slashed);
+		<Reputation as CreditReporter<_>>::report(&1, Behaviour::RecordRejected);
+		let second = sp_runtime::Perbill::from_percent(2) * (INSTITUTION_BOND - slashed);
 		assert!(second > 0);
 		assert_eq!(Balances::free_balance(20), treasury + second);
 		assert_eq!(Balances::total_issuance(), issuance - slashed);
 		// Mild behaviour slashes nothing.
 		<Reputation as CreditReporter<_>>::report(&1, Behaviour::ReencryptionFailed);
 		assert_eq!(Institutions::<Test>::get(1).unwrap().bond, INSTITUTION_BOND - slashed - second);
+	});
+}
+
+#[test]
+fn colluding_aggregators_cannot_slash_an_outvoted_honest_one() {
+	new_test_ext(|| {
+		join(1, producer());
+		let issuance = Balances::total_issuance();
+		// Two colluders adopt their digest; the honest aggregator is reported
+		// as mismatched: it loses credit, never its bond.
+		<Reputation as CreditReporter<_>>::report(&1, Behaviour::AggregationMismatched);
+		assert_eq!(held(HoldReason::InstitutionBond, 1), INSTITUTION_BOND);
+		assert_eq!(Balances::total_issuance(), issuance);
+		assert!(Reputation::credit_of(&1) < <Test as Config>::InitialCredit::get());
+		assert!(!System::events().iter().any(|r| matches!(
+			r.event,
+			RuntimeEvent::Reputation(Event::BondSlashed { .. })
+		)));
+	});
+}
+
+#[test]
+fn applicant_bond_is_never_slashed() {
+	new_test_ext(|| {
+		assert_ok!(Reputation::apply_for_membership(origin(1), name("applicant"), hospital(), producer()));
+		let held_before = held(HoldReason::InstitutionBond, 1);
+		assert!(held_before > 0);
+		<Reputation as CreditReporter<_>>::report(&1, Behaviour::BreakGlassUnreviewed);
+		assert_eq!(held(HoldReason::InstitutionBond, 1), held_before);
+		assert_eq!(Institutions::<Test>::get(1).unwrap().bond, held_before);
 	});
 }
 
@@ -796,16 +850,21 @@ fn delegators_can_leave_a_former_candidate() {
 	});
 }
 
+/// Candidates 1 and 2; 1 fills both of its unbonding slots with tiny
+/// undelegations from 2 (10 + 10 unbonding, 10 still delegated).
+fn candidate_with_full_unbonding_slots() {
+	candidate(1, 600);
+	candidate(2, 600);
+	assert_ok!(Reputation::delegate(origin(1), 2, 30));
+	assert_ok!(Reputation::undelegate(origin(1), 2, 10));
+	assert_ok!(Reputation::undelegate(origin(1), 2, 10));
+	assert_eq!(Unbonding::<Test>::get(1).len(), 2);
+}
+
 #[test]
 fn full_unbonding_slots_cannot_block_removal() {
 	new_test_ext(|| {
-		candidate(1, 600);
-		candidate(2, 600);
-		// 1 fills both of its unbonding slots with tiny undelegations.
-		assert_ok!(Reputation::delegate(origin(1), 2, 30));
-		assert_ok!(Reputation::undelegate(origin(1), 2, 10));
-		assert_ok!(Reputation::undelegate(origin(1), 2, 10));
-		assert_eq!(Unbonding::<Test>::get(1).len(), 2);
+		candidate_with_full_unbonding_slots();
 		// Leaving by itself is refused ...
 		assert_noop!(Reputation::leave_candidates(origin(1)), Error::<Test>::TooManyUnbondingChunks);
 		// ... but governance removal goes through: the bond joins the latest chunk.
@@ -823,11 +882,7 @@ fn full_unbonding_slots_cannot_block_removal() {
 #[test]
 fn low_credit_candidate_with_full_unbonding_slots_is_still_dropped() {
 	new_test_ext(|| {
-		candidate(1, 600);
-		candidate(2, 600);
-		assert_ok!(Reputation::delegate(origin(1), 2, 30));
-		assert_ok!(Reputation::undelegate(origin(1), 2, 10));
-		assert_ok!(Reputation::undelegate(origin(1), 2, 10));
+		candidate_with_full_unbonding_slots();
 		Credits::<Test>::insert(1, 100);
 		assert_eq!(Reputation::new_session(1), Some(vec![2]));
 		assert!(Candidates::<Test>::get(1).is_none());

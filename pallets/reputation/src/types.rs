@@ -106,8 +106,8 @@ impl CreditPolicy for DefaultCreditPolicy {
 		match behaviour {
 			// A break-glass access nobody could justify: a tenth of the bond.
 			Behaviour::BreakGlassUnreviewed => Perbill::from_percent(10),
-			// An aggregate that contradicts the agreed model: a twentieth.
-			Behaviour::AggregationMismatched => Perbill::from_percent(5),
+			// An aggregate outvoted by others is not slashed: two colluding
+			// aggregators could outvote an honest one. It costs credit only.
 			// A record the validators rejected as false: a fiftieth.
 			Behaviour::RecordRejected => Perbill::from_percent(2),
 			_ => Perbill::zero(),

@@ -3,7 +3,7 @@
 //! pallet's frame benchmarks. Do not edit by hand: rerun
 //! `scripts/benchmark-pallets.sh`.
 //!
-//! Date: 2026-11-23; steps: 10; repeat: 5;
+//! Date: 2026-12-03; steps: 10; repeat: 5;
 //! Wasm execution: Compiled; machine: AMD EPYC.
 
 #![cfg_attr(rustfmt, rustfmt_skip)]
@@ -41,9 +41,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `EhrIndex::Records` (r:0 w:1)
 	/// Proof: `EhrIndex::Records` (`max_values`: None, `max_size`: Some(402), added: 2877, mode: `MaxEncodedLen`)
 	fn publish_record() -> Weight {
-		// Proof size: measured `361`, estimated `5527`.
-		// Minimum execution time: 890_383_000 ps.
-		Weight::from_parts(1_378_484_000, 5527)
+		// Proof size: measured `373`, estimated `5527`.
+		// Minimum execution time: 590_507_000 ps.
+		Weight::from_parts(839_646_000, 5527)
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
@@ -62,9 +62,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `EhrIndex::PatientRecords` (r:0 w:1)
 	/// Proof: `EhrIndex::PatientRecords` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
 	fn amend_record() -> Weight {
-		// Proof size: measured `852`, estimated `5527`.
-		// Minimum execution time: 1_220_489_000 ps.
-		Weight::from_parts(1_796_704_000, 5527)
+		// Proof size: measured `864`, estimated `5527`.
+		// Minimum execution time: 778_295_000 ps.
+		Weight::from_parts(1_251_607_000, 5527)
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
@@ -76,12 +76,14 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `EhrIndex::Votes` (`max_values`: None, `max_size`: Some(66), added: 2541, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::Credits` (r:1 w:1)
 	/// Proof: `Reputation::Credits` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
+	/// Storage: `Reputation::SessionGains` (r:1 w:1)
+	/// Proof: `Reputation::SessionGains` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	fn vote_record() -> Weight {
-		// Proof size: measured `1103`, estimated `3867`.
-		// Minimum execution time: 1_330_835_000 ps.
-		Weight::from_parts(2_116_131_000, 3867)
-			.saturating_add(T::DbWeight::get().reads(4_u64))
-			.saturating_add(T::DbWeight::get().writes(3_u64))
+		// Proof size: measured `1115`, estimated `3867`.
+		// Minimum execution time: 843_682_000 ps.
+		Weight::from_parts(1_159_080_000, 3867)
+			.saturating_add(T::DbWeight::get().reads(5_u64))
+			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:1 w:0)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
@@ -90,9 +92,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `EhrIndex::AccessCount` (r:1 w:1)
 	/// Proof: `EhrIndex::AccessCount` (`max_values`: None, `max_size`: Some(24), added: 2499, mode: `MaxEncodedLen`)
 	fn log_access() -> Weight {
-		// Proof size: measured `486`, estimated `3867`.
-		// Minimum execution time: 662_226_000 ps.
-		Weight::from_parts(1_073_715_000, 3867)
+		// Proof size: measured `498`, estimated `3867`.
+		// Minimum execution time: 380_785_000 ps.
+		Weight::from_parts(515_034_000, 3867)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -100,8 +102,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `EhrIndex::Records` (`max_values`: None, `max_size`: Some(402), added: 2877, mode: `MaxEncodedLen`)
 	fn erase_record() -> Weight {
 		// Proof size: measured `525`, estimated `3867`.
-		// Minimum execution time: 452_625_000 ps.
-		Weight::from_parts(784_575_000, 3867)
+		// Minimum execution time: 269_971_000 ps.
+		Weight::from_parts(379_393_000, 3867)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -112,9 +114,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Component `n` ranges over `[0, 256]`.
 	fn expire_records(n: u32, ) -> Weight {
 		// Proof size: measured `173`, estimated `5527`.
-		// Minimum execution time: 219_339_000 ps.
-		Weight::from_parts(3_835_217_784, 5527)
-			.saturating_add(Weight::from_parts(521_280_761, 0).saturating_mul(n.into()))
+		// Minimum execution time: 120_358_000 ps.
+		Weight::from_parts(2_780_445, 5527)
+			.saturating_add(Weight::from_parts(229_154_873, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
@@ -126,33 +128,33 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 /// The same weights with RocksDB database weights, for tests and mocks.
 impl WeightInfo for () {
 	fn publish_record() -> Weight {
-		Weight::from_parts(1_378_484_000, 5527)
+		Weight::from_parts(839_646_000, 5527)
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn amend_record() -> Weight {
-		Weight::from_parts(1_796_704_000, 5527)
+		Weight::from_parts(1_251_607_000, 5527)
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
 	fn vote_record() -> Weight {
-		Weight::from_parts(2_116_131_000, 3867)
-			.saturating_add(RocksDbWeight::get().reads(4_u64))
-			.saturating_add(RocksDbWeight::get().writes(3_u64))
+		Weight::from_parts(1_159_080_000, 3867)
+			.saturating_add(RocksDbWeight::get().reads(5_u64))
+			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn log_access() -> Weight {
-		Weight::from_parts(1_073_715_000, 3867)
+		Weight::from_parts(515_034_000, 3867)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn erase_record() -> Weight {
-		Weight::from_parts(784_575_000, 3867)
+		Weight::from_parts(379_393_000, 3867)
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn expire_records(n: u32, ) -> Weight {
-		Weight::from_parts(3_835_217_784, 5527)
-			.saturating_add(Weight::from_parts(521_280_761, 0).saturating_mul(n.into()))
+		Weight::from_parts(2_780_445, 5527)
+			.saturating_add(Weight::from_parts(229_154_873, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))

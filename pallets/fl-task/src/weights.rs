@@ -3,7 +3,7 @@
 //! pallet's frame benchmarks. Do not edit by hand: rerun
 //! `scripts/benchmark-pallets.sh`.
 //!
-//! Date: 2026-11-23; steps: 10; repeat: 5;
+//! Date: 2026-12-03; steps: 10; repeat: 5;
 //! Wasm execution: Compiled; machine: AMD EPYC.
 
 #![cfg_attr(rustfmt, rustfmt_skip)]
@@ -35,91 +35,93 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `FlTask::ActiveTasks` (r:1 w:1)
 	/// Proof: `FlTask::ActiveTasks` (`max_values`: Some(1), `max_size`: Some(65), added: 560, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::GlobalModel` (r:0 w:1)
-	/// Proof: `FlTask::GlobalModel` (`max_values`: None, `max_size`: Some(524304), added: 526779, mode: `MaxEncodedLen`)
+	/// Proof: `FlTask::GlobalModel` (`max_values`: None, `max_size`: Some(524305), added: 526780, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Rounds` (r:0 w:1)
 	/// Proof: `FlTask::Rounds` (`max_values`: None, `max_size`: Some(90), added: 2565, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Tasks` (r:0 w:1)
-	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(138), added: 2613, mode: `MaxEncodedLen`)
+	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	/// Component `p` ranges over `[2, 65536]`.
 	fn publish_task(p: u32, ) -> Weight {
-		// Proof size: measured `319`, estimated `3606`.
-		// Minimum execution time: 362_881_000 ps.
-		Weight::from_parts(390_168_636, 3606)
-			.saturating_add(Weight::from_parts(13_872, 0).saturating_mul(p.into()))
+		// Proof size: measured `331`, estimated `3606`.
+		// Minimum execution time: 506_321_000 ps.
+		Weight::from_parts(857_847_626, 3606)
+			.saturating_add(Weight::from_parts(20_563, 0).saturating_mul(p.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:1 w:0)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Tasks` (r:1 w:1)
-	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(138), added: 2613, mode: `MaxEncodedLen`)
+	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Participants` (r:1 w:1)
 	/// Proof: `FlTask::Participants` (`max_values`: None, `max_size`: Some(60), added: 2535, mode: `MaxEncodedLen`)
 	fn join_task() -> Weight {
-		// Proof size: measured `619`, estimated `3606`.
-		// Minimum execution time: 327_759_000 ps.
-		Weight::from_parts(356_662_000, 3606)
+		// Proof size: measured `632`, estimated `3606`.
+		// Minimum execution time: 459_642_000 ps.
+		Weight::from_parts(739_478_000, 3606)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
+	/// Storage: `Reputation::Institutions` (r:1 w:0)
+	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Tasks` (r:1 w:0)
-	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(138), added: 2613, mode: `MaxEncodedLen`)
+	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Participants` (r:1 w:0)
 	/// Proof: `FlTask::Participants` (`max_values`: None, `max_size`: Some(60), added: 2535, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Rounds` (r:1 w:1)
 	/// Proof: `FlTask::Rounds` (`max_values`: None, `max_size`: Some(90), added: 2565, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Updates` (r:1 w:1)
-	/// Proof: `FlTask::Updates` (`max_values`: None, `max_size`: Some(524372), added: 526847, mode: `MaxEncodedLen`)
+	/// Proof: `FlTask::Updates` (`max_values`: None, `max_size`: Some(524373), added: 526848, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::Credits` (r:1 w:0)
 	/// Proof: `Reputation::Credits` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::UpdateCredit` (r:0 w:1)
 	/// Proof: `FlTask::UpdateCredit` (`max_values`: None, `max_size`: Some(68), added: 2543, mode: `MaxEncodedLen`)
 	/// Component `p` ranges over `[2, 65536]`.
 	fn submit_update(p: u32, ) -> Weight {
-		// Proof size: measured `902`, estimated `527837`.
-		// Minimum execution time: 571_293_000 ps.
-		Weight::from_parts(614_130_186, 527837)
-			.saturating_add(Weight::from_parts(3_338, 0).saturating_mul(p.into()))
-			.saturating_add(T::DbWeight::get().reads(5_u64))
+		// Proof size: measured `1062`, estimated `527838`.
+		// Minimum execution time: 933_255_000 ps.
+		Weight::from_parts(1_445_804_172, 527838)
+			.saturating_add(Weight::from_parts(11_540, 0).saturating_mul(p.into()))
+			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:1 w:0)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `Measured`)
 	/// Storage: `FlTask::Tasks` (r:1 w:1)
-	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(138), added: 2613, mode: `Measured`)
+	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `Measured`)
 	/// Storage: `FlTask::Rounds` (r:1 w:2)
 	/// Proof: `FlTask::Rounds` (`max_values`: None, `max_size`: Some(90), added: 2565, mode: `Measured`)
-	/// Storage: `FlTask::AggregateVotes` (r:2 w:1)
+	/// Storage: `FlTask::AggregateVotes` (r:3 w:2)
 	/// Proof: `FlTask::AggregateVotes` (`max_values`: None, `max_size`: Some(96), added: 2571, mode: `Measured`)
 	/// Storage: `FlTask::Updates` (r:65 w:64)
-	/// Proof: `FlTask::Updates` (`max_values`: None, `max_size`: Some(524372), added: 526847, mode: `Measured`)
+	/// Proof: `FlTask::Updates` (`max_values`: None, `max_size`: Some(524373), added: 526848, mode: `Measured`)
 	/// Storage: `FlTask::VoteCount` (r:1 w:1)
 	/// Proof: `FlTask::VoteCount` (`max_values`: None, `max_size`: Some(20), added: 2495, mode: `Measured`)
 	/// Storage: `FlTask::Proposals` (r:1 w:1)
-	/// Proof: `FlTask::Proposals` (`max_values`: None, `max_size`: Some(526394), added: 528869, mode: `Measured`)
+	/// Proof: `FlTask::Proposals` (`max_values`: None, `max_size`: Some(526395), added: 528870, mode: `Measured`)
 	/// Storage: `Reputation::Credits` (r:64 w:64)
 	/// Proof: `Reputation::Credits` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `Measured`)
 	/// Storage: `FlTask::UpdateCredit` (r:64 w:64)
 	/// Proof: `FlTask::UpdateCredit` (`max_values`: None, `max_size`: Some(68), added: 2543, mode: `Measured`)
 	/// Storage: `FlTask::GlobalModel` (r:0 w:1)
-	/// Proof: `FlTask::GlobalModel` (`max_values`: None, `max_size`: Some(524304), added: 526779, mode: `Measured`)
+	/// Proof: `FlTask::GlobalModel` (`max_values`: None, `max_size`: Some(524305), added: 526780, mode: `Measured`)
 	/// Component `p` ranges over `[2, 65536]`.
-	/// Component `n` ranges over `[1, 64]`.
+	/// Component `n` ranges over `[2, 64]`.
 	fn submit_aggregate(p: u32, n: u32, ) -> Weight {
-		// Proof size: measured `0`, estimated `173713`.
-		// Minimum execution time: 3_760_873_000 ps.
-		Weight::from_parts(3_820_772_000, 173713)
-			.saturating_add(Weight::from_parts(100_281, 0).saturating_mul(p.into()))
-			.saturating_add(Weight::from_parts(346_023_058, 0).saturating_mul(n.into()))
-			.saturating_add(T::DbWeight::get().reads(8_u64))
+		// Proof size: measured `0`, estimated `175571`.
+		// Minimum execution time: 6_172_159_000 ps.
+		Weight::from_parts(7_342_686_000, 175571)
+			.saturating_add(Weight::from_parts(217_877, 0).saturating_mul(p.into()))
+			.saturating_add(Weight::from_parts(760_212_067, 0).saturating_mul(n.into()))
+			.saturating_add(T::DbWeight::get().reads(9_u64))
 			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(n.into())))
-			.saturating_add(T::DbWeight::get().writes(7_u64))
+			.saturating_add(T::DbWeight::get().writes(8_u64))
 			.saturating_add(T::DbWeight::get().writes((3_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 187771).saturating_mul(n.into()))
-			.saturating_add(Weight::from_parts(0, 189).saturating_mul(p.into()))
+			.saturating_add(Weight::from_parts(0, 186660).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 199).saturating_mul(p.into()))
 	}
 	/// Storage: `FlTask::Tasks` (r:1 w:1)
-	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(138), added: 2613, mode: `MaxEncodedLen`)
+	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Rounds` (r:1 w:1)
 	/// Proof: `FlTask::Rounds` (`max_values`: None, `max_size`: Some(90), added: 2565, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::ActiveTasks` (r:1 w:1)
@@ -127,72 +129,72 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `FlTask::VoteCount` (r:0 w:1)
 	/// Proof: `FlTask::VoteCount` (`max_values`: None, `max_size`: Some(20), added: 2495, mode: `MaxEncodedLen`)
 	fn cancel_task() -> Weight {
-		// Proof size: measured `400`, estimated `3603`.
-		// Minimum execution time: 465_535_000 ps.
-		Weight::from_parts(493_547_000, 3603)
+		// Proof size: measured `401`, estimated `3604`.
+		// Minimum execution time: 662_012_000 ps.
+		Weight::from_parts(1_027_485_000, 3604)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
 	/// Storage: `FlTask::ActiveTasks` (r:1 w:0)
 	/// Proof: `FlTask::ActiveTasks` (`max_values`: Some(1), `max_size`: Some(65), added: 560, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Tasks` (r:16 w:0)
-	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(138), added: 2613, mode: `MaxEncodedLen`)
+	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Rounds` (r:16 w:16)
 	/// Proof: `FlTask::Rounds` (`max_values`: None, `max_size`: Some(90), added: 2565, mode: `MaxEncodedLen`)
 	/// Component `t` ranges over `[0, 16]`.
 	fn on_initialize(t: u32, ) -> Weight {
-		// Proof size: measured `208`, estimated `1550`.
-		// Minimum execution time: 23_264_000 ps.
-		Weight::from_parts(66_733_871, 1550)
-			.saturating_add(Weight::from_parts(148_072_420, 0).saturating_mul(t.into()))
+		// Proof size: measured `209`, estimated `1550`.
+		// Minimum execution time: 44_205_000 ps.
+		Weight::from_parts(154_646_612, 1550)
+			.saturating_add(Weight::from_parts(286_108_143, 0).saturating_mul(t.into()))
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(t.into())))
 			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(t.into())))
-			.saturating_add(Weight::from_parts(0, 2613).saturating_mul(t.into()))
+			.saturating_add(Weight::from_parts(0, 2614).saturating_mul(t.into()))
 	}
 }
 
 /// The same weights with RocksDB database weights, for tests and mocks.
 impl WeightInfo for () {
 	fn publish_task(p: u32, ) -> Weight {
-		Weight::from_parts(390_168_636, 3606)
-			.saturating_add(Weight::from_parts(13_872, 0).saturating_mul(p.into()))
+		Weight::from_parts(857_847_626, 3606)
+			.saturating_add(Weight::from_parts(20_563, 0).saturating_mul(p.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
 	fn join_task() -> Weight {
-		Weight::from_parts(356_662_000, 3606)
+		Weight::from_parts(739_478_000, 3606)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	fn submit_update(p: u32, ) -> Weight {
-		Weight::from_parts(614_130_186, 527837)
-			.saturating_add(Weight::from_parts(3_338, 0).saturating_mul(p.into()))
-			.saturating_add(RocksDbWeight::get().reads(5_u64))
+		Weight::from_parts(1_445_804_172, 527838)
+			.saturating_add(Weight::from_parts(11_540, 0).saturating_mul(p.into()))
+			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
 	fn submit_aggregate(p: u32, n: u32, ) -> Weight {
-		Weight::from_parts(3_820_772_000, 173713)
-			.saturating_add(Weight::from_parts(100_281, 0).saturating_mul(p.into()))
-			.saturating_add(Weight::from_parts(346_023_058, 0).saturating_mul(n.into()))
-			.saturating_add(RocksDbWeight::get().reads(8_u64))
+		Weight::from_parts(7_342_686_000, 175571)
+			.saturating_add(Weight::from_parts(217_877, 0).saturating_mul(p.into()))
+			.saturating_add(Weight::from_parts(760_212_067, 0).saturating_mul(n.into()))
+			.saturating_add(RocksDbWeight::get().reads(9_u64))
 			.saturating_add(RocksDbWeight::get().reads((3_u64).saturating_mul(n.into())))
-			.saturating_add(RocksDbWeight::get().writes(7_u64))
+			.saturating_add(RocksDbWeight::get().writes(8_u64))
 			.saturating_add(RocksDbWeight::get().writes((3_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 187771).saturating_mul(n.into()))
-			.saturating_add(Weight::from_parts(0, 189).saturating_mul(p.into()))
+			.saturating_add(Weight::from_parts(0, 186660).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 199).saturating_mul(p.into()))
 	}
 	fn cancel_task() -> Weight {
-		Weight::from_parts(493_547_000, 3603)
+		Weight::from_parts(1_027_485_000, 3604)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn on_initialize(t: u32, ) -> Weight {
-		Weight::from_parts(66_733_871, 1550)
-			.saturating_add(Weight::from_parts(148_072_420, 0).saturating_mul(t.into()))
+		Weight::from_parts(154_646_612, 1550)
+			.saturating_add(Weight::from_parts(286_108_143, 0).saturating_mul(t.into()))
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().reads((2_u64).saturating_mul(t.into())))
 			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(t.into())))
-			.saturating_add(Weight::from_parts(0, 2613).saturating_mul(t.into()))
+			.saturating_add(Weight::from_parts(0, 2614).saturating_mul(t.into()))
 	}
 }

@@ -3,18 +3,8 @@
 //! pallet's frame benchmarks. Do not edit by hand: rerun
 //! `scripts/benchmark-pallets.sh`.
 //!
-//! Date: 2026-11-23; steps: 10; repeat: 5;
+//! Date: 2026-12-03; steps: 10; repeat: 5;
 //! Wasm execution: Compiled; machine: AMD EPYC.
-//!
-//! HAND-ESTIMATED, NOT YET REGENERATED (issue 14): `acknowledge_grant` and
-//! `dispute_grant` are new and copy the closest measured call
-//! (`review_emergency`: one registry read, a bounded read-modify-write, one
-//! more map write), plus a write per proxy for `dispute_grant`. The storage
-//! counts of `attach_capsule`, `grant_access`, `revoke_grant`,
-//! `request_access`, `break_glass` and `submit_fragment` were raised by hand
-//! for what they now also read or write (registry checks, pending
-//! acknowledgements, the grant's last request). Rerun
-//! `scripts/benchmark-pallets.sh` to replace all of this.
 
 #![cfg_attr(rustfmt, rustfmt_skip)]
 #![allow(unused_parens, unused_imports, missing_docs)]
@@ -48,8 +38,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `ProxyReencrypt::Keys` (`max_values`: None, `max_size`: Some(114), added: 2589, mode: `MaxEncodedLen`)
 	fn register_key() -> Weight {
 		// Proof size: measured `3`, estimated `3579`.
-		// Minimum execution time: 216_242_000 ps.
-		Weight::from_parts(234_020_000, 3579)
+		// Minimum execution time: 295_519_000 ps.
+		Weight::from_parts(492_350_000, 3579)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -58,20 +48,22 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `ProxyReencrypt::Proxies` (r:0 w:1)
 	/// Proof: `ProxyReencrypt::Proxies` (`max_values`: None, `max_size`: Some(81), added: 2556, mode: `MaxEncodedLen`)
 	fn register_proxy() -> Weight {
-		// Proof size: measured `315`, estimated `3606`.
-		// Minimum execution time: 255_642_000 ps.
-		Weight::from_parts(279_026_000, 3606)
+		// Proof size: measured `327`, estimated `3606`.
+		// Minimum execution time: 333_715_000 ps.
+		Weight::from_parts(524_548_000, 3606)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
+	/// Storage: `Reputation::Institutions` (r:1 w:0)
+	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
 	/// Storage: `EhrIndex::Records` (r:1 w:0)
 	/// Proof: `EhrIndex::Records` (`max_values`: None, `max_size`: Some(402), added: 2877, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::Capsules` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::Capsules` (`max_values`: None, `max_size`: Some(276), added: 2751, mode: `MaxEncodedLen`)
 	fn attach_capsule() -> Weight {
-		// Proof size: measured `414`, estimated `3867`.
-		// Minimum execution time: 632_524_000 ps.
-		Weight::from_parts(679_343_000, 3867)
+		// Proof size: measured `703`, estimated `3867`.
+		// Minimum execution time: 941_417_000 ps.
+		Weight::from_parts(1_138_619_000, 3867)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -85,16 +77,18 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `ProxyReencrypt::PatientGrants` (`max_values`: None, `max_size`: Some(562), added: 3037, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::GranteeGrants` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::GranteeGrants` (`max_values`: None, `max_size`: Some(562), added: 3037, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::PendingAcknowledgements` (r:0 w:8)
+	/// Proof: `ProxyReencrypt::PendingAcknowledgements` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::SealedFragments` (r:0 w:8)
 	/// Proof: `ProxyReencrypt::SealedFragments` (`max_values`: None, `max_size`: Some(708), added: 3183, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::Grants` (r:0 w:1)
-	/// Proof: `ProxyReencrypt::Grants` (`max_values`: None, `max_size`: Some(363), added: 2838, mode: `MaxEncodedLen`)
+	/// Proof: `ProxyReencrypt::Grants` (`max_values`: None, `max_size`: Some(658), added: 3133, mode: `MaxEncodedLen`)
 	/// Component `n` ranges over `[1, 8]`.
 	fn grant_access(n: u32, ) -> Weight {
 		// Proof size: measured `231`, estimated `6168`.
-		// Minimum execution time: 863_058_000 ps.
-		Weight::from_parts(534_918_036, 6168)
-			.saturating_add(Weight::from_parts(447_501_283, 0).saturating_mul(n.into()))
+		// Minimum execution time: 1_202_455_000 ps.
+		Weight::from_parts(721_392_109, 6168)
+			.saturating_add(Weight::from_parts(668_412_797, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
@@ -102,27 +96,31 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 			.saturating_add(Weight::from_parts(0, 2556).saturating_mul(n.into()))
 	}
 	/// Storage: `ProxyReencrypt::Grants` (r:1 w:1)
-	/// Proof: `ProxyReencrypt::Grants` (`max_values`: None, `max_size`: Some(363), added: 2838, mode: `MaxEncodedLen`)
+	/// Proof: `ProxyReencrypt::Grants` (`max_values`: None, `max_size`: Some(658), added: 3133, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::PatientGrants` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::PatientGrants` (`max_values`: None, `max_size`: Some(562), added: 3037, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::GranteeGrants` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::GranteeGrants` (`max_values`: None, `max_size`: Some(562), added: 3037, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::SealedFragments` (r:8 w:8)
 	/// Proof: `ProxyReencrypt::SealedFragments` (`max_values`: None, `max_size`: Some(708), added: 3183, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::PendingAcknowledgements` (r:0 w:8)
+	/// Proof: `ProxyReencrypt::PendingAcknowledgements` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::Disputes` (r:0 w:1)
+	/// Proof: `ProxyReencrypt::Disputes` (`max_values`: None, `max_size`: Some(273), added: 2748, mode: `MaxEncodedLen`)
 	/// Component `n` ranges over `[1, 8]`.
 	fn revoke_grant(n: u32, ) -> Weight {
-		// Proof size: measured `430`, estimated `4027`.
-		// Minimum execution time: 416_882_000 ps.
-		Weight::from_parts(433_292_479, 4027)
-			.saturating_add(Weight::from_parts(13_235_919, 0).saturating_mul(n.into()))
+		// Proof size: measured `433`, estimated `4123`.
+		// Minimum execution time: 617_146_000 ps.
+		Weight::from_parts(611_597_905, 4123)
+			.saturating_add(Weight::from_parts(94_906_859, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
-			.saturating_add(T::DbWeight::get().writes(3_u64))
+			.saturating_add(T::DbWeight::get().writes(4_u64))
 			.saturating_add(T::DbWeight::get().writes((2_u64).saturating_mul(n.into())))
 			.saturating_add(Weight::from_parts(0, 3183).saturating_mul(n.into()))
 	}
-	/// Storage: `ProxyReencrypt::Grants` (r:1 w:0)
-	/// Proof: `ProxyReencrypt::Grants` (`max_values`: None, `max_size`: Some(363), added: 2838, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::Grants` (r:1 w:1)
+	/// Proof: `ProxyReencrypt::Grants` (`max_values`: None, `max_size`: Some(658), added: 3133, mode: `MaxEncodedLen`)
 	/// Storage: `EhrIndex::Records` (r:1 w:0)
 	/// Proof: `EhrIndex::Records` (`max_values`: None, `max_size`: Some(402), added: 2877, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::Capsules` (r:1 w:0)
@@ -138,14 +136,16 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `ProxyReencrypt::Requests` (r:0 w:1)
 	/// Proof: `ProxyReencrypt::Requests` (`max_values`: None, `max_size`: Some(146), added: 2621, mode: `MaxEncodedLen`)
 	fn request_access() -> Weight {
-		// Proof size: measured `840`, estimated `5527`.
-		// Minimum execution time: 503_141_000 ps.
-		Weight::from_parts(538_884_000, 5527)
+		// Proof size: measured `875`, estimated `5527`.
+		// Minimum execution time: 700_400_000 ps.
+		Weight::from_parts(1_097_759_000, 5527)
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
 	}
-	/// Storage: `ProxyReencrypt::Grants` (r:1 w:0)
-	/// Proof: `ProxyReencrypt::Grants` (`max_values`: None, `max_size`: Some(363), added: 2838, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::Grants` (r:1 w:1)
+	/// Proof: `ProxyReencrypt::Grants` (`max_values`: None, `max_size`: Some(658), added: 3133, mode: `MaxEncodedLen`)
+	/// Storage: `Reputation::Institutions` (r:1 w:0)
+	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
 	/// Storage: `EhrIndex::Records` (r:1 w:0)
 	/// Proof: `EhrIndex::Records` (`max_values`: None, `max_size`: Some(402), added: 2877, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::Capsules` (r:1 w:0)
@@ -163,102 +163,130 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `ProxyReencrypt::Requests` (r:0 w:1)
 	/// Proof: `ProxyReencrypt::Requests` (`max_values`: None, `max_size`: Some(146), added: 2621, mode: `MaxEncodedLen`)
 	fn break_glass() -> Weight {
-		// Proof size: measured `840`, estimated `5527`.
-		// Minimum execution time: 627_426_000 ps.
-		Weight::from_parts(662_699_000, 5527)
+		// Proof size: measured `1231`, estimated `5527`.
+		// Minimum execution time: 983_209_000 ps.
+		Weight::from_parts(1_562_559_000, 5527)
 			.saturating_add(T::DbWeight::get().reads(8_u64))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
 	}
+	/// Storage: `Reputation::Institutions` (r:1 w:0)
+	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::Requests` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::Requests` (`max_values`: None, `max_size`: Some(146), added: 2621, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::Grants` (r:1 w:0)
-	/// Proof: `ProxyReencrypt::Grants` (`max_values`: None, `max_size`: Some(363), added: 2838, mode: `MaxEncodedLen`)
+	/// Proof: `ProxyReencrypt::Grants` (`max_values`: None, `max_size`: Some(658), added: 3133, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::Fragments` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::Fragments` (`max_values`: None, `max_size`: Some(579), added: 3054, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::Capsules` (r:1 w:0)
 	/// Proof: `ProxyReencrypt::Capsules` (`max_values`: None, `max_size`: Some(276), added: 2751, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::Keys` (r:2 w:0)
 	/// Proof: `ProxyReencrypt::Keys` (`max_values`: None, `max_size`: Some(114), added: 2589, mode: `MaxEncodedLen`)
+	/// Storage: `EhrIndex::Records` (r:1 w:0)
+	/// Proof: `EhrIndex::Records` (`max_values`: None, `max_size`: Some(402), added: 2877, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::Credits` (r:1 w:1)
 	/// Proof: `Reputation::Credits` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
+	/// Storage: `Reputation::SessionGains` (r:1 w:1)
+	/// Proof: `Reputation::SessionGains` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::OpenRequests` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::OpenRequests` (`max_values`: Some(1), `max_size`: Some(2050), added: 2545, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::RequestDeadlines` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::RequestDeadlines` (`max_values`: None, `max_size`: Some(2062), added: 4537, mode: `MaxEncodedLen`)
 	fn submit_fragment() -> Weight {
-		// Proof size: measured `1352`, estimated `6168`.
-		// Minimum execution time: 2_228_726_000 ps.
-		Weight::from_parts(2_399_090_000, 6168)
-			.saturating_add(T::DbWeight::get().reads(10_u64))
-			.saturating_add(T::DbWeight::get().writes(5_u64))
+		// Proof size: measured `1956`, estimated `6168`.
+		// Minimum execution time: 3_374_267_000 ps.
+		Weight::from_parts(5_460_713_000, 6168)
+			.saturating_add(T::DbWeight::get().reads(12_u64))
+			.saturating_add(T::DbWeight::get().writes(6_u64))
 	}
-	/// Storage: `Reputation::Institutions` (r:1 w:0)
+	/// Storage: `Reputation::Institutions` (r:2 w:1)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::Requests` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::Requests` (`max_values`: None, `max_size`: Some(146), added: 2621, mode: `MaxEncodedLen`)
-	/// Storage: `ProxyReencrypt::ReviewDeadlines` (r:1 w:1)
-	/// Proof: `ProxyReencrypt::ReviewDeadlines` (`max_values`: None, `max_size`: Some(2062), added: 4537, mode: `MaxEncodedLen`)
+	/// Storage: `Reputation::AuditorPenalties` (r:1 w:1)
+	/// Proof: `Reputation::AuditorPenalties` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::Credits` (r:1 w:1)
 	/// Proof: `Reputation::Credits` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
+	/// Storage: `System::Account` (r:1 w:1)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::ReviewDeadlines` (r:1 w:1)
+	/// Proof: `ProxyReencrypt::ReviewDeadlines` (`max_values`: None, `max_size`: Some(2062), added: 4537, mode: `MaxEncodedLen`)
 	fn review_emergency() -> Weight {
-		// Proof size: measured `1013`, estimated `5527`.
-		// Minimum execution time: 471_404_000 ps.
-		Weight::from_parts(527_637_000, 5527)
-			.saturating_add(T::DbWeight::get().reads(4_u64))
-			.saturating_add(T::DbWeight::get().writes(3_u64))
+		// Proof size: measured `1417`, estimated `6222`.
+		// Minimum execution time: 1_458_604_000 ps.
+		Weight::from_parts(1_781_854_000, 6222)
+			.saturating_add(T::DbWeight::get().reads(8_u64))
+			.saturating_add(T::DbWeight::get().writes(7_u64))
 	}
 	/// Storage: `ProxyReencrypt::RequestDeadlines` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::RequestDeadlines` (`max_values`: None, `max_size`: Some(2062), added: 4537, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::Requests` (r:256 w:256)
 	/// Proof: `ProxyReencrypt::Requests` (`max_values`: None, `max_size`: Some(146), added: 2621, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::Grants` (r:1 w:0)
-	/// Proof: `ProxyReencrypt::Grants` (`max_values`: None, `max_size`: Some(363), added: 2838, mode: `MaxEncodedLen`)
+	/// Proof: `ProxyReencrypt::Grants` (`max_values`: None, `max_size`: Some(658), added: 3133, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::Fragments` (r:1024 w:0)
 	/// Proof: `ProxyReencrypt::Fragments` (`max_values`: None, `max_size`: Some(579), added: 3054, mode: `MaxEncodedLen`)
+	/// Storage: `Reputation::Institutions` (r:9 w:1)
+	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::Credits` (r:9 w:9)
 	/// Proof: `Reputation::Credits` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::OpenRequests` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::OpenRequests` (`max_values`: Some(1), `max_size`: Some(2050), added: 2545, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::ReviewDeadlines` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::ReviewDeadlines` (`max_values`: None, `max_size`: Some(2062), added: 4537, mode: `MaxEncodedLen`)
+	/// Storage: `System::Account` (r:1 w:1)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
 	/// Component `e` ranges over `[0, 128]`.
 	/// Component `l` ranges over `[0, 128]`.
 	fn on_initialize(e: u32, l: u32, ) -> Weight {
-		// Proof size: measured `1660`, estimated `14274`.
-		// Minimum execution time: 15_580_420_000 ps.
-		Weight::from_parts(6_254_541_391, 14274)
-			.saturating_add(Weight::from_parts(748_226_376, 0).saturating_mul(e.into()))
-			.saturating_add(Weight::from_parts(127_740_106, 0).saturating_mul(l.into()))
-			.saturating_add(T::DbWeight::get().reads(8_u64))
+		// Proof size: measured `3293`, estimated `14741`.
+		// Minimum execution time: 91_137_701_000 ps.
+		Weight::from_parts(7_338_434_923, 14741)
+			.saturating_add(Weight::from_parts(1_954_334_467, 0).saturating_mul(e.into()))
+			.saturating_add(Weight::from_parts(911_745_208, 0).saturating_mul(l.into()))
+			.saturating_add(T::DbWeight::get().reads(15_u64))
 			.saturating_add(T::DbWeight::get().reads((9_u64).saturating_mul(e.into())))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(l.into())))
-			.saturating_add(T::DbWeight::get().writes(7_u64))
+			.saturating_add(T::DbWeight::get().writes(9_u64))
 			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(e.into())))
 			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(l.into())))
 			.saturating_add(Weight::from_parts(0, 24432).saturating_mul(e.into()))
 			.saturating_add(Weight::from_parts(0, 2621).saturating_mul(l.into()))
 	}
-	/// HAND-ESTIMATED from `review_emergency` (not measured yet).
 	/// Storage: `Reputation::Institutions` (r:1 w:0)
+	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::Grants` (r:1 w:1)
-	/// Storage: `ProxyReencrypt::PendingAcknowledgements` (r:0 w:1)
+	/// Proof: `ProxyReencrypt::Grants` (`max_values`: None, `max_size`: Some(658), added: 3133, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::Disputes` (r:1 w:0)
+	/// Proof: `ProxyReencrypt::Disputes` (`max_values`: None, `max_size`: Some(273), added: 2748, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::PendingAcknowledgements` (r:0 w:1)
+	/// Proof: `ProxyReencrypt::PendingAcknowledgements` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
 	/// Component `n` ranges over `[1, 8]`.
 	fn acknowledge_grant(n: u32, ) -> Weight {
-		Weight::from_parts(527_637_000, 8327)
-			.saturating_add(Weight::from_parts(13_235_919, 0).saturating_mul(n.into()))
+		// Proof size: measured `662`, estimated `4123`.
+		// Minimum execution time: 503_488_000 ps.
+		Weight::from_parts(740_511_163, 4123)
+			.saturating_add(Weight::from_parts(11_415_835, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
-	/// HAND-ESTIMATED from `review_emergency` and `revoke_grant` (not measured yet).
 	/// Storage: `Reputation::Institutions` (r:1 w:0)
+	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::Grants` (r:1 w:1)
-	/// Storage: `ProxyReencrypt::PendingAcknowledgements` (r:0 w:8)
+	/// Proof: `ProxyReencrypt::Grants` (`max_values`: None, `max_size`: Some(658), added: 3133, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::Disputes` (r:1 w:1)
+	/// Proof: `ProxyReencrypt::Disputes` (`max_values`: None, `max_size`: Some(273), added: 2748, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::PendingAcknowledgements` (r:0 w:8)
+	/// Proof: `ProxyReencrypt::PendingAcknowledgements` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
 	/// Component `n` ranges over `[1, 8]`.
 	fn dispute_grant(n: u32, ) -> Weight {
-		Weight::from_parts(527_637_000, 8327)
-			.saturating_add(Weight::from_parts(13_235_919, 0).saturating_mul(n.into()))
+		// Proof size: measured `662`, estimated `4123`.
+		// Minimum execution time: 583_696_000 ps.
+		Weight::from_parts(1_032_635_080, 4123)
+			.saturating_add(Weight::from_parts(15_530_195, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(n.into())))
@@ -268,23 +296,23 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 /// The same weights with RocksDB database weights, for tests and mocks.
 impl WeightInfo for () {
 	fn register_key() -> Weight {
-		Weight::from_parts(234_020_000, 3579)
+		Weight::from_parts(492_350_000, 3579)
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn register_proxy() -> Weight {
-		Weight::from_parts(279_026_000, 3606)
+		Weight::from_parts(524_548_000, 3606)
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn attach_capsule() -> Weight {
-		Weight::from_parts(679_343_000, 3867)
+		Weight::from_parts(1_138_619_000, 3867)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn grant_access(n: u32, ) -> Weight {
-		Weight::from_parts(534_918_036, 6168)
-			.saturating_add(Weight::from_parts(447_501_283, 0).saturating_mul(n.into()))
+		Weight::from_parts(721_392_109, 6168)
+			.saturating_add(Weight::from_parts(668_412_797, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
@@ -292,56 +320,56 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 2556).saturating_mul(n.into()))
 	}
 	fn revoke_grant(n: u32, ) -> Weight {
-		Weight::from_parts(433_292_479, 4027)
-			.saturating_add(Weight::from_parts(13_235_919, 0).saturating_mul(n.into()))
+		Weight::from_parts(611_597_905, 4123)
+			.saturating_add(Weight::from_parts(94_906_859, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
-			.saturating_add(RocksDbWeight::get().writes(3_u64))
+			.saturating_add(RocksDbWeight::get().writes(4_u64))
 			.saturating_add(RocksDbWeight::get().writes((2_u64).saturating_mul(n.into())))
 			.saturating_add(Weight::from_parts(0, 3183).saturating_mul(n.into()))
 	}
 	fn request_access() -> Weight {
-		Weight::from_parts(538_884_000, 5527)
+		Weight::from_parts(1_097_759_000, 5527)
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
 	}
 	fn break_glass() -> Weight {
-		Weight::from_parts(662_699_000, 5527)
+		Weight::from_parts(1_562_559_000, 5527)
 			.saturating_add(RocksDbWeight::get().reads(8_u64))
 			.saturating_add(RocksDbWeight::get().writes(7_u64))
 	}
 	fn submit_fragment() -> Weight {
-		Weight::from_parts(2_399_090_000, 6168)
-			.saturating_add(RocksDbWeight::get().reads(10_u64))
-			.saturating_add(RocksDbWeight::get().writes(5_u64))
+		Weight::from_parts(5_460_713_000, 6168)
+			.saturating_add(RocksDbWeight::get().reads(12_u64))
+			.saturating_add(RocksDbWeight::get().writes(6_u64))
 	}
 	fn review_emergency() -> Weight {
-		Weight::from_parts(527_637_000, 5527)
-			.saturating_add(RocksDbWeight::get().reads(4_u64))
-			.saturating_add(RocksDbWeight::get().writes(3_u64))
+		Weight::from_parts(1_781_854_000, 6222)
+			.saturating_add(RocksDbWeight::get().reads(8_u64))
+			.saturating_add(RocksDbWeight::get().writes(7_u64))
 	}
 	fn on_initialize(e: u32, l: u32, ) -> Weight {
-		Weight::from_parts(6_254_541_391, 14274)
-			.saturating_add(Weight::from_parts(748_226_376, 0).saturating_mul(e.into()))
-			.saturating_add(Weight::from_parts(127_740_106, 0).saturating_mul(l.into()))
-			.saturating_add(RocksDbWeight::get().reads(8_u64))
+		Weight::from_parts(7_338_434_923, 14741)
+			.saturating_add(Weight::from_parts(1_954_334_467, 0).saturating_mul(e.into()))
+			.saturating_add(Weight::from_parts(911_745_208, 0).saturating_mul(l.into()))
+			.saturating_add(RocksDbWeight::get().reads(15_u64))
 			.saturating_add(RocksDbWeight::get().reads((9_u64).saturating_mul(e.into())))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(l.into())))
-			.saturating_add(RocksDbWeight::get().writes(7_u64))
+			.saturating_add(RocksDbWeight::get().writes(9_u64))
 			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(e.into())))
 			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(l.into())))
 			.saturating_add(Weight::from_parts(0, 24432).saturating_mul(e.into()))
 			.saturating_add(Weight::from_parts(0, 2621).saturating_mul(l.into()))
 	}
 	fn acknowledge_grant(n: u32, ) -> Weight {
-		Weight::from_parts(527_637_000, 8327)
-			.saturating_add(Weight::from_parts(13_235_919, 0).saturating_mul(n.into()))
+		Weight::from_parts(740_511_163, 4123)
+			.saturating_add(Weight::from_parts(11_415_835, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	fn dispute_grant(n: u32, ) -> Weight {
-		Weight::from_parts(527_637_000, 8327)
-			.saturating_add(Weight::from_parts(13_235_919, 0).saturating_mul(n.into()))
+		Weight::from_parts(1_032_635_080, 4123)
+			.saturating_add(Weight::from_parts(15_530_195, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(n.into())))

@@ -3,7 +3,7 @@
 //! pallet's frame benchmarks. Do not edit by hand: rerun
 //! `scripts/benchmark-pallets.sh`.
 //!
-//! Date: 2026-11-23; steps: 3; repeat: 3;
+//! Date: 2026-12-03; steps: 10; repeat: 5;
 //! Wasm execution: Compiled; machine: AMD EPYC.
 
 #![cfg_attr(rustfmt, rustfmt_skip)]
@@ -37,36 +37,40 @@ pub struct SubstrateWeight<T>(PhantomData<T>);
 impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Reputation::Institutions` (r:1 w:1)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
-	/// Storage: `Reputation::InstitutionCount` (r:1 w:1)
-	/// Proof: `Reputation::InstitutionCount` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
+	/// Storage: `Reputation::PendingCount` (r:1 w:1)
+	/// Proof: `Reputation::PendingCount` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
 	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
 	fn apply_for_membership() -> Weight {
-		// Proof size: measured `428`, estimated `3640`.
-		// Minimum execution time: 2_034_999_000 ps.
-		Weight::from_parts(3_181_670_000, 3640)
+		// Proof size: measured `454`, estimated `3640`.
+		// Minimum execution time: 1_228_252_000 ps.
+		Weight::from_parts(1_357_905_000, 3640)
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:1 w:1)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
+	/// Storage: `Reputation::InstitutionCount` (r:1 w:1)
+	/// Proof: `Reputation::InstitutionCount` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
+	/// Storage: `Reputation::PendingCount` (r:1 w:1)
+	/// Proof: `Reputation::PendingCount` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::Credits` (r:1 w:1)
 	/// Proof: `Reputation::Credits` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	fn approve_institution() -> Weight {
-		// Proof size: measured `413`, estimated `3606`.
-		// Minimum execution time: 600_351_000 ps.
-		Weight::from_parts(918_265_000, 3606)
-			.saturating_add(T::DbWeight::get().reads(2_u64))
-			.saturating_add(T::DbWeight::get().writes(2_u64))
+		// Proof size: measured `439`, estimated `3606`.
+		// Minimum execution time: 426_763_000 ps.
+		Weight::from_parts(526_471_000, 3606)
+			.saturating_add(T::DbWeight::get().reads(4_u64))
+			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:1 w:1)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
 	fn suspend_institution() -> Weight {
-		// Proof size: measured `372`, estimated `3606`.
-		// Minimum execution time: 430_874_000 ps.
-		Weight::from_parts(683_727_000, 3606)
+		// Proof size: measured `384`, estimated `3606`.
+		// Minimum execution time: 257_993_000 ps.
+		Weight::from_parts(322_058_000, 3606)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -86,19 +90,23 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Reputation::InstitutionCount` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::Credits` (r:0 w:1)
 	/// Proof: `Reputation::Credits` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
+	/// Storage: `Reputation::SessionGains` (r:0 w:1)
+	/// Proof: `Reputation::SessionGains` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
+	/// Storage: `Reputation::FormerCandidates` (r:0 w:1)
+	/// Proof: `Reputation::FormerCandidates` (`max_values`: None, `max_size`: Some(84), added: 2559, mode: `MaxEncodedLen`)
 	fn remove_institution() -> Weight {
-		// Proof size: measured `719`, estimated `3834`.
-		// Minimum execution time: 4_778_130_000 ps.
-		Weight::from_parts(7_441_954_000, 3834)
+		// Proof size: measured `1240`, estimated `3834`.
+		// Minimum execution time: 3_019_711_000 ps.
+		Weight::from_parts(3_337_613_000, 3834)
 			.saturating_add(T::DbWeight::get().reads(7_u64))
-			.saturating_add(T::DbWeight::get().writes(8_u64))
+			.saturating_add(T::DbWeight::get().writes(10_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:1 w:1)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
 	fn set_roles() -> Weight {
-		// Proof size: measured `372`, estimated `3606`.
-		// Minimum execution time: 426_155_000 ps.
-		Weight::from_parts(623_444_000, 3606)
+		// Proof size: measured `384`, estimated `3606`.
+		// Minimum execution time: 257_291_000 ps.
+		Weight::from_parts(300_056_000, 3606)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -106,12 +114,14 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::Credits` (r:1 w:1)
 	/// Proof: `Reputation::Credits` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
+	/// Storage: `Reputation::AuditorPenalties` (r:1 w:1)
+	/// Proof: `Reputation::AuditorPenalties` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	fn penalise() -> Weight {
-		// Proof size: measured `518`, estimated `3606`.
-		// Minimum execution time: 707_200_000 ps.
-		Weight::from_parts(1_035_654_000, 3606)
-			.saturating_add(T::DbWeight::get().reads(2_u64))
-			.saturating_add(T::DbWeight::get().writes(1_u64))
+		// Proof size: measured `604`, estimated `3606`.
+		// Minimum execution time: 507_814_000 ps.
+		Weight::from_parts(588_033_000, 3606)
+			.saturating_add(T::DbWeight::get().reads(3_u64))
+			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:1 w:0)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
@@ -127,11 +137,13 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
 	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Storage: `Reputation::FormerCandidates` (r:1 w:0)
+	/// Proof: `Reputation::FormerCandidates` (`max_values`: None, `max_size`: Some(84), added: 2559, mode: `MaxEncodedLen`)
 	fn register_as_candidate() -> Weight {
-		// Proof size: measured `889`, estimated `4354`.
-		// Minimum execution time: 2_522_860_000 ps.
-		Weight::from_parts(3_008_096_000, 4354)
-			.saturating_add(T::DbWeight::get().reads(7_u64))
+		// Proof size: measured `915`, estimated `4380`.
+		// Minimum execution time: 1_579_684_000 ps.
+		Weight::from_parts(1_684_219_000, 4380)
+			.saturating_add(T::DbWeight::get().reads(8_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
 	/// Storage: `Reputation::Candidates` (r:1 w:1)
@@ -145,9 +157,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Reputation::CandidateCount` (r:1 w:1)
 	/// Proof: `Reputation::CandidateCount` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
 	fn leave_candidates() -> Weight {
-		// Proof size: measured `549`, estimated `3834`.
-		// Minimum execution time: 3_289_742_000 ps.
-		Weight::from_parts(4_645_694_000, 3834)
+		// Proof size: measured `572`, estimated `3834`.
+		// Minimum execution time: 1_992_918_000 ps.
+		Weight::from_parts(2_301_825_000, 3834)
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
@@ -165,8 +177,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
 	fn delegate() -> Weight {
 		// Proof size: measured `529`, estimated `3640`.
-		// Minimum execution time: 2_295_715_000 ps.
-		Weight::from_parts(3_437_277_000, 3640)
+		// Minimum execution time: 1_386_838_000 ps.
+		Weight::from_parts(1_602_929_000, 3640)
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
 	}
@@ -186,8 +198,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Reputation::TotalDelegated` (`max_values`: Some(1), `max_size`: Some(16), added: 511, mode: `MaxEncodedLen`)
 	fn undelegate() -> Weight {
 		// Proof size: measured `801`, estimated `3834`.
-		// Minimum execution time: 3_653_010_000 ps.
-		Weight::from_parts(5_362_091_000, 3834)
+		// Minimum execution time: 2_226_184_000 ps.
+		Weight::from_parts(2_377_628_000, 3834)
 			.saturating_add(T::DbWeight::get().reads(7_u64))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
 	}
@@ -198,29 +210,23 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Balances::Holds` (r:1 w:1)
 	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
 	/// Component `c` ranges over `[1, 16]`.
-	fn withdraw_unbonded(c: u32, ) -> Weight {
-		// Proof size: measured `468`, estimated `3834`.
-		// Minimum execution time: 1_765_797_000 ps.
-		Weight::from_parts(2_889_080_731, 3834)
-			.saturating_add(Weight::from_parts(2_413_727, 0).saturating_mul(c.into()))
+	fn withdraw_unbonded(_c: u32, ) -> Weight {
+		// Proof size: measured `484`, estimated `3834`.
+		// Minimum execution time: 1_037_299_000 ps.
+		Weight::from_parts(1_457_198_901, 3834)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
 	/// Storage: `Reputation::Invulnerables` (r:0 w:1)
 	/// Proof: `Reputation::Invulnerables` (`max_values`: Some(1), `max_size`: Some(257), added: 752, mode: `MaxEncodedLen`)
 	/// Component `i` ranges over `[1, 8]`.
-	fn set_invulnerables(_i: u32, ) -> Weight {
+	fn set_invulnerables(i: u32, ) -> Weight {
 		// Proof size: measured `0`, estimated `0`.
-		// Minimum execution time: 218_417_000 ps.
-		Weight::from_parts(387_004_636, 0)
+		// Minimum execution time: 136_222_000 ps.
+		Weight::from_parts(220_194_263, 0)
+			.saturating_add(Weight::from_parts(381_483, 0).saturating_mul(i.into()))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
-	/// Storage: `Reputation::SelectedCollators` (r:1 w:1)
-	/// Proof: `Reputation::SelectedCollators` (`max_values`: Some(1), `max_size`: Some(513), added: 1008, mode: `MaxEncodedLen`)
-	/// Storage: `Reputation::SessionBlocks` (r:1 w:0)
-	/// Proof: `Reputation::SessionBlocks` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
-	/// Storage: `Reputation::AuthoredBlocks` (r:1 w:0)
-	/// Proof: `Reputation::AuthoredBlocks` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::Credits` (r:1001 w:999)
 	/// Proof: `Reputation::Credits` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::Invulnerables` (r:1 w:0)
@@ -235,96 +241,98 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Reputation::CandidateCount` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::InstitutionCount` (r:1 w:0)
 	/// Proof: `Reputation::InstitutionCount` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
+	/// Storage: `Reputation::SelectedCollators` (r:0 w:1)
+	/// Proof: `Reputation::SelectedCollators` (`max_values`: Some(1), `max_size`: Some(513), added: 1008, mode: `MaxEncodedLen`)
 	/// Component `c` ranges over `[1, 100]`.
 	/// Component `i` ranges over `[1, 1000]`.
 	fn new_session(c: u32, i: u32, ) -> Weight {
-		// Proof size: measured `0`, estimated `6255`.
-		// Minimum execution time: 2_359_957_000 ps.
-		Weight::from_parts(2_359_957_000, 6255)
-			.saturating_add(Weight::from_parts(411_359_422, 0).saturating_mul(c.into()))
-			.saturating_add(Weight::from_parts(510_983_439, 0).saturating_mul(i.into()))
-			.saturating_add(T::DbWeight::get().reads(13_u64))
+		// Proof size: measured `0`, estimated `6108`.
+		// Minimum execution time: 1_103_438_000 ps.
+		Weight::from_parts(1_134_804_000, 6108)
+			.saturating_add(Weight::from_parts(352_479_812, 0).saturating_mul(c.into()))
+			.saturating_add(Weight::from_parts(261_740_224, 0).saturating_mul(i.into()))
+			.saturating_add(T::DbWeight::get().reads(10_u64))
 			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(c.into())))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(i.into())))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(i.into())))
-			.saturating_add(Weight::from_parts(0, 1445).saturating_mul(c.into()))
-			.saturating_add(Weight::from_parts(0, 2524).saturating_mul(i.into()))
+			.saturating_add(Weight::from_parts(0, 2239).saturating_mul(c.into()))
+			.saturating_add(Weight::from_parts(0, 2525).saturating_mul(i.into()))
 	}
 }
 
 /// The same weights with RocksDB database weights, for tests and mocks.
 impl WeightInfo for () {
 	fn apply_for_membership() -> Weight {
-		Weight::from_parts(3_181_670_000, 3640)
+		Weight::from_parts(1_357_905_000, 3640)
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn approve_institution() -> Weight {
-		Weight::from_parts(918_265_000, 3606)
-			.saturating_add(RocksDbWeight::get().reads(2_u64))
-			.saturating_add(RocksDbWeight::get().writes(2_u64))
+		Weight::from_parts(526_471_000, 3606)
+			.saturating_add(RocksDbWeight::get().reads(4_u64))
+			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn suspend_institution() -> Weight {
-		Weight::from_parts(683_727_000, 3606)
+		Weight::from_parts(322_058_000, 3606)
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn remove_institution() -> Weight {
-		Weight::from_parts(7_441_954_000, 3834)
+		Weight::from_parts(3_337_613_000, 3834)
 			.saturating_add(RocksDbWeight::get().reads(7_u64))
-			.saturating_add(RocksDbWeight::get().writes(8_u64))
+			.saturating_add(RocksDbWeight::get().writes(10_u64))
 	}
 	fn set_roles() -> Weight {
-		Weight::from_parts(623_444_000, 3606)
+		Weight::from_parts(300_056_000, 3606)
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn penalise() -> Weight {
-		Weight::from_parts(1_035_654_000, 3606)
-			.saturating_add(RocksDbWeight::get().reads(2_u64))
-			.saturating_add(RocksDbWeight::get().writes(1_u64))
+		Weight::from_parts(588_033_000, 3606)
+			.saturating_add(RocksDbWeight::get().reads(3_u64))
+			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	fn register_as_candidate() -> Weight {
-		Weight::from_parts(3_008_096_000, 4354)
-			.saturating_add(RocksDbWeight::get().reads(7_u64))
+		Weight::from_parts(1_684_219_000, 4380)
+			.saturating_add(RocksDbWeight::get().reads(8_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn leave_candidates() -> Weight {
-		Weight::from_parts(4_645_694_000, 3834)
+		Weight::from_parts(2_301_825_000, 3834)
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
 	fn delegate() -> Weight {
-		Weight::from_parts(3_437_277_000, 3640)
+		Weight::from_parts(1_602_929_000, 3640)
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
 	}
 	fn undelegate() -> Weight {
-		Weight::from_parts(5_362_091_000, 3834)
+		Weight::from_parts(2_377_628_000, 3834)
 			.saturating_add(RocksDbWeight::get().reads(7_u64))
 			.saturating_add(RocksDbWeight::get().writes(7_u64))
 	}
-	fn withdraw_unbonded(c: u32, ) -> Weight {
-		Weight::from_parts(2_889_080_731, 3834)
-			.saturating_add(Weight::from_parts(2_413_727, 0).saturating_mul(c.into()))
+	fn withdraw_unbonded(_c: u32, ) -> Weight {
+		Weight::from_parts(1_457_198_901, 3834)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
-	fn set_invulnerables(_i: u32, ) -> Weight {
-		Weight::from_parts(387_004_636, 0)
+	fn set_invulnerables(i: u32, ) -> Weight {
+		Weight::from_parts(220_194_263, 0)
+			.saturating_add(Weight::from_parts(381_483, 0).saturating_mul(i.into()))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn new_session(c: u32, i: u32, ) -> Weight {
-		Weight::from_parts(2_359_957_000, 6255)
-			.saturating_add(Weight::from_parts(411_359_422, 0).saturating_mul(c.into()))
-			.saturating_add(Weight::from_parts(510_983_439, 0).saturating_mul(i.into()))
-			.saturating_add(RocksDbWeight::get().reads(13_u64))
+		Weight::from_parts(1_134_804_000, 6108)
+			.saturating_add(Weight::from_parts(352_479_812, 0).saturating_mul(c.into()))
+			.saturating_add(Weight::from_parts(261_740_224, 0).saturating_mul(i.into()))
+			.saturating_add(RocksDbWeight::get().reads(10_u64))
 			.saturating_add(RocksDbWeight::get().reads((2_u64).saturating_mul(c.into())))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(i.into())))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(i.into())))
-			.saturating_add(Weight::from_parts(0, 1445).saturating_mul(c.into()))
-			.saturating_add(Weight::from_parts(0, 2524).saturating_mul(i.into()))
+			.saturating_add(Weight::from_parts(0, 2239).saturating_mul(c.into()))
+			.saturating_add(Weight::from_parts(0, 2525).saturating_mul(i.into()))
 	}
 }

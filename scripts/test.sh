@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up and runs every Medchain test:
-#   1. Rust: runtime and pallet tests (`cargo test --workspace`),
+#   1. Rust: runtime and pallet tests (`cargo test --workspace`), and a short
+#      run of the runtime fuzzer (`scripts/fuzz.sh`),
 #   2. end to end: @polkadot/api, `medchain-fl-client`, `medchain-record` and
 #      the patient portal (headless Chromium) against a real `medchain-node --dev`.
 # Exits non-zero on the first failing stage.
@@ -17,7 +18,10 @@ stage "build node and runtime"
 cargo build --locked --workspace
 
 stage "Rust tests"
-cargo test --locked --workspace
+cargo test --locked --workspace -- --skip fuzz_the_runtime
+
+stage "runtime fuzzer, short run"
+bash scripts/fuzz.sh "${FUZZ_CALLS:-5000}" "${FUZZ_SEED:-1}"
 
 stage "pallet benchmarks, run as tests on the mock runtimes"
 cargo test --locked -p pallet-reputation -p pallet-ehr-index -p pallet-fl-task -p pallet-proxy-reencrypt --features runtime-benchmarks benchmarking

@@ -361,6 +361,11 @@ parameter_types! {
 	/// No model is adopted on fewer than two agreeing aggregators: no
 	/// institution adopts its own aggregate alone.
 	pub const FlMinAggregatorsFloor: u32 = 2;
+	/// Tasks may bound parameters at up to 65 536.0: the ceiling under
+	/// which aggregation cannot overflow.
+	pub const FlMaxParamAbs: pallet_fl_task::Fixed = pallet_fl_task::PARAM_ABS_CEILING;
+	/// No update stands for fewer than ten patients' records.
+	pub const FlMinSamplesFloor: u32 = 10;
 }
 
 impl pallet_fl_task::Config for Runtime {
@@ -381,6 +386,8 @@ impl pallet_fl_task::Config for Runtime {
 	type MaxAggregators = ConstU32<16>;
 	type MinParticipantsFloor = FlMinParticipantsFloor;
 	type MinAggregatorsFloor = FlMinAggregatorsFloor;
+	type MaxParamAbs = FlMaxParamAbs;
+	type MinSamplesFloor = FlMinSamplesFloor;
 	type MinRoundBlocks = ConstU32<2>;
 	type MaxExtensions = ConstU8<3>;
 	type AggregationTimeout = FlAggregationTimeout;

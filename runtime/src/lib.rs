@@ -99,6 +99,7 @@ pub type UncheckedExtrinsic =
 pub type Migrations = (
 	pallet_reputation::migrations::v2::MigrateV1ToV2<Runtime>,
 	pallet_proxy_reencrypt::migrations::v1::MigrateV0ToV1<Runtime>,
+	pallet_fl_task::migrations::v1::MigrateV0ToV1<Runtime>,
 );
 
 /// Dispatches calls to the pallets.

@@ -321,6 +321,29 @@ mod sessions {
 	}
 
 	#[test]
+	fn invulnerables_without_session_keys_cannot_empty_the_collator_set() {
+		genesis("development").execute_with(|| {
+			let mut chain = Chain::new();
+			// Governance names invulnerables that never registered session
+			// keys (found by the runtime fuzzer): pallet-session would leave
+			// every one of them out and the chain would have no collator.
+			assert_ok!(Reputation::set_invulnerables(
+				RuntimeOrigin::root(),
+				vec![account(Bob), account(Charlie)]
+			));
+			chain.sessions(3, &[]);
+			assert_eq!(Session::validators(), vec![account(Alice)]);
+			// A keyless invulnerable next to one with keys: only the latter.
+			assert_ok!(Reputation::set_invulnerables(
+				RuntimeOrigin::root(),
+				vec![account(Alice), account(Bob)]
+			));
+			chain.sessions(2, &[]);
+			assert_eq!(Session::validators(), vec![account(Alice)]);
+		});
+	}
+
+	#[test]
 	fn zero_session_period_cannot_halt_the_chain() {
 		genesis("development").execute_with(|| {
 			let mut chain = Chain::new();

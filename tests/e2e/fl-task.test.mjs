@@ -210,13 +210,14 @@ async function until(what, cond, timeoutMs = 180_000) {
 
 test('a perceptron task and a poisoned task run across a node restart', async () => {
   // Task A: a small MLP, FedAvg. Task B: logistic regression, coordinate-wise
-  // median, with one hospital scaling its parameters ×1000.
+  // median, with one hospital scaling its parameters ×1000 (within the
+  // task's bound of ±65 536, so it reaches the median and is flagged there).
   const mlp = lastJson(client(['publish', '--suri', '//Ferdie', '--features', '30',
     '--model', 'mlp', '--hidden', '8', '--rounds', '6', '--quorum', '3', '--round-blocks', '25',
     '--target', '0.999', '--epochs', '10', '--lr', '0.5'])).task;
   const robust = lastJson(client(['publish', '--suri', '//Ferdie', '--features', '30',
     '--rule', 'median', '--rounds', '6', '--quorum', '3', '--round-blocks', '25',
-    '--target', '0.999', '--epochs', '10', '--lr', '0.5'])).task;
+    '--target', '0.999', '--epochs', '10', '--lr', '0.5', '--max-abs', '65536'])).task;
   const credit = async (who) => (await node.api.call.reputationApi.credit(who.address)).unwrap().toNumber();
   const creditBefore = { eve: await credit(k.eve), dave: await credit(k.dave) };
   const firstBlock = (await node.api.rpc.chain.getHeader()).number.toNumber();

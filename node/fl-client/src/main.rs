@@ -6,7 +6,8 @@
 //! medchain-fl-client split       --input wdbc.csv --out DIR [--seed 7] [--test-fraction 0.2]
 //! medchain-fl-client centralized --train A.csv,B.csv --test T.csv [--model lr|mlp] [--epochs 200] [--lr 0.5]
 //! medchain-fl-client publish     --suri //Alice --features 30 [--model lr|mlp --hidden 8] [--rounds 20]
-//!                                [--quorum 3] [--aggregators 2] ...
+//!                                [--quorum 3] [--aggregators 2] [--max-abs 1024] [--min-samples 10]
+//!                                [--max-samples 100000] ...
 //! medchain-fl-client train       --suri //Bob --task 0 --data hospital-1.csv [--plot out.png]
 //! medchain-fl-client evaluate    --task 0 --test T.csv
 //! medchain-fl-client aggregate   --task 0 [--at BLOCK_HASH]
@@ -40,7 +41,8 @@ use medchain_chain_client as rpc;
 use medchain_runtime::{AccountId, Runtime, RuntimeCall};
 use pallet_fl_task::{
 	from_fixed, to_fixed, AggregationRule, Fixed, GlobalModel, LearningTask, ModelKind, ModelParams, ModelUpdate,
-	Participants, RoundPhase, Rounds, TaskSpec, TaskStatus, Tasks, TrainingHints, UpdateCredit, Updates,
+	Participants, RoundPhase, Rounds, TaskSpec, TaskStatus, Tasks, TrainingHints, UpdateCredit, UpdateLimits,
+	Updates,
 };
 use medchain_chain_client::Node;
 use sp_core::{sr25519, Pair};
@@ -264,6 +266,15 @@ fn publish(o: &Options) -> Result<(), String> {
 		// The runtime refuses fewer than two agreeing aggregators
 		// (`MinAggregatorsFloor`) and a quorum under two.
 		aggregators_required: o.or("aggregators", 2)?,
+		// Parameters beyond ±max-abs are refused (inline) or left out and
+		// flagged (stored); fewer than min-samples samples are refused (at
+		// least the runtime's `MinSamplesFloor`, 10); more than max-samples
+		// weigh as max-samples.
+		limits: UpdateLimits {
+			max_abs: to_fixed(o.or("max-abs", 1024.0)?),
+			min_samples: o.or("min-samples", 10)?,
+			max_samples: o.or("max-samples", 100_000)?,
+		},
 	};
 	let id: u32 = node
 		.storage(&pallet_fl_task::NextTaskId::<Runtime>::hashed_key())
@@ -627,8 +638,10 @@ fn aggregate(o: &Options) -> Result<(), String> {
 		let key = UpdateCredit::<Runtime>::hashed_key_for((task_id, t.round), who);
 		credits.insert(who.clone(), node.storage_at::<u32>(&key, at).map_err(q)?.unwrap_or(0));
 	}
+	let admission = pallet_fl_task::Admission { max_abs: t.limits.max_abs, quorum: t.min_participants as usize };
 	let (params, outliers) = pallet_fl_task::aggregate_round::<<Runtime as pallet_fl_task::Config>::Aggregator, _, _>(
 		&t.rule,
+		admission,
 		&global,
 		updates,
 		|who| credits.get(who).copied().unwrap_or(0),

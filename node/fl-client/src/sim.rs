@@ -5,7 +5,7 @@
 
 use crate::{data::Dataset, model::Model};
 use medchain_runtime::Runtime;
-use pallet_fl_task::{from_fixed, to_fixed, AggregationRule, ModelUpdate};
+use pallet_fl_task::{from_fixed, to_fixed, Admission, AggregationRule, ModelUpdate, PARAM_ABS_CEILING};
 use sp_runtime::Permill;
 
 type MaxParams = <Runtime as pallet_fl_task::Config>::MaxParams;
@@ -85,7 +85,8 @@ pub fn simulate(
 				Ok((i, update))
 			})
 			.collect::<Result<Vec<_>, String>>()?;
-		let (params, outliers) = pallet_fl_task::aggregate_round::<Aggregator, _, _>(rule, &global, updates, |i| participants[*i].credit)
+		let admission = Admission { max_abs: PARAM_ABS_CEILING, quorum: 1 };
+		let (params, outliers) = pallet_fl_task::aggregate_round::<Aggregator, _, _>(rule, admission, &global, updates, |i| participants[*i].credit)
 			.map_err(|e| format!("cannot aggregate: {e:?}"))?;
 		global = params;
 		let model_now: Vec<f64> = global.iter().map(|p| from_fixed(*p)).collect();

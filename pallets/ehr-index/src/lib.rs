@@ -561,7 +561,7 @@ pub mod pallet {
 		}
 
 		/// Checks the pallet's invariants.
-		#[cfg(any(feature = "try-runtime", test))]
+		#[cfg(any(feature = "try-runtime", feature = "std", test))]
 		pub fn do_try_state() -> Result<(), sp_runtime::TryRuntimeError> {
 			let next = NextRecordId::<T>::get();
 			for (id, r) in Records::<T>::iter() {

@@ -1,8 +1,10 @@
 //! Aggregation of a round's updates in fixed point.
 //!
 //! All arithmetic is on integers ([`Fixed`] values, `i128` accumulators) with
-//! checked operations, so every honest aggregator, native or Wasm, computes
-//! the same bits. Parameters are processed in column chunks of
+//! checked or saturating operations, so every honest aggregator, native or
+//! Wasm, computes the same bits. [`aggregate_fail_soft`] is what aggregators
+//! run: an update that cannot be read or breaks the task's bounds is left
+//! out and flagged, and the round is aggregated from the rest. Parameters are processed in column chunks of
 //! [`CHUNK`] with `ndarray`, so the working set is `participants × CHUNK`
 //! whatever the model size.
 
@@ -64,6 +66,12 @@ pub enum AggregationError {
 	Unavailable,
 	/// The aggregate could not be written to the model store.
 	StoreFailed,
+	/// The `i`-th update (in the order given) could not be read, or holds a
+	/// parameter beyond the task's `max_abs`. [`aggregate_fail_soft`] leaves
+	/// it out and flags it.
+	Rejected(usize),
+	/// Fewer usable updates than the round's quorum.
+	NoQuorum,
 }
 
 /// Which model a [`ModelSource`] read is of.
@@ -198,17 +206,93 @@ impl<F: Get<u32>> Aggregate for FixedPointAggregator<F> {
 				AggregationRule::Median => map_columns(chunk, median)?,
 				AggregationRule::TrimmedMean { .. } => map_columns(chunk, |column| trimmed_mean(column, cut))?,
 			};
+			// Saturating: an update too far away to measure is as far as
+			// can be, and is flagged, instead of failing the round.
 			for (row, distance) in raw.axis_iter(Axis(0)).zip(distances.iter_mut()) {
 				for (v, a) in row.iter().zip(out.iter()) {
-					let d = (v - *a as i128).unsigned_abs();
-					let sq = d.checked_mul(d).ok_or(AggregationError::Overflow)?;
-					*distance = distance.checked_add(sq).ok_or(AggregationError::Overflow)?;
+					let d = v.saturating_sub(*a as i128).unsigned_abs();
+					*distance = distance.saturating_add(d.saturating_mul(d));
 				}
 			}
 			sink(out.as_slice().ok_or(AggregationError::Overflow)?)?;
 			start += width;
 		}
 		Ok(flag_outliers(&distances, F::get()))
+	}
+}
+
+/// What aggregators accept of a round's updates.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Admission {
+	/// Largest absolute parameter value of an update.
+	pub max_abs: Fixed,
+	/// Fewest usable updates the round needs (its quorum).
+	pub quorum: usize,
+}
+
+/// A source over the updates `kept` (positions into the original order)
+/// that names a failed or out-of-bounds update by its position in `kept`.
+struct Guarded<'a> {
+	inner: &'a mut dyn ModelSource,
+	kept: &'a [usize],
+	max_abs: u64,
+}
+
+impl ModelSource for Guarded<'_> {
+	fn read(&mut self, model: Model, start: usize, width: usize) -> Result<&[Fixed], AggregationError> {
+		let Model::Update(i) = model else { return self.inner.read(model, start, width) };
+		let original = *self.kept.get(i).ok_or(AggregationError::LengthMismatch)?;
+		let max_abs = self.max_abs;
+		let params = match self.inner.read(Model::Update(original), start, width) {
+			Ok(params) if params.len() == width => params,
+			_ => return Err(AggregationError::Rejected(i)),
+		};
+		if params.iter().any(|v| v.unsigned_abs() > max_abs) {
+			return Err(AggregationError::Rejected(i));
+		}
+		Ok(params)
+	}
+}
+
+/// Aggregates a round as aggregators do, failing soft: an update that
+/// cannot be read (its store withholds it, or sends what does not match
+/// its digest), or holds a parameter beyond `admission.max_abs`, is left
+/// out and the round is aggregated again from the rest, as long as
+/// `admission.quorum` updates remain ([`AggregationError::NoQuorum`]
+/// otherwise). Each attempt writes to a fresh sink from `begin`.
+///
+/// Returns the sink of the successful attempt and the positions of the
+/// flagged updates, ascending: the outliers of the rule and the updates
+/// left out.
+pub fn aggregate_fail_soft<A: Aggregate, W>(
+	rule: &AggregationRule,
+	len: usize,
+	weights: &[UpdateWeight],
+	admission: Admission,
+	source: &mut dyn ModelSource,
+	mut begin: impl FnMut() -> W,
+	push: impl Fn(&mut W, &[Fixed]) -> Result<(), AggregationError>,
+) -> Result<(W, Vec<usize>), AggregationError> {
+	let mut kept: Vec<usize> = (0..weights.len()).collect();
+	let mut left_out = Vec::new();
+	loop {
+		if kept.len() < admission.quorum.max(1) {
+			return Err(AggregationError::NoQuorum);
+		}
+		let kept_weights: Vec<_> = kept.iter().map(|i| weights[*i]).collect();
+		let mut sink = begin();
+		let mut guarded = Guarded { inner: &mut *source, kept: &kept, max_abs: admission.max_abs.unsigned_abs() };
+		let outcome = A::aggregate_stream(rule, len, &kept_weights, &mut guarded, &mut |w| push(&mut sink, w));
+		match outcome {
+			Ok(outliers) => {
+				let mut flagged: Vec<usize> = outliers.into_iter().map(|i| kept[i]).collect();
+				flagged.extend(left_out);
+				flagged.sort_unstable();
+				return Ok((sink, flagged));
+			},
+			Err(AggregationError::Rejected(i)) if i < kept.len() => left_out.push(kept.remove(i)),
+			Err(e) => return Err(e),
+		}
 	}
 }
 
@@ -280,7 +364,7 @@ fn clip_scales(
 		global.extend_from_slice(source.read(Model::Global, start, width)?);
 		for (i, norm) in norms.iter_mut().enumerate() {
 			let update = source.read(Model::Update(i), start, width)?;
-			*norm = norm.checked_add(squared_distance(update, &global)?).ok_or(AggregationError::Overflow)?;
+			*norm = norm.saturating_add(squared_distance(update, &global));
 		}
 		start += width;
 	}
@@ -363,8 +447,9 @@ fn flag_outliers(distances: &[u128], factor: u32) -> Vec<usize> {
 	distances.iter().enumerate().filter(|(_, d)| **d > limit).map(|(i, _)| i).collect()
 }
 
-/// Squared L2 distance between two parameter vectors (in `Fixed²` units).
-fn squared_distance(a: &[Fixed], b: &[Fixed]) -> Result<u128, AggregationError> {
+/// Squared L2 distance between two parameter vectors (in `Fixed²` units),
+/// saturating at `u128::MAX`.
+fn squared_distance(a: &[Fixed], b: &[Fixed]) -> u128 {
 	let mut sum: u128 = 0;
 	let mut start = 0;
 	while start < a.len() {
@@ -372,12 +457,12 @@ fn squared_distance(a: &[Fixed], b: &[Fixed]) -> Result<u128, AggregationError> 
 		let diff = ArrayView1::from(&a[start..end]).mapv(|x| x as i128) -
 			ArrayView1::from(&b[start..end]).mapv(|x| x as i128);
 		for d in diff.iter() {
-			let sq = (d.unsigned_abs()).checked_mul(d.unsigned_abs()).ok_or(AggregationError::Overflow)?;
-			sum = sum.checked_add(sq).ok_or(AggregationError::Overflow)?;
+			let d = d.unsigned_abs();
+			sum = sum.saturating_add(d.saturating_mul(d));
 		}
 		start = end;
 	}
-	Ok(sum)
+	sum
 }
 
 /// Integer square root (floor).
@@ -482,13 +567,12 @@ mod tests {
 			Agg::aggregate(&AggregationRule::ClippedFedAvg { max_norm: 0 }, &[0], &[view(&[1], 1)]),
 			Err(AggregationError::InvalidRule)
 		);
+		// Unbounded values with the largest weights overflow the `i128`
+		// sums; aggregators bound values first (`aggregate_fail_soft`).
 		let huge = [Fixed::MAX, Fixed::MAX];
+		let heavy = UpdateView { params: &huge, samples: u32::MAX, credit: u32::MAX };
 		assert_eq!(
-			Agg::aggregate(
-				&AggregationRule::ClippedFedAvg { max_norm: FIXED_ONE },
-				&[Fixed::MIN, Fixed::MIN],
-				&[view(&huge, 1)]
-			),
+			Agg::aggregate(&AggregationRule::CreditWeightedFedAvg, &[0, 0], &[heavy, heavy]),
 			Err(AggregationError::Overflow)
 		);
 		assert_eq!(
@@ -611,6 +695,96 @@ mod tests {
 			Agg::aggregate_stream(&AggregationRule::FedAvg, 4, &weights[..1], &mut short, &mut |_| Ok(())),
 			Err(AggregationError::LengthMismatch)
 		);
+	}
+
+	const RULES: [AggregationRule; 5] = [
+		AggregationRule::FedAvg,
+		AggregationRule::CreditWeightedFedAvg,
+		AggregationRule::ClippedFedAvg { max_norm: 1_000 * FIXED_ONE },
+		AggregationRule::Median,
+		AggregationRule::TrimmedMean { trim: Permill::from_percent(20) },
+	];
+
+	/// Runs [`aggregate_fail_soft`] in memory.
+	fn fail_soft(
+		rule: &AggregationRule,
+		global: &[Fixed],
+		updates: &[Vec<Fixed>],
+		admission: Admission,
+	) -> Result<(Vec<Fixed>, Vec<usize>), AggregationError> {
+		let weights = alloc::vec![UpdateWeight { samples: 10, credit: 500 }; updates.len()];
+		let mut source = SliceSource { global, updates: updates.iter().map(|u| u.as_slice()).collect() };
+		aggregate_fail_soft::<Agg, Vec<Fixed>>(rule, global.len(), &weights, admission, &mut source, Vec::new, |m, w| {
+			m.extend_from_slice(w);
+			Ok(())
+		})
+	}
+
+	#[test]
+	fn median_flags_an_update_of_i64_max_instead_of_overflowing() {
+		let honest: Vec<[Fixed; 3]> = vec![[10, 20, 30], [11, 21, 31], [12, 22, 32]];
+		let extreme = [Fixed::MAX, Fixed::MIN, Fixed::MAX];
+		let mut views: Vec<_> = honest.iter().map(|p| view(p, 1)).collect();
+		views.push(view(&extreme, 1));
+		let out = Agg::aggregate(&AggregationRule::Median, &[0; 3], &views).unwrap();
+		// The middle coordinate's extreme is low: its median is (20 + 21) / 2.
+		assert_eq!(out.params, vec![11, 20, 31]);
+		assert_eq!(out.outliers, vec![3]);
+	}
+
+	#[test]
+	fn an_update_beyond_the_bound_cannot_fail_a_round_under_any_rule() {
+		let honest: Vec<Vec<Fixed>> = (0..4).map(|k| (0..CHUNK + 3).map(|j| (j as i64 % 5 + k) * FIXED_ONE).collect()).collect();
+		let global = alloc::vec![0; CHUNK + 3];
+		let admission = Admission { max_abs: 100 * FIXED_ONE, quorum: 3 };
+		for extreme in [Fixed::MAX, Fixed::MIN, 100 * FIXED_ONE + 1] {
+			// The attacker's update is third in the canonical order, and
+			// only its last window is out of bounds.
+			let mut bad = honest[0].clone();
+			*bad.last_mut().unwrap() = extreme;
+			let mut updates = honest.clone();
+			updates.insert(2, bad);
+			for rule in RULES {
+				let (model, flagged) = fail_soft(&rule, &global, &updates, admission).unwrap();
+				let (expected, expected_flags) = fail_soft(&rule, &global, &honest, admission).unwrap();
+				assert_eq!(model, expected, "{rule:?}: the honest result");
+				let mut all: Vec<usize> = expected_flags.iter().map(|i| if *i >= 2 { i + 1 } else { *i }).collect();
+				all.push(2);
+				all.sort_unstable();
+				assert_eq!(flagged, all, "{rule:?}");
+			}
+		}
+	}
+
+	#[test]
+	fn updates_left_out_below_the_quorum_fail_the_attempt() {
+		let ok = alloc::vec![FIXED_ONE; 4];
+		let bad = alloc::vec![Fixed::MAX; 4];
+		let admission = Admission { max_abs: 100 * FIXED_ONE, quorum: 2 };
+		let (model, flagged) =
+			fail_soft(&AggregationRule::FedAvg, &[0; 4], &[bad.clone(), ok.clone(), ok.clone()], admission).unwrap();
+		assert_eq!((model, flagged), (ok.clone(), vec![0]));
+		assert_eq!(
+			fail_soft(&AggregationRule::FedAvg, &[0; 4], &[bad.clone(), ok.clone(), bad.clone()], admission),
+			Err(AggregationError::NoQuorum)
+		);
+		// A short update is rejected too, not a round-wide length error.
+		assert_eq!(
+			fail_soft(&AggregationRule::FedAvg, &[0; 4], &[ok[..3].to_vec(), ok.clone(), ok.clone()], admission),
+			Ok((ok.clone(), vec![0]))
+		);
+	}
+
+	#[test]
+	fn a_sink_that_fails_stops_fail_soft_aggregation() {
+		let ok = alloc::vec![FIXED_ONE; 4];
+		let weights = [UpdateWeight { samples: 1, credit: 1 }; 2];
+		let mut source = SliceSource { global: &[0; 4], updates: alloc::vec![&ok[..], &ok[..]] };
+		let admission = Admission { max_abs: 100 * FIXED_ONE, quorum: 1 };
+		let out = aggregate_fail_soft::<Agg, ()>(&AggregationRule::FedAvg, 4, &weights, admission, &mut source, || (), |_, _| {
+			Err(AggregationError::StoreFailed)
+		});
+		assert_eq!(out.map(|(_, f)| f), Err(AggregationError::StoreFailed));
 	}
 
 	#[test]

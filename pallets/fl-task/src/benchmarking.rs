@@ -25,6 +25,12 @@ fn spec<T: Config>(p: u32, quorum: u32) -> TaskSpec<T::MaxParams> {
 		round_blocks: T::MinRoundBlocks::get(),
 		rule: AggregationRule::CreditWeightedFedAvg,
 		aggregators_required: T::MinAggregatorsFloor::get(),
+		// The widest bound: every parameter is checked against it.
+		limits: UpdateLimits {
+			max_abs: T::MaxParamAbs::get(),
+			min_samples: T::MinSamplesFloor::get(),
+			max_samples: u32::MAX,
+		},
 	}
 }
 
@@ -45,7 +51,7 @@ fn task_with<T: Config>(p: u32, n: u32) -> TaskId {
 fn update<T: Config>(p: u32, v: Fixed) -> ModelUpdate<T::MaxParams> {
 	ModelUpdate {
 		params: ModelParams::Inline(BoundedVec::truncate_from(alloc::vec![v; p as usize])),
-		samples: 100,
+		samples: T::MinSamplesFloor::get().max(100),
 		accuracy: Permill::from_percent(50),
 		loss: FIXED_ONE,
 	}

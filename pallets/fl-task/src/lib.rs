@@ -44,6 +44,17 @@
 //! - `UpdateOutlier` (flagged update) and `AggregationMismatched` (a vote for
 //!   another digest) are reported to everyone, publisher included.
 //!
+//! ## Update limits: fail-soft aggregation
+//!
+//! A task's [`UpdateLimits`] bound every parameter (`max_abs`, at most the
+//! runtime's [`Config::MaxParamAbs`]) and the samples behind an update
+//! (`min_samples`, at least [`Config::MinSamplesFloor`]; counts above
+//! `max_samples` are recorded as `max_samples`). Inline models beyond the
+//! bound are refused; aggregators leave out and flag any update they cannot
+//! read or that breaks the bound, and aggregate the rest while the quorum
+//! holds ([`aggregate_fail_soft`]), so one participant cannot make a round
+//! fail.
+//!
 //! The runtime also sets floors no task may go under:
 //! [`Config::MinParticipantsFloor`] for the round quorum and
 //! [`Config::MinAggregatorsFloor`] for the aggregators that must agree. Every
@@ -66,13 +77,14 @@ mod tests;
 pub mod aggregate;
 #[cfg(feature = "runtime-benchmarks")]
 mod benchmarking;
+pub mod migrations;
 pub mod store;
 pub mod types;
 pub mod weights;
 
 pub use aggregate::{
-	Aggregate, AggregationError, Aggregated, FixedPointAggregator, Model, ModelSource, SliceSource, UpdateView,
-	UpdateWeight,
+	aggregate_fail_soft, Admission, Aggregate, AggregationError, Aggregated, FixedPointAggregator, Model,
+	ModelSource, SliceSource, UpdateView, UpdateWeight,
 };
 pub use types::*;
 pub use weights::WeightInfo;
@@ -118,28 +130,43 @@ pub mod crypto {
 }
 
 /// Aggregates a round's inline updates in the canonical order every
-/// aggregator uses (sorted by account) and names the flagged outliers. The
-/// offchain worker and off-chain tools (`medchain-fl-client aggregate`) both
-/// call this, so they agree bit for bit.
-/// `credit` gives each submitter's credit as recorded with its update (used
-/// by [`AggregationRule::CreditWeightedFedAvg`]).
+/// aggregator uses (sorted by account) and names the flagged outliers,
+/// failing soft ([`aggregate_fail_soft`]): an update beyond
+/// `admission.max_abs` is left out and flagged. The offchain worker and
+/// off-chain tools (`medchain-fl-client aggregate`) both call this, so they
+/// agree bit for bit. `credit` gives each submitter's credit as recorded
+/// with its update (used by [`AggregationRule::CreditWeightedFedAvg`]).
 pub fn aggregate_round<A: Aggregate, AccountId: Ord + Clone, M: frame_support::traits::Get<u32>>(
 	rule: &AggregationRule,
+	admission: Admission,
 	global: &[Fixed],
 	mut updates: Vec<(AccountId, ModelUpdate<M>)>,
 	credit: impl Fn(&AccountId) -> u32,
 ) -> Result<(Vec<Fixed>, Vec<AccountId>), AggregationError> {
 	updates.sort_by(|a, b| a.0.cmp(&b.0));
-	let views = updates
-		.iter()
-		.map(|(who, u)| {
-			let params = u.params.inline().ok_or(AggregationError::Unavailable)?;
-			Ok(UpdateView { params, samples: u.samples, credit: credit(who) })
-		})
-		.collect::<Result<Vec<_>, AggregationError>>()?;
-	let out = A::aggregate(rule, global, &views)?;
-	let outliers = out.outliers.iter().map(|i| updates[*i].0.clone()).collect();
-	Ok((out.params, outliers))
+	let mut weights = Vec::with_capacity(updates.len());
+	let mut params = Vec::with_capacity(updates.len());
+	for (who, u) in &updates {
+		params.push(u.params.inline().ok_or(AggregationError::Unavailable)?);
+		weights.push(UpdateWeight { samples: u.samples, credit: credit(who) });
+	}
+	if params.iter().any(|p| p.len() != global.len()) {
+		return Err(AggregationError::LengthMismatch);
+	}
+	let mut source = SliceSource { global, updates: params };
+	let (model, flagged) = aggregate_fail_soft::<A, Vec<Fixed>>(
+		rule,
+		global.len(),
+		&weights,
+		admission,
+		&mut source,
+		|| Vec::with_capacity(global.len()),
+		|model, window| {
+			model.extend_from_slice(window);
+			Ok(())
+		},
+	)?;
+	Ok((model, flagged.into_iter().map(|i| updates[i].0.clone()).collect()))
 }
 
 /// Set-up the benchmarks need from the runtime.
@@ -156,7 +183,11 @@ pub mod pallet {
 	use frame_support::pallet_prelude::*;
 	use frame_system::pallet_prelude::*;
 
+	/// The in-code storage version.
+	const STORAGE_VERSION: StorageVersion = StorageVersion::new(1);
+
 	#[pallet::pallet]
+	#[pallet::storage_version(STORAGE_VERSION)]
 	pub struct Pallet<T>(_);
 
 	/// Configuration of the pallet.
@@ -214,6 +245,17 @@ pub mod pallet {
 		/// `MaxAggregators`.
 		#[pallet::constant]
 		type MinAggregatorsFloor: Get<u32>;
+
+		/// Largest `max_abs` a task may set for its parameters. At most
+		/// [`PARAM_ABS_CEILING`], under which no aggregation rule can
+		/// overflow its `i128` arithmetic.
+		#[pallet::constant]
+		type MaxParamAbs: Get<Fixed>;
+
+		/// Smallest `min_samples` a task may set: no update stands for fewer
+		/// patients. At least 1.
+		#[pallet::constant]
+		type MinSamplesFloor: Get<u32>;
 
 		/// Shortest round, in blocks.
 		#[pallet::constant]
@@ -389,8 +431,15 @@ pub mod pallet {
 		RoundNotCollecting,
 		/// The caller already submitted an update this round.
 		AlreadySubmitted,
-		/// An update needs at least one sample.
-		NoSamples,
+		/// An update has fewer samples than the task's `min_samples`.
+		TooFewSamples,
+		/// A parameter of an inline model is beyond the task's `max_abs`.
+		ParameterOutOfBounds,
+		/// The task's `max_abs` is not in `1..=MaxParamAbs`, or its
+		/// `min_samples` is above its `max_samples`.
+		InvalidLimits,
+		/// The task's `min_samples` is under the runtime's `MinSamplesFloor`.
+		SampleFloorTooLow,
 		/// A loss is never negative.
 		NegativeLoss,
 		/// The round is not awaiting aggregation.
@@ -434,6 +483,11 @@ pub mod pallet {
 				(1..=T::MaxAggregators::get()).contains(&aggregators),
 				"MinAggregatorsFloor must be in 1..=MaxAggregators"
 			);
+			assert!(
+				(1..=PARAM_ABS_CEILING).contains(&T::MaxParamAbs::get()),
+				"MaxParamAbs must be in 1..=PARAM_ABS_CEILING"
+			);
+			assert!(T::MinSamplesFloor::get() >= 1, "MinSamplesFloor must be at least 1");
 		}
 
 		#[cfg(feature = "try-runtime")]
@@ -473,6 +527,7 @@ pub mod pallet {
 					round_blocks: spec.round_blocks,
 					rule: spec.rule,
 					aggregators_required: spec.aggregators_required,
+					limits: spec.limits,
 					status: TaskStatus::Running,
 					round: 0,
 					participants: 0,
@@ -511,16 +566,22 @@ pub mod pallet {
 		/// When every participant has submitted and the quorum is reached, the
 		/// round closes.
 		///
+		/// The update must have at least the task's `min_samples` samples
+		/// (`TooFewSamples`); more than `max_samples` are recorded as
+		/// `max_samples`. Inline parameters must lie within the task's
+		/// `max_abs` (`ParameterOutOfBounds`).
+		///
 		/// Origin: a participant that is still an active institution
 		/// (`NotInstitution` once it is suspended or removed). Emits
-		/// `UpdateSubmitted`, and `RoundClosed` when the round closes.
+		/// `UpdateSubmitted` (with the recorded sample count), and
+		/// `RoundClosed` when the round closes.
 		#[pallet::call_index(2)]
 		#[pallet::weight(T::WeightInfo::submit_update(update.params.weight_units()))]
 		pub fn submit_update(
 			origin: OriginFor<T>,
 			task: TaskId,
 			round: RoundIndex,
-			update: ModelUpdate<T::MaxParams>,
+			mut update: ModelUpdate<T::MaxParams>,
 		) -> DispatchResult {
 			let who = ensure_signed(origin)?;
 			ensure!(T::Registry::is_active(&who), Error::<T>::NotInstitution);
@@ -532,8 +593,9 @@ pub mod pallet {
 			ensure!(r.phase == RoundPhase::Collecting, Error::<T>::RoundNotCollecting);
 			ensure!(!Updates::<T>::contains_key((task, round), &who), Error::<T>::AlreadySubmitted);
 			Self::check_model(&t, &update.params)?;
-			ensure!(update.samples > 0, Error::<T>::NoSamples);
+			ensure!(update.samples >= t.limits.min_samples, Error::<T>::TooFewSamples);
 			ensure!(update.loss >= 0, Error::<T>::NegativeLoss);
+			update.samples = t.limits.weight_of(update.samples);
 			Self::accumulate(&mut r, &update)?;
 			let samples = update.samples;
 			if t.rule == AggregationRule::CreditWeightedFedAvg {
@@ -629,6 +691,13 @@ pub mod pallet {
 			ensure!(count <= most, Error::<T>::ModelTooLarge);
 			ensure!(spec.initial_model.len() == count, Error::<T>::WrongParameterCount);
 			Self::check_store(&spec.initial_model)?;
+			let limits = &spec.limits;
+			ensure!(
+				(1..=T::MaxParamAbs::get()).contains(&limits.max_abs) && limits.min_samples <= limits.max_samples,
+				Error::<T>::InvalidLimits
+			);
+			ensure!(limits.min_samples >= T::MinSamplesFloor::get(), Error::<T>::SampleFloorTooLow);
+			Self::check_bounds(limits, &spec.initial_model)?;
 			ensure!(
 				(1..=T::MaxRounds::get()).contains(&spec.max_rounds),
 				Error::<T>::InvalidRounds
@@ -657,11 +726,28 @@ pub mod pallet {
 			Ok(())
 		}
 
-		/// Checks that a model has the task's form and parameter count.
+		/// Checks that a model has the task's form, parameter count and
+		/// bounds.
 		fn check_model(t: &LearningTask<T::AccountId>, params: &ModelParams<T::MaxParams>) -> DispatchResult {
 			ensure!(params.is_stored() == t.stored_models, Error::<T>::WrongModelForm);
 			ensure!(Some(params.len()) == t.model.parameter_count(), Error::<T>::WrongParameterCount);
-			Self::check_store(params)
+			Self::check_store(params)?;
+			Self::check_bounds(&t.limits, params)
+		}
+
+		/// Checks that an inline model's parameters lie within `max_abs`
+		/// (a stored model's are checked by the aggregators that read it).
+		fn check_bounds(limits: &UpdateLimits, params: &ModelParams<T::MaxParams>) -> DispatchResult {
+			match params.inline() {
+				Some(p) => ensure!(limits.bounds(p), Error::<T>::ParameterOutOfBounds),
+				None => {},
+			}
+			Ok(())
+		}
+
+		/// What aggregators accept of a round of task `t`.
+		fn admission(t: &LearningTask<T::AccountId>) -> Admission {
+			Admission { max_abs: t.limits.max_abs, quorum: t.min_participants as usize }
 		}
 
 		/// Checks that a stored model's store address is a URL.
@@ -876,7 +962,7 @@ pub mod pallet {
 			let global = GlobalModel::<T>::get(task).ok_or(AggregationError::NoUpdates)?;
 			let global = global.inline().ok_or(AggregationError::Unavailable)?;
 			let updates = Updates::<T>::iter_prefix((task, round)).collect();
-			aggregate_round::<T::Aggregator, _, _>(&t.rule, global, updates, |who| {
+			aggregate_round::<T::Aggregator, _, _>(&t.rule, Self::admission(&t), global, updates, |who| {
 				UpdateCredit::<T>::get((task, round), who).unwrap_or(0)
 			})
 		}
@@ -884,8 +970,11 @@ pub mod pallet {
 		/// Aggregates a round of a task with stored models as an honest
 		/// aggregator does, streaming: reads the global model and the updates
 		/// chunk by chunk from their stores, writes the new model to `store`,
-		/// and returns its reference and the flagged outliers. Needs the
-		/// offchain HTTP API (an offchain worker).
+		/// and returns its reference and the flagged outliers. An update
+		/// whose store withholds it, sends something else or holds a
+		/// parameter beyond the task's `max_abs` is left out and flagged
+		/// ([`aggregate_fail_soft`]). Needs the offchain HTTP API (an
+		/// offchain worker).
 		pub fn compute_stored_aggregate(
 			task: TaskId,
 			round: RoundIndex,
@@ -908,13 +997,14 @@ pub mod pallet {
 				})
 				.collect();
 			let mut source = store::StoreSource::new(global.clone(), refs);
-			let mut writer = store::StoreWriter::new(store);
-			let flagged = T::Aggregator::aggregate_stream(
+			let (writer, flagged) = aggregate_fail_soft::<T::Aggregator, _>(
 				&t.rule,
 				global.params as usize,
 				&weights,
+				Self::admission(&t),
 				&mut source,
-				&mut |window| writer.push(window),
+				|| store::StoreWriter::new(store.clone()),
+				|writer, window| writer.push(window),
 			)?;
 			let model = writer.finish()?;
 			Ok((model, flagged.into_iter().map(|i| updates[i].0.clone()).collect()))
@@ -1016,7 +1106,7 @@ pub mod pallet {
 		}
 
 		/// Checks the pallet's invariants.
-		#[cfg(any(feature = "try-runtime", test))]
+		#[cfg(any(feature = "try-runtime", feature = "std", test))]
 		pub fn do_try_state() -> Result<(), sp_runtime::TryRuntimeError> {
 			for task in ActiveTasks::<T>::get() {
 				let t = Tasks::<T>::get(task).ok_or("active task missing")?;

@@ -38,6 +38,7 @@ pub const HOSPITALS: [AccountId; 5] = [4, 5, 6, 7, 8];
 pub const OUTSIDER: AccountId = 100;
 
 parameter_types! {
+	pub const MaxParamAbs: Fixed = PARAM_ABS_CEILING;
 	pub static Suspended: Vec<AccountId> = vec![];
 	pub static CreditLog: Vec<(AccountId, Behaviour)> = vec![];
 	/// Credit scores that differ from the default of 500.
@@ -124,6 +125,8 @@ impl pallet_fl_task::Config for Test {
 	// The runtime's floors: no test runs a round below them.
 	type MinParticipantsFloor = ConstU32<2>;
 	type MinAggregatorsFloor = ConstU32<2>;
+	type MaxParamAbs = MaxParamAbs;
+	type MinSamplesFloor = ConstU32<1>;
 	type MinRoundBlocks = ConstU32<2>;
 	type MaxExtensions = frame_support::traits::ConstU8<1>;
 	type AggregationTimeout = frame_support::traits::ConstU64<AGG_TIMEOUT>;
@@ -161,6 +164,7 @@ pub fn spec() -> TaskSpec<ConstU32<64>> {
 		round_blocks: ROUND,
 		rule: AggregationRule::FedAvg,
 		aggregators_required: 2,
+		limits: UpdateLimits { max_abs: 1_000 * FIXED_ONE, min_samples: 1, max_samples: 1_000_000 },
 	}
 }
 

@@ -70,8 +70,18 @@ fn deadline() -> sp_runtime::offchain::Timestamp {
 	sp_io::offchain::timestamp().add(REQUEST_TIMEOUT)
 }
 
-/// Body of a `200 OK` answer to `GET url`.
-fn http_get(url: &str) -> Result<Vec<u8>, AggregationError> {
+/// Most bytes read of a manifest: the parameter count, a compact length and
+/// the chunk digests of the largest model a store may hold (16 Mi
+/// parameters, 256 chunks), with room to spare.
+pub const MAX_MANIFEST_BYTES: usize = 64 * 1024;
+
+/// Most bytes read of a chunk: [`STORE_CHUNK`] parameters of 8 bytes.
+pub const MAX_CHUNK_BYTES: usize = STORE_CHUNK as usize * 8;
+
+/// Body of a `200 OK` answer to `GET url`, read up to `cap` bytes: a longer
+/// (or endless) body is [`AggregationError::Unavailable`], so a store
+/// cannot exhaust an aggregator's memory.
+fn http_get(url: &str, cap: usize) -> Result<Vec<u8>, AggregationError> {
 	let deadline = deadline();
 	let pending = Request::get(url).deadline(deadline).send().map_err(|_| AggregationError::Unavailable)?;
 	let response = pending
@@ -83,8 +93,8 @@ fn http_get(url: &str) -> Result<Vec<u8>, AggregationError> {
 	}
 	let mut body = response.body();
 	body.deadline(deadline);
-	let bytes: Vec<u8> = body.by_ref().collect();
-	if body.error().is_some() {
+	let bytes: Vec<u8> = body.by_ref().take(cap.saturating_add(1)).collect();
+	if body.error().is_some() || bytes.len() > cap {
 		return Err(AggregationError::Unavailable);
 	}
 	Ok(bytes)
@@ -126,7 +136,7 @@ impl StoredModel {
 	fn manifest(&mut self) -> Result<&StoredManifest, AggregationError> {
 		if self.manifest.is_none() {
 			let r = &self.reference;
-			let bytes = http_get(&manifest_url(&r.store, &r.digest))?;
+			let bytes = http_get(&manifest_url(&r.store, &r.digest), MAX_MANIFEST_BYTES)?;
 			let manifest =
 				StoredManifest::decode(&mut &bytes[..]).map_err(|_| AggregationError::Unavailable)?;
 			if manifest.digest() != r.digest ||
@@ -149,7 +159,7 @@ impl StoredModel {
 			self.cached = None;
 			let params = self.reference.params as usize;
 			let digest = *self.manifest()?.chunks.get(index).ok_or(AggregationError::LengthMismatch)?;
-			let bytes = http_get(&chunk_url(&self.reference.store, &digest))?;
+			let bytes = http_get(&chunk_url(&self.reference.store, &digest), MAX_CHUNK_BYTES)?;
 			let chunk = chunk_from_bytes(&bytes).ok_or(AggregationError::Unavailable)?;
 			let expected = size.min(params.saturating_sub(index * size));
 			if chunk.len() != expected || chunk_digest(&chunk) != digest {

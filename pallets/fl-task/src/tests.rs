@@ -384,6 +384,20 @@ fn publish_errors() {
 			Error::<Test>::InvalidRule,
 		);
 		bad(TaskSpec { target_accuracy: Permill::zero(), ..spec() }, Error::<Test>::InvalidTarget);
+		let limits = spec().limits;
+		for wrong in [
+			UpdateLimits { max_abs: 0, ..limits },
+			UpdateLimits { max_abs: -FIXED_ONE, ..limits },
+			UpdateLimits { max_abs: PARAM_ABS_CEILING + 1, ..limits },
+			UpdateLimits { min_samples: 11, max_samples: 10, ..limits },
+		] {
+			bad(TaskSpec { limits: wrong, ..spec() }, Error::<Test>::InvalidLimits);
+		}
+		bad(TaskSpec { limits: UpdateLimits { min_samples: 0, ..limits }, ..spec() }, Error::<Test>::SampleFloorTooLow);
+		bad(
+			TaskSpec { initial_model: params(&[0, limits.max_abs + 1, 0]), ..spec() },
+			Error::<Test>::ParameterOutOfBounds,
+		);
 		publish_with(spec(), &[]);
 		publish_with(spec(), &[]);
 		bad(spec(), Error::<Test>::TooManyActiveTasks);
@@ -427,7 +441,12 @@ fn update_errors() {
 		assert_noop!(FlTask::submit_update(origin(4), task, 0, short), Error::<Test>::WrongParameterCount);
 		assert_noop!(
 			FlTask::submit_update(origin(4), task, 0, update([1, 2, 3], 0, 50)),
-			Error::<Test>::NoSamples
+			Error::<Test>::TooFewSamples
+		);
+		let max = spec().limits.max_abs;
+		assert_noop!(
+			FlTask::submit_update(origin(4), task, 0, update([1, -max - 1, 3], 10, 50)),
+			Error::<Test>::ParameterOutOfBounds
 		);
 		let negative = ModelUpdate { loss: -1, ..ok.clone() };
 		assert_noop!(FlTask::submit_update(origin(4), task, 0, negative), Error::<Test>::NegativeLoss);
@@ -470,6 +489,10 @@ fn aggregate_errors() {
 		assert_noop!(
 			FlTask::submit_aggregate(origin(1), task, 0, params(&[1]), no_outliers(), 2),
 			Error::<Test>::WrongParameterCount
+		);
+		assert_noop!(
+			FlTask::submit_aggregate(origin(1), task, 0, params(&[1, Fixed::MAX, 3]), no_outliers(), 2),
+			Error::<Test>::ParameterOutOfBounds
 		);
 		assert_noop!(
 			FlTask::submit_aggregate(origin(1), task, 0, p.clone(), vec![6].try_into().unwrap(), 2),
@@ -560,6 +583,27 @@ fn expect_reads(offchain: &Offchain, updates: &[(&str, Vec<Fixed>)], c: usize) {
 	}
 }
 
+/// Publishes a task of four stored parameters with quorum `quorum`; the
+/// hospitals 4, 5, … join and submit `models[i]` from `stores[i]` (one
+/// sample each), and the node's worker writes to `http://aggregator`.
+fn stored_round(models: &[Vec<Fixed>], stores: &[&str], quorum: u32) -> TaskId {
+	let spec = TaskSpec {
+		model: ModelKind::LogisticRegression { features: 3 },
+		initial_model: stored("http://publisher", &[0; 4]),
+		min_participants: quorum,
+		..spec()
+	};
+	let hospitals: Vec<AccountId> = (4..4 + models.len() as u64).collect();
+	let task = publish_with(spec, &hospitals);
+	for (i, who) in hospitals.into_iter().enumerate() {
+		let update =
+			ModelUpdate { params: stored(stores[i], &models[i]), samples: 1, accuracy: Permill::from_percent(50), loss: 0 };
+		assert_ok!(FlTask::submit_update(origin(who), task, 0, update));
+	}
+	sp_io::offchain::local_storage_set(StorageKind::PERSISTENT, store::STORE_URL_KEY, b"http://aggregator");
+	task
+}
+
 #[test]
 fn a_stored_model_task_is_aggregated_by_streaming_from_the_stores() {
 	new_offchain_test_ext(|pool, offchain| {
@@ -624,20 +668,8 @@ fn a_stored_model_task_is_aggregated_by_streaming_from_the_stores() {
 fn a_store_sending_a_wrong_chunk_stops_aggregation_until_it_is_fixed() {
 	new_offchain_test_ext(|pool, offchain| {
 		let n = 4;
-		let spec = TaskSpec {
-			model: ModelKind::LogisticRegression { features: 3 },
-			initial_model: stored("http://publisher", &[0; 4]),
-			min_participants: 3,
-			..spec()
-		};
-		let task = publish_with(spec, &[4, 5, 6]);
 		let models: Vec<Vec<Fixed>> = (1..=3).map(|k| vec![k * FIXED_ONE; n]).collect();
-		for (i, who) in [4u64, 5, 6].into_iter().enumerate() {
-			let update =
-				ModelUpdate { params: stored("http://h", &models[i]), samples: 1, accuracy: Permill::from_percent(95), loss: 0 };
-			assert_ok!(FlTask::submit_update(origin(who), task, 0, update));
-		}
-		sp_io::offchain::local_storage_set(StorageKind::PERSISTENT, store::STORE_URL_KEY, b"http://aggregator");
+		let task = stored_round(&models, &["http://h"; 3], 3);
 		// The first update's chunk comes back altered.
 		let manifest = manifest_of(&models[0]);
 		expect(offchain, "GET", store::manifest_url(b"http://h", &manifest.digest()), vec![], manifest.encode());
@@ -881,5 +913,120 @@ fn negative_credit_reaches_the_publisher_too() {
 				(4, Behaviour::UpdateAccepted),
 			]
 		);
+	});
+}
+
+#[test]
+fn an_update_of_i64_max_values_is_refused_and_changes_nothing() {
+	new_test_ext(|pool| {
+		let task = publish_with(TaskSpec { rule: AggregationRule::Median, ..spec() }, &[4, 5, 6, 7]);
+		for who in [4, 5, 6] {
+			assert_ok!(FlTask::submit_update(origin(who), task, 0, update([10, 11, 12], 10, 50)));
+		}
+		let before = Rounds::<Test>::get(task, 0);
+		assert_noop!(
+			FlTask::submit_update(origin(7), task, 0, update([Fixed::MAX; 3], 10, 50)),
+			Error::<Test>::ParameterOutOfBounds
+		);
+		assert_noop!(
+			FlTask::submit_update(origin(7), task, 0, update([Fixed::MIN; 3], 10, 50)),
+			Error::<Test>::ParameterOutOfBounds
+		);
+		assert_eq!(Rounds::<Test>::get(task, 0), before);
+		// The round completes from the honest updates at its deadline.
+		run_to(1 + ROUND as u64);
+		assert_eq!(aggregate_with(pool, &[1, 2]), vec![1, 2]);
+		assert_eq!(GlobalModel::<Test>::get(task).unwrap().inline().unwrap().to_vec(), vec![10, 11, 12]);
+	});
+}
+
+#[test]
+fn inflated_sample_count_cannot_dominate_the_model_or_end_the_task() {
+	new_test_ext(|pool| {
+		let limits = UpdateLimits { max_samples: 100, ..spec().limits };
+		let task = publish_with(TaskSpec { limits, ..spec() }, &[4, 5]);
+		assert_ok!(FlTask::submit_update(origin(4), task, 0, update([10, 10, 10], 100, 50)));
+		// The attacker claims four billion samples and a perfect accuracy.
+		assert_ok!(FlTask::submit_update(origin(5), task, 0, update([30, 30, 30], u32::MAX, 100)));
+		assert!(events().contains(&Event::UpdateSubmitted { task, round: 0, who: 5, samples: 100 }));
+		assert_eq!(Updates::<Test>::get((task, 0), 5).unwrap().samples, 100);
+		let r = Rounds::<Test>::get(task, 0).unwrap();
+		assert_eq!((r.samples, r.accuracy), (200, Permill::from_percent(75)));
+		assert_eq!(aggregate_with(pool, &[1, 2]), vec![1, 2]);
+		// Both weigh 100: the mean, not the attacker's model.
+		assert_eq!(GlobalModel::<Test>::get(task).unwrap().inline().unwrap().to_vec(), vec![20, 20, 20]);
+		// 75 % is under the 90 % target: the task goes on.
+		assert_eq!(Tasks::<Test>::get(task).unwrap().status, TaskStatus::Running);
+		assert_eq!(Tasks::<Test>::get(task).unwrap().round, 1);
+	});
+}
+
+#[test]
+fn withheld_and_out_of_bounds_stored_updates_are_left_out_and_flagged() {
+	new_offchain_test_ext(|pool, offchain| {
+		let n = 4;
+		// 4's store will withhold its update; 5's serves one beyond the
+		// task's bound (its digest matches: the chain cannot tell).
+		let models: Vec<Vec<Fixed>> =
+			vec![vec![FIXED_ONE; n], vec![Fixed::MAX; n], vec![2 * FIXED_ONE; n], vec![4 * FIXED_ONE; n]];
+		let task = stored_round(&models, &["http://withholder", "http://extreme", "http://h6", "http://h7"], 2);
+		// The withholder answers with nothing usable.
+		let withheld = manifest_of(&models[0]);
+		expect(offchain, "GET", store::manifest_url(b"http://withholder", &withheld.digest()), vec![], vec![]);
+		// The extreme update is read, checked and left out.
+		expect_reads(offchain, &[("http://extreme", models[1].clone())], 0);
+		// The round is aggregated again from the honest two.
+		expect_reads(offchain, &[("http://h6", models[2].clone()), ("http://h7", models[3].clone())], 0);
+		let mean = vec![3 * FIXED_ONE; n];
+		expect(offchain, "PUT", store::chunk_url(b"http://aggregator", &chunk_digest(&mean)), chunk_bytes(&mean), vec![]);
+		let manifest = manifest_of(&mean);
+		expect(offchain, "PUT", store::manifest_url(b"http://aggregator", &manifest.digest()), manifest.encode(), vec![]);
+		assert_eq!(aggregate_with(pool, &[1, 2]), vec![1, 2]);
+
+		assert_eq!(GlobalModel::<Test>::get(task).unwrap().digest(), stored_model_digest(&mean));
+		assert_eq!(Rounds::<Test>::get(task, 0).unwrap().outliers, 2);
+		for who in [4, 5] {
+			assert!(events().contains(&Event::UpdateFlagged { task, round: 0, who }));
+			assert!(CreditLog::get().contains(&(who, Behaviour::UpdateOutlier)));
+		}
+		for who in [6, 7] {
+			assert!(CreditLog::get().contains(&(who, Behaviour::UpdateAccepted)));
+		}
+	});
+}
+
+#[test]
+fn left_out_updates_cannot_push_a_round_under_its_quorum() {
+	new_offchain_test_ext(|pool, offchain| {
+		let n = 4;
+		let models: Vec<Vec<Fixed>> = (1..=3).map(|k| vec![k * FIXED_ONE; n]).collect();
+		let task = stored_round(&models, &["http://h"; 3], 3);
+		let withheld = manifest_of(&models[0]);
+		expect(offchain, "GET", store::manifest_url(b"http://h", &withheld.digest()), vec![], vec![]);
+		// Two usable updates of a quorum of three: nothing is submitted, and
+		// the node tries again at its next block.
+		assert!(aggregate_with(pool, &[1, 2]).is_empty());
+		assert!(matches!(Rounds::<Test>::get(task, 0).unwrap().phase, RoundPhase::Aggregating { .. }));
+		assert!(AggregateVotes::<Test>::iter_prefix((task, 0)).next().is_none());
+	});
+}
+
+#[test]
+fn a_store_sending_an_endless_body_is_left_out() {
+	new_offchain_test_ext(|pool, offchain| {
+		let n = 4;
+		let models: Vec<Vec<Fixed>> = (1..=3).map(|k| vec![k * FIXED_ONE; n]).collect();
+		let task = stored_round(&models, &["http://endless", "http://h5", "http://h6"], 2);
+		// 4's store answers its manifest with more bytes than any manifest has.
+		let endless = vec![0u8; store::MAX_MANIFEST_BYTES + 1];
+		expect(offchain, "GET", store::manifest_url(b"http://endless", &manifest_of(&models[0]).digest()), vec![], endless);
+		expect_reads(offchain, &[("http://h5", models[1].clone()), ("http://h6", models[2].clone())], 0);
+		let mean = vec![FIXED_ONE * 5 / 2; n];
+		expect(offchain, "PUT", store::chunk_url(b"http://aggregator", &chunk_digest(&mean)), chunk_bytes(&mean), vec![]);
+		let manifest = manifest_of(&mean);
+		expect(offchain, "PUT", store::manifest_url(b"http://aggregator", &manifest.digest()), manifest.encode(), vec![]);
+		assert_eq!(aggregate_with(pool, &[1, 2]), vec![1, 2]);
+		assert_eq!(GlobalModel::<Test>::get(task).unwrap().digest(), stored_model_digest(&mean));
+		assert!(CreditLog::get().contains(&(4, Behaviour::UpdateOutlier)));
 	});
 }

@@ -28,6 +28,13 @@ pub const FIXED_FRAC_BITS: u32 = 24;
 /// The value 1.0 in [`Fixed`].
 pub const FIXED_ONE: Fixed = 1 << FIXED_FRAC_BITS;
 
+/// Largest parameter bound (`max_abs`) a runtime may allow: 2^40 in
+/// [`Fixed`], 65 536.0. Under it a weighted parameter (times a `u32`
+/// sample count and a `u32` credit) stays under 2^105, so the `i128` sums of
+/// every rule hold up to 2^21 updates, and clipping's products stay under
+/// 2^105 too.
+pub const PARAM_ABS_CEILING: Fixed = 1 << 40;
+
 /// Converts a real number to [`Fixed`], rounding to nearest (off-chain use).
 #[cfg(feature = "std")]
 pub fn to_fixed(x: f64) -> Fixed {
@@ -270,6 +277,40 @@ pub struct TrainingHints {
 	pub batch_size: u32,
 }
 
+/// What a task accepts from one update. Bounds keep every honest
+/// aggregator's arithmetic far from overflow, so one participant's extreme
+/// values cannot make a round fail; sample counts bound how much one update
+/// weighs and how little data it may stand for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo)]
+pub struct UpdateLimits {
+	/// Largest absolute value of a parameter, in [`Fixed`]. An inline update
+	/// (or aggregate) beyond it is refused; a stored update beyond it is
+	/// excluded from aggregation and flagged. At most the runtime's
+	/// `MaxParamAbs`.
+	pub max_abs: Fixed,
+	/// Fewest samples behind an update: a model trained on a handful of
+	/// patients is close to their records. At least the runtime's
+	/// `MinSamplesFloor`.
+	pub min_samples: u32,
+	/// Most samples an update is weighted by; a larger count is recorded as
+	/// this, so an inflated count cannot dominate FedAvg or the round's
+	/// accuracy.
+	pub max_samples: u32,
+}
+
+impl UpdateLimits {
+	/// Whether every parameter is within `max_abs`.
+	pub fn bounds(&self, params: &[Fixed]) -> bool {
+		let most = self.max_abs.unsigned_abs();
+		params.iter().all(|v| v.unsigned_abs() <= most)
+	}
+
+	/// The sample count an update of `samples` is weighted by.
+	pub fn weight_of(&self, samples: u32) -> u32 {
+		samples.min(self.max_samples)
+	}
+}
+
 /// What a publisher asks for when publishing a task.
 #[derive(
 	Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, CloneNoBound, PartialEqNoBound, EqNoBound,
@@ -299,6 +340,8 @@ pub struct TaskSpec<MaxParams: Get<u32>> {
 	/// Distinct aggregators that must submit the same model digest before it
 	/// is adopted.
 	pub aggregators_required: u32,
+	/// What one update may contain.
+	pub limits: UpdateLimits,
 }
 
 /// Where a task stands.
@@ -348,6 +391,8 @@ pub struct LearningTask<AccountId> {
 	pub rule: AggregationRule,
 	/// Agreeing aggregators needed to adopt a model.
 	pub aggregators_required: u32,
+	/// What one update may contain.
+	pub limits: UpdateLimits,
 	/// Where the task stands.
 	pub status: TaskStatus,
 	/// The current (or, once over, the last) round.
@@ -411,7 +456,8 @@ pub struct Round<BlockNumber> {
 pub struct ModelUpdate<MaxParams: Get<u32>> {
 	/// The locally trained parameters, in [`Fixed`].
 	pub params: ModelParams<MaxParams>,
-	/// Local training samples behind them.
+	/// Local training samples behind them; on chain, at most the task's
+	/// `max_samples` (a larger count is recorded as that).
 	pub samples: u32,
 	/// Accuracy on the participant's local validation data.
 	pub accuracy: Permill,

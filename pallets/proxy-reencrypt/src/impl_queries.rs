@@ -2,7 +2,7 @@
 //! gateways ask) and the pallet's invariants.
 
 use crate::*;
-#[cfg(any(feature = "try-runtime", test))]
+#[cfg(any(feature = "try-runtime", feature = "std", test))]
 use frame_support::ensure;
 
 impl<T: Config> Pallet<T> {
@@ -73,7 +73,7 @@ impl<T: Config> Pallet<T> {
 	}
 
 	/// Checks the pallet's invariants.
-	#[cfg(any(feature = "try-runtime", test))]
+	#[cfg(any(feature = "try-runtime", feature = "std", test))]
 	pub fn do_try_state() -> Result<(), sp_runtime::TryRuntimeError> {
 		let next_grant = NextGrantId::<T>::get();
 		for (id, g) in Grants::<T>::iter() {

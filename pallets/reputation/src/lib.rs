@@ -1068,9 +1068,14 @@ pub mod pallet {
 		}
 
 		/// Picks the collators of the next session; drops candidates that no
-		/// longer qualify.
+		/// longer qualify. Only accounts with session keys are picked,
+		/// invulnerables included: pallet-session leaves out a collator
+		/// without keys, so a set of keyless invulnerables would empty it.
 		pub(crate) fn select_collators(session: u32) -> Vec<T::AccountId> {
-			let invulnerables = Invulnerables::<T>::get();
+			let invulnerables: Vec<T::AccountId> = Invulnerables::<T>::get()
+				.into_iter()
+				.filter(|who| T::ValidatorRegistration::is_registered(who))
+				.collect();
 			let desired = T::DesiredCollators::get() as usize;
 			let mut ranked: Vec<(T::AccountId, BalanceOf<T>)> = Vec::new();
 			let candidates: Vec<_> = Candidates::<T>::iter().collect();
@@ -1294,7 +1299,9 @@ impl<T: Config> pallet_session::SessionManager<T::AccountId> for Pallet<T> {
 			// collators that are still active producers, so the chain goes on.
 			selected = T::SessionCollators::get()
 				.into_iter()
-				.filter(|who| Self::has_role(who, Role::Producer))
+				.filter(|who| {
+					Self::has_role(who, Role::Producer) && T::ValidatorRegistration::is_registered(who)
+				})
 				.take(T::DesiredCollators::get() as usize)
 				.collect();
 		}

@@ -521,8 +521,23 @@ fn invulnerables_are_always_selected() {
 	new_test_ext(|| {
 		candidate(1, 5000);
 		candidate(2, 4000);
+		KeysRegistered::mutate(|k| k.push(7));
 		assert_ok!(Reputation::set_invulnerables(RuntimeOrigin::root(), vec![7]));
 		assert_eq!(Reputation::new_session(1), Some(vec![7, 1]));
+	});
+}
+
+#[test]
+fn keyless_invulnerables_cannot_empty_the_collator_set() {
+	new_test_ext(|| {
+		// 7 and 8 never registered session keys: pallet-session would leave
+		// them out, so picking them would plan an empty set.
+		assert_ok!(Reputation::set_invulnerables(RuntimeOrigin::root(), vec![7, 8]));
+		candidate(1, 5000);
+		assert_eq!(Reputation::new_session(1), Some(vec![1]));
+		assert_ok!(Reputation::leave_candidates(origin(1)));
+		// Nobody with keys qualifies: no new set is planned.
+		assert_eq!(Reputation::new_session(2), None);
 	});
 }
 

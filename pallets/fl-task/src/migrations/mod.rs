@@ -1,0 +1,3 @@
+//! Storage migrations of the federated-learning pallet.
+
+pub mod v1;

@@ -39,33 +39,33 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `FlTask::Rounds` (r:0 w:1)
 	/// Proof: `FlTask::Rounds` (`max_values`: None, `max_size`: Some(90), added: 2565, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Tasks` (r:0 w:1)
-	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(155), added: 2630, mode: `MaxEncodedLen`)
 	/// Component `p` ranges over `[2, 65536]`.
 	fn publish_task(p: u32, ) -> Weight {
 		// Proof size: measured `331`, estimated `3606`.
-		// Minimum execution time: 506_321_000 ps.
-		Weight::from_parts(857_847_626, 3606)
-			.saturating_add(Weight::from_parts(20_563, 0).saturating_mul(p.into()))
+		// Minimum execution time: 499_872_000 ps.
+		Weight::from_parts(628_389_303, 3606)
+			.saturating_add(Weight::from_parts(22_085, 0).saturating_mul(p.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:1 w:0)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Tasks` (r:1 w:1)
-	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(155), added: 2630, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Participants` (r:1 w:1)
 	/// Proof: `FlTask::Participants` (`max_values`: None, `max_size`: Some(60), added: 2535, mode: `MaxEncodedLen`)
 	fn join_task() -> Weight {
-		// Proof size: measured `632`, estimated `3606`.
-		// Minimum execution time: 459_642_000 ps.
-		Weight::from_parts(739_478_000, 3606)
+		// Proof size: measured `648`, estimated `3620`.
+		// Minimum execution time: 462_146_000 ps.
+		Weight::from_parts(627_681_000, 3620)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:1 w:0)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Tasks` (r:1 w:0)
-	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(155), added: 2630, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Participants` (r:1 w:0)
 	/// Proof: `FlTask::Participants` (`max_values`: None, `max_size`: Some(60), added: 2535, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Rounds` (r:1 w:1)
@@ -78,17 +78,17 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `FlTask::UpdateCredit` (`max_values`: None, `max_size`: Some(68), added: 2543, mode: `MaxEncodedLen`)
 	/// Component `p` ranges over `[2, 65536]`.
 	fn submit_update(p: u32, ) -> Weight {
-		// Proof size: measured `1062`, estimated `527838`.
-		// Minimum execution time: 933_255_000 ps.
-		Weight::from_parts(1_445_804_172, 527838)
-			.saturating_add(Weight::from_parts(11_540, 0).saturating_mul(p.into()))
+		// Proof size: measured `1078`, estimated `527838`.
+		// Minimum execution time: 898_774_000 ps.
+		Weight::from_parts(1_351_689_618, 527838)
+			.saturating_add(Weight::from_parts(11_253, 0).saturating_mul(p.into()))
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:1 w:0)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `Measured`)
 	/// Storage: `FlTask::Tasks` (r:1 w:1)
-	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `Measured`)
+	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(155), added: 2630, mode: `Measured`)
 	/// Storage: `FlTask::Rounds` (r:1 w:2)
 	/// Proof: `FlTask::Rounds` (`max_values`: None, `max_size`: Some(90), added: 2565, mode: `Measured`)
 	/// Storage: `FlTask::AggregateVotes` (r:3 w:2)
@@ -108,11 +108,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Component `p` ranges over `[2, 65536]`.
 	/// Component `n` ranges over `[2, 64]`.
 	fn submit_aggregate(p: u32, n: u32, ) -> Weight {
-		// Proof size: measured `0`, estimated `175571`.
-		// Minimum execution time: 6_172_159_000 ps.
-		Weight::from_parts(7_342_686_000, 175571)
-			.saturating_add(Weight::from_parts(217_877, 0).saturating_mul(p.into()))
-			.saturating_add(Weight::from_parts(760_212_067, 0).saturating_mul(n.into()))
+		// Proof size: measured `0`, estimated `175587`.
+		// Minimum execution time: 7_287_273_000 ps.
+		Weight::from_parts(7_742_720_000, 175587)
+			.saturating_add(Weight::from_parts(258_429, 0).saturating_mul(p.into()))
+			.saturating_add(Weight::from_parts(852_673_257, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(9_u64))
 			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(8_u64))
@@ -121,7 +121,7 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 			.saturating_add(Weight::from_parts(0, 199).saturating_mul(p.into()))
 	}
 	/// Storage: `FlTask::Tasks` (r:1 w:1)
-	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(155), added: 2630, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Rounds` (r:1 w:1)
 	/// Proof: `FlTask::Rounds` (`max_values`: None, `max_size`: Some(90), added: 2565, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::ActiveTasks` (r:1 w:1)
@@ -129,54 +129,54 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `FlTask::VoteCount` (r:0 w:1)
 	/// Proof: `FlTask::VoteCount` (`max_values`: None, `max_size`: Some(20), added: 2495, mode: `MaxEncodedLen`)
 	fn cancel_task() -> Weight {
-		// Proof size: measured `401`, estimated `3604`.
-		// Minimum execution time: 662_012_000 ps.
-		Weight::from_parts(1_027_485_000, 3604)
+		// Proof size: measured `417`, estimated `3620`.
+		// Minimum execution time: 657_045_000 ps.
+		Weight::from_parts(836_952_000, 3620)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
 	/// Storage: `FlTask::ActiveTasks` (r:1 w:0)
 	/// Proof: `FlTask::ActiveTasks` (`max_values`: Some(1), `max_size`: Some(65), added: 560, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Tasks` (r:16 w:0)
-	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(155), added: 2630, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Rounds` (r:16 w:16)
 	/// Proof: `FlTask::Rounds` (`max_values`: None, `max_size`: Some(90), added: 2565, mode: `MaxEncodedLen`)
 	/// Component `t` ranges over `[0, 16]`.
 	fn on_initialize(t: u32, ) -> Weight {
-		// Proof size: measured `209`, estimated `1550`.
-		// Minimum execution time: 44_205_000 ps.
-		Weight::from_parts(154_646_612, 1550)
-			.saturating_add(Weight::from_parts(286_108_143, 0).saturating_mul(t.into()))
+		// Proof size: measured `225`, estimated `1550`.
+		// Minimum execution time: 44_005_000 ps.
+		Weight::from_parts(143_478_799, 1550)
+			.saturating_add(Weight::from_parts(245_454_702, 0).saturating_mul(t.into()))
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(t.into())))
 			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(t.into())))
-			.saturating_add(Weight::from_parts(0, 2614).saturating_mul(t.into()))
+			.saturating_add(Weight::from_parts(0, 2630).saturating_mul(t.into()))
 	}
 }
 
 /// The same weights with RocksDB database weights, for tests and mocks.
 impl WeightInfo for () {
 	fn publish_task(p: u32, ) -> Weight {
-		Weight::from_parts(857_847_626, 3606)
-			.saturating_add(Weight::from_parts(20_563, 0).saturating_mul(p.into()))
+		Weight::from_parts(628_389_303, 3606)
+			.saturating_add(Weight::from_parts(22_085, 0).saturating_mul(p.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
 	fn join_task() -> Weight {
-		Weight::from_parts(739_478_000, 3606)
+		Weight::from_parts(627_681_000, 3620)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	fn submit_update(p: u32, ) -> Weight {
-		Weight::from_parts(1_445_804_172, 527838)
-			.saturating_add(Weight::from_parts(11_540, 0).saturating_mul(p.into()))
+		Weight::from_parts(1_351_689_618, 527838)
+			.saturating_add(Weight::from_parts(11_253, 0).saturating_mul(p.into()))
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
 	fn submit_aggregate(p: u32, n: u32, ) -> Weight {
-		Weight::from_parts(7_342_686_000, 175571)
-			.saturating_add(Weight::from_parts(217_877, 0).saturating_mul(p.into()))
-			.saturating_add(Weight::from_parts(760_212_067, 0).saturating_mul(n.into()))
+		Weight::from_parts(7_742_720_000, 175587)
+			.saturating_add(Weight::from_parts(258_429, 0).saturating_mul(p.into()))
+			.saturating_add(Weight::from_parts(852_673_257, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(9_u64))
 			.saturating_add(RocksDbWeight::get().reads((3_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(8_u64))
@@ -185,16 +185,16 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 199).saturating_mul(p.into()))
 	}
 	fn cancel_task() -> Weight {
-		Weight::from_parts(1_027_485_000, 3604)
+		Weight::from_parts(836_952_000, 3620)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn on_initialize(t: u32, ) -> Weight {
-		Weight::from_parts(154_646_612, 1550)
-			.saturating_add(Weight::from_parts(286_108_143, 0).saturating_mul(t.into()))
+		Weight::from_parts(143_478_799, 1550)
+			.saturating_add(Weight::from_parts(245_454_702, 0).saturating_mul(t.into()))
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().reads((2_u64).saturating_mul(t.into())))
 			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(t.into())))
-			.saturating_add(Weight::from_parts(0, 2614).saturating_mul(t.into()))
+			.saturating_add(Weight::from_parts(0, 2630).saturating_mul(t.into()))
 	}
 }

@@ -432,7 +432,9 @@ impl Fuzzer {
 				self.root_call(reputation(C::approve_institution { who: target }));
 			},
 			2 => {
-				self.root_call(reputation(C::suspend_institution { who: target }));
+				if rare {
+					self.root_call(reputation(C::suspend_institution { who: target }));
+				}
 			},
 			3 => {
 				if rare {
@@ -602,11 +604,25 @@ impl Fuzzer {
 				}
 			},
 			4..=5 => {
-				let p = self.proxies.choose(&mut self.rng).cloned().expect("proxies");
-				let call = if self.one_in(8) { C::dispute_grant { grant: grant_id } } else { C::acknowledge_grant { grant: grant_id } };
+				// Mostly an acknowledgement a proxy owes, sometimes any.
+				let pending: Vec<(AccountId, u64)> =
+					pallet_proxy_reencrypt::PendingAcknowledgements::<Runtime>::iter_keys().take(16).collect();
+				let (p, grant) = match pending.choose(&mut self.rng) {
+					Some((p, g)) if !self.one_in(4) => (p.clone(), *g),
+					_ => (self.proxies.choose(&mut self.rng).cloned().expect("proxies"), grant_id),
+				};
+				let call = if self.one_in(8) { C::dispute_grant { grant } } else { C::acknowledge_grant { grant } };
 				self.signed_call(&p, proxy(call));
 			},
 			6..=7 => {
+				let usable = pallet_proxy_reencrypt::Grants::<Runtime>::iter()
+					.filter(|(_, g)| g.revoked_at.is_none() && g.acknowledged.len() >= g.threshold as usize)
+					.take(16)
+					.collect::<Vec<_>>();
+				let (grant_id, grant) = match usable.choose(&mut self.rng) {
+					Some((id, g)) if !self.one_in(4) => (*id, Some(g.clone())),
+					_ => (grant_id, grant),
+				};
 				let Some(g) = grant else { return };
 				let records: Vec<u64> = pallet_ehr_index::PatientRecords::<Runtime>::iter_key_prefix(&g.patient).collect();
 				let record = records.choose(&mut self.rng).copied().unwrap_or(0);
@@ -654,8 +670,13 @@ impl Fuzzer {
 
 	fn fl_action(&mut self) {
 		use pallet_fl_task::Call as C;
+		// Mostly a running task.
+		let active = pallet_fl_task::ActiveTasks::<Runtime>::get();
 		let next = pallet_fl_task::NextTaskId::<Runtime>::get();
-		let task = self.id(next as u64) as u32;
+		let task = match active.choose(&mut self.rng) {
+			Some(t) if !self.one_in(4) => *t,
+			_ => self.id(next as u64) as u32,
+		};
 		let t = pallet_fl_task::Tasks::<Runtime>::get(task);
 		match self.rng.gen_range(0..10) {
 			0 => {

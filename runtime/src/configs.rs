@@ -6,7 +6,11 @@ use frame_support::{
 	derive_impl,
 	dispatch::DispatchClass,
 	parameter_types,
-	traits::{ConstBool, ConstU32, ConstU64, ConstU8, Get, Nothing},
+	dynamic_params::{dynamic_pallet_params, dynamic_params},
+	traits::{
+		fungible::HoldConsideration, AsEnsureOriginWithArg, ConstBool, ConstU32, ConstU64, ConstU8,
+		EitherOfDiverse, Get, LinearStoragePrice, Nothing,
+	},
 	weights::{
 		constants::{BlockExecutionWeight, ExtrinsicBaseWeight, RocksDbWeight},
 		ConstantMultiplier, Weight,
@@ -14,7 +18,7 @@ use frame_support::{
 };
 use frame_system::{
 	limits::{BlockLength, BlockWeights},
-	EnsureRoot, EnsureSigned,
+	EnsureNever, EnsureRoot, EnsureSigned,
 };
 use pallet_transaction_payment::{Multiplier, TargetedFeeAdjustment};
 use sp_runtime::{traits::Bounded, FixedPointNumber, Perbill, Perquintill};
@@ -22,7 +26,7 @@ use sp_version::RuntimeVersion;
 
 use super::{
 	deposit, AccountId, Aura, Balance, Balances, Block, BlockNumber, ConsensusHook, EhrIndex, Hash, Nonce, PalletInfo,
-	RandomnessCollectiveFlip, Reputation, Runtime, RuntimeCall, RuntimeEvent, RuntimeFreezeReason,
+	Council, Preimage, RandomnessCollectiveFlip, Regulators, Reputation, Runtime, RuntimeCall, RuntimeEvent, RuntimeFreezeReason,
 	RuntimeHoldReason, RuntimeOrigin, RuntimeTask, Session, SessionKeys, System, Timestamp,
 	WeightToFee,
 	AVERAGE_ON_INITIALIZE_RATIO, DAYS, EXISTENTIAL_DEPOSIT, HOURS, MAXIMUM_BLOCK_WEIGHT, MINUTES,
@@ -254,7 +258,13 @@ impl pallet_reputation::Config for Runtime {
 	type RuntimeEvent = RuntimeEvent;
 	type Currency = Balances;
 	type RuntimeHoldReason = RuntimeHoldReason;
-	type GovernanceOrigin = EnsureRoot<AccountId>;
+	type CouncilOrigin = CouncilTwoThirds;
+	type RegulatorOrigin = RegulatorMajority;
+	type ForceOrigin = EnsureRoot<AccountId>;
+	type CouncilMembers = Council;
+	type RegulatorMembers = Regulators;
+	type MaxBodyMembers = MaxBodyMembers;
+	type DecisionPeriod = ConstU32<{ 7 * DAYS }>;
 	type ValidatorRegistration = Session;
 	type CreditPolicy = pallet_reputation::DefaultCreditPolicy;
 	type SessionCollators = ActiveCollators;
@@ -271,8 +281,9 @@ impl pallet_reputation::Config for Runtime {
 	type UnbondingDelay = ConstU32<DAYS>;
 	type MaxInstitutions = ConstU32<1_000>;
 	type MaxPendingApplications = ConstU32<64>;
-	type MaxCreditGainPerSession = ConstU32<20>;
-	type MaxPenaltyPerAuditorPerSession = ConstU32<200>;
+	type MaxCreditGainPerSession = Clamped<dynamic_params::reputation::MaxCreditGainPerSession, 1, 100>;
+	type MaxPenaltyPerAuditorPerSession =
+		Clamped<dynamic_params::reputation::MaxPenaltyPerAuditorPerSession, 1, 1_000>;
 	type MaxCandidates = ConstU32<100>;
 	type MaxInvulnerables = ConstU32<8>;
 	type MaxDelegationsPerDelegator = ConstU32<8>;
@@ -299,19 +310,14 @@ impl pallet_reputation::BenchmarkHelper<AccountId> for SessionKeysForBenchmarks 
 	}
 }
 
-parameter_types! {
-	/// Validators have a day to confirm or reject a new record.
-	pub const RecordConfirmationPeriod: BlockNumber = DAYS;
-}
-
 impl pallet_ehr_index::Config for Runtime {
 	type RuntimeEvent = RuntimeEvent;
 	type Registry = Reputation;
 	type Credit = Reputation;
 	type UnixTime = Timestamp;
-	type ConfirmationsRequired = ConstU32<2>;
-	type RejectionsRequired = ConstU32<2>;
-	type ConfirmationPeriod = RecordConfirmationPeriod;
+	type ConfirmationsRequired = Clamped<dynamic_params::ehr_index::ConfirmationsRequired, 1, 16>;
+	type RejectionsRequired = Clamped<dynamic_params::ehr_index::RejectionsRequired, 1, 16>;
+	type ConfirmationPeriod = Clamped<dynamic_params::ehr_index::ConfirmationPeriod, MINUTES, { 30 * DAYS }>;
 	type MaxExpiringPerBlock = ConstU32<256>;
 	type MaxPointerLen = ConstU32<64>;
 	type WeightInfo = pallet_ehr_index::weights::SubstrateWeight<Runtime>;
@@ -353,8 +359,6 @@ impl pallet_ehr_index::BenchmarkHelper<AccountId> for InstitutionsForBenchmarks 
 }
 
 parameter_types! {
-	/// Aggregators have an hour to agree on a closed round.
-	pub const FlAggregationTimeout: BlockNumber = HOURS;
 	/// No round closes with fewer than two updates: a task is never one
 	/// institution training alone.
 	pub const FlMinParticipantsFloor: u32 = 2;
@@ -371,6 +375,7 @@ parameter_types! {
 impl pallet_fl_task::Config for Runtime {
 	type RuntimeEvent = RuntimeEvent;
 	type Registry = Reputation;
+	type ForceOrigin = EnsureRoot<AccountId>;
 	type Credit = Reputation;
 	type Aggregator = pallet_fl_task::FixedPointAggregator;
 	type AuthorityId = pallet_fl_task::crypto::AggregatorId;
@@ -390,7 +395,7 @@ impl pallet_fl_task::Config for Runtime {
 	type MinSamplesFloor = FlMinSamplesFloor;
 	type MinRoundBlocks = ConstU32<2>;
 	type MaxExtensions = ConstU8<3>;
-	type AggregationTimeout = FlAggregationTimeout;
+	type AggregationTimeout = Clamped<dynamic_params::fl_task::AggregationTimeout, 10, { 7 * DAYS }>;
 	type WeightInfo = pallet_fl_task::weights::SubstrateWeight<Runtime>;
 	#[cfg(feature = "runtime-benchmarks")]
 	type BenchmarkHelper = InstitutionsForBenchmarks;
@@ -406,18 +411,6 @@ impl pallet_fl_task::BenchmarkHelper<AccountId> for InstitutionsForBenchmarks {
 	}
 }
 
-parameter_types! {
-	/// Proxies have ten minutes to serve an access request.
-	pub const PreRequestTimeout: BlockNumber = 10 * MINUTES;
-	/// Auditors have a week to review a break-glass access.
-	pub const PreReviewWindow: BlockNumber = 7 * DAYS;
-	/// A grantee requests under one grant at most once a minute (10 blocks):
-	/// bounds the credit a colluding patient, grantee and proxy can farm and
-	/// how fast one grant fills the open-request list. Break-glass accesses
-	/// are not limited (each is reviewed).
-	pub const PreMinRequestInterval: BlockNumber = MINUTES;
-}
-
 impl pallet_proxy_reencrypt::Config for Runtime {
 	type RuntimeEvent = RuntimeEvent;
 	type Registry = Reputation;
@@ -429,9 +422,9 @@ impl pallet_proxy_reencrypt::Config for Runtime {
 	type MaxOpenRequests = ConstU32<256>;
 	type MaxSealedFragmentLen = ConstU32<512>;
 	type MaxCapsuleFragmentLen = ConstU32<512>;
-	type RequestTimeout = PreRequestTimeout;
-	type ReviewWindow = PreReviewWindow;
-	type MinRequestInterval = PreMinRequestInterval;
+	type RequestTimeout = Clamped<dynamic_params::proxy_reencrypt::RequestTimeout, 2, { DAYS }>;
+	type ReviewWindow = Clamped<dynamic_params::proxy_reencrypt::ReviewWindow, HOURS, { 90 * DAYS }>;
+	type MinRequestInterval = Clamped<dynamic_params::proxy_reencrypt::MinRequestInterval, 1, { DAYS }>;
 	type WeightInfo = pallet_proxy_reencrypt::weights::SubstrateWeight<Runtime>;
 	#[cfg(feature = "runtime-benchmarks")]
 	type BenchmarkHelper = InstitutionsForBenchmarks;
@@ -569,4 +562,191 @@ impl pallet_contracts::Config for Runtime {
 	type Environment = ();
 	type ApiVersion = ();
 	type Xcm = ();
+}
+
+// ---- Governance -------------------------------------------------------------
+
+/// The council: every active institution with the producer role, kept in
+/// sync by the reputation pallet.
+pub type CouncilCollective = pallet_collective::Instance1;
+/// The regulators: every active institution with the auditor role.
+pub type RegulatorCollective = pallet_collective::Instance2;
+
+/// A council motion carried by at least two thirds of the council.
+pub type CouncilTwoThirds =
+	pallet_collective::EnsureProportionAtLeast<AccountId, CouncilCollective, 2, 3>;
+/// A regulators' motion carried by more than half of the regulators.
+pub type RegulatorMajority =
+	pallet_collective::EnsureProportionMoreThan<AccountId, RegulatorCollective, 1, 2>;
+/// Root (sudo on dev and local chains) or `O`.
+pub type RootOr<O> = EitherOfDiverse<EnsureRoot<AccountId>, O>;
+
+parameter_types! {
+	/// Seats in each body.
+	pub const MaxBodyMembers: u32 = 100;
+	/// A motion may dispatch a call of up to half a block.
+	pub MaxProposalWeight: Weight = Perbill::from_percent(50) * RuntimeBlockWeights::get().max_block;
+}
+
+impl pallet_collective::Config<CouncilCollective> for Runtime {
+	type RuntimeOrigin = RuntimeOrigin;
+	type Proposal = RuntimeCall;
+	type RuntimeEvent = RuntimeEvent;
+	type MotionDuration = ConstU32<{ 3 * DAYS }>;
+	type MaxProposals = ConstU32<100>;
+	type MaxMembers = MaxBodyMembers;
+	// Without a prime, members who do not vote count as nays at close.
+	type DefaultVote = pallet_collective::PrimeDefaultVote;
+	type WeightInfo = pallet_collective::weights::SubstrateWeight<Runtime>;
+	// Members come from the registry only (pallet-reputation).
+	type SetMembersOrigin = EnsureNever<()>;
+	type MaxProposalWeight = MaxProposalWeight;
+	// The regulators can veto a council motion.
+	type DisapproveOrigin = RootOr<RegulatorMajority>;
+	type KillOrigin = RootOr<RegulatorMajority>;
+	type Consideration = ();
+}
+
+impl pallet_collective::Config<RegulatorCollective> for Runtime {
+	type RuntimeOrigin = RuntimeOrigin;
+	type Proposal = RuntimeCall;
+	type RuntimeEvent = RuntimeEvent;
+	type MotionDuration = ConstU32<{ 3 * DAYS }>;
+	type MaxProposals = ConstU32<100>;
+	type MaxMembers = MaxBodyMembers;
+	type DefaultVote = pallet_collective::PrimeDefaultVote;
+	type WeightInfo = pallet_collective::weights::SubstrateWeight<Runtime>;
+	type SetMembersOrigin = EnsureNever<()>;
+	type MaxProposalWeight = MaxProposalWeight;
+	// The council cannot silence the regulators.
+	type DisapproveOrigin = EnsureRoot<AccountId>;
+	type KillOrigin = EnsureRoot<AccountId>;
+	type Consideration = ();
+}
+
+parameter_types! {
+	/// Noting a preimage holds a deposit for its storage.
+	pub const PreimageBaseDeposit: Balance = deposit(2, 64);
+	/// And per byte.
+	pub const PreimageByteDeposit: Balance = deposit(0, 1);
+	/// The hold reason of preimage deposits.
+	pub const PreimageHoldReason: RuntimeHoldReason =
+		RuntimeHoldReason::Preimage(pallet_preimage::HoldReason::Preimage);
+}
+
+impl pallet_preimage::Config for Runtime {
+	type RuntimeEvent = RuntimeEvent;
+	type WeightInfo = pallet_preimage::weights::SubstrateWeight<Runtime>;
+	type Currency = Balances;
+	type ManagerOrigin = EnsureRoot<AccountId>;
+	type Consideration = HoldConsideration<
+		AccountId,
+		Balances,
+		PreimageHoldReason,
+		LinearStoragePrice<PreimageBaseDeposit, PreimageByteDeposit, Balance>,
+	>;
+}
+
+/// Root without sudo: the council whitelists a call (two thirds), the
+/// regulators dispatch it (a majority), in either order (a dispatch that
+/// comes first waits, as a deferred dispatch, for the whitelisting). Runtime
+/// upgrades go this way: `system.authorize_upgrade`, then anyone submits
+/// `system.apply_authorized_upgrade` with the code.
+impl pallet_whitelist::Config for Runtime {
+	type RuntimeEvent = RuntimeEvent;
+	type RuntimeCall = RuntimeCall;
+	type WhitelistOrigin = RootOr<CouncilTwoThirds>;
+	type DispatchWhitelistedOrigin = RootOr<RegulatorMajority>;
+	type Preimages = Preimage;
+	type DeferredDispatchExpiration = ConstU32<{ 7 * DAYS }>;
+	type BlockNumberProvider = System;
+	type WeightInfo = pallet_whitelist::weights::SubstrateWeight<Runtime>;
+}
+
+/// The runtime's tunable parameters, changed by a council motion
+/// (`parameters.set_parameter`, event `Parameters.Updated`). Each is read
+/// through [`Clamped`], so no value a motion sets can switch a rule off.
+#[dynamic_params(RuntimeParameters, pallet_parameters::Parameters::<Runtime>)]
+pub mod dynamic_params {
+	use super::*;
+
+	/// The record index.
+	#[dynamic_pallet_params]
+	#[codec(index = 0)]
+	pub mod ehr_index {
+		/// Validator confirmations that confirm a record (1 to 16).
+		#[codec(index = 0)]
+		pub static ConfirmationsRequired: u32 = 2;
+		/// Validator rejections that reject a record (1 to 16).
+		#[codec(index = 1)]
+		pub static RejectionsRequired: u32 = 2;
+		/// Blocks validators have to confirm a record (a minute to 30 days).
+		#[codec(index = 2)]
+		pub static ConfirmationPeriod: BlockNumber = DAYS;
+	}
+
+	/// Proxy re-encryption.
+	#[dynamic_pallet_params]
+	#[codec(index = 1)]
+	pub mod proxy_reencrypt {
+		/// Blocks proxies have to serve an access request (2 to a day).
+		#[codec(index = 0)]
+		pub static RequestTimeout: BlockNumber = 10 * MINUTES;
+		/// Blocks auditors have to review a break-glass access (an hour to
+		/// 90 days).
+		#[codec(index = 1)]
+		pub static ReviewWindow: BlockNumber = 7 * DAYS;
+		/// Fewest blocks between two requests under one grant (1 to a day):
+		/// bounds the credit a colluding patient, grantee and proxy can farm
+		/// and how fast one grant fills the open-request list.
+		#[codec(index = 2)]
+		pub static MinRequestInterval: BlockNumber = MINUTES;
+	}
+
+	/// Federated learning.
+	#[dynamic_pallet_params]
+	#[codec(index = 2)]
+	pub mod fl_task {
+		/// Blocks aggregators have to agree on a closed round (10 to 7 days).
+		#[codec(index = 0)]
+		pub static AggregationTimeout: BlockNumber = HOURS;
+	}
+
+	/// Credit.
+	#[dynamic_pallet_params]
+	#[codec(index = 3)]
+	pub mod reputation {
+		/// Most credit an institution gains in a session (1 to 100).
+		#[codec(index = 0)]
+		pub static MaxCreditGainPerSession: u32 = 20;
+		/// Most penalty points one auditor deducts in a session (1 to 1 000).
+		#[codec(index = 1)]
+		pub static MaxPenaltyPerAuditorPerSession: u32 = 200;
+	}
+}
+
+#[cfg(feature = "runtime-benchmarks")]
+impl Default for RuntimeParameters {
+	fn default() -> Self {
+		RuntimeParameters::FlTask(dynamic_params::fl_task::Parameters::AggregationTimeout(
+			dynamic_params::fl_task::AggregationTimeout,
+			Some(HOURS),
+		))
+	}
+}
+
+impl pallet_parameters::Config for Runtime {
+	type RuntimeEvent = RuntimeEvent;
+	type RuntimeParameters = RuntimeParameters;
+	type AdminOrigin = AsEnsureOriginWithArg<RootOr<CouncilTwoThirds>>;
+	// The crate exports only its reference-hardware weights, as `()`.
+	type WeightInfo = ();
+}
+
+/// `P`, kept within `MIN..=MAX`.
+pub struct Clamped<P, const MIN: u32, const MAX: u32>(core::marker::PhantomData<P>);
+impl<P: Get<u32>, const MIN: u32, const MAX: u32> Get<u32> for Clamped<P, MIN, MAX> {
+	fn get() -> u32 {
+		P::get().clamp(MIN, MAX)
+	}
 }

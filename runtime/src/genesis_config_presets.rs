@@ -1,6 +1,8 @@
-//! Genesis presets: `development` (one collator, Alice) and `local_testnet`
-//! (two collators, Alice and Bob). Chain specs are generated from these with
-//! no hand-edited JSON.
+//! Genesis presets: `development` (one collator, Alice), `local_testnet` (two
+//! collators, Alice and Bob), both with sudo for convenience, and
+//! `medchain_local`, a consortium as a region would launch it: no sudo key, a
+//! founding council of three hospitals (Alice and Bob collate) and three
+//! regulators. Chain specs are generated from these with no hand-edited JSON.
 
 use alloc::{vec, vec::Vec};
 use cumulus_primitives_core::ParaId;
@@ -21,9 +23,14 @@ pub const PARACHAIN_ID: u32 = 2000;
 /// Initial balance of each endowed dev account.
 pub const ENDOWMENT: u128 = 1_000_000 * UNIT;
 
-/// Genesis collators are registered as tier-3A hospitals that produce and
-/// validate.
-fn genesis_institution(who: &AccountId, index: usize) -> (AccountId, Vec<u8>, InstitutionKind, Roles) {
+/// The name of the production-style preset (`--chain medchain-local`).
+pub const MEDCHAIN_LOCAL_PRESET: &str = "medchain_local";
+
+/// A genesis institution: `(account, name, kind, roles)`.
+type GenesisInstitution = (AccountId, Vec<u8>, InstitutionKind, Roles);
+
+/// A tier-3A hospital that produces and validates (a council member).
+fn genesis_hospital(who: &AccountId, index: usize) -> GenesisInstitution {
 	let name = alloc::format!("Genesis Hospital {}", index + 1).into_bytes();
 	(
 		who.clone(),
@@ -33,14 +40,21 @@ fn genesis_institution(who: &AccountId, index: usize) -> (AccountId, Vec<u8>, In
 	)
 }
 
+/// A health regulator with the auditor role (a member of the regulators).
+fn genesis_regulator(who: &AccountId, index: usize) -> GenesisInstitution {
+	let name = alloc::format!("Regional Health Regulator {}", index + 1).into_bytes();
+	(who.clone(), name, InstitutionKind::Regulator, Roles::only(medchain_primitives::Role::Auditor))
+}
+
 fn session_keys(aura: AuraId) -> SessionKeys {
 	SessionKeys { aura }
 }
 
 fn genesis(
 	invulnerables: Vec<(AccountId, AuraId)>,
+	institutions: Vec<GenesisInstitution>,
 	endowed: Vec<AccountId>,
-	root: AccountId,
+	root: Option<AccountId>,
 	id: ParaId,
 ) -> Value {
 	build_struct_json_patch!(RuntimeGenesisConfig {
@@ -49,11 +63,7 @@ fn genesis(
 		},
 		parachain_info: ParachainInfoConfig { parachain_id: id },
 		reputation: ReputationConfig {
-			institutions: invulnerables
-				.iter()
-				.enumerate()
-				.map(|(i, (acc, _))| genesis_institution(acc, i))
-				.collect::<Vec<_>>(),
+			institutions,
 			invulnerables: invulnerables.iter().cloned().map(|(acc, _)| acc).collect::<Vec<_>>(),
 		},
 		session: SessionConfig {
@@ -62,7 +72,7 @@ fn genesis(
 				.map(|(acc, aura)| (acc.clone(), acc, session_keys(aura)))
 				.collect::<Vec<_>>(),
 		},
-		sudo: SudoConfig { key: Some(root) },
+		sudo: SudoConfig { key: root },
 	})
 }
 
@@ -70,20 +80,53 @@ fn collator(k: Sr25519Keyring) -> (AccountId, AuraId) {
 	(k.to_account_id(), k.public().into())
 }
 
+/// Genesis hospitals for the collators.
+fn hospitals(collators: &[(AccountId, AuraId)]) -> Vec<GenesisInstitution> {
+	collators.iter().enumerate().map(|(i, (acc, _))| genesis_hospital(acc, i)).collect()
+}
+
 fn development() -> Value {
+	let collators = vec![collator(Sr25519Keyring::Alice)];
 	genesis(
-		vec![collator(Sr25519Keyring::Alice)],
+		collators.clone(),
+		hospitals(&collators),
 		Sr25519Keyring::well_known().map(|k| k.to_account_id()).collect(),
-		Sr25519Keyring::Alice.to_account_id(),
+		Some(Sr25519Keyring::Alice.to_account_id()),
 		PARACHAIN_ID.into(),
 	)
 }
 
 fn local_testnet() -> Value {
+	let collators = vec![collator(Sr25519Keyring::Alice), collator(Sr25519Keyring::Bob)];
 	genesis(
-		vec![collator(Sr25519Keyring::Alice), collator(Sr25519Keyring::Bob)],
+		collators.clone(),
+		hospitals(&collators),
 		Sr25519Keyring::well_known().map(|k| k.to_account_id()).collect(),
-		Sr25519Keyring::Alice.to_account_id(),
+		Some(Sr25519Keyring::Alice.to_account_id()),
+		PARACHAIN_ID.into(),
+	)
+}
+
+/// A consortium as a region launches it: no sudo key. The founding council
+/// is three hospitals (Alice and Bob collate, Charlie does not), the
+/// regulators are Dave, Eve and Ferdie. A region replaces these accounts with
+/// its own in the chain spec (see the README).
+fn medchain_local() -> Value {
+	use Sr25519Keyring::*;
+	let collators = vec![collator(Alice), collator(Bob)];
+	let mut institutions: Vec<_> = [Alice, Bob, Charlie]
+		.iter()
+		.enumerate()
+		.map(|(i, k)| genesis_hospital(&k.to_account_id(), i))
+		.collect();
+	institutions.extend(
+		[Dave, Eve, Ferdie].iter().enumerate().map(|(i, k)| genesis_regulator(&k.to_account_id(), i)),
+	);
+	genesis(
+		collators,
+		institutions,
+		Sr25519Keyring::well_known().map(|k| k.to_account_id()).collect(),
+		None,
 		PARACHAIN_ID.into(),
 	)
 }
@@ -93,6 +136,7 @@ pub fn get_preset(id: &PresetId) -> Option<Vec<u8>> {
 	let patch = match id.as_str() {
 		DEV_RUNTIME_PRESET => development(),
 		LOCAL_TESTNET_RUNTIME_PRESET => local_testnet(),
+		MEDCHAIN_LOCAL_PRESET => medchain_local(),
 		_ => return None,
 	};
 	serde_json::to_vec(&patch).ok()
@@ -100,5 +144,9 @@ pub fn get_preset(id: &PresetId) -> Option<Vec<u8>> {
 
 /// Names of the presets this runtime provides.
 pub fn preset_names() -> Vec<PresetId> {
-	vec![PresetId::from(DEV_RUNTIME_PRESET), PresetId::from(LOCAL_TESTNET_RUNTIME_PRESET)]
+	vec![
+		PresetId::from(DEV_RUNTIME_PRESET),
+		PresetId::from(LOCAL_TESTNET_RUNTIME_PRESET),
+		PresetId::from(MEDCHAIN_LOCAL_PRESET),
+	]
 }

@@ -98,6 +98,7 @@ pub type UncheckedExtrinsic =
 /// Storage migrations run on the next runtime upgrade.
 pub type Migrations = (
 	pallet_reputation::migrations::v2::MigrateV1ToV2<Runtime>,
+	pallet_reputation::migrations::v3::MigrateV2ToV3<Runtime>,
 	pallet_proxy_reencrypt::migrations::v1::MigrateV0ToV1<Runtime>,
 	pallet_fl_task::migrations::v1::MigrateV0ToV1<Runtime>,
 );
@@ -259,9 +260,20 @@ mod runtime {
 	#[runtime::pallet_index(11)]
 	pub type TransactionPayment = pallet_transaction_payment;
 
-	// Governance on dev and local chains.
+	// Governance. Sudo exists for dev and local chains; a production chain
+	// spec sets no key.
 	#[runtime::pallet_index(15)]
 	pub type Sudo = pallet_sudo;
+	#[runtime::pallet_index(16)]
+	pub type Council = pallet_collective<Instance1>;
+	#[runtime::pallet_index(17)]
+	pub type Regulators = pallet_collective<Instance2>;
+	#[runtime::pallet_index(18)]
+	pub type Preimage = pallet_preimage;
+	#[runtime::pallet_index(19)]
+	pub type Whitelist = pallet_whitelist;
+	#[runtime::pallet_index(25)]
+	pub type Parameters = pallet_parameters;
 
 	// Collators. The order of these five matters and shall not change:
 	// the reputation pallet's genesis and session manager run before session.

@@ -45,7 +45,10 @@ fn account(k: sp_keyring::Sr25519Keyring) -> AccountId {
 #[test]
 fn presets_are_listed() {
 	let names = preset_names();
-	assert_eq!(names, vec!["development".to_string(), "local_testnet".to_string()]);
+	assert_eq!(
+		names,
+		vec!["development".to_string(), "local_testnet".to_string(), "medchain_local".to_string()]
+	);
 	assert!(get_preset(&"no-such-preset".to_string()).is_none());
 }
 
@@ -379,6 +382,278 @@ mod sessions {
 			// 780..=800, never near the 1000 maximum.
 			assert!(peak <= 800, "credit peaked at {peak}");
 			assert!(credit(Alice) >= 770, "credit {} did not approach the ceiling", credit(Alice));
+		});
+	}
+}
+
+/// Governance on the production-style preset (`medchain_local`): no sudo, a
+/// council of three hospitals (Alice, Bob, Charlie) and three regulators
+/// (Dave, Eve, Ferdie), driven through real `pallet-collective` motions.
+mod governance {
+	use super::*;
+	use codec::Encode;
+	use frame_support::{dispatch::GetDispatchInfo, traits::UnfilteredDispatchable};
+	use medchain_primitives::{InstitutionKind, InstitutionStatus, Roles};
+	use medchain_runtime::{
+		configs::{dynamic_params, RuntimeParameters}, Council, Regulators, RuntimeCall, RuntimeEvent,
+	};
+	use sp_keyring::Sr25519Keyring::{self as K, Dave, Eve};
+	use sp_runtime::{traits::Hash as _, DispatchError};
+
+	type CouncilI = pallet_collective::Instance1;
+	type RegulatorsI = pallet_collective::Instance2;
+
+	fn consortium() -> sp_io::TestExternalities {
+		genesis("medchain_local")
+	}
+
+	/// Which body carries a motion.
+	#[derive(Clone, Copy)]
+	enum Body {
+		Council,
+		Regulators,
+	}
+
+	/// Proposes `call` in `body` with a threshold of `ayes.len()`; every
+	/// account in `ayes` (the first proposes) votes aye, then the motion is
+	/// closed. Returns the result the dispatched call had, or `None` if the
+	/// motion did not pass.
+	fn motion(body: Body, ayes: &[K], call: RuntimeCall) -> Option<Result<(), DispatchError>> {
+		let len = call.encoded_size() as u32;
+		let hash = <Runtime as frame_system::Config>::Hashing::hash_of(&call);
+		let weight = call.get_dispatch_info().call_weight;
+		let threshold = ayes.len() as u32;
+		System::reset_events();
+		let proposer = RuntimeOrigin::signed(account(ayes[0]));
+		match body {
+			Body::Council => {
+				let index = pallet_collective::ProposalCount::<Runtime, CouncilI>::get();
+				assert_ok!(Council::propose(proposer, threshold, Box::new(call), len));
+				if threshold > 1 {
+					for k in ayes {
+						assert_ok!(Council::vote(RuntimeOrigin::signed(account(*k)), hash, index, true));
+					}
+					assert_ok!(Council::close(RuntimeOrigin::signed(account(ayes[0])), hash, index, weight, len));
+				}
+			},
+			Body::Regulators => {
+				let index = pallet_collective::ProposalCount::<Runtime, RegulatorsI>::get();
+				assert_ok!(Regulators::propose(proposer, threshold, Box::new(call), len));
+				if threshold > 1 {
+					for k in ayes {
+						assert_ok!(Regulators::vote(RuntimeOrigin::signed(account(*k)), hash, index, true));
+					}
+					assert_ok!(Regulators::close(RuntimeOrigin::signed(account(ayes[0])), hash, index, weight, len));
+				}
+			},
+		}
+		System::events().into_iter().find_map(|r| match r.event {
+			RuntimeEvent::Council(pallet_collective::Event::Executed { result, .. }) |
+			RuntimeEvent::Regulators(pallet_collective::Event::Executed { result, .. }) => Some(result),
+			_ => None,
+		})
+	}
+
+	fn reputation(call: pallet_reputation::Call<Runtime>) -> RuntimeCall {
+		RuntimeCall::Reputation(call)
+	}
+
+	fn status(k: K) -> Option<InstitutionStatus> {
+		pallet_reputation::Institutions::<Runtime>::get(account(k)).map(|i| i.status)
+	}
+
+	/// George applies as a hospital.
+	fn george_applies() -> AccountId {
+		let george = account(K::One);
+		assert_ok!(Balances::force_set_balance(RuntimeOrigin::root(), george.clone().into(), 1_000 * UNIT));
+		assert_ok!(Reputation::apply_for_membership(
+			RuntimeOrigin::signed(george.clone()),
+			b"New Hospital".to_vec().try_into().unwrap(),
+			InstitutionKind::Hospital { level: 2, grade: medchain_primitives::HospitalGrade::B },
+			Roles { producer: true, validator: true, auditor: false },
+		));
+		george
+	}
+
+	#[test]
+	fn the_consortium_preset_has_no_sudo_and_founding_bodies() {
+		consortium().execute_with(|| {
+			assert_eq!(pallet_sudo::Key::<Runtime>::get(), None);
+			let mut council = vec![account(Alice), account(Bob), account(Charlie)];
+			council.sort();
+			let mut regulators = vec![account(Dave), account(Eve), account(Ferdie)];
+			regulators.sort();
+			assert_eq!(pallet_collective::Members::<Runtime, CouncilI>::get(), council);
+			assert_eq!(pallet_collective::Members::<Runtime, RegulatorsI>::get(), regulators);
+			assert_eq!(pallet_reputation::Council::<Runtime>::get().to_vec(), council);
+			assert_eq!(Session::validators(), vec![account(Alice), account(Bob)]);
+		});
+	}
+
+	/// Every privileged call of the runtime, as a consortium would use it.
+	fn privileged_calls(target: &AccountId) -> Vec<RuntimeCall> {
+		let code_hash = sp_core::H256::repeat_byte(7);
+		let upgrade = RuntimeCall::System(frame_system::Call::authorize_upgrade { code_hash });
+		vec![
+			reputation(pallet_reputation::Call::approve_institution { who: target.clone() }),
+			reputation(pallet_reputation::Call::suspend_institution { who: account(Charlie) }),
+			reputation(pallet_reputation::Call::remove_institution { who: account(Charlie) }),
+			reputation(pallet_reputation::Call::set_roles { who: account(Charlie), roles: Roles::only(Role::Validator) }),
+			reputation(pallet_reputation::Call::set_invulnerables { invulnerables: vec![account(Charlie)] }),
+			RuntimeCall::Whitelist(pallet_whitelist::Call::whitelist_call {
+				call_hash: <Runtime as frame_system::Config>::Hashing::hash_of(&upgrade),
+			}),
+			RuntimeCall::Whitelist(pallet_whitelist::Call::dispatch_whitelisted_call_with_preimage {
+				call: Box::new(upgrade.clone()),
+			}),
+			RuntimeCall::Parameters(pallet_parameters::Call::set_parameter {
+				key_value: RuntimeParameters::EhrIndex(dynamic_params::ehr_index::Parameters::ConfirmationsRequired(
+					dynamic_params::ehr_index::ConfirmationsRequired,
+					Some(5),
+				)),
+			}),
+			RuntimeCall::Council(pallet_collective::Call::set_members {
+				new_members: vec![account(Alice)],
+				prime: None,
+				old_count: 3,
+			}),
+			upgrade,
+		]
+	}
+
+	#[test]
+	fn a_signed_account_or_a_single_member_cannot_use_any_privileged_call() {
+		consortium().execute_with(|| {
+			let george = george_applies();
+			for call in privileged_calls(&george) {
+				let name: String = format!("{call:?}").chars().take(60).collect();
+				for origin in [
+					RuntimeOrigin::signed(account(Alice)),
+					RuntimeOrigin::signed(account(Dave)),
+					pallet_collective::RawOrigin::<AccountId, CouncilI>::Members(1, 3).into(),
+					pallet_collective::RawOrigin::<AccountId, RegulatorsI>::Members(1, 3).into(),
+				] {
+					let before = sp_io::storage::root(sp_runtime::StateVersion::V1);
+					let error = call.clone().dispatch_bypass_filter(origin).map_err(|e| e.error);
+					// A signed account may only relay a dispatch both bodies
+					// already agreed on; here none is waiting.
+					let refused = error == Err(DispatchError::BadOrigin) ||
+						(name.contains("dispatch_whitelisted") &&
+							matches!(error, Err(DispatchError::Module(m)) if m.message == Some("DeferredDispatchNotFound")));
+					assert!(refused, "{name} accepted a plain or single-member origin: {error:?}");
+					assert_eq!(before, sp_io::storage::root(sp_runtime::StateVersion::V1), "{name}");
+				}
+				// Through the collective: a motion with a threshold of one
+				// executes at once, as one member's vote.
+				assert_eq!(
+					motion(Body::Council, &[Alice], call.clone()),
+					Some(Err(DispatchError::BadOrigin)),
+					"{name}: one council member"
+				);
+			}
+			assert_eq!(status(K::One), Some(InstitutionStatus::Pending));
+		});
+	}
+
+	#[test]
+	fn admission_needs_two_thirds_of_the_council_and_the_regulators() {
+		consortium().execute_with(|| {
+			let george = george_applies();
+			let admit = reputation(pallet_reputation::Call::approve_institution { who: george.clone() });
+			// Two thirds of the council: waits for the regulators.
+			assert_eq!(motion(Body::Council, &[Alice, Bob], admit.clone()), Some(Ok(())));
+			assert_eq!(status(K::One), Some(InstitutionStatus::Pending));
+			// One regulator is not a majority.
+			assert_eq!(motion(Body::Regulators, &[Dave], admit.clone()), Some(Err(DispatchError::BadOrigin)));
+			assert_eq!(status(K::One), Some(InstitutionStatus::Pending));
+			assert_eq!(motion(Body::Regulators, &[Dave, Eve], admit), Some(Ok(())));
+			assert_eq!(status(K::One), Some(InstitutionStatus::Active));
+			// George now sits on the council.
+			assert!(pallet_collective::Members::<Runtime, CouncilI>::get().contains(&george));
+		});
+	}
+
+	#[test]
+	fn removal_needs_the_regulators_and_they_can_veto_the_council() {
+		consortium().execute_with(|| {
+			let remove = reputation(pallet_reputation::Call::remove_institution { who: account(Charlie) });
+			assert_eq!(motion(Body::Council, &[Alice, Bob], remove.clone()), Some(Ok(())));
+			assert!(status(Charlie).is_some());
+			assert_eq!(motion(Body::Regulators, &[Eve, Ferdie], remove), Some(Ok(())));
+			assert_eq!(status(Charlie), None);
+			assert!(!pallet_collective::Members::<Runtime, CouncilI>::get().contains(&account(Charlie)));
+
+			// A council motion the regulators disapprove of is dropped.
+			let suspend = reputation(pallet_reputation::Call::suspend_institution { who: account(Bob) });
+			let hash = <Runtime as frame_system::Config>::Hashing::hash_of(&suspend);
+			let len = suspend.encoded_size() as u32;
+			assert_ok!(Council::propose(RuntimeOrigin::signed(account(Alice)), 2, Box::new(suspend), len));
+			let veto = RuntimeCall::Council(pallet_collective::Call::disapprove_proposal { proposal_hash: hash });
+			assert_eq!(motion(Body::Regulators, &[Dave, Eve], veto), Some(Ok(())));
+			assert!(pallet_collective::ProposalOf::<Runtime, CouncilI>::get(hash).is_none());
+			assert_eq!(status(Bob), Some(InstitutionStatus::Active));
+		});
+	}
+
+	#[test]
+	fn a_parameter_changes_by_council_motion_within_its_bounds() {
+		consortium().execute_with(|| {
+			type Confirmations = <Runtime as pallet_ehr_index::Config>::ConfirmationsRequired;
+			use frame_support::traits::Get;
+			assert_eq!(Confirmations::get(), 2);
+			let set = |n| {
+				RuntimeCall::Parameters(pallet_parameters::Call::set_parameter {
+					key_value: RuntimeParameters::EhrIndex(
+						dynamic_params::ehr_index::Parameters::ConfirmationsRequired(
+							dynamic_params::ehr_index::ConfirmationsRequired,
+							Some(n),
+						),
+					),
+				})
+			};
+			assert_eq!(motion(Body::Council, &[Alice], set(3)), Some(Err(DispatchError::BadOrigin)));
+			assert_eq!(motion(Body::Council, &[Alice, Charlie], set(3)), Some(Ok(())));
+			assert!(System::events().iter().any(|r| matches!(
+				r.event,
+				RuntimeEvent::Parameters(pallet_parameters::Event::Updated { .. })
+			)));
+			assert_eq!(Confirmations::get(), 3);
+			// A zero would let records confirm themselves: the runtime reads 1.
+			assert_eq!(motion(Body::Council, &[Alice, Charlie], set(0)), Some(Ok(())));
+			assert_eq!(Confirmations::get(), 1);
+		});
+	}
+
+	/// The code hash of the authorised upgrade, read from its storage item.
+	fn authorized() -> Option<sp_core::H256> {
+		let key = frame_support::storage::storage_prefix(b"System", b"AuthorizedUpgrade");
+		// `CodeUpgradeAuthorization { code_hash, check_version }`.
+		frame_support::storage::unhashed::get::<(sp_core::H256, bool)>(&key).map(|(hash, _)| hash)
+	}
+
+	#[test]
+	fn a_runtime_upgrade_is_authorised_by_both_bodies_through_the_whitelist() {
+		consortium().execute_with(|| {
+			let code_hash = sp_core::H256::repeat_byte(9);
+			let upgrade = RuntimeCall::System(frame_system::Call::authorize_upgrade_without_checks { code_hash });
+			let dispatch = RuntimeCall::Whitelist(pallet_whitelist::Call::dispatch_whitelisted_call_with_preimage {
+				call: Box::new(upgrade.clone()),
+			});
+			// The regulators alone: the dispatch waits for a whitelisting.
+			assert_eq!(motion(Body::Regulators, &[Dave, Eve], dispatch.clone()), Some(Ok(())));
+			assert_eq!(authorized(), None);
+			// The council alone cannot dispatch.
+			assert_eq!(motion(Body::Council, &[Alice, Bob, Charlie], dispatch), Some(Err(DispatchError::BadOrigin)));
+			let whitelist = RuntimeCall::Whitelist(pallet_whitelist::Call::whitelist_call {
+				call_hash: <Runtime as frame_system::Config>::Hashing::hash_of(&upgrade),
+			});
+			assert_eq!(motion(Body::Council, &[Alice, Bob], whitelist), Some(Ok(())));
+			// The deferred dispatch can now be relayed by anyone.
+			let relay = RuntimeCall::Whitelist(pallet_whitelist::Call::dispatch_whitelisted_call_with_preimage {
+				call: Box::new(upgrade),
+			});
+			assert_ok!(relay.dispatch_bypass_filter(RuntimeOrigin::signed(account(Ferdie))));
+			assert_eq!(authorized(), Some(code_hash));
 		});
 	}
 }

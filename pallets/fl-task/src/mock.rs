@@ -113,6 +113,7 @@ pub const AGG_TIMEOUT: u64 = 4;
 impl pallet_fl_task::Config for Test {
 	type RuntimeEvent = RuntimeEvent;
 	type Registry = MockRegistry;
+	type ForceOrigin = frame_system::EnsureRoot<u64>;
 	type Credit = MockCredit;
 	type Aggregator = FixedPointAggregator;
 	type AuthorityId = TestAuthorityId;

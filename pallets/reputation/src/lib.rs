@@ -71,7 +71,7 @@ use alloc::vec::Vec;
 use frame_support::traits::{
 	fungible::{Inspect, MutateHold},
 	tokens::{Fortitude, Precision, Restriction},
-	Get, ValidatorRegistration,
+	ChangeMembers, Get, ValidatorRegistration,
 };
 use sp_runtime::{
 	traits::{CheckedAdd, Zero},
@@ -84,6 +84,10 @@ pub trait BenchmarkHelper<AccountId> {
 	/// Makes `who`'s session keys count as registered.
 	fn register_session_keys(who: &AccountId);
 }
+
+/// Most pending decisions about one institution: admit, suspend, remove and
+/// one per set of roles (seven).
+pub const MAX_DECISIONS_PER_INSTITUTION: u32 = 10;
 
 /// Log target of this pallet.
 pub const LOG_TARGET: &str = "runtime::reputation";
@@ -99,7 +103,7 @@ pub mod pallet {
 	use frame_system::pallet_prelude::*;
 
 	/// The in-code storage version.
-	const STORAGE_VERSION: StorageVersion = StorageVersion::new(2);
+	const STORAGE_VERSION: StorageVersion = StorageVersion::new(3);
 
 	#[pallet::pallet]
 	#[pallet::storage_version(STORAGE_VERSION)]
@@ -131,9 +135,35 @@ pub mod pallet {
 		/// The overarching hold reason.
 		type RuntimeHoldReason: From<HoldReason>;
 
-		/// Origin that approves, suspends and removes institutions and sets
-		/// invulnerables (sudo on dev chains, a council in production).
-		type GovernanceOrigin: EnsureOrigin<Self::RuntimeOrigin>;
+		/// The council's origin: a motion carried by the member institutions
+		/// (active producers). Suspends institutions, sets roles and the
+		/// invulnerables, and takes its part in admissions and removals.
+		type CouncilOrigin: EnsureOrigin<Self::RuntimeOrigin>;
+
+		/// The regulators' origin: a motion carried by the active auditors.
+		/// Admissions, removals and decisions about an auditor need it as well
+		/// as the council.
+		type RegulatorOrigin: EnsureOrigin<Self::RuntimeOrigin>;
+
+		/// Origin that decides alone: root (sudo on dev chains; in production
+		/// only a call the council whitelisted and the regulators dispatched).
+		type ForceOrigin: EnsureOrigin<Self::RuntimeOrigin>;
+
+		/// Told whenever the council's membership changes (a
+		/// `pallet-collective` instance).
+		type CouncilMembers: ChangeMembers<Self::AccountId>;
+
+		/// Told whenever the regulators' membership changes.
+		type RegulatorMembers: ChangeMembers<Self::AccountId>;
+
+		/// Most members of each body (the collectives' `MaxMembers`).
+		#[pallet::constant]
+		type MaxBodyMembers: Get<u32>;
+
+		/// Blocks one body's approval waits for the other body's before it
+		/// lapses.
+		#[pallet::constant]
+		type DecisionPeriod: Get<BlockNumberFor<Self>>;
 
 		/// Tells whether a collator has registered its session keys.
 		type ValidatorRegistration: ValidatorRegistration<Self::AccountId>;
@@ -340,6 +370,28 @@ pub mod pallet {
 	#[pallet::storage]
 	pub type SessionBlocks<T> = StorageValue<_, u32, ValueQuery>;
 
+	/// The council: active institutions with the producer role, sorted.
+	#[pallet::storage]
+	pub type Council<T: Config> =
+		StorageValue<_, BoundedVec<T::AccountId, T::MaxBodyMembers>, ValueQuery>;
+
+	/// The regulators: active institutions with the auditor role, sorted.
+	#[pallet::storage]
+	pub type Regulators<T: Config> =
+		StorageValue<_, BoundedVec<T::AccountId, T::MaxBodyMembers>, ValueQuery>;
+
+	/// Decisions one body approved that wait for the other body, by the
+	/// institution they are about.
+	#[pallet::storage]
+	pub type PendingDecisions<T: Config> = StorageDoubleMap<
+		_,
+		Blake2_128Concat,
+		T::AccountId,
+		Blake2_128Concat,
+		Decision<T::AccountId>,
+		PendingApproval<BlockNumberFor<T>>,
+	>;
+
 	/// Genesis: institutions approved from the start and the invulnerables.
 	#[pallet::genesis_config]
 	#[derive(frame_support::DefaultNoBound)]
@@ -360,6 +412,7 @@ pub mod pallet {
 				Pallet::<T>::do_apply(who, name, *kind, *roles)
 					.expect("genesis institution could not apply");
 				Pallet::<T>::do_approve(who).expect("genesis institution could not be approved");
+				Pallet::<T>::sync_bodies(who, true).expect("genesis bodies are too large");
 			}
 			let invulnerables: BoundedVec<T::AccountId, T::MaxInvulnerables> =
 				self.invulnerables.clone().try_into().expect("too many genesis invulnerables");
@@ -411,6 +464,11 @@ pub mod pallet {
 		BondSlashed { who: T::AccountId, amount: BalanceOf<T>, behaviour: Behaviour },
 		/// A collator's authorship in the session that ended was scored.
 		AuthorshipSettled { session: u32, collators: u32, blocks: u32 },
+		/// One body approved a decision that now waits for the other body
+		/// until `expires_at`.
+		DecisionAwaiting { decision: Decision<T::AccountId>, approved_by: Body, expires_at: BlockNumberFor<T> },
+		/// A body's membership changed.
+		BodyChanged { body: Body, joined: Vec<T::AccountId>, left: Vec<T::AccountId> },
 	}
 
 	/// Errors of this pallet.
@@ -470,6 +528,15 @@ pub mod pallet {
 		PenaltyCapExceeded,
 		/// An amount overflowed.
 		Overflow,
+		/// This body has already approved the decision; it waits for the other.
+		AlreadyApproved,
+		/// The regulators alone cannot take this decision: it is the
+		/// council's.
+		NotRegulatorsDecision,
+		/// The decision would leave a governing body without members.
+		LastBodyMember,
+		/// A governing body is full.
+		TooManyBodyMembers,
 	}
 
 	#[pallet::hooks]
@@ -516,32 +583,47 @@ pub mod pallet {
 		/// Approves a pending institution, or reinstates a suspended one. A
 		/// newly approved institution starts at `InitialCredit`.
 		///
-		/// Origin: `GovernanceOrigin`. Emits `InstitutionApproved`.
-		/// Errors: `NotInstitution`, `AlreadyActive`, `TooManyInstitutions`.
+		/// Origin: the council and the regulators, in either order within
+		/// `DecisionPeriod` (the first approval emits `DecisionAwaiting`), or
+		/// `ForceOrigin`. Emits `InstitutionApproved`.
+		/// Errors: `NotInstitution`, `AlreadyActive`, `TooManyInstitutions`,
+		/// `AlreadyApproved`, `TooManyBodyMembers`.
 		#[pallet::call_index(1)]
 		#[pallet::weight(T::WeightInfo::approve_institution())]
 		pub fn approve_institution(origin: OriginFor<T>, who: T::AccountId) -> DispatchResult {
-			T::GovernanceOrigin::ensure_origin(origin)?;
+			let inst = Institutions::<T>::get(&who).ok_or(Error::<T>::NotInstitution)?;
+			ensure!(inst.status != InstitutionStatus::Active, Error::<T>::AlreadyActive);
+			let Some(forced) = Self::decide(origin, &Decision::Admit(who.clone()))? else {
+				return Ok(());
+			};
 			let credit = Self::do_approve(&who)?;
+			Self::sync_bodies(&who, forced)?;
 			Self::deposit_event(Event::InstitutionApproved { who, credit });
 			Ok(())
 		}
 
 		/// Suspends an active institution: it keeps bond and credit but fails
-		/// every role check until approved again.
+		/// every role check, and leaves the governing bodies, until approved
+		/// again.
 		///
-		/// Origin: `GovernanceOrigin`. Emits `InstitutionSuspended`.
-		/// Errors: `NotInstitution`, `NotActive`.
+		/// Origin: the council (and the regulators too if the institution is
+		/// an auditor), or `ForceOrigin`. Emits `InstitutionSuspended`.
+		/// Errors: `NotInstitution`, `NotActive`, `NotRegulatorsDecision`,
+		/// `AlreadyApproved`, `LastBodyMember`.
 		#[pallet::call_index(2)]
 		#[pallet::weight(T::WeightInfo::suspend_institution())]
 		pub fn suspend_institution(origin: OriginFor<T>, who: T::AccountId) -> DispatchResult {
-			T::GovernanceOrigin::ensure_origin(origin)?;
-			Institutions::<T>::try_mutate(&who, |maybe| -> DispatchResult {
-				let inst = maybe.as_mut().ok_or(Error::<T>::NotInstitution)?;
-				ensure!(inst.status == InstitutionStatus::Active, Error::<T>::NotActive);
-				inst.status = InstitutionStatus::Suspended;
-				Ok(())
-			})?;
+			let inst = Institutions::<T>::get(&who).ok_or(Error::<T>::NotInstitution)?;
+			ensure!(inst.status == InstitutionStatus::Active, Error::<T>::NotActive);
+			let Some(forced) = Self::decide(origin, &Decision::Suspend(who.clone()))? else {
+				return Ok(());
+			};
+			Institutions::<T>::mutate(&who, |maybe| {
+				if let Some(inst) = maybe {
+					inst.status = InstitutionStatus::Suspended;
+				}
+			});
+			Self::sync_bodies(&who, forced)?;
 			Self::deposit_event(Event::InstitutionSuspended { who });
 			Ok(())
 		}
@@ -552,13 +634,16 @@ pub mod pallet {
 		/// full (the stake then joins its latest chunk), so removal cannot be
 		/// blocked.
 		///
-		/// Origin: `GovernanceOrigin`. Emits `InstitutionRemoved`.
-		/// Errors: `NotInstitution`.
+		/// Origin: the council and the regulators, in either order within
+		/// `DecisionPeriod`, or `ForceOrigin`. Emits `InstitutionRemoved`.
+		/// Errors: `NotInstitution`, `AlreadyApproved`, `LastBodyMember`.
 		#[pallet::call_index(3)]
 		#[pallet::weight(T::WeightInfo::remove_institution())]
 		pub fn remove_institution(origin: OriginFor<T>, who: T::AccountId) -> DispatchResult {
-			T::GovernanceOrigin::ensure_origin(origin)?;
 			let inst = Institutions::<T>::get(&who).ok_or(Error::<T>::NotInstitution)?;
+			let Some(forced) = Self::decide(origin, &Decision::Remove(who.clone()))? else {
+				return Ok(());
+			};
 			if Candidates::<T>::contains_key(&who) {
 				Self::do_leave_candidates(&who, true)?;
 			}
@@ -571,29 +656,41 @@ pub mod pallet {
 			Institutions::<T>::remove(&who);
 			Credits::<T>::remove(&who);
 			SessionGains::<T>::remove(&who);
+			// At most one entry per kind of decision and role set.
+			let _ = PendingDecisions::<T>::clear_prefix(&who, MAX_DECISIONS_PER_INSTITUTION, None);
 			if inst.status == InstitutionStatus::Pending {
 				PendingCount::<T>::mutate(|c| *c = c.saturating_sub(1));
 			} else {
 				InstitutionCount::<T>::mutate(|c| *c = c.saturating_sub(1));
 			}
+			Self::sync_bodies(&who, forced)?;
 			Self::deposit_event(Event::InstitutionRemoved { who });
 			Ok(())
 		}
 
-		/// Replaces the roles of an institution.
+		/// Replaces the roles of an institution. An active institution joins
+		/// or leaves the council and the regulators with its producer and
+		/// auditor roles.
 		///
-		/// Origin: `GovernanceOrigin`. Emits `RolesChanged`.
-		/// Errors: `NotInstitution`, `NoRoles`.
+		/// Origin: the council (and the regulators too if the institution
+		/// holds or is given the auditor role), or `ForceOrigin`. Emits
+		/// `RolesChanged`.
+		/// Errors: `NotInstitution`, `NoRoles`, `NotRegulatorsDecision`,
+		/// `AlreadyApproved`, `LastBodyMember`, `TooManyBodyMembers`.
 		#[pallet::call_index(4)]
 		#[pallet::weight(T::WeightInfo::set_roles())]
 		pub fn set_roles(origin: OriginFor<T>, who: T::AccountId, roles: Roles) -> DispatchResult {
-			T::GovernanceOrigin::ensure_origin(origin)?;
 			ensure!(!roles.is_empty(), Error::<T>::NoRoles);
-			Institutions::<T>::try_mutate(&who, |maybe| -> DispatchResult {
-				let inst = maybe.as_mut().ok_or(Error::<T>::NotInstitution)?;
-				inst.roles = roles;
-				Ok(())
-			})?;
+			ensure!(Institutions::<T>::contains_key(&who), Error::<T>::NotInstitution);
+			let Some(forced) = Self::decide(origin, &Decision::SetRoles(who.clone(), roles))? else {
+				return Ok(());
+			};
+			Institutions::<T>::mutate(&who, |maybe| {
+				if let Some(inst) = maybe {
+					inst.roles = roles;
+				}
+			});
+			Self::sync_bodies(&who, forced)?;
 			Self::deposit_event(Event::RolesChanged { who, roles });
 			Ok(())
 		}
@@ -815,15 +912,17 @@ pub mod pallet {
 
 		/// Replaces the invulnerable collators.
 		///
-		/// Origin: `GovernanceOrigin`. Emits `InvulnerablesSet`.
-		/// Errors: `TooManyInvulnerables`.
+		/// Origin: the council or `ForceOrigin`. Emits `InvulnerablesSet`.
+		/// Errors: `NotRegulatorsDecision`, `TooManyInvulnerables`.
 		#[pallet::call_index(11)]
 		#[pallet::weight(T::WeightInfo::set_invulnerables(T::MaxInvulnerables::get()))]
 		pub fn set_invulnerables(
 			origin: OriginFor<T>,
 			invulnerables: Vec<T::AccountId>,
 		) -> DispatchResult {
-			T::GovernanceOrigin::ensure_origin(origin)?;
+			if Self::body_of(origin)? == Some(Body::Regulators) {
+				return Err(Error::<T>::NotRegulatorsDecision.into());
+			}
 			let mut list = invulnerables;
 			list.sort();
 			list.dedup();
@@ -881,6 +980,111 @@ pub mod pallet {
 				Credits::<T>::insert(who, credit);
 				Ok(credit)
 			})
+		}
+
+		/// Which body an origin speaks for: `None` for `ForceOrigin`.
+		fn body_of(origin: OriginFor<T>) -> Result<Option<Body>, DispatchError> {
+			let origin = match T::ForceOrigin::try_origin(origin) {
+				Ok(_) => return Ok(None),
+				Err(origin) => origin,
+			};
+			let origin = match T::CouncilOrigin::try_origin(origin) {
+				Ok(_) => return Ok(Some(Body::Council)),
+				Err(origin) => origin,
+			};
+			T::RegulatorOrigin::ensure_origin(origin)?;
+			Ok(Some(Body::Regulators))
+		}
+
+		/// Whether `decision` needs the regulators as well as the council.
+		pub fn needs_regulators(decision: &Decision<T::AccountId>) -> bool {
+			let is_auditor =
+				|who: &T::AccountId| Institutions::<T>::get(who).is_some_and(|i| i.roles.auditor);
+			match decision {
+				Decision::Admit(_) | Decision::Remove(_) => true,
+				Decision::Suspend(who) => is_auditor(who),
+				Decision::SetRoles(who, roles) => roles.auditor || is_auditor(who),
+			}
+		}
+
+		/// Records `origin`'s approval of `decision`. Returns `Some(forced)`
+		/// when the decision is carried (`forced` for `ForceOrigin`), `None`
+		/// when it waits for the other body.
+		fn decide(
+			origin: OriginFor<T>,
+			decision: &Decision<T::AccountId>,
+		) -> Result<Option<bool>, DispatchError> {
+			let Some(body) = Self::body_of(origin)? else { return Ok(Some(true)) };
+			if !Self::needs_regulators(decision) {
+				ensure!(body == Body::Council, Error::<T>::NotRegulatorsDecision);
+				return Ok(Some(false));
+			}
+			let who = decision.subject();
+			let now = frame_system::Pallet::<T>::block_number();
+			if let Some(pending) =
+				PendingDecisions::<T>::get(who, decision).filter(|p| now <= p.expires_at)
+			{
+				ensure!(pending.body != body, Error::<T>::AlreadyApproved);
+				PendingDecisions::<T>::remove(who, decision);
+				return Ok(Some(false));
+			}
+			let expires_at = now.saturating_add(T::DecisionPeriod::get());
+			PendingDecisions::<T>::insert(who, decision, PendingApproval { body, expires_at });
+			Self::deposit_event(Event::DecisionAwaiting {
+				decision: decision.clone(),
+				approved_by: body,
+				expires_at,
+			});
+			Ok(None)
+		}
+
+		/// The members of `body`.
+		pub fn members_of(body: Body) -> BoundedVec<T::AccountId, T::MaxBodyMembers> {
+			match body {
+				Body::Council => Council::<T>::get(),
+				Body::Regulators => Regulators::<T>::get(),
+			}
+		}
+
+		/// Puts `who` in the council if it is an active producer and among the
+		/// regulators if it is an active auditor, and takes it out otherwise.
+		/// Unless `forced`, a body keeps at least one member.
+		pub(crate) fn sync_bodies(who: &T::AccountId, forced: bool) -> DispatchResult {
+			let (producer, auditor) = Institutions::<T>::get(who)
+				.filter(|i| i.status == InstitutionStatus::Active)
+				.map_or((false, false), |i| (i.roles.producer, i.roles.auditor));
+			Self::set_membership(Body::Council, who, producer, forced)?;
+			Self::set_membership(Body::Regulators, who, auditor, forced)
+		}
+
+		fn set_membership(body: Body, who: &T::AccountId, member: bool, forced: bool) -> DispatchResult {
+			let mut members = Self::members_of(body);
+			let (joined, left) = match (members.binary_search(who), member) {
+				(Err(at), true) => {
+					members
+						.try_insert(at, who.clone())
+						.map_err(|_| Error::<T>::TooManyBodyMembers)?;
+					(alloc::vec![who.clone()], Vec::new())
+				},
+				(Ok(at), false) => {
+					ensure!(forced || members.len() > 1, Error::<T>::LastBodyMember);
+					members.remove(at);
+					(Vec::new(), alloc::vec![who.clone()])
+				},
+				_ => return Ok(()),
+			};
+			match body {
+				Body::Council => {
+					T::CouncilMembers::change_members_sorted(&joined, &left, &members);
+					Council::<T>::put(members);
+				},
+				Body::Regulators => {
+					T::RegulatorMembers::change_members_sorted(&joined, &left, &members);
+					Regulators::<T>::put(members);
+				},
+			}
+			Self::deposit_event(Event::BodyChanged { body, joined, left });
+			Ok(())
 		}
 
 		/// Removes `who` from the candidates; its bond starts unbonding and its
@@ -1110,6 +1314,22 @@ pub mod pallet {
 			let sum = Delegations::<T>::iter()
 				.fold(BalanceOf::<T>::zero(), |acc, (_, _, amount)| acc.saturating_add(amount));
 			ensure!(sum == TotalDelegated::<T>::get(), "TotalDelegated differs from the sum");
+			let body = |member: fn(&Roles) -> bool| {
+				let mut list: Vec<T::AccountId> = Institutions::<T>::iter()
+					.filter(|(_, i)| i.status == InstitutionStatus::Active && member(&i.roles))
+					.map(|(who, _)| who)
+					.collect();
+				list.sort();
+				list
+			};
+			ensure!(
+				Council::<T>::get().to_vec() == body(|r| r.producer),
+				"the council differs from the active producers"
+			);
+			ensure!(
+				Regulators::<T>::get().to_vec() == body(|r| r.auditor),
+				"the regulators differ from the active auditors"
+			);
 			let pending = Institutions::<T>::iter()
 				.filter(|(_, i)| i.status == InstitutionStatus::Pending)
 				.count() as u32;

@@ -2,11 +2,11 @@
 
 use crate::{self as pallet_reputation, DefaultCreditPolicy};
 use frame_support::{
-	derive_impl, parameter_types,
-	traits::{ConstU32, ConstU64, ValidatorRegistration},
+	derive_impl, ord_parameter_types, parameter_types,
+	traits::{ChangeMembers, ConstU32, ConstU64, ValidatorRegistration},
 };
 use pallet_session::SessionManager;
-use frame_system::EnsureRoot;
+use frame_system::{EnsureRoot, EnsureSignedBy};
 use medchain_primitives::{HospitalGrade, InstitutionKind, Roles};
 use sp_runtime::{BuildStorage, Perbill};
 
@@ -46,7 +46,39 @@ parameter_types! {
 	pub static SessionIndex: u32 = 0;
 	/// Where slashed bonds go (`None` burns them).
 	pub static SlashTo: Option<AccountId> = None;
+	/// What the council's collective was last told its members are.
+	pub static CouncilMirror: Vec<AccountId> = vec![];
+	/// What the regulators' collective was last told its members are.
+	pub static RegulatorMirror: Vec<AccountId> = vec![];
 }
+
+ord_parameter_types! {
+	/// Signing as this account stands for a motion the council carried.
+	pub const CouncilMotion: AccountId = 900;
+	/// Signing as this account stands for a motion the regulators carried.
+	pub const RegulatorMotion: AccountId = 901;
+}
+
+/// Stands in for the council's `pallet-collective`: remembers the members.
+pub struct MockCouncil;
+impl ChangeMembers<AccountId> for MockCouncil {
+	fn change_members_sorted(_in: &[AccountId], _out: &[AccountId], new: &[AccountId]) {
+		CouncilMirror::set(new.to_vec());
+	}
+}
+
+/// Stands in for the regulators' `pallet-collective`.
+pub struct MockRegulators;
+impl ChangeMembers<AccountId> for MockRegulators {
+	fn change_members_sorted(_in: &[AccountId], _out: &[AccountId], new: &[AccountId]) {
+		RegulatorMirror::set(new.to_vec());
+	}
+}
+
+/// Blocks one body's approval waits for the other's in tests.
+pub const DECISION_PERIOD: u64 = 10;
+/// Most members of a body in tests.
+pub const MAX_BODY_MEMBERS: u32 = 5;
 
 /// The mock's pallet-session validators.
 pub struct MockSessionCollators;
@@ -108,7 +140,13 @@ impl pallet_reputation::Config for Test {
 	type RuntimeEvent = RuntimeEvent;
 	type Currency = Balances;
 	type RuntimeHoldReason = RuntimeHoldReason;
-	type GovernanceOrigin = EnsureRoot<AccountId>;
+	type CouncilOrigin = EnsureSignedBy<CouncilMotion, AccountId>;
+	type RegulatorOrigin = EnsureSignedBy<RegulatorMotion, AccountId>;
+	type ForceOrigin = EnsureRoot<AccountId>;
+	type CouncilMembers = MockCouncil;
+	type RegulatorMembers = MockRegulators;
+	type MaxBodyMembers = ConstU32<MAX_BODY_MEMBERS>;
+	type DecisionPeriod = ConstU64<DECISION_PERIOD>;
 	type ValidatorRegistration = MockRegistration;
 	type CreditPolicy = DefaultCreditPolicy;
 	type SessionCollators = MockSessionCollators;
@@ -197,6 +235,8 @@ impl ExtBuilder {
 		}
 		.assimilate_storage(&mut storage)
 		.unwrap();
+		CouncilMirror::set(vec![]);
+		RegulatorMirror::set(vec![]);
 		pallet_reputation::GenesisConfig::<Test> {
 			institutions: self.institutions,
 			invulnerables: self.invulnerables.clone(),

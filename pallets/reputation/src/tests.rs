@@ -115,8 +115,9 @@ fn pending_applications_cannot_fill_the_registry() {
 #[test]
 fn approve_fails_when_registry_is_full() {
 	new_test_ext(|| {
+		// Five producers fill the council; the rest only validate.
 		for who in 1..=8 {
-			join(who, producer());
+			join(who, if who <= MAX_BODY_MEMBERS as u64 { producer() } else { Roles::only(Role::Validator) });
 		}
 		assert_ok!(Reputation::apply_for_membership(origin(9), name("i"), InstitutionKind::Insurer, producer()));
 		assert_noop!(
@@ -235,6 +236,254 @@ fn set_roles_works_and_checks_input() {
 		assert!(<Reputation as InstitutionRegistry<_>>::has_role(&1, Role::Auditor));
 		assert!(!<Reputation as InstitutionRegistry<_>>::has_role(&1, Role::Producer));
 		System::assert_last_event(Event::RolesChanged { who: 1, roles: auditor() }.into());
+	});
+}
+
+// ---- governance -----------------------------------------------------------------
+
+fn council() -> RuntimeOrigin {
+	RuntimeOrigin::signed(CouncilMotion::get())
+}
+
+fn regulators() -> RuntimeOrigin {
+	RuntimeOrigin::signed(RegulatorMotion::get())
+}
+
+fn producer_and_auditor() -> Roles {
+	Roles { producer: true, validator: false, auditor: true }
+}
+
+fn body_events() -> Vec<(Body, Vec<AccountId>, Vec<AccountId>)> {
+	System::events()
+		.into_iter()
+		.filter_map(|r| match r.event {
+			RuntimeEvent::Reputation(Event::BodyChanged { body, joined, left }) => Some((body, joined, left)),
+			_ => None,
+		})
+		.collect()
+}
+
+#[test]
+fn bodies_follow_active_producers_and_auditors() {
+	new_test_ext(|| {
+		join(1, producer());
+		join(2, auditor());
+		join(3, Roles::only(Role::Validator));
+		assert_eq!(Council::<Test>::get().to_vec(), vec![1]);
+		assert_eq!(Regulators::<Test>::get().to_vec(), vec![2]);
+		// The collectives are told the same lists.
+		assert_eq!(CouncilMirror::get(), vec![1]);
+		assert_eq!(RegulatorMirror::get(), vec![2]);
+		assert_ok!(Reputation::set_roles(RuntimeOrigin::root(), 2, producer_and_auditor()));
+		assert_eq!(CouncilMirror::get(), vec![1, 2]);
+		assert_ok!(Reputation::suspend_institution(RuntimeOrigin::root(), 1));
+		assert_eq!(CouncilMirror::get(), vec![2]);
+		assert_ok!(Reputation::approve_institution(RuntimeOrigin::root(), 1));
+		assert_eq!(CouncilMirror::get(), vec![1, 2]);
+		assert_ok!(Reputation::remove_institution(RuntimeOrigin::root(), 2));
+		assert_eq!(CouncilMirror::get(), vec![1]);
+		assert_eq!(RegulatorMirror::get(), Vec::<AccountId>::new());
+		assert_eq!(
+			body_events(),
+			vec![
+				(Body::Council, vec![1], vec![]),
+				(Body::Regulators, vec![2], vec![]),
+				(Body::Council, vec![2], vec![]),
+				(Body::Council, vec![], vec![1]),
+				(Body::Council, vec![1], vec![]),
+				(Body::Council, vec![], vec![2]),
+				(Body::Regulators, vec![], vec![2]),
+			]
+		);
+	});
+}
+
+#[test]
+fn genesis_institutions_found_the_bodies() {
+	ExtBuilder::default()
+		.with_institutions(vec![
+			(2, b"b".to_vec(), hospital(), producer()),
+			(1, b"a".to_vec(), hospital(), producer()),
+			(3, b"r".to_vec(), InstitutionKind::Regulator, auditor()),
+		])
+		.build()
+		.execute_with(|| {
+			assert_eq!(Council::<Test>::get().to_vec(), vec![1, 2]);
+			assert_eq!(Regulators::<Test>::get().to_vec(), vec![3]);
+			assert_eq!(CouncilMirror::get(), vec![1, 2]);
+			assert_eq!(RegulatorMirror::get(), vec![3]);
+		});
+}
+
+#[test]
+fn a_member_institution_cannot_govern_by_signing() {
+	new_test_ext(|| {
+		join(1, producer());
+		join(2, auditor());
+		assert_ok!(Reputation::apply_for_membership(origin(3), name("c"), hospital(), producer()));
+		for who in [1, 2] {
+			assert_noop!(Reputation::approve_institution(origin(who), 3), DispatchError::BadOrigin);
+			assert_noop!(Reputation::suspend_institution(origin(who), 1), DispatchError::BadOrigin);
+			assert_noop!(Reputation::remove_institution(origin(who), 1), DispatchError::BadOrigin);
+			assert_noop!(Reputation::set_roles(origin(who), 1, auditor()), DispatchError::BadOrigin);
+			assert_noop!(Reputation::set_invulnerables(origin(who), vec![who]), DispatchError::BadOrigin);
+		}
+	});
+}
+
+#[test]
+fn council_alone_cannot_admit_an_institution() {
+	new_test_ext(|| {
+		join(1, producer());
+		join(2, auditor());
+		assert_ok!(Reputation::apply_for_membership(origin(3), name("c"), hospital(), producer()));
+		assert_ok!(Reputation::approve_institution(council(), 3));
+		let expires_at = 1 + DECISION_PERIOD;
+		System::assert_last_event(
+			Event::DecisionAwaiting { decision: Decision::Admit(3), approved_by: Body::Council, expires_at }
+				.into(),
+		);
+		assert_eq!(Institutions::<Test>::get(3).unwrap().status, InstitutionStatus::Pending);
+		// Voting twice does not stand in for the other body.
+		assert_noop!(Reputation::approve_institution(council(), 3), Error::<Test>::AlreadyApproved);
+		assert_ok!(Reputation::approve_institution(regulators(), 3));
+		assert_eq!(Institutions::<Test>::get(3).unwrap().status, InstitutionStatus::Active);
+		assert!(PendingDecisions::<Test>::get(3, Decision::Admit(3)).is_none());
+		assert_eq!(Council::<Test>::get().to_vec(), vec![1, 3]);
+	});
+}
+
+#[test]
+fn regulators_alone_cannot_remove_an_institution() {
+	new_test_ext(|| {
+		join(1, producer());
+		join(2, producer());
+		join(3, auditor());
+		assert_ok!(Reputation::remove_institution(regulators(), 2));
+		assert!(Institutions::<Test>::contains_key(2));
+		assert_noop!(Reputation::remove_institution(regulators(), 2), Error::<Test>::AlreadyApproved);
+		assert_ok!(Reputation::remove_institution(council(), 2));
+		assert!(!Institutions::<Test>::contains_key(2));
+		assert_eq!(Council::<Test>::get().to_vec(), vec![1]);
+	});
+}
+
+#[test]
+fn an_approval_lapses_after_the_decision_period() {
+	new_test_ext(|| {
+		join(1, producer());
+		join(2, auditor());
+		assert_ok!(Reputation::apply_for_membership(origin(3), name("c"), hospital(), producer()));
+		assert_ok!(Reputation::approve_institution(council(), 3));
+		System::set_block_number(2 + DECISION_PERIOD);
+		// A month-old council vote does not complete today's regulator vote.
+		assert_ok!(Reputation::approve_institution(regulators(), 3));
+		assert_eq!(Institutions::<Test>::get(3).unwrap().status, InstitutionStatus::Pending);
+		assert_eq!(
+			PendingDecisions::<Test>::get(3, Decision::Admit(3)).map(|p| p.body),
+			Some(Body::Regulators)
+		);
+		assert_ok!(Reputation::approve_institution(council(), 3));
+		assert_eq!(Institutions::<Test>::get(3).unwrap().status, InstitutionStatus::Active);
+	});
+}
+
+#[test]
+fn regulators_cannot_take_the_councils_decisions() {
+	new_test_ext(|| {
+		join(1, producer());
+		join(2, producer());
+		join(3, auditor());
+		assert_noop!(Reputation::suspend_institution(regulators(), 2), Error::<Test>::NotRegulatorsDecision);
+		assert_noop!(
+			Reputation::set_roles(regulators(), 2, Roles::only(Role::Validator)),
+			Error::<Test>::NotRegulatorsDecision
+		);
+		assert_noop!(Reputation::set_invulnerables(regulators(), vec![2]), Error::<Test>::NotRegulatorsDecision);
+		// The council takes them alone.
+		assert_ok!(Reputation::suspend_institution(council(), 2));
+		assert_eq!(Institutions::<Test>::get(2).unwrap().status, InstitutionStatus::Suspended);
+		assert_ok!(Reputation::set_invulnerables(council(), vec![1]));
+		assert_eq!(Invulnerables::<Test>::get().to_vec(), vec![1]);
+	});
+}
+
+#[test]
+fn council_cannot_silence_a_regulator_alone() {
+	new_test_ext(|| {
+		join(1, producer());
+		join(2, auditor());
+		join(3, auditor());
+		assert_ok!(Reputation::suspend_institution(council(), 3));
+		assert_eq!(Institutions::<Test>::get(3).unwrap().status, InstitutionStatus::Active);
+		assert_ok!(Reputation::set_roles(council(), 2, producer()));
+		assert!(Institutions::<Test>::get(2).unwrap().roles.auditor);
+		assert_ok!(Reputation::suspend_institution(regulators(), 3));
+		assert_eq!(Institutions::<Test>::get(3).unwrap().status, InstitutionStatus::Suspended);
+		assert_eq!(Regulators::<Test>::get().to_vec(), vec![2]);
+	});
+}
+
+#[test]
+fn council_cannot_make_itself_a_regulator() {
+	new_test_ext(|| {
+		join(1, producer());
+		join(2, auditor());
+		assert_ok!(Reputation::set_roles(council(), 1, producer_and_auditor()));
+		assert!(!Institutions::<Test>::get(1).unwrap().roles.auditor);
+		assert_eq!(Regulators::<Test>::get().to_vec(), vec![2]);
+		assert_ok!(Reputation::set_roles(regulators(), 1, producer_and_auditor()));
+		assert_eq!(Regulators::<Test>::get().to_vec(), vec![1, 2]);
+	});
+}
+
+#[test]
+fn the_last_member_cannot_be_voted_out_of_a_body() {
+	new_test_ext(|| {
+		join(1, producer());
+		join(2, auditor());
+		assert_noop!(Reputation::suspend_institution(council(), 1), Error::<Test>::LastBodyMember);
+		assert_noop!(
+			Reputation::set_roles(council(), 1, Roles::only(Role::Validator)),
+			Error::<Test>::LastBodyMember
+		);
+		assert_ok!(Reputation::remove_institution(regulators(), 2));
+		assert_noop!(Reputation::remove_institution(council(), 2), Error::<Test>::LastBodyMember);
+		// Root (sudo on a dev chain) may still do it.
+		assert_ok!(Reputation::suspend_institution(RuntimeOrigin::root(), 1));
+		assert!(Council::<Test>::get().is_empty());
+	});
+}
+
+#[test]
+fn a_full_council_admits_no_further_producer() {
+	new_test_ext(|| {
+		for who in 1..=MAX_BODY_MEMBERS as u64 {
+			join(who, producer());
+		}
+		let next = MAX_BODY_MEMBERS as u64 + 1;
+		assert_ok!(Reputation::apply_for_membership(origin(next), name("n"), hospital(), producer()));
+		assert_noop!(
+			Reputation::approve_institution(RuntimeOrigin::root(), next),
+			Error::<Test>::TooManyBodyMembers
+		);
+		// A validator-only institution still joins.
+		assert_ok!(Reputation::set_roles(RuntimeOrigin::root(), next, Roles::only(Role::Validator)));
+		assert_ok!(Reputation::approve_institution(RuntimeOrigin::root(), next));
+	});
+}
+
+#[test]
+fn removal_forgets_pending_decisions() {
+	new_test_ext(|| {
+		join(1, producer());
+		join(2, producer());
+		join(3, auditor());
+		assert_ok!(Reputation::set_roles(council(), 2, producer_and_auditor()));
+		assert_ok!(Reputation::remove_institution(council(), 2));
+		assert_eq!(PendingDecisions::<Test>::iter_prefix(2).count(), 2);
+		assert_ok!(Reputation::remove_institution(RuntimeOrigin::root(), 2));
+		assert_eq!(PendingDecisions::<Test>::iter_prefix(2).count(), 0);
 	});
 }
 

@@ -114,3 +114,49 @@ impl CreditPolicy for DefaultCreditPolicy {
 		}
 	}
 }
+
+/// A governing body of the consortium.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo)]
+pub enum Body {
+	/// The council: every active institution with the producer role.
+	Council,
+	/// The regulators: every active institution with the auditor role.
+	Regulators,
+}
+
+/// A governance decision on one institution. Admissions and removals need
+/// both bodies; a suspension or a change of roles needs the council, and the
+/// regulators too when it touches an institution that holds or is given the
+/// auditor role (the council cannot change who supervises it on its own).
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo)]
+pub enum Decision<AccountId> {
+	/// Approve a pending application or reinstate a suspended institution.
+	Admit(AccountId),
+	/// Suspend an active institution.
+	Suspend(AccountId),
+	/// Remove an institution or refuse its application.
+	Remove(AccountId),
+	/// Replace an institution's roles.
+	SetRoles(AccountId, Roles),
+}
+
+impl<AccountId> Decision<AccountId> {
+	/// The institution the decision is about.
+	pub fn subject(&self) -> &AccountId {
+		match self {
+			Decision::Admit(who) |
+			Decision::Suspend(who) |
+			Decision::Remove(who) |
+			Decision::SetRoles(who, _) => who,
+		}
+	}
+}
+
+/// One body's approval of a decision that waits for the other body.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, MaxEncodedLen, TypeInfo)]
+pub struct PendingApproval<BlockNumber> {
+	/// The body that approved.
+	pub body: Body,
+	/// Last block at which the other body's approval completes the decision.
+	pub expires_at: BlockNumber,
+}

@@ -1,3 +1,4 @@
 //! Storage migrations of the reputation pallet.
 
 pub mod v2;
+pub mod v3;

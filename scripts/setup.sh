@@ -33,7 +33,9 @@ apt_install() {
 
 # --- 1. Native build dependencies (RocksDB bindings, libp2p protobufs) ------
 if command -v apt-get >/dev/null; then
-    apt_install clang libclang-dev protobuf-compiler curl ca-certificates
+    # zstd: compresses the runtime Wasm for an on-chain upgrade (debug builds
+    # leave it uncompressed, over the block size).
+    apt_install clang libclang-dev protobuf-compiler curl ca-certificates zstd
 fi
 
 # --- 2. Rust toolchain --------------------------------------------------------

@@ -656,4 +656,28 @@ mod governance {
 			assert_eq!(authorized(), Some(code_hash));
 		});
 	}
+
+	#[test]
+	fn a_penalty_beyond_the_auditor_cap_takes_a_majority_of_regulators() {
+		consortium().execute_with(|| {
+			let reason: frame_support::BoundedVec<u8, _> = b"falsified records".to_vec().try_into().unwrap();
+			let penalise = |points| {
+				reputation(pallet_reputation::Call::penalise {
+					who: account(Charlie),
+					points,
+					reason: reason.clone(),
+				})
+			};
+			// Over the 200-point auditor cap: one auditor, or one regulator's
+			// motion, is refused.
+			assert_noop!(
+				Reputation::penalise(RuntimeOrigin::signed(account(Dave)), account(Charlie), 300, reason.clone()),
+				pallet_reputation::Error::<Runtime>::PenaltyCapExceeded
+			);
+			assert_eq!(motion(Body::Regulators, &[Dave], penalise(300)), Some(Err(DispatchError::BadOrigin)));
+			assert_eq!(pallet_reputation::Credits::<Runtime>::get(account(Charlie)), Some(600));
+			assert_eq!(motion(Body::Regulators, &[Dave, Eve], penalise(300)), Some(Ok(())));
+			assert_eq!(pallet_reputation::Credits::<Runtime>::get(account(Charlie)), Some(300));
+		});
+	}
 }

@@ -697,10 +697,13 @@ pub mod pallet {
 
 		/// An auditor lowers an institution's credit by `points`, stating why.
 		/// One auditor deducts at most `MaxPenaltyPerAuditorPerSession` points
-		/// per session, so a single auditor cannot wipe out a competitor.
+		/// per session, so a single auditor cannot wipe out a competitor; a
+		/// larger penalty takes a motion of the regulators
+		/// (`RegulatorOrigin`), which is not capped.
 		///
-		/// Origin: signed by an active institution with the auditor role.
-		/// Emits `CreditChanged` with a `Penalty` reason.
+		/// Origin: signed by an active institution with the auditor role, or
+		/// `RegulatorOrigin`. Emits `CreditChanged` with a `Penalty` (or
+		/// `RegulatorsPenalty`) reason.
 		/// Errors: `NotAuditor`, `ZeroPenalty`, `NotInstitution`,
 		/// `PenaltyCapExceeded`.
 		#[pallet::call_index(5)]
@@ -711,6 +714,16 @@ pub mod pallet {
 			points: u32,
 			reason: BoundedVec<u8, T::MaxReasonLen>,
 		) -> DispatchResult {
+			let origin = match T::RegulatorOrigin::try_origin(origin) {
+				Ok(_) => {
+					ensure!(points > 0, Error::<T>::ZeroPenalty);
+					ensure!(Credits::<T>::contains_key(&who), Error::<T>::NotInstitution);
+					let delta = i64::from(points).saturating_neg();
+					Self::change_credit(&who, delta, CreditReason::RegulatorsPenalty { reason });
+					return Ok(());
+				},
+				Err(origin) => origin,
+			};
 			let auditor = ensure_signed(origin)?;
 			ensure!(Self::has_role(&auditor, Role::Auditor), Error::<T>::NotAuditor);
 			ensure!(points > 0, Error::<T>::ZeroPenalty);

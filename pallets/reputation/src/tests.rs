@@ -487,6 +487,36 @@ fn removal_forgets_pending_decisions() {
 	});
 }
 
+#[test]
+fn only_the_regulators_penalise_beyond_an_auditors_cap() {
+	new_test_ext(|| {
+		join(1, producer());
+		join(2, auditor());
+		join(3, auditor());
+		assert_ok!(Reputation::penalise(origin(2), 1, MAX_PENALTY, reason("falsified records")));
+		assert_noop!(
+			Reputation::penalise(origin(2), 1, 1, reason("more")),
+			Error::<Test>::PenaltyCapExceeded
+		);
+		let before = Credits::<Test>::get(1).unwrap();
+		assert_noop!(Reputation::penalise(regulators(), 1, 0, reason("none")), Error::<Test>::ZeroPenalty);
+		assert_noop!(Reputation::penalise(regulators(), 99, 1, reason("none")), Error::<Test>::NotInstitution);
+		assert_ok!(Reputation::penalise(regulators(), 1, 3 * MAX_PENALTY, reason("repeated fraud")));
+		assert_eq!(Credits::<Test>::get(1), Some(before - 3 * MAX_PENALTY));
+		System::assert_last_event(
+			Event::CreditChanged {
+				who: 1,
+				old: before,
+				new: before - 3 * MAX_PENALTY,
+				reason: CreditReason::RegulatorsPenalty { reason: reason("repeated fraud") },
+			}
+			.into(),
+		);
+		// The council has no such power.
+		assert_noop!(Reputation::penalise(council(), 1, 1, reason("x")), Error::<Test>::NotAuditor);
+	});
+}
+
 // ---- credit -------------------------------------------------------------------
 
 #[test]

@@ -66,6 +66,11 @@ pub enum CreditReason<T: Config> {
 	},
 	/// Drift back toward the baseline at a session change.
 	Drift,
+	/// A penalty the regulators imposed by motion (not capped per session).
+	RegulatorsPenalty {
+		/// Stated reason (UTF-8).
+		reason: BoundedVec<u8, T::MaxReasonLen>,
+	},
 }
 
 /// Maps each reported behaviour to a credit change and, for the gravest, a

@@ -266,7 +266,7 @@ impl pallet_reputation::Config for Runtime {
 	type MaxBodyMembers = MaxBodyMembers;
 	type DecisionPeriod = ConstU32<{ 7 * DAYS }>;
 	type ValidatorRegistration = Session;
-	type CreditPolicy = pallet_reputation::DefaultCreditPolicy;
+	type CreditPolicy = GovernedCreditPolicy;
 	type SessionCollators = ActiveCollators;
 	// No treasury yet: slashed bonds are burned.
 	type SlashBeneficiary = ();
@@ -722,6 +722,80 @@ pub mod dynamic_params {
 		/// Most penalty points one auditor deducts in a session (1 to 1 000).
 		#[codec(index = 1)]
 		pub static MaxPenaltyPerAuditorPerSession: u32 = 200;
+	}
+
+	/// The credit table: the change each reported behaviour makes (rewards
+	/// 0 to 50, penalties -500 to 0; see [`GovernedCreditPolicy`]).
+	#[dynamic_pallet_params]
+	#[codec(index = 4)]
+	pub mod credit {
+		/// A record the validators confirmed (its issuer).
+		#[codec(index = 0)]
+		pub static RecordConfirmed: i32 = 2;
+		/// A record the validators rejected (its issuer).
+		#[codec(index = 1)]
+		pub static RecordRejected: i32 = -10;
+		/// An FL update accepted into a round.
+		#[codec(index = 2)]
+		pub static UpdateAccepted: i32 = 3;
+		/// An FL update flagged as an outlier or left out.
+		#[codec(index = 3)]
+		pub static UpdateOutlier: i32 = -30;
+		/// An aggregate that matched the adopted one.
+		#[codec(index = 4)]
+		pub static AggregationAgreed: i32 = 2;
+		/// An aggregate that did not.
+		#[codec(index = 5)]
+		pub static AggregationMismatched: i32 = -40;
+		/// A capsule fragment that verified.
+		#[codec(index = 6)]
+		pub static ReencryptionServed: i32 = 1;
+		/// A request an acknowledged proxy left unserved.
+		#[codec(index = 7)]
+		pub static ReencryptionFailed: i32 = -25;
+		/// A block authored in the collator's session.
+		#[codec(index = 8)]
+		pub static BlockAuthored: i32 = 5;
+		/// Per tenth of its expected share of a session's blocks missed.
+		#[codec(index = 9)]
+		pub static BlockMissed: i32 = -25;
+		/// A break-glass access an auditor found unjustified.
+		#[codec(index = 10)]
+		pub static BreakGlassUnreviewed: i32 = -50;
+	}
+}
+
+/// The credit table (`pallets/reputation/README.md`), each line a parameter
+/// the council may change: rewards stay within 0..=50 and penalties within
+/// -500..=0, so no motion can turn a penalty into a reward. The bond shares
+/// slashed for the gravest behaviours are the default policy's.
+pub struct GovernedCreditPolicy;
+impl pallet_reputation::CreditPolicy for GovernedCreditPolicy {
+	fn delta(behaviour: medchain_primitives::Behaviour) -> i32 {
+		use dynamic_params::credit as c;
+		use medchain_primitives::Behaviour as B;
+		let (value, reward) = match behaviour {
+			B::RecordConfirmed => (c::RecordConfirmed::get(), true),
+			B::RecordRejected => (c::RecordRejected::get(), false),
+			B::UpdateAccepted => (c::UpdateAccepted::get(), true),
+			B::UpdateOutlier => (c::UpdateOutlier::get(), false),
+			B::AggregationAgreed => (c::AggregationAgreed::get(), true),
+			B::AggregationMismatched => (c::AggregationMismatched::get(), false),
+			B::ReencryptionServed => (c::ReencryptionServed::get(), true),
+			B::ReencryptionFailed => (c::ReencryptionFailed::get(), false),
+			B::BlockAuthored => (c::BlockAuthored::get(), true),
+			B::BlockMissed => (c::BlockMissed::get(), false),
+			B::BreakGlassUnreviewed => (c::BreakGlassUnreviewed::get(), false),
+		};
+		if reward {
+			value.clamp(0, 50)
+		} else {
+			value.clamp(-500, 0)
+		}
+	}
+
+	fn slash(behaviour: medchain_primitives::Behaviour) -> Perbill {
+		<pallet_reputation::DefaultCreditPolicy as pallet_reputation::CreditPolicy>::slash(behaviour)
 	}
 }
 

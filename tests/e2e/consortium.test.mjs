@@ -92,6 +92,11 @@ test('a runtime upgrade is authorised by both bodies through the whitelist and a
 
 test('a removal needs the regulators as well as the council', async () => {
   const { api } = node;
+  // One regulator's motion is refused and records nothing.
+  assert.deepEqual(
+    await motion(api, 'regulators', [k.dave], api.tx.reputation.removeInstitution(k.george.address)),
+    { ok: false, error: 'BadOrigin' });
+  assert.equal((await api.query.reputation.pendingDecisions.entries(k.george.address)).length, 0);
   const removed = await remove(api, k);
   assert.deepEqual(removed.council, { ok: true });
   assert.equal(removed.waiting, 'Active', 'the council alone removed');

@@ -42,40 +42,78 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(265), added: 2740, mode: `MaxEncodedLen`)
 	fn apply_for_membership() -> Weight {
-		// Proof size: measured `454`, estimated `3640`.
-		// Minimum execution time: 1_228_252_000 ps.
-		Weight::from_parts(1_357_905_000, 3640)
+		// Proof size: measured `487`, estimated `3730`.
+		// Minimum execution time: 1_246_379_000 ps.
+		Weight::from_parts(2_120_096_000, 3730)
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:1 w:1)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
+	/// Storage: `Reputation::PendingDecisions` (r:1 w:1)
+	/// Proof: `Reputation::PendingDecisions` (`max_values`: None, `max_size`: Some(105), added: 2580, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::InstitutionCount` (r:1 w:1)
 	/// Proof: `Reputation::InstitutionCount` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::PendingCount` (r:1 w:1)
 	/// Proof: `Reputation::PendingCount` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::Credits` (r:1 w:1)
 	/// Proof: `Reputation::Credits` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
+	/// Storage: `Reputation::Council` (r:1 w:1)
+	/// Proof: `Reputation::Council` (`max_values`: Some(1), `max_size`: Some(3202), added: 3697, mode: `MaxEncodedLen`)
+	/// Storage: `Council::Proposals` (r:1 w:0)
+	/// Proof: `Council::Proposals` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
+	/// Storage: `Reputation::Regulators` (r:1 w:1)
+	/// Proof: `Reputation::Regulators` (`max_values`: Some(1), `max_size`: Some(3202), added: 3697, mode: `MaxEncodedLen`)
+	/// Storage: `Regulators::Proposals` (r:1 w:0)
+	/// Proof: `Regulators::Proposals` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
+	/// Storage: `Regulators::Members` (r:0 w:1)
+	/// Proof: `Regulators::Members` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
+	/// Storage: `Regulators::Prime` (r:0 w:1)
+	/// Proof: `Regulators::Prime` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
+	/// Storage: `Council::Members` (r:0 w:1)
+	/// Proof: `Council::Members` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
+	/// Storage: `Council::Prime` (r:0 w:1)
+	/// Proof: `Council::Prime` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
 	fn approve_institution() -> Weight {
-		// Proof size: measured `439`, estimated `3606`.
-		// Minimum execution time: 426_763_000 ps.
-		Weight::from_parts(526_471_000, 3606)
-			.saturating_add(T::DbWeight::get().reads(4_u64))
-			.saturating_add(T::DbWeight::get().writes(4_u64))
+		// Proof size: measured `3897`, estimated `5382`.
+		// Minimum execution time: 1_063_728_000 ps.
+		Weight::from_parts(1_723_177_000, 5382)
+			.saturating_add(T::DbWeight::get().reads(9_u64))
+			.saturating_add(T::DbWeight::get().writes(11_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:1 w:1)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
+	/// Storage: `Reputation::PendingDecisions` (r:1 w:1)
+	/// Proof: `Reputation::PendingDecisions` (`max_values`: None, `max_size`: Some(105), added: 2580, mode: `MaxEncodedLen`)
+	/// Storage: `Reputation::Council` (r:1 w:1)
+	/// Proof: `Reputation::Council` (`max_values`: Some(1), `max_size`: Some(3202), added: 3697, mode: `MaxEncodedLen`)
+	/// Storage: `Council::Proposals` (r:1 w:0)
+	/// Proof: `Council::Proposals` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
+	/// Storage: `Reputation::Regulators` (r:1 w:1)
+	/// Proof: `Reputation::Regulators` (`max_values`: Some(1), `max_size`: Some(3202), added: 3697, mode: `MaxEncodedLen`)
+	/// Storage: `Regulators::Proposals` (r:1 w:0)
+	/// Proof: `Regulators::Proposals` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
+	/// Storage: `Regulators::Members` (r:0 w:1)
+	/// Proof: `Regulators::Members` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
+	/// Storage: `Regulators::Prime` (r:0 w:1)
+	/// Proof: `Regulators::Prime` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
+	/// Storage: `Council::Members` (r:0 w:1)
+	/// Proof: `Council::Members` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
+	/// Storage: `Council::Prime` (r:0 w:1)
+	/// Proof: `Council::Prime` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
 	fn suspend_institution() -> Weight {
-		// Proof size: measured `384`, estimated `3606`.
-		// Minimum execution time: 257_993_000 ps.
-		Weight::from_parts(322_058_000, 3606)
-			.saturating_add(T::DbWeight::get().reads(1_u64))
-			.saturating_add(T::DbWeight::get().writes(1_u64))
+		// Proof size: measured `3842`, estimated `5327`.
+		// Minimum execution time: 899_695_000 ps.
+		Weight::from_parts(1_446_066_000, 5327)
+			.saturating_add(T::DbWeight::get().reads(6_u64))
+			.saturating_add(T::DbWeight::get().writes(8_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:1 w:1)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
+	/// Storage: `Reputation::PendingDecisions` (r:1 w:1)
+	/// Proof: `Reputation::PendingDecisions` (`max_values`: None, `max_size`: Some(105), added: 2580, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::Candidates` (r:1 w:1)
 	/// Proof: `Reputation::Candidates` (`max_values`: None, `max_size`: Some(84), added: 2559, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::Unbonding` (r:1 w:1)
@@ -83,32 +121,66 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(265), added: 2740, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::CandidateCount` (r:1 w:1)
 	/// Proof: `Reputation::CandidateCount` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::InstitutionCount` (r:1 w:1)
 	/// Proof: `Reputation::InstitutionCount` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
+	/// Storage: `Reputation::Council` (r:1 w:1)
+	/// Proof: `Reputation::Council` (`max_values`: Some(1), `max_size`: Some(3202), added: 3697, mode: `MaxEncodedLen`)
+	/// Storage: `Council::Proposals` (r:1 w:0)
+	/// Proof: `Council::Proposals` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
+	/// Storage: `Reputation::Regulators` (r:1 w:1)
+	/// Proof: `Reputation::Regulators` (`max_values`: Some(1), `max_size`: Some(3202), added: 3697, mode: `MaxEncodedLen`)
+	/// Storage: `Regulators::Proposals` (r:1 w:0)
+	/// Proof: `Regulators::Proposals` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
 	/// Storage: `Reputation::Credits` (r:0 w:1)
 	/// Proof: `Reputation::Credits` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::SessionGains` (r:0 w:1)
 	/// Proof: `Reputation::SessionGains` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::FormerCandidates` (r:0 w:1)
 	/// Proof: `Reputation::FormerCandidates` (`max_values`: None, `max_size`: Some(84), added: 2559, mode: `MaxEncodedLen`)
+	/// Storage: `Regulators::Members` (r:0 w:1)
+	/// Proof: `Regulators::Members` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
+	/// Storage: `Regulators::Prime` (r:0 w:1)
+	/// Proof: `Regulators::Prime` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
+	/// Storage: `Council::Members` (r:0 w:1)
+	/// Proof: `Council::Members` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
+	/// Storage: `Council::Prime` (r:0 w:1)
+	/// Proof: `Council::Prime` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
 	fn remove_institution() -> Weight {
-		// Proof size: measured `1240`, estimated `3834`.
-		// Minimum execution time: 3_019_711_000 ps.
-		Weight::from_parts(3_337_613_000, 3834)
-			.saturating_add(T::DbWeight::get().reads(7_u64))
-			.saturating_add(T::DbWeight::get().writes(10_u64))
+		// Proof size: measured `4698`, estimated `6183`.
+		// Minimum execution time: 3_789_113_000 ps.
+		Weight::from_parts(6_418_695_000, 6183)
+			.saturating_add(T::DbWeight::get().reads(12_u64))
+			.saturating_add(T::DbWeight::get().writes(17_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:1 w:1)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
+	/// Storage: `Reputation::PendingDecisions` (r:1 w:1)
+	/// Proof: `Reputation::PendingDecisions` (`max_values`: None, `max_size`: Some(105), added: 2580, mode: `MaxEncodedLen`)
+	/// Storage: `Reputation::Council` (r:1 w:1)
+	/// Proof: `Reputation::Council` (`max_values`: Some(1), `max_size`: Some(3202), added: 3697, mode: `MaxEncodedLen`)
+	/// Storage: `Council::Proposals` (r:1 w:0)
+	/// Proof: `Council::Proposals` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
+	/// Storage: `Reputation::Regulators` (r:1 w:1)
+	/// Proof: `Reputation::Regulators` (`max_values`: Some(1), `max_size`: Some(3202), added: 3697, mode: `MaxEncodedLen`)
+	/// Storage: `Regulators::Proposals` (r:1 w:0)
+	/// Proof: `Regulators::Proposals` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
+	/// Storage: `Regulators::Members` (r:0 w:1)
+	/// Proof: `Regulators::Members` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
+	/// Storage: `Regulators::Prime` (r:0 w:1)
+	/// Proof: `Regulators::Prime` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
+	/// Storage: `Council::Members` (r:0 w:1)
+	/// Proof: `Council::Members` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
+	/// Storage: `Council::Prime` (r:0 w:1)
+	/// Proof: `Council::Prime` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
 	fn set_roles() -> Weight {
-		// Proof size: measured `384`, estimated `3606`.
-		// Minimum execution time: 257_291_000 ps.
-		Weight::from_parts(300_056_000, 3606)
-			.saturating_add(T::DbWeight::get().reads(1_u64))
-			.saturating_add(T::DbWeight::get().writes(1_u64))
+		// Proof size: measured `3845`, estimated `5330`.
+		// Minimum execution time: 892_465_000 ps.
+		Weight::from_parts(1_564_261_000, 5330)
+			.saturating_add(T::DbWeight::get().reads(6_u64))
+			.saturating_add(T::DbWeight::get().writes(8_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:1 w:0)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
@@ -116,11 +188,13 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Reputation::Credits` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::AuditorPenalties` (r:1 w:1)
 	/// Proof: `Reputation::AuditorPenalties` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
+	/// Storage: `Parameters::Parameters` (r:1 w:0)
+	/// Proof: `Parameters::Parameters` (`max_values`: None, `max_size`: Some(24), added: 2499, mode: `MaxEncodedLen`)
 	fn penalise() -> Weight {
-		// Proof size: measured `604`, estimated `3606`.
-		// Minimum execution time: 507_814_000 ps.
-		Weight::from_parts(588_033_000, 3606)
-			.saturating_add(T::DbWeight::get().reads(3_u64))
+		// Proof size: measured `640`, estimated `3606`.
+		// Minimum execution time: 600_050_000 ps.
+		Weight::from_parts(1_090_418_000, 3606)
+			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:1 w:0)
@@ -136,13 +210,13 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(265), added: 2740, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::FormerCandidates` (r:1 w:0)
 	/// Proof: `Reputation::FormerCandidates` (`max_values`: None, `max_size`: Some(84), added: 2559, mode: `MaxEncodedLen`)
 	fn register_as_candidate() -> Weight {
-		// Proof size: measured `915`, estimated `4380`.
-		// Minimum execution time: 1_579_684_000 ps.
-		Weight::from_parts(1_684_219_000, 4380)
+		// Proof size: measured `947`, estimated `4412`.
+		// Minimum execution time: 1_627_806_000 ps.
+		Weight::from_parts(2_969_045_000, 4412)
 			.saturating_add(T::DbWeight::get().reads(8_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
@@ -153,13 +227,13 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(265), added: 2740, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::CandidateCount` (r:1 w:1)
 	/// Proof: `Reputation::CandidateCount` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
 	fn leave_candidates() -> Weight {
-		// Proof size: measured `572`, estimated `3834`.
-		// Minimum execution time: 1_992_918_000 ps.
-		Weight::from_parts(2_301_825_000, 3834)
+		// Proof size: measured `605`, estimated `3834`.
+		// Minimum execution time: 2_039_597_000 ps.
+		Weight::from_parts(3_577_348_000, 3834)
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
@@ -174,11 +248,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(265), added: 2740, mode: `MaxEncodedLen`)
 	fn delegate() -> Weight {
-		// Proof size: measured `529`, estimated `3640`.
-		// Minimum execution time: 1_386_838_000 ps.
-		Weight::from_parts(1_602_929_000, 3640)
+		// Proof size: measured `562`, estimated `3730`.
+		// Minimum execution time: 1_427_838_000 ps.
+		Weight::from_parts(2_404_308_000, 3730)
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
 	}
@@ -189,7 +263,7 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(265), added: 2740, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::DelegationCount` (r:1 w:1)
 	/// Proof: `Reputation::DelegationCount` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::Candidates` (r:1 w:1)
@@ -197,9 +271,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Reputation::TotalDelegated` (r:1 w:1)
 	/// Proof: `Reputation::TotalDelegated` (`max_values`: Some(1), `max_size`: Some(16), added: 511, mode: `MaxEncodedLen`)
 	fn undelegate() -> Weight {
-		// Proof size: measured `801`, estimated `3834`.
-		// Minimum execution time: 2_226_184_000 ps.
-		Weight::from_parts(2_377_628_000, 3834)
+		// Proof size: measured `834`, estimated `3834`.
+		// Minimum execution time: 2_279_262_000 ps.
+		Weight::from_parts(3_827_189_000, 3834)
 			.saturating_add(T::DbWeight::get().reads(7_u64))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
 	}
@@ -208,35 +282,35 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(265), added: 2740, mode: `MaxEncodedLen`)
 	/// Component `c` ranges over `[1, 16]`.
-	fn withdraw_unbonded(_c: u32, ) -> Weight {
-		// Proof size: measured `484`, estimated `3834`.
-		// Minimum execution time: 1_037_299_000 ps.
-		Weight::from_parts(1_457_198_901, 3834)
+	fn withdraw_unbonded(c: u32, ) -> Weight {
+		// Proof size: measured `517`, estimated `3834`.
+		// Minimum execution time: 1_085_091_000 ps.
+		Weight::from_parts(1_878_834_701, 3834)
+			.saturating_add(Weight::from_parts(2_985_754, 0).saturating_mul(c.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
 	/// Storage: `Reputation::Invulnerables` (r:0 w:1)
 	/// Proof: `Reputation::Invulnerables` (`max_values`: Some(1), `max_size`: Some(257), added: 752, mode: `MaxEncodedLen`)
 	/// Component `i` ranges over `[1, 8]`.
-	fn set_invulnerables(i: u32, ) -> Weight {
+	fn set_invulnerables(_i: u32, ) -> Weight {
 		// Proof size: measured `0`, estimated `0`.
-		// Minimum execution time: 136_222_000 ps.
-		Weight::from_parts(220_194_263, 0)
-			.saturating_add(Weight::from_parts(381_483, 0).saturating_mul(i.into()))
+		// Minimum execution time: 134_980_000 ps.
+		Weight::from_parts(261_143_112, 0)
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
 	/// Storage: `Reputation::Credits` (r:1001 w:999)
 	/// Proof: `Reputation::Credits` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::Invulnerables` (r:1 w:0)
 	/// Proof: `Reputation::Invulnerables` (`max_values`: Some(1), `max_size`: Some(257), added: 752, mode: `MaxEncodedLen`)
+	/// Storage: `Session::NextKeys` (r:101 w:0)
+	/// Proof: `Session::NextKeys` (`max_values`: None, `max_size`: None, mode: `Measured`)
 	/// Storage: `Reputation::Candidates` (r:101 w:0)
 	/// Proof: `Reputation::Candidates` (`max_values`: None, `max_size`: Some(84), added: 2559, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::Institutions` (r:100 w:0)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
-	/// Storage: `Session::NextKeys` (r:100 w:0)
-	/// Proof: `Session::NextKeys` (`max_values`: None, `max_size`: None, mode: `Measured`)
 	/// Storage: `Reputation::CandidateCount` (r:1 w:0)
 	/// Proof: `Reputation::CandidateCount` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::InstitutionCount` (r:1 w:0)
@@ -246,12 +320,12 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Component `c` ranges over `[1, 100]`.
 	/// Component `i` ranges over `[1, 1000]`.
 	fn new_session(c: u32, i: u32, ) -> Weight {
-		// Proof size: measured `0`, estimated `6108`.
-		// Minimum execution time: 1_103_438_000 ps.
-		Weight::from_parts(1_134_804_000, 6108)
-			.saturating_add(Weight::from_parts(352_479_812, 0).saturating_mul(c.into()))
-			.saturating_add(Weight::from_parts(261_740_224, 0).saturating_mul(i.into()))
-			.saturating_add(T::DbWeight::get().reads(10_u64))
+		// Proof size: measured `0`, estimated `6853`.
+		// Minimum execution time: 1_923_184_000 ps.
+		Weight::from_parts(2_240_685_000, 6853)
+			.saturating_add(Weight::from_parts(269_513_540, 0).saturating_mul(c.into()))
+			.saturating_add(Weight::from_parts(354_685_351, 0).saturating_mul(i.into()))
+			.saturating_add(T::DbWeight::get().reads(11_u64))
 			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(c.into())))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(i.into())))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
@@ -264,70 +338,70 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 /// The same weights with RocksDB database weights, for tests and mocks.
 impl WeightInfo for () {
 	fn apply_for_membership() -> Weight {
-		Weight::from_parts(1_357_905_000, 3640)
+		Weight::from_parts(2_120_096_000, 3730)
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn approve_institution() -> Weight {
-		Weight::from_parts(526_471_000, 3606)
-			.saturating_add(RocksDbWeight::get().reads(4_u64))
-			.saturating_add(RocksDbWeight::get().writes(4_u64))
+		Weight::from_parts(1_723_177_000, 5382)
+			.saturating_add(RocksDbWeight::get().reads(9_u64))
+			.saturating_add(RocksDbWeight::get().writes(11_u64))
 	}
 	fn suspend_institution() -> Weight {
-		Weight::from_parts(322_058_000, 3606)
-			.saturating_add(RocksDbWeight::get().reads(1_u64))
-			.saturating_add(RocksDbWeight::get().writes(1_u64))
+		Weight::from_parts(1_446_066_000, 5327)
+			.saturating_add(RocksDbWeight::get().reads(6_u64))
+			.saturating_add(RocksDbWeight::get().writes(8_u64))
 	}
 	fn remove_institution() -> Weight {
-		Weight::from_parts(3_337_613_000, 3834)
-			.saturating_add(RocksDbWeight::get().reads(7_u64))
-			.saturating_add(RocksDbWeight::get().writes(10_u64))
+		Weight::from_parts(6_418_695_000, 6183)
+			.saturating_add(RocksDbWeight::get().reads(12_u64))
+			.saturating_add(RocksDbWeight::get().writes(17_u64))
 	}
 	fn set_roles() -> Weight {
-		Weight::from_parts(300_056_000, 3606)
-			.saturating_add(RocksDbWeight::get().reads(1_u64))
-			.saturating_add(RocksDbWeight::get().writes(1_u64))
+		Weight::from_parts(1_564_261_000, 5330)
+			.saturating_add(RocksDbWeight::get().reads(6_u64))
+			.saturating_add(RocksDbWeight::get().writes(8_u64))
 	}
 	fn penalise() -> Weight {
-		Weight::from_parts(588_033_000, 3606)
-			.saturating_add(RocksDbWeight::get().reads(3_u64))
+		Weight::from_parts(1_090_418_000, 3606)
+			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	fn register_as_candidate() -> Weight {
-		Weight::from_parts(1_684_219_000, 4380)
+		Weight::from_parts(2_969_045_000, 4412)
 			.saturating_add(RocksDbWeight::get().reads(8_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn leave_candidates() -> Weight {
-		Weight::from_parts(2_301_825_000, 3834)
+		Weight::from_parts(3_577_348_000, 3834)
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
 	fn delegate() -> Weight {
-		Weight::from_parts(1_602_929_000, 3640)
+		Weight::from_parts(2_404_308_000, 3730)
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
 	}
 	fn undelegate() -> Weight {
-		Weight::from_parts(2_377_628_000, 3834)
+		Weight::from_parts(3_827_189_000, 3834)
 			.saturating_add(RocksDbWeight::get().reads(7_u64))
 			.saturating_add(RocksDbWeight::get().writes(7_u64))
 	}
-	fn withdraw_unbonded(_c: u32, ) -> Weight {
-		Weight::from_parts(1_457_198_901, 3834)
+	fn withdraw_unbonded(c: u32, ) -> Weight {
+		Weight::from_parts(1_878_834_701, 3834)
+			.saturating_add(Weight::from_parts(2_985_754, 0).saturating_mul(c.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
-	fn set_invulnerables(i: u32, ) -> Weight {
-		Weight::from_parts(220_194_263, 0)
-			.saturating_add(Weight::from_parts(381_483, 0).saturating_mul(i.into()))
+	fn set_invulnerables(_i: u32, ) -> Weight {
+		Weight::from_parts(261_143_112, 0)
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn new_session(c: u32, i: u32, ) -> Weight {
-		Weight::from_parts(1_134_804_000, 6108)
-			.saturating_add(Weight::from_parts(352_479_812, 0).saturating_mul(c.into()))
-			.saturating_add(Weight::from_parts(261_740_224, 0).saturating_mul(i.into()))
-			.saturating_add(RocksDbWeight::get().reads(10_u64))
+		Weight::from_parts(2_240_685_000, 6853)
+			.saturating_add(Weight::from_parts(269_513_540, 0).saturating_mul(c.into()))
+			.saturating_add(Weight::from_parts(354_685_351, 0).saturating_mul(i.into()))
+			.saturating_add(RocksDbWeight::get().reads(11_u64))
 			.saturating_add(RocksDbWeight::get().reads((2_u64).saturating_mul(c.into())))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(i.into())))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))

@@ -9,7 +9,7 @@ use frame_support::{
 	dynamic_params::{dynamic_pallet_params, dynamic_params},
 	traits::{
 		fungible::HoldConsideration, AsEnsureOriginWithArg, ConstBool, ConstU32, ConstU64, ConstU8,
-		EitherOfDiverse, Get, LinearStoragePrice, Nothing,
+		EitherOfDiverse, EnsureOrigin, Get, LinearStoragePrice, Nothing,
 	},
 	weights::{
 		constants::{BlockExecutionWeight, ExtrinsicBaseWeight, RocksDbWeight},
@@ -264,6 +264,7 @@ impl pallet_reputation::Config for Runtime {
 	type CouncilMembers = Council;
 	type RegulatorMembers = Regulators;
 	type MaxBodyMembers = MaxBodyMembers;
+	type MinBodyMembers = ConstU32<MIN_MOTION_AYES>;
 	type DecisionPeriod = ConstU32<{ 7 * DAYS }>;
 	type ValidatorRegistration = Session;
 	type CreditPolicy = GovernedCreditPolicy;
@@ -283,7 +284,7 @@ impl pallet_reputation::Config for Runtime {
 	type MaxPendingApplications = ConstU32<64>;
 	type MaxCreditGainPerSession = Clamped<dynamic_params::reputation::MaxCreditGainPerSession, 1, 100>;
 	type MaxPenaltyPerAuditorPerSession =
-		Clamped<dynamic_params::reputation::MaxPenaltyPerAuditorPerSession, 1, 1_000>;
+		Clamped<dynamic_params::reputation::MaxPenaltyPerAuditorPerSession, 50, 200>;
 	type MaxCandidates = ConstU32<100>;
 	type MaxInvulnerables = ConstU32<8>;
 	type MaxDelegationsPerDelegator = ConstU32<8>;
@@ -315,8 +316,8 @@ impl pallet_ehr_index::Config for Runtime {
 	type Registry = Reputation;
 	type Credit = Reputation;
 	type UnixTime = Timestamp;
-	type ConfirmationsRequired = Clamped<dynamic_params::ehr_index::ConfirmationsRequired, 1, 16>;
-	type RejectionsRequired = Clamped<dynamic_params::ehr_index::RejectionsRequired, 1, 16>;
+	type ConfirmationsRequired = Clamped<dynamic_params::ehr_index::ConfirmationsRequired, 2, 16>;
+	type RejectionsRequired = Clamped<dynamic_params::ehr_index::RejectionsRequired, 2, 16>;
 	type ConfirmationPeriod = Clamped<dynamic_params::ehr_index::ConfirmationPeriod, MINUTES, { 30 * DAYS }>;
 	type MaxExpiringPerBlock = ConstU32<256>;
 	type MaxPointerLen = ConstU32<64>;
@@ -395,7 +396,8 @@ impl pallet_fl_task::Config for Runtime {
 	type MinSamplesFloor = FlMinSamplesFloor;
 	type MinRoundBlocks = ConstU32<2>;
 	type MaxExtensions = ConstU8<3>;
-	type AggregationTimeout = Clamped<dynamic_params::fl_task::AggregationTimeout, 10, { 7 * DAYS }>;
+	type AggregationTimeout =
+		Clamped<dynamic_params::fl_task::AggregationTimeout, { 10 * MINUTES }, { 7 * DAYS }>;
 	type WeightInfo = pallet_fl_task::weights::SubstrateWeight<Runtime>;
 	#[cfg(feature = "runtime-benchmarks")]
 	type BenchmarkHelper = InstitutionsForBenchmarks;
@@ -422,9 +424,9 @@ impl pallet_proxy_reencrypt::Config for Runtime {
 	type MaxOpenRequests = ConstU32<256>;
 	type MaxSealedFragmentLen = ConstU32<512>;
 	type MaxCapsuleFragmentLen = ConstU32<512>;
-	type RequestTimeout = Clamped<dynamic_params::proxy_reencrypt::RequestTimeout, 2, { DAYS }>;
+	type RequestTimeout = Clamped<dynamic_params::proxy_reencrypt::RequestTimeout, 10, { HOURS / 2 }>;
 	type ReviewWindow = Clamped<dynamic_params::proxy_reencrypt::ReviewWindow, HOURS, { 90 * DAYS }>;
-	type MinRequestInterval = Clamped<dynamic_params::proxy_reencrypt::MinRequestInterval, 1, { DAYS }>;
+	type MinRequestInterval = Clamped<dynamic_params::proxy_reencrypt::MinRequestInterval, 10, { DAYS }>;
 	type WeightInfo = pallet_proxy_reencrypt::weights::SubstrateWeight<Runtime>;
 	#[cfg(feature = "runtime-benchmarks")]
 	type BenchmarkHelper = InstitutionsForBenchmarks;
@@ -572,21 +574,70 @@ pub type CouncilCollective = pallet_collective::Instance1;
 /// The regulators: every active institution with the auditor role.
 pub type RegulatorCollective = pallet_collective::Instance2;
 
-/// A council motion carried by at least two thirds of the council.
-pub type CouncilTwoThirds =
-	pallet_collective::EnsureProportionAtLeast<AccountId, CouncilCollective, 2, 3>;
-/// A regulators' motion carried by more than half of the regulators.
-pub type RegulatorMajority =
-	pallet_collective::EnsureProportionMoreThan<AccountId, RegulatorCollective, 1, 2>;
+/// Passes when both `A` and `B` pass; succeeds with `A`'s success.
+pub struct Both<A, B>(core::marker::PhantomData<(A, B)>);
+impl<O: Clone, A: EnsureOrigin<O>, B: EnsureOrigin<O>> EnsureOrigin<O> for Both<A, B> {
+	type Success = A::Success;
+	fn try_origin(o: O) -> Result<A::Success, O> {
+		let success = A::try_origin(o.clone())?;
+		B::try_origin(o).map(|_| success)
+	}
+
+	/// `B`'s successful origin; for the bodies below, `B` is
+	/// [`pallet_collective::EnsureMembers`] whose `Members(2, 2)` also carries
+	/// any proportion.
+	#[cfg(feature = "runtime-benchmarks")]
+	fn try_successful_origin() -> Result<O, ()> {
+		B::try_successful_origin()
+	}
+}
+
+/// Fewest ayes of any motion, whatever the body's size: a body that shrank to
+/// one member cannot act as one account.
+pub const MIN_MOTION_AYES: u32 = 2;
+
+/// A council motion carried by at least two thirds of the council, and by
+/// at least [`MIN_MOTION_AYES`] members.
+pub type CouncilTwoThirds = Both<
+	pallet_collective::EnsureProportionAtLeast<AccountId, CouncilCollective, 2, 3>,
+	pallet_collective::EnsureMembers<AccountId, CouncilCollective, MIN_MOTION_AYES>,
+>;
+/// A regulators' motion carried by more than half of the regulators, and by
+/// at least [`MIN_MOTION_AYES`] members.
+pub type RegulatorMajority = Both<
+	pallet_collective::EnsureProportionMoreThan<AccountId, RegulatorCollective, 1, 2>,
+	pallet_collective::EnsureMembers<AccountId, RegulatorCollective, MIN_MOTION_AYES>,
+>;
 /// Root (sudo on dev and local chains) or `O`.
 pub type RootOr<O> = EitherOfDiverse<EnsureRoot<AccountId>, O>;
 
 parameter_types! {
 	/// Seats in each body.
 	pub const MaxBodyMembers: u32 = 100;
+	/// A member's first open proposal holds 10 UNIT; each further open
+	/// proposal of the body doubles it (up to 100 000 UNIT): spamming a
+	/// body's 100 proposal slots is not affordable. Released with
+	/// `release_proposal_cost` once the motion is closed.
+	pub const ProposalBaseDeposit: Balance = 10 * UNIT;
+	/// The doubling.
+	pub ProposalDepositRatio: sp_runtime::FixedU128 = sp_runtime::FixedU128::from_u32(2);
+	/// The ceiling.
+	pub const ProposalDepositCeil: Balance = 100_000 * UNIT;
+	/// Hold reason of council proposal deposits.
+	pub const CouncilProposalHold: RuntimeHoldReason =
+		RuntimeHoldReason::Council(pallet_collective::HoldReason::ProposalSubmission);
+	/// Hold reason of regulators' proposal deposits.
+	pub const RegulatorProposalHold: RuntimeHoldReason =
+		RuntimeHoldReason::Regulators(pallet_collective::HoldReason::ProposalSubmission);
 	/// A motion may dispatch a call of up to half a block.
 	pub MaxProposalWeight: Weight = Perbill::from_percent(50) * RuntimeBlockWeights::get().max_block;
 }
+
+/// The deposit for a body's next proposal, by the number already open.
+pub type ProposalDeposit = pallet_collective::deposit::WithCeil<
+		ProposalDepositCeil,
+		pallet_collective::deposit::Geometric<ProposalDepositRatio, ProposalBaseDeposit>,
+	>;
 
 impl pallet_collective::Config<CouncilCollective> for Runtime {
 	type RuntimeOrigin = RuntimeOrigin;
@@ -604,7 +655,8 @@ impl pallet_collective::Config<CouncilCollective> for Runtime {
 	// The regulators can veto a council motion.
 	type DisapproveOrigin = RootOr<RegulatorMajority>;
 	type KillOrigin = RootOr<RegulatorMajority>;
-	type Consideration = ();
+	type Consideration =
+		HoldConsideration<AccountId, Balances, CouncilProposalHold, ProposalDeposit, u32>;
 }
 
 impl pallet_collective::Config<RegulatorCollective> for Runtime {
@@ -621,7 +673,8 @@ impl pallet_collective::Config<RegulatorCollective> for Runtime {
 	// The council cannot silence the regulators.
 	type DisapproveOrigin = EnsureRoot<AccountId>;
 	type KillOrigin = EnsureRoot<AccountId>;
-	type Consideration = ();
+	type Consideration =
+		HoldConsideration<AccountId, Balances, RegulatorProposalHold, ProposalDeposit, u32>;
 }
 
 parameter_types! {
@@ -674,10 +727,11 @@ pub mod dynamic_params {
 	#[dynamic_pallet_params]
 	#[codec(index = 0)]
 	pub mod ehr_index {
-		/// Validator confirmations that confirm a record (1 to 16).
+		/// Validator confirmations that confirm a record (2 to 16).
 		#[codec(index = 0)]
 		pub static ConfirmationsRequired: u32 = 2;
-		/// Validator rejections that reject a record (1 to 16).
+		/// Validator rejections that reject a record (2 to 16: one validator
+		/// alone never rejects).
 		#[codec(index = 1)]
 		pub static RejectionsRequired: u32 = 2;
 		/// Blocks validators have to confirm a record (a minute to 30 days).
@@ -689,14 +743,16 @@ pub mod dynamic_params {
 	#[dynamic_pallet_params]
 	#[codec(index = 1)]
 	pub mod proxy_reencrypt {
-		/// Blocks proxies have to serve an access request (2 to a day).
+		/// Blocks proxies have to serve an access request (10 to half an
+		/// hour: with the interval below, one grant holds at most 30 open
+		/// requests of the 256 all share).
 		#[codec(index = 0)]
 		pub static RequestTimeout: BlockNumber = 10 * MINUTES;
 		/// Blocks auditors have to review a break-glass access (an hour to
 		/// 90 days).
 		#[codec(index = 1)]
 		pub static ReviewWindow: BlockNumber = 7 * DAYS;
-		/// Fewest blocks between two requests under one grant (1 to a day):
+		/// Fewest blocks between two requests under one grant (10 to a day):
 		/// bounds the credit a colluding patient, grantee and proxy can farm
 		/// and how fast one grant fills the open-request list.
 		#[codec(index = 2)]
@@ -707,7 +763,9 @@ pub mod dynamic_params {
 	#[dynamic_pallet_params]
 	#[codec(index = 2)]
 	pub mod fl_task {
-		/// Blocks aggregators have to agree on a closed round (10 to 7 days).
+		/// Blocks aggregators have to agree on a closed round (10 minutes to
+		/// 7 days; lowering it fails rounds aggregating longer than the new
+		/// value at their next check).
 		#[codec(index = 0)]
 		pub static AggregationTimeout: BlockNumber = HOURS;
 	}
@@ -719,7 +777,9 @@ pub mod dynamic_params {
 		/// Most credit an institution gains in a session (1 to 100).
 		#[codec(index = 0)]
 		pub static MaxCreditGainPerSession: u32 = 20;
-		/// Most penalty points one auditor deducts in a session (1 to 1 000).
+		/// Most penalty points one auditor deducts in a session (50, one
+		/// unjustified break-glass verdict, to 200: one auditor cannot take
+		/// an institution from the initial 600 under the collator minimum).
 		#[codec(index = 1)]
 		pub static MaxPenaltyPerAuditorPerSession: u32 = 200;
 	}
@@ -821,6 +881,7 @@ impl pallet_parameters::Config for Runtime {
 pub struct Clamped<P, const MIN: u32, const MAX: u32>(core::marker::PhantomData<P>);
 impl<P: Get<u32>, const MIN: u32, const MAX: u32> Get<u32> for Clamped<P, MIN, MAX> {
 	fn get() -> u32 {
+		const { assert!(MIN <= MAX, "Clamped: MIN > MAX") };
 		P::get().clamp(MIN, MAX)
 	}
 }

@@ -556,6 +556,23 @@ mod governance {
 	}
 
 	#[test]
+	fn a_body_of_one_member_cannot_act_as_that_account() {
+		consortium().execute_with(|| {
+			let george = george_applies();
+			let admit = reputation(pallet_reputation::Call::approve_institution { who: george });
+			// All of a one-seat body, as pallet-collective would dispatch it.
+			for origin in [
+				pallet_collective::RawOrigin::<AccountId, CouncilI>::Members(1, 1).into(),
+				pallet_collective::RawOrigin::<AccountId, RegulatorsI>::Members(1, 1).into(),
+			] {
+				let error = admit.clone().dispatch_bypass_filter(origin).map_err(|e| e.error);
+				assert_eq!(error, Err(DispatchError::BadOrigin));
+			}
+			assert_eq!(status(K::One), Some(InstitutionStatus::Pending));
+		});
+	}
+
+	#[test]
 	fn admission_needs_two_thirds_of_the_council_and_the_regulators() {
 		consortium().execute_with(|| {
 			let george = george_applies();
@@ -618,9 +635,10 @@ mod governance {
 				RuntimeEvent::Parameters(pallet_parameters::Event::Updated { .. })
 			)));
 			assert_eq!(Confirmations::get(), 3);
-			// A zero would let records confirm themselves: the runtime reads 1.
+			// One confirmation (or none) would let a single validator confirm:
+			// the runtime reads 2.
 			assert_eq!(motion(Body::Council, &[Alice, Charlie], set(0)), Some(Ok(())));
-			assert_eq!(Confirmations::get(), 1);
+			assert_eq!(Confirmations::get(), 2);
 		});
 	}
 

@@ -62,14 +62,23 @@ fn fill_bodies<T: Config>(member: Option<&T::AccountId>) {
 	Regulators::<T>::put(list);
 }
 
-/// The council's origin, with the regulators' approval of `decision` already
-/// waiting: the call under benchmark carries a two-body decision.
+/// The council's origin, with the regulators' approval of every possible
+/// decision about `decision`'s subject already waiting: the call under
+/// benchmark carries a two-body decision and voids the other approvals
+/// (`MAX_DECISIONS_PER_INSTITUTION` of them at most).
 fn council_completing<T: Config>(
 	decision: Decision<T::AccountId>,
 ) -> Result<T::RuntimeOrigin, BenchmarkError> {
 	let expires_at = frame_system::Pallet::<T>::block_number().saturating_add(T::DecisionPeriod::get());
 	let who = decision.subject().clone();
-	PendingDecisions::<T>::insert(&who, &decision, PendingApproval { body: Body::Regulators, expires_at });
+	let role_sets = (1u8..8).map(|b| Roles { producer: b & 1 != 0, validator: b & 2 != 0, auditor: b & 4 != 0 });
+	let all = [Decision::Admit(who.clone()), Decision::Suspend(who.clone()), Decision::Remove(who.clone())]
+		.into_iter()
+		.chain(role_sets.map(|r| Decision::SetRoles(who.clone(), r)));
+	for d in all {
+		PendingDecisions::<T>::insert(&who, &d, PendingApproval { body: Body::Regulators, expires_at });
+	}
+	assert_eq!(PendingDecisions::<T>::iter_prefix(&who).count() as u32, MAX_DECISIONS_PER_INSTITUTION);
 	T::CouncilOrigin::try_successful_origin().map_err(|_| BenchmarkError::Weightless)
 }
 
@@ -233,7 +242,8 @@ mod benchmarks {
 
 	#[benchmark]
 	fn set_invulnerables(i: Linear<1, { T::MaxInvulnerables::get() }>) -> Result<(), BenchmarkError> {
-		let list: Vec<T::AccountId> = (0..i).map(|n| account("invulnerable", n, 0)).collect();
+		// The council names them: each must be an active producer.
+		let list: Vec<T::AccountId> = (0..i).map(|n| active::<T>("invulnerable", n)).collect();
 		let origin =
 			T::CouncilOrigin::try_successful_origin().map_err(|_| BenchmarkError::Weightless)?;
 		#[extrinsic_call]

@@ -160,6 +160,12 @@ pub mod pallet {
 		#[pallet::constant]
 		type MaxBodyMembers: Get<u32>;
 
+		/// Fewest members a body keeps through its decisions (only
+		/// `ForceOrigin` may take it lower): a body too small to carry a motion
+		/// would leave the decisions that need it to root alone.
+		#[pallet::constant]
+		type MinBodyMembers: Get<u32>;
+
 		/// Blocks one body's approval waits for the other body's before it
 		/// lapses.
 		#[pallet::constant]
@@ -533,7 +539,8 @@ pub mod pallet {
 		/// The regulators alone cannot take this decision: it is the
 		/// council's.
 		NotRegulatorsDecision,
-		/// The decision would leave a governing body without members.
+		/// The decision would leave a governing body with fewer than
+		/// `MinBodyMembers` members.
 		LastBodyMember,
 		/// A governing body is full.
 		TooManyBodyMembers,
@@ -606,8 +613,9 @@ pub mod pallet {
 		/// every role check, and leaves the governing bodies, until approved
 		/// again.
 		///
-		/// Origin: the council (and the regulators too if the institution is
-		/// an auditor), or `ForceOrigin`. Emits `InstitutionSuspended`.
+		/// Origin: the council (and the regulators too if the institution
+		/// sits in a body: a producer or an auditor), or `ForceOrigin`. Emits
+		/// `InstitutionSuspended`.
 		/// Errors: `NotInstitution`, `NotActive`, `NotRegulatorsDecision`,
 		/// `AlreadyApproved`, `LastBodyMember`.
 		#[pallet::call_index(2)]
@@ -656,8 +664,6 @@ pub mod pallet {
 			Institutions::<T>::remove(&who);
 			Credits::<T>::remove(&who);
 			SessionGains::<T>::remove(&who);
-			// At most one entry per kind of decision and role set.
-			let _ = PendingDecisions::<T>::clear_prefix(&who, MAX_DECISIONS_PER_INSTITUTION, None);
 			if inst.status == InstitutionStatus::Pending {
 				PendingCount::<T>::mutate(|c| *c = c.saturating_sub(1));
 			} else {
@@ -672,8 +678,8 @@ pub mod pallet {
 		/// or leaves the council and the regulators with its producer and
 		/// auditor roles.
 		///
-		/// Origin: the council (and the regulators too if the institution
-		/// holds or is given the auditor role), or `ForceOrigin`. Emits
+		/// Origin: the council (and the regulators too if the producer or the
+		/// auditor role is given or taken), or `ForceOrigin`. Emits
 		/// `RolesChanged`.
 		/// Errors: `NotInstitution`, `NoRoles`, `NotRegulatorsDecision`,
 		/// `AlreadyApproved`, `LastBodyMember`, `TooManyBodyMembers`.
@@ -925,16 +931,22 @@ pub mod pallet {
 
 		/// Replaces the invulnerable collators.
 		///
-		/// Origin: the council or `ForceOrigin`. Emits `InvulnerablesSet`.
-		/// Errors: `NotRegulatorsDecision`, `TooManyInvulnerables`.
+		/// Origin: the council (every invulnerable an active producer) or
+		/// `ForceOrigin`. Emits `InvulnerablesSet`.
+		/// Errors: `NotRegulatorsDecision`, `NotProducer`, `TooManyInvulnerables`.
 		#[pallet::call_index(11)]
 		#[pallet::weight(T::WeightInfo::set_invulnerables(T::MaxInvulnerables::get()))]
 		pub fn set_invulnerables(
 			origin: OriginFor<T>,
 			invulnerables: Vec<T::AccountId>,
 		) -> DispatchResult {
-			if Self::body_of(origin)? == Some(Body::Regulators) {
-				return Err(Error::<T>::NotRegulatorsDecision.into());
+			match Self::body_of(origin)? {
+				Some(Body::Regulators) => return Err(Error::<T>::NotRegulatorsDecision.into()),
+				Some(Body::Council) => ensure!(
+					invulnerables.iter().all(|who| Self::has_role(who, Role::Producer)),
+					Error::<T>::NotProducer
+				),
+				None => {},
 			}
 			let mut list = invulnerables;
 			list.sort();
@@ -1009,36 +1021,47 @@ pub mod pallet {
 			Ok(Some(Body::Regulators))
 		}
 
-		/// Whether `decision` needs the regulators as well as the council.
+		/// Whether `decision` needs the regulators as well as the council:
+		/// every decision that changes who sits in either body (admission,
+		/// removal, suspending a producer or an auditor, giving or taking the
+		/// producer or auditor role). The council alone cannot pack itself,
+		/// shut out its minority or change who supervises it.
 		pub fn needs_regulators(decision: &Decision<T::AccountId>) -> bool {
-			let is_auditor =
-				|who: &T::AccountId| Institutions::<T>::get(who).is_some_and(|i| i.roles.auditor);
+			let roles = |who: &T::AccountId| Institutions::<T>::get(who).map(|i| i.roles);
 			match decision {
 				Decision::Admit(_) | Decision::Remove(_) => true,
-				Decision::Suspend(who) => is_auditor(who),
-				Decision::SetRoles(who, roles) => roles.auditor || is_auditor(who),
+				Decision::Suspend(who) => roles(who).is_some_and(|r| r.producer || r.auditor),
+				Decision::SetRoles(who, new) => roles(who)
+					.is_some_and(|r| r.producer != new.producer || r.auditor != new.auditor),
 			}
 		}
 
 		/// Records `origin`'s approval of `decision`. Returns `Some(forced)`
 		/// when the decision is carried (`forced` for `ForceOrigin`), `None`
 		/// when it waits for the other body.
+		///
+		/// A carried decision voids every other approval waiting about the
+		/// same institution: they approved a state that no longer holds.
 		fn decide(
 			origin: OriginFor<T>,
 			decision: &Decision<T::AccountId>,
 		) -> Result<Option<bool>, DispatchError> {
-			let Some(body) = Self::body_of(origin)? else { return Ok(Some(true)) };
+			let who = decision.subject();
+			let Some(body) = Self::body_of(origin)? else {
+				Self::forget_decisions(who);
+				return Ok(Some(true));
+			};
 			if !Self::needs_regulators(decision) {
 				ensure!(body == Body::Council, Error::<T>::NotRegulatorsDecision);
+				Self::forget_decisions(who);
 				return Ok(Some(false));
 			}
-			let who = decision.subject();
 			let now = frame_system::Pallet::<T>::block_number();
 			if let Some(pending) =
 				PendingDecisions::<T>::get(who, decision).filter(|p| now <= p.expires_at)
 			{
 				ensure!(pending.body != body, Error::<T>::AlreadyApproved);
-				PendingDecisions::<T>::remove(who, decision);
+				Self::forget_decisions(who);
 				return Ok(Some(false));
 			}
 			let expires_at = now.saturating_add(T::DecisionPeriod::get());
@@ -1051,6 +1074,12 @@ pub mod pallet {
 			Ok(None)
 		}
 
+		/// Drops every approval waiting about `who` (at most
+		/// [`MAX_DECISIONS_PER_INSTITUTION`]).
+		fn forget_decisions(who: &T::AccountId) {
+			let _ = PendingDecisions::<T>::clear_prefix(who, MAX_DECISIONS_PER_INSTITUTION, None);
+		}
+
 		/// The members of `body`.
 		pub fn members_of(body: Body) -> BoundedVec<T::AccountId, T::MaxBodyMembers> {
 			match body {
@@ -1061,7 +1090,7 @@ pub mod pallet {
 
 		/// Puts `who` in the council if it is an active producer and among the
 		/// regulators if it is an active auditor, and takes it out otherwise.
-		/// Unless `forced`, a body keeps at least one member.
+		/// Unless `forced`, a body keeps at least `MinBodyMembers` members.
 		pub(crate) fn sync_bodies(who: &T::AccountId, forced: bool) -> DispatchResult {
 			let (producer, auditor) = Institutions::<T>::get(who)
 				.filter(|i| i.status == InstitutionStatus::Active)
@@ -1080,7 +1109,10 @@ pub mod pallet {
 					(alloc::vec![who.clone()], Vec::new())
 				},
 				(Ok(at), false) => {
-					ensure!(forced || members.len() > 1, Error::<T>::LastBodyMember);
+					ensure!(
+						forced || members.len() > T::MinBodyMembers::get() as usize,
+						Error::<T>::LastBodyMember
+					);
 					members.remove(at);
 					(Vec::new(), alloc::vec![who.clone()])
 				},
@@ -1360,15 +1392,15 @@ pub mod pallet {
 				pending <= T::MaxPendingApplications::get(),
 				"more applications than MaxPendingApplications"
 			);
+			// The caps may be governance parameters, lowered mid-session: the
+			// gains and penalties already counted are checked against what no
+			// cap can exceed.
 			for (who, gained) in SessionGains::<T>::iter() {
-				ensure!(gained <= T::MaxCreditGainPerSession::get(), "session gain above the cap");
+				ensure!(gained <= T::MaxCredit::get(), "session gain above the maximum credit");
 				ensure!(Credits::<T>::contains_key(&who), "session gain without credit");
 			}
 			for (_, used) in AuditorPenalties::<T>::iter() {
-				ensure!(
-					used <= T::MaxPenaltyPerAuditorPerSession::get(),
-					"auditor penalties above the cap"
-				);
+				ensure!(used <= T::MaxCredit::get(), "auditor penalties above the maximum credit");
 			}
 			for (who, info) in FormerCandidates::<T>::iter() {
 				ensure!(!Candidates::<T>::contains_key(&who), "former candidate is a candidate");

@@ -146,6 +146,7 @@ impl pallet_reputation::Config for Test {
 	type CouncilMembers = MockCouncil;
 	type RegulatorMembers = MockRegulators;
 	type MaxBodyMembers = ConstU32<MAX_BODY_MEMBERS>;
+	type MinBodyMembers = ConstU32<1>;
 	type DecisionPeriod = ConstU64<DECISION_PERIOD>;
 	type ValidatorRegistration = MockRegistration;
 	type CreditPolicy = DefaultCreditPolicy;

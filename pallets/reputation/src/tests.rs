@@ -392,19 +392,71 @@ fn an_approval_lapses_after_the_decision_period() {
 fn regulators_cannot_take_the_councils_decisions() {
 	new_test_ext(|| {
 		join(1, producer());
-		join(2, producer());
+		// Validates only: sits in no body.
+		join(2, Roles::only(Role::Validator));
 		join(3, auditor());
 		assert_noop!(Reputation::suspend_institution(regulators(), 2), Error::<Test>::NotRegulatorsDecision);
 		assert_noop!(
 			Reputation::set_roles(regulators(), 2, Roles::only(Role::Validator)),
 			Error::<Test>::NotRegulatorsDecision
 		);
-		assert_noop!(Reputation::set_invulnerables(regulators(), vec![2]), Error::<Test>::NotRegulatorsDecision);
+		assert_noop!(Reputation::set_invulnerables(regulators(), vec![1]), Error::<Test>::NotRegulatorsDecision);
 		// The council takes them alone.
 		assert_ok!(Reputation::suspend_institution(council(), 2));
 		assert_eq!(Institutions::<Test>::get(2).unwrap().status, InstitutionStatus::Suspended);
 		assert_ok!(Reputation::set_invulnerables(council(), vec![1]));
 		assert_eq!(Invulnerables::<Test>::get().to_vec(), vec![1]);
+	});
+}
+
+#[test]
+fn council_cannot_name_an_outsider_invulnerable() {
+	new_test_ext(|| {
+		join(1, producer());
+		join(2, Roles::only(Role::Validator));
+		for outsider in [2, 99] {
+			assert_noop!(Reputation::set_invulnerables(council(), vec![1, outsider]), Error::<Test>::NotProducer);
+		}
+	});
+}
+
+#[test]
+fn council_cannot_pack_itself_or_shut_out_its_minority() {
+	new_test_ext(|| {
+		join(1, producer());
+		join(2, producer());
+		join(3, auditor());
+		join(4, Roles::only(Role::Validator));
+		// Making a friend a producer, or suspending a member, waits for the
+		// regulators.
+		assert_ok!(Reputation::set_roles(council(), 4, producer()));
+		assert_eq!(Institutions::<Test>::get(4).unwrap().roles, Roles::only(Role::Validator));
+		assert_ok!(Reputation::suspend_institution(council(), 2));
+		assert_eq!(Institutions::<Test>::get(2).unwrap().status, InstitutionStatus::Active);
+		assert_eq!(Council::<Test>::get().to_vec(), vec![1, 2]);
+		assert_ok!(Reputation::suspend_institution(regulators(), 2));
+		assert_eq!(Council::<Test>::get().to_vec(), vec![1]);
+	});
+}
+
+#[test]
+fn a_carried_decision_voids_stale_approvals() {
+	new_test_ext(|| {
+		join(1, producer());
+		join(2, auditor());
+		join(5, Roles::only(Role::Validator));
+		// The regulators approve removing 5; then the council suspends it
+		// alone, which changes what the regulators approved.
+		assert_ok!(Reputation::remove_institution(regulators(), 5));
+		assert_ok!(Reputation::suspend_institution(council(), 5));
+		assert_eq!(PendingDecisions::<Test>::iter_prefix(5).count(), 0);
+		// The council's removal now waits for a fresh regulators' vote.
+		assert_ok!(Reputation::remove_institution(council(), 5));
+		assert!(Institutions::<Test>::contains_key(5));
+		assert_eq!(
+			PendingDecisions::<Test>::get(5, Decision::Remove(5)).map(|p| p.body),
+			Some(Body::Council)
+		);
 	});
 }
 
@@ -442,9 +494,11 @@ fn the_last_member_cannot_be_voted_out_of_a_body() {
 	new_test_ext(|| {
 		join(1, producer());
 		join(2, auditor());
-		assert_noop!(Reputation::suspend_institution(council(), 1), Error::<Test>::LastBodyMember);
+		assert_ok!(Reputation::suspend_institution(council(), 1));
+		assert_noop!(Reputation::suspend_institution(regulators(), 1), Error::<Test>::LastBodyMember);
+		assert_ok!(Reputation::set_roles(council(), 1, Roles::only(Role::Validator)));
 		assert_noop!(
-			Reputation::set_roles(council(), 1, Roles::only(Role::Validator)),
+			Reputation::set_roles(regulators(), 1, Roles::only(Role::Validator)),
 			Error::<Test>::LastBodyMember
 		);
 		assert_ok!(Reputation::remove_institution(regulators(), 2));

@@ -55,7 +55,8 @@ impl<T: Config> UncheckedOnRuntimeUpgrade for InnerMigrateV2ToV3<T> {
 		Council::<T>::put(council);
 		Regulators::<T>::put(regulators);
 		let reads = (Institutions::<T>::iter_keys().count() as u64).saturating_mul(2);
-		T::DbWeight::get().reads_writes(reads.saturating_add(2), 4)
+		// The bodies, the collectives' members and prime, and the version.
+		T::DbWeight::get().reads_writes(reads.saturating_add(4), 7)
 	}
 
 	#[cfg(feature = "try-runtime")]

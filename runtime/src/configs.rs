@@ -418,6 +418,7 @@ impl pallet_proxy_reencrypt::Config for Runtime {
 	type Registry = Reputation;
 	type Credit = Reputation;
 	type Records = EhrIndex;
+	type RegulatorOrigin = RegulatorMajority;
 	type AuthorityId = pallet_proxy_reencrypt::crypto::ProxyId;
 	type MaxProxies = ConstU32<8>;
 	type MaxGrantsPerAccount = ConstU32<64>;

@@ -85,8 +85,9 @@ fn hospitals(collators: &[(AccountId, AuraId)]) -> Vec<GenesisInstitution> {
 	collators.iter().enumerate().map(|(i, (acc, _))| genesis_hospital(acc, i)).collect()
 }
 
-fn development() -> Value {
-	let collators = vec![collator(Sr25519Keyring::Alice)];
+/// A convenience chain: `collators` are its hospitals, the well-known
+/// accounts are funded and `//Alice` is sudo.
+fn with_sudo(collators: Vec<(AccountId, AuraId)>) -> Value {
 	genesis(
 		collators.clone(),
 		hospitals(&collators),
@@ -96,15 +97,12 @@ fn development() -> Value {
 	)
 }
 
+fn development() -> Value {
+	with_sudo(vec![collator(Sr25519Keyring::Alice)])
+}
+
 fn local_testnet() -> Value {
-	let collators = vec![collator(Sr25519Keyring::Alice), collator(Sr25519Keyring::Bob)];
-	genesis(
-		collators.clone(),
-		hospitals(&collators),
-		Sr25519Keyring::well_known().map(|k| k.to_account_id()).collect(),
-		Some(Sr25519Keyring::Alice.to_account_id()),
-		PARACHAIN_ID.into(),
-	)
+	with_sudo(vec![collator(Sr25519Keyring::Alice), collator(Sr25519Keyring::Bob)])
 }
 
 /// A consortium as a region launches it: no sudo key. The founding council

@@ -395,7 +395,7 @@ mod governance {
 	use frame_support::{dispatch::GetDispatchInfo, traits::UnfilteredDispatchable};
 	use medchain_primitives::{InstitutionKind, InstitutionStatus, Roles};
 	use medchain_runtime::{
-		configs::{dynamic_params, RuntimeParameters}, Council, Regulators, RuntimeCall, RuntimeEvent,
+		configs::{dynamic_params, RuntimeParameters}, Council, RuntimeCall, RuntimeEvent,
 	};
 	use sp_keyring::Sr25519Keyring::{self as K, Dave, Eve};
 	use sp_runtime::{traits::Hash as _, DispatchError};
@@ -422,36 +422,34 @@ mod governance {
 		let len = call.encoded_size() as u32;
 		let hash = <Runtime as frame_system::Config>::Hashing::hash_of(&call);
 		let weight = call.get_dispatch_info().call_weight;
-		let threshold = ayes.len() as u32;
 		System::reset_events();
-		let proposer = RuntimeOrigin::signed(account(ayes[0]));
 		match body {
-			Body::Council => {
-				let index = pallet_collective::ProposalCount::<Runtime, CouncilI>::get();
-				assert_ok!(Council::propose(proposer, threshold, Box::new(call), len));
-				if threshold > 1 {
-					for k in ayes {
-						assert_ok!(Council::vote(RuntimeOrigin::signed(account(*k)), hash, index, true));
-					}
-					assert_ok!(Council::close(RuntimeOrigin::signed(account(ayes[0])), hash, index, weight, len));
-				}
-			},
-			Body::Regulators => {
-				let index = pallet_collective::ProposalCount::<Runtime, RegulatorsI>::get();
-				assert_ok!(Regulators::propose(proposer, threshold, Box::new(call), len));
-				if threshold > 1 {
-					for k in ayes {
-						assert_ok!(Regulators::vote(RuntimeOrigin::signed(account(*k)), hash, index, true));
-					}
-					assert_ok!(Regulators::close(RuntimeOrigin::signed(account(ayes[0])), hash, index, weight, len));
-				}
-			},
+			Body::Council => carry::<CouncilI>(ayes, call, hash, weight, len),
+			Body::Regulators => carry::<RegulatorsI>(ayes, call, hash, weight, len),
 		}
 		System::events().into_iter().find_map(|r| match r.event {
 			RuntimeEvent::Council(pallet_collective::Event::Executed { result, .. }) |
 			RuntimeEvent::Regulators(pallet_collective::Event::Executed { result, .. }) => Some(result),
 			_ => None,
 		})
+	}
+
+	/// Proposes, votes and closes `call` in collective `I` (see [`motion`]).
+	fn carry<I: 'static>(ayes: &[K], call: RuntimeCall, hash: sp_core::H256, weight: frame_support::weights::Weight, len: u32)
+	where
+		Runtime: pallet_collective::Config<I, Proposal = RuntimeCall>,
+	{
+		type C<I> = pallet_collective::Pallet<Runtime, I>;
+		let signed = |k: &K| RuntimeOrigin::signed(account(*k));
+		let index = pallet_collective::ProposalCount::<Runtime, I>::get();
+		let threshold = ayes.len() as u32;
+		assert_ok!(C::<I>::propose(signed(&ayes[0]), threshold, Box::new(call), len));
+		if threshold > 1 {
+			for k in ayes {
+				assert_ok!(C::<I>::vote(signed(k), hash, index, true));
+			}
+			assert_ok!(C::<I>::close(signed(&ayes[0]), hash, index, weight, len));
+		}
 	}
 
 	fn reputation(call: pallet_reputation::Call<Runtime>) -> RuntimeCall {

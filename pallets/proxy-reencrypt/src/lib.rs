@@ -147,6 +147,11 @@ pub mod pallet {
 		/// Where proxies' and break-glass institutions' behaviour is reported.
 		type Credit: CreditReporter<Self::AccountId> + AuditorVerdicts<Self::AccountId>;
 
+		/// A motion of the regulators: reviews a break-glass access as a
+		/// body (not charged to any auditor's allowance) and may overturn an
+		/// auditor's clearance within the review window.
+		type RegulatorOrigin: EnsureOrigin<Self::RuntimeOrigin>;
+
 		/// The record index.
 		type Records: RecordIndex<Self::AccountId>;
 
@@ -343,6 +348,9 @@ pub mod pallet {
 		},
 		/// An auditor reviewed a break-glass access.
 		EmergencyReviewed { request: RequestId, auditor: T::AccountId, justified: bool },
+		/// The regulators reviewed a break-glass access by motion;
+		/// `overturned` when an auditor had cleared it.
+		EmergencyReviewedByRegulators { request: RequestId, justified: bool, overturned: bool },
 		/// A break-glass access was not reviewed in time.
 		EmergencyUnreviewed { request: RequestId, institution: T::AccountId },
 	}
@@ -744,13 +752,21 @@ pub mod pallet {
 		/// `pallet-reputation`: one auditor cannot condemn every emergency
 		/// access of a competitor. No institution reviews its own access.
 		///
+		/// The regulators review by motion instead: a pending access, with no
+		/// allowance charged, or an auditor's clearance they overturn within
+		/// the review window (emits `EmergencyReviewedByRegulators`).
+		///
 		/// Origin: an active auditor institution other than the one that
-		/// broke the glass. Errors: `NotAuditor`, `RequestNotFound`,
-		/// `NotEmergency`, `CannotReviewOwnAccess`, `AlreadyReviewed`,
-		/// `VerdictCapExceeded`.
+		/// broke the glass, or `RegulatorOrigin`. Errors: `NotAuditor`,
+		/// `RequestNotFound`, `NotEmergency`, `CannotReviewOwnAccess`,
+		/// `AlreadyReviewed`, `VerdictCapExceeded`.
 		#[pallet::call_index(8)]
 		#[pallet::weight(T::WeightInfo::review_emergency())]
 		pub fn review_emergency(origin: OriginFor<T>, request: RequestId, justified: bool) -> DispatchResult {
+			let origin = match T::RegulatorOrigin::try_origin(origin) {
+				Ok(_) => return Self::review_by_regulators(request, justified),
+				Err(origin) => origin,
+			};
 			let auditor = ensure_signed(origin)?;
 			ensure!(T::Registry::has_role(&auditor, Role::Auditor), Error::<T>::NotAuditor);
 			Requests::<T>::try_mutate(request, |maybe| -> DispatchResult {
@@ -853,6 +869,31 @@ pub mod pallet {
 	}
 
 	impl<T: Config> Pallet<T> {
+		/// The regulators' verdict on break-glass access `request`: on a
+		/// pending access, or overturning an auditor's clearance before
+		/// `review_by`. An unjustified access is reported as
+		/// `BreakGlassUnreviewed`, charged to no auditor.
+		fn review_by_regulators(request: RequestId, justified: bool) -> DispatchResult {
+			let now = frame_system::Pallet::<T>::block_number();
+			let overturned = Requests::<T>::try_mutate(request, |maybe| -> Result<bool, DispatchError> {
+				let req = maybe.as_mut().ok_or(Error::<T>::RequestNotFound)?;
+				let e = req.emergency.as_mut().ok_or(Error::<T>::NotEmergency)?;
+				let overturned = match e.review {
+					Review::Pending => false,
+					Review::Reviewed { justified: true, .. } if !justified && now <= e.review_by => true,
+					_ => return Err(Error::<T>::AlreadyReviewed.into()),
+				};
+				if !justified {
+					T::Credit::report(&req.requester, Behaviour::BreakGlassUnreviewed);
+				}
+				e.review = Review::ReviewedByRegulators { justified, overturned };
+				ReviewDeadlines::<T>::mutate(e.review_by, |l| l.retain(|x| *x != request));
+				Ok(overturned)
+			})?;
+			Self::deposit_event(Event::EmergencyReviewedByRegulators { request, justified, overturned });
+			Ok(())
+		}
+
 		fn check_public_key(key: &UmbralPublicKey) -> DispatchResult {
 			medchain_umbral::public_key(key).map(|_| ()).map_err(|_| Error::<T>::BadPublicKey.into())
 		}

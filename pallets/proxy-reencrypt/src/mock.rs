@@ -2,7 +2,7 @@
 //! index; real Umbral keys, fragments and capsules.
 
 use crate::{self as pallet_proxy_reencrypt, *};
-use frame_support::{derive_impl, parameter_types, traits::ConstU32};
+use frame_support::{derive_impl, ord_parameter_types, parameter_types, traits::ConstU32};
 use frame_system::offchain::{CreateSignedTransaction, CreateTransactionBase, SigningTypes};
 use medchain_primitives::{AuditorVerdicts, Behaviour, CreditReporter, InstitutionRegistry, RecordKind, RecordRef, Role};
 use medchain_umbral::{PublicKey, SecretKey, Signer};
@@ -47,6 +47,11 @@ pub const EMERGENCY: AccountId = 5;
 pub const AUDITOR: AccountId = 6;
 /// An account that is not an institution and has no keys.
 pub const OUTSIDER: AccountId = 100;
+
+ord_parameter_types! {
+	/// Signing as this account stands for a motion the regulators carried.
+	pub const RegulatorMotion: AccountId = 901;
+}
 
 parameter_types! {
 	pub static CreditLog: Vec<(AccountId, Behaviour)> = vec![];
@@ -149,6 +154,7 @@ pub const INTERVAL: u64 = 2;
 impl pallet_proxy_reencrypt::Config for Test {
 	type RuntimeEvent = RuntimeEvent;
 	type Registry = MockRegistry;
+	type RegulatorOrigin = frame_system::EnsureSignedBy<RegulatorMotion, AccountId>;
 	type Credit = MockCredit;
 	type Records = MockRecords;
 	type AuthorityId = TestAuthorityId;

@@ -571,6 +571,61 @@ fn one_auditor_cannot_condemn_every_emergency_access() {
 	});
 }
 
+#[test]
+fn regulators_overturn_an_auditors_clearance_within_the_window() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let eg = w.emergency_grant();
+		let statement = H256::repeat_byte(6);
+		let regulators = || RuntimeOrigin::signed(RegulatorMotion::get());
+		let cleared = NextRequestId::<Test>::get();
+		assert_ok!(Pre::break_glass(origin(EMERGENCY), eg, RECORD, EmergencyReason::LifeThreatening, statement));
+		let pending = NextRequestId::<Test>::get();
+		assert_ok!(Pre::break_glass(origin(EMERGENCY), eg, RECORD, EmergencyReason::LifeThreatening, statement));
+		// A friendly auditor clears the first; the regulators overturn it.
+		assert_ok!(Pre::review_emergency(origin(AUDITOR), cleared, true));
+		CreditLog::take();
+		assert_ok!(Pre::review_emergency(regulators(), cleared, false));
+		assert_eq!(CreditLog::get(), vec![(EMERGENCY, Behaviour::BreakGlassUnreviewed)]);
+		assert!(events().contains(&Event::EmergencyReviewedByRegulators {
+			request: cleared,
+			justified: false,
+			overturned: true
+		}));
+		// Their verdict is final.
+		assert_noop!(Pre::review_emergency(regulators(), cleared, true), Error::<Test>::AlreadyReviewed);
+		assert_noop!(Pre::review_emergency(origin(AUDITOR), cleared, true), Error::<Test>::AlreadyReviewed);
+		// A pending access: reviewed by the body, with no auditor allowance
+		// charged, and out of the lapse queue.
+		VerdictAllowance::set(Default::default());
+		assert_ok!(Pre::review_emergency(regulators(), pending, false));
+		assert_eq!(
+			Requests::<Test>::get(pending).unwrap().emergency.unwrap().review,
+			Review::ReviewedByRegulators { justified: false, overturned: false }
+		);
+		CreditLog::take();
+		run_to(1 + WINDOW);
+		assert!(!CreditLog::get().contains(&(EMERGENCY, Behaviour::BreakGlassUnreviewed)));
+		assert_noop!(Pre::review_emergency(regulators(), 99, false), Error::<Test>::RequestNotFound);
+	});
+}
+
+#[test]
+fn a_clearance_stands_once_the_window_closed() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let eg = w.emergency_grant();
+		let request = NextRequestId::<Test>::get();
+		assert_ok!(Pre::break_glass(origin(EMERGENCY), eg, RECORD, EmergencyReason::LifeThreatening, H256::zero()));
+		assert_ok!(Pre::review_emergency(origin(AUDITOR), request, true));
+		run_to(2 + WINDOW);
+		assert_noop!(
+			Pre::review_emergency(RuntimeOrigin::signed(RegulatorMotion::get()), request, false),
+			Error::<Test>::AlreadyReviewed
+		);
+	});
+}
+
 /// Transactions the offchain worker put in the pool, as (signer, call).
 fn drain_pool(h: &OffchainHandles) -> Vec<(AccountId, RuntimeCall)> {
 	std::mem::take(&mut h.pool.write().transactions)

@@ -175,6 +175,14 @@ pub enum Review<AccountId> {
 	},
 	/// The review window passed without a review.
 	Lapsed,
+	/// Reviewed by a motion of the regulators: a review of a pending access,
+	/// or an auditor's clearance they overturned within the window.
+	ReviewedByRegulators {
+		/// Whether the access was justified.
+		justified: bool,
+		/// Whether an auditor had cleared it before.
+		overturned: bool,
+	},
 }
 
 /// A break-glass access's justification and review.

@@ -45,14 +45,14 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(265), added: 2740, mode: `MaxEncodedLen`)
 	fn apply_for_membership() -> Weight {
 		// Proof size: measured `487`, estimated `3730`.
-		// Minimum execution time: 1_246_379_000 ps.
-		Weight::from_parts(2_120_096_000, 3730)
+		// Minimum execution time: 1_246_620_000 ps.
+		Weight::from_parts(2_012_296_000, 3730)
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:1 w:1)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
-	/// Storage: `Reputation::PendingDecisions` (r:1 w:1)
+	/// Storage: `Reputation::PendingDecisions` (r:10 w:10)
 	/// Proof: `Reputation::PendingDecisions` (`max_values`: None, `max_size`: Some(105), added: 2580, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::InstitutionCount` (r:1 w:1)
 	/// Proof: `Reputation::InstitutionCount` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
@@ -77,15 +77,15 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Council::Prime` (r:0 w:1)
 	/// Proof: `Council::Prime` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
 	fn approve_institution() -> Weight {
-		// Proof size: measured `3897`, estimated `5382`.
-		// Minimum execution time: 1_063_728_000 ps.
-		Weight::from_parts(1_723_177_000, 5382)
-			.saturating_add(T::DbWeight::get().reads(9_u64))
-			.saturating_add(T::DbWeight::get().writes(11_u64))
+		// Proof size: measured `4463`, estimated `26790`.
+		// Minimum execution time: 1_247_852_000 ps.
+		Weight::from_parts(2_049_812_000, 26790)
+			.saturating_add(T::DbWeight::get().reads(18_u64))
+			.saturating_add(T::DbWeight::get().writes(20_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:1 w:1)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
-	/// Storage: `Reputation::PendingDecisions` (r:1 w:1)
+	/// Storage: `Reputation::PendingDecisions` (r:10 w:10)
 	/// Proof: `Reputation::PendingDecisions` (`max_values`: None, `max_size`: Some(105), added: 2580, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::Council` (r:1 w:1)
 	/// Proof: `Reputation::Council` (`max_values`: Some(1), `max_size`: Some(3202), added: 3697, mode: `MaxEncodedLen`)
@@ -104,15 +104,15 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Council::Prime` (r:0 w:1)
 	/// Proof: `Council::Prime` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
 	fn suspend_institution() -> Weight {
-		// Proof size: measured `3842`, estimated `5327`.
-		// Minimum execution time: 899_695_000 ps.
-		Weight::from_parts(1_446_066_000, 5327)
-			.saturating_add(T::DbWeight::get().reads(6_u64))
-			.saturating_add(T::DbWeight::get().writes(8_u64))
+		// Proof size: measured `4402`, estimated `26790`.
+		// Minimum execution time: 1_093_173_000 ps.
+		Weight::from_parts(1_816_375_000, 26790)
+			.saturating_add(T::DbWeight::get().reads(15_u64))
+			.saturating_add(T::DbWeight::get().writes(17_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:1 w:1)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
-	/// Storage: `Reputation::PendingDecisions` (r:1 w:1)
+	/// Storage: `Reputation::PendingDecisions` (r:10 w:10)
 	/// Proof: `Reputation::PendingDecisions` (`max_values`: None, `max_size`: Some(105), added: 2580, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::Candidates` (r:1 w:1)
 	/// Proof: `Reputation::Candidates` (`max_values`: None, `max_size`: Some(84), added: 2559, mode: `MaxEncodedLen`)
@@ -149,15 +149,15 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Council::Prime` (r:0 w:1)
 	/// Proof: `Council::Prime` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
 	fn remove_institution() -> Weight {
-		// Proof size: measured `4698`, estimated `6183`.
-		// Minimum execution time: 3_789_113_000 ps.
-		Weight::from_parts(6_418_695_000, 6183)
-			.saturating_add(T::DbWeight::get().reads(12_u64))
-			.saturating_add(T::DbWeight::get().writes(17_u64))
+		// Proof size: measured `5261`, estimated `26790`.
+		// Minimum execution time: 3_989_811_000 ps.
+		Weight::from_parts(6_739_962_000, 26790)
+			.saturating_add(T::DbWeight::get().reads(21_u64))
+			.saturating_add(T::DbWeight::get().writes(26_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:1 w:1)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
-	/// Storage: `Reputation::PendingDecisions` (r:1 w:1)
+	/// Storage: `Reputation::PendingDecisions` (r:10 w:10)
 	/// Proof: `Reputation::PendingDecisions` (`max_values`: None, `max_size`: Some(105), added: 2580, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::Council` (r:1 w:1)
 	/// Proof: `Reputation::Council` (`max_values`: Some(1), `max_size`: Some(3202), added: 3697, mode: `MaxEncodedLen`)
@@ -176,11 +176,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Council::Prime` (r:0 w:1)
 	/// Proof: `Council::Prime` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
 	fn set_roles() -> Weight {
-		// Proof size: measured `3845`, estimated `5330`.
-		// Minimum execution time: 892_465_000 ps.
-		Weight::from_parts(1_564_261_000, 5330)
-			.saturating_add(T::DbWeight::get().reads(6_u64))
-			.saturating_add(T::DbWeight::get().writes(8_u64))
+		// Proof size: measured `4402`, estimated `26790`.
+		// Minimum execution time: 1_082_607_000 ps.
+		Weight::from_parts(1_814_553_000, 26790)
+			.saturating_add(T::DbWeight::get().reads(15_u64))
+			.saturating_add(T::DbWeight::get().writes(17_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:1 w:0)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
@@ -192,8 +192,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Parameters::Parameters` (`max_values`: None, `max_size`: Some(24), added: 2499, mode: `MaxEncodedLen`)
 	fn penalise() -> Weight {
 		// Proof size: measured `640`, estimated `3606`.
-		// Minimum execution time: 600_050_000 ps.
-		Weight::from_parts(1_090_418_000, 3606)
+		// Minimum execution time: 597_937_000 ps.
+		Weight::from_parts(989_748_000, 3606)
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
@@ -215,8 +215,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Reputation::FormerCandidates` (`max_values`: None, `max_size`: Some(84), added: 2559, mode: `MaxEncodedLen`)
 	fn register_as_candidate() -> Weight {
 		// Proof size: measured `947`, estimated `4412`.
-		// Minimum execution time: 1_627_806_000 ps.
-		Weight::from_parts(2_969_045_000, 4412)
+		// Minimum execution time: 1_635_417_000 ps.
+		Weight::from_parts(2_763_101_000, 4412)
 			.saturating_add(T::DbWeight::get().reads(8_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
@@ -232,8 +232,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Reputation::CandidateCount` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
 	fn leave_candidates() -> Weight {
 		// Proof size: measured `605`, estimated `3834`.
-		// Minimum execution time: 2_039_597_000 ps.
-		Weight::from_parts(3_577_348_000, 3834)
+		// Minimum execution time: 2_034_239_000 ps.
+		Weight::from_parts(3_236_363_000, 3834)
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
@@ -251,8 +251,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(265), added: 2740, mode: `MaxEncodedLen`)
 	fn delegate() -> Weight {
 		// Proof size: measured `562`, estimated `3730`.
-		// Minimum execution time: 1_427_838_000 ps.
-		Weight::from_parts(2_404_308_000, 3730)
+		// Minimum execution time: 1_450_673_000 ps.
+		Weight::from_parts(2_377_308_000, 3730)
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
 	}
@@ -272,8 +272,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Reputation::TotalDelegated` (`max_values`: Some(1), `max_size`: Some(16), added: 511, mode: `MaxEncodedLen`)
 	fn undelegate() -> Weight {
 		// Proof size: measured `834`, estimated `3834`.
-		// Minimum execution time: 2_279_262_000 ps.
-		Weight::from_parts(3_827_189_000, 3834)
+		// Minimum execution time: 2_358_500_000 ps.
+		Weight::from_parts(4_016_340_000, 3834)
 			.saturating_add(T::DbWeight::get().reads(7_u64))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
 	}
@@ -284,22 +284,26 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Balances::Holds` (r:1 w:1)
 	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(265), added: 2740, mode: `MaxEncodedLen`)
 	/// Component `c` ranges over `[1, 16]`.
-	fn withdraw_unbonded(c: u32, ) -> Weight {
+	fn withdraw_unbonded(_c: u32, ) -> Weight {
 		// Proof size: measured `517`, estimated `3834`.
-		// Minimum execution time: 1_085_091_000 ps.
-		Weight::from_parts(1_878_834_701, 3834)
-			.saturating_add(Weight::from_parts(2_985_754, 0).saturating_mul(c.into()))
+		// Minimum execution time: 1_109_176_000 ps.
+		Weight::from_parts(1_995_970_140, 3834)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
+	/// Storage: `Reputation::Institutions` (r:8 w:0)
+	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::Invulnerables` (r:0 w:1)
 	/// Proof: `Reputation::Invulnerables` (`max_values`: Some(1), `max_size`: Some(257), added: 752, mode: `MaxEncodedLen`)
 	/// Component `i` ranges over `[1, 8]`.
-	fn set_invulnerables(_i: u32, ) -> Weight {
-		// Proof size: measured `0`, estimated `0`.
-		// Minimum execution time: 134_980_000 ps.
-		Weight::from_parts(261_143_112, 0)
+	fn set_invulnerables(i: u32, ) -> Weight {
+		// Proof size: measured `334`, estimated `990`.
+		// Minimum execution time: 307_977_000 ps.
+		Weight::from_parts(339_988_768, 990)
+			.saturating_add(Weight::from_parts(136_040_838, 0).saturating_mul(i.into()))
+			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(i.into())))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
+			.saturating_add(Weight::from_parts(0, 2616).saturating_mul(i.into()))
 	}
 	/// Storage: `Reputation::Credits` (r:1001 w:999)
 	/// Proof: `Reputation::Credits` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
@@ -321,10 +325,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Component `i` ranges over `[1, 1000]`.
 	fn new_session(c: u32, i: u32, ) -> Weight {
 		// Proof size: measured `0`, estimated `6853`.
-		// Minimum execution time: 1_923_184_000 ps.
-		Weight::from_parts(2_240_685_000, 6853)
-			.saturating_add(Weight::from_parts(269_513_540, 0).saturating_mul(c.into()))
-			.saturating_add(Weight::from_parts(354_685_351, 0).saturating_mul(i.into()))
+		// Minimum execution time: 1_091_349_000 ps.
+		Weight::from_parts(91_507_192_320, 6853)
+			.saturating_add(Weight::from_parts(238_696_398, 0).saturating_mul(i.into()))
 			.saturating_add(T::DbWeight::get().reads(11_u64))
 			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(c.into())))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(i.into())))
@@ -338,69 +341,70 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 /// The same weights with RocksDB database weights, for tests and mocks.
 impl WeightInfo for () {
 	fn apply_for_membership() -> Weight {
-		Weight::from_parts(2_120_096_000, 3730)
+		Weight::from_parts(2_012_296_000, 3730)
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn approve_institution() -> Weight {
-		Weight::from_parts(1_723_177_000, 5382)
-			.saturating_add(RocksDbWeight::get().reads(9_u64))
-			.saturating_add(RocksDbWeight::get().writes(11_u64))
+		Weight::from_parts(2_049_812_000, 26790)
+			.saturating_add(RocksDbWeight::get().reads(18_u64))
+			.saturating_add(RocksDbWeight::get().writes(20_u64))
 	}
 	fn suspend_institution() -> Weight {
-		Weight::from_parts(1_446_066_000, 5327)
-			.saturating_add(RocksDbWeight::get().reads(6_u64))
-			.saturating_add(RocksDbWeight::get().writes(8_u64))
-	}
-	fn remove_institution() -> Weight {
-		Weight::from_parts(6_418_695_000, 6183)
-			.saturating_add(RocksDbWeight::get().reads(12_u64))
+		Weight::from_parts(1_816_375_000, 26790)
+			.saturating_add(RocksDbWeight::get().reads(15_u64))
 			.saturating_add(RocksDbWeight::get().writes(17_u64))
 	}
+	fn remove_institution() -> Weight {
+		Weight::from_parts(6_739_962_000, 26790)
+			.saturating_add(RocksDbWeight::get().reads(21_u64))
+			.saturating_add(RocksDbWeight::get().writes(26_u64))
+	}
 	fn set_roles() -> Weight {
-		Weight::from_parts(1_564_261_000, 5330)
-			.saturating_add(RocksDbWeight::get().reads(6_u64))
-			.saturating_add(RocksDbWeight::get().writes(8_u64))
+		Weight::from_parts(1_814_553_000, 26790)
+			.saturating_add(RocksDbWeight::get().reads(15_u64))
+			.saturating_add(RocksDbWeight::get().writes(17_u64))
 	}
 	fn penalise() -> Weight {
-		Weight::from_parts(1_090_418_000, 3606)
+		Weight::from_parts(989_748_000, 3606)
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	fn register_as_candidate() -> Weight {
-		Weight::from_parts(2_969_045_000, 4412)
+		Weight::from_parts(2_763_101_000, 4412)
 			.saturating_add(RocksDbWeight::get().reads(8_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn leave_candidates() -> Weight {
-		Weight::from_parts(3_577_348_000, 3834)
+		Weight::from_parts(3_236_363_000, 3834)
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
 	fn delegate() -> Weight {
-		Weight::from_parts(2_404_308_000, 3730)
+		Weight::from_parts(2_377_308_000, 3730)
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
 	}
 	fn undelegate() -> Weight {
-		Weight::from_parts(3_827_189_000, 3834)
+		Weight::from_parts(4_016_340_000, 3834)
 			.saturating_add(RocksDbWeight::get().reads(7_u64))
 			.saturating_add(RocksDbWeight::get().writes(7_u64))
 	}
-	fn withdraw_unbonded(c: u32, ) -> Weight {
-		Weight::from_parts(1_878_834_701, 3834)
-			.saturating_add(Weight::from_parts(2_985_754, 0).saturating_mul(c.into()))
+	fn withdraw_unbonded(_c: u32, ) -> Weight {
+		Weight::from_parts(1_995_970_140, 3834)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
-	fn set_invulnerables(_i: u32, ) -> Weight {
-		Weight::from_parts(261_143_112, 0)
+	fn set_invulnerables(i: u32, ) -> Weight {
+		Weight::from_parts(339_988_768, 990)
+			.saturating_add(Weight::from_parts(136_040_838, 0).saturating_mul(i.into()))
+			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(i.into())))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
+			.saturating_add(Weight::from_parts(0, 2616).saturating_mul(i.into()))
 	}
 	fn new_session(c: u32, i: u32, ) -> Weight {
-		Weight::from_parts(2_240_685_000, 6853)
-			.saturating_add(Weight::from_parts(269_513_540, 0).saturating_mul(c.into()))
-			.saturating_add(Weight::from_parts(354_685_351, 0).saturating_mul(i.into()))
+		Weight::from_parts(91_507_192_320, 6853)
+			.saturating_add(Weight::from_parts(238_696_398, 0).saturating_mul(i.into()))
 			.saturating_add(RocksDbWeight::get().reads(11_u64))
 			.saturating_add(RocksDbWeight::get().reads((2_u64).saturating_mul(c.into())))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(i.into())))

@@ -106,8 +106,6 @@ struct Fuzzer {
 	actors: Vec<AccountId>,
 	/// Institutions that registered an Umbral proxy key.
 	proxies: Vec<AccountId>,
-	/// Keyrings of the actors, to sign session keys.
-	keyrings: Vec<K>,
 	umbral: Vec<Umbral>,
 	slot: u64,
 	parent: H256,
@@ -139,7 +137,6 @@ impl Fuzzer {
 			seed,
 			actors: keyrings.iter().map(|k| account(*k)).collect(),
 			proxies: Vec::new(),
-			keyrings,
 			umbral: Vec::new(),
 			slot: 1_000,
 			parent: H256::zero(),

@@ -1092,11 +1092,24 @@ pub mod pallet {
 		/// regulators if it is an active auditor, and takes it out otherwise.
 		/// Unless `forced`, a body keeps at least `MinBodyMembers` members.
 		pub(crate) fn sync_bodies(who: &T::AccountId, forced: bool) -> DispatchResult {
-			let (producer, auditor) = Institutions::<T>::get(who)
-				.filter(|i| i.status == InstitutionStatus::Active)
-				.map_or((false, false), |i| (i.roles.producer, i.roles.auditor));
-			Self::set_membership(Body::Council, who, producer, forced)?;
-			Self::set_membership(Body::Regulators, who, auditor, forced)
+			let active = Institutions::<T>::get(who).filter(|i| i.status == InstitutionStatus::Active);
+			for body in [Body::Council, Body::Regulators] {
+				let member = active.as_ref().is_some_and(|i| body.seats(&i.roles));
+				Self::set_membership(body, who, member, forced)?;
+			}
+			Ok(())
+		}
+
+		/// Every active institution that sits in `body` by its roles, sorted:
+		/// what the body's stored members must equal (read by the storage
+		/// migration and `try_state`; iterates the whole registry).
+		pub fn seated_in(body: Body) -> Vec<T::AccountId> {
+			let mut members: Vec<T::AccountId> = Institutions::<T>::iter()
+				.filter(|(_, i)| i.status == InstitutionStatus::Active && body.seats(&i.roles))
+				.map(|(who, _)| who)
+				.collect();
+			members.sort();
+			members
 		}
 
 		fn set_membership(body: Body, who: &T::AccountId, member: bool, forced: bool) -> DispatchResult {
@@ -1359,20 +1372,12 @@ pub mod pallet {
 			let sum = Delegations::<T>::iter()
 				.fold(BalanceOf::<T>::zero(), |acc, (_, _, amount)| acc.saturating_add(amount));
 			ensure!(sum == TotalDelegated::<T>::get(), "TotalDelegated differs from the sum");
-			let body = |member: fn(&Roles) -> bool| {
-				let mut list: Vec<T::AccountId> = Institutions::<T>::iter()
-					.filter(|(_, i)| i.status == InstitutionStatus::Active && member(&i.roles))
-					.map(|(who, _)| who)
-					.collect();
-				list.sort();
-				list
-			};
 			ensure!(
-				Council::<T>::get().to_vec() == body(|r| r.producer),
+				Council::<T>::get().to_vec() == Self::seated_in(Body::Council),
 				"the council differs from the active producers"
 			);
 			ensure!(
-				Regulators::<T>::get().to_vec() == body(|r| r.auditor),
+				Regulators::<T>::get().to_vec() == Self::seated_in(Body::Regulators),
 				"the regulators differ from the active auditors"
 			);
 			let pending = Institutions::<T>::iter()

@@ -129,6 +129,16 @@ pub enum Body {
 	Regulators,
 }
 
+impl Body {
+	/// Whether an active institution holding `roles` sits in this body.
+	pub fn seats(&self, roles: &Roles) -> bool {
+		match self {
+			Body::Council => roles.producer,
+			Body::Regulators => roles.auditor,
+		}
+	}
+}
+
 /// A governance decision on one institution. Admissions and removals need
 /// both bodies; a suspension or a change of roles needs the council, and the
 /// regulators too when it touches an institution that holds or is given the

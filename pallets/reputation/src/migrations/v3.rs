@@ -7,7 +7,7 @@
 //! runtime's collectives. This migration builds both from the registry and
 //! tells the collectives.
 
-use crate::{Body, Config, Council, Institutions, InstitutionStatus, Pallet, Regulators};
+use crate::{Body, Config, Council, Institutions, Pallet, Regulators};
 use alloc::vec::Vec;
 use frame_support::{
 	migrations::VersionedMigration,
@@ -21,17 +21,7 @@ pub struct InnerMigrateV2ToV3<T>(core::marker::PhantomData<T>);
 
 impl<T: Config> InnerMigrateV2ToV3<T> {
 	fn build(body: Body) -> Vec<T::AccountId> {
-		let mut members: Vec<T::AccountId> = Institutions::<T>::iter()
-			.filter(|(_, i)| {
-				i.status == InstitutionStatus::Active &&
-					match body {
-						Body::Council => i.roles.producer,
-						Body::Regulators => i.roles.auditor,
-					}
-			})
-			.map(|(who, _)| who)
-			.collect();
-		members.sort();
+		let members = Pallet::<T>::seated_in(body);
 		if members.len() > T::MaxBodyMembers::get() as usize {
 			log::warn!(
 				target: crate::LOG_TARGET,

@@ -81,13 +81,26 @@ function executed(api, body, events) {
 export async function motion(api, body, ayes, call) {
   const len = call.method.encodedLength;
   const hash = call.method.hash.toHex();
+  // A finished motion of the same call must give its deposit back first.
+  await releaseDeposit(api, body, hash, ayes[0]);
   const index = (await api.query[body].proposalCount()).toNumber();
   const proposed = await sendAndWait(api, api.tx[body].propose(ayes.length, call, len), ayes[0]);
   if (ayes.length < 2) return executed(api, body, proposed.events);
   await Promise.all(ayes.map((k) => sendAndWait(api, api.tx[body].vote(hash, index, true), k)));
   const { weight } = await api.call.transactionPaymentCallApi.queryCallInfo(call.method, len);
   const closed = await sendAndWait(api, api.tx[body].close(hash, index, weight, len), ayes[0]);
+  await releaseDeposit(api, body, hash, ayes[0]);
   return executed(api, body, closed.events);
+}
+
+/**
+ * Returns the deposit of a finished motion (by proposal hash) to whoever
+ * proposed it; anyone may ask. The runtime refuses to open a motion of the
+ * same call while a finished one's deposit is still on record.
+ */
+export async function releaseDeposit(api, body, hash, signer) {
+  const [cost, open] = await Promise.all([api.query[body].costOf(hash), api.query[body].proposalOf(hash)]);
+  if (cost.isSome && open.isNone) await sendAndWait(api, api.tx[body].releaseProposalCost(hash), signer);
 }
 
 /** The status of `who` in the registry, or null. */

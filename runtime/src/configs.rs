@@ -8,7 +8,7 @@ use frame_support::{
 	parameter_types,
 	dynamic_params::{dynamic_pallet_params, dynamic_params},
 	traits::{
-		fungible::HoldConsideration, AsEnsureOriginWithArg, ConstBool, ConstU32, ConstU64, ConstU8,
+		fungible::HoldConsideration, AsEnsureOriginWithArg, ConstBool, Contains, ConstU32, ConstU64, ConstU8,
 		EitherOfDiverse, EnsureOrigin, Get, LinearStoragePrice, Nothing,
 	},
 	weights::{
@@ -21,7 +21,10 @@ use frame_system::{
 	EnsureNever, EnsureRoot, EnsureSigned,
 };
 use pallet_transaction_payment::{Multiplier, TargetedFeeAdjustment};
-use sp_runtime::{traits::Bounded, FixedPointNumber, Perbill, Perquintill};
+use sp_runtime::{
+	traits::{Bounded, Hash as _},
+	FixedPointNumber, Perbill, Perquintill,
+};
 use sp_version::RuntimeVersion;
 
 use super::{
@@ -66,8 +69,43 @@ parameter_types! {
 	pub const BlockHashCount: u32 = 4096;
 }
 
+/// Refuses a motion whose proposal still has the deposit record of an
+/// earlier, finished motion of the same call. `pallet-collective` keys that
+/// record (`CostOf`) by the proposal's hash and would overwrite it, leaving
+/// the earlier proposer's deposit on hold for ever (anyone could do that to
+/// any member). Whoever proposes the same call again first releases the
+/// finished motion's deposit with `release_proposal_cost`, which any signed
+/// account may call.
+pub struct NoStaleProposalCost;
+
+impl NoStaleProposalCost {
+	/// True if `proposal` has a deposit record in collective `I` but no open
+	/// motion there.
+	fn is_stale<I: 'static>(proposal: &RuntimeCall) -> bool
+	where
+		Runtime: pallet_collective::Config<I, Proposal = RuntimeCall, Hash = Hash>,
+	{
+		let hash = <Runtime as frame_system::Config>::Hashing::hash_of(proposal);
+		pallet_collective::CostOf::<Runtime, I>::contains_key(hash) &&
+			!pallet_collective::ProposalOf::<Runtime, I>::contains_key(hash)
+	}
+}
+
+impl Contains<RuntimeCall> for NoStaleProposalCost {
+	fn contains(call: &RuntimeCall) -> bool {
+		match call {
+			RuntimeCall::Council(pallet_collective::Call::propose { proposal, .. }) =>
+				!Self::is_stale::<CouncilCollective>(proposal),
+			RuntimeCall::Regulators(pallet_collective::Call::propose { proposal, .. }) =>
+				!Self::is_stale::<RegulatorCollective>(proposal),
+			_ => true,
+		}
+	}
+}
+
 #[derive_impl(frame_system::config_preludes::ParaChainDefaultConfig)]
 impl frame_system::Config for Runtime {
+	type BaseCallFilter = NoStaleProposalCost;
 	type AccountId = AccountId;
 	type Nonce = Nonce;
 	type Hash = Hash;

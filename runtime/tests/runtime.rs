@@ -696,4 +696,49 @@ mod governance {
 			assert_eq!(pallet_reputation::Credits::<Runtime>::get(account(Charlie)), Some(300));
 		});
 	}
+
+	/// Found by the fuzzer (an account's holds exceeded its open motions'
+	/// deposits): `pallet-collective` keys a motion's deposit by the
+	/// proposal's hash, so proposing a finished motion's call again
+	/// overwrote the first deposit's record and left it on hold for ever —
+	/// any member could do that to another. The runtime's call filter now
+	/// refuses such a proposal until the finished motion's deposit is
+	/// released.
+	#[test]
+	fn reproposing_a_finished_motion_cannot_lock_the_first_proposers_deposit() {
+		use codec::Encode;
+		use frame_support::traits::fungible::InspectHold;
+		use sp_runtime::traits::Dispatchable;
+		consortium().execute_with(|| {
+			type Regulators = pallet_collective::Pallet<Runtime, RegulatorsI>;
+			let hold = medchain_runtime::RuntimeHoldReason::Regulators(pallet_collective::HoldReason::ProposalSubmission);
+			let held = |k: K| Balances::balance_on_hold(&hold, &account(k));
+			let reason: frame_support::BoundedVec<u8, _> = b"late reports".to_vec().try_into().unwrap();
+			let call = reputation(pallet_reputation::Call::penalise { who: account(Charlie), points: 10, reason });
+			let hash = <Runtime as frame_system::Config>::Hashing::hash_of(&call);
+			let propose = |k: K| {
+				let length_bound = call.encoded_size() as u32;
+				RuntimeCall::Regulators(pallet_collective::Call::propose { threshold: 2, proposal: Box::new(call.clone()), length_bound })
+					.dispatch(RuntimeOrigin::signed(account(k)))
+					.map(|_| ())
+					.map_err(|e| e.error)
+			};
+			assert_eq!(motion(Body::Regulators, &[Dave, Eve], call.clone()), Some(Ok(())));
+			let deposit = held(Dave);
+			assert!(deposit > 0, "the motion held a deposit");
+			// Eve proposes the same call again: refused, Dave's deposit stays
+			// on record.
+			assert_eq!(propose(Eve), Err(frame_system::Error::<Runtime>::CallFiltered.into()));
+			assert!(pallet_collective::CostOf::<Runtime, RegulatorsI>::get(hash).is_some_and(|(who, _)| who == account(Dave)));
+			assert_eq!(held(Eve), 0);
+			// Anyone releases the finished motion's deposit; then the call
+			// may be proposed again, under a new deposit.
+			assert_ok!(Regulators::release_proposal_cost(RuntimeOrigin::signed(account(Eve)), hash));
+			assert_eq!(held(Dave), 0);
+			assert_eq!(propose(Eve), Ok(()));
+			assert_eq!(held(Eve), deposit);
+			// An open motion is refused as a duplicate, as before.
+			assert_eq!(propose(Ferdie), Err(pallet_collective::Error::<Runtime, RegulatorsI>::DuplicateProposal.into()));
+		});
+	}
 }

@@ -11,9 +11,17 @@
 # (MEDCHAIN_MODEL_STORE), and the node's offchain worker writes there.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
-bash "$MEDCHAIN_ROOT/scripts/build.sh"
 RPC_PORT="${RPC_PORT:-9944}"
 STORE_PORT="${STORE_PORT:-8730}"
+# A taken port would leave the node on another one (or none) while this
+# script configures whatever answers there: refuse instead.
+for port in "$RPC_PORT" "$STORE_PORT"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        echo "dev.sh: port $port is already in use (another node or store?); stop it, or set RPC_PORT / STORE_PORT" >&2
+        exit 1
+    fi
+done
+bash "$MEDCHAIN_ROOT/scripts/build.sh"
 STORE_DIR="${MEDCHAIN_MODEL_STORE:-$HOME/.cache/medchain/model-store}"
 FL_CLIENT="$CARGO_TARGET_DIR/debug/medchain-fl-client"
 cat >&2 <<MSG

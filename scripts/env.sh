@@ -5,6 +5,10 @@
 MEDCHAIN_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export MEDCHAIN_ROOT
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${MEDCHAIN_TARGET_DIR:-$HOME/.cache/medchain/target}}"
+# Exported too, for commands that name the tools by path.
+export MEDCHAIN_TARGET_DIR="$CARGO_TARGET_DIR"
+# The tools' wrappers (scripts/bin/medchain-record, scripts/bin/medchain-fl-client).
+export PATH="$MEDCHAIN_ROOT/scripts/bin:$PATH"
 # With the target dir outside the workspace, substrate-wasm-builder needs this
 # hint to find Cargo.lock (otherwise it re-resolves the Wasm build's deps).
 export WASM_BUILD_WORKSPACE_HINT="$MEDCHAIN_ROOT"

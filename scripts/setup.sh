@@ -90,6 +90,13 @@ fi
 # --- 4. JavaScript test and client dependencies ------------------------------
 if [ -f "$MEDCHAIN_ROOT/package-lock.json" ]; then
     if ! command -v node >/dev/null; then apt_install nodejs npm; fi
+    # The clients use the WebCrypto global and `node:test` of Node.js 20.
+    node_major=$(node -p 'process.versions.node.split(".")[0]')
+    if [ "$node_major" -lt 20 ]; then
+        echo "setup: Node.js $(node --version) is too old; Medchain's clients and tests need Node.js 20 or newer" >&2
+        echo "setup: (Debian 12 ships 18: install 20 or 22 from https://nodejs.org or NodeSource, then run setup again)" >&2
+        exit 1
+    fi
     lock_sum=$(sha256sum "$MEDCHAIN_ROOT/package-lock.json" | cut -c1-16)
     if [ "$(cat "$MEDCHAIN_ROOT/node_modules/.medchain-lock" 2>/dev/null)" != "$lock_sum" ]; then
         log "npm ci"

@@ -21,7 +21,7 @@ stage "Rust tests"
 cargo test --locked --workspace -- --skip fuzz_the_runtime
 
 stage "runtime fuzzer, short run"
-bash scripts/fuzz.sh "${FUZZ_CALLS:-5000}" "${FUZZ_SEED:-1}"
+bash scripts/fuzz.sh "${FUZZ_CALLS:-20000}" "${FUZZ_SEED:-1}"
 
 stage "pallet benchmarks, run as tests on the mock runtimes"
 cargo test --locked -p pallet-reputation -p pallet-ehr-index -p pallet-fl-task -p pallet-proxy-reencrypt --features runtime-benchmarks benchmarking

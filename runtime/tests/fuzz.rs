@@ -58,6 +58,8 @@ type RegulatorsI = pallet_collective::Instance2;
 
 /// Blocks per session while fuzzing: rotations happen often.
 const PERIOD: u32 = 8;
+/// Blocks per episode: each starts again from the consortium's set-up.
+const EPISODE_BLOCKS: u64 = 100;
 /// Blocks whose calls a failure report replays.
 const REPLAY_BLOCKS: usize = 4;
 /// The errors that stop a call at its door (wrong caller), not in its logic.
@@ -124,6 +126,9 @@ struct Fuzzer {
 	motions: BTreeMap<H256, String>,
 	calls: u64,
 	past_gate: u64,
+	/// Time spent dispatching calls, and checking invariants.
+	dispatching: std::time::Duration,
+	checking: std::time::Duration,
 }
 
 fn account(k: K) -> AccountId {
@@ -155,6 +160,8 @@ impl Fuzzer {
 			motions: BTreeMap::new(),
 			calls: 0,
 			past_gate: 0,
+			dispatching: Default::default(),
+			checking: Default::default(),
 		}
 	}
 
@@ -184,7 +191,10 @@ impl Fuzzer {
 		let header = System::finalize();
 		self.parent = header.hash();
 		frame_system::BlockHash::<Runtime>::insert(n, self.parent);
-		if let Err(e) = self.check_invariants() {
+		let started = Instant::now();
+		let checked = self.check_invariants();
+		self.checking += started.elapsed();
+		if let Err(e) = checked {
 			self.fail(&format!("invariant broken after block {n}: {e}"));
 		}
 	}
@@ -244,7 +254,12 @@ impl Fuzzer {
 				report.push_str(&format!("    {call}\n"));
 			}
 		}
-		report.push_str(&format!("replay: FUZZ_SEED={} FUZZ_CALLS={} ./scripts/fuzz.sh", self.seed, self.calls));
+		report.push_str(&format!(
+			"replay: FUZZ_EPISODE_BLOCKS={} ./scripts/fuzz.sh {} {}",
+			env_or("FUZZ_EPISODE_BLOCKS", EPISODE_BLOCKS),
+			self.calls,
+			self.seed
+		));
 		panic!("{report}");
 	}
 
@@ -262,7 +277,9 @@ impl Fuzzer {
 		}
 		let declared = call.get_dispatch_info().call_weight;
 		let events_before = event_count();
+		let started = Instant::now();
 		let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call.dispatch(origin)));
+		self.dispatching += started.elapsed();
 		let result = match outcome {
 			Ok(result) => result,
 			Err(_) => self.fail(&format!("{name} panicked")),
@@ -491,6 +508,21 @@ impl Fuzzer {
 			self.umbral.push(Umbral { patient, grantee, capsule, sealed, cfrags });
 		}
 		self.proxies = proxies.to_vec();
+		// Time limits at their floors, so that within an episode requests
+		// time out, confirmation periods end and aggregation rounds expire.
+		use medchain_runtime::configs::{dynamic_params as dp, RuntimeParameters as P};
+		for key_value in [
+			P::ProxyReencrypt(dp::proxy_reencrypt::Parameters::RequestTimeout(dp::proxy_reencrypt::RequestTimeout, Some(10))),
+			P::ProxyReencrypt(dp::proxy_reencrypt::Parameters::MinRequestInterval(
+				dp::proxy_reencrypt::MinRequestInterval,
+				Some(10),
+			)),
+			P::EhrIndex(dp::ehr_index::Parameters::ConfirmationPeriod(dp::ehr_index::ConfirmationPeriod, Some(10))),
+			P::FlTask(dp::fl_task::Parameters::AggregationTimeout(dp::fl_task::AggregationTimeout, Some(100))),
+		] {
+			let call = RuntimeCall::Parameters(pallet_parameters::Call::set_parameter { key_value });
+			assert!(self.root_call(call));
+		}
 		self.end_block();
 	}
 
@@ -1133,7 +1165,7 @@ fn env_or(key: &str, default: u64) -> u64 {
 fn fuzz_the_runtime() {
 	let calls = env_or("FUZZ_CALLS", 2_000);
 	let seed = env_or("FUZZ_SEED", 1);
-	let episode = env_or("FUZZ_EPISODE_BLOCKS", 100);
+	let episode = env_or("FUZZ_EPISODE_BLOCKS", EPISODE_BLOCKS);
 	let mut fuzzer = Fuzzer::new(seed);
 	// The consortium is set up once; every episode starts from that state.
 	let mut ext = development();
@@ -1145,13 +1177,19 @@ fn fuzz_the_runtime() {
 	let mut ext = fresh();
 	let (setup_calls, start) = (fuzzer.calls, Instant::now());
 	let (mut blocks, mut episodes) = (0u64, 1u64);
+	// Every tenth episode runs five times as long, past the runtime's
+	// shortest aggregation timeout (100 blocks).
+	let length = |episodes: u64| if episodes % 10 == 0 { 5 * episode } else { episode };
+	let mut episode_end = length(episodes);
 	while fuzzer.calls < setup_calls + calls {
-		if blocks > 0 && blocks % episode == 0 {
+		if blocks == episode_end {
+			episode_end += length(episodes + 1);
 			// A new episode: state stays small, so every block's checks
 			// (which read all of it) cost the same at the millionth call as
 			// at the first.
 			ext = fresh();
 			(fuzzer.slot, fuzzer.parent) = (slot, parent);
+			fuzzer.replay.clear();
 			episodes += 1;
 		}
 		ext.execute_with(|| {
@@ -1174,11 +1212,16 @@ fn fuzz_the_runtime() {
 		let secs = start.elapsed().as_secs_f64();
 		let done = fuzzer.calls - setup_calls;
 		let (missing_calls, missing_errors, total_calls, total_errors) = fuzzer.coverage();
-		println!("fuzz: seed {seed}: {done} calls in {blocks} blocks ({episodes} episodes of up to {episode} blocks), {secs:.1} s, {:.0} calls/s", done as f64 / secs);
+		println!("fuzz: seed {seed}: {done} calls in {blocks} blocks ({episodes} episodes of {episode} blocks, every tenth of {}), {secs:.1} s, {:.0} calls/s", 5 * episode, done as f64 / secs);
 		println!(
 			"fuzz: 0 panics, 0 invariant breaks; {:.1} % of calls got past the caller check; {:.1} % succeeded",
 			100.0 * fuzzer.past_gate as f64 / fuzzer.calls as f64,
 			100.0 * fuzzer.outcomes.iter().filter(|(k, _)| k.ends_with(": ok")).map(|(_, v)| *v).sum::<u64>() as f64 / fuzzer.calls as f64,
+		);
+		println!(
+			"fuzz: time: {:.0} % dispatching calls, {:.0} % checking invariants, the rest choosing arguments and running hooks",
+			100.0 * fuzzer.dispatching.as_secs_f64() / secs,
+			100.0 * fuzzer.checking.as_secs_f64() / secs,
 		);
 		println!("fuzz: calls reached {}/{total_calls}; missing: {missing_calls:?}", total_calls - missing_calls.len());
 		println!("fuzz: errors reached {}/{total_errors}; missing: {missing_errors:?}", total_errors - missing_errors.len());

@@ -3,7 +3,12 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady, mnemonicGenerate } from '@polkadot/util-crypto';
-import { startDevNode, waitForBlock, sendAndWait } from './lib/node.mjs';
+import { execFile } from 'node:child_process';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startDevNode, waitForBlock, sendAndWait, freePort } from './lib/node.mjs';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 
 let node;
 let keyring;
@@ -64,4 +69,17 @@ test('a malformed extrinsic is rejected and the node keeps producing', async () 
   const now = (await api.rpc.chain.getHeader()).number.toNumber();
   await waitForBlock(api, now + 2);
   assert.ok(node.alive(), 'node still running');
+});
+
+test('dev.sh refuses a taken RPC port instead of configuring whatever answers there', async () => {
+  // This test's node holds its RPC port.
+  const env = { ...process.env, RPC_PORT: String(node.rpcPort), STORE_PORT: String(await freePort()) };
+  const r = await new Promise((res) => {
+    execFile('bash', [join(ROOT, 'scripts/dev.sh')], { encoding: 'utf8', timeout: 60_000, env },
+      (error, stdout, stderr) => res({ status: error ? error.code : 0, stderr }));
+  });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, new RegExp(`port ${node.rpcPort} is already in use`));
+  // Nothing was started or configured: the node still answers, unchanged.
+  assert.equal((await node.api.rpc.system.chain()).toString(), 'Medchain Development');
 });

@@ -24,8 +24,9 @@ let gateway;
 let published;
 
 function record(args) {
-  const r = spawnSync(CLI, [...args, '--node', `127.0.0.1:${node.rpcPort}`,
-    '--mongo', mongo.url, '--store-id', 'hospital-1'],
+  // `list` reads only the store: it takes no --node.
+  const chain = args[0] === 'list' ? [] : ['--node', `127.0.0.1:${node.rpcPort}`];
+  const r = spawnSync(CLI, [...args, ...chain, '--mongo', mongo.url, '--store-id', 'hospital-1'],
   { encoding: 'utf8' });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }

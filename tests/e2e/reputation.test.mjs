@@ -6,7 +6,12 @@ import assert from 'node:assert/strict';
 import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady, xxhashAsHex } from '@polkadot/util-crypto';
 import { u8aToHex } from '@polkadot/util';
+import { execFile } from 'node:child_process';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { startDevNode, sendAndWait } from './lib/node.mjs';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 
 let node;
 let k;
@@ -187,4 +192,37 @@ test('a newly elected collator keeps its credit over real session changes', asyn
   const after = (await api.call.reputationApi.credit(k.charlie.address)).unwrap().toNumber();
   assert.ok(after > before, `credit ${before} -> ${after}`);
   assert.ok((await api.query.reputation.candidates(k.charlie.address)).isSome);
+});
+
+test('the institution CLI applies, approves by sudo, sets roles and refuses unknown options', async () => {
+  // Asynchronous: the node's log pipes are drained by this process while the
+  // CLI runs.
+  const cli = (...args) => new Promise((res) => {
+    execFile(process.execPath,
+      [join(ROOT, 'scripts/institution.mjs'), ...args, '--rpc', `ws://127.0.0.1:${node.rpcPort}`],
+      { encoding: 'utf8', timeout: 120_000 },
+      (error, stdout, stderr) => res({ status: error ? error.code : 0, stdout, stderr }));
+  });
+  const json = (r) => {
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout.trim().split('\n').pop());
+  };
+  const applied = json(await cli('apply', '--suri', '//Bob', '--name', 'Bob Hospital', '--kind', 'hospital',
+    '--roles', 'validator'));
+  assert.equal(applied.status, 'Pending');
+  const approved = json(await cli('approve', '--who', '//Bob'));
+  assert.deepEqual(approved.sudo, { ok: true });
+  assert.equal(approved.status, 'Active');
+  // Approving twice is refused with the pallet's error, not hidden.
+  assert.deepEqual(json(await cli('approve', '--who', '//Bob')).sudo,
+    { ok: false, error: 'reputation.AlreadyActive' });
+  assert.deepEqual(json(await cli('set-roles', '--who', '//Bob', '--roles', 'validator,auditor')).sudo, { ok: true });
+  const status = json(await cli('status', '--who', '//Bob'));
+  assert.equal(status.status, 'Active');
+  assert.deepEqual(status.roles, { producer: false, validator: true, auditor: true });
+  assert.ok(status.credit > 0, 'an approved institution has credit');
+  // A typo in an option is an error, not silently ignored.
+  const typo = await cli('status', '--whom', '//Bob');
+  assert.equal(typo.status, 2);
+  assert.match(typo.stderr, /Unknown option '--whom'/);
 });

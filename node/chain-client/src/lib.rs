@@ -2,6 +2,8 @@
 //! port) that reads storage and submits signed extrinsics built from the
 //! runtime's own types. Used by `medchain-fl-client` and `medchain-record`.
 
+pub mod cli;
+
 use codec::{Decode, Encode};
 use medchain_runtime::{Runtime, RuntimeCall, TxExtension, UncheckedExtrinsic};
 use serde_json::{json, Value};
@@ -249,18 +251,6 @@ impl Node {
 		let on_chain: Option<u32> = self.storage(&key)?;
 		Ok(on_chain.is_some_and(|n| n > nonce))
 	}
-}
-
-/// Parses `--key value` pairs, as Medchain's command-line tools take them.
-pub fn parse_options(args: &[String]) -> Result<std::collections::HashMap<String, String>, String> {
-	let mut map = std::collections::HashMap::new();
-	let mut it = args.iter();
-	while let Some(key) = it.next() {
-		let key = key.strip_prefix("--").ok_or_else(|| format!("expected an --option, got `{key}`"))?;
-		let value = it.next().ok_or_else(|| format!("--{key} needs a value"))?;
-		map.insert(key.to_string(), value.clone());
-	}
-	Ok(map)
 }
 
 fn dechunk(body: &str) -> String {

@@ -38,19 +38,23 @@ mod store;
 
 use medchain_chain_client as rpc;
 
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use medchain_chain_client::{
+	cli::{NodeArgs, SignerArgs},
+	Node,
+};
 use medchain_runtime::{AccountId, Runtime, RuntimeCall};
+use model::Model;
 use pallet_fl_task::{
 	from_fixed, to_fixed, AggregationRule, Fixed, GlobalModel, LearningTask, ModelKind, ModelParams, ModelUpdate,
 	Participants, RoundPhase, Rounds, TaskSpec, TaskStatus, Tasks, TrainingHints, UpdateCredit, UpdateLimits,
 	Updates,
 };
-use medchain_chain_client::Node;
 use sp_core::{sr25519, Pair};
 use sp_runtime::Permill;
-use model::Model;
 use std::{
 	collections::HashMap,
-	path::{Path, PathBuf},
+	path::PathBuf,
 	thread::sleep,
 	time::{Duration, Instant},
 };
@@ -58,84 +62,357 @@ use std::{
 type Round = pallet_fl_task::Round<u32>;
 type MaxParams = <Runtime as pallet_fl_task::Config>::MaxParams;
 
-fn main() {
-	let args: Vec<String> = std::env::args().skip(1).collect();
-	let Some(command) = args.first() else {
-		eprintln!(
-			"usage: medchain-fl-client <split|centralized|publish|train|evaluate|aggregate|simulate|store|aggregator-store> [--option value]..."
-		);
-		std::process::exit(2);
-	};
-	let result = Options::parse(&args[1..]).and_then(|o| match command.as_str() {
-		"split" => split(&o),
-		"centralized" => centralized(&o),
-		"publish" => publish(&o),
-		"train" => train(&o),
-		"evaluate" => evaluate(&o),
-		"aggregate" => aggregate(&o),
-		"simulate" => simulate(&o),
-		"store" => store::serve(o.get("listen").unwrap_or("127.0.0.1:8730"), Path::new(o.get("dir")?)),
-		"aggregator-store" => aggregator_store(&o),
-		"synthetic-update" => synthetic_update(&o),
-		other => Err(format!("unknown command `{other}`")),
-	});
-	if let Err(e) = result {
-		eprintln!("error: {e}");
-		std::process::exit(1);
+/// Federated learning beside a Medchain node: patient rows stay on this
+/// machine, only model parameters go to the chain.
+#[derive(Parser)]
+#[command(name = "medchain-fl-client", version)]
+struct Cli {
+	#[command(subcommand)]
+	command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+	/// Splits the public data set into a held-out test set and four non-IID
+	/// hospitals (hospital-N.csv, test.csv).
+	Split(SplitArgs),
+	/// Trains on the union of the hospitals' data: the baseline federated
+	/// learning is compared to.
+	Centralized(CentralizedArgs),
+	/// Publishes a learning task and prints its id.
+	Publish(PublishArgs),
+	/// Joins a task and trains each round on local data until it is over.
+	Train(TrainArgs),
+	/// Accuracy of a task's current global model on a held-out CSV.
+	Evaluate(EvaluateArgs),
+	/// Recomputes natively what the offchain workers compute for the task's
+	/// closed round, and prints its digest.
+	Aggregate(AggregateArgs),
+	/// Runs federated rounds on this machine, with no chain, through the
+	/// runtime's own aggregation code: a dry run for choosing a rule.
+	Simulate(SimulateArgs),
+	/// Serves a model store (content-addressed model files over HTTP).
+	Store(StoreArgs),
+	/// Tells the node's offchain worker which model store to write aggregates
+	/// to (through the node's unsafe `offchain_localStorageSet` RPC).
+	AggregatorStore(AggregatorStoreArgs),
+	/// For load tests of large models: submits the global model plus seeded
+	/// noise for the open round of a task with stored models.
+	SyntheticUpdate(SyntheticUpdateArgs),
+}
+
+/// How long to wait for a transaction to land.
+#[derive(Args)]
+struct WaitArgs {
+	/// Seconds to wait for the first transaction (the task, the join).
+	#[arg(long, default_value_t = 60)]
+	wait_s: u64,
+}
+
+/// The local model.
+#[derive(Args)]
+struct ModelArgs {
+	/// Logistic regression or a one-hidden-layer perceptron.
+	#[arg(long, value_enum, default_value_t = ModelChoice::Lr)]
+	model: ModelChoice,
+	/// Hidden units of the perceptron.
+	#[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+	hidden: u32,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModelChoice {
+	/// Logistic regression.
+	Lr,
+	/// A perceptron with one hidden layer.
+	Mlp,
+}
+
+impl ModelArgs {
+	/// The model for `features` inputs.
+	fn model(&self, features: usize) -> Model {
+		match self.model {
+			ModelChoice::Lr => Model::Logistic { features },
+			ModelChoice::Mlp => Model::Mlp { features, hidden: self.hidden as usize },
+		}
 	}
 }
 
-/// `--key value` options.
-struct Options(HashMap<String, String>);
+/// Local training.
+#[derive(Args)]
+struct TrainingArgs {
+	/// Seed of the initial model.
+	#[arg(long, default_value_t = 1)]
+	seed: u64,
+	/// Learning rate.
+	#[arg(long, default_value_t = 0.5)]
+	lr: f64,
+	/// Mini-batch size (0: full batch).
+	#[arg(long, default_value_t = 0)]
+	batch: u32,
+}
 
-impl Options {
-	fn parse(args: &[String]) -> Result<Self, String> {
-		rpc::parse_options(args).map(Options)
-	}
+/// The aggregation rule.
+#[derive(Args)]
+struct RuleArgs {
+	/// Aggregation rule.
+	#[arg(long, value_enum, default_value_t = RuleChoice::Fedavg)]
+	rule: RuleChoice,
+	/// Share cut at each end by the trimmed mean, in percent.
+	#[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..50))]
+	trim_percent: u32,
+	/// Largest norm of one update's change under clipped FedAvg.
+	#[arg(long, default_value_t = 5.0)]
+	max_norm: f64,
+}
 
-	fn get(&self, key: &str) -> Result<&str, String> {
-		self.0.get(key).map(String::as_str).ok_or_else(|| format!("--{key} is required"))
-	}
+#[derive(Clone, Copy, ValueEnum)]
+enum RuleChoice {
+	/// Sample-weighted mean.
+	Fedavg,
+	/// Coordinate-wise median.
+	Median,
+	/// Coordinate-wise trimmed mean.
+	TrimmedMean,
+	/// FedAvg of changes clipped to --max-norm.
+	Clipped,
+	/// FedAvg weighted by samples × credit.
+	CreditFedavg,
+}
 
-	fn or<T: std::str::FromStr>(&self, key: &str, default: T) -> Result<T, String> {
-		match self.0.get(key) {
-			None => Ok(default),
-			Some(v) => v.parse().map_err(|_| format!("--{key}: cannot parse `{v}`")),
+impl RuleArgs {
+	fn rule(&self) -> AggregationRule {
+		match self.rule {
+			RuleChoice::Fedavg => AggregationRule::FedAvg,
+			RuleChoice::Median => AggregationRule::Median,
+			RuleChoice::TrimmedMean => AggregationRule::TrimmedMean { trim: Permill::from_percent(self.trim_percent) },
+			RuleChoice::Clipped => AggregationRule::ClippedFedAvg { max_norm: to_fixed(self.max_norm) },
+			RuleChoice::CreditFedavg => AggregationRule::CreditWeightedFedAvg,
 		}
 	}
+}
 
-	fn node(&self) -> Node {
-		Node::new(self.0.get("node").map(String::as_str).unwrap_or("127.0.0.1:9944"))
-	}
+#[derive(Args)]
+struct SplitArgs {
+	/// The data set (CSV, label last).
+	#[arg(long)]
+	input: PathBuf,
+	/// Directory to write hospital-N.csv and test.csv to.
+	#[arg(long)]
+	out: PathBuf,
+	/// Share of rows held out for testing.
+	#[arg(long, default_value_t = 0.2)]
+	test_fraction: f64,
+	/// Seed of the split.
+	#[arg(long, default_value_t = 7)]
+	seed: u64,
+}
 
-	fn signer(&self) -> Result<sr25519::Pair, String> {
-		let suri = self.get("suri")?;
-		sr25519::Pair::from_string(suri, None).map_err(|e| format!("--suri: {e:?}"))
-	}
+#[derive(Args)]
+struct CentralizedArgs {
+	/// Comma-separated training CSVs.
+	#[arg(long, value_delimiter = ',', required = true)]
+	train: Vec<PathBuf>,
+	/// Held-out CSV.
+	#[arg(long)]
+	test: PathBuf,
+	#[command(flatten)]
+	model: ModelArgs,
+	#[command(flatten)]
+	training: TrainingArgs,
+	/// Epochs.
+	#[arg(long, default_value_t = 200)]
+	epochs: u32,
+}
 
-	/// The rule `--rule fedavg|clipped|median|trimmed-mean` names.
-	fn rule(&self) -> Result<AggregationRule, String> {
-		Ok(match self.or("rule", "fedavg".to_string())?.as_str() {
-			"fedavg" => AggregationRule::FedAvg,
-			"median" => AggregationRule::Median,
-			"trimmed-mean" =>
-				AggregationRule::TrimmedMean { trim: Permill::from_percent(self.or("trim-percent", 20)?) },
-			"clipped" => AggregationRule::ClippedFedAvg { max_norm: to_fixed(self.or("max-norm", 5.0)?) },
-			"credit-fedavg" => AggregationRule::CreditWeightedFedAvg,
-			other => return Err(format!("--rule: unknown rule `{other}`")),
-		})
-	}
+#[derive(Args)]
+struct PublishArgs {
+	#[command(flatten)]
+	node: NodeArgs,
+	#[command(flatten)]
+	signer: SignerArgs,
+	#[command(flatten)]
+	wait: WaitArgs,
+	/// Input features of the model.
+	#[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+	features: u32,
+	#[command(flatten)]
+	model: ModelArgs,
+	#[command(flatten)]
+	training: TrainingArgs,
+	#[command(flatten)]
+	rule: RuleArgs,
+	/// Local epochs per round.
+	#[arg(long, default_value_t = 10)]
+	epochs: u16,
+	/// Target accuracy (0..1): the task stops when it is reached.
+	#[arg(long, default_value_t = 0.97)]
+	target: f64,
+	/// Most rounds.
+	#[arg(long, default_value_t = 20)]
+	rounds: u32,
+	/// Fewest updates a round needs.
+	#[arg(long, default_value_t = 3)]
+	quorum: u32,
+	/// Blocks a round collects updates for.
+	#[arg(long, default_value_t = 10)]
+	round_blocks: u32,
+	/// Agreeing aggregators that adopt a model (the runtime refuses fewer
+	/// than two).
+	#[arg(long, default_value_t = 2)]
+	aggregators: u32,
+	/// Largest absolute parameter value of an update.
+	#[arg(long, default_value_t = 1024.0)]
+	max_abs: f64,
+	/// Fewest samples an update may claim (at least the runtime's floor, 10).
+	#[arg(long, default_value_t = 10)]
+	min_samples: u32,
+	/// Most samples an update weighs as.
+	#[arg(long, default_value_t = 100_000)]
+	max_samples: u32,
+	/// Model store to upload models to (tasks with stored models).
+	#[arg(long)]
+	store: Option<String>,
+}
 
-	/// The model `--model lr|mlp` (with `--hidden`) names for `features` inputs.
-	fn model(&self, features: usize) -> Result<Model, String> {
-		match self.or("model", "lr".to_string())?.as_str() {
-			"lr" => Ok(Model::Logistic { features }),
-			"mlp" => match self.or("hidden", 8usize)? {
-				0 => Err("--hidden must be positive".into()),
-				hidden => Ok(Model::Mlp { features, hidden }),
-			},
-			other => Err(format!("--model: unknown model `{other}` (lr or mlp)")),
-		}
+#[derive(Args)]
+struct TrainArgs {
+	#[command(flatten)]
+	node: NodeArgs,
+	#[command(flatten)]
+	signer: SignerArgs,
+	#[command(flatten)]
+	wait: WaitArgs,
+	/// The task.
+	#[arg(long)]
+	task: u32,
+	/// Local training data (CSV, label last).
+	#[arg(long)]
+	data: PathBuf,
+	/// Writes a PNG of accuracy and loss per round.
+	#[arg(long)]
+	plot: Option<PathBuf>,
+	/// Model store to upload updates to (tasks with stored models).
+	#[arg(long)]
+	store: Option<String>,
+	/// Milliseconds between polls of the chain.
+	#[arg(long, default_value_t = 500)]
+	poll_ms: u64,
+	/// Seconds to keep trying while the node is unreachable.
+	#[arg(long, default_value_t = 120)]
+	retry_s: u64,
+	/// Test only: multiplies the submitted parameters, as a poisoning
+	/// participant would.
+	#[arg(long, default_value_t = 1.0, hide = true)]
+	poison_scale: f64,
+}
+
+#[derive(Args)]
+struct EvaluateArgs {
+	#[command(flatten)]
+	node: NodeArgs,
+	/// The task.
+	#[arg(long)]
+	task: u32,
+	/// Held-out CSV.
+	#[arg(long)]
+	test: PathBuf,
+}
+
+#[derive(Args)]
+struct AggregateArgs {
+	#[command(flatten)]
+	node: NodeArgs,
+	/// The task.
+	#[arg(long)]
+	task: u32,
+	/// Block hash to read the state at (default: best).
+	#[arg(long)]
+	at: Option<String>,
+}
+
+#[derive(Args)]
+struct SimulateArgs {
+	/// Directory with hospital-N.csv and test.csv (as `split` writes them).
+	#[arg(long)]
+	data_dir: PathBuf,
+	/// Hospital (1-based) that poisons its updates; 0 for none.
+	#[arg(long, default_value_t = 0)]
+	poisoner: usize,
+	/// Factor the poisoner multiplies its parameters by.
+	#[arg(long, default_value_t = 1000.0)]
+	poison_scale: f64,
+	/// Comma-separated credit scores of the hospitals (default 600 each).
+	#[arg(long, value_delimiter = ',')]
+	credits: Vec<u32>,
+	#[command(flatten)]
+	model: ModelArgs,
+	#[command(flatten)]
+	training: TrainingArgs,
+	#[command(flatten)]
+	rule: RuleArgs,
+	/// Local epochs per round.
+	#[arg(long, default_value_t = 10)]
+	epochs: u32,
+	/// Rounds.
+	#[arg(long, default_value_t = 10)]
+	rounds: u32,
+}
+
+#[derive(Args)]
+struct StoreArgs {
+	/// Address to listen on.
+	#[arg(long, default_value = "127.0.0.1:8730")]
+	listen: String,
+	/// Directory the models are kept in.
+	#[arg(long)]
+	dir: PathBuf,
+}
+
+#[derive(Args)]
+struct AggregatorStoreArgs {
+	#[command(flatten)]
+	node: NodeArgs,
+	/// The model store's URL (http:// or https://).
+	#[arg(long)]
+	url: String,
+}
+
+#[derive(Args)]
+struct SyntheticUpdateArgs {
+	#[command(flatten)]
+	node: NodeArgs,
+	#[command(flatten)]
+	signer: SignerArgs,
+	#[command(flatten)]
+	wait: WaitArgs,
+	/// The task.
+	#[arg(long)]
+	task: u32,
+	/// Model store to upload the update to.
+	#[arg(long)]
+	store: String,
+	/// Seed of the noise.
+	#[arg(long, default_value_t = 1)]
+	seed: u64,
+}
+
+fn main() {
+	let result = match Cli::parse().command {
+		Command::Split(a) => split(&a),
+		Command::Centralized(a) => centralized(&a),
+		Command::Publish(a) => publish(&a),
+		Command::Train(a) => train(&a),
+		Command::Evaluate(a) => evaluate(&a),
+		Command::Aggregate(a) => aggregate(&a),
+		Command::Simulate(a) => simulate(&a),
+		Command::Store(a) => store::serve(&a.listen, &a.dir),
+		Command::AggregatorStore(a) => aggregator_store(&a),
+		Command::SyntheticUpdate(a) => synthetic_update(&a),
+	};
+	if let Err(e) = result {
+		eprintln!("error: {e}");
+		std::process::exit(1);
 	}
 }
 
@@ -178,15 +455,16 @@ fn pack(params: Vec<Fixed>, stored: bool, store: Option<&str>) -> Result<ModelPa
 
 /// Tells the node's offchain worker which model store to write aggregates
 /// to.
-fn aggregator_store(o: &Options) -> Result<(), String> {
-	let url = o.get("url")?;
+fn aggregator_store(o: &AggregatorStoreArgs) -> Result<(), String> {
+	let url = o.url.as_str();
 	let most = <pallet_fl_task::MaxStoreUrl as frame_support::traits::Get<u32>>::get() as usize;
 	if url.len() > most || !pallet_fl_task::is_store_url(url.as_bytes()) {
 		return Err(format!("--url: `{url}` is not an http:// or https:// URL of at most {most} bytes"));
 	}
 	let key = format!("0x{}", sp_core::hexdisplay::HexDisplay::from(&pallet_fl_task::store::STORE_URL_KEY));
 	let value = format!("0x{}", sp_core::hexdisplay::HexDisplay::from(&url.as_bytes()));
-	o.node()
+	o.node
+		.node()
 		.call("offchain_localStorageSet", serde_json::json!(["PERSISTENT", key, value]))
 		.map_err(|e| e.to_string())?;
 	println!("{}", serde_json::json!({ "aggregator_store": url }));
@@ -194,11 +472,11 @@ fn aggregator_store(o: &Options) -> Result<(), String> {
 }
 
 /// Splits the public data set into a test set and four non-IID hospitals.
-fn split(o: &Options) -> Result<(), String> {
-	let data = data::load_csv(Path::new(o.get("input")?))?;
-	let out = PathBuf::from(o.get("out")?);
-	std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-	let (hospitals, test) = data::split_non_iid(&data, o.or("test-fraction", 0.2)?, o.or("seed", 7)?);
+fn split(o: &SplitArgs) -> Result<(), String> {
+	let data = data::load_csv(&o.input)?;
+	let out = &o.out;
+	std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+	let (hospitals, test) = data::split_non_iid(&data, o.test_fraction, o.seed);
 	for (i, h) in hospitals.iter().enumerate() {
 		let path = out.join(format!("hospital-{}.csv", i + 1));
 		data::save_csv(&path, h)?;
@@ -216,64 +494,52 @@ fn split(o: &Options) -> Result<(), String> {
 
 /// Trains on the union of the hospitals' data: the baseline federated
 /// learning is compared to.
-fn centralized(o: &Options) -> Result<(), String> {
-	let parts = o
-		.get("train")?
-		.split(',')
-		.map(|p| data::load_csv(Path::new(p)))
-		.collect::<Result<Vec<_>, _>>()?;
+fn centralized(o: &CentralizedArgs) -> Result<(), String> {
+	let parts = o.train.iter().map(|p| data::load_csv(p)).collect::<Result<Vec<_>, _>>()?;
 	let union = data::Dataset::concat(&parts)?;
-	let test = data::load_csv(Path::new(o.get("test")?))?;
-	let model = o.model(union.features())?;
-	let init = model.initial(o.or("seed", 1)?);
-	let params = model.train(&init, &union, o.or("epochs", 200)?, o.or("lr", 0.5)?, o.or("batch", 0)?);
+	let test = data::load_csv(&o.test)?;
+	let model = o.model.model(union.features());
+	let init = model.initial(o.training.seed);
+	let params = model.train(&init, &union, o.epochs, o.training.lr, o.training.batch as usize);
 	let (accuracy, loss) = model.evaluate(&params, &test);
 	println!("{{\"centralized_accuracy\":{accuracy:.6},\"loss\":{loss:.6},\"rows\":{}}}", union.len());
 	Ok(())
 }
 
 /// Publishes a task (logistic regression or a perceptron) and prints its id.
-fn publish(o: &Options) -> Result<(), String> {
-	let node = o.node();
-	let signer = o.signer()?;
-	let features: u32 = o.get("features")?.parse().map_err(|_| "--features: not a number")?;
-	if features == 0 {
-		return Err("--features must be positive".into());
-	}
-	let local = o.model(features as usize)?;
+fn publish(o: &PublishArgs) -> Result<(), String> {
+	let node = o.node.node();
+	let signer = o.signer.signer()?;
+	let features = o.features;
+	let local = o.model.model(features as usize);
 	let model = match local {
 		Model::Logistic { .. } => ModelKind::LogisticRegression { features },
-		Model::Mlp { hidden, .. } =>
-			ModelKind::Mlp { features, hidden: u32::try_from(hidden).map_err(|_| "--hidden is too large")? },
+		Model::Mlp { .. } => ModelKind::Mlp { features, hidden: o.model.hidden },
 	};
 	model.parameter_count().ok_or("the model is too large")?;
-	let initial = local.initial(o.or("seed", 1)?);
-	let rule = o.rule()?;
-	let store = o.0.get("store").map(String::as_str);
+	let initial = local.initial(o.training.seed);
+	let rule = o.rule.rule();
+	let store = o.store.as_deref();
 	let spec = TaskSpec {
 		model,
 		initial_model: pack(initial.iter().map(|p| to_fixed(*p)).collect(), store.is_some(), store)?,
-		hints: TrainingHints {
-			epochs: o.or("epochs", 10)?,
-			learning_rate: to_fixed(o.or("lr", 0.5)?),
-			batch_size: o.or("batch", 0)?,
-		},
-		target_accuracy: Permill::from_float(o.or("target", 0.97)?),
-		max_rounds: o.or("rounds", 20)?,
-		min_participants: o.or("quorum", 3)?,
-		round_blocks: o.or("round-blocks", 10)?,
+		hints: TrainingHints { epochs: o.epochs, learning_rate: to_fixed(o.training.lr), batch_size: o.training.batch },
+		target_accuracy: Permill::from_float(o.target),
+		max_rounds: o.rounds,
+		min_participants: o.quorum,
+		round_blocks: o.round_blocks,
 		rule,
 		// The runtime refuses fewer than two agreeing aggregators
 		// (`MinAggregatorsFloor`) and a quorum under two.
-		aggregators_required: o.or("aggregators", 2)?,
+		aggregators_required: o.aggregators,
 		// Parameters beyond ±max-abs are refused (inline) or left out and
 		// flagged (stored); fewer than min-samples samples are refused (at
 		// least the runtime's `MinSamplesFloor`, 10); more than max-samples
 		// weigh as max-samples.
 		limits: UpdateLimits {
-			max_abs: to_fixed(o.or("max-abs", 1024.0)?),
-			min_samples: o.or("min-samples", 10)?,
-			max_samples: o.or("max-samples", 100_000)?,
+			max_abs: to_fixed(o.max_abs),
+			min_samples: o.min_samples,
+			max_samples: o.max_samples,
 		},
 	};
 	let id: u32 = node
@@ -282,7 +548,7 @@ fn publish(o: &Options) -> Result<(), String> {
 		.unwrap_or(0);
 	submit(&node, &signer, RuntimeCall::FlTask(pallet_fl_task::Call::publish_task { spec }))
 		.map_err(|e| e.to_string())?;
-	wait_for(Duration::from_secs(o.or("wait-s", 60)?), || Ok(task(&node, id)?.is_some()))?;
+	wait_for(Duration::from_secs(o.wait.wait_s), || Ok(task(&node, id)?.is_some()))?;
 	println!("{{\"task\":{id}}}");
 	Ok(())
 }
@@ -343,12 +609,12 @@ fn wait_for(timeout: Duration, mut done: impl FnMut() -> Result<bool, String>) -
 /// Joins a task and trains each round until the task is over. If the node
 /// cannot be reached (a restart, say), the client keeps trying for
 /// `--retry-s` seconds (default 120) before giving up.
-fn train(o: &Options) -> Result<(), String> {
-	let node = o.node();
-	let signer = o.signer()?;
+fn train(o: &TrainArgs) -> Result<(), String> {
+	let node = o.node.node();
+	let signer = o.signer.signer()?;
 	let me = AccountId::from(signer.public());
-	let task_id: u32 = o.get("task")?.parse().map_err(|_| "--task: not a number")?;
-	let local = data::load_csv(Path::new(o.get("data")?))?;
+	let task_id = o.task;
+	let local = data::load_csv(&o.data)?;
 	let (train_rows, validation) = model::local_split(&local);
 	let t = task(&node, task_id)?.ok_or(format!("task {task_id} does not exist"))?;
 	let model = client_model(&t.model);
@@ -361,14 +627,14 @@ fn train(o: &Options) -> Result<(), String> {
 	}
 	// Test only: multiplies the submitted parameters, as a poisoning
 	// participant would (robust rules must shrug it off and flag it).
-	let poison: f64 = o.or("poison-scale", 1.0)?;
-	if join(o, &node, &signer, task_id)? {
+	let poison = o.poison_scale;
+	if join(&o.wait, &node, &signer, task_id)? {
 		println!("joined task {task_id} with {} local rows ({} for validation)", local.len(), validation.len());
 	}
 
-	let poll = Duration::from_millis(o.or("poll-ms", 500)?);
-	let patience = Duration::from_secs(o.or("retry-s", 120)?);
-	let store = o.0.get("store").cloned();
+	let poll = Duration::from_millis(o.poll_ms);
+	let patience = Duration::from_secs(o.retry_s);
+	let store = o.store.clone();
 	if t.stored_models && store.is_none() {
 		return Err(format!("task {task_id} keeps its models in model stores: pass --store URL"));
 	}
@@ -392,9 +658,9 @@ fn train(o: &Options) -> Result<(), String> {
 		sleep(poll);
 	}
 	let history = state.history;
-	if let Some(path) = o.0.get("plot") {
-		plot::write_plot(Path::new(path), &format!("TASK {task_id}"), &history)?;
-		println!("plot written to {path}");
+	if let Some(path) = &o.plot {
+		plot::write_plot(path, &format!("TASK {task_id}"), &history)?;
+		println!("plot written to {}", path.display());
 	}
 	let summary = serde_json::json!({
 		"task": task_id,
@@ -406,7 +672,7 @@ fn train(o: &Options) -> Result<(), String> {
 }
 
 /// Joins the task unless already a participant; whether it joined now.
-fn join(o: &Options, node: &Node, signer: &sr25519::Pair, task_id: u32) -> Result<bool, String> {
+fn join(wait: &WaitArgs, node: &Node, signer: &sr25519::Pair, task_id: u32) -> Result<bool, String> {
 	let q = |e: rpc::RpcError| e.to_string();
 	let me = AccountId::from(signer.public());
 	let key = Participants::<Runtime>::hashed_key_for(task_id, &me);
@@ -414,22 +680,22 @@ fn join(o: &Options, node: &Node, signer: &sr25519::Pair, task_id: u32) -> Resul
 		return Ok(false);
 	}
 	submit(node, signer, RuntimeCall::FlTask(pallet_fl_task::Call::join_task { task: task_id })).map_err(q)?;
-	wait_for(Duration::from_secs(o.or("wait-s", 60)?), || Ok(node.storage::<()>(&key).map_err(q)?.is_some()))?;
+	wait_for(Duration::from_secs(wait.wait_s), || Ok(node.storage::<()>(&key).map_err(q)?.is_some()))?;
 	Ok(true)
 }
 
 /// For load tests of large models: joins a task with stored models and
 /// submits, for its open round, the global model plus seeded noise, uploaded
 /// to `--store`; waits until the update is on chain.
-fn synthetic_update(o: &Options) -> Result<(), String> {
-	let node = o.node();
-	let signer = o.signer()?;
+fn synthetic_update(o: &SyntheticUpdateArgs) -> Result<(), String> {
+	let node = o.node.node();
+	let signer = o.signer.signer()?;
 	let me = AccountId::from(signer.public());
-	let task_id: u32 = o.get("task")?.parse().map_err(|_| "--task: not a number")?;
-	let store = o.get("store")?;
-	let seed: u64 = o.or("seed", 1)?;
+	let task_id = o.task;
+	let store = o.store.as_str();
+	let seed = o.seed;
 	let t = task(&node, task_id)?.ok_or(format!("task {task_id} does not exist"))?;
-	join(o, &node, &signer, task_id)?;
+	join(&o.wait, &node, &signer, task_id)?;
 	let q = |e: rpc::RpcError| e.to_string();
 	let global: ModelParams<MaxParams> = node
 		.storage(&GlobalModel::<Runtime>::hashed_key_for(task_id))
@@ -459,7 +725,7 @@ fn synthetic_update(o: &Options) -> Result<(), String> {
 	submit(&node, &signer, RuntimeCall::FlTask(pallet_fl_task::Call::submit_update { task: task_id, round, update }))
 		.map_err(q)?;
 	let key = Updates::<Runtime>::hashed_key_for((task_id, round), &me);
-	wait_for(Duration::from_secs(o.or("wait-s", 60)?), || {
+	wait_for(Duration::from_secs(o.wait.wait_s), || {
 		Ok(node.storage::<ModelUpdate<MaxParams>>(&key).map_err(q)?.is_some())
 	})?;
 	println!("{}", serde_json::json!({ "task": task_id, "round": round, "params": count, "upload_s": upload_s }));
@@ -574,10 +840,10 @@ impl Progress {
 }
 
 /// Accuracy of a task's current global model on a held-out CSV.
-fn evaluate(o: &Options) -> Result<(), String> {
-	let node = o.node();
-	let task_id: u32 = o.get("task")?.parse().map_err(|_| "--task: not a number")?;
-	let test = data::load_csv(Path::new(o.get("test")?))?;
+fn evaluate(o: &EvaluateArgs) -> Result<(), String> {
+	let node = o.node.node();
+	let task_id = o.task;
+	let test = data::load_csv(&o.test)?;
 	let t = task(&node, task_id)?.ok_or(format!("task {task_id} does not exist"))?;
 	let model = client_model(&t.model);
 	let params = global_model(&node, task_id).map_err(|e| e.to_string())?;
@@ -604,15 +870,15 @@ fn evaluate(o: &Options) -> Result<(), String> {
 
 /// Recomputes the aggregate of the task's current round from the updates on
 /// chain, with the runtime's aggregator compiled natively.
-fn aggregate(o: &Options) -> Result<(), String> {
+fn aggregate(o: &AggregateArgs) -> Result<(), String> {
 	use frame_support::{storage::StoragePrefixedMap, StorageHasher, Twox64Concat};
 	use pallet_fl_task::{aggregate_digest, model_digest, stored_model_digest};
 	// Stored models may exceed the inline bound; in memory, anything goes.
 	type Unbounded = frame_support::traits::ConstU32<{ u32::MAX }>;
-	let node = o.node();
-	let at = o.0.get("at").map(String::as_str);
+	let node = o.node.node();
+	let at = o.at.as_deref();
 	let q = |e: rpc::RpcError| e.to_string();
-	let task_id: u32 = o.get("task")?.parse().map_err(|_| "--task: not a number")?;
+	let task_id = o.task;
 	let t: LearningTask<AccountId> =
 		node.storage_at(&Tasks::<Runtime>::hashed_key_for(task_id), at).map_err(q)?.ok_or("no such task")?;
 	let global: ModelParams<MaxParams> = node
@@ -666,18 +932,12 @@ fn aggregate(o: &Options) -> Result<(), String> {
 /// Runs federated rounds locally over `hospital-N.csv` in `--data-dir`
 /// (as written by `split`) with the runtime's aggregation, and prints the
 /// global model's accuracy on `test.csv` per round.
-fn simulate(o: &Options) -> Result<(), String> {
-	let dir = PathBuf::from(o.get("data-dir")?);
+fn simulate(o: &SimulateArgs) -> Result<(), String> {
+	let dir = &o.data_dir;
 	let test = data::load_csv(&dir.join("test.csv"))?;
-	let poisoner: usize = o.or("poisoner", 0)?;
-	let credits: Vec<u32> = match o.0.get("credits") {
-		None => Vec::new(),
-		Some(list) => list
-			.split(',')
-			.map(|c| c.trim().parse().map_err(|_| format!("--credits: `{c}` is not a number")))
-			.collect::<Result<_, _>>()?,
-	};
-	let factor: f64 = o.or("poison-scale", 1000.0)?;
+	let poisoner = o.poisoner;
+	let credits = &o.credits;
+	let factor = o.poison_scale;
 	let mut participants = Vec::new();
 	while dir.join(format!("hospital-{}.csv", participants.len() + 1)).exists() {
 		let n = participants.len() + 1;
@@ -689,11 +949,11 @@ fn simulate(o: &Options) -> Result<(), String> {
 	if participants.is_empty() {
 		return Err(format!("no hospital-1.csv in {}", dir.display()));
 	}
-	let model = o.model(test.features())?;
-	let hints = sim::Hints { epochs: o.or("epochs", 10)?, lr: o.or("lr", 0.5)?, batch: o.or("batch", 0)? };
-	let rule = o.rule()?;
+	let model = o.model.model(test.features());
+	let hints = sim::Hints { epochs: o.epochs, lr: o.training.lr, batch: o.training.batch as usize };
+	let rule = o.rule.rule();
 	let outcomes =
-		sim::simulate(model, &rule, &model.initial(o.or("seed", 1)?), &participants, o.or("rounds", 10)?, hints, &test)?;
+		sim::simulate(model, &rule, &model.initial(o.training.seed), &participants, o.rounds, hints, &test)?;
 	for (round, r) in outcomes.iter().enumerate() {
 		let flagged: Vec<usize> = r.outliers.iter().map(|i| i + 1).collect();
 		println!(
@@ -708,4 +968,33 @@ fn simulate(o: &Options) -> Result<(), String> {
 		);
 	}
 	Ok(())
+}
+
+#[cfg(test)]
+mod cli_tests {
+	use super::*;
+	use clap::CommandFactory;
+
+	#[test]
+	fn every_subcommand_and_option_is_documented() {
+		Cli::command().debug_assert();
+		for sub in Cli::command().get_subcommands() {
+			assert!(sub.get_about().is_some(), "{} has no help", sub.get_name());
+			for arg in sub.get_arguments().filter(|a| !["help", "version"].contains(&a.get_id().as_str())) {
+				assert!(arg.get_help().is_some(), "{} --{} has no help", sub.get_name(), arg.get_id());
+			}
+		}
+	}
+
+	#[test]
+	fn a_misspelt_option_is_an_error_not_a_default() {
+		let publish = ["medchain-fl-client", "publish", "--suri", "//Ferdie", "--features", "30"];
+		assert!(Cli::try_parse_from(publish).is_ok());
+		let typo = Cli::try_parse_from(publish.iter().chain(&["--rul", "median"])).err().expect("refused");
+		assert_eq!(typo.kind(), clap::error::ErrorKind::UnknownArgument);
+		let rule = Cli::try_parse_from(publish.iter().chain(&["--rule", "mean"])).err().expect("refused");
+		assert_eq!(rule.kind(), clap::error::ErrorKind::InvalidValue);
+		let zero = Cli::try_parse_from(["medchain-fl-client", "publish", "--suri", "//F", "--features", "0"]).err().expect("refused");
+		assert_eq!(zero.kind(), clap::error::ErrorKind::ValueValidation);
+	}
 }

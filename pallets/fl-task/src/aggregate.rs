@@ -261,7 +261,16 @@ impl ModelSource for Guarded<'_> {
 /// `admission.quorum` updates remain ([`AggregationError::NoQuorum`]
 /// otherwise). Each attempt writes to a fresh sink from `begin`.
 ///
-/// Returns the sink of the successful attempt and the positions of the
+/// Flagged updates are then dropped under every rule: when the rule flags
+/// outliers and the quorum holds without them, the round is aggregated once
+/// more from the rest (a mean is no longer pulled by a poisoner it flagged;
+/// a median barely moves). That second attempt's own outliers are not
+/// flagged: one pass of flagging decides, so honest updates are not peeled
+/// away one by one. Where dropping would break the quorum, or the second
+/// attempt fails (a store that withholds on the second read, no weight
+/// left), the first attempt's aggregate stands, flagged updates included.
+///
+/// Returns the sink of the aggregate that stands and the positions of the
 /// flagged updates, ascending: the outliers of the rule and the updates
 /// left out.
 pub fn aggregate_fail_soft<A: Aggregate, W>(
@@ -273,26 +282,35 @@ pub fn aggregate_fail_soft<A: Aggregate, W>(
 	mut begin: impl FnMut() -> W,
 	push: impl Fn(&mut W, &[Fixed]) -> Result<(), AggregationError>,
 ) -> Result<(W, Vec<usize>), AggregationError> {
+	let quorum = admission.quorum.max(1);
+	let max_abs = admission.max_abs.unsigned_abs();
 	let mut kept: Vec<usize> = (0..weights.len()).collect();
 	let mut left_out = Vec::new();
-	loop {
-		if kept.len() < admission.quorum.max(1) {
+	let (first, outliers) = loop {
+		if kept.len() < quorum {
 			return Err(AggregationError::NoQuorum);
 		}
 		let kept_weights: Vec<_> = kept.iter().map(|i| weights[*i]).collect();
 		let mut sink = begin();
-		let mut guarded = Guarded { inner: &mut *source, kept: &kept, max_abs: admission.max_abs.unsigned_abs() };
-		let outcome = A::aggregate_stream(rule, len, &kept_weights, &mut guarded, &mut |w| push(&mut sink, w));
-		match outcome {
-			Ok(outliers) => {
-				let mut flagged: Vec<usize> = outliers.into_iter().map(|i| kept[i]).collect();
-				flagged.extend(left_out);
-				flagged.sort_unstable();
-				return Ok((sink, flagged));
-			},
+		let mut guarded = Guarded { inner: &mut *source, kept: &kept, max_abs };
+		match A::aggregate_stream(rule, len, &kept_weights, &mut guarded, &mut |w| push(&mut sink, w)) {
+			Ok(outliers) => break (sink, outliers.into_iter().map(|i| kept[i]).collect::<Vec<_>>()),
 			Err(AggregationError::Rejected(i)) if i < kept.len() => left_out.push(kept.remove(i)),
 			Err(e) => return Err(e),
 		}
+	};
+	let mut flagged: Vec<usize> = outliers.iter().chain(&left_out).copied().collect();
+	flagged.sort_unstable();
+	kept.retain(|i| !outliers.contains(i));
+	if outliers.is_empty() || kept.len() < quorum {
+		return Ok((first, flagged));
+	}
+	let kept_weights: Vec<_> = kept.iter().map(|i| weights[*i]).collect();
+	let mut sink = begin();
+	let mut guarded = Guarded { inner: &mut *source, kept: &kept, max_abs };
+	match A::aggregate_stream(rule, len, &kept_weights, &mut guarded, &mut |w| push(&mut sink, w)) {
+		Ok(_) => Ok((sink, flagged)),
+		Err(_) => Ok((first, flagged)),
 	}
 }
 
@@ -754,6 +772,78 @@ mod tests {
 				assert_eq!(flagged, all, "{rule:?}");
 			}
 		}
+	}
+
+	#[test]
+	fn a_poisoner_flagged_under_fedavg_is_dropped_from_the_mean() {
+		let honest: Vec<Vec<Fixed>> = (0..4).map(|k| alloc::vec![(10 + k) * FIXED_ONE, (20 - k) * FIXED_ONE]).collect();
+		let mut updates = honest.clone();
+		updates.insert(1, honest[0].iter().map(|v| v * 1_000).collect());
+		let admission = Admission { max_abs: 1_000_000 * FIXED_ONE, quorum: 3 };
+		for rule in RULES {
+			let (model, flagged) = fail_soft(&rule, &[0; 2], &updates, admission).unwrap();
+			let (clean, clean_flags) = fail_soft(&rule, &[0; 2], &honest, admission).unwrap();
+			assert!(clean_flags.is_empty(), "{rule:?}");
+			assert_eq!(flagged, vec![1], "{rule:?}: the poisoner is flagged");
+			assert_eq!(model, clean, "{rule:?}: and left out of the model");
+		}
+		// Without it the quorum would not hold: it stays in, flagged.
+		let all = Admission { quorum: 5, ..admission };
+		let (model, flagged) = fail_soft(&AggregationRule::FedAvg, &[0; 2], &updates, all).unwrap();
+		assert_eq!(flagged, vec![1]);
+		assert_ne!(model, fail_soft(&AggregationRule::FedAvg, &[0; 2], &honest, admission).unwrap().0);
+	}
+
+	/// Serves update `flaky` once per parameter window, then withholds it:
+	/// a store that answers the first read and not the second.
+	struct OnceSource<'a> {
+		inner: SliceSource<'a>,
+		flaky: usize,
+		served: alloc::collections::BTreeSet<usize>,
+	}
+
+	impl ModelSource for OnceSource<'_> {
+		fn read(&mut self, model: Model, start: usize, width: usize) -> Result<&[Fixed], AggregationError> {
+			if model == Model::Update(self.flaky) && !self.served.insert(start) {
+				return Err(AggregationError::StoreFailed);
+			}
+			self.inner.read(model, start, width)
+		}
+	}
+
+	#[test]
+	fn a_store_that_withholds_on_the_second_read_cannot_fail_a_round_that_aggregated() {
+		let honest: Vec<Vec<Fixed>> = (0..4).map(|k| alloc::vec![(10 + k) * FIXED_ONE; 2]).collect();
+		let mut updates = honest.clone();
+		updates.push(alloc::vec![10_000 * FIXED_ONE; 2]);
+		let weights = alloc::vec![UpdateWeight { samples: 10, credit: 500 }; updates.len()];
+		let admission = Admission { max_abs: 1_000_000 * FIXED_ONE, quorum: 4 };
+		let first = fail_soft(&AggregationRule::FedAvg, &[0; 2], &updates, admission).unwrap();
+		// Update 0 is honest and served only once: the second attempt (without
+		// the flagged poisoner) cannot read it, so the first attempt stands.
+		let mut source = OnceSource {
+			inner: SliceSource { global: &[0; 2], updates: updates.iter().map(|u| u.as_slice()).collect() },
+			flaky: 0,
+			served: Default::default(),
+		};
+		let out = aggregate_fail_soft::<Agg, Vec<Fixed>>(&AggregationRule::FedAvg, 2, &weights, admission, &mut source, Vec::new, |m, w| {
+			m.extend_from_slice(w);
+			Ok(())
+		})
+		.unwrap();
+		assert_eq!(out.1, vec![4], "the poisoner is flagged");
+		let with_poisoner: Vec<Fixed> = {
+			let mut s = SliceSource { global: &[0; 2], updates: updates.iter().map(|u| u.as_slice()).collect() };
+			let mut m = Vec::new();
+			Agg::aggregate_stream(&AggregationRule::FedAvg, 2, &weights, &mut s, &mut |w| {
+				m.extend_from_slice(w);
+				Ok(())
+			})
+			.unwrap();
+			m
+		};
+		assert_eq!(out.0, with_poisoner, "the first attempt's aggregate stands");
+		assert_ne!(out.0, first.0, "where a second read succeeds, the poisoner is dropped");
 	}
 
 	#[test]

@@ -166,8 +166,25 @@ export async function waitForAcknowledged(api, grantId, timeoutMs = 60_000) {
 /**
  * Signs and sends `tx`, resolving with { blockHash, events } once it is in a
  * block; rejects with the decoded module error if dispatch failed.
+ *
+ * A transaction the pool refuses as of an "ancient birth block" is signed
+ * and sent again (up to three times, a block apart): the signer dated its
+ * mortal era by a block the pool had not imported yet, a race between
+ * transactions sent at once; the refused one never entered the pool, so
+ * nothing ran twice.
  */
-export function sendAndWait(api, tx, signer, timeoutMs = 60_000) {
+export async function sendAndWait(api, tx, signer, timeoutMs = 60_000) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await sendOnce(api, tx, signer, timeoutMs);
+    } catch (e) {
+      if (attempt >= 3 || !/ancient birth block/.test(String(e?.message))) throw e;
+      await new Promise((r) => setTimeout(r, 1_500));
+    }
+  }
+}
+
+function sendOnce(api, tx, signer, timeoutMs) {
   return new Promise((res, rej) => {
     const t = setTimeout(() => rej(new Error('transaction not included in time')), timeoutMs);
     tx.signAndSend(signer, ({ status, events, dispatchError }) => {

@@ -46,11 +46,11 @@ struct Gateway {
 }
 
 /// Serves until killed.
-pub fn serve(o: &super::Options, store: RecordStore, runtime: tokio::runtime::Handle) -> Result<(), String> {
-	let listen = super::or(o, "listen", "127.0.0.1:9955");
-	let operator = sr25519::Pair::from_string(super::opt(o, "suri")?, None).map_err(|e| format!("--suri: {e:?}"))?;
+pub fn serve(o: &super::ServeArgs, store: RecordStore, runtime: tokio::runtime::Handle) -> Result<(), String> {
+	let listen = o.listen.as_str();
+	let operator = o.signer.signer()?;
 	let gateway = Arc::new(Gateway {
-		node: Node::new(super::or(o, "node", "127.0.0.1:9944")),
+		node: o.node.node(),
 		operator,
 		submitting: std::sync::Mutex::new(()),
 		store,

@@ -32,10 +32,11 @@ use medchain_record_store::{decrypt_record, encrypt_record, hex, DigestAlgorithm
 use medchain_runtime::{AccountId, Runtime, RuntimeCall};
 use pallet_ehr_index::{ContentDigest, NextRecordId, RecordKind, Records, StorePointer};
 use sp_core::{crypto::Ss58Codec, sr25519, Pair, H256};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use medchain_chain_client::cli::{NodeArgs, SignerArgs};
 use std::{
-	collections::HashMap,
 	io::{Read, Write},
-	path::Path,
+	path::{Path, PathBuf},
 	time::{Duration, Instant},
 };
 
@@ -43,45 +44,159 @@ use std::{
 /// at 16 MiB; the rest is the document's other fields and headroom).
 const MAX_RECORD_BYTES: u64 = 15 * 1024 * 1024;
 
+/// Puts medical records on Medchain: ciphertext in the institution's
+/// MongoDB, digest and pointer on chain.
+#[derive(Parser)]
+#[command(name = "medchain-record", version)]
+struct Cli {
+	#[command(subcommand)]
+	command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+	/// Encrypts a file under a fresh data key, stores the ciphertext in
+	/// MongoDB and publishes its index entry (and key capsule).
+	Put(PutArgs),
+	/// Reads a record's ciphertext, checks it against the chain's digest and
+	/// decrypts it with its data key.
+	Get(GetArgs),
+	/// Lists what the store holds for a patient (no content), one JSON per
+	/// line.
+	List(ListArgs),
+	/// Serves the institution's record gateway (`ehr_getRecord` over HTTP
+	/// JSON-RPC): only to readers the chain allows, logged on chain first.
+	Serve(ServeArgs),
+}
+
+/// Where the institution keeps its records.
+#[derive(Args)]
+struct StoreArgs {
+	/// MongoDB connection string.
+	#[arg(long, default_value = "mongodb://127.0.0.1:27017/?directConnection=true")]
+	mongo: String,
+	/// Database.
+	#[arg(long, default_value = "medchain")]
+	database: String,
+	/// Collection.
+	#[arg(long, default_value = "records")]
+	collection: String,
+	/// The store's id in on-chain pointers.
+	#[arg(long, default_value = "hospital-1")]
+	store_id: String,
+}
+
+#[derive(Args)]
+struct PutArgs {
+	/// The file to put.
+	#[arg(long)]
+	file: PathBuf,
+	/// The patient's account (SS58).
+	#[arg(long)]
+	patient: String,
+	/// Diagnosis, LabResult, Imaging, Prescription, DischargeSummary,
+	/// NursingCare, Billing, Wearable or Other.
+	#[arg(long, value_parser = kind)]
+	kind: RecordKind,
+	/// Digest of the ciphertext.
+	#[arg(long, value_enum, default_value_t = Algorithm::Sm3)]
+	algorithm: Algorithm,
+	/// Where to write the data key (default: FILE.key).
+	#[arg(long)]
+	key_out: Option<PathBuf>,
+	#[command(flatten)]
+	signer: SignerArgs,
+	#[command(flatten)]
+	node: NodeArgs,
+	#[command(flatten)]
+	store: StoreArgs,
+}
+
+/// Digest algorithms, by their command-line names.
+#[derive(Clone, Copy, ValueEnum)]
+enum Algorithm {
+	/// SM3 (GB/T 32905).
+	Sm3,
+	/// SHA-256.
+	#[value(name = "sha-256")]
+	Sha256,
+	/// BLAKE2b-256.
+	#[value(name = "blake2-256")]
+	Blake2_256,
+}
+
+impl From<Algorithm> for DigestAlgorithm {
+	fn from(a: Algorithm) -> Self {
+		match a {
+			Algorithm::Sm3 => DigestAlgorithm::Sm3,
+			Algorithm::Sha256 => DigestAlgorithm::Sha256,
+			Algorithm::Blake2_256 => DigestAlgorithm::Blake2_256,
+		}
+	}
+}
+
+#[derive(Args)]
+struct GetArgs {
+	/// The record's id on chain.
+	#[arg(long)]
+	record: u64,
+	/// The record's data key file.
+	#[arg(long)]
+	key: PathBuf,
+	/// Where to write the decrypted record.
+	#[arg(long)]
+	out: PathBuf,
+	#[command(flatten)]
+	node: NodeArgs,
+	#[command(flatten)]
+	store: StoreArgs,
+}
+
+#[derive(Args)]
+struct ListArgs {
+	/// The patient's account (SS58).
+	#[arg(long)]
+	patient: String,
+	/// Most records listed.
+	#[arg(long, default_value_t = 100)]
+	limit: i64,
+	#[command(flatten)]
+	store: StoreArgs,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+	/// Address to listen on.
+	#[arg(long, default_value = "127.0.0.1:9955")]
+	listen: String,
+	// The gateway operator's account, which logs accesses on chain.
+	#[command(flatten)]
+	signer: SignerArgs,
+	#[command(flatten)]
+	node: NodeArgs,
+	#[command(flatten)]
+	store: StoreArgs,
+}
+
 fn main() {
-	let args: Vec<String> = std::env::args().skip(1).collect();
-	let Some(command) = args.first().cloned() else {
-		eprintln!("usage: medchain-record <put|get|list|serve> [--option value]...");
-		std::process::exit(2);
-	};
+	let cli = Cli::parse();
 	let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-	let result = medchain_chain_client::parse_options(&args[1..]).and_then(|o| match command.as_str() {
-		"put" => runtime.block_on(put(&o)),
-		"get" => runtime.block_on(get(&o)),
-		"list" => runtime.block_on(list(&o)),
-		"serve" => runtime.block_on(store(&o)).and_then(|st| gateway::serve(&o, st, runtime.handle().clone())),
-		other => Err(format!("unknown command `{other}`")),
-	});
+	let result = match &cli.command {
+		Command::Put(a) => runtime.block_on(put(a)),
+		Command::Get(a) => runtime.block_on(get(a)),
+		Command::List(a) => runtime.block_on(list(a)),
+		Command::Serve(a) => runtime.block_on(store(&a.store)).and_then(|st| gateway::serve(a, st, runtime.handle().clone())),
+	};
 	if let Err(e) = result {
 		eprintln!("error: {e}");
 		std::process::exit(1);
 	}
 }
 
-type Options = HashMap<String, String>;
-
-fn opt<'a>(o: &'a Options, key: &str) -> Result<&'a str, String> {
-	o.get(key).map(String::as_str).ok_or_else(|| format!("--{key} is required"))
-}
-
-fn or<'a>(o: &'a Options, key: &str, default: &'a str) -> &'a str {
-	o.get(key).map(String::as_str).unwrap_or(default)
-}
-
-async fn store(o: &Options) -> Result<RecordStore, String> {
-	RecordStore::connect(
-		or(o, "mongo", "mongodb://127.0.0.1:27017/?directConnection=true"),
-		or(o, "database", "medchain"),
-		or(o, "collection", "records"),
-		or(o, "store-id", "hospital-1"),
-	)
-	.await
-	.map_err(|e| e.to_string())
+async fn store(o: &StoreArgs) -> Result<RecordStore, String> {
+	RecordStore::connect(&o.mongo, &o.database, &o.collection, &o.store_id)
+		.await
+		.map_err(|e| e.to_string())
 }
 
 fn kind(name: &str) -> Result<RecordKind, String> {
@@ -135,20 +250,20 @@ fn read_with_progress(path: &Path) -> Result<Vec<u8>, String> {
 	Ok(data)
 }
 
-async fn put(o: &Options) -> Result<(), String> {
+async fn put(o: &PutArgs) -> Result<(), String> {
 	let t0 = Instant::now();
-	let path = Path::new(opt(o, "file")?);
-	let patient = AccountId::from_ss58check(opt(o, "patient")?).map_err(|e| format!("--patient: {e:?}"))?;
-	let kind = kind(opt(o, "kind")?)?;
-	let algorithm = DigestAlgorithm::from_name(or(o, "algorithm", "sm3")).ok_or("--algorithm: sm3, sha-256 or blake2-256")?;
-	let signer = sr25519::Pair::from_string(opt(o, "suri")?, None).map_err(|e| format!("--suri: {e:?}"))?;
-	let node = Node::new(or(o, "node", "127.0.0.1:9944"));
+	let path = o.file.as_path();
+	let patient = AccountId::from_ss58check(&o.patient).map_err(|e| format!("--patient: {e:?}"))?;
+	let kind = o.kind;
+	let algorithm = DigestAlgorithm::from(o.algorithm);
+	let signer = o.signer.signer()?;
+	let node = o.node.node();
 
 	let plaintext = read_with_progress(path)?;
 	let sealed = encrypt_record(&plaintext)?;
 	drop(plaintext);
 	eprintln!("[record] encrypted {} bytes with AES-256-GCM under a fresh data key", sealed.ciphertext.len());
-	let key_out = o.get("key-out").cloned().unwrap_or_else(|| format!("{}.key", path.display()));
+	let key_out = o.key_out.clone().unwrap_or_else(|| PathBuf::from(format!("{}.key", path.display())));
 	write_key(Path::new(&key_out), &sealed.data_key)?;
 
 	// The patient's Umbral key, if registered: the data key is sealed to it.
@@ -163,9 +278,9 @@ async fn put(o: &Options) -> Result<(), String> {
 		},
 	};
 
-	let store = store(o).await?;
+	let store = store(&o.store).await?;
 	let stored = store
-		.put(&patient.to_ss58check(), opt(o, "kind")?, algorithm, &sealed.ciphertext)
+		.put(&patient.to_ss58check(), &format!("{kind:?}"), algorithm, &sealed.ciphertext)
 		.await
 		.map_err(|e| format!("not stored, nothing published: {e}"))?;
 	eprintln!(
@@ -314,32 +429,32 @@ fn attach_capsule(
 	}
 }
 
-async fn get(o: &Options) -> Result<(), String> {
-	let node = Node::new(or(o, "node", "127.0.0.1:9944"));
-	let id: u64 = opt(o, "record")?.parse().map_err(|_| "--record: not a number")?;
+async fn get(o: &GetArgs) -> Result<(), String> {
+	let node = o.node.node();
+	let id = o.record;
 	let record: pallet_ehr_index::Record<Runtime> = node
 		.storage(&Records::<Runtime>::hashed_key_for(id))
 		.map_err(|e| e.to_string())?
 		.ok_or(format!("record {id} is not on chain"))?;
 	let pointer = record.pointer.ok_or(format!("record {id} was erased"))?;
-	let key_text = std::fs::read_to_string(opt(o, "key")?).map_err(|e| format!("--key: {e}"))?;
+	let key_text = std::fs::read_to_string(&o.key).map_err(|e| format!("--key: {e}"))?;
 	let key: [u8; 32] = medchain_chain_client::unhex(key_text.trim())
 		.map_err(|e| e.to_string())?
 		.try_into()
 		.map_err(|_| "--key: not a 32-byte key")?;
-	let ciphertext = store(o).await?.get(pointer.object_id, &record.digest.digest).await.map_err(|e| e.to_string())?;
+	let ciphertext = store(&o.store).await?.get(pointer.object_id, &record.digest.digest).await.map_err(|e| e.to_string())?;
 	let plaintext = decrypt_record(&ciphertext, &key)?;
-	let out = opt(o, "out")?;
-	std::fs::write(out, &plaintext).map_err(|e| format!("{out}: {e}"))?;
-	eprintln!("[record] record {id}: digest verified, {} bytes decrypted to {out}", plaintext.len());
+	let out = &o.out;
+	std::fs::write(out, &plaintext).map_err(|e| format!("{}: {e}", out.display()))?;
+	eprintln!("[record] record {id}: digest verified, {} bytes decrypted to {}", plaintext.len(), out.display());
 	Ok(())
 }
 
 /// Prints the store's records of a patient (no content), one JSON per line.
-async fn list(o: &Options) -> Result<(), String> {
-	let patient = AccountId::from_ss58check(opt(o, "patient")?).map_err(|e| format!("--patient: {e:?}"))?;
-	let limit: i64 = or(o, "limit", "100").parse().map_err(|_| "--limit: not a number")?;
-	for r in store(o).await?.list_by_patient(&patient.to_ss58check(), limit).await.map_err(|e| e.to_string())? {
+async fn list(o: &ListArgs) -> Result<(), String> {
+	let patient = AccountId::from_ss58check(&o.patient).map_err(|e| format!("--patient: {e:?}"))?;
+	let limit = o.limit;
+	for r in store(&o.store).await?.list_by_patient(&patient.to_ss58check(), limit).await.map_err(|e| e.to_string())? {
 		println!(
 			"{}",
 			serde_json::json!({
@@ -352,4 +467,31 @@ async fn list(o: &Options) -> Result<(), String> {
 		);
 	}
 	Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+	use clap::CommandFactory;
+
+	#[test]
+	fn every_subcommand_and_option_is_documented() {
+		Cli::command().debug_assert();
+		for sub in Cli::command().get_subcommands() {
+			assert!(sub.get_about().is_some(), "{} has no help", sub.get_name());
+			for arg in sub.get_arguments().filter(|a| !["help", "version"].contains(&a.get_id().as_str())) {
+				assert!(arg.get_help().is_some(), "{} --{} has no help", sub.get_name(), arg.get_id());
+			}
+		}
+	}
+
+	#[test]
+	fn a_misspelt_option_is_an_error_not_a_default() {
+		let put = ["medchain-record", "put", "--file", "x", "--patient", "p", "--kind", "Imaging", "--suri", "//Alice"];
+		assert!(Cli::try_parse_from(put).is_ok());
+		let typo = Cli::try_parse_from(put.iter().chain(&["--algoritm", "sha-256"])).err().expect("refused");
+		assert_eq!(typo.kind(), clap::error::ErrorKind::UnknownArgument);
+		let kind = Cli::try_parse_from(put.map(|a| if a == "Imaging" { "Xray" } else { a })).err().expect("refused");
+		assert_eq!(kind.kind(), clap::error::ErrorKind::ValueValidation);
+	}
 }

@@ -1,0 +1,75 @@
+//! Command-line options every Medchain tool that talks to a node shares
+//! (`clap` derive groups, flattened into each tool's subcommands).
+
+use crate::Node;
+use clap::Args;
+use sp_core::{sr25519, Pair};
+use std::path::PathBuf;
+
+/// The node to talk to.
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+	/// The node's RPC address (HTTP).
+	#[arg(long, default_value = "127.0.0.1:9944")]
+	pub node: String,
+}
+
+impl NodeArgs {
+	/// A client of that node.
+	pub fn node(&self) -> Node {
+		Node::new(&self.node)
+	}
+}
+
+/// The account that signs. The secret comes from `--suri`, `--suri-file`
+/// or the `MEDCHAIN_SURI` environment variable, in that order.
+#[derive(Args, Debug)]
+pub struct SignerArgs {
+	/// Secret URI of the signing account (e.g. //Alice). Visible to every
+	/// user of the machine in `ps`: prefer --suri-file or MEDCHAIN_SURI.
+	#[arg(long, conflicts_with = "suri_file")]
+	pub suri: Option<String>,
+	/// A file whose first line is the secret URI.
+	#[arg(long)]
+	pub suri_file: Option<PathBuf>,
+}
+
+impl SignerArgs {
+	/// The signing key.
+	pub fn signer(&self) -> Result<sr25519::Pair, String> {
+		let suri = match (&self.suri, &self.suri_file) {
+			(Some(suri), _) => suri.clone(),
+			(None, Some(path)) => std::fs::read_to_string(path)
+				.map_err(|e| format!("--suri-file {}: {e}", path.display()))?
+				.lines()
+				.next()
+				.unwrap_or_default()
+				.trim()
+				.to_string(),
+			(None, None) => std::env::var("MEDCHAIN_SURI")
+				.map_err(|_| "a signer is required: --suri, --suri-file or MEDCHAIN_SURI".to_string())?,
+		};
+		// The error never repeats the secret.
+		sr25519::Pair::from_string(&suri, None).map_err(|_| "the secret URI is not a valid sr25519 key".to_string())
+	}
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+
+	#[test]
+	fn the_signer_comes_from_the_option_the_file_or_the_environment() {
+		let alice = sr25519::Pair::from_string("//Alice", None).unwrap().public();
+		let from = |suri: Option<&str>, file: Option<PathBuf>| {
+			SignerArgs { suri: suri.map(String::from), suri_file: file }.signer().map(|p| p.public())
+		};
+		assert_eq!(from(Some("//Alice"), None), Ok(alice));
+		let path = std::env::temp_dir().join(format!("medchain-suri-{}", std::process::id()));
+		std::fs::write(&path, "//Alice\n").unwrap();
+		assert_eq!(from(None, Some(path.clone())), Ok(alice));
+		std::fs::remove_file(&path).unwrap();
+		let bad = from(Some("not a secret at all, just words"), None).unwrap_err();
+		assert!(!bad.contains("words"), "the error must not repeat the secret: {bad}");
+	}
+}

@@ -591,8 +591,9 @@ impl Fuzzer {
 			13..=35 => self.ehr_action(),
 			36..=63 => self.proxy_action(),
 			64..=84 => self.fl_action(),
-			85..=94 => self.governance_action(),
-			95..=96 => self.balances_action(),
+			85..=93 => self.governance_action(),
+			94..=95 => self.balances_action(),
+			96..=97 => self.session_action(),
 			_ => self.batch_action(),
 		}
 	}
@@ -988,6 +989,33 @@ impl Fuzzer {
 				}
 			},
 		}
+	}
+
+	/// Session keys: an account sets its own key with a sound proof, or
+	/// someone else's key, or a proof signed by the wrong key; rarely, an
+	/// account outside the current and queued collator sets purges its keys.
+	///
+	/// A collator purging its own keys is left out: pallet-session drops
+	/// keyless validators when it queues the next set, so if every collator
+	/// did so the chain would have none (the same as every collator going
+	/// offline, which no runtime rule can prevent; see the README).
+	fn session_action(&mut self) {
+		let keyrings: Vec<K> = K::well_known().collect();
+		let k = *keyrings.choose(&mut self.rng).expect("keyrings");
+		let who = account(k);
+		if self.one_in(20) {
+			let collator = Session::validators().contains(&who) ||
+				Session::queued_keys().iter().any(|(queued, _)| *queued == who);
+			if !collator {
+				self.signed_call(&who, RuntimeCall::Session(pallet_session::Call::purge_keys {}));
+			}
+			return;
+		}
+		let owner = if self.one_in(4) { *keyrings.choose(&mut self.rng).expect("keyrings") } else { k };
+		let prover = if self.one_in(4) { *keyrings.choose(&mut self.rng).expect("keyrings") } else { owner };
+		let keys = SessionKeys { aura: owner.pair().public().into() };
+		let proof = prover.pair().generate_proof_of_possession(&who.encode());
+		self.signed_call(&who, RuntimeCall::Session(pallet_session::Call::set_keys { keys, proof: proof.encode() }));
 	}
 
 	fn balances_action(&mut self) {

@@ -54,6 +54,24 @@ impl SignerArgs {
 	}
 }
 
+/// Every subcommand of `command` without help text, and every option
+/// (`subcommand --option`) without one; `--help` and `--version` excepted.
+/// Each tool's tests require it to be empty.
+pub fn undocumented(command: &clap::Command) -> Vec<String> {
+	let mut missing = Vec::new();
+	for sub in command.get_subcommands() {
+		if sub.get_about().is_none() {
+			missing.push(sub.get_name().to_string());
+		}
+		for arg in sub.get_arguments().filter(|a| !["help", "version"].contains(&a.get_id().as_str())) {
+			if arg.get_help().is_none() {
+				missing.push(format!("{} --{}", sub.get_name(), arg.get_id()));
+			}
+		}
+	}
+	missing
+}
+
 #[cfg(test)]
 mod tests {
 	use super::*;

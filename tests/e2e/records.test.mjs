@@ -2,10 +2,12 @@
 // (AES-256-GCM), stored in a real MongoDB wire-protocol server (SecantusDB),
 // and indexed on a dev node; it is read back with its digest verified and
 // decrypted. With MongoDB down nothing reaches the chain; when publication is
-// refused the stored document is deleted again.
+// refused the stored document is deleted again; when its outcome is unknown
+// (the node frozen or killed mid-way) the document is kept, and no index
+// entry ever points at a missing document.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { randomBytes, createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -22,6 +24,8 @@ let dir;
 let k;
 let gateway;
 let published;
+/** The sr25519 pair of `uri` (after `cryptoWaitReady`). */
+const keyringPair = (uri) => new Keyring({ type: 'sr25519' }).addFromUri(uri);
 
 function record(args) {
   // `list` reads only the store: it takes no --node.
@@ -144,6 +148,93 @@ test('a record from a signer that may not publish is not left in the store', asy
   assert.equal(stored.code, 0, stored.err);
   const kinds = stored.out.trim().split('\n').map((l) => JSON.parse(l).kind);
   assert.deepEqual(kinds, ['Imaging'], 'only the published record is in the store');
+});
+
+/**
+ * Starts `medchain-record put` in the background for patient `who`; calls
+ * `onSubmit()` the moment it says it submits the index entry. Resolves to
+ * { code, out, err } when the client exits.
+ */
+function putInBackground(who, file, onSubmit, waitS) {
+  const args = ['put', '--file', file, '--patient', who, '--kind', 'LabResult', '--suri', '//Alice',
+    '--wait-s', String(waitS), '--node', `127.0.0.1:${node.rpcPort}`, '--mongo', mongo.url, '--store-id', 'hospital-1'];
+  const child = spawn(CLI, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  let fired = false;
+  child.stdout.on('data', (d) => { out += d; });
+  child.stderr.on('data', (d) => {
+    err += d;
+    if (!fired && /submitting the index entry/.test(err)) { fired = true; onSubmit(); }
+  });
+  return new Promise((res) => child.on('exit', (code) => res({ code, out, err })));
+}
+
+/** Every index entry of `who` from id `from` on points at a document the store holds. */
+async function assertNoDanglingEntry(who, from) {
+  const api = node.api;
+  const next = (await api.query.ehrIndex.nextRecordId()).toNumber();
+  const listed = record(['list', '--patient', who]);
+  assert.equal(listed.code, 0, listed.err);
+  const held = new Set(listed.out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l).object_id));
+  let entries = 0;
+  for (let id = from; id < next; id++) {
+    const rec = (await api.query.ehrIndex.records(id)).unwrap();
+    if (rec.patient.toString() !== who) continue;
+    entries += 1;
+    assert.ok(held.has(u8aToHex(rec.pointer.unwrap().objectId)), `entry ${id} points at a document the store holds`);
+  }
+  return entries;
+}
+
+/** Resolves once an index entry for `who` from id `from` on is on chain. */
+async function entryLands(who, from, timeoutMs = 60_000) {
+  const t0 = Date.now();
+  while (Date.now() - t0 < timeoutMs) {
+    const next = (await node.api.query.ehrIndex.nextRecordId()).toNumber();
+    for (let id = from; id < next; id++) {
+      if ((await node.api.query.ehrIndex.records(id)).unwrap().patient.toString() === who) return id;
+    }
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  throw new Error('the index entry did not land');
+}
+
+test('a node frozen past the put\'s wait: the document is kept and the late entry points at it', async () => {
+  const who = keyringPair('//Frozen-Patient').address;
+  const from = (await node.api.query.ehrIndex.nextRecordId()).toNumber();
+  const file = join(dir, 'frozen.txt');
+  writeFileSync(file, 'synthetic lab result, frozen node');
+  // SIGSTOP the node as the entry goes out: the client's 5 s wait ends with
+  // no verdict, and the transaction (mortal, still valid) lands after SIGCONT.
+  const put = await putInBackground(who, file, () => process.kill(node.pid, 'SIGSTOP'), 5);
+  process.kill(node.pid, 'SIGCONT');
+  if (put.code !== 0) {
+    assert.match(put.err, /outcome is unknown.*is kept/s);
+    assert.doesNotMatch(put.err, /was deleted/);
+  }
+  await entryLands(who, from);
+  assert.equal(await assertNoDanglingEntry(who, from), 1);
+});
+
+test('a node killed as the entry lands: after its restart the entry points at a stored document', async () => {
+  const who = keyringPair('//Killed-Patient').address;
+  const from = (await node.api.query.ehrIndex.nextRecordId()).toNumber();
+  const file = join(dir, 'killed.txt');
+  writeFileSync(file, 'synthetic lab result, killed node');
+  // Kill the node (SIGKILL, no clean shutdown) the moment the entry is in a
+  // block, then start it again on the same database within the put's wait.
+  let restarted;
+  const unsub = await node.api.query.ehrIndex.nextRecordId((n) => {
+    if (n.toNumber() > from && !restarted) restarted = node.restart({ signal: 'SIGKILL' });
+  });
+  const put = await putInBackground(who, file, () => {}, 120);
+  try { unsub(); } catch { /* the old connection is gone */ }
+  await restarted;
+  if (put.code !== 0) {
+    assert.match(put.err, /outcome is unknown.*is kept/s);
+  }
+  assert.equal(await assertNoDanglingEntry(who, from), 1, put.err);
 });
 
 test('with MongoDB down nothing is published', async () => {

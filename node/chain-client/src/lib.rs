@@ -1,26 +1,42 @@
-//! A minimal JSON-RPC client for a Medchain node (HTTP on the node's RPC
-//! port) that reads storage and submits signed extrinsics built from the
-//! runtime's own types. Used by `medchain-fl-client` and `medchain-record`.
+//! A JSON-RPC client for a Medchain node over one persistent WebSocket
+//! connection (`jsonrpsee`'s ws client): storage reads, runtime API calls,
+//! key listing, and mortal extrinsics signed with the runtime's own types,
+//! followed to finalization. Used by `medchain-fl-client` and
+//! `medchain-record`.
+//!
+//! The API is blocking: each call runs on the client's own Tokio runtime, so
+//! it may be used from plain threads and from inside another runtime alike.
 
 pub mod cli;
 
 use codec::{Decode, Encode};
+use jsonrpsee::{
+	core::client::{ClientT, Error as ClientError, SubscriptionClientT},
+	ws_client::{WsClient, WsClientBuilder},
+};
 use medchain_runtime::{Runtime, RuntimeCall, TxExtension, UncheckedExtrinsic};
 use serde_json::{json, Value};
 use sp_core::{crypto::Ss58Codec, sr25519, Pair, H256};
 use sp_runtime::{generic::Era, AccountId32, MultiAddress, MultiSignature};
 use std::{
-	io::{Read, Write},
-	net::TcpStream,
-	time::Duration,
+	future::Future,
+	sync::{Arc, Mutex, OnceLock},
+	time::{Duration, Instant},
 };
+
+/// Blocks a signed transaction stays valid for (its mortal era): about six
+/// minutes at 6 s blocks. A transaction not in a block by then never will be.
+pub const MORTAL_PERIOD: u64 = 64;
+
+/// Largest JSON-RPC message either way: a block of 5 MiB is 10 MiB in hex.
+const MAX_MESSAGE: u32 = 32 * 1024 * 1024;
 
 /// Errors talking to the node.
 #[derive(Debug)]
 pub enum RpcError {
-	/// The node could not be reached or answered garbage.
+	/// The node could not be reached, or the connection broke.
 	Transport(String),
-	/// The node answered with a JSON-RPC error.
+	/// The node answered with a JSON-RPC error (its JSON error object).
 	Node(String),
 	/// A value could not be decoded.
 	Decode(String),
@@ -36,51 +52,151 @@ impl std::fmt::Display for RpcError {
 	}
 }
 
-/// A node endpoint, `host:port`.
+impl From<ClientError> for RpcError {
+	fn from(e: ClientError) -> Self {
+		match e {
+			ClientError::Call(e) => RpcError::Node(serde_json::to_string(&e).unwrap_or_else(|_| e.to_string())),
+			ClientError::ParseError(e) => RpcError::Decode(e.to_string()),
+			other => RpcError::Transport(other.to_string()),
+		}
+	}
+}
+
+/// A transaction handed to the node: who sent it with which nonce, its
+/// hash, and the last block of its mortal era.
+#[derive(Clone, Debug)]
+pub struct Sent {
+	/// The nonce it uses.
+	pub nonce: u32,
+	/// Its hash (`blake2_256` of its encoding).
+	pub hash: H256,
+	/// The first block of its era.
+	pub birth: u32,
+	/// The first block in which it is no longer valid.
+	pub death: u32,
+}
+
+/// What became of a transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+	/// In a finalized block: it can no longer be undone. `success` is
+	/// whether it dispatched without error (`None`: its events could not be
+	/// decoded, say, after a runtime upgrade).
+	Finalized { block: H256, success: Option<bool> },
+	/// In a block of the best chain, not yet finalized when the wait ended.
+	InBlock { block: H256, success: Option<bool> },
+	/// It never will be in a block: the pool refused it, another transaction
+	/// took its place, or its era ended without it.
+	Dead(String),
+	/// Not known yet (the wait ended, or the node went away): it may still
+	/// be included up to block `death`, and not after.
+	Unknown { death: u32, why: String },
+}
+
+impl Outcome {
+	/// Whether it is in a block and dispatched without error.
+	pub fn succeeded(&self) -> bool {
+		matches!(self, Outcome::Finalized { success: Some(true), .. } | Outcome::InBlock { success: Some(true), .. })
+	}
+}
+
+/// The Tokio runtime all clients run on.
+fn runtime() -> &'static tokio::runtime::Runtime {
+	static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+	RUNTIME.get_or_init(|| {
+		tokio::runtime::Builder::new_multi_thread()
+			.worker_threads(1)
+			.thread_name("medchain-rpc")
+			.enable_all()
+			.build()
+			.expect("the OS gives a process a thread and a timer")
+	})
+}
+
+/// Runs `future` on the client runtime and waits for it, from any thread
+/// (inside another Tokio runtime too: the future never runs on the caller's).
+fn block_on<T: Send + 'static>(future: impl Future<Output = T> + Send + 'static) -> T {
+	let (tx, rx) = std::sync::mpsc::sync_channel(1);
+	runtime().spawn(async move {
+		let _ = tx.send(future.await);
+	});
+	rx.recv().expect("the client runtime lives as long as the process")
+}
+
+/// A node endpoint and its connection, opened at the first call and opened
+/// again when it breaks.
 pub struct Node {
-	addr: String,
+	url: String,
+	client: Mutex<Option<Arc<WsClient>>>,
 }
 
 impl Node {
-	/// Parses `http://host:port` or `ws://host:port` (the node serves both on
-	/// one port) or `host:port`.
+	/// Takes `ws://host:port`, `http://host:port` (the node serves both on
+	/// one port; WebSocket is used), `wss://`/`https://`, or `host:port`.
 	pub fn new(url: &str) -> Self {
-		let addr = url
-			.trim_start_matches("http://")
-			.trim_start_matches("ws://")
-			.trim_end_matches('/')
-			.to_string();
-		Node { addr }
+		let url = url.trim_end_matches('/');
+		let url = if let Some(rest) = url.strip_prefix("http://") {
+			format!("ws://{rest}")
+		} else if let Some(rest) = url.strip_prefix("https://") {
+			format!("wss://{rest}")
+		} else if url.starts_with("ws://") || url.starts_with("wss://") {
+			url.to_string()
+		} else {
+			format!("ws://{url}")
+		};
+		Node { url, client: Mutex::new(None) }
 	}
 
-	/// Calls `method` with `params`.
-	pub fn call(&self, method: &str, params: Value) -> Result<Value, RpcError> {
-		let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
-		let mut stream =
-			TcpStream::connect(&self.addr).map_err(|e| RpcError::Transport(format!("{}: {e}", self.addr)))?;
-		stream.set_read_timeout(Some(Duration::from_secs(60))).ok();
-		let request = format!(
-			"POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-			self.addr,
-			body.len(),
-			body
-		);
-		stream.write_all(request.as_bytes()).map_err(|e| RpcError::Transport(e.to_string()))?;
-		let mut response = Vec::new();
-		stream.read_to_end(&mut response).map_err(|e| RpcError::Transport(e.to_string()))?;
-		let text = String::from_utf8_lossy(&response);
-		let (head, body) =
-			text.split_once("\r\n\r\n").ok_or_else(|| RpcError::Transport("no HTTP body".into()))?;
-		let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-			dechunk(body)
-		} else {
-			body.to_string()
-		};
-		let value: Value = serde_json::from_str(&body).map_err(|e| RpcError::Transport(format!("{e}: {body}")))?;
-		if let Some(err) = value.get("error") {
-			return Err(RpcError::Node(err.to_string()));
+	/// The URL the client connects to.
+	pub fn url(&self) -> &str {
+		&self.url
+	}
+
+	/// The open connection, or a new one.
+	fn client(&self) -> Result<Arc<WsClient>, RpcError> {
+		let mut slot = self.client.lock().map_err(|_| RpcError::Transport("client state poisoned".into()))?;
+		if let Some(client) = slot.as_ref().filter(|c| c.is_connected()) {
+			return Ok(client.clone());
 		}
-		Ok(value.get("result").cloned().unwrap_or(Value::Null))
+		let url = self.url.clone();
+		let client = block_on(async move {
+			WsClientBuilder::default()
+				.max_request_size(MAX_MESSAGE)
+				.max_response_size(MAX_MESSAGE)
+				.request_timeout(Duration::from_secs(60))
+				.connection_timeout(Duration::from_secs(10))
+				.build(&url)
+				.await
+		})
+		.map_err(|e| RpcError::Transport(format!("{}: {e}", self.url)))?;
+		let client = Arc::new(client);
+		*slot = Some(client.clone());
+		Ok(client)
+	}
+
+	/// Calls `method` with `params` (a JSON array, or `null` for none). A
+	/// read that fails because the connection broke is sent once more on a
+	/// new connection; a submission is not (it may have reached the node).
+	pub fn call(&self, method: &str, params: Value) -> Result<Value, RpcError> {
+		let params = match params {
+			Value::Array(items) => items,
+			Value::Null => Vec::new(),
+			other => vec![other],
+		};
+		let resend = !method.starts_with("author_submit");
+		let mut attempt = 0;
+		loop {
+			let client = self.client()?;
+			let (m, p) = (method.to_string(), params.clone());
+			match block_on(async move { client.request::<Value, _>(&m, p).await }) {
+				Ok(v) => return Ok(v),
+				Err(e @ (ClientError::Transport(_) | ClientError::RestartNeeded(_))) if resend && attempt == 0 => {
+					let _ = e;
+					attempt += 1;
+				},
+				Err(e) => return Err(e.into()),
+			}
+		}
 	}
 
 	/// Reads and decodes a storage value; `None` if absent.
@@ -141,6 +257,16 @@ impl Node {
 
 	/// As [`Node::submit`], also returning the transaction's hash.
 	pub fn submit_with_hash(&self, signer: &sr25519::Pair, call: RuntimeCall) -> Result<(u32, H256), RpcError> {
+		let (xt, sent) = self.sign(signer, call)?;
+		let hash = parse_hash(&self.call("author_submitExtrinsic", json!([hex(&xt)]))?)?;
+		debug_assert_eq!(hash, sent.hash);
+		Ok((sent.nonce, hash))
+	}
+
+	/// Signs `call` as `signer` with the account's next nonce and a mortal
+	/// era of [`MORTAL_PERIOD`] blocks from the best block; returns the
+	/// encoded extrinsic and what identifies it.
+	pub fn sign(&self, signer: &sr25519::Pair, call: RuntimeCall) -> Result<(Vec<u8>, Sent), RpcError> {
 		let account = AccountId32::from(signer.public());
 		let genesis: H256 = parse_hash(&self.call("chain_getBlockHash", json!([0]))?)?;
 		let version = self.call("state_getRuntimeVersion", json!([]))?;
@@ -150,24 +276,188 @@ impl Node {
 			.call("system_accountNextIndex", json!([account.to_ss58check()]))?
 			.as_u64()
 			.ok_or_else(|| RpcError::Decode("nonce".into()))? as u32;
+		let best = self.best_number()?;
+		let era = Era::mortal(MORTAL_PERIOD, best.into());
+		let birth = era.birth(best.into()) as u32;
+		let death = era.death(best.into()) as u32;
+		let birth_hash: H256 = parse_hash(&self.call("chain_getBlockHash", json!([birth]))?)?;
 		let ext: TxExtension = cumulus_pallet_weight_reclaim::StorageWeightReclaim::new((
 			frame_system::CheckNonZeroSender::<Runtime>::new(),
 			frame_system::CheckSpecVersion::<Runtime>::new(),
 			frame_system::CheckTxVersion::<Runtime>::new(),
 			frame_system::CheckGenesis::<Runtime>::new(),
-			frame_system::CheckEra::<Runtime>::from(Era::Immortal),
+			frame_system::CheckEra::<Runtime>::from(era),
 			frame_system::CheckNonce::<Runtime>::from(nonce),
 			frame_system::CheckWeight::<Runtime>::new(),
 			pallet_transaction_payment::ChargeTransactionPayment::<Runtime>::from(0),
 			frame_metadata_hash_extension::CheckMetadataHash::<Runtime>::new(false),
 		));
-		let implicit = ((), spec, tx, genesis, genesis, (), (), (), None::<[u8; 32]>);
+		let implicit = ((), spec, tx, genesis, birth_hash, (), (), (), None::<[u8; 32]>);
 		let payload = sp_runtime::generic::SignedPayload::from_raw(call, ext, implicit);
 		let signature = payload.using_encoded(|bytes| signer.sign(bytes));
 		let (call, ext, _) = payload.deconstruct();
-		let xt = UncheckedExtrinsic::new_signed(call, MultiAddress::Id(account), MultiSignature::Sr25519(signature), ext);
-		let hash = parse_hash(&self.call("author_submitExtrinsic", json!([hex(&xt.encode())]))?)?;
-		Ok((nonce, hash))
+		let xt = UncheckedExtrinsic::new_signed(call, MultiAddress::Id(account), MultiSignature::Sr25519(signature), ext)
+			.encode();
+		let hash = H256(sp_crypto_hashing::blake2_256(&xt));
+		Ok((xt, Sent { nonce, hash, birth, death }))
+	}
+
+	/// Signs `call` (as [`Node::sign`]), submits it and follows it for up to
+	/// `wait`: to a finalized block, to its death, or to the end of the wait.
+	/// Only a transaction the node refused outright is an `Err`; everything
+	/// after it left for the node is an [`Outcome`]: a connection that breaks
+	/// after the submission leaves the outcome [`Outcome::Unknown`] unless
+	/// the chain, read again within the wait, settles it.
+	pub fn send(&self, signer: &sr25519::Pair, call: RuntimeCall, wait: Duration) -> Result<(Sent, Outcome), RpcError> {
+		let (xt, sent) = self.sign(signer, call)?;
+		let outcome = self.send_signed(&AccountId32::from(signer.public()), &xt, &sent, wait)?;
+		Ok((sent, outcome))
+	}
+
+	/// As [`Node::send`], for an extrinsic `xt` already signed by `who` with
+	/// [`Node::sign`].
+	pub fn send_signed(&self, who: &AccountId32, xt: &[u8], sent: &Sent, wait: Duration) -> Result<Outcome, RpcError> {
+		let deadline = Instant::now() + wait;
+		let followed = match self.follow(xt, deadline) {
+			Err(RpcError::Node(refused)) => return Err(RpcError::Node(refused)),
+			Err(e) => Err(e),
+			Ok(outcome) => Ok(outcome),
+		};
+		let outcome = match followed {
+			Ok(Some(outcome)) => outcome,
+			// The subscription ended without a verdict (the node restarted,
+			// say, or dropped it from its pool): read the chain.
+			Ok(None) | Err(_) => self.settle(who, sent, deadline),
+		};
+		Ok(outcome)
+	}
+
+	/// Submits `xt` with `author_submitAndWatchExtrinsic` and follows its
+	/// status until finalized or dead; `Some(InBlock)` if it is in a block
+	/// when `deadline` comes, `None` if it is not, or the subscription ended
+	/// without a verdict.
+	fn follow(&self, xt: &[u8], deadline: Instant) -> Result<Option<Outcome>, RpcError> {
+		let client = self.client()?;
+		let xt = hex(xt);
+		let param = vec![Value::String(xt.clone())];
+		let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Value, RpcError>>(64);
+		let remaining = deadline.saturating_duration_since(Instant::now());
+		runtime().spawn(async move {
+			let stop = tokio::time::Instant::now() + remaining;
+			let subscribe = client.subscribe::<Value, _>("author_submitAndWatchExtrinsic", param, "author_unwatchExtrinsic");
+			let mut sub = match tokio::time::timeout_at(stop, subscribe).await {
+				Ok(Ok(sub)) => sub,
+				Ok(Err(e)) => {
+					let _ = tx.send(Err(e.into()));
+					return;
+				},
+				// No answer in time (a frozen node): the chain decides.
+				Err(_) => return,
+			};
+			while let Ok(Some(status)) = tokio::time::timeout_at(stop, sub.next()).await {
+				let status = status.map_err(|e| RpcError::Decode(e.to_string()));
+				if tx.send(status).is_err() {
+					return;
+				}
+			}
+		});
+		let mut in_block: Option<H256> = None;
+		while let Ok(status) = rx.recv() {
+			let status = status?;
+			if let Some(block) = status.get("inBlock") {
+				in_block = Some(parse_hash(block)?);
+			} else if status.get("retracted").is_some() {
+				in_block = None;
+			} else if let Some(block) = status.get("finalized") {
+				let block = parse_hash(block)?;
+				return Ok(Some(Outcome::Finalized { block, success: self.dispatched(&block, &xt).ok().flatten() }));
+			} else if status.get("usurped").is_some() {
+				return Ok(Some(Outcome::Dead("another transaction with its nonce took its place".into())));
+			} else if status.as_str() == Some("invalid") {
+				return Ok(Some(Outcome::Dead("the pool found it invalid".into())));
+			} else if status.as_str() == Some("dropped") || status.get("finalityTimeout").is_some() {
+				break;
+			}
+		}
+		match in_block {
+			Some(block) if Instant::now() >= deadline => {
+				Ok(Some(Outcome::InBlock { block, success: self.dispatched(&block, &xt).ok().flatten() }))
+			},
+			// Not in a block yet (the wait ended) or no verdict: the chain decides.
+			_ => Ok(None),
+		}
+	}
+
+	/// Reads the chain until `deadline` to settle what became of `sent`: in a
+	/// block (the account's nonce moved past it and a block since its birth
+	/// holds it), dead (its era ended without it, or another transaction
+	/// used its nonce), or still unknown.
+	fn settle(&self, who: &AccountId32, sent: &Sent, deadline: Instant) -> Outcome {
+		let mut why = String::from("no verdict within the wait");
+		while Instant::now() < deadline {
+			match self.settled(who, sent) {
+				Ok(Some(outcome)) => return outcome,
+				Ok(None) => {},
+				Err(e) => why = e.to_string(),
+			}
+			std::thread::sleep(Duration::from_millis(500));
+		}
+		Outcome::Unknown { death: sent.death, why }
+	}
+
+	fn settled(&self, who: &AccountId32, sent: &Sent) -> Result<Option<Outcome>, RpcError> {
+		let used = self.included(who, sent.nonce)?;
+		let best = self.best_number()?;
+		let finalized = self.call("chain_getFinalizedHead", json!([]))?;
+		let finalized = self.number_of(&parse_hash(&finalized)?)?;
+		if used {
+			for number in sent.birth..=best.min(sent.death) {
+				let hash = parse_hash(&self.call("chain_getBlockHash", json!([number]))?)?;
+				let block = self.call("chain_getBlock", json!([hex(hash.as_bytes())]))?;
+				let xts = block["block"]["extrinsics"].as_array().cloned().unwrap_or_default();
+				for xt in xts {
+					let bytes = unhex(xt.as_str().unwrap_or_default())?;
+					if H256(sp_crypto_hashing::blake2_256(&bytes)) == sent.hash {
+						let success = self.dispatched(&hash, &hex(&bytes)).ok().flatten();
+						return Ok(Some(if number <= finalized {
+							Outcome::Finalized { block: hash, success }
+						} else {
+							Outcome::InBlock { block: hash, success }
+						}));
+					}
+				}
+			}
+			return Ok(Some(Outcome::Dead("another transaction used its nonce".into())));
+		}
+		if best >= sent.death {
+			return Ok(Some(Outcome::Dead(format!("its era ended at block {} without it", sent.death))));
+		}
+		Ok(None)
+	}
+
+	/// Whether the extrinsic `xt` (hex) in block `block` dispatched without
+	/// error; `None` if the block's events cannot be decoded.
+	fn dispatched(&self, block: &H256, xt: &str) -> Result<Option<bool>, RpcError> {
+		let at = hex(block.as_bytes());
+		let body = self.call("chain_getBlock", json!([at]))?;
+		let xts = body["block"]["extrinsics"].as_array().cloned().unwrap_or_default();
+		let Some(index) = xts.iter().position(|x| x.as_str() == Some(xt)) else { return Ok(None) };
+		let Ok(events) =
+			self.storage_at::<Vec<frame_system::EventRecord<medchain_runtime::RuntimeEvent, H256>>>(&events_key(), Some(&at))
+		else {
+			return Ok(None);
+		};
+		Ok(Some(events.unwrap_or_default().iter().any(|e| {
+			e.phase == frame_system::Phase::ApplyExtrinsic(index as u32) &&
+				matches!(e.event, medchain_runtime::RuntimeEvent::System(frame_system::Event::ExtrinsicSuccess { .. }))
+		})))
+	}
+
+	/// The number of block `hash`.
+	fn number_of(&self, hash: &H256) -> Result<u32, RpcError> {
+		let header = self.call("chain_getHeader", json!([hex(hash.as_bytes())]))?;
+		let number = header["number"].as_str().ok_or_else(|| RpcError::Decode("block number".into()))?;
+		u32::from_str_radix(number.trim_start_matches("0x"), 16).map_err(|e| RpcError::Decode(e.to_string()))
 	}
 
 	/// Signs and submits `call` like [`Node::submit`] and waits until that
@@ -253,38 +543,14 @@ impl Node {
 	}
 }
 
-fn dechunk(body: &str) -> String {
-	let mut out = String::new();
-	let mut rest = body;
-	while let Some((size, tail)) = rest.split_once("\r\n") {
-		let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-		if n == 0 || tail.len() < n {
-			break;
-		}
-		out.push_str(&tail[..n]);
-		rest = tail[n..].trim_start_matches("\r\n");
-	}
-	out
-}
-
 /// `0x`-prefixed lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {
-	let mut s = String::with_capacity(2 + bytes.len() * 2);
-	s.push_str("0x");
-	for b in bytes {
-		s.push_str(&format!("{b:02x}"));
-	}
-	s
+	format!("0x{}", ::hex::encode(bytes))
 }
 
-/// Parses `0x`-prefixed hex.
+/// Parses hex, with or without `0x`.
 pub fn unhex(s: &str) -> Result<Vec<u8>, RpcError> {
-	let s = s.trim_start_matches("0x");
-	(0..s.len())
-		.step_by(2)
-		.map(|i| u8::from_str_radix(s.get(i..i + 2).unwrap_or("zz"), 16))
-		.collect::<Result<_, _>>()
-		.map_err(|e| RpcError::Decode(e.to_string()))
+	::hex::decode(s.trim_start_matches("0x")).map_err(|e| RpcError::Decode(e.to_string()))
 }
 
 /// Storage key of `System::Events`.

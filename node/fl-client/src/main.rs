@@ -628,12 +628,26 @@ fn train(o: &TrainArgs) -> Result<(), String> {
 	// Test only: multiplies the submitted parameters, as a poisoning
 	// participant would (robust rules must shrug it off and flag it).
 	let poison = o.poison_scale;
-	if join(&o.wait, &node, &signer, task_id)? {
+	let poll = Duration::from_millis(o.poll_ms);
+	let patience = Duration::from_secs(o.retry_s);
+	// Joining, too, outlasts a node that is briefly unreachable (a restart,
+	// a connection reset under load): joining again is harmless, since a
+	// participant's second `join_task` is refused and `join` reads first.
+	let joined_at = Instant::now();
+	let joined = loop {
+		match join(&o.wait, &node, &signer, task_id) {
+			Ok(joined) => break joined,
+			Err(e) if e.starts_with("cannot reach the node") && joined_at.elapsed() < patience => {
+				println!("node unreachable ({e}); joining again for up to {} s", patience.as_secs());
+				sleep(poll.max(Duration::from_millis(500)));
+			},
+			Err(e) => return Err(e),
+		}
+	};
+	if joined {
 		println!("joined task {task_id} with {} local rows ({} for validation)", local.len(), validation.len());
 	}
 
-	let poll = Duration::from_millis(o.poll_ms);
-	let patience = Duration::from_secs(o.retry_s);
 	let store = o.store.clone();
 	if t.stored_models && store.is_none() {
 		return Err(format!("task {task_id} keeps its models in model stores: pass --store URL"));

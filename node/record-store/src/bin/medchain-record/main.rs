@@ -22,12 +22,14 @@
 //! ```text
 //! ```
 //! A put that cannot store changes nothing on chain; a put whose publication
-//! fails deletes what it stored, so no document is orphaned and no index entry
-//! points at a missing document.
+//! is known to have failed deletes what it stored, so no document is
+//! orphaned; a put whose publication's outcome is unknown (the node went away
+//! or the wait ended) keeps it, so no index entry points at a missing
+//! document.
 
 mod gateway;
 
-use medchain_chain_client::{Node, RpcError};
+use medchain_chain_client::{Node, Outcome, RpcError};
 use medchain_record_store::{decrypt_record, encrypt_record, hex, DigestAlgorithm, RecordStore, StoredRecord};
 use medchain_runtime::{AccountId, Runtime, RuntimeCall};
 use pallet_ehr_index::{ContentDigest, NextRecordId, RecordKind, Records, StorePointer};
@@ -104,6 +106,10 @@ struct PutArgs {
 	/// Where to write the data key (default: FILE.key).
 	#[arg(long)]
 	key_out: Option<PathBuf>,
+	/// Seconds to wait for each transaction to be final; after that its
+	/// outcome is reported unknown and the stored document kept.
+	#[arg(long, default_value_t = 60)]
+	wait_s: u64,
 	#[command(flatten)]
 	signer: SignerArgs,
 	#[command(flatten)]
@@ -297,10 +303,11 @@ async fn put(o: &PutArgs) -> Result<(), String> {
 		// of it, which reveals nothing about it.
 		None => H256(DigestAlgorithm::Blake2_256.digest(&sealed.data_key)),
 	};
-	match publish(&node, &signer, &patient, kind, &stored, capsule_hash) {
+	let wait = Duration::from_secs(o.wait_s);
+	match publish(&node, &signer, &patient, kind, &stored, capsule_hash, wait) {
 		Ok(id) => {
 			if let Some(c) = capsule {
-				attach_capsule(&node, &signer, id, c)?;
+				attach_capsule(&node, &signer, id, c, wait)?;
 			}
 			println!(
 				"{}",
@@ -316,13 +323,18 @@ async fn put(o: &PutArgs) -> Result<(), String> {
 			);
 			Ok(())
 		},
-		Err(e) => {
+		Err(NotPublished::Refused(e)) => {
 			let cleanup = match store.delete(stored.pointer.object_id).await {
 				Ok(()) => "the stored document was deleted".to_string(),
 				Err(d) => format!("and deleting the stored document failed too: {d}"),
 			};
 			Err(format!("publishing failed: {e}; {cleanup}"))
 		},
+		Err(NotPublished::Unknown(e)) => Err(format!(
+			"publishing's outcome is unknown: {e}; the stored document {} is kept, so an entry that lands points at \
+			 it (delete it only once the era has passed without the entry)",
+			hex(&stored.pointer.object_id)
+		)),
 	}
 }
 
@@ -337,7 +349,23 @@ fn write_key(path: &Path, key: &[u8; 32]) -> Result<(), String> {
 	Ok(())
 }
 
-/// Publishes the index entry and waits until it is on chain; returns its id.
+/// Why an index entry is not on chain.
+enum NotPublished {
+	/// It never will be (the node refused it, the runtime refused it in a
+	/// finalized block, or its era ended without it): the stored document
+	/// may go.
+	Refused(String),
+	/// It may still land (up to the end of its era): the stored document
+	/// must stay, or the entry would point at nothing.
+	Unknown(String),
+}
+
+fn refused(why: &str) -> NotPublished {
+	NotPublished::Refused(why.to_string())
+}
+
+/// Publishes the index entry and waits up to `wait` until it is on chain;
+/// returns its id.
 fn publish(
 	node: &Node,
 	signer: &sr25519::Pair,
@@ -345,15 +373,17 @@ fn publish(
 	kind: RecordKind,
 	stored: &StoredRecord,
 	capsule_hash: H256,
-) -> Result<u64, String> {
-	let q = |e: RpcError| e.to_string();
+	wait: Duration,
+) -> Result<u64, NotPublished> {
+	let unknown = |e: RpcError| NotPublished::Unknown(e.to_string());
 	let pointer = StorePointer {
-		store_id: stored.pointer.store_id.as_bytes().to_vec().try_into().map_err(|_| "store id too long")?,
-		collection: stored.pointer.collection.as_bytes().to_vec().try_into().map_err(|_| "collection too long")?,
+		store_id: stored.pointer.store_id.as_bytes().to_vec().try_into().map_err(|_| refused("store id too long"))?,
+		collection: stored.pointer.collection.as_bytes().to_vec().try_into().map_err(|_| refused("collection too long"))?,
 		object_id: stored.pointer.object_id,
 	};
 	let digest = ContentDigest { algorithm: chain_algorithm(stored.algorithm), digest: stored.digest };
-	let first: u64 = node.storage(&NextRecordId::<Runtime>::hashed_key()).map_err(q)?.unwrap_or(0);
+	let first: u64 =
+		node.storage(&NextRecordId::<Runtime>::hashed_key()).map_err(|e| refused(&e.to_string()))?.unwrap_or(0);
 	let call = RuntimeCall::EhrIndex(pallet_ehr_index::Call::publish_record {
 		patient: patient.clone(),
 		kind,
@@ -362,30 +392,46 @@ fn publish(
 		size: stored.size,
 		capsule_hash,
 	});
-	let nonce = node.submit(signer, call).map_err(q)?;
-	let issuer = AccountId::from(signer.public());
-	eprintln!("[record] index entry submitted; waiting for a block");
-	let deadline = Instant::now() + Duration::from_secs(60);
-	loop {
-		// Whether the transaction is in a block is read before the scan, so a
-		// scan that finds nothing after inclusion means the runtime refused it.
-		let included = node.included(&issuer, nonce).map_err(q)?;
-		let next: u64 = node.storage(&NextRecordId::<Runtime>::hashed_key()).map_err(q)?.unwrap_or(0);
-		for id in first..next {
-			let record: Option<pallet_ehr_index::Record<Runtime>> =
-				node.storage(&Records::<Runtime>::hashed_key_for(id)).map_err(q)?;
-			if record.is_some_and(|r| r.digest == digest && r.patient == *patient) {
-				return Ok(id);
-			}
+	let (xt, sent) = node.sign(signer, call).map_err(|e| refused(&e.to_string()))?;
+	eprintln!(
+		"[record] submitting the index entry (valid up to block {}); waiting up to {} s for a final block",
+		sent.death,
+		wait.as_secs()
+	);
+	let outcome = match node.send_signed(&AccountId::from(signer.public()), &xt, &sent, wait) {
+		Ok(outcome) => outcome,
+		// The node refused it outright: it is in no pool.
+		Err(RpcError::Node(e)) => return Err(refused(&format!("the node refused the index entry: {e}"))),
+		Err(e) => return Err(unknown(e)),
+	};
+	let block = match outcome {
+		Outcome::Finalized { block, success: Some(true) } | Outcome::InBlock { block, success: Some(true) } => block,
+		Outcome::Finalized { success: Some(false), .. } => {
+			return Err(refused("the runtime refused the index entry (is the signer an active producer institution?)"))
+		},
+		Outcome::Dead(why) => return Err(refused(&format!("the index entry will never be on chain: {why}"))),
+		Outcome::InBlock { success, .. } | Outcome::Finalized { success, .. } => {
+			return Err(NotPublished::Unknown(format!(
+				"the index entry is in a block not yet final, and its outcome is {}",
+				if success == Some(false) { "a failure" } else { "not readable" }
+			)))
+		},
+		Outcome::Unknown { death, why } => {
+			return Err(NotPublished::Unknown(format!(
+				"the index entry's fate is not known yet ({why}); it may still be on chain up to block {death}, and not after"
+			)))
+		},
+	};
+	let at = medchain_chain_client::hex(block.as_bytes());
+	let next: u64 = node.storage_at(&NextRecordId::<Runtime>::hashed_key(), Some(&at)).map_err(unknown)?.unwrap_or(0);
+	for id in first..next {
+		let record: Option<pallet_ehr_index::Record<Runtime>> =
+			node.storage_at(&Records::<Runtime>::hashed_key_for(id), Some(&at)).map_err(unknown)?;
+		if record.is_some_and(|r| r.digest == digest && r.patient == *patient) {
+			return Ok(id);
 		}
-		if included {
-			return Err("the runtime refused the index entry (is the signer an active producer institution?)".into());
-		}
-		if Instant::now() > deadline {
-			return Err("the index entry did not reach the chain within 60 s".into());
-		}
-		std::thread::sleep(Duration::from_millis(300));
 	}
+	Err(NotPublished::Unknown(format!("transaction {:?} succeeded but its entry was not found", sent.hash)))
 }
 
 /// Encrypts the data key to the patient's Umbral public key.
@@ -399,34 +445,22 @@ fn seal_data_key(patient: &[u8; 33], data_key: &[u8; 32]) -> Result<pallet_proxy
 	})
 }
 
-/// Attaches the record's key capsule and waits until it is on chain.
+/// Attaches the record's key capsule and waits up to `wait` until it is on
+/// chain.
 fn attach_capsule(
 	node: &Node,
 	signer: &sr25519::Pair,
 	record: u64,
 	capsule: pallet_proxy_reencrypt::KeyCapsule,
+	wait: Duration,
 ) -> Result<(), String> {
-	let q = |e: RpcError| e.to_string();
 	let call = RuntimeCall::ProxyReencrypt(pallet_proxy_reencrypt::Call::attach_capsule { record, capsule });
-	let nonce = node.submit(signer, call).map_err(q)?;
-	let issuer = AccountId::from(signer.public());
-	let deadline = Instant::now() + Duration::from_secs(60);
-	loop {
-		let included = node.included(&issuer, nonce).map_err(q)?;
-		let attached: Option<pallet_proxy_reencrypt::KeyCapsule> =
-			node.storage(&pallet_proxy_reencrypt::Capsules::<Runtime>::hashed_key_for(record)).map_err(q)?;
-		if attached.is_some() {
-			eprintln!("[record] key capsule of record {record} on chain (the patient can grant access)");
-			return Ok(());
-		}
-		if included {
-			return Err(format!("record {record} is published but the runtime refused its key capsule"));
-		}
-		if Instant::now() > deadline {
-			return Err(format!("record {record} is published but its key capsule did not reach the chain in 60 s"));
-		}
-		std::thread::sleep(Duration::from_millis(300));
+	let (_, outcome) = node.send(signer, call, wait).map_err(|e| format!("record {record} is published: {e}"))?;
+	if outcome.succeeded() {
+		eprintln!("[record] key capsule of record {record} on chain (the patient can grant access)");
+		return Ok(());
 	}
+	Err(format!("record {record} is published but its key capsule is not on chain: {outcome:?}"))
 }
 
 async fn get(o: &GetArgs) -> Result<(), String> {

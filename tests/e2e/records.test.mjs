@@ -131,6 +131,26 @@ test('the gateway serves the patient, refuses others, and logs every read', asyn
   const missing = await fetchRecord(k.charlie, 9999);
   assert.match(missing.error.message, /not on chain/);
   assert.equal(await count(), before + 2, 'refused requests leave no access entry and get nothing');
+
+  // A captured request sent again, byte for byte, within its freshness
+  // window: served once, refused the second time.
+  const at = (await api.rpc.chain.getHeader()).number.toNumber();
+  const message = `medchain-ehr-get:${id}:${k.charlie.address}:${at}`;
+  const signature = u8aToHex(k.charlie.sign(new TextEncoder().encode(message)));
+  const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ehr_getRecord',
+    params: { record: id, accessor: k.charlie.address, purpose: 'PatientView', block: at, signature } });
+  const send = async () => (await fetch(gateway.url, { method: 'POST',
+    headers: { 'Content-Type': 'application/json' }, body })).json();
+  assert.ok((await send()).result, 'the first use is served');
+  const replayed = await send();
+  assert.match(replayed.error.message, /already used/);
+  assert.equal(await count(), before + 3, 'the replay got nothing and logged nothing');
+
+  // Limits: a body beyond 16 KiB is refused by the HTTP server (413) and
+  // what fails inside is not handed to the caller.
+  const huge = await fetch(gateway.url, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ehr_getRecord', params: { pad: 'x'.repeat(20_000) } }) });
+  assert.equal(huge.status, 413);
 });
 
 test('a record from a signer that may not publish is not left in the store', async () => {

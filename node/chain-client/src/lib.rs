@@ -28,6 +28,16 @@ use std::{
 /// minutes at 6 s blocks. A transaction not in a block by then never will be.
 pub const MORTAL_PERIOD: u64 = 64;
 
+/// How many times a transaction refused for an unknown birth block is
+/// signed again.
+pub const SIGN_AGAIN: u32 = 4;
+
+/// Whether the pool refused a transaction because it has not imported the
+/// block its era is dated by (it never entered the pool).
+fn birth_unknown_to_pool(error: &str) -> bool {
+	error.contains("ancient birth block")
+}
+
 /// Largest JSON-RPC message either way: a block of 5 MiB is 10 MiB in hex.
 const MAX_MESSAGE: u32 = 32 * 1024 * 1024;
 
@@ -257,10 +267,15 @@ impl Node {
 
 	/// As [`Node::submit`], also returning the transaction's hash.
 	pub fn submit_with_hash(&self, signer: &sr25519::Pair, call: RuntimeCall) -> Result<(u32, H256), RpcError> {
-		let (xt, sent) = self.sign(signer, call)?;
-		let hash = parse_hash(&self.call("author_submitExtrinsic", json!([hex(&xt)]))?)?;
-		debug_assert_eq!(hash, sent.hash);
-		Ok((sent.nonce, hash))
+		let mut attempt = 0;
+		loop {
+			let (xt, sent) = self.sign(signer, call.clone())?;
+			match self.call("author_submitExtrinsic", json!([hex(&xt)])) {
+				Err(RpcError::Node(e)) if birth_unknown_to_pool(&e) && attempt < SIGN_AGAIN => attempt += 1,
+				other => return Ok((sent.nonce, parse_hash(&other?)?)),
+			}
+			std::thread::sleep(Duration::from_millis(500));
+		}
 	}
 
 	/// Signs `call` as `signer` with the account's next nonce and a mortal
@@ -276,10 +291,14 @@ impl Node {
 			.call("system_accountNextIndex", json!([account.to_ss58check()]))?
 			.as_u64()
 			.ok_or_else(|| RpcError::Decode("nonce".into()))? as u32;
-		let best = self.best_number()?;
-		let era = Era::mortal(MORTAL_PERIOD, best.into());
-		let birth = era.birth(best.into()) as u32;
-		let death = era.death(best.into()) as u32;
+		// The era is dated a block before the best one: the pool validates
+		// against the block it last processed, which may trail the best
+		// block the RPC reports; an era born after it is refused as from an
+		// "ancient birth block".
+		let current = self.best_number()?.saturating_sub(1);
+		let era = Era::mortal(MORTAL_PERIOD, current.into());
+		let birth = era.birth(current.into()) as u32;
+		let death = era.death(current.into()) as u32;
 		let birth_hash: H256 = parse_hash(&self.call("chain_getBlockHash", json!([birth]))?)?;
 		let ext: TxExtension = cumulus_pallet_weight_reclaim::StorageWeightReclaim::new((
 			frame_system::CheckNonZeroSender::<Runtime>::new(),
@@ -309,9 +328,31 @@ impl Node {
 	/// after the submission leaves the outcome [`Outcome::Unknown`] unless
 	/// the chain, read again within the wait, settles it.
 	pub fn send(&self, signer: &sr25519::Pair, call: RuntimeCall, wait: Duration) -> Result<(Sent, Outcome), RpcError> {
-		let (xt, sent) = self.sign(signer, call)?;
-		let outcome = self.send_signed(&AccountId32::from(signer.public()), &xt, &sent, wait)?;
-		Ok((sent, outcome))
+		self.send_with(signer, call, wait, |_| {})
+	}
+
+	/// As [`Node::send`], calling `signed` with each signed transaction just
+	/// before it goes out (to say so, or to note its era). A transaction
+	/// the pool refuses for a birth block it has not seen yet never entered
+	/// it, and is signed and sent again (up to [`SIGN_AGAIN`] times).
+	pub fn send_with(
+		&self,
+		signer: &sr25519::Pair,
+		call: RuntimeCall,
+		wait: Duration,
+		signed: impl Fn(&Sent),
+	) -> Result<(Sent, Outcome), RpcError> {
+		let who = AccountId32::from(signer.public());
+		let mut attempt = 0;
+		loop {
+			let (xt, sent) = self.sign(signer, call.clone())?;
+			signed(&sent);
+			match self.send_signed(&who, &xt, &sent, wait) {
+				Err(RpcError::Node(e)) if birth_unknown_to_pool(&e) && attempt < SIGN_AGAIN => attempt += 1,
+				other => return other.map(|outcome| (sent, outcome)),
+			}
+			std::thread::sleep(Duration::from_millis(500));
+		}
 	}
 
 	/// As [`Node::send`], for an extrinsic `xt` already signed by `who` with

@@ -5,8 +5,9 @@
 //! 1. `signature` is `accessor`'s sr25519 signature of
 //!    `medchain-ehr-get:<record>:<accessor SS58>:<block>` (raw, or wrapped in
 //!    `<Bytes>…</Bytes>` as browser wallets sign),
-//! 2. `block` is at most [`FRESHNESS`] blocks behind the best block (a
-//!    captured request cannot be replayed later),
+//! 2. `block` is at most [`FRESHNESS`] blocks behind the best block, and
+//!    the same signed request was not served before (a captured request
+//!    cannot be replayed, now or later),
 //! 3. the chain lets `accessor` read the record now: its patient, its
 //!    issuing institution, or a grantee with a usable grant covering it
 //!    (`ProxyReencryptApi_readable_under`: not revoked, not expired, not
@@ -16,8 +17,18 @@
 //! 5. the read is logged on chain first: `log_access` signed by the
 //!    gateway's institution, included in a block.
 //!
-//! Any failed check refuses with a JSON-RPC error and serves nothing.
+//! Any failed check refuses with a JSON-RPC error and serves nothing; what
+//! failed inside (the store's or node's error) is logged, not returned.
+//!
+//! The server is `jsonrpsee`'s, on connections served by `hyper` within
+//! [`Limits`]: request body size (`413` beyond it), time to send the
+//! headers and to finish the connection (slow clients are cut off), and
+//! connections at once.
 
+use jsonrpsee::{
+	server::{stop_channel, Methods, RpcModule, Server, ServerHandle},
+	types::ErrorObjectOwned,
+};
 use medchain_chain_client::{hex, unhex, Node};
 use medchain_record_store::RecordStore;
 use medchain_runtime::{AccountId, Runtime, RuntimeCall};
@@ -25,14 +36,43 @@ use pallet_ehr_index::{AccessPurpose, Records};
 use serde_json::{json, Value};
 use sp_core::{crypto::Ss58Codec, sr25519, Pair};
 use std::{
-	io::{BufRead, BufReader, Read, Write},
-	net::{TcpListener, TcpStream},
-	sync::Arc,
+	collections::BTreeMap,
+	net::SocketAddr,
+	sync::{Arc, Mutex},
 	time::Duration,
 };
 
 /// How many blocks old a signed request may be.
 pub const FRESHNESS: u32 = 20;
+
+/// What one client may cost the gateway.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+	/// Largest request body; a larger one is answered `413`.
+	pub max_request: u32,
+	/// Largest response body (a 15 MiB record is 30 MiB in hex).
+	pub max_response: u32,
+	/// Connections served at once; more wait in the listen queue.
+	pub max_connections: usize,
+	/// Time to send the request's headers; a slower client is cut off.
+	pub header_timeout: Duration,
+	/// Time a connection may take in all (one request each, no keep-alive):
+	/// a client trickling its body is cut off here. Longer than the worst
+	/// honest request, which waits for its access log entry (3 × 30 s).
+	pub connection_timeout: Duration,
+}
+
+impl Default for Limits {
+	fn default() -> Self {
+		Limits {
+			max_request: 16 * 1024,
+			max_response: 40 * 1024 * 1024,
+			max_connections: 64,
+			header_timeout: Duration::from_secs(10),
+			connection_timeout: Duration::from_secs(120),
+		}
+	}
+}
 
 struct Gateway {
 	node: Node,
@@ -40,98 +80,103 @@ struct Gateway {
 	/// Serialises the operator's submissions: each takes the next nonce the
 	/// pool reports, so two at once would collide. Waiting for inclusion is
 	/// done outside it.
-	submitting: std::sync::Mutex<()>,
+	submitting: Mutex<()>,
 	store: RecordStore,
 	runtime: tokio::runtime::Handle,
+	/// Signatures of requests already served, by the block they were signed
+	/// for: a request seen once is refused again while it is fresh, so a
+	/// captured request cannot be replayed (older ones fail the freshness
+	/// check anyway and are forgotten).
+	seen: Mutex<BTreeMap<(u32, [u8; 64]), ()>>,
 }
 
 /// Serves until killed.
 pub fn serve(o: &super::ServeArgs, store: RecordStore, runtime: tokio::runtime::Handle) -> Result<(), String> {
-	let listen = o.listen.as_str();
-	let operator = o.signer.signer()?;
-	let gateway = Arc::new(Gateway {
+	let gateway = Gateway {
 		node: o.node.node(),
-		operator,
-		submitting: std::sync::Mutex::new(()),
+		operator: o.signer.signer()?,
+		submitting: Mutex::new(()),
 		store,
-		runtime,
+		runtime: runtime.clone(),
+		seen: Mutex::new(BTreeMap::new()),
+	};
+	let mut module = RpcModule::new(gateway);
+	module
+		.register_blocking_method("ehr_getRecord", |params, gateway, _| {
+			let p: Value = params.parse().map_err(|_| error(-32602, "params must be a JSON object".into()))?;
+			gateway.get_record(&p).map_err(|(code, message)| {
+				eprintln!("[gateway] refused: {message}");
+				error(code, message)
+			})
+		})
+		.map_err(|e| e.to_string())?;
+	runtime.block_on(async {
+		let (addr, handle) = listen(&o.listen, module.into(), Limits::default()).await?;
+		eprintln!("[gateway] serving ehr_getRecord on http://{addr}");
+		handle.stopped().await;
+		Ok(())
+	})
+}
+
+fn error(code: i32, message: String) -> ErrorObjectOwned {
+	ErrorObjectOwned::owned(code, message, None::<()>)
+}
+
+/// Serves `methods` as JSON-RPC over HTTP on `listen` (`jsonrpsee`'s server
+/// on connections `hyper` serves with `limits`); returns the bound address.
+pub async fn listen(listen: &str, methods: Methods, limits: Limits) -> Result<(SocketAddr, ServerHandle), String> {
+	let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("{listen}: {e}"))?;
+	let addr = listener.local_addr().map_err(|e| e.to_string())?;
+	let builder = Server::builder()
+		.max_request_body_size(limits.max_request)
+		.max_response_body_size(limits.max_response)
+		.max_connections(limits.max_connections as u32)
+		.http_only()
+		.to_service_builder();
+	let (stop, handle) = stop_channel();
+	let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+	tokio::spawn(async move {
+		loop {
+			let Ok(slot) = slots.clone().acquire_owned().await else { return };
+			let Ok((socket, _)) = listener.accept().await else { continue };
+			let service = builder.clone().build(methods.clone(), stop.clone());
+			tokio::spawn(async move {
+				let mut http = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+				http.http1()
+					.timer(hyper_util::rt::TokioTimer::new())
+					.header_read_timeout(limits.header_timeout)
+					.keep_alive(false);
+				let connection = http.serve_connection(
+					hyper_util::rt::TokioIo::new(socket),
+					hyper_util::service::TowerToHyperService::new(service),
+				);
+				// Past its time the connection is dropped, whatever it was doing.
+				let _ = tokio::time::timeout(limits.connection_timeout, connection).await;
+				drop(slot);
+			});
+		}
 	});
-	let listener = TcpListener::bind(listen).map_err(|e| format!("{listen}: {e}"))?;
-	eprintln!("[gateway] serving ehr_getRecord on http://{listen}");
-	for stream in listener.incoming() {
-		let Ok(stream) = stream else { continue };
-		let gateway = gateway.clone();
-		std::thread::spawn(move || {
-			if let Err(e) = gateway.connection(stream) {
-				eprintln!("[gateway] connection error: {e}");
-			}
-		});
-	}
-	Ok(())
+	Ok((addr, handle))
 }
 
 impl Gateway {
-	fn connection(&self, stream: TcpStream) -> std::io::Result<()> {
-		stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-		let mut reader = BufReader::new(stream.try_clone()?);
-		let mut length = 0usize;
-		let mut line = String::new();
-		loop {
-			line.clear();
-			if reader.read_line(&mut line)? == 0 {
-				return Ok(());
-			}
-			let l = line.trim_end();
-			if l.is_empty() {
-				break;
-			}
-			if let Some((k, v)) = l.split_once(':') {
-				if k.eq_ignore_ascii_case("content-length") {
-					length = v.trim().parse().unwrap_or(0);
-				}
-			}
-		}
-		let mut body = vec![0u8; length.min(1 << 20)];
-		reader.read_exact(&mut body)?;
-		let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-		let id = request.get("id").cloned().unwrap_or(Value::Null);
-		let response = match self.dispatch(&request) {
-			Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
-			Err((code, message)) => {
-				eprintln!("[gateway] refused: {message}");
-				json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
-			},
-		};
-		let text = response.to_string();
-		let mut out = stream;
-		write!(
-			out,
-			"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-			text.len(),
-			text
-		)
-	}
-
-	fn dispatch(&self, request: &Value) -> Result<Value, (i64, String)> {
-		match request.get("method").and_then(Value::as_str) {
-			Some("ehr_getRecord") => self.get_record(&request["params"]),
-			Some(other) => Err((-32601, format!("unknown method `{other}`"))),
-			None => Err((-32600, "not a JSON-RPC request".into())),
-		}
-	}
-
-	fn get_record(&self, p: &Value) -> Result<Value, (i64, String)> {
+	fn get_record(&self, p: &Value) -> Result<Value, (i32, String)> {
 		let bad = |m: &str| (-32602, m.to_string());
 		let refused = |m: String| (1, m);
-		let unavailable = |m: String| (2, m);
+		// What went wrong inside (addresses, driver state) is logged here, not
+		// handed to the caller.
+		let unavailable = |m: String| {
+			eprintln!("[gateway] unavailable: {m}");
+			(2, "the record store or its chain node is unavailable; try again later".to_string())
+		};
 		let record_id = p["record"].as_u64().ok_or_else(|| bad("`record` must be a number"))?;
 		let accessor_text = p["accessor"].as_str().ok_or_else(|| bad("`accessor` must be an SS58 address"))?;
 		let accessor = AccountId::from_ss58check(accessor_text).map_err(|_| bad("`accessor` is not an SS58 address"))?;
 		let block = p["block"].as_u64().ok_or_else(|| bad("`block` must be a block number"))? as u32;
 		let purpose = purpose(p["purpose"].as_str().unwrap_or("PatientView")).ok_or_else(|| bad("unknown `purpose`"))?;
 		let signature = unhex(p["signature"].as_str().unwrap_or_default()).map_err(|_| bad("`signature` is not hex"))?;
-		let signature =
-			sr25519::Signature::try_from(&signature[..]).map_err(|_| bad("`signature` is not 64 bytes"))?;
+		let raw: [u8; 64] = signature[..].try_into().map_err(|_| bad("`signature` is not 64 bytes"))?;
+		let signature = sr25519::Signature::from_raw(raw);
 
 		// 1. The signature.
 		let message = format!("medchain-ehr-get:{record_id}:{accessor_text}:{block}");
@@ -147,6 +192,12 @@ impl Gateway {
 		if block > best || best - block > FRESHNESS {
 			return Err(refused(format!("request signed for block {block}, best is {best}: sign a fresh one")));
 		}
+		// 2b. Once only: a replayed request is refused while it is fresh.
+		let mut seen = self.seen.lock().map_err(|_| unavailable("gateway state poisoned".into()))?;
+		if !first_use(&mut seen, best, block, raw) {
+			return Err(refused("this signed request was already used: sign a new one".into()));
+		}
+		drop(seen);
 		// 3. Permission, as the chain says now.
 		let record: pallet_ehr_index::Record<Runtime> = self
 			.node
@@ -214,6 +265,14 @@ impl Gateway {
 	}
 }
 
+/// Records the request signed for `block` with `signature`; whether it is
+/// new. Requests older than [`FRESHNESS`] blocks behind `best` are forgotten
+/// (the freshness check refuses them anyway), so the set stays small.
+fn first_use(seen: &mut BTreeMap<(u32, [u8; 64]), ()>, best: u32, block: u32, signature: [u8; 64]) -> bool {
+	*seen = seen.split_off(&(best.saturating_sub(FRESHNESS), [0u8; 64]));
+	seen.insert((block, signature), ()).is_none()
+}
+
 fn purpose(name: &str) -> Option<AccessPurpose> {
 	Some(match name {
 		"Treatment" => AccessPurpose::Treatment,
@@ -224,4 +283,109 @@ fn purpose(name: &str) -> Option<AccessPurpose> {
 		"Emergency" => AccessPurpose::Emergency,
 		_ => return None,
 	})
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+	use std::{
+		io::{Read, Write},
+		net::TcpStream,
+	};
+
+	fn limits() -> Limits {
+		Limits {
+			max_request: 1024,
+			max_response: 1 << 20,
+			max_connections: 4,
+			header_timeout: Duration::from_secs(1),
+			connection_timeout: Duration::from_secs(3),
+		}
+	}
+
+	/// A server with the gateway's limits and one method, `echo`.
+	async fn echo_server() -> SocketAddr {
+		let mut module = RpcModule::new(());
+		module
+			.register_method("echo", |params, _, _| params.parse::<Value>().map_err(|_| error(-32602, "bad".into())))
+			.expect("one method");
+		let (addr, handle) = listen("127.0.0.1:0", module.into(), limits()).await.expect("a free port");
+		// Serves until the test's runtime ends.
+		std::mem::forget(handle);
+		addr
+	}
+
+	/// Sends `request` raw and reads until the server closes the connection
+	/// (the socket gives up after 10 s, which fails the caller's checks).
+	fn exchange(addr: SocketAddr, request: &[u8], then_stall: bool) -> std::io::Result<String> {
+		let mut stream = TcpStream::connect(addr)?;
+		stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+		stream.write_all(request)?;
+		if !then_stall {
+			stream.flush()?;
+		}
+		let mut response = Vec::new();
+		stream.read_to_end(&mut response)?;
+		Ok(String::from_utf8_lossy(&response).into_owned())
+	}
+
+	fn post(body: &str) -> Vec<u8> {
+		format!(
+			"POST / HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+			body.len()
+		)
+		.into_bytes()
+	}
+
+	#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+	async fn an_honest_request_is_answered() {
+		let addr = echo_server().await;
+		let body = r#"{"jsonrpc":"2.0","id":1,"method":"echo","params":{"record":7}}"#;
+		let response = tokio::task::spawn_blocking(move || exchange(addr, &post(body), false)).await.unwrap().unwrap();
+		assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+		assert!(response.contains(r#""result":{"record":7}"#), "{response}");
+	}
+
+	#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+	async fn an_oversized_body_is_refused_with_413() {
+		let addr = echo_server().await;
+		let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"echo","params":["{}"]}}"#, "x".repeat(4096));
+		let response = tokio::task::spawn_blocking(move || exchange(addr, &post(&body), false)).await.unwrap().unwrap();
+		assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+	}
+
+	#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+	async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+		let addr = echo_server().await;
+		let partial = b"POST / HTTP/1.1\r\nHost: gateway\r\n".to_vec();
+		// `read_to_end` returns once the server closes; a server that waited
+		// for ever would leave the socket's 10 s timeout to fail it.
+		let response = tokio::task::spawn_blocking(move || exchange(addr, &partial, true)).await.unwrap();
+		let response = response.expect("the server closed the connection");
+		assert!(!response.contains("200 OK"), "{response}");
+	}
+
+	#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+	async fn a_client_trickling_its_body_is_cut_off() {
+		let addr = echo_server().await;
+		// Headers promise 100 bytes; 10 come, then nothing.
+		let mut request = post(&"y".repeat(100));
+		request.truncate(request.len() - 90);
+		let response = tokio::task::spawn_blocking(move || exchange(addr, &request, true)).await.unwrap();
+		let response = response.expect("the server closed the connection");
+		assert!(!response.contains("200 OK"), "{response}");
+	}
+
+	#[test]
+	fn a_replayed_request_is_refused_while_it_is_fresh() {
+		let mut seen = BTreeMap::new();
+		assert!(first_use(&mut seen, 100, 95, [1; 64]));
+		assert!(!first_use(&mut seen, 101, 95, [1; 64]), "the same signed request again");
+		assert!(first_use(&mut seen, 101, 95, [2; 64]), "a new signature for the same read is fine");
+		// Once the request is older than the freshness window it is
+		// forgotten; the freshness check refuses it by then.
+		assert!(first_use(&mut seen, 95 + FRESHNESS + 1, 100, [3; 64]));
+		assert!(!seen.contains_key(&(95, [1; 64])));
+		assert!(seen.contains_key(&(100, [3; 64])));
+	}
 }

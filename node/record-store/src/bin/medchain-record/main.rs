@@ -29,11 +29,11 @@
 
 mod gateway;
 
-use medchain_chain_client::{Node, Outcome, RpcError};
+use medchain_chain_client::{Node, Outcome, RpcError, Sent};
 use medchain_record_store::{decrypt_record, encrypt_record, hex, DigestAlgorithm, RecordStore, StoredRecord};
 use medchain_runtime::{AccountId, Runtime, RuntimeCall};
 use pallet_ehr_index::{ContentDigest, NextRecordId, RecordKind, Records, StorePointer};
-use sp_core::{crypto::Ss58Codec, sr25519, Pair, H256};
+use sp_core::{crypto::Ss58Codec, sr25519, H256};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use medchain_chain_client::cli::{NodeArgs, SignerArgs};
 use std::{
@@ -392,14 +392,15 @@ fn publish(
 		size: stored.size,
 		capsule_hash,
 	});
-	let (xt, sent) = node.sign(signer, call).map_err(|e| refused(&e.to_string()))?;
-	eprintln!(
-		"[record] submitting the index entry (valid up to block {}); waiting up to {} s for a final block",
-		sent.death,
-		wait.as_secs()
-	);
-	let outcome = match node.send_signed(&AccountId::from(signer.public()), &xt, &sent, wait) {
-		Ok(outcome) => outcome,
+	let announce = |sent: &Sent| {
+		eprintln!(
+			"[record] submitting the index entry (valid up to block {}); waiting up to {} s for a final block",
+			sent.death,
+			wait.as_secs()
+		)
+	};
+	let (sent, outcome) = match node.send_with(signer, call, wait, announce) {
+		Ok(done) => done,
 		// The node refused it outright: it is in no pool.
 		Err(RpcError::Node(e)) => return Err(refused(&format!("the node refused the index entry: {e}"))),
 		Err(e) => return Err(unknown(e)),

@@ -35,7 +35,7 @@ cat >&2 <<MSG
   producer institution, registered once RPC is up: models need two agreeing aggregators).
   Re-encryption proxy: //Alice (prx0 key, Umbral key in the node's local storage).
   Model store (FL models over 64 Ki parameters): http://127.0.0.1:${STORE_PORT}, files in ${STORE_DIR}
-  Patient portal: node scripts/portal.mjs --rpc ws://127.0.0.1:${RPC_PORT}
+  Patient portal: node scripts/portal.mjs --rpc ws://127.0.0.1:${RPC_PORT} (pinned to this chain)
   Stop with Ctrl-C.
 
 MSG

@@ -1,21 +1,34 @@
 // Medchain patient portal: the patient's own page. Connects to a Medchain
-// node, signs with the browser wallet (@polkadot/extension-dapp), keeps the
-// patient's Umbral key in this browser, and lets the patient grant, limit in
-// time and revoke access to their records, and see who accessed what.
+// node of the chain it is pinned to (config.json's genesis hash), signs with
+// the browser wallet (@polkadot/extension-dapp) after handing it the chain's
+// metadata, keeps the patient's Umbral key in this browser sealed under a
+// passphrase, and lets the patient grant, limit in time and revoke access to
+// their records, and see who accessed what.
 import { ApiPromise, WsProvider } from '@polkadot/api';
 import { web3Accounts, web3Enable, web3FromAddress } from '@polkadot/extension-dapp';
+import { merkleizeMetadata } from '@polkadot-api/merkleize-metadata';
+import { base64Encode } from '@polkadot/util-crypto';
+import { u8aToHex } from '@polkadot/util';
 import * as umbral from '@nucypher/umbral-pre/pkg-bundler/umbral_pre_wasm_bg.js';
 import { makePre } from '../lib/pre.mjs';
+import * as vault from '../lib/vault.mjs';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const RPC = params.get('rpc') || 'ws://127.0.0.1:9944';
 const KINDS = ['Diagnosis', 'LabResult', 'Imaging', 'Prescription', 'DischargeSummary', 'NursingCare',
   'Billing', 'Wearable', 'Other'];
 
 let api;
 let pre;
 let account = null;
+/** What the portal is pinned to: { rpc, genesisHash, tokenSymbol, decimals }. */
+let config;
+/** The runtime's metadata hash (RFC 78), signed over with `CheckMetadataHash` mode 1. */
+let metadataHash;
+/** The chain's metadata as a wallet takes it (`metadata.provide`). */
+let metadataDef;
+/** The patient's keys once opened with the passphrase (this page's memory only). */
+let unlocked = null;
 
 function status(text, error = false) {
   const s = $('status');
@@ -26,7 +39,17 @@ function status(text, error = false) {
 const short = (a) => `${a.slice(0, 6)}…${a.slice(-6)}`;
 const scopeText = (scope) => (scope.isRecord ? `record ${scope.asRecord.toString()}`
   : scope.isKind ? `every ${scope.asKind.toString()}` : 'all records');
-const storedKeys = () => JSON.parse(localStorage.getItem(`medchain-umbral:${account}`) || 'null');
+/** What this browser stores for the account: a sealed envelope (public parts readable). */
+const storedEnvelope = () => JSON.parse(localStorage.getItem(`medchain-umbral:${account}`) || 'null');
+
+/** The patient's keys, opened with the passphrase typed in the page. */
+async function openKeys() {
+  if (unlocked) return unlocked;
+  const envelope = storedEnvelope();
+  if (!envelope) return null;
+  unlocked = await vault.open(envelope, $('passphrase').value);
+  return unlocked;
+}
 
 /** Loads the Umbral Wasm module served beside the page. */
 async function loadUmbral() {
@@ -36,12 +59,18 @@ async function loadUmbral() {
   return umbral;
 }
 
-/** Signs `tx` with the wallet and resolves once it is in a block. */
+/**
+ * Signs `tx` with the wallet and resolves once it is in a block. The
+ * signature covers the runtime's metadata hash (`CheckMetadataHash` mode 1),
+ * so a wallet that shows the call decoded from the metadata it was given
+ * (or a Ledger's generic app) signs exactly what it showed.
+ */
 async function signAndWait(tx, what) {
   const { signer } = await web3FromAddress(account);
   status(`${what}: waiting for your wallet…`);
   return new Promise((resolve, reject) => {
-    tx.signAndSend(account, { signer }, ({ status: s, events, dispatchError }) => {
+    tx.signAndSend(account, { signer, mode: 1, metadataHash, withSignedTransaction: true },
+      ({ status: s, events, dispatchError }) => {
       if (dispatchError) {
         const msg = dispatchError.isModule
           ? (({ section, name, docs }) => `${section}.${name}: ${docs.join(' ')}`)(api.registry.findMetaError(dispatchError.asModule))
@@ -76,9 +105,23 @@ async function connectWallet() {
 
 async function chooseAccount(address) {
   account = address;
+  unlocked = null;
   for (const id of ['generate', 'export', 'import', 'register', 'grant']) $(id).disabled = false;
+  await provideMetadata(address);
   status(`Signed in as ${short(address)}`);
   await refresh();
+}
+
+/**
+ * Hands the wallet this chain's metadata unless it has it for this runtime
+ * version, so it shows calls (a grant above all) decoded, not as bytes.
+ */
+async function provideMetadata(address) {
+  const injected = await web3FromAddress(address);
+  if (!injected.metadata) return;
+  const known = await injected.metadata.get();
+  if (known.some((m) => m.genesisHash === metadataDef.genesisHash && m.specVersion === metadataDef.specVersion)) return;
+  await injected.metadata.provide(metadataDef);
 }
 
 async function refresh() {
@@ -87,7 +130,7 @@ async function refresh() {
 }
 
 async function showKeys() {
-  const local = storedKeys();
+  const local = storedEnvelope();
   const onChain = (await api.query.proxyReencrypt.keys(account)).unwrapOr(null);
   let text = local ? `Key in this browser: ${local.publicKey.slice(0, 18)}…` : 'No key in this browser.';
   if (onChain) {
@@ -95,6 +138,7 @@ async function showKeys() {
     text += same ? ' Registered on chain.' : ' A different key is registered on chain: import it.';
   } else text += ' Not on chain yet: register it.';
   $('key-state').textContent = text;
+  if (local && !vault.isSealed(local)) text += ' Not protected by a passphrase: import it again with one.';
   $('register').disabled = !local || !!onChain;
   $('generate').disabled = !!local;
   $('export').disabled = !local;
@@ -119,8 +163,15 @@ async function showProxies() {
   box.querySelectorAll('label').forEach((l) => l.remove());
   for (const [key, pk] of entries) {
     const who = key.args[0].toString();
+    // None is chosen for the patient: the node the portal talks to lists
+    // them, and a dishonest one could list its own. Full addresses, checked
+    // again in the confirmation before anything is signed.
     const label = document.createElement('label');
-    label.innerHTML = `<input type="checkbox" checked data-account="${who}" data-key="${pk.toHex()}"> ${short(who)}`;
+    const input = document.createElement('input');
+    Object.assign(input, { type: 'checkbox', checked: false });
+    input.dataset.account = who;
+    input.dataset.key = pk.toHex();
+    label.append(input, ` ${who}`);
     box.append(label);
   }
 }
@@ -179,8 +230,13 @@ async function showLog() {
 
 async function grant(e) {
   e.preventDefault();
-  const keys = storedKeys();
-  if (!keys) return status('Generate or import your key first.', true);
+  if (!storedEnvelope()) return status('Generate or import your key first.', true);
+  let keys;
+  try {
+    keys = await openKeys();
+  } catch (err) {
+    return status(`Your key did not open: ${err.message}. Nothing was signed.`, true);
+  }
   const grantee = $('grantee').value.trim();
   const granteeKeys = (await api.query.proxyReencrypt.keys(grantee)).unwrapOr(null);
   if (!granteeKeys) return status('The grantee has no registered key: they must register one first.', true);
@@ -196,6 +252,16 @@ async function grant(e) {
   const scope = kind === 'All' ? 'All' : kind === 'Kind' ? { Kind: value } : { Record: Number(value) };
   const blocks = Number($('expires').value);
   const expiresAt = blocks > 0 ? (await api.rpc.chain.getHeader()).number.toNumber() + blocks : null;
+  const summary = [
+    'Grant access to your medical records?',
+    `Grantee: ${grantee}`,
+    `Records: ${kind === 'All' ? 'all your records' : kind === 'Kind' ? `every ${value}` : `record ${value}`}`,
+    `Purpose: ${$('purpose').value}`,
+    `Expires: ${expiresAt === null ? 'never (until you revoke)' : `at block ${expiresAt}`}`,
+    `Proxies (${threshold} of ${proxies.length} needed):`,
+    ...proxies.map((p) => `  ${p.account}`),
+  ].join('\n');
+  if (!window.confirm(summary)) return status('Grant cancelled: nothing was signed.');
   const fragments = pre.sealedFragments(keys, granteeKeys.publicKey.toHex(), proxies, threshold);
   const events = await signAndWait(api.tx.proxyReencrypt.grantAccess(
     grantee, scope, $('purpose').value, expiresAt, threshold, fragments, false), 'Granting access').catch(() => null);
@@ -204,38 +270,92 @@ async function grant(e) {
   await refresh();
 }
 
+/** Exports the sealed envelope: the file opens only with the passphrase. */
 function exportKey() {
-  const blob = new Blob([JSON.stringify(storedKeys(), null, 2)], { type: 'application/json' });
+  const blob = new Blob([JSON.stringify(storedEnvelope(), null, 2)], { type: 'application/json' });
   const a = document.createElement('a');
   a.href = URL.createObjectURL(blob);
   a.download = `medchain-umbral-${account}.json`;
   a.click();
 }
 
+/**
+ * Imports a key file: a sealed export (opened with the passphrase typed in
+ * the page, to check it) or plaintext keys, which are sealed under it.
+ */
 async function importKey(file) {
   try {
-    const keys = pre.importKeys(JSON.parse(await file.text()));
-    localStorage.setItem(`medchain-umbral:${account}`, JSON.stringify(keys));
+    const content = JSON.parse(await file.text());
+    const passphrase = $('passphrase').value;
+    const keys = pre.importKeys(vault.isSealed(content) ? await vault.open(content, passphrase) : content);
+    const envelope = vault.isSealed(content) ? content : await vault.seal(keys, passphrase);
+    localStorage.setItem(`medchain-umbral:${account}`, JSON.stringify(envelope));
+    unlocked = keys;
     status('Key imported.');
   } catch (e) {
-    status(`Not a Medchain key file: ${e.message}`, true);
+    status(`Key not imported: ${e.message}`, true);
   }
   await showKeys();
 }
 
+/**
+ * The chain's metadata for the wallet, and its RFC 78 hash as the runtime
+ * computes it at build time (`CheckMetadataHash`): both from metadata V15.
+ */
+async function loadMetadata() {
+  const v15 = (await api.call.metadata.metadataAtVersion(15)).unwrap().toU8a(true);
+  const tokenSymbol = api.registry.chainTokens[0];
+  const decimals = api.registry.chainDecimals[0];
+  metadataHash = u8aToHex(merkleizeMetadata(v15, { decimals, tokenSymbol }).digest());
+  metadataDef = {
+    chain: (await api.rpc.system.chain()).toString(),
+    chainType: 'substrate',
+    genesisHash: api.genesisHash.toHex(),
+    icon: 'substrate',
+    ss58Format: api.registry.chainSS58 ?? 42,
+    specVersion: api.runtimeVersion.specVersion.toNumber(),
+    tokenDecimals: decimals,
+    tokenSymbol,
+    types: {},
+    metaCalls: base64Encode(api.runtimeMetadata.asCallsOnly.toU8a()),
+    rawMetadata: u8aToHex(v15),
+  };
+}
+
 async function main() {
   pre = makePre(await loadUmbral());
-  api = await ApiPromise.create({ provider: new WsProvider(RPC), noInitWarn: true });
-  status(`Connected to ${RPC}. Connect your wallet.`);
+  config = await (await fetch('config.json')).json();
+  if (!/^0x[0-9a-f]{64}$/.test(config.genesisHash || '')) {
+    return status('This portal is not pinned to a chain (config.json has no genesis hash): refusing to connect.', true);
+  }
+  // `?rpc=` may name another node, but only one of the pinned chain.
+  const rpc = params.get('rpc') || config.rpc;
+  api = await ApiPromise.create({ provider: new WsProvider(rpc), noInitWarn: true });
+  if (api.genesisHash.toHex() !== config.genesisHash) {
+    const other = api.genesisHash.toHex();
+    await api.disconnect();
+    return status(`Refused: ${rpc} serves another chain (genesis ${other}), not the one this portal is pinned to `
+      + `(${config.genesisHash}). Nothing was read or signed.`, true);
+  }
+  await loadMetadata();
+  status(`Connected to ${rpc}. Connect your wallet.`);
   $('connect').onclick = () => connectWallet().catch((e) => status(e.message, true));
   $('account').onchange = (e) => chooseAccount(e.target.value);
   $('generate').onclick = async () => {
-    localStorage.setItem(`medchain-umbral:${account}`, JSON.stringify(pre.newKeys()));
-    status('Key generated in this browser. Export it to keep a copy.');
+    const keys = pre.newKeys();
+    let envelope;
+    try {
+      envelope = await vault.seal(keys, $('passphrase').value);
+    } catch (e) {
+      return status(`No key generated: ${e.message}.`, true);
+    }
+    localStorage.setItem(`medchain-umbral:${account}`, JSON.stringify(envelope));
+    unlocked = keys;
+    status('Key generated and sealed under your passphrase in this browser. Export it to keep a copy.');
     await showKeys();
   };
   $('register').onclick = async () => {
-    const k = storedKeys();
+    const k = storedEnvelope();
     await signAndWait(api.tx.proxyReencrypt.registerKey(k.publicKey, k.verifyingKey), 'Registering key').catch(() => {});
     await showKeys();
   };

@@ -4,7 +4,11 @@
 // transaction goes through @polkadot/extension-dapp exactly as with a real
 // wallet. The patient generates and registers an Umbral key, sees a record,
 // grants a doctor time-limited access, sees the doctor's request in the
-// access log and revokes. Screenshots: tests/artifacts/portal-*.png.
+// access log and revokes. The wallet receives the chain's metadata
+// (`metadata.provide`), every signature covers the metadata hash
+// (`CheckMetadataHash` mode 1), no proxy is chosen for the patient, the key
+// is sealed under a passphrase, and a portal pinned to another chain refuses
+// the node. Screenshots: tests/artifacts/portal-*.png.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -17,6 +21,7 @@ import { chromium } from 'playwright-core';
 import { startDevNode, sendAndWait, freePort } from './lib/node.mjs';
 import { makePre, hex, unhex } from '../../portal/lib/pre.mjs';
 import { servePortal } from '../../scripts/portal.mjs';
+import * as vault from '../../portal/lib/vault.mjs';
 
 const ROOT = join(dirname(new URL(import.meta.url).pathname), '../..');
 const ARTIFACTS = join(ROOT, 'tests/artifacts');
@@ -30,6 +35,11 @@ let page;
 let k;
 /** The proxies' Umbral keys (their nodes are not this one: the test acts for them). */
 const proxyKeys = {};
+/** What the page handed the test wallet through `metadata.provide`. */
+const provided = [];
+/** The confirmations the page asked the patient for. */
+const dialogs = [];
+const PASSPHRASE = 'correct horse battery';
 
 before(async () => {
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is installed by scripts/setup.sh`);
@@ -48,7 +58,8 @@ before(async () => {
     proxyKeys[n] = pre.newProxyKeys();
     await sendAndWait(api, api.tx.proxyReencrypt.registerProxy(proxyKeys[n].publicKey), k[n]);
   }
-  portal = await servePortal({ port: await freePort() });
+  portal = await servePortal({ port: await freePort(), rpc: `ws://127.0.0.1:${node.rpcPort}`,
+    genesisHash: api.genesisHash.toHex() });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
@@ -56,6 +67,8 @@ before(async () => {
   });
   page = await browser.newPage({ viewport: { width: 1280, height: 1400 } });
   page.on('pageerror', (e) => console.error('[page]', e.message));
+  page.on('dialog', (d) => { dialogs.push(d.message()); d.accept(); });
+  await page.exposeFunction('medchainTestProvide', (def) => { provided.push(def); return true; });
   // The test wallet: what an extension injects, with signing done in Node.
   await page.exposeFunction('medchainTestSign', (payload) => {
     const ext = api.registry.createType('ExtrinsicPayload', payload, { version: payload.version });
@@ -72,6 +85,13 @@ before(async () => {
             subscribe: (cb) => { cb([{ address, name: 'Dave (patient)', type: 'sr25519' }]); return () => {}; },
           },
           signer: { signPayload: async (payload) => ({ id: ++id, signature: await window.medchainTestSign(payload) }) },
+          metadata: {
+            get: async () => window.medchainKnownMetadata || [],
+            provide: async (def) => {
+              window.medchainKnownMetadata = [...(window.medchainKnownMetadata || []), def];
+              return window.medchainTestProvide(def);
+            },
+          },
         }),
       },
     };
@@ -86,14 +106,38 @@ after(async () => {
 
 const rows = (table) => page.locator(`#${table} tbody tr`);
 
+/** The latest extrinsic `section.method` signed by `signer` in the last 50 blocks. */
+async function findExtrinsic(api, section, method, signer) {
+  const best = (await api.rpc.chain.getHeader()).number.toNumber();
+  for (let n = best; n > Math.max(0, best - 50); n--) {
+    const block = await api.rpc.chain.getBlock(await api.rpc.chain.getBlockHash(n));
+    const found = block.block.extrinsics.find((x) => x.isSigned && x.signer.toString() === signer
+      && x.method.section === section && x.method.method === method);
+    if (found) return found;
+  }
+  throw new Error(`no ${section}.${method} by ${signer} in the last 50 blocks`);
+}
+
 test('a patient registers a key, grants, sees the access log and revokes in the browser', async () => {
   const { api } = node;
-  await page.goto(`http://127.0.0.1:${portal.port}/?rpc=ws://127.0.0.1:${node.rpcPort}`);
+  await page.goto(`http://127.0.0.1:${portal.port}/`);
   await page.waitForSelector('text=Connect your wallet');
   await page.click('#connect');
   await page.waitForSelector('#status:has-text("Signed in as")');
 
-  // Generate the Umbral key in the browser and register it.
+  // The wallet got this chain's metadata, for this runtime version.
+  assert.equal(provided.length, 1, 'metadata provided once');
+  assert.equal(provided[0].genesisHash, api.genesisHash.toHex());
+  assert.equal(provided[0].specVersion, api.runtimeVersion.specVersion.toNumber());
+  const v15 = (await api.call.metadata.metadataAtVersion(15)).unwrap().toHex();
+  assert.ok(v15.startsWith('0x6d657461'), 'metadata V15 with its magic number');
+  assert.equal(provided[0].rawMetadata, v15, 'the metadata the wallet decodes calls with');
+
+  // Without a passphrase no key is generated.
+  await page.click('#generate');
+  await page.waitForSelector('#status.error:has-text("passphrase")');
+  // Generate the Umbral key in the browser, sealed under a passphrase, and register it.
+  await page.fill('#passphrase', PASSPHRASE);
   await page.click('#generate');
   await page.waitForSelector('#key-state:has-text("Key in this browser")');
   await page.click('#register');
@@ -102,6 +146,17 @@ test('a patient registers a key, grants, sees the access log and revokes in the 
   const inBrowser = await page.evaluate((a) => JSON.parse(localStorage.getItem(`medchain-umbral:${a}`)), k.dave.address);
   assert.equal(onChain.publicKey.toHex(), inBrowser.publicKey, 'the registered key is the browser\'s');
   assert.equal(onChain.verifyingKey.toHex(), inBrowser.verifyingKey);
+  // What the browser stores reveals no secret without the passphrase.
+  assert.equal(inBrowser.secretKey, undefined);
+  assert.equal(inBrowser.signingKey, undefined);
+  assert.ok(vault.isSealed(inBrowser));
+  await assert.rejects(vault.open(inBrowser, 'not the passphrase'), /wrong passphrase/);
+  const opened = await vault.open(inBrowser, PASSPHRASE);
+  assert.equal(opened.publicKey, inBrowser.publicKey);
+  assert.ok(!JSON.stringify(inBrowser).includes(opened.secretKey.slice(2)), 'the secret key is not stored in clear');
+  // The key registration was signed over the metadata hash (mode 1).
+  const registered = await findExtrinsic(api, 'proxyReencrypt', 'registerKey', k.dave.address);
+  assert.equal(registered.mode.toNumber(), 1, 'CheckMetadataHash mode 1');
   await page.screenshot({ path: join(ARTIFACTS, 'portal-key.png'), fullPage: true });
 
   // The hospital publishes a record whose data key is sealed to that key.
@@ -123,7 +178,11 @@ test('a patient registers a key, grants, sees the access log and revokes in the 
   await page.evaluate(() => window.medchainPortal.refresh());
   await page.waitForSelector(`#records tr[data-record="${recordId}"]:has-text("yes")`);
 
+  // No proxy is chosen for the patient; they are listed in full.
+  assert.equal(await page.locator('#proxies input:checked').count(), 0, 'no proxy pre-selected');
+  for (const n of ['alice', 'bob']) await page.waitForSelector(`#proxies label:has-text("${k[n].address}")`);
   // Grant the doctor this record for 200 blocks, 2 of the 2 proxies.
+  for (const n of ['alice', 'bob']) await page.check(`#proxies input[data-account="${k[n].address}"]`);
   await page.fill('#grantee', k.eve.address);
   await page.selectOption('#scope', 'Record');
   await page.fill('#scope-value', String(recordId));
@@ -132,6 +191,13 @@ test('a patient registers a key, grants, sees the access log and revokes in the 
   await page.click('#grant');
   await page.waitForSelector('#status:has-text("Granted: grant")');
   await page.waitForSelector('#grants tbody tr:has-text("awaiting proxies (0 of 2 acknowledged)")');
+  // The patient confirmed full addresses before signing.
+  const confirmed = dialogs.at(-1);
+  for (const who of [k.eve.address, k.alice.address, k.bob.address]) assert.ok(confirmed.includes(who), confirmed);
+  // The grant, too, was signed over the metadata hash; the runtime checked
+  // the hash it signed (a wrong one fails the signature check).
+  const granted = await findExtrinsic(api, 'proxyReencrypt', 'grantAccess', k.dave.address);
+  assert.equal(granted.mode.toNumber(), 1, 'CheckMetadataHash mode 1');
   const [[grantId]] = await api.call.proxyReencryptApi.patientGrants(k.dave.address);
   // Each proxy opens and verifies its key fragment, then acknowledges: only
   // then is the grant usable (a node's offchain worker does this by itself).
@@ -168,6 +234,40 @@ test('a patient registers a key, grants, sees the access log and revokes in the 
   await page.evaluate(() => window.medchainPortal.refresh());
   await page.waitForFunction(() => document.querySelectorAll('#grants tbody tr').length === 0);
   await page.screenshot({ path: join(ARTIFACTS, 'portal-revoked.png'), fullPage: true });
+});
+
+test('a key that does not open with the typed passphrase signs nothing', async () => {
+  const { api } = node;
+  const before = (await api.query.proxyReencrypt.nextGrantId()).toNumber();
+  await page.reload();
+  await page.waitForSelector('text=Connect your wallet');
+  await page.click('#connect');
+  await page.waitForSelector('#status:has-text("Signed in as")');
+  await page.fill('#passphrase', 'not the passphrase');
+  await page.fill('#grantee', k.eve.address);
+  await page.selectOption('#scope', 'All');
+  await page.check(`#proxies input[data-account="${k.alice.address}"]`);
+  await page.fill('#threshold', '1');
+  await page.click('#grant');
+  await page.waitForSelector('#status.error:has-text("wrong passphrase")');
+  assert.equal((await api.query.proxyReencrypt.nextGrantId()).toNumber(), before);
+  await page.fill('#passphrase', PASSPHRASE);
+});
+
+test('a portal pinned to another chain refuses the node', async () => {
+  const other = await servePortal({ port: await freePort(), rpc: `ws://127.0.0.1:${node.rpcPort}`,
+    genesisHash: '0x' + '11'.repeat(32) });
+  const p = await browser.newPage();
+  try {
+    await p.goto(`http://127.0.0.1:${other.port}/`);
+    await p.waitForSelector('#status.error:has-text("serves another chain")');
+    assert.ok(await p.locator('#connect').isVisible());
+    await p.click('#connect');
+    assert.doesNotMatch(await p.locator('#status').textContent(), /Signed in/);
+  } finally {
+    await p.close();
+    await other.close();
+  }
 });
 
 test('a grant that cannot work is refused with a clear message and nothing is signed', async () => {

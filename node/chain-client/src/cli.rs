@@ -91,3 +91,19 @@ mod tests {
 		assert!(!bad.contains("words"), "the error must not repeat the secret: {bad}");
 	}
 }
+
+/// Logs of the command-line tools: to standard error, one line per event
+/// with its time and level (`tracing`); `MEDCHAIN_LOG` sets the filter
+/// (`info` by default; for example `MEDCHAIN_LOG=debug`). Standard output
+/// stays for results (one JSON per line).
+pub fn init_logging() {
+	use std::io::IsTerminal;
+	let filter = tracing_subscriber::EnvFilter::try_from_env("MEDCHAIN_LOG")
+		.unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+	let _ = tracing_subscriber::fmt()
+		.with_env_filter(filter)
+		.with_writer(std::io::stderr)
+		.with_ansi(std::io::stderr().is_terminal())
+		.with_target(false)
+		.try_init();
+}

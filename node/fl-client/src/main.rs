@@ -398,7 +398,9 @@ struct SyntheticUpdateArgs {
 }
 
 fn main() {
-	let result = match Cli::parse().command {
+	let cli = Cli::parse();
+	medchain_chain_client::cli::init_logging();
+	let result = match cli.command {
 		Command::Split(a) => split(&a),
 		Command::Centralized(a) => centralized(&a),
 		Command::Publish(a) => publish(&a),
@@ -411,7 +413,7 @@ fn main() {
 		Command::SyntheticUpdate(a) => synthetic_update(&a),
 	};
 	if let Err(e) = result {
-		eprintln!("error: {e}");
+		tracing::error!("{e}");
 		std::process::exit(1);
 	}
 }

@@ -105,14 +105,16 @@ pub fn serve(o: &super::ServeArgs, store: RecordStore, runtime: tokio::runtime::
 		.register_blocking_method("ehr_getRecord", |params, gateway, _| {
 			let p: Value = params.parse().map_err(|_| error(-32602, "params must be a JSON object".into()))?;
 			gateway.get_record(&p).map_err(|(code, message)| {
-				eprintln!("[gateway] refused: {message}");
+				// The message names the accessor and the record: medical metadata,
+				// so the log keeps only that a request was refused, and why in kind.
+				tracing::warn!(code, "request refused");
 				error(code, message)
 			})
 		})
 		.map_err(|e| e.to_string())?;
 	runtime.block_on(async {
 		let (addr, handle) = listen(&o.listen, module.into(), Limits::default()).await?;
-		eprintln!("[gateway] serving ehr_getRecord on http://{addr}");
+		tracing::info!("serving ehr_getRecord on http://{addr}");
 		handle.stopped().await;
 		Ok(())
 	})
@@ -166,7 +168,7 @@ impl Gateway {
 		// What went wrong inside (addresses, driver state) is logged here, not
 		// handed to the caller.
 		let unavailable = |m: String| {
-			eprintln!("[gateway] unavailable: {m}");
+			tracing::error!("store or node unavailable: {m}");
 			(2, "the record store or its chain node is unavailable; try again later".to_string())
 		};
 		let record_id = p["record"].as_u64().ok_or_else(|| bad("`record` must be a number"))?;
@@ -221,7 +223,8 @@ impl Gateway {
 			.map_err(|e| unavailable(e.to_string()))?;
 		// 5. The audit entry, before anything is served.
 		self.log_access(record_id, &accessor, purpose).map_err(unavailable)?;
-		eprintln!("[gateway] record {record_id} served to {accessor_text} ({purpose:?})");
+		// Who read which record is on chain (the access log), not in this log.
+		tracing::info!(?purpose, "record served");
 		Ok(json!({
 			"record": record_id,
 			"ciphertext": hex(&ciphertext),
@@ -258,7 +261,7 @@ impl Gateway {
 				Ok(false) => {
 					return Err("the chain refused the access log entry (is the gateway an active institution?)".into())
 				},
-				Err(e) => eprintln!("[gateway] access log entry not in a block ({e}); submitting again"),
+				Err(e) => tracing::warn!("access log entry not in a block ({e}); submitting again"),
 			}
 		}
 		Err("the access log entry did not reach the chain; nothing served".into())

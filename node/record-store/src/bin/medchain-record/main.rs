@@ -186,6 +186,7 @@ struct ServeArgs {
 
 fn main() {
 	let cli = Cli::parse();
+	medchain_chain_client::cli::init_logging();
 	let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
 	let result = match &cli.command {
 		Command::Put(a) => runtime.block_on(put(a)),
@@ -194,7 +195,7 @@ fn main() {
 		Command::Serve(a) => runtime.block_on(store(&a.store)).and_then(|st| gateway::serve(a, st, runtime.handle().clone())),
 	};
 	if let Err(e) = result {
-		eprintln!("error: {e}");
+		tracing::error!("{e}");
 		std::process::exit(1);
 	}
 }
@@ -249,7 +250,7 @@ fn read_with_progress(path: &Path) -> Result<Vec<u8>, String> {
 		data.extend_from_slice(&chunk[..n]);
 		let pct = data.len() as u64 * 100 / total.max(1);
 		if total > (1 << 20) && pct >= last + 10 {
-			eprintln!("[record] read {pct:>3} % ({} of {total} bytes)", data.len());
+			tracing::info!("read {pct:>3} % ({} of {total} bytes)", data.len());
 			last = pct;
 		}
 	}
@@ -268,7 +269,7 @@ async fn put(o: &PutArgs) -> Result<(), String> {
 	let plaintext = read_with_progress(path)?;
 	let sealed = encrypt_record(&plaintext)?;
 	drop(plaintext);
-	eprintln!("[record] encrypted {} bytes with AES-256-GCM under a fresh data key", sealed.ciphertext.len());
+	tracing::info!("encrypted {} bytes with AES-256-GCM under a fresh data key", sealed.ciphertext.len());
 	let key_out = o.key_out.clone().unwrap_or_else(|| PathBuf::from(format!("{}.key", path.display())));
 	write_key(Path::new(&key_out), &sealed.data_key)?;
 
@@ -279,7 +280,7 @@ async fn put(o: &PutArgs) -> Result<(), String> {
 	let capsule = match &patient_key {
 		Some(k) => Some(seal_data_key(&k.public_key, &sealed.data_key)?),
 		None => {
-			eprintln!("[record] the patient has no Umbral key on chain: no key capsule (sharing by grant needs one)");
+			tracing::info!("the patient has no Umbral key on chain: no key capsule (sharing by grant needs one)");
 			None
 		},
 	};
@@ -289,8 +290,8 @@ async fn put(o: &PutArgs) -> Result<(), String> {
 		.put(&patient.to_ss58check(), &format!("{kind:?}"), algorithm, &sealed.ciphertext)
 		.await
 		.map_err(|e| format!("not stored, nothing published: {e}"))?;
-	eprintln!(
-		"[record] stored in {}/{} as {} ({} digest {})",
+	tracing::info!(
+		"stored in {}/{} as {} ({} digest {})",
 		stored.pointer.store_id,
 		stored.pointer.collection,
 		hex(&stored.pointer.object_id),
@@ -345,7 +346,7 @@ fn write_key(path: &Path, key: &[u8; 32]) -> Result<(), String> {
 	std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
 	let mut f = options.open(path).map_err(|e| format!("{}: {e}", path.display()))?;
 	f.write_all(hex(key).as_bytes()).map_err(|e| e.to_string())?;
-	eprintln!("[record] data key written to {} (give it only to whom the patient allows)", path.display());
+	tracing::info!("data key written to {} (give it only to whom the patient allows)", path.display());
 	Ok(())
 }
 
@@ -393,8 +394,8 @@ fn publish(
 		capsule_hash,
 	});
 	let announce = |sent: &Sent| {
-		eprintln!(
-			"[record] submitting the index entry (valid up to block {}); waiting up to {} s for a final block",
+		tracing::info!(
+			"submitting the index entry (valid up to block {}); waiting up to {} s for a final block",
 			sent.death,
 			wait.as_secs()
 		)
@@ -406,16 +407,19 @@ fn publish(
 		Err(e) => return Err(unknown(e)),
 	};
 	let block = match outcome {
-		Outcome::Finalized { block, success: Some(true) } | Outcome::InBlock { block, success: Some(true) } => block,
+		// In a block whose events say it succeeded, or whose events this
+		// build cannot decode (a runtime upgrade added events): the entry
+		// itself, read below, decides.
+		Outcome::Finalized { block, success: Some(true) | None } |
+		Outcome::InBlock { block, success: Some(true) | None } => block,
 		Outcome::Finalized { success: Some(false), .. } => {
 			return Err(refused("the runtime refused the index entry (is the signer an active producer institution?)"))
 		},
 		Outcome::Dead(why) => return Err(refused(&format!("the index entry will never be on chain: {why}"))),
-		Outcome::InBlock { success, .. } | Outcome::Finalized { success, .. } => {
-			return Err(NotPublished::Unknown(format!(
-				"the index entry is in a block not yet final, and its outcome is {}",
-				if success == Some(false) { "a failure" } else { "not readable" }
-			)))
+		Outcome::InBlock { success: Some(false), .. } => {
+			return Err(NotPublished::Unknown(
+				"the index entry failed in a block not yet final (a fork may still include it)".into(),
+			))
 		},
 		Outcome::Unknown { death, why } => {
 			return Err(NotPublished::Unknown(format!(
@@ -432,7 +436,7 @@ fn publish(
 			return Ok(id);
 		}
 	}
-	Err(NotPublished::Unknown(format!("transaction {:?} succeeded but its entry was not found", sent.hash)))
+	Err(NotPublished::Unknown(format!("transaction {:?} is in a block but no entry of it was found there", sent.hash)))
 }
 
 /// Encrypts the data key to the patient's Umbral public key.
@@ -458,7 +462,7 @@ fn attach_capsule(
 	let call = RuntimeCall::ProxyReencrypt(pallet_proxy_reencrypt::Call::attach_capsule { record, capsule });
 	let (_, outcome) = node.send(signer, call, wait).map_err(|e| format!("record {record} is published: {e}"))?;
 	if outcome.succeeded() {
-		eprintln!("[record] key capsule of record {record} on chain (the patient can grant access)");
+		tracing::info!("key capsule of record {record} on chain (the patient can grant access)");
 		return Ok(());
 	}
 	Err(format!("record {record} is published but its key capsule is not on chain: {outcome:?}"))
@@ -481,7 +485,7 @@ async fn get(o: &GetArgs) -> Result<(), String> {
 	let plaintext = decrypt_record(&ciphertext, &key)?;
 	let out = &o.out;
 	std::fs::write(out, &plaintext).map_err(|e| format!("{}: {e}", out.display()))?;
-	eprintln!("[record] record {id}: digest verified, {} bytes decrypted to {}", plaintext.len(), out.display());
+	tracing::info!("record {id}: digest verified, {} bytes decrypted to {}", plaintext.len(), out.display());
 	Ok(())
 }
 

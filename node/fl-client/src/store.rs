@@ -8,11 +8,21 @@
 //! GET     /health                    200 "ok"
 //! ```
 //! A `PUT` whose body does not hash to the digest in its path is refused
-//! (`422`), so a store only ever holds what its names promise. Plain HTTP
-//! only: put a TLS-terminating proxy in front of a store reached across
-//! sites (offchain workers speak `https://` too).
+//! (`422`), so a store only ever holds what its names promise.
+//!
+//! Both sides are `hyper` 1: the server within [`Limits`] (body size, `413`
+//! beyond it; time for the headers and for the whole connection, so a slow
+//! client is cut off; connections at once), the client through
+//! `hyper-rustls`, so it reaches stores over `https://` (the system's root
+//! certificates) as well as `http://`, as offchain workers do.
 
 use codec::{Decode, Encode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{body::Bytes, Method, Request, Response, StatusCode};
+use hyper_util::{
+	client::legacy::{connect::HttpConnector, Client},
+	rt::{TokioExecutor, TokioIo, TokioTimer},
+};
 use pallet_fl_task::{
 	chunk_bytes, chunk_digest, chunk_from_bytes,
 	store::{self as paths, hex},
@@ -20,122 +30,109 @@ use pallet_fl_task::{
 };
 use sp_core::H256;
 use std::{
-	io::{BufRead, BufReader, Read, Write},
-	net::{TcpListener, TcpStream, ToSocketAddrs},
+	net::SocketAddr,
 	path::{Path, PathBuf},
+	sync::{Arc, OnceLock},
 	time::Duration,
 };
 
-/// Largest body a store accepts: a manifest of the largest model, or a chunk.
+/// Largest body a store accepts or a client reads: a manifest of the
+/// largest model, or a chunk.
 const MAX_BODY: usize = 64 * 1024 * 1024;
 
-/// An HTTP message head and body, as read off a connection.
-struct Message {
-	/// The request line or status line.
-	start: String,
-	body: Vec<u8>,
+/// Longest a client waits for one request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What one client may cost a store.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+	/// Largest request body; a larger one is answered `413`.
+	pub max_body: usize,
+	/// Connections served at once; more wait in the listen queue.
+	pub max_connections: usize,
+	/// Time to send the request's headers.
+	pub header_timeout: Duration,
+	/// Time a connection may take in all (one request each).
+	pub connection_timeout: Duration,
 }
 
-/// Reads one HTTP/1.1 message: start line, headers, and a body framed by
-/// `Content-Length` or chunked transfer coding (or, for a response, the end
-/// of the connection).
-fn read_message(reader: &mut impl BufRead, is_response: bool) -> Result<Message, String> {
-	let mut start = String::new();
-	reader.read_line(&mut start).map_err(|e| e.to_string())?;
-	if start.is_empty() {
-		return Err("connection closed".into());
-	}
-	let mut length = None;
-	let mut chunked = false;
-	loop {
-		let mut line = String::new();
-		reader.read_line(&mut line).map_err(|e| e.to_string())?;
-		let line = line.trim_end();
-		if line.is_empty() {
-			break;
-		}
-		let Some((name, value)) = line.split_once(':') else { continue };
-		let value = value.trim();
-		match name.trim().to_ascii_lowercase().as_str() {
-			"content-length" => length = Some(value.parse::<usize>().map_err(|_| "bad Content-Length")?),
-			"transfer-encoding" => chunked = value.to_ascii_lowercase().contains("chunked"),
-			_ => {},
+impl Default for Limits {
+	fn default() -> Self {
+		Limits {
+			max_body: MAX_BODY,
+			max_connections: 64,
+			header_timeout: Duration::from_secs(10),
+			connection_timeout: REQUEST_TIMEOUT,
 		}
 	}
-	let mut body = Vec::new();
-	if chunked {
-		loop {
-			let mut size = String::new();
-			reader.read_line(&mut size).map_err(|e| e.to_string())?;
-			let size = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
-				.map_err(|_| "bad chunk size")?;
-			if body.len() + size > MAX_BODY {
-				return Err("body too large".into());
-			}
-			let at = body.len();
-			body.resize(at + size, 0);
-			reader.read_exact(&mut body[at..]).map_err(|e| e.to_string())?;
-			let mut crlf = String::new();
-			reader.read_line(&mut crlf).map_err(|e| e.to_string())?;
-			if size == 0 {
-				break;
-			}
-		}
-	} else if let Some(n) = length {
-		if n > MAX_BODY {
-			return Err("body too large".into());
-		}
-		body.resize(n, 0);
-		reader.read_exact(&mut body).map_err(|e| e.to_string())?;
-	} else if is_response {
-		reader.take(MAX_BODY as u64).read_to_end(&mut body).map_err(|e| e.to_string())?;
-	}
-	Ok(Message { start: start.trim_end().to_string(), body })
 }
 
-/// Splits `http://host:port/base` into the address and the path prefix.
-fn split_url(url: &str) -> Result<(String, String), String> {
-	let rest = url
-		.strip_prefix("http://")
-		.ok_or_else(|| format!("{url}: this client reaches stores over http:// only"))?;
-	let (host, path) = match rest.find('/') {
-		Some(i) => (&rest[..i], &rest[i..]),
-		None => (rest, ""),
-	};
-	let host = if host.contains(':') { host.to_string() } else { format!("{host}:80") };
-	Ok((host, path.trim_end_matches('/').to_string()))
+/// The Tokio runtime the store's client and server run on.
+fn runtime() -> &'static tokio::runtime::Runtime {
+	static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+	RUNTIME.get_or_init(|| {
+		tokio::runtime::Builder::new_multi_thread()
+			.worker_threads(2)
+			.thread_name("medchain-store")
+			.enable_all()
+			.build()
+			.expect("the OS gives a process threads and a timer")
+	})
+}
+
+type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// One pooled client for every store, `http://` and `https://`.
+fn client() -> Result<&'static HttpsClient, String> {
+	static CLIENT: OnceLock<HttpsClient> = OnceLock::new();
+	if let Some(client) = CLIENT.get() {
+		return Ok(client);
+	}
+	let connector = hyper_rustls::HttpsConnectorBuilder::new()
+		.with_native_roots()
+		.map_err(|e| format!("the system's root certificates: {e}"))?
+		.https_or_http()
+		.enable_http1()
+		.build();
+	let _guard = runtime().enter();
+	Ok(CLIENT.get_or_init(|| Client::builder(TokioExecutor::new()).build(connector)))
 }
 
 /// Sends one request and returns the status code and body.
-fn request(method: &str, url: &str, body: &[u8]) -> Result<(u16, Vec<u8>), String> {
-	let (host, path) = split_url(url)?;
-	let addr = host.to_socket_addrs().map_err(|e| format!("{host}: {e}"))?.next().ok_or("no address")?;
-	let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).map_err(|e| format!("{url}: {e}"))?;
-	stream.set_read_timeout(Some(Duration::from_secs(120))).map_err(|e| e.to_string())?;
-	let head = format!(
-		"{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-		body.len()
-	);
-	stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(body)).map_err(|e| format!("{url}: {e}"))?;
-	let response = read_message(&mut BufReader::new(stream), true).map_err(|e| format!("{url}: {e}"))?;
-	let code = response
-		.start
-		.split_whitespace()
-		.nth(1)
-		.and_then(|c| c.parse().ok())
-		.ok_or_else(|| format!("{url}: bad status line `{}`", response.start))?;
-	Ok((code, response.body))
+fn request(method: Method, url: &str, body: &[u8]) -> Result<(u16, Vec<u8>), String> {
+	let client = client()?;
+	let request = Request::builder()
+		.method(method)
+		.uri(url)
+		.body(Full::new(Bytes::copy_from_slice(body)))
+		.map_err(|e| format!("{url}: {e}"))?;
+	let url = url.to_string();
+	runtime().block_on(async move {
+		let exchange = async {
+			let response = client.request(request).await.map_err(|e| format!("{url}: {e}"))?;
+			let status = response.status().as_u16();
+			let body = Limited::new(response.into_body(), MAX_BODY)
+				.collect()
+				.await
+				.map_err(|e| format!("{url}: {e}"))?
+				.to_bytes();
+			Ok::<_, String>((status, body.to_vec()))
+		};
+		tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+			.await
+			.map_err(|_| format!("{url}: no answer within {} s", REQUEST_TIMEOUT.as_secs()))?
+	})
 }
 
 fn get(url: &str) -> Result<Vec<u8>, String> {
-	match request("GET", url, &[])? {
+	match request(Method::GET, url, &[])? {
 		(200, body) => Ok(body),
 		(code, _) => Err(format!("GET {url}: HTTP {code}")),
 	}
 }
 
 fn put(url: &str, body: &[u8]) -> Result<(), String> {
-	match request("PUT", url, body)? {
+	match request(Method::PUT, url, body)? {
 		(200..=299, _) => Ok(()),
 		(code, body) => Err(format!("PUT {url}: HTTP {code} {}", String::from_utf8_lossy(&body))),
 	}
@@ -189,54 +186,72 @@ pub fn download(model: &ModelRef) -> Result<Vec<Fixed>, String> {
 
 /// Serves a model store from `dir` on `listen` until the process ends.
 pub fn serve(listen: &str, dir: &Path) -> Result<(), String> {
+	runtime().block_on(async {
+		let addr = start(listen, dir, Limits::default()).await?;
+		println!("{}", serde_json::json!({ "store": format!("http://{addr}"), "dir": dir.display().to_string() }));
+		std::future::pending::<()>().await;
+		Ok(())
+	})
+}
+
+/// Starts a store on `listen` serving `dir` within `limits`; returns the
+/// bound address. It serves until the runtime ends.
+pub async fn start(listen: &str, dir: &Path, limits: Limits) -> Result<SocketAddr, String> {
 	for kind in ["models", "chunks"] {
 		std::fs::create_dir_all(dir.join(kind)).map_err(|e| format!("{}: {e}", dir.display()))?;
 	}
-	let listener = TcpListener::bind(listen).map_err(|e| format!("{listen}: {e}"))?;
+	let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("{listen}: {e}"))?;
 	let addr = listener.local_addr().map_err(|e| e.to_string())?;
-	println!("{}", serde_json::json!({ "store": format!("http://{addr}"), "dir": dir.display().to_string() }));
-	for stream in listener.incoming() {
-		let Ok(stream) = stream else { continue };
-		let dir = dir.to_path_buf();
-		std::thread::spawn(move || {
-			let _ = handle(stream, &dir);
-		});
-	}
-	Ok(())
+	let dir = Arc::new(dir.to_path_buf());
+	let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+	tokio::spawn(async move {
+		loop {
+			let Ok(slot) = slots.clone().acquire_owned().await else { return };
+			let Ok((socket, _)) = listener.accept().await else { continue };
+			let dir = dir.clone();
+			tokio::spawn(async move {
+				let service = hyper::service::service_fn(move |request| {
+					let dir = dir.clone();
+					async move { Ok::<_, std::convert::Infallible>(handle(request, dir, limits.max_body).await) }
+				});
+				let connection = hyper::server::conn::http1::Builder::new()
+					.timer(TokioTimer::new())
+					.header_read_timeout(limits.header_timeout)
+					.keep_alive(false)
+					.serve_connection(TokioIo::new(socket), service);
+				// Past its time the connection is dropped, whatever it was doing.
+				let _ = tokio::time::timeout(limits.connection_timeout, connection).await;
+				drop(slot);
+			});
+		}
+	});
+	Ok(addr)
 }
 
-/// Answers the requests of one connection.
-fn handle(stream: TcpStream, dir: &Path) -> Result<(), String> {
-	stream.set_read_timeout(Some(Duration::from_secs(120))).map_err(|e| e.to_string())?;
-	let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
-	let mut reader = BufReader::new(stream);
-	loop {
-		let request = match read_message(&mut reader, false) {
-			Ok(r) => r,
-			Err(_) => return Ok(()),
-		};
-		let (code, body) = respond(&request, dir);
-		let reason = match code {
-			200 => "OK",
-			201 => "Created",
-			400 => "Bad Request",
-			404 => "Not Found",
-			405 => "Method Not Allowed",
-			422 => "Unprocessable Content",
-			_ => "Error",
-		};
-		let head = format!(
-			"HTTP/1.1 {code} {reason}\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\n\r\n",
-			body.len()
-		);
-		writer.write_all(head.as_bytes()).and_then(|_| writer.write_all(&body)).map_err(|e| e.to_string())?;
-	}
+/// Answers one request: reads its body (up to `max_body`), then answers
+/// from `dir` off the async threads.
+async fn handle(request: Request<hyper::body::Incoming>, dir: Arc<PathBuf>, max_body: usize) -> Response<Full<Bytes>> {
+	let method = request.method().clone();
+	let path = request.uri().path().to_string();
+	let (code, body) = match Limited::new(request.into_body(), max_body).collect().await {
+		Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+			(413, format!("a body is at most {max_body} bytes").into_bytes())
+		},
+		Err(_) => (400, b"the body could not be read".to_vec()),
+		Ok(body) => {
+			let body = body.to_bytes();
+			tokio::task::spawn_blocking(move || respond(&method, &path, &body, &dir))
+				.await
+				.unwrap_or((500, b"the store failed".to_vec()))
+		},
+	};
+	let mut response = Response::new(Full::new(Bytes::from(body)));
+	*response.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+	response
 }
 
-/// The status and body answering `request`.
-fn respond(request: &Message, dir: &Path) -> (u16, Vec<u8>) {
-	let mut parts = request.start.split_whitespace();
-	let (Some(method), Some(path)) = (parts.next(), parts.next()) else { return (400, b"bad request".to_vec()) };
+/// The status and body answering `method` on `path` with `body`.
+fn respond(method: &Method, path: &str, body: &[u8], dir: &Path) -> (u16, Vec<u8>) {
 	if path == "/health" {
 		return (200, b"ok".to_vec());
 	}
@@ -248,20 +263,20 @@ fn respond(request: &Message, dir: &Path) -> (u16, Vec<u8>) {
 	}
 	let Some(digest) = parse_digest(name) else { return (400, b"the name is not 0x and 64 hex digits".to_vec()) };
 	let file = dir.join(kind).join(hex(&digest));
-	match method {
-		"GET" => match std::fs::read(&file) {
+	match *method {
+		Method::GET => match std::fs::read(&file) {
 			Ok(bytes) => (200, bytes),
 			Err(_) => (404, b"not found".to_vec()),
 		},
-		"PUT" | "POST" => {
+		Method::PUT | Method::POST => {
 			let valid = match kind {
-				"chunks" => request.body.len() % 8 == 0,
-				_ => StoredManifest::decode(&mut &request.body[..]).is_ok(),
+				"chunks" => body.len() % 8 == 0,
+				_ => StoredManifest::decode(&mut &body[..]).is_ok(),
 			};
-			if !valid || <sp_runtime::traits::BlakeTwo256 as sp_runtime::traits::Hash>::hash(&request.body) != digest {
+			if !valid || <sp_runtime::traits::BlakeTwo256 as sp_runtime::traits::Hash>::hash(body) != digest {
 				return (422, b"the body does not match the digest in the path".to_vec());
 			}
-			match write_atomically(&file, &request.body) {
+			match write_atomically(&file, body) {
 				Ok(()) => (201, Vec::new()),
 				Err(e) => (500, e.into_bytes()),
 			}
@@ -295,22 +310,17 @@ fn write_atomically(file: &PathBuf, bytes: &[u8]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
 	use super::*;
+	use std::io::{Read, Write};
+
+	/// A store on a free port serving a fresh directory within `limits`.
+	fn start_store_with(limits: Limits) -> (String, tempdir::Dir) {
+		let dir = tempdir::Dir::new();
+		let addr = runtime().block_on(start("127.0.0.1:0", &dir.0, limits)).unwrap();
+		(format!("http://{addr}"), dir)
+	}
 
 	fn start_store() -> (String, tempdir::Dir) {
-		let dir = tempdir::Dir::new();
-		let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-		let url = format!("http://{}", listener.local_addr().unwrap());
-		let path = dir.0.clone();
-		std::thread::spawn(move || {
-			for stream in listener.incoming().flatten() {
-				let path = path.clone();
-				std::thread::spawn(move || handle(stream, &path));
-			}
-		});
-		for kind in ["models", "chunks"] {
-			std::fs::create_dir_all(dir.0.join(kind)).unwrap();
-		}
-		(url, dir)
+		start_store_with(Limits::default())
 	}
 
 	mod tempdir {
@@ -363,11 +373,54 @@ mod tests {
 	}
 
 	#[test]
-	fn chunked_request_bodies_are_read() {
-		let raw = b"PUT /chunks/0x00 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
-		let m = read_message(&mut &raw[..], false).unwrap();
-		assert_eq!(m.body, b"abcde");
-		assert!(split_url("https://x").is_err());
-		assert_eq!(split_url("http://h:1/a/").unwrap(), ("h:1".into(), "/a".into()));
+	fn an_oversized_upload_is_refused_with_413_and_not_stored() {
+		let (url, dir) = start_store_with(Limits { max_body: 1024, ..Limits::default() });
+		let params: Vec<Fixed> = (0..200).collect();
+		let digest = chunk_digest(&params);
+		let err = put(&chunk_url(&url, &digest), &chunk_bytes(&params)).unwrap_err();
+		assert!(err.contains("HTTP 413"), "{err}");
+		assert!(!dir.0.join("chunks").join(hex(&digest)).exists());
+		// Within the limit the same store takes it.
+		let small: Vec<Fixed> = (0..100).collect();
+		put(&chunk_url(&url, &chunk_digest(&small)), &chunk_bytes(&small)).unwrap();
+	}
+
+	/// Sends `raw` and waits for the store to close the connection (the
+	/// socket gives up after 10 s, which fails the caller's `expect`).
+	fn stall(url: &str, raw: &[u8]) -> std::io::Result<String> {
+		let mut stream = std::net::TcpStream::connect(url.trim_start_matches("http://"))?;
+		stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+		stream.write_all(raw)?;
+		let mut answer = Vec::new();
+		stream.read_to_end(&mut answer)?;
+		Ok(String::from_utf8_lossy(&answer).into_owned())
+	}
+
+	#[test]
+	fn slow_clients_are_cut_off() {
+		let limits = Limits {
+			header_timeout: Duration::from_secs(1),
+			connection_timeout: Duration::from_secs(2),
+			..Limits::default()
+		};
+		let (url, _dir) = start_store_with(limits);
+		// Headers never finished.
+		let answer = stall(&url, b"PUT /chunks/0x00 HTTP/1.1\r\nHost: s\r\n").expect("the store hung up");
+		assert!(!answer.contains("201"), "{answer}");
+		// A body promised and never sent.
+		let answer = stall(&url, b"PUT /chunks/0x00 HTTP/1.1\r\nHost: s\r\nContent-Length: 800\r\n\r\n12345678")
+			.expect("the store hung up");
+		assert!(!answer.contains("201"), "{answer}");
+	}
+
+	#[test]
+	fn the_client_speaks_https() {
+		// Nothing listens there: the client tries a TLS connection and fails
+		// to connect, rather than refusing the scheme.
+		let err = get("https://127.0.0.1:9/health").unwrap_err();
+		assert!(err.contains("127.0.0.1:9"), "{err}");
+		assert!(!err.contains("http:// only"), "{err}");
+		let err = get("ftp://127.0.0.1:9/health").unwrap_err();
+		assert!(!err.is_empty());
 	}
 }

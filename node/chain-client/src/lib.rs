@@ -8,6 +8,7 @@
 //! it may be used from plain threads and from inside another runtime alike.
 
 pub mod cli;
+pub mod serve;
 
 use codec::{Decode, Encode};
 use jsonrpsee::{
@@ -110,13 +111,14 @@ impl Outcome {
 	}
 }
 
-/// The Tokio runtime all clients run on.
-fn runtime() -> &'static tokio::runtime::Runtime {
+/// The Tokio runtime the tools' clients and servers run on (two worker
+/// threads, its own timer and I/O driver).
+pub fn runtime() -> &'static tokio::runtime::Runtime {
 	static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
 	RUNTIME.get_or_init(|| {
 		tokio::runtime::Builder::new_multi_thread()
-			.worker_threads(1)
-			.thread_name("medchain-rpc")
+			.worker_threads(2)
+			.thread_name("medchain-io")
 			.enable_all()
 			.build()
 			.expect("the OS gives a process a thread and a timer")

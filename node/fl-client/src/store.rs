@@ -21,7 +21,11 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::{body::Bytes, Method, Request, Response, StatusCode};
 use hyper_util::{
 	client::legacy::{connect::HttpConnector, Client},
-	rt::{TokioExecutor, TokioIo, TokioTimer},
+	rt::TokioExecutor,
+};
+use medchain_chain_client::{
+	runtime,
+	serve::{self, ConnectionLimits},
 };
 use pallet_fl_task::{
 	chunk_bytes, chunk_digest, chunk_from_bytes,
@@ -48,36 +52,17 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct Limits {
 	/// Largest request body; a larger one is answered `413`.
 	pub max_body: usize,
-	/// Connections served at once; more wait in the listen queue.
-	pub max_connections: usize,
-	/// Time to send the request's headers.
-	pub header_timeout: Duration,
-	/// Time a connection may take in all (one request each).
-	pub connection_timeout: Duration,
+	/// Connections, header and connection time.
+	pub connections: ConnectionLimits,
 }
 
 impl Default for Limits {
 	fn default() -> Self {
 		Limits {
 			max_body: MAX_BODY,
-			max_connections: 64,
-			header_timeout: Duration::from_secs(10),
-			connection_timeout: REQUEST_TIMEOUT,
+			connections: ConnectionLimits { connection_timeout: REQUEST_TIMEOUT, ..ConnectionLimits::default() },
 		}
 	}
-}
-
-/// The Tokio runtime the store's client and server run on.
-fn runtime() -> &'static tokio::runtime::Runtime {
-	static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-	RUNTIME.get_or_init(|| {
-		tokio::runtime::Builder::new_multi_thread()
-			.worker_threads(2)
-			.thread_name("medchain-store")
-			.enable_all()
-			.build()
-			.expect("the OS gives a process threads and a timer")
-	})
 }
 
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
@@ -203,27 +188,13 @@ pub async fn start(listen: &str, dir: &Path, limits: Limits) -> Result<SocketAdd
 	let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("{listen}: {e}"))?;
 	let addr = listener.local_addr().map_err(|e| e.to_string())?;
 	let dir = Arc::new(dir.to_path_buf());
-	let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
-	tokio::spawn(async move {
-		loop {
-			let Ok(slot) = slots.clone().acquire_owned().await else { return };
-			let Ok((socket, _)) = listener.accept().await else { continue };
+	let max_body = limits.max_body;
+	serve::accept(listener, limits.connections, move || {
+		let dir = dir.clone();
+		hyper::service::service_fn(move |request| {
 			let dir = dir.clone();
-			tokio::spawn(async move {
-				let service = hyper::service::service_fn(move |request| {
-					let dir = dir.clone();
-					async move { Ok::<_, std::convert::Infallible>(handle(request, dir, limits.max_body).await) }
-				});
-				let connection = hyper::server::conn::http1::Builder::new()
-					.timer(TokioTimer::new())
-					.header_read_timeout(limits.header_timeout)
-					.keep_alive(false)
-					.serve_connection(TokioIo::new(socket), service);
-				// Past its time the connection is dropped, whatever it was doing.
-				let _ = tokio::time::timeout(limits.connection_timeout, connection).await;
-				drop(slot);
-			});
-		}
+			async move { Ok::<_, std::convert::Infallible>(handle(request, dir, max_body).await) }
+		})
 	});
 	Ok(addr)
 }
@@ -399,8 +370,11 @@ mod tests {
 	#[test]
 	fn slow_clients_are_cut_off() {
 		let limits = Limits {
-			header_timeout: Duration::from_secs(1),
-			connection_timeout: Duration::from_secs(2),
+			connections: ConnectionLimits {
+				header_timeout: Duration::from_secs(1),
+				connection_timeout: Duration::from_secs(2),
+				..ConnectionLimits::default()
+			},
 			..Limits::default()
 		};
 		let (url, _dir) = start_store_with(limits);

@@ -29,7 +29,11 @@ use jsonrpsee::{
 	server::{stop_channel, Methods, RpcModule, Server, ServerHandle},
 	types::ErrorObjectOwned,
 };
-use medchain_chain_client::{hex, unhex, Node};
+use medchain_chain_client::{
+	hex,
+	serve::{self, ConnectionLimits},
+	unhex, Node,
+};
 use medchain_record_store::RecordStore;
 use medchain_runtime::{AccountId, Runtime, RuntimeCall};
 use pallet_ehr_index::{AccessPurpose, Records};
@@ -38,7 +42,7 @@ use sp_core::{crypto::Ss58Codec, sr25519, Pair};
 use std::{
 	collections::BTreeMap,
 	net::SocketAddr,
-	sync::{Arc, Mutex},
+	sync::Mutex,
 	time::Duration,
 };
 
@@ -52,25 +56,15 @@ pub struct Limits {
 	pub max_request: u32,
 	/// Largest response body (a 15 MiB record is 30 MiB in hex).
 	pub max_response: u32,
-	/// Connections served at once; more wait in the listen queue.
-	pub max_connections: usize,
-	/// Time to send the request's headers; a slower client is cut off.
-	pub header_timeout: Duration,
-	/// Time a connection may take in all (one request each, no keep-alive):
-	/// a client trickling its body is cut off here. Longer than the worst
-	/// honest request, which waits for its access log entry (3 × 30 s).
-	pub connection_timeout: Duration,
+	/// Connections, header and connection time. The connection time is
+	/// longer than the worst honest request, which waits for its access log
+	/// entry (3 × 30 s).
+	pub connections: ConnectionLimits,
 }
 
 impl Default for Limits {
 	fn default() -> Self {
-		Limits {
-			max_request: 16 * 1024,
-			max_response: 40 * 1024 * 1024,
-			max_connections: 64,
-			header_timeout: Duration::from_secs(10),
-			connection_timeout: Duration::from_secs(120),
-		}
+		Limits { max_request: 16 * 1024, max_response: 40 * 1024 * 1024, connections: ConnectionLimits::default() }
 	}
 }
 
@@ -132,31 +126,12 @@ pub async fn listen(listen: &str, methods: Methods, limits: Limits) -> Result<(S
 	let builder = Server::builder()
 		.max_request_body_size(limits.max_request)
 		.max_response_body_size(limits.max_response)
-		.max_connections(limits.max_connections as u32)
+		.max_connections(limits.connections.max_connections as u32)
 		.http_only()
 		.to_service_builder();
 	let (stop, handle) = stop_channel();
-	let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
-	tokio::spawn(async move {
-		loop {
-			let Ok(slot) = slots.clone().acquire_owned().await else { return };
-			let Ok((socket, _)) = listener.accept().await else { continue };
-			let service = builder.clone().build(methods.clone(), stop.clone());
-			tokio::spawn(async move {
-				let mut http = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-				http.http1()
-					.timer(hyper_util::rt::TokioTimer::new())
-					.header_read_timeout(limits.header_timeout)
-					.keep_alive(false);
-				let connection = http.serve_connection(
-					hyper_util::rt::TokioIo::new(socket),
-					hyper_util::service::TowerToHyperService::new(service),
-				);
-				// Past its time the connection is dropped, whatever it was doing.
-				let _ = tokio::time::timeout(limits.connection_timeout, connection).await;
-				drop(slot);
-			});
-		}
+	serve::accept(listener, limits.connections, move || {
+		hyper_util::service::TowerToHyperService::new(builder.clone().build(methods.clone(), stop.clone()))
 	});
 	Ok((addr, handle))
 }
@@ -300,9 +275,11 @@ mod tests {
 		Limits {
 			max_request: 1024,
 			max_response: 1 << 20,
-			max_connections: 4,
-			header_timeout: Duration::from_secs(1),
-			connection_timeout: Duration::from_secs(3),
+			connections: ConnectionLimits {
+				max_connections: 4,
+				header_timeout: Duration::from_secs(1),
+				connection_timeout: Duration::from_secs(3),
+			},
 		}
 	}
 

@@ -15,13 +15,15 @@ import * as vault from '../lib/vault.mjs';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
+/** Token symbol and decimals the runtime's metadata hash covers (`enable_metadata_hash("MED", 12)`). */
+const METADATA_HASH_TOKEN = { tokenSymbol: 'MED', decimals: 12 };
 const KINDS = ['Diagnosis', 'LabResult', 'Imaging', 'Prescription', 'DischargeSummary', 'NursingCare',
   'Billing', 'Wearable', 'Other'];
 
 let api;
 let pre;
 let account = null;
-/** What the portal is pinned to: { rpc, genesisHash, tokenSymbol, decimals }. */
+/** What the portal is pinned to: { rpc, genesisHash }. */
 let config;
 /** The runtime's metadata hash (RFC 78), signed over with `CheckMetadataHash` mode 1. */
 let metadataHash;
@@ -137,8 +139,8 @@ async function showKeys() {
     const same = local && onChain.publicKey.toHex() === local.publicKey;
     text += same ? ' Registered on chain.' : ' A different key is registered on chain: import it.';
   } else text += ' Not on chain yet: register it.';
+  if (local && !vault.isSealed(local)) text += ' Not protected by a passphrase: import it again with one (export is refused until then).';
   $('key-state').textContent = text;
-  if (local && !vault.isSealed(local)) text += ' Not protected by a passphrase: import it again with one.';
   $('register').disabled = !local || !!onChain;
   $('generate').disabled = !!local;
   $('export').disabled = !local;
@@ -272,6 +274,7 @@ async function grant(e) {
 
 /** Exports the sealed envelope: the file opens only with the passphrase. */
 function exportKey() {
+  if (!vault.isSealed(storedEnvelope())) return status('Set a passphrase and import the key again first: it is not sealed.', true);
   const blob = new Blob([JSON.stringify(storedEnvelope(), null, 2)], { type: 'application/json' });
   const a = document.createElement('a');
   a.href = URL.createObjectURL(blob);
@@ -304,8 +307,9 @@ async function importKey(file) {
  */
 async function loadMetadata() {
   const v15 = (await api.call.metadata.metadataAtVersion(15)).unwrap().toU8a(true);
-  const tokenSymbol = api.registry.chainTokens[0];
-  const decimals = api.registry.chainDecimals[0];
+  // The values the runtime's build hashed with (runtime/build.rs), not the
+  // chain spec's properties, which a spec could set otherwise.
+  const { tokenSymbol, decimals } = METADATA_HASH_TOKEN;
   metadataHash = u8aToHex(merkleizeMetadata(v15, { decimals, tokenSymbol }).digest());
   metadataDef = {
     chain: (await api.rpc.system.chain()).toString(),

@@ -414,11 +414,13 @@ impl Node {
 			} else if let Some(block) = status.get("finalized") {
 				let block = parse_hash(block)?;
 				return Ok(Some(Outcome::Finalized { block, success: self.dispatched(&block, &xt).ok().flatten() }));
-			} else if status.get("usurped").is_some() {
-				return Ok(Some(Outcome::Dead("another transaction with its nonce took its place".into())));
-			} else if status.as_str() == Some("invalid") {
-				return Ok(Some(Outcome::Dead("the pool found it invalid".into())));
-			} else if status.as_str() == Some("dropped") || status.get("finalityTimeout").is_some() {
+			} else if status.get("usurped").is_some() ||
+				matches!(status.as_str(), Some("invalid" | "dropped")) ||
+				status.get("finalityTimeout").is_some()
+			{
+				// Only this node's pool gave up on it: copies gossiped to
+				// other nodes, or a fork, may still include it. The finalized
+				// chain decides (`settle`).
 				break;
 			}
 		}
@@ -448,13 +450,18 @@ impl Node {
 		Outcome::Unknown { death: sent.death, why }
 	}
 
+	/// A verdict only the finalized chain can give: found in a finalized
+	/// block, or dead (its nonce used by another transaction in the
+	/// finalized chain, or its era over at the finalized head).
 	fn settled(&self, who: &AccountId32, sent: &Sent) -> Result<Option<Outcome>, RpcError> {
-		let used = self.included(who, sent.nonce)?;
-		let best = self.best_number()?;
-		let finalized = self.call("chain_getFinalizedHead", json!([]))?;
-		let finalized = self.number_of(&parse_hash(&finalized)?)?;
-		if used {
-			for number in sent.birth..=best.min(sent.death) {
+		let head = parse_hash(&self.call("chain_getFinalizedHead", json!([]))?)?;
+		let finalized = self.number_of(&head)?;
+		let key = frame_system::Account::<Runtime>::hashed_key_for(who);
+		// `AccountInfo` starts with the nonce; the rest is not needed here.
+		let nonce: Option<u32> = self.storage_at(&key, Some(&hex(head.as_bytes())))?;
+		if nonce.is_some_and(|n| n > sent.nonce) {
+			// Blocks up to the finalized head are the finalized chain's.
+			for number in sent.birth..=finalized.min(sent.death) {
 				let hash = parse_hash(&self.call("chain_getBlockHash", json!([number]))?)?;
 				let block = self.call("chain_getBlock", json!([hex(hash.as_bytes())]))?;
 				let xts = block["block"]["extrinsics"].as_array().cloned().unwrap_or_default();
@@ -462,18 +469,14 @@ impl Node {
 					let bytes = unhex(xt.as_str().unwrap_or_default())?;
 					if H256(sp_crypto_hashing::blake2_256(&bytes)) == sent.hash {
 						let success = self.dispatched(&hash, &hex(&bytes)).ok().flatten();
-						return Ok(Some(if number <= finalized {
-							Outcome::Finalized { block: hash, success }
-						} else {
-							Outcome::InBlock { block: hash, success }
-						}));
+						return Ok(Some(Outcome::Finalized { block: hash, success }));
 					}
 				}
 			}
-			return Ok(Some(Outcome::Dead("another transaction used its nonce".into())));
+			return Ok(Some(Outcome::Dead("another transaction used its nonce in the finalized chain".into())));
 		}
-		if best >= sent.death {
-			return Ok(Some(Outcome::Dead(format!("its era ended at block {} without it", sent.death))));
+		if finalized >= sent.death {
+			return Ok(Some(Outcome::Dead(format!("its era ended at block {} without it (finalized)", sent.death))));
 		}
 		Ok(None)
 	}

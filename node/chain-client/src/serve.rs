@@ -1,6 +1,8 @@
 //! HTTP serving for the tools' servers (the record gateway, the model
-//! store): `hyper` 1 connections under [`ConnectionLimits`], so no client can
-//! hold a server by sending slowly or by opening connections.
+//! store): `hyper` 1 connections under [`ConnectionLimits`], so a client that
+//! sends slowly is cut off and the server's connections are bounded. The
+//! bound is for all clients together: one client opening many slow
+//! connections can still delay others for up to the connection time.
 
 use hyper::{body::Incoming, Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -47,7 +49,11 @@ pub fn accept<S, B>(
 	tokio::spawn(async move {
 		loop {
 			let Ok(slot) = slots.clone().acquire_owned().await else { return };
-			let Ok((socket, _)) = listener.accept().await else { continue };
+			let Ok((socket, _)) = listener.accept().await else {
+				// Out of descriptors, say: pause instead of spinning.
+				tokio::time::sleep(Duration::from_millis(100)).await;
+				continue;
+			};
 			let service = make_service();
 			tokio::spawn(async move {
 				let connection = hyper::server::conn::http1::Builder::new()

@@ -81,7 +81,7 @@ struct Gateway {
 	/// for: a request seen once is refused again while it is fresh, so a
 	/// captured request cannot be replayed (older ones fail the freshness
 	/// check anyway and are forgotten).
-	seen: Mutex<BTreeMap<(u32, [u8; 64]), ()>>,
+	seen: Mutex<Seen>,
 }
 
 /// Serves until killed.
@@ -92,7 +92,7 @@ pub fn serve(o: &super::ServeArgs, store: RecordStore, runtime: tokio::runtime::
 		submitting: Mutex::new(()),
 		store,
 		runtime: runtime.clone(),
-		seen: Mutex::new(BTreeMap::new()),
+		seen: Mutex::new(Seen::default()),
 	};
 	let mut module = RpcModule::new(gateway);
 	module
@@ -243,12 +243,27 @@ impl Gateway {
 	}
 }
 
+/// Requests already served, by the block they were signed for, and the
+/// highest best block any request was checked against.
+#[derive(Default)]
+struct Seen {
+	high: u32,
+	requests: BTreeMap<(u32, [u8; 64]), ()>,
+}
+
 /// Records the request signed for `block` with `signature`; whether it is
-/// new. Requests older than [`FRESHNESS`] blocks behind `best` are forgotten
-/// (the freshness check refuses them anyway), so the set stays small.
-fn first_use(seen: &mut BTreeMap<(u32, [u8; 64]), ()>, best: u32, block: u32, signature: [u8; 64]) -> bool {
-	*seen = seen.split_off(&(best.saturating_sub(FRESHNESS), [0u8; 64]));
-	seen.insert((block, signature), ()).is_none()
+/// new and still fresh. Freshness is judged against the highest best block
+/// seen so far, not the caller's (which may be older): a request older than
+/// [`FRESHNESS`] blocks behind it is refused, and only such requests are
+/// forgotten, so no forgotten request can come back.
+fn first_use(seen: &mut Seen, best: u32, block: u32, signature: [u8; 64]) -> bool {
+	seen.high = seen.high.max(best);
+	let oldest = seen.high.saturating_sub(FRESHNESS);
+	if block < oldest {
+		return false;
+	}
+	seen.requests = seen.requests.split_off(&(oldest, [0u8; 64]));
+	seen.requests.insert((block, signature), ()).is_none()
 }
 
 fn purpose(name: &str) -> Option<AccessPurpose> {
@@ -358,14 +373,17 @@ mod tests {
 
 	#[test]
 	fn a_replayed_request_is_refused_while_it_is_fresh() {
-		let mut seen = BTreeMap::new();
+		let mut seen = Seen::default();
 		assert!(first_use(&mut seen, 100, 95, [1; 64]));
 		assert!(!first_use(&mut seen, 101, 95, [1; 64]), "the same signed request again");
 		assert!(first_use(&mut seen, 101, 95, [2; 64]), "a new signature for the same read is fine");
 		// Once the request is older than the freshness window it is
 		// forgotten; the freshness check refuses it by then.
 		assert!(first_use(&mut seen, 95 + FRESHNESS + 1, 100, [3; 64]));
-		assert!(!seen.contains_key(&(95, [1; 64])));
-		assert!(seen.contains_key(&(100, [3; 64])));
+		assert!(!seen.requests.contains_key(&(95, [1; 64])));
+		assert!(seen.requests.contains_key(&(100, [3; 64])));
+		// A forgotten request replayed by a caller that read an older best
+		// block (a slower request, a node behind) is still refused.
+		assert!(!first_use(&mut seen, 101, 95, [1; 64]), "replay after pruning, judged by the highest best block");
 	}
 }

@@ -501,31 +501,12 @@ impl Node {
 
 	/// The number of block `hash`.
 	fn number_of(&self, hash: &H256) -> Result<u32, RpcError> {
-		let header = self.call("chain_getHeader", json!([hex(hash.as_bytes())]))?;
-		let number = header["number"].as_str().ok_or_else(|| RpcError::Decode("block number".into()))?;
-		u32::from_str_radix(number.trim_start_matches("0x"), 16).map_err(|e| RpcError::Decode(e.to_string()))
-	}
-
-	/// Signs and submits `call` like [`Node::submit`] and waits until that
-	/// very transaction is in a block: returns whether it succeeded. A
-	/// transaction the pool dropped (say, because another signer of the same
-	/// account took its nonce) is an error, not a success; so is a timeout.
-	pub fn submit_and_watch(
-		&self,
-		signer: &sr25519::Pair,
-		call: RuntimeCall,
-		timeout: Duration,
-	) -> Result<bool, RpcError> {
-		let start = self.best_number()?;
-		let (nonce, hash) = self.submit_with_hash(signer, call)?;
-		self.watch(&hash, start, timeout, Some((&AccountId32::from(signer.public()), nonce)))
+		header_number(&self.call("chain_getHeader", json!([hex(hash.as_bytes())]))?)
 	}
 
 	/// The best block's number.
 	pub fn best_number(&self) -> Result<u32, RpcError> {
-		let header = self.call("chain_getHeader", json!([]))?;
-		let number = header["number"].as_str().ok_or_else(|| RpcError::Decode("block number".into()))?;
-		u32::from_str_radix(number.trim_start_matches("0x"), 16).map_err(|e| RpcError::Decode(e.to_string()))
+		header_number(&self.call("chain_getHeader", json!([]))?)
 	}
 
 	/// Waits for the extrinsic with hash `xt_hash` in the blocks after
@@ -602,6 +583,12 @@ pub fn unhex(s: &str) -> Result<Vec<u8>, RpcError> {
 /// Storage key of `System::Events`.
 fn events_key() -> Vec<u8> {
 	[sp_crypto_hashing::twox_128(b"System"), sp_crypto_hashing::twox_128(b"Events")].concat()
+}
+
+/// The number in a JSON header (`"number": "0x…"`).
+fn header_number(header: &Value) -> Result<u32, RpcError> {
+	let number = header["number"].as_str().ok_or_else(|| RpcError::Decode("block number".into()))?;
+	u32::from_str_radix(number.trim_start_matches("0x"), 16).map_err(|e| RpcError::Decode(e.to_string()))
 }
 
 fn parse_hash(v: &Value) -> Result<H256, RpcError> {

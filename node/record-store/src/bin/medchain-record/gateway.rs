@@ -165,7 +165,7 @@ impl Gateway {
 			return Err(refused("the signature does not prove the accessor's account".into()));
 		}
 		// 2. Freshness.
-		let best = self.best_block().map_err(unavailable)?;
+		let best = self.node.best_number().map_err(|e| unavailable(e.to_string()))?;
 		if block > best || best - block > FRESHNESS {
 			return Err(refused(format!("request signed for block {block}, best is {best}: sign a fresh one")));
 		}
@@ -205,12 +205,6 @@ impl Gateway {
 			"ciphertext": hex(&ciphertext),
 			"digest": hex(&record.digest.digest),
 		}))
-	}
-
-	fn best_block(&self) -> Result<u32, String> {
-		let header = self.node.call("chain_getHeader", json!([])).map_err(|e| e.to_string())?;
-		let number = header["number"].as_str().ok_or("no block number")?;
-		u32::from_str_radix(number.trim_start_matches("0x"), 16).map_err(|e| e.to_string())
 	}
 
 	/// Logs the read on chain and waits until this very transaction is in a

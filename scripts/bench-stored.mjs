@@ -66,6 +66,8 @@ try {
   store = spawn(CLIENT, ['store', '--listen', '127.0.0.1:0', '--dir', dir]);
   const url = await new Promise((res) => store.stdout.once('data', (d) => res(JSON.parse(String(d)).store)));
   execFileSync(CLIENT, ['aggregator-store', '--url', url, ...rpc]);
+  // The node's two aggregator accounts register the store their aggregates name.
+  for (const suri of ['//Alice', '//Aggregator']) execFileSync(CLIENT, ['register-store', '--suri', suri, '--url', url, ...rpc]);
 
   await send(api, api.tx.utility.batchAll(
     members.map((m) => api.tx.balances.transferKeepAlive(m.address, 10n ** 15n))), alice);

@@ -55,6 +55,12 @@ MSG
                 echo "[dev] could not make //Alice a proxy (see above)" >&2
             node "$MEDCHAIN_ROOT/scripts/dev-aggregator.mjs" "ws://127.0.0.1:${RPC_PORT}" || \
                 echo "[dev] could not add the second FL aggregator //Aggregator (see above)" >&2
+            # Both aggregator accounts register the store their aggregates name.
+            for suri in //Alice //Aggregator; do
+                "$FL_CLIENT" register-store --suri "$suri" --url "http://127.0.0.1:${STORE_PORT}" \
+                    --node "127.0.0.1:${RPC_PORT}" >&2 || \
+                    echo "[dev] $suri could not register the model store (see above)" >&2
+            done
             exit 0
         fi
         sleep 1

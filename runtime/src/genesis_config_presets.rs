@@ -13,7 +13,7 @@ use sp_genesis_builder::{PresetId, DEV_RUNTIME_PRESET, LOCAL_TESTNET_RUNTIME_PRE
 use sp_keyring::Sr25519Keyring;
 
 use crate::{
-	AccountId, AuraId, BalancesConfig, ParachainInfoConfig, ReputationConfig, RuntimeGenesisConfig,
+	AccountId, AuraId, BalancesConfig, FlTaskConfig, ParachainInfoConfig, ReputationConfig, RuntimeGenesisConfig,
 	SessionConfig, SessionKeys, SudoConfig, UNIT,
 };
 
@@ -56,6 +56,7 @@ fn genesis(
 	endowed: Vec<AccountId>,
 	root: Option<AccountId>,
 	id: ParaId,
+	loopback_stores: bool,
 ) -> Value {
 	build_struct_json_patch!(RuntimeGenesisConfig {
 		balances: BalancesConfig {
@@ -73,6 +74,7 @@ fn genesis(
 				.collect::<Vec<_>>(),
 		},
 		sudo: SudoConfig { key: root },
+		fl_task: FlTaskConfig { loopback_stores },
 	})
 }
 
@@ -86,23 +88,26 @@ fn hospitals(collators: &[(AccountId, AuraId)]) -> Vec<GenesisInstitution> {
 }
 
 /// A convenience chain: `collators` are its hospitals, the well-known
-/// accounts are funded and `//Alice` is sudo.
-fn with_sudo(collators: Vec<(AccountId, AuraId)>) -> Value {
+/// accounts are funded and `//Alice` is sudo. With `loopback_stores`,
+/// model stores on the node's own machine (`http://127.0.0.1:…`) may be
+/// registered: for a single-machine development chain only.
+fn with_sudo(collators: Vec<(AccountId, AuraId)>, loopback_stores: bool) -> Value {
 	genesis(
 		collators.clone(),
 		hospitals(&collators),
 		Sr25519Keyring::well_known().map(|k| k.to_account_id()).collect(),
 		Some(Sr25519Keyring::Alice.to_account_id()),
 		PARACHAIN_ID.into(),
+		loopback_stores,
 	)
 }
 
 fn development() -> Value {
-	with_sudo(vec![collator(Sr25519Keyring::Alice)])
+	with_sudo(vec![collator(Sr25519Keyring::Alice)], true)
 }
 
 fn local_testnet() -> Value {
-	with_sudo(vec![collator(Sr25519Keyring::Alice), collator(Sr25519Keyring::Bob)])
+	with_sudo(vec![collator(Sr25519Keyring::Alice), collator(Sr25519Keyring::Bob)], false)
 }
 
 /// A consortium as a region launches it: no sudo key. The founding council
@@ -126,6 +131,7 @@ fn medchain_local() -> Value {
 		Sr25519Keyring::well_known().map(|k| k.to_account_id()).collect(),
 		None,
 		PARACHAIN_ID.into(),
+		false,
 	)
 }
 

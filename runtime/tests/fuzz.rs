@@ -890,14 +890,15 @@ impl Fuzzer {
 			_ => self.id(next as u64) as u32,
 		};
 		let t = pallet_fl_task::Tasks::<Runtime>::get(task);
-		match self.rng.gen_range(0..10) {
+		match self.rng.gen_range(0..11) {
 			0 => {
 				let features = if self.one_in(10) { self.number(3) } else { 3 };
 				let n = (features as usize).saturating_add(1).min(70_000);
 				let stored = self.one_in(10);
+				let publisher = self.institution();
 				let initial_model = if stored {
-					let url: &[u8] = if self.one_in(3) { b"ftp://10.0.0.1/x?y" } else { b"http://127.0.0.1:8730" };
-					ModelParams::Stored(ModelRef { digest: H256(self.rng.gen()), params: n as u32, store: bounded(url.to_vec()) })
+					let store = self.store_of(&publisher);
+					ModelParams::Stored(ModelRef { digest: H256(self.rng.gen()), params: n as u32, store })
 				} else {
 					ModelParams::Inline(BoundedVec::truncate_from(vec![0; n]))
 				};
@@ -924,7 +925,6 @@ impl Fuzzer {
 						max_samples: self.number(1_000),
 					},
 				};
-				let publisher = self.institution();
 				self.signed_call(&publisher, fl(C::publish_task { spec }));
 			},
 			1..=2 => {
@@ -940,7 +940,8 @@ impl Fuzzer {
 				let round = t.as_ref().map(|t| t.round).unwrap_or(0);
 				let n = t.as_ref().and_then(|t| t.model.parameter_count()).unwrap_or(4) as usize;
 				let params = if t.as_ref().is_some_and(|t| t.stored_models) {
-					ModelParams::Stored(ModelRef { digest: H256(self.rng.gen()), params: n as u32, store: bounded(b"http://127.0.0.1:8730".to_vec()) })
+					let store = self.store_of(&who);
+					ModelParams::Stored(ModelRef { digest: H256(self.rng.gen()), params: n as u32, store })
 				} else {
 					let p = self.params(n.min(70_000));
 					ModelParams::Inline(BoundedVec::truncate_from(p))
@@ -955,7 +956,10 @@ impl Fuzzer {
 						if let ModelParams::Inline(p) = &mut update.params {
 							let _ = p.try_push(0);
 						},
-					3 => update.params = ModelParams::Stored(ModelRef { digest: H256(self.rng.gen()), params: n as u32, store: bounded(b"http://127.0.0.1:8730".to_vec()) }),
+					3 => {
+						let store = self.store_of(&who);
+						update.params = ModelParams::Stored(ModelRef { digest: H256(self.rng.gen()), params: n as u32, store })
+					},
 					_ => {},
 				}
 				self.signed_call(&who, fl(C::submit_update { task, round, update }));
@@ -982,12 +986,30 @@ impl Fuzzer {
 				}
 				self.signed_call(&who, fl(C::submit_aggregate { task, round: t.round, params, outliers, updates }));
 			},
+			10 => {
+				// Institutions register model stores: loopback (the dev
+				// chain allows it), public, or ones the runtime refuses.
+				let who = self.institution();
+				let urls: [&[u8]; 4] =
+					[b"http://127.0.0.1:8730", b"https://models.hospital.example", b"ftp://10.0.0.1/x?y", b"https://metadata.google.internal"];
+				let store = bounded(urls.choose(&mut self.rng).expect("urls").to_vec());
+				self.signed_call(&who, fl(C::register_store { store }));
+			},
 			_ => {
 				if self.one_in(4) {
 					let who = t.as_ref().map(|t| t.publisher.clone()).filter(|_| !self.one_in(3)).unwrap_or_else(|| self.institution());
 					self.signed_call(&who, fl(C::cancel_task { task }));
 				}
 			},
+		}
+	}
+
+	/// The store a stored model of `who` names: mostly its registered one,
+	/// sometimes a store it did not register.
+	fn store_of(&mut self, who: &AccountId) -> BoundedVec<u8, pallet_fl_task::MaxStoreUrl> {
+		match pallet_fl_task::ModelStores::<Runtime>::get(who) {
+			Some(store) if !self.one_in(4) => store,
+			_ => bounded(b"http://127.0.0.1:8731".to_vec()),
 		}
 	}
 

@@ -326,6 +326,26 @@ test('a model too large for the chain is trained and aggregated through model st
   // This node's offchain worker writes its aggregates to the store.
   assert.equal(lastJson(client(['aggregator-store', '--url', url])).aggregator_store, url);
   assert.throws(() => client(['aggregator-store', '--url', 'ftp://store']), /is not an http:\/\/ or https:\/\/ URL/);
+  // Its two aggregator accounts register that store on chain: an aggregate
+  // names its aggregator's registered store, and offchain workers fetch
+  // only registered stores.
+  for (const suri of ['//Alice', '//Aggregator']) {
+    assert.equal(lastJson(client(['register-store', '--suri', suri, '--url', url])).registered_store, url);
+  }
+  // A store that would aim every aggregator's node at a host of a
+  // participant's choosing is refused: by the client, and by the runtime.
+  assert.throws(() => client(['register-store', '--suri', '//Bob', '--url', `${url}/?next=http://10.0.0.1`]),
+    /does not accept/);
+  await assert.rejects(sendAndWait(api, api.tx.flTask.registerStore('http://169.254.169.254/latest'), k.bob),
+    /flTask\.InvalidStoreUrl/);
+  // A model naming a store its submitter never registered is refused.
+  const unregistered = { Stored: { digest: `0x${'11'.repeat(32)}`, params: 4, store: 'http://127.0.0.1:9' } };
+  await assert.rejects(sendAndWait(api, api.tx.flTask.publishTask({
+    model: { LogisticRegression: { features: 3 } }, initialModel: unregistered,
+    hints: { epochs: 1, learningRate: 1n << 31n, batchSize: 0 }, targetAccuracy: 900_000, maxRounds: 1,
+    minParticipants: 2, roundBlocks: 10, rule: 'FedAvg', aggregatorsRequired: 2,
+    limits: { maxAbs: 1n << 40n, minSamples: 10, maxSamples: 1000 },
+  }), k.eve), /flTask\.StoreNotRegistered/);
   // A perceptron with 2 200 hidden units: 70 401 parameters, over the
   // 65 536 the chain keeps inline.
   const tooBig = ['publish', '--suri', '//Ferdie', '--features', '30', '--model', 'mlp', '--hidden', '2200',

@@ -14,13 +14,17 @@
 //! medchain-fl-client simulate    --data-dir DIR [--rule median] [--rounds 10] [--poisoner 4 --poison-scale 1000]
 //! medchain-fl-client store       --listen 127.0.0.1:8730 --dir DIR
 //! medchain-fl-client aggregator-store --url http://127.0.0.1:8730
+//! medchain-fl-client register-store --suri //Alice --url http://127.0.0.1:8730
 //! medchain-fl-client synthetic-update --suri //X --task 1 --store URL [--seed 1]
 //! ```
 //! Models over the chain's inline bound (64 Ki parameters) live in model
-//! stores, by digest and URL: `store` serves one; `publish --store URL` and
-//! `train --store URL` upload there; `aggregator-store` tells the node's
-//! offchain worker where to write aggregates (its persistent offchain
-//! storage, through the node's unsafe `offchain_localStorageSet` RPC).
+//! stores, by digest and URL: `store` serves one; each institution registers
+//! its store on chain once (`register-store`; `publish --store URL` and
+//! `train --store URL` register it when it is not yet, then upload there);
+//! `aggregator-store` tells the node's offchain worker where to write
+//! aggregates (its persistent offchain storage, through the node's unsafe
+//! `offchain_localStorageSet` RPC), and the node's aggregator accounts
+//! register that same store.
 //! `simulate` runs the rounds on one machine, with no chain, through the
 //! runtime's own aggregation code: a dry run for choosing a rule.
 //! `aggregate` recomputes, natively, what the offchain workers compute in the
@@ -96,6 +100,9 @@ enum Command {
 	/// Tells the node's offchain worker which model store to write aggregates
 	/// to (through the node's unsafe `offchain_localStorageSet` RPC).
 	AggregatorStore(AggregatorStoreArgs),
+	/// Registers the signer's model store on chain: its stored models must
+	/// name it, and offchain workers fetch only registered stores.
+	RegisterStore(RegisterStoreArgs),
 	/// For load tests of large models: submits the global model plus seeded
 	/// noise for the open round of a task with stored models.
 	SyntheticUpdate(SyntheticUpdateArgs),
@@ -379,6 +386,20 @@ struct AggregatorStoreArgs {
 }
 
 #[derive(Args)]
+struct RegisterStoreArgs {
+	#[command(flatten)]
+	node: NodeArgs,
+	#[command(flatten)]
+	signer: SignerArgs,
+	#[command(flatten)]
+	wait: WaitArgs,
+	/// The model store's URL: https:// (http:// to this machine only on
+	/// development chains), no query, fragment or trailing slash.
+	#[arg(long)]
+	url: String,
+}
+
+#[derive(Args)]
 struct SyntheticUpdateArgs {
 	#[command(flatten)]
 	node: NodeArgs,
@@ -410,6 +431,10 @@ fn main() {
 		Command::Simulate(a) => simulate(&a),
 		Command::Store(a) => store::serve(&a.listen, &a.dir),
 		Command::AggregatorStore(a) => aggregator_store(&a),
+		Command::RegisterStore(a) => {
+			let signer = a.signer.signer();
+			signer.and_then(|s| register_store(&a.node.node(), &s, &a.url, Duration::from_secs(a.wait.wait_s)))
+		},
 		Command::SyntheticUpdate(a) => synthetic_update(&a),
 	};
 	if let Err(e) = result {
@@ -463,6 +488,9 @@ fn aggregator_store(o: &AggregatorStoreArgs) -> Result<(), String> {
 	if url.len() > most || !pallet_fl_task::is_store_url(url.as_bytes()) {
 		return Err(format!("--url: `{url}` is not an http:// or https:// URL of at most {most} bytes"));
 	}
+	// The node's aggregator accounts must register this same URL, so it
+	// must be one the chain accepts.
+	check_store_url(&o.node.node(), url)?;
 	let key = format!("0x{}", sp_core::hexdisplay::HexDisplay::from(&pallet_fl_task::store::STORE_URL_KEY));
 	let value = format!("0x{}", sp_core::hexdisplay::HexDisplay::from(&url.as_bytes()));
 	o.node
@@ -471,6 +499,66 @@ fn aggregator_store(o: &AggregatorStoreArgs) -> Result<(), String> {
 		.map_err(|e| e.to_string())?;
 	println!("{}", serde_json::json!({ "aggregator_store": url }));
 	Ok(())
+}
+
+/// Whether the chain accepts `url` as a model store (as `register_store`
+/// checks it, with the chain's own `LoopbackStores`); the reason if not.
+fn check_store_url(node: &Node, url: &str) -> Result<(), String> {
+	let loopback: bool = node
+		.storage(&pallet_fl_task::LoopbackStores::<Runtime>::hashed_key())
+		.map_err(|e| e.to_string())?
+		.unwrap_or(false);
+	let most = <pallet_fl_task::MaxStoreUrl as frame_support::traits::Get<u32>>::get() as usize;
+	if url.len() > most || !pallet_fl_task::is_registrable_store(url.as_bytes(), loopback) {
+		return Err(format!(
+			"the chain does not accept `{url}` as a model store: it must be an https:// URL of at most {most} bytes \
+			 to a public DNS name (http://127.0.0.1 only on development chains), with no query, fragment, user \
+			 info or trailing slash"
+		));
+	}
+	Ok(())
+}
+
+/// The model store `who` registered on chain, if any.
+fn registered_store(node: &Node, who: &AccountId) -> Result<Option<String>, String> {
+	let key = pallet_fl_task::ModelStores::<Runtime>::hashed_key_for(who);
+	let store: Option<Vec<u8>> = node.storage(&key).map_err(|e| e.to_string())?;
+	Ok(store.map(|s| String::from_utf8_lossy(&s).into_owned()))
+}
+
+/// Registers `url` as the signer's model store on chain (a change when it
+/// registered another), waits up to `wait` until the chain holds it, and
+/// prints the registration.
+fn register_store(node: &Node, signer: &sr25519::Pair, url: &str, wait: Duration) -> Result<(), String> {
+	let me = AccountId::from(signer.public());
+	let before = registered_store(node, &me)?;
+	let changed = before.as_deref() != Some(url);
+	if changed {
+		check_store_url(node, url)?;
+		let store = url.as_bytes().to_vec().try_into().map_err(|_| format!("`{url}` is too long"))?;
+		submit(node, signer, RuntimeCall::FlTask(pallet_fl_task::Call::register_store { store }))
+			.map_err(|e| e.to_string())?;
+		wait_for(wait, || Ok(registered_store(node, &me)?.as_deref() == Some(url))).map_err(|e| {
+			format!("the registration of `{url}` did not land ({e}): is the account an active institution?")
+		})?;
+	}
+	println!("{}", serde_json::json!({ "registered_store": url, "account": me.to_string(), "changed": changed }));
+	Ok(())
+}
+
+/// Makes sure the signer's registered store is `url` before it uploads
+/// there: registers it when the account has none, and refuses (rather than
+/// silently moving the account's store) when it registered another.
+fn ensure_store(node: &Node, signer: &sr25519::Pair, url: &str, wait: Duration) -> Result<(), String> {
+	let me = AccountId::from(signer.public());
+	match registered_store(node, &me)? {
+		Some(registered) if registered == url => Ok(()),
+		Some(registered) => Err(format!(
+			"this account's registered model store is `{registered}`, not `{url}`: pass --store {registered}, or \
+			 move it with `medchain-fl-client register-store --url {url}` once no round still needs the old one"
+		)),
+		None => register_store(node, signer, url, wait),
+	}
 }
 
 /// Splits the public data set into a test set and four non-IID hospitals.
@@ -522,6 +610,9 @@ fn publish(o: &PublishArgs) -> Result<(), String> {
 	let initial = local.initial(o.training.seed);
 	let rule = o.rule.rule();
 	let store = o.store.as_deref();
+	if let Some(url) = store {
+		ensure_store(&node, &signer, url, Duration::from_secs(o.wait.wait_s))?;
+	}
 	let spec = TaskSpec {
 		model,
 		initial_model: pack(initial.iter().map(|p| to_fixed(*p)).collect(), store.is_some(), store)?,
@@ -627,6 +718,11 @@ fn train(o: &TrainArgs) -> Result<(), String> {
 			local.features()
 		));
 	}
+	match (&o.store, t.stored_models) {
+		(None, true) => return Err(format!("task {task_id} keeps its models in model stores: pass --store URL")),
+		(Some(url), true) => ensure_store(&node, &signer, url, Duration::from_secs(o.wait.wait_s))?,
+		_ => {},
+	}
 	// Test only: multiplies the submitted parameters, as a poisoning
 	// participant would (robust rules must shrug it off and flag it).
 	let poison = o.poison_scale;
@@ -651,9 +747,6 @@ fn train(o: &TrainArgs) -> Result<(), String> {
 	}
 
 	let store = o.store.clone();
-	if t.stored_models && store.is_none() {
-		return Err(format!("task {task_id} keeps its models in model stores: pass --store URL"));
-	}
 	let mut state = Progress { task_id, me, store, submitted: None, history: Vec::new() };
 	let mut unreachable_since: Option<Instant> = None;
 	loop {
@@ -711,6 +804,9 @@ fn synthetic_update(o: &SyntheticUpdateArgs) -> Result<(), String> {
 	let store = o.store.as_str();
 	let seed = o.seed;
 	let t = task(&node, task_id)?.ok_or(format!("task {task_id} does not exist"))?;
+	if t.stored_models {
+		ensure_store(&node, &signer, store, Duration::from_secs(o.wait.wait_s))?;
+	}
 	join(&o.wait, &node, &signer, task_id)?;
 	let q = |e: rpc::RpcError| e.to_string();
 	let global: ModelParams<MaxParams> = node

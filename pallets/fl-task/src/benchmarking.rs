@@ -143,6 +143,24 @@ mod benchmarks {
 		assert_eq!(Tasks::<T>::get(task).map(|t| t.status), Some(TaskStatus::Failed(FailureReason::Cancelled)));
 	}
 
+	/// A store URL of the largest length, replacing one already registered.
+	#[benchmark]
+	fn register_store() {
+		let who = T::BenchmarkHelper::institution(0);
+		let longest = <MaxStoreUrl as Get<u32>>::get() as usize;
+		let mut url = b"https://models.hospital.example/".to_vec();
+		url.resize(longest, b'a');
+		let url: BoundedVec<u8, MaxStoreUrl> = BoundedVec::truncate_from(url);
+		FlTask::<T>::register_store(
+			RawOrigin::Signed(who.clone()).into(),
+			BoundedVec::truncate_from(b"https://old.hospital.example".to_vec()),
+		)
+		.expect("an institution registers a store");
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who.clone()), url.clone());
+		assert_eq!(ModelStores::<T>::get(who), Some(url));
+	}
+
 	/// `t` running tasks whose rounds reach their deadline under quorum.
 	#[benchmark]
 	fn on_initialize(t: Linear<0, { T::MaxActiveTasks::get() }>) {

@@ -100,6 +100,11 @@ use sp_runtime::{
 	Permill,
 };
 
+/// Proof size the benchmarks add to a map entry's largest encoding for the
+/// trie nodes above it (`MaxEncodedLen` mode; e.g. `Reputation::Institutions`:
+/// 141 bytes, 2 616 with its proof).
+pub const TRIE_PROOF_OVERHEAD: u64 = 2_475;
+
 /// Key type of aggregator keys in a node's keystore.
 pub const KEY_TYPE: KeyTypeId = KeyTypeId(*b"fl00");
 
@@ -346,6 +351,37 @@ pub mod pallet {
 	#[pallet::storage]
 	pub type VoteCount<T: Config> = StorageMap<_, Twox64Concat, (TaskId, RoundIndex), u32, ValueQuery>;
 
+	/// The model store each institution registered ([`Pallet::register_store`]).
+	/// A stored model an institution submits (initial model, update,
+	/// aggregate) must name its registered store, and offchain workers fetch
+	/// an update only from its submitter's registered store.
+	#[pallet::storage]
+	pub type ModelStores<T: Config> =
+		StorageMap<_, Blake2_128Concat, T::AccountId, BoundedVec<u8, MaxStoreUrl>, OptionQuery>;
+
+	/// Whether model stores on loopback hosts (`http://127.0.0.1:…`) may be
+	/// registered: set at genesis on development chains only.
+	#[pallet::storage]
+	pub type LoopbackStores<T: Config> = StorageValue<_, bool, ValueQuery>;
+
+	/// Genesis of the pallet.
+	#[pallet::genesis_config]
+	#[derive(frame_support::DefaultNoBound)]
+	pub struct GenesisConfig<T: Config> {
+		/// Allow model stores on loopback hosts (development chains only).
+		pub loopback_stores: bool,
+		#[serde(skip)]
+		#[doc(hidden)]
+		pub _config: core::marker::PhantomData<T>,
+	}
+
+	#[pallet::genesis_build]
+	impl<T: Config> BuildGenesisConfig for GenesisConfig<T> {
+		fn build(&self) {
+			LoopbackStores::<T>::put(self.loopback_stores);
+		}
+	}
+
 	#[pallet::event]
 	#[pallet::generate_deposit(pub(super) fn deposit_event)]
 	pub enum Event<T: Config> {
@@ -380,6 +416,8 @@ pub mod pallet {
 		TaskFinished { task: TaskId, rounds: u32, reached_target: bool, accuracy: Permill },
 		/// The task stopped without a result.
 		TaskFailed { task: TaskId, round: RoundIndex, reason: FailureReason },
+		/// An institution registered (or changed) its model store.
+		StoreRegistered { who: T::AccountId, store: BoundedVec<u8, MaxStoreUrl> },
 	}
 
 	#[pallet::error]
@@ -396,8 +434,14 @@ pub mod pallet {
 		/// The model is inline where the task's models are stored, or the
 		/// other way round.
 		WrongModelForm,
-		/// A stored model's store address is not an `http://` or `https://` URL.
+		/// A model store's URL may not be registered: not `https://`, a
+		/// private or (outside development chains) loopback host, or with user
+		/// info, a query, a fragment or a trailing `/`
+		/// ([`is_registrable_store`]).
 		InvalidStoreUrl,
+		/// A stored model names a store other than the one its submitter
+		/// registered, or the submitter registered none.
+		StoreNotRegistered,
 		/// The initial model's length differs from the model kind's parameter count.
 		WrongParameterCount,
 		/// `max_rounds` is 0 or above `MaxRounds`.
@@ -509,11 +553,14 @@ pub mod pallet {
 		/// (`QuorumTooSmall`, `TooFewAggregators`). Emits `TaskPublished`
 		/// and `RoundStarted`.
 		#[pallet::call_index(0)]
-		#[pallet::weight(T::WeightInfo::publish_task(spec.initial_model.weight_units()))]
+		#[pallet::weight(
+			T::WeightInfo::publish_task(spec.initial_model.weight_units())
+				.saturating_add(Pallet::<T>::store_check_weight(&spec.initial_model))
+		)]
 		pub fn publish_task(origin: OriginFor<T>, spec: TaskSpec<T::MaxParams>) -> DispatchResult {
 			let publisher = ensure_signed(origin)?;
 			ensure!(T::Registry::is_active(&publisher), Error::<T>::NotInstitution);
-			Self::check_spec(&spec)?;
+			Self::check_spec(&publisher, &spec)?;
 			let task_id = NextTaskId::<T>::get();
 			ActiveTasks::<T>::try_mutate(|active| active.try_push(task_id))
 				.map_err(|_| Error::<T>::TooManyActiveTasks)?;
@@ -580,7 +627,10 @@ pub mod pallet {
 		/// `UpdateSubmitted` (with the recorded sample count), and
 		/// `RoundClosed` when the round closes.
 		#[pallet::call_index(2)]
-		#[pallet::weight(T::WeightInfo::submit_update(update.params.weight_units()))]
+		#[pallet::weight(
+			T::WeightInfo::submit_update(update.params.weight_units())
+				.saturating_add(Pallet::<T>::store_check_weight(&update.params))
+		)]
 		pub fn submit_update(
 			origin: OriginFor<T>,
 			task: TaskId,
@@ -596,7 +646,7 @@ pub mod pallet {
 			let mut r = Rounds::<T>::get(task, round).ok_or(Error::<T>::WrongRound)?;
 			ensure!(r.phase == RoundPhase::Collecting, Error::<T>::RoundNotCollecting);
 			ensure!(!Updates::<T>::contains_key((task, round), &who), Error::<T>::AlreadySubmitted);
-			Self::check_model(&t, &update.params)?;
+			Self::check_model(&t, &who, &update.params)?;
 			ensure!(update.samples >= t.limits.min_samples, Error::<T>::TooFewSamples);
 			ensure!(update.loss >= 0, Error::<T>::NegativeLoss);
 			update.samples = t.limits.weight_of(update.samples);
@@ -630,7 +680,10 @@ pub mod pallet {
 		/// `RoundStarted`. Credit on adoption follows the rule in the
 		/// module docs: positive credit only between distinct institutions.
 		#[pallet::call_index(3)]
-		#[pallet::weight(T::WeightInfo::submit_aggregate(params.weight_units(), *updates))]
+		#[pallet::weight(
+			T::WeightInfo::submit_aggregate(params.weight_units(), *updates)
+				.saturating_add(Pallet::<T>::store_check_weight(params))
+		)]
 		pub fn submit_aggregate(
 			origin: OriginFor<T>,
 			task: TaskId,
@@ -649,7 +702,7 @@ pub mod pallet {
 			ensure!(matches!(r.phase, RoundPhase::Aggregating { .. }), Error::<T>::RoundNotAggregating);
 			ensure!(updates == r.submitted, Error::<T>::WrongUpdateCount);
 			ensure!(!AggregateVotes::<T>::contains_key((task, round), &who), Error::<T>::AlreadyVoted);
-			Self::check_model(&t, &params)?;
+			Self::check_model(&t, &who, &params)?;
 			Self::check_outliers(task, round, &outliers)?;
 
 			let digest = aggregate_digest(task, round, params.digest(), &outliers);
@@ -686,10 +739,32 @@ pub mod pallet {
 			Self::fail(task, t.round, FailureReason::Cancelled);
 			Ok(())
 		}
+
+		/// Registers the caller's model store, or changes it: the base URL
+		/// its stored models (initial models, updates, aggregates) are served
+		/// from. Checked by [`is_registrable_store`] (`InvalidStoreUrl`):
+		/// `https://` to a public DNS name, no query or fragment, and a
+		/// loopback host only on development chains. A model submitted
+		/// before a change is still read from the store it names (the one
+		/// registered when it was submitted): keep serving it there until
+		/// its round is over.
+		///
+		/// Origin: an active institution (`NotInstitution`). Emits
+		/// `StoreRegistered`.
+		#[pallet::call_index(5)]
+		#[pallet::weight(T::WeightInfo::register_store())]
+		pub fn register_store(origin: OriginFor<T>, store: BoundedVec<u8, MaxStoreUrl>) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			ensure!(T::Registry::is_active(&who), Error::<T>::NotInstitution);
+			ensure!(is_registrable_store(&store, LoopbackStores::<T>::get()), Error::<T>::InvalidStoreUrl);
+			ModelStores::<T>::insert(&who, store.clone());
+			Self::deposit_event(Event::StoreRegistered { who, store });
+			Ok(())
+		}
 	}
 
 	impl<T: Config> Pallet<T> {
-		fn check_spec(spec: &TaskSpec<T::MaxParams>) -> DispatchResult {
+		fn check_spec(publisher: &T::AccountId, spec: &TaskSpec<T::MaxParams>) -> DispatchResult {
 			let count = spec.model.parameter_count().ok_or(Error::<T>::InvalidModel)?;
 			let most = match spec.initial_model {
 				ModelParams::Inline(_) => T::MaxParams::get(),
@@ -697,7 +772,7 @@ pub mod pallet {
 			};
 			ensure!(count <= most, Error::<T>::ModelTooLarge);
 			ensure!(spec.initial_model.len() == count, Error::<T>::WrongParameterCount);
-			Self::check_store(&spec.initial_model)?;
+			Self::check_store(publisher, &spec.initial_model)?;
 			let limits = &spec.limits;
 			ensure!(
 				(1..=T::MaxParamAbs::get()).contains(&limits.max_abs) && limits.min_samples <= limits.max_samples,
@@ -733,12 +808,16 @@ pub mod pallet {
 			Ok(())
 		}
 
-		/// Checks that a model has the task's form, parameter count and
-		/// bounds.
-		fn check_model(t: &LearningTask<T::AccountId>, params: &ModelParams<T::MaxParams>) -> DispatchResult {
+		/// Checks that a model `who` submits has the task's form, parameter
+		/// count and bounds, and names `who`'s registered store if stored.
+		fn check_model(
+			t: &LearningTask<T::AccountId>,
+			who: &T::AccountId,
+			params: &ModelParams<T::MaxParams>,
+		) -> DispatchResult {
 			ensure!(params.is_stored() == t.stored_models, Error::<T>::WrongModelForm);
 			ensure!(Some(params.len()) == t.model.parameter_count(), Error::<T>::WrongParameterCount);
-			Self::check_store(params)?;
+			Self::check_store(who, params)?;
 			Self::check_bounds(&t.limits, params)
 		}
 
@@ -757,12 +836,33 @@ pub mod pallet {
 			Admission { max_abs: t.limits.max_abs, quorum: t.min_participants as usize }
 		}
 
-		/// Checks that a stored model's store address is a URL.
-		fn check_store(params: &ModelParams<T::MaxParams>) -> DispatchResult {
+		/// Checks that a stored model `who` submits names `who`'s registered
+		/// store.
+		fn check_store(who: &T::AccountId, params: &ModelParams<T::MaxParams>) -> DispatchResult {
 			if let ModelParams::Stored(r) = params {
-				ensure!(r.has_valid_store(), Error::<T>::InvalidStoreUrl);
+				ensure!(Self::is_registered_store(who, &r.store), Error::<T>::StoreNotRegistered);
 			}
 			Ok(())
+		}
+
+		/// Weight of [`Self::check_store`] beyond the benchmarked inline
+		/// models: one read of the submitter's registered store.
+		pub fn store_check_weight(params: &ModelParams<T::MaxParams>) -> Weight {
+			if !params.is_stored() {
+				return Weight::zero();
+			}
+			// As the benchmarks' `MaxEncodedLen` proof mode counts a map
+			// entry: its Blake2_128Concat key (16 hash bytes and the
+			// account), its largest value, and the trie nodes above it.
+			let proof = 16 + T::AccountId::max_encoded_len() + BoundedVec::<u8, MaxStoreUrl>::max_encoded_len();
+			T::DbWeight::get()
+				.reads(1)
+				.saturating_add(Weight::from_parts(0, (proof as u64).saturating_add(TRIE_PROOF_OVERHEAD)))
+		}
+
+		/// Whether `store` is the model store `who` registered.
+		pub fn is_registered_store(who: &T::AccountId, store: &[u8]) -> bool {
+			ModelStores::<T>::get(who).is_some_and(|registered| registered[..] == *store)
 		}
 
 		fn check_outliers(
@@ -992,9 +1092,19 @@ pub mod pallet {
 			let global = global.stored().cloned().ok_or(AggregationError::Unavailable)?;
 			let mut updates: Vec<_> = Updates::<T>::iter_prefix((task, round)).collect();
 			updates.sort_by(|a, b| a.0.cmp(&b.0));
+			// An update names the store its submitter had registered when it
+			// was submitted (checked then, so every node reads the same
+			// updates whatever the registrations now). Its form is checked
+			// again before any request: one the chain no longer accepts (an
+			// update older than the registration rules) is not fetched, and
+			// is left out and flagged like a withheld one.
+			let loopback = LoopbackStores::<T>::get();
 			let refs = updates
 				.iter()
-				.map(|(_, u)| u.params.stored().cloned().ok_or(AggregationError::Unavailable))
+				.map(|(_, u)| {
+					let r = u.params.stored().ok_or(AggregationError::Unavailable)?;
+					Ok(is_registrable_store(&r.store, loopback).then(|| r.clone()))
+				})
 				.collect::<Result<Vec<_>, _>>()?;
 			let weights: Vec<_> = updates
 				.iter()
@@ -1050,7 +1160,25 @@ pub mod pallet {
 				if !matches!(r.phase, RoundPhase::Aggregating { .. }) {
 					continue;
 				}
-				let voters = Self::local_aggregators(task, round);
+				let mut voters = Self::local_aggregators(task, round);
+				if t.stored_models {
+					// An aggregate is written to this node's store: only
+					// aggregators that registered that store may submit it.
+					let local = store::local_store();
+					let before = voters.len();
+					voters.retain(|public| {
+						local.as_ref().is_some_and(|url| Self::is_registered_store(&public.clone().into_account(), url))
+					});
+					if voters.len() < before {
+						log::warn!(
+							target: LOG_TARGET,
+							"task {task} round {round}: {} of this node's aggregator keys do not vote: their accounts \
+							 did not register this node's model store ({}) with register_store",
+							before - voters.len(),
+							if local.is_some() { "set" } else { "none set with aggregator-store" },
+						);
+					}
+				}
 				if voters.is_empty() {
 					continue;
 				}

@@ -121,21 +121,23 @@ fn http_put(url: &str, body: Vec<u8>) -> Result<(), AggregationError> {
 }
 
 /// A stored model being read: its checked manifest and the chunk last read.
+/// Without a reference (a store that may not be fetched), every read is
+/// [`AggregationError::Unavailable`].
 struct StoredModel {
-	reference: ModelRef,
+	reference: Option<ModelRef>,
 	manifest: Option<StoredManifest>,
 	cached: Option<(usize, Vec<Fixed>)>,
 }
 
 impl StoredModel {
-	fn new(reference: ModelRef) -> Self {
+	fn new(reference: Option<ModelRef>) -> Self {
 		Self { reference, manifest: None, cached: None }
 	}
 
 	/// Fetches the manifest and checks it against the reference.
 	fn manifest(&mut self) -> Result<&StoredManifest, AggregationError> {
 		if self.manifest.is_none() {
-			let r = &self.reference;
+			let r = self.reference.as_ref().ok_or(AggregationError::Unavailable)?;
 			let bytes = http_get(&manifest_url(&r.store, &r.digest), MAX_MANIFEST_BYTES)?;
 			let manifest =
 				StoredManifest::decode(&mut &bytes[..]).map_err(|_| AggregationError::Unavailable)?;
@@ -157,9 +159,10 @@ impl StoredModel {
 		if self.cached.as_ref().map(|(i, _)| *i) != Some(index) {
 			// Drop the previous chunk before fetching the next.
 			self.cached = None;
-			let params = self.reference.params as usize;
 			let digest = *self.manifest()?.chunks.get(index).ok_or(AggregationError::LengthMismatch)?;
-			let bytes = http_get(&chunk_url(&self.reference.store, &digest), MAX_CHUNK_BYTES)?;
+			let r = self.reference.as_ref().ok_or(AggregationError::Unavailable)?;
+			let params = r.params as usize;
+			let bytes = http_get(&chunk_url(&r.store, &digest), MAX_CHUNK_BYTES)?;
 			let chunk = chunk_from_bytes(&bytes).ok_or(AggregationError::Unavailable)?;
 			let expected = size.min(params.saturating_sub(index * size));
 			if chunk.len() != expected || chunk_digest(&chunk) != digest {
@@ -181,9 +184,13 @@ pub struct StoreSource {
 
 impl StoreSource {
 	/// Reads the global model and the updates (in aggregation order) from
-	/// their stores.
-	pub fn new(global: ModelRef, updates: Vec<ModelRef>) -> Self {
-		Self { global: StoredModel::new(global), updates: updates.into_iter().map(StoredModel::new).collect() }
+	/// their stores; an update given as `None` may not be fetched and reads
+	/// as unavailable.
+	pub fn new(global: ModelRef, updates: Vec<Option<ModelRef>>) -> Self {
+		Self {
+			global: StoredModel::new(Some(global)),
+			updates: updates.into_iter().map(StoredModel::new).collect(),
+		}
 	}
 }
 

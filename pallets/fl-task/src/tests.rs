@@ -530,6 +530,18 @@ fn parameter_counts() {
 
 type Offchain = Arc<parking_lot::RwLock<sp_core::offchain::testing::OffchainState>>;
 
+/// `who` registers `url` as its model store.
+fn register(who: AccountId, url: &str) {
+	assert_ok!(FlTask::register_store(origin(who), url.as_bytes().to_vec().try_into().unwrap()));
+}
+
+/// The node's aggregators 1 and 2 register the store the node writes to,
+/// `https://aggregator.example`; 1 publishes from it.
+fn register_aggregators() {
+	register(1, "https://aggregator.example");
+	register(2, "https://aggregator.example");
+}
+
 /// A model of `params` parameters, in a store at `store`.
 fn stored(store: &str, params: &[Fixed]) -> ModelParams<frame_support::traits::ConstU32<64>> {
 	ModelParams::Stored(ModelRef {
@@ -587,22 +599,26 @@ fn expect_reads(offchain: &Offchain, updates: &[(&str, Vec<Fixed>)], c: usize) {
 
 /// Publishes a task of four stored parameters with quorum `quorum`; the
 /// hospitals 4, 5, … join and submit `models[i]` from `stores[i]` (one
-/// sample each), and the node's worker writes to `http://aggregator`.
+/// sample each), and the node's worker writes to `https://aggregator.example`.
 fn stored_round(models: &[Vec<Fixed>], stores: &[&str], quorum: u32) -> TaskId {
 	let spec = TaskSpec {
 		model: ModelKind::LogisticRegression { features: 3 },
-		initial_model: stored("http://publisher", &[0; 4]),
+		initial_model: stored("https://aggregator.example", &[0; 4]),
 		min_participants: quorum,
 		..spec()
 	};
 	let hospitals: Vec<AccountId> = (4..4 + models.len() as u64).collect();
+	register_aggregators();
+	for (i, who) in hospitals.iter().enumerate() {
+		register(*who, stores[i]);
+	}
 	let task = publish_with(spec, &hospitals);
 	for (i, who) in hospitals.into_iter().enumerate() {
 		let update =
 			ModelUpdate { params: stored(stores[i], &models[i]), samples: 1, accuracy: Permill::from_percent(50), loss: 0 };
 		assert_ok!(FlTask::submit_update(origin(who), task, 0, update));
 	}
-	sp_io::offchain::local_storage_set(StorageKind::PERSISTENT, store::STORE_URL_KEY, b"http://aggregator");
+	sp_io::offchain::local_storage_set(StorageKind::PERSISTENT, store::STORE_URL_KEY, b"https://aggregator.example");
 	task
 }
 
@@ -610,11 +626,15 @@ fn stored_round(models: &[Vec<Fixed>], stores: &[&str], quorum: u32) -> TaskId {
 fn a_stored_model_task_is_aggregated_by_streaming_from_the_stores() {
 	new_offchain_test_ext(|pool, offchain| {
 		let n = STORE_CHUNK as usize + 1;
-		let task = publish_with(stored_spec("http://publisher", &vec![0; n]), &[4, 5, 6]);
+		let stores = ["https://h4.example", "https://h5.example:8730/models-of-h5", "https://h6.example"];
+		register_aggregators();
+		for (who, url) in [4, 5, 6].into_iter().zip(stores) {
+			register(who, url);
+		}
+		let task = publish_with(stored_spec("https://aggregator.example", &vec![0; n]), &[4, 5, 6]);
 		assert!(Tasks::<Test>::get(task).unwrap().stored_models);
 		let models: Vec<Vec<Fixed>> =
 			(1..=3).map(|k| (0..n).map(|j| (j as i64 % 7) * k * FIXED_ONE / 8).collect()).collect();
-		let stores = ["http://h4", "http://h5:8730/models-of-h5", "https://h6"];
 		for (i, who) in [4u64, 5, 6].into_iter().enumerate() {
 			let update = ModelUpdate {
 				params: stored(stores[i], &models[i]),
@@ -641,16 +661,16 @@ fn a_stored_model_task_is_aggregated_by_streaming_from_the_stores() {
 		// Without a store of its own, the worker does not aggregate.
 		assert!(aggregate_with(pool, &[1, 2]).is_empty());
 
-		sp_io::offchain::local_storage_set(StorageKind::PERSISTENT, store::STORE_URL_KEY, b"http://aggregator");
+		sp_io::offchain::local_storage_set(StorageKind::PERSISTENT, store::STORE_URL_KEY, b"https://aggregator.example");
 		// Per store chunk: read it from every update, then write the
 		// aggregate's chunk.
 		let reads: Vec<(&str, Vec<Fixed>)> = stores.iter().copied().zip(models.iter().cloned()).collect();
 		for (c, chunk) in expected.chunks(STORE_CHUNK as usize).enumerate() {
 			expect_reads(offchain, &reads, c);
-			expect(offchain, "PUT", store::chunk_url(b"http://aggregator", &chunk_digest(chunk)), chunk_bytes(chunk), vec![]);
+			expect(offchain, "PUT", store::chunk_url(b"https://aggregator.example", &chunk_digest(chunk)), chunk_bytes(chunk), vec![]);
 		}
 		let manifest = manifest_of(&expected);
-		expect(offchain, "PUT", store::manifest_url(b"http://aggregator", &manifest.digest()), manifest.encode(), vec![]);
+		expect(offchain, "PUT", store::manifest_url(b"https://aggregator.example", &manifest.digest()), manifest.encode(), vec![]);
 		// Both keys of this node vote the one aggregate it wrote.
 		assert_eq!(aggregate_with(pool, &[1, 2]), vec![1, 2]);
 
@@ -658,7 +678,7 @@ fn a_stored_model_task_is_aggregated_by_streaming_from_the_stores() {
 		let r = model.stored().unwrap();
 		assert_eq!(r.digest, stored_model_digest(&expected));
 		assert_eq!(r.params as usize, n);
-		assert_eq!(&r.store[..], b"http://aggregator");
+		assert_eq!(&r.store[..], b"https://aggregator.example");
 		assert_eq!(Tasks::<Test>::get(task).unwrap().model_digest, r.digest);
 		assert!(matches!(Rounds::<Test>::get(task, 0).unwrap().phase, RoundPhase::Adopted { .. }));
 		// Inline-only views of a stored task say so.
@@ -671,29 +691,29 @@ fn a_store_sending_a_wrong_chunk_stops_aggregation_until_it_is_fixed() {
 	new_offchain_test_ext(|pool, offchain| {
 		let n = 4;
 		let models: Vec<Vec<Fixed>> = (1..=3).map(|k| vec![k * FIXED_ONE; n]).collect();
-		let task = stored_round(&models, &["http://h"; 3], 3);
+		let task = stored_round(&models, &["https://h.example"; 3], 3);
 		// The first update's chunk comes back altered.
 		let manifest = manifest_of(&models[0]);
-		expect(offchain, "GET", store::manifest_url(b"http://h", &manifest.digest()), vec![], manifest.encode());
+		expect(offchain, "GET", store::manifest_url(b"https://h.example", &manifest.digest()), vec![], manifest.encode());
 		expect(
 			offchain,
 			"GET",
-			store::chunk_url(b"http://h", &chunk_digest(&models[0])),
+			store::chunk_url(b"https://h.example", &chunk_digest(&models[0])),
 			vec![],
 			chunk_bytes(&[FIXED_ONE, FIXED_ONE, FIXED_ONE, 0]),
 		);
 		assert!(aggregate_with(pool, &[1, 2]).is_empty());
 		assert!(matches!(Rounds::<Test>::get(task, 0).unwrap().phase, RoundPhase::Aggregating { .. }));
 		// A manifest that is not the one named.
-		expect(offchain, "GET", store::manifest_url(b"http://h", &manifest.digest()), vec![], manifest_of(&models[1]).encode());
+		expect(offchain, "GET", store::manifest_url(b"https://h.example", &manifest.digest()), vec![], manifest_of(&models[1]).encode());
 		assert!(aggregate_with(pool, &[1, 2]).is_empty());
 		// Fixed: the next run (no waiting for RESUBMIT_AFTER) aggregates.
-		let reads: Vec<(&str, Vec<Fixed>)> = models.iter().map(|m| ("http://h", m.clone())).collect();
+		let reads: Vec<(&str, Vec<Fixed>)> = models.iter().map(|m| ("https://h.example", m.clone())).collect();
 		expect_reads(offchain, &reads, 0);
 		let mean = vec![2 * FIXED_ONE; n];
-		expect(offchain, "PUT", store::chunk_url(b"http://aggregator", &chunk_digest(&mean)), chunk_bytes(&mean), vec![]);
+		expect(offchain, "PUT", store::chunk_url(b"https://aggregator.example", &chunk_digest(&mean)), chunk_bytes(&mean), vec![]);
 		let manifest = manifest_of(&mean);
-		expect(offchain, "PUT", store::manifest_url(b"http://aggregator", &manifest.digest()), manifest.encode(), vec![]);
+		expect(offchain, "PUT", store::manifest_url(b"https://aggregator.example", &manifest.digest()), manifest.encode(), vec![]);
 		assert_eq!(aggregate_with(pool, &[1, 2]), vec![1, 2]);
 		assert_eq!(GlobalModel::<Test>::get(task).unwrap().digest(), stored_model_digest(&mean));
 	});
@@ -706,38 +726,242 @@ fn stored_model_errors() {
 		let bad = |s: TaskSpec<_>, e: Error<Test>| {
 			assert_noop!(FlTask::publish_task(origin(1), s), e);
 		};
-		bad(stored_spec("http://s", &zeros[1..]), Error::<Test>::WrongParameterCount);
-		bad(stored_spec("ftp://s", &zeros), Error::<Test>::InvalidStoreUrl);
-		bad(stored_spec("http://", &zeros), Error::<Test>::InvalidStoreUrl);
-		bad(stored_spec("http://a b", &zeros), Error::<Test>::InvalidStoreUrl);
+		register(1, "https://s.example");
+		register(4, "https://h.example");
+		bad(stored_spec("https://s.example", &zeros[1..]), Error::<Test>::WrongParameterCount);
 		bad(
-			TaskSpec { model: ModelKind::LogisticRegression { features: 3 * STORE_CHUNK + 10 }, ..stored_spec("http://s", &zeros) },
+			TaskSpec { model: ModelKind::LogisticRegression { features: 3 * STORE_CHUNK + 10 }, ..stored_spec("https://s.example", &zeros) },
 			Error::<Test>::ModelTooLarge,
 		);
 		let inline_task = publish_with(spec(), &[4, 5]);
-		let stored_task = publish_with(stored_spec("http://s", &zeros), &[4, 5]);
-		let as_stored = ModelUpdate { params: stored("http://h", &[1, 2, 3]), ..update([1, 2, 3], 10, 50) };
+		let stored_task = publish_with(stored_spec("https://s.example", &zeros), &[4, 5]);
+		let as_stored = ModelUpdate { params: stored("https://h.example", &[1, 2, 3]), ..update([1, 2, 3], 10, 50) };
 		assert_noop!(FlTask::submit_update(origin(4), inline_task, 0, as_stored), Error::<Test>::WrongModelForm);
 		assert_noop!(
 			FlTask::submit_update(origin(4), stored_task, 0, update([1, 2, 3], 10, 50)),
 			Error::<Test>::WrongModelForm
 		);
-		let bad_url = ModelUpdate { params: stored("file:///etc", &zeros), ..update([1, 2, 3], 10, 50) };
-		assert_noop!(FlTask::submit_update(origin(4), stored_task, 0, bad_url), Error::<Test>::InvalidStoreUrl);
-		let short = ModelUpdate { params: stored("http://h", &zeros[1..]), ..update([1, 2, 3], 10, 50) };
+		let short = ModelUpdate { params: stored("https://h.example", &zeros[1..]), ..update([1, 2, 3], 10, 50) };
 		assert_noop!(FlTask::submit_update(origin(4), stored_task, 0, short), Error::<Test>::WrongParameterCount);
 		// An aggregate of the wrong form for a closed inline round.
 		assert_ok!(FlTask::submit_update(origin(4), inline_task, 0, update([1, 2, 3], 10, 50)));
 		assert_ok!(FlTask::submit_update(origin(5), inline_task, 0, update([1, 2, 3], 10, 50)));
 		assert!(matches!(Rounds::<Test>::get(inline_task, 0).unwrap().phase, RoundPhase::Aggregating { .. }));
 		assert_noop!(
-			FlTask::submit_aggregate(origin(1), inline_task, 0, stored("http://a", &[1, 2, 3]), no_outliers(), 2),
+			FlTask::submit_aggregate(origin(1), inline_task, 0, stored("https://s.example", &[1, 2, 3]), no_outliers(), 2),
 			Error::<Test>::WrongModelForm
 		);
-		// The weight of a stored model is that of its reference's bytes.
-		let r = stored("http://a", &zeros);
+		// The weight of a stored model is that of its reference's bytes,
+		// and one read of the submitter's registered store.
+		let r = stored("https://s.example", &zeros);
 		assert_eq!(r.weight_units(), (r.stored().unwrap().encoded_size() as u32).div_ceil(8));
 		assert!(r.weight_units() < 32);
+		assert_eq!(FlTask::store_check_weight(&r).ref_time(), <<Test as frame_system::Config>::DbWeight as Get<frame_support::weights::RuntimeDbWeight>>::get().reads(1).ref_time());
+		// Key: 16 hash bytes and the mock's 8-byte account; value: up to 128
+		// bytes and their length.
+		assert_eq!(FlTask::store_check_weight(&r).proof_size(), 16 + 8 + 130 + TRIE_PROOF_OVERHEAD);
+		assert_eq!(FlTask::store_check_weight(&update([1, 2, 3], 10, 50).params), frame_support::weights::Weight::zero());
+	});
+}
+
+#[test]
+fn store_urls_aiming_aggregator_nodes_at_local_hosts_are_refused() {
+	let production = [
+		("https://models.hospital.example", true),
+		("https://models.hospital.example:8443/fl/models", true),
+		("https://MODELS.Hospital.Example", true),
+		("http://models.hospital.example", false),
+		("ftp://models.hospital.example", false),
+		("https://", false),
+		("https://a b.example", false),
+		("https://store.example/models?x=1", false),
+		("https://store.example/models#x", false),
+		("https://attacker@store.example", false),
+		("https://store.example/", false),
+		("https://store.example.", false),
+		("https://store.example/../admin", false),
+		("https://store.example/./x", false),
+		("https://store.example/%2e%2e", false),
+		("https://store.example\\@evil.example", false),
+		("https://store.example:0", false),
+		("https://store.example:65536", false),
+		("https://store.example:", false),
+		// Loopback, private, link-local, metadata and every other literal.
+		("https://8.8.8.8", false),
+		("https://127.0.0.1", false),
+		("https://10.0.0.5", false),
+		("https://169.254.169.254/latest/meta-data", false),
+		("https://100.100.100.200", false),
+		("https://[::1]", false),
+		("https://[fd00::1]", false),
+		("https://[::ffff:127.0.0.1]", false),
+		("https://[64:ff9b::a9fe:a9fe]", false),
+		("https://[2001:db8::1]:443", false),
+		("https://[fe80::1%25eth0]", false),
+		("https://[::1", false),
+		// Numeric spellings of addresses.
+		("https://2130706433", false),
+		("https://0x7f.1", false),
+		("https://127.1", false),
+		// Names that resolve inside the node's own network.
+		("https://localhost", false),
+		("https://api.localhost:8730", false),
+		("https://localhost.localdomain", false),
+		("https://localhost4", false),
+		("https://ip6-localhost", false),
+		("https://metadata.google.internal", false),
+		("https://instance-data.ec2.internal", false),
+		("https://ehr.hospital-a.local/x", false),
+		("https://store.home.arpa", false),
+		("https://fileserver.corp", false),
+		("https://-bad.example", false),
+	];
+	for (url, ok) in production {
+		assert_eq!(is_registrable_store(url.as_bytes(), false), ok, "{url} on a production chain");
+	}
+	// A development chain allows loopback stores too, and nothing else more.
+	for url in ["http://127.0.0.1:8730", "http://localhost:8730", "http://[::1]:8730", "https://127.0.0.1"] {
+		assert!(is_registrable_store(url.as_bytes(), true), "{url} on a development chain");
+	}
+	for url in ["http://10.0.0.5", "http://models.hospital.example", "http://127.0.0.1:8730/?x", "https://192.168.1.1"] {
+		assert!(!is_registrable_store(url.as_bytes(), true), "{url} on a development chain");
+	}
+}
+
+#[test]
+fn registering_a_store_checks_the_caller_and_the_url() {
+	new_test_ext(|_| {
+		let url = |u: &str| -> BoundedVec<u8, MaxStoreUrl> { u.as_bytes().to_vec().try_into().unwrap() };
+		assert_noop!(FlTask::register_store(origin(OUTSIDER), url("https://s.example")), Error::<Test>::NotInstitution);
+		assert_noop!(FlTask::register_store(origin(4), url("https://s.example/?next=http://10.0.0.1")), Error::<Test>::InvalidStoreUrl);
+		// The mock chain is not a development chain: loopback is refused
+		// until its genesis allows it.
+		assert!(!LoopbackStores::<Test>::get());
+		assert_noop!(FlTask::register_store(origin(4), url("http://127.0.0.1:8730")), Error::<Test>::InvalidStoreUrl);
+		LoopbackStores::<Test>::put(true);
+		assert_ok!(FlTask::register_store(origin(4), url("http://127.0.0.1:8730")));
+		assert_ok!(FlTask::register_store(origin(4), url("https://s.example")));
+		assert_eq!(ModelStores::<Test>::get(4), Some(url("https://s.example")));
+		assert_eq!(events().last(), Some(&Event::StoreRegistered { who: 4, store: url("https://s.example") }));
+	});
+}
+
+#[test]
+fn a_stored_model_cannot_name_a_store_other_than_the_registered_one() {
+	new_test_ext(|_| {
+		let zeros = vec![0; STORE_CHUNK as usize + 1];
+		// A publisher without a registered store, or naming another one.
+		assert_noop!(FlTask::publish_task(origin(1), stored_spec("https://s.example", &zeros)), Error::<Test>::StoreNotRegistered);
+		register(1, "https://s.example");
+		assert_noop!(
+			FlTask::publish_task(origin(1), stored_spec("https://internal.example", &zeros)),
+			Error::<Test>::StoreNotRegistered
+		);
+		let task = publish_with(TaskSpec { min_participants: 2, ..stored_spec("https://s.example", &zeros) }, &[4, 5]);
+		// A participant aiming every aggregator's node at a host of its
+		// choosing: refused, with or without a store of its own.
+		let elsewhere = ModelUpdate { params: stored("https://10.0.0.1:8080", &zeros), ..update([1, 2, 3], 10, 50) };
+		assert_noop!(FlTask::submit_update(origin(4), task, 0, elsewhere.clone()), Error::<Test>::StoreNotRegistered);
+		register(4, "https://h4.example");
+		assert_noop!(FlTask::submit_update(origin(4), task, 0, elsewhere), Error::<Test>::StoreNotRegistered);
+		// Nor another institution's registered store.
+		let others = ModelUpdate { params: stored("https://s.example", &zeros), ..update([1, 2, 3], 10, 50) };
+		assert_noop!(FlTask::submit_update(origin(4), task, 0, others), Error::<Test>::StoreNotRegistered);
+		let own = ModelUpdate { params: stored("https://h4.example", &zeros), ..update([1, 2, 3], 10, 50) };
+		assert_ok!(FlTask::submit_update(origin(4), task, 0, own));
+		register(5, "https://h5.example");
+		let own = ModelUpdate { params: stored("https://h5.example", &zeros), ..update([1, 2, 3], 10, 50) };
+		assert_ok!(FlTask::submit_update(origin(5), task, 0, own));
+		// An aggregator's aggregate lives in its own registered store.
+		assert!(matches!(Rounds::<Test>::get(task, 0).unwrap().phase, RoundPhase::Aggregating { .. }));
+		assert_noop!(
+			FlTask::submit_aggregate(origin(2), task, 0, stored("https://s.example", &zeros), no_outliers(), 2),
+			Error::<Test>::StoreNotRegistered
+		);
+		register(2, "https://aggregator-2.example");
+		assert_noop!(
+			FlTask::submit_aggregate(origin(2), task, 0, stored("https://s.example", &zeros), no_outliers(), 2),
+			Error::<Test>::StoreNotRegistered
+		);
+		assert_ok!(FlTask::submit_aggregate(
+			origin(2),
+			task,
+			0,
+			stored("https://aggregator-2.example", &zeros),
+			no_outliers(),
+			2
+		));
+	});
+}
+
+#[test]
+fn an_update_is_read_from_the_store_it_named_after_its_submitter_moves() {
+	new_offchain_test_ext(|pool, offchain| {
+		let n = 4;
+		let models: Vec<Vec<Fixed>> = (1..=3).map(|k| vec![k * FIXED_ONE; n]).collect();
+		let task = stored_round(&models, &["https://h4.example", "https://h5.example", "https://h6.example"], 2);
+		// Hospital 6 registers another store after submitting. Its update
+		// was checked against its registration when submitted and is read
+		// from the store it names: every node aggregates the same updates
+		// whenever it runs, and the hospital loses nothing for moving.
+		register(6, "https://elsewhere.example");
+		let reads: Vec<(&str, Vec<Fixed>)> = vec![
+			("https://h4.example", models[0].clone()),
+			("https://h5.example", models[1].clone()),
+			("https://h6.example", models[2].clone()),
+		];
+		expect_reads(offchain, &reads, 0);
+		let mean = vec![2 * FIXED_ONE; n];
+		expect(offchain, "PUT", store::chunk_url(b"https://aggregator.example", &chunk_digest(&mean)), chunk_bytes(&mean), vec![]);
+		let manifest = manifest_of(&mean);
+		expect(offchain, "PUT", store::manifest_url(b"https://aggregator.example", &manifest.digest()), manifest.encode(), vec![]);
+		assert_eq!(aggregate_with(pool, &[1, 2]), vec![1, 2]);
+		assert_eq!(GlobalModel::<Test>::get(task).unwrap().digest(), stored_model_digest(&mean));
+		assert!(!CreditLog::get().contains(&(6, Behaviour::UpdateOutlier)));
+	});
+}
+
+#[test]
+fn an_update_naming_a_store_the_chain_no_longer_accepts_is_not_fetched_but_flagged() {
+	new_offchain_test_ext(|pool, offchain| {
+		let n = 4;
+		let models: Vec<Vec<Fixed>> = (1..=3).map(|k| vec![k * FIXED_ONE; n]).collect();
+		LoopbackStores::<Test>::put(true);
+		let task = stored_round(&models, &["https://h4.example", "https://h5.example", "http://127.0.0.1:8730"], 2);
+		// The chain stops accepting loopback stores (an update older than
+		// the rules it is read under): no request goes to it, and it is
+		// left out and flagged.
+		LoopbackStores::<Test>::put(false);
+		let reads: Vec<(&str, Vec<Fixed>)> =
+			vec![("https://h4.example", models[0].clone()), ("https://h5.example", models[1].clone())];
+		expect_reads(offchain, &reads, 0);
+		let mean = vec![FIXED_ONE * 3 / 2; n];
+		expect(offchain, "PUT", store::chunk_url(b"https://aggregator.example", &chunk_digest(&mean)), chunk_bytes(&mean), vec![]);
+		let manifest = manifest_of(&mean);
+		expect(offchain, "PUT", store::manifest_url(b"https://aggregator.example", &manifest.digest()), manifest.encode(), vec![]);
+		assert_eq!(aggregate_with(pool, &[1, 2]), vec![1, 2]);
+		assert_eq!(GlobalModel::<Test>::get(task).unwrap().digest(), stored_model_digest(&mean));
+		assert!(events().contains(&Event::UpdateFlagged { task, round: 0, who: 6 }));
+		assert!(CreditLog::get().contains(&(6, Behaviour::UpdateOutlier)));
+	});
+}
+
+#[test]
+fn an_aggregator_whose_registered_store_is_not_the_nodes_does_not_vote() {
+	new_offchain_test_ext(|pool, offchain| {
+		let n = 4;
+		let models: Vec<Vec<Fixed>> = (1..=3).map(|k| vec![k * FIXED_ONE; n]).collect();
+		stored_round(&models, &["https://h.example"; 3], 3);
+		// Aggregator 2 registered another store than the one this node
+		// writes to: only aggregator 1 votes the aggregate written here.
+		register(2, "https://elsewhere.example");
+		let reads: Vec<(&str, Vec<Fixed>)> = models.iter().map(|m| ("https://h.example", m.clone())).collect();
+		expect_reads(offchain, &reads, 0);
+		let mean = vec![2 * FIXED_ONE; n];
+		expect(offchain, "PUT", store::chunk_url(b"https://aggregator.example", &chunk_digest(&mean)), chunk_bytes(&mean), vec![]);
+		let manifest = manifest_of(&mean);
+		expect(offchain, "PUT", store::manifest_url(b"https://aggregator.example", &manifest.digest()), manifest.encode(), vec![]);
+		assert_eq!(aggregate_with(pool, &[1, 2]), vec![1]);
 	});
 }
 
@@ -971,18 +1195,18 @@ fn withheld_and_out_of_bounds_stored_updates_are_left_out_and_flagged() {
 		// task's bound (its digest matches: the chain cannot tell).
 		let models: Vec<Vec<Fixed>> =
 			vec![vec![FIXED_ONE; n], vec![Fixed::MAX; n], vec![2 * FIXED_ONE; n], vec![4 * FIXED_ONE; n]];
-		let task = stored_round(&models, &["http://withholder", "http://extreme", "http://h6", "http://h7"], 2);
+		let task = stored_round(&models, &["https://withholder.example", "https://extreme.example", "https://h6.example", "https://h7.example"], 2);
 		// The withholder answers with nothing usable.
 		let withheld = manifest_of(&models[0]);
-		expect(offchain, "GET", store::manifest_url(b"http://withholder", &withheld.digest()), vec![], vec![]);
+		expect(offchain, "GET", store::manifest_url(b"https://withholder.example", &withheld.digest()), vec![], vec![]);
 		// The extreme update is read, checked and left out.
-		expect_reads(offchain, &[("http://extreme", models[1].clone())], 0);
+		expect_reads(offchain, &[("https://extreme.example", models[1].clone())], 0);
 		// The round is aggregated again from the honest two.
-		expect_reads(offchain, &[("http://h6", models[2].clone()), ("http://h7", models[3].clone())], 0);
+		expect_reads(offchain, &[("https://h6.example", models[2].clone()), ("https://h7.example", models[3].clone())], 0);
 		let mean = vec![3 * FIXED_ONE; n];
-		expect(offchain, "PUT", store::chunk_url(b"http://aggregator", &chunk_digest(&mean)), chunk_bytes(&mean), vec![]);
+		expect(offchain, "PUT", store::chunk_url(b"https://aggregator.example", &chunk_digest(&mean)), chunk_bytes(&mean), vec![]);
 		let manifest = manifest_of(&mean);
-		expect(offchain, "PUT", store::manifest_url(b"http://aggregator", &manifest.digest()), manifest.encode(), vec![]);
+		expect(offchain, "PUT", store::manifest_url(b"https://aggregator.example", &manifest.digest()), manifest.encode(), vec![]);
 		assert_eq!(aggregate_with(pool, &[1, 2]), vec![1, 2]);
 
 		assert_eq!(GlobalModel::<Test>::get(task).unwrap().digest(), stored_model_digest(&mean));
@@ -1002,9 +1226,9 @@ fn left_out_updates_cannot_push_a_round_under_its_quorum() {
 	new_offchain_test_ext(|pool, offchain| {
 		let n = 4;
 		let models: Vec<Vec<Fixed>> = (1..=3).map(|k| vec![k * FIXED_ONE; n]).collect();
-		let task = stored_round(&models, &["http://h"; 3], 3);
+		let task = stored_round(&models, &["https://h.example"; 3], 3);
 		let withheld = manifest_of(&models[0]);
-		expect(offchain, "GET", store::manifest_url(b"http://h", &withheld.digest()), vec![], vec![]);
+		expect(offchain, "GET", store::manifest_url(b"https://h.example", &withheld.digest()), vec![], vec![]);
 		// Two usable updates of a quorum of three: nothing is submitted, and
 		// the node tries again at its next block.
 		assert!(aggregate_with(pool, &[1, 2]).is_empty());
@@ -1018,15 +1242,15 @@ fn a_store_sending_an_endless_body_is_left_out() {
 	new_offchain_test_ext(|pool, offchain| {
 		let n = 4;
 		let models: Vec<Vec<Fixed>> = (1..=3).map(|k| vec![k * FIXED_ONE; n]).collect();
-		let task = stored_round(&models, &["http://endless", "http://h5", "http://h6"], 2);
+		let task = stored_round(&models, &["https://endless.example", "https://h5.example", "https://h6.example"], 2);
 		// 4's store answers its manifest with more bytes than any manifest has.
 		let endless = vec![0u8; store::MAX_MANIFEST_BYTES + 1];
-		expect(offchain, "GET", store::manifest_url(b"http://endless", &manifest_of(&models[0]).digest()), vec![], endless);
-		expect_reads(offchain, &[("http://h5", models[1].clone()), ("http://h6", models[2].clone())], 0);
+		expect(offchain, "GET", store::manifest_url(b"https://endless.example", &manifest_of(&models[0]).digest()), vec![], endless);
+		expect_reads(offchain, &[("https://h5.example", models[1].clone()), ("https://h6.example", models[2].clone())], 0);
 		let mean = vec![FIXED_ONE * 5 / 2; n];
-		expect(offchain, "PUT", store::chunk_url(b"http://aggregator", &chunk_digest(&mean)), chunk_bytes(&mean), vec![]);
+		expect(offchain, "PUT", store::chunk_url(b"https://aggregator.example", &chunk_digest(&mean)), chunk_bytes(&mean), vec![]);
 		let manifest = manifest_of(&mean);
-		expect(offchain, "PUT", store::manifest_url(b"http://aggregator", &manifest.digest()), manifest.encode(), vec![]);
+		expect(offchain, "PUT", store::manifest_url(b"https://aggregator.example", &manifest.digest()), manifest.encode(), vec![]);
 		assert_eq!(aggregate_with(pool, &[1, 2]), vec![1, 2]);
 		assert_eq!(GlobalModel::<Test>::get(task).unwrap().digest(), stored_model_digest(&mean));
 		assert!(CreditLog::get().contains(&(4, Behaviour::UpdateOutlier)));

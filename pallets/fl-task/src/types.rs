@@ -65,15 +65,9 @@ pub struct ModelRef {
 	pub digest: H256,
 	/// Number of parameters.
 	pub params: u32,
-	/// Base URL of the model store holding it (`http://` or `https://`).
+	/// Base URL of the model store holding it: the store its submitter
+	/// registered ([`ModelStores`](crate::ModelStores)).
 	pub store: BoundedVec<u8, MaxStoreUrl>,
-}
-
-impl ModelRef {
-	/// Whether the store address is an `http://` or `https://` URL with a host.
-	pub fn has_valid_store(&self) -> bool {
-		is_store_url(&self.store)
-	}
 }
 
 /// Whether `url` is an `http://` or `https://` URL with a host and no
@@ -81,6 +75,112 @@ impl ModelRef {
 pub fn is_store_url(url: &[u8]) -> bool {
 	let rest = url.strip_prefix(b"http://").or_else(|| url.strip_prefix(b"https://"));
 	matches!(rest, Some(host) if !host.is_empty() && host.iter().all(|b| b.is_ascii_graphic()))
+}
+
+/// Whether `url` may be registered as an institution's model store
+/// ([`Pallet::register_store`](crate::Pallet::register_store)):
+///
+/// - `https://host[:port][/path]`, where `host` is a DNS name of at least
+///   two labels whose last label starts with a letter (so no numeric
+///   spelling of an address such as `2130706433` or `0x7f.1`) and is not a
+///   name reserved for local networks (`localhost`, `local`, `localdomain`,
+///   `internal`, `lan`, `home`, `intranet`, `corp`, `private`, `arpa`);
+///   IP literals are refused;
+/// - no user info (`@`), query (`?`), fragment (`#`), percent escapes,
+///   backslashes, `.`/`..` segments, spaces, control characters or trailing
+///   `/`;
+/// - with `allow_loopback` (a development chain), also a loopback host
+///   (`localhost`, `127.0.0.0/8`, `[::1]`), over `http://` or `https://`.
+///
+/// The runtime does not resolve names: what a name resolves to inside an
+/// aggregator's network is for that node's egress rules (see the pallet's
+/// README).
+pub fn is_registrable_store(url: &[u8], allow_loopback: bool) -> bool {
+	let Ok(url) = core::str::from_utf8(url) else { return false };
+	let (https, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+		(Some(rest), _) => (true, rest),
+		(None, Some(rest)) => (false, rest),
+		(None, None) => return false,
+	};
+	let clean = |s: &str| {
+		s.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'@' | b'?' | b'#' | b'%' | b'\\'))
+	};
+	if !clean(rest) || rest.ends_with('/') {
+		return false;
+	}
+	let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+	if path.split('/').any(|segment| segment == ".." || segment == ".") {
+		return false;
+	}
+	match store_host(authority) {
+		Some(StoreHost::Loopback) => allow_loopback,
+		Some(StoreHost::Public) => https,
+		Some(StoreHost::Internal) | None => false,
+	}
+}
+
+/// What a model store's host is, as far as the chain lets it be registered.
+enum StoreHost {
+	/// `localhost` or a loopback address: only on development chains.
+	Loopback,
+	/// Any other IP literal, or a name reserved for local networks: never.
+	Internal,
+	/// A DNS name in a public domain.
+	Public,
+}
+
+/// Top-level labels of names that resolve only inside a local network.
+const LOCAL_TOP_LABELS: [&str; 10] =
+	["localhost", "local", "localdomain", "internal", "lan", "home", "intranet", "corp", "private", "arpa"];
+
+/// Classifies the `host[:port]` of a store URL; `None` when malformed.
+fn store_host(authority: &str) -> Option<StoreHost> {
+	use core::net::{Ipv4Addr, Ipv6Addr};
+	let (host, port) = match authority.strip_prefix('[') {
+		Some(v6) => {
+			let (addr, after) = v6.split_once(']')?;
+			let port = if after.is_empty() { None } else { Some(after.strip_prefix(':')?) };
+			(addr, port)
+		},
+		None => match authority.split_once(':') {
+			Some((host, port)) => (host, Some(port)),
+			None => (authority, None),
+		},
+	};
+	if let Some(port) = port {
+		let valid = !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
+		if !valid || !(1..=65_535).contains(&port.parse::<u32>().ok()?) {
+			return None;
+		}
+	}
+	let loopback_or_internal = |loopback: bool| if loopback { StoreHost::Loopback } else { StoreHost::Internal };
+	if authority.starts_with('[') {
+		let ip: Ipv6Addr = host.parse().ok()?;
+		return Some(loopback_or_internal(ip.is_loopback()));
+	}
+	if let Ok(ip) = host.parse::<Ipv4Addr>() {
+		return Some(loopback_or_internal(ip.is_loopback()));
+	}
+	let labels_ok = !host.is_empty() &&
+		host.len() <= 253 &&
+		host.split('.').all(|l| {
+			!l.is_empty() &&
+				l.len() <= 63 &&
+				!l.starts_with('-') &&
+				!l.ends_with('-') &&
+				l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+		});
+	let last = host.rsplit('.').next().unwrap_or_default();
+	if !labels_ok || !last.bytes().next().is_some_and(|b| b.is_ascii_alphabetic()) {
+		return None;
+	}
+	if host.eq_ignore_ascii_case("localhost") || last.eq_ignore_ascii_case("localhost") {
+		return Some(StoreHost::Loopback);
+	}
+	// One label (`intranet-store`, `ip6-localhost`): resolved by the
+	// node's own search domains and hosts file, so local.
+	let local = !host.contains('.') || LOCAL_TOP_LABELS.iter().any(|l| last.eq_ignore_ascii_case(l));
+	Some(if local { StoreHost::Internal } else { StoreHost::Public })
 }
 
 /// A model's parameters: inline on chain (up to `MaxParams`), or by

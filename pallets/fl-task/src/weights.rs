@@ -22,6 +22,7 @@ pub trait WeightInfo {
 	fn submit_update(p: u32, ) -> Weight;
 	fn submit_aggregate(p: u32, n: u32, ) -> Weight;
 	fn cancel_task() -> Weight;
+	fn register_store() -> Weight;
 	fn on_initialize(t: u32, ) -> Weight;
 }
 
@@ -42,10 +43,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(155), added: 2630, mode: `MaxEncodedLen`)
 	/// Component `p` ranges over `[2, 65536]`.
 	fn publish_task(p: u32, ) -> Weight {
-		// Proof size: measured `331`, estimated `3606`.
-		// Minimum execution time: 499_872_000 ps.
-		Weight::from_parts(628_389_303, 3606)
-			.saturating_add(Weight::from_parts(22_085, 0).saturating_mul(p.into()))
+		// Proof size: measured `387`, estimated `3606`.
+		// Minimum execution time: 382_090_000 ps.
+		Weight::from_parts(417_276_241, 3606)
+			.saturating_add(Weight::from_parts(15_686, 0).saturating_mul(p.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
@@ -56,9 +57,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `FlTask::Participants` (r:1 w:1)
 	/// Proof: `FlTask::Participants` (`max_values`: None, `max_size`: Some(60), added: 2535, mode: `MaxEncodedLen`)
 	fn join_task() -> Weight {
-		// Proof size: measured `648`, estimated `3620`.
-		// Minimum execution time: 462_146_000 ps.
-		Weight::from_parts(627_681_000, 3620)
+		// Proof size: measured `700`, estimated `3620`.
+		// Minimum execution time: 345_645_000 ps.
+		Weight::from_parts(365_475_000, 3620)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
@@ -78,10 +79,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `FlTask::UpdateCredit` (`max_values`: None, `max_size`: Some(68), added: 2543, mode: `MaxEncodedLen`)
 	/// Component `p` ranges over `[2, 65536]`.
 	fn submit_update(p: u32, ) -> Weight {
-		// Proof size: measured `1078`, estimated `527838`.
-		// Minimum execution time: 898_774_000 ps.
-		Weight::from_parts(1_351_689_618, 527838)
-			.saturating_add(Weight::from_parts(11_253, 0).saturating_mul(p.into()))
+		// Proof size: measured `1130`, estimated `527838`.
+		// Minimum execution time: 638_392_000 ps.
+		Weight::from_parts(679_283_186, 527838)
+			.saturating_add(Weight::from_parts(4_439, 0).saturating_mul(p.into()))
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -99,6 +100,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `FlTask::VoteCount` (`max_values`: None, `max_size`: Some(20), added: 2495, mode: `Measured`)
 	/// Storage: `FlTask::Proposals` (r:1 w:1)
 	/// Proof: `FlTask::Proposals` (`max_values`: None, `max_size`: Some(526395), added: 528870, mode: `Measured`)
+	/// Storage: `Parameters::Parameters` (r:1 w:0)
+	/// Proof: `Parameters::Parameters` (`max_values`: None, `max_size`: Some(24), added: 2499, mode: `Measured`)
 	/// Storage: `Reputation::Credits` (r:64 w:64)
 	/// Proof: `Reputation::Credits` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `Measured`)
 	/// Storage: `FlTask::UpdateCredit` (r:64 w:64)
@@ -108,12 +111,12 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Component `p` ranges over `[2, 65536]`.
 	/// Component `n` ranges over `[2, 64]`.
 	fn submit_aggregate(p: u32, n: u32, ) -> Weight {
-		// Proof size: measured `0`, estimated `175587`.
-		// Minimum execution time: 7_287_273_000 ps.
-		Weight::from_parts(7_742_720_000, 175587)
-			.saturating_add(Weight::from_parts(258_429, 0).saturating_mul(p.into()))
-			.saturating_add(Weight::from_parts(852_673_257, 0).saturating_mul(n.into()))
-			.saturating_add(T::DbWeight::get().reads(9_u64))
+		// Proof size: measured `0`, estimated `175642`.
+		// Minimum execution time: 4_543_717_000 ps.
+		Weight::from_parts(4_553_582_000, 175642)
+			.saturating_add(Weight::from_parts(112_959, 0).saturating_mul(p.into()))
+			.saturating_add(Weight::from_parts(383_818_357, 0).saturating_mul(n.into()))
+			.saturating_add(T::DbWeight::get().reads(10_u64))
 			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(8_u64))
 			.saturating_add(T::DbWeight::get().writes((3_u64).saturating_mul(n.into())))
@@ -129,11 +132,24 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `FlTask::VoteCount` (r:0 w:1)
 	/// Proof: `FlTask::VoteCount` (`max_values`: None, `max_size`: Some(20), added: 2495, mode: `MaxEncodedLen`)
 	fn cancel_task() -> Weight {
-		// Proof size: measured `417`, estimated `3620`.
-		// Minimum execution time: 657_045_000 ps.
-		Weight::from_parts(836_952_000, 3620)
+		// Proof size: measured `436`, estimated `3620`.
+		// Minimum execution time: 481_268_000 ps.
+		Weight::from_parts(507_988_000, 3620)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
+	}
+	/// Storage: `Reputation::Institutions` (r:1 w:0)
+	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
+	/// Storage: `FlTask::LoopbackStores` (r:1 w:0)
+	/// Proof: `FlTask::LoopbackStores` (`max_values`: Some(1), `max_size`: Some(1), added: 496, mode: `MaxEncodedLen`)
+	/// Storage: `FlTask::ModelStores` (r:0 w:1)
+	/// Proof: `FlTask::ModelStores` (`max_values`: None, `max_size`: Some(178), added: 2653, mode: `MaxEncodedLen`)
+	fn register_store() -> Weight {
+		// Proof size: measured `421`, estimated `3606`.
+		// Minimum execution time: 246_017_000 ps.
+		Weight::from_parts(259_487_000, 3606)
+			.saturating_add(T::DbWeight::get().reads(2_u64))
+			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
 	/// Storage: `FlTask::ActiveTasks` (r:1 w:0)
 	/// Proof: `FlTask::ActiveTasks` (`max_values`: Some(1), `max_size`: Some(65), added: 560, mode: `MaxEncodedLen`)
@@ -143,10 +159,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `FlTask::Rounds` (`max_values`: None, `max_size`: Some(90), added: 2565, mode: `MaxEncodedLen`)
 	/// Component `t` ranges over `[0, 16]`.
 	fn on_initialize(t: u32, ) -> Weight {
-		// Proof size: measured `225`, estimated `1550`.
-		// Minimum execution time: 44_005_000 ps.
-		Weight::from_parts(143_478_799, 1550)
-			.saturating_add(Weight::from_parts(245_454_702, 0).saturating_mul(t.into()))
+		// Proof size: measured `244`, estimated `1550`.
+		// Minimum execution time: 32_458_000 ps.
+		Weight::from_parts(75_810_462, 1550)
+			.saturating_add(Weight::from_parts(152_812_197, 0).saturating_mul(t.into()))
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(t.into())))
 			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(t.into())))
@@ -157,27 +173,27 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 /// The same weights with RocksDB database weights, for tests and mocks.
 impl WeightInfo for () {
 	fn publish_task(p: u32, ) -> Weight {
-		Weight::from_parts(628_389_303, 3606)
-			.saturating_add(Weight::from_parts(22_085, 0).saturating_mul(p.into()))
+		Weight::from_parts(417_276_241, 3606)
+			.saturating_add(Weight::from_parts(15_686, 0).saturating_mul(p.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
 	fn join_task() -> Weight {
-		Weight::from_parts(627_681_000, 3620)
+		Weight::from_parts(365_475_000, 3620)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	fn submit_update(p: u32, ) -> Weight {
-		Weight::from_parts(1_351_689_618, 527838)
-			.saturating_add(Weight::from_parts(11_253, 0).saturating_mul(p.into()))
+		Weight::from_parts(679_283_186, 527838)
+			.saturating_add(Weight::from_parts(4_439, 0).saturating_mul(p.into()))
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
 	fn submit_aggregate(p: u32, n: u32, ) -> Weight {
-		Weight::from_parts(7_742_720_000, 175587)
-			.saturating_add(Weight::from_parts(258_429, 0).saturating_mul(p.into()))
-			.saturating_add(Weight::from_parts(852_673_257, 0).saturating_mul(n.into()))
-			.saturating_add(RocksDbWeight::get().reads(9_u64))
+		Weight::from_parts(4_553_582_000, 175642)
+			.saturating_add(Weight::from_parts(112_959, 0).saturating_mul(p.into()))
+			.saturating_add(Weight::from_parts(383_818_357, 0).saturating_mul(n.into()))
+			.saturating_add(RocksDbWeight::get().reads(10_u64))
 			.saturating_add(RocksDbWeight::get().reads((3_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(8_u64))
 			.saturating_add(RocksDbWeight::get().writes((3_u64).saturating_mul(n.into())))
@@ -185,13 +201,18 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 199).saturating_mul(p.into()))
 	}
 	fn cancel_task() -> Weight {
-		Weight::from_parts(836_952_000, 3620)
+		Weight::from_parts(507_988_000, 3620)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
+	fn register_store() -> Weight {
+		Weight::from_parts(259_487_000, 3606)
+			.saturating_add(RocksDbWeight::get().reads(2_u64))
+			.saturating_add(RocksDbWeight::get().writes(1_u64))
+	}
 	fn on_initialize(t: u32, ) -> Weight {
-		Weight::from_parts(143_478_799, 1550)
-			.saturating_add(Weight::from_parts(245_454_702, 0).saturating_mul(t.into()))
+		Weight::from_parts(75_810_462, 1550)
+			.saturating_add(Weight::from_parts(152_812_197, 0).saturating_mul(t.into()))
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().reads((2_u64).saturating_mul(t.into())))
 			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(t.into())))

@@ -15,7 +15,6 @@ import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { u8aToHex } from '@polkadot/util';
 import { startDevNode } from '../tests/e2e/lib/node.mjs';
-import { addAggregator } from './dev-aggregator.mjs';
 
 const K = Number(process.argv[2] || 10);
 const D = Number(process.argv[3] || 1_000_000);
@@ -61,13 +60,11 @@ try {
   const { api } = node;
   const rpc = ['--node', `127.0.0.1:${node.rpcPort}`];
   await api.rpc.author.insertKey('fl00', '//Alice', u8aToHex(alice.publicKey));
-  // Two aggregators must agree (MinAggregatorsFloor): the node votes with both keys.
-  await addAggregator(api, alice);
   store = spawn(CLIENT, ['store', '--listen', '127.0.0.1:0', '--dir', dir]);
   const url = await new Promise((res) => store.stdout.once('data', (d) => res(JSON.parse(String(d)).store)));
   execFileSync(CLIENT, ['aggregator-store', '--url', url, ...rpc]);
-  // The node's two aggregator accounts register the store their aggregates name.
-  for (const suri of ['//Alice', '//Aggregator']) execFileSync(CLIENT, ['register-store', '--suri', suri, '--url', url, ...rpc]);
+  // The collator's aggregator account registers the store its aggregates name.
+  execFileSync(CLIENT, ['register-store', '--suri', '//Alice', '--url', url, ...rpc]);
 
   await send(api, api.tx.utility.batchAll(
     members.map((m) => api.tx.balances.transferKeepAlive(m.address, 10n ** 15n))), alice);

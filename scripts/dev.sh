@@ -31,8 +31,8 @@ cat >&2 <<MSG
   RPC (WebSocket):  ws://127.0.0.1:${RPC_PORT}
   polkadot.js Apps: https://polkadot.js.org/apps/?rpc=ws%3A%2F%2F127.0.0.1%3A${RPC_PORT}#/explorer
   Funded dev accounts: //Alice //Bob //Charlie //Dave //Eve //Ferdie (sudo: //Alice)
-  Federated-learning aggregator keys (fl00): //Alice and //Aggregator (a second
-  producer institution, registered once RPC is up: models need two agreeing aggregators).
+  Federated-learning aggregator key (fl00): //Alice, the collator (only collators
+  aggregate; on this one-collator chain its vote adopts a model).
   Re-encryption proxy: //Alice (prx0 key, Umbral key in the node's local storage).
   Model store (FL models over 64 Ki parameters): http://127.0.0.1:${STORE_PORT}, files in ${STORE_DIR}
   Patient portal: node scripts/portal.mjs --rpc ws://127.0.0.1:${RPC_PORT} (pinned to this chain)
@@ -40,9 +40,8 @@ cat >&2 <<MSG
 
 MSG
 # The offchain worker aggregates federated-learning rounds with the node's
-# `fl00` keys; on the dev chain that is Alice, the collator (a producer), and
-# //Aggregator, registered by dev-aggregator.mjs: the runtime adopts a model
-# only when two aggregators agree (MinAggregatorsFloor).
+# `fl00` keys of producers that collate; on the dev chain that is Alice, its
+# one collator, whose vote alone adopts a model (two thirds of one).
 (
     alice=0xd43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d
     body='{"id":1,"jsonrpc":"2.0","method":"author_insertKey","params":["fl00","//Alice","'$alice'"]}'
@@ -53,14 +52,10 @@ MSG
                 echo "[dev] could not set the offchain worker's model store (see above)" >&2
             node "$MEDCHAIN_ROOT/scripts/dev-proxy.mjs" "ws://127.0.0.1:${RPC_PORT}" || \
                 echo "[dev] could not make //Alice a proxy (see above)" >&2
-            node "$MEDCHAIN_ROOT/scripts/dev-aggregator.mjs" "ws://127.0.0.1:${RPC_PORT}" || \
-                echo "[dev] could not add the second FL aggregator //Aggregator (see above)" >&2
-            # Both aggregator accounts register the store their aggregates name.
-            for suri in //Alice //Aggregator; do
-                "$FL_CLIENT" register-store --suri "$suri" --url "http://127.0.0.1:${STORE_PORT}" \
-                    --node "127.0.0.1:${RPC_PORT}" >&2 || \
-                    echo "[dev] $suri could not register the model store (see above)" >&2
-            done
+            # The aggregator account registers the store its aggregates name.
+            "$FL_CLIENT" register-store --suri //Alice --url "http://127.0.0.1:${STORE_PORT}" \
+                --node "127.0.0.1:${RPC_PORT}" >&2 || \
+                echo "[dev] //Alice could not register the model store (see above)" >&2
             exit 0
         fi
         sleep 1

@@ -401,8 +401,11 @@ parameter_types! {
 	/// No round closes with fewer than two updates: a task is never one
 	/// institution training alone.
 	pub const FlMinParticipantsFloor: u32 = 2;
-	/// No model is adopted on fewer than two agreeing aggregators: no
-	/// institution adopts its own aggregate alone.
+	/// No task asks for fewer than two agreeing aggregators. A round's
+	/// committee (the producers collating when it closes) then raises this
+	/// to two thirds of its members, and caps it at their number: only a
+	/// chain with a single collating producer (a development chain) adopts
+	/// on one vote.
 	pub const FlMinAggregatorsFloor: u32 = 2;
 	/// Tasks may bound parameters at up to 65 536.0: the ceiling under
 	/// which aggregation cannot overflow.
@@ -414,6 +417,9 @@ parameter_types! {
 impl pallet_fl_task::Config for Runtime {
 	type RuntimeEvent = RuntimeEvent;
 	type Registry = Reputation;
+	// The session's collators aggregate: ⌈⅔⌉ of them (at least two where
+	// more than one collates) must agree on a model.
+	type Collators = ActiveCollators;
 	type ForceOrigin = EnsureRoot<AccountId>;
 	type Credit = Reputation;
 	type Aggregator = pallet_fl_task::FixedPointAggregator;
@@ -427,6 +433,7 @@ impl pallet_fl_task::Config for Runtime {
 	type MaxParticipants = ConstU32<64>;
 	type MaxActiveTasks = ConstU32<16>;
 	type MaxRounds = ConstU32<1_000>;
+	// As many as `DesiredCollators`: a task may require every collator.
 	type MaxAggregators = ConstU32<16>;
 	type MinParticipantsFloor = FlMinParticipantsFloor;
 	type MinAggregatorsFloor = FlMinAggregatorsFloor;
@@ -448,6 +455,10 @@ impl pallet_fl_task::BenchmarkHelper<AccountId> for InstitutionsForBenchmarks {
 			n.saturating_add(1_000),
 			medchain_primitives::Roles { producer: true, validator: false, auditor: false },
 		)
+	}
+
+	fn set_collators(collators: alloc::vec::Vec<AccountId>) {
+		pallet_session::Validators::<Runtime>::put(collators);
 	}
 }
 

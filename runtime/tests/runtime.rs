@@ -362,6 +362,117 @@ mod sessions {
 		});
 	}
 
+	/// `k` joins as a hospital that validates and does not produce.
+	fn become_hospital(k: sp_keyring::Sr25519Keyring) {
+		let who = account(k);
+		assert_ok!(Reputation::apply_for_membership(
+			RuntimeOrigin::signed(who.clone()),
+			b"Training Hospital".to_vec().try_into().unwrap(),
+			InstitutionKind::Hospital { level: 2, grade: HospitalGrade::A },
+			Roles { producer: false, validator: true, auditor: false },
+		));
+		assert_ok!(Reputation::approve_institution(RuntimeOrigin::root(), who));
+	}
+
+	#[test]
+	fn only_the_collators_of_the_session_aggregate_and_two_thirds_of_them_adopt() {
+		use frame_support::BoundedVec;
+		use medchain_runtime::FlTask;
+		use pallet_fl_task::{
+			AggregationRule, ModelKind, ModelParams, ModelUpdate, RoundPhase, Rounds, TaskSpec, TrainingHints,
+			UpdateLimits, FIXED_ONE,
+		};
+		use sp_keyring::Sr25519Keyring::Dave;
+		use sp_runtime::Permill;
+		genesis("development").execute_with(|| {
+			let mut chain = Chain::new();
+			become_candidate(Bob);
+			become_hospital(Charlie);
+			become_hospital(Dave);
+			let inline = |v: Vec<i64>| ModelParams::Inline(BoundedVec::truncate_from(v));
+			let spec = TaskSpec {
+				model: ModelKind::LogisticRegression { features: 3 },
+				initial_model: inline(vec![0; 4]),
+				hints: TrainingHints { epochs: 1, learning_rate: FIXED_ONE / 10, batch_size: 0 },
+				target_accuracy: Permill::from_percent(99),
+				max_rounds: 5,
+				min_participants: 2,
+				round_blocks: 10,
+				rule: AggregationRule::FedAvg,
+				aggregators_required: 2,
+				limits: UpdateLimits { max_abs: 100 * FIXED_ONE, min_samples: 10, max_samples: 1_000 },
+			};
+			let task = pallet_fl_task::NextTaskId::<Runtime>::get();
+			assert_ok!(FlTask::publish_task(RuntimeOrigin::signed(account(Alice)), spec));
+			for k in [Charlie, Dave] {
+				assert_ok!(FlTask::join_task(RuntimeOrigin::signed(account(k)), task));
+			}
+			type Outliers = BoundedVec<AccountId, <Runtime as pallet_fl_task::Config>::MaxParticipants>;
+			// Charlie and Dave train round `round`; it closes on the second
+			// update, taking the session's collating producers as its
+			// committee. The honest aggregate.
+			let train = |round: u32| {
+				for (k, p) in [(Charlie, vec![FIXED_ONE, 0, 0, 0]), (Dave, vec![0, FIXED_ONE, 0, 0])] {
+					let update =
+						ModelUpdate { params: inline(p), samples: 100, accuracy: Permill::from_percent(80), loss: 0 };
+					assert_ok!(FlTask::submit_update(RuntimeOrigin::signed(account(k)), task, round, update));
+				}
+				let (honest, outliers) = FlTask::compute_aggregate(task, round).unwrap();
+				(honest, Outliers::truncate_from(outliers))
+			};
+			let vote = |k: sp_keyring::Sr25519Keyring, round: u32, aggregate: &(Vec<i64>, Outliers)| {
+				FlTask::submit_aggregate(
+					RuntimeOrigin::signed(account(k)),
+					task,
+					round,
+					inline(aggregate.0.clone()),
+					aggregate.1.clone(),
+					2,
+				)
+				.map(|_| ())
+				.map_err(|e| e.error)
+			};
+			let adopted = |round: u32| {
+				matches!(Rounds::<Runtime>::get(task, round).unwrap().phase, RoundPhase::Adopted { .. })
+			};
+			let not_collator: sp_runtime::DispatchError = pallet_fl_task::Error::<Runtime>::NotCollator.into();
+
+			// Round 0 closes while Alice alone collates: Bob, a producer
+			// that does not collate, may not vote; Alice's vote adopts.
+			let round0 = train(0);
+			assert_eq!(vote(Bob, 0, &round0), Err(not_collator));
+			assert_ok!(vote(Alice, 0, &round0));
+			assert!(adopted(0));
+
+			// pallet-session plans the next set one session ahead. Round 1
+			// closes while Bob is only planned: he is not in its committee.
+			let mut slots = 0;
+			while !pallet_reputation::SelectedCollators::<Runtime>::get().contains(&account(Bob)) {
+				chain.slot(&[]);
+				slots += 1;
+				assert!(slots < 100, "Bob was never selected");
+			}
+			assert!(!Session::validators().contains(&account(Bob)));
+			let round1 = train(1);
+			assert_eq!(vote(Bob, 1, &round1), Err(not_collator));
+			assert_ok!(vote(Alice, 1, &round1));
+			assert!(adopted(1));
+
+			// Round 2 closes with Alice and Bob collating: Alice's vote alone
+			// no longer adopts, Bob's agreeing vote does.
+			while !Session::validators().contains(&account(Bob)) {
+				chain.slot(&[]);
+				slots += 1;
+				assert!(slots < 100, "Bob was never seated");
+			}
+			let round2 = train(2);
+			assert_ok!(vote(Alice, 2, &round2));
+			assert!(!adopted(2));
+			assert_ok!(vote(Bob, 2, &round2));
+			assert!(adopted(2));
+		});
+	}
+
 	#[test]
 	fn farmed_credit_settles_below_the_maximum() {
 		use medchain_primitives::{Behaviour, CreditReporter};

@@ -265,7 +265,8 @@ struct PublishArgs {
 	#[arg(long, default_value_t = 10)]
 	round_blocks: u32,
 	/// Agreeing aggregators that adopt a model (the runtime refuses fewer
-	/// than two).
+	/// than two, raises it to two thirds of the session's collators and
+	/// caps it at their number).
 	#[arg(long, default_value_t = 2)]
 	aggregators: u32,
 	/// Largest absolute parameter value of an update.
@@ -623,7 +624,8 @@ fn publish(o: &PublishArgs) -> Result<(), String> {
 		round_blocks: o.round_blocks,
 		rule,
 		// The runtime refuses fewer than two agreeing aggregators
-		// (`MinAggregatorsFloor`) and a quorum under two.
+		// (`MinAggregatorsFloor`) and a quorum under two, and adopts only
+		// when two thirds of the collators agree.
 		aggregators_required: o.aggregators,
 		// Parameters beyond ±max-abs are refused (inline) or left out and
 		// flagged (stored); fewer than min-samples samples are refused (at
@@ -857,7 +859,8 @@ struct Progress {
 	store: Option<String>,
 	/// The round last submitted for, when, and the transaction's hash.
 	submitted: Option<(u32, Instant, sp_core::H256)>,
-	/// Per adopted round: reported accuracy and loss.
+	/// Per adopted round: the measured accuracy and loss of the model it
+	/// replaced (the median of the participants' evaluations).
 	history: Vec<(u32, f64, f64)>,
 }
 
@@ -883,12 +886,22 @@ impl Progress {
 				Some(Round { phase: RoundPhase::Adopted { .. }, accuracy, loss, outliers, submitted, .. }) => {
 					let acc = accuracy.deconstruct() as f64 / 1e6;
 					println!(
-						"round {r:>2}: model adopted from {submitted} updates ({outliers} outliers), \
-						 reported accuracy {:.2} %, loss {:.4}",
+						"round {r:>2}: model adopted from {submitted} updates ({outliers} outliers); the model \
+						 before it measured {:.2} % (median of the evaluations), loss {:.4}",
 						acc * 100.0,
 						from_fixed(loss)
 					);
 					self.history.push((r, acc, from_fixed(loss)));
+				},
+				Some(Round { phase: RoundPhase::Stopped, accuracy, loss, .. }) => {
+					let acc = accuracy.deconstruct() as f64 / 1e6;
+					println!(
+						"round {r:>2}: the global model measured {:.2} % (median of the evaluations), at the \
+						 target: the task finishes with it",
+						acc * 100.0
+					);
+					self.history.push((r, acc, from_fixed(loss)));
+					break;
 				},
 				_ => break,
 			}
@@ -923,9 +936,12 @@ impl Progress {
 		};
 		let global = global_model(node, task_id)?;
 		let hints = t.hints;
+		// The evaluation sent with the update: how the global model this
+		// round trains from does on held-out rows (the task stops on the
+		// median of these), not how the local model does on its own data.
+		let (accuracy, loss) = model.evaluate(&global, validation);
 		let params =
 			model.train(&global, train_rows, hints.epochs as u32, from_fixed(hints.learning_rate), hints.batch_size as usize);
-		let (accuracy, loss) = model.evaluate(&params, validation);
 		let update = ModelUpdate {
 			params: pack(
 				params.iter().map(|p| to_fixed(*p * poison)).collect(),
@@ -941,7 +957,7 @@ impl Progress {
 		let hash = submit(node, signer, call)?;
 		self.submitted = Some((round, Instant::now(), hash));
 		println!(
-			"round {round:>2}: trained {} epochs on {} rows, local validation accuracy {:.2} %, update {}",
+			"round {round:>2}: trained {} epochs on {} rows, global model's held-out accuracy {:.2} %, update {}",
 			hints.epochs,
 			train_rows.len(),
 			accuracy * 100.0,
@@ -1000,10 +1016,23 @@ fn aggregate(o: &AggregateArgs) -> Result<(), String> {
 	let global = resolve(&global)?;
 	let mut prefix = Updates::<Runtime>::final_prefix().to_vec();
 	prefix.extend(Twox64Concat::hash(&codec::Encode::encode(&(task_id, t.round))));
+	let loopback: bool =
+		node.storage_at(&pallet_fl_task::LoopbackStores::<Runtime>::hashed_key(), at).map_err(q)?.unwrap_or(false);
 	let mut updates: Vec<(AccountId, ModelUpdate<Unbounded>)> = Vec::new();
 	for key in node.keys(&prefix, at).map_err(q)? {
 		let raw: [u8; 32] = key[key.len() - 32..].try_into().map_err(|_| "bad key")?;
 		let update: ModelUpdate<MaxParams> = node.storage_at(&key, at).map_err(q)?.ok_or("update vanished")?;
+		// As the offchain workers: never fetch a store the chain does not
+		// accept (they leave such an update out).
+		if let ModelParams::Stored(r) = &update.params {
+			if !pallet_fl_task::is_registrable_store(&r.store, loopback) {
+				return Err(format!(
+					"the update of {} names a store the chain does not accept ({}); offchain workers leave it out",
+					AccountId::from(raw),
+					String::from_utf8_lossy(&r.store)
+				));
+			}
+		}
 		let params = ModelParams::Inline(resolve(&update.params)?.try_into().map_err(|_| "too large")?);
 		updates.push((
 			AccountId::from(raw),

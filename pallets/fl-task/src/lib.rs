@@ -13,22 +13,31 @@
 //!   aggregators must agree. Round 0 opens at once.
 //! - **Join and train.** Institutions [`Pallet::join_task`], train locally on
 //!   the current global model and [`Pallet::submit_update`] once per round:
-//!   parameters, sample count, local validation accuracy and loss.
+//!   parameters, sample count, and their evaluation of the global model they
+//!   trained from (its accuracy and loss on their held-out data).
 //! - **Close.** A round closes when every participant has submitted and the
 //!   quorum is reached, or at its deadline with the quorum. Under the quorum,
 //!   the deadline is extended up to `MaxExtensions` times, then the task fails
 //!   with an event: it never hangs.
-//! - **Aggregate.** Offchain workers of aggregator nodes (institutions with
-//!   the producer role, that is collators, holding a key of type
-//!   [`KEY_TYPE`]) read the closed round's updates, aggregate them with
-//!   [`Config::Aggregator`] (FedAvg, clipped FedAvg, median, trimmed mean, in
-//!   fixed point) and call [`Pallet::submit_aggregate`]. When
-//!   `aggregators_required` of them submit the same digest, the model is
-//!   adopted; aggregators that disagreed lose credit, flagged outlier updates
-//!   lose credit and accepted ones gain it (see *Credit* below).
-//! - **Finish.** The task finishes when the sample-weighted accuracy the
-//!   participants report for a round reaches the target, or after
-//!   `max_rounds`. The final model and each round's history stay queryable.
+//! - **Aggregate.** Offchain workers of aggregator nodes (producer
+//!   institutions collating in the current session, [`Config::Collators`],
+//!   holding a key of type [`KEY_TYPE`]) read the closed round's updates,
+//!   aggregate them with [`Config::Aggregator`] (FedAvg, clipped FedAvg,
+//!   median, trimmed mean, in fixed point) and call
+//!   [`Pallet::submit_aggregate`]. When [`Pallet::agreement_required`] of
+//!   them submit the same digest (the task's `aggregators_required`, at
+//!   least ⌈⅔⌉ of the collators and two where more than one collates), the
+//!   model is adopted; aggregators that disagreed lose credit, flagged
+//!   outlier updates lose credit and accepted ones gain it (see *Credit*
+//!   below).
+//! - **Finish.** With each update a participant submits its evaluation of
+//!   the global model it trained from: that model's accuracy on its
+//!   held-out data. When a round is settled and the median of its
+//!   evaluations reaches the target, the task finishes with the model they
+//!   measured (the round's aggregate is not adopted, [`RoundPhase::Stopped`]);
+//!   otherwise after `max_rounds`. While liars are fewer than half, the
+//!   median is an honest participant's value. The final model and each
+//!   round's history stay queryable.
 //!
 //! ## Credit: only between distinct institutions
 //!
@@ -174,12 +183,22 @@ pub fn aggregate_round<A: Aggregate, AccountId: Ord + Clone, M: frame_support::t
 	Ok((model, flagged.into_iter().map(|i| updates[i].0.clone()).collect()))
 }
 
+/// The lower median of `values` (the middle one, or the lower of the two
+/// middle ones): what a round's evaluations measure. Zero when empty.
+pub fn lower_median(values: &mut [Permill]) -> Permill {
+	values.sort_unstable();
+	values.get(values.len().saturating_sub(1) / 2).copied().unwrap_or_default()
+}
+
 /// Set-up the benchmarks need from the runtime.
 #[cfg(feature = "runtime-benchmarks")]
 pub trait BenchmarkHelper<AccountId> {
 	/// The `n`-th active institution with the producer role (distinct for
 	/// distinct `n`); producers may publish, participate and aggregate.
 	fn institution(n: u32) -> AccountId;
+
+	/// Makes `collators` the collators of the current session.
+	fn set_collators(collators: Vec<AccountId>);
 }
 
 #[frame_support::pallet]
@@ -208,6 +227,12 @@ pub mod pallet {
 		/// Origin that may cancel any running task: root (sudo on dev chains,
 		/// a dispatch the consortium's bodies whitelisted in production).
 		type ForceOrigin: EnsureOrigin<Self::RuntimeOrigin>;
+
+		/// The collators of the current session. When a round closes, those
+		/// with the producer role become its aggregation committee
+		/// ([`Committees`]): only they aggregate it, and a model is adopted
+		/// only when enough of them agree ([`Pallet::agreement_required`]).
+		type Collators: Get<Vec<Self::AccountId>>;
 
 		/// Where update and aggregation outcomes are reported, and where
 		/// credit-weighted aggregation reads scores.
@@ -351,6 +376,27 @@ pub mod pallet {
 	#[pallet::storage]
 	pub type VoteCount<T: Config> = StorageMap<_, Twox64Concat, (TaskId, RoundIndex), u32, ValueQuery>;
 
+	/// The aggregation committee of a round that closed: how many agreeing
+	/// votes adopt a model, and who may vote (the producers that collated
+	/// when it closed, at most `MaxAggregators`). Fixed for the round, so
+	/// session changes neither add voters nor move the count. Cleared with
+	/// the round.
+	#[pallet::storage]
+	pub type Committees<T: Config> = StorageMap<
+		_,
+		Twox64Concat,
+		(TaskId, RoundIndex),
+		(u32, BoundedVec<T::AccountId, T::MaxAggregators>),
+		OptionQuery,
+	>;
+
+	/// The participants' evaluations of the global model a round trains
+	/// from (each update's `accuracy`), in submission order; their median
+	/// is the round's measured accuracy. Cleared with the round.
+	#[pallet::storage]
+	pub type Evaluations<T: Config> =
+		StorageMap<_, Twox64Concat, (TaskId, RoundIndex), BoundedVec<Permill, T::MaxParticipants>, ValueQuery>;
+
 	/// The model store each institution registered ([`Pallet::register_store`]).
 	/// A stored model an institution submits (initial model, update,
 	/// aggregate) must name its registered store, and offchain workers fetch
@@ -400,6 +446,8 @@ pub mod pallet {
 		/// An aggregator submitted a model digest.
 		AggregateSubmitted { task: TaskId, round: RoundIndex, who: T::AccountId, digest: H256 },
 		/// Enough aggregators agreed; the model is the new global model.
+		/// `accuracy` is the round's measured accuracy of the model it
+		/// replaces (the median of the participants' evaluations).
 		ModelAdopted {
 			task: TaskId,
 			round: RoundIndex,
@@ -426,6 +474,9 @@ pub mod pallet {
 		NotInstitution,
 		/// The caller is not an aggregator (an institution with the producer role).
 		NotAggregator,
+		/// The caller is not in the round's committee: the producers that
+		/// collated when the round closed.
+		NotCollator,
 		/// The model kind has a zero dimension or too many parameters.
 		InvalidModel,
 		/// The model has more parameters than `MaxParams` (inline) or
@@ -651,6 +702,10 @@ pub mod pallet {
 			ensure!(update.loss >= 0, Error::<T>::NegativeLoss);
 			update.samples = t.limits.weight_of(update.samples);
 			Self::accumulate(&mut r, &update)?;
+			// At most one update per participant, and at most
+			// `MaxParticipants` participants: there is room.
+			Evaluations::<T>::try_mutate((task, round), |e| e.try_push(update.accuracy))
+				.map_err(|_| Error::<T>::Overflow)?;
 			let samples = update.samples;
 			if t.rule == AggregationRule::CreditWeightedFedAvg {
 				UpdateCredit::<T>::insert((task, round), &who, T::Credit::credit(&who));
@@ -660,7 +715,7 @@ pub mod pallet {
 			// Never under the quorum, even when every participant submitted:
 			// a lone participant must not close a round by itself.
 			if r.submitted >= t.participants && r.submitted >= t.min_participants {
-				Self::close_round(task, round, &mut r);
+				Self::close_round(task, &t, round, &mut r);
 			}
 			Rounds::<T>::insert(task, round, r);
 			Ok(())
@@ -669,13 +724,19 @@ pub mod pallet {
 		/// Submits an aggregator's model for a closed round: the new global
 		/// model (inline, or by reference for a task with stored models) and
 		/// the participants it flags as outliers (sorted by account). Adopted
-		/// once `aggregators_required` aggregators submit the same digest.
+		/// once the round's committee's required count submit the same
+		/// digest ([`Committees`], fixed when the round closed:
+		/// [`Self::agreement_required`] of the producers then collating). If
+		/// the round's evaluations reached the target, the task finishes with
+		/// the measured model instead (`RoundPhase::Stopped`, no
+		/// `ModelAdopted`).
 		/// `updates` is the round's update count (a witness that bounds the
 		/// weight of adoption, which reads every update).
 		///
 		/// Origin: an active institution with the producer role, checked at
 		/// call time (`NotAggregator` once it is suspended, removed or loses
-		/// the role). Emits `AggregateSubmitted`; on adoption `ModelAdopted`,
+		/// the role), in the round's committee (`NotCollator`).
+		/// Emits `AggregateSubmitted`; on adoption `ModelAdopted`,
 		/// `UpdateFlagged`, `AggregatorMismatched`, and `TaskFinished` or
 		/// `RoundStarted`. Credit on adoption follows the rule in the
 		/// module docs: positive credit only between distinct institutions.
@@ -700,6 +761,8 @@ pub mod pallet {
 			ensure!(round == t.round, Error::<T>::WrongRound);
 			let r = Rounds::<T>::get(task, round).ok_or(Error::<T>::WrongRound)?;
 			ensure!(matches!(r.phase, RoundPhase::Aggregating { .. }), Error::<T>::RoundNotAggregating);
+			let (required, committee) = Committees::<T>::get((task, round)).ok_or(Error::<T>::RoundNotAggregating)?;
+			ensure!(committee.contains(&who), Error::<T>::NotCollator);
 			ensure!(updates == r.submitted, Error::<T>::WrongUpdateCount);
 			ensure!(!AggregateVotes::<T>::contains_key((task, round), &who), Error::<T>::AlreadyVoted);
 			Self::check_model(&t, &who, &params)?;
@@ -714,7 +777,7 @@ pub mod pallet {
 				p.votes
 			});
 			Self::deposit_event(Event::AggregateSubmitted { task, round, who, digest });
-			if votes >= t.aggregators_required {
+			if votes >= required {
 				Self::adopt(task, t, r, digest)?;
 			}
 			Ok(().into())
@@ -860,6 +923,20 @@ pub mod pallet {
 				.saturating_add(Weight::from_parts(0, (proof as u64).saturating_add(TRIE_PROOF_OVERHEAD)))
 		}
 
+		/// Agreeing votes that adopt a model when the committee has
+		/// `collators` members (producers collating when the round closed):
+		/// the task's `task_required`, raised to ⌈⅔⌉ of them and to two where
+		/// there is more than one, so neither a publisher nor a single
+		/// collator (a front-runner, say) decides what is adopted; and never
+		/// more than the committee, so a round does not wait for members
+		/// that do not exist. With one producer collating (a development
+		/// chain), its vote adopts.
+		pub fn agreement_required(task_required: u32, collators: u32) -> u32 {
+			let two_thirds = collators.saturating_mul(2).div_ceil(3);
+			let committee = two_thirds.max(collators.min(2));
+			task_required.max(committee).min(collators).max(1)
+		}
+
 		/// Whether `store` is the model store `who` registered.
 		pub fn is_registered_store(who: &T::AccountId, store: &[u8]) -> bool {
 			ModelStores::<T>::get(who).is_some_and(|registered| registered[..] == *store)
@@ -898,27 +975,37 @@ pub mod pallet {
 			Self::deposit_event(Event::RoundStarted { task, round, deadline });
 		}
 
-		/// Folds an update into the round's sample-weighted accuracy and loss.
+		/// Folds an update into the round's samples and sample-weighted loss.
 		fn accumulate(r: &mut Round<BlockNumberFor<T>>, u: &ModelUpdate<T::MaxParams>) -> DispatchResult {
 			let old = r.samples as u128;
 			let add = u.samples as u128;
 			let total = old + add;
-			let acc = (r.accuracy.deconstruct() as u128 * old + u.accuracy.deconstruct() as u128 * add) /
-				total;
 			let loss = (r.loss as i128)
 				.checked_mul(old as i128)
 				.and_then(|a| a.checked_add((u.loss as i128).checked_mul(add as i128)?))
 				.ok_or(Error::<T>::Overflow)? /
 				total as i128;
 			r.samples = u64::try_from(total).map_err(|_| Error::<T>::Overflow)?;
-			r.accuracy = Permill::from_parts(acc as u32);
 			r.loss = Fixed::try_from(loss).map_err(|_| Error::<T>::Overflow)?;
 			r.submitted = r.submitted.checked_add(1).ok_or(Error::<T>::Overflow)?;
 			Ok(())
 		}
 
-		fn close_round(task: TaskId, round: RoundIndex, r: &mut Round<BlockNumberFor<T>>) {
+		/// Closes a round for aggregation: records its measured accuracy and
+		/// its committee.
+		fn close_round(
+			task: TaskId,
+			t: &LearningTask<T::AccountId>,
+			round: RoundIndex,
+			r: &mut Round<BlockNumberFor<T>>,
+		) {
 			r.phase = RoundPhase::Aggregating { since: frame_system::Pallet::<T>::block_number() };
+			let committee: BoundedVec<T::AccountId, T::MaxAggregators> = BoundedVec::truncate_from(
+				T::Collators::get().into_iter().filter(|c| T::Registry::has_role(c, Role::Producer)).collect(),
+			);
+			let required = Self::agreement_required(t.aggregators_required, committee.len() as u32);
+			Committees::<T>::insert((task, round), (required, committee));
+			r.accuracy = lower_median(&mut Evaluations::<T>::get((task, round)).into_inner());
 			Self::deposit_event(Event::RoundClosed { task, round, updates: r.submitted });
 		}
 
@@ -930,7 +1017,7 @@ pub mod pallet {
 			match r.phase {
 				RoundPhase::Collecting if now >= r.deadline => {
 					if r.submitted >= t.min_participants {
-						Self::close_round(task, t.round, &mut r);
+						Self::close_round(task, &t, t.round, &mut r);
 					} else if r.extensions < T::MaxExtensions::get() {
 						r.extensions += 1;
 						r.deadline = now.saturating_add(t.round_blocks.into());
@@ -1002,9 +1089,18 @@ pub mod pallet {
 				}
 			}
 			Self::clear_round_state(task, round);
-
-			r.phase = RoundPhase::Adopted { digest };
 			r.outliers = proposal.outliers.len() as u32;
+
+			// The participants measured the current global model on their
+			// held-out data: at the target, it is the final model.
+			if r.accuracy >= t.target_accuracy {
+				r.phase = RoundPhase::Stopped;
+				Rounds::<T>::insert(task, round, r);
+				Self::finish(task, &mut t, round, true, r.accuracy);
+				Tasks::<T>::insert(task, t);
+				return Ok(());
+			}
+			r.phase = RoundPhase::Adopted { digest };
 			Rounds::<T>::insert(task, round, r);
 			t.model_digest = proposal.params.digest();
 			GlobalModel::<T>::insert(task, proposal.params);
@@ -1018,17 +1114,27 @@ pub mod pallet {
 			});
 
 			let rounds = round.saturating_add(1);
-			let reached_target = r.accuracy >= t.target_accuracy;
-			if reached_target || rounds >= t.max_rounds {
-				t.status = TaskStatus::Finished { reached_target };
-				ActiveTasks::<T>::mutate(|a| a.retain(|id| *id != task));
-				Self::deposit_event(Event::TaskFinished { task, rounds, reached_target, accuracy: r.accuracy });
+			if rounds >= t.max_rounds {
+				Self::finish(task, &mut t, rounds, false, r.accuracy);
 			} else {
 				t.round = rounds;
 				Self::open_round(task, rounds, t.round_blocks);
 			}
 			Tasks::<T>::insert(task, t);
 			Ok(())
+		}
+
+		/// Marks the task finished after `rounds` adopted rounds.
+		fn finish(
+			task: TaskId,
+			t: &mut LearningTask<T::AccountId>,
+			rounds: u32,
+			reached_target: bool,
+			accuracy: Permill,
+		) {
+			t.status = TaskStatus::Finished { reached_target };
+			ActiveTasks::<T>::mutate(|a| a.retain(|id| *id != task));
+			Self::deposit_event(Event::TaskFinished { task, rounds, reached_target, accuracy });
 		}
 
 		/// Marks the task failed at `round` and clears the round's working
@@ -1056,6 +1162,8 @@ pub mod pallet {
 			let _ = AggregateVotes::<T>::clear_prefix((task, round), u32::MAX, None);
 			let _ = Proposals::<T>::clear_prefix((task, round), u32::MAX, None);
 			VoteCount::<T>::remove((task, round));
+			Evaluations::<T>::remove((task, round));
+			Committees::<T>::remove((task, round));
 		}
 
 		/// Aggregates a round of an inline task as an honest aggregator does:
@@ -1223,9 +1331,11 @@ pub mod pallet {
 			Ok(())
 		}
 
-		/// Public keys in this node's keystore whose accounts are aggregators
-		/// that have not yet voted on the round.
+		/// Public keys in this node's keystore whose accounts are in the
+		/// round's committee (producers that collated when it closed) and
+		/// have not yet voted on it.
 		fn local_aggregators(task: TaskId, round: RoundIndex) -> Vec<T::Public> {
+			let committee = Committees::<T>::get((task, round)).map(|(_, c)| c).unwrap_or_default();
 			<<T::AuthorityId as AppCrypto<T::Public, T::Signature>>::RuntimeAppPublic as sp_application_crypto::RuntimeAppPublic>::all()
 				.into_iter()
 				.filter_map(|key| {
@@ -1234,6 +1344,7 @@ pub mod pallet {
 					let public: T::Public = generic.into();
 					let account = public.clone().into_account();
 					(T::Registry::has_role(&account, Role::Producer) &&
+						committee.contains(&account) &&
 						!AggregateVotes::<T>::contains_key((task, round), &account))
 					.then_some(public)
 				})
@@ -1249,6 +1360,11 @@ pub mod pallet {
 				let r = Rounds::<T>::get(task, t.round).ok_or("current round missing")?;
 				let updates = Updates::<T>::iter_prefix((task, t.round)).count() as u32;
 				ensure!(updates == r.submitted, "round's update count differs from its updates");
+				if matches!(r.phase, RoundPhase::Aggregating { .. }) {
+					ensure!(Committees::<T>::contains_key((task, t.round)), "aggregating round without committee");
+				}
+				let evaluations = Evaluations::<T>::get((task, t.round)).len() as u32;
+				ensure!(evaluations == r.submitted, "round's evaluation count differs from its updates");
 				let votes = AggregateVotes::<T>::iter_prefix((task, t.round)).count() as u32;
 				ensure!(votes == VoteCount::<T>::get((task, t.round)), "vote count differs from votes");
 				let participants = Participants::<T>::iter_prefix(task).count() as u32;

@@ -43,16 +43,23 @@ parameter_types! {
 	pub static CreditLog: Vec<(AccountId, Behaviour)> = vec![];
 	/// Credit scores that differ from the default of 500.
 	pub static CreditScores: Vec<(AccountId, u32)> = vec![];
+	/// The collators of the current session: the three producers.
+	pub static Collators: Vec<AccountId> = vec![1, 2, 3];
+	/// Further active producer institutions (beyond 1..=3), for tests of
+	/// larger committees.
+	pub static ExtraProducers: Vec<AccountId> = vec![];
 }
 
 /// Registry mock: 1..=8 are active institutions, 1..=3 producers.
 pub struct MockRegistry;
 impl InstitutionRegistry<AccountId> for MockRegistry {
 	fn is_active(who: &AccountId) -> bool {
-		(1..=8).contains(who) && !Suspended::get().contains(who)
+		((1..=8).contains(who) || ExtraProducers::get().contains(who)) && !Suspended::get().contains(who)
 	}
 	fn has_role(who: &AccountId, role: Role) -> bool {
-		Self::is_active(who) && role == Role::Producer && AGGREGATORS.contains(who)
+		Self::is_active(who) &&
+			role == Role::Producer &&
+			(AGGREGATORS.contains(who) || ExtraProducers::get().contains(who))
 	}
 }
 
@@ -113,6 +120,7 @@ pub const AGG_TIMEOUT: u64 = 4;
 impl pallet_fl_task::Config for Test {
 	type RuntimeEvent = RuntimeEvent;
 	type Registry = MockRegistry;
+	type Collators = Collators;
 	type ForceOrigin = frame_system::EnsureRoot<u64>;
 	type Credit = MockCredit;
 	type Aggregator = FixedPointAggregator;
@@ -122,7 +130,7 @@ impl pallet_fl_task::Config for Test {
 	type MaxParticipants = ConstU32<5>;
 	type MaxActiveTasks = ConstU32<2>;
 	type MaxRounds = ConstU32<50>;
-	type MaxAggregators = ConstU32<3>;
+	type MaxAggregators = ConstU32<5>;
 	// The runtime's floors: no test runs a round below them.
 	type MinParticipantsFloor = ConstU32<2>;
 	type MinAggregatorsFloor = ConstU32<2>;
@@ -141,6 +149,10 @@ impl crate::BenchmarkHelper<AccountId> for MockRegistry {
 	fn institution(n: u32) -> AccountId {
 		// 1..=3 are producers, 4..=8 further institutions.
 		(n as u64 % 8) + 1
+	}
+
+	fn set_collators(collators: Vec<AccountId>) {
+		Collators::set(collators);
 	}
 }
 
@@ -202,6 +214,8 @@ pub fn new_offchain_test_ext(
 		Suspended::set(vec![]);
 		CreditLog::set(vec![]);
 		CreditScores::set(vec![]);
+		Collators::set(vec![1, 2, 3]);
+		ExtraProducers::set(vec![]);
 		UintAuthorityId::set_all_keys(Vec::<u64>::new());
 		f(&pool_state, &offchain_state);
 		FlTask::do_try_state().expect("invariants hold");

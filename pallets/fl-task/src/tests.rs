@@ -112,7 +112,8 @@ fn a_task_runs_rounds_until_the_target_accuracy() {
 		assert_eq!(model, vec![FIXED_ONE / 4, FIXED_ONE / 4, FIXED_ONE / 2]);
 		let r0 = Rounds::<Test>::get(task, 0).unwrap();
 		assert!(matches!(r0.phase, RoundPhase::Adopted { .. }));
-		assert_eq!(r0.accuracy, Permill::from_parts(850_000));
+		// The median of the evaluations 80, 80 and 90 %.
+		assert_eq!(r0.accuracy, Permill::from_percent(80));
 		assert_eq!(r0.samples, 400);
 		let mut log = CreditLog::get();
 		log.sort_by_key(|(who, _)| *who);
@@ -131,6 +132,8 @@ fn a_task_runs_rounds_until_the_target_accuracy() {
 		assert_eq!(Tasks::<Test>::get(task).unwrap().round, 1);
 		assert_eq!(Tasks::<Test>::get(task).unwrap().model_digest, model_digest(&model));
 
+		// Everyone measures round 0's model at 95 %, over the 90 % target:
+		// once round 1 is settled, the task finishes with that model.
 		for who in [4, 5, 6] {
 			assert_ok!(FlTask::submit_update(origin(who), task, 1, update([1, 2, 3], 10, 95)));
 		}
@@ -140,11 +143,13 @@ fn a_task_runs_rounds_until_the_target_accuracy() {
 		assert!(ActiveTasks::<Test>::get().is_empty());
 		assert!(events().contains(&Event::TaskFinished {
 			task,
-			rounds: 2,
+			rounds: 1,
 			reached_target: true,
 			accuracy: Permill::from_percent(95)
 		}));
-		assert_eq!(GlobalModel::<Test>::get(task).unwrap().inline().unwrap().to_vec(), vec![1, 2, 3]);
+		assert_eq!(Rounds::<Test>::get(task, 1).unwrap().phase, RoundPhase::Stopped);
+		assert_eq!(GlobalModel::<Test>::get(task).unwrap().inline().unwrap().to_vec(), model);
+		assert_eq!(Evaluations::<Test>::get((task, 1)).len(), 0, "cleared with the round");
 	});
 }
 
@@ -375,7 +380,7 @@ fn publish_errors() {
 		bad(TaskSpec { min_participants: 6, ..spec() }, Error::<Test>::InvalidQuorum);
 		bad(TaskSpec { round_blocks: 1, ..spec() }, Error::<Test>::RoundTooShort);
 		bad(TaskSpec { aggregators_required: 0, ..spec() }, Error::<Test>::InvalidAggregators);
-		bad(TaskSpec { aggregators_required: 4, ..spec() }, Error::<Test>::InvalidAggregators);
+		bad(TaskSpec { aggregators_required: 6, ..spec() }, Error::<Test>::InvalidAggregators);
 		bad(TaskSpec { rule: AggregationRule::ClippedFedAvg { max_norm: 0 }, ..spec() }, Error::<Test>::InvalidRule);
 		bad(
 			TaskSpec { rule: AggregationRule::TrimmedMean { trim: Permill::from_percent(50) }, ..spec() },
@@ -639,7 +644,8 @@ fn a_stored_model_task_is_aggregated_by_streaming_from_the_stores() {
 			let update = ModelUpdate {
 				params: stored(stores[i], &models[i]),
 				samples: 10 * (i as u32 + 1),
-				accuracy: Permill::from_percent(95),
+				// Their evaluation of the initial model, under the target.
+				accuracy: Permill::from_percent(50),
 				loss: FIXED_ONE / 4,
 			};
 			assert_ok!(FlTask::submit_update(origin(who), task, 0, update));
@@ -1177,11 +1183,12 @@ fn inflated_sample_count_cannot_dominate_the_model_or_end_the_task() {
 		assert!(events().contains(&Event::UpdateSubmitted { task, round: 0, who: 5, samples: 100 }));
 		assert_eq!(Updates::<Test>::get((task, 0), 5).unwrap().samples, 100);
 		let r = Rounds::<Test>::get(task, 0).unwrap();
-		assert_eq!((r.samples, r.accuracy), (200, Permill::from_percent(75)));
+		// The perfect accuracy does not count: the lower median is 50 %.
+		assert_eq!((r.samples, r.accuracy), (200, Permill::from_percent(50)));
 		assert_eq!(aggregate_with(pool, &[1, 2]), vec![1, 2]);
 		// Both weigh 100: the mean, not the attacker's model.
 		assert_eq!(GlobalModel::<Test>::get(task).unwrap().inline().unwrap().to_vec(), vec![20, 20, 20]);
-		// 75 % is under the 90 % target: the task goes on.
+		// 50 % is under the 90 % target: the task goes on.
 		assert_eq!(Tasks::<Test>::get(task).unwrap().status, TaskStatus::Running);
 		assert_eq!(Tasks::<Test>::get(task).unwrap().round, 1);
 	});
@@ -1255,4 +1262,216 @@ fn a_store_sending_an_endless_body_is_left_out() {
 		assert_eq!(GlobalModel::<Test>::get(task).unwrap().digest(), stored_model_digest(&mean));
 		assert!(CreditLog::get().contains(&(4, Behaviour::UpdateOutlier)));
 	});
+}
+
+// Aggregation by the collators' committee (issue 18): neither a publisher
+// nor a single collator decides what is adopted.
+
+/// A task of aggregator 8's with quorum 2 whose round 0 is closed with the
+/// updates of hospitals 4 and 5; the honest aggregate.
+fn closed_round() -> (TaskId, ModelParams<frame_support::traits::ConstU32<64>>) {
+	let task = publish_by(8, spec(), &[4, 5]);
+	assert_ok!(FlTask::submit_update(origin(4), task, 0, update([FIXED_ONE, 0, 0], 100, 80)));
+	assert_ok!(FlTask::submit_update(origin(5), task, 0, update([0, FIXED_ONE, 0], 100, 80)));
+	assert!(matches!(Rounds::<Test>::get(task, 0).unwrap().phase, RoundPhase::Aggregating { .. }));
+	let (model, _) = FlTask::compute_aggregate(task, 0).unwrap();
+	(task, params(&model))
+}
+
+fn adopted(task: TaskId) -> bool {
+	matches!(Rounds::<Test>::get(task, 0).unwrap().phase, RoundPhase::Adopted { .. })
+}
+
+#[test]
+fn agreement_required_is_two_thirds_of_the_collators_and_never_more_than_exist() {
+	// (task's requirement, collators) → agreeing votes that adopt.
+	for (task, collators, required) in [
+		(2, 0, 1),
+		(2, 1, 1),
+		(2, 2, 2),
+		(2, 3, 2),
+		(2, 4, 3),
+		(2, 6, 4),
+		(2, 16, 11),
+		(12, 16, 12),
+		(3, 2, 2),
+		(16, 16, 16),
+		(u32::MAX, u32::MAX, u32::MAX),
+	] {
+		assert_eq!(FlTask::agreement_required(task, collators), required, "task {task}, {collators} collators");
+	}
+}
+
+#[test]
+fn a_producer_that_does_not_collate_cannot_aggregate() {
+	new_test_ext(|_| {
+		Collators::set(vec![1, 2]);
+		let (task, honest) = closed_round();
+		assert_eq!(Committees::<Test>::get((task, 0)).map(|(n, c)| (n, c.into_inner())), Some((2, vec![1, 2])));
+		assert_noop!(FlTask::submit_aggregate(origin(3), task, 0, honest, no_outliers(), 2), Error::<Test>::NotCollator);
+	});
+}
+
+#[test]
+fn a_collator_seated_after_a_round_closed_cannot_join_its_committee() {
+	new_test_ext(|_| {
+		ExtraProducers::set(vec![9]);
+		let (task, honest) = closed_round();
+		let forged = params(&[9 * FIXED_ONE, 0, 0]);
+		// The session changes: 3 leaves, 9 (a colluder of 1's) is seated.
+		// 9 may not vote on the round, and the count stays two of three.
+		Collators::set(vec![1, 2, 9]);
+		assert_ok!(FlTask::submit_aggregate(origin(1), task, 0, forged, no_outliers(), 2));
+		assert_noop!(
+			FlTask::submit_aggregate(origin(9), task, 0, params(&[9 * FIXED_ONE, 0, 0]), no_outliers(), 2),
+			Error::<Test>::NotCollator
+		);
+		assert!(!adopted(task));
+		// 3 left the session but is in the round's committee: its vote counts.
+		assert_ok!(FlTask::submit_aggregate(origin(2), task, 0, honest.clone(), no_outliers(), 2));
+		assert_ok!(FlTask::submit_aggregate(origin(3), task, 0, honest.clone(), no_outliers(), 2));
+		assert_eq!(GlobalModel::<Test>::get(task), Some(honest));
+	});
+}
+
+#[test]
+fn a_suspended_collator_is_left_out_of_the_committee_so_rounds_still_settle() {
+	new_test_ext(|_| {
+		// Collator 2 is suspended but still seated until the session ends.
+		Suspended::set(vec![2]);
+		let (task, honest) = closed_round();
+		assert_eq!(Committees::<Test>::get((task, 0)).map(|(n, c)| (n, c.into_inner())), Some((2, vec![1, 3])));
+		assert_ok!(FlTask::submit_aggregate(origin(1), task, 0, honest.clone(), no_outliers(), 2));
+		assert_ok!(FlTask::submit_aggregate(origin(3), task, 0, honest, no_outliers(), 2));
+		assert!(adopted(task));
+	});
+}
+
+#[test]
+fn colluding_producers_under_two_thirds_of_the_collators_cannot_adopt() {
+	new_test_ext(|_| {
+		ExtraProducers::set(vec![9, 10]);
+		Collators::set(vec![1, 2, 3, 9, 10]);
+		let (task, forged) = closed_round();
+		assert_eq!(Committees::<Test>::get((task, 0)).map(|(n, _)| n), Some(4));
+		let forged = match forged {
+			ModelParams::Inline(mut p) => {
+				p[0] = 7 * FIXED_ONE;
+				ModelParams::Inline(p)
+			},
+			stored => stored,
+		};
+		// Five producers collate (9 and 10 stay honest and silent so far):
+		// the task asks for two, the committee needs four; three agreeing
+		// producers are not enough.
+		for who in [1, 2, 3] {
+			assert_ok!(FlTask::submit_aggregate(origin(who), task, 0, forged.clone(), no_outliers(), 2));
+		}
+		assert!(!adopted(task));
+		assert!(CreditLog::get().is_empty(), "nobody is penalised before an outcome is settled");
+	});
+}
+
+#[test]
+fn a_front_running_collator_alone_cannot_adopt_or_make_honest_ones_mismatched() {
+	new_test_ext(|_| {
+		let (task, honest) = closed_round();
+		let forged = params(&[9 * FIXED_ONE, 0, 0]);
+		// Collator 1 votes first with its own model: nothing is adopted,
+		// nobody loses credit yet.
+		assert_ok!(FlTask::submit_aggregate(origin(1), task, 0, forged, no_outliers(), 2));
+		assert!(!adopted(task));
+		assert!(CreditLog::get().is_empty());
+		// The other two agree on the honest model: adopted; only the
+		// front-runner is mismatched.
+		assert_ok!(FlTask::submit_aggregate(origin(2), task, 0, honest.clone(), no_outliers(), 2));
+		assert_ok!(FlTask::submit_aggregate(origin(3), task, 0, honest.clone(), no_outliers(), 2));
+		assert!(adopted(task));
+		assert_eq!(GlobalModel::<Test>::get(task), Some(honest));
+		let log = sorted_credit_log();
+		assert!(log.contains(&(1, Behaviour::AggregationMismatched)));
+		assert!(!log.contains(&(2, Behaviour::AggregationMismatched)));
+		assert!(!log.contains(&(3, Behaviour::AggregationMismatched)));
+	});
+}
+
+#[test]
+fn a_chain_with_one_collator_adopts_on_its_vote() {
+	new_test_ext(|_| {
+		Collators::set(vec![1]);
+		let (task, honest) = closed_round();
+		assert_ok!(FlTask::submit_aggregate(origin(1), task, 0, honest, no_outliers(), 2));
+		assert!(adopted(task));
+	});
+}
+
+#[test]
+fn only_this_nodes_keys_that_collate_vote() {
+	new_test_ext(|pool| {
+		// Producers 1 and 2 hold keys in this node; only 1 collates.
+		Collators::set(vec![1, 3]);
+		let (task, _) = closed_round();
+		assert_eq!(aggregate_with(pool, &[1, 2]), vec![1]);
+		assert!(!adopted(task));
+	});
+}
+
+// Measured, not reported (issue 18): the task stops on the median of the
+// participants' evaluations of the global model.
+
+#[test]
+fn a_lying_accuracy_report_cannot_end_a_task() {
+	new_test_ext(|pool| {
+		let task = publish_by(8, TaskSpec { min_participants: 3, ..spec() }, &[4, 5, 6]);
+		// Two honest hospitals measure the model at 60 %; the third claims 100 %.
+		assert_ok!(FlTask::submit_update(origin(4), task, 0, update([1, 1, 1], 100, 60)));
+		assert_ok!(FlTask::submit_update(origin(5), task, 0, update([2, 2, 2], 100, 60)));
+		assert_ok!(FlTask::submit_update(origin(6), task, 0, update([3, 3, 3], 1_000_000, 100)));
+		assert_eq!(Rounds::<Test>::get(task, 0).unwrap().accuracy, Permill::from_percent(60));
+		assert_eq!(aggregate_with(pool, &[1, 2]), vec![1, 2]);
+		assert_eq!(Tasks::<Test>::get(task).unwrap().status, TaskStatus::Running);
+		assert!(matches!(Rounds::<Test>::get(task, 0).unwrap().phase, RoundPhase::Adopted { .. }));
+		// Two liars of four: the lower median is still an honest value.
+		let four = publish_by(8, TaskSpec { min_participants: 4, ..spec() }, &[4, 5, 6, 7]);
+		for (who, acc) in [(4, 60), (5, 61), (6, 100), (7, 100)] {
+			assert_ok!(FlTask::submit_update(origin(who), four, 0, update([1, 1, 1], 100, acc)));
+		}
+		assert_eq!(Rounds::<Test>::get(four, 0).unwrap().accuracy, Permill::from_percent(61));
+	});
+}
+
+#[test]
+fn a_task_finishes_with_the_model_its_participants_measured() {
+	new_test_ext(|pool| {
+		let task = publish_by(8, spec(), &[4, 5]);
+		for who in [4, 5] {
+			assert_ok!(FlTask::submit_update(origin(who), task, 0, update([FIXED_ONE, 0, 0], 10, 50)));
+		}
+		assert_eq!(aggregate_with(pool, &[1, 2]), vec![1, 2]);
+		let measured = GlobalModel::<Test>::get(task).unwrap();
+		// Both measure round 0's model over the target and send updates
+		// that would move it: the task finishes with the measured model.
+		for who in [4, 5] {
+			assert_ok!(FlTask::submit_update(origin(who), task, 1, update([0, FIXED_ONE, 0], 10, 93)));
+		}
+		assert_eq!(aggregate_with(pool, &[1, 2]), vec![1, 2]);
+		assert_eq!(Tasks::<Test>::get(task).unwrap().status, TaskStatus::Finished { reached_target: true });
+		assert_eq!(GlobalModel::<Test>::get(task), Some(measured.clone()));
+		assert_eq!(Tasks::<Test>::get(task).unwrap().model_digest, measured.digest());
+		assert_eq!(Rounds::<Test>::get(task, 1).unwrap().phase, RoundPhase::Stopped);
+		assert!(!events().iter().any(|e| matches!(e, Event::ModelAdopted { round: 1, .. })));
+		// The work of round 1 is still credited as settled.
+		let accepted = sorted_credit_log().iter().filter(|e| **e == (4, Behaviour::UpdateAccepted)).count();
+		assert_eq!(accepted, 2, "rounds 0 and 1");
+	});
+}
+
+#[test]
+fn lower_median_of_evaluations() {
+	let p = Permill::from_percent;
+	assert_eq!(lower_median(&mut []), Permill::zero());
+	assert_eq!(lower_median(&mut [p(70)]), p(70));
+	assert_eq!(lower_median(&mut [p(100), p(10)]), p(10));
+	assert_eq!(lower_median(&mut [p(100), p(10), p(50)]), p(50));
+	assert_eq!(lower_median(&mut [p(100), p(100), p(20), p(30)]), p(30));
 }

@@ -452,7 +452,8 @@ pub enum TaskStatus {
 	/// The task is over; `reached_target` tells whether the target accuracy
 	/// was reached (otherwise the rounds ran out).
 	Finished {
-		/// The reported accuracy reached the target.
+		/// The participants' measured accuracy of the final model (the
+		/// median of their evaluations) reached the target.
 		reached_target: bool,
 	},
 	/// The task stopped without a result.
@@ -522,6 +523,10 @@ pub enum RoundPhase<BlockNumber> {
 	},
 	/// The round ended without a model (the task failed).
 	Abandoned,
+	/// The participants' evaluations of the global model this round trained
+	/// from reached the target: the task finished with that model, and this
+	/// round's aggregate was not adopted.
+	Stopped,
 }
 
 /// A round of a task.
@@ -537,10 +542,15 @@ pub struct Round<BlockNumber> {
 	pub submitted: u32,
 	/// Total samples behind the submitted updates.
 	pub samples: u64,
-	/// Sample-weighted mean of the validation accuracy the participants
-	/// reported (updated with each update).
+	/// The participants' measured accuracy of the global model the round
+	/// trained from: the median of their evaluations (the lower middle one
+	/// for an even count), set when the round closes. While liars are
+	/// fewer than half, it is an honest participant's value (with two
+	/// participants it is the lower one: either can delay a stop, neither
+	/// can force one).
 	pub accuracy: Permill,
-	/// Sample-weighted mean of the reported validation loss, in [`Fixed`].
+	/// Sample-weighted mean of the loss the participants measured for that
+	/// model, in [`Fixed`] (shown, not decided on).
 	pub loss: Fixed,
 	/// Updates flagged as outliers by the adopted aggregate.
 	pub outliers: u32,
@@ -559,9 +569,11 @@ pub struct ModelUpdate<MaxParams: Get<u32>> {
 	/// Local training samples behind them; on chain, at most the task's
 	/// `max_samples` (a larger count is recorded as that).
 	pub samples: u32,
-	/// Accuracy on the participant's local validation data.
+	/// The participant's evaluation: accuracy of the task's current global
+	/// model (the one these parameters were trained from) on its held-out
+	/// data. The task stops on the median of the round's evaluations.
 	pub accuracy: Permill,
-	/// Loss on the participant's local validation data, in [`Fixed`].
+	/// Loss of the current global model on the held-out data, in [`Fixed`].
 	pub loss: Fixed,
 }
 

@@ -44,9 +44,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Component `p` ranges over `[2, 65536]`.
 	fn publish_task(p: u32, ) -> Weight {
 		// Proof size: measured `387`, estimated `3606`.
-		// Minimum execution time: 382_090_000 ps.
-		Weight::from_parts(417_276_241, 3606)
-			.saturating_add(Weight::from_parts(15_686, 0).saturating_mul(p.into()))
+		// Minimum execution time: 374_509_000 ps.
+		Weight::from_parts(420_302_503, 3606)
+			.saturating_add(Weight::from_parts(15_838, 0).saturating_mul(p.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
@@ -58,12 +58,12 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `FlTask::Participants` (`max_values`: None, `max_size`: Some(60), added: 2535, mode: `MaxEncodedLen`)
 	fn join_task() -> Weight {
 		// Proof size: measured `700`, estimated `3620`.
-		// Minimum execution time: 345_645_000 ps.
-		Weight::from_parts(365_475_000, 3620)
+		// Minimum execution time: 338_505_000 ps.
+		Weight::from_parts(367_518_000, 3620)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
-	/// Storage: `Reputation::Institutions` (r:1 w:0)
+	/// Storage: `Reputation::Institutions` (r:17 w:0)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Tasks` (r:1 w:0)
 	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(155), added: 2630, mode: `MaxEncodedLen`)
@@ -73,18 +73,24 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `FlTask::Rounds` (`max_values`: None, `max_size`: Some(90), added: 2565, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Updates` (r:1 w:1)
 	/// Proof: `FlTask::Updates` (`max_values`: None, `max_size`: Some(524373), added: 526848, mode: `MaxEncodedLen`)
+	/// Storage: `FlTask::Evaluations` (r:1 w:1)
+	/// Proof: `FlTask::Evaluations` (`max_values`: None, `max_size`: Some(274), added: 2749, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::Credits` (r:1 w:0)
 	/// Proof: `Reputation::Credits` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
+	/// Storage: `Session::Validators` (r:1 w:0)
+	/// Proof: `Session::Validators` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
+	/// Storage: `FlTask::Committees` (r:0 w:1)
+	/// Proof: `FlTask::Committees` (`max_values`: None, `max_size`: Some(533), added: 3008, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::UpdateCredit` (r:0 w:1)
 	/// Proof: `FlTask::UpdateCredit` (`max_values`: None, `max_size`: Some(68), added: 2543, mode: `MaxEncodedLen`)
 	/// Component `p` ranges over `[2, 65536]`.
 	fn submit_update(p: u32, ) -> Weight {
-		// Proof size: measured `1130`, estimated `527838`.
-		// Minimum execution time: 638_392_000 ps.
-		Weight::from_parts(679_283_186, 527838)
-			.saturating_add(Weight::from_parts(4_439, 0).saturating_mul(p.into()))
-			.saturating_add(T::DbWeight::get().reads(6_u64))
-			.saturating_add(T::DbWeight::get().writes(3_u64))
+		// Proof size: measured `3473`, estimated `527838`.
+		// Minimum execution time: 1_638_764_000 ps.
+		Weight::from_parts(1_783_846_479, 527838)
+			.saturating_add(Weight::from_parts(4_862, 0).saturating_mul(p.into()))
+			.saturating_add(T::DbWeight::get().reads(24_u64))
+			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:1 w:0)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `Measured`)
@@ -92,35 +98,39 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(155), added: 2630, mode: `Measured`)
 	/// Storage: `FlTask::Rounds` (r:1 w:2)
 	/// Proof: `FlTask::Rounds` (`max_values`: None, `max_size`: Some(90), added: 2565, mode: `Measured`)
-	/// Storage: `FlTask::AggregateVotes` (r:3 w:2)
+	/// Storage: `FlTask::Committees` (r:1 w:1)
+	/// Proof: `FlTask::Committees` (`max_values`: None, `max_size`: Some(533), added: 3008, mode: `Measured`)
+	/// Storage: `FlTask::AggregateVotes` (r:17 w:16)
 	/// Proof: `FlTask::AggregateVotes` (`max_values`: None, `max_size`: Some(96), added: 2571, mode: `Measured`)
 	/// Storage: `FlTask::Updates` (r:65 w:64)
 	/// Proof: `FlTask::Updates` (`max_values`: None, `max_size`: Some(524373), added: 526848, mode: `Measured`)
 	/// Storage: `FlTask::VoteCount` (r:1 w:1)
 	/// Proof: `FlTask::VoteCount` (`max_values`: None, `max_size`: Some(20), added: 2495, mode: `Measured`)
-	/// Storage: `FlTask::Proposals` (r:1 w:1)
+	/// Storage: `FlTask::Proposals` (r:6 w:6)
 	/// Proof: `FlTask::Proposals` (`max_values`: None, `max_size`: Some(526395), added: 528870, mode: `Measured`)
-	/// Storage: `Parameters::Parameters` (r:1 w:0)
+	/// Storage: `Parameters::Parameters` (r:2 w:0)
 	/// Proof: `Parameters::Parameters` (`max_values`: None, `max_size`: Some(24), added: 2499, mode: `Measured`)
-	/// Storage: `Reputation::Credits` (r:64 w:64)
+	/// Storage: `Reputation::Credits` (r:69 w:69)
 	/// Proof: `Reputation::Credits` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `Measured`)
 	/// Storage: `FlTask::UpdateCredit` (r:64 w:64)
 	/// Proof: `FlTask::UpdateCredit` (`max_values`: None, `max_size`: Some(68), added: 2543, mode: `Measured`)
 	/// Storage: `FlTask::GlobalModel` (r:0 w:1)
 	/// Proof: `FlTask::GlobalModel` (`max_values`: None, `max_size`: Some(524305), added: 526780, mode: `Measured`)
+	/// Storage: `FlTask::Evaluations` (r:0 w:1)
+	/// Proof: `FlTask::Evaluations` (`max_values`: None, `max_size`: Some(274), added: 2749, mode: `Measured`)
 	/// Component `p` ranges over `[2, 65536]`.
 	/// Component `n` ranges over `[2, 64]`.
 	fn submit_aggregate(p: u32, n: u32, ) -> Weight {
-		// Proof size: measured `0`, estimated `175642`.
-		// Minimum execution time: 4_543_717_000 ps.
-		Weight::from_parts(4_553_582_000, 175642)
-			.saturating_add(Weight::from_parts(112_959, 0).saturating_mul(p.into()))
-			.saturating_add(Weight::from_parts(383_818_357, 0).saturating_mul(n.into()))
-			.saturating_add(T::DbWeight::get().reads(10_u64))
+		// Proof size: measured `0`, estimated `189403`.
+		// Minimum execution time: 6_951_558_000 ps.
+		Weight::from_parts(7_106_359_000, 189403)
+			.saturating_add(Weight::from_parts(113_480, 0).saturating_mul(p.into()))
+			.saturating_add(Weight::from_parts(390_246_681, 0).saturating_mul(n.into()))
+			.saturating_add(T::DbWeight::get().reads(36_u64))
 			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(n.into())))
-			.saturating_add(T::DbWeight::get().writes(8_u64))
+			.saturating_add(T::DbWeight::get().writes(34_u64))
 			.saturating_add(T::DbWeight::get().writes((3_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 186660).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 186665).saturating_mul(n.into()))
 			.saturating_add(Weight::from_parts(0, 199).saturating_mul(p.into()))
 	}
 	/// Storage: `FlTask::Tasks` (r:1 w:1)
@@ -129,14 +139,18 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `FlTask::Rounds` (`max_values`: None, `max_size`: Some(90), added: 2565, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::ActiveTasks` (r:1 w:1)
 	/// Proof: `FlTask::ActiveTasks` (`max_values`: Some(1), `max_size`: Some(65), added: 560, mode: `MaxEncodedLen`)
+	/// Storage: `FlTask::Committees` (r:0 w:1)
+	/// Proof: `FlTask::Committees` (`max_values`: None, `max_size`: Some(533), added: 3008, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::VoteCount` (r:0 w:1)
 	/// Proof: `FlTask::VoteCount` (`max_values`: None, `max_size`: Some(20), added: 2495, mode: `MaxEncodedLen`)
+	/// Storage: `FlTask::Evaluations` (r:0 w:1)
+	/// Proof: `FlTask::Evaluations` (`max_values`: None, `max_size`: Some(274), added: 2749, mode: `MaxEncodedLen`)
 	fn cancel_task() -> Weight {
 		// Proof size: measured `436`, estimated `3620`.
-		// Minimum execution time: 481_268_000 ps.
-		Weight::from_parts(507_988_000, 3620)
+		// Minimum execution time: 542_018_000 ps.
+		Weight::from_parts(575_438_000, 3620)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
-			.saturating_add(T::DbWeight::get().writes(4_u64))
+			.saturating_add(T::DbWeight::get().writes(6_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:1 w:0)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
@@ -146,8 +160,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `FlTask::ModelStores` (`max_values`: None, `max_size`: Some(178), added: 2653, mode: `MaxEncodedLen`)
 	fn register_store() -> Weight {
 		// Proof size: measured `421`, estimated `3606`.
-		// Minimum execution time: 246_017_000 ps.
-		Weight::from_parts(259_487_000, 3606)
+		// Minimum execution time: 245_115_000 ps.
+		Weight::from_parts(271_445_000, 3606)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -157,65 +171,73 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(155), added: 2630, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Rounds` (r:16 w:16)
 	/// Proof: `FlTask::Rounds` (`max_values`: None, `max_size`: Some(90), added: 2565, mode: `MaxEncodedLen`)
+	/// Storage: `Session::Validators` (r:1 w:0)
+	/// Proof: `Session::Validators` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
+	/// Storage: `Reputation::Institutions` (r:16 w:0)
+	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
+	/// Storage: `FlTask::Evaluations` (r:16 w:0)
+	/// Proof: `FlTask::Evaluations` (`max_values`: None, `max_size`: Some(274), added: 2749, mode: `MaxEncodedLen`)
+	/// Storage: `FlTask::Committees` (r:0 w:16)
+	/// Proof: `FlTask::Committees` (`max_values`: None, `max_size`: Some(533), added: 3008, mode: `MaxEncodedLen`)
 	/// Component `t` ranges over `[0, 16]`.
 	fn on_initialize(t: u32, ) -> Weight {
-		// Proof size: measured `244`, estimated `1550`.
-		// Minimum execution time: 32_458_000 ps.
-		Weight::from_parts(75_810_462, 1550)
-			.saturating_add(Weight::from_parts(152_812_197, 0).saturating_mul(t.into()))
-			.saturating_add(T::DbWeight::get().reads(1_u64))
-			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(t.into())))
-			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(t.into())))
-			.saturating_add(Weight::from_parts(0, 2630).saturating_mul(t.into()))
+		// Proof size: measured `2739`, estimated `42846`.
+		// Minimum execution time: 38_157_000 ps.
+		Weight::from_parts(349_476_548, 42846)
+			.saturating_add(Weight::from_parts(803_044_943, 0).saturating_mul(t.into()))
+			.saturating_add(T::DbWeight::get().reads(13_u64))
+			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(t.into())))
+			.saturating_add(T::DbWeight::get().writes((2_u64).saturating_mul(t.into())))
+			.saturating_add(Weight::from_parts(0, 2749).saturating_mul(t.into()))
 	}
 }
 
 /// The same weights with RocksDB database weights, for tests and mocks.
 impl WeightInfo for () {
 	fn publish_task(p: u32, ) -> Weight {
-		Weight::from_parts(417_276_241, 3606)
-			.saturating_add(Weight::from_parts(15_686, 0).saturating_mul(p.into()))
+		Weight::from_parts(420_302_503, 3606)
+			.saturating_add(Weight::from_parts(15_838, 0).saturating_mul(p.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
 	fn join_task() -> Weight {
-		Weight::from_parts(365_475_000, 3620)
+		Weight::from_parts(367_518_000, 3620)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	fn submit_update(p: u32, ) -> Weight {
-		Weight::from_parts(679_283_186, 527838)
-			.saturating_add(Weight::from_parts(4_439, 0).saturating_mul(p.into()))
-			.saturating_add(RocksDbWeight::get().reads(6_u64))
-			.saturating_add(RocksDbWeight::get().writes(3_u64))
+		Weight::from_parts(1_783_846_479, 527838)
+			.saturating_add(Weight::from_parts(4_862, 0).saturating_mul(p.into()))
+			.saturating_add(RocksDbWeight::get().reads(24_u64))
+			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
 	fn submit_aggregate(p: u32, n: u32, ) -> Weight {
-		Weight::from_parts(4_553_582_000, 175642)
-			.saturating_add(Weight::from_parts(112_959, 0).saturating_mul(p.into()))
-			.saturating_add(Weight::from_parts(383_818_357, 0).saturating_mul(n.into()))
-			.saturating_add(RocksDbWeight::get().reads(10_u64))
+		Weight::from_parts(7_106_359_000, 189403)
+			.saturating_add(Weight::from_parts(113_480, 0).saturating_mul(p.into()))
+			.saturating_add(Weight::from_parts(390_246_681, 0).saturating_mul(n.into()))
+			.saturating_add(RocksDbWeight::get().reads(36_u64))
 			.saturating_add(RocksDbWeight::get().reads((3_u64).saturating_mul(n.into())))
-			.saturating_add(RocksDbWeight::get().writes(8_u64))
+			.saturating_add(RocksDbWeight::get().writes(34_u64))
 			.saturating_add(RocksDbWeight::get().writes((3_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 186660).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 186665).saturating_mul(n.into()))
 			.saturating_add(Weight::from_parts(0, 199).saturating_mul(p.into()))
 	}
 	fn cancel_task() -> Weight {
-		Weight::from_parts(507_988_000, 3620)
+		Weight::from_parts(575_438_000, 3620)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
-			.saturating_add(RocksDbWeight::get().writes(4_u64))
+			.saturating_add(RocksDbWeight::get().writes(6_u64))
 	}
 	fn register_store() -> Weight {
-		Weight::from_parts(259_487_000, 3606)
+		Weight::from_parts(271_445_000, 3606)
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn on_initialize(t: u32, ) -> Weight {
-		Weight::from_parts(75_810_462, 1550)
-			.saturating_add(Weight::from_parts(152_812_197, 0).saturating_mul(t.into()))
-			.saturating_add(RocksDbWeight::get().reads(1_u64))
-			.saturating_add(RocksDbWeight::get().reads((2_u64).saturating_mul(t.into())))
-			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(t.into())))
-			.saturating_add(Weight::from_parts(0, 2630).saturating_mul(t.into()))
+		Weight::from_parts(349_476_548, 42846)
+			.saturating_add(Weight::from_parts(803_044_943, 0).saturating_mul(t.into()))
+			.saturating_add(RocksDbWeight::get().reads(13_u64))
+			.saturating_add(RocksDbWeight::get().reads((3_u64).saturating_mul(t.into())))
+			.saturating_add(RocksDbWeight::get().writes((2_u64).saturating_mul(t.into())))
+			.saturating_add(Weight::from_parts(0, 2749).saturating_mul(t.into()))
 	}
 }

@@ -32,9 +32,10 @@
 //!   below).
 //! - **Finish.** With each update a participant submits its evaluation of
 //!   the global model it trained from: that model's accuracy on its
-//!   held-out data. When a round is settled and the median of its
-//!   evaluations reaches the target, the task finishes with the model they
-//!   measured (the round's aggregate is not adopted, [`RoundPhase::Stopped`]);
+//!   held-out data. When a round is settled (or its aggregation times out)
+//!   and the median of its evaluations reaches the target, the task
+//!   finishes with the model they measured (the round's aggregate is not
+//!   adopted, [`RoundPhase::Stopped`]);
 //!   otherwise after `max_rounds`. While liars are fewer than half, the
 //!   median is an honest participant's value. The final model and each
 //!   round's history stay queryable.
@@ -1010,7 +1011,9 @@ pub mod pallet {
 		}
 
 		/// Closes, extends or fails the current round of `task` whose deadline
-		/// passed; fails a round whose aggregation timed out.
+		/// passed; fails a round whose aggregation timed out, unless its
+		/// evaluations reached the target (the task then finishes with the
+		/// model they measured).
 		pub(crate) fn advance_deadlines(task: TaskId, now: BlockNumberFor<T>) {
 			let Some(t) = Tasks::<T>::get(task) else { return };
 			let Some(mut r) = Rounds::<T>::get(task, t.round) else { return };
@@ -1032,7 +1035,19 @@ pub mod pallet {
 					Rounds::<T>::insert(task, t.round, r);
 				},
 				RoundPhase::Aggregating { since } if now >= since.saturating_add(T::AggregationTimeout::get()) =>
-					Self::fail(task, t.round, FailureReason::AggregationTimedOut),
+					if r.accuracy >= t.target_accuracy {
+						// The participants measured the current model at the
+						// target: it is the result, with or without an aggregate.
+						Self::clear_round_state(task, t.round);
+						r.phase = RoundPhase::Stopped;
+						Rounds::<T>::insert(task, t.round, r);
+						let rounds = t.round;
+						let mut t = t;
+						Self::finish(task, &mut t, rounds, true, r.accuracy);
+						Tasks::<T>::insert(task, t);
+					} else {
+						Self::fail(task, t.round, FailureReason::AggregationTimedOut)
+					},
 				_ => {},
 			}
 		}

@@ -244,6 +244,31 @@ fn aggregation_that_never_agrees_times_out() {
 }
 
 #[test]
+fn a_task_measured_at_its_target_finishes_even_when_aggregation_times_out() {
+	new_test_ext(|_| {
+		let task = publish_with(spec(), &[4, 5]);
+		let initial = GlobalModel::<Test>::get(task).unwrap();
+		for who in [4, 5] {
+			assert_ok!(FlTask::submit_update(origin(who), task, 0, update([1, 1, 1], 10, 95)));
+		}
+		// The committee never agrees (one vote of two needed).
+		assert_ok!(FlTask::submit_aggregate(origin(1), task, 0, params(&[1, 1, 1]), no_outliers(), 2));
+		run_to(1 + AGG_TIMEOUT);
+		assert_eq!(Tasks::<Test>::get(task).unwrap().status, TaskStatus::Finished { reached_target: true });
+		assert_eq!(Rounds::<Test>::get(task, 0).unwrap().phase, RoundPhase::Stopped);
+		assert_eq!(GlobalModel::<Test>::get(task), Some(initial));
+		assert!(ActiveTasks::<Test>::get().is_empty());
+		assert_eq!(AggregateVotes::<Test>::iter().count(), 0);
+		assert!(events().contains(&Event::TaskFinished {
+			task,
+			rounds: 0,
+			reached_target: true,
+			accuracy: Permill::from_percent(95)
+		}));
+	});
+}
+
+#[test]
 fn a_mismatching_aggregator_loses_credit() {
 	new_test_ext(|pool| {
 		let task = publish_by(8, spec(), &[4, 5]);

@@ -1039,12 +1039,7 @@ pub mod pallet {
 						// The participants measured the current model at the
 						// target: it is the result, with or without an aggregate.
 						Self::clear_round_state(task, t.round);
-						r.phase = RoundPhase::Stopped;
-						Rounds::<T>::insert(task, t.round, r);
-						let rounds = t.round;
-						let mut t = t;
-						Self::finish(task, &mut t, rounds, true, r.accuracy);
-						Tasks::<T>::insert(task, t);
+						Self::stop_at_target(task, t, r);
 					} else {
 						Self::fail(task, t.round, FailureReason::AggregationTimedOut)
 					},
@@ -1109,10 +1104,7 @@ pub mod pallet {
 			// The participants measured the current global model on their
 			// held-out data: at the target, it is the final model.
 			if r.accuracy >= t.target_accuracy {
-				r.phase = RoundPhase::Stopped;
-				Rounds::<T>::insert(task, round, r);
-				Self::finish(task, &mut t, round, true, r.accuracy);
-				Tasks::<T>::insert(task, t);
+				Self::stop_at_target(task, t, r);
 				return Ok(());
 			}
 			r.phase = RoundPhase::Adopted { digest };
@@ -1137,6 +1129,17 @@ pub mod pallet {
 			}
 			Tasks::<T>::insert(task, t);
 			Ok(())
+		}
+
+		/// Finishes the task with its current global model, which the current
+		/// round's evaluations measured at the target: the round is
+		/// `Stopped`, its aggregate (if any) not adopted.
+		fn stop_at_target(task: TaskId, mut t: LearningTask<T::AccountId>, mut r: Round<BlockNumberFor<T>>) {
+			let round = t.round;
+			r.phase = RoundPhase::Stopped;
+			Rounds::<T>::insert(task, round, r);
+			Self::finish(task, &mut t, round, true, r.accuracy);
+			Tasks::<T>::insert(task, t);
 		}
 
 		/// Marks the task finished after `rounds` adopted rounds.

@@ -101,6 +101,7 @@ pub type Migrations = (
 	pallet_reputation::migrations::v3::MigrateV2ToV3<Runtime>,
 	pallet_proxy_reencrypt::migrations::v1::MigrateV0ToV1<Runtime>,
 	pallet_fl_task::migrations::v1::MigrateV0ToV1<Runtime>,
+	pallet_fl_task::migrations::v2::MigrateV1ToV2<Runtime>,
 );
 
 /// Dispatches calls to the pallets.

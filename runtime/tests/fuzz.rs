@@ -35,7 +35,7 @@ use medchain_runtime::{
 };
 use pallet_ehr_index::{ContentDigest, DigestAlgorithm, StorePointer, Vote};
 use pallet_fl_task::{
-	AggregationRule, Fixed, ModelKind, ModelParams, ModelRef, ModelUpdate, TaskSpec, TrainingHints, UpdateLimits,
+	AggregationRule, DifferentialPrivacy, Fixed, ModelKind, ModelParams, ModelRef, ModelUpdate, TaskSpec, TrainingHints, UpdateLimits,
 	FIXED_ONE,
 };
 use pallet_proxy_reencrypt::{EmergencyReason, GrantScope, KeyCapsule, SealedFragment};
@@ -923,7 +923,13 @@ impl Fuzzer {
 						max_abs: if self.one_in(8) { self.rng.gen() } else { 100 * FIXED_ONE },
 						min_samples: self.number(10),
 						max_samples: self.number(1_000),
+						min_held_out: self.number(10),
 					},
+					privacy: self.one_in(3).then(|| DifferentialPrivacy {
+						clip_norm: self.rng.gen_range(-1..4) * FIXED_ONE,
+						noise_multiplier: self.rng.gen_range(0..200_000),
+						delta_exponent: self.rng.gen_range(0..30),
+					}),
 				};
 				self.signed_call(&publisher, fl(C::publish_task { spec }));
 			},
@@ -947,7 +953,7 @@ impl Fuzzer {
 					ModelParams::Inline(BoundedVec::truncate_from(p))
 				};
 				let samples = self.number(100);
-				let mut update = ModelUpdate { params, samples, accuracy: Permill::from_percent(self.rng.gen_range(0..101)), loss: self.rng.gen_range(0..FIXED_ONE) };
+				let mut update = ModelUpdate { params, samples, accuracy: Permill::from_percent(self.rng.gen_range(0..101)), loss: self.rng.gen_range(0..FIXED_ONE), held_out: self.number(10) };
 				let mut round = round;
 				match self.rng.gen_range(0..12) {
 					0 => round = round.wrapping_add(1),

@@ -400,7 +400,8 @@ mod sessions {
 				round_blocks: 10,
 				rule: AggregationRule::FedAvg,
 				aggregators_required: 2,
-				limits: UpdateLimits { max_abs: 100 * FIXED_ONE, min_samples: 10, max_samples: 1_000 },
+				limits: UpdateLimits { max_abs: 100 * FIXED_ONE, min_samples: 10, max_samples: 1_000, min_held_out: 10 },
+				privacy: None,
 			};
 			let task = pallet_fl_task::NextTaskId::<Runtime>::get();
 			assert_ok!(FlTask::publish_task(RuntimeOrigin::signed(account(Alice)), spec));
@@ -414,7 +415,13 @@ mod sessions {
 			let train = |round: u32| {
 				for (k, p) in [(Charlie, vec![FIXED_ONE, 0, 0, 0]), (Dave, vec![0, FIXED_ONE, 0, 0])] {
 					let update =
-						ModelUpdate { params: inline(p), samples: 100, accuracy: Permill::from_percent(80), loss: 0 };
+						ModelUpdate {
+						params: inline(p),
+						samples: 100,
+						accuracy: Permill::from_percent(80),
+						loss: 0,
+						held_out: 20,
+					};
 					assert_ok!(FlTask::submit_update(RuntimeOrigin::signed(account(k)), task, round, update));
 				}
 				let (honest, outliers) = FlTask::compute_aggregate(task, round).unwrap();

@@ -126,6 +126,50 @@ test('four hospitals reach the accuracy of centralized training', async () => {
   assert.ok(credit > 600, `credit ${credit}`);
 });
 
+/** ε in thousandths as the runtime computes it: ρ + 2√(ρ ln(1/δ)), ρ = 2T/z², rounded up. */
+function epsilonMilli(rounds, z, deltaExp) {
+  const rho = (2 * rounds) / (z * z);
+  return Math.ceil((rho + 2 * Math.sqrt(rho * deltaExp * Math.LN10)) * 1000);
+}
+
+test('with differential privacy, four hospitals reach 95 % of centralized accuracy at the ε the chain shows', async () => {
+  const { api } = node;
+  const train = [1, 2, 3, 4].map((h) => join(dataDir, `hospital-${h}.csv`)).join(',');
+  const central = lastJson(execFileSync(CLIENT, ['centralized', '--train', train,
+    '--test', join(dataDir, 'test.csv'), '--epochs', '200', '--lr', '0.5'], { encoding: 'utf8' }));
+  // Each update's change is clipped to norm 0.1 and gets N(0, 0.1²) noise
+  // per parameter (z = 1), δ = 1e-5, for at most 30 rounds.
+  const published = client(['publish', '--suri', '//Ferdie', '--features', '30',
+    '--rounds', '30', '--quorum', '3', '--round-blocks', '8', '--target', '0.995',
+    '--epochs', '10', '--lr', '0.5', '--dp-clip', '0.1', '--dp-noise', '1', '--dp-delta-exp', '5']);
+  const { task } = lastJson(published);
+  const perRound = epsilonMilli(1, 1, 5);
+  const total = epsilonMilli(30, 1, 5);
+  // The chain records the parameters and the ε they give.
+  const onChain = (await api.query.flTask.tasks(task)).unwrap().privacy.unwrap();
+  assert.equal(onChain.dp.noiseMultiplier.toNumber(), 1000);
+  assert.equal(onChain.dp.deltaExponent.toNumber(), 5);
+  assert.ok(Math.abs(onChain.epsilonRoundMilli.toNumber() - perRound) <= 1, onChain.toString());
+  assert.ok(Math.abs(onChain.epsilonTotalMilli.toNumber() - total) <= 1, onChain.toString());
+  assert.match(published, /differential privacy on chain: ε 11\.\d{3} per round, at most 112\.\d{3} over its 30 rounds/);
+
+  const runs = [1, 2, 3, 4].map((h) => trainer(['//Bob', '//Charlie', '//Dave', '//Eve'][h - 1], task, h));
+  const results = await Promise.all(runs.map((r) => r.done));
+  for (const r of results) {
+    assert.equal(r.code, 0, r.out);
+    // Each client prints the ε of its round and what it has spent so far.
+    assert.match(r.out, /differential privacy: ε 11\.\d{3} this round, [\d.]+ spent over \d+ update\(s\) \(δ = 1e-5/);
+  }
+  const t = (await api.call.flTaskApi.task(task)).unwrap();
+  assert.ok(t.status.isFinished, t.status.toString());
+  const fed = lastJson(client(['evaluate', '--task', String(task), '--test', join(dataDir, 'test.csv')]));
+  const rounds = settled(await api.call.flTaskApi.rounds(task));
+  console.log(`with DP (ε ${perRound / 1000} per round, ${total / 1000} over 30, δ 1e-5): `
+    + `centralized ${central.centralized_accuracy}, federated ${fed.federated_accuracy} after ${rounds} rounds`);
+  assert.ok(fed.federated_accuracy >= 0.95 * central.centralized_accuracy,
+    `federated ${fed.federated_accuracy} vs centralized ${central.centralized_accuracy}`);
+});
+
 test('a task finishes when one hospital drops out mid-way', async () => {
   const { api } = node;
   const { task } = lastJson(client(['publish', '--suri', '//Ferdie', '--features', '30',

@@ -37,6 +37,7 @@
 mod data;
 mod model;
 mod plot;
+mod privacy;
 mod sim;
 mod store;
 
@@ -50,7 +51,7 @@ use medchain_chain_client::{
 use medchain_runtime::{AccountId, Runtime, RuntimeCall};
 use model::Model;
 use pallet_fl_task::{
-	from_fixed, to_fixed, AggregationRule, Fixed, GlobalModel, LearningTask, ModelKind, ModelParams, ModelUpdate,
+	from_fixed, to_fixed, AggregationRule, DifferentialPrivacy, Fixed, GlobalModel, LearningTask, ModelKind, ModelParams, ModelUpdate,
 	Participants, RoundPhase, Rounds, TaskSpec, TaskStatus, Tasks, TrainingHints, UpdateCredit, UpdateLimits,
 	Updates,
 };
@@ -278,9 +279,41 @@ struct PublishArgs {
 	/// Most samples an update weighs as.
 	#[arg(long, default_value_t = 100_000)]
 	max_samples: u32,
+	/// Fewest held-out rows an update's evaluation of the global model may
+	/// rest on (at least the runtime's floor, 10).
+	#[arg(long, default_value_t = 10)]
+	min_held_out: u32,
+	#[command(flatten)]
+	privacy: PrivacyArgs,
 	/// Model store to upload models to (tasks with stored models).
 	#[arg(long)]
 	store: Option<String>,
+}
+
+/// Differential privacy a task asks of its participants' clients.
+#[derive(Args)]
+struct PrivacyArgs {
+	/// Turns differential privacy on: each update's change to the global
+	/// model is clipped to this L2 norm before noise is added.
+	#[arg(long)]
+	dp_clip: Option<f64>,
+	/// Noise standard deviation as a multiple of the clip norm (z, 0.1..=100).
+	#[arg(long, default_value_t = 1.0)]
+	dp_noise: f64,
+	/// δ of the (ε, δ) guarantee is 10^-this (4..=18).
+	#[arg(long, default_value_t = 5)]
+	dp_delta_exp: u8,
+}
+
+impl PrivacyArgs {
+	/// The task's differential privacy, if turned on.
+	fn privacy(&self) -> Option<DifferentialPrivacy> {
+		self.dp_clip.map(|clip| DifferentialPrivacy {
+			clip_norm: to_fixed(clip),
+			noise_multiplier: (self.dp_noise * 1000.0).round() as u32,
+			delta_exponent: self.dp_delta_exp,
+		})
+	}
 }
 
 #[derive(Args)]
@@ -365,6 +398,11 @@ struct SimulateArgs {
 	/// Rounds.
 	#[arg(long, default_value_t = 10)]
 	rounds: u32,
+	#[command(flatten)]
+	privacy: PrivacyArgs,
+	/// Seed of the simulated participants' noise (differential privacy).
+	#[arg(long, default_value_t = 1)]
+	noise_seed: u64,
 }
 
 #[derive(Args)]
@@ -635,7 +673,11 @@ fn publish(o: &PublishArgs) -> Result<(), String> {
 			max_abs: to_fixed(o.max_abs),
 			min_samples: o.min_samples,
 			max_samples: o.max_samples,
+			min_held_out: o.min_held_out,
 		},
+		// Checked by the runtime (`InvalidPrivacy`), which records the ε
+		// it gives per round and over `rounds`.
+		privacy: o.privacy.privacy(),
 	};
 	let id: u32 = node
 		.storage(&pallet_fl_task::NextTaskId::<Runtime>::hashed_key())
@@ -644,6 +686,16 @@ fn publish(o: &PublishArgs) -> Result<(), String> {
 	submit(&node, &signer, RuntimeCall::FlTask(pallet_fl_task::Call::publish_task { spec }))
 		.map_err(|e| e.to_string())?;
 	wait_for(Duration::from_secs(o.wait.wait_s), || Ok(task(&node, id)?.is_some()))?;
+	if let Some(budget) = task(&node, id)?.and_then(|t| t.privacy) {
+		let eps = |milli: u32| f64::from(milli) / 1000.0;
+		println!(
+			"task {id}: differential privacy on chain: ε {:.3} per round, at most {:.3} over its {} rounds (δ = 1e-{})",
+			eps(budget.epsilon_round_milli),
+			eps(budget.epsilon_total_milli),
+			o.rounds,
+			budget.dp.delta_exponent
+		);
+	}
 	println!("{{\"task\":{id}}}");
 	Ok(())
 }
@@ -749,7 +801,7 @@ fn train(o: &TrainArgs) -> Result<(), String> {
 	}
 
 	let store = o.store.clone();
-	let mut state = Progress { task_id, me, store, submitted: None, history: Vec::new() };
+	let mut state = Progress { task_id, me, store, submitted: None, history: Vec::new(), sent: 0 };
 	let mut unreachable_since: Option<Instant> = None;
 	loop {
 		match state.step(&node, &signer, model, &train_rows, &validation, poison) {
@@ -833,6 +885,7 @@ fn synthetic_update(o: &SyntheticUpdateArgs) -> Result<(), String> {
 		samples: 100 + (seed % 100) as u32,
 		accuracy: Permill::from_percent(50),
 		loss: to_fixed(0.5),
+		held_out: t.limits.min_held_out,
 	};
 	let upload_s = t0.elapsed().as_secs_f64();
 	let round = t.round;
@@ -857,8 +910,12 @@ struct Progress {
 	me: AccountId,
 	/// Where updates of a task with stored models are uploaded.
 	store: Option<String>,
-	/// The round last submitted for, when, and the transaction's hash.
-	submitted: Option<(u32, Instant, sp_core::H256)>,
+	/// The round last submitted for, when, the transaction's hash and the
+	/// update (sent again as it was if the transaction is lost: fresh noise
+	/// on the same data would spend the privacy budget twice).
+	submitted: Option<(u32, Instant, sp_core::H256, ModelUpdate<MaxParams>)>,
+	/// Rounds this participant sent an update for.
+	sent: u32,
 	/// Per adopted round: the measured accuracy and loss of the model it
 	/// replaced (the median of the participants' evaluations).
 	history: Vec<(u32, f64, f64)>,
@@ -925,23 +982,31 @@ impl Progress {
 		}
 		// Our update is not on chain: send it again only once its transaction
 		// has left the pool without landing.
-		let resubmission = match self.submitted {
-			Some((r, at, hash)) if r == round => {
-				if at.elapsed() < RESUBMIT_AFTER || !left_pool(node, hash)? {
+		if let Some((r, at, hash, update)) = &self.submitted {
+			if *r == round {
+				if at.elapsed() < RESUBMIT_AFTER || !left_pool(node, *hash)? {
 					return Ok(false);
 				}
-				true
-			},
-			_ => false,
-		};
+				let update = update.clone();
+				let call =
+					RuntimeCall::FlTask(pallet_fl_task::Call::submit_update { task: task_id, round, update: update.clone() });
+				let hash = submit(node, signer, call)?;
+				self.submitted = Some((round, Instant::now(), hash, update));
+				println!("round {round:>2}: update submitted again (its transaction was lost)");
+				return Ok(false);
+			}
+		}
 		let global = global_model(node, task_id)?;
 		let hints = t.hints;
 		// The evaluation sent with the update: how the global model this
 		// round trains from does on held-out rows (the task stops on the
 		// median of these), not how the local model does on its own data.
 		let (accuracy, loss) = model.evaluate(&global, validation);
-		let params =
+		let mut params =
 			model.train(&global, train_rows, hints.epochs as u32, from_fixed(hints.learning_rate), hints.batch_size as usize);
+		if let Some(budget) = &t.privacy {
+			params = privacy::privatize(privacy::Noise::from(&budget.dp), &global, &params, &mut rand::rngs::OsRng);
+		}
 		let update = ModelUpdate {
 			params: pack(
 				params.iter().map(|p| to_fixed(*p * poison)).collect(),
@@ -952,17 +1017,23 @@ impl Progress {
 			samples: train_rows.len() as u32,
 			accuracy: Permill::from_float(accuracy),
 			loss: to_fixed(loss),
+			held_out: validation.len() as u32,
 		};
-		let call = RuntimeCall::FlTask(pallet_fl_task::Call::submit_update { task: task_id, round, update });
+		let call = RuntimeCall::FlTask(pallet_fl_task::Call::submit_update { task: task_id, round, update: update.clone() });
 		let hash = submit(node, signer, call)?;
-		self.submitted = Some((round, Instant::now(), hash));
+		self.submitted = Some((round, Instant::now(), hash, update));
+		self.sent += 1;
 		println!(
-			"round {round:>2}: trained {} epochs on {} rows, global model's held-out accuracy {:.2} %, update {}",
+			"round {round:>2}: trained {} epochs on {} rows, global model's accuracy on {} held-out rows {:.2} %, \
+			 update submitted",
 			hints.epochs,
 			train_rows.len(),
+			validation.len(),
 			accuracy * 100.0,
-			if resubmission { "submitted again" } else { "submitted" }
 		);
+		if let Some(budget) = &t.privacy {
+			println!("round {round:>2}: differential privacy: {}", privacy::describe(&budget.dp, self.sent));
+		}
 		Ok(false)
 	}
 }
@@ -1034,10 +1105,8 @@ fn aggregate(o: &AggregateArgs) -> Result<(), String> {
 			}
 		}
 		let params = ModelParams::Inline(resolve(&update.params)?.try_into().map_err(|_| "too large")?);
-		updates.push((
-			AccountId::from(raw),
-			ModelUpdate { params, samples: update.samples, accuracy: update.accuracy, loss: update.loss },
-		));
+		let ModelUpdate { samples, accuracy, loss, held_out, .. } = update;
+		updates.push((AccountId::from(raw), ModelUpdate { params, samples, accuracy, loss, held_out }));
 	}
 	let count = updates.len();
 	let mut credits = HashMap::new();
@@ -1093,8 +1162,16 @@ fn simulate(o: &SimulateArgs) -> Result<(), String> {
 	let model = o.model.model(test.features());
 	let hints = sim::Hints { epochs: o.epochs, lr: o.training.lr, batch: o.training.batch as usize };
 	let rule = o.rule.rule();
+	let privacy = o.privacy.privacy();
+	if let Some(dp) = &privacy {
+		if !dp.is_valid(pallet_fl_task::PARAM_ABS_CEILING) {
+			return Err("differential privacy out of range: clip > 0, noise 0.1..=100, δ exponent 4..=18".into());
+		}
+		eprintln!("differential privacy: {}", privacy::describe(dp, o.rounds));
+	}
+	let noise = privacy.as_ref().map(|dp| (privacy::Noise::from(dp), o.noise_seed));
 	let outcomes =
-		sim::simulate(model, &rule, &model.initial(o.training.seed), &participants, o.rounds, hints, &test)?;
+		sim::simulate(model, &rule, &model.initial(o.training.seed), &participants, o.rounds, hints, noise, &test)?;
 	for (round, r) in outcomes.iter().enumerate() {
 		let flagged: Vec<usize> = r.outliers.iter().map(|i| i + 1).collect();
 		println!(

@@ -3,7 +3,8 @@
 //! aggregator): a dry run for choosing a rule before publishing a task, and
 //! the ground for the robustness tests.
 
-use crate::{data::Dataset, model::Model};
+use crate::{data::Dataset, model::Model, privacy};
+use rand::{rngs::StdRng, SeedableRng};
 use medchain_runtime::Runtime;
 use pallet_fl_task::{from_fixed, to_fixed, Admission, AggregationRule, ModelUpdate, PARAM_ABS_CEILING};
 use sp_runtime::Permill;
@@ -47,9 +48,12 @@ pub struct RoundOutcome {
 	pub model: Vec<f64>,
 }
 
-/// Runs `rounds` rounds from `init`; each participant trains on its rows,
-/// the updates are aggregated in fixed point exactly as the offchain
-/// workers do, and the global model is scored on `test`.
+/// Runs `rounds` rounds from `init`; each participant trains on its rows
+/// (and, with `noise`, clips and noises its update as a task with
+/// differential privacy asks, from the seeded generator), the updates are
+/// aggregated in fixed point exactly as the offchain workers do, and the
+/// global model is scored on `test`.
+#[allow(clippy::too_many_arguments)]
 pub fn simulate(
 	model: Model,
 	rule: &AggregationRule,
@@ -57,8 +61,10 @@ pub fn simulate(
 	participants: &[Participant],
 	rounds: u32,
 	hints: Hints,
+	noise: Option<(privacy::Noise, u64)>,
 	test: &Dataset,
 ) -> Result<Vec<RoundOutcome>, String> {
+	let mut rng = StdRng::seed_from_u64(noise.map(|(_, seed)| seed).unwrap_or(0));
 	let mut global: Vec<i64> = init.iter().map(|p| to_fixed(*p)).collect();
 	let mut outcomes = Vec::with_capacity(rounds as usize);
 	for _ in 0..rounds {
@@ -67,8 +73,11 @@ pub fn simulate(
 			.iter()
 			.enumerate()
 			.map(|(i, p)| {
-				let params = model.train(&start, &p.train, hints.epochs, hints.lr, hints.batch);
+				let mut params = model.train(&start, &p.train, hints.epochs, hints.lr, hints.batch);
 				let (accuracy, loss) = model.evaluate(&params, &p.validation);
+				if let Some((n, _)) = noise {
+					params = privacy::privatize(n, &start, &params, &mut rng);
+				}
 				let update = ModelUpdate::<MaxParams> {
 					params: pallet_fl_task::ModelParams::Inline(
 						params
@@ -81,6 +90,7 @@ pub fn simulate(
 					samples: p.train.len() as u32,
 					accuracy: Permill::from_float(accuracy),
 					loss: to_fixed(loss),
+					held_out: p.validation.len() as u32,
 				};
 				Ok((i, update))
 			})
@@ -128,7 +138,7 @@ mod tests {
 	fn run(rule: &AggregationRule, poisoner: Option<(usize, f64)>) -> Vec<RoundOutcome> {
 		let (participants, test) = hospitals(poisoner);
 		let model = Model::Logistic { features: test.features() };
-		simulate(model, rule, &model.initial(0), &participants, ROUNDS, HINTS, &test).expect("rounds aggregate")
+		simulate(model, rule, &model.initial(0), &participants, ROUNDS, HINTS, None, &test).expect("rounds aggregate")
 	}
 
 	fn norm(v: &[f64]) -> f64 {
@@ -158,7 +168,7 @@ mod tests {
 		let (poisoned_participants, _) = hospitals(Some((3, 1000.0)));
 		let model = Model::Logistic { features: test.features() };
 		let rule = AggregationRule::FedAvg;
-		let once = |ps: &[Participant], rounds| simulate(model, &rule, &model.initial(0), ps, rounds, HINTS, &test);
+		let once = |ps: &[Participant], rounds| simulate(model, &rule, &model.initial(0), ps, rounds, HINTS, None, &test);
 		let p = once(&poisoned_participants, 1).unwrap().pop().unwrap();
 		assert_eq!(p.outliers, vec![3], "the scaled update is flagged");
 		// ... and left out: the model is the mean of the other three.
@@ -179,6 +189,7 @@ mod tests {
 			&participants,
 			ROUNDS,
 			Hints { epochs: 10, lr: 0.3, batch: 16 },
+			None,
 			&test,
 		)
 		.unwrap();

@@ -30,7 +30,10 @@ fn spec<T: Config>(p: u32, quorum: u32) -> TaskSpec<T::MaxParams> {
 			max_abs: T::MaxParamAbs::get(),
 			min_samples: T::MinSamplesFloor::get(),
 			max_samples: u32::MAX,
+			min_held_out: T::MinSamplesFloor::get(),
 		},
+		// Differential privacy: publishing computes its ε.
+		privacy: Some(DifferentialPrivacy { clip_norm: FIXED_ONE, noise_multiplier: 1_000, delta_exponent: 18 }),
 	}
 }
 
@@ -63,6 +66,7 @@ fn update<T: Config>(p: u32, v: Fixed) -> ModelUpdate<T::MaxParams> {
 		samples: T::MinSamplesFloor::get().max(100),
 		accuracy: Permill::from_percent(50),
 		loss: FIXED_ONE,
+		held_out: T::MinSamplesFloor::get().max(100),
 	}
 }
 
@@ -131,14 +135,10 @@ mod benchmarks {
 		outliers.sort();
 		let outliers = BoundedVec::truncate_from(outliers);
 		let (required, committee) = Committees::<T>::get((task, 0)).expect("the round closed with a committee");
-		// Every member votes, each of those beyond the required count for a
-		// model of its own (proposals drained at adoption); the last of the
-		// agreeing ones adopts.
-		for (i, who) in committee.iter().enumerate().skip(required as usize) {
-			let other = ModelParams::Inline(BoundedVec::truncate_from(alloc::vec![8 + i as Fixed; p as usize]));
-			FlTask::<T>::submit_aggregate(RawOrigin::Signed(who.clone()).into(), task, 0, other, outliers.clone(), n)
-				.expect("a member votes another model");
-		}
+		// The required members vote the same model; the last of them adopts.
+		// (A member voting another inline model before that would split the
+		// committee: the runtime's settlement, `settle_dispute`, is weighed
+		// on its own.)
 		let params = ModelParams::Inline(BoundedVec::truncate_from(alloc::vec![7; p as usize]));
 		for who in committee.iter().take(required as usize).skip(1) {
 			FlTask::<T>::submit_aggregate(
@@ -155,6 +155,38 @@ mod benchmarks {
 		#[extrinsic_call]
 		_(RawOrigin::Signed(aggregator), task, 0, params, outliers, n);
 		assert!(matches!(Rounds::<T>::get(task, 0).map(|r| r.phase), Some(RoundPhase::Adopted { .. })));
+	}
+
+	/// A vote that splits the committee of a round with `n` updates of `p`
+	/// parameters: the runtime aggregates the round itself under a trimmed
+	/// mean (a sort of every column, then a mean: the costliest rule) and
+	/// adopts the result. The updates differ, so outliers are measured.
+	#[benchmark(pov_mode = Measured)]
+	fn settle_dispute(
+		p: Linear<2, { T::MaxParams::get() }>,
+		n: Linear<{ T::MinParticipantsFloor::get() }, { T::MaxParticipants::get() }>,
+	) {
+		seat_collators::<T>();
+		let id = NextTaskId::<T>::get();
+		let publisher = T::BenchmarkHelper::institution(0);
+		let spec = TaskSpec { rule: AggregationRule::TrimmedMean { trim: Permill::from_percent(10) }, ..spec::<T>(p, n) };
+		FlTask::<T>::publish_task(RawOrigin::Signed(publisher).into(), spec).expect("benchmark publisher publishes");
+		for i in 0..n {
+			let who = T::BenchmarkHelper::institution(i);
+			FlTask::<T>::join_task(RawOrigin::Signed(who.clone()).into(), id).expect("benchmark institutions may join");
+			FlTask::<T>::submit_update(RawOrigin::Signed(who).into(), id, 0, update::<T>(p, i as Fixed * FIXED_ONE))
+				.expect("participant submits");
+		}
+		let (_, committee) = Committees::<T>::get((id, 0)).expect("the round closed with a committee");
+		let none = BoundedVec::new();
+		let wrong = |v: Fixed| ModelParams::Inline(BoundedVec::truncate_from(alloc::vec![v; p as usize]));
+		let first = committee.first().cloned().expect("a committee");
+		FlTask::<T>::submit_aggregate(RawOrigin::Signed(first).into(), id, 0, wrong(-1), none.clone(), n)
+			.expect("a member votes");
+		let second = committee.get(1).cloned().expect("a committee of two or more");
+		#[extrinsic_call]
+		submit_aggregate(RawOrigin::Signed(second), id, 0, wrong(-2), none, n);
+		assert!(matches!(Rounds::<T>::get(id, 0).map(|r| r.phase), Some(RoundPhase::Adopted { .. })));
 	}
 
 	#[benchmark]

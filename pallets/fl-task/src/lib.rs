@@ -209,7 +209,7 @@ pub mod pallet {
 	use frame_system::pallet_prelude::*;
 
 	/// The in-code storage version.
-	const STORAGE_VERSION: StorageVersion = StorageVersion::new(1);
+	const STORAGE_VERSION: StorageVersion = StorageVersion::new(2);
 
 	#[pallet::pallet]
 	#[pallet::storage_version(STORAGE_VERSION)]
@@ -467,6 +467,10 @@ pub mod pallet {
 		TaskFailed { task: TaskId, round: RoundIndex, reason: FailureReason },
 		/// An institution registered (or changed) its model store.
 		StoreRegistered { who: T::AccountId, store: BoundedVec<u8, MaxStoreUrl> },
+		/// The committee of an inline round disagreed: the runtime computed
+		/// the aggregate itself (`digest`) and adopts it (`ModelAdopted` or
+		/// `TaskFinished` follow).
+		DisputeSettled { task: TaskId, round: RoundIndex, digest: H256 },
 	}
 
 	#[pallet::error]
@@ -538,7 +542,8 @@ pub mod pallet {
 		/// The task's `max_abs` is not in `1..=MaxParamAbs`, or its
 		/// `min_samples` is above its `max_samples`.
 		InvalidLimits,
-		/// The task's `min_samples` is under the runtime's `MinSamplesFloor`.
+		/// The task's `min_samples` or `min_held_out` is under the runtime's
+		/// `MinSamplesFloor`.
 		SampleFloorTooLow,
 		/// A loss is never negative.
 		NegativeLoss,
@@ -554,6 +559,13 @@ pub mod pallet {
 		NotPublisher,
 		/// An arithmetic overflow.
 		Overflow,
+		/// An update's evaluation was measured on fewer held-out rows than
+		/// the task's `min_held_out`.
+		TooFewHeldOut,
+		/// The task's differential privacy is out of range: `clip_norm` not in
+		/// `1..=max_abs`, the noise multiplier not in 0.1..=100 or δ's
+		/// exponent not in 4..=18.
+		InvalidPrivacy,
 	}
 
 	#[pallet::hooks]
@@ -636,6 +648,7 @@ pub mod pallet {
 					participants: 0,
 					model_digest: spec.initial_model.digest(),
 					stored_models: spec.initial_model.is_stored(),
+					privacy: spec.privacy.map(|dp| PrivacyBudget::new(dp, spec.max_rounds)),
 				},
 			);
 			GlobalModel::<T>::insert(task_id, spec.initial_model);
@@ -671,8 +684,9 @@ pub mod pallet {
 		///
 		/// The update must have at least the task's `min_samples` samples
 		/// (`TooFewSamples`); more than `max_samples` are recorded as
-		/// `max_samples`. Inline parameters must lie within the task's
-		/// `max_abs` (`ParameterOutOfBounds`).
+		/// `max_samples`. Its evaluation must rest on at least the task's
+		/// `min_held_out` held-out rows (`TooFewHeldOut`). Inline parameters
+		/// must lie within the task's `max_abs` (`ParameterOutOfBounds`).
 		///
 		/// Origin: a participant that is still an active institution
 		/// (`NotInstitution` once it is suspended or removed). Emits
@@ -700,6 +714,7 @@ pub mod pallet {
 			ensure!(!Updates::<T>::contains_key((task, round), &who), Error::<T>::AlreadySubmitted);
 			Self::check_model(&t, &who, &update.params)?;
 			ensure!(update.samples >= t.limits.min_samples, Error::<T>::TooFewSamples);
+			ensure!(update.held_out >= t.limits.min_held_out, Error::<T>::TooFewHeldOut);
 			ensure!(update.loss >= 0, Error::<T>::NegativeLoss);
 			update.samples = t.limits.weight_of(update.samples);
 			Self::accumulate(&mut r, &update)?;
@@ -734,6 +749,14 @@ pub mod pallet {
 		/// `updates` is the round's update count (a witness that bounds the
 		/// weight of adoption, which reads every update).
 		///
+		/// For a task with inline models, a vote that leaves the committee
+		/// split (a second digest proposed for the round) is settled by the
+		/// runtime: it computes the aggregate itself, as honest aggregators
+		/// do, and adopts it (`DisputeSettled`); members that voted another
+		/// digest are `AggregatorMismatched`. The caller pays for that
+		/// computation; an undisputed vote is refunded down to the voting
+		/// weight.
+		///
 		/// Origin: an active institution with the producer role, checked at
 		/// call time (`NotAggregator` once it is suspended, removed or loses
 		/// the role), in the round's committee (`NotCollator`).
@@ -743,8 +766,7 @@ pub mod pallet {
 		/// module docs: positive credit only between distinct institutions.
 		#[pallet::call_index(3)]
 		#[pallet::weight(
-			T::WeightInfo::submit_aggregate(params.weight_units(), *updates)
-				.saturating_add(Pallet::<T>::store_check_weight(params))
+			Pallet::<T>::submit_aggregate_weight(params, *updates, true)
 		)]
 		pub fn submit_aggregate(
 			origin: OriginFor<T>,
@@ -768,6 +790,9 @@ pub mod pallet {
 			ensure!(!AggregateVotes::<T>::contains_key((task, round), &who), Error::<T>::AlreadyVoted);
 			Self::check_model(&t, &who, &params)?;
 			Self::check_outliers(task, round, &outliers)?;
+			// Without a dispute, the runtime computes nothing: the rest is
+			// refunded.
+			let undisputed = Self::submit_aggregate_weight(&params, updates, false);
 
 			let digest = aggregate_digest(task, round, params.digest(), &outliers);
 			AggregateVotes::<T>::insert((task, round), &who, digest);
@@ -780,8 +805,13 @@ pub mod pallet {
 			Self::deposit_event(Event::AggregateSubmitted { task, round, who, digest });
 			if votes >= required {
 				Self::adopt(task, t, r, digest)?;
+			} else if !t.stored_models && VoteCount::<T>::get((task, round)) > votes {
+				// Members disagree on an inline round: the runtime computes
+				// the aggregate itself and adopts it.
+				Self::settle_dispute(task, t, r)?;
+				return Ok(().into());
 			}
-			Ok(().into())
+			Ok(Some(undisputed).into())
 		}
 
 		/// Cancels a running task. Only its publisher, while it is an active
@@ -842,7 +872,13 @@ pub mod pallet {
 				(1..=T::MaxParamAbs::get()).contains(&limits.max_abs) && limits.min_samples <= limits.max_samples,
 				Error::<T>::InvalidLimits
 			);
-			ensure!(limits.min_samples >= T::MinSamplesFloor::get(), Error::<T>::SampleFloorTooLow);
+			ensure!(
+				limits.min_samples >= T::MinSamplesFloor::get() && limits.min_held_out >= T::MinSamplesFloor::get(),
+				Error::<T>::SampleFloorTooLow
+			);
+			if let Some(dp) = &spec.privacy {
+				ensure!(dp.is_valid(limits.max_abs), Error::<T>::InvalidPrivacy);
+			}
 			Self::check_bounds(limits, &spec.initial_model)?;
 			ensure!(
 				(1..=T::MaxRounds::get()).contains(&spec.max_rounds),
@@ -1001,13 +1037,57 @@ pub mod pallet {
 			r: &mut Round<BlockNumberFor<T>>,
 		) {
 			r.phase = RoundPhase::Aggregating { since: frame_system::Pallet::<T>::block_number() };
+			Self::seat_committee(task, t, round);
+			r.accuracy = lower_median(&mut Evaluations::<T>::get((task, round)).into_inner());
+			Self::deposit_event(Event::RoundClosed { task, round, updates: r.submitted });
+		}
+
+		/// Weight of [`Pallet::submit_aggregate`]: voting and adoption, and with
+		/// `disputed` (an inline round whose committee disagrees) the
+		/// runtime's own aggregation of the round.
+		pub fn submit_aggregate_weight(params: &ModelParams<T::MaxParams>, updates: u32, disputed: bool) -> Weight {
+			let vote = T::WeightInfo::submit_aggregate(params.weight_units(), updates)
+				.saturating_add(Self::store_check_weight(params));
+			if disputed && !params.is_stored() {
+				vote.max(T::WeightInfo::settle_dispute(params.weight_units(), updates))
+			} else {
+				vote
+			}
+		}
+
+		/// Settles a disputed round of an inline task: computes the aggregate
+		/// as honest aggregators do ([`Self::compute_aggregate`]) and adopts
+		/// it, whoever proposed it: members that voted for it earn
+		/// `AggregationAgreed`, the others `AggregationMismatched`. If the
+		/// round cannot be aggregated (fewer usable updates than its quorum),
+		/// nothing is adopted and the round times out as before.
+		pub(crate) fn settle_dispute(
+			task: TaskId,
+			t: LearningTask<T::AccountId>,
+			r: Round<BlockNumberFor<T>>,
+		) -> DispatchResult {
+			let round = t.round;
+			let Ok((params, outliers)) = Self::compute_aggregate(task, round) else {
+				return Ok(());
+			};
+			let params = ModelParams::Inline(BoundedVec::try_from(params).map_err(|_| Error::<T>::WrongParameterCount)?);
+			let outliers = BoundedVec::try_from(outliers).map_err(|_| Error::<T>::UnknownOutlier)?;
+			let digest = aggregate_digest(task, round, params.digest(), &outliers);
+			Proposals::<T>::mutate((task, round), digest, |p| {
+				p.get_or_insert_with(|| Proposal { params, outliers, votes: 0 });
+			});
+			Self::deposit_event(Event::DisputeSettled { task, round, digest });
+			Self::adopt(task, t, r, digest)
+		}
+
+		/// Fixes the aggregation committee of a round that closes now: the
+		/// producers collating, and how many of them must agree.
+		pub(crate) fn seat_committee(task: TaskId, t: &LearningTask<T::AccountId>, round: RoundIndex) {
 			let committee: BoundedVec<T::AccountId, T::MaxAggregators> = BoundedVec::truncate_from(
 				T::Collators::get().into_iter().filter(|c| T::Registry::has_role(c, Role::Producer)).collect(),
 			);
 			let required = Self::agreement_required(t.aggregators_required, committee.len() as u32);
 			Committees::<T>::insert((task, round), (required, committee));
-			r.accuracy = lower_median(&mut Evaluations::<T>::get((task, round)).into_inner());
-			Self::deposit_event(Event::RoundClosed { task, round, updates: r.submitted });
 		}
 
 		/// Closes, extends or fails the current round of `task` whose deadline
@@ -1174,7 +1254,7 @@ pub mod pallet {
 		}
 
 		/// Removes a finished round's updates, votes and proposals.
-		fn clear_round_state(task: TaskId, round: RoundIndex) {
+		pub(crate) fn clear_round_state(task: TaskId, round: RoundIndex) {
 			let _ = Updates::<T>::clear_prefix((task, round), u32::MAX, None);
 			let _ = UpdateCredit::<T>::clear_prefix((task, round), u32::MAX, None);
 			let _ = AggregateVotes::<T>::clear_prefix((task, round), u32::MAX, None);

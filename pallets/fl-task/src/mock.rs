@@ -177,7 +177,8 @@ pub fn spec() -> TaskSpec<ConstU32<64>> {
 		round_blocks: ROUND,
 		rule: AggregationRule::FedAvg,
 		aggregators_required: 2,
-		limits: UpdateLimits { max_abs: 1_000 * FIXED_ONE, min_samples: 1, max_samples: 1_000_000 },
+		limits: UpdateLimits { max_abs: 1_000 * FIXED_ONE, min_samples: 1, max_samples: 1_000_000, min_held_out: 1 },
+		privacy: None,
 	}
 }
 
@@ -188,6 +189,7 @@ pub fn update(p: [Fixed; 3], samples: u32, accuracy: u32) -> ModelUpdate<ConstU3
 		samples,
 		accuracy: Permill::from_percent(accuracy),
 		loss: FIXED_ONE / 2,
+		held_out: 10,
 	}
 }
 

@@ -230,9 +230,8 @@ fn aggregation_that_never_agrees_times_out() {
 		for who in [4, 5] {
 			assert_ok!(FlTask::submit_update(origin(who), task, 0, update([1, 1, 1], 10, 50)));
 		}
-		// Two aggregators submit different models; two must agree.
+		// One aggregator votes; two must agree, and the others stay silent.
 		assert_ok!(FlTask::submit_aggregate(origin(1), task, 0, params(&[1, 1, 1]), no_outliers(), 2));
-		assert_ok!(FlTask::submit_aggregate(origin(2), task, 0, params(&[2, 2, 2]), no_outliers(), 2));
 		run_to(1 + AGG_TIMEOUT);
 		assert_eq!(
 			Tasks::<Test>::get(task).unwrap().status,
@@ -276,7 +275,8 @@ fn a_mismatching_aggregator_loses_credit() {
 			assert_ok!(FlTask::submit_update(origin(who), task, 0, update([4, 4, 4], 10, 50)));
 		}
 		assert_ok!(FlTask::submit_aggregate(origin(3), task, 0, params(&[9, 9, 9]), no_outliers(), 2));
-		assert_eq!(aggregate_with(pool, &[1, 2]).len(), 2);
+		// The honest vote splits the committee: the runtime settles it.
+		assert_eq!(aggregate_with(pool, &[1]).len(), 1);
 		assert_eq!(GlobalModel::<Test>::get(task).unwrap().inline().unwrap().to_vec(), vec![4, 4, 4]);
 		assert!(CreditLog::get().contains(&(3, Behaviour::AggregationMismatched)));
 		assert!(CreditLog::get().contains(&(1, Behaviour::AggregationAgreed)));
@@ -426,6 +426,21 @@ fn publish_errors() {
 			bad(TaskSpec { limits: wrong, ..spec() }, Error::<Test>::InvalidLimits);
 		}
 		bad(TaskSpec { limits: UpdateLimits { min_samples: 0, ..limits }, ..spec() }, Error::<Test>::SampleFloorTooLow);
+		bad(TaskSpec { limits: UpdateLimits { min_held_out: 0, ..limits }, ..spec() }, Error::<Test>::SampleFloorTooLow);
+		let dp = DifferentialPrivacy { clip_norm: FIXED_ONE, noise_multiplier: 1_000, delta_exponent: 5 };
+		for wrong in [
+			DifferentialPrivacy { clip_norm: 0, ..dp },
+			DifferentialPrivacy { clip_norm: -FIXED_ONE, ..dp },
+			DifferentialPrivacy { clip_norm: limits.max_abs + 1, ..dp },
+			DifferentialPrivacy { noise_multiplier: 0, ..dp },
+			DifferentialPrivacy { noise_multiplier: 99, ..dp },
+			DifferentialPrivacy { noise_multiplier: 100_001, ..dp },
+			DifferentialPrivacy { delta_exponent: 0, ..dp },
+			DifferentialPrivacy { delta_exponent: 3, ..dp },
+			DifferentialPrivacy { delta_exponent: 19, ..dp },
+		] {
+			bad(TaskSpec { privacy: Some(wrong), ..spec() }, Error::<Test>::InvalidPrivacy);
+		}
 		bad(
 			TaskSpec { initial_model: params(&[0, limits.max_abs + 1, 0]), ..spec() },
 			Error::<Test>::ParameterOutOfBounds,
@@ -480,6 +495,8 @@ fn update_errors() {
 			FlTask::submit_update(origin(4), task, 0, update([1, -max - 1, 3], 10, 50)),
 			Error::<Test>::ParameterOutOfBounds
 		);
+		let few_held_out = ModelUpdate { held_out: 0, ..ok.clone() };
+		assert_noop!(FlTask::submit_update(origin(4), task, 0, few_held_out), Error::<Test>::TooFewHeldOut);
 		let negative = ModelUpdate { loss: -1, ..ok.clone() };
 		assert_noop!(FlTask::submit_update(origin(4), task, 0, negative), Error::<Test>::NegativeLoss);
 		assert_ok!(FlTask::submit_update(origin(4), task, 0, ok.clone()));
@@ -645,7 +662,13 @@ fn stored_round(models: &[Vec<Fixed>], stores: &[&str], quorum: u32) -> TaskId {
 	let task = publish_with(spec, &hospitals);
 	for (i, who) in hospitals.into_iter().enumerate() {
 		let update =
-			ModelUpdate { params: stored(stores[i], &models[i]), samples: 1, accuracy: Permill::from_percent(50), loss: 0 };
+			ModelUpdate {
+			params: stored(stores[i], &models[i]),
+			samples: 1,
+			accuracy: Permill::from_percent(50),
+			loss: 0,
+			held_out: 10,
+		};
 		assert_ok!(FlTask::submit_update(origin(who), task, 0, update));
 	}
 	sp_io::offchain::local_storage_set(StorageKind::PERSISTENT, store::STORE_URL_KEY, b"https://aggregator.example");
@@ -672,6 +695,7 @@ fn a_stored_model_task_is_aggregated_by_streaming_from_the_stores() {
 				// Their evaluation of the initial model, under the target.
 				accuracy: Permill::from_percent(50),
 				loss: FIXED_ONE / 4,
+				held_out: 10,
 			};
 			assert_ok!(FlTask::submit_update(origin(who), task, 0, update));
 		}
@@ -1152,22 +1176,32 @@ fn aggregator_earns_nothing_for_aggregating_only_its_own_update() {
 #[test]
 fn negative_credit_reaches_the_publisher_too() {
 	new_test_ext(|_| {
-		// Publisher 1 trains (flagged) and votes for a model that loses.
-		let task = publish_with(spec(), &[1, 4]);
-		assert_ok!(FlTask::submit_update(origin(1), task, 0, update([9, 9, 9], 10, 50)));
-		assert_ok!(FlTask::submit_update(origin(4), task, 0, update([1, 1, 1], 10, 50)));
+		// Publisher 1 trains (an outlier) and votes for a model that keeps
+		// its update; 2 and 3 vote the honest aggregate, which flags it.
+		let task = publish_with(TaskSpec { rule: AggregationRule::Median, ..spec() }, &[1, 4, 5, 6]);
+		let huge = 1_000 * FIXED_ONE;
+		assert_ok!(FlTask::submit_update(origin(1), task, 0, update([huge, -huge, huge], 10, 50)));
+		for (who, v) in [(4, 10), (5, 11), (6, 12)] {
+			assert_ok!(FlTask::submit_update(origin(who), task, 0, update([v, v, v], 10, 50)));
+		}
+		let (honest, flagged) = FlTask::compute_aggregate(task, 0).unwrap();
+		assert_eq!(flagged, vec![1]);
 		let flag_1: BoundedVec<AccountId, _> = vec![1].try_into().unwrap();
-		assert_ok!(FlTask::submit_aggregate(origin(1), task, 0, params(&[5, 5, 5]), no_outliers(), 2));
-		assert_ok!(FlTask::submit_aggregate(origin(2), task, 0, params(&[1, 1, 1]), flag_1.clone(), 2));
-		assert_ok!(FlTask::submit_aggregate(origin(3), task, 0, params(&[1, 1, 1]), flag_1, 2));
+		assert_ok!(FlTask::submit_aggregate(origin(2), task, 0, params(&honest), flag_1.clone(), 4));
+		assert_ok!(FlTask::submit_aggregate(origin(3), task, 0, params(&honest), flag_1, 4));
+		assert!(adopted(task));
+		// The publisher's late vote finds the round settled; a vote before
+		// the others would have been mismatched (the runtime settles a
+		// split committee on the honest aggregate).
 		assert_eq!(
 			sorted_credit_log(),
 			vec![
 				(1, Behaviour::UpdateOutlier),
-				(1, Behaviour::AggregationMismatched),
 				(2, Behaviour::AggregationAgreed),
 				(3, Behaviour::AggregationAgreed),
 				(4, Behaviour::UpdateAccepted),
+				(5, Behaviour::UpdateAccepted),
+				(6, Behaviour::UpdateAccepted),
 			]
 		);
 	});
@@ -1352,8 +1386,8 @@ fn a_collator_seated_after_a_round_closed_cannot_join_its_committee() {
 			Error::<Test>::NotCollator
 		);
 		assert!(!adopted(task));
-		// 3 left the session but is in the round's committee: its vote counts.
-		assert_ok!(FlTask::submit_aggregate(origin(2), task, 0, honest.clone(), no_outliers(), 2));
+		// 3 left the session but is in the round's committee: its vote
+		// counts (and, splitting the committee, has the runtime settle it).
 		assert_ok!(FlTask::submit_aggregate(origin(3), task, 0, honest.clone(), no_outliers(), 2));
 		assert_eq!(GlobalModel::<Test>::get(task), Some(honest));
 	});
@@ -1407,10 +1441,10 @@ fn a_front_running_collator_alone_cannot_adopt_or_make_honest_ones_mismatched() 
 		assert_ok!(FlTask::submit_aggregate(origin(1), task, 0, forged, no_outliers(), 2));
 		assert!(!adopted(task));
 		assert!(CreditLog::get().is_empty());
-		// The other two agree on the honest model: adopted; only the
+		// An honest member votes the honest model: the committee is split,
+		// so the runtime computes the round itself and adopts it; only the
 		// front-runner is mismatched.
 		assert_ok!(FlTask::submit_aggregate(origin(2), task, 0, honest.clone(), no_outliers(), 2));
-		assert_ok!(FlTask::submit_aggregate(origin(3), task, 0, honest.clone(), no_outliers(), 2));
 		assert!(adopted(task));
 		assert_eq!(GlobalModel::<Test>::get(task), Some(honest));
 		let log = sorted_credit_log();
@@ -1499,4 +1533,121 @@ fn lower_median_of_evaluations() {
 	assert_eq!(lower_median(&mut [p(100), p(10)]), p(10));
 	assert_eq!(lower_median(&mut [p(100), p(10), p(50)]), p(50));
 	assert_eq!(lower_median(&mut [p(100), p(100), p(20), p(30)]), p(30));
+}
+
+#[test]
+fn an_evaluation_on_too_few_held_out_rows_is_refused() {
+	new_test_ext(|_| {
+		// A task asking for evaluations on at least 20 held-out rows: a
+		// participant claiming the model's accuracy from three rows (its
+		// say on when the task stops resting on next to nothing) is refused.
+		let limits = UpdateLimits { min_held_out: 20, ..spec().limits };
+		let task = publish_with(TaskSpec { limits, ..spec() }, &[4, 5]);
+		let three_rows = ModelUpdate { held_out: 3, ..update([1, 2, 3], 10, 100) };
+		assert_noop!(FlTask::submit_update(origin(4), task, 0, three_rows), Error::<Test>::TooFewHeldOut);
+		assert_ok!(FlTask::submit_update(origin(4), task, 0, ModelUpdate { held_out: 20, ..update([1, 2, 3], 10, 100) }));
+		assert!(Evaluations::<Test>::get((task, 0)).len() == 1);
+	});
+}
+
+#[test]
+fn a_task_with_differential_privacy_shows_its_epsilon_on_chain() {
+	new_test_ext(|_| {
+		let dp = DifferentialPrivacy { clip_norm: FIXED_ONE, noise_multiplier: 2_000, delta_exponent: 5 };
+		let task = publish_with(TaskSpec { privacy: Some(dp), max_rounds: 3, ..spec() }, &[4, 5]);
+		let budget = Tasks::<Test>::get(task).unwrap().privacy.expect("recorded with the task");
+		assert_eq!(budget.dp, dp);
+		// z = 2: ρ = 2T/z² = T/2; ε = ρ + 2√(ρ ln 10⁵), rounded up to
+		// thousandths.
+		let expected = |t: f64| {
+			let rho = t / 2.0;
+			((rho + 2.0 * (rho * 5.0 * core::f64::consts::LN_10).sqrt()) * 1000.0).ceil() as u32
+		};
+		assert_eq!(budget.epsilon_round_milli, expected(1.0));
+		assert_eq!(budget.epsilon_total_milli, expected(3.0));
+		assert_eq!(budget.epsilon_round_milli, 5_299);
+		// A task without differential privacy records none.
+		let plain = publish_with(spec(), &[4, 5]);
+		assert_eq!(Tasks::<Test>::get(plain).unwrap().privacy, None);
+	});
+}
+
+#[test]
+fn epsilon_is_monotone_and_saturates_instead_of_overflowing() {
+	let least_noise = DifferentialPrivacy { clip_norm: FIXED_ONE, noise_multiplier: 100, delta_exponent: 18 };
+	let most_noise = DifferentialPrivacy { noise_multiplier: 100_000, delta_exponent: 4, ..least_noise };
+	for dp in [least_noise, most_noise] {
+		assert_eq!(dp.epsilon_milli(0), 0);
+		let mut last = 0;
+		for rounds in [1, 2, 10, 50, 1_000, u32::MAX] {
+			let e = dp.epsilon_milli(rounds);
+			assert!(e >= last, "ε grows with the rounds");
+			last = e;
+		}
+	}
+	// z = 0.1 over u32::MAX rounds: far beyond u32 thousandths.
+	assert_eq!(least_noise.epsilon_milli(u32::MAX), u32::MAX);
+	// z = 100 for one round at δ = 10⁻⁴: ρ = 0.0002, ε ≈ 0.0860.
+	assert_eq!(most_noise.epsilon_milli(1), 87);
+}
+
+#[test]
+fn a_forged_aggregate_that_splits_the_committee_is_overruled_by_the_runtime() {
+	new_test_ext(|_| {
+		// Two members each vote a forged model of their own (two of three
+		// needed): nothing they agree on, but the runtime recomputes the
+		// round and adopts the honest model; both forgers are mismatched and
+		// nobody earns agreement credit.
+		let (task, honest) = closed_round();
+		assert_ok!(FlTask::submit_aggregate(origin(1), task, 0, params(&[9 * FIXED_ONE, 0, 0]), no_outliers(), 2));
+		assert!(!adopted(task));
+		assert_ok!(FlTask::submit_aggregate(origin(2), task, 0, params(&[0, 9 * FIXED_ONE, 0]), no_outliers(), 2));
+		assert!(adopted(task));
+		assert_eq!(GlobalModel::<Test>::get(task), Some(honest.clone()));
+		let digest = aggregate_digest(task, 0, honest.digest(), &Vec::<AccountId>::new());
+		assert!(events().contains(&Event::DisputeSettled { task, round: 0, digest }));
+		assert_eq!(Rounds::<Test>::get(task, 0).unwrap().phase, RoundPhase::Adopted { digest });
+		let log = sorted_credit_log();
+		assert!(log.contains(&(1, Behaviour::AggregationMismatched)));
+		assert!(log.contains(&(2, Behaviour::AggregationMismatched)));
+		assert!(!log.iter().any(|(_, b)| *b == Behaviour::AggregationAgreed));
+		// The round's working state is gone; the third member's late vote
+		// is for a round no longer open.
+		assert_eq!(Proposals::<Test>::iter().count(), 0);
+		assert_noop!(
+			FlTask::submit_aggregate(origin(3), task, 0, honest, no_outliers(), 2),
+			Error::<Test>::WrongRound
+		);
+	});
+}
+
+#[test]
+fn a_forged_outlier_list_splits_the_committee_and_loses() {
+	new_test_ext(|_| {
+		// Same model, but one member flags an honest participant (to cost it
+		// credit): a different digest, so the runtime settles the round and
+		// the honest participant is not flagged.
+		let (task, honest) = closed_round();
+		let framed: BoundedVec<AccountId, frame_support::traits::ConstU32<5>> = vec![4].try_into().unwrap();
+		assert_ok!(FlTask::submit_aggregate(origin(1), task, 0, honest.clone(), framed, 2));
+		assert_ok!(FlTask::submit_aggregate(origin(2), task, 0, honest.clone(), no_outliers(), 2));
+		assert!(adopted(task));
+		let log = sorted_credit_log();
+		assert!(!log.contains(&(4, Behaviour::UpdateOutlier)));
+		assert!(log.contains(&(1, Behaviour::AggregationMismatched)));
+		assert!(!log.contains(&(2, Behaviour::AggregationMismatched)));
+		assert_eq!(Rounds::<Test>::get(task, 0).unwrap().outliers, 0);
+	});
+}
+
+#[test]
+fn an_undisputed_vote_pays_only_for_voting() {
+	new_test_ext(|_| {
+		let (task, honest) = closed_round();
+		let declared = FlTask::submit_aggregate_weight(&honest, 2, true);
+		let voting = FlTask::submit_aggregate_weight(&honest, 2, false);
+		assert!(declared.ref_time() >= voting.ref_time());
+		let info = FlTask::submit_aggregate(origin(1), task, 0, honest, no_outliers(), 2).unwrap();
+		assert_eq!(info.actual_weight, Some(voting));
+	});
 }

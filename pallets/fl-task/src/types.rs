@@ -396,6 +396,11 @@ pub struct UpdateLimits {
 	/// this, so an inflated count cannot dominate FedAvg or the round's
 	/// accuracy.
 	pub max_samples: u32,
+	/// Fewest held-out rows behind an update's evaluation of the global
+	/// model: an accuracy measured on a handful of rows says little about
+	/// the model (and much about those rows). At least the runtime's
+	/// `MinSamplesFloor`.
+	pub min_held_out: u32,
 }
 
 impl UpdateLimits {
@@ -442,6 +447,102 @@ pub struct TaskSpec<MaxParams: Get<u32>> {
 	pub aggregators_required: u32,
 	/// What one update may contain.
 	pub limits: UpdateLimits,
+	/// Differential privacy the participants' clients apply to their
+	/// updates, if any.
+	pub privacy: Option<DifferentialPrivacy>,
+}
+
+/// Differential privacy a task asks of its participants: before it leaves
+/// the hospital, a participant's update (its change to the global model) is
+/// clipped to an L2 norm of `clip_norm` and every parameter gets Gaussian
+/// noise of standard deviation `noise_multiplier × clip_norm`.
+///
+/// Any two local datasets of a hospital (in particular two that differ in one
+/// patient's row) give clipped changes at most `2 × clip_norm` apart, so each
+/// round is the Gaussian mechanism with sensitivity `2C` and noise `zC`:
+/// Rényi DP of order α at `2α / z²`. Over `T` rounds (one update per round)
+/// the hospital's updates are `(ε, δ)`-DP with
+/// `ε = ρ + 2√(ρ · ln(1/δ))`, `ρ = 2T / z²` ([`Self::epsilon_milli`]: the
+/// conversion from Rényi DP at the best order).
+///
+/// The noise is added by the participant's client: the chain cannot see it
+/// (an update is the participant's own disclosure). The chain records the
+/// parameters and the ε they give, so every participant and regulator reads
+/// the same guarantee.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo)]
+pub struct DifferentialPrivacy {
+	/// L2 norm an update's change to the global model is clipped to, in
+	/// [`Fixed`].
+	pub clip_norm: Fixed,
+	/// Standard deviation of the noise as a multiple of `clip_norm` (`z`), in
+	/// thousandths: 1 000 is z = 1.
+	pub noise_multiplier: u32,
+	/// δ is `10^-delta_exponent`.
+	pub delta_exponent: u8,
+}
+
+/// Noise multipliers a task may ask for, in thousandths: z from 0.1 to 100.
+pub const NOISE_MULTIPLIER_RANGE: core::ops::RangeInclusive<u32> = 100..=100_000;
+
+/// Exponents of δ a task may ask for: δ from 10⁻⁴ to 10⁻¹⁸.
+pub const DELTA_EXPONENT_RANGE: core::ops::RangeInclusive<u8> = 4..=18;
+
+impl DifferentialPrivacy {
+	/// Whether the parameters are in range for a task whose parameters are
+	/// bounded by `max_abs`.
+	pub fn is_valid(&self, max_abs: Fixed) -> bool {
+		(1..=max_abs).contains(&self.clip_norm) &&
+			NOISE_MULTIPLIER_RANGE.contains(&self.noise_multiplier) &&
+			DELTA_EXPONENT_RANGE.contains(&self.delta_exponent)
+	}
+
+	/// ε, in thousandths (rounded up, saturating at `u32::MAX`), of `rounds`
+	/// rounds of one update each: `ρ + 2√(ρ · ln(1/δ))` with `ρ = 2T / z²`.
+	/// Fixed point throughout (18 decimals), so every node computes the
+	/// same value.
+	pub fn epsilon_milli(&self, rounds: u32) -> u32 {
+		use sp_runtime::{
+			traits::{Bounded, Saturating},
+			FixedPointNumber, FixedU128,
+		};
+		/// ln 10 in [`FixedU128`] (18 decimals).
+		const LN_10: FixedU128 = FixedU128::from_inner(2_302_585_092_994_045_684);
+		if rounds == 0 {
+			return 0;
+		}
+		let z = u128::from(self.noise_multiplier.max(1));
+		// ρ = 2T / z², z = noise_multiplier / 1000.
+		let rho = FixedU128::checked_from_rational(2_000_000u128.saturating_mul(rounds.into()), z.saturating_mul(z))
+			.unwrap_or_else(FixedU128::max_value);
+		let log_inv_delta = LN_10.saturating_mul(FixedU128::saturating_from_integer(self.delta_exponent));
+		let epsilon =
+			rho.saturating_add(FixedU128::saturating_from_integer(2u32).saturating_mul(rho.saturating_mul(log_inv_delta).checked_sqrt().unwrap_or_else(FixedU128::max_value)));
+		let milli = epsilon.into_inner().div_ceil(1_000_000_000_000_000);
+		u32::try_from(milli).unwrap_or(u32::MAX)
+	}
+}
+
+/// A task's differential privacy as recorded on chain, with the ε it gives.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, MaxEncodedLen, TypeInfo)]
+pub struct PrivacyBudget {
+	/// The parameters the participants' clients apply.
+	pub dp: DifferentialPrivacy,
+	/// ε of one round (one update), in thousandths.
+	pub epsilon_round_milli: u32,
+	/// ε of the task's `max_rounds` rounds (all the updates a participant
+	/// may send), in thousandths: the most the task spends.
+	pub epsilon_total_milli: u32,
+}
+
+impl PrivacyBudget {
+	/// The budget of `dp` over `max_rounds` rounds.
+	pub fn new(dp: DifferentialPrivacy, max_rounds: u32) -> Self {
+		PrivacyBudget {
+			dp,
+			epsilon_round_milli: dp.epsilon_milli(1),
+			epsilon_total_milli: dp.epsilon_milli(max_rounds),
+		}
+	}
 }
 
 /// Where a task stands.
@@ -504,6 +605,9 @@ pub struct LearningTask<AccountId> {
 	pub model_digest: H256,
 	/// The task's models are kept in model stores, by reference.
 	pub stored_models: bool,
+	/// Differential privacy of the participants' updates and the ε it gives,
+	/// if the task asks for it.
+	pub privacy: Option<PrivacyBudget>,
 }
 
 /// Where a round stands.
@@ -575,6 +679,9 @@ pub struct ModelUpdate<MaxParams: Get<u32>> {
 	pub accuracy: Permill,
 	/// Loss of the current global model on the held-out data, in [`Fixed`].
 	pub loss: Fixed,
+	/// Held-out rows the evaluation was measured on; at least the task's
+	/// `min_held_out`.
+	pub held_out: u32,
 }
 
 /// A model proposed by aggregators for a round, with its supporters.

@@ -21,6 +21,7 @@ pub trait WeightInfo {
 	fn join_task() -> Weight;
 	fn submit_update(p: u32, ) -> Weight;
 	fn submit_aggregate(p: u32, n: u32, ) -> Weight;
+	fn settle_dispute(p: u32, n: u32, ) -> Weight;
 	fn cancel_task() -> Weight;
 	fn register_store() -> Weight;
 	fn on_initialize(t: u32, ) -> Weight;
@@ -133,6 +134,19 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 			.saturating_add(Weight::from_parts(0, 186665).saturating_mul(n.into()))
 			.saturating_add(Weight::from_parts(0, 199).saturating_mul(p.into()))
 	}
+	fn settle_dispute(p: u32, n: u32, ) -> Weight {
+		// Proof size: measured `0`, estimated `189403`.
+		// Minimum execution time: 6_951_558_000 ps.
+		Weight::from_parts(2 * 7_106_359_000, 189403)
+			.saturating_add(Weight::from_parts(113_480, 0).saturating_mul(p.into()))
+			.saturating_add(Weight::from_parts(390_246_681, 0).saturating_mul(n.into()))
+			.saturating_add(T::DbWeight::get().reads(36_u64))
+			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(n.into())))
+			.saturating_add(T::DbWeight::get().writes(34_u64))
+			.saturating_add(T::DbWeight::get().writes((3_u64).saturating_mul(n.into())))
+			.saturating_add(Weight::from_parts(0, 186665).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 199).saturating_mul(p.into()))
+	}
 	/// Storage: `FlTask::Tasks` (r:1 w:1)
 	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(155), added: 2630, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Rounds` (r:1 w:1)
@@ -213,6 +227,17 @@ impl WeightInfo for () {
 	}
 	fn submit_aggregate(p: u32, n: u32, ) -> Weight {
 		Weight::from_parts(7_106_359_000, 189403)
+			.saturating_add(Weight::from_parts(113_480, 0).saturating_mul(p.into()))
+			.saturating_add(Weight::from_parts(390_246_681, 0).saturating_mul(n.into()))
+			.saturating_add(RocksDbWeight::get().reads(36_u64))
+			.saturating_add(RocksDbWeight::get().reads((3_u64).saturating_mul(n.into())))
+			.saturating_add(RocksDbWeight::get().writes(34_u64))
+			.saturating_add(RocksDbWeight::get().writes((3_u64).saturating_mul(n.into())))
+			.saturating_add(Weight::from_parts(0, 186665).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 199).saturating_mul(p.into()))
+	}
+	fn settle_dispute(p: u32, n: u32, ) -> Weight {
+		Weight::from_parts(2 * 7_106_359_000, 189403)
 			.saturating_add(Weight::from_parts(113_480, 0).saturating_mul(p.into()))
 			.saturating_add(Weight::from_parts(390_246_681, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(36_u64))

@@ -477,6 +477,19 @@ mod sessions {
 			assert!(!adopted(2));
 			assert_ok!(vote(Bob, 2, &round2));
 			assert!(adopted(2));
+
+			// Round 3: Alice forges a model, Bob votes the honest one. The
+			// committee is split, so the runtime aggregates the round
+			// itself and adopts the honest model; Alice loses credit.
+			let round3 = train(3);
+			let forged = (round3.0.iter().map(|p| p + FIXED_ONE).collect::<Vec<_>>(), round3.1.clone());
+			let before = credit(Alice);
+			assert_ok!(vote(Alice, 3, &forged));
+			assert!(!adopted(3));
+			assert_ok!(vote(Bob, 3, &round3));
+			assert!(adopted(3));
+			assert_eq!(pallet_fl_task::GlobalModel::<Runtime>::get(task), Some(inline(round3.0.clone())));
+			assert!(credit(Alice) < before, "the forger is mismatched: {} → {}", before, credit(Alice));
 		});
 	}
 

@@ -342,6 +342,11 @@ struct TrainArgs {
 	/// Seconds to keep trying while the node is unreachable.
 	#[arg(long, default_value_t = 120)]
 	retry_s: u64,
+	/// Where each submitted update is kept until its task is over, so a
+	/// restarted client sends the same update again rather than a freshly
+	/// noised one (default: $HOME/.cache/medchain/fl-client).
+	#[arg(long)]
+	state_dir: Option<PathBuf>,
 	/// Test only: multiplies the submitted parameters, as a poisoning
 	/// participant would.
 	#[arg(long, default_value_t = 1.0, hide = true)]
@@ -800,8 +805,20 @@ fn train(o: &TrainArgs) -> Result<(), String> {
 		println!("joined task {task_id} with {} local rows ({} for validation)", local.len(), validation.len());
 	}
 
+	// Refuse locally what the chain would refuse after every retry.
+	if validation.len() < t.limits.min_held_out as usize || train_rows.len() < t.limits.min_samples as usize {
+		return Err(format!(
+			"task {task_id} needs at least {} training rows and {} held-out rows; {} has {} and {}",
+			t.limits.min_samples,
+			t.limits.min_held_out,
+			o.data.display(),
+			train_rows.len(),
+			validation.len()
+		));
+	}
 	let store = o.store.clone();
-	let mut state = Progress { task_id, me, store, submitted: None, history: Vec::new(), sent: 0 };
+	let kept = SavedUpdates::open(&node, o.state_dir.clone(), task_id, &me)?;
+	let mut state = Progress { task_id, me, store, submitted: None, history: Vec::new(), kept };
 	let mut unreachable_since: Option<Instant> = None;
 	loop {
 		match state.step(&node, &signer, model, &train_rows, &validation, poison) {
@@ -904,6 +921,68 @@ fn synthetic_update(o: &SyntheticUpdateArgs) -> Result<(), String> {
 /// after a restart of the node) and sends it again.
 const RESUBMIT_AFTER: Duration = Duration::from_secs(15);
 
+/// The updates a participant made for one task, one file per round (named
+/// by the round and the digest of the global model it trained from), in a
+/// directory per chain and task.
+struct SavedUpdates {
+	dir: PathBuf,
+}
+
+impl SavedUpdates {
+	/// The directory of `task` on the node's chain, for `me`.
+	fn open(node: &Node, state_dir: Option<PathBuf>, task: u32, me: &AccountId) -> Result<Self, String> {
+		let q = |e: rpc::RpcError| e.to_string();
+		let base = match state_dir {
+			Some(dir) => dir,
+			None => PathBuf::from(std::env::var("HOME").map_err(|_| "HOME is not set: pass --state-dir")?)
+				.join(".cache/medchain/fl-client"),
+		};
+		let genesis = node.call("chain_getBlockHash", serde_json::json!([0])).map_err(q)?;
+		let genesis = genesis.as_str().ok_or("the node sent no genesis hash")?.trim_start_matches("0x").to_string();
+		// (A dev chain's genesis is the same every run: a file left by a
+		// client stopped mid-task on an earlier chain is used only for the
+		// same round and global model, where it is the same training.)
+		let dir = base.join(&genesis[..16.min(genesis.len())]).join(format!("task-{task}")).join(rpc::hex(me.as_ref()));
+		std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+		Ok(SavedUpdates { dir })
+	}
+
+	fn path(&self, round: u32, global: &sp_core::H256) -> PathBuf {
+		self.dir.join(format!("{round}-{}.update", rpc::hex(global.as_bytes())))
+	}
+
+	/// The update made for `round` from the global model `global`, if any.
+	fn load(&self, round: u32, global: &sp_core::H256) -> Option<ModelUpdate<MaxParams>> {
+		let bytes = std::fs::read(self.path(round, global)).ok()?;
+		codec::Decode::decode(&mut &bytes[..]).ok()
+	}
+
+	/// Keeps `update` before it is sent (written whole, then renamed).
+	fn save(&self, round: u32, global: &sp_core::H256, update: &ModelUpdate<MaxParams>) -> Result<(), String> {
+		let path = self.path(round, global);
+		let partial = path.with_extension("partial");
+		std::fs::write(&partial, codec::Encode::encode(update))
+			.and_then(|_| std::fs::rename(&partial, &path))
+			.map_err(|e| format!("cannot keep the update in {}: {e}", path.display()))
+	}
+
+	/// Forgets the task's updates (once it is over).
+	fn clear(&self) {
+		let _ = std::fs::remove_dir_all(&self.dir);
+	}
+
+	/// Rounds this participant made an update for.
+	fn rounds(&self) -> u32 {
+		let Ok(entries) = std::fs::read_dir(&self.dir) else { return 0 };
+		let rounds: std::collections::BTreeSet<String> = entries
+			.filter_map(|e| e.ok()?.file_name().into_string().ok())
+			.filter(|name| name.ends_with(".update"))
+			.filter_map(|name| name.split('-').next().map(str::to_string))
+			.collect();
+		rounds.len() as u32
+	}
+}
+
 /// A participant's view of a task while it trains.
 struct Progress {
 	task_id: u32,
@@ -914,8 +993,8 @@ struct Progress {
 	/// update (sent again as it was if the transaction is lost: fresh noise
 	/// on the same data would spend the privacy budget twice).
 	submitted: Option<(u32, Instant, sp_core::H256, ModelUpdate<MaxParams>)>,
-	/// Rounds this participant sent an update for.
-	sent: u32,
+	/// The updates this participant sent for the task, kept on disk.
+	kept: SavedUpdates,
 	/// Per adopted round: the measured accuracy and loss of the model it
 	/// replaced (the median of the participants' evaluations).
 	history: Vec<(u32, f64, f64)>,
@@ -964,6 +1043,7 @@ impl Progress {
 			}
 		}
 		if t.status != TaskStatus::Running {
+			self.kept.clear();
 			println!("task {task_id} is over: {:?} after {} rounds", t.status, self.history.len());
 			return Ok(true);
 		}
@@ -996,6 +1076,17 @@ impl Progress {
 				return Ok(false);
 			}
 		}
+		// An update already made for this round and this global model (by
+		// an earlier run of the client) is sent as it was: noise drawn
+		// again on the same data would spend the privacy budget twice.
+		if let Some(update) = self.kept.load(round, &t.model_digest) {
+			let call =
+				RuntimeCall::FlTask(pallet_fl_task::Call::submit_update { task: task_id, round, update: update.clone() });
+			let hash = submit(node, signer, call)?;
+			self.submitted = Some((round, Instant::now(), hash, update));
+			println!("round {round:>2}: update kept from an earlier run submitted");
+			return Ok(false);
+		}
 		let global = global_model(node, task_id)?;
 		let hints = t.hints;
 		// The evaluation sent with the update: how the global model this
@@ -1007,9 +1098,12 @@ impl Progress {
 		if let Some(budget) = &t.privacy {
 			params = privacy::privatize(privacy::Noise::from(&budget.dp), &global, &params, &mut rand::rngs::OsRng);
 		}
+		// Within the task's bound (noise may cross it; clamping is
+		// post-processing, so the privacy guarantee holds).
+		let bound = t.limits.max_abs;
 		let update = ModelUpdate {
 			params: pack(
-				params.iter().map(|p| to_fixed(*p * poison)).collect(),
+				params.iter().map(|p| to_fixed(*p * poison).clamp(-bound, bound)).collect(),
 				t.stored_models,
 				self.store.as_deref(),
 			)
@@ -1019,10 +1113,10 @@ impl Progress {
 			loss: to_fixed(loss),
 			held_out: validation.len() as u32,
 		};
+		self.kept.save(round, &t.model_digest, &update).map_err(rpc::RpcError::Node)?;
 		let call = RuntimeCall::FlTask(pallet_fl_task::Call::submit_update { task: task_id, round, update: update.clone() });
 		let hash = submit(node, signer, call)?;
 		self.submitted = Some((round, Instant::now(), hash, update));
-		self.sent += 1;
 		println!(
 			"round {round:>2}: trained {} epochs on {} rows, global model's accuracy on {} held-out rows {:.2} %, \
 			 update submitted",
@@ -1032,7 +1126,7 @@ impl Progress {
 			accuracy * 100.0,
 		);
 		if let Some(budget) = &t.privacy {
-			println!("round {round:>2}: differential privacy: {}", privacy::describe(&budget.dp, self.sent));
+			println!("round {round:>2}: differential privacy: {}", privacy::describe(&budget.dp, self.kept.rounds()));
 		}
 		Ok(false)
 	}

@@ -1,18 +1,19 @@
 //! Aggregation of a round's updates in fixed point.
 //!
-//! All arithmetic is on integers ([`Fixed`] values, `i128` accumulators) with
-//! checked or saturating operations, so every honest aggregator, native or
-//! Wasm, computes the same bits. [`aggregate_fail_soft`] is what aggregators
-//! run: an update that cannot be read or breaks the task's bounds is left
-//! out and flagged, and the round is aggregated from the rest. Parameters are processed in column chunks of
-//! [`CHUNK`] with `ndarray`, so the working set is `participants × CHUNK`
-//! whatever the model size.
+//! All arithmetic is on integers ([`Fixed`] values; `i64` sums where they
+//! provably cannot overflow, checked `i128` sums otherwise; saturating
+//! distances), so every honest aggregator, native or Wasm, computes the
+//! same bits. [`aggregate_fail_soft`] is what aggregators run: an update
+//! that cannot be read or breaks the task's bounds is left out and flagged,
+//! and the round is aggregated from the rest. Parameters are processed in
+//! windows of [`CHUNK`], each update read once per window into one
+//! row-major buffer, so the working set is `participants × CHUNK` whatever
+//! the model size.
 
 use crate::types::{AggregationRule, Fixed};
 use alloc::vec::Vec;
 use core::marker::PhantomData;
 use frame_support::traits::Get;
-use ndarray::{Array1, Array2, ArrayView1, Axis};
 
 // A stored model's chunks are whole aggregation windows.
 const _: () = assert!(crate::types::STORE_CHUNK as usize % CHUNK == 0);
@@ -151,8 +152,8 @@ pub trait Aggregate {
 	}
 }
 
-/// The default aggregator: the rules of [`AggregationRule`] in fixed point
-/// with `ndarray`; an update whose squared distance to the aggregate exceeds
+/// The default aggregator: the rules of [`AggregationRule`] in fixed point;
+/// an update whose squared distance to the aggregate exceeds
 /// `OutlierFactor²` times the median squared distance (with at least three
 /// updates) is flagged as an outlier.
 pub struct FixedPointAggregator<OutlierFactor = frame_support::traits::ConstU32<3>>(
@@ -187,34 +188,35 @@ impl<F: Get<u32>> Aggregate for FixedPointAggregator<F> {
 			AggregationRule::ClippedFedAvg { max_norm } => Some(clip_scales(len, n, source, *max_norm)?),
 			_ => None,
 		};
+		// FedAvg weights: samples, or samples × credit (under 2^64).
+		let fedavg_weights: Vec<u64> = weights
+			.iter()
+			.map(|u| match rule {
+				AggregationRule::CreditWeightedFedAvg => u64::from(u.samples) * u64::from(u.credit),
+				_ => u64::from(u.samples),
+			})
+			.collect();
 		// Squared distance of each update to the aggregate, for flagging.
 		let mut distances = alloc::vec![0u128; n];
+		// The window of every update, row-major: each read once.
+		let mut rows: Vec<Fixed> = Vec::with_capacity(n * CHUNK.min(len));
 		let mut start = 0;
 		while start < len {
 			let width = CHUNK.min(len - start);
-			let raw = load_chunk(source, n, start, width)?;
-			let clipped = match &scales {
-				Some(scales) => Some(clip_chunk(&raw, source, start, width, scales)?),
-				None => None,
+			load_rows(source, n, start, width, &mut rows)?;
+			let out = match (rule, &scales) {
+				(AggregationRule::ClippedFedAvg { .. }, Some(scales)) => {
+					let clipped = clip_chunk(&rows, width, source, start, scales)?;
+					weighted_mean(&clipped, width, &fedavg_weights)?
+				},
+				(AggregationRule::Median, _) => map_columns(&rows, width, median)?,
+				(AggregationRule::TrimmedMean { .. }, _) => map_columns(&rows, width, |column| trimmed_mean(column, cut))?,
+				_ => weighted_mean(&rows, width, &fedavg_weights)?,
 			};
-			let chunk = clipped.as_ref().unwrap_or(&raw);
-			let out = match rule {
-				AggregationRule::FedAvg | AggregationRule::ClippedFedAvg { .. } =>
-					weighted_mean(chunk, weights, |u| u.samples as i128)?,
-				AggregationRule::CreditWeightedFedAvg =>
-					weighted_mean(chunk, weights, |u| u.samples as i128 * u.credit as i128)?,
-				AggregationRule::Median => map_columns(chunk, median)?,
-				AggregationRule::TrimmedMean { .. } => map_columns(chunk, |column| trimmed_mean(column, cut))?,
-			};
-			// Saturating: an update too far away to measure is as far as
-			// can be, and is flagged, instead of failing the round.
-			for (row, distance) in raw.axis_iter(Axis(0)).zip(distances.iter_mut()) {
-				for (v, a) in row.iter().zip(out.iter()) {
-					let d = v.saturating_sub(*a as i128).unsigned_abs();
-					*distance = distance.saturating_add(d.saturating_mul(d));
-				}
+			for (row, distance) in rows.chunks_exact(width).zip(distances.iter_mut()) {
+				*distance = distance.saturating_add(squared_distance(row, &out));
 			}
-			sink(out.as_slice().ok_or(AggregationError::Overflow)?)?;
+			sink(&out)?;
 			start += width;
 		}
 		Ok(flag_outliers(&distances, F::get()))
@@ -314,51 +316,52 @@ pub fn aggregate_fail_soft<A: Aggregate, W>(
 	}
 }
 
-/// Rows are updates, columns parameters `start..start + width`.
-fn load_chunk(
+/// Reads parameters `start..start + width` of each of the `n` updates into
+/// `rows`, row after row (update after update).
+fn load_rows(
 	source: &mut dyn ModelSource,
 	n: usize,
 	start: usize,
 	width: usize,
-) -> Result<Array2<i128>, AggregationError> {
-	let mut chunk = Array2::<i128>::zeros((n, width));
-	for (i, mut row) in chunk.axis_iter_mut(Axis(0)).enumerate() {
+	rows: &mut Vec<Fixed>,
+) -> Result<(), AggregationError> {
+	rows.clear();
+	for i in 0..n {
 		let params = source.read(Model::Update(i), start, width)?;
 		if params.len() != width {
 			return Err(AggregationError::LengthMismatch);
 		}
-		for (cell, value) in row.iter_mut().zip(params) {
-			*cell = *value as i128;
-		}
+		rows.extend_from_slice(params);
 	}
-	Ok(chunk)
+	Ok(())
 }
 
-/// Each row `global + (row - global) × num / den` with its clip scale.
+/// Each row (of `width` parameters) as `global + (row - global) × num / den`
+/// with its clip scale.
 fn clip_chunk(
-	raw: &Array2<i128>,
+	rows: &[Fixed],
+	width: usize,
 	source: &mut dyn ModelSource,
 	start: usize,
-	width: usize,
 	scales: &[(u128, u128)],
-) -> Result<Array2<i128>, AggregationError> {
+) -> Result<Vec<Fixed>, AggregationError> {
 	let global = source.read(Model::Global, start, width)?;
 	if global.len() != width {
 		return Err(AggregationError::LengthMismatch);
 	}
-	let mut chunk = raw.clone();
-	for (mut row, (num, den)) in chunk.axis_iter_mut(Axis(0)).zip(scales) {
+	let mut chunk = rows.to_vec();
+	for (row, (num, den)) in chunk.chunks_exact_mut(width).zip(scales) {
 		if num >= den {
 			continue;
 		}
 		for (cell, base) in row.iter_mut().zip(global) {
-			let base = *base as i128;
-			let scaled = (*cell - base)
+			let base = i128::from(*base);
+			let scaled = (i128::from(*cell) - base)
 				.checked_mul(*num as i128)
 				.ok_or(AggregationError::Overflow)?
 				.checked_div(*den as i128)
 				.ok_or(AggregationError::Overflow)?;
-			*cell = base + scaled;
+			*cell = narrow(base + scaled)?;
 		}
 	}
 	Ok(chunk)
@@ -399,57 +402,75 @@ fn clip_scales(
 		.collect())
 }
 
-/// Mean of each column, each update (row) weighted by `weight`
-/// (non-negative; a zero total is [`AggregationError::NoUpdates`]).
-fn weighted_mean(
-	chunk: &Array2<i128>,
-	weights: &[UpdateWeight],
-	weight: impl Fn(&UpdateWeight) -> i128,
-) -> Result<Array1<Fixed>, AggregationError> {
-	let total: i128 = weights.iter().map(&weight).sum();
+/// Mean of each column of `rows` (rows of `width` parameters), row `i`
+/// weighted by `weights[i]` (a zero total is [`AggregationError::NoUpdates`]).
+/// The quotient truncates toward zero.
+///
+/// When every `|value| × Σ weights` stays under 2^63 (the common case:
+/// parameters far under their bound, sample counts in the thousands), the
+/// sums are taken in `i64`, where they cannot overflow; otherwise in
+/// checked `i128`. Both give the exact same integers.
+fn weighted_mean(rows: &[Fixed], width: usize, weights: &[u64]) -> Result<Vec<Fixed>, AggregationError> {
+	let total: u128 = weights.iter().map(|w| u128::from(*w)).sum();
 	if total == 0 {
 		return Err(AggregationError::NoUpdates);
 	}
-	let mut acc = Array1::<i128>::zeros(chunk.ncols());
-	for (row, update) in chunk.axis_iter(Axis(0)).zip(weights) {
-		let weight = weight(update);
-		for (a, v) in acc.iter_mut().zip(row.iter()) {
-			*a = v.checked_mul(weight).and_then(|x| a.checked_add(x)).ok_or(AggregationError::Overflow)?;
+	let most = rows.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
+	let small = total < 1 << 63 && u128::from(most).saturating_mul(total) < 1 << 63;
+	if small {
+		let mut acc = alloc::vec![0i64; width];
+		for (row, w) in rows.chunks_exact(width).zip(weights) {
+			// w ≤ total < 2^63, and every partial sum is at most
+			// most × total < 2^63 in magnitude: no wrapping happens.
+			let w = *w as i64;
+			for (a, v) in acc.iter_mut().zip(row) {
+				*a = a.wrapping_add(v.wrapping_mul(w));
+			}
+		}
+		let total = total as i64;
+		return Ok(acc.into_iter().map(|a| a / total).collect());
+	}
+	let mut acc = alloc::vec![0i128; width];
+	for (row, w) in rows.chunks_exact(width).zip(weights) {
+		// |v| < 2^63 and w < 2^64: the product fits in i128.
+		let w = i128::from(*w);
+		for (a, v) in acc.iter_mut().zip(row) {
+			*a = a.checked_add(i128::from(*v) * w).ok_or(AggregationError::Overflow)?;
 		}
 	}
-	acc.iter().map(|a| narrow(a / total)).collect::<Result<Vec<_>, _>>().map(Array1::from)
+	let total = total as i128;
+	acc.into_iter().map(|a| narrow(a / total)).collect()
 }
 
-/// Applies `f` to each column (sorted ascending) of the chunk.
-fn map_columns(
-	chunk: &Array2<i128>,
-	f: impl Fn(&[i128]) -> i128,
-) -> Result<Array1<Fixed>, AggregationError> {
-	let mut column = Vec::with_capacity(chunk.nrows());
-	let mut out = Vec::with_capacity(chunk.ncols());
-	for col in chunk.axis_iter(Axis(1)) {
+/// Applies `f` to each column (sorted ascending) of `rows` (rows of `width`
+/// parameters).
+fn map_columns(rows: &[Fixed], width: usize, f: impl Fn(&[Fixed]) -> i128) -> Result<Vec<Fixed>, AggregationError> {
+	let n = rows.len() / width.max(1);
+	let mut column = Vec::with_capacity(n);
+	let mut out = Vec::with_capacity(width);
+	for j in 0..width {
 		column.clear();
-		column.extend(col.iter().copied());
+		column.extend((0..n).map(|i| rows[i * width + j]));
 		column.sort_unstable();
 		out.push(narrow(f(&column))?);
 	}
-	Ok(Array1::from(out))
+	Ok(out)
 }
 
 /// Median of a sorted, non-empty slice (mean of the middle two if even).
-fn median(sorted: &[i128]) -> i128 {
+fn median(sorted: &[Fixed]) -> i128 {
 	let n = sorted.len();
 	if n % 2 == 1 {
-		sorted[n / 2]
+		i128::from(sorted[n / 2])
 	} else {
-		(sorted[n / 2 - 1] + sorted[n / 2]) / 2
+		(i128::from(sorted[n / 2 - 1]) + i128::from(sorted[n / 2])) / 2
 	}
 }
 
 /// Mean of a sorted slice without its `cut` lowest and `cut` highest values.
-fn trimmed_mean(sorted: &[i128], cut: usize) -> i128 {
+fn trimmed_mean(sorted: &[Fixed], cut: usize) -> i128 {
 	let kept = &sorted[cut..sorted.len() - cut];
-	kept.iter().sum::<i128>() / kept.len() as i128
+	kept.iter().map(|v| i128::from(*v)).sum::<i128>() / kept.len() as i128
 }
 
 /// Flags updates far from the aggregate (see [`FixedPointAggregator`]),
@@ -466,21 +487,14 @@ fn flag_outliers(distances: &[u128], factor: u32) -> Vec<usize> {
 }
 
 /// Squared L2 distance between two parameter vectors (in `Fixed²` units),
-/// saturating at `u128::MAX`.
+/// saturating at `u128::MAX`: an update too far away to measure is as far
+/// as can be, and is flagged, instead of failing the round.
 fn squared_distance(a: &[Fixed], b: &[Fixed]) -> u128 {
-	let mut sum: u128 = 0;
-	let mut start = 0;
-	while start < a.len() {
-		let end = (start + CHUNK).min(a.len());
-		let diff = ArrayView1::from(&a[start..end]).mapv(|x| x as i128) -
-			ArrayView1::from(&b[start..end]).mapv(|x| x as i128);
-		for d in diff.iter() {
-			let d = d.unsigned_abs();
-			sum = sum.saturating_add(d.saturating_mul(d));
-		}
-		start = end;
-	}
-	sum
+	a.iter().zip(b).fold(0u128, |sum, (x, y)| {
+		// |x − y| < 2^64, so its square fits in u128.
+		let d = u128::from(x.abs_diff(*y));
+		sum.saturating_add(d * d)
+	})
 }
 
 /// Integer square root (floor).
@@ -597,6 +611,40 @@ mod tests {
 			Agg::aggregate(&AggregationRule::FedAvg, &[0], &[view(&[1], 0)]),
 			Err(AggregationError::NoUpdates)
 		);
+	}
+
+	/// The exact weighted mean: `i128` sums, truncating division.
+	fn reference_mean(rows: &[Vec<Fixed>], weights: &[u64]) -> Vec<Fixed> {
+		let total: i128 = weights.iter().map(|w| *w as i128).sum();
+		(0..rows[0].len())
+			.map(|j| {
+				let sum: i128 = rows.iter().zip(weights).map(|(r, w)| r[j] as i128 * *w as i128).sum();
+				(sum / total) as Fixed
+			})
+			.collect()
+	}
+
+	#[test]
+	fn i64_sums_and_i128_sums_give_the_same_mean() {
+		// Values and weights on both sides of the i64 bound (max |value| ×
+		// Σ weights = 2^63), negative values included: the result is the
+		// exact truncated mean either way.
+		let mut state = 0x9E37_79B9_7F4A_7C15u64;
+		let mut next = || {
+			state ^= state << 13;
+			state ^= state >> 7;
+			state ^= state << 17;
+			state
+		};
+		for (scale, weight) in [(1i64 << 24, 500u64), (1 << 40, 1 << 20), (1 << 40, 1 << 23), (1 << 40, 1 << 32), (i64::MAX / 4, 3)] {
+			let width = 257;
+			let rows: Vec<Vec<Fixed>> = (0..5)
+				.map(|_| (0..width).map(|_| next() as i64 % scale).collect())
+				.collect();
+			let weights: Vec<u64> = (0..5).map(|_| 1 + next() % weight).collect();
+			let flat = rows.concat();
+			assert_eq!(weighted_mean(&flat, width, &weights).unwrap(), reference_mean(&rows, &weights), "{scale} {weight}");
+		}
 	}
 
 	#[test]

@@ -206,6 +206,7 @@ pub trait BenchmarkHelper<AccountId> {
 pub mod pallet {
 	use super::*;
 	use frame_support::pallet_prelude::*;
+	use frame_support::dispatch::{Pays, PostDispatchInfo};
 	use frame_system::pallet_prelude::*;
 
 	/// The in-code storage version.
@@ -807,9 +808,12 @@ pub mod pallet {
 				Self::adopt(task, t, r, digest)?;
 			} else if !t.stored_models && VoteCount::<T>::get((task, round)) > votes {
 				// Members disagree on an inline round: the runtime computes
-				// the aggregate itself and adopts it.
-				Self::settle_dispute(task, t, r)?;
-				return Ok(().into());
+				// the aggregate itself and adopts it. A member whose vote
+				// agrees with the result pays nothing for the settlement its
+				// vote set off; any other pays for it in full.
+				let settled = Self::settle_dispute(task, t, r)?;
+				let pays_fee = if settled == Some(digest) { Pays::No } else { Pays::Yes };
+				return Ok(PostDispatchInfo { actual_weight: None, pays_fee });
 			}
 			Ok(Some(undisputed).into())
 		}
@@ -1048,7 +1052,16 @@ pub mod pallet {
 		pub fn submit_aggregate_weight(params: &ModelParams<T::MaxParams>, updates: u32, disputed: bool) -> Weight {
 			let vote = T::WeightInfo::submit_aggregate(params.weight_units(), updates)
 				.saturating_add(Self::store_check_weight(params));
-			if disputed && !params.is_stored() {
+			if params.is_stored() {
+				// A stored round may collect a proposal from every member
+				// (nobody settles it early); adoption drains them all.
+				let members = u64::from(T::MaxAggregators::get());
+				let proposal = ModelRef::max_encoded_len()
+					.saturating_add(T::AccountId::max_encoded_len().saturating_mul(T::MaxParticipants::get() as usize))
+					.saturating_add(16) as u64;
+				vote.saturating_add(T::DbWeight::get().reads_writes(members, members))
+					.saturating_add(Weight::from_parts(0, members.saturating_mul(proposal)))
+			} else if disputed {
 				vote.max(T::WeightInfo::settle_dispute(params.weight_units(), updates))
 			} else {
 				vote
@@ -1061,23 +1074,36 @@ pub mod pallet {
 		/// `AggregationAgreed`, the others `AggregationMismatched`. If the
 		/// round cannot be aggregated (fewer usable updates than its quorum),
 		/// nothing is adopted and the round times out as before.
+		///
+		/// A round whose evaluations already reached the target is not
+		/// computed: the task finishes with the measured model, as when its
+		/// aggregation times out (no credit either way). Returns the digest
+		/// adopted, if any.
 		pub(crate) fn settle_dispute(
 			task: TaskId,
 			t: LearningTask<T::AccountId>,
 			r: Round<BlockNumberFor<T>>,
-		) -> DispatchResult {
+		) -> Result<Option<H256>, DispatchError> {
 			let round = t.round;
+			if r.accuracy >= t.target_accuracy {
+				Self::clear_round_state(task, round);
+				Self::stop_at_target(task, t, r);
+				return Ok(None);
+			}
 			let Ok((params, outliers)) = Self::compute_aggregate(task, round) else {
-				return Ok(());
+				return Ok(None);
 			};
-			let params = ModelParams::Inline(BoundedVec::try_from(params).map_err(|_| Error::<T>::WrongParameterCount)?);
-			let outliers = BoundedVec::try_from(outliers).map_err(|_| Error::<T>::UnknownOutlier)?;
+			// As long as the global model (at most `MaxParams`) and from
+			// the round's participants (at most `MaxParticipants`).
+			let params = ModelParams::Inline(BoundedVec::truncate_from(params));
+			let outliers = BoundedVec::truncate_from(outliers);
 			let digest = aggregate_digest(task, round, params.digest(), &outliers);
 			Proposals::<T>::mutate((task, round), digest, |p| {
 				p.get_or_insert_with(|| Proposal { params, outliers, votes: 0 });
 			});
 			Self::deposit_event(Event::DisputeSettled { task, round, digest });
-			Self::adopt(task, t, r, digest)
+			Self::adopt(task, t, r, digest)?;
+			Ok(Some(digest))
 		}
 
 		/// Fixes the aggregation committee of a round that closes now: the

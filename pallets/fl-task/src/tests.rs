@@ -1381,6 +1381,7 @@ fn a_collator_seated_after_a_round_closed_cannot_join_its_committee() {
 		// 9 may not vote on the round, and the count stays two of three.
 		Collators::set(vec![1, 2, 9]);
 		assert_ok!(FlTask::submit_aggregate(origin(1), task, 0, forged, no_outliers(), 2));
+		assert_eq!(Committees::<Test>::get((task, 0)).map(|(n, c)| (n, c.into_inner())), Some((2, vec![1, 2, 3])));
 		assert_noop!(
 			FlTask::submit_aggregate(origin(9), task, 0, params(&[9 * FIXED_ONE, 0, 0]), no_outliers(), 2),
 			Error::<Test>::NotCollator
@@ -1558,14 +1559,14 @@ fn a_task_with_differential_privacy_shows_its_epsilon_on_chain() {
 		let budget = Tasks::<Test>::get(task).unwrap().privacy.expect("recorded with the task");
 		assert_eq!(budget.dp, dp);
 		// z = 2: ρ = 2T/z² = T/2; ε = ρ + 2√(ρ ln 10⁵), rounded up to
-		// thousandths.
+		// thousandths, plus one thousandth.
 		let expected = |t: f64| {
 			let rho = t / 2.0;
-			((rho + 2.0 * (rho * 5.0 * core::f64::consts::LN_10).sqrt()) * 1000.0).ceil() as u32
+			((rho + 2.0 * (rho * 5.0 * core::f64::consts::LN_10).sqrt()) * 1000.0).ceil() as u32 + 1
 		};
 		assert_eq!(budget.epsilon_round_milli, expected(1.0));
 		assert_eq!(budget.epsilon_total_milli, expected(3.0));
-		assert_eq!(budget.epsilon_round_milli, 5_299);
+		assert_eq!(budget.epsilon_round_milli, 5_300);
 		// A task without differential privacy records none.
 		let plain = publish_with(spec(), &[4, 5]);
 		assert_eq!(Tasks::<Test>::get(plain).unwrap().privacy, None);
@@ -1578,6 +1579,7 @@ fn epsilon_is_monotone_and_saturates_instead_of_overflowing() {
 	let most_noise = DifferentialPrivacy { noise_multiplier: 100_000, delta_exponent: 4, ..least_noise };
 	for dp in [least_noise, most_noise] {
 		assert_eq!(dp.epsilon_milli(0), 0);
+		assert!(dp.epsilon_milli(1) > 0);
 		let mut last = 0;
 		for rounds in [1, 2, 10, 50, 1_000, u32::MAX] {
 			let e = dp.epsilon_milli(rounds);
@@ -1587,8 +1589,9 @@ fn epsilon_is_monotone_and_saturates_instead_of_overflowing() {
 	}
 	// z = 0.1 over u32::MAX rounds: far beyond u32 thousandths.
 	assert_eq!(least_noise.epsilon_milli(u32::MAX), u32::MAX);
-	// z = 100 for one round at δ = 10⁻⁴: ρ = 0.0002, ε ≈ 0.0860.
-	assert_eq!(most_noise.epsilon_milli(1), 87);
+	// z = 100 for one round at δ = 10⁻⁴: ρ = 0.0002, ε ≈ 0.0860 (87
+	// thousandths rounded up, plus one).
+	assert_eq!(most_noise.epsilon_milli(1), 88);
 }
 
 #[test]
@@ -1646,8 +1649,72 @@ fn an_undisputed_vote_pays_only_for_voting() {
 		let (task, honest) = closed_round();
 		let declared = FlTask::submit_aggregate_weight(&honest, 2, true);
 		let voting = FlTask::submit_aggregate_weight(&honest, 2, false);
-		assert!(declared.ref_time() >= voting.ref_time());
+		assert!(declared.ref_time() > voting.ref_time(), "settling costs more than voting");
 		let info = FlTask::submit_aggregate(origin(1), task, 0, honest, no_outliers(), 2).unwrap();
 		assert_eq!(info.actual_weight, Some(voting));
+		assert_eq!(info.pays_fee, frame_support::dispatch::Pays::Yes);
+	});
+}
+
+#[test]
+fn the_member_whose_vote_settles_a_split_pays_only_if_it_was_wrong() {
+	use frame_support::dispatch::Pays;
+	new_test_ext(|_| {
+		// An honest vote that splits the committee after a forger's sets off
+		// the runtime's computation, and agrees with it: free.
+		let (task, honest) = closed_round();
+		assert_ok!(FlTask::submit_aggregate(origin(1), task, 0, params(&[9 * FIXED_ONE, 0, 0]), no_outliers(), 2));
+		let info = FlTask::submit_aggregate(origin(2), task, 0, honest, no_outliers(), 2).unwrap();
+		assert_eq!((info.actual_weight, info.pays_fee), (None, Pays::No));
+	});
+	new_test_ext(|_| {
+		// A forger voting after an honest member splits it: pays the full
+		// settlement.
+		let (task, honest) = closed_round();
+		assert_ok!(FlTask::submit_aggregate(origin(2), task, 0, honest.clone(), no_outliers(), 2));
+		let info = FlTask::submit_aggregate(origin(1), task, 0, params(&[9 * FIXED_ONE, 0, 0]), no_outliers(), 2).unwrap();
+		assert_eq!((info.actual_weight, info.pays_fee), (None, Pays::Yes));
+		assert_eq!(GlobalModel::<Test>::get(task), Some(honest));
+		assert!(sorted_credit_log().contains(&(1, Behaviour::AggregationMismatched)));
+	});
+}
+
+#[test]
+fn a_split_committee_on_a_round_measured_at_the_target_finishes_without_computing() {
+	new_test_ext(|_| {
+		let task = publish_by(8, spec(), &[4, 5]);
+		for who in [4, 5] {
+			assert_ok!(FlTask::submit_update(origin(who), task, 0, update([1, 1, 1], 10, 95)));
+		}
+		let initial = GlobalModel::<Test>::get(task).unwrap();
+		assert_ok!(FlTask::submit_aggregate(origin(1), task, 0, params(&[1, 1, 1]), no_outliers(), 2));
+		assert_ok!(FlTask::submit_aggregate(origin(2), task, 0, params(&[2, 2, 2]), no_outliers(), 2));
+		assert_eq!(Tasks::<Test>::get(task).unwrap().status, TaskStatus::Finished { reached_target: true });
+		assert_eq!(Rounds::<Test>::get(task, 0).unwrap().phase, RoundPhase::Stopped);
+		assert_eq!(GlobalModel::<Test>::get(task), Some(initial));
+		assert!(!events().iter().any(|e| matches!(e, Event::DisputeSettled { .. })));
+		assert!(CreditLog::get().is_empty(), "no credit without an aggregate");
+		assert_eq!(AggregateVotes::<Test>::iter().count(), 0);
+	});
+}
+
+#[test]
+fn a_split_committee_on_stored_models_waits_for_agreement_then_times_out() {
+	new_offchain_test_ext(|_, _| {
+		// The runtime cannot read stored models: two different stored
+		// aggregates are not settled on chain; the round times out.
+		let models = vec![vec![FIXED_ONE; 4], vec![2 * FIXED_ONE; 4], vec![3 * FIXED_ONE; 4]];
+		let task = stored_round(&models, &["https://h4.example", "https://h5.example", "https://h6.example"], 3);
+		let a = stored("https://aggregator.example", &[1; 4]);
+		let b = stored("https://aggregator.example", &[2; 4]);
+		assert_ok!(FlTask::submit_aggregate(origin(1), task, 0, a, no_outliers(), 3));
+		assert_ok!(FlTask::submit_aggregate(origin(2), task, 0, b, no_outliers(), 3));
+		assert!(!adopted(task));
+		assert!(!events().iter().any(|e| matches!(e, Event::DisputeSettled { .. })));
+		run_to(1 + AGG_TIMEOUT);
+		assert_eq!(
+			Tasks::<Test>::get(task).unwrap().status,
+			TaskStatus::Failed(FailureReason::AggregationTimedOut)
+		);
 	});
 }

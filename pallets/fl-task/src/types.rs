@@ -496,10 +496,12 @@ impl DifferentialPrivacy {
 			DELTA_EXPONENT_RANGE.contains(&self.delta_exponent)
 	}
 
-	/// ε, in thousandths (rounded up, saturating at `u32::MAX`), of `rounds`
-	/// rounds of one update each: `ρ + 2√(ρ · ln(1/δ))` with `ρ = 2T / z²`.
-	/// Fixed point throughout (18 decimals), so every node computes the
-	/// same value.
+	/// ε, in thousandths, of `rounds` rounds of one update each:
+	/// `ρ + 2√(ρ · ln(1/δ))` with `ρ = 2T / z²`. Fixed point throughout (18
+	/// decimals), so every node computes the same value; its steps round
+	/// down by far less than a thousandth, so the result is rounded up and
+	/// one thousandth added: never under the true ε. Saturates at
+	/// `u32::MAX`.
 	pub fn epsilon_milli(&self, rounds: u32) -> u32 {
 		use sp_runtime::{
 			traits::{Bounded, Saturating},
@@ -517,7 +519,7 @@ impl DifferentialPrivacy {
 		let log_inv_delta = LN_10.saturating_mul(FixedU128::saturating_from_integer(self.delta_exponent));
 		let epsilon =
 			rho.saturating_add(FixedU128::saturating_from_integer(2u32).saturating_mul(rho.saturating_mul(log_inv_delta).checked_sqrt().unwrap_or_else(FixedU128::max_value)));
-		let milli = epsilon.into_inner().div_ceil(1_000_000_000_000_000);
+		let milli = epsilon.into_inner().div_ceil(1_000_000_000_000_000).saturating_add(1);
 		u32::try_from(milli).unwrap_or(u32::MAX)
 	}
 }

@@ -41,39 +41,39 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `FlTask::Rounds` (r:0 w:1)
 	/// Proof: `FlTask::Rounds` (`max_values`: None, `max_size`: Some(90), added: 2565, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Tasks` (r:0 w:1)
-	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(155), added: 2630, mode: `MaxEncodedLen`)
+	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(181), added: 2656, mode: `MaxEncodedLen`)
 	/// Component `p` ranges over `[2, 65536]`.
 	fn publish_task(p: u32, ) -> Weight {
 		// Proof size: measured `387`, estimated `3606`.
-		// Minimum execution time: 374_509_000 ps.
-		Weight::from_parts(420_302_503, 3606)
-			.saturating_add(Weight::from_parts(15_838, 0).saturating_mul(p.into()))
+		// Minimum execution time: 405_945_000 ps.
+		Weight::from_parts(496_769_093, 3606)
+			.saturating_add(Weight::from_parts(18_475, 0).saturating_mul(p.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:1 w:0)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Tasks` (r:1 w:1)
-	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(155), added: 2630, mode: `MaxEncodedLen`)
+	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(181), added: 2656, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Participants` (r:1 w:1)
 	/// Proof: `FlTask::Participants` (`max_values`: None, `max_size`: Some(60), added: 2535, mode: `MaxEncodedLen`)
 	fn join_task() -> Weight {
-		// Proof size: measured `700`, estimated `3620`.
-		// Minimum execution time: 338_505_000 ps.
-		Weight::from_parts(367_518_000, 3620)
+		// Proof size: measured `726`, estimated `3646`.
+		// Minimum execution time: 362_831_000 ps.
+		Weight::from_parts(431_213_000, 3646)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:17 w:0)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Tasks` (r:1 w:0)
-	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(155), added: 2630, mode: `MaxEncodedLen`)
+	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(181), added: 2656, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Participants` (r:1 w:0)
 	/// Proof: `FlTask::Participants` (`max_values`: None, `max_size`: Some(60), added: 2535, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Rounds` (r:1 w:1)
 	/// Proof: `FlTask::Rounds` (`max_values`: None, `max_size`: Some(90), added: 2565, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Updates` (r:1 w:1)
-	/// Proof: `FlTask::Updates` (`max_values`: None, `max_size`: Some(524373), added: 526848, mode: `MaxEncodedLen`)
+	/// Proof: `FlTask::Updates` (`max_values`: None, `max_size`: Some(524377), added: 526852, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Evaluations` (r:1 w:1)
 	/// Proof: `FlTask::Evaluations` (`max_values`: None, `max_size`: Some(274), added: 2749, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::Credits` (r:1 w:0)
@@ -86,32 +86,32 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `FlTask::UpdateCredit` (`max_values`: None, `max_size`: Some(68), added: 2543, mode: `MaxEncodedLen`)
 	/// Component `p` ranges over `[2, 65536]`.
 	fn submit_update(p: u32, ) -> Weight {
-		// Proof size: measured `3473`, estimated `527838`.
-		// Minimum execution time: 1_638_764_000 ps.
-		Weight::from_parts(1_783_846_479, 527838)
-			.saturating_add(Weight::from_parts(4_862, 0).saturating_mul(p.into()))
+		// Proof size: measured `3499`, estimated `527842`.
+		// Minimum execution time: 1_749_630_000 ps.
+		Weight::from_parts(2_160_701_357, 527842)
+			.saturating_add(Weight::from_parts(4_588, 0).saturating_mul(p.into()))
 			.saturating_add(T::DbWeight::get().reads(24_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:1 w:0)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `Measured`)
 	/// Storage: `FlTask::Tasks` (r:1 w:1)
-	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(155), added: 2630, mode: `Measured`)
+	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(181), added: 2656, mode: `Measured`)
 	/// Storage: `FlTask::Rounds` (r:1 w:2)
 	/// Proof: `FlTask::Rounds` (`max_values`: None, `max_size`: Some(90), added: 2565, mode: `Measured`)
 	/// Storage: `FlTask::Committees` (r:1 w:1)
 	/// Proof: `FlTask::Committees` (`max_values`: None, `max_size`: Some(533), added: 3008, mode: `Measured`)
-	/// Storage: `FlTask::AggregateVotes` (r:17 w:16)
+	/// Storage: `FlTask::AggregateVotes` (r:12 w:11)
 	/// Proof: `FlTask::AggregateVotes` (`max_values`: None, `max_size`: Some(96), added: 2571, mode: `Measured`)
 	/// Storage: `FlTask::Updates` (r:65 w:64)
-	/// Proof: `FlTask::Updates` (`max_values`: None, `max_size`: Some(524373), added: 526848, mode: `Measured`)
+	/// Proof: `FlTask::Updates` (`max_values`: None, `max_size`: Some(524377), added: 526852, mode: `Measured`)
 	/// Storage: `FlTask::VoteCount` (r:1 w:1)
 	/// Proof: `FlTask::VoteCount` (`max_values`: None, `max_size`: Some(20), added: 2495, mode: `Measured`)
-	/// Storage: `FlTask::Proposals` (r:6 w:6)
+	/// Storage: `FlTask::Proposals` (r:1 w:1)
 	/// Proof: `FlTask::Proposals` (`max_values`: None, `max_size`: Some(526395), added: 528870, mode: `Measured`)
-	/// Storage: `Parameters::Parameters` (r:2 w:0)
+	/// Storage: `Parameters::Parameters` (r:1 w:0)
 	/// Proof: `Parameters::Parameters` (`max_values`: None, `max_size`: Some(24), added: 2499, mode: `Measured`)
-	/// Storage: `Reputation::Credits` (r:69 w:69)
+	/// Storage: `Reputation::Credits` (r:64 w:64)
 	/// Proof: `Reputation::Credits` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `Measured`)
 	/// Storage: `FlTask::UpdateCredit` (r:64 w:64)
 	/// Proof: `FlTask::UpdateCredit` (`max_values`: None, `max_size`: Some(68), added: 2543, mode: `Measured`)
@@ -122,33 +122,63 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Component `p` ranges over `[2, 65536]`.
 	/// Component `n` ranges over `[2, 64]`.
 	fn submit_aggregate(p: u32, n: u32, ) -> Weight {
-		// Proof size: measured `0`, estimated `189403`.
-		// Minimum execution time: 6_951_558_000 ps.
-		Weight::from_parts(7_106_359_000, 189403)
-			.saturating_add(Weight::from_parts(113_480, 0).saturating_mul(p.into()))
-			.saturating_add(Weight::from_parts(390_246_681, 0).saturating_mul(n.into()))
-			.saturating_add(T::DbWeight::get().reads(36_u64))
+		// Proof size: measured `0`, estimated `178885`.
+		// Minimum execution time: 6_240_918_000 ps.
+		Weight::from_parts(6_900_632_000, 178885)
+			.saturating_add(Weight::from_parts(164_824, 0).saturating_mul(p.into()))
+			.saturating_add(Weight::from_parts(506_107_790, 0).saturating_mul(n.into()))
+			.saturating_add(T::DbWeight::get().reads(20_u64))
 			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(n.into())))
-			.saturating_add(T::DbWeight::get().writes(34_u64))
+			.saturating_add(T::DbWeight::get().writes(19_u64))
 			.saturating_add(T::DbWeight::get().writes((3_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 186665).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 186667).saturating_mul(n.into()))
 			.saturating_add(Weight::from_parts(0, 199).saturating_mul(p.into()))
 	}
+	/// Storage: `Reputation::Institutions` (r:1 w:0)
+	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `Measured`)
+	/// Storage: `FlTask::Tasks` (r:1 w:1)
+	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(181), added: 2656, mode: `Measured`)
+	/// Storage: `FlTask::Rounds` (r:1 w:2)
+	/// Proof: `FlTask::Rounds` (`max_values`: None, `max_size`: Some(90), added: 2565, mode: `Measured`)
+	/// Storage: `FlTask::Committees` (r:1 w:1)
+	/// Proof: `FlTask::Committees` (`max_values`: None, `max_size`: Some(533), added: 3008, mode: `Measured`)
+	/// Storage: `FlTask::AggregateVotes` (r:3 w:2)
+	/// Proof: `FlTask::AggregateVotes` (`max_values`: None, `max_size`: Some(96), added: 2571, mode: `Measured`)
+	/// Storage: `FlTask::VoteCount` (r:1 w:1)
+	/// Proof: `FlTask::VoteCount` (`max_values`: None, `max_size`: Some(20), added: 2495, mode: `Measured`)
+	/// Storage: `FlTask::Proposals` (r:3 w:3)
+	/// Proof: `FlTask::Proposals` (`max_values`: None, `max_size`: Some(526395), added: 528870, mode: `Measured`)
+	/// Storage: `FlTask::GlobalModel` (r:1 w:1)
+	/// Proof: `FlTask::GlobalModel` (`max_values`: None, `max_size`: Some(524305), added: 526780, mode: `Measured`)
+	/// Storage: `FlTask::Updates` (r:65 w:64)
+	/// Proof: `FlTask::Updates` (`max_values`: None, `max_size`: Some(524377), added: 526852, mode: `Measured`)
+	/// Storage: `FlTask::UpdateCredit` (r:64 w:0)
+	/// Proof: `FlTask::UpdateCredit` (`max_values`: None, `max_size`: Some(68), added: 2543, mode: `Measured`)
+	/// Storage: `Parameters::Parameters` (r:4 w:0)
+	/// Proof: `Parameters::Parameters` (`max_values`: None, `max_size`: Some(24), added: 2499, mode: `Measured`)
+	/// Storage: `Reputation::Credits` (r:65 w:65)
+	/// Proof: `Reputation::Credits` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `Measured`)
+	/// Storage: `Reputation::SessionGains` (r:62 w:62)
+	/// Proof: `Reputation::SessionGains` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `Measured`)
+	/// Storage: `FlTask::Evaluations` (r:0 w:1)
+	/// Proof: `FlTask::Evaluations` (`max_values`: None, `max_size`: Some(274), added: 2749, mode: `Measured`)
+	/// Component `p` ranges over `[2, 65536]`.
+	/// Component `n` ranges over `[2, 64]`.
 	fn settle_dispute(p: u32, n: u32, ) -> Weight {
-		// Proof size: measured `0`, estimated `189403`.
-		// Minimum execution time: 6_951_558_000 ps.
-		Weight::from_parts(2 * 7_106_359_000, 189403)
-			.saturating_add(Weight::from_parts(113_480, 0).saturating_mul(p.into()))
-			.saturating_add(Weight::from_parts(390_246_681, 0).saturating_mul(n.into()))
-			.saturating_add(T::DbWeight::get().reads(36_u64))
-			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(n.into())))
-			.saturating_add(T::DbWeight::get().writes(34_u64))
+		// Proof size: measured `0`, estimated `174423`.
+		// Minimum execution time: 10_721_461_000 ps.
+		Weight::from_parts(10_856_613_000, 174423)
+			.saturating_add(Weight::from_parts(454_719, 0).saturating_mul(p.into()))
+			.saturating_add(Weight::from_parts(1_419_796_289, 0).saturating_mul(n.into()))
+			.saturating_add(T::DbWeight::get().reads(16_u64))
+			.saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(n.into())))
+			.saturating_add(T::DbWeight::get().writes(11_u64))
 			.saturating_add(T::DbWeight::get().writes((3_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 186665).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 186648).saturating_mul(n.into()))
 			.saturating_add(Weight::from_parts(0, 199).saturating_mul(p.into()))
 	}
 	/// Storage: `FlTask::Tasks` (r:1 w:1)
-	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(155), added: 2630, mode: `MaxEncodedLen`)
+	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(181), added: 2656, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Rounds` (r:1 w:1)
 	/// Proof: `FlTask::Rounds` (`max_values`: None, `max_size`: Some(90), added: 2565, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::ActiveTasks` (r:1 w:1)
@@ -160,9 +190,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `FlTask::Evaluations` (r:0 w:1)
 	/// Proof: `FlTask::Evaluations` (`max_values`: None, `max_size`: Some(274), added: 2749, mode: `MaxEncodedLen`)
 	fn cancel_task() -> Weight {
-		// Proof size: measured `436`, estimated `3620`.
-		// Minimum execution time: 542_018_000 ps.
-		Weight::from_parts(575_438_000, 3620)
+		// Proof size: measured `462`, estimated `3646`.
+		// Minimum execution time: 568_338_000 ps.
+		Weight::from_parts(617_121_000, 3646)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
 	}
@@ -174,15 +204,15 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `FlTask::ModelStores` (`max_values`: None, `max_size`: Some(178), added: 2653, mode: `MaxEncodedLen`)
 	fn register_store() -> Weight {
 		// Proof size: measured `421`, estimated `3606`.
-		// Minimum execution time: 245_115_000 ps.
-		Weight::from_parts(271_445_000, 3606)
+		// Minimum execution time: 262_982_000 ps.
+		Weight::from_parts(292_706_000, 3606)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
 	/// Storage: `FlTask::ActiveTasks` (r:1 w:0)
 	/// Proof: `FlTask::ActiveTasks` (`max_values`: Some(1), `max_size`: Some(65), added: 560, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Tasks` (r:16 w:0)
-	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(155), added: 2630, mode: `MaxEncodedLen`)
+	/// Proof: `FlTask::Tasks` (`max_values`: None, `max_size`: Some(181), added: 2656, mode: `MaxEncodedLen`)
 	/// Storage: `FlTask::Rounds` (r:16 w:16)
 	/// Proof: `FlTask::Rounds` (`max_values`: None, `max_size`: Some(90), added: 2565, mode: `MaxEncodedLen`)
 	/// Storage: `Session::Validators` (r:1 w:0)
@@ -195,10 +225,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `FlTask::Committees` (`max_values`: None, `max_size`: Some(533), added: 3008, mode: `MaxEncodedLen`)
 	/// Component `t` ranges over `[0, 16]`.
 	fn on_initialize(t: u32, ) -> Weight {
-		// Proof size: measured `2739`, estimated `42846`.
-		// Minimum execution time: 38_157_000 ps.
-		Weight::from_parts(349_476_548, 42846)
-			.saturating_add(Weight::from_parts(803_044_943, 0).saturating_mul(t.into()))
+		// Proof size: measured `2765`, estimated `42846`.
+		// Minimum execution time: 40_651_000 ps.
+		Weight::from_parts(404_417_608, 42846)
+			.saturating_add(Weight::from_parts(867_872_251, 0).saturating_mul(t.into()))
 			.saturating_add(T::DbWeight::get().reads(13_u64))
 			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(t.into())))
 			.saturating_add(T::DbWeight::get().writes((2_u64).saturating_mul(t.into())))
@@ -209,57 +239,57 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 /// The same weights with RocksDB database weights, for tests and mocks.
 impl WeightInfo for () {
 	fn publish_task(p: u32, ) -> Weight {
-		Weight::from_parts(420_302_503, 3606)
-			.saturating_add(Weight::from_parts(15_838, 0).saturating_mul(p.into()))
+		Weight::from_parts(496_769_093, 3606)
+			.saturating_add(Weight::from_parts(18_475, 0).saturating_mul(p.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
 	fn join_task() -> Weight {
-		Weight::from_parts(367_518_000, 3620)
+		Weight::from_parts(431_213_000, 3646)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	fn submit_update(p: u32, ) -> Weight {
-		Weight::from_parts(1_783_846_479, 527838)
-			.saturating_add(Weight::from_parts(4_862, 0).saturating_mul(p.into()))
+		Weight::from_parts(2_160_701_357, 527842)
+			.saturating_add(Weight::from_parts(4_588, 0).saturating_mul(p.into()))
 			.saturating_add(RocksDbWeight::get().reads(24_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
 	fn submit_aggregate(p: u32, n: u32, ) -> Weight {
-		Weight::from_parts(7_106_359_000, 189403)
-			.saturating_add(Weight::from_parts(113_480, 0).saturating_mul(p.into()))
-			.saturating_add(Weight::from_parts(390_246_681, 0).saturating_mul(n.into()))
-			.saturating_add(RocksDbWeight::get().reads(36_u64))
+		Weight::from_parts(6_900_632_000, 178885)
+			.saturating_add(Weight::from_parts(164_824, 0).saturating_mul(p.into()))
+			.saturating_add(Weight::from_parts(506_107_790, 0).saturating_mul(n.into()))
+			.saturating_add(RocksDbWeight::get().reads(20_u64))
 			.saturating_add(RocksDbWeight::get().reads((3_u64).saturating_mul(n.into())))
-			.saturating_add(RocksDbWeight::get().writes(34_u64))
+			.saturating_add(RocksDbWeight::get().writes(19_u64))
 			.saturating_add(RocksDbWeight::get().writes((3_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 186665).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 186667).saturating_mul(n.into()))
 			.saturating_add(Weight::from_parts(0, 199).saturating_mul(p.into()))
 	}
 	fn settle_dispute(p: u32, n: u32, ) -> Weight {
-		Weight::from_parts(2 * 7_106_359_000, 189403)
-			.saturating_add(Weight::from_parts(113_480, 0).saturating_mul(p.into()))
-			.saturating_add(Weight::from_parts(390_246_681, 0).saturating_mul(n.into()))
-			.saturating_add(RocksDbWeight::get().reads(36_u64))
-			.saturating_add(RocksDbWeight::get().reads((3_u64).saturating_mul(n.into())))
-			.saturating_add(RocksDbWeight::get().writes(34_u64))
+		Weight::from_parts(10_856_613_000, 174423)
+			.saturating_add(Weight::from_parts(454_719, 0).saturating_mul(p.into()))
+			.saturating_add(Weight::from_parts(1_419_796_289, 0).saturating_mul(n.into()))
+			.saturating_add(RocksDbWeight::get().reads(16_u64))
+			.saturating_add(RocksDbWeight::get().reads((4_u64).saturating_mul(n.into())))
+			.saturating_add(RocksDbWeight::get().writes(11_u64))
 			.saturating_add(RocksDbWeight::get().writes((3_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 186665).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 186648).saturating_mul(n.into()))
 			.saturating_add(Weight::from_parts(0, 199).saturating_mul(p.into()))
 	}
 	fn cancel_task() -> Weight {
-		Weight::from_parts(575_438_000, 3620)
+		Weight::from_parts(617_121_000, 3646)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
 	}
 	fn register_store() -> Weight {
-		Weight::from_parts(271_445_000, 3606)
+		Weight::from_parts(292_706_000, 3606)
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn on_initialize(t: u32, ) -> Weight {
-		Weight::from_parts(349_476_548, 42846)
-			.saturating_add(Weight::from_parts(803_044_943, 0).saturating_mul(t.into()))
+		Weight::from_parts(404_417_608, 42846)
+			.saturating_add(Weight::from_parts(867_872_251, 0).saturating_mul(t.into()))
 			.saturating_add(RocksDbWeight::get().reads(13_u64))
 			.saturating_add(RocksDbWeight::get().reads((3_u64).saturating_mul(t.into())))
 			.saturating_add(RocksDbWeight::get().writes((2_u64).saturating_mul(t.into())))

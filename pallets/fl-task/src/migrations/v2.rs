@@ -4,17 +4,15 @@
 //! - `Tasks`: each task gets `limits.min_held_out` at the runtime's
 //!   `MinSamplesFloor` and no differential privacy (its participants never
 //!   agreed to add noise).
-//! - `Updates` of running rounds: `held_out` 0 (they were accepted before the
-//!   rule).
-//! - A round that was already aggregating gets its committee now (the
-//!   producers collating at the upgrade), so it can still be adopted; a
-//!   round still collecting gets its evaluations from the updates it holds,
-//!   so its measured accuracy counts them.
+//! - The round each running task is in starts again: its updates (in the
+//!   v1 layout, without a held-out count), votes, proposals and evaluations
+//!   are cleared and it collects afresh for `round_blocks` (`RoundStarted`).
+//!   Its participants' clients see it open without their update and train
+//!   again. Clearing instead of translating keeps the upgrade block small:
+//!   a round's updates may hold megabytes of inline parameters, and
+//!   removing them needs no read of their values.
 
-use crate::{
-	Committees, Config, Evaluations, LearningTask, ModelUpdate, Pallet, RoundPhase, Rounds, Tasks, UpdateLimits,
-	Updates,
-};
+use crate::{Config, Event, LearningTask, Pallet, RoundPhase, Rounds, Tasks, UpdateLimits};
 #[cfg(feature = "try-runtime")]
 use codec::{Decode, Encode};
 use frame_support::{migrations::VersionedMigration, pallet_prelude::*, traits::UncheckedOnRuntimeUpgrade};
@@ -134,47 +132,51 @@ impl<T: Config> UncheckedOnRuntimeUpgrade for InnerMigrateV1ToV2<T> {
 				privacy: None,
 			})
 		});
-		Updates::<T>::translate::<v1::ModelUpdate<T::MaxParams>, _>(|_, _, old| {
-			reads.saturating_inc();
-			writes.saturating_inc();
-			Some(ModelUpdate { params: old.params, samples: old.samples, accuracy: old.accuracy, loss: old.loss, held_out: 0 })
-		});
+		let now = frame_system::Pallet::<T>::block_number();
+		let mut restarted = 0u64;
 		for task in crate::ActiveTasks::<T>::get() {
-			reads.saturating_accrue(3);
+			reads.saturating_accrue(2);
 			let Some(t) = Tasks::<T>::get(task) else { continue };
 			let round = t.round;
-			match Rounds::<T>::get(task, round).map(|r| r.phase) {
-				Some(RoundPhase::Aggregating { .. }) if !Committees::<T>::contains_key((task, round)) => {
-					Pallet::<T>::seat_committee(task, &t, round);
-					writes.saturating_inc();
-				},
-				Some(RoundPhase::Collecting) if Evaluations::<T>::get((task, round)).is_empty() => {
-					let evaluations: alloc::vec::Vec<_> =
-						Updates::<T>::iter_prefix_values((task, round)).map(|u| u.accuracy).collect();
-					reads.saturating_accrue(evaluations.len() as u64);
-					writes.saturating_inc();
-					Evaluations::<T>::insert((task, round), BoundedVec::truncate_from(evaluations));
-				},
-				_ => {},
+			let Some(mut r) = Rounds::<T>::get(task, round) else { continue };
+			if !matches!(r.phase, RoundPhase::Collecting | RoundPhase::Aggregating { .. }) {
+				continue;
 			}
+			// Keys only: removing an update reads no parameters.
+			Pallet::<T>::clear_round_state(task, round);
+			r.phase = RoundPhase::Collecting;
+			r.deadline = now.saturating_add(t.round_blocks.into());
+			r.submitted = 0;
+			r.samples = 0;
+			r.accuracy = Default::default();
+			r.loss = 0;
+			r.outliers = 0;
+			Rounds::<T>::insert(task, round, r);
+			Pallet::<T>::deposit_event(Event::RoundStarted { task, round, deadline: r.deadline });
+			restarted.saturating_inc();
 		}
-		log::info!(target: crate::LOG_TARGET, "v2: {reads} entries read, {writes} written");
-		// Seating a committee reads the collators and their roles.
-		T::DbWeight::get().reads_writes(reads.saturating_add(T::MaxAggregators::get().into()), writes)
+		log::info!(target: crate::LOG_TARGET, "v2: {reads} tasks read, {restarted} running rounds restarted");
+		// A restarted round removes at most `MaxParticipants` entries from
+		// each of four maps, plus its votes, proposals, committee and count.
+		let per_round = u64::from(T::MaxParticipants::get())
+			.saturating_mul(2)
+			.saturating_add(u64::from(T::MaxAggregators::get()).saturating_mul(2))
+			.saturating_add(4);
+		T::DbWeight::get()
+			.reads_writes(reads, writes.saturating_add(restarted.saturating_mul(per_round)))
+			// Proof: the tasks and rounds read (small, bounded entries).
+			.saturating_add(Weight::from_parts(0, reads.saturating_mul(512)))
 	}
 
 	#[cfg(feature = "try-runtime")]
 	fn pre_upgrade() -> Result<alloc::vec::Vec<u8>, sp_runtime::TryRuntimeError> {
-		let tasks = Tasks::<T>::iter_keys().count() as u64;
-		let updates = Updates::<T>::iter_keys().count() as u64;
-		Ok((tasks, updates).encode())
+		Ok((v1::Tasks::<T>::iter_keys().count() as u64).encode())
 	}
 
 	#[cfg(feature = "try-runtime")]
 	fn post_upgrade(state: alloc::vec::Vec<u8>) -> Result<(), sp_runtime::TryRuntimeError> {
-		let (tasks, updates) = <(u64, u64)>::decode(&mut &state[..]).map_err(|_| "bad pre-upgrade state")?;
+		let tasks = u64::decode(&mut &state[..]).map_err(|_| "bad pre-upgrade state")?;
 		ensure!(Tasks::<T>::iter().count() as u64 == tasks, "tasks lost in the migration");
-		ensure!(Updates::<T>::iter().count() as u64 == updates, "updates lost in the migration");
 		Pallet::<T>::do_try_state()
 	}
 }
@@ -194,6 +196,7 @@ mod tests {
 	use crate::{
 		mock::*, AggregationRule, ModelKind, ModelParams, Round, TaskStatus, TrainingHints, FIXED_ONE,
 	};
+	use frame_support::assert_ok;
 	use frame_support::{
 		storage::unhashed,
 		traits::{ConstU32, GetStorageVersion, OnRuntimeUpgrade, StorageVersion},
@@ -215,7 +218,7 @@ mod tests {
 			status: TaskStatus::Running,
 			round,
 			participants: 2,
-			model_digest: sp_core::H256::repeat_byte(7),
+			model_digest: crate::model_digest(&[0, 0, 0]),
 			stored_models: false,
 		}
 	}
@@ -225,10 +228,9 @@ mod tests {
 	}
 
 	#[test]
-	fn v1_tasks_and_running_rounds_keep_going_under_v2() {
+	fn v1_tasks_keep_going_under_v2_with_their_running_rounds_restarted() {
 		new_test_ext(|_| {
 			type Pre = Pallet<Test>;
-			// Nothing else in the mock's genesis: the two tasks below are all.
 			StorageVersion::new(1).put::<Pre>();
 			let old_update = |acc: u32| v1::ModelUpdate::<ConstU32<64>> {
 				params: ModelParams::Inline(vec![1, 2, 3].try_into().unwrap()),
@@ -236,17 +238,21 @@ mod tests {
 				accuracy: Permill::from_percent(acc),
 				loss: 0,
 			};
-			// Task 0 collects (two updates in), task 1 aggregates (no committee yet).
+			// Task 0 collects (two updates in), task 1 aggregates (a vote in).
 			for (task, phase) in [(0u32, RoundPhase::Collecting), (1, RoundPhase::Aggregating { since: 1 })] {
-				unhashed::put(&Tasks::<Test>::hashed_key_for(task), &v1_task(0));
+				v1::Tasks::<Test>::insert(task, v1_task(0));
+				crate::GlobalModel::<Test>::insert(task, ModelParams::Inline(vec![0, 0, 0].try_into().unwrap()));
 				Rounds::<Test>::insert(task, 0, round(phase, 2));
 				for (who, acc) in [(4u64, 60), (5, 80)] {
-					unhashed::put(&Updates::<Test>::hashed_key_for((task, 0), who), &old_update(acc));
+					unhashed::put(&crate::Updates::<Test>::hashed_key_for((task, 0), who), &old_update(acc));
 					crate::Participants::<Test>::insert(task, who, ());
 				}
 			}
+			crate::AggregateVotes::<Test>::insert((1, 0), 1, sp_core::H256::repeat_byte(1));
+			crate::VoteCount::<Test>::insert((1, 0), 1);
 			crate::ActiveTasks::<Test>::put(BoundedVec::truncate_from(vec![0, 1]));
 			crate::NextTaskId::<Test>::put(2);
+			System::set_block_number(7);
 			MigrateV1ToV2::<Test>::on_runtime_upgrade();
 			assert_eq!(Pre::on_chain_storage_version(), 2);
 			for task in [0, 1] {
@@ -254,29 +260,36 @@ mod tests {
 				assert_eq!(t.privacy, None);
 				assert_eq!(t.limits.min_held_out, <<Test as Config>::MinSamplesFloor as frame_support::traits::Get<u32>>::get());
 				assert_eq!((t.limits.max_abs, t.limits.min_samples, t.limits.max_samples), (FIXED_ONE * 10, 1, 100));
-				let u = Updates::<Test>::get((task, 0), 5).expect("the update survives");
-				assert_eq!((u.samples, u.accuracy, u.held_out), (10, Permill::from_percent(80), 0));
+				// The round collects again from scratch, for round_blocks.
+				let r = Rounds::<Test>::get(task, 0).unwrap();
+				assert_eq!((r.phase, r.deadline, r.submitted, r.samples), (RoundPhase::Collecting, 7 + 5, 0, 0));
+				assert_eq!(crate::Updates::<Test>::iter_prefix((task, 0)).count(), 0);
+				assert!(crate::Evaluations::<Test>::get((task, 0)).is_empty());
+				assert!(System::events().iter().any(|e| e.event ==
+					RuntimeEvent::FlTask(crate::Event::RoundStarted { task, round: 0, deadline: 12 })));
 			}
-			// The collecting round counts the evaluations it already holds.
-			let mut evaluations = Evaluations::<Test>::get((0, 0)).into_inner();
-			evaluations.sort();
-			assert_eq!(evaluations, vec![Permill::from_percent(60), Permill::from_percent(80)]);
-			// The aggregating round has a committee, so it can be adopted.
-			let (required, committee) = Committees::<Test>::get((1, 0)).expect("seated at the upgrade");
-			assert!(required >= 2 && committee.len() as u32 >= required);
-			assert!(!Committees::<Test>::contains_key((0, 0)));
+			assert_eq!(crate::AggregateVotes::<Test>::iter().count(), 0);
+			assert_eq!(crate::VoteCount::<Test>::get((1, 0)), 0);
+			// The pallet's invariants hold right after the upgrade.
+			assert_ok!(Pallet::<Test>::do_try_state());
+			// A participant submits in the v2 layout, and the round goes on.
+			assert_ok!(crate::Pallet::<Test>::submit_update(
+				RuntimeOrigin::signed(4),
+				0,
+				0,
+				crate::ModelUpdate {
+					params: ModelParams::Inline(vec![1, 2, 3].try_into().unwrap()),
+					samples: 10,
+					accuracy: Permill::from_percent(70),
+					loss: 0,
+					held_out: 20,
+				}
+			));
 			// Once only: a second run leaves v2 state alone.
 			Tasks::<Test>::mutate(0, |t| t.as_mut().unwrap().limits.min_held_out = 77);
 			MigrateV1ToV2::<Test>::on_runtime_upgrade();
 			assert_eq!(Tasks::<Test>::get(0).unwrap().limits.min_held_out, 77);
-			// Leave the mock consistent for its invariants.
-			for task in [0, 1] {
-				Pallet::<Test>::clear_round_state(task, 0);
-				Tasks::<Test>::remove(task);
-				Rounds::<Test>::remove(task, 0);
-				let _ = crate::Participants::<Test>::clear_prefix(task, u32::MAX, None);
-			}
-			crate::ActiveTasks::<Test>::kill();
+			assert_eq!(crate::Updates::<Test>::iter_prefix((0, 0)).count(), 1);
 		});
 	}
 }

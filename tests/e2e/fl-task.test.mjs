@@ -410,7 +410,7 @@ test('a model too large for the chain is trained and aggregated through model st
     model: { LogisticRegression: { features: 3 } }, initialModel: unregistered,
     hints: { epochs: 1, learningRate: 1n << 31n, batchSize: 0 }, targetAccuracy: 900_000, maxRounds: 1,
     minParticipants: 2, roundBlocks: 10, rule: 'FedAvg', aggregatorsRequired: 2,
-    limits: { maxAbs: 1n << 40n, minSamples: 10, maxSamples: 1000 },
+    limits: { maxAbs: 1n << 40n, minSamples: 10, maxSamples: 1000, minHeldOut: 10 },
   }), k.eve), /flTask\.StoreNotRegistered/);
   // A perceptron with 2 200 hidden units: 70 401 parameters, over the
   // 65 536 the chain keeps inline.

@@ -117,7 +117,7 @@ test('credit cannot be farmed with a self-published task in one batch', async ()
     roundBlocks: 5,
     rule: 'FedAvg',
     aggregatorsRequired: 1,
-    limits: { maxAbs: 1024 * (1 << 24), minSamples: 10, maxSamples: 100_000 },
+    limits: { maxAbs: 1024 * (1 << 24), minSamples: 10, maxSamples: 100_000, minHeldOut: 10 },
   };
   await assert.rejects(
     sendAndWait(api, api.tx.utility.batchAll([

@@ -42,7 +42,10 @@ function lastJson(out) {
 function trainer(suri, task, hospital, extra = []) {
   const child = spawn(CLIENT, ['train', '--suri', suri, '--task', String(task),
     '--data', join(dataDir, `hospital-${hospital}.csv`),
-    '--node', `127.0.0.1:${node.rpcPort}`, '--poll-ms', '300', ...extra]);
+    '--node', `127.0.0.1:${node.rpcPort}`, '--poll-ms', '300',
+    // Updates kept by this run's clients only: a dev chain's genesis is the
+    // same every run, and this file kills a client mid-task on purpose.
+    '--state-dir', join(dataDir, 'client-state'), ...extra]);
   let out = '';
   child.stdout.on('data', (d) => { out += d; });
   child.stderr.on('data', (d) => { out += d; });

@@ -754,8 +754,9 @@ pub mod pallet {
 		/// split (a second digest proposed for the round) is settled by the
 		/// runtime: it computes the aggregate itself, as honest aggregators
 		/// do, and adopts it (`DisputeSettled`); members that voted another
-		/// digest are `AggregatorMismatched`. The caller pays for that
-		/// computation; an undisputed vote is refunded down to the voting
+		/// digest are `AggregatorMismatched`. The vote that sets it off pays
+		/// nothing if it agrees with the runtime's result and in full if it
+		/// does not; an undisputed vote is refunded down to the voting
 		/// weight.
 		///
 		/// Origin: an active institution with the producer role, checked at

@@ -60,7 +60,7 @@ try {
   const { api } = node;
   const rpc = ['--node', `127.0.0.1:${node.rpcPort}`];
   await api.rpc.author.insertKey('fl00', '//Alice', u8aToHex(alice.publicKey));
-  store = spawn(CLIENT, ['store', '--listen', '127.0.0.1:0', '--dir', dir]);
+  store = spawn(CLIENT, ['store', '--listen', '127.0.0.1:0', '--dir', dir, ...rpc]);
   const url = await new Promise((res) => store.stdout.once('data', (d) => res(JSON.parse(String(d)).store)));
   execFileSync(CLIENT, ['aggregator-store', '--url', url, ...rpc]);
   // The collator's aggregator account registers the store its aggregates name.

@@ -63,7 +63,7 @@ MSG
 ) &
 # The model store lives as long as the node: `exec` keeps this PID ($$) for
 # the node, and a watcher stops the store once that PID is gone.
-"$FL_CLIENT" store --listen "127.0.0.1:${STORE_PORT}" --dir "$STORE_DIR" >&2 &
+"$FL_CLIENT" store --listen "127.0.0.1:${STORE_PORT}" --dir "$STORE_DIR" --node "127.0.0.1:${RPC_PORT}" >&2 &
 STORE_PID=$!
 (
     while kill -0 $$ 2>/dev/null; do sleep 2; done

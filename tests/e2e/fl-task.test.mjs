@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
-import { u8aToHex } from '@polkadot/util';
+import { u8aToHex, hexToU8a, u8aConcat, compactAddLength, bnToU8a } from '@polkadot/util';
 import { startDevNode, sendAndWait } from './lib/node.mjs';
 import { addProducer } from './lib/producer.mjs';
 
@@ -379,7 +379,7 @@ test('a perceptron task and a poisoned task run across a node restart', async ()
 
 /** Starts `medchain-fl-client store` on a free port; resolves its URL. */
 async function startStore(dir) {
-  store = spawn(CLIENT, ['store', '--listen', '127.0.0.1:0', '--dir', dir]);
+  store = spawn(CLIENT, ['store', '--listen', '127.0.0.1:0', '--dir', dir, '--node', `127.0.0.1:${node.rpcPort}`]);
   let out = '';
   store.stderr.on('data', (d) => { out += d; });
   return new Promise((res, rej) => {
@@ -456,8 +456,41 @@ test('a model too large for the chain is trained and aggregated through model st
   assert.ok(adopted.size >= 1, 'a round was adopted');
   for (const [round, at] of closed) {
     if (!adopted.has(round)) continue; // stopped at the target: nothing adopted
-    const native = lastJson(client(['aggregate', '--task', String(task), '--at', at]));
+    // Updates are sealed: the native run reads them as the committee's
+    // member, //Alice.
+    const native = lastJson(client(['aggregate', '--task', String(task), '--at', at, '--suri', '//Alice']));
     assert.equal(native.round, round);
     assert.equal(native.digest, adopted.get(round), `round ${round}: native and offchain aggregates agree`);
   }
+
+  // No hospital's update can be read in clear: chain state holds its
+  // digest and store, and the store serves it only to a signed read of the
+  // round's committee, encrypted to the reader's one-time key.
+  const [round0, at0] = [...closed.entries()].find(([round]) => adopted.has(round));
+  const entries = await (await api.at(at0)).query.flTask.updates.entries([task, round0]);
+  assert.ok(entries.length >= 2, 'updates of the round');
+  const participant = entries[0][0].args[1];
+  const update = entries[0][1].unwrap ? entries[0][1].unwrap() : entries[0][1];
+  const { digest: updateDigest, store: updateStore } = update.params.asStored;
+  assert.equal(Buffer.from(updateStore.toU8a(true)).toString(), url);
+  const plain = await fetch(`${url}/models/${updateDigest.toHex()}`);
+  assert.equal(plain.status, 404, 'a sealed update is not on the public paths');
+  const sealedUrl = `${url}/sealed/models/${updateDigest.toHex()}`;
+  assert.equal((await fetch(sealedUrl)).status, 401, 'an unsigned read is refused');
+  // A participant of the task (not on the committee) signs a read.
+  const read = u8aConcat(hexToU8a(at0), bnToU8a(task, { bitLength: 32 }), bnToU8a(round0, { bitLength: 32 }),
+    participant.toU8a(), updateDigest.toU8a(),
+    // A one-time key (here secp256k1's generator).
+    hexToU8a('0x0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798'));
+  const context = compactAddLength(new TextEncoder().encode('medchain/fl-task/sealed-read/1'));
+  const auth = (who) => u8aToHex(u8aConcat(read, compactAddLength(who.publicKey),
+    compactAddLength(who.sign(u8aConcat(context, read)))));
+  const asBob = await fetch(sealedUrl, { headers: { 'X-Medchain-Sealed-Read': auth(k.bob) } });
+  assert.equal(asBob.status, 403, await asBob.text());
+  // The committee's member gets ciphertext, not the manifest (which starts
+  // with the parameter count).
+  const asAlice = await fetch(sealedUrl, { headers: { 'X-Medchain-Sealed-Read': auth(k.alice) } });
+  assert.equal(asAlice.status, 200, 'a committee member reads');
+  const answer = Buffer.from(await asAlice.arrayBuffer());
+  assert.ok(!answer.includes(Buffer.from(bnToU8a(70_401, { bitLength: 32 }))), 'the answer is ciphertext');
 });

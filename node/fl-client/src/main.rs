@@ -55,7 +55,7 @@ use pallet_fl_task::{
 	Participants, RoundPhase, Rounds, TaskSpec, TaskStatus, Tasks, TrainingHints, UpdateCredit, UpdateLimits,
 	Updates,
 };
-use sp_core::{sr25519, Pair};
+use sp_core::{sr25519, Pair, H256};
 use sp_runtime::Permill;
 use std::{
 	collections::HashMap,
@@ -369,6 +369,10 @@ struct EvaluateArgs {
 struct AggregateArgs {
 	#[command(flatten)]
 	node: NodeArgs,
+	/// A member of the round's committee (a collator's account): stored
+	/// updates are sealed and read only by their committee.
+	#[command(flatten)]
+	signer: SignerArgs,
 	/// The task.
 	#[arg(long)]
 	task: u32,
@@ -412,6 +416,9 @@ struct SimulateArgs {
 
 #[derive(Args)]
 struct StoreArgs {
+	/// The node sealed reads are checked against (committee, updates).
+	#[command(flatten)]
+	node: NodeArgs,
 	/// Address to listen on.
 	#[arg(long, default_value = "127.0.0.1:8730")]
 	listen: String,
@@ -473,7 +480,7 @@ fn main() {
 		Command::Evaluate(a) => evaluate(&a),
 		Command::Aggregate(a) => aggregate(&a),
 		Command::Simulate(a) => simulate(&a),
-		Command::Store(a) => store::serve(&a.listen, &a.dir),
+		Command::Store(a) => store::serve(&a.listen, &a.dir, a.node.node()),
 		Command::AggregatorStore(a) => aggregator_store(&a),
 		Command::RegisterStore(a) => {
 			let signer = a.signer.signer();
@@ -495,7 +502,7 @@ fn client_model(kind: &ModelKind) -> Model {
 	}
 }
 
-/// A model's parameters: as they are, or downloaded from its store.
+/// A public model's parameters: as they are, or downloaded from its store.
 fn resolve(model: &ModelParams<MaxParams>) -> Result<Vec<Fixed>, String> {
 	match model {
 		ModelParams::Inline(p) => Ok(p.to_vec()),
@@ -511,11 +518,17 @@ fn global_model(node: &Node, task_id: u32) -> Result<Vec<f64>, rpc::RpcError> {
 	Ok(resolve(&model).map_err(rpc::RpcError::Node)?.into_iter().map(from_fixed).collect())
 }
 
-/// Packs parameters as a task keeps them: inline, or uploaded to `store`.
-fn pack(params: Vec<Fixed>, stored: bool, store: Option<&str>) -> Result<ModelParams<MaxParams>, String> {
+/// Packs parameters as a task keeps them: inline, or uploaded to `store`
+/// (sealed for an update, public for a global model).
+fn pack(
+	params: Vec<Fixed>,
+	stored: bool,
+	store: Option<&str>,
+	visibility: store::Visibility,
+) -> Result<ModelParams<MaxParams>, String> {
 	if stored {
 		let store = store.ok_or("the task's models live in model stores: pass --store URL")?;
-		Ok(ModelParams::Stored(store::upload(store, &params)?))
+		Ok(ModelParams::Stored(store::upload(store, &params, visibility)?))
 	} else {
 		let count = params.len();
 		Ok(ModelParams::Inline(params.try_into().map_err(|_| {
@@ -659,7 +672,7 @@ fn publish(o: &PublishArgs) -> Result<(), String> {
 	}
 	let spec = TaskSpec {
 		model,
-		initial_model: pack(initial.iter().map(|p| to_fixed(*p)).collect(), store.is_some(), store)?,
+		initial_model: pack(initial.iter().map(|p| to_fixed(*p)).collect(), store.is_some(), store, store::Visibility::Public)?,
 		hints: TrainingHints { epochs: o.epochs, learning_rate: to_fixed(o.training.lr), batch_size: o.training.batch },
 		target_accuracy: Permill::from_float(o.target),
 		max_rounds: o.rounds,
@@ -898,7 +911,7 @@ fn synthetic_update(o: &SyntheticUpdateArgs) -> Result<(), String> {
 	let count = params.len();
 	let t0 = Instant::now();
 	let update = ModelUpdate {
-		params: pack(params, t.stored_models, Some(store))?,
+		params: pack(params, t.stored_models, Some(store), store::Visibility::Sealed)?,
 		samples: 100 + (seed % 100) as u32,
 		accuracy: Permill::from_percent(50),
 		loss: to_fixed(0.5),
@@ -1106,6 +1119,7 @@ impl Progress {
 				params.iter().map(|p| to_fixed(*p * poison).clamp(-bound, bound)).collect(),
 				t.stored_models,
 				self.store.as_deref(),
+				store::Visibility::Sealed,
 			)
 			.map_err(rpc::RpcError::Node)?,
 			samples: train_rows.len() as u32,
@@ -1184,6 +1198,20 @@ fn aggregate(o: &AggregateArgs) -> Result<(), String> {
 	let loopback: bool =
 		node.storage_at(&pallet_fl_task::LoopbackStores::<Runtime>::hashed_key(), at).map_err(q)?.unwrap_or(false);
 	let mut updates: Vec<(AccountId, ModelUpdate<Unbounded>)> = Vec::new();
+	// Stored updates are sealed: read as a committee member, at this block,
+	// with a one-time key.
+	let reader = || -> Result<_, String> {
+		let signer = o.signer.signer()?;
+		let block = match at {
+			Some(hash) => hash.to_string(),
+			None => node.call("chain_getBlockHash", serde_json::json!([])).map_err(q)?.as_str().unwrap_or_default().to_string(),
+		};
+		let block = H256::from_slice(&rpc::unhex(&block).map_err(q)?.get(..32).ok_or("--at: not a block hash")?);
+		let seed: [u8; 32] = rand::random();
+		let reader = pallet_fl_task::store::SealedReader::from_seed(&seed).ok_or("no reader key")?;
+		Ok((signer, block, reader))
+	};
+	let mut sealed = None;
 	for key in node.keys(&prefix, at).map_err(q)? {
 		let raw: [u8; 32] = key[key.len() - 32..].try_into().map_err(|_| "bad key")?;
 		let update: ModelUpdate<MaxParams> = node.storage_at(&key, at).map_err(q)?.ok_or("update vanished")?;
@@ -1198,7 +1226,28 @@ fn aggregate(o: &AggregateArgs) -> Result<(), String> {
 				));
 			}
 		}
-		let params = ModelParams::Inline(resolve(&update.params)?.try_into().map_err(|_| "too large")?);
+		let params = match &update.params {
+			ModelParams::Stored(r) => {
+				if sealed.is_none() {
+					sealed = Some(reader()?);
+				}
+				let (signer, block, reader) = sealed.as_ref().ok_or("no reader")?;
+				let read = pallet_fl_task::SealedRead {
+					at: *block,
+					task: task_id,
+					round: t.round,
+					participant: AccountId::from(raw),
+					model: r.digest,
+					reader: reader.public(),
+				};
+				let signature = signer.sign(&read.signing_payload()).0.to_vec();
+				let auth =
+					pallet_fl_task::SealedReadAuth { signer: signer.public().0.to_vec(), signature, read };
+				store::download_sealed(r, &auth, reader)?
+			},
+			ModelParams::Inline(p) => p.to_vec(),
+		};
+		let params = ModelParams::Inline(params.try_into().map_err(|_| "too large")?);
 		let ModelUpdate { samples, accuracy, loss, held_out, .. } = update;
 		updates.push((AccountId::from(raw), ModelUpdate { params, samples, accuracy, loss, held_out }));
 	}

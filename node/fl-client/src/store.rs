@@ -10,6 +10,21 @@
 //! A `PUT` whose body does not hash to the digest in its path is refused
 //! (`422`), so a store only ever holds what its names promise.
 //!
+//! Participants' updates are *sealed*:
+//!
+//! ```text
+//! PUT /sealed/models/0x{digest}, /sealed/chunks/0x{digest}   as above, kept apart
+//! GET /sealed/models/0x{digest}, /sealed/chunks/0x{digest}   X-Medchain-Sealed-Read: 0x{SealedReadAuth}
+//! ```
+//! The plain paths never serve them. A sealed read is answered only when
+//! its signature holds (`401` otherwise) and a [`ReadPolicy`] allows it
+//! (`403`): on a chain, [`ChainPolicy`] — the signer sits on the round's
+//! committee and the model is the named participant's update of the round,
+//! both in the state of the block the read names; a chunk is served only as
+//! part of the model the read names. The answer is a
+//! [`SealedAnswer`](pallet_fl_task::SealedAnswer): the bytes encrypted to
+//! the read's one-time key, so a replayed read gives its replayer nothing.
+//!
 //! Both sides are `hyper` 1: the server within [`Limits`] (body size, `413`
 //! beyond it; time for the headers and for the whole connection, so a slow
 //! client is cut off; connections at once), the client through
@@ -27,17 +42,21 @@ use medchain_chain_client::{
 	runtime,
 	serve::{self, ConnectionLimits},
 };
+use medchain_chain_client::Node;
+use medchain_runtime::{AccountId, Runtime};
 use pallet_fl_task::{
 	chunk_bytes, chunk_digest, chunk_from_bytes,
-	store::{self as paths, hex},
-	Fixed, ModelRef, StoredManifest, STORE_CHUNK,
+	store::{self as paths, hex, SealedReader},
+	Fixed, ModelParams, ModelRef, SealedAnswer, SealedRead, SealedReadAuth, StoredManifest, SEALED_READ_HEADER,
+	STORE_CHUNK,
 };
-use sp_core::H256;
+use sp_core::{sr25519, Pair as _, H256};
 use std::{
+	collections::HashMap,
 	net::SocketAddr,
 	path::{Path, PathBuf},
-	sync::{Arc, OnceLock},
-	time::Duration,
+	sync::{Arc, Mutex, OnceLock},
+	time::{Duration, Instant},
 };
 
 /// Largest body a store accepts or a client reads: a manifest of the
@@ -83,14 +102,15 @@ fn client() -> Result<&'static HttpsClient, String> {
 	Ok(CLIENT.get_or_init(|| Client::builder(TokioExecutor::new()).build(connector)))
 }
 
-/// Sends one request and returns the status code and body.
-fn request(method: Method, url: &str, body: &[u8]) -> Result<(u16, Vec<u8>), String> {
+/// Sends one request (with the sealed-read header `auth`, if any) and
+/// returns the status code and body.
+fn request(method: Method, url: &str, body: &[u8], auth: Option<&str>) -> Result<(u16, Vec<u8>), String> {
 	let client = client()?;
-	let request = Request::builder()
-		.method(method)
-		.uri(url)
-		.body(Full::new(Bytes::copy_from_slice(body)))
-		.map_err(|e| format!("{url}: {e}"))?;
+	let mut builder = Request::builder().method(method).uri(url);
+	if let Some(auth) = auth {
+		builder = builder.header(SEALED_READ_HEADER, auth);
+	}
+	let request = builder.body(Full::new(Bytes::copy_from_slice(body))).map_err(|e| format!("{url}: {e}"))?;
 	let url = url.to_string();
 	runtime().block_on(async move {
 		let exchange = async {
@@ -110,14 +130,18 @@ fn request(method: Method, url: &str, body: &[u8]) -> Result<(u16, Vec<u8>), Str
 }
 
 fn get(url: &str) -> Result<Vec<u8>, String> {
-	match request(Method::GET, url, &[])? {
+	get_with(url, None)
+}
+
+fn get_with(url: &str, auth: Option<&str>) -> Result<Vec<u8>, String> {
+	match request(Method::GET, url, &[], auth)? {
 		(200, body) => Ok(body),
 		(code, _) => Err(format!("GET {url}: HTTP {code}")),
 	}
 }
 
 fn put(url: &str, body: &[u8]) -> Result<(), String> {
-	match request(Method::PUT, url, body)? {
+	match request(Method::PUT, url, body, None)? {
 		(200..=299, _) => Ok(()),
 		(code, body) => Err(format!("PUT {url}: HTTP {code} {}", String::from_utf8_lossy(&body))),
 	}
@@ -131,33 +155,80 @@ fn chunk_url(store: &str, digest: &H256) -> String {
 	paths::chunk_url(store.trim_end_matches('/').as_bytes(), digest)
 }
 
+fn sealed_manifest_url(store: &str, digest: &H256) -> String {
+	paths::sealed_manifest_url(store.trim_end_matches('/').as_bytes(), digest)
+}
+
+fn sealed_chunk_url(store: &str, digest: &H256) -> String {
+	paths::sealed_chunk_url(store.trim_end_matches('/').as_bytes(), digest)
+}
+
+/// Who may read a model: anyone (a global model), or, for a participant's
+/// update, only its round's committee.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Visibility {
+	/// Served on the plain paths to anyone.
+	Public,
+	/// Served on the sealed paths to signed committee reads only.
+	Sealed,
+}
+
 /// Uploads a model to the store at `store` (chunks, then the manifest) and
 /// returns its reference.
-pub fn upload(store: &str, params: &[Fixed]) -> Result<ModelRef, String> {
+pub fn upload(store: &str, params: &[Fixed], visibility: Visibility) -> Result<ModelRef, String> {
+	let (manifest_at, chunk_at): (fn(&str, &H256) -> String, fn(&str, &H256) -> String) = match visibility {
+		Visibility::Public => (manifest_url, chunk_url),
+		Visibility::Sealed => (sealed_manifest_url, sealed_chunk_url),
+	};
 	let mut chunks = Vec::new();
 	for chunk in params.chunks(STORE_CHUNK as usize) {
 		let digest = chunk_digest(chunk);
-		put(&chunk_url(store, &digest), &chunk_bytes(chunk))?;
+		put(&chunk_at(store, &digest), &chunk_bytes(chunk))?;
 		chunks.push(digest);
 	}
 	let manifest = StoredManifest { params: params.len() as u32, chunks };
 	let digest = manifest.digest();
-	put(&manifest_url(store, &digest), &manifest.encode())?;
+	put(&manifest_at(store, &digest), &manifest.encode())?;
 	let store = store.trim_end_matches('/').as_bytes().to_vec().try_into().map_err(|_| "store URL too long")?;
 	Ok(ModelRef { digest, params: params.len() as u32, store })
 }
 
-/// Downloads a model by reference, checking the manifest and every chunk.
+/// Downloads a public model by reference, checking the manifest and every
+/// chunk.
 pub fn download(model: &ModelRef) -> Result<Vec<Fixed>, String> {
+	fetch_model(model, |store, chunk| match chunk {
+		None => get(&manifest_url(store, &model.digest)),
+		Some(digest) => get(&chunk_url(store, digest)),
+	})
+}
+
+/// Downloads a sealed update as a member of its round's committee: each
+/// read carries `auth` (whose one-time key is `reader`'s) and is opened
+/// with `reader`.
+pub fn download_sealed(model: &ModelRef, auth: &SealedReadAuth<AccountId>, reader: &SealedReader) -> Result<Vec<Fixed>, String> {
+	let header = paths::sealed_read_header(auth);
+	fetch_model(model, |store, chunk| {
+		let url = match chunk {
+			None => sealed_manifest_url(store, &model.digest),
+			Some(digest) => sealed_chunk_url(store, digest),
+		};
+		let answer = get_with(&url, Some(&header))?;
+		reader.open(&answer).map_err(|_| format!("{url}: the answer does not open with this read's key"))
+	})
+}
+
+/// Reads a model through `fetch` (the manifest for `None`, else a chunk by
+/// digest), checking the manifest and every chunk.
+fn fetch_model(model: &ModelRef, fetch: impl Fn(&str, Option<&H256>) -> Result<Vec<u8>, String>) -> Result<Vec<Fixed>, String> {
 	let store = String::from_utf8(model.store.to_vec()).map_err(|_| "store URL is not UTF-8")?;
-	let bytes = get(&manifest_url(&store, &model.digest))?;
+	let bytes = fetch(&store, None)?;
 	let manifest = StoredManifest::decode(&mut &bytes[..]).map_err(|e| format!("manifest: {e}"))?;
 	if manifest.digest() != model.digest || manifest.params != model.params {
 		return Err(format!("{store}: the manifest does not match digest {:?}", model.digest));
 	}
 	let mut params = Vec::with_capacity(model.params as usize);
 	for digest in &manifest.chunks {
-		let chunk = chunk_from_bytes(&get(&chunk_url(&store, digest))?).ok_or("chunk of a partial parameter")?;
+		let chunk = chunk_from_bytes(&fetch(&store, Some(digest))?).ok_or("chunk of a partial parameter")?;
 		if chunk_digest(&chunk) != *digest {
 			return Err(format!("{store}: chunk {digest:?} does not match its digest"));
 		}
@@ -169,20 +240,87 @@ pub fn download(model: &ModelRef) -> Result<Vec<Fixed>, String> {
 	Ok(params)
 }
 
-/// Serves a model store from `dir` on `listen` until the process ends.
-pub fn serve(listen: &str, dir: &Path) -> Result<(), String> {
+/// Decides whether a signed sealed read may be answered.
+pub trait ReadPolicy: Send + Sync + 'static {
+	/// `Ok` if `read`, signed by `signer` (signature already checked), may
+	/// be answered; else the reason.
+	fn allows(&self, read: &SealedRead<AccountId>, signer: &AccountId) -> Result<(), String>;
+}
+
+/// The chain decides: the signer sits on the round's committee and the read
+/// model is the named participant's update of the round, in the state of
+/// the block the read names (a block its node does not have is refused).
+/// Answers are remembered for a while, so a model's chunks cost one check.
+pub struct ChainPolicy {
+	node: Node,
+	seen: Mutex<HashMap<(AccountId, Vec<u8>), Instant>>,
+}
+
+/// How long a [`ChainPolicy`] remembers an allowed read.
+const ALLOWED_FOR: Duration = Duration::from_secs(600);
+
+/// Most allowed reads a [`ChainPolicy`] remembers.
+const MOST_REMEMBERED: usize = 4096;
+
+impl ChainPolicy {
+	/// Checks reads against the chain through `node`.
+	pub fn new(node: Node) -> Self {
+		ChainPolicy { node, seen: Mutex::new(HashMap::new()) }
+	}
+
+	fn check(&self, read: &SealedRead<AccountId>, signer: &AccountId) -> Result<(), String> {
+		let at = format!("{:?}", read.at);
+		let q = |e: medchain_chain_client::RpcError| format!("the node: {e}");
+		let committee: Option<(u32, Vec<AccountId>)> = self
+			.node
+			.storage_at(&pallet_fl_task::Committees::<Runtime>::hashed_key_for((read.task, read.round)), Some(&at))
+			.map_err(q)?;
+		if !committee.is_some_and(|(_, members)| members.contains(signer)) {
+			return Err(format!("{signer} is not on the committee of task {} round {} at {at}", read.task, read.round));
+		}
+		let key = pallet_fl_task::Updates::<Runtime>::hashed_key_for((read.task, read.round), &read.participant);
+		let update: Option<pallet_fl_task::ModelUpdate<crate::MaxParams>> =
+			self.node.storage_at(&key, Some(&at)).map_err(q)?;
+		match update.map(|u| u.params) {
+			Some(ModelParams::Stored(r)) if r.digest == read.model => Ok(()),
+			_ => Err(format!("{:?} is not an update of task {} round {} at {at}", read.model, read.task, read.round)),
+		}
+	}
+}
+
+impl ReadPolicy for ChainPolicy {
+	fn allows(&self, read: &SealedRead<AccountId>, signer: &AccountId) -> Result<(), String> {
+		let key = (signer.clone(), read.encode());
+		let now = Instant::now();
+		if self.seen.lock().map_err(|_| "poisoned")?.get(&key).is_some_and(|at| now.duration_since(*at) < ALLOWED_FOR) {
+			return Ok(());
+		}
+		self.check(read, signer)?;
+		let mut seen = self.seen.lock().map_err(|_| "poisoned")?;
+		if seen.len() >= MOST_REMEMBERED {
+			seen.clear();
+		}
+		seen.insert(key, now);
+		Ok(())
+	}
+}
+
+/// Serves a model store from `dir` on `listen` until the process ends;
+/// sealed reads are checked against the chain through `node`.
+pub fn serve(listen: &str, dir: &Path, node: Node) -> Result<(), String> {
 	runtime().block_on(async {
-		let addr = start(listen, dir, Limits::default()).await?;
+		let addr = start(listen, dir, Limits::default(), Arc::new(ChainPolicy::new(node))).await?;
 		println!("{}", serde_json::json!({ "store": format!("http://{addr}"), "dir": dir.display().to_string() }));
 		std::future::pending::<()>().await;
 		Ok(())
 	})
 }
 
-/// Starts a store on `listen` serving `dir` within `limits`; returns the
-/// bound address. It serves until the runtime ends.
-pub async fn start(listen: &str, dir: &Path, limits: Limits) -> Result<SocketAddr, String> {
-	for kind in ["models", "chunks"] {
+/// Starts a store on `listen` serving `dir` within `limits`, answering
+/// sealed reads that `policy` allows; returns the bound address. It serves
+/// until the runtime ends.
+pub async fn start(listen: &str, dir: &Path, limits: Limits, policy: Arc<dyn ReadPolicy>) -> Result<SocketAddr, String> {
+	for kind in ["models", "chunks", "sealed/models", "sealed/chunks"] {
 		std::fs::create_dir_all(dir.join(kind)).map_err(|e| format!("{}: {e}", dir.display()))?;
 	}
 	let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("{listen}: {e}"))?;
@@ -191,9 +329,11 @@ pub async fn start(listen: &str, dir: &Path, limits: Limits) -> Result<SocketAdd
 	let max_body = limits.max_body;
 	serve::accept(listener, limits.connections, move || {
 		let dir = dir.clone();
+		let policy = policy.clone();
 		hyper::service::service_fn(move |request| {
 			let dir = dir.clone();
-			async move { Ok::<_, std::convert::Infallible>(handle(request, dir, max_body).await) }
+			let policy = policy.clone();
+			async move { Ok::<_, std::convert::Infallible>(handle(request, dir, policy, max_body).await) }
 		})
 	});
 	Ok(addr)
@@ -201,9 +341,15 @@ pub async fn start(listen: &str, dir: &Path, limits: Limits) -> Result<SocketAdd
 
 /// Answers one request: reads its body (up to `max_body`), then answers
 /// from `dir` off the async threads.
-async fn handle(request: Request<hyper::body::Incoming>, dir: Arc<PathBuf>, max_body: usize) -> Response<Full<Bytes>> {
+async fn handle(
+	request: Request<hyper::body::Incoming>,
+	dir: Arc<PathBuf>,
+	policy: Arc<dyn ReadPolicy>,
+	max_body: usize,
+) -> Response<Full<Bytes>> {
 	let method = request.method().clone();
 	let path = request.uri().path().to_string();
+	let auth = request.headers().get(SEALED_READ_HEADER).map(|v| v.as_bytes().to_vec());
 	let (code, body) = match Limited::new(request.into_body(), max_body).collect().await {
 		Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
 			(413, format!("a body is at most {max_body} bytes").into_bytes())
@@ -211,9 +357,12 @@ async fn handle(request: Request<hyper::body::Incoming>, dir: Arc<PathBuf>, max_
 		Err(_) => (400, b"the body could not be read".to_vec()),
 		Ok(body) => {
 			let body = body.to_bytes();
-			tokio::task::spawn_blocking(move || respond(&method, &path, &body, &dir))
-				.await
-				.unwrap_or((500, b"the store failed".to_vec()))
+			tokio::task::spawn_blocking(move || {
+				let request = StoreRequest { method: &method, path: &path, body: &body, auth: auth.as_deref() };
+				respond(request, &dir, policy.as_ref())
+			})
+			.await
+			.unwrap_or((500, b"the store failed".to_vec()))
 		},
 	};
 	let mut response = Response::new(Full::new(Bytes::from(body)));
@@ -221,20 +370,40 @@ async fn handle(request: Request<hyper::body::Incoming>, dir: Arc<PathBuf>, max_
 	response
 }
 
-/// The status and body answering `method` on `path` with `body`.
-fn respond(method: &Method, path: &str, body: &[u8], dir: &Path) -> (u16, Vec<u8>) {
+/// One request, its body read.
+struct StoreRequest<'a> {
+	method: &'a Method,
+	path: &'a str,
+	body: &'a [u8],
+	/// The sealed-read header's value.
+	auth: Option<&'a [u8]>,
+}
+
+/// The status and body answering `request`.
+fn respond(request: StoreRequest, dir: &Path, policy: &dyn ReadPolicy) -> (u16, Vec<u8>) {
+	let StoreRequest { method, path, body, auth } = request;
 	if path == "/health" {
 		return (200, b"ok".to_vec());
 	}
-	let Some((kind, name)) = path.trim_start_matches('/').split_once('/') else {
+	let path = path.trim_start_matches('/');
+	let (sealed, path) = match path.strip_prefix("sealed/") {
+		Some(rest) => (true, rest),
+		None => (false, path),
+	};
+	let Some((kind, name)) = path.split_once('/') else {
 		return (404, b"not found".to_vec());
 	};
 	if kind != "models" && kind != "chunks" {
 		return (404, b"not found".to_vec());
 	}
 	let Some(digest) = parse_digest(name) else { return (400, b"the name is not 0x and 64 hex digits".to_vec()) };
-	let file = dir.join(kind).join(hex(&digest));
+	let root = if sealed { dir.join("sealed") } else { dir.to_path_buf() };
+	let file = root.join(kind).join(hex(&digest));
 	match *method {
+		Method::GET if sealed => match sealed_read(auth, policy, &root, kind, &digest) {
+			Ok(answer) => (200, answer),
+			Err((code, reason)) => (code, reason.into_bytes()),
+		},
 		Method::GET => match std::fs::read(&file) {
 			Ok(bytes) => (200, bytes),
 			Err(_) => (404, b"not found".to_vec()),
@@ -254,6 +423,53 @@ fn respond(method: &Method, path: &str, body: &[u8], dir: &Path) -> (u16, Vec<u8
 		},
 		_ => (405, b"GET or PUT".to_vec()),
 	}
+}
+
+/// Answers a sealed read of `kind`/`digest` under `root`: checks the
+/// signed read (`401`) and the policy (`403`), that the bytes belong to the
+/// model the read names (`403`), and encrypts them to the read's key.
+fn sealed_read(
+	auth: Option<&[u8]>,
+	policy: &dyn ReadPolicy,
+	root: &Path,
+	kind: &str,
+	digest: &H256,
+) -> Result<Vec<u8>, (u16, String)> {
+	let unauthorised = |why: &str| (401, format!("a sealed model is read with a signed {SEALED_READ_HEADER}: {why}"));
+	let auth = auth.ok_or_else(|| unauthorised("none sent"))?;
+	let bytes = std::str::from_utf8(auth)
+		.ok()
+		.filter(|h| h.starts_with("0x"))
+		.and_then(|h| medchain_chain_client::unhex(h).ok())
+		.ok_or_else(|| unauthorised("not 0x and hex digits"))?;
+	let auth = SealedReadAuth::<AccountId>::decode(&mut &bytes[..]).map_err(|_| unauthorised("undecodable"))?;
+	let signer = sr25519::Public::try_from(&auth.signer[..]).map_err(|_| unauthorised("not an sr25519 key"))?;
+	let signature =
+		sr25519::Signature::try_from(&auth.signature[..]).map_err(|_| unauthorised("not an sr25519 signature"))?;
+	if !sr25519::Pair::verify(&signature, auth.read.signing_payload(), &signer) {
+		return Err(unauthorised("the signature does not hold"));
+	}
+	let read = &auth.read;
+	policy.allows(read, &AccountId::from(signer)).map_err(|why| (403, why))?;
+	let manifest_file = root.join("models").join(hex(&read.model));
+	let not_found = || (404, "not found".to_string());
+	let plain = if kind == "models" {
+		if *digest != read.model {
+			return Err((403, format!("the read is for model {:?}", read.model)));
+		}
+		std::fs::read(&manifest_file).map_err(|_| not_found())?
+	} else {
+		let manifest = std::fs::read(&manifest_file).map_err(|_| not_found())?;
+		let manifest = StoredManifest::decode(&mut &manifest[..]).map_err(|_| not_found())?;
+		if !manifest.chunks.contains(digest) {
+			return Err((403, format!("the chunk is not part of model {:?}", read.model)));
+		}
+		std::fs::read(root.join("chunks").join(hex(digest))).map_err(|_| not_found())?
+	};
+	let reader = medchain_umbral::public_key(&read.reader).map_err(|_| (400, "the reader key is not a key".to_string()))?;
+	let (capsule, ciphertext) = medchain_umbral::encrypt(&mut rand::rngs::OsRng, &reader, &plain)
+		.map_err(|_| (500, "encryption failed".to_string()))?;
+	Ok(SealedAnswer { capsule, ciphertext }.encode())
 }
 
 fn parse_digest(name: &str) -> Option<H256> {
@@ -283,11 +499,121 @@ mod tests {
 	use super::*;
 	use std::io::{Read, Write};
 
-	/// A store on a free port serving a fresh directory within `limits`.
+	/// A committee of the given accounts: allows their reads of any model.
+	struct Committee(Vec<AccountId>);
+
+	impl ReadPolicy for Committee {
+		fn allows(&self, _read: &SealedRead<AccountId>, signer: &AccountId) -> Result<(), String> {
+			if self.0.contains(signer) {
+				Ok(())
+			} else {
+				Err(format!("{signer} is not on the committee"))
+			}
+		}
+	}
+
+	fn alice() -> sr25519::Pair {
+		sr25519::Pair::from_string("//Alice", None).unwrap()
+	}
+
+	/// A store on a free port serving a fresh directory within `limits`;
+	/// Alice is the committee.
 	fn start_store_with(limits: Limits) -> (String, tempdir::Dir) {
 		let dir = tempdir::Dir::new();
-		let addr = runtime().block_on(start("127.0.0.1:0", &dir.0, limits)).unwrap();
+		let committee = Arc::new(Committee(vec![AccountId::from(alice().public())]));
+		let addr = runtime().block_on(start("127.0.0.1:0", &dir.0, limits, committee)).unwrap();
 		(format!("http://{addr}"), dir)
+	}
+
+	/// A one-time reader key and `signer`'s signed read of `model` with it.
+	fn signed_read(signer: &sr25519::Pair, model: &ModelRef) -> (SealedReadAuth<AccountId>, SealedReader) {
+		let reader = SealedReader::from_seed(&rand::random()).unwrap();
+		let read = SealedRead {
+			at: H256::repeat_byte(1),
+			task: 0,
+			round: 0,
+			participant: AccountId::from([4; 32]),
+			model: model.digest,
+			reader: reader.public(),
+		};
+		let signature = signer.sign(&read.signing_payload()).0.to_vec();
+		(SealedReadAuth { signer: signer.public().0.to_vec(), signature, read }, reader)
+	}
+
+	#[test]
+	fn a_sealed_update_is_never_served_on_the_plain_paths() {
+		let (url, _dir) = start_store();
+		let params: Vec<Fixed> = (0..100).collect();
+		let r = upload(&url, &params, Visibility::Sealed).unwrap();
+		assert!(get(&manifest_url(&url, &r.digest)).unwrap_err().contains("HTTP 404"));
+		assert!(get(&chunk_url(&url, &chunk_digest(&params))).unwrap_err().contains("HTTP 404"));
+		assert!(download(&r).unwrap_err().contains("HTTP 404"));
+		// A public model is not served on the sealed paths either.
+		let public = upload(&url, &[1, 2, 3], Visibility::Public).unwrap();
+		let (auth, reader) = signed_read(&alice(), &public);
+		assert!(download_sealed(&public, &auth, &reader).unwrap_err().contains("HTTP 404"));
+	}
+
+	#[test]
+	fn a_committee_member_reads_a_sealed_update_encrypted_to_its_own_key() {
+		let (url, _dir) = start_store();
+		let params: Vec<Fixed> = (0..(STORE_CHUNK as i64 + 5)).map(|i| i * 3 - 1).collect();
+		let r = upload(&url, &params, Visibility::Sealed).unwrap();
+		let (auth, reader) = signed_read(&alice(), &r);
+		assert_eq!(download_sealed(&r, &auth, &reader).unwrap(), params);
+		// On the wire, the chunk is ciphertext: a replayed read gives its
+		// replayer bytes it cannot open.
+		let header = paths::sealed_read_header(&auth);
+		let first = &params[..STORE_CHUNK as usize];
+		let answer = get_with(&sealed_chunk_url(&url, &chunk_digest(first)), Some(&header)).unwrap();
+		let plain = chunk_bytes(first);
+		assert!(!answer.windows(64).any(|w| plain.windows(64).next() == Some(w)));
+		let eavesdropper = SealedReader::from_seed(&[7; 32]).unwrap();
+		assert!(eavesdropper.open(&answer).is_err());
+		assert_eq!(reader.open(&answer).unwrap(), plain);
+	}
+
+	#[test]
+	fn a_sealed_read_without_a_valid_signature_is_refused_with_401() {
+		let (url, _dir) = start_store();
+		let r = upload(&url, &[1, 2, 3, 4], Visibility::Sealed).unwrap();
+		let manifest = sealed_manifest_url(&url, &r.digest);
+		assert!(get(&manifest).unwrap_err().contains("HTTP 401"));
+		assert!(get_with(&manifest, Some("0xzz")).unwrap_err().contains("HTTP 401"));
+		assert!(get_with(&manifest, Some("0x00")).unwrap_err().contains("HTTP 401"));
+		// Alice's signature over another read (another one-time key).
+		let (mut auth, _) = signed_read(&alice(), &r);
+		auth.read.reader = SealedReader::from_seed(&[7; 32]).unwrap().public();
+		let err = get_with(&manifest, Some(&paths::sealed_read_header(&auth))).unwrap_err();
+		assert!(err.contains("HTTP 401"), "{err}");
+	}
+
+	#[test]
+	fn a_signed_read_by_someone_off_the_committee_is_refused_with_403() {
+		let (url, _dir) = start_store();
+		let r = upload(&url, &[1, 2, 3, 4], Visibility::Sealed).unwrap();
+		let eve = sr25519::Pair::from_string("//Eve", None).unwrap();
+		let (auth, reader) = signed_read(&eve, &r);
+		let err = download_sealed(&r, &auth, &reader).unwrap_err();
+		assert!(err.contains("HTTP 403"), "{err}");
+	}
+
+	#[test]
+	fn a_read_of_one_update_cannot_fetch_another_updates_chunks() {
+		let (url, _dir) = start_store();
+		let mine = upload(&url, &[1, 2, 3, 4], Visibility::Sealed).unwrap();
+		let theirs: Vec<Fixed> = vec![9, 9, 9, 9];
+		upload(&url, &theirs, Visibility::Sealed).unwrap();
+		let (auth, _) = signed_read(&alice(), &mine);
+		let header = paths::sealed_read_header(&auth);
+		let err = get_with(&sealed_chunk_url(&url, &chunk_digest(&theirs)), Some(&header)).unwrap_err();
+		assert!(err.contains("HTTP 403"), "{err}");
+		let other_manifest = sealed_manifest_url(&url, &stored_manifest_digest(&theirs));
+		assert!(get_with(&other_manifest, Some(&header)).unwrap_err().contains("HTTP 403"));
+	}
+
+	fn stored_manifest_digest(params: &[Fixed]) -> H256 {
+		pallet_fl_task::stored_model_digest(params)
 	}
 
 	fn start_store() -> (String, tempdir::Dir) {
@@ -318,7 +644,7 @@ mod tests {
 	fn upload_download_round_trip_across_chunks() {
 		let (url, _dir) = start_store();
 		let params: Vec<Fixed> = (0..(2 * STORE_CHUNK as i64 + 3)).map(|i| i * 31 - 7).collect();
-		let r = upload(&url, &params).unwrap();
+		let r = upload(&url, &params, Visibility::Public).unwrap();
 		assert_eq!(r.params as usize, params.len());
 		assert_eq!(r.digest, pallet_fl_task::stored_model_digest(&params));
 		assert_eq!(download(&r).unwrap(), params);
@@ -334,7 +660,7 @@ mod tests {
 		assert!(get(&format!("{url}/other/x")).unwrap_err().contains("HTTP 404"));
 		assert_eq!(get(&format!("{url}/health")).unwrap(), b"ok");
 		// A chunk altered on the store's disk is caught by the reader.
-		let r = upload(&url, &[5, 6, 7]).unwrap();
+		let r = upload(&url, &[5, 6, 7], Visibility::Public).unwrap();
 		let digest = chunk_digest(&[5, 6, 7]);
 		std::fs::write(dir.0.join("chunks").join(hex(&digest)), chunk_bytes(&[5, 6, 8])).unwrap();
 		assert!(download(&r).unwrap_err().contains("does not match"));

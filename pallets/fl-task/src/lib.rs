@@ -1319,8 +1319,17 @@ pub mod pallet {
 			task: TaskId,
 			round: RoundIndex,
 			store: BoundedVec<u8, types::MaxStoreUrl>,
+			reader: store::SealedReader,
+			sign: impl Fn(&SealedRead<T::AccountId>) -> Option<SealedReadAuth<T::AccountId>>,
 		) -> Result<(ModelRef, Vec<T::AccountId>), AggregationError> {
 			let t = Tasks::<T>::get(task).ok_or(AggregationError::NoUpdates)?;
+			// The reads name the block the round closed at: the committee
+			// and the updates are in its state.
+			let Some(RoundPhase::Aggregating { since }) = Rounds::<T>::get(task, round).map(|r| r.phase) else {
+				return Err(AggregationError::NoUpdates);
+			};
+			let at = H256::decode(&mut &frame_system::Pallet::<T>::block_hash(since).encode()[..])
+				.map_err(|_| AggregationError::Unavailable)?;
 			let global = GlobalModel::<T>::get(task).ok_or(AggregationError::NoUpdates)?;
 			let global = global.stored().cloned().ok_or(AggregationError::Unavailable)?;
 			let mut updates: Vec<_> = Updates::<T>::iter_prefix((task, round)).collect();
@@ -1334,9 +1343,21 @@ pub mod pallet {
 			let loopback = LoopbackStores::<T>::get();
 			let refs = updates
 				.iter()
-				.map(|(_, u)| {
+				.map(|(who, u)| {
 					let r = u.params.stored().ok_or(AggregationError::Unavailable)?;
-					Ok(is_registrable_store(&r.store, loopback).then(|| r.clone()))
+					if !is_registrable_store(&r.store, loopback) {
+						return Ok(None);
+					}
+					let read = SealedRead {
+						at,
+						task,
+						round,
+						participant: who.clone(),
+						model: r.digest,
+						reader: reader.public(),
+					};
+					let auth = sign(&read).ok_or(AggregationError::Unavailable)?;
+					Ok(Some(store::SealedRef { model: r.clone(), authorization: store::sealed_read_header(&auth) }))
 				})
 				.collect::<Result<Vec<_>, _>>()?;
 			let weights: Vec<_> = updates
@@ -1346,7 +1367,7 @@ pub mod pallet {
 					credit: UpdateCredit::<T>::get((task, round), who).unwrap_or(0),
 				})
 				.collect();
-			let mut source = store::StoreSource::new(global.clone(), refs);
+			let mut source = store::StoreSource::new(global.clone(), refs, reader);
 			let (writer, flagged) = aggregate_fail_soft::<T::Aggregator, _>(
 				&t.rule,
 				global.params as usize,
@@ -1367,10 +1388,15 @@ pub mod pallet {
 			task: TaskId,
 			round: RoundIndex,
 			stored: bool,
+			voters: &[T::Public],
 		) -> Result<(ModelParams<T::MaxParams>, Vec<T::AccountId>), AggregationError> {
 			if stored {
 				let target = store::local_store().ok_or(AggregationError::StoreFailed)?;
-				let (model, outliers) = Self::compute_stored_aggregate(task, round, target)?;
+				// A one-time key for this aggregation's sealed reads.
+				let reader = store::SealedReader::from_seed(&sp_io::offchain::random_seed())
+					.ok_or(AggregationError::Unavailable)?;
+				let sign = |read: &SealedRead<T::AccountId>| Self::sign_sealed_read(read, voters);
+				let (model, outliers) = Self::compute_stored_aggregate(task, round, target, reader, sign)?;
 				Ok((ModelParams::Stored(model), outliers))
 			} else {
 				let (params, outliers) = Self::compute_aggregate(task, round)?;
@@ -1390,7 +1416,10 @@ pub mod pallet {
 				let Some(t) = Tasks::<T>::get(task) else { continue };
 				let round = t.round;
 				let Some(r) = Rounds::<T>::get(task, round) else { continue };
-				if !matches!(r.phase, RoundPhase::Aggregating { .. }) {
+				let RoundPhase::Aggregating { since } = r.phase else { continue };
+				// Stores check sealed reads in the state of the block the
+				// round closed at: wait until that block is not the newest.
+				if t.stored_models && since >= now {
 					continue;
 				}
 				let mut voters = Self::local_aggregators(task, round);
@@ -1425,7 +1454,7 @@ pub mod pallet {
 				if fresh.is_err() {
 					continue;
 				}
-				let (params, outliers) = match Self::local_aggregate(task, round, t.stored_models) {
+				let (params, outliers) = match Self::local_aggregate(task, round, t.stored_models, &voters) {
 					Ok(x) => x,
 					Err(e) => {
 						log::warn!(target: LOG_TARGET, "task {task} round {round}: cannot aggregate: {e:?}");
@@ -1454,6 +1483,26 @@ pub mod pallet {
 				}
 			}
 			Ok(())
+		}
+
+		/// `read` signed by the first of this node's aggregator keys among
+		/// `voters` (committee members of the round).
+		fn sign_sealed_read(
+			read: &SealedRead<T::AccountId>,
+			voters: &[T::Public],
+		) -> Option<SealedReadAuth<T::AccountId>> {
+			use sp_application_crypto::RuntimeAppPublic;
+			let payload = read.signing_payload();
+			for key in <<T::AuthorityId as AppCrypto<T::Public, T::Signature>>::RuntimeAppPublic as RuntimeAppPublic>::all() {
+				let raw = key.to_raw_vec();
+				let signature = key.sign(&payload);
+				let generic: <T::AuthorityId as AppCrypto<T::Public, T::Signature>>::GenericPublic = key.into();
+				if voters.contains(&generic.into()) {
+					let signature = signature?.encode();
+					return Some(SealedReadAuth { read: read.clone(), signer: raw, signature });
+				}
+			}
+			None
 		}
 
 		/// Public keys in this node's keystore whose accounts are in the

@@ -4,7 +4,10 @@
 //! A model store is content-addressed (see [`ModelRef`]):
 //! `GET|PUT {store}/models/0x{model digest}` is a model's SCALE-encoded
 //! [`StoredManifest`], `GET|PUT {store}/chunks/0x{chunk digest}` a chunk's
-//! bytes ([`chunk_bytes`]). A node's own store, where its offchain worker
+//! bytes ([`chunk_bytes`]). Participants' updates are sealed: kept under
+//! `{store}/sealed/…` and read only with a signed [`SealedReadAuth`] of a
+//! member of the round's committee, the answer encrypted to a one-time key
+//! of the reader's ([`SealedReader`]). A node's own store, where its offchain worker
 //! writes aggregates, is the URL under [`STORE_URL_KEY`] in its persistent
 //! offchain storage (set with the `offchain_localStorageSet` RPC, or
 //! `medchain-fl-client aggregator-store`).
@@ -12,7 +15,8 @@
 use crate::{
 	aggregate::{AggregationError, Model, ModelSource, CHUNK},
 	types::{
-		chunk_bytes, chunk_digest, chunk_from_bytes, Fixed, MaxStoreUrl, ModelRef, StoredManifest, STORE_CHUNK,
+		chunk_bytes, chunk_digest, chunk_from_bytes, Fixed, MaxStoreUrl, ModelRef, SealedAnswer, SealedReadAuth,
+		StoredManifest, SEALED_READER_LABEL, SEALED_READ_HEADER, STORE_CHUNK,
 	},
 };
 use alloc::{string::String, vec::Vec};
@@ -40,10 +44,15 @@ pub fn local_store() -> Option<BoundedVec<u8, MaxStoreUrl>> {
 
 /// `0x` and the lower-case hex digits of `digest`.
 pub fn hex(digest: &H256) -> String {
+	hex_bytes(digest.as_bytes())
+}
+
+/// `0x` and the lower-case hex digits of `bytes`.
+pub fn hex_bytes(bytes: &[u8]) -> String {
 	const DIGITS: &[u8; 16] = b"0123456789abcdef";
-	let mut out = String::with_capacity(66);
+	let mut out = String::with_capacity(2 + 2 * bytes.len());
 	out.push_str("0x");
-	for b in digest.as_bytes() {
+	for b in bytes {
 		out.push(DIGITS[(b >> 4) as usize] as char);
 		out.push(DIGITS[(b & 15) as usize] as char);
 	}
@@ -66,6 +75,70 @@ pub fn chunk_url(store: &[u8], digest: &H256) -> String {
 	url
 }
 
+/// URL of a sealed update's manifest in `store`.
+pub fn sealed_manifest_url(store: &[u8], digest: &H256) -> String {
+	let mut url = String::from_utf8_lossy(store).into_owned();
+	url.push_str("/sealed/models/");
+	url.push_str(&hex(digest));
+	url
+}
+
+/// URL of a chunk of a sealed update in `store`.
+pub fn sealed_chunk_url(store: &[u8], digest: &H256) -> String {
+	let mut url = String::from_utf8_lossy(store).into_owned();
+	url.push_str("/sealed/chunks/");
+	url.push_str(&hex(digest));
+	url
+}
+
+/// The value of the [`SEALED_READ_HEADER`] carrying `auth`.
+pub fn sealed_read_header<AccountId: Encode>(auth: &SealedReadAuth<AccountId>) -> String {
+	hex_bytes(&auth.encode())
+}
+
+/// Bytes a sealed answer adds to what it carries: the SCALE lengths, the
+/// capsule (98 bytes), the nonce and the tag, with room to spare.
+pub const SEALED_OVERHEAD: usize = 1024;
+
+/// A committee member's one-time key for reading sealed updates: derived
+/// from the node's entropy for one aggregation, kept in memory only.
+pub struct SealedReader {
+	secret: medchain_umbral::SecretKey,
+	public: [u8; medchain_umbral::PUBLIC_KEY_LEN],
+}
+
+impl SealedReader {
+	/// The key derived from `seed` ([`SEALED_READER_LABEL`]).
+	pub fn from_seed(seed: &[u8; 32]) -> Option<Self> {
+		let secret = medchain_umbral::secret_key(seed, SEALED_READER_LABEL).ok()?;
+		let public = medchain_umbral::public_key_bytes(&secret.public_key());
+		Some(Self { secret, public })
+	}
+
+	/// The public key a store encrypts its answers to.
+	pub fn public(&self) -> [u8; medchain_umbral::PUBLIC_KEY_LEN] {
+		self.public
+	}
+
+	/// The bytes a [`SealedAnswer`] carries, if it was encrypted to this key
+	/// and not altered.
+	pub fn open(&self, answer: &[u8]) -> Result<Vec<u8>, AggregationError> {
+		let answer = SealedAnswer::decode(&mut &answer[..]).map_err(|_| AggregationError::Unavailable)?;
+		medchain_umbral::decrypt_original(&self.secret, &answer.capsule, &answer.ciphertext)
+			.map_err(|_| AggregationError::Unavailable)
+	}
+}
+
+/// An update to read from its store: its reference and the value of the
+/// [`SEALED_READ_HEADER`] that authorises the read.
+#[derive(Clone, Debug)]
+pub struct SealedRef {
+	/// The update.
+	pub model: ModelRef,
+	/// The signed read, as [`sealed_read_header`] gives it.
+	pub authorization: String,
+}
+
 fn deadline() -> sp_runtime::offchain::Timestamp {
 	sp_io::offchain::timestamp().add(REQUEST_TIMEOUT)
 }
@@ -78,12 +151,17 @@ pub const MAX_MANIFEST_BYTES: usize = 64 * 1024;
 /// Most bytes read of a chunk: [`STORE_CHUNK`] parameters of 8 bytes.
 pub const MAX_CHUNK_BYTES: usize = STORE_CHUNK as usize * 8;
 
-/// Body of a `200 OK` answer to `GET url`, read up to `cap` bytes: a longer
-/// (or endless) body is [`AggregationError::Unavailable`], so a store
-/// cannot exhaust an aggregator's memory.
-fn http_get(url: &str, cap: usize) -> Result<Vec<u8>, AggregationError> {
+/// Body of a `200 OK` answer to `GET url` (with the sealed-read header
+/// `authorization`, if any), read up to `cap` bytes: a longer (or endless)
+/// body is [`AggregationError::Unavailable`], so a store cannot exhaust an
+/// aggregator's memory.
+fn http_get(url: &str, authorization: Option<&str>, cap: usize) -> Result<Vec<u8>, AggregationError> {
 	let deadline = deadline();
-	let pending = Request::get(url).deadline(deadline).send().map_err(|_| AggregationError::Unavailable)?;
+	let mut request = Request::get(url).deadline(deadline);
+	if let Some(value) = authorization {
+		request = request.add_header(SEALED_READ_HEADER, value);
+	}
+	let pending = request.send().map_err(|_| AggregationError::Unavailable)?;
 	let response = pending
 		.try_wait(deadline)
 		.map_err(|_| AggregationError::Unavailable)?
@@ -122,23 +200,61 @@ fn http_put(url: &str, body: Vec<u8>) -> Result<(), AggregationError> {
 
 /// A stored model being read: its checked manifest and the chunk last read.
 /// Without a reference (a store that may not be fetched), every read is
-/// [`AggregationError::Unavailable`].
+/// [`AggregationError::Unavailable`]. A sealed model is read from the
+/// sealed paths with its signed read, and each answer opened with the
+/// reader's key.
 struct StoredModel {
 	reference: Option<ModelRef>,
+	authorization: Option<String>,
 	manifest: Option<StoredManifest>,
 	cached: Option<(usize, Vec<Fixed>)>,
 }
 
 impl StoredModel {
-	fn new(reference: Option<ModelRef>) -> Self {
-		Self { reference, manifest: None, cached: None }
+	fn public(reference: ModelRef) -> Self {
+		Self { reference: Some(reference), authorization: None, manifest: None, cached: None }
+	}
+
+	fn sealed(sealed: Option<SealedRef>) -> Self {
+		let (reference, authorization) = match sealed {
+			Some(SealedRef { model, authorization }) => (Some(model), Some(authorization)),
+			None => (None, None),
+		};
+		Self { reference, authorization, manifest: None, cached: None }
+	}
+
+	/// The bytes at the manifest's (`chunk == None`) or a chunk's address,
+	/// at most `cap` of them, opened with `reader` if the model is sealed.
+	fn fetch(
+		&self,
+		chunk: Option<&H256>,
+		cap: usize,
+		reader: &SealedReader,
+	) -> Result<Vec<u8>, AggregationError> {
+		let r = self.reference.as_ref().ok_or(AggregationError::Unavailable)?;
+		match (&self.authorization, chunk) {
+			(None, None) => http_get(&manifest_url(&r.store, &r.digest), None, cap),
+			(None, Some(digest)) => http_get(&chunk_url(&r.store, digest), None, cap),
+			(Some(auth), chunk) => {
+				let url = match chunk {
+					None => sealed_manifest_url(&r.store, &r.digest),
+					Some(digest) => sealed_chunk_url(&r.store, digest),
+				};
+				let answer = http_get(&url, Some(auth), cap.saturating_add(SEALED_OVERHEAD))?;
+				let bytes = reader.open(&answer)?;
+				if bytes.len() > cap {
+					return Err(AggregationError::Unavailable);
+				}
+				Ok(bytes)
+			},
+		}
 	}
 
 	/// Fetches the manifest and checks it against the reference.
-	fn manifest(&mut self) -> Result<&StoredManifest, AggregationError> {
+	fn manifest(&mut self, reader: &SealedReader) -> Result<&StoredManifest, AggregationError> {
 		if self.manifest.is_none() {
 			let r = self.reference.as_ref().ok_or(AggregationError::Unavailable)?;
-			let bytes = http_get(&manifest_url(&r.store, &r.digest), MAX_MANIFEST_BYTES)?;
+			let bytes = self.fetch(None, MAX_MANIFEST_BYTES, reader)?;
 			let manifest =
 				StoredManifest::decode(&mut &bytes[..]).map_err(|_| AggregationError::Unavailable)?;
 			if manifest.digest() != r.digest ||
@@ -153,16 +269,16 @@ impl StoredModel {
 	}
 
 	/// Parameters `start..start + width`, within one chunk.
-	fn window(&mut self, start: usize, width: usize) -> Result<&[Fixed], AggregationError> {
+	fn window(&mut self, start: usize, width: usize, reader: &SealedReader) -> Result<&[Fixed], AggregationError> {
 		let size = STORE_CHUNK as usize;
 		let index = start / size;
 		if self.cached.as_ref().map(|(i, _)| *i) != Some(index) {
 			// Drop the previous chunk before fetching the next.
 			self.cached = None;
-			let digest = *self.manifest()?.chunks.get(index).ok_or(AggregationError::LengthMismatch)?;
-			let r = self.reference.as_ref().ok_or(AggregationError::Unavailable)?;
-			let params = r.params as usize;
-			let bytes = http_get(&chunk_url(&r.store, &digest), MAX_CHUNK_BYTES)?;
+			let digest =
+				*self.manifest(reader)?.chunks.get(index).ok_or(AggregationError::LengthMismatch)?;
+			let params = self.reference.as_ref().ok_or(AggregationError::Unavailable)?.params as usize;
+			let bytes = self.fetch(Some(&digest), MAX_CHUNK_BYTES, reader)?;
 			let chunk = chunk_from_bytes(&bytes).ok_or(AggregationError::Unavailable)?;
 			let expected = size.min(params.saturating_sub(index * size));
 			if chunk.len() != expected || chunk_digest(&chunk) != digest {
@@ -176,20 +292,23 @@ impl StoredModel {
 	}
 }
 
-/// A [`ModelSource`] over stored models, holding one chunk per model.
+/// A [`ModelSource`] over stored models, holding one chunk per model: the
+/// public global model, and the sealed updates.
 pub struct StoreSource {
 	global: StoredModel,
 	updates: Vec<StoredModel>,
+	reader: SealedReader,
 }
 
 impl StoreSource {
-	/// Reads the global model and the updates (in aggregation order) from
-	/// their stores; an update given as `None` may not be fetched and reads
-	/// as unavailable.
-	pub fn new(global: ModelRef, updates: Vec<Option<ModelRef>>) -> Self {
+	/// Reads the global model and the sealed updates (in aggregation order,
+	/// each opened with `reader`) from their stores; an update given as
+	/// `None` may not be fetched and reads as unavailable.
+	pub fn new(global: ModelRef, updates: Vec<Option<SealedRef>>, reader: SealedReader) -> Self {
 		Self {
-			global: StoredModel::new(Some(global)),
-			updates: updates.into_iter().map(StoredModel::new).collect(),
+			global: StoredModel::public(global),
+			updates: updates.into_iter().map(StoredModel::sealed).collect(),
+			reader,
 		}
 	}
 }
@@ -200,7 +319,7 @@ impl ModelSource for StoreSource {
 			Model::Global => &mut self.global,
 			Model::Update(i) => self.updates.get_mut(i).ok_or(AggregationError::LengthMismatch)?,
 		};
-		model.window(start, width)
+		model.window(start, width, &self.reader)
 	}
 }
 

@@ -629,18 +629,69 @@ fn expect(offchain: &Offchain, method: &str, uri: String, body: Vec<u8>, respons
 	});
 }
 
+/// The one-time key the node's offchain worker reads sealed updates with
+/// (from the test's fixed entropy).
+fn reader(offchain: &Offchain) -> store::SealedReader {
+	store::SealedReader::from_seed(&offchain.read().seed).unwrap()
+}
+
+/// `bytes` as a store answers a sealed read: encrypted to the reader's key.
+fn seal(offchain: &Offchain, bytes: &[u8]) -> Vec<u8> {
+	use rand_core::SeedableRng;
+	let mut rng = rand_chacha::ChaCha20Rng::from_seed([3; 32]);
+	let key = medchain_umbral::public_key(&reader(offchain).public()).unwrap();
+	let (capsule, ciphertext) = medchain_umbral::encrypt(&mut rng, &key, bytes).unwrap();
+	SealedAnswer { capsule, ciphertext }.encode()
+}
+
+/// The signed read the node's aggregator 1 sends for the update whose
+/// model digest is `model`: at the block its round closed, for its
+/// participant, to the worker's one-time key.
+fn sealed_header(offchain: &Offchain, model: H256) -> String {
+	let (task, round, participant) = Updates::<Test>::iter()
+		.find_map(|((task, round), who, u)| (u.params.stored().map(|r| r.digest) == Some(model)).then_some((task, round, who)))
+		.expect("an update with that digest");
+	let Some(RoundPhase::Aggregating { since }) = Rounds::<Test>::get(task, round).map(|r| r.phase) else {
+		panic!("the round is not aggregating")
+	};
+	let read = SealedRead { at: System::block_hash(since), task, round, participant, model, reader: reader(offchain).public() };
+	let key = UintAuthorityId(1);
+	let signature = sp_runtime::RuntimeAppPublic::sign(&key, &read.signing_payload()).unwrap().encode();
+	store::sealed_read_header(&SealedReadAuth { signer: sp_runtime::RuntimeAppPublic::to_raw_vec(&key), signature, read })
+}
+
+/// Expects a sealed read of the update with model digest `model` at `uri`,
+/// answered with `answer` as it is.
+fn expect_sealed(offchain: &Offchain, uri: String, model: H256, answer: Vec<u8>) {
+	let headers = vec![(SEALED_READ_HEADER.to_string(), sealed_header(offchain, model))];
+	offchain.write().expect_request(sp_core::offchain::testing::PendingRequest {
+		method: "GET".into(),
+		uri,
+		headers,
+		response: Some(answer),
+		sent: true,
+		..Default::default()
+	});
+}
+
+/// Expects the sealed read of the manifest of an update of `params` in
+/// `store`, answered with `answer`.
+fn expect_manifest(offchain: &Offchain, store: &str, params: &[Fixed], answer: Vec<u8>) {
+	let digest = manifest_of(params).digest();
+	expect_sealed(offchain, store::sealed_manifest_url(store.as_bytes(), &digest), digest, answer);
+}
+
 /// Expects the reads streaming aggregation makes for store chunk `c`: each
-/// update in turn (its manifest before its first chunk).
+/// update in turn (its manifest before its first chunk), sealed.
 fn expect_reads(offchain: &Offchain, updates: &[(&str, Vec<Fixed>)], c: usize) {
-	{
-		for (store, params) in updates {
-			let manifest = manifest_of(params);
-			if c == 0 {
-				expect(offchain, "GET", store::manifest_url(store.as_bytes(), &manifest.digest()), vec![], manifest.encode());
-			}
-			let chunk = params.chunks(STORE_CHUNK as usize).nth(c).unwrap();
-			expect(offchain, "GET", store::chunk_url(store.as_bytes(), &chunk_digest(chunk)), vec![], chunk_bytes(chunk));
+	for (store, params) in updates {
+		let manifest = manifest_of(params);
+		if c == 0 {
+			expect_manifest(offchain, store, params, seal(offchain, &manifest.encode()));
 		}
+		let chunk = params.chunks(STORE_CHUNK as usize).nth(c).unwrap();
+		let uri = store::sealed_chunk_url(store.as_bytes(), &chunk_digest(chunk));
+		expect_sealed(offchain, uri, manifest.digest(), seal(offchain, &chunk_bytes(chunk)));
 	}
 }
 
@@ -672,6 +723,9 @@ fn stored_round(models: &[Vec<Fixed>], stores: &[&str], quorum: u32) -> TaskId {
 		assert_ok!(FlTask::submit_update(origin(who), task, 0, update));
 	}
 	sp_io::offchain::local_storage_set(StorageKind::PERSISTENT, store::STORE_URL_KEY, b"https://aggregator.example");
+	// Offchain workers read sealed updates once the block the round closed
+	// at is not the newest.
+	run_to(System::block_number() + 1);
 	task
 }
 
@@ -713,6 +767,8 @@ fn a_stored_model_task_is_aggregated_by_streaming_from_the_stores() {
 		.unwrap()
 		.params;
 
+		// Sealed updates are read once the round's close block is not the newest.
+		run_to(System::block_number() + 1);
 		// Without a store of its own, the worker does not aggregate.
 		assert!(aggregate_with(pool, &[1, 2]).is_empty());
 
@@ -749,18 +805,27 @@ fn a_store_sending_a_wrong_chunk_stops_aggregation_until_it_is_fixed() {
 		let task = stored_round(&models, &["https://h.example"; 3], 3);
 		// The first update's chunk comes back altered.
 		let manifest = manifest_of(&models[0]);
-		expect(offchain, "GET", store::manifest_url(b"https://h.example", &manifest.digest()), vec![], manifest.encode());
-		expect(
+		expect_manifest(offchain, "https://h.example", &models[0], seal(offchain, &manifest.encode()));
+		expect_sealed(
 			offchain,
-			"GET",
-			store::chunk_url(b"https://h.example", &chunk_digest(&models[0])),
-			vec![],
-			chunk_bytes(&[FIXED_ONE, FIXED_ONE, FIXED_ONE, 0]),
+			store::sealed_chunk_url(b"https://h.example", &chunk_digest(&models[0])),
+			manifest.digest(),
+			seal(offchain, &chunk_bytes(&[FIXED_ONE, FIXED_ONE, FIXED_ONE, 0])),
 		);
 		assert!(aggregate_with(pool, &[1, 2]).is_empty());
 		assert!(matches!(Rounds::<Test>::get(task, 0).unwrap().phase, RoundPhase::Aggregating { .. }));
 		// A manifest that is not the one named.
-		expect(offchain, "GET", store::manifest_url(b"https://h.example", &manifest.digest()), vec![], manifest_of(&models[1]).encode());
+		expect_manifest(offchain, "https://h.example", &models[0], seal(offchain, &manifest_of(&models[1]).encode()));
+		assert!(aggregate_with(pool, &[1, 2]).is_empty());
+		// The right manifest, encrypted to another key than the reader's.
+		let other = store::SealedReader::from_seed(&[9; 32]).unwrap().public();
+		let (capsule, ciphertext) = medchain_umbral::encrypt(
+			&mut <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::from_seed([4; 32]),
+			&medchain_umbral::public_key(&other).unwrap(),
+			&manifest.encode(),
+		)
+		.unwrap();
+		expect_manifest(offchain, "https://h.example", &models[0], SealedAnswer { capsule, ciphertext }.encode());
 		assert!(aggregate_with(pool, &[1, 2]).is_empty());
 		// Fixed: the next run (no waiting for RESUBMIT_AFTER) aggregates.
 		let reads: Vec<(&str, Vec<Fixed>)> = models.iter().map(|m| ("https://h.example", m.clone())).collect();
@@ -1263,8 +1328,7 @@ fn withheld_and_out_of_bounds_stored_updates_are_left_out_and_flagged() {
 			vec![vec![FIXED_ONE; n], vec![Fixed::MAX; n], vec![2 * FIXED_ONE; n], vec![4 * FIXED_ONE; n]];
 		let task = stored_round(&models, &["https://withholder.example", "https://extreme.example", "https://h6.example", "https://h7.example"], 2);
 		// The withholder answers with nothing usable.
-		let withheld = manifest_of(&models[0]);
-		expect(offchain, "GET", store::manifest_url(b"https://withholder.example", &withheld.digest()), vec![], vec![]);
+		expect_manifest(offchain, "https://withholder.example", &models[0], vec![]);
 		// The extreme update is read, checked and left out.
 		expect_reads(offchain, &[("https://extreme.example", models[1].clone())], 0);
 		// The round is aggregated again from the honest two.
@@ -1293,8 +1357,7 @@ fn left_out_updates_cannot_push_a_round_under_its_quorum() {
 		let n = 4;
 		let models: Vec<Vec<Fixed>> = (1..=3).map(|k| vec![k * FIXED_ONE; n]).collect();
 		let task = stored_round(&models, &["https://h.example"; 3], 3);
-		let withheld = manifest_of(&models[0]);
-		expect(offchain, "GET", store::manifest_url(b"https://h.example", &withheld.digest()), vec![], vec![]);
+		expect_manifest(offchain, "https://h.example", &models[0], vec![]);
 		// Two usable updates of a quorum of three: nothing is submitted, and
 		// the node tries again at its next block.
 		assert!(aggregate_with(pool, &[1, 2]).is_empty());
@@ -1310,8 +1373,8 @@ fn a_store_sending_an_endless_body_is_left_out() {
 		let models: Vec<Vec<Fixed>> = (1..=3).map(|k| vec![k * FIXED_ONE; n]).collect();
 		let task = stored_round(&models, &["https://endless.example", "https://h5.example", "https://h6.example"], 2);
 		// 4's store answers its manifest with more bytes than any manifest has.
-		let endless = vec![0u8; store::MAX_MANIFEST_BYTES + 1];
-		expect(offchain, "GET", store::manifest_url(b"https://endless.example", &manifest_of(&models[0]).digest()), vec![], endless);
+		let endless = vec![0u8; store::MAX_MANIFEST_BYTES + store::SEALED_OVERHEAD + 1];
+		expect_manifest(offchain, "https://endless.example", &models[0], endless);
 		expect_reads(offchain, &[("https://h5.example", models[1].clone()), ("https://h6.example", models[2].clone())], 0);
 		let mean = vec![FIXED_ONE * 5 / 2; n];
 		expect(offchain, "PUT", store::chunk_url(b"https://aggregator.example", &chunk_digest(&mean)), chunk_bytes(&mean), vec![]);

@@ -70,6 +70,74 @@ pub struct ModelRef {
 	pub store: BoundedVec<u8, MaxStoreUrl>,
 }
 
+/// What a committee member asks of a model store to read one participant's
+/// update of a round. Updates are *sealed*: a store keeps them apart from
+/// public models (`PUT|GET {store}/sealed/models/0x{digest}` and
+/// `…/sealed/chunks/0x{chunk digest}`) and answers a read only when it
+/// carries a [`SealedReadAuth`] by a member of the round's committee, with
+/// the bytes encrypted to the member's one-time [`reader`](Self::reader)
+/// key ([`SealedAnswer`]). Neither chain state (a digest and a pointer) nor
+/// the store shows anyone else a hospital's update.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode)]
+pub struct SealedRead<AccountId> {
+	/// A block at which the reader sits on the round's committee and the
+	/// update is in the round (the block the round closed at): the store
+	/// checks both in that block's state.
+	pub at: H256,
+	/// The task.
+	pub task: TaskId,
+	/// The round.
+	pub round: RoundIndex,
+	/// Whose update.
+	pub participant: AccountId,
+	/// The update's model digest ([`ModelRef::digest`]).
+	pub model: H256,
+	/// Compressed secp256k1 public key (Umbral) the answer is encrypted to;
+	/// its secret never leaves the reader.
+	pub reader: [u8; 33],
+}
+
+/// Signing context of a [`SealedRead`]: what a reader signs is
+/// `(SEALED_READ_CONTEXT, read).encode()`.
+pub const SEALED_READ_CONTEXT: &[u8] = b"medchain/fl-task/sealed-read/1";
+
+/// Name of the HTTP header carrying a [`SealedReadAuth`], as `0x` and the
+/// hex digits of its SCALE encoding.
+pub const SEALED_READ_HEADER: &str = "X-Medchain-Sealed-Read";
+
+impl<AccountId: Encode> SealedRead<AccountId> {
+	/// The bytes its reader signs.
+	pub fn signing_payload(&self) -> Vec<u8> {
+		(SEALED_READ_CONTEXT, self).encode()
+	}
+}
+
+/// A [`SealedRead`] signed by a committee member's aggregator key.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode)]
+pub struct SealedReadAuth<AccountId> {
+	/// The request.
+	pub read: SealedRead<AccountId>,
+	/// The signer's public key (sr25519 on Medchain: its account).
+	pub signer: Vec<u8>,
+	/// Its signature over [`SealedRead::signing_payload`].
+	pub signature: Vec<u8>,
+}
+
+/// A store's answer to a sealed read: the manifest's or chunk's bytes,
+/// encrypted to the read's [`reader`](SealedRead::reader) key with Umbral
+/// (secp256k1 key encapsulation, ChaCha20-Poly1305).
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode)]
+pub struct SealedAnswer {
+	/// The capsule, in Umbral's wire format.
+	pub capsule: Vec<u8>,
+	/// The authenticated ciphertext.
+	pub ciphertext: Vec<u8>,
+}
+
+/// Label under which a reader's one-time key is derived from its seed
+/// ([`medchain_umbral::secret_key`]).
+pub const SEALED_READER_LABEL: &[u8] = b"medchain/fl-task/reader";
+
 /// Whether `url` is an `http://` or `https://` URL with a host and no
 /// spaces or control characters: a model store's address.
 pub fn is_store_url(url: &[u8]) -> bool {

@@ -70,11 +70,18 @@ pub const PROXY_KEY_LABEL: &[u8] = b"medchain/proxy";
 /// with Umbral's key factory and [`PROXY_KEY_LABEL`]; browsers and tools get
 /// the same key with `SecretKeyFactory.fromSecureRandomness(seed).makeKey(label)`.
 pub fn proxy_secret_key(seed: &[u8]) -> Result<SecretKey, Error> {
+	secret_key(seed, PROXY_KEY_LABEL)
+}
+
+/// The secret key Umbral's key factory derives from a 32-byte `seed` under
+/// `label` (`SecretKeyFactory.fromSecureRandomness(seed).makeKey(label)`):
+/// one seed gives unrelated keys for different labels.
+pub fn secret_key(seed: &[u8], label: &[u8]) -> Result<SecretKey, Error> {
 	if seed.len() != SEED_LEN {
 		return Err(Error::BadSecretKey);
 	}
 	umbral_pre::SecretKeyFactory::from_secure_randomness(seed)
-		.map(|f| f.make_key(PROXY_KEY_LABEL))
+		.map(|f| f.make_key(label))
 		.map_err(|_| Error::BadSecretKey)
 }
 

@@ -142,9 +142,13 @@ test('with differential privacy, four hospitals reach 95 % of centralized accura
     '--test', join(dataDir, 'test.csv'), '--epochs', '200', '--lr', '0.5'], { encoding: 'utf8' }));
   // Each update's change is clipped to norm 0.1 and gets N(0, 0.1²) noise
   // per parameter (z = 1), δ = 1e-5, for at most 30 rounds.
+  // Models live in the stores, so updates are sealed to the committee.
+  const url = await modelStore();
+  const first = (await api.rpc.chain.getHeader()).number.toNumber();
   const published = client(['publish', '--suri', '//Ferdie', '--features', '30',
     '--rounds', '30', '--quorum', '3', '--round-blocks', '8', '--target', '0.995',
-    '--epochs', '10', '--lr', '0.5', '--dp-clip', '0.1', '--dp-noise', '1', '--dp-delta-exp', '5']);
+    '--epochs', '10', '--lr', '0.5', '--dp-clip', '0.1', '--dp-noise', '1', '--dp-delta-exp', '5',
+    '--store', url]);
   const { task } = lastJson(published);
   const perRound = epsilonMilli(1, 1, 5);
   const total = epsilonMilli(30, 1, 5);
@@ -156,7 +160,7 @@ test('with differential privacy, four hospitals reach 95 % of centralized accura
   assert.ok(Math.abs(onChain.epsilonTotalMilli.toNumber() - total) <= 1, onChain.toString());
   assert.match(published, /differential privacy on chain: ε 11\.\d{3} per round, at most 112\.\d{3} over its 30 rounds/);
 
-  const runs = [1, 2, 3, 4].map((h) => trainer(['//Bob', '//Charlie', '//Dave', '//Eve'][h - 1], task, h));
+  const runs = [1, 2, 3, 4].map((h) => trainer(['//Bob', '//Charlie', '//Dave', '//Eve'][h - 1], task, h, ['--store', url]));
   const results = await Promise.all(runs.map((r) => r.done));
   for (const r of results) {
     assert.equal(r.code, 0, r.out);
@@ -171,6 +175,10 @@ test('with differential privacy, four hospitals reach 95 % of centralized accura
     + `centralized ${central.centralized_accuracy}, federated ${fed.federated_accuracy} after ${rounds} rounds`);
   assert.ok(fed.federated_accuracy >= 0.95 * central.centralized_accuracy,
     `federated ${fed.federated_accuracy} vs centralized ${central.centralized_accuracy}`);
+  // Neither chain state nor a store shows one hospital's noisy update.
+  const closed = await closedRounds(api, task, first);
+  const [round0, at0] = [...closed.entries()][0];
+  await assertUpdatesSealed(api, task, round0, at0, url);
 });
 
 test('a task finishes when one hospital drops out mid-way', async () => {
@@ -377,6 +385,76 @@ test('a perceptron task and a poisoned task run across a node restart', async ()
   }
 });
 
+/** Store of this node's offchain worker, started once: it serves the
+ * hospitals' sealed updates and the aggregates; //Alice, the collator,
+ * registers it. Resolves its URL. */
+let storeUrl;
+async function modelStore() {
+  if (!storeUrl) {
+    storeUrl = await startStore(join(dataDir, 'model-store'));
+    client(['aggregator-store', '--url', storeUrl]);
+    client(['register-store', '--suri', '//Alice', '--url', storeUrl]);
+  }
+  return storeUrl;
+}
+
+/** Block hash at which each round of `task` closed, from block `first` on. */
+async function closedRounds(api, task, first) {
+  const best = (await api.rpc.chain.getHeader()).number.toNumber();
+  const closed = new Map();
+  for (let n = first; n <= best; n++) {
+    const hash = await api.rpc.chain.getBlockHash(n);
+    for (const { event } of await (await api.at(hash)).query.system.events()) {
+      if (api.events.flTask.RoundClosed.is(event) && event.data.task.eq(task)) closed.set(event.data.round.toNumber(), hash.toHex());
+    }
+  }
+  return closed;
+}
+
+/**
+ * No hospital's update of `round` can be read in clear: chain state (at
+ * `at`, the block the round closed) holds only each update's digest and
+ * store, and the store serves it only to a signed read of the round's
+ * committee, encrypted to the reader's one-time key.
+ */
+async function assertUpdatesSealed(api, task, round, at, url) {
+  const entries = await (await api.at(at)).query.flTask.updates.entries([task, round]);
+  assert.ok(entries.length >= 2, 'updates of the round');
+  for (const [key, value] of entries) {
+    const update = value.unwrap ? value.unwrap() : value;
+    assert.ok(update.params.isStored, 'no update parameters in chain state');
+    const { digest, store: where } = update.params.asStored;
+    assert.equal(Buffer.from(where.toU8a(true)).toString(), url);
+    const plain = await fetch(`${url}/models/${digest.toHex()}`);
+    assert.equal(plain.status, 404, 'a sealed update is not on the public paths');
+    const sealedUrl = `${url}/sealed/models/${digest.toHex()}`;
+    assert.equal((await fetch(sealedUrl)).status, 401, 'an unsigned read is refused');
+    const participant = key.args[1];
+    const read = u8aConcat(hexToU8a(at), bnToU8a(task, { bitLength: 32 }), bnToU8a(round, { bitLength: 32 }),
+      participant.toU8a(), digest.toU8a(),
+      // A one-time key (here secp256k1's generator).
+      hexToU8a('0x0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798'));
+    const context = compactAddLength(new TextEncoder().encode('medchain/fl-task/sealed-read/1'));
+    const auth = (who) => u8aToHex(u8aConcat(read, compactAddLength(who.publicKey),
+      compactAddLength(who.sign(u8aConcat(context, read)))));
+    // The hospital that submitted it is not on the committee either.
+    const asOwner = await fetch(sealedUrl, { headers: { 'X-Medchain-Sealed-Read': auth(keyOf(participant)) } });
+    assert.equal(asOwner.status, 403, await asOwner.text());
+    // The committee's member gets ciphertext, not the manifest (which
+    // starts with the parameter count).
+    const asAlice = await fetch(sealedUrl, { headers: { 'X-Medchain-Sealed-Read': auth(k.alice) } });
+    assert.equal(asAlice.status, 200, 'a committee member reads');
+    const answer = Buffer.from(await asAlice.arrayBuffer());
+    const count = bnToU8a(update.params.asStored.params.toNumber(), { bitLength: 32 });
+    assert.ok(!answer.subarray(0, 4).equals(Buffer.from(count)), 'the answer is ciphertext');
+  }
+}
+
+/** The test key pair of an account. */
+function keyOf(account) {
+  return Object.values(k).find((pair) => u8aToHex(pair.publicKey) === account.toHex());
+}
+
 /** Starts `medchain-fl-client store` on a free port; resolves its URL. */
 async function startStore(dir) {
   store = spawn(CLIENT, ['store', '--listen', '127.0.0.1:0', '--dir', dir, '--node', `127.0.0.1:${node.rpcPort}`]);
@@ -394,7 +472,7 @@ async function startStore(dir) {
 
 test('a model too large for the chain is trained and aggregated through model stores', async () => {
   const { api } = node;
-  const url = await startStore(join(dataDir, 'model-store'));
+  const url = await modelStore();
   // This node's offchain worker writes its aggregates to the store.
   assert.equal(lastJson(client(['aggregator-store', '--url', url])).aggregator_store, url);
   assert.throws(() => client(['aggregator-store', '--url', 'ftp://store']), /is not an http:\/\/ or https:\/\/ URL/);
@@ -463,34 +541,6 @@ test('a model too large for the chain is trained and aggregated through model st
     assert.equal(native.digest, adopted.get(round), `round ${round}: native and offchain aggregates agree`);
   }
 
-  // No hospital's update can be read in clear: chain state holds its
-  // digest and store, and the store serves it only to a signed read of the
-  // round's committee, encrypted to the reader's one-time key.
   const [round0, at0] = [...closed.entries()].find(([round]) => adopted.has(round));
-  const entries = await (await api.at(at0)).query.flTask.updates.entries([task, round0]);
-  assert.ok(entries.length >= 2, 'updates of the round');
-  const participant = entries[0][0].args[1];
-  const update = entries[0][1].unwrap ? entries[0][1].unwrap() : entries[0][1];
-  const { digest: updateDigest, store: updateStore } = update.params.asStored;
-  assert.equal(Buffer.from(updateStore.toU8a(true)).toString(), url);
-  const plain = await fetch(`${url}/models/${updateDigest.toHex()}`);
-  assert.equal(plain.status, 404, 'a sealed update is not on the public paths');
-  const sealedUrl = `${url}/sealed/models/${updateDigest.toHex()}`;
-  assert.equal((await fetch(sealedUrl)).status, 401, 'an unsigned read is refused');
-  // A participant of the task (not on the committee) signs a read.
-  const read = u8aConcat(hexToU8a(at0), bnToU8a(task, { bitLength: 32 }), bnToU8a(round0, { bitLength: 32 }),
-    participant.toU8a(), updateDigest.toU8a(),
-    // A one-time key (here secp256k1's generator).
-    hexToU8a('0x0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798'));
-  const context = compactAddLength(new TextEncoder().encode('medchain/fl-task/sealed-read/1'));
-  const auth = (who) => u8aToHex(u8aConcat(read, compactAddLength(who.publicKey),
-    compactAddLength(who.sign(u8aConcat(context, read)))));
-  const asBob = await fetch(sealedUrl, { headers: { 'X-Medchain-Sealed-Read': auth(k.bob) } });
-  assert.equal(asBob.status, 403, await asBob.text());
-  // The committee's member gets ciphertext, not the manifest (which starts
-  // with the parameter count).
-  const asAlice = await fetch(sealedUrl, { headers: { 'X-Medchain-Sealed-Read': auth(k.alice) } });
-  assert.equal(asAlice.status, 200, 'a committee member reads');
-  const answer = Buffer.from(await asAlice.arrayBuffer());
-  assert.ok(!answer.includes(Buffer.from(bnToU8a(70_401, { bitLength: 32 }))), 'the answer is ciphertext');
+  await assertUpdatesSealed(api, task, round0, at0, url);
 });

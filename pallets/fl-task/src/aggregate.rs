@@ -203,19 +203,17 @@ impl<F: Get<u32>> Aggregate for FixedPointAggregator<F> {
 		let mut start = 0;
 		while start < len {
 			let width = CHUNK.min(len - start);
-			load_rows(source, n, start, width, &mut rows)?;
+			let most = load_rows(source, n, start, width, &mut rows)?;
 			let out = match (rule, &scales) {
 				(AggregationRule::ClippedFedAvg { .. }, Some(scales)) => {
 					let clipped = clip_chunk(&rows, width, source, start, scales)?;
-					weighted_mean(&clipped, width, &fedavg_weights)?
+					weighted_mean(&clipped, width, &fedavg_weights, magnitude_bound(&clipped))?
 				},
 				(AggregationRule::Median, _) => map_columns(&rows, width, median)?,
 				(AggregationRule::TrimmedMean { .. }, _) => map_columns(&rows, width, |column| trimmed_mean(column, cut))?,
-				_ => weighted_mean(&rows, width, &fedavg_weights)?,
+				_ => weighted_mean(&rows, width, &fedavg_weights, most)?,
 			};
-			for (row, distance) in rows.chunks_exact(width).zip(distances.iter_mut()) {
-				*distance = distance.saturating_add(squared_distance(row, &out));
-			}
+			add_squared_distances(&rows, width, &out, most, &mut distances);
 			sink(&out)?;
 			start += width;
 		}
@@ -317,23 +315,54 @@ pub fn aggregate_fail_soft<A: Aggregate, W>(
 }
 
 /// Reads parameters `start..start + width` of each of the `n` updates into
-/// `rows`, row after row (update after update).
+/// `rows`, row after row (update after update); returns a bound on their
+/// absolute values (see [`magnitude_bound`]), checked as they are copied.
 fn load_rows(
 	source: &mut dyn ModelSource,
 	n: usize,
 	start: usize,
 	width: usize,
 	rows: &mut Vec<Fixed>,
-) -> Result<(), AggregationError> {
+) -> Result<u64, AggregationError> {
 	rows.clear();
+	let mut outside = 0;
 	for i in 0..n {
 		let params = source.read(Model::Update(i), start, width)?;
 		if params.len() != width {
 			return Err(AggregationError::LengthMismatch);
 		}
-		rows.extend_from_slice(params);
+		rows.extend(params.iter().map(|v| {
+			outside |= beyond_small(*v);
+			*v
+		}));
 	}
-	Ok(())
+	Ok(if outside == 0 { SMALL } else { largest_magnitude(rows) })
+}
+
+/// The bound under which sums of products are cheap: parameters in
+/// `[−2^27, 2^27)` (−8.0 to 8.0, where trained models' parameters lie).
+const SMALL: u64 = 1 << 27;
+
+/// Zero exactly when `v` lies in `[−SMALL, SMALL)`: one add and one shift,
+/// which vectorise (a comparison of 64-bit integers does not, on the
+/// baseline x86-64).
+fn beyond_small(v: Fixed) -> u64 {
+	(v as u64).wrapping_add(SMALL) >> (SMALL.trailing_zeros() + 1)
+}
+
+/// The largest `|v|` of `values`.
+fn largest_magnitude(values: &[Fixed]) -> u64 {
+	values.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0)
+}
+
+/// A bound on every `|v|` of `values`: [`SMALL`] when all lie in
+/// `[−SMALL, SMALL)`, else the largest.
+fn magnitude_bound(values: &[Fixed]) -> u64 {
+	if values.iter().fold(0, |outside, v| outside | beyond_small(*v)) == 0 {
+		SMALL
+	} else {
+		largest_magnitude(values)
+	}
 }
 
 /// Each row (of `width` parameters) as `global + (row - global) × num / den`
@@ -409,13 +438,31 @@ fn clip_scales(
 /// When every `|value| × Σ weights` stays under 2^63 (the common case:
 /// parameters far under their bound, sample counts in the thousands), the
 /// sums are taken in `i64`, where they cannot overflow; otherwise in
-/// checked `i128`. Both give the exact same integers.
-fn weighted_mean(rows: &[Fixed], width: usize, weights: &[u64]) -> Result<Vec<Fixed>, AggregationError> {
+/// checked `i128`. Both give the exact same integers. Every `|value|` in
+/// `rows` is at most `most`.
+fn weighted_mean(rows: &[Fixed], width: usize, weights: &[u64], most: u64) -> Result<Vec<Fixed>, AggregationError> {
+	debug_assert!(rows.iter().all(|v| v.unsigned_abs() <= most));
 	let total: u128 = weights.iter().map(|w| u128::from(*w)).sum();
 	if total == 0 {
 		return Err(AggregationError::NoUpdates);
 	}
-	let most = rows.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
+	if most <= SMALL && total < 1 << 35 && weights.iter().all(|w| *w < 1 << 32) {
+		// Each value plus SMALL lies in [0, 2^28] and each weight under
+		// 2^32: their product is one 32 × 32-bit multiply, and the sums,
+		// at most 2^28 × total < 2^63, cannot wrap. Σ w·(v + SMALL) −
+		// SMALL·Σ w = Σ w·v exactly.
+		let mut acc = alloc::vec![0u64; width];
+		for (row, w) in rows.chunks_exact(width).zip(weights) {
+			let w = u64::from(*w as u32);
+			for (a, v) in acc.iter_mut().zip(row) {
+				let biased = u64::from((*v as i32 as u32).wrapping_add(SMALL as u32));
+				*a = a.wrapping_add(biased * w);
+			}
+		}
+		let offset = (SMALL as u128 * total) as i64;
+		let divisor = Divisor::new(total as u64);
+		return Ok(acc.into_iter().map(|a| divisor.divide(a as i64 - offset)).collect());
+	}
 	let small = total < 1 << 63 && u128::from(most).saturating_mul(total) < 1 << 63;
 	if small {
 		let mut acc = alloc::vec![0i64; width];
@@ -427,8 +474,8 @@ fn weighted_mean(rows: &[Fixed], width: usize, weights: &[u64]) -> Result<Vec<Fi
 				*a = a.wrapping_add(v.wrapping_mul(w));
 			}
 		}
-		let total = total as i64;
-		return Ok(acc.into_iter().map(|a| a / total).collect());
+		let divisor = Divisor::new(total as u64);
+		return Ok(acc.into_iter().map(|a| divisor.divide(a)).collect());
 	}
 	let mut acc = alloc::vec![0i128; width];
 	for (row, w) in rows.chunks_exact(width).zip(weights) {
@@ -440,6 +487,42 @@ fn weighted_mean(rows: &[Fixed], width: usize, weights: &[u64]) -> Result<Vec<Fi
 	}
 	let total = total as i128;
 	acc.into_iter().map(|a| narrow(a / total)).collect()
+}
+
+/// Division by one divisor, many times: a multiplication by its
+/// reciprocal and at most two corrections instead of a hardware division
+/// (which costs as much as the rest of a weighted mean). Exact: the same
+/// quotients as `/`.
+struct Divisor {
+	divisor: u64,
+	/// ⌊(2^64 − 1) / divisor⌋.
+	reciprocal: u64,
+}
+
+impl Divisor {
+	/// Dividing by `divisor` (at least 1).
+	fn new(divisor: u64) -> Self {
+		let divisor = divisor.max(1);
+		Divisor { divisor, reciprocal: u64::MAX / divisor }
+	}
+
+	/// `n / divisor`, truncated toward zero, for `|n| < 2^63`.
+	fn divide(&self, n: i64) -> i64 {
+		let magnitude = n.unsigned_abs();
+		// estimate ≤ magnitude / divisor, and at most 2 below it: the
+		// reciprocal errs by under one unit in 2^64, times magnitude < 2^63.
+		let mut quotient = ((u128::from(magnitude) * u128::from(self.reciprocal)) >> 64) as u64;
+		let mut rest = magnitude - quotient * self.divisor;
+		while rest >= self.divisor {
+			quotient += 1;
+			rest -= self.divisor;
+		}
+		if n < 0 {
+			-(quotient as i64)
+		} else {
+			quotient as i64
+		}
+	}
 }
 
 /// Applies `f` to each column (sorted ascending) of `rows` (rows of `width`
@@ -484,6 +567,42 @@ fn flag_outliers(distances: &[u128], factor: u32) -> Vec<usize> {
 	let median = sorted[sorted.len() / 2].max(1);
 	let limit = median.saturating_mul((factor as u128).saturating_mul(factor as u128));
 	distances.iter().enumerate().filter(|(_, d)| **d > limit).map(|(i, _)| i).collect()
+}
+
+/// Adds each row's squared distance to `out` (see [`squared_distance`]) to
+/// its entry of `distances`; every `|value|` of `rows` is at most `most`.
+///
+/// Where every value of the rows and of `out` is at most [`SMALL`] (2^27)
+/// in magnitude (parameters within ±8.0: the common case), each difference
+/// is at most 2^28, its square at most 2^56, and blocks of 128 squares are
+/// summed in `u64` (vectorised), which cannot wrap; otherwise every square
+/// is added in saturating `u128`. Both give the exact same integers (a sum
+/// of squares this small is far from saturation).
+fn add_squared_distances(rows: &[Fixed], width: usize, out: &[Fixed], most: u64, distances: &mut [u128]) {
+	let small = most.max(magnitude_bound(out)) <= SMALL;
+	for (row, distance) in rows.chunks_exact(width).zip(distances.iter_mut()) {
+		let d = if small { small_squared_distance(row, out) } else { squared_distance(row, out) };
+		*distance = distance.saturating_add(d);
+	}
+}
+
+/// [`squared_distance`] of vectors whose values are all at most [`SMALL`]
+/// in magnitude.
+fn small_squared_distance(a: &[Fixed], b: &[Fixed]) -> u128 {
+	a.chunks(128).zip(b.chunks(128)).fold(0u128, |total, (a, b)| {
+		let block: u64 = a
+			.iter()
+			.zip(b)
+			.map(|(x, y)| {
+				// |x − y| ≤ 2^28 fits an i32 (a 32-bit absolute value
+				// vectorises where a 64-bit one does not), and its square is
+				// one 32 × 32-bit multiply.
+				let d = u64::from((x.wrapping_sub(*y) as i32).unsigned_abs());
+				d * d
+			})
+			.fold(0u64, u64::wrapping_add);
+		total.saturating_add(u128::from(block))
+	})
 }
 
 /// Squared L2 distance between two parameter vectors (in `Fixed²` units),
@@ -643,8 +762,97 @@ mod tests {
 				.collect();
 			let weights: Vec<u64> = (0..5).map(|_| 1 + next() % weight).collect();
 			let flat = rows.concat();
-			assert_eq!(weighted_mean(&flat, width, &weights).unwrap(), reference_mean(&rows, &weights), "{scale} {weight}");
+			assert_eq!(weighted_mean(&flat, width, &weights, magnitude_bound(&flat)).unwrap(), reference_mean(&rows, &weights), "{scale} {weight}");
 		}
+	}
+
+	#[test]
+	fn division_by_reciprocal_gives_the_quotients_of_the_hardware() {
+		let mut state = 0xD1B5_4A32_D192_ED03u64;
+		let mut next = || {
+			state ^= state << 13;
+			state ^= state >> 7;
+			state ^= state << 17;
+			state
+		};
+		let edges = [0i64, 1, -1, 2, -2, i64::MAX, -i64::MAX, i64::MAX - 1, 1 << 62, -(1 << 62)];
+		for divisor in [1u64, 2, 3, 7, 10, 999, 1 << 31, (1 << 32) + 1, (1 << 35) - 1, (1 << 63) - 1, u64::MAX >> 1] {
+			let d = Divisor::new(divisor);
+			let random: Vec<i64> = (0..2000)
+				.map(|_| {
+					let n = (next() >> 1) as i64 >> (next() % 63);
+					if next() % 2 == 0 { n } else { -n }
+				})
+				.collect();
+			for n in edges.into_iter().chain(random) {
+				assert_eq!(d.divide(n), n / divisor as i64, "{n} / {divisor}");
+			}
+		}
+	}
+
+	#[test]
+	fn biased_u32_sums_give_the_same_mean() {
+		// Values at and inside ±SMALL, weights up to the bound of the
+		// 32-bit path and past it.
+		let mut state = 0x9E37_79B9_7F4A_7C15u64;
+		let mut next = || {
+			state ^= state << 13;
+			state ^= state >> 7;
+			state ^= state << 17;
+			state
+		};
+		for weight in [1u64, 500, (1 << 32) - 1, 1 << 33] {
+			let width = 300;
+			let mut rows: Vec<Vec<Fixed>> =
+				(0..7).map(|_| (0..width).map(|_| next() as i64 % (SMALL as i64 + 1)).collect()).collect();
+			rows[0][0] = SMALL as i64;
+			rows[1][0] = -(SMALL as i64);
+			let weights: Vec<u64> = (0..7).map(|_| 1 + next() % weight).collect();
+			let flat = rows.concat();
+			assert_eq!(magnitude_bound(&flat), SMALL);
+			assert_eq!(weighted_mean(&flat, width, &weights, SMALL).unwrap(), reference_mean(&rows, &weights), "{weight}");
+		}
+	}
+
+	#[test]
+	fn u64_block_distances_and_u128_distances_are_the_same_integers() {
+		// Values up to the small path's bound (2^27, exclusive) on both
+		// signs, over several 256-value blocks and a partial one; and the
+		// bound itself, which takes the general path.
+		let mut state = 0x2545_F491_4F6C_DD1Du64;
+		let mut next = || {
+			state ^= state << 13;
+			state ^= state >> 7;
+			state ^= state << 17;
+			state
+		};
+		let top = 1i64 << 27;
+		for scale in [1i64 << 10, 1 << 24, top] {
+			let width = 3 * 256 + 41;
+			let mut rows: Vec<Fixed> = (0..4 * width).map(|_| next() as i64 % (scale + 1)).collect();
+			let mut out: Vec<Fixed> = (0..width).map(|_| next() as i64 % (scale + 1)).collect();
+			// The extremes: +max against −max, in a whole block.
+			for j in 0..128 {
+				rows[j] = top;
+				out[j] = -top;
+			}
+			let mut fast = alloc::vec![0u128; 4];
+			add_squared_distances(&rows, width, &out, top as u64, &mut fast);
+			let slow: Vec<u128> = rows.chunks_exact(width).map(|row| squared_distance(row, &out)).collect();
+			assert_eq!(fast, slow, "{scale}");
+		}
+		// Past 2^27 the general path is taken, with the same result.
+		let rows = alloc::vec![(1i64 << 27) + 1; 300];
+		let out = alloc::vec![-(1i64 << 27) - 1; 300];
+		let mut d = alloc::vec![0u128; 1];
+		add_squared_distances(&rows, 300, &out, magnitude_bound(&rows), &mut d);
+		assert_eq!(d[0], 300 * ((1u128 << 28) + 2).pow(2));
+		// The bound: SMALL exactly for values in [−2^27, 2^27), else the
+		// largest magnitude.
+		assert_eq!(magnitude_bound(&[-(1 << 27), (1 << 27) - 1, 0]), SMALL);
+		assert_eq!(magnitude_bound(&[1 << 27]), 1 << 27);
+		assert_eq!(magnitude_bound(&[-(1 << 27) - 1]), (1 << 27) + 1);
+		assert_eq!(magnitude_bound(&[i64::MIN, 3]), 1 << 63);
 	}
 
 	#[test]

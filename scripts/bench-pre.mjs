@@ -115,7 +115,8 @@ try {
   // Requests are accepted once both proxies acknowledged (their offchain
   // workers open and verify each key fragment first); not part of the timing.
   for (const c of clients) await waitForAcknowledged(api, c.grant, 300_000);
-  gateway = await startGateway({ rpcPort: node.rpcPort, mongoUrl: mongo.url, suri: '//Charlie' });
+  // Every client is on this machine's loopback: one IP address.
+  gateway = await startGateway({ rpcPort: node.rpcPort, mongoUrl: mongo.url, suri: '//Charlie', maxPerClient: CLIENTS });
 
   console.error(`[bench] ${CLIENTS} clients fetch at once`);
   const t = { request: [], reencrypt: [], fetch: [], total: [] };

@@ -107,3 +107,20 @@ pub fn init_logging() {
 		.with_target(false)
 		.try_init();
 }
+
+/// How the tools' servers share their connections among clients.
+#[derive(Args, Debug)]
+pub struct ConnectionArgs {
+	/// Connections served at once to one IP address; one more is answered
+	/// 429. Behind a reverse proxy every client has the proxy's address:
+	/// limit per client there, and raise this.
+	#[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+	pub max_per_client: u32,
+}
+
+impl ConnectionArgs {
+	/// The default limits with this share per client.
+	pub fn limits(&self) -> crate::serve::ConnectionLimits {
+		crate::serve::ConnectionLimits { max_per_client: self.max_per_client as usize, ..Default::default() }
+	}
+}

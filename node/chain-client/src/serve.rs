@@ -1,18 +1,27 @@
 //! HTTP serving for the tools' servers (the record gateway, the model
 //! store): `hyper` 1 connections under [`ConnectionLimits`], so a client that
-//! sends slowly is cut off and the server's connections are bounded. The
-//! bound is for all clients together: one client opening many slow
-//! connections can still delay others for up to the connection time.
+//! sends slowly is cut off, the server's connections are bounded, and one
+//! client (one IP address) holds at most a few of them: a client opening
+//! many slow connections is answered `429` past its share while others are
+//! still served.
 
 use hyper::{body::Incoming, Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use std::{sync::Arc, time::Duration};
+use std::{
+	collections::HashMap,
+	net::IpAddr,
+	sync::{Arc, Mutex},
+	time::Duration,
+};
 
 /// What one client's connections may cost a server.
 #[derive(Clone, Copy, Debug)]
 pub struct ConnectionLimits {
 	/// Connections served at once; more wait in the listen queue.
 	pub max_connections: usize,
+	/// Connections served at once to one IP address; one more is answered
+	/// `429 Too Many Requests` and closed.
+	pub max_per_client: usize,
 	/// Time to send the request's headers; a slower client is cut off.
 	pub header_timeout: Duration,
 	/// Time a connection may take in all (one request each, no keep-alive):
@@ -24,6 +33,7 @@ impl Default for ConnectionLimits {
 	fn default() -> Self {
 		ConnectionLimits {
 			max_connections: 64,
+			max_per_client: 8,
 			header_timeout: Duration::from_secs(10),
 			connection_timeout: Duration::from_secs(120),
 		}
@@ -46,16 +56,23 @@ pub fn accept<S, B>(
 	B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
 	let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+	let clients = Arc::new(Mutex::new(HashMap::new()));
 	tokio::spawn(async move {
 		loop {
 			let Ok(slot) = slots.clone().acquire_owned().await else { return };
-			let Ok((socket, _)) = listener.accept().await else {
+			let Ok((socket, peer)) = listener.accept().await else {
 				// Out of descriptors, say: pause instead of spinning.
 				tokio::time::sleep(Duration::from_millis(100)).await;
 				continue;
 			};
+			let Some(share) = ClientShare::take(&clients, peer.ip(), limits.max_per_client) else {
+				drop(slot);
+				tokio::spawn(refuse(socket));
+				continue;
+			};
 			let service = make_service();
 			tokio::spawn(async move {
+				let _share = share;
 				let connection = hyper::server::conn::http1::Builder::new()
 					.timer(TokioTimer::new())
 					.header_read_timeout(limits.header_timeout)
@@ -67,4 +84,112 @@ pub fn accept<S, B>(
 			});
 		}
 	});
+}
+
+/// One of a client's connections, counted against its share while held.
+struct ClientShare {
+	clients: Arc<Mutex<HashMap<IpAddr, usize>>>,
+	ip: IpAddr,
+}
+
+impl ClientShare {
+	/// A connection of `ip`'s, if it holds fewer than `most`.
+	fn take(clients: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr, most: usize) -> Option<Self> {
+		let mut counts = clients.lock().ok()?;
+		let count = counts.entry(ip).or_insert(0);
+		if *count >= most {
+			return None;
+		}
+		*count += 1;
+		Some(ClientShare { clients: clients.clone(), ip })
+	}
+}
+
+impl Drop for ClientShare {
+	fn drop(&mut self) {
+		if let Ok(mut counts) = self.clients.lock() {
+			if let Some(count) = counts.get_mut(&self.ip) {
+				*count = count.saturating_sub(1);
+				if *count == 0 {
+					counts.remove(&self.ip);
+				}
+			}
+		}
+	}
+}
+
+/// Answers a connection past its client's share with `429` and closes it.
+async fn refuse(socket: tokio::net::TcpStream) {
+	const TOO_MANY: &[u8] =
+		b"HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+	let answer = async {
+		socket.writable().await?;
+		socket.try_write(TOO_MANY)
+	};
+	let _ = tokio::time::timeout(Duration::from_secs(1), answer).await;
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+	use std::io::{Read, Write};
+
+	/// A server answering `200 ok` to anything, within `limits`.
+	fn server(limits: ConnectionLimits) -> std::net::SocketAddr {
+		crate::runtime().block_on(async {
+			let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+			let addr = listener.local_addr().unwrap();
+			accept(listener, limits, || {
+				hyper::service::service_fn(|_request| async {
+					Ok::<_, std::convert::Infallible>(Response::new(String::from("ok")))
+				})
+			});
+			addr
+		})
+	}
+
+	/// Sends a GET from `source` (an address on the loopback network) and
+	/// reads the answer to its end.
+	fn get_from(source: &str, addr: std::net::SocketAddr) -> String {
+		let stream = crate::runtime().block_on(async {
+			let socket = tokio::net::TcpSocket::new_v4().unwrap();
+			socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+			socket.connect(addr).await.unwrap().into_std().unwrap()
+		});
+		let mut stream = stream;
+		stream.set_nonblocking(false).unwrap();
+		stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+		stream.write_all(b"GET / HTTP/1.1\r\nHost: s\r\n\r\n").unwrap();
+		let mut answer = Vec::new();
+		let _ = stream.read_to_end(&mut answer);
+		String::from_utf8_lossy(&answer).into_owned()
+	}
+
+	#[test]
+	fn one_client_cannot_take_every_connection() {
+		let limits = ConnectionLimits {
+			max_connections: 8,
+			max_per_client: 2,
+			header_timeout: Duration::from_secs(20),
+			connection_timeout: Duration::from_secs(20),
+		};
+		let addr = server(limits);
+		// 127.0.0.1 opens two connections and sends nothing.
+		let stalled: Vec<_> = (0..2).map(|_| std::net::TcpStream::connect(addr).unwrap()).collect();
+		std::thread::sleep(Duration::from_millis(200));
+		// Its third is refused at once; another client is served.
+		assert!(get_from("127.0.0.1", addr).starts_with("HTTP/1.1 429"));
+		assert!(get_from("127.0.0.2", addr).contains("200 OK"));
+		// Once it lets go of one, it is served again.
+		drop(stalled);
+		let mut answer = String::new();
+		for _ in 0..50 {
+			answer = get_from("127.0.0.1", addr);
+			if answer.contains("200 OK") {
+				break;
+			}
+			std::thread::sleep(Duration::from_millis(100));
+		}
+		assert!(answer.contains("200 OK"), "{answer}");
+	}
 }

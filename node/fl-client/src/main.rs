@@ -425,6 +425,8 @@ struct StoreArgs {
 	/// Directory the models are kept in.
 	#[arg(long)]
 	dir: PathBuf,
+	#[command(flatten)]
+	connections: medchain_chain_client::cli::ConnectionArgs,
 }
 
 #[derive(Args)]
@@ -480,7 +482,7 @@ fn main() {
 		Command::Evaluate(a) => evaluate(&a),
 		Command::Aggregate(a) => aggregate(&a),
 		Command::Simulate(a) => simulate(&a),
-		Command::Store(a) => store::serve(&a.listen, &a.dir, a.node.node()),
+		Command::Store(a) => store::serve(&a.listen, &a.dir, a.node.node(), a.connections.max_per_client as usize),
 		Command::AggregatorStore(a) => aggregator_store(&a),
 		Command::RegisterStore(a) => {
 			let signer = a.signer.signer();
@@ -519,16 +521,17 @@ fn global_model(node: &Node, task_id: u32) -> Result<Vec<f64>, rpc::RpcError> {
 }
 
 /// Packs parameters as a task keeps them: inline, or uploaded to `store`
-/// (sealed for an update, public for a global model).
+/// (sealed for an update, public for a global model) as `uploader`.
 fn pack(
 	params: Vec<Fixed>,
 	stored: bool,
 	store: Option<&str>,
 	visibility: store::Visibility,
+	uploader: &sr25519::Pair,
 ) -> Result<ModelParams<MaxParams>, String> {
 	if stored {
 		let store = store.ok_or("the task's models live in model stores: pass --store URL")?;
-		Ok(ModelParams::Stored(store::upload(store, &params, visibility)?))
+		Ok(ModelParams::Stored(store::upload(store, &params, visibility, uploader)?))
 	} else {
 		let count = params.len();
 		Ok(ModelParams::Inline(params.try_into().map_err(|_| {
@@ -672,7 +675,7 @@ fn publish(o: &PublishArgs) -> Result<(), String> {
 	}
 	let spec = TaskSpec {
 		model,
-		initial_model: pack(initial.iter().map(|p| to_fixed(*p)).collect(), store.is_some(), store, store::Visibility::Public)?,
+		initial_model: pack(initial.iter().map(|p| to_fixed(*p)).collect(), store.is_some(), store, store::Visibility::Public, &signer)?,
 		hints: TrainingHints { epochs: o.epochs, learning_rate: to_fixed(o.training.lr), batch_size: o.training.batch },
 		target_accuracy: Permill::from_float(o.target),
 		max_rounds: o.rounds,
@@ -911,7 +914,7 @@ fn synthetic_update(o: &SyntheticUpdateArgs) -> Result<(), String> {
 	let count = params.len();
 	let t0 = Instant::now();
 	let update = ModelUpdate {
-		params: pack(params, t.stored_models, Some(store), store::Visibility::Sealed)?,
+		params: pack(params, t.stored_models, Some(store), store::Visibility::Sealed, &signer)?,
 		samples: 100 + (seed % 100) as u32,
 		accuracy: Permill::from_percent(50),
 		loss: to_fixed(0.5),
@@ -1120,6 +1123,7 @@ impl Progress {
 				t.stored_models,
 				self.store.as_deref(),
 				store::Visibility::Sealed,
+				signer,
 			)
 			.map_err(rpc::RpcError::Node)?,
 			samples: train_rows.len() as u32,

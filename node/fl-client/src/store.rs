@@ -47,8 +47,8 @@ use medchain_runtime::{AccountId, Runtime};
 use pallet_fl_task::{
 	chunk_bytes, chunk_digest, chunk_from_bytes,
 	store::{self as paths, hex, SealedReader},
-	Fixed, ModelParams, ModelRef, SealedAnswer, SealedRead, SealedReadAuth, StoredManifest, SEALED_READ_HEADER,
-	STORE_CHUNK,
+	Fixed, ModelParams, ModelRef, SealedAnswer, SealedRead, SealedReadAuth, StoredManifest, UploadAuth,
+	SEALED_READ_HEADER, STORE_CHUNK, STORE_UPLOAD_HEADER,
 };
 use sp_core::{sr25519, Pair as _, H256};
 use std::{
@@ -102,13 +102,13 @@ fn client() -> Result<&'static HttpsClient, String> {
 	Ok(CLIENT.get_or_init(|| Client::builder(TokioExecutor::new()).build(connector)))
 }
 
-/// Sends one request (with the sealed-read header `auth`, if any) and
-/// returns the status code and body.
-fn request(method: Method, url: &str, body: &[u8], auth: Option<&str>) -> Result<(u16, Vec<u8>), String> {
+/// Sends one request (with a header, if any: a sealed read's or an
+/// upload's) and returns the status code and body.
+fn request(method: Method, url: &str, body: &[u8], header: Option<(&str, &str)>) -> Result<(u16, Vec<u8>), String> {
 	let client = client()?;
 	let mut builder = Request::builder().method(method).uri(url);
-	if let Some(auth) = auth {
-		builder = builder.header(SEALED_READ_HEADER, auth);
+	if let Some((name, value)) = header {
+		builder = builder.header(name, value);
 	}
 	let request = builder.body(Full::new(Bytes::copy_from_slice(body))).map_err(|e| format!("{url}: {e}"))?;
 	let url = url.to_string();
@@ -134,14 +134,22 @@ fn get(url: &str) -> Result<Vec<u8>, String> {
 }
 
 fn get_with(url: &str, auth: Option<&str>) -> Result<Vec<u8>, String> {
-	match request(Method::GET, url, &[], auth)? {
+	match request(Method::GET, url, &[], auth.map(|a| (SEALED_READ_HEADER, a)))? {
 		(200, body) => Ok(body),
 		(code, _) => Err(format!("GET {url}: HTTP {code}")),
 	}
 }
 
-fn put(url: &str, body: &[u8]) -> Result<(), String> {
-	match request(Method::PUT, url, body, None)? {
+/// The value of the upload header for `digest`, signed by `uploader`.
+fn upload_header(digest: &H256, uploader: &sr25519::Pair) -> String {
+	let signature = uploader.sign(&UploadAuth::signing_payload(digest)).0.to_vec();
+	paths::hex_bytes(&UploadAuth { digest: *digest, signer: uploader.public().0.to_vec(), signature }.encode())
+}
+
+/// `PUT url` of `body` under `digest`, signed by `uploader`.
+fn put(url: &str, digest: &H256, body: &[u8], uploader: &sr25519::Pair) -> Result<(), String> {
+	let header = upload_header(digest, uploader);
+	match request(Method::PUT, url, body, Some((STORE_UPLOAD_HEADER, &header)))? {
 		(200..=299, _) => Ok(()),
 		(code, body) => Err(format!("PUT {url}: HTTP {code} {}", String::from_utf8_lossy(&body))),
 	}
@@ -173,9 +181,9 @@ pub enum Visibility {
 	Sealed,
 }
 
-/// Uploads a model to the store at `store` (chunks, then the manifest) and
-/// returns its reference.
-pub fn upload(store: &str, params: &[Fixed], visibility: Visibility) -> Result<ModelRef, String> {
+/// Uploads a model to the store at `store` (chunks, then the manifest) as
+/// `uploader` and returns its reference.
+pub fn upload(store: &str, params: &[Fixed], visibility: Visibility, uploader: &sr25519::Pair) -> Result<ModelRef, String> {
 	let (manifest_at, chunk_at): (fn(&str, &H256) -> String, fn(&str, &H256) -> String) = match visibility {
 		Visibility::Public => (manifest_url, chunk_url),
 		Visibility::Sealed => (sealed_manifest_url, sealed_chunk_url),
@@ -183,12 +191,12 @@ pub fn upload(store: &str, params: &[Fixed], visibility: Visibility) -> Result<M
 	let mut chunks = Vec::new();
 	for chunk in params.chunks(STORE_CHUNK as usize) {
 		let digest = chunk_digest(chunk);
-		put(&chunk_at(store, &digest), &chunk_bytes(chunk))?;
+		put(&chunk_at(store, &digest), &digest, &chunk_bytes(chunk), uploader)?;
 		chunks.push(digest);
 	}
 	let manifest = StoredManifest { params: params.len() as u32, chunks };
 	let digest = manifest.digest();
-	put(&manifest_at(store, &digest), &manifest.encode())?;
+	put(&manifest_at(store, &digest), &digest, &manifest.encode(), uploader)?;
 	let store = store.trim_end_matches('/').as_bytes().to_vec().try_into().map_err(|_| "store URL too long")?;
 	Ok(ModelRef { digest, params: params.len() as u32, store })
 }
@@ -240,17 +248,22 @@ fn fetch_model(model: &ModelRef, fetch: impl Fn(&str, Option<&H256>) -> Result<V
 	Ok(params)
 }
 
-/// Decides whether a signed sealed read may be answered.
-pub trait ReadPolicy: Send + Sync + 'static {
+/// Decides who may read sealed models and who may upload.
+pub trait AccessPolicy: Send + Sync + 'static {
 	/// `Ok` if `read`, signed by `signer` (signature already checked), may
 	/// be answered; else the reason.
-	fn allows(&self, read: &SealedRead<AccountId>, signer: &AccountId) -> Result<(), String>;
+	fn allows_read(&self, read: &SealedRead<AccountId>, signer: &AccountId) -> Result<(), String>;
+	/// `Ok` if `signer` (signature already checked) may upload; else the
+	/// reason.
+	fn allows_upload(&self, signer: &AccountId) -> Result<(), String>;
 }
 
-/// The chain decides: the signer sits on the round's committee and the read
-/// model is the named participant's update of the round, in the state of
-/// the block the read names (a block its node does not have is refused).
-/// Answers are remembered for a while, so a model's chunks cost one check.
+/// The chain decides. A read: the signer sits on the round's committee
+/// and the read model is the named participant's update of the round, in
+/// the state of the block the read names (a block its node does not have
+/// is refused). An upload: the signer is an active institution at the best
+/// block. Answers are remembered for a while, so a model's chunks cost one
+/// check.
 pub struct ChainPolicy {
 	node: Node,
 	seen: Mutex<HashMap<(AccountId, Vec<u8>), Instant>>,
@@ -288,14 +301,16 @@ impl ChainPolicy {
 	}
 }
 
-impl ReadPolicy for ChainPolicy {
-	fn allows(&self, read: &SealedRead<AccountId>, signer: &AccountId) -> Result<(), String> {
-		let key = (signer.clone(), read.encode());
+impl ChainPolicy {
+	/// `check`, or an allowed answer to the same question remembered from
+	/// the last [`ALLOWED_FOR`] (an upload's for a minute).
+	fn remembered(&self, key: (AccountId, Vec<u8>), check: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
 		let now = Instant::now();
-		if self.seen.lock().map_err(|_| "poisoned")?.get(&key).is_some_and(|at| now.duration_since(*at) < ALLOWED_FOR) {
+		let valid_for = if key.1.is_empty() { Duration::from_secs(60) } else { ALLOWED_FOR };
+		if self.seen.lock().map_err(|_| "poisoned")?.get(&key).is_some_and(|at| now.duration_since(*at) < valid_for) {
 			return Ok(());
 		}
-		self.check(read, signer)?;
+		check()?;
 		let mut seen = self.seen.lock().map_err(|_| "poisoned")?;
 		if seen.len() >= MOST_REMEMBERED {
 			seen.clear();
@@ -305,11 +320,32 @@ impl ReadPolicy for ChainPolicy {
 	}
 }
 
-/// Serves a model store from `dir` on `listen` until the process ends;
-/// sealed reads are checked against the chain through `node`.
-pub fn serve(listen: &str, dir: &Path, node: Node) -> Result<(), String> {
+impl AccessPolicy for ChainPolicy {
+	fn allows_read(&self, read: &SealedRead<AccountId>, signer: &AccountId) -> Result<(), String> {
+		self.remembered((signer.clone(), read.encode()), || self.check(read, signer))
+	}
+
+	fn allows_upload(&self, signer: &AccountId) -> Result<(), String> {
+		self.remembered((signer.clone(), Vec::new()), || {
+			let key = pallet_reputation::Institutions::<Runtime>::hashed_key_for(signer);
+			let institution: Option<pallet_reputation::Institution<Runtime>> =
+				self.node.storage(&key).map_err(|e| format!("the node: {e}"))?;
+			match institution {
+				Some(i) if i.status == pallet_reputation::InstitutionStatus::Active => Ok(()),
+				_ => Err(format!("{signer} is not an active institution of the consortium")),
+			}
+		})
+	}
+}
+
+/// Serves a model store from `dir` on `listen` until the process ends,
+/// at most `max_per_client` connections to one IP address; sealed reads
+/// and uploads are checked against the chain through `node`.
+pub fn serve(listen: &str, dir: &Path, node: Node, max_per_client: usize) -> Result<(), String> {
 	runtime().block_on(async {
-		let addr = start(listen, dir, Limits::default(), Arc::new(ChainPolicy::new(node))).await?;
+		let mut limits = Limits::default();
+		limits.connections.max_per_client = max_per_client;
+		let addr = start(listen, dir, limits, Arc::new(ChainPolicy::new(node))).await?;
 		println!("{}", serde_json::json!({ "store": format!("http://{addr}"), "dir": dir.display().to_string() }));
 		std::future::pending::<()>().await;
 		Ok(())
@@ -319,7 +355,7 @@ pub fn serve(listen: &str, dir: &Path, node: Node) -> Result<(), String> {
 /// Starts a store on `listen` serving `dir` within `limits`, answering
 /// sealed reads that `policy` allows; returns the bound address. It serves
 /// until the runtime ends.
-pub async fn start(listen: &str, dir: &Path, limits: Limits, policy: Arc<dyn ReadPolicy>) -> Result<SocketAddr, String> {
+pub async fn start(listen: &str, dir: &Path, limits: Limits, policy: Arc<dyn AccessPolicy>) -> Result<SocketAddr, String> {
 	for kind in ["models", "chunks", "sealed/models", "sealed/chunks"] {
 		std::fs::create_dir_all(dir.join(kind)).map_err(|e| format!("{}: {e}", dir.display()))?;
 	}
@@ -344,12 +380,13 @@ pub async fn start(listen: &str, dir: &Path, limits: Limits, policy: Arc<dyn Rea
 async fn handle(
 	request: Request<hyper::body::Incoming>,
 	dir: Arc<PathBuf>,
-	policy: Arc<dyn ReadPolicy>,
+	policy: Arc<dyn AccessPolicy>,
 	max_body: usize,
 ) -> Response<Full<Bytes>> {
 	let method = request.method().clone();
 	let path = request.uri().path().to_string();
 	let auth = request.headers().get(SEALED_READ_HEADER).map(|v| v.as_bytes().to_vec());
+	let upload = request.headers().get(STORE_UPLOAD_HEADER).map(|v| v.as_bytes().to_vec());
 	let (code, body) = match Limited::new(request.into_body(), max_body).collect().await {
 		Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
 			(413, format!("a body is at most {max_body} bytes").into_bytes())
@@ -358,7 +395,13 @@ async fn handle(
 		Ok(body) => {
 			let body = body.to_bytes();
 			tokio::task::spawn_blocking(move || {
-				let request = StoreRequest { method: &method, path: &path, body: &body, auth: auth.as_deref() };
+				let request = StoreRequest {
+					method: &method,
+					path: &path,
+					body: &body,
+					auth: auth.as_deref(),
+					upload: upload.as_deref(),
+				};
 				respond(request, &dir, policy.as_ref())
 			})
 			.await
@@ -377,11 +420,13 @@ struct StoreRequest<'a> {
 	body: &'a [u8],
 	/// The sealed-read header's value.
 	auth: Option<&'a [u8]>,
+	/// The upload header's value.
+	upload: Option<&'a [u8]>,
 }
 
 /// The status and body answering `request`.
-fn respond(request: StoreRequest, dir: &Path, policy: &dyn ReadPolicy) -> (u16, Vec<u8>) {
-	let StoreRequest { method, path, body, auth } = request;
+fn respond(request: StoreRequest, dir: &Path, policy: &dyn AccessPolicy) -> (u16, Vec<u8>) {
+	let StoreRequest { method, path, body, auth, upload } = request;
 	if path == "/health" {
 		return (200, b"ok".to_vec());
 	}
@@ -413,6 +458,9 @@ fn respond(request: StoreRequest, dir: &Path, policy: &dyn ReadPolicy) -> (u16, 
 				"chunks" => body.len() % 8 == 0,
 				_ => StoredManifest::decode(&mut &body[..]).is_ok(),
 			};
+			if let Err((code, reason)) = check_upload(upload, policy, &digest) {
+				return (code, reason.into_bytes());
+			}
 			if !valid || <sp_runtime::traits::BlakeTwo256 as sp_runtime::traits::Hash>::hash(body) != digest {
 				return (422, b"the body does not match the digest in the path".to_vec());
 			}
@@ -425,32 +473,54 @@ fn respond(request: StoreRequest, dir: &Path, policy: &dyn ReadPolicy) -> (u16, 
 	}
 }
 
+/// Decodes a signed header's value: `0x` and hex digits of a SCALE `T`.
+fn signed_header<T: Decode>(value: &[u8]) -> Option<T> {
+	let bytes = std::str::from_utf8(value)
+		.ok()
+		.filter(|h| h.starts_with("0x"))
+		.and_then(|h| medchain_chain_client::unhex(h).ok())?;
+	T::decode(&mut &bytes[..]).ok()
+}
+
+/// The sr25519 signer of `payload`, if `signer` and `signature` are one and
+/// hold.
+fn verified_signer(signer: &[u8], signature: &[u8], payload: &[u8]) -> Option<AccountId> {
+	let signer = sr25519::Public::try_from(signer).ok()?;
+	let signature = sr25519::Signature::try_from(signature).ok()?;
+	sr25519::Pair::verify(&signature, payload, &signer).then(|| AccountId::from(signer))
+}
+
+/// Checks an upload under `digest`: signed (`401`) by someone `policy`
+/// allows (`403`).
+fn check_upload(upload: Option<&[u8]>, policy: &dyn AccessPolicy, digest: &H256) -> Result<(), (u16, String)> {
+	let unauthorised = |why: &str| (401, format!("an upload is signed with {STORE_UPLOAD_HEADER}: {why}"));
+	let auth: UploadAuth = signed_header(upload.ok_or_else(|| unauthorised("none sent"))?)
+		.ok_or_else(|| unauthorised("not 0x and the hex digits of an UploadAuth"))?;
+	if auth.digest != *digest {
+		return Err(unauthorised("it signs another name"));
+	}
+	let signer = verified_signer(&auth.signer, &auth.signature, &UploadAuth::signing_payload(digest))
+		.ok_or_else(|| unauthorised("the signature does not hold"))?;
+	policy.allows_upload(&signer).map_err(|why| (403, why))
+}
+
 /// Answers a sealed read of `kind`/`digest` under `root`: checks the
 /// signed read (`401`) and the policy (`403`), that the bytes belong to the
 /// model the read names (`403`), and encrypts them to the read's key.
 fn sealed_read(
 	auth: Option<&[u8]>,
-	policy: &dyn ReadPolicy,
+	policy: &dyn AccessPolicy,
 	root: &Path,
 	kind: &str,
 	digest: &H256,
 ) -> Result<Vec<u8>, (u16, String)> {
 	let unauthorised = |why: &str| (401, format!("a sealed model is read with a signed {SEALED_READ_HEADER}: {why}"));
-	let auth = auth.ok_or_else(|| unauthorised("none sent"))?;
-	let bytes = std::str::from_utf8(auth)
-		.ok()
-		.filter(|h| h.starts_with("0x"))
-		.and_then(|h| medchain_chain_client::unhex(h).ok())
-		.ok_or_else(|| unauthorised("not 0x and hex digits"))?;
-	let auth = SealedReadAuth::<AccountId>::decode(&mut &bytes[..]).map_err(|_| unauthorised("undecodable"))?;
-	let signer = sr25519::Public::try_from(&auth.signer[..]).map_err(|_| unauthorised("not an sr25519 key"))?;
-	let signature =
-		sr25519::Signature::try_from(&auth.signature[..]).map_err(|_| unauthorised("not an sr25519 signature"))?;
-	if !sr25519::Pair::verify(&signature, auth.read.signing_payload(), &signer) {
-		return Err(unauthorised("the signature does not hold"));
-	}
+	let auth: SealedReadAuth<AccountId> = signed_header(auth.ok_or_else(|| unauthorised("none sent"))?)
+		.ok_or_else(|| unauthorised("not 0x and the hex digits of a SealedReadAuth"))?;
+	let signer = verified_signer(&auth.signer, &auth.signature, &auth.read.signing_payload())
+		.ok_or_else(|| unauthorised("the signature does not hold"))?;
 	let read = &auth.read;
-	policy.allows(read, &AccountId::from(signer)).map_err(|why| (403, why))?;
+	policy.allows_read(read, &signer).map_err(|why| (403, why))?;
 	let manifest_file = root.join("models").join(hex(&read.model));
 	let not_found = || (404, "not found".to_string());
 	let plain = if kind == "models" {
@@ -502,8 +572,14 @@ mod tests {
 	/// A committee of the given accounts: allows their reads of any model.
 	struct Committee(Vec<AccountId>);
 
-	impl ReadPolicy for Committee {
-		fn allows(&self, _read: &SealedRead<AccountId>, signer: &AccountId) -> Result<(), String> {
+	/// The committee reads; its members are also the consortium, who may
+	/// upload.
+	impl AccessPolicy for Committee {
+		fn allows_read(&self, _read: &SealedRead<AccountId>, signer: &AccountId) -> Result<(), String> {
+			self.allows_upload(signer)
+		}
+
+		fn allows_upload(&self, signer: &AccountId) -> Result<(), String> {
 			if self.0.contains(signer) {
 				Ok(())
 			} else {
@@ -541,15 +617,52 @@ mod tests {
 	}
 
 	#[test]
+	fn an_upload_without_a_valid_signature_is_refused_with_401_and_not_stored() {
+		let (url, dir) = start_store();
+		let params: Vec<Fixed> = vec![1, 2, 3];
+		let digest = chunk_digest(&params);
+		let body = chunk_bytes(&params);
+		let stored = || dir.0.join("chunks").join(hex(&digest)).exists();
+		let send = |header: Option<&str>| request(Method::PUT, &chunk_url(&url, &digest), &body, header.map(|h| (STORE_UPLOAD_HEADER, h)));
+		assert_eq!(send(None).unwrap().0, 401);
+		assert_eq!(send(Some("0xzz")).unwrap().0, 401);
+		// Alice's signature for another name.
+		let other = upload_header(&chunk_digest(&[9]), &alice());
+		assert_eq!(send(Some(&other)).unwrap().0, 401);
+		// Alice's key with a signature that is not hers over this name.
+		let mut forged: UploadAuth = signed_header(upload_header(&digest, &alice()).as_bytes()).unwrap();
+		forged.signature[0] ^= 1;
+		assert_eq!(send(Some(&paths::hex_bytes(&forged.encode()))).unwrap().0, 401);
+		assert!(!stored());
+		// Signed by her, it is stored; the same request again changes nothing.
+		let signed = upload_header(&digest, &alice());
+		assert_eq!(send(Some(&signed)).unwrap().0, 201);
+		assert_eq!(send(Some(&signed)).unwrap().0, 201);
+		assert_eq!(get(&chunk_url(&url, &digest)).unwrap(), body);
+	}
+
+	#[test]
+	fn an_upload_signed_by_someone_outside_the_consortium_is_refused_with_403() {
+		let (url, dir) = start_store();
+		let eve = sr25519::Pair::from_string("//Eve", None).unwrap();
+		let err = upload(&url, &[1, 2, 3], Visibility::Public, &eve).unwrap_err();
+		assert!(err.contains("HTTP 403"), "{err}");
+		let err = upload(&url, &[1, 2, 3], Visibility::Sealed, &eve).unwrap_err();
+		assert!(err.contains("HTTP 403"), "{err}");
+		assert!(!dir.0.join("chunks").join(hex(&chunk_digest(&[1, 2, 3]))).exists());
+		assert!(!dir.0.join("sealed/chunks").join(hex(&chunk_digest(&[1, 2, 3]))).exists());
+	}
+
+	#[test]
 	fn a_sealed_update_is_never_served_on_the_plain_paths() {
 		let (url, _dir) = start_store();
 		let params: Vec<Fixed> = (0..100).collect();
-		let r = upload(&url, &params, Visibility::Sealed).unwrap();
+		let r = upload(&url, &params, Visibility::Sealed, &alice()).unwrap();
 		assert!(get(&manifest_url(&url, &r.digest)).unwrap_err().contains("HTTP 404"));
 		assert!(get(&chunk_url(&url, &chunk_digest(&params))).unwrap_err().contains("HTTP 404"));
 		assert!(download(&r).unwrap_err().contains("HTTP 404"));
 		// A public model is not served on the sealed paths either.
-		let public = upload(&url, &[1, 2, 3], Visibility::Public).unwrap();
+		let public = upload(&url, &[1, 2, 3], Visibility::Public, &alice()).unwrap();
 		let (auth, reader) = signed_read(&alice(), &public);
 		assert!(download_sealed(&public, &auth, &reader).unwrap_err().contains("HTTP 404"));
 	}
@@ -558,7 +671,7 @@ mod tests {
 	fn a_committee_member_reads_a_sealed_update_encrypted_to_its_own_key() {
 		let (url, _dir) = start_store();
 		let params: Vec<Fixed> = (0..(STORE_CHUNK as i64 + 5)).map(|i| i * 3 - 1).collect();
-		let r = upload(&url, &params, Visibility::Sealed).unwrap();
+		let r = upload(&url, &params, Visibility::Sealed, &alice()).unwrap();
 		let (auth, reader) = signed_read(&alice(), &r);
 		assert_eq!(download_sealed(&r, &auth, &reader).unwrap(), params);
 		// On the wire, the chunk is ciphertext: a replayed read gives its
@@ -576,7 +689,7 @@ mod tests {
 	#[test]
 	fn a_sealed_read_without_a_valid_signature_is_refused_with_401() {
 		let (url, _dir) = start_store();
-		let r = upload(&url, &[1, 2, 3, 4], Visibility::Sealed).unwrap();
+		let r = upload(&url, &[1, 2, 3, 4], Visibility::Sealed, &alice()).unwrap();
 		let manifest = sealed_manifest_url(&url, &r.digest);
 		assert!(get(&manifest).unwrap_err().contains("HTTP 401"));
 		assert!(get_with(&manifest, Some("0xzz")).unwrap_err().contains("HTTP 401"));
@@ -591,7 +704,7 @@ mod tests {
 	#[test]
 	fn a_signed_read_by_someone_off_the_committee_is_refused_with_403() {
 		let (url, _dir) = start_store();
-		let r = upload(&url, &[1, 2, 3, 4], Visibility::Sealed).unwrap();
+		let r = upload(&url, &[1, 2, 3, 4], Visibility::Sealed, &alice()).unwrap();
 		let eve = sr25519::Pair::from_string("//Eve", None).unwrap();
 		let (auth, reader) = signed_read(&eve, &r);
 		let err = download_sealed(&r, &auth, &reader).unwrap_err();
@@ -601,9 +714,9 @@ mod tests {
 	#[test]
 	fn a_read_of_one_update_cannot_fetch_another_updates_chunks() {
 		let (url, _dir) = start_store();
-		let mine = upload(&url, &[1, 2, 3, 4], Visibility::Sealed).unwrap();
+		let mine = upload(&url, &[1, 2, 3, 4], Visibility::Sealed, &alice()).unwrap();
 		let theirs: Vec<Fixed> = vec![9, 9, 9, 9];
-		upload(&url, &theirs, Visibility::Sealed).unwrap();
+		upload(&url, &theirs, Visibility::Sealed, &alice()).unwrap();
 		let (auth, _) = signed_read(&alice(), &mine);
 		let header = paths::sealed_read_header(&auth);
 		let err = get_with(&sealed_chunk_url(&url, &chunk_digest(&theirs)), Some(&header)).unwrap_err();
@@ -644,7 +757,7 @@ mod tests {
 	fn upload_download_round_trip_across_chunks() {
 		let (url, _dir) = start_store();
 		let params: Vec<Fixed> = (0..(2 * STORE_CHUNK as i64 + 3)).map(|i| i * 31 - 7).collect();
-		let r = upload(&url, &params, Visibility::Public).unwrap();
+		let r = upload(&url, &params, Visibility::Public, &alice()).unwrap();
 		assert_eq!(r.params as usize, params.len());
 		assert_eq!(r.digest, pallet_fl_task::stored_model_digest(&params));
 		assert_eq!(download(&r).unwrap(), params);
@@ -655,12 +768,12 @@ mod tests {
 		let (url, dir) = start_store();
 		let chunk = chunk_bytes(&[1, 2, 3]);
 		let wrong = chunk_digest(&[1, 2, 4]);
-		assert!(put(&chunk_url(&url, &wrong), &chunk).unwrap_err().contains("HTTP 422"));
-		assert!(put(&format!("{url}/chunks/0x12"), &chunk).unwrap_err().contains("HTTP 400"));
+		assert!(put(&chunk_url(&url, &wrong), &wrong, &chunk, &alice()).unwrap_err().contains("HTTP 422"));
+		assert!(put(&format!("{url}/chunks/0x12"), &wrong, &chunk, &alice()).unwrap_err().contains("HTTP 400"));
 		assert!(get(&format!("{url}/other/x")).unwrap_err().contains("HTTP 404"));
 		assert_eq!(get(&format!("{url}/health")).unwrap(), b"ok");
 		// A chunk altered on the store's disk is caught by the reader.
-		let r = upload(&url, &[5, 6, 7], Visibility::Public).unwrap();
+		let r = upload(&url, &[5, 6, 7], Visibility::Public, &alice()).unwrap();
 		let digest = chunk_digest(&[5, 6, 7]);
 		std::fs::write(dir.0.join("chunks").join(hex(&digest)), chunk_bytes(&[5, 6, 8])).unwrap();
 		assert!(download(&r).unwrap_err().contains("does not match"));
@@ -674,12 +787,12 @@ mod tests {
 		let (url, dir) = start_store_with(Limits { max_body: 1024, ..Limits::default() });
 		let params: Vec<Fixed> = (0..200).collect();
 		let digest = chunk_digest(&params);
-		let err = put(&chunk_url(&url, &digest), &chunk_bytes(&params)).unwrap_err();
+		let err = put(&chunk_url(&url, &digest), &digest, &chunk_bytes(&params), &alice()).unwrap_err();
 		assert!(err.contains("HTTP 413"), "{err}");
 		assert!(!dir.0.join("chunks").join(hex(&digest)).exists());
 		// Within the limit the same store takes it.
 		let small: Vec<Fixed> = (0..100).collect();
-		put(&chunk_url(&url, &chunk_digest(&small)), &chunk_bytes(&small)).unwrap();
+		put(&chunk_url(&url, &chunk_digest(&small)), &chunk_digest(&small), &chunk_bytes(&small), &alice()).unwrap();
 	}
 
 	/// Sends `raw` and waits for the store to close the connection (the

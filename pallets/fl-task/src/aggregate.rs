@@ -743,18 +743,23 @@ mod tests {
 			.collect()
 	}
 
+	/// A xorshift generator from `state` (not zero): test data, the same on
+	/// every run.
+	fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+		move || {
+			state ^= state << 13;
+			state ^= state >> 7;
+			state ^= state << 17;
+			state
+		}
+	}
+
 	#[test]
 	fn i64_sums_and_i128_sums_give_the_same_mean() {
 		// Values and weights on both sides of the i64 bound (max |value| ×
 		// Σ weights = 2^63), negative values included: the result is the
 		// exact truncated mean either way.
-		let mut state = 0x9E37_79B9_7F4A_7C15u64;
-		let mut next = || {
-			state ^= state << 13;
-			state ^= state >> 7;
-			state ^= state << 17;
-			state
-		};
+		let mut next = xorshift(0x9E37_79B9_7F4A_7C15u64);
 		for (scale, weight) in [(1i64 << 24, 500u64), (1 << 40, 1 << 20), (1 << 40, 1 << 23), (1 << 40, 1 << 32), (i64::MAX / 4, 3)] {
 			let width = 257;
 			let rows: Vec<Vec<Fixed>> = (0..5)
@@ -768,13 +773,7 @@ mod tests {
 
 	#[test]
 	fn division_by_reciprocal_gives_the_quotients_of_the_hardware() {
-		let mut state = 0xD1B5_4A32_D192_ED03u64;
-		let mut next = || {
-			state ^= state << 13;
-			state ^= state >> 7;
-			state ^= state << 17;
-			state
-		};
+		let mut next = xorshift(0xD1B5_4A32_D192_ED03u64);
 		let edges = [0i64, 1, -1, 2, -2, i64::MAX, -i64::MAX, i64::MAX - 1, 1 << 62, -(1 << 62)];
 		for divisor in [1u64, 2, 3, 7, 10, 999, 1 << 31, (1 << 32) + 1, (1 << 35) - 1, (1 << 63) - 1, u64::MAX >> 1] {
 			let d = Divisor::new(divisor);
@@ -794,13 +793,7 @@ mod tests {
 	fn biased_u32_sums_give_the_same_mean() {
 		// Values at and inside ±SMALL, weights up to the bound of the
 		// 32-bit path and past it.
-		let mut state = 0x9E37_79B9_7F4A_7C15u64;
-		let mut next = || {
-			state ^= state << 13;
-			state ^= state >> 7;
-			state ^= state << 17;
-			state
-		};
+		let mut next = xorshift(0x9E37_79B9_7F4A_7C15u64);
 		for weight in [1u64, 500, (1 << 32) - 1, 1 << 33] {
 			let width = 300;
 			let mut rows: Vec<Vec<Fixed>> =
@@ -819,13 +812,7 @@ mod tests {
 		// Values up to the small path's bound (2^27, exclusive) on both
 		// signs, over several 256-value blocks and a partial one; and the
 		// bound itself, which takes the general path.
-		let mut state = 0x2545_F491_4F6C_DD1Du64;
-		let mut next = || {
-			state ^= state << 13;
-			state ^= state >> 7;
-			state ^= state << 17;
-			state
-		};
+		let mut next = xorshift(0x2545_F491_4F6C_DD1Du64);
 		let top = 1i64 << 27;
 		for scale in [1i64 << 10, 1 << 24, top] {
 			let width = 3 * 256 + 41;

@@ -1320,7 +1320,7 @@ pub mod pallet {
 			round: RoundIndex,
 			store: BoundedVec<u8, types::MaxStoreUrl>,
 			reader: store::SealedReader,
-			sign: impl Fn(&SealedRead<T::AccountId>) -> Option<SealedReadAuth<T::AccountId>>,
+			sign: store::SignFn,
 		) -> Result<(ModelRef, Vec<T::AccountId>), AggregationError> {
 			let t = Tasks::<T>::get(task).ok_or(AggregationError::NoUpdates)?;
 			// The reads name the block the round closed at: the committee
@@ -1356,7 +1356,8 @@ pub mod pallet {
 						model: r.digest,
 						reader: reader.public(),
 					};
-					let auth = sign(&read).ok_or(AggregationError::Unavailable)?;
+					let (signer, signature) = sign(&read.signing_payload()).ok_or(AggregationError::Unavailable)?;
+					let auth = SealedReadAuth { read, signer, signature };
 					Ok(Some(store::SealedRef { model: r.clone(), authorization: store::sealed_read_header(&auth) }))
 				})
 				.collect::<Result<Vec<_>, _>>()?;
@@ -1374,7 +1375,7 @@ pub mod pallet {
 				&weights,
 				Self::admission(&t),
 				&mut source,
-				|| store::StoreWriter::new(store.clone()),
+				|| store::StoreWriter::new(store.clone(), sign),
 				|writer, window| writer.push(window),
 			)?;
 			let model = writer.finish()?;
@@ -1395,8 +1396,8 @@ pub mod pallet {
 				// A one-time key for this aggregation's sealed reads.
 				let reader = store::SealedReader::from_seed(&sp_io::offchain::random_seed())
 					.ok_or(AggregationError::Unavailable)?;
-				let sign = |read: &SealedRead<T::AccountId>| Self::sign_sealed_read(read, voters);
-				let (model, outliers) = Self::compute_stored_aggregate(task, round, target, reader, sign)?;
+				let sign = |payload: &[u8]| Self::sign_as_voter(payload, voters);
+				let (model, outliers) = Self::compute_stored_aggregate(task, round, target, reader, &sign)?;
 				Ok((ModelParams::Stored(model), outliers))
 			} else {
 				let (params, outliers) = Self::compute_aggregate(task, round)?;
@@ -1485,21 +1486,18 @@ pub mod pallet {
 			Ok(())
 		}
 
-		/// `read` signed by the first of this node's aggregator keys among
-		/// `voters` (committee members of the round).
-		fn sign_sealed_read(
-			read: &SealedRead<T::AccountId>,
-			voters: &[T::Public],
-		) -> Option<SealedReadAuth<T::AccountId>> {
+		/// `payload` signed by the first of this node's aggregator keys
+		/// among `voters` (committee members of the round): its public key
+		/// and the signature. Sealed reads and uploads to stores are signed
+		/// so.
+		fn sign_as_voter(payload: &[u8], voters: &[T::Public]) -> Option<(Vec<u8>, Vec<u8>)> {
 			use sp_application_crypto::RuntimeAppPublic;
-			let payload = read.signing_payload();
 			for key in <<T::AuthorityId as AppCrypto<T::Public, T::Signature>>::RuntimeAppPublic as RuntimeAppPublic>::all() {
 				let raw = key.to_raw_vec();
 				let signature = key.sign(&payload);
 				let generic: <T::AuthorityId as AppCrypto<T::Public, T::Signature>>::GenericPublic = key.into();
 				if voters.contains(&generic.into()) {
-					let signature = signature?.encode();
-					return Some(SealedReadAuth { read: read.clone(), signer: raw, signature });
+					return Some((raw, signature?.encode()));
 				}
 			}
 			None

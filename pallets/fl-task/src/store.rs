@@ -16,7 +16,7 @@ use crate::{
 	aggregate::{AggregationError, Model, ModelSource, CHUNK},
 	types::{
 		chunk_bytes, chunk_digest, chunk_from_bytes, Fixed, MaxStoreUrl, ModelRef, SealedAnswer, SealedReadAuth,
-		StoredManifest, SEALED_READER_LABEL, SEALED_READ_HEADER, STORE_CHUNK,
+		StoredManifest, UploadAuth, SEALED_READER_LABEL, SEALED_READ_HEADER, STORE_CHUNK, STORE_UPLOAD_HEADER,
 	},
 };
 use alloc::{string::String, vec::Vec};
@@ -59,36 +59,32 @@ pub fn hex_bytes(bytes: &[u8]) -> String {
 	out
 }
 
-/// URL of a model's manifest in `store`.
-pub fn manifest_url(store: &[u8], digest: &H256) -> String {
+/// `{store}{path}0x{digest}`.
+fn url_of(store: &[u8], path: &str, digest: &H256) -> String {
 	let mut url = String::from_utf8_lossy(store).into_owned();
-	url.push_str("/models/");
+	url.push_str(path);
 	url.push_str(&hex(digest));
 	url
+}
+
+/// URL of a model's manifest in `store`.
+pub fn manifest_url(store: &[u8], digest: &H256) -> String {
+	url_of(store, "/models/", digest)
 }
 
 /// URL of a chunk in `store`.
 pub fn chunk_url(store: &[u8], digest: &H256) -> String {
-	let mut url = String::from_utf8_lossy(store).into_owned();
-	url.push_str("/chunks/");
-	url.push_str(&hex(digest));
-	url
+	url_of(store, "/chunks/", digest)
 }
 
 /// URL of a sealed update's manifest in `store`.
 pub fn sealed_manifest_url(store: &[u8], digest: &H256) -> String {
-	let mut url = String::from_utf8_lossy(store).into_owned();
-	url.push_str("/sealed/models/");
-	url.push_str(&hex(digest));
-	url
+	url_of(store, "/sealed/models/", digest)
 }
 
 /// URL of a chunk of a sealed update in `store`.
 pub fn sealed_chunk_url(store: &[u8], digest: &H256) -> String {
-	let mut url = String::from_utf8_lossy(store).into_owned();
-	url.push_str("/sealed/chunks/");
-	url.push_str(&hex(digest));
-	url
+	url_of(store, "/sealed/chunks/", digest)
 }
 
 /// The value of the [`SEALED_READ_HEADER`] carrying `auth`.
@@ -178,12 +174,14 @@ fn http_get(url: &str, authorization: Option<&str>, cap: usize) -> Result<Vec<u8
 	Ok(bytes)
 }
 
-/// `PUT url` with `body`; any 2xx answer is success.
-fn http_put(url: &str, body: Vec<u8>) -> Result<(), AggregationError> {
+/// `PUT url` with `body` and the upload header `authorization`; any 2xx
+/// answer is success.
+fn http_put(url: &str, body: Vec<u8>, authorization: &str) -> Result<(), AggregationError> {
 	let deadline = deadline();
 	let pending = Request::post(url, alloc::vec![body])
 		.method(Method::Put)
 		.add_header("Content-Type", "application/octet-stream")
+		.add_header(STORE_UPLOAD_HEADER, authorization)
 		.deadline(deadline)
 		.send()
 		.map_err(|_| AggregationError::StoreFailed)?;
@@ -323,18 +321,31 @@ impl ModelSource for StoreSource {
 	}
 }
 
-/// Writes a model to a store as it is produced, chunk by chunk.
-pub struct StoreWriter {
+/// Signs a payload with one of the node's aggregator keys: `(public key,
+/// signature)`, `None` without a key to sign with.
+pub type SignFn<'a> = &'a dyn Fn(&[u8]) -> Option<(Vec<u8>, Vec<u8>)>;
+
+/// The value of the [`STORE_UPLOAD_HEADER`] for uploading under `digest`,
+/// signed with `sign`.
+pub fn upload_header(digest: &H256, sign: SignFn) -> Result<String, AggregationError> {
+	let (signer, signature) = sign(&UploadAuth::signing_payload(digest)).ok_or(AggregationError::StoreFailed)?;
+	Ok(hex_bytes(&UploadAuth { digest: *digest, signer, signature }.encode()))
+}
+
+/// Writes a model to a store as it is produced, chunk by chunk, each
+/// upload signed.
+pub struct StoreWriter<'a> {
 	store: BoundedVec<u8, MaxStoreUrl>,
+	sign: SignFn<'a>,
 	buffer: Vec<Fixed>,
 	chunks: Vec<H256>,
 	params: u32,
 }
 
-impl StoreWriter {
-	/// Starts writing a model to `store`.
-	pub fn new(store: BoundedVec<u8, MaxStoreUrl>) -> Self {
-		Self { store, buffer: Vec::with_capacity(CHUNK), chunks: Vec::new(), params: 0 }
+impl<'a> StoreWriter<'a> {
+	/// Starts writing a model to `store`, signing uploads with `sign`.
+	pub fn new(store: BoundedVec<u8, MaxStoreUrl>, sign: SignFn<'a>) -> Self {
+		Self { store, sign, buffer: Vec::with_capacity(CHUNK), chunks: Vec::new(), params: 0 }
 	}
 
 	/// Appends parameters; each full chunk is uploaded.
@@ -349,7 +360,8 @@ impl StoreWriter {
 
 	fn flush(&mut self) -> Result<(), AggregationError> {
 		let digest = chunk_digest(&self.buffer);
-		http_put(&chunk_url(&self.store, &digest), chunk_bytes(&self.buffer))?;
+		let auth = upload_header(&digest, self.sign)?;
+		http_put(&chunk_url(&self.store, &digest), chunk_bytes(&self.buffer), &auth)?;
 		self.chunks.push(digest);
 		self.buffer.clear();
 		Ok(())
@@ -362,7 +374,8 @@ impl StoreWriter {
 		}
 		let manifest = StoredManifest { params: self.params, chunks: core::mem::take(&mut self.chunks) };
 		let digest = manifest.digest();
-		http_put(&manifest_url(&self.store, &digest), manifest.encode())?;
+		let auth = upload_header(&digest, self.sign)?;
+		http_put(&manifest_url(&self.store, &digest), manifest.encode(), &auth)?;
 		Ok(ModelRef { digest, params: self.params, store: self.store })
 	}
 }

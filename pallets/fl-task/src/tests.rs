@@ -614,7 +614,20 @@ fn manifest_of(params: &[Fixed]) -> StoredManifest {
 
 fn expect(offchain: &Offchain, method: &str, uri: String, body: Vec<u8>, response: Vec<u8>) {
 	let headers = if method == "PUT" {
-		vec![("Content-Type".to_string(), "application/octet-stream".to_string())]
+		// Uploads are signed by the node's aggregator 1, under the body's
+		// digest.
+		let digest = <sp_runtime::traits::BlakeTwo256 as sp_runtime::traits::Hash>::hash(&body);
+		let key = UintAuthorityId(1);
+		let sign = |payload: &[u8]| {
+			Some((
+				sp_runtime::RuntimeAppPublic::to_raw_vec(&key),
+				sp_runtime::RuntimeAppPublic::sign(&key, &payload).unwrap().encode(),
+			))
+		};
+		vec![
+			("Content-Type".to_string(), "application/octet-stream".to_string()),
+			(STORE_UPLOAD_HEADER.to_string(), store::upload_header(&digest, &sign).unwrap()),
+		]
 	} else {
 		vec![]
 	};

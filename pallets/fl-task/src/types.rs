@@ -134,6 +134,36 @@ pub struct SealedAnswer {
 	pub ciphertext: Vec<u8>,
 }
 
+/// Signing context of an upload to a model store: an uploader signs
+/// `(STORE_UPLOAD_CONTEXT, digest).encode()`, `digest` being the name the
+/// body is `PUT` under.
+pub const STORE_UPLOAD_CONTEXT: &[u8] = b"medchain/fl-task/store-upload/1";
+
+/// Name of the HTTP header carrying an [`UploadAuth`], as `0x` and the hex
+/// digits of its SCALE encoding.
+pub const STORE_UPLOAD_HEADER: &str = "X-Medchain-Upload";
+
+/// A signed upload: a store takes a `PUT` only from an active institution
+/// of the consortium (`401` without a valid signature, `403` for anyone
+/// else). Replaying one uploads the same bytes again (the body must hash to
+/// the signed name), which changes nothing.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode)]
+pub struct UploadAuth {
+	/// The name (manifest or chunk digest) the body is uploaded under.
+	pub digest: H256,
+	/// The uploader's public key (sr25519 on Medchain: its account).
+	pub signer: Vec<u8>,
+	/// Its signature over [`UploadAuth::signing_payload`] of `digest`.
+	pub signature: Vec<u8>,
+}
+
+impl UploadAuth {
+	/// The bytes an uploader signs to upload under `digest`.
+	pub fn signing_payload(digest: &H256) -> Vec<u8> {
+		(STORE_UPLOAD_CONTEXT, digest).encode()
+	}
+}
+
 /// Label under which a reader's one-time key is derived from its seed
 /// ([`medchain_umbral::secret_key`]).
 pub const SEALED_READER_LABEL: &[u8] = b"medchain/fl-task/reader";

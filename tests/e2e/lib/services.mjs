@@ -38,10 +38,11 @@ export async function startMongo() {
 }
 
 /** Starts `medchain-record serve` for institution `suri`: { port, url, stop() }. */
-export async function startGateway({ rpcPort, mongoUrl, suri = '//Alice', storeId = 'hospital-1' }) {
+export async function startGateway({ rpcPort, mongoUrl, suri = '//Alice', storeId = 'hospital-1', maxPerClient = 8 }) {
   const port = await freePort();
   const child = spawn(RECORD_CLI, ['serve', '--listen', `127.0.0.1:${port}`, '--suri', suri,
-    '--node', `127.0.0.1:${rpcPort}`, '--mongo', mongoUrl, '--store-id', storeId],
+    '--node', `127.0.0.1:${rpcPort}`, '--mongo', mongoUrl, '--store-id', storeId,
+    '--max-per-client', String(maxPerClient)],
   { stdio: ['ignore', 'ignore', 'inherit'] });
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 100; i++) {

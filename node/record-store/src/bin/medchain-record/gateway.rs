@@ -107,7 +107,8 @@ pub fn serve(o: &super::ServeArgs, store: RecordStore, runtime: tokio::runtime::
 		})
 		.map_err(|e| e.to_string())?;
 	runtime.block_on(async {
-		let (addr, handle) = listen(&o.listen, module.into(), Limits::default()).await?;
+		let limits = Limits { connections: o.connections.limits(), ..Limits::default() };
+		let (addr, handle) = listen(&o.listen, module.into(), limits).await?;
 		tracing::info!("serving ehr_getRecord on http://{addr}");
 		handle.stopped().await;
 		Ok(())
@@ -286,6 +287,7 @@ mod tests {
 			max_response: 1 << 20,
 			connections: ConnectionLimits {
 				max_connections: 4,
+				max_per_client: 4,
 				header_timeout: Duration::from_secs(1),
 				connection_timeout: Duration::from_secs(3),
 			},

@@ -182,6 +182,8 @@ struct ServeArgs {
 	node: NodeArgs,
 	#[command(flatten)]
 	store: StoreArgs,
+	#[command(flatten)]
+	connections: medchain_chain_client::cli::ConnectionArgs,
 }
 
 fn main() {

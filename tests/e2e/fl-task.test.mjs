@@ -16,7 +16,9 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
-import { u8aToHex, hexToU8a, u8aConcat, compactAddLength, bnToU8a } from '@polkadot/util';
+import { u8aToHex, hexToU8a, u8aConcat, compactAddLength, compactFromU8a, bnToU8a } from '@polkadot/util';
+import { blake2AsU8a } from '@polkadot/util-crypto';
+import * as umbral from '@nucypher/umbral-pre';
 import { startDevNode, sendAndWait } from './lib/node.mjs';
 import { addProducer } from './lib/producer.mjs';
 
@@ -440,13 +442,24 @@ async function assertUpdatesSealed(api, task, round, at, url) {
     // The hospital that submitted it is not on the committee either.
     const asOwner = await fetch(sealedUrl, { headers: { 'X-Medchain-Sealed-Read': auth(keyOf(participant)) } });
     assert.equal(asOwner.status, 403, await asOwner.text());
-    // The committee's member gets ciphertext, not the manifest (which
-    // starts with the parameter count).
+    // The committee's member gets the manifest encrypted to its one-time
+    // key (the generator: its secret is 1), and only that key opens it.
     const asAlice = await fetch(sealedUrl, { headers: { 'X-Medchain-Sealed-Read': auth(k.alice) } });
     assert.equal(asAlice.status, 200, 'a committee member reads');
-    const answer = Buffer.from(await asAlice.arrayBuffer());
-    const count = bnToU8a(update.params.asStored.params.toNumber(), { bitLength: 32 });
-    assert.ok(!answer.subarray(0, 4).equals(Buffer.from(count)), 'the answer is ciphertext');
+    const answer = new Uint8Array(await asAlice.arrayBuffer());
+    const [capsuleAt, capsuleLen] = compactFromU8a(answer);
+    const capsule = answer.subarray(capsuleAt, capsuleAt + capsuleLen.toNumber());
+    const rest = answer.subarray(capsuleAt + capsuleLen.toNumber());
+    const [ciphertextAt, ciphertextLen] = compactFromU8a(rest);
+    const ciphertext = rest.subarray(ciphertextAt, ciphertextAt + ciphertextLen.toNumber());
+    const one = new Uint8Array(32);
+    one[31] = 1;
+    const manifest = umbral.decryptOriginal(umbral.SecretKey.fromBEBytes(one), umbral.Capsule.fromBytes(capsule), ciphertext);
+    assert.equal(u8aToHex(blake2AsU8a(manifest)), digest.toHex(), 'the answer opens to the update\'s manifest');
+    assert.ok(!Buffer.from(answer).includes(Buffer.from(manifest.subarray(0, 36))), 'and travels encrypted');
+    const other = new Uint8Array(32);
+    other[31] = 2;
+    assert.throws(() => umbral.decryptOriginal(umbral.SecretKey.fromBEBytes(other), umbral.Capsule.fromBytes(capsule), ciphertext));
   }
 }
 

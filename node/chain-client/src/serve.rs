@@ -57,6 +57,8 @@ pub fn accept<S, B>(
 {
 	let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
 	let clients = Arc::new(Mutex::new(HashMap::new()));
+	// Refusals being written at once; past these, a connection is dropped.
+	let refusals = Arc::new(tokio::sync::Semaphore::new(64));
 	tokio::spawn(async move {
 		loop {
 			let Ok(slot) = slots.clone().acquire_owned().await else { return };
@@ -65,9 +67,14 @@ pub fn accept<S, B>(
 				tokio::time::sleep(Duration::from_millis(100)).await;
 				continue;
 			};
-			let Some(share) = ClientShare::take(&clients, peer.ip(), limits.max_per_client) else {
+			let Some(share) = ClientShare::take(&clients, client_of(peer.ip()), limits.max_per_client) else {
 				drop(slot);
-				tokio::spawn(refuse(socket));
+				if let Ok(refusing) = refusals.clone().try_acquire_owned() {
+					tokio::spawn(async move {
+						refuse(socket).await;
+						drop(refusing);
+					});
+				}
 				continue;
 			};
 			let service = make_service();
@@ -84,6 +91,20 @@ pub fn accept<S, B>(
 			});
 		}
 	});
+}
+
+/// Whose share a connection from `ip` counts against: an IPv4 address (as
+/// such also when mapped into IPv6), or an IPv6 /64 (one host's usual
+/// allocation, within which it could pick a new address per connection).
+fn client_of(ip: IpAddr) -> IpAddr {
+	match ip.to_canonical() {
+		IpAddr::V6(v6) => {
+			let mut octets = v6.octets();
+			octets[8..].fill(0);
+			IpAddr::V6(octets.into())
+		},
+		v4 => v4,
+	}
 }
 
 /// One of a client's connections, counted against its share while held.
@@ -163,6 +184,17 @@ mod tests {
 		let mut answer = Vec::new();
 		let _ = stream.read_to_end(&mut answer);
 		String::from_utf8_lossy(&answer).into_owned()
+	}
+
+	#[test]
+	fn a_client_is_its_ipv4_address_or_its_ipv6_64() {
+		let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+		let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+		let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+		assert_eq!(client_of(a), client_of(b));
+		assert_ne!(client_of(a), client_of(c));
+		let mapped: IpAddr = "::ffff:10.0.0.7".parse().unwrap();
+		assert_eq!(client_of(mapped), "10.0.0.7".parse::<IpAddr>().unwrap());
 	}
 
 	#[test]

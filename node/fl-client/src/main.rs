@@ -1187,8 +1187,13 @@ fn aggregate(o: &AggregateArgs) -> Result<(), String> {
 	// Stored models may exceed the inline bound; in memory, anything goes.
 	type Unbounded = frame_support::traits::ConstU32<{ u32::MAX }>;
 	let node = o.node.node();
-	let at = o.at.as_deref();
 	let q = |e: rpc::RpcError| e.to_string();
+	// Every read at one block: the one named, or the best one now.
+	let at = match &o.at {
+		Some(hash) => hash.clone(),
+		None => node.call("chain_getBlockHash", serde_json::json!([])).map_err(q)?.as_str().unwrap_or_default().to_string(),
+	};
+	let at = Some(at.as_str());
 	let task_id = o.task;
 	let t: LearningTask<AccountId> =
 		node.storage_at(&Tasks::<Runtime>::hashed_key_for(task_id), at).map_err(q)?.ok_or("no such task")?;
@@ -1206,11 +1211,7 @@ fn aggregate(o: &AggregateArgs) -> Result<(), String> {
 	// with a one-time key.
 	let reader = || -> Result<_, String> {
 		let signer = o.signer.signer()?;
-		let block = match at {
-			Some(hash) => hash.to_string(),
-			None => node.call("chain_getBlockHash", serde_json::json!([])).map_err(q)?.as_str().unwrap_or_default().to_string(),
-		};
-		let block = H256::from_slice(&rpc::unhex(&block).map_err(q)?.get(..32).ok_or("--at: not a block hash")?);
+		let block = H256::from_slice(rpc::unhex(at.unwrap_or_default()).map_err(q)?.get(..32).ok_or("--at: not a block hash")?);
 		let seed: [u8; 32] = rand::random();
 		let reader = pallet_fl_task::store::SealedReader::from_seed(&seed).ok_or("no reader key")?;
 		Ok((signer, block, reader))

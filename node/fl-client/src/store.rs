@@ -141,14 +141,16 @@ fn get_with(url: &str, auth: Option<&str>) -> Result<Vec<u8>, String> {
 }
 
 /// The value of the upload header for `digest`, signed by `uploader`.
-fn upload_header(digest: &H256, uploader: &sr25519::Pair) -> String {
-	let signature = uploader.sign(&UploadAuth::signing_payload(digest)).0.to_vec();
-	paths::hex_bytes(&UploadAuth { digest: *digest, signer: uploader.public().0.to_vec(), signature }.encode())
+fn upload_header(digest: &H256, sealed: bool, uploader: &sr25519::Pair) -> String {
+	let signature = uploader.sign(&UploadAuth::signing_payload(digest, sealed)).0.to_vec();
+	let auth = UploadAuth { digest: *digest, sealed, signer: uploader.public().0.to_vec(), signature };
+	paths::hex_bytes(&auth.encode())
 }
 
-/// `PUT url` of `body` under `digest`, signed by `uploader`.
-fn put(url: &str, digest: &H256, body: &[u8], uploader: &sr25519::Pair) -> Result<(), String> {
-	let header = upload_header(digest, uploader);
+/// `PUT url` of `body` under `digest` (a sealed path or not), signed by
+/// `uploader`.
+fn put(url: &str, digest: &H256, body: &[u8], sealed: bool, uploader: &sr25519::Pair) -> Result<(), String> {
+	let header = upload_header(digest, sealed, uploader);
 	match request(Method::PUT, url, body, Some((STORE_UPLOAD_HEADER, &header)))? {
 		(200..=299, _) => Ok(()),
 		(code, body) => Err(format!("PUT {url}: HTTP {code} {}", String::from_utf8_lossy(&body))),
@@ -184,6 +186,7 @@ pub enum Visibility {
 /// Uploads a model to the store at `store` (chunks, then the manifest) as
 /// `uploader` and returns its reference.
 pub fn upload(store: &str, params: &[Fixed], visibility: Visibility, uploader: &sr25519::Pair) -> Result<ModelRef, String> {
+	let sealed = visibility == Visibility::Sealed;
 	let (manifest_at, chunk_at): (fn(&str, &H256) -> String, fn(&str, &H256) -> String) = match visibility {
 		Visibility::Public => (manifest_url, chunk_url),
 		Visibility::Sealed => (sealed_manifest_url, sealed_chunk_url),
@@ -191,12 +194,12 @@ pub fn upload(store: &str, params: &[Fixed], visibility: Visibility, uploader: &
 	let mut chunks = Vec::new();
 	for chunk in params.chunks(STORE_CHUNK as usize) {
 		let digest = chunk_digest(chunk);
-		put(&chunk_at(store, &digest), &digest, &chunk_bytes(chunk), uploader)?;
+		put(&chunk_at(store, &digest), &digest, &chunk_bytes(chunk), sealed, uploader)?;
 		chunks.push(digest);
 	}
 	let manifest = StoredManifest { params: params.len() as u32, chunks };
 	let digest = manifest.digest();
-	put(&manifest_at(store, &digest), &digest, &manifest.encode(), uploader)?;
+	put(&manifest_at(store, &digest), &digest, &manifest.encode(), sealed, uploader)?;
 	let store = store.trim_end_matches('/').as_bytes().to_vec().try_into().map_err(|_| "store URL too long")?;
 	Ok(ModelRef { digest, params: params.len() as u32, store })
 }
@@ -248,22 +251,32 @@ fn fetch_model(model: &ModelRef, fetch: impl Fn(&str, Option<&H256>) -> Result<V
 	Ok(params)
 }
 
+/// Why a policy did not allow a request: the HTTP status (`403` refused,
+/// `503` it could not be decided now, e.g. the node lacks the block) and
+/// the reason.
+pub type Refusal = (u16, String);
+
 /// Decides who may read sealed models and who may upload.
 pub trait AccessPolicy: Send + Sync + 'static {
 	/// `Ok` if `read`, signed by `signer` (signature already checked), may
-	/// be answered; else the reason.
-	fn allows_read(&self, read: &SealedRead<AccountId>, signer: &AccountId) -> Result<(), String>;
-	/// `Ok` if `signer` (signature already checked) may upload; else the
-	/// reason.
-	fn allows_upload(&self, signer: &AccountId) -> Result<(), String>;
+	/// be answered.
+	fn allows_read(&self, read: &SealedRead<AccountId>, signer: &AccountId) -> Result<(), Refusal>;
+	/// `Ok` if `signer` (signature already checked) may upload.
+	fn allows_upload(&self, signer: &AccountId) -> Result<(), Refusal>;
 }
+
+/// How old a block a sealed read may name, in blocks behind the best: a
+/// round aggregates within its timeout (600 blocks by default), and a
+/// member that left the committee since cannot keep reading for ever.
+pub const MAX_READ_AGE: u32 = 600;
 
 /// The chain decides. A read: the signer sits on the round's committee
 /// and the read model is the named participant's update of the round, in
-/// the state of the block the read names (a block its node does not have
-/// is refused). An upload: the signer is an active institution at the best
-/// block. Answers are remembered for a while, so a model's chunks cost one
-/// check.
+/// the state of the block the read names, which must be on the node's best
+/// chain and at most [`MAX_READ_AGE`] blocks old (`503` while the node has
+/// not imported it). An upload: the signer is an active institution at the
+/// best block. Allowed answers are remembered for a while, so a model's
+/// chunks cost one check.
 pub struct ChainPolicy {
 	node: Node,
 	seen: Mutex<HashMap<(AccountId, Vec<u8>), Instant>>,
@@ -281,22 +294,43 @@ impl ChainPolicy {
 		ChainPolicy { node, seen: Mutex::new(HashMap::new()) }
 	}
 
-	fn check(&self, read: &SealedRead<AccountId>, signer: &AccountId) -> Result<(), String> {
+	fn check(&self, read: &SealedRead<AccountId>, signer: &AccountId) -> Result<(), Refusal> {
 		let at = format!("{:?}", read.at);
-		let q = |e: medchain_chain_client::RpcError| format!("the node: {e}");
+		let q = |e: medchain_chain_client::RpcError| (503, format!("the node: {e}"));
+		let refused = |why: String| (403, why);
+		// The named block: known, on the best chain, recent.
+		let header = self.node.call("chain_getHeader", serde_json::json!([at])).map_err(q)?;
+		let number = header["number"]
+			.as_str()
+			.and_then(|n| u32::from_str_radix(n.trim_start_matches("0x"), 16).ok())
+			.ok_or_else(|| (503, format!("the node has no block {at} yet")))?;
+		let canonical = self.node.call("chain_getBlockHash", serde_json::json!([number])).map_err(q)?;
+		if canonical.as_str() != Some(at.as_str()) {
+			return Err(refused(format!("block {at} is not on the best chain")));
+		}
+		let best = self.node.best_number().map_err(q)?;
+		if best.saturating_sub(number) > MAX_READ_AGE {
+			return Err(refused(format!("block {at} is more than {MAX_READ_AGE} blocks old")));
+		}
 		let committee: Option<(u32, Vec<AccountId>)> = self
 			.node
 			.storage_at(&pallet_fl_task::Committees::<Runtime>::hashed_key_for((read.task, read.round)), Some(&at))
 			.map_err(q)?;
 		if !committee.is_some_and(|(_, members)| members.contains(signer)) {
-			return Err(format!("{signer} is not on the committee of task {} round {} at {at}", read.task, read.round));
+			return Err(refused(format!(
+				"{signer} is not on the committee of task {} round {} at {at}",
+				read.task, read.round
+			)));
 		}
 		let key = pallet_fl_task::Updates::<Runtime>::hashed_key_for((read.task, read.round), &read.participant);
 		let update: Option<pallet_fl_task::ModelUpdate<crate::MaxParams>> =
 			self.node.storage_at(&key, Some(&at)).map_err(q)?;
 		match update.map(|u| u.params) {
 			Some(ModelParams::Stored(r)) if r.digest == read.model => Ok(()),
-			_ => Err(format!("{:?} is not an update of task {} round {} at {at}", read.model, read.task, read.round)),
+			_ => Err(refused(format!(
+				"{:?} is not an update of task {} round {} at {at}",
+				read.model, read.task, read.round
+			))),
 		}
 	}
 }
@@ -304,14 +338,15 @@ impl ChainPolicy {
 impl ChainPolicy {
 	/// `check`, or an allowed answer to the same question remembered from
 	/// the last [`ALLOWED_FOR`] (an upload's for a minute).
-	fn remembered(&self, key: (AccountId, Vec<u8>), check: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+	fn remembered(&self, key: (AccountId, Vec<u8>), check: impl FnOnce() -> Result<(), Refusal>) -> Result<(), Refusal> {
+		let poisoned = || (500, "the store's state is poisoned".to_string());
 		let now = Instant::now();
 		let valid_for = if key.1.is_empty() { Duration::from_secs(60) } else { ALLOWED_FOR };
-		if self.seen.lock().map_err(|_| "poisoned")?.get(&key).is_some_and(|at| now.duration_since(*at) < valid_for) {
+		if self.seen.lock().map_err(|_| poisoned())?.get(&key).is_some_and(|at| now.duration_since(*at) < valid_for) {
 			return Ok(());
 		}
 		check()?;
-		let mut seen = self.seen.lock().map_err(|_| "poisoned")?;
+		let mut seen = self.seen.lock().map_err(|_| poisoned())?;
 		if seen.len() >= MOST_REMEMBERED {
 			seen.clear();
 		}
@@ -321,18 +356,18 @@ impl ChainPolicy {
 }
 
 impl AccessPolicy for ChainPolicy {
-	fn allows_read(&self, read: &SealedRead<AccountId>, signer: &AccountId) -> Result<(), String> {
+	fn allows_read(&self, read: &SealedRead<AccountId>, signer: &AccountId) -> Result<(), Refusal> {
 		self.remembered((signer.clone(), read.encode()), || self.check(read, signer))
 	}
 
-	fn allows_upload(&self, signer: &AccountId) -> Result<(), String> {
+	fn allows_upload(&self, signer: &AccountId) -> Result<(), Refusal> {
 		self.remembered((signer.clone(), Vec::new()), || {
 			let key = pallet_reputation::Institutions::<Runtime>::hashed_key_for(signer);
 			let institution: Option<pallet_reputation::Institution<Runtime>> =
-				self.node.storage(&key).map_err(|e| format!("the node: {e}"))?;
+				self.node.storage(&key).map_err(|e| (503, format!("the node: {e}")))?;
 			match institution {
 				Some(i) if i.status == pallet_reputation::InstitutionStatus::Active => Ok(()),
-				_ => Err(format!("{signer} is not an active institution of the consortium")),
+				_ => Err((403, format!("{signer} is not an active institution of the consortium"))),
 			}
 		})
 	}
@@ -356,7 +391,7 @@ pub fn serve(listen: &str, dir: &Path, node: Node, max_per_client: usize) -> Res
 /// sealed reads that `policy` allows; returns the bound address. It serves
 /// until the runtime ends.
 pub async fn start(listen: &str, dir: &Path, limits: Limits, policy: Arc<dyn AccessPolicy>) -> Result<SocketAddr, String> {
-	for kind in ["models", "chunks", "sealed/models", "sealed/chunks"] {
+	for kind in ["models", "chunks", "sealed/models", "sealed/chunks", "sealed/owners"] {
 		std::fs::create_dir_all(dir.join(kind)).map_err(|e| format!("{}: {e}", dir.display()))?;
 	}
 	let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("{listen}: {e}"))?;
@@ -387,6 +422,24 @@ async fn handle(
 	let path = request.uri().path().to_string();
 	let auth = request.headers().get(SEALED_READ_HEADER).map(|v| v.as_bytes().to_vec());
 	let upload = request.headers().get(STORE_UPLOAD_HEADER).map(|v| v.as_bytes().to_vec());
+	let reply = |code: u16, body: Vec<u8>| {
+		let mut response = Response::new(Full::new(Bytes::from(body)));
+		*response.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+		response
+	};
+	// An upload's signature is checked before its body is read.
+	let mut uploader = None;
+	if matches!(method, Method::PUT | Method::POST) {
+		if let Ok((sealed, _, digest)) = parse_name(&path) {
+			let policy = policy.clone();
+			let checked = tokio::task::spawn_blocking(move || check_upload(upload.as_deref(), policy.as_ref(), &digest, sealed));
+			match checked.await {
+				Ok(Ok(who)) => uploader = Some(who),
+				Ok(Err((code, reason))) => return reply(code, reason.into_bytes()),
+				Err(_) => return reply(500, b"the store failed".to_vec()),
+			}
+		}
+	}
 	let (code, body) = match Limited::new(request.into_body(), max_body).collect().await {
 		Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
 			(413, format!("a body is at most {max_body} bytes").into_bytes())
@@ -400,7 +453,7 @@ async fn handle(
 					path: &path,
 					body: &body,
 					auth: auth.as_deref(),
-					upload: upload.as_deref(),
+					uploader,
 				};
 				respond(request, &dir, policy.as_ref())
 			})
@@ -408,9 +461,25 @@ async fn handle(
 			.unwrap_or((500, b"the store failed".to_vec()))
 		},
 	};
-	let mut response = Response::new(Full::new(Bytes::from(body)));
-	*response.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-	response
+	reply(code, body)
+}
+
+/// The parts of a model's path: sealed or not, `models` or `chunks`, the
+/// digest; else the status and reason to answer with.
+fn parse_name(path: &str) -> Result<(bool, &'static str, H256), (u16, &'static str)> {
+	let path = path.trim_start_matches('/');
+	let (sealed, path) = match path.strip_prefix("sealed/") {
+		Some(rest) => (true, rest),
+		None => (false, path),
+	};
+	let (kind, name) = path.split_once('/').ok_or((404, "not found"))?;
+	let kind = match kind {
+		"models" => "models",
+		"chunks" => "chunks",
+		_ => return Err((404, "not found")),
+	};
+	let digest = parse_digest(name).ok_or((400, "the name is not 0x and 64 hex digits"))?;
+	Ok((sealed, kind, digest))
 }
 
 /// One request, its body read.
@@ -420,28 +489,20 @@ struct StoreRequest<'a> {
 	body: &'a [u8],
 	/// The sealed-read header's value.
 	auth: Option<&'a [u8]>,
-	/// The upload header's value.
-	upload: Option<&'a [u8]>,
+	/// Who signed the upload (checked before its body was read).
+	uploader: Option<AccountId>,
 }
 
 /// The status and body answering `request`.
 fn respond(request: StoreRequest, dir: &Path, policy: &dyn AccessPolicy) -> (u16, Vec<u8>) {
-	let StoreRequest { method, path, body, auth, upload } = request;
+	let StoreRequest { method, path, body, auth, uploader } = request;
 	if path == "/health" {
 		return (200, b"ok".to_vec());
 	}
-	let path = path.trim_start_matches('/');
-	let (sealed, path) = match path.strip_prefix("sealed/") {
-		Some(rest) => (true, rest),
-		None => (false, path),
+	let (sealed, kind, digest) = match parse_name(path) {
+		Ok(parts) => parts,
+		Err((code, reason)) => return (code, reason.as_bytes().to_vec()),
 	};
-	let Some((kind, name)) = path.split_once('/') else {
-		return (404, b"not found".to_vec());
-	};
-	if kind != "models" && kind != "chunks" {
-		return (404, b"not found".to_vec());
-	}
-	let Some(digest) = parse_digest(name) else { return (400, b"the name is not 0x and 64 hex digits".to_vec()) };
 	let root = if sealed { dir.join("sealed") } else { dir.to_path_buf() };
 	let file = root.join(kind).join(hex(&digest));
 	match *method {
@@ -458,16 +519,20 @@ fn respond(request: StoreRequest, dir: &Path, policy: &dyn AccessPolicy) -> (u16
 				"chunks" => body.len() % 8 == 0,
 				_ => StoredManifest::decode(&mut &body[..]).is_ok(),
 			};
-			if let Err((code, reason)) = check_upload(upload, policy, &digest) {
-				return (code, reason.into_bytes());
-			}
+			let Some(uploader) = uploader else { return (401, b"the upload is not signed".to_vec()) };
 			if !valid || <sp_runtime::traits::BlakeTwo256 as sp_runtime::traits::Hash>::hash(body) != digest {
 				return (422, b"the body does not match the digest in the path".to_vec());
 			}
-			match write_atomically(&file, body) {
-				Ok(()) => (201, Vec::new()),
-				Err(e) => (500, e.into_bytes()),
+			if let Err(e) = write_atomically(&file, body) {
+				return (500, e.into_bytes());
 			}
+			// A sealed model is read only as its uploaders' update.
+			if sealed && kind == "models" {
+				if let Err(e) = add_owner(&root, &digest, &uploader) {
+					return (500, e.into_bytes());
+				}
+			}
+			(201, Vec::new())
 		},
 		_ => (405, b"GET or PUT".to_vec()),
 	}
@@ -492,16 +557,52 @@ fn verified_signer(signer: &[u8], signature: &[u8], payload: &[u8]) -> Option<Ac
 
 /// Checks an upload under `digest`: signed (`401`) by someone `policy`
 /// allows (`403`).
-fn check_upload(upload: Option<&[u8]>, policy: &dyn AccessPolicy, digest: &H256) -> Result<(), (u16, String)> {
+/// Checks an upload under `digest` (to the sealed paths or not): signed
+/// (`401`) by someone `policy` allows (`403`); the signer.
+fn check_upload(
+	upload: Option<&[u8]>,
+	policy: &dyn AccessPolicy,
+	digest: &H256,
+	sealed: bool,
+) -> Result<AccountId, Refusal> {
 	let unauthorised = |why: &str| (401, format!("an upload is signed with {STORE_UPLOAD_HEADER}: {why}"));
 	let auth: UploadAuth = signed_header(upload.ok_or_else(|| unauthorised("none sent"))?)
 		.ok_or_else(|| unauthorised("not 0x and the hex digits of an UploadAuth"))?;
-	if auth.digest != *digest {
-		return Err(unauthorised("it signs another name"));
+	if auth.digest != *digest || auth.sealed != sealed {
+		return Err(unauthorised("it signs another name or other paths"));
 	}
-	let signer = verified_signer(&auth.signer, &auth.signature, &UploadAuth::signing_payload(digest))
+	let signer = verified_signer(&auth.signer, &auth.signature, &UploadAuth::signing_payload(digest, sealed))
 		.ok_or_else(|| unauthorised("the signature does not hold"))?;
-	policy.allows_upload(&signer).map_err(|why| (403, why))
+	policy.allows_upload(&signer)?;
+	Ok(signer)
+}
+
+/// File listing who uploaded a sealed model (one hex account per line).
+fn owners_file(root: &Path, model: &H256) -> PathBuf {
+	root.join("owners").join(hex(model))
+}
+
+/// Records `who` as an uploader of the sealed model `model`.
+fn add_owner(root: &Path, model: &H256, who: &AccountId) -> Result<(), String> {
+	let file = owners_file(root, model);
+	let line = format!("{}\n", medchain_chain_client::hex(who.as_ref()));
+	let known = std::fs::read_to_string(&file).unwrap_or_default();
+	if known.lines().any(|l| format!("{l}\n") == line) {
+		return Ok(());
+	}
+	use std::io::Write;
+	std::fs::OpenOptions::new()
+		.create(true)
+		.append(true)
+		.open(&file)
+		.and_then(|mut f| f.write_all(line.as_bytes()))
+		.map_err(|e| e.to_string())
+}
+
+/// Whether `who` uploaded the sealed model `model`.
+fn is_owner(root: &Path, model: &H256, who: &AccountId) -> bool {
+	let line = medchain_chain_client::hex(who.as_ref());
+	std::fs::read_to_string(owners_file(root, model)).is_ok_and(|known| known.lines().any(|l| l == line))
 }
 
 /// Answers a sealed read of `kind`/`digest` under `root`: checks the
@@ -520,7 +621,12 @@ fn sealed_read(
 	let signer = verified_signer(&auth.signer, &auth.signature, &auth.read.signing_payload())
 		.ok_or_else(|| unauthorised("the signature does not hold"))?;
 	let read = &auth.read;
-	policy.allows_read(read, &signer).map_err(|why| (403, why))?;
+	policy.allows_read(read, &signer)?;
+	// The update the chain names must be the one its participant uploaded
+	// here: a digest copied into another account's update opens nothing.
+	if !is_owner(root, &read.model, &read.participant) {
+		return Err((403, format!("{} did not upload model {:?} here", read.participant, read.model)));
+	}
 	let manifest_file = root.join("models").join(hex(&read.model));
 	let not_found = || (404, "not found".to_string());
 	let plain = if kind == "models" {
@@ -575,15 +681,15 @@ mod tests {
 	/// The committee reads; its members are also the consortium, who may
 	/// upload.
 	impl AccessPolicy for Committee {
-		fn allows_read(&self, _read: &SealedRead<AccountId>, signer: &AccountId) -> Result<(), String> {
+		fn allows_read(&self, _read: &SealedRead<AccountId>, signer: &AccountId) -> Result<(), Refusal> {
 			self.allows_upload(signer)
 		}
 
-		fn allows_upload(&self, signer: &AccountId) -> Result<(), String> {
+		fn allows_upload(&self, signer: &AccountId) -> Result<(), Refusal> {
 			if self.0.contains(signer) {
 				Ok(())
 			} else {
-				Err(format!("{signer} is not on the committee"))
+				Err((403, format!("{signer} is not on the committee")))
 			}
 		}
 	}
@@ -601,14 +707,15 @@ mod tests {
 		(format!("http://{addr}"), dir)
 	}
 
-	/// A one-time reader key and `signer`'s signed read of `model` with it.
+	/// A one-time reader key and `signer`'s signed read of `model` (as
+	/// Alice's update) with it.
 	fn signed_read(signer: &sr25519::Pair, model: &ModelRef) -> (SealedReadAuth<AccountId>, SealedReader) {
 		let reader = SealedReader::from_seed(&rand::random()).unwrap();
 		let read = SealedRead {
 			at: H256::repeat_byte(1),
 			task: 0,
 			round: 0,
-			participant: AccountId::from([4; 32]),
+			participant: AccountId::from(alice().public()),
 			model: model.digest,
 			reader: reader.public(),
 		};
@@ -627,15 +734,19 @@ mod tests {
 		assert_eq!(send(None).unwrap().0, 401);
 		assert_eq!(send(Some("0xzz")).unwrap().0, 401);
 		// Alice's signature for another name.
-		let other = upload_header(&chunk_digest(&[9]), &alice());
+		let other = upload_header(&chunk_digest(&[9]), false, &alice());
 		assert_eq!(send(Some(&other)).unwrap().0, 401);
 		// Alice's key with a signature that is not hers over this name.
-		let mut forged: UploadAuth = signed_header(upload_header(&digest, &alice()).as_bytes()).unwrap();
+		let mut forged: UploadAuth = signed_header(upload_header(&digest, false, &alice()).as_bytes()).unwrap();
 		forged.signature[0] ^= 1;
 		assert_eq!(send(Some(&paths::hex_bytes(&forged.encode()))).unwrap().0, 401);
 		assert!(!stored());
 		// Signed by her, it is stored; the same request again changes nothing.
-		let signed = upload_header(&digest, &alice());
+		// Alice's upload to the sealed paths, replayed to the public ones.
+		let sealed = upload_header(&digest, true, &alice());
+		assert_eq!(send(Some(&sealed)).unwrap().0, 401);
+		assert!(!stored());
+		let signed = upload_header(&digest, false, &alice());
 		assert_eq!(send(Some(&signed)).unwrap().0, 201);
 		assert_eq!(send(Some(&signed)).unwrap().0, 201);
 		assert_eq!(get(&chunk_url(&url, &digest)).unwrap(), body);
@@ -664,7 +775,8 @@ mod tests {
 		// A public model is not served on the sealed paths either.
 		let public = upload(&url, &[1, 2, 3], Visibility::Public, &alice()).unwrap();
 		let (auth, reader) = signed_read(&alice(), &public);
-		assert!(download_sealed(&public, &auth, &reader).unwrap_err().contains("HTTP 404"));
+		let err = download_sealed(&public, &auth, &reader).unwrap_err();
+		assert!(err.contains("HTTP 403"), "{err}");
 	}
 
 	#[test]
@@ -707,6 +819,20 @@ mod tests {
 		let r = upload(&url, &[1, 2, 3, 4], Visibility::Sealed, &alice()).unwrap();
 		let eve = sr25519::Pair::from_string("//Eve", None).unwrap();
 		let (auth, reader) = signed_read(&eve, &r);
+		let err = download_sealed(&r, &auth, &reader).unwrap_err();
+		assert!(err.contains("HTTP 403"), "{err}");
+	}
+
+	#[test]
+	fn a_digest_copied_into_another_accounts_update_opens_nothing() {
+		// Alice uploaded the update; a committee member's read that names
+		// another participant for its digest (the digest is public on chain)
+		// is refused.
+		let (url, _dir) = start_store();
+		let r = upload(&url, &[1, 2, 3, 4], Visibility::Sealed, &alice()).unwrap();
+		let (mut auth, reader) = signed_read(&alice(), &r);
+		auth.read.participant = AccountId::from([4; 32]);
+		auth.signature = alice().sign(&auth.read.signing_payload()).0.to_vec();
 		let err = download_sealed(&r, &auth, &reader).unwrap_err();
 		assert!(err.contains("HTTP 403"), "{err}");
 	}
@@ -768,8 +894,8 @@ mod tests {
 		let (url, dir) = start_store();
 		let chunk = chunk_bytes(&[1, 2, 3]);
 		let wrong = chunk_digest(&[1, 2, 4]);
-		assert!(put(&chunk_url(&url, &wrong), &wrong, &chunk, &alice()).unwrap_err().contains("HTTP 422"));
-		assert!(put(&format!("{url}/chunks/0x12"), &wrong, &chunk, &alice()).unwrap_err().contains("HTTP 400"));
+		assert!(put(&chunk_url(&url, &wrong), &wrong, &chunk, false, &alice()).unwrap_err().contains("HTTP 422"));
+		assert!(put(&format!("{url}/chunks/0x12"), &wrong, &chunk, false, &alice()).unwrap_err().contains("HTTP 400"));
 		assert!(get(&format!("{url}/other/x")).unwrap_err().contains("HTTP 404"));
 		assert_eq!(get(&format!("{url}/health")).unwrap(), b"ok");
 		// A chunk altered on the store's disk is caught by the reader.
@@ -787,12 +913,12 @@ mod tests {
 		let (url, dir) = start_store_with(Limits { max_body: 1024, ..Limits::default() });
 		let params: Vec<Fixed> = (0..200).collect();
 		let digest = chunk_digest(&params);
-		let err = put(&chunk_url(&url, &digest), &digest, &chunk_bytes(&params), &alice()).unwrap_err();
+		let err = put(&chunk_url(&url, &digest), &digest, &chunk_bytes(&params), false, &alice()).unwrap_err();
 		assert!(err.contains("HTTP 413"), "{err}");
 		assert!(!dir.0.join("chunks").join(hex(&digest)).exists());
 		// Within the limit the same store takes it.
 		let small: Vec<Fixed> = (0..100).collect();
-		put(&chunk_url(&url, &chunk_digest(&small)), &chunk_digest(&small), &chunk_bytes(&small), &alice()).unwrap();
+		put(&chunk_url(&url, &chunk_digest(&small)), &chunk_digest(&small), &chunk_bytes(&small), false, &alice()).unwrap();
 	}
 
 	/// Sends `raw` and waits for the store to close the connection (the

@@ -73,6 +73,10 @@ pub enum AggregationError {
 	Rejected(usize),
 	/// Fewer usable updates than the round's quorum.
 	NoQuorum,
+	/// A store was busy or its node could not check the read yet (`429`,
+	/// `5xx`, no answer): try the round again later rather than leave the
+	/// update out.
+	Busy,
 }
 
 /// Which model a [`ModelSource`] read is of.
@@ -245,6 +249,7 @@ impl ModelSource for Guarded<'_> {
 		let max_abs = self.max_abs;
 		let params = match self.inner.read(Model::Update(original), start, width) {
 			Ok(params) if params.len() == width => params,
+			Err(AggregationError::Busy) => return Err(AggregationError::Busy),
 			_ => return Err(AggregationError::Rejected(i)),
 		};
 		if params.iter().any(|v| v.unsigned_abs() > max_abs) {
@@ -509,7 +514,7 @@ impl Divisor {
 	/// `n / divisor`, truncated toward zero, for `|n| < 2^63`.
 	fn divide(&self, n: i64) -> i64 {
 		let magnitude = n.unsigned_abs();
-		// estimate ≤ magnitude / divisor, and at most 2 below it: the
+		// estimate ≤ magnitude / divisor, and at most 1 below it: the
 		// reciprocal errs by under one unit in 2^64, times magnitude < 2^63.
 		let mut quotient = ((u128::from(magnitude) * u128::from(self.reciprocal)) >> 64) as u64;
 		let mut rest = magnitude - quotient * self.divisor;
@@ -805,12 +810,20 @@ mod tests {
 			assert_eq!(magnitude_bound(&flat), SMALL);
 			assert_eq!(weighted_mean(&flat, width, &weights, SMALL).unwrap(), reference_mean(&rows, &weights), "{weight}");
 		}
+		// The edge: eight rows all at +2^27 (or −2^27), every weight 2^32 − 1
+		// (Σ = 2^35 − 8, the largest total the biased path takes).
+		for v in [SMALL as i64, -(SMALL as i64)] {
+			let rows = alloc::vec![alloc::vec![v; 3]; 8];
+			let weights = alloc::vec![(1u64 << 32) - 1; 8];
+			assert_eq!(weighted_mean(&rows.concat(), 3, &weights, SMALL).unwrap(), alloc::vec![v; 3]);
+			assert_eq!(reference_mean(&rows, &weights), alloc::vec![v; 3]);
+		}
 	}
 
 	#[test]
 	fn u64_block_distances_and_u128_distances_are_the_same_integers() {
-		// Values up to the small path's bound (2^27, exclusive) on both
-		// signs, over several 256-value blocks and a partial one; and the
+		// Values up to the small path's bound (2^27) on both signs, over
+		// several 128-value blocks and a partial one; and the
 		// bound itself, which takes the general path.
 		let mut next = xorshift(0x2545_F491_4F6C_DD1Du64);
 		let top = 1i64 << 27;
@@ -1052,6 +1065,30 @@ mod tests {
 			}
 			self.inner.read(model, start, width)
 		}
+	}
+
+	#[test]
+	fn a_busy_store_stops_the_attempt_without_flagging_anyone() {
+		/// Update 1's store answers "busy" (`429`, `5xx`, its node behind).
+		struct Busy<'a>(SliceSource<'a>);
+		impl ModelSource for Busy<'_> {
+			fn read(&mut self, model: Model, start: usize, width: usize) -> Result<&[Fixed], AggregationError> {
+				if model == Model::Update(1) {
+					return Err(AggregationError::Busy);
+				}
+				self.0.read(model, start, width)
+			}
+		}
+		let updates: Vec<Vec<Fixed>> = (0..4).map(|k| alloc::vec![(10 + k) * FIXED_ONE; 2]).collect();
+		let weights = alloc::vec![UpdateWeight { samples: 10, credit: 500 }; updates.len()];
+		let admission = Admission { max_abs: 1_000_000 * FIXED_ONE, quorum: 2 };
+		let mut source = Busy(SliceSource { global: &[0; 2], updates: updates.iter().map(|u| u.as_slice()).collect() });
+		let out = aggregate_fail_soft::<Agg, Vec<Fixed>>(&AggregationRule::FedAvg, 2, &weights, admission, &mut source, Vec::new, |m, w| {
+			m.extend_from_slice(w);
+			Ok(())
+		});
+		// Not "left out and flagged": the worker tries the round again later.
+		assert_eq!(out.map(|(_, flagged)| flagged), Err(AggregationError::Busy));
 	}
 
 	#[test]

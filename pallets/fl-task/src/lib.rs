@@ -125,6 +125,16 @@ pub const LOG_TARGET: &str = "runtime::fl-task";
 /// not reached the chain (the transaction was dropped).
 pub const RESUBMIT_AFTER: u32 = 10;
 
+/// How many blocks behind the newest a sealed read names (never before the
+/// round closed): a model store checks the read in that block's state, and
+/// its node may not have imported the newest yet.
+pub const SEALED_READ_LAG: u32 = 4;
+
+/// For how many blocks after a round closed an offchain worker waits for a
+/// busy model store (`429`, `5xx`, no answer) instead of leaving its update
+/// out.
+pub const STORE_PATIENCE: u32 = 20;
+
 /// Aggregator keys: sr25519, key type [`KEY_TYPE`].
 pub mod crypto {
 	use super::KEY_TYPE;
@@ -1323,13 +1333,19 @@ pub mod pallet {
 			sign: store::SignFn,
 		) -> Result<(ModelRef, Vec<T::AccountId>), AggregationError> {
 			let t = Tasks::<T>::get(task).ok_or(AggregationError::NoUpdates)?;
-			// The reads name the block the round closed at: the committee
-			// and the updates are in its state.
+			// The reads name a block a few blocks back (a store's node may lag
+			// behind this one), not before the round closed: the committee and
+			// the updates are in its state, and stay so while it aggregates.
 			let Some(RoundPhase::Aggregating { since }) = Rounds::<T>::get(task, round).map(|r| r.phase) else {
 				return Err(AggregationError::NoUpdates);
 			};
-			let at = H256::decode(&mut &frame_system::Pallet::<T>::block_hash(since).encode()[..])
+			let now = frame_system::Pallet::<T>::block_number();
+			let named = now.saturating_sub(SEALED_READ_LAG.into()).max(since);
+			let at = H256::decode(&mut &frame_system::Pallet::<T>::block_hash(named).encode()[..])
 				.map_err(|_| AggregationError::Unavailable)?;
+			// A busy store (or one whose node has not the block yet) is
+			// waited for a while before its update is left out.
+			let patient = now < since.saturating_add(STORE_PATIENCE.into());
 			let global = GlobalModel::<T>::get(task).ok_or(AggregationError::NoUpdates)?;
 			let global = global.stored().cloned().ok_or(AggregationError::Unavailable)?;
 			let mut updates: Vec<_> = Updates::<T>::iter_prefix((task, round)).collect();
@@ -1368,7 +1384,7 @@ pub mod pallet {
 					credit: UpdateCredit::<T>::get((task, round), who).unwrap_or(0),
 				})
 				.collect();
-			let mut source = store::StoreSource::new(global.clone(), refs, reader);
+			let mut source = store::StoreSource::new(global.clone(), refs, reader, patient);
 			let (writer, flagged) = aggregate_fail_soft::<T::Aggregator, _>(
 				&t.rule,
 				global.params as usize,
@@ -1492,15 +1508,17 @@ pub mod pallet {
 		/// so.
 		fn sign_as_voter(payload: &[u8], voters: &[T::Public]) -> Option<(Vec<u8>, Vec<u8>)> {
 			use sp_application_crypto::RuntimeAppPublic;
-			for key in <<T::AuthorityId as AppCrypto<T::Public, T::Signature>>::RuntimeAppPublic as RuntimeAppPublic>::all() {
-				let raw = key.to_raw_vec();
-				let signature = key.sign(&payload);
+			type Key<T> = <<T as Config>::AuthorityId as AppCrypto<
+				<T as frame_system::offchain::SigningTypes>::Public,
+				<T as frame_system::offchain::SigningTypes>::Signature,
+			>>::RuntimeAppPublic;
+			// Which key is a voter's, then sign with that one only.
+			let position = Key::<T>::all().into_iter().position(|key| {
 				let generic: <T::AuthorityId as AppCrypto<T::Public, T::Signature>>::GenericPublic = key.into();
-				if voters.contains(&generic.into()) {
-					return Some((raw, signature?.encode()));
-				}
-			}
-			None
+				voters.contains(&generic.into())
+			})?;
+			let key = Key::<T>::all().into_iter().nth(position)?;
+			Some((key.to_raw_vec(), key.sign(&payload)?.encode()))
 		}
 
 		/// Public keys in this node's keystore whose accounts are in the

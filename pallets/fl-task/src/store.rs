@@ -151,17 +151,22 @@ pub const MAX_CHUNK_BYTES: usize = STORE_CHUNK as usize * 8;
 /// `authorization`, if any), read up to `cap` bytes: a longer (or endless)
 /// body is [`AggregationError::Unavailable`], so a store cannot exhaust an
 /// aggregator's memory.
-fn http_get(url: &str, authorization: Option<&str>, cap: usize) -> Result<Vec<u8>, AggregationError> {
+///
+/// A store that answers `429` or `5xx`, or does not answer, is
+/// [`AggregationError::Busy`] while `patient` (the read is tried again at a
+/// later block), and unavailable after.
+fn http_get(url: &str, authorization: Option<&str>, cap: usize, patient: bool) -> Result<Vec<u8>, AggregationError> {
+	let busy = if patient { AggregationError::Busy } else { AggregationError::Unavailable };
 	let deadline = deadline();
 	let mut request = Request::get(url).deadline(deadline);
 	if let Some(value) = authorization {
 		request = request.add_header(SEALED_READ_HEADER, value);
 	}
-	let pending = request.send().map_err(|_| AggregationError::Unavailable)?;
-	let response = pending
-		.try_wait(deadline)
-		.map_err(|_| AggregationError::Unavailable)?
-		.map_err(|_| AggregationError::Unavailable)?;
+	let pending = request.send().map_err(|_| busy)?;
+	let response = pending.try_wait(deadline).map_err(|_| busy)?.map_err(|_| busy)?;
+	if response.code == 429 || response.code >= 500 {
+		return Err(busy);
+	}
 	if response.code != 200 {
 		return Err(AggregationError::Unavailable);
 	}
@@ -204,21 +209,23 @@ fn http_put(url: &str, body: Vec<u8>, authorization: &str) -> Result<(), Aggrega
 struct StoredModel {
 	reference: Option<ModelRef>,
 	authorization: Option<String>,
+	/// Whether a busy store is waited for (see [`http_get`]).
+	patient: bool,
 	manifest: Option<StoredManifest>,
 	cached: Option<(usize, Vec<Fixed>)>,
 }
 
 impl StoredModel {
 	fn public(reference: ModelRef) -> Self {
-		Self { reference: Some(reference), authorization: None, manifest: None, cached: None }
+		Self { reference: Some(reference), authorization: None, patient: true, manifest: None, cached: None }
 	}
 
-	fn sealed(sealed: Option<SealedRef>) -> Self {
+	fn sealed(sealed: Option<SealedRef>, patient: bool) -> Self {
 		let (reference, authorization) = match sealed {
 			Some(SealedRef { model, authorization }) => (Some(model), Some(authorization)),
 			None => (None, None),
 		};
-		Self { reference, authorization, manifest: None, cached: None }
+		Self { reference, authorization, patient, manifest: None, cached: None }
 	}
 
 	/// The bytes at the manifest's (`chunk == None`) or a chunk's address,
@@ -231,14 +238,14 @@ impl StoredModel {
 	) -> Result<Vec<u8>, AggregationError> {
 		let r = self.reference.as_ref().ok_or(AggregationError::Unavailable)?;
 		match (&self.authorization, chunk) {
-			(None, None) => http_get(&manifest_url(&r.store, &r.digest), None, cap),
-			(None, Some(digest)) => http_get(&chunk_url(&r.store, digest), None, cap),
+			(None, None) => http_get(&manifest_url(&r.store, &r.digest), None, cap, self.patient),
+			(None, Some(digest)) => http_get(&chunk_url(&r.store, digest), None, cap, self.patient),
 			(Some(auth), chunk) => {
 				let url = match chunk {
 					None => sealed_manifest_url(&r.store, &r.digest),
 					Some(digest) => sealed_chunk_url(&r.store, digest),
 				};
-				let answer = http_get(&url, Some(auth), cap.saturating_add(SEALED_OVERHEAD))?;
+				let answer = http_get(&url, Some(auth), cap.saturating_add(SEALED_OVERHEAD), self.patient)?;
 				let bytes = reader.open(&answer)?;
 				if bytes.len() > cap {
 					return Err(AggregationError::Unavailable);
@@ -301,11 +308,13 @@ pub struct StoreSource {
 impl StoreSource {
 	/// Reads the global model and the sealed updates (in aggregation order,
 	/// each opened with `reader`) from their stores; an update given as
-	/// `None` may not be fetched and reads as unavailable.
-	pub fn new(global: ModelRef, updates: Vec<Option<SealedRef>>, reader: SealedReader) -> Self {
+	/// `None` may not be fetched and reads as unavailable. While `patient`,
+	/// an update whose store is busy stops the attempt
+	/// ([`AggregationError::Busy`]) instead of being left out.
+	pub fn new(global: ModelRef, updates: Vec<Option<SealedRef>>, reader: SealedReader, patient: bool) -> Self {
 		Self {
 			global: StoredModel::public(global),
-			updates: updates.into_iter().map(StoredModel::sealed).collect(),
+			updates: updates.into_iter().map(|u| StoredModel::sealed(u, patient)).collect(),
 			reader,
 		}
 	}
@@ -325,11 +334,11 @@ impl ModelSource for StoreSource {
 /// signature)`, `None` without a key to sign with.
 pub type SignFn<'a> = &'a dyn Fn(&[u8]) -> Option<(Vec<u8>, Vec<u8>)>;
 
-/// The value of the [`STORE_UPLOAD_HEADER`] for uploading under `digest`,
-/// signed with `sign`.
+/// The value of the [`STORE_UPLOAD_HEADER`] for uploading an aggregate (a
+/// public model) under `digest`, signed with `sign`.
 pub fn upload_header(digest: &H256, sign: SignFn) -> Result<String, AggregationError> {
-	let (signer, signature) = sign(&UploadAuth::signing_payload(digest)).ok_or(AggregationError::StoreFailed)?;
-	Ok(hex_bytes(&UploadAuth { digest: *digest, signer, signature }.encode()))
+	let (signer, signature) = sign(&UploadAuth::signing_payload(digest, false)).ok_or(AggregationError::StoreFailed)?;
+	Ok(hex_bytes(&UploadAuth { digest: *digest, sealed: false, signer, signature }.encode()))
 }
 
 /// Writes a model to a store as it is produced, chunk by chunk, each

@@ -135,8 +135,8 @@ pub struct SealedAnswer {
 }
 
 /// Signing context of an upload to a model store: an uploader signs
-/// `(STORE_UPLOAD_CONTEXT, digest).encode()`, `digest` being the name the
-/// body is `PUT` under.
+/// `(STORE_UPLOAD_CONTEXT, digest, sealed).encode()`, `digest` being the
+/// name the body is `PUT` under and `sealed` whether on the sealed paths.
 pub const STORE_UPLOAD_CONTEXT: &[u8] = b"medchain/fl-task/store-upload/1";
 
 /// Name of the HTTP header carrying an [`UploadAuth`], as `0x` and the hex
@@ -145,22 +145,27 @@ pub const STORE_UPLOAD_HEADER: &str = "X-Medchain-Upload";
 
 /// A signed upload: a store takes a `PUT` only from an active institution
 /// of the consortium (`401` without a valid signature, `403` for anyone
-/// else). Replaying one uploads the same bytes again (the body must hash to
-/// the signed name), which changes nothing.
+/// else). Replaying one uploads the same bytes again, to the same paths
+/// (the body must hash to the signed name, and the signature says sealed
+/// or public), which changes nothing.
 #[derive(Clone, PartialEq, Eq, Debug, Encode, Decode)]
 pub struct UploadAuth {
 	/// The name (manifest or chunk digest) the body is uploaded under.
 	pub digest: H256,
+	/// Whether it goes to the sealed paths.
+	pub sealed: bool,
 	/// The uploader's public key (sr25519 on Medchain: its account).
 	pub signer: Vec<u8>,
-	/// Its signature over [`UploadAuth::signing_payload`] of `digest`.
+	/// Its signature over [`UploadAuth::signing_payload`] of `digest` and
+	/// `sealed`.
 	pub signature: Vec<u8>,
 }
 
 impl UploadAuth {
-	/// The bytes an uploader signs to upload under `digest`.
-	pub fn signing_payload(digest: &H256) -> Vec<u8> {
-		(STORE_UPLOAD_CONTEXT, digest).encode()
+	/// The bytes an uploader signs to upload under `digest`, to the sealed
+	/// paths or not.
+	pub fn signing_payload(digest: &H256, sealed: bool) -> Vec<u8> {
+		(STORE_UPLOAD_CONTEXT, digest, sealed).encode()
 	}
 }
 

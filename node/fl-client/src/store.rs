@@ -274,7 +274,8 @@ pub const MAX_READ_AGE: u32 = 600;
 /// and the read model is the named participant's update of the round, in
 /// the state of the block the read names, which must be on the node's best
 /// chain and at most [`MAX_READ_AGE`] blocks old (`503` while the node has
-/// not imported it). An upload: the signer is an active institution at the
+/// not imported it or has it above its finalized block on another branch;
+/// also when the node no longer keeps its state). An upload: the signer is an active institution at the
 /// best block. Allowed answers are remembered for a while, so a model's
 /// chunks cost one check.
 pub struct ChainPolicy {
@@ -306,7 +307,18 @@ impl ChainPolicy {
 			.ok_or_else(|| (503, format!("the node has no block {at} yet")))?;
 		let canonical = self.node.call("chain_getBlockHash", serde_json::json!([number])).map_err(q)?;
 		if canonical.as_str() != Some(at.as_str()) {
-			return Err(refused(format!("block {at} is not on the best chain")));
+			// Above the finalized block the node's best chain may still
+			// become the one that holds `at`: ask again later.
+			let finalized = self.node.call("chain_getFinalizedHead", serde_json::json!([])).map_err(q)?;
+			let finalized = self.node.call("chain_getHeader", serde_json::json!([finalized])).map_err(q)?;
+			let finalized = finalized["number"]
+				.as_str()
+				.and_then(|n| u32::from_str_radix(n.trim_start_matches("0x"), 16).ok())
+				.unwrap_or(0);
+			if number > finalized {
+				return Err((503, format!("block {at} is not on the node's best chain yet")));
+			}
+			return Err(refused(format!("block {at} is not on the finalized chain")));
 		}
 		let best = self.node.best_number().map_err(q)?;
 		if best.saturating_sub(number) > MAX_READ_AGE {

@@ -273,7 +273,9 @@ impl ModelSource for Guarded<'_> {
 /// flagged: one pass of flagging decides, so honest updates are not peeled
 /// away one by one. Where dropping would break the quorum, or the second
 /// attempt fails (a store that withholds on the second read, no weight
-/// left), the first attempt's aggregate stands, flagged updates included.
+/// left), the first attempt's aggregate stands, flagged updates included;
+/// a busy store ([`AggregationError::Busy`]) on either attempt stops it, to
+/// be tried again.
 ///
 /// Returns the sink of the aggregate that stands and the positions of the
 /// flagged updates, ascending: the outliers of the rule and the updates
@@ -315,6 +317,9 @@ pub fn aggregate_fail_soft<A: Aggregate, W>(
 	let mut guarded = Guarded { inner: &mut *source, kept: &kept, max_abs };
 	match A::aggregate_stream(rule, len, &kept_weights, &mut guarded, &mut |w| push(&mut sink, w)) {
 		Ok(_) => Ok((sink, flagged)),
+		// A busy store is waited for, not answered with the first attempt
+		// (other aggregators may get the second).
+		Err(AggregationError::Busy) => Err(AggregationError::Busy),
 		Err(_) => Ok((first, flagged)),
 	}
 }
@@ -1056,12 +1061,14 @@ mod tests {
 		inner: SliceSource<'a>,
 		flaky: usize,
 		served: alloc::collections::BTreeSet<usize>,
+		/// What a second read of the flaky update gets.
+		second: AggregationError,
 	}
 
 	impl ModelSource for OnceSource<'_> {
 		fn read(&mut self, model: Model, start: usize, width: usize) -> Result<&[Fixed], AggregationError> {
 			if model == Model::Update(self.flaky) && !self.served.insert(start) {
-				return Err(AggregationError::StoreFailed);
+				return Err(self.second);
 			}
 			self.inner.read(model, start, width)
 		}
@@ -1105,6 +1112,7 @@ mod tests {
 			inner: SliceSource { global: &[0; 2], updates: updates.iter().map(|u| u.as_slice()).collect() },
 			flaky: 0,
 			served: Default::default(),
+			second: AggregationError::StoreFailed,
 		};
 		let out = aggregate_fail_soft::<Agg, Vec<Fixed>>(&AggregationRule::FedAvg, 2, &weights, admission, &mut source, Vec::new, |m, w| {
 			m.extend_from_slice(w);
@@ -1124,6 +1132,19 @@ mod tests {
 		};
 		assert_eq!(out.0, with_poisoner, "the first attempt's aggregate stands");
 		assert_ne!(out.0, first.0, "where a second read succeeds, the poisoner is dropped");
+		// A store only busy at the second read: the attempt stops (to be
+		// tried again) instead of falling back to the first aggregate.
+		let mut source = OnceSource {
+			inner: SliceSource { global: &[0; 2], updates: updates.iter().map(|u| u.as_slice()).collect() },
+			flaky: 0,
+			served: Default::default(),
+			second: AggregationError::Busy,
+		};
+		let out = aggregate_fail_soft::<Agg, Vec<Fixed>>(&AggregationRule::FedAvg, 2, &weights, admission, &mut source, Vec::new, |m, w| {
+			m.extend_from_slice(w);
+			Ok(())
+		});
+		assert_eq!(out.map(|(_, flagged)| flagged), Err(AggregationError::Busy));
 	}
 
 	#[test]

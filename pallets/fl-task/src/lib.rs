@@ -1434,8 +1434,8 @@ pub mod pallet {
 				let round = t.round;
 				let Some(r) = Rounds::<T>::get(task, round) else { continue };
 				let RoundPhase::Aggregating { since } = r.phase else { continue };
-				// Stores check sealed reads in the state of the block the
-				// round closed at: wait until that block is not the newest.
+				// Sealed reads name a block from the round's close on: wait
+				// until the close block is not the newest.
 				if t.stored_models && since >= now {
 					continue;
 				}
@@ -1508,16 +1508,11 @@ pub mod pallet {
 		/// so.
 		fn sign_as_voter(payload: &[u8], voters: &[T::Public]) -> Option<(Vec<u8>, Vec<u8>)> {
 			use sp_application_crypto::RuntimeAppPublic;
-			type Key<T> = <<T as Config>::AuthorityId as AppCrypto<
-				<T as frame_system::offchain::SigningTypes>::Public,
-				<T as frame_system::offchain::SigningTypes>::Signature,
-			>>::RuntimeAppPublic;
-			// Which key is a voter's, then sign with that one only.
-			let position = Key::<T>::all().into_iter().position(|key| {
-				let generic: <T::AuthorityId as AppCrypto<T::Public, T::Signature>>::GenericPublic = key.into();
-				voters.contains(&generic.into())
-			})?;
-			let key = Key::<T>::all().into_iter().nth(position)?;
+			// The first voter's key (each is a key of this node's keystore).
+			let generic =
+				<T::AuthorityId as AppCrypto<T::Public, T::Signature>>::GenericPublic::try_from(voters.first()?.clone())
+					.ok()?;
+			let key: <T::AuthorityId as AppCrypto<T::Public, T::Signature>>::RuntimeAppPublic = generic.into();
 			Some((key.to_raw_vec(), key.sign(&payload)?.encode()))
 		}
 

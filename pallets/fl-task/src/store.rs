@@ -173,8 +173,12 @@ fn http_get(url: &str, authorization: Option<&str>, cap: usize, patient: bool) -
 	let mut body = response.body();
 	body.deadline(deadline);
 	let bytes: Vec<u8> = body.by_ref().take(cap.saturating_add(1)).collect();
-	if body.error().is_some() || bytes.len() > cap {
+	if bytes.len() > cap {
 		return Err(AggregationError::Unavailable);
+	}
+	if body.error().is_some() {
+		// Cut off mid-body (a restart, the deadline): as no answer.
+		return Err(busy);
 	}
 	Ok(bytes)
 }

@@ -28,7 +28,7 @@ use sp_runtime::{
 use sp_version::RuntimeVersion;
 
 use super::{
-	deposit, AccountId, Aura, Balance, Balances, Block, BlockNumber, ConsensusHook, EhrIndex, Hash, Nonce, PalletInfo,
+	deposit, AccountId, Aura, Balance, Balances, Block, BlockNumber, ConsensusHook, EhrIndex, Hash, Nonce, PalletInfo, ProxyReencrypt,
 	Council, Preimage, RandomnessCollectiveFlip, Regulators, Reputation, Runtime, RuntimeCall, RuntimeEvent, RuntimeFreezeReason,
 	RuntimeHoldReason, RuntimeOrigin, RuntimeTask, Session, SessionKeys, System, Timestamp,
 	WeightToFee,
@@ -353,6 +353,7 @@ impl pallet_ehr_index::Config for Runtime {
 	type RuntimeEvent = RuntimeEvent;
 	type Registry = Reputation;
 	type Credit = Reputation;
+	type Grants = ProxyReencrypt;
 	type UnixTime = Timestamp;
 	type ConfirmationsRequired = Clamped<dynamic_params::ehr_index::ConfirmationsRequired, 2, 16>;
 	type RejectionsRequired = Clamped<dynamic_params::ehr_index::RejectionsRequired, 2, 16>;
@@ -472,6 +473,7 @@ impl pallet_proxy_reencrypt::Config for Runtime {
 	type MaxProxies = ConstU32<8>;
 	type MaxGrantsPerAccount = ConstU32<64>;
 	type MaxOpenRequests = ConstU32<256>;
+	type MaxOpenRequestsPerRequester = ConstU32<16>;
 	type MaxSealedFragmentLen = ConstU32<512>;
 	type MaxCapsuleFragmentLen = ConstU32<512>;
 	type RequestTimeout = Clamped<dynamic_params::proxy_reencrypt::RequestTimeout, 10, { HOURS / 2 }>;

@@ -100,6 +100,7 @@ pub type Migrations = (
 	pallet_reputation::migrations::v2::MigrateV1ToV2<Runtime>,
 	pallet_reputation::migrations::v3::MigrateV2ToV3<Runtime>,
 	pallet_proxy_reencrypt::migrations::v1::MigrateV0ToV1<Runtime>,
+	pallet_proxy_reencrypt::migrations::v2::MigrateV1ToV2<Runtime>,
 	pallet_fl_task::migrations::v1::MigrateV0ToV1<Runtime>,
 	pallet_fl_task::migrations::v2::MigrateV1ToV2<Runtime>,
 );
@@ -161,10 +162,12 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	authoring_version: 1,
 	// 2: fl-task storage v2 (held-out counts, differential privacy), new
 	// call encodings of `publish_task` and `submit_update`.
-	spec_version: 2,
+	// 3: `log_access` names the grant a read is made under (and is checked
+	// against it); break-glass accesses are kept per grant and record.
+	spec_version: 3,
 	impl_version: 0,
 	apis: apis::RUNTIME_API_VERSIONS,
-	transaction_version: 2,
+	transaction_version: 3,
 	system_version: 1,
 };
 

@@ -724,9 +724,21 @@ impl Fuzzer {
 				self.signed_call(&voter, ehr(C::vote_record { record_id, vote }));
 			},
 			5 => {
-				let gateway = self.institution();
-				let accessor = self.actor();
-				self.signed_call(&gateway, ehr(C::log_access { record_id, accessor, purpose: AccessPurpose::Treatment }));
+				// Mostly the record's own gateway, for its patient or for the
+				// grantee of a grant with the grant's purpose; else anything.
+				let gateway = match (&record, self.one_in(6)) {
+					(Some(r), false) => r.issuer.clone(),
+					_ => self.institution(),
+				};
+				let grant_id = self.id(pallet_proxy_reencrypt::NextGrantId::<Runtime>::get());
+				let granted = pallet_proxy_reencrypt::Grants::<Runtime>::get(grant_id);
+				let (accessor, purpose) = match (self.rng.gen_range(0..4), &record, &granted) {
+					(0, Some(r), _) => (r.patient.clone(), AccessPurpose::PatientView),
+					(1 | 2, _, Some(g)) => (g.grantee.clone(), g.purpose),
+					_ => (self.actor(), AccessPurpose::Treatment),
+				};
+				let grant = if self.one_in(4) { None } else { Some(grant_id) };
+				self.signed_call(&gateway, ehr(C::log_access { record_id, accessor, purpose, grant }));
 			},
 			_ => {
 				let who = match (&record, self.rng.gen_range(0..3)) {
@@ -1059,7 +1071,12 @@ impl Fuzzer {
 		let who = self.institution();
 		let record_id = self.id(pallet_ehr_index::NextRecordId::<Runtime>::get());
 		let calls = vec![
-			ehr(pallet_ehr_index::Call::log_access { record_id, accessor: who.clone(), purpose: AccessPurpose::Audit }),
+			ehr(pallet_ehr_index::Call::log_access {
+				record_id,
+				accessor: who.clone(),
+				purpose: AccessPurpose::Audit,
+				grant: None,
+			}),
 			fl(pallet_fl_task::Call::join_task { task: self.rng.gen_range(0..4) }),
 		];
 		let call = if self.one_in(2) {

@@ -71,10 +71,18 @@ test('a published record is confirmed by two validators and credits the issuer',
   assert.equal(record.digest.digest.toHex(), digest.digest);
   assert.equal((await api.call.reputationApi.credit(k.alice.address)).unwrap().toNumber(), 602);
 
-  // An audited read and an amendment that extends the version chain.
+  // An audited read by the patient, logged by the issuer's gateway. Forged
+  // entries are refused: a read by someone the patient never granted, and
+  // an entry written by an institution that does not hold the record.
   const { events: logged } = await sendAndWait(api,
-    api.tx.ehrIndex.logAccess(recordId, k.bob.address, 'Treatment'), k.alice);
+    api.tx.ehrIndex.logAccess(recordId, k.ferdie.address, 'PatientView', null), k.alice);
   assert.ok(logged.some(({ event }) => api.events.ehrIndex.RecordAccessed.is(event)));
+  await assert.rejects(sendAndWait(api, api.tx.ehrIndex.logAccess(recordId, k.bob.address, 'Treatment', null), k.alice),
+    /ehrIndex\.NotReadable/);
+  await assert.rejects(sendAndWait(api, api.tx.ehrIndex.logAccess(recordId, k.ferdie.address, 'PatientView', null),
+    k.charlie), /ehrIndex\.NotIssuer/);
+  assert.equal((await api.query.ehrIndex.accessCount(recordId)).toNumber(), 1);
+  // An amendment that extends the version chain.
   const amended = stringToU8a('AES-256-GCM ciphertext of the corrected lab result');
   await sendAndWait(api, api.tx.ehrIndex.amendRecord(recordId,
     { algorithm: 'Sm3', digest: u8aToHex(sm3(amended)) }, pointer(2), amended.length, u8aToHex(new Uint8Array(32))), k.alice);

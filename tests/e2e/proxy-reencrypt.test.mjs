@@ -148,9 +148,9 @@ before(async () => {
   const out = JSON.parse(put.stdout.trim().split('\n').pop());
   assert.equal(out.capsule, true, 'the data key was sealed to the patient');
   record = { id: out.record, original, keyFile: join(dir, 'lab.key') };
-  // The gateway signs access-log entries with an institution account of its
-  // own (Charlie's), not one the node's offchain workers sign with.
-  gateway = await startGateway({ rpcPort: node.rpcPort, mongoUrl: mongo.url, suri: '//Charlie' });
+  // The gateway signs access-log entries as the record's issuer (Alice),
+  // the account the node's offchain workers also sign with as a proxy.
+  gateway = await startGateway({ rpcPort: node.rpcPort, mongoUrl: mongo.url });
 });
 
 after(async () => {
@@ -216,8 +216,20 @@ test('after revocation no fragment is accepted and the gateway refuses', async (
   const sealed = (await api.query.proxyReencrypt.sealedFragments(g, k.charlie.address)).unwrap();
   const valid = pre.proxyFragment(keys.charlie.secretKey,
     { capsule: sealed.capsule.toHex(), ciphertext: sealed.ciphertext.toHex() }, keys.dave, keys.eve.publicKey, kc);
+  // The issuer can log the doctor's read under the grant, for the grant's
+  // purpose only; another institution cannot log it at all.
+  await sendAndWait(api, api.tx.ehrIndex.logAccess(record.id, k.eve.address, 'Treatment', g), k.alice);
+  await assert.rejects(sendAndWait(api, api.tx.ehrIndex.logAccess(record.id, k.eve.address, 'Research', g), k.alice),
+    /ehrIndex\.PurposeNotGranted/);
+  await assert.rejects(sendAndWait(api, api.tx.ehrIndex.logAccess(record.id, k.eve.address, 'Treatment', g),
+    k.charlie), /ehrIndex\.NotIssuer/);
   await sendAndWait(api, api.tx.proxyReencrypt.revokeGrant(g), k.dave);
   assert.match((await fetchRecord(k.eve, record.id)).error.message, /may not read record/);
+  // A gateway that checked before the revocation landed cannot log (and so
+  // serve) the read after it: the runtime checks the grant at the entry's
+  // block.
+  await assert.rejects(sendAndWait(api, api.tx.ehrIndex.logAccess(record.id, k.eve.address, 'Treatment', g), k.alice),
+    /ehrIndex\.NotReadable/);
 
   // ... which is refused once the patient revoked.
   await assert.rejects(sendAndWait(api, api.tx.proxyReencrypt.submitFragment(r, valid), k.charlie),

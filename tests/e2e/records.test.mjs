@@ -16,7 +16,8 @@ import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { u8aToHex } from '@polkadot/util';
 import { startDevNode } from './lib/node.mjs';
-import { startMongo, startGateway, fetchRecord as fetchRecordAs, RECORD_CLI as CLI, SECANTUSD } from './lib/services.mjs';
+import { startMongo, startGateway, fetchRecord as fetchRecordAs, requestMessage, RECORD_CLI as CLI, SECANTUSD }
+  from './lib/services.mjs';
 
 let node;
 let mongo;
@@ -97,7 +98,7 @@ test('encrypt, store, publish, then read back with the digest verified', async (
 
 /** Asks the gateway for a record as `who`, signing for block `block`. */
 const fetchRecord = (who, recordId, { block, purpose = 'PatientView', signer = who } = {}) =>
-  fetchRecordAs(node.api, gateway.url, who, recordId, { block, purpose, signer });
+  fetchRecordAs(node.api, gateway.url, who, recordId, { block, purpose, signer, gateway: k.alice.address });
 
 test('the gateway serves the patient, refuses others, and logs every read', async () => {
   const { api } = node;
@@ -128,6 +129,15 @@ test('the gateway serves the patient, refuses others, and logs every read', asyn
   const best = (await api.rpc.chain.getHeader()).number.toNumber();
   const stale = await fetchRecord(k.charlie, id, { block: best + 50 });
   assert.match(stale.error.message, /sign a fresh one/);
+  // A signature for one purpose does not serve another.
+  const at0 = (await api.rpc.chain.getHeader()).number.toNumber();
+  const forOther = u8aToHex(k.charlie.sign(new TextEncoder().encode(
+    await requestMessage(api, id, k.charlie.address, 'PatientView', at0))));
+  const repurposed = await (await fetch(gateway.url, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ehr_getRecord',
+      params: { record: id, accessor: k.charlie.address, purpose: 'Research', block: at0, signature: forOther } }) }))
+    .json();
+  assert.match(repurposed.error.message, /signature does not prove/);
   const missing = await fetchRecord(k.charlie, 9999);
   assert.match(missing.error.message, /not on chain/);
   assert.equal(await count(), before + 2, 'refused requests leave no access entry and get nothing');
@@ -135,7 +145,7 @@ test('the gateway serves the patient, refuses others, and logs every read', asyn
   // A captured request sent again, byte for byte, within its freshness
   // window: served once, refused the second time.
   const at = (await api.rpc.chain.getHeader()).number.toNumber();
-  const message = `medchain-ehr-get:${id}:${k.charlie.address}:${at}`;
+  const message = await requestMessage(api, id, k.charlie.address, 'PatientView', at);
   const signature = u8aToHex(k.charlie.sign(new TextEncoder().encode(message)));
   const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ehr_getRecord',
     params: { record: id, accessor: k.charlie.address, purpose: 'PatientView', block: at, signature } });

@@ -8,7 +8,10 @@
 //! it may be used from plain threads and from inside another runtime alike.
 
 pub mod cli;
+pub mod events;
 pub mod serve;
+
+pub use events::Dispatch;
 
 use codec::{Decode, Encode};
 use jsonrpsee::{
@@ -29,14 +32,28 @@ use std::{
 /// minutes at 6 s blocks. A transaction not in a block by then never will be.
 pub const MORTAL_PERIOD: u64 = 64;
 
-/// How many times a transaction refused for an unknown birth block is
-/// signed again.
-pub const SIGN_AGAIN: u32 = 4;
+/// How many times a transaction the pool refused outright, for a reason a
+/// fresh signature cures ([`sign_again_cures`]), is signed again.
+pub const SIGN_AGAIN: u32 = 10;
 
-/// Whether the pool refused a transaction because it has not imported the
-/// block its era is dated by (it never entered the pool).
-fn birth_unknown_to_pool(error: &str) -> bool {
-	error.contains("ancient birth block")
+/// Whether the pool refused a transaction for a reason that signing it
+/// again cures: it has not imported the block the era is dated by yet, or
+/// another transaction of the same account took its nonce (`1014`, same
+/// priority) or the nonce went stale (`1010`, outdated): the account's
+/// other clients (its node's offchain workers, another gateway thread) sign
+/// too. Such a transaction never entered the pool, so signing it again
+/// cannot get it included twice.
+pub fn sign_again_cures(error: &str) -> bool {
+	error.contains("ancient birth block") ||
+		error.contains("\"code\":1014") ||
+		error.contains("Transaction is outdated") ||
+		error.contains("Priority is too low")
+}
+
+/// Waits a little longer after each refused attempt, so that competing
+/// signers of one account spread out.
+fn back_off(attempt: u32) {
+	std::thread::sleep(Duration::from_millis(200 + 150 * u64::from(attempt)));
 }
 
 /// Largest JSON-RPC message either way: a block of 5 MiB is 10 MiB in hex.
@@ -90,12 +107,12 @@ pub struct Sent {
 /// What became of a transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-	/// In a finalized block: it can no longer be undone. `success` is
-	/// whether it dispatched without error (`None`: its events could not be
-	/// decoded, say, after a runtime upgrade).
-	Finalized { block: H256, success: Option<bool> },
+	/// In a finalized block: it can no longer be undone. `dispatch` is how
+	/// it dispatched, read from the block's events with the metadata of the
+	/// runtime that made the block (`None`: the node could not say).
+	Finalized { block: H256, dispatch: Option<Dispatch> },
 	/// In a block of the best chain, not yet finalized when the wait ended.
-	InBlock { block: H256, success: Option<bool> },
+	InBlock { block: H256, dispatch: Option<Dispatch> },
 	/// It never will be in a block: the pool refused it, another transaction
 	/// took its place, or its era ended without it.
 	Dead(String),
@@ -107,7 +124,11 @@ pub enum Outcome {
 impl Outcome {
 	/// Whether it is in a block and dispatched without error.
 	pub fn succeeded(&self) -> bool {
-		matches!(self, Outcome::Finalized { success: Some(true), .. } | Outcome::InBlock { success: Some(true), .. })
+		matches!(
+			self,
+			Outcome::Finalized { dispatch: Some(Dispatch::Success), .. } |
+				Outcome::InBlock { dispatch: Some(Dispatch::Success), .. }
+		)
 	}
 }
 
@@ -140,6 +161,8 @@ fn block_on<T: Send + 'static>(future: impl Future<Output = T> + Send + 'static)
 pub struct Node {
 	url: String,
 	client: Mutex<Option<Arc<WsClient>>>,
+	/// The event types of the runtime last read, by its spec version.
+	event_types: Mutex<Option<(u64, Arc<events::EventTypes>)>>,
 }
 
 impl Node {
@@ -156,7 +179,7 @@ impl Node {
 		} else {
 			format!("ws://{url}")
 		};
-		Node { url, client: Mutex::new(None) }
+		Node { url, client: Mutex::new(None), event_types: Mutex::new(None) }
 	}
 
 	/// The URL the client connects to.
@@ -268,15 +291,18 @@ impl Node {
 	}
 
 	/// As [`Node::submit`], also returning the transaction's hash.
+	/// A transaction the pool refused for a reason a fresh signature cures
+	/// ([`sign_again_cures`]) is signed and submitted again, up to
+	/// [`SIGN_AGAIN`] times.
 	pub fn submit_with_hash(&self, signer: &sr25519::Pair, call: RuntimeCall) -> Result<(u32, H256), RpcError> {
 		let mut attempt = 0;
 		loop {
 			let (xt, sent) = self.sign(signer, call.clone())?;
 			match self.call("author_submitExtrinsic", json!([hex(&xt)])) {
-				Err(RpcError::Node(e)) if birth_unknown_to_pool(&e) && attempt < SIGN_AGAIN => attempt += 1,
+				Err(RpcError::Node(e)) if sign_again_cures(&e) && attempt < SIGN_AGAIN => attempt += 1,
 				other => return Ok((sent.nonce, parse_hash(&other?)?)),
 			}
-			std::thread::sleep(Duration::from_millis(500));
+			back_off(attempt);
 		}
 	}
 
@@ -335,8 +361,9 @@ impl Node {
 
 	/// As [`Node::send`], calling `signed` with each signed transaction just
 	/// before it goes out (to say so, or to note its era). A transaction
-	/// the pool refuses for a birth block it has not seen yet never entered
-	/// it, and is signed and sent again (up to [`SIGN_AGAIN`] times).
+	/// the pool refuses outright for a reason a fresh signature cures
+	/// ([`sign_again_cures`]) is signed and sent again (up to [`SIGN_AGAIN`]
+	/// times).
 	pub fn send_with(
 		&self,
 		signer: &sr25519::Pair,
@@ -344,29 +371,72 @@ impl Node {
 		wait: Duration,
 		signed: impl Fn(&Sent),
 	) -> Result<(Sent, Outcome), RpcError> {
+		self.send_inner(signer, call, wait, signed, None)
+	}
+
+	/// As [`Node::send`], for callers that sign as one account from several
+	/// threads: `turn` is held from reading the nonce until the node took
+	/// the transaction into its pool (so the next signer reads the nonce
+	/// after it), not while the transaction is followed.
+	pub fn send_in_turn(
+		&self,
+		signer: &sr25519::Pair,
+		call: RuntimeCall,
+		wait: Duration,
+		turn: &Mutex<()>,
+	) -> Result<(Sent, Outcome), RpcError> {
+		self.send_inner(signer, call, wait, |_| {}, Some(turn))
+	}
+
+	fn send_inner(
+		&self,
+		signer: &sr25519::Pair,
+		call: RuntimeCall,
+		wait: Duration,
+		signed: impl Fn(&Sent),
+		turn: Option<&Mutex<()>>,
+	) -> Result<(Sent, Outcome), RpcError> {
 		let who = AccountId32::from(signer.public());
 		let mut attempt = 0;
 		loop {
+			let guard = match turn {
+				Some(turn) => Some(turn.lock().map_err(|_| RpcError::Transport("signer state poisoned".into()))?),
+				None => None,
+			};
 			let (xt, sent) = self.sign(signer, call.clone())?;
 			signed(&sent);
-			match self.send_signed(&who, &xt, &sent, wait) {
-				Err(RpcError::Node(e)) if birth_unknown_to_pool(&e) && attempt < SIGN_AGAIN => attempt += 1,
+			let mut guard = guard;
+			let mut submitted = move || drop(guard.take());
+			match self.send_signed_then(&who, &xt, &sent, wait, &mut submitted) {
+				Err(RpcError::Node(e)) if sign_again_cures(&e) && attempt < SIGN_AGAIN => attempt += 1,
 				other => return other.map(|outcome| (sent, outcome)),
 			}
-			std::thread::sleep(Duration::from_millis(500));
+			back_off(attempt);
 		}
 	}
 
 	/// As [`Node::send`], for an extrinsic `xt` already signed by `who` with
 	/// [`Node::sign`].
 	pub fn send_signed(&self, who: &AccountId32, xt: &[u8], sent: &Sent, wait: Duration) -> Result<Outcome, RpcError> {
+		self.send_signed_then(who, xt, sent, wait, &mut || {})
+	}
+
+	/// As [`Node::send_signed`], calling `submitted` once the node answered
+	/// the submission (took it into its pool, or refused it) or the wait
+	/// ended without an answer.
+	fn send_signed_then(
+		&self,
+		who: &AccountId32,
+		xt: &[u8],
+		sent: &Sent,
+		wait: Duration,
+		submitted: &mut dyn FnMut(),
+	) -> Result<Outcome, RpcError> {
 		let deadline = Instant::now() + wait;
-		let followed = match self.follow(xt, deadline) {
-			Err(RpcError::Node(refused)) => return Err(RpcError::Node(refused)),
-			Err(e) => Err(e),
-			Ok(outcome) => Ok(outcome),
-		};
+		let followed = self.follow(xt, deadline, submitted);
+		submitted();
 		let outcome = match followed {
+			Err(RpcError::Node(refused)) => return Err(RpcError::Node(refused)),
 			Ok(Some(outcome)) => outcome,
 			// The subscription ended without a verdict (the node restarted,
 			// say, or dropped it from its pool): read the chain.
@@ -378,12 +448,17 @@ impl Node {
 	/// Submits `xt` with `author_submitAndWatchExtrinsic` and follows its
 	/// status until finalized or dead; `Some(InBlock)` if it is in a block
 	/// when `deadline` comes, `None` if it is not, or the subscription ended
-	/// without a verdict.
-	fn follow(&self, xt: &[u8], deadline: Instant) -> Result<Option<Outcome>, RpcError> {
+	/// without a verdict. Calls `submitted` when the node answered the
+	/// submission.
+	fn follow(&self, xt: &[u8], deadline: Instant, submitted: &mut dyn FnMut()) -> Result<Option<Outcome>, RpcError> {
+		enum Update {
+			Subscribed,
+			Status(Result<Value, RpcError>),
+		}
 		let client = self.client()?;
 		let xt = hex(xt);
 		let param = vec![Value::String(xt.clone())];
-		let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Value, RpcError>>(64);
+		let (tx, rx) = std::sync::mpsc::sync_channel::<Update>(64);
 		let remaining = deadline.saturating_duration_since(Instant::now());
 		runtime().spawn(async move {
 			let stop = tokio::time::Instant::now() + remaining;
@@ -391,29 +466,38 @@ impl Node {
 			let mut sub = match tokio::time::timeout_at(stop, subscribe).await {
 				Ok(Ok(sub)) => sub,
 				Ok(Err(e)) => {
-					let _ = tx.send(Err(e.into()));
+					let _ = tx.send(Update::Status(Err(e.into())));
 					return;
 				},
 				// No answer in time (a frozen node): the chain decides.
 				Err(_) => return,
 			};
+			if tx.send(Update::Subscribed).is_err() {
+				return;
+			}
 			while let Ok(Some(status)) = tokio::time::timeout_at(stop, sub.next()).await {
 				let status = status.map_err(|e| RpcError::Decode(e.to_string()));
-				if tx.send(status).is_err() {
+				if tx.send(Update::Status(status)).is_err() {
 					return;
 				}
 			}
 		});
 		let mut in_block: Option<H256> = None;
-		while let Ok(status) = rx.recv() {
-			let status = status?;
+		while let Ok(update) = rx.recv() {
+			let status = match update {
+				Update::Subscribed => {
+					submitted();
+					continue;
+				},
+				Update::Status(status) => status?,
+			};
 			if let Some(block) = status.get("inBlock") {
 				in_block = Some(parse_hash(block)?);
 			} else if status.get("retracted").is_some() {
 				in_block = None;
 			} else if let Some(block) = status.get("finalized") {
 				let block = parse_hash(block)?;
-				return Ok(Some(Outcome::Finalized { block, success: self.dispatched(&block, &xt).ok().flatten() }));
+				return Ok(Some(Outcome::Finalized { block, dispatch: self.dispatched(&block, &xt).ok().flatten() }));
 			} else if status.get("usurped").is_some() ||
 				matches!(status.as_str(), Some("invalid" | "dropped")) ||
 				status.get("finalityTimeout").is_some()
@@ -426,7 +510,7 @@ impl Node {
 		}
 		match in_block {
 			Some(block) if Instant::now() >= deadline => {
-				Ok(Some(Outcome::InBlock { block, success: self.dispatched(&block, &xt).ok().flatten() }))
+				Ok(Some(Outcome::InBlock { block, dispatch: self.dispatched(&block, &xt).ok().flatten() }))
 			},
 			// Not in a block yet (the wait ended) or no verdict: the chain decides.
 			_ => Ok(None),
@@ -468,8 +552,8 @@ impl Node {
 				for xt in xts {
 					let bytes = unhex(xt.as_str().unwrap_or_default())?;
 					if H256(sp_crypto_hashing::blake2_256(&bytes)) == sent.hash {
-						let success = self.dispatched(&hash, &hex(&bytes)).ok().flatten();
-						return Ok(Some(Outcome::Finalized { block: hash, success }));
+						let dispatch = self.dispatched(&hash, &hex(&bytes)).ok().flatten();
+						return Ok(Some(Outcome::Finalized { block: hash, dispatch }));
 					}
 				}
 			}
@@ -481,22 +565,35 @@ impl Node {
 		Ok(None)
 	}
 
-	/// Whether the extrinsic `xt` (hex) in block `block` dispatched without
-	/// error; `None` if the block's events cannot be decoded.
-	fn dispatched(&self, block: &H256, xt: &str) -> Result<Option<bool>, RpcError> {
+	/// How the extrinsic `xt` (hex) in block `block` dispatched, read with
+	/// the metadata of the runtime at that block; `None` if the block does
+	/// not hold it or its events say nothing of it.
+	fn dispatched(&self, block: &H256, xt: &str) -> Result<Option<Dispatch>, RpcError> {
 		let at = hex(block.as_bytes());
 		let body = self.call("chain_getBlock", json!([at]))?;
 		let xts = body["block"]["extrinsics"].as_array().cloned().unwrap_or_default();
 		let Some(index) = xts.iter().position(|x| x.as_str() == Some(xt)) else { return Ok(None) };
-		let Ok(events) =
-			self.storage_at::<Vec<frame_system::EventRecord<medchain_runtime::RuntimeEvent, H256>>>(&events_key(), Some(&at))
-		else {
-			return Ok(None);
+		let events = match self.call("state_getStorage", json!([hex(&events_key()), at]))?.as_str() {
+			Some(h) => unhex(h)?,
+			None => return Ok(None),
 		};
-		Ok(Some(events.unwrap_or_default().iter().any(|e| {
-			e.phase == frame_system::Phase::ApplyExtrinsic(index as u32) &&
-				matches!(e.event, medchain_runtime::RuntimeEvent::System(frame_system::Event::ExtrinsicSuccess { .. }))
-		})))
+		self.event_types(&at)?.dispatch_of(&events, index as u32).map_err(RpcError::Decode)
+	}
+
+	/// The event types of the runtime at block `at` (hex hash), read from
+	/// its metadata once per runtime version.
+	fn event_types(&self, at: &str) -> Result<Arc<events::EventTypes>, RpcError> {
+		let version = self.call("state_getRuntimeVersion", json!([at]))?;
+		let spec = version["specVersion"].as_u64().ok_or_else(|| RpcError::Decode("specVersion".into()))?;
+		let mut slot = self.event_types.lock().map_err(|_| RpcError::Transport("client state poisoned".into()))?;
+		if let Some((_, types)) = slot.as_ref().filter(|(cached, _)| *cached == spec) {
+			return Ok(types.clone());
+		}
+		let metadata = self.call("state_getMetadata", json!([at]))?;
+		let metadata = unhex(metadata.as_str().ok_or_else(|| RpcError::Decode("metadata".into()))?)?;
+		let types = Arc::new(events::EventTypes::from_metadata(&metadata).map_err(RpcError::Decode)?);
+		*slot = Some((spec, types.clone()));
+		Ok(types)
 	}
 
 	/// The number of block `hash`.
@@ -507,66 +604,6 @@ impl Node {
 	/// The best block's number.
 	pub fn best_number(&self) -> Result<u32, RpcError> {
 		header_number(&self.call("chain_getHeader", json!([]))?)
-	}
-
-	/// Waits for the extrinsic with hash `xt_hash` in the blocks after
-	/// `start`; returns whether it succeeded (`System.ExtrinsicSuccess`).
-	/// With `sender` (its account and nonce), a transaction whose nonce was
-	/// used by another one is reported as dropped at once.
-	pub fn watch(
-		&self,
-		xt_hash: &H256,
-		start: u32,
-		timeout: Duration,
-		sender: Option<(&AccountId32, u32)>,
-	) -> Result<bool, RpcError> {
-		let deadline = std::time::Instant::now() + timeout;
-		let mut next = start.saturating_add(1);
-		loop {
-			// Read before scanning, so a nonce used up is seen in the scan.
-			let nonce_used = match sender {
-				Some((who, nonce)) => self.included(who, nonce)?,
-				None => false,
-			};
-			while next <= self.best_number()? {
-				let hash = self.call("chain_getBlockHash", json!([next]))?;
-				let block = self.call("chain_getBlock", json!([hash]))?;
-				let xts = block["block"]["extrinsics"].as_array().cloned().unwrap_or_default();
-				for (index, xt) in xts.iter().enumerate() {
-					let bytes = unhex(xt.as_str().unwrap_or_default())?;
-					if H256(sp_crypto_hashing::blake2_256(&bytes)) != *xt_hash {
-						continue;
-					}
-					let events: Vec<frame_system::EventRecord<medchain_runtime::RuntimeEvent, H256>> = self
-						.storage_at(&events_key(), hash.as_str())?
-						.unwrap_or_default();
-					return Ok(events.iter().any(|e| {
-						e.phase == frame_system::Phase::ApplyExtrinsic(index as u32) &&
-							matches!(
-								e.event,
-								medchain_runtime::RuntimeEvent::System(frame_system::Event::ExtrinsicSuccess { .. })
-							)
-					}));
-				}
-				next += 1;
-			}
-			if nonce_used {
-				return Err(RpcError::Node("the transaction was dropped: another one used its nonce".into()));
-			}
-			if std::time::Instant::now() > deadline {
-				return Err(RpcError::Node("the transaction did not reach a block in time".into()));
-			}
-			std::thread::sleep(Duration::from_millis(200));
-		}
-	}
-
-	/// Whether a transaction `who` sent with `nonce` is in a block (the
-	/// account's on-chain nonce moved past it), whatever its outcome.
-	pub fn included(&self, who: &AccountId32, nonce: u32) -> Result<bool, RpcError> {
-		let key = frame_system::Account::<Runtime>::hashed_key_for(who);
-		// `AccountInfo` starts with the nonce; the rest is not needed here.
-		let on_chain: Option<u32> = self.storage(&key)?;
-		Ok(on_chain.is_some_and(|n| n > nonce))
 	}
 }
 

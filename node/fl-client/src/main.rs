@@ -721,21 +721,11 @@ fn publish(o: &PublishArgs) -> Result<(), String> {
 	Ok(())
 }
 
-/// Submits `call`; if another transaction of the same account (another
-/// task's client, say) took the nonce first, asks for a fresh one and tries
-/// again, up to ten times.
-/// Returns the transaction's hash.
+/// Submits `call`; a transaction the pool refused because another one of
+/// the same account (another task's client, say) took its nonce is signed
+/// again with a fresh one ([`Node::submit_with_hash`]). Returns its hash.
 fn submit(node: &Node, signer: &sr25519::Pair, call: RuntimeCall) -> Result<sp_core::H256, rpc::RpcError> {
-	let mut attempt = 0;
-	loop {
-		match node.submit_with_hash(signer, call.clone()).map(|(_, hash)| hash) {
-			Err(rpc::RpcError::Node(e)) if attempt < 10 && nonce_taken(&e) => {
-				attempt += 1;
-				sleep(Duration::from_millis(200 + 150 * attempt));
-			},
-			other => return other,
-		}
-	}
+	node.submit_with_hash(signer, call).map(|(_, hash)| hash)
 }
 
 /// Whether the transaction with `hash` is no longer waiting in the node's
@@ -751,12 +741,6 @@ fn left_pool(node: &Node, hash: sp_core::H256) -> Result<bool, rpc::RpcError> {
 		}
 	}
 	Ok(true)
-}
-
-/// Whether the pool refused a transaction because its nonce was used by
-/// another (`1014`: same nonce, same priority) or just went stale (`1010`).
-fn nonce_taken(error: &str) -> bool {
-	error.contains("\"code\":1014") || error.contains("Transaction is outdated") || error.contains("Priority is too low")
 }
 
 fn task(node: &Node, id: u32) -> Result<Option<LearningTask<AccountId>>, String> {

@@ -21,41 +21,21 @@ use mongodb::{
 };
 use std::time::Duration;
 
-/// How a record's content digest is computed (the chain's
-/// `pallet_ehr_index::DigestAlgorithm`, same order).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DigestAlgorithm {
-	/// BLAKE2b with a 256-bit output.
-	Blake2_256,
-	/// SHA-256.
-	Sha256,
-	/// SM3 (GB/T 32905-2016).
-	Sm3,
+/// How a record's content digest is computed: the chain's own type.
+pub use medchain_primitives::DigestAlgorithm;
+
+/// Computes content digests.
+pub trait Digests {
+	/// The digest of `bytes`.
+	fn digest(&self, bytes: &[u8]) -> [u8; 32];
 }
 
-impl DigestAlgorithm {
-	/// The name stored in documents and accepted on the command line.
-	pub fn name(&self) -> &'static str {
-		match self {
-			DigestAlgorithm::Blake2_256 => "blake2-256",
-			DigestAlgorithm::Sha256 => "sha-256",
-			DigestAlgorithm::Sm3 => "sm3",
-		}
-	}
-
-	/// Parses [`DigestAlgorithm::name`].
-	pub fn from_name(name: &str) -> Option<Self> {
-		[DigestAlgorithm::Blake2_256, DigestAlgorithm::Sha256, DigestAlgorithm::Sm3]
-			.into_iter()
-			.find(|a| a.name() == name)
-	}
-
-	/// The digest of `bytes`.
-	pub fn digest(&self, bytes: &[u8]) -> [u8; 32] {
+impl Digests for DigestAlgorithm {
+	fn digest(&self, bytes: &[u8]) -> [u8; 32] {
 		use sha2::Digest;
 		match self {
 			DigestAlgorithm::Blake2_256 => blake2_256(bytes),
-			DigestAlgorithm::Sha256 => sha2::Sha256::digest(bytes).into(),
+			DigestAlgorithm::Sha2_256 => sha2::Sha256::digest(bytes).into(),
 			DigestAlgorithm::Sm3 => sm3::Sm3::digest(bytes).into(),
 		}
 	}
@@ -344,7 +324,7 @@ mod tests {
 	#[test]
 	fn digests_match_reference_vectors() {
 		assert_eq!(
-			hex(&DigestAlgorithm::Sha256.digest(b"abc")),
+			hex(&DigestAlgorithm::Sha2_256.digest(b"abc")),
 			"0xba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 		);
 		// GB/T 32905-2016, example 1.
@@ -356,7 +336,7 @@ mod tests {
 			hex(&DigestAlgorithm::Blake2_256.digest(b"")),
 			"0x0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8"
 		);
-		for a in [DigestAlgorithm::Blake2_256, DigestAlgorithm::Sha256, DigestAlgorithm::Sm3] {
+		for a in DigestAlgorithm::ALL {
 			assert_eq!(DigestAlgorithm::from_name(a.name()), Some(a));
 		}
 		assert_eq!(DigestAlgorithm::from_name("md5"), None);

@@ -2,7 +2,7 @@
 //! `scripts/setup.sh` installs into `~/.cache/medchain/venv`): round trip,
 //! digest mismatch, duplicate insert, listing, erasure, server down.
 
-use medchain_record_store::{DigestAlgorithm, RecordStore, StoreError};
+use medchain_record_store::{DigestAlgorithm, Digests, RecordStore, StoreError};
 use mongodb::bson::{doc, oid::ObjectId, spec::BinarySubtype, Binary};
 use std::{
 	net::TcpListener,
@@ -59,7 +59,7 @@ async fn round_trip_list_and_erase() {
 	let server = Server::start();
 	let s = store(&server).await;
 	let a = s.put("patient-a", "LabResult", DigestAlgorithm::Sm3, b"ciphertext one").await.unwrap();
-	let b = s.put("patient-a", "Imaging", DigestAlgorithm::Sha256, b"ciphertext two").await.unwrap();
+	let b = s.put("patient-a", "Imaging", DigestAlgorithm::Sha2_256, b"ciphertext two").await.unwrap();
 	s.put("patient-b", "LabResult", DigestAlgorithm::Blake2_256, b"other").await.unwrap();
 	assert_eq!(a.pointer.store_id, "hospital-1");
 	assert_eq!(a.pointer.collection, "records");
@@ -107,13 +107,13 @@ async fn a_changed_document_is_refused() {
 async fn the_same_ciphertext_is_not_stored_twice() {
 	let server = Server::start();
 	let s = store(&server).await;
-	s.put("patient-a", "LabResult", DigestAlgorithm::Sha256, b"same").await.unwrap();
+	s.put("patient-a", "LabResult", DigestAlgorithm::Sha2_256, b"same").await.unwrap();
 	assert!(matches!(
-		s.put("patient-a", "LabResult", DigestAlgorithm::Sha256, b"same").await,
+		s.put("patient-a", "LabResult", DigestAlgorithm::Sha2_256, b"same").await,
 		Err(StoreError::Duplicate)
 	));
 	// Another patient may hold identical bytes.
-	s.put("patient-b", "LabResult", DigestAlgorithm::Sha256, b"same").await.unwrap();
+	s.put("patient-b", "LabResult", DigestAlgorithm::Sha2_256, b"same").await.unwrap();
 	assert_eq!(s.list_by_patient("patient-a", 10).await.unwrap().len(), 1);
 }
 

@@ -89,9 +89,12 @@ mod benchmarks {
 	fn log_access() {
 		let issuer = T::BenchmarkHelper::producer();
 		let id = publish::<T>(&issuer, 1);
-		let reader: T::AccountId = account("reader", 0, 0);
+		// The patient reads: the read a grant allows costs the index the
+		// same, plus `GrantedReads::purpose_of_read_weight`, added to the
+		// call's weight.
+		let reader: T::AccountId = account("patient", 0, 0);
 		#[extrinsic_call]
-		_(RawOrigin::Signed(issuer), id, reader, AccessPurpose::Treatment);
+		_(RawOrigin::Signed(issuer), id, reader, AccessPurpose::PatientView, None);
 		assert_eq!(AccessCount::<T>::get(id), 1);
 	}
 

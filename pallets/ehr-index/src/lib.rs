@@ -23,7 +23,10 @@
 //!   the previous version's id and digest; each version's `chain_hash` commits
 //!   to the whole chain before it. Old versions stay readable.
 //! - **Audit.** Every read of a record through a gateway is recorded with
-//!   [`Pallet::log_access`], which emits `RecordAccessed`.
+//!   [`Pallet::log_access`], which emits `RecordAccessed`: only by the
+//!   record's issuer, and only for a reader the chain lets read it (its
+//!   patient, its issuer, or a grantee under a usable grant covering it, for
+//!   the grant's purpose).
 //! - **Erase.** The issuer or the patient marks a record erased once its
 //!   content is deleted from the store; the index keeps the digest and shows
 //!   it was erased.
@@ -54,7 +57,7 @@ pub use weights::WeightInfo;
 
 use alloc::vec::Vec;
 use codec::Encode;
-use medchain_primitives::{Behaviour, CreditReporter, InstitutionRegistry, RecordIndex, RecordRef, Role};
+use medchain_primitives::{Behaviour, CreditReporter, GrantedReads, InstitutionRegistry, RecordIndex, RecordRef, Role};
 use sp_core::H256;
 use sp_runtime::{
 	traits::{BlakeTwo256, Hash as HashT},
@@ -94,6 +97,10 @@ pub mod pallet {
 
 		/// Where confirmations and rejections are reported.
 		type Credit: CreditReporter<Self::AccountId>;
+
+		/// The patients' grants: whom a gateway may log (and serve) a read
+		/// for, besides the record's patient and issuer.
+		type Grants: GrantedReads<Self::AccountId>;
 
 		/// Wall-clock time for record timestamps.
 		type UnixTime: UnixTime;
@@ -204,6 +211,11 @@ pub mod pallet {
 		NotValidator,
 		/// Only active institutions run gateways that log access.
 		NotInstitution,
+		/// The accessor may not read the record: neither its patient nor its
+		/// issuer, and no usable grant of theirs covers it.
+		NotReadable,
+		/// The read's purpose is not the one the grant was given for.
+		PurposeNotGranted,
 		/// No record with this id.
 		RecordNotFound,
 		/// The record is not waiting for votes.
@@ -214,7 +226,7 @@ pub mod pallet {
 		AlreadyVoted,
 		/// An institution may not vote on its own record.
 		OwnRecord,
-		/// Only the issuer may amend a record.
+		/// Only the issuer may amend a record or log reads of it.
 		NotIssuer,
 		/// Only the latest version may be amended.
 		NotLatestVersion,
@@ -393,23 +405,39 @@ pub mod pallet {
 			Ok(())
 		}
 
-		/// Records that the calling gateway served record `record_id` to
-		/// `accessor` for `purpose`. Gateways call it for every read they serve.
+		/// Records that the calling gateway serves record `record_id` to
+		/// `accessor` for `purpose`. Gateways call it before every read they
+		/// serve, and serve only once it is final: the entry lands only if the
+		/// read is allowed at the block that holds it, so a revocation that
+		/// lands first stops the read.
 		///
-		/// Origin: an active institution (the gateway's operator).
-		/// Emits `RecordAccessed`.
-		/// Errors: `NotInstitution`, `RecordNotFound`.
+		/// The gateway is the record's issuer (an institution logs reads only
+		/// of the records it holds). The accessor is the record's patient, its
+		/// issuer, or the grantee of `grant`, a usable grant of the patient
+		/// that covers the record and was given for `purpose`.
+		///
+		/// Origin: an active institution, the record's issuer.
+		/// Emits `RecordAccessed`. Errors: `NotInstitution`, `RecordNotFound`,
+		/// `NotIssuer`, `NotReadable`, `PurposeNotGranted`.
 		#[pallet::call_index(3)]
-		#[pallet::weight(T::WeightInfo::log_access())]
+		#[pallet::weight(T::WeightInfo::log_access().saturating_add(T::Grants::purpose_of_read_weight()))]
 		pub fn log_access(
 			origin: OriginFor<T>,
 			record_id: RecordId,
 			accessor: T::AccountId,
 			purpose: AccessPurpose,
+			grant: Option<u64>,
 		) -> DispatchResult {
 			let gateway = ensure_signed(origin)?;
 			ensure!(T::Registry::is_active(&gateway), Error::<T>::NotInstitution);
-			ensure!(Records::<T>::contains_key(record_id), Error::<T>::RecordNotFound);
+			let record = Records::<T>::get(record_id).ok_or(Error::<T>::RecordNotFound)?;
+			ensure!(record.issuer == gateway, Error::<T>::NotIssuer);
+			if accessor != record.patient && accessor != record.issuer {
+				let granted = grant
+					.and_then(|grant| T::Grants::purpose_of_read(&accessor, record_id, grant))
+					.ok_or(Error::<T>::NotReadable)?;
+				ensure!(granted == purpose, Error::<T>::PurposeNotGranted);
+			}
 			AccessCount::<T>::mutate(record_id, |n| *n = n.saturating_add(1));
 			Self::deposit_event(Event::RecordAccessed { record_id, accessor, gateway, purpose });
 			Ok(())

@@ -2,7 +2,7 @@
 
 use crate::{self as pallet_ehr_index, ContentDigest, DigestAlgorithm, StorePointer};
 use frame_support::{derive_impl, parameter_types, traits::ConstU32};
-use medchain_primitives::{Behaviour, CreditReporter, InstitutionRegistry, Role};
+use medchain_primitives::{AccessPurpose, Behaviour, CreditReporter, GrantedReads, InstitutionRegistry, Role};
 use sp_runtime::BuildStorage;
 
 type Block = frame_system::mocking::MockBlock<Test>;
@@ -37,6 +37,19 @@ parameter_types! {
 	pub static Suspended: Vec<AccountId> = vec![];
 	pub static CreditLog: Vec<(AccountId, Behaviour)> = vec![];
 	pub static NowMillis: u64 = 1_700_000_000_000;
+	/// Usable grants: (grant, grantee, record, purpose).
+	pub static LiveGrants: Vec<(u64, AccountId, u64, AccessPurpose)> = vec![];
+}
+
+/// Grants mock: the grants in `LiveGrants`.
+pub struct MockGrants;
+impl GrantedReads<AccountId> for MockGrants {
+	fn purpose_of_read(who: &AccountId, record: u64, grant: u64) -> Option<AccessPurpose> {
+		LiveGrants::get().into_iter().find(|(g, w, r, _)| *g == grant && w == who && *r == record).map(|(.., p)| p)
+	}
+	fn purpose_of_read_weight() -> frame_support::weights::Weight {
+		frame_support::weights::Weight::zero()
+	}
 }
 
 /// Registry mock: roles by account number.
@@ -78,6 +91,7 @@ impl pallet_ehr_index::Config for Test {
 	type RuntimeEvent = RuntimeEvent;
 	type Registry = MockRegistry;
 	type Credit = MockCredit;
+	type Grants = MockGrants;
 	type UnixTime = MockTime;
 	type ConfirmationsRequired = ConstU32<2>;
 	type RejectionsRequired = ConstU32<2>;
@@ -130,6 +144,7 @@ pub fn new_test_ext(f: impl FnOnce()) {
 		System::set_block_number(1);
 		Suspended::set(vec![]);
 		CreditLog::set(vec![]);
+		LiveGrants::set(vec![]);
 		f();
 		EhrIndex::do_try_state().expect("invariants hold");
 	});

@@ -247,20 +247,73 @@ fn amend_record_checks_every_condition() {
 fn log_access_emits_an_audit_event() {
 	new_test_ext(|| {
 		let id = publish(HOSPITAL, 1);
-		assert_ok!(EhrIndex::log_access(RuntimeOrigin::signed(HOSPITAL), id, INSURER, AccessPurpose::Insurance));
+		LiveGrants::set(vec![(7, INSURER, id, AccessPurpose::Insurance)]);
+		assert_ok!(EhrIndex::log_access(RuntimeOrigin::signed(HOSPITAL), id, INSURER, AccessPurpose::Insurance, Some(7)));
 		System::assert_last_event(
 			Event::RecordAccessed { record_id: id, accessor: INSURER, gateway: HOSPITAL, purpose: AccessPurpose::Insurance }
 				.into(),
 		);
-		assert_eq!(AccessCount::<Test>::get(id), 1);
+		// The patient and the issuer read without a grant.
+		assert_ok!(EhrIndex::log_access(RuntimeOrigin::signed(HOSPITAL), id, PATIENT, AccessPurpose::PatientView, None));
+		assert_ok!(EhrIndex::log_access(RuntimeOrigin::signed(HOSPITAL), id, HOSPITAL, AccessPurpose::Treatment, None));
+		assert_eq!(AccessCount::<Test>::get(id), 3);
 		assert_noop!(
-			EhrIndex::log_access(RuntimeOrigin::signed(PATIENT), id, PATIENT, AccessPurpose::PatientView),
+			EhrIndex::log_access(RuntimeOrigin::signed(PATIENT), id, PATIENT, AccessPurpose::PatientView, None),
 			Error::<Test>::NotInstitution
 		);
 		assert_noop!(
-			EhrIndex::log_access(RuntimeOrigin::signed(HOSPITAL), 99, INSURER, AccessPurpose::Audit),
+			EhrIndex::log_access(RuntimeOrigin::signed(HOSPITAL), 99, INSURER, AccessPurpose::Audit, Some(7)),
 			Error::<Test>::RecordNotFound
 		);
+	});
+}
+
+#[test]
+fn an_institution_cannot_write_access_entries_for_records_it_does_not_hold() {
+	new_test_ext(|| {
+		let id = publish(HOSPITAL, 1);
+		LiveGrants::set(vec![(7, INSURER, id, AccessPurpose::Insurance)]);
+		// Another hospital (or the grantee itself) logs a read of hospital 1's
+		// record: a forged audit entry, refused.
+		for forger in [OTHER_HOSPITAL, INSURER] {
+			assert_noop!(
+				EhrIndex::log_access(RuntimeOrigin::signed(forger), id, INSURER, AccessPurpose::Insurance, Some(7)),
+				Error::<Test>::NotIssuer
+			);
+		}
+		assert_eq!(AccessCount::<Test>::get(id), 0);
+	});
+}
+
+#[test]
+fn a_gateway_cannot_log_a_read_by_someone_the_patient_never_granted() {
+	new_test_ext(|| {
+		let id = publish(HOSPITAL, 1);
+		let other = publish(HOSPITAL, 2);
+		LiveGrants::set(vec![(7, INSURER, id, AccessPurpose::Insurance)]);
+		// No grant named, a grant of someone else, a grant for another record,
+		// a grant that does not exist (revoked or expired reads the same).
+		for (accessor, record, grant) in
+			[(INSURER, id, None), (VALIDATORS[0], id, Some(7)), (INSURER, other, Some(7)), (INSURER, id, Some(8))]
+		{
+			assert_noop!(
+				EhrIndex::log_access(RuntimeOrigin::signed(HOSPITAL), record, accessor, AccessPurpose::Insurance, grant),
+				Error::<Test>::NotReadable
+			);
+		}
+		// A read stated for another purpose than the grant's.
+		assert_noop!(
+			EhrIndex::log_access(RuntimeOrigin::signed(HOSPITAL), id, INSURER, AccessPurpose::Research, Some(7)),
+			Error::<Test>::PurposeNotGranted
+		);
+		// Once the grant is gone (revoked), the same read is refused.
+		assert_ok!(EhrIndex::log_access(RuntimeOrigin::signed(HOSPITAL), id, INSURER, AccessPurpose::Insurance, Some(7)));
+		LiveGrants::set(vec![]);
+		assert_noop!(
+			EhrIndex::log_access(RuntimeOrigin::signed(HOSPITAL), id, INSURER, AccessPurpose::Insurance, Some(7)),
+			Error::<Test>::NotReadable
+		);
+		assert_eq!(AccessCount::<Test>::get(id), 1);
 	});
 }
 

@@ -11,27 +11,6 @@ use crate::Config;
 /// Chain-assigned record identifier.
 pub type RecordId = u64;
 
-/// The hash function a content digest was computed with. All three give 32
-/// bytes; seed paper 001 uses SM3.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo)]
-pub enum DigestAlgorithm {
-	/// BLAKE2b-256.
-	Blake2_256,
-	/// SHA-256.
-	Sha2_256,
-	/// SM3 (GB/T 32905-2016).
-	Sm3,
-}
-
-/// Digest of a record's encrypted content, with its algorithm.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo)]
-pub struct ContentDigest {
-	/// Algorithm used.
-	pub algorithm: DigestAlgorithm,
-	/// The 32-byte digest.
-	pub digest: [u8; 32],
-}
-
 /// Where the encrypted record lives: a MongoDB document at an institution.
 #[derive(
 	CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, DecodeWithMemTracking,
@@ -48,7 +27,7 @@ pub struct StorePointer<S: Get<u32>> {
 	pub object_id: [u8; 12],
 }
 
-pub use medchain_primitives::{AccessPurpose, RecordKind};
+pub use medchain_primitives::{AccessPurpose, ContentDigest, DigestAlgorithm, RecordKind};
 
 /// Where a record stands.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo)]

@@ -15,6 +15,10 @@
 //! - [`RecordKind`], [`AccessPurpose`] and [`RecordIndex`]: what a record is,
 //!   why it is read, and how other pallets look records up in the index
 //!   (implemented by `pallet-ehr-index`).
+//! - [`DigestAlgorithm`] and [`ContentDigest`]: how a record's content is
+//!   digested, shared by the record index and the tools that compute it.
+//! - [`GrantedReads`]: whether a grant lets an account read a record now, for
+//!   the index's access log (implemented by `pallet-proxy-reencrypt`).
 
 #![cfg_attr(not(feature = "std"), no_std)]
 
@@ -226,6 +230,47 @@ pub enum RecordKind {
 	Other,
 }
 
+/// The hash function a record's content digest was computed with. All three
+/// give 32 bytes; seed paper 001 uses SM3. The one definition the record
+/// index and the tools share.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo)]
+pub enum DigestAlgorithm {
+	/// BLAKE2b-256.
+	Blake2_256,
+	/// SHA-256.
+	Sha2_256,
+	/// SM3 (GB/T 32905-2016).
+	Sm3,
+}
+
+impl DigestAlgorithm {
+	/// Every algorithm, in encoding order.
+	pub const ALL: [DigestAlgorithm; 3] = [DigestAlgorithm::Blake2_256, DigestAlgorithm::Sha2_256, DigestAlgorithm::Sm3];
+
+	/// The name the tools print, store and accept.
+	pub fn name(&self) -> &'static str {
+		match self {
+			DigestAlgorithm::Blake2_256 => "blake2-256",
+			DigestAlgorithm::Sha2_256 => "sha-256",
+			DigestAlgorithm::Sm3 => "sm3",
+		}
+	}
+
+	/// Parses [`DigestAlgorithm::name`].
+	pub fn from_name(name: &str) -> Option<Self> {
+		Self::ALL.into_iter().find(|a| a.name() == name)
+	}
+}
+
+/// Digest of a record's encrypted content, with its algorithm.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo)]
+pub struct ContentDigest {
+	/// Algorithm used.
+	pub algorithm: DigestAlgorithm,
+	/// The 32-byte digest.
+	pub digest: [u8; 32],
+}
+
 /// Why a record is read.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo)]
 pub enum AccessPurpose {
@@ -264,6 +309,19 @@ pub trait RecordIndex<AccountId> {
 	fn record(id: u64) -> Option<RecordRef<AccountId>>;
 	/// Ids of every record of `patient` (unordered).
 	fn records_of(patient: &AccountId) -> alloc::vec::Vec<u64>;
+}
+
+/// Grants under which an account other than a record's patient and issuer
+/// may read it (the proxy re-encryption pallet's, seen from the record
+/// index).
+pub trait GrantedReads<AccountId> {
+	/// The purpose of grant `grant` if `who` may read record `record` under
+	/// it now: `who` is its grantee, the grant is usable (live, undisputed,
+	/// acknowledged by its threshold of proxies) and covers the record; an
+	/// emergency grant only once the glass was broken for that record.
+	fn purpose_of_read(who: &AccountId, record: u64, grant: u64) -> Option<AccessPurpose>;
+	/// What one [`GrantedReads::purpose_of_read`] costs at most.
+	fn purpose_of_read_weight() -> sp_runtime::Weight;
 }
 
 /// Answers whether an account is an active institution holding a role.

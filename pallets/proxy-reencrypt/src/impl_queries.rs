@@ -2,6 +2,7 @@
 //! gateways ask) and the pallet's invariants.
 
 use crate::*;
+use medchain_primitives::{AccessPurpose, GrantedReads};
 #[cfg(any(feature = "try-runtime", feature = "std", test))]
 use frame_support::ensure;
 
@@ -11,20 +12,28 @@ impl<T: Config> Pallet<T> {
 	/// Emergency grants count only for the records of open or ready
 	/// break-glass requests.
 	pub fn readable_under(who: &T::AccountId, record: RecordId) -> Option<GrantId> {
+		GranteeGrants::<T>::iter_key_prefix(who).find(|id| Self::read_allowed(who, record, *id).is_some())
+	}
+
+	/// The purpose of grant `id` if `who` may read `record` under it now:
+	/// `who` is its grantee, the grant is usable and covers the record, and
+	/// for an emergency grant the glass was broken for the record under it
+	/// (the access not expired unserved). Reads four storage items.
+	pub fn read_allowed(who: &T::AccountId, record: RecordId, id: GrantId) -> Option<AccessPurpose> {
+		let g = Grants::<T>::get(id)?;
 		let r = T::Records::record(record)?;
 		let now = frame_system::Pallet::<T>::block_number();
-		GranteeGrants::<T>::get(who).into_iter().find(|id| {
-			let Some(g) = Grants::<T>::get(id) else { return false };
-			if !(g.is_usable(now) && g.patient == r.patient && g.scope.covers(record, r.kind)) {
-				return false;
+		if g.grantee != *who || !g.is_usable(now) || g.patient != r.patient || !g.scope.covers(record, r.kind) {
+			return None;
+		}
+		if g.emergency {
+			let request = BrokenGlass::<T>::get(id, record)?;
+			let req = Requests::<T>::get(request)?;
+			if req.status == RequestStatus::Expired {
+				return None;
 			}
-			!g.emergency ||
-				RecordRequests::<T>::iter_key_prefix(record).any(|q| {
-					Requests::<T>::get(q).is_some_and(|req| {
-						req.grant == *id && req.emergency.is_some() && req.status != RequestStatus::Expired
-					})
-				})
-		})
+		}
+		Some(g.purpose)
 	}
 
 	/// Grants listed for `patient`, with their state (runtime API).
@@ -39,7 +48,7 @@ impl<T: Config> Pallet<T> {
 	pub fn accessible_records(grantee: &T::AccountId) -> Vec<(RecordId, GrantId)> {
 		let now = frame_system::Pallet::<T>::block_number();
 		let mut out = Vec::new();
-		for id in GranteeGrants::<T>::get(grantee) {
+		for id in GranteeGrants::<T>::iter_key_prefix(grantee) {
 			let Some(g) = Grants::<T>::get(id) else { continue };
 			if !g.is_usable(now) {
 				continue;
@@ -84,6 +93,8 @@ impl<T: Config> Pallet<T> {
 			);
 			let listed = PatientGrants::<T>::get(&g.patient).contains(&id);
 			ensure!(listed == g.revoked_at.is_none(), "patient list disagrees with revocation");
+			let listed = GranteeGrants::<T>::contains_key(&g.grantee, id);
+			ensure!(listed == g.revoked_at.is_none(), "grantee list disagrees with revocation");
 			if g.revoked_at.is_some() {
 				ensure!(SealedFragments::<T>::iter_prefix(id).next().is_none(), "revoked grant kept fragments");
 			}
@@ -117,6 +128,9 @@ impl<T: Config> Pallet<T> {
 				);
 			}
 		}
+		for (grantee, id) in GranteeGrants::<T>::iter_keys() {
+			ensure!(Grants::<T>::get(id).is_some_and(|g| g.grantee == grantee), "listed for another grantee");
+		}
 		for (p, id) in PendingAcknowledgements::<T>::iter_keys() {
 			ensure!(Grants::<T>::get(id).is_some_and(|g| g.proxies.contains(&p)), "pending for an unknown grant");
 		}
@@ -133,6 +147,30 @@ impl<T: Config> Pallet<T> {
 				.count();
 			ensure!(accepted == req.fragments as usize, "fragment count disagrees with storage");
 		}
+		let mut counted: alloc::collections::BTreeMap<T::AccountId, u32> = Default::default();
+		for id in open.iter() {
+			let Some(req) = Requests::<T>::get(id) else { continue };
+			if req.emergency.is_none() {
+				*counted.entry(req.requester).or_default() += 1;
+			}
+		}
+		for (who, n) in OpenRequestsOf::<T>::iter() {
+			ensure!(counted.remove(&who) == Some(n), "requester's open count disagrees with the open list");
+		}
+		ensure!(counted.is_empty(), "an open request is not counted for its requester");
 		Ok(())
+	}
+}
+
+impl<T: Config> GrantedReads<T::AccountId> for Pallet<T> {
+	fn purpose_of_read(who: &T::AccountId, record: u64, grant: u64) -> Option<AccessPurpose> {
+		Self::read_allowed(who, record, grant)
+	}
+
+	/// [`Pallet::read_allowed`] reads the grant, the record, and for an
+	/// emergency grant the break-glass entry and its request.
+	fn purpose_of_read_weight() -> sp_runtime::Weight {
+		use frame_support::traits::Get;
+		T::DbWeight::get().reads(4)
 	}
 }

@@ -128,7 +128,7 @@ pub mod pallet {
 	use medchain_primitives::AccessPurpose;
 
 	/// The in-code storage version.
-	const STORAGE_VERSION: StorageVersion = StorageVersion::new(1);
+	const STORAGE_VERSION: StorageVersion = StorageVersion::new(2);
 
 	#[pallet::pallet]
 	#[pallet::storage_version(STORAGE_VERSION)]
@@ -162,13 +162,21 @@ pub mod pallet {
 		#[pallet::constant]
 		type MaxProxies: Get<u32>;
 
-		/// Most listed grants per patient and per grantee.
+		/// Most listed (not revoked) grants per patient.
 		#[pallet::constant]
 		type MaxGrantsPerAccount: Get<u32>;
 
-		/// Most requests waiting for proxies at once.
+		/// Most requests waiting for proxies at once. Ordinary requests may
+		/// take three quarters of them; the last quarter is kept for
+		/// break-glass accesses, so that no flood of ordinary requests can
+		/// keep an emergency doctor out.
 		#[pallet::constant]
 		type MaxOpenRequests: Get<u32>;
+
+		/// Most ordinary requests one account may have waiting for proxies
+		/// at once (break-glass accesses are not counted: each is reviewed).
+		#[pallet::constant]
+		type MaxOpenRequestsPerRequester: Get<u32>;
 
 		/// Upper bound of a sealed key fragment's ciphertext.
 		#[pallet::constant]
@@ -250,10 +258,13 @@ pub mod pallet {
 	pub type PatientGrants<T: Config> =
 		StorageMap<_, Blake2_128Concat, T::AccountId, BoundedVec<GrantId, T::MaxGrantsPerAccount>, ValueQuery>;
 
-	/// Grants made to a grantee that are not revoked.
+	/// Grants made to a grantee that are not revoked, by grantee and grant.
+	/// Not capped per grantee: nobody can fill a doctor's list with junk
+	/// grants and so lock real patients out. (Each grant is paid for by its
+	/// patient, who holds at most `MaxGrantsPerAccount`.)
 	#[pallet::storage]
 	pub type GranteeGrants<T: Config> =
-		StorageMap<_, Blake2_128Concat, T::AccountId, BoundedVec<GrantId, T::MaxGrantsPerAccount>, ValueQuery>;
+		StorageDoubleMap<_, Blake2_128Concat, T::AccountId, Twox64Concat, GrantId, (), OptionQuery>;
 
 	/// Access requests.
 	#[pallet::storage]
@@ -266,6 +277,11 @@ pub mod pallet {
 	/// Requests waiting for proxies (what offchain workers scan).
 	#[pallet::storage]
 	pub type OpenRequests<T: Config> = StorageValue<_, BoundedVec<RequestId, T::MaxOpenRequests>, ValueQuery>;
+
+	/// How many ordinary (not break-glass) requests each account has
+	/// waiting for proxies.
+	#[pallet::storage]
+	pub type OpenRequestsOf<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, u32, ValueQuery>;
 
 	/// Open requests whose deadline is a block.
 	#[pallet::storage]
@@ -288,6 +304,13 @@ pub mod pallet {
 		Submission<T::MaxCapsuleFragmentLen>,
 		OptionQuery,
 	>;
+
+	/// The latest break-glass access under an emergency grant to a record:
+	/// what lets the grant's institution read that record through the
+	/// record's gateway (while the access has not expired unserved).
+	#[pallet::storage]
+	pub type BrokenGlass<T: Config> =
+		StorageDoubleMap<_, Twox64Concat, GrantId, Twox64Concat, RecordId, RequestId, OptionQuery>;
 
 	/// Requests for each record: the record's access log.
 	#[pallet::storage]
@@ -396,7 +419,7 @@ pub mod pallet {
 		ExpiryInPast,
 		/// The scope names a record of another patient.
 		NotPatientsRecord,
-		/// The patient or grantee has too many grants listed.
+		/// The patient has too many grants listed (revoke one first).
 		TooManyGrants,
 		/// No grant with this id.
 		GrantNotFound,
@@ -414,8 +437,13 @@ pub mod pallet {
 		EmergencyOnly,
 		/// `break_glass` needs an emergency grant.
 		NotEmergencyGrant,
-		/// Too many requests are waiting for proxies; retry later.
+		/// Too many requests are waiting for proxies; retry later. (Ordinary
+		/// requests may fill three quarters of the queue; the rest is kept
+		/// for break-glass accesses.)
 		TooManyOpenRequests,
+		/// The requester already has `MaxOpenRequestsPerRequester` requests
+		/// waiting; retry once one is served or expired.
+		TooManyOwnRequests,
 		/// No request with this id.
 		RequestNotFound,
 		/// The request is no longer waiting for fragments.
@@ -455,7 +483,9 @@ pub mod pallet {
 		fn on_initialize(now: BlockNumberFor<T>) -> Weight {
 			let expired = Self::expire_requests(now);
 			let lapsed = Self::lapse_reviews(now);
+			// Plus each expired request's requester count.
 			T::WeightInfo::on_initialize(expired, lapsed)
+				.saturating_add(T::DbWeight::get().reads_writes(expired.into(), expired.into()))
 		}
 
 		fn offchain_worker(now: BlockNumberFor<T>) {
@@ -466,7 +496,8 @@ pub mod pallet {
 
 		fn integrity_test() {
 			assert!(T::MaxProxies::get() >= 1 && T::MaxProxies::get() <= u8::MAX as u32);
-			assert!(T::MaxOpenRequests::get() >= 1);
+			assert!(T::MaxOpenRequests::get() >= 4, "a quarter of the queue is kept for break-glass");
+			assert!(T::MaxOpenRequestsPerRequester::get() >= 1);
 		}
 
 		#[cfg(feature = "try-runtime")]
@@ -587,7 +618,7 @@ pub mod pallet {
 			let grant = NextGrantId::<T>::get();
 			NextGrantId::<T>::put(grant.checked_add(1).ok_or(Error::<T>::Overflow)?);
 			PatientGrants::<T>::try_append(&patient, grant).map_err(|_| Error::<T>::TooManyGrants)?;
-			GranteeGrants::<T>::try_append(&grantee, grant).map_err(|_| Error::<T>::TooManyGrants)?;
+			GranteeGrants::<T>::insert(&grantee, grant, ());
 			for (proxy, sealed) in fragments.into_iter() {
 				PendingAcknowledgements::<T>::insert(&proxy, grant, ());
 				SealedFragments::<T>::insert(grant, proxy, sealed);
@@ -630,7 +661,7 @@ pub mod pallet {
 				ensure!(g.revoked_at.is_none(), Error::<T>::AlreadyRevoked);
 				g.revoked_at = Some(frame_system::Pallet::<T>::block_number());
 				PatientGrants::<T>::mutate(&g.patient, |l| l.retain(|x| *x != grant));
-				GranteeGrants::<T>::mutate(&g.grantee, |l| l.retain(|x| *x != grant));
+				GranteeGrants::<T>::remove(&g.grantee, grant);
 				for proxy in g.proxies.iter() {
 					PendingAcknowledgements::<T>::remove(proxy, grant);
 				}
@@ -649,9 +680,10 @@ pub mod pallet {
 		/// `EmergencyOnly`, `GrantNotLive`, `GrantDisputed`,
 		/// `GrantNotAcknowledged`, `RequestTooSoon`, `RecordNotFound`,
 		/// `OutOfScope`, `RecordUnavailable`, `NoCapsule`,
-		/// `TooManyOpenRequests`, `Overflow`.
+		/// `TooManyOpenRequests`, `TooManyOwnRequests`, `Overflow`.
 		#[pallet::call_index(5)]
-		#[pallet::weight(T::WeightInfo::request_access())]
+		// Plus the requester's count of open requests.
+		#[pallet::weight(T::WeightInfo::request_access().saturating_add(T::DbWeight::get().reads_writes(1, 1)))]
 		pub fn request_access(origin: OriginFor<T>, grant: GrantId, record: RecordId) -> DispatchResult {
 			let who = ensure_signed(origin)?;
 			let g = Grants::<T>::get(grant).ok_or(Error::<T>::GrantNotFound)?;
@@ -665,10 +697,12 @@ pub mod pallet {
 		/// (`EmergencyAccess`); an auditor must review it within `ReviewWindow`.
 		///
 		/// Origin: the grant's institution, active. Errors: as `request_access`
-		/// (but not `RequestTooSoon`: each access is reviewed instead), and
-		/// `NotEmergencyGrant`, `NotInstitution`.
+		/// (but not `RequestTooSoon` nor `TooManyOwnRequests`: each access is
+		/// reviewed instead; and the last quarter of the queue is open to
+		/// break-glass only), and `NotEmergencyGrant`, `NotInstitution`.
 		#[pallet::call_index(6)]
-		#[pallet::weight(T::WeightInfo::break_glass())]
+		// Plus the `BrokenGlass` entry that lets the record's gateway serve it.
+		#[pallet::weight(T::WeightInfo::break_glass().saturating_add(T::DbWeight::get().writes(1)))]
 		pub fn break_glass(
 			origin: OriginFor<T>,
 			grant: GrantId,
@@ -686,6 +720,7 @@ pub mod pallet {
 			let emergency = Emergency { reason, statement_hash, review_by, review: Review::Pending };
 			let request = Self::open_request(grant, g, record, who.clone(), Some(emergency))?;
 			ReviewDeadlines::<T>::try_append(review_by, request).map_err(|_| Error::<T>::TooManyOpenRequests)?;
+			BrokenGlass::<T>::insert(grant, record, request);
 			Self::deposit_event(Event::EmergencyAccess {
 				request,
 				patient,
@@ -708,7 +743,8 @@ pub mod pallet {
 		/// `GrantNotFound`, `GrantNotLive`, `GrantDisputed`, `NotProxyOfGrant`,
 		/// `NotAcknowledged`, `AlreadySubmitted`, `NoCapsule`.
 		#[pallet::call_index(7)]
-		#[pallet::weight(T::WeightInfo::submit_fragment())]
+		// Plus the requester's count of open requests, when it closes.
+		#[pallet::weight(T::WeightInfo::submit_fragment().saturating_add(T::DbWeight::get().reads_writes(1, 1)))]
 		pub fn submit_fragment(
 			origin: OriginFor<T>,
 			request: RequestId,
@@ -734,7 +770,7 @@ pub mod pallet {
 				req.fragments = req.fragments.saturating_add(1);
 				if req.fragments >= g.threshold {
 					req.status = RequestStatus::Ready;
-					Self::close_request(request, req.deadline);
+					Self::close_request(request, &req);
 					Self::deposit_event(Event::AccessReady { request });
 				}
 				Requests::<T>::insert(request, req);
@@ -932,6 +968,15 @@ pub mod pallet {
 			ensure!(r.patient == g.patient && g.scope.covers(record, r.kind), Error::<T>::OutOfScope);
 			ensure!(r.available, Error::<T>::RecordUnavailable);
 			ensure!(Capsules::<T>::contains_key(record), Error::<T>::NoCapsule);
+			let ordinary = emergency.is_none();
+			if ordinary {
+				let open = OpenRequests::<T>::decode_len().unwrap_or(0) as u32;
+				ensure!(open < Self::ordinary_capacity(), Error::<T>::TooManyOpenRequests);
+				ensure!(
+					OpenRequestsOf::<T>::get(&requester) < T::MaxOpenRequestsPerRequester::get(),
+					Error::<T>::TooManyOwnRequests
+				);
+			}
 			let request = NextRequestId::<T>::get();
 			let deadline = now.saturating_add(T::RequestTimeout::get());
 			OpenRequests::<T>::try_append(request).map_err(|_| Error::<T>::TooManyOpenRequests)?;
@@ -951,6 +996,9 @@ pub mod pallet {
 				},
 			);
 			RecordRequests::<T>::insert(record, request, ());
+			if ordinary {
+				OpenRequestsOf::<T>::mutate(&requester, |n| *n = n.saturating_add(1));
+			}
 			let purpose = g.purpose;
 			g.last_request_at = Some(now);
 			Grants::<T>::insert(grant, g);
@@ -982,10 +1030,27 @@ pub mod pallet {
 			!g.is_party(proxy) && T::Records::record(record).is_some_and(|r| r.issuer != *proxy)
 		}
 
+		/// How many requests ordinary (not break-glass) requests may fill:
+		/// three quarters of the queue.
+		pub fn ordinary_capacity() -> u32 {
+			let max = T::MaxOpenRequests::get();
+			max.saturating_sub(max / 4)
+		}
+
 		/// Takes a request off the open list and its deadline.
-		fn close_request(request: RequestId, deadline: BlockNumberFor<T>) {
+		fn close_request(request: RequestId, req: &AccessRequest<T>) {
 			OpenRequests::<T>::mutate(|l| l.retain(|x| *x != request));
-			RequestDeadlines::<T>::mutate(deadline, |l| l.retain(|x| *x != request));
+			RequestDeadlines::<T>::mutate(req.deadline, |l| l.retain(|x| *x != request));
+			Self::release_slot(req);
+		}
+
+		/// Gives an ordinary request's slot back to its requester.
+		fn release_slot(req: &AccessRequest<T>) {
+			if req.emergency.is_none() {
+				OpenRequestsOf::<T>::mutate_exists(&req.requester, |n| {
+					*n = n.map(|n| n.saturating_sub(1)).filter(|n| *n > 0);
+				});
+			}
 		}
 
 		/// Expires the open requests whose deadline is `now`; active
@@ -1012,6 +1077,7 @@ pub mod pallet {
 						}
 					}
 				}
+				Self::release_slot(&req);
 				Requests::<T>::insert(request, req);
 				OpenRequests::<T>::mutate(|l| l.retain(|x| x != request));
 				Self::deposit_event(Event::RequestExpired { request: *request });

@@ -15,7 +15,10 @@
 //!   verify;
 //! - for each open request of a live grant the proxy acknowledged, it
 //!   re-encrypts the record's capsule with the opened key fragment and
-//!   submits the capsule fragment.
+//!   submits the capsule fragment;
+//! - the opened key fragment of a grant that ended (revoked, expired,
+//!   disputed beyond use) is deleted from the node at the next block: the
+//!   node keeps nothing that could serve a grant the patient ended.
 //!
 //! Everything is sent in signed transactions. The secret key and the key
 //! fragment never leave the node. A persistent marker per (grant, proxy) and
@@ -51,6 +54,7 @@ impl<T: Config> Pallet<T> {
 	/// Does what this node's proxies owe at `now`: answers to the grants
 	/// naming them, then fragments for the open requests they serve.
 	pub(crate) fn run_proxies(now: BlockNumberFor<T>) -> Result<(), &'static str> {
+		Self::forget_ended_grants(now);
 		let local = Self::local_proxies();
 		if local.is_empty() {
 			return Err("no active registered proxy with its secret in this node");
@@ -112,6 +116,46 @@ impl<T: Config> Pallet<T> {
 				}
 			}
 		}
+	}
+
+	/// Deletes the opened key fragments this node keeps for grants that
+	/// ended: revoked, expired, unusable by disputes, or gone. Every proxy
+	/// key in the keystore is swept, active or not.
+	fn forget_ended_grants(now: BlockNumberFor<T>) {
+		for account in Self::keystore_accounts() {
+			let list_key = kept_key::<T>(&account);
+			let list = StorageValueRef::persistent(&list_key);
+			let kept: Vec<GrantId> = list.get().ok().flatten().unwrap_or_default();
+			let ended: Vec<GrantId> = kept
+				.iter()
+				.copied()
+				.filter(|grant| !Grants::<T>::get(grant).is_some_and(|g| g.is_live(now) && g.disputed_by.is_none()))
+				.collect();
+			if ended.is_empty() {
+				continue;
+			}
+			for grant in ended.iter() {
+				StorageValueRef::persistent(&kfrag_key::<T>(*grant, &account)).clear();
+			}
+			let _ = list.mutate(|kept: Result<Option<Vec<GrantId>>, _>| -> Result<_, ()> {
+				let mut kept = kept.ok().flatten().unwrap_or_default();
+				kept.retain(|grant| !ended.contains(grant));
+				Ok(kept)
+			});
+			log::debug!(target: LOG_TARGET, "deleted {} key fragments of ended grants", ended.len());
+		}
+	}
+
+	/// The accounts of every proxy key in the keystore.
+	fn keystore_accounts() -> Vec<T::AccountId> {
+		<<T::AuthorityId as AppCrypto<T::Public, T::Signature>>::RuntimeAppPublic as sp_application_crypto::RuntimeAppPublic>::all()
+			.into_iter()
+			.map(|key| {
+				let generic: <T::AuthorityId as AppCrypto<T::Public, T::Signature>>::GenericPublic = key.into();
+				let public: T::Public = generic.into();
+				public.into_account()
+			})
+			.collect()
 	}
 
 	/// This node's proxies: keystore keys whose accounts are active
@@ -179,7 +223,7 @@ impl<T: Config> Pallet<T> {
 		proxy: &T::AccountId,
 		secret: &medchain_umbral::SecretKey,
 	) -> Result<medchain_umbral::VerifiedKeyFrag, KfragError> {
-		let key = (b"medchain/pre/kfrag", grant, proxy).encode();
+		let key = kfrag_key::<T>(grant, proxy);
 		let cache = StorageValueRef::persistent(&key);
 		if let Some(kfrag) = cache.get::<Vec<u8>>().ok().flatten().and_then(|b| medchain_umbral::key_frag(&b).ok()) {
 			// Verified before it was stored; only this node writes it.
@@ -191,7 +235,20 @@ impl<T: Config> Pallet<T> {
 		let kfrag = medchain_umbral::open_kfrag(secret, &sealed.capsule, &sealed.ciphertext, &keys.delegation())
 			.map_err(|_| KfragError::Invalid)?;
 		if let Ok(bytes) = medchain_umbral::to_bytes(&kfrag) {
-			cache.set(&bytes);
+			// Listed first, so that no kept fragment escapes the sweep.
+			let list_key = kept_key::<T>(proxy);
+			let listed = StorageValueRef::persistent(&list_key).mutate(
+				|kept: Result<Option<Vec<GrantId>>, _>| -> Result<_, ()> {
+					let mut kept = kept.ok().flatten().unwrap_or_default();
+					if !kept.contains(&grant) {
+						kept.push(grant);
+					}
+					Ok(kept)
+				},
+			);
+			if listed.is_ok() {
+				cache.set(&bytes);
+			}
 		}
 		Ok(kfrag)
 	}
@@ -205,4 +262,14 @@ impl<T: Config> Pallet<T> {
 			log::info!(target: LOG_TARGET, "{} submitted by {:?}: {:?}", call.get_call_name(), account.id, result);
 		}
 	}
+}
+
+/// Where a proxy's opened key fragment of a grant is kept in the node.
+pub(crate) fn kfrag_key<T: Config>(grant: GrantId, proxy: &T::AccountId) -> Vec<u8> {
+	(b"medchain/pre/kfrag", grant, proxy).encode()
+}
+
+/// Where the grants whose opened key fragments a proxy keeps are listed.
+pub(crate) fn kept_key<T: Config>(proxy: &T::AccountId) -> Vec<u8> {
+	(b"medchain/pre/kept", proxy).encode()
 }

@@ -338,7 +338,7 @@ fn after_revocation_nothing_is_served() {
 		// Fragments are deleted, lists cleared, zero fragments accepted.
 		assert_eq!(SealedFragments::<Test>::iter_prefix(g).count(), 0);
 		assert!(PatientGrants::<Test>::get(PATIENT).is_empty());
-		assert!(GranteeGrants::<Test>::get(DOCTOR).is_empty());
+		assert!(GranteeGrants::<Test>::iter_key_prefix(DOCTOR).next().is_none());
 		assert_noop!(Pre::submit_fragment(origin(PROXIES[0]), r, f), Error::<Test>::GrantNotLive);
 		assert_noop!(Pre::request_access(origin(DOCTOR), g, RECORD), Error::<Test>::GrantNotLive);
 		assert_eq!(Pre::readable_under(&DOCTOR, RECORD), None);
@@ -432,21 +432,18 @@ fn requests_are_checked() {
 		assert_noop!(Pre::request_access(origin(DOCTOR), g, 22), Error::<Test>::NoCapsule);
 		erase_record(22);
 		assert_noop!(Pre::request_access(origin(DOCTOR), g, 22), Error::<Test>::RecordUnavailable);
-		// Four open requests (two grants, `INTERVAL` apart: the rate limit).
+		// Two open requests (two grants): the doctor's share of the queue.
 		let g2 = w.grant(GrantScope::All, None);
-		for _ in 0..2 {
-			request(g);
-			request(g2);
-			run_to(System::block_number() + INTERVAL);
-		}
-		assert_eq!(OpenRequests::<Test>::get().len(), 4);
-		assert_noop!(Pre::request_access(origin(DOCTOR), g, RECORD), Error::<Test>::TooManyOpenRequests);
+		request(g);
+		request(g2);
+		run_to(1 + INTERVAL);
+		assert_noop!(Pre::request_access(origin(DOCTOR), g, RECORD), Error::<Test>::TooManyOwnRequests);
 		let eg = w.emergency_grant();
 		assert_noop!(Pre::request_access(origin(EMERGENCY), eg, RECORD), Error::<Test>::EmergencyOnly);
 		run_to(1 + TIMEOUT);
 		NextRequestId::<Test>::put(RequestId::MAX);
 		assert_noop!(Pre::request_access(origin(DOCTOR), g, RECORD), Error::<Test>::Overflow);
-		NextRequestId::<Test>::put(4);
+		NextRequestId::<Test>::put(2);
 	});
 }
 
@@ -704,13 +701,19 @@ fn the_offchain_proxy_serves_requests_once_and_only_live_ones() {
 		dispatch_all(sent);
 		assert_eq!(Requests::<Test>::get(r3).unwrap().status, RequestStatus::Ready);
 		SealedFragments::<Test>::insert(g, PROXIES[0], sealed);
-		// After revocation the worker serves nothing.
+		// After revocation the worker serves nothing, and the node keeps no
+		// opened key fragment of the grant.
+		let kept = |p: AccountId| {
+			OffchainStorage::get(&h.offchain.read().persistent_storage, b"", &crate::offchain::kfrag_key::<Test>(g, &p))
+		};
+		assert!(kept(PROXIES[0]).is_some() && kept(PROXIES[1]).is_some());
 		run_to(1 + 2 * INTERVAL);
 		let r2 = request(g);
 		assert_ok!(Pre::revoke_grant(origin(PATIENT), g));
 		Pre::offchain_worker(7);
 		assert!(drain_pool(h).is_empty());
 		assert_eq!(Requests::<Test>::get(r2).unwrap().fragments, 0);
+		assert_eq!((kept(PROXIES[0]), kept(PROXIES[1])), (None, None), "revoked: the opened fragments are deleted");
 	});
 }
 
@@ -764,7 +767,9 @@ fn stranger_cannot_drain_proxy_credit() {
 		let mut requests = vec![];
 		for _ in 0..3 {
 			requests.push(request(g));
-			run_to(System::block_number() + INTERVAL);
+			// Each expires before the next (a requester has at most
+			// `MaxOpenRequestsPerRequester` open at once).
+			run_to(System::block_number() + TIMEOUT);
 		}
 		run_to(System::block_number() + TIMEOUT);
 		for r in requests {
@@ -858,9 +863,13 @@ fn requests_on_one_grant_are_rate_limited() {
 		request(g);
 		assert_noop!(Pre::request_access(origin(DOCTOR), g, RECORD), Error::<Test>::RequestTooSoon);
 		// Another grant has its own limit.
-		request(other);
+		let served = request(other);
 		run_to(INTERVAL);
 		assert_noop!(Pre::request_access(origin(DOCTOR), g, RECORD), Error::<Test>::RequestTooSoon);
+		// (Served, that request gives the doctor's slot back: at most
+		// `MaxOpenRequestsPerRequester` are open at once.)
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[0]), served, w.fragment(0, served, &w.doctor)));
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[1]), served, w.fragment(1, served, &w.doctor)));
 		run_to(1 + INTERVAL);
 		request(g);
 		assert_eq!(Grants::<Test>::get(g).unwrap().last_request_at, Some(1 + INTERVAL));
@@ -1029,5 +1038,174 @@ fn issuer_earns_nothing_for_serving_its_own_records() {
 		assert_ok!(Pre::submit_fragment(origin(PROXIES[1]), r, w.fragment(1, r, &w.doctor)));
 		assert_eq!(Requests::<Test>::get(r).unwrap().status, RequestStatus::Ready);
 		assert_eq!(CreditLog::get(), vec![(PROXIES[1], Behaviour::ReencryptionServed)]);
+	});
+}
+
+/// What the record index asks before it takes an access log entry.
+fn logged_purpose(who: AccountId, record: RecordId, grant: GrantId) -> Option<AccessPurpose> {
+	<Pre as medchain_primitives::GrantedReads<AccountId>>::purpose_of_read(&who, record, grant)
+}
+
+#[test]
+fn an_access_entry_is_allowed_only_for_the_grantee_the_record_and_the_life_of_the_grant() {
+	new_test_ext(|_| {
+		let w = World::new();
+		add_record(8, PATIENT, HOSPITAL, RecordKind::Imaging, [8; 32]);
+		add_record(9, OTHER_PATIENT, HOSPITAL, RecordKind::LabResult, [9; 32]);
+		let pending = w.unacknowledged_grant(GrantScope::Record(RECORD), None);
+		// Not usable before its proxies acknowledged it.
+		assert_eq!(logged_purpose(DOCTOR, RECORD, pending), None);
+		let g = w.grant(GrantScope::Record(RECORD), Some(20));
+		assert_eq!(logged_purpose(DOCTOR, RECORD, g), Some(AccessPurpose::Treatment));
+		// Someone else naming the doctor's grant, another record of the same
+		// patient, another patient's record, a grant that does not exist.
+		assert_eq!(logged_purpose(OUTSIDER, RECORD, g), None);
+		assert_eq!(logged_purpose(DOCTOR, 8, g), None);
+		assert_eq!(logged_purpose(DOCTOR, 9, g), None);
+		assert_eq!(logged_purpose(DOCTOR, RECORD, 99), None);
+		// Expired, and revoked.
+		run_to(20);
+		assert_eq!(logged_purpose(DOCTOR, RECORD, g), None);
+		let all = w.grant(GrantScope::All, None);
+		assert_eq!(logged_purpose(DOCTOR, 8, all), Some(AccessPurpose::Treatment));
+		assert_eq!(logged_purpose(DOCTOR, 9, all), None, "a grant covers only its own patient's records");
+		assert_ok!(Pre::revoke_grant(origin(PATIENT), all));
+		assert_eq!(logged_purpose(DOCTOR, 8, all), None);
+	});
+}
+
+#[test]
+fn an_emergency_grant_allows_an_access_entry_only_for_the_record_whose_glass_was_broken() {
+	new_test_ext(|_| {
+		let w = World::new();
+		add_record(8, PATIENT, HOSPITAL, RecordKind::Imaging, [8; 32]);
+		let eg = w.emergency_grant();
+		assert_eq!(logged_purpose(EMERGENCY, RECORD, eg), None);
+		assert_ok!(Pre::break_glass(origin(EMERGENCY), eg, RECORD, EmergencyReason::LifeThreatening, H256::repeat_byte(1)));
+		assert_eq!(logged_purpose(EMERGENCY, RECORD, eg), Some(AccessPurpose::Emergency));
+		assert_eq!(Pre::readable_under(&EMERGENCY, RECORD), Some(eg));
+		// The grant covers every record, but the glass was broken for one.
+		assert_eq!(logged_purpose(EMERGENCY, 8, eg), None);
+		assert_eq!(Pre::readable_under(&EMERGENCY, 8), None);
+		// Left unserved until its deadline, the access opens nothing any more.
+		run_to(1 + TIMEOUT);
+		assert_eq!(logged_purpose(EMERGENCY, RECORD, eg), None);
+		assert_eq!(Pre::readable_under(&EMERGENCY, RECORD), None);
+	});
+}
+
+#[test]
+fn one_grantee_cannot_fill_the_request_queue_nor_keep_break_glass_out() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let g = w.grant(GrantScope::All, None);
+		// The emergency institution also holds an ordinary grant.
+		let h = NextGrantId::<Test>::get();
+		assert_ok!(Pre::grant_access(
+			origin(PATIENT),
+			EMERGENCY,
+			GrantScope::All,
+			AccessPurpose::Treatment,
+			None,
+			2,
+			w.fragments(&w.emergency, 2, 3),
+			false,
+		));
+		acknowledge(h, &PROXIES);
+		let eg = w.emergency_grant();
+		request(g);
+		run_to(1 + INTERVAL);
+		request(g);
+		run_to(1 + 2 * INTERVAL);
+		// The doctor holds its share: a third request is refused although
+		// the queue has room.
+		assert_eq!(OpenRequests::<Test>::get().len(), 2);
+		assert_eq!(OpenRequestsOf::<Test>::get(DOCTOR), 2);
+		assert_noop!(Pre::request_access(origin(DOCTOR), g, RECORD), Error::<Test>::TooManyOwnRequests);
+		// Another grantee takes the last ordinary slot: three quarters full.
+		assert_ok!(Pre::request_access(origin(EMERGENCY), h, RECORD));
+		assert_eq!(OpenRequests::<Test>::get().len() as u32, Pre::ordinary_capacity());
+		assert_noop!(Pre::request_access(origin(DOCTOR), g, RECORD), Error::<Test>::TooManyOpenRequests);
+		// The quarter kept for break-glass lets the emergency doctor in.
+		assert_ok!(Pre::break_glass(origin(EMERGENCY), eg, RECORD, EmergencyReason::LifeThreatening, H256::zero()));
+		assert_eq!(OpenRequests::<Test>::get().len(), 4);
+		assert_eq!(OpenRequestsOf::<Test>::get(EMERGENCY), 1, "break-glass accesses are not counted");
+		// Requests that expire give their slots back.
+		run_to(1 + INTERVAL + TIMEOUT);
+		assert_eq!(OpenRequestsOf::<Test>::get(DOCTOR), 0);
+		assert!(!OpenRequestsOf::<Test>::contains_key(DOCTOR));
+		assert_ok!(Pre::request_access(origin(DOCTOR), g, RECORD));
+	});
+}
+
+#[test]
+fn a_served_request_gives_its_slot_back() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let g = w.grant(GrantScope::All, None);
+		let r = request(g);
+		assert_eq!(OpenRequestsOf::<Test>::get(DOCTOR), 1);
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[0]), r, w.fragment(0, r, &w.doctor)));
+		assert_eq!(OpenRequestsOf::<Test>::get(DOCTOR), 1, "still open below the threshold");
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[1]), r, w.fragment(1, r, &w.doctor)));
+		assert_eq!(Requests::<Test>::get(r).unwrap().status, RequestStatus::Ready);
+		assert!(!OpenRequestsOf::<Test>::contains_key(DOCTOR));
+	});
+}
+
+#[test]
+fn a_proxy_node_deletes_its_key_fragment_when_the_grant_expires() {
+	new_test_ext(|h| {
+		let w = World::new();
+		let g = w.unacknowledged_grant(GrantScope::All, Some(10));
+		let other = w.unacknowledged_grant(GrantScope::All, None);
+		UintAuthorityId::set_all_keys(vec![PROXIES[0]]);
+		store_secret(h, &w.proxies[0]);
+		Pre::offchain_worker(1);
+		assert_eq!(drain_pool(h).len(), 2, "both grants acknowledged");
+		let kept = |grant| {
+			OffchainStorage::get(
+				&h.offchain.read().persistent_storage,
+				b"",
+				&crate::offchain::kfrag_key::<Test>(grant, &PROXIES[0]),
+			)
+		};
+		assert!(kept(g).is_some() && kept(other).is_some());
+		run_to(9);
+		Pre::offchain_worker(9);
+		assert!(kept(g).is_some(), "live until block 10");
+		run_to(10);
+		Pre::offchain_worker(10);
+		assert_eq!(kept(g), None, "expired: deleted");
+		assert!(kept(other).is_some(), "a live grant's fragment stays");
+	});
+}
+
+#[test]
+fn junk_grants_cannot_lock_a_doctor_out() {
+	new_test_ext(|_| {
+		let w = World::new();
+		// Another account fills its own quota of grants to the doctor with
+		// junk (fragments it made for nobody).
+		let junk = Party::new();
+		assert_ok!(Pre::register_key(origin(OTHER_PATIENT), junk.public(), junk.verifying()));
+		for _ in 0..3 {
+			assert_ok!(Pre::grant_access(
+				origin(OTHER_PATIENT),
+				DOCTOR,
+				GrantScope::All,
+				AccessPurpose::Research,
+				None,
+				2,
+				w.fragments(&w.doctor, 2, 3),
+				false,
+			));
+		}
+		// The doctor's real patient still grants, and the grant works.
+		let g = w.grant(GrantScope::Record(RECORD), None);
+		assert_eq!(Pre::readable_under(&DOCTOR, RECORD), Some(g));
+		assert_eq!(GranteeGrants::<Test>::iter_key_prefix(DOCTOR).count(), 4);
+		let r = request(g);
+		assert_eq!(Requests::<Test>::get(r).unwrap().grant, g);
 	});
 }

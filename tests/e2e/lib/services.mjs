@@ -60,10 +60,10 @@ export async function startGateway({ rpcPort, mongoUrl, suri = '//Alice', storeI
  * block of `api` (or `block`); returns the JSON-RPC response.
  */
 export async function fetchRecord(api, gatewayUrl, who, record,
-  { purpose = 'Treatment', block, signer = who } = {}) {
+  { purpose = 'Treatment', block, signer = who, gateway } = {}) {
   const at = block ?? (await api.rpc.chain.getHeader()).number.toNumber();
-  const message = `medchain-ehr-get:${record}:${who.address}:${at}`;
-  const signature = '0x' + Buffer.from(signer.sign(new TextEncoder().encode(message))).toString('hex');
+  const signature = u8aToHexNode(signer.sign(new TextEncoder().encode(
+    await requestMessage(api, record, who.address, purpose, at, gateway))));
   const res = await fetch(gatewayUrl, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
@@ -72,5 +72,19 @@ export async function fetchRecord(api, gatewayUrl, who, record,
   });
   return res.json();
 }
+
+/**
+ * What an accessor signs to read `record` through its gateway: this chain's
+ * genesis, the gateway's institution (the record's issuer, read from the
+ * chain, or `gateway` for a record the chain does not know), the record, the
+ * accessor, the purpose and a recent block.
+ */
+export async function requestMessage(api, record, accessor, purpose, block, gateway) {
+  const entry = await api.query.ehrIndex.records(record);
+  const institution = entry.isSome ? entry.unwrap().issuer.toString() : gateway;
+  return `medchain-ehr-get:v2:${api.genesisHash.toHex()}:${institution}:${record}:${accessor}:${purpose}:${block}`;
+}
+
+const u8aToHexNode = (u8a) => '0x' + Buffer.from(u8a).toString('hex');
 
 export { ROOT };

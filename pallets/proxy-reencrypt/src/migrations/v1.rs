@@ -133,6 +133,7 @@ mod tests {
 			v0::Grants::<Test>::insert(1, old(Some(1)));
 			crate::NextGrantId::<Test>::put(2);
 			crate::PatientGrants::<Test>::insert(PATIENT, BoundedVec::try_from(vec![0]).unwrap());
+			crate::GranteeGrants::<Test>::insert(DOCTOR, 0, ());
 			MigrateV0ToV1::<Test>::on_runtime_upgrade();
 			assert_eq!(Pre::on_chain_storage_version(), 1);
 			let g = Grants::<Test>::get(0).unwrap();

@@ -3,19 +3,23 @@
 //! `ehr_getRecord { record, accessor, purpose, block, signature }` returns the
 //! record's ciphertext to `accessor` if
 //! 1. `signature` is `accessor`'s sr25519 signature of
-//!    `medchain-ehr-get:<record>:<accessor SS58>:<block>` (raw, or wrapped in
-//!    `<Bytes>…</Bytes>` as browser wallets sign),
+//!    `medchain-ehr-get:v2:<genesis hash>:<gateway SS58>:<record>:<accessor
+//!    SS58>:<purpose>:<block>` ([`request_message`]; raw, or wrapped in
+//!    `<Bytes>…</Bytes>` as browser wallets sign): a request signed for
+//!    another chain, gateway, record or purpose proves nothing here,
 //! 2. `block` is at most [`FRESHNESS`] blocks behind the best block, and
 //!    the same signed request was not served before (a captured request
 //!    cannot be replayed, now or later),
-//! 3. the chain lets `accessor` read the record now: its patient, its
-//!    issuing institution, or a grantee with a usable grant covering it
+//! 3. the record is this gateway's institution's, and the chain lets
+//!    `accessor` read it now: its patient, its issuing institution, or a
+//!    grantee with a usable grant covering it, for the grant's purpose
 //!    (`ProxyReencryptApi_readable_under`: not revoked, not expired, not
 //!    disputed and acknowledged by its threshold of proxies; an
 //!    emergency grant only after the glass was broken for this record),
 //! 4. the stored ciphertext still matches the digest on chain, and
 //! 5. the read is logged on chain first: `log_access` signed by the
-//!    gateway's institution, included in a block.
+//!    gateway's institution and naming the grant, which the runtime checks
+//!    again at the block that holds it, in a finalized block.
 //!
 //! Any failed check refuses with a JSON-RPC error and serves nothing; what
 //! failed inside (the store's or node's error) is logged, not returned.
@@ -32,7 +36,7 @@ use jsonrpsee::{
 use medchain_chain_client::{
 	hex,
 	serve::{self, ConnectionLimits},
-	unhex, Node,
+	unhex, Dispatch, Node, Outcome, RpcError,
 };
 use medchain_record_store::RecordStore;
 use medchain_runtime::{AccountId, Runtime, RuntimeCall};
@@ -71,8 +75,10 @@ impl Default for Limits {
 struct Gateway {
 	node: Node,
 	operator: sr25519::Pair,
+	/// The chain's genesis hash (0x hex), which signed requests name.
+	genesis: String,
 	/// Serialises the operator's submissions: each takes the next nonce the
-	/// pool reports, so two at once would collide. Waiting for inclusion is
+	/// pool reports, so two at once would collide. Waiting for finality is
 	/// done outside it.
 	submitting: Mutex<()>,
 	store: RecordStore,
@@ -86,9 +92,17 @@ struct Gateway {
 
 /// Serves until killed.
 pub fn serve(o: &super::ServeArgs, store: RecordStore, runtime: tokio::runtime::Handle) -> Result<(), String> {
+	let node = o.node.node();
+	let genesis = node
+		.call("chain_getBlockHash", json!([0]))
+		.map_err(|e| format!("cannot read the chain's genesis: {e}"))?
+		.as_str()
+		.ok_or("the node has no genesis block")?
+		.to_string();
 	let gateway = Gateway {
-		node: o.node.node(),
+		node,
 		operator: o.signer.signer()?,
+		genesis,
 		submitting: Mutex::new(()),
 		store,
 		runtime: runtime.clone(),
@@ -151,19 +165,16 @@ impl Gateway {
 		let accessor_text = p["accessor"].as_str().ok_or_else(|| bad("`accessor` must be an SS58 address"))?;
 		let accessor = AccountId::from_ss58check(accessor_text).map_err(|_| bad("`accessor` is not an SS58 address"))?;
 		let block = p["block"].as_u64().ok_or_else(|| bad("`block` must be a block number"))? as u32;
-		let purpose = purpose(p["purpose"].as_str().unwrap_or("PatientView")).ok_or_else(|| bad("unknown `purpose`"))?;
+		let purpose_name = p["purpose"].as_str().unwrap_or("PatientView");
+		let purpose = purpose(purpose_name).ok_or_else(|| bad("unknown `purpose`"))?;
 		let signature = unhex(p["signature"].as_str().unwrap_or_default()).map_err(|_| bad("`signature` is not hex"))?;
 		let raw: [u8; 64] = signature[..].try_into().map_err(|_| bad("`signature` is not 64 bytes"))?;
-		let signature = sr25519::Signature::from_raw(raw);
 
-		// 1. The signature.
-		let message = format!("medchain-ehr-get:{record_id}:{accessor_text}:{block}");
-		let wrapped = format!("<Bytes>{message}</Bytes>");
-		let public = sr25519::Public::from_raw(accessor.clone().into());
-		if !sr25519::Pair::verify(&signature, message.as_bytes(), &public) &&
-			!sr25519::Pair::verify(&signature, wrapped.as_bytes(), &public)
-		{
-			return Err(refused("the signature does not prove the accessor's account".into()));
+		// 1. The signature, over this chain, this gateway, the record, the
+		// accessor, the purpose and the block.
+		let message = request_message(&self.genesis, &self.operator_address(), record_id, accessor_text, purpose_name, block);
+		if !signature_proves(&message, &raw, &accessor) {
+			return Err(refused("the signature does not prove the accessor's account for this chain, gateway, record, purpose and block".into()));
 		}
 		// 2. Freshness.
 		let best = self.node.best_number().map_err(|e| unavailable(e.to_string()))?;
@@ -176,29 +187,46 @@ impl Gateway {
 			return Err(refused("this signed request was already used: sign a new one".into()));
 		}
 		drop(seen);
-		// 3. Permission, as the chain says now.
+		// 3. Permission, as the chain says now (the access log entry is
+		// checked again by the runtime at the block that holds it).
 		let record: pallet_ehr_index::Record<Runtime> = self
 			.node
 			.storage(&Records::<Runtime>::hashed_key_for(record_id))
 			.map_err(|e| unavailable(e.to_string()))?
 			.ok_or_else(|| refused(format!("record {record_id} is not on chain")))?;
-		if accessor != record.patient && accessor != record.issuer {
+		if record.issuer != AccountId::from(self.operator.public()) {
+			return Err(refused(format!("record {record_id} is held by another institution's gateway")));
+		}
+		let grant = if accessor != record.patient && accessor != record.issuer {
 			let grant: Option<u64> = self
 				.node
 				.runtime_call("ProxyReencryptApi_readable_under", &(accessor.clone(), record_id))
 				.map_err(|e| unavailable(e.to_string()))?;
-			if grant.is_none() {
-				return Err(refused(format!("{accessor_text} may not read record {record_id}")));
+			let grant = grant.ok_or_else(|| refused(format!("{accessor_text} may not read record {record_id}")))?;
+			let granted: Option<pallet_proxy_reencrypt::Grant<Runtime>> = self
+				.node
+				.storage(&pallet_proxy_reencrypt::Grants::<Runtime>::hashed_key_for(grant))
+				.map_err(|e| unavailable(e.to_string()))?;
+			match granted {
+				Some(g) if g.purpose != purpose => {
+					return Err(refused(format!("grant {grant} is for {:?}, not {purpose_name}", g.purpose)))
+				},
+				_ => Some(grant),
 			}
-		}
+		} else {
+			None
+		};
 		let pointer = record.pointer.clone().ok_or_else(|| refused(format!("record {record_id} was erased")))?;
 		// 4. The content, checked against the chain's digest.
 		let ciphertext = self
 			.runtime
 			.block_on(self.store.get(pointer.object_id, &record.digest.digest))
 			.map_err(|e| unavailable(e.to_string()))?;
-		// 5. The audit entry, before anything is served.
-		self.log_access(record_id, &accessor, purpose).map_err(unavailable)?;
+		// 5. The audit entry, final before anything is served.
+		self.log_access(record_id, &accessor, purpose, grant).map_err(|e| match e {
+			LogError::Refused(why) => refused(format!("the chain refused the access log entry: {why}")),
+			LogError::Unavailable(why) => unavailable(why),
+		})?;
 		// Who read which record is on chain (the access log), not in this log.
 		tracing::info!(?purpose, "record served");
 		Ok(json!({
@@ -208,34 +236,80 @@ impl Gateway {
 		}))
 	}
 
+	/// The gateway's institution account, SS58.
+	fn operator_address(&self) -> String {
+		AccountId::from(self.operator.public()).to_ss58check()
+	}
+
 	/// Logs the read on chain and waits until this very transaction is in a
-	/// block and succeeded. The operator account may also sign elsewhere (its
-	/// node's offchain workers): a transaction that lost its nonce to another
-	/// is submitted again, up to three times.
-	fn log_access(&self, record_id: u64, accessor: &AccountId, purpose: AccessPurpose) -> Result<(), String> {
+	/// finalized block and succeeded: a read is served only once its entry
+	/// can no longer be undone by a fork, and only if the runtime let it in
+	/// (the grant still usable at that block: a revocation that landed first
+	/// stops it). The entry is submitted again only when it is known dead
+	/// (its era ended unincluded, or its nonce went to another transaction
+	/// in the finalized chain), so a read is never logged twice; an outcome
+	/// still unknown when the wait ends serves nothing.
+	fn log_access(
+		&self,
+		record_id: u64,
+		accessor: &AccountId,
+		purpose: AccessPurpose,
+		grant: Option<u64>,
+	) -> Result<(), LogError> {
+		let call = RuntimeCall::EhrIndex(pallet_ehr_index::Call::log_access {
+			record_id,
+			accessor: accessor.clone(),
+			purpose,
+			grant,
+		});
 		for _ in 0..3 {
-			let call = RuntimeCall::EhrIndex(pallet_ehr_index::Call::log_access {
-				record_id,
-				accessor: accessor.clone(),
-				purpose,
-			});
-			let (nonce, hash, start) = {
-				let _turn = self.submitting.lock().map_err(|_| "gateway state poisoned".to_string())?;
-				let start = self.node.best_number().map_err(|e| e.to_string())?;
-				let (nonce, hash) = self.node.submit_with_hash(&self.operator, call).map_err(|e| e.to_string())?;
-				(nonce, hash, start)
-			};
-			let operator = AccountId::from(self.operator.public());
-			match self.node.watch(&hash, start, Duration::from_secs(30), Some((&operator, nonce))) {
-				Ok(true) => return Ok(()),
-				Ok(false) => {
-					return Err("the chain refused the access log entry (is the gateway an active institution?)".into())
+			let (_, outcome) = self
+				.node
+				.send_in_turn(&self.operator, call.clone(), LOG_WAIT, &self.submitting)
+				.map_err(|e| match e {
+					RpcError::Node(why) => LogError::Refused(why),
+					other => LogError::Unavailable(other.to_string()),
+				})?;
+			match outcome {
+				Outcome::Finalized { dispatch: Some(Dispatch::Success), .. } => return Ok(()),
+				Outcome::Finalized { dispatch: Some(Dispatch::Failed(why)), .. } => return Err(LogError::Refused(why)),
+				Outcome::Dead(why) => tracing::warn!("access log entry dead ({why}); submitting again"),
+				other => {
+					return Err(LogError::Unavailable(format!("access log entry not final: {other:?}; nothing served")))
 				},
-				Err(e) => tracing::warn!("access log entry not in a block ({e}); submitting again"),
 			}
 		}
-		Err("the access log entry did not reach the chain; nothing served".into())
+		Err(LogError::Unavailable("the access log entry did not reach the chain; nothing served".into()))
 	}
+}
+
+/// How long the gateway waits for its access log entry to be final.
+const LOG_WAIT: Duration = Duration::from_secs(60);
+
+/// Why an access log entry is not on chain.
+enum LogError {
+	/// The node or the runtime refused it: the read is not allowed.
+	Refused(String),
+	/// Its fate is not known (yet): nothing is served, the caller may retry.
+	Unavailable(String),
+}
+
+/// The message an accessor signs to read `record` through the gateway of
+/// `gateway` (SS58) on the chain with genesis hash `genesis` (0x hex), for
+/// `purpose`, at `block`: a signature for one chain, gateway, record or
+/// purpose proves nothing for another.
+pub fn request_message(genesis: &str, gateway: &str, record: u64, accessor: &str, purpose: &str, block: u32) -> String {
+	format!("medchain-ehr-get:v2:{genesis}:{gateway}:{record}:{accessor}:{purpose}:{block}")
+}
+
+/// Whether `signature` is `accessor`'s sr25519 signature of `message`, raw
+/// or wrapped in `<Bytes>…</Bytes>` as browser wallets sign.
+fn signature_proves(message: &str, signature: &[u8; 64], accessor: &AccountId) -> bool {
+	let signature = sr25519::Signature::from_raw(*signature);
+	let public = sr25519::Public::from_raw(accessor.clone().into());
+	let wrapped = format!("<Bytes>{message}</Bytes>");
+	sr25519::Pair::verify(&signature, message.as_bytes(), &public) ||
+		sr25519::Pair::verify(&signature, wrapped.as_bytes(), &public)
 }
 
 /// Requests already served, by the block they were signed for, and the
@@ -365,6 +439,32 @@ mod tests {
 		let response = tokio::task::spawn_blocking(move || exchange(addr, &request, true)).await.unwrap();
 		let response = response.expect("the server closed the connection");
 		assert!(!response.contains("200 OK"), "{response}");
+	}
+
+	#[test]
+	fn a_request_signed_for_another_gateway_chain_or_purpose_proves_nothing() {
+		let doctor = sr25519::Pair::from_string("//Eve", None).expect("dev key");
+		let who = AccountId::from(doctor.public());
+		let me = who.to_ss58check();
+		let genesis = "0x0101";
+		let signed = request_message(genesis, "gateway-a", 7, &me, "Treatment", 100);
+		let signature = doctor.sign(signed.as_bytes()).0;
+		assert!(signature_proves(&signed, &signature, &who));
+		// A browser wallet's wrapping is accepted too.
+		let wrapped = doctor.sign(format!("<Bytes>{signed}</Bytes>").as_bytes()).0;
+		assert!(signature_proves(&signed, &wrapped, &who));
+		for other in [
+			request_message(genesis, "gateway-b", 7, &me, "Treatment", 100),
+			request_message("0x0202", "gateway-a", 7, &me, "Treatment", 100),
+			request_message(genesis, "gateway-a", 8, &me, "Treatment", 100),
+			request_message(genesis, "gateway-a", 7, &me, "Research", 100),
+			request_message(genesis, "gateway-a", 7, &me, "Treatment", 101),
+			format!("medchain-ehr-get:7:{me}:100"),
+		] {
+			assert!(!signature_proves(&other, &signature, &who), "{other}");
+		}
+		let stranger = AccountId::from(sr25519::Pair::from_string("//Ferdie", None).expect("dev key").public());
+		assert!(!signature_proves(&signed, &signature, &stranger));
 	}
 
 	#[test]

@@ -29,8 +29,8 @@
 
 mod gateway;
 
-use medchain_chain_client::{Node, Outcome, RpcError, Sent};
-use medchain_record_store::{decrypt_record, encrypt_record, hex, DigestAlgorithm, RecordStore, StoredRecord};
+use medchain_chain_client::{Dispatch, Node, Outcome, RpcError, Sent};
+use medchain_record_store::{decrypt_record, encrypt_record, hex, DigestAlgorithm, Digests, RecordStore, StoredRecord};
 use medchain_runtime::{AccountId, Runtime, RuntimeCall};
 use pallet_ehr_index::{ContentDigest, NextRecordId, RecordKind, Records, StorePointer};
 use sp_core::{crypto::Ss58Codec, sr25519, H256};
@@ -135,7 +135,7 @@ impl From<Algorithm> for DigestAlgorithm {
 	fn from(a: Algorithm) -> Self {
 		match a {
 			Algorithm::Sm3 => DigestAlgorithm::Sm3,
-			Algorithm::Sha256 => DigestAlgorithm::Sha256,
+			Algorithm::Sha256 => DigestAlgorithm::Sha2_256,
 			Algorithm::Blake2_256 => DigestAlgorithm::Blake2_256,
 		}
 	}
@@ -221,14 +221,6 @@ fn kind(name: &str) -> Result<RecordKind, String> {
 		"Other" => RecordKind::Other,
 		other => return Err(format!("--kind: unknown record kind `{other}`")),
 	})
-}
-
-fn chain_algorithm(a: DigestAlgorithm) -> pallet_ehr_index::DigestAlgorithm {
-	match a {
-		DigestAlgorithm::Blake2_256 => pallet_ehr_index::DigestAlgorithm::Blake2_256,
-		DigestAlgorithm::Sha256 => pallet_ehr_index::DigestAlgorithm::Sha2_256,
-		DigestAlgorithm::Sm3 => pallet_ehr_index::DigestAlgorithm::Sm3,
-	}
 }
 
 /// Reads `path` in 1 MiB chunks, printing progress for files over 1 MiB.
@@ -384,7 +376,7 @@ fn publish(
 		collection: stored.pointer.collection.as_bytes().to_vec().try_into().map_err(|_| refused("collection too long"))?,
 		object_id: stored.pointer.object_id,
 	};
-	let digest = ContentDigest { algorithm: chain_algorithm(stored.algorithm), digest: stored.digest };
+	let digest = ContentDigest { algorithm: stored.algorithm, digest: stored.digest };
 	let first: u64 =
 		node.storage(&NextRecordId::<Runtime>::hashed_key()).map_err(|e| refused(&e.to_string()))?.unwrap_or(0);
 	let call = RuntimeCall::EhrIndex(pallet_ehr_index::Call::publish_record {
@@ -409,16 +401,17 @@ fn publish(
 		Err(e) => return Err(unknown(e)),
 	};
 	let block = match outcome {
-		// In a block whose events say it succeeded, or whose events this
-		// build cannot decode (a runtime upgrade added events): the entry
-		// itself, read below, decides.
-		Outcome::Finalized { block, success: Some(true) | None } |
-		Outcome::InBlock { block, success: Some(true) | None } => block,
-		Outcome::Finalized { success: Some(false), .. } => {
-			return Err(refused("the runtime refused the index entry (is the signer an active producer institution?)"))
+		// In a block whose events say it succeeded, or whose events the node
+		// could not give: the entry itself, read below, decides.
+		Outcome::Finalized { block, dispatch: Some(Dispatch::Success) | None } |
+		Outcome::InBlock { block, dispatch: Some(Dispatch::Success) | None } => block,
+		Outcome::Finalized { dispatch: Some(Dispatch::Failed(error)), .. } => {
+			return Err(refused(&format!(
+				"the runtime refused the index entry: {error} (is the signer an active producer institution?)"
+			)))
 		},
 		Outcome::Dead(why) => return Err(refused(&format!("the index entry will never be on chain: {why}"))),
-		Outcome::InBlock { success: Some(false), .. } => {
+		Outcome::InBlock { dispatch: Some(Dispatch::Failed(_)), .. } => {
 			return Err(NotPublished::Unknown(
 				"the index entry failed in a block not yet final (a fork may still include it)".into(),
 			))
@@ -463,10 +456,10 @@ fn attach_capsule(
 ) -> Result<(), String> {
 	let call = RuntimeCall::ProxyReencrypt(pallet_proxy_reencrypt::Call::attach_capsule { record, capsule });
 	let (_, outcome) = node.send(signer, call, wait).map_err(|e| format!("record {record} is published: {e}"))?;
-	// Events this build cannot decode (a runtime upgrade): the capsule on
-	// chain at that block decides.
+	// Events the node could not give: the capsule on chain at that block
+	// decides.
 	let undecoded_but_there = match &outcome {
-		Outcome::Finalized { block, success: None } | Outcome::InBlock { block, success: None } => node
+		Outcome::Finalized { block, dispatch: None } | Outcome::InBlock { block, dispatch: None } => node
 			.storage_at::<pallet_proxy_reencrypt::KeyCapsule>(
 				&pallet_proxy_reencrypt::Capsules::<Runtime>::hashed_key_for(record),
 				Some(&medchain_chain_client::hex(block.as_bytes())),

@@ -64,8 +64,9 @@ try {
   const { api } = node;
   console.error(`[bench] setting up ${CLIENTS} clients`);
   // Proxies: Alice and Bob, both served by this node's offchain worker.
-  // Bob is the second proxy; Charlie's institution runs the record gateway
-  // (an account of its own: the proxies' offchain workers sign with theirs).
+  // Alice's hospital issues the records and runs their gateway (a gateway
+  // serves only its institution's records; a nonce its offchain worker took
+  // is signed again).
   for (const who of [bob, charlie]) {
     await sendAndWait(api, api.tx.reputation.applyForMembership('institution', 'NursingHome',
       { producer: false, validator: true, auditor: false }), who);
@@ -116,7 +117,7 @@ try {
   // workers open and verify each key fragment first); not part of the timing.
   for (const c of clients) await waitForAcknowledged(api, c.grant, 300_000);
   // Every client is on this machine's loopback: one IP address.
-  gateway = await startGateway({ rpcPort: node.rpcPort, mongoUrl: mongo.url, suri: '//Charlie', maxPerClient: CLIENTS });
+  gateway = await startGateway({ rpcPort: node.rpcPort, mongoUrl: mongo.url, maxPerClient: CLIENTS });
 
   console.error(`[bench] ${CLIENTS} clients fetch at once`);
   const t = { request: [], reencrypt: [], fetch: [], total: [] };

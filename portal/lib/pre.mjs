@@ -12,6 +12,20 @@ const unhex = (h) => {
   return out;
 };
 
+/**
+ * The id of a key fragment, from its wire bytes (MessagePack
+ * `[params, id, key, precursor, proof]`; params `[point]`): the 32 bytes at
+ * 39..71. The layout is checked here and in `medchain-umbral`'s tests.
+ */
+export function kfragId(bytes) {
+  const expect = (at, want) => {
+    if (want.some((b, i) => bytes[at + i] !== b)) throw new Error('not a key fragment of @nucypher/umbral-pre 0.10');
+  };
+  expect(0, [0x95, 0x91, 0xc4, 33]);
+  expect(37, [0xc4, 32]);
+  return bytes.slice(39, 71);
+}
+
 /** Helpers bound to a loaded `@nucypher/umbral-pre` module. */
 export function makePre(umbral) {
   /** Fresh Umbral keys: a key pair for data keys and a signer for key fragments. */
@@ -50,8 +64,10 @@ export function makePre(umbral) {
 
   /**
    * A patient's key fragments for `granteePublicKey`, `threshold` of
-   * `proxies.length`, each sealed to its proxy's public key:
-   * `[[proxyAccount, { capsule, ciphertext }], ...]` as `grantAccess` takes them.
+   * `proxies.length`, each sealed to its proxy's public key, with the
+   * fragment's id (the chain binds each proxy to it):
+   * `[[proxyAccount, { capsule, ciphertext }, kfragId], ...]` as `grantAccess`
+   * takes them.
    */
   function sealedFragments(patientKeys, granteePublicKey, proxies, threshold) {
     const sk = umbral.SecretKey.fromBEBytes(unhex(patientKeys.secretKey));
@@ -59,9 +75,9 @@ export function makePre(umbral) {
     const receiving = umbral.PublicKey.fromCompressedBytes(unhex(granteePublicKey));
     const kfrags = umbral.generateKFrags(sk, receiving, signer, threshold, proxies.length, true, true);
     return proxies.map(({ account, publicKey }, i) => {
-      const [capsule, ciphertext] = umbral.encrypt(
-        umbral.PublicKey.fromCompressedBytes(unhex(publicKey)), kfrags[i].toBytes());
-      return [account, { capsule: hex(capsule.toBytes()), ciphertext: hex(ciphertext) }];
+      const bytes = kfrags[i].toBytes();
+      const [capsule, ciphertext] = umbral.encrypt(umbral.PublicKey.fromCompressedBytes(unhex(publicKey)), bytes);
+      return [account, { capsule: hex(capsule.toBytes()), ciphertext: hex(ciphertext) }, hex(kfragId(bytes))];
     });
   }
 

@@ -248,6 +248,10 @@ async function grant(e) {
   if (proxies.length === 0 || threshold < 1 || threshold > proxies.length) {
     return status(`Choose at least ${threshold} proxies.`, true);
   }
+  if (threshold < 2 && (await api.query.proxyReencrypt.singleProxyGrants(account)).isNone) {
+    return status('With 1 proxy needed, that proxy and the grantee together could read every record the grant '
+      + 'covers: choose 2 or more proxies (or first allow such grants with proxyReencrypt.allowSingleProxyGrants).', true);
+  }
   const kind = $('scope').value;
   const value = $('scope-value').value.trim();
   if (kind === 'Kind' && !KINDS.includes(value)) return status(`Kind must be one of ${KINDS.join(', ')}.`, true);

@@ -164,10 +164,11 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	// call encodings of `publish_task` and `submit_update`.
 	// 3: `log_access` names the grant a read is made under (and is checked
 	// against it); break-glass accesses are kept per grant and record.
-	spec_version: 3,
+	// 4: `grant_access` binds each proxy to its key fragment's id.
+	spec_version: 4,
 	impl_version: 0,
 	apis: apis::RUNTIME_API_VERSIONS,
-	transaction_version: 3,
+	transaction_version: 4,
 	system_version: 1,
 };
 

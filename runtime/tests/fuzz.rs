@@ -103,7 +103,7 @@ struct Umbral {
 	patient: AccountId,
 	grantee: AccountId,
 	capsule: KeyCapsule,
-	sealed: Vec<SealedFragment<frame_support::traits::ConstU32<512>>>,
+	sealed: Vec<(SealedFragment<frame_support::traits::ConstU32<512>>, [u8; 32])>,
 	cfrags: Vec<Vec<u8>>,
 }
 
@@ -503,7 +503,7 @@ impl Fuzzer {
 				.collect();
 			let sealed = sealed
 				.into_iter()
-				.map(|s| SealedFragment { capsule: bounded(s.capsule), ciphertext: bounded(s.ciphertext) })
+				.map(|s| (SealedFragment { capsule: bounded(s.capsule), ciphertext: bounded(s.ciphertext) }, s.kfrag_id))
 				.collect();
 			self.umbral.push(Umbral { patient, grantee, capsule, sealed, cfrags });
 		}
@@ -775,7 +775,8 @@ impl Fuzzer {
 			1..=2 => {
 				let u = &self.umbral[f];
 				let (patient, mut grantee) = (u.patient.clone(), u.grantee.clone());
-				let mut fragments: Vec<_> = self.proxies.iter().cloned().zip(u.sealed.iter().cloned()).collect();
+				let mut fragments: Vec<_> =
+					self.proxies.iter().cloned().zip(u.sealed.iter().cloned()).map(|(p, (s, id))| (p, s, id)).collect();
 				let records: Vec<u64> = pallet_ehr_index::PatientRecords::<Runtime>::iter_key_prefix(&patient).collect();
 				let scope = match self.rng.gen_range(0..4) {
 					0 => GrantScope::All,
@@ -795,6 +796,8 @@ impl Fuzzer {
 					4 => grantee = patient.clone(),
 					5 => fragments[2].1.capsule = bounded(vec![1; 50]),
 					6 => fragments.truncate(1),
+					7 => fragments[1].2 = fragments[0].2,
+					8 => threshold = 1,
 					_ => {},
 				}
 				let emergency = self.one_in(4);
@@ -808,6 +811,10 @@ impl Fuzzer {
 				let who = grant.as_ref().map(|g| g.patient.clone()).filter(|_| !stranger).unwrap_or_else(|| self.actor());
 				if self.one_in(3) {
 					self.signed_call(&who, proxy(C::revoke_grant { grant: grant_id }));
+				} else if self.one_in(6) {
+					// The grantee (or a stranger) declines.
+					let who = grant.as_ref().map(|g| g.grantee.clone()).filter(|_| !stranger).unwrap_or_else(|| self.actor());
+					self.signed_call(&who, proxy(C::decline_grant { grant: grant_id }));
 				}
 			},
 			4..=5 => {

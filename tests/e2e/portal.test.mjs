@@ -278,8 +278,13 @@ test('a grant that cannot work is refused with a clear message and nothing is si
   await page.selectOption('#scope', 'All');
   await page.click('#grant');
   await page.waitForSelector('#status.error:has-text("no registered key")');
-  // Ask for more fragments than proxies: refused before anything is signed.
+  // One proxy alone would do, and the patient never allowed that.
   await page.fill('#grantee', k.eve.address);
+  await page.check(`#proxies input[data-account="${k.alice.address}"]`);
+  await page.fill('#threshold', '1');
+  await page.click('#grant');
+  await page.waitForSelector('#status.error:has-text("choose 2 or more proxies")');
+  // Ask for more fragments than proxies: refused before anything is signed.
   await page.fill('#threshold', '3');
   await page.click('#grant');
   await page.waitForSelector('#status.error:has-text("Choose at least 3 proxies")');

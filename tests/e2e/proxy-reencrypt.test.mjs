@@ -92,9 +92,8 @@ async function requestAccess(grantId, recordId) {
 /** Revokes every grant of the patient so a test starts with none. */
 async function revokeAll() {
   const { api } = node;
-  for (const [id] of await api.call.proxyReencryptApi.patientGrants(k.dave.address)) {
-    await sendAndWait(api, api.tx.proxyReencrypt.revokeGrant(id), k.dave);
-  }
+  const ids = (await api.call.proxyReencryptApi.patientGrants(k.dave.address)).map(([id]) => id);
+  if (ids.length) await sendAndWait(api, api.tx.utility.batchAll(ids.map((id) => api.tx.proxyReencrypt.revokeGrant(id))), k.dave);
 }
 
 before(async () => {
@@ -285,6 +284,27 @@ test('a proxy that submits a bad fragment loses credit', async () => {
     /proxyReencrypt\.AlreadySubmitted/);
 });
 
+test('a proxy cannot pass off another proxy\'s fragment as its own', async () => {
+  const { api } = node;
+  const g = await grant('All', { proxies: ['charlie', 'alice'], threshold: 2 });
+  const r = await requestAccess(g, record.id);
+  // Alice's node serves; her fragment is public once it lands.
+  const ofAlice = await until(async () => {
+    const s = (await api.query.proxyReencrypt.fragments(r, k.alice.address)).unwrapOr(null);
+    return s?.isAccepted ? s.asAccepted.toHex() : null;
+  }, 'Alice\'s fragment');
+  const before = (await api.call.reputationApi.credit(k.charlie.address)).unwrap().toNumber();
+  // Charlie sends it as his: it verifies against the capsule and the
+  // patient's keys, but it was made from Alice's key fragment.
+  const { events } = await sendAndWait(api, api.tx.proxyReencrypt.submitFragment(r, ofAlice), k.charlie);
+  assert.ok(events.some(({ event }) => api.events.proxyReencrypt.FragmentRejected.is(event)));
+  const after = (await api.call.reputationApi.credit(k.charlie.address)).unwrap().toNumber();
+  assert.ok(after < before, `credit fell from ${before} to ${after}`);
+  const req = (await api.query.proxyReencrypt.requests(r)).unwrap();
+  assert.equal(req.fragments.toNumber(), 1, 'only Alice\'s fragment counts');
+  assert.ok(req.status.isOpen, 'not Ready on a copied fragment');
+});
+
 test('requests wait for the proxies\' acknowledgement; a fragment a proxy cannot open is disputed', async () => {
   const { api } = node;
   await revokeAll();
@@ -319,4 +339,47 @@ test('requests wait for the proxies\' acknowledgement; a fragment a proxy cannot
   await assert.rejects(sendAndWait(api, api.tx.proxyReencrypt.requestAccess(bad, record.id), k.eve),
     /proxyReencrypt\.GrantDisputed/);
   assert.ok(await credit(k.alice) >= aliceBefore, 'a dispute costs the proxy nothing');
+});
+
+test('one grantee cannot hold more than its share of the request queue; grantees decline; one proxy needs consent', async () => {
+  const { api } = node;
+  await revokeAll();
+  // Seventeen grants to Eve at once (a doctor, or a patient's sybils).
+  const n = 17;
+  const grants = Array.from({ length: n }, () => api.tx.proxyReencrypt.grantAccess(k.eve.address, 'All', 'Treatment',
+    null, 2, pre.sealedFragments(keys.dave, keys.eve.publicKey, proxiesOf('alice', 'bob'), 2), false));
+  const { events } = await sendAndWait(api, api.tx.utility.batchAll(grants), k.dave);
+  const ids = events.filter(({ event }) => api.events.proxyReencrypt.AccessGranted.is(event))
+    .map(({ event }) => event.data.grant.toNumber());
+  assert.equal(ids.length, n);
+  for (const id of ids) await waitForAcknowledged(api, id, 120_000);
+  // Eve asks under all of them in one block: the 17th is refused.
+  const { events: asked } = await sendAndWait(api,
+    api.tx.utility.batch(ids.map((g) => api.tx.proxyReencrypt.requestAccess(g, record.id))), k.eve);
+  assert.equal(asked.filter(({ event }) => api.events.proxyReencrypt.AccessRequested.is(event)).length, 16);
+  const stop = asked.find(({ event }) => api.events.utility.BatchInterrupted.is(event));
+  assert.ok(stop, 'the batch stopped');
+  const err = api.registry.findMetaError(stop.event.data.error.asModule);
+  assert.equal(`${err.section}.${err.name}`, 'proxyReencrypt.TooManyOwnRequests');
+  // Served requests give their slots back: the 17th then goes through.
+  await until(async () => (await api.query.proxyReencrypt.openRequestsOf(k.eve.address)).toNumber() === 0,
+    'the proxies serving Eve\'s requests', 120_000);
+  await requestAccess(ids[n - 1], record.id);
+
+  // Eve declines a grant: it ends and leaves both lists.
+  const { events: declined } = await sendAndWait(api, api.tx.proxyReencrypt.declineGrant(ids[0]), k.eve);
+  assert.ok(declined.some(({ event }) => api.events.proxyReencrypt.GrantDeclined.is(event)));
+  assert.ok((await api.query.proxyReencrypt.grants(ids[0])).unwrap().revokedAt.isSome);
+  assert.ok(!(await api.call.proxyReencryptApi.patientGrants(k.dave.address)).some(([id]) => id.toNumber() === ids[0]));
+  await assert.rejects(sendAndWait(api, api.tx.proxyReencrypt.declineGrant(ids[1]), k.dave),
+    /proxyReencrypt\.NotGrantee/);
+
+  // One proxy and the grantee could open everything: not without consent.
+  const single = () => api.tx.proxyReencrypt.grantAccess(k.eve.address, 'All', 'Treatment', null, 1,
+    pre.sealedFragments(keys.dave, keys.eve.publicKey, proxiesOf('alice'), 1), false);
+  await assert.rejects(sendAndWait(api, single(), k.dave), /proxyReencrypt\.SingleProxyNotAllowed/);
+  await sendAndWait(api, api.tx.proxyReencrypt.allowSingleProxyGrants(true), k.dave);
+  await sendAndWait(api, single(), k.dave);
+  await sendAndWait(api, api.tx.proxyReencrypt.allowSingleProxyGrants(false), k.dave);
+  await revokeAll();
 });

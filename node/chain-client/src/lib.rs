@@ -284,8 +284,8 @@ impl Node {
 		}
 	}
 
-	/// Signs `call` as `signer` and submits it to the pool; returns the nonce
-	/// it used (see [`Node::included`]).
+	/// Signs `call` as `signer` and submits it to the pool without following
+	/// it; returns the nonce it used.
 	pub fn submit(&self, signer: &sr25519::Pair, call: RuntimeCall) -> Result<u32, RpcError> {
 		self.submit_with_hash(signer, call).map(|(nonce, _)| nonce)
 	}
@@ -577,11 +577,16 @@ impl Node {
 			Some(h) => unhex(h)?,
 			None => return Ok(None),
 		};
-		self.event_types(&at)?.dispatch_of(&events, index as u32).map_err(RpcError::Decode)
+		// The runtime that executed the block is the one in its parent's
+		// state: a block that enacts an upgrade already holds the new code,
+		// but its events were written by the old one.
+		let parent = self.call("chain_getHeader", json!([at]))?;
+		let parent = parent["parentHash"].as_str().ok_or_else(|| RpcError::Decode("parent hash".into()))?;
+		self.event_types(parent)?.dispatch_of(&events, index as u32).map_err(RpcError::Decode)
 	}
 
-	/// The event types of the runtime at block `at` (hex hash), read from
-	/// its metadata once per runtime version.
+	/// The event types of the runtime in the state of block `at` (hex hash),
+	/// read from its metadata once per runtime version.
 	fn event_types(&self, at: &str) -> Result<Arc<events::EventTypes>, RpcError> {
 		let version = self.call("state_getRuntimeVersion", json!([at]))?;
 		let spec = version["specVersion"].as_u64().ok_or_else(|| RpcError::Decode("specVersion".into()))?;

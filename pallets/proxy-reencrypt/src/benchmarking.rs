@@ -29,6 +29,8 @@ fn setup<T: Config>(n: u32) -> Setup<T> {
 	let issuer = T::BenchmarkHelper::institution(101, Role::Producer);
 	Pre::<T>::register_key(RawOrigin::Signed(patient.clone()).into(), Fixture::public(&fixture.patient), fixture.verifying())
 		.expect("fresh patient");
+	// Grants of one proxy (n = 1) are allowed.
+	Pre::<T>::allow_single_proxy_grants(RawOrigin::Signed(patient.clone()).into(), true).expect("any account");
 	Pre::<T>::register_key(
 		RawOrigin::Signed(grantee.clone()).into(),
 		Fixture::public(&fixture.grantee),
@@ -54,7 +56,7 @@ fn setup<T: Config>(n: u32) -> Setup<T> {
 }
 
 type FragmentsOf<T> =
-	BoundedVec<(<T as frame_system::Config>::AccountId, SealedFragment<<T as Config>::MaxSealedFragmentLen>), <T as Config>::MaxProxies>;
+	BoundedVec<(<T as frame_system::Config>::AccountId, SealedFragment<<T as Config>::MaxSealedFragmentLen>, KfragId), <T as Config>::MaxProxies>;
 
 /// Sealed fragments, threshold `m`, for the setup's proxies.
 fn sealed<T: Config>(s: &mut Setup<T>, m: u32) -> FragmentsOf<T> {
@@ -71,6 +73,7 @@ fn sealed<T: Config>(s: &mut Setup<T>, m: u32) -> FragmentsOf<T> {
 						capsule: BoundedVec::truncate_from(k.capsule),
 						ciphertext: BoundedVec::truncate_from(k.ciphertext),
 					},
+					k.kfrag_id,
 				)
 			})
 			.collect(),
@@ -162,6 +165,14 @@ mod benchmarks {
 	}
 
 	#[benchmark]
+	fn allow_single_proxy_grants() {
+		let patient: T::AccountId = account("patient", 2, 0);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(patient.clone()), true);
+		assert!(SingleProxyGrants::<T>::contains_key(&patient));
+	}
+
+	#[benchmark]
 	fn revoke_grant(n: Linear<1, { T::MaxProxies::get() }>) {
 		let mut s = setup::<T>(n);
 		let g = grant(&mut s, n, false);
@@ -196,7 +207,11 @@ mod benchmarks {
 		let g = grant(&mut s, 1, false);
 		Pre::<T>::request_access(RawOrigin::Signed(s.grantee.clone()).into(), g, s.record).expect("live grant");
 		let k = SealedFragments::<T>::get(g, &s.proxies[0]).expect("sealed above");
-		let sealed = medchain_umbral::SealedKeyFrag { capsule: k.capsule.into_inner(), ciphertext: k.ciphertext.into_inner() };
+		let sealed = medchain_umbral::SealedKeyFrag {
+			capsule: k.capsule.into_inner(),
+			ciphertext: k.ciphertext.into_inner(),
+			kfrag_id: KeyFragmentIds::<T>::get(g, &s.proxies[0]).expect("bound above"),
+		};
 		let cfrag = s.fixture.cfrag(0, &s.capsule.capsule, &sealed).expect("fixture is valid");
 		let fragment = BoundedVec::truncate_from(cfrag);
 		#[extrinsic_call]

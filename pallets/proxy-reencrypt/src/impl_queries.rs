@@ -97,6 +97,7 @@ impl<T: Config> Pallet<T> {
 			ensure!(listed == g.revoked_at.is_none(), "grantee list disagrees with revocation");
 			if g.revoked_at.is_some() {
 				ensure!(SealedFragments::<T>::iter_prefix(id).next().is_none(), "revoked grant kept fragments");
+				ensure!(KeyFragmentIds::<T>::iter_prefix(id).next().is_none(), "revoked grant kept fragment ids");
 			}
 			for (i, p) in g.acknowledged.iter().enumerate() {
 				ensure!(g.proxies.contains(p), "acknowledged by a proxy not of the grant");
@@ -170,7 +171,13 @@ impl<T: Config> GrantedReads<T::AccountId> for Pallet<T> {
 	/// [`Pallet::read_allowed`] reads the grant, the record, and for an
 	/// emergency grant the break-glass entry and its request.
 	fn purpose_of_read_weight() -> sp_runtime::Weight {
+		use codec::MaxEncodedLen;
 		use frame_support::traits::Get;
-		T::DbWeight::get().reads(4)
+		// Keys are at most 80 bytes (prefix and two hashed keys); the record
+		// is read through the index, bounded here by a kilobyte.
+		let proof = Grant::<T>::max_encoded_len() as u64 +
+			AccessRequest::<T>::max_encoded_len() as u64 +
+			8 + 1024 + 4 * 80;
+		T::DbWeight::get().reads(4).saturating_add(sp_runtime::Weight::from_parts(0, proof))
 	}
 }

@@ -239,6 +239,24 @@ pub mod pallet {
 		OptionQuery,
 	>;
 
+	/// The id of each proxy's key fragment, by grant and proxy, as the
+	/// patient's wallet drew it (`medchain_umbral::KfragId`). A capsule
+	/// fragment counts for the proxy only if it was made from that key
+	/// fragment, so a proxy cannot pass off another proxy's fragment as its
+	/// own; a proxy whose sealed fragment carries another id disputes the
+	/// grant. Grants made before ids were bound have none. Cleared with the
+	/// sealed fragments on revocation.
+	#[pallet::storage]
+	pub type KeyFragmentIds<T: Config> =
+		StorageDoubleMap<_, Twox64Concat, GrantId, Blake2_128Concat, T::AccountId, KfragId, OptionQuery>;
+
+	/// Patients who accept grants that one proxy alone can serve (threshold
+	/// 1): such a proxy together with the grantee can open every record in
+	/// the grant's scope, so a patient must ask for it
+	/// ([`Pallet::allow_single_proxy_grants`]).
+	#[pallet::storage]
+	pub type SingleProxyGrants<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, (), OptionQuery>;
+
 	/// Grants a proxy is named in and has neither acknowledged nor disputed
 	/// (what offchain workers scan), by proxy; cleared on revocation and
 	/// dispute.
@@ -338,6 +356,8 @@ pub mod pallet {
 		},
 		/// A patient revoked a grant.
 		GrantRevoked { grant: GrantId },
+		/// The grantee declined a grant: it ended as if revoked.
+		GrantDeclined { grant: GrantId },
 		/// A proxy opened and verified its key fragment and agreed to serve.
 		GrantAcknowledged { grant: GrantId, proxy: T::AccountId },
 		/// A proxy's key fragment did not open or verify: that proxy will not
@@ -369,6 +389,8 @@ pub mod pallet {
 			reason: EmergencyReason,
 			review_by: BlockNumberFor<T>,
 		},
+		/// A patient allowed (or no longer allows) grants with threshold 1.
+		SingleProxyGrantsAllowed { patient: T::AccountId, allowed: bool },
 		/// An auditor reviewed a break-glass access.
 		EmergencyReviewed { request: RequestId, auditor: T::AccountId, justified: bool },
 		/// The regulators reviewed a break-glass access by motion;
@@ -415,6 +437,12 @@ pub mod pallet {
 		UnknownProxy,
 		/// A proxy appears twice in one grant.
 		DuplicateProxy,
+		/// Two proxies of one grant are given key fragments with one id.
+		DuplicateKeyFragment,
+		/// With threshold 1 one proxy and the grantee together can open
+		/// every record in the grant's scope: the patient allows it first
+		/// (`allow_single_proxy_grants`), or grants with threshold 2 or more.
+		SingleProxyNotAllowed,
 		/// The expiry block is not in the future.
 		ExpiryInPast,
 		/// The scope names a record of another patient.
@@ -484,8 +512,7 @@ pub mod pallet {
 			let expired = Self::expire_requests(now);
 			let lapsed = Self::lapse_reviews(now);
 			// Plus each expired request's requester count.
-			T::WeightInfo::on_initialize(expired, lapsed)
-				.saturating_add(T::DbWeight::get().reads_writes(expired.into(), expired.into()))
+			T::WeightInfo::on_initialize(expired, lapsed).saturating_add(Self::count_weight().saturating_mul(expired.into()))
 		}
 
 		fn offchain_worker(now: BlockNumberFor<T>) {
@@ -567,19 +594,27 @@ pub mod pallet {
 
 		/// Grants `grantee` access to the sender's records in `scope` until
 		/// `expires_at` (exclusive; `None`: until revoked). `fragments` holds
-		/// one key fragment per proxy, sealed to that proxy's key; `threshold`
-		/// of them are needed to decrypt. An `emergency` grant (to an
+		/// one key fragment per proxy, sealed to that proxy's key, with the
+		/// fragment's id (see [`KeyFragmentIds`]); `threshold` of them are
+		/// needed to decrypt. An `emergency` grant (to an
 		/// institution) is usable only by break-glass access. The grant is
 		/// usable once `threshold` of its proxies acknowledged it
 		/// ([`Pallet::acknowledge_grant`]). The patient and the grantee cannot
-		/// be proxies of their own grant.
+		/// be proxies of their own grant. A threshold of 1 needs the patient's
+		/// [`Pallet::allow_single_proxy_grants`].
 		///
 		/// Errors: `NoPatientKey`, `NoGranteeKey`, `SelfGrant`, `BadThreshold`,
-		/// `ProxyIsParty`, `UnknownProxy`, `DuplicateProxy`, `MalformedCapsule`, `ExpiryInPast`,
+		/// `SingleProxyNotAllowed`,
+		/// `ProxyIsParty`, `UnknownProxy`, `DuplicateProxy`, `DuplicateKeyFragment`,
+		/// `MalformedCapsule`, `ExpiryInPast`,
 		/// `RecordNotFound`, `NotPatientsRecord`, `NotInstitution`,
 		/// `TooManyGrants`, `Overflow`.
 		#[pallet::call_index(3)]
-		#[pallet::weight(T::WeightInfo::grant_access(fragments.len() as u32))]
+		// Plus one key fragment id per proxy.
+		// Plus one key fragment id per proxy, and the patient's choice of
+		// threshold 1.
+		#[pallet::weight(T::WeightInfo::grant_access(fragments.len() as u32)
+			.saturating_add(Pallet::<T>::kfrag_id_weight().saturating_mul(fragments.len() as u64 + 1)))]
 		#[allow(clippy::too_many_arguments)]
 		pub fn grant_access(
 			origin: OriginFor<T>,
@@ -588,7 +623,7 @@ pub mod pallet {
 			purpose: AccessPurpose,
 			expires_at: Option<BlockNumberFor<T>>,
 			threshold: u8,
-			fragments: BoundedVec<(T::AccountId, SealedFragment<T::MaxSealedFragmentLen>), T::MaxProxies>,
+			fragments: BoundedVec<(T::AccountId, SealedFragment<T::MaxSealedFragmentLen>, KfragId), T::MaxProxies>,
 			emergency: bool,
 		) -> DispatchResult {
 			let patient = ensure_signed(origin)?;
@@ -596,6 +631,7 @@ pub mod pallet {
 			ensure!(Keys::<T>::contains_key(&grantee), Error::<T>::NoGranteeKey);
 			ensure!(patient != grantee, Error::<T>::SelfGrant);
 			ensure!(threshold >= 1 && threshold as usize <= fragments.len(), Error::<T>::BadThreshold);
+			ensure!(threshold >= 2 || SingleProxyGrants::<T>::contains_key(&patient), Error::<T>::SingleProxyNotAllowed);
 			let now = frame_system::Pallet::<T>::block_number();
 			if let Some(e) = expires_at {
 				ensure!(e > now, Error::<T>::ExpiryInPast);
@@ -608,10 +644,11 @@ pub mod pallet {
 				ensure!(T::Registry::is_active(&grantee), Error::<T>::NotInstitution);
 			}
 			let mut proxies: BoundedVec<T::AccountId, T::MaxProxies> = BoundedVec::new();
-			for (proxy, sealed) in fragments.iter() {
+			for (i, (proxy, sealed, id)) in fragments.iter().enumerate() {
 				ensure!(*proxy != patient && *proxy != grantee, Error::<T>::ProxyIsParty);
 				ensure!(Proxies::<T>::contains_key(proxy), Error::<T>::UnknownProxy);
 				ensure!(!proxies.contains(proxy), Error::<T>::DuplicateProxy);
+				ensure!(fragments.iter().take(i).all(|(_, _, other)| other != id), Error::<T>::DuplicateKeyFragment);
 				medchain_umbral::capsule(&sealed.capsule).map_err(|_| Error::<T>::MalformedCapsule)?;
 				proxies.try_push(proxy.clone()).map_err(|_| Error::<T>::BadThreshold)?;
 			}
@@ -619,8 +656,9 @@ pub mod pallet {
 			NextGrantId::<T>::put(grant.checked_add(1).ok_or(Error::<T>::Overflow)?);
 			PatientGrants::<T>::try_append(&patient, grant).map_err(|_| Error::<T>::TooManyGrants)?;
 			GranteeGrants::<T>::insert(&grantee, grant, ());
-			for (proxy, sealed) in fragments.into_iter() {
+			for (proxy, sealed, id) in fragments.into_iter() {
 				PendingAcknowledgements::<T>::insert(&proxy, grant, ());
+				KeyFragmentIds::<T>::insert(grant, &proxy, id);
 				SealedFragments::<T>::insert(grant, proxy, sealed);
 			}
 			Grants::<T>::insert(
@@ -652,25 +690,29 @@ pub mod pallet {
 		/// Origin: the grant's patient. Errors: `GrantNotFound`, `NotPatient`,
 		/// `AlreadyRevoked`.
 		#[pallet::call_index(4)]
-		#[pallet::weight(T::WeightInfo::revoke_grant(T::MaxProxies::get()))]
+		// Plus the proxies' key fragment ids.
+		#[pallet::weight(Pallet::<T>::end_grant_weight(T::MaxProxies::get()))]
 		pub fn revoke_grant(origin: OriginFor<T>, grant: GrantId) -> DispatchResultWithPostInfo {
 			let who = ensure_signed(origin)?;
-			let proxies = Grants::<T>::try_mutate(grant, |maybe| -> Result<u32, DispatchError> {
-				let g = maybe.as_mut().ok_or(Error::<T>::GrantNotFound)?;
-				ensure!(g.patient == who, Error::<T>::NotPatient);
-				ensure!(g.revoked_at.is_none(), Error::<T>::AlreadyRevoked);
-				g.revoked_at = Some(frame_system::Pallet::<T>::block_number());
-				PatientGrants::<T>::mutate(&g.patient, |l| l.retain(|x| *x != grant));
-				GranteeGrants::<T>::remove(&g.grantee, grant);
-				for proxy in g.proxies.iter() {
-					PendingAcknowledgements::<T>::remove(proxy, grant);
-				}
-				Ok(g.proxies.len() as u32)
-			})?;
-			let _ = SealedFragments::<T>::clear_prefix(grant, proxies, None);
-			Disputes::<T>::remove(grant);
+			let proxies = Self::end_grant(grant, |g| g.patient == who, Error::<T>::NotPatient)?;
 			Self::deposit_event(Event::GrantRevoked { grant });
-			Ok(Some(T::WeightInfo::revoke_grant(proxies)).into())
+			Ok(Some(Self::end_grant_weight(proxies)).into())
+		}
+
+		/// The grantee refuses a grant: it ends as if revoked (the patient's
+		/// and the grantee's lists drop it, its sealed fragments are
+		/// deleted). A doctor clears grants it never asked for this way, and
+		/// an institution refuses a break-glass duty it cannot carry.
+		///
+		/// Origin: the grant's grantee. Emits `GrantDeclined`. Errors:
+		/// `GrantNotFound`, `NotGrantee`, `AlreadyRevoked`.
+		#[pallet::call_index(12)]
+		#[pallet::weight(Pallet::<T>::end_grant_weight(T::MaxProxies::get()))]
+		pub fn decline_grant(origin: OriginFor<T>, grant: GrantId) -> DispatchResultWithPostInfo {
+			let who = ensure_signed(origin)?;
+			let proxies = Self::end_grant(grant, |g| g.grantee == who, Error::<T>::NotGrantee)?;
+			Self::deposit_event(Event::GrantDeclined { grant });
+			Ok(Some(Self::end_grant_weight(proxies)).into())
 		}
 
 		/// Asks to read `record` under `grant`: the audit entry proxies answer.
@@ -683,7 +725,7 @@ pub mod pallet {
 		/// `TooManyOpenRequests`, `TooManyOwnRequests`, `Overflow`.
 		#[pallet::call_index(5)]
 		// Plus the requester's count of open requests.
-		#[pallet::weight(T::WeightInfo::request_access().saturating_add(T::DbWeight::get().reads_writes(1, 1)))]
+		#[pallet::weight(T::WeightInfo::request_access().saturating_add(Pallet::<T>::count_weight()))]
 		pub fn request_access(origin: OriginFor<T>, grant: GrantId, record: RecordId) -> DispatchResult {
 			let who = ensure_signed(origin)?;
 			let g = Grants::<T>::get(grant).ok_or(Error::<T>::GrantNotFound)?;
@@ -701,8 +743,11 @@ pub mod pallet {
 		/// reviewed instead; and the last quarter of the queue is open to
 		/// break-glass only), and `NotEmergencyGrant`, `NotInstitution`.
 		#[pallet::call_index(6)]
-		// Plus the `BrokenGlass` entry that lets the record's gateway serve it.
-		#[pallet::weight(T::WeightInfo::break_glass().saturating_add(T::DbWeight::get().writes(1)))]
+		// Plus the `BrokenGlass` entry that lets the record's gateway serve it
+		// (and the earlier access it may keep).
+		#[pallet::weight(T::WeightInfo::break_glass()
+			.saturating_add(T::DbWeight::get().reads_writes(2, 1))
+			.saturating_add(Weight::from_parts(0, AccessRequest::<T>::max_encoded_len() as u64 + 96)))]
 		pub fn break_glass(
 			origin: OriginFor<T>,
 			grant: GrantId,
@@ -720,7 +765,7 @@ pub mod pallet {
 			let emergency = Emergency { reason, statement_hash, review_by, review: Review::Pending };
 			let request = Self::open_request(grant, g, record, who.clone(), Some(emergency))?;
 			ReviewDeadlines::<T>::try_append(review_by, request).map_err(|_| Error::<T>::TooManyOpenRequests)?;
-			BrokenGlass::<T>::insert(grant, record, request);
+			Self::note_broken_glass(grant, record, request);
 			Self::deposit_event(Event::EmergencyAccess {
 				request,
 				patient,
@@ -743,8 +788,13 @@ pub mod pallet {
 		/// `GrantNotFound`, `GrantNotLive`, `GrantDisputed`, `NotProxyOfGrant`,
 		/// `NotAcknowledged`, `AlreadySubmitted`, `NoCapsule`.
 		#[pallet::call_index(7)]
-		// Plus the requester's count of open requests, when it closes.
-		#[pallet::weight(T::WeightInfo::submit_fragment().saturating_add(T::DbWeight::get().reads_writes(1, 1)))]
+		// Plus the requester's count of open requests, when it closes,
+		// and the break-glass entry of a served emergency access.
+		// And the proxy's key fragment id.
+		#[pallet::weight(T::WeightInfo::submit_fragment()
+			.saturating_add(Pallet::<T>::count_weight())
+			.saturating_add(T::DbWeight::get().writes(1))
+			.saturating_add(Pallet::<T>::kfrag_id_weight()))]
 		pub fn submit_fragment(
 			origin: OriginFor<T>,
 			request: RequestId,
@@ -761,7 +811,11 @@ pub mod pallet {
 			ensure!(g.acknowledged.contains(&proxy), Error::<T>::NotAcknowledged);
 			ensure!(!Fragments::<T>::contains_key(request, &proxy), Error::<T>::AlreadySubmitted);
 			let capsule = Capsules::<T>::get(req.record).ok_or(Error::<T>::NoCapsule)?;
-			if Self::fragment_verifies(&g, &capsule, &fragment) {
+			let own = KeyFragmentIds::<T>::get(req.grant, &proxy)
+				.is_none_or(|id| medchain_umbral::cfrag_kfrag_id(&fragment) == Ok(id));
+			// A copy of another proxy's fragment verifies but is not this
+			// proxy's work, and would add nothing to the decryption.
+			if own && Self::fragment_verifies(&g, &capsule, &fragment) {
 				Fragments::<T>::insert(request, &proxy, Submission::Accepted(fragment));
 				if Self::earns_serving_credit(&g, req.record, &proxy) {
 					T::Credit::report(&proxy, Behaviour::ReencryptionServed);
@@ -771,6 +825,10 @@ pub mod pallet {
 				if req.fragments >= g.threshold {
 					req.status = RequestStatus::Ready;
 					Self::close_request(request, &req);
+					if req.emergency.is_some() {
+						// A served break-glass access keeps the record readable.
+						BrokenGlass::<T>::insert(req.grant, req.record, request);
+					}
 					Self::deposit_event(Event::AccessReady { request });
 				}
 				Requests::<T>::insert(request, req);
@@ -902,6 +960,26 @@ pub mod pallet {
 			Self::deposit_event(Event::GrantDisputed { grant, proxy, unusable });
 			Ok(Some(T::WeightInfo::dispute_grant(proxies)).into())
 		}
+
+		/// Allows (or, with `false`, no longer allows) the sender's grants
+		/// with threshold 1. Such a grant's one proxy together with its
+		/// grantee can open every record in its scope, past any revocation,
+		/// without the chain seeing it; by default a grant needs 2 or more
+		/// proxies. Grants already made are not changed.
+		///
+		/// Origin: any signed account. Emits `SingleProxyGrantsAllowed`.
+		#[pallet::call_index(11)]
+		#[pallet::weight(T::WeightInfo::allow_single_proxy_grants())]
+		pub fn allow_single_proxy_grants(origin: OriginFor<T>, allowed: bool) -> DispatchResult {
+			let patient = ensure_signed(origin)?;
+			if allowed {
+				SingleProxyGrants::<T>::insert(&patient, ());
+			} else {
+				SingleProxyGrants::<T>::remove(&patient);
+			}
+			Self::deposit_event(Event::SingleProxyGrantsAllowed { patient, allowed });
+			Ok(())
+		}
 	}
 
 	impl<T: Config> Pallet<T> {
@@ -1030,11 +1108,69 @@ pub mod pallet {
 			!g.is_party(proxy) && T::Records::record(record).is_some_and(|r| r.issuer != *proxy)
 		}
 
+		/// Notes break-glass access `request` to `record` under `grant`, unless
+		/// an earlier one was served (a later access that goes unserved must
+		/// not take away what the served one allowed).
+		pub(crate) fn note_broken_glass(grant: GrantId, record: RecordId, request: RequestId) {
+			BrokenGlass::<T>::mutate(grant, record, |noted| {
+				let served = (*noted)
+					.and_then(Requests::<T>::get)
+					.is_some_and(|earlier| earlier.status == RequestStatus::Ready);
+				if !served {
+					*noted = Some(request);
+				}
+			});
+		}
+
+		/// Reading or writing one `KeyFragmentIds` entry: its key (prefix,
+		/// grant, hashed account) and 32 bytes.
+		pub(crate) fn kfrag_id_weight() -> Weight {
+			T::DbWeight::get().reads_writes(1, 1).saturating_add(Weight::from_parts(0, 32 + 8 + 8 + 16 + 32 + 32))
+		}
+
+		/// The proof size of reading or writing one `OpenRequestsOf` entry:
+		/// its key (prefix, hashed account) and a `u32`.
+		pub(crate) fn count_weight() -> Weight {
+			T::DbWeight::get().reads_writes(1, 1).saturating_add(Weight::from_parts(0, 32 + 16 + 32 + 4))
+		}
+
 		/// How many requests ordinary (not break-glass) requests may fill:
 		/// three quarters of the queue.
 		pub fn ordinary_capacity() -> u32 {
 			let max = T::MaxOpenRequests::get();
 			max.saturating_sub(max / 4)
+		}
+
+		/// Ends `grant` if `may_end` holds for it (else `refused`): marks it
+		/// revoked now, drops it from the patient's and grantee's lists and
+		/// deletes what its proxies were given. Returns its number of proxies.
+		fn end_grant(
+			grant: GrantId,
+			may_end: impl FnOnce(&Grant<T>) -> bool,
+			refused: Error<T>,
+		) -> Result<u32, DispatchError> {
+			let proxies = Grants::<T>::try_mutate(grant, |maybe| -> Result<u32, DispatchError> {
+				let g = maybe.as_mut().ok_or(Error::<T>::GrantNotFound)?;
+				ensure!(may_end(g), refused);
+				ensure!(g.revoked_at.is_none(), Error::<T>::AlreadyRevoked);
+				g.revoked_at = Some(frame_system::Pallet::<T>::block_number());
+				PatientGrants::<T>::mutate(&g.patient, |l| l.retain(|x| *x != grant));
+				GranteeGrants::<T>::remove(&g.grantee, grant);
+				for proxy in g.proxies.iter() {
+					PendingAcknowledgements::<T>::remove(proxy, grant);
+				}
+				Ok(g.proxies.len() as u32)
+			})?;
+			let _ = SealedFragments::<T>::clear_prefix(grant, proxies, None);
+			let _ = KeyFragmentIds::<T>::clear_prefix(grant, proxies, None);
+			Disputes::<T>::remove(grant);
+			Ok(proxies)
+		}
+
+		/// The weight of ending a grant of `proxies` proxies.
+		fn end_grant_weight(proxies: u32) -> Weight {
+			T::WeightInfo::revoke_grant(proxies)
+				.saturating_add(Self::kfrag_id_weight().saturating_mul(proxies.into()))
 		}
 
 		/// Takes a request off the open list and its deadline.

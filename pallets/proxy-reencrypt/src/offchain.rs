@@ -148,12 +148,18 @@ impl<T: Config> Pallet<T> {
 
 	/// The accounts of every proxy key in the keystore.
 	fn keystore_accounts() -> Vec<T::AccountId> {
+		Self::keystore_keys().into_iter().map(|(_, account)| account).collect()
+	}
+
+	/// This node's keystore keys of the pallet's key type, with their accounts.
+	fn keystore_keys() -> Vec<(T::Public, T::AccountId)> {
 		<<T::AuthorityId as AppCrypto<T::Public, T::Signature>>::RuntimeAppPublic as sp_application_crypto::RuntimeAppPublic>::all()
 			.into_iter()
 			.map(|key| {
 				let generic: <T::AuthorityId as AppCrypto<T::Public, T::Signature>>::GenericPublic = key.into();
 				let public: T::Public = generic.into();
-				public.into_account()
+				let account = public.clone().into_account();
+				(public, account)
 			})
 			.collect()
 	}
@@ -162,12 +168,9 @@ impl<T: Config> Pallet<T> {
 	/// institutions and registered proxies with their Umbral secret key in
 	/// offchain storage.
 	fn local_proxies() -> Vec<LocalProxy<T>> {
-		<<T::AuthorityId as AppCrypto<T::Public, T::Signature>>::RuntimeAppPublic as sp_application_crypto::RuntimeAppPublic>::all()
+		Self::keystore_keys()
 			.into_iter()
-			.filter_map(|key| {
-				let generic: <T::AuthorityId as AppCrypto<T::Public, T::Signature>>::GenericPublic = key.into();
-				let public: T::Public = generic.into();
-				let account = public.clone().into_account();
+			.filter_map(|(public, account)| {
 				let umbral_public = Proxies::<T>::get(&account)?;
 				// A suspended institution's calls would be refused.
 				if !T::Registry::is_active(&account) {
@@ -226,6 +229,8 @@ impl<T: Config> Pallet<T> {
 		let key = kfrag_key::<T>(grant, proxy);
 		let cache = StorageValueRef::persistent(&key);
 		if let Some(kfrag) = cache.get::<Vec<u8>>().ok().flatten().and_then(|b| medchain_umbral::key_frag(&b).ok()) {
+			// Listed for the sweep (one kept before the sweep existed was not).
+			list_kept::<T>(grant, proxy);
 			// Verified before it was stored; only this node writes it.
 			return Ok(kfrag.skip_verification());
 		}
@@ -234,19 +239,14 @@ impl<T: Config> Pallet<T> {
 			Self::delegation_keys(g).ok_or(KfragError::Unavailable("the patient or grantee has no valid keys"))?;
 		let kfrag = medchain_umbral::open_kfrag(secret, &sealed.capsule, &sealed.ciphertext, &keys.delegation())
 			.map_err(|_| KfragError::Invalid)?;
+		// Bound to another id, every fragment this proxy made would be
+		// refused (and cost it credit): refuse the grant instead.
+		if KeyFragmentIds::<T>::get(grant, proxy).is_some_and(|id| medchain_umbral::kfrag_id(&kfrag) != Ok(id)) {
+			return Err(KfragError::Invalid);
+		}
 		if let Ok(bytes) = medchain_umbral::to_bytes(&kfrag) {
 			// Listed first, so that no kept fragment escapes the sweep.
-			let list_key = kept_key::<T>(proxy);
-			let listed = StorageValueRef::persistent(&list_key).mutate(
-				|kept: Result<Option<Vec<GrantId>>, _>| -> Result<_, ()> {
-					let mut kept = kept.ok().flatten().unwrap_or_default();
-					if !kept.contains(&grant) {
-						kept.push(grant);
-					}
-					Ok(kept)
-				},
-			);
-			if listed.is_ok() {
+			if list_kept::<T>(grant, proxy) {
 				cache.set(&bytes);
 			}
 		}
@@ -272,4 +272,19 @@ pub(crate) fn kfrag_key<T: Config>(grant: GrantId, proxy: &T::AccountId) -> Vec<
 /// Where the grants whose opened key fragments a proxy keeps are listed.
 pub(crate) fn kept_key<T: Config>(proxy: &T::AccountId) -> Vec<u8> {
 	(b"medchain/pre/kept", proxy).encode()
+}
+
+/// Lists `grant` among those whose opened key fragment `proxy` keeps; whether
+/// it is listed.
+fn list_kept<T: Config>(grant: GrantId, proxy: &T::AccountId) -> bool {
+	let list_key = kept_key::<T>(proxy);
+	StorageValueRef::persistent(&list_key)
+		.mutate(|kept: Result<Option<Vec<GrantId>>, _>| -> Result<_, ()> {
+			let mut kept = kept.ok().flatten().unwrap_or_default();
+			if !kept.contains(&grant) {
+				kept.push(grant);
+			}
+			Ok(kept)
+		})
+		.is_ok()
 }

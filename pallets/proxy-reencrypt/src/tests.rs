@@ -27,7 +27,8 @@ fn run_to(n: u64) {
 	}
 }
 
-type SealedList = BoundedVec<(AccountId, SealedFragment<frame_support::traits::ConstU32<512>>), frame_support::traits::ConstU32<3>>;
+type SealedList =
+	BoundedVec<(AccountId, SealedFragment<frame_support::traits::ConstU32<512>>, KfragId), frame_support::traits::ConstU32<3>>;
 
 /// The record every test reads.
 const RECORD: RecordId = 7;
@@ -89,6 +90,7 @@ impl World {
 				(
 					*who,
 					SealedFragment { capsule: s.capsule.try_into().unwrap(), ciphertext: s.ciphertext.try_into().unwrap() },
+					s.kfrag_id,
 				)
 			})
 			.collect();
@@ -117,6 +119,36 @@ impl World {
 			false,
 		));
 		id
+	}
+
+	/// Grants the doctor everything, 2 of 3, with fragments changed by
+	/// `edit` (none acknowledged).
+	fn edited_grant(&self, edit: impl FnOnce(&mut Vec<(AccountId, SealedFragment<frame_support::traits::ConstU32<512>>, KfragId)>)) -> GrantId {
+		let mut fragments = self.fragments(&self.doctor, 2, 3).into_inner();
+		edit(&mut fragments);
+		let id = NextGrantId::<Test>::get();
+		assert_ok!(Pre::grant_access(
+			origin(PATIENT),
+			DOCTOR,
+			GrantScope::All,
+			AccessPurpose::Treatment,
+			None,
+			2,
+			fragments.try_into().unwrap(),
+			false,
+		));
+		id
+	}
+
+	/// Runs proxy 0's offchain worker alone and checks that it disputes `grant`.
+	fn proxy_0_disputes(&self, h: &OffchainHandles, grant: GrantId) {
+		UintAuthorityId::set_all_keys(vec![PROXIES[0]]);
+		store_secret(h, &self.proxies[0]);
+		Pre::offchain_worker(1);
+		let sent = drain_pool(h);
+		assert_eq!(sent, vec![(PROXIES[0], RuntimeCall::Pre(Call::dispute_grant { grant }))]);
+		dispatch_all(sent);
+		assert_eq!(Disputes::<Test>::get(grant).into_inner(), vec![PROXIES[0]]);
 	}
 
 	/// An emergency grant to the emergency institution, 2 of 3, acknowledged.
@@ -310,6 +342,68 @@ fn a_bad_fragment_is_rejected_and_costs_the_proxy_credit() {
 }
 
 #[test]
+fn a_proxy_cannot_pass_off_another_proxys_fragment_as_its_own() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let g = w.grant(GrantScope::All, None);
+		let r = request(g);
+		// Proxy 1 copies proxy 0's fragment (public once sent): it verifies
+		// against the capsule and the patient's keys, but it was made from
+		// proxy 0's key fragment. Sent first (front-running proxy 0) or
+		// after, it is refused and costs proxy 1 credit.
+		let of_proxy_0 = w.fragment(0, r, &w.doctor);
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[1]), r, of_proxy_0.clone()));
+		assert_eq!(Fragments::<Test>::get(r, PROXIES[1]), Some(Submission::Rejected));
+		assert_eq!(CreditLog::get(), vec![(PROXIES[1], Behaviour::ReencryptionFailed)]);
+		assert!(events().contains(&Event::FragmentRejected { request: r, proxy: PROXIES[1] }));
+		assert_eq!(Requests::<Test>::get(r).unwrap().fragments, 0);
+		// Proxy 0's own fragment still counts, for proxy 0.
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[0]), r, of_proxy_0));
+		assert_eq!(Requests::<Test>::get(r).unwrap().fragments, 1);
+		// The request is served by two distinct fragments: the doctor decrypts.
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[2]), r, w.fragment(2, r, &w.doctor)));
+		assert_eq!(Requests::<Test>::get(r).unwrap().status, RequestStatus::Ready);
+		assert_eq!(w.decrypt(r, &w.doctor).unwrap(), w.data_key.to_vec());
+		// Each proxy is bound to the id of the fragment sealed to it.
+		for i in 0..3 {
+			assert!(KeyFragmentIds::<Test>::contains_key(g, PROXIES[i]));
+		}
+		assert_ok!(Pre::revoke_grant(origin(PATIENT), g));
+		assert_eq!(KeyFragmentIds::<Test>::iter_prefix(g).count(), 0, "cleared with the sealed fragments");
+	});
+}
+
+#[test]
+fn one_proxy_and_the_grantee_cannot_read_a_patients_records_unless_the_patient_chose_so() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let grant = |m: u8, n: usize| {
+			Pre::grant_access(
+				origin(PATIENT),
+				DOCTOR,
+				GrantScope::All,
+				AccessPurpose::Treatment,
+				None,
+				m,
+				w.fragments(&w.doctor, m as usize, n),
+				false,
+			)
+		};
+		// Threshold 1: one proxy's fragment and the grantee's key open every
+		// record in scope. Not without the patient's consent.
+		assert_noop!(grant(1, 2), Error::<Test>::SingleProxyNotAllowed);
+		assert_ok!(grant(2, 2));
+		assert_ok!(Pre::allow_single_proxy_grants(origin(PATIENT), true));
+		assert!(events().contains(&Event::SingleProxyGrantsAllowed { patient: PATIENT, allowed: true }));
+		assert_ok!(grant(1, 2));
+		assert_eq!(Grants::<Test>::get(NextGrantId::<Test>::get() - 1).unwrap().threshold, 1);
+		assert_ok!(Pre::allow_single_proxy_grants(origin(PATIENT), false));
+		assert!(!SingleProxyGrants::<Test>::contains_key(PATIENT));
+		assert_noop!(grant(1, 2), Error::<Test>::SingleProxyNotAllowed);
+	});
+}
+
+#[test]
 fn submissions_are_checked() {
 	new_test_ext(|_| {
 		let w = World::new();
@@ -351,6 +445,29 @@ fn after_revocation_nothing_is_served() {
 }
 
 #[test]
+fn a_doctor_declines_a_grant_it_never_asked_for() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let g = w.grant(GrantScope::All, None);
+		// Only the grantee declines; the patient revokes instead.
+		assert_noop!(Pre::decline_grant(origin(PATIENT), g), Error::<Test>::NotGrantee);
+		assert_noop!(Pre::decline_grant(origin(DOCTOR), 42), Error::<Test>::GrantNotFound);
+		assert_ok!(Pre::decline_grant(origin(DOCTOR), g));
+		assert!(events().contains(&Event::GrantDeclined { grant: g }));
+		assert_noop!(Pre::decline_grant(origin(DOCTOR), g), Error::<Test>::AlreadyRevoked);
+		assert_noop!(Pre::revoke_grant(origin(PATIENT), g), Error::<Test>::AlreadyRevoked);
+		// The grant is gone from both lists and from what proxies hold.
+		assert!(GranteeGrants::<Test>::iter_key_prefix(DOCTOR).next().is_none());
+		assert!(PatientGrants::<Test>::get(PATIENT).is_empty());
+		assert_eq!(SealedFragments::<Test>::iter_prefix(g).count(), 0);
+		assert_eq!(KeyFragmentIds::<Test>::iter_prefix(g).count(), 0);
+		assert_noop!(Pre::request_access(origin(DOCTOR), g, RECORD), Error::<Test>::GrantNotLive);
+		assert_eq!(Pre::readable_under(&DOCTOR, RECORD), None);
+		assert!(CreditLog::get().is_empty());
+	});
+}
+
+#[test]
 fn after_expiry_nothing_is_served() {
 	new_test_ext(|_| {
 		let w = World::new();
@@ -381,7 +498,7 @@ fn grants_are_checked() {
 		assert_noop!(grant(PATIENT, PATIENT, GrantScope::All, None, 2, frags.clone(), false), Error::<Test>::SelfGrant);
 		assert_noop!(grant(PATIENT, DOCTOR, GrantScope::All, None, 0, frags.clone(), false), Error::<Test>::BadThreshold);
 		assert_noop!(grant(PATIENT, DOCTOR, GrantScope::All, None, 4, frags.clone(), false), Error::<Test>::BadThreshold);
-		let edited = |f: &dyn Fn(&mut Vec<(AccountId, SealedFragment<frame_support::traits::ConstU32<512>>)>)| -> SealedList {
+		let edited = |f: &dyn Fn(&mut Vec<(AccountId, SealedFragment<frame_support::traits::ConstU32<512>>, KfragId)>)| -> SealedList {
 			let mut v = frags.clone().into_inner();
 			f(&mut v);
 			v.try_into().unwrap()
@@ -390,6 +507,8 @@ fn grants_are_checked() {
 		assert_noop!(grant(PATIENT, DOCTOR, GrantScope::All, None, 2, unknown, false), Error::<Test>::UnknownProxy);
 		let twice = edited(&|v| v[1].0 = PROXIES[0]);
 		assert_noop!(grant(PATIENT, DOCTOR, GrantScope::All, None, 2, twice, false), Error::<Test>::DuplicateProxy);
+		let one_id = edited(&|v| v[2].2 = v[0].2);
+		assert_noop!(grant(PATIENT, DOCTOR, GrantScope::All, None, 2, one_id, false), Error::<Test>::DuplicateKeyFragment);
 		let malformed = edited(&|v| v[2].1.capsule = vec![0xc2].try_into().unwrap());
 		assert_noop!(grant(PATIENT, DOCTOR, GrantScope::All, None, 2, malformed, false), Error::<Test>::MalformedCapsule);
 		assert_noop!(grant(PATIENT, DOCTOR, GrantScope::All, Some(1), 2, frags.clone(), false), Error::<Test>::ExpiryInPast);
@@ -722,33 +841,28 @@ fn the_offchain_proxy_disputes_a_fragment_it_cannot_open() {
 	new_test_ext(|h| {
 		let w = World::new();
 		// Proxy 0's fragment is sealed to proxy 1's key: proxy 0 cannot open it.
-		let mut fragments = w.fragments(&w.doctor, 2, 3).into_inner();
-		fragments[0].1 = fragments[1].1.clone();
-		let g = NextGrantId::<Test>::get();
-		assert_ok!(Pre::grant_access(
-			origin(PATIENT),
-			DOCTOR,
-			GrantScope::All,
-			AccessPurpose::Treatment,
-			None,
-			2,
-			fragments.try_into().unwrap(),
-			false,
-		));
-		UintAuthorityId::set_all_keys(vec![PROXIES[0]]);
-		store_secret(h, &w.proxies[0]);
-		Pre::offchain_worker(1);
-		let sent = drain_pool(h);
-		assert_eq!(sent, vec![(PROXIES[0], RuntimeCall::Pre(Call::dispute_grant { grant: g }))]);
-		dispatch_all(sent);
+		let g = w.edited_grant(|f| f[0].1 = f[1].1.clone());
+		w.proxy_0_disputes(h, g);
 		// Two proxies of 2-of-3 can still serve: the grant stays usable.
 		assert_eq!(Grants::<Test>::get(g).unwrap().disputed_by, None);
-		assert_eq!(Disputes::<Test>::get(g).into_inner(), vec![PROXIES[0]]);
 		assert!(CreditLog::get().is_empty());
 		// Nothing is left for proxy 0's worker to answer.
 		assert!(!PendingAcknowledgements::<Test>::contains_key(PROXIES[0], g));
 		Pre::offchain_worker(20);
 		assert!(drain_pool(h).is_empty());
+	});
+}
+
+#[test]
+fn a_patient_cannot_bind_a_proxy_to_a_key_fragment_it_was_not_given() {
+	new_test_ext(|h| {
+		let w = World::new();
+		// The patient names another id for proxy 0 than its fragment's: every
+		// fragment proxy 0 made would be refused and cost it credit.
+		let g = w.edited_grant(|f| f[0].2 = [9; 32]);
+		// Proxy 0's node refuses the grant instead of serving it.
+		w.proxy_0_disputes(h, g);
+		assert!(CreditLog::get().is_empty());
 	});
 }
 

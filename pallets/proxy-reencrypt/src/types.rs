@@ -55,6 +55,9 @@ impl KeyCapsule {
 	}
 }
 
+/// A key fragment's id (see `KeyFragmentIds`).
+pub type KfragId = medchain_umbral::KfragId;
+
 /// A key fragment sealed to one proxy's public key (see
 /// `medchain_umbral::SealedKeyFrag`): readable by that proxy only.
 #[derive(CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo)]

@@ -178,7 +178,11 @@ export async function sendAndWait(api, tx, signer, timeoutMs = 60_000) {
     try {
       return await sendOnce(api, tx, signer, timeoutMs);
     } catch (e) {
-      if (attempt >= 3 || !/ancient birth block/.test(String(e?.message))) throw e;
+      // Refused by the pool outright, so never in it: signing again is safe.
+      // (A nonce another signer of the account took: the node's offchain
+      // workers sign as dev accounts too.)
+      const cured = /ancient birth block|Priority is too low|Transaction is outdated|1014/.test(String(e?.message));
+      if (attempt >= 5 || !cured) throw e;
       await new Promise((r) => setTimeout(r, 1_500));
     }
   }

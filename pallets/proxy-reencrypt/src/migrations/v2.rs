@@ -1,12 +1,20 @@
-//! v1 → v2: a grantee's grants are listed one key per grant
-//! (`GranteeGrants[grantee][grant]`) instead of in one list capped at
-//! `MaxGrantsPerAccount`, so that junk grants cannot fill a grantee's list
-//! and lock real patients out.
+//! v1 → v2:
+//! - a grantee's grants are listed one key per grant
+//!   (`GranteeGrants[grantee][grant]`) instead of in one list capped at
+//!   `MaxGrantsPerAccount`, so that junk grants cannot fill a grantee's
+//!   list and lock real patients out;
+//! - each requester's open ordinary requests are counted
+//!   (`OpenRequestsOf`), from the open list (at most `MaxOpenRequests`);
+//! - each break-glass access that still lets its institution read the
+//!   record (open or served) is noted in `BrokenGlass` (the gateway's check
+//!   no longer scans a record's requests), a served one before an open one.
 //!
-//! One read and one write per listed grant: a grantee's list holds grants
-//! of distinct patients, each capped at `MaxGrantsPerAccount` live grants.
+//! One read and one write per listed grant, one read per open request, and
+//! one read per request ever made (the break-glass scan).
 
-use crate::{Config, GrantId, GranteeGrants, Pallet};
+use crate::{
+	BrokenGlass, Config, GrantId, GranteeGrants, OpenRequests, OpenRequestsOf, Pallet, RequestStatus, Requests,
+};
 use frame_support::{
 	migrations::VersionedMigration, pallet_prelude::*, traits::UncheckedOnRuntimeUpgrade, BoundedVec,
 };
@@ -41,8 +49,37 @@ impl<T: Config> UncheckedOnRuntimeUpgrade for InnerMigrateV1ToV2<T> {
 			}
 		}
 		let grantees = lists.len() as u64;
-		log::info!(target: crate::LOG_TARGET, "v2: {listed} grants of {grantees} grantees listed by key");
-		T::DbWeight::get().reads_writes(grantees, grantees.saturating_add(listed))
+		let mut writes = grantees.saturating_add(listed);
+		let open = OpenRequests::<T>::get();
+		for id in open.iter() {
+			if let Some(req) = Requests::<T>::get(id).filter(|r| r.status == RequestStatus::Open && r.emergency.is_none()) {
+				OpenRequestsOf::<T>::mutate(&req.requester, |n| *n = n.saturating_add(1));
+				writes = writes.saturating_add(1);
+			}
+		}
+		let mut requests = 0u64;
+		for (id, req) in Requests::<T>::iter() {
+			requests = requests.saturating_add(1);
+			if req.emergency.is_none() || req.status == RequestStatus::Expired {
+				continue;
+			}
+			// As the calls do: a served access is kept, an open one noted
+			// unless a served one is.
+			if req.status == RequestStatus::Ready {
+				BrokenGlass::<T>::insert(req.grant, req.record, id);
+			} else {
+				Pallet::<T>::note_broken_glass(req.grant, req.record, id);
+			}
+			writes = writes.saturating_add(1);
+		}
+		log::info!(
+			target: crate::LOG_TARGET,
+			"v2: {listed} grants of {grantees} grantees listed by key; {requests} requests scanned"
+		);
+		T::DbWeight::get().reads_writes(
+			grantees.saturating_add(open.len() as u64).saturating_add(requests.saturating_mul(2)),
+			writes,
+		)
 	}
 
 	#[cfg(feature = "try-runtime")]
@@ -88,13 +125,55 @@ mod tests {
 			doctor.sort();
 			assert_eq!(doctor, vec![4, 9]);
 			assert_eq!(GranteeGrants::<Test>::iter_key_prefix(EMERGENCY).collect::<Vec<_>>(), vec![5]);
-			assert_eq!(GranteeGrants::<Test>::iter_keys().count(), 3, "nothing of the old layout left");
+			assert!(!v1::GranteeGrants::<Test>::contains_key(DOCTOR), "nothing of the old layout left");
+			assert!(!v1::GranteeGrants::<Test>::contains_key(EMERGENCY));
+			assert_eq!(GranteeGrants::<Test>::iter_keys().count(), 3);
 			// A second run does nothing (the version is already 2).
 			MigrateV1ToV2::<Test>::on_runtime_upgrade();
 			assert_eq!(GranteeGrants::<Test>::iter_keys().count(), 3);
 			// The grants themselves are not in this test's storage: clear the
 			// listings so the invariants checked after every test hold.
 			let _ = GranteeGrants::<Test>::clear(u32::MAX, None);
+		});
+	}
+
+	#[test]
+	fn open_requests_are_counted_and_break_glass_accesses_noted() {
+		use crate::{AccessRequest, Emergency, EmergencyReason, Review};
+		new_test_ext(|_| {
+			StorageVersion::new(1).put::<Pre>();
+			let request = |requester, grant, status, emergency: bool| AccessRequest::<Test> {
+				grant,
+				record: 7,
+				requester,
+				requested_at: 1,
+				deadline: 6,
+				fragments: 0,
+				status,
+				emergency: emergency.then(|| Emergency {
+					reason: EmergencyReason::Other,
+					statement_hash: sp_core::H256::zero(),
+					review_by: 9,
+					review: Review::Pending,
+				}),
+			};
+			Requests::<Test>::insert(0, request(DOCTOR, 1, RequestStatus::Open, false));
+			Requests::<Test>::insert(1, request(DOCTOR, 2, RequestStatus::Open, false));
+			// A served access and a later open one under one grant; an expired one.
+			Requests::<Test>::insert(2, request(EMERGENCY, 5, RequestStatus::Ready, true));
+			Requests::<Test>::insert(3, request(EMERGENCY, 5, RequestStatus::Open, true));
+			Requests::<Test>::insert(4, request(EMERGENCY, 6, RequestStatus::Expired, true));
+			OpenRequests::<Test>::put(BoundedVec::try_from(vec![0, 1, 3]).unwrap());
+			MigrateV1ToV2::<Test>::on_runtime_upgrade();
+			assert_eq!(OpenRequestsOf::<Test>::get(DOCTOR), 2);
+			assert!(!OpenRequestsOf::<Test>::contains_key(EMERGENCY), "break-glass is not counted");
+			assert_eq!(BrokenGlass::<Test>::get(5, 7), Some(2), "the served access is kept");
+			assert_eq!(BrokenGlass::<Test>::get(6, 7), None, "an expired access allows nothing");
+			// The grants are not in this test's storage: clear what refers to them.
+			let _ = Requests::<Test>::clear(u32::MAX, None);
+			OpenRequests::<Test>::kill();
+			let _ = OpenRequestsOf::<Test>::clear(u32::MAX, None);
+			let _ = BrokenGlass::<Test>::clear(u32::MAX, None);
 		});
 	}
 }

@@ -35,6 +35,14 @@ pub use umbral_pre::{
 pub const PUBLIC_KEY_LEN: usize = 33;
 /// Length of a key seed.
 pub const SEED_LEN: usize = 32;
+/// Length of a key fragment's id.
+pub const KFRAG_ID_LEN: usize = 32;
+
+/// A key fragment's id: random, drawn by the patient's wallet when it makes
+/// the fragment, signed with it, and carried by every capsule fragment made
+/// from it. The chain binds each proxy to its fragment's id, so a proxy
+/// cannot pass off another proxy's capsule fragment as its own.
+pub type KfragId = [u8; KFRAG_ID_LEN];
 
 /// What went wrong with Umbral material.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -107,6 +115,28 @@ pub fn key_frag(bytes: &[u8]) -> Result<KeyFrag, Error> {
 	from_bytes(bytes).map_err(|_| Error::Malformed)
 }
 
+/// The id of key fragment `kfrag` (verified or not).
+///
+/// A key fragment's wire format is `[params, id, key, precursor, proof]`; the
+/// id is the second element, a 32-byte `bin`.
+pub fn kfrag_id<K: serde::Serialize>(kfrag: &K) -> Result<KfragId, Error> {
+	use serde::de::IgnoredAny;
+	let bytes = to_bytes(kfrag).map_err(|_| Error::Malformed)?;
+	let (_, id, _, _, _): (IgnoredAny, &[u8], IgnoredAny, IgnoredAny, IgnoredAny) =
+		from_bytes(&bytes).map_err(|_| Error::Malformed)?;
+	id.try_into().map_err(|_| Error::Malformed)
+}
+
+/// The id of the key fragment capsule fragment `cfrag_bytes` (wire format)
+/// was made from. Its wire format is `[e1, v1, kfrag_id, precursor, proof]`.
+/// The id is covered by the patient's signature that [`verify_cfrag`] checks.
+pub fn cfrag_kfrag_id(cfrag_bytes: &[u8]) -> Result<KfragId, Error> {
+	use serde::de::IgnoredAny;
+	let (_, _, id, _, _): (IgnoredAny, IgnoredAny, &[u8], IgnoredAny, IgnoredAny) =
+		from_bytes(cfrag_bytes).map_err(|_| Error::Malformed)?;
+	id.try_into().map_err(|_| Error::Malformed)
+}
+
 /// The keys a capsule fragment is checked against.
 pub struct Delegation<'a> {
 	/// The patient's signing key, which signed the key fragments.
@@ -171,6 +201,8 @@ pub struct SealedKeyFrag {
 	pub capsule: Vec<u8>,
 	/// The key fragment's wire bytes, encrypted.
 	pub ciphertext: Vec<u8>,
+	/// The key fragment's id, in clear: the chain binds the proxy to it.
+	pub kfrag_id: KfragId,
 }
 
 /// Seals `kfrag` to `proxy`'s public key.
@@ -185,6 +217,7 @@ pub fn seal_kfrag(
 	Ok(SealedKeyFrag {
 		capsule: to_bytes(&capsule).map_err(|_| Error::Malformed)?,
 		ciphertext: ciphertext.into_vec(),
+		kfrag_id: kfrag_id(kfrag)?,
 	})
 }
 
@@ -469,6 +502,27 @@ mod tests {
 		let (delegating, receiving) = (a.patient.public_key(), a.grantee.public_key());
 		let keys = Delegation { verifying_key: &verifying, delegating_key: &delegating, receiving_key: &receiving };
 		assert_eq!(decrypt_reencrypted(&a.grantee, &keys, &capsule, &cfrags, &ct).unwrap(), vec![7u8; 32]);
+	}
+
+	#[test]
+	fn a_capsule_fragment_carries_the_id_of_its_key_fragment() {
+		let mut fx = Fixture::new(3, 3);
+		let (capsule, _) = fx.capsule();
+		let sealed = fx.sealed_kfrags(2);
+		let ids: Vec<KfragId> = sealed.iter().map(|s| s.kfrag_id).collect();
+		assert!(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2], "ids are distinct");
+		for (i, s) in sealed.iter().enumerate() {
+			let cfrag = fx.cfrag(i, &capsule, s).unwrap();
+			assert_eq!(cfrag_kfrag_id(&cfrag), Ok(ids[i]));
+		}
+		// The portal reads the id at a fixed place of a key fragment's wire
+		// bytes: [0x95, params = [0x91, bin8(33)], bin8(32) id, …].
+		let kfrags = umbral_pre::generate_kfrags(&fx.patient, &fx.grantee.public_key(), &fx.signer, 1, 1, true, true);
+		let bytes = to_bytes(&kfrags[0]).unwrap();
+		assert_eq!(&bytes[..4], &[0x95, 0x91, 0xc4, 33]);
+		assert_eq!(&bytes[37..39], &[0xc4, 32]);
+		assert_eq!(kfrag_id(&kfrags[0]), Ok(bytes[39..71].try_into().unwrap()));
+		assert_eq!(cfrag_kfrag_id(b"not a fragment"), Err(Error::Malformed));
 	}
 
 	#[test]

@@ -1,7 +1,7 @@
 //! The institution's record gateway: JSON-RPC 2.0 over HTTP.
 //!
-//! `ehr_getRecord { record, accessor, purpose, block, signature }` returns the
-//! record's ciphertext to `accessor` if
+//! `ehr_getRecord { record, accessor, purpose, block, signature, grant? }`
+//! returns the record's ciphertext to `accessor` if
 //! 1. `signature` is `accessor`'s sr25519 signature of
 //!    `medchain-ehr-get:v2:<genesis hash>:<gateway SS58>:<record>:<accessor
 //!    SS58>:<purpose>:<block>` ([`request_message`]; raw, or wrapped in
@@ -60,9 +60,9 @@ pub struct Limits {
 	pub max_request: u32,
 	/// Largest response body (a 15 MiB record is 30 MiB in hex).
 	pub max_response: u32,
-	/// Connections, header and connection time. The connection time is
-	/// longer than the worst honest request, which waits for its access log
-	/// entry (3 × 30 s).
+	/// Connections, header and connection time. The connection time (120 s
+	/// by default) is longer than the worst honest request, which waits at
+	/// most [`LOG_WAIT`] for its access log entry.
 	pub connections: ConnectionLimits,
 }
 
@@ -198,20 +198,30 @@ impl Gateway {
 			return Err(refused(format!("record {record_id} is held by another institution's gateway")));
 		}
 		let grant = if accessor != record.patient && accessor != record.issuer {
-			let grant: Option<u64> = self
-				.node
-				.runtime_call("ProxyReencryptApi_readable_under", &(accessor.clone(), record_id))
-				.map_err(|e| unavailable(e.to_string()))?;
+			// The grant the reader names (it may hold several that cover the
+			// record, for different purposes), or the first usable one the
+			// chain finds; the runtime checks it again with the entry.
+			let grant: Option<u64> = match p["grant"].as_u64() {
+				Some(named) => Some(named),
+				None => self
+					.node
+					.runtime_call("ProxyReencryptApi_readable_under", &(accessor.clone(), record_id))
+					.map_err(|e| unavailable(e.to_string()))?,
+			};
 			let grant = grant.ok_or_else(|| refused(format!("{accessor_text} may not read record {record_id}")))?;
 			let granted: Option<pallet_proxy_reencrypt::Grant<Runtime>> = self
 				.node
 				.storage(&pallet_proxy_reencrypt::Grants::<Runtime>::hashed_key_for(grant))
 				.map_err(|e| unavailable(e.to_string()))?;
 			match granted {
+				Some(g) if g.grantee != accessor => {
+					return Err(refused(format!("{accessor_text} may not read record {record_id}")))
+				},
 				Some(g) if g.purpose != purpose => {
 					return Err(refused(format!("grant {grant} is for {:?}, not {purpose_name}", g.purpose)))
 				},
-				_ => Some(grant),
+				Some(_) => Some(grant),
+				None => return Err(refused(format!("{accessor_text} may not read record {record_id}"))),
 			}
 		} else {
 			None
@@ -262,12 +272,23 @@ impl Gateway {
 			purpose,
 			grant,
 		});
+		let deadline = std::time::Instant::now() + LOG_WAIT;
 		for _ in 0..3 {
-			let (_, outcome) = self
-				.node
-				.send_in_turn(&self.operator, call.clone(), LOG_WAIT, &self.submitting)
-				.map_err(|e| match e {
-					RpcError::Node(why) => LogError::Refused(why),
+			let wait = deadline.saturating_duration_since(std::time::Instant::now());
+			if wait.is_zero() {
+				break;
+			}
+			let (_, outcome) =
+				self.node.send_in_turn(&self.operator, call.clone(), wait, &self.submitting).map_err(|e| match e {
+					// Lost nonce races past every retry: try again later.
+					RpcError::Node(why) if medchain_chain_client::sign_again_cures(&why) => {
+						LogError::Unavailable(why)
+					},
+					// The pool's own words (fees, validity) go to the log only.
+					RpcError::Node(why) => {
+						tracing::warn!("the node refused the access log entry: {why}");
+						LogError::Refused("the node refused the transaction".into())
+					},
 					other => LogError::Unavailable(other.to_string()),
 				})?;
 			match outcome {
@@ -283,8 +304,10 @@ impl Gateway {
 	}
 }
 
-/// How long the gateway waits for its access log entry to be final.
-const LOG_WAIT: Duration = Duration::from_secs(60);
+/// How long the gateway waits, over all its attempts, for its access log
+/// entry to be final: less than a connection may last, so no read is logged
+/// after its reader was cut off.
+pub const LOG_WAIT: Duration = Duration::from_secs(90);
 
 /// Why an access log entry is not on chain.
 enum LogError {
@@ -465,6 +488,13 @@ mod tests {
 		}
 		let stranger = AccountId::from(sr25519::Pair::from_string("//Ferdie", None).expect("dev key").public());
 		assert!(!signature_proves(&signed, &signature, &stranger));
+	}
+
+	#[test]
+	fn the_gateway_gives_up_on_its_log_entry_before_the_connection_ends() {
+		// Otherwise an entry could land after the reader was cut off: a read
+		// on chain that nobody received.
+		assert!(LOG_WAIT < Limits::default().connections.connection_timeout);
 	}
 
 	#[test]

@@ -100,13 +100,21 @@ export function makePre(umbral) {
   /**
    * What a proxy checks before it acknowledges a grant (`acknowledgeGrant`):
    * opens its sealed key fragment with its secret key and verifies it against
-   * the patient's keys and the grantee's public key. Returns the verified
-   * key fragment; throws if it does not open or verify (then the proxy sends
-   * `disputeGrant`). The node's offchain worker does the same in Wasm.
+   * the patient's keys and the grantee's public key, and checks that its id
+   * is `boundId`, the one the chain binds this proxy to
+   * (`keyFragmentIds(grant, proxy)`, hex; `null` only for grants made before
+   * ids were bound). Returns the verified key fragment; throws if it does not
+   * open, verify or carry that id (then the proxy sends `disputeGrant`: with
+   * another id every fragment it made would be refused and cost it credit).
+   * The node's offchain worker does the same in Wasm.
    */
-  function openKeyFragment(proxySecretKey, sealed, patient, granteePublicKey) {
+  function openKeyFragment(proxySecretKey, sealed, patient, granteePublicKey, boundId) {
     const sk = umbral.SecretKey.fromBEBytes(unhex(proxySecretKey));
     const kfragBytes = umbral.decryptOriginal(sk, umbral.Capsule.fromBytes(unhex(sealed.capsule)), unhex(sealed.ciphertext));
+    if (boundId === undefined) throw new Error('pass the key fragment id the chain binds this proxy to (or null)');
+    if (boundId !== null && hex(kfragId(kfragBytes)) !== boundId.toLowerCase()) {
+      throw new Error('the key fragment is not the one the chain binds this proxy to');
+    }
     return umbral.KeyFrag.fromBytes(kfragBytes).verify(
       umbral.PublicKey.fromCompressedBytes(unhex(patient.verifyingKey)),
       umbral.PublicKey.fromCompressedBytes(unhex(patient.publicKey)),
@@ -117,8 +125,8 @@ export function makePre(umbral) {
    * What a proxy computes: opens its sealed fragment with its secret key and
    * re-encrypts the capsule (the node's offchain worker does this in Wasm).
    */
-  function proxyFragment(proxySecretKey, sealed, patient, granteePublicKey, keyCapsule) {
-    const kfrag = openKeyFragment(proxySecretKey, sealed, patient, granteePublicKey);
+  function proxyFragment(proxySecretKey, sealed, patient, granteePublicKey, keyCapsule, boundId = null) {
+    const kfrag = openKeyFragment(proxySecretKey, sealed, patient, granteePublicKey, boundId);
     return hex(umbral.reencrypt(umbral.Capsule.fromBytes(unhex(keyCapsule.capsule)), kfrag).toBytes());
   }
 

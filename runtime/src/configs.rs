@@ -474,6 +474,7 @@ impl pallet_proxy_reencrypt::Config for Runtime {
 	type MaxGrantsPerAccount = ConstU32<64>;
 	type MaxOpenRequests = ConstU32<256>;
 	type MaxOpenRequestsPerRequester = ConstU32<16>;
+	type MaxOpenRequestsPerGrant = ConstU32<8>;
 	type MaxSealedFragmentLen = ConstU32<512>;
 	type MaxCapsuleFragmentLen = ConstU32<512>;
 	type RequestTimeout = Clamped<dynamic_params::proxy_reencrypt::RequestTimeout, 10, { HOURS / 2 }>;

@@ -804,6 +804,10 @@ impl Fuzzer {
 				let expires_at = if self.one_in(6) { Some(0) } else { None };
 				let fragments = BoundedVec::truncate_from(fragments);
 				let purpose = if emergency { AccessPurpose::Emergency } else { AccessPurpose::Treatment };
+				if threshold == 1 && self.one_in(2) {
+					let allowed = !self.one_in(4);
+					self.signed_call(&patient, proxy(C::allow_single_proxy_grants { allowed }));
+				}
 				self.signed_call(&patient, proxy(C::grant_access { grantee, scope, purpose, expires_at, threshold, fragments, emergency }));
 			},
 			3 => {

@@ -204,8 +204,9 @@ test('a patient registers a key, grants, sees the access log and revokes in the 
   const patientKeys = (await api.query.proxyReencrypt.keys(k.dave.address)).unwrap();
   for (const n of ['alice', 'bob']) {
     const sealed = (await api.query.proxyReencrypt.sealedFragments(grantId, k[n].address)).unwrap();
+    const bound = (await api.query.proxyReencrypt.keyFragmentIds(grantId, k[n].address)).unwrap().toHex();
     pre.openKeyFragment(proxyKeys[n].secretKey, { capsule: sealed.capsule.toHex(), ciphertext: sealed.ciphertext.toHex() },
-      { publicKey: patientKeys.publicKey.toHex(), verifyingKey: patientKeys.verifyingKey.toHex() }, doctor.publicKey);
+      { publicKey: patientKeys.publicKey.toHex(), verifyingKey: patientKeys.verifyingKey.toHex() }, doctor.publicKey, bound);
     await sendAndWait(api, api.tx.proxyReencrypt.acknowledgeGrant(grantId), k[n]);
   }
   await page.evaluate(() => window.medchainPortal.refresh());

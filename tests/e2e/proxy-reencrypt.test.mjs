@@ -58,8 +58,9 @@ const proxiesOf = (...names) => names.map((n) => ({ account: k[n].address, publi
 async function charlieAcknowledges(grantId) {
   const { api } = node;
   const sealed = (await api.query.proxyReencrypt.sealedFragments(grantId, k.charlie.address)).unwrap();
+  const bound = (await api.query.proxyReencrypt.keyFragmentIds(grantId, k.charlie.address)).unwrap().toHex();
   pre.openKeyFragment(keys.charlie.secretKey, { capsule: sealed.capsule.toHex(), ciphertext: sealed.ciphertext.toHex() },
-    keys.dave, keys.eve.publicKey);
+    keys.dave, keys.eve.publicKey, bound);
   await sendAndWait(api, api.tx.proxyReencrypt.acknowledgeGrant(grantId), k.charlie);
 }
 
@@ -224,15 +225,24 @@ test('after revocation no fragment is accepted and the gateway refuses', async (
     k.charlie), /ehrIndex\.NotIssuer/);
   await sendAndWait(api, api.tx.proxyReencrypt.revokeGrant(g), k.dave);
   assert.match((await fetchRecord(k.eve, record.id)).error.message, /may not read record/);
+  // Naming the revoked grant does not get past the gateway's check either
+  // (nothing is fetched or logged for it), nor does a malformed grant id.
+  assert.match((await fetchRecordAs(api, gateway.url, k.eve, record.id, { grant: g })).error.message,
+    new RegExp(`grant ${g} does not let`));
+  assert.match((await fetchRecordAs(api, gateway.url, k.eve, record.id, { grant: 'one' })).error.message,
+    /`grant` must be a grant id/);
   // A gateway that checked before the revocation landed cannot log (and so
   // serve) the read after it: the runtime checks the grant at the entry's
   // block.
   await assert.rejects(sendAndWait(api, api.tx.ehrIndex.logAccess(record.id, k.eve.address, 'Treatment', g), k.alice),
     /ehrIndex\.NotReadable/);
 
-  // ... which is refused once the patient revoked.
+  // ... which is refused once the patient revoked: the request in flight
+  // was closed with the grant.
+  assert.ok((await api.query.proxyReencrypt.requests(r)).unwrap().status.isExpired, 'closed by the revocation');
+  assert.equal((await api.query.proxyReencrypt.openRequestsOf(k.eve.address)).toNumber(), 0);
   await assert.rejects(sendAndWait(api, api.tx.proxyReencrypt.submitFragment(r, valid), k.charlie),
-    /proxyReencrypt\.GrantNotLive/);
+    /proxyReencrypt\.RequestClosed/);
   await assert.rejects(sendAndWait(api, api.tx.proxyReencrypt.requestAccess(g, record.id), k.eve),
     /proxyReencrypt\.GrantNotLive/);
   // Zero fragments accepted after revocation, even with blocks passing.
@@ -339,11 +349,24 @@ test('requests wait for the proxies\' acknowledgement; a fragment a proxy cannot
   await assert.rejects(sendAndWait(api, api.tx.proxyReencrypt.requestAccess(bad, record.id), k.eve),
     /proxyReencrypt\.GrantDisputed/);
   assert.ok(await credit(k.alice) >= aliceBefore, 'a dispute costs the proxy nothing');
+
+  // The patient binds Alice and Charlie to ids that are not their fragments':
+  // Alice's node disputes, and Charlie's tool refuses to acknowledge.
+  const rebound = pre.sealedFragments(keys.dave, keys.eve.publicKey, proxiesOf('alice', 'charlie'), 2)
+    .map(([who, sealed], i) => [who, sealed, '0x' + String(i + 1).repeat(64)]);
+  const { events: made } = await sendAndWait(api, api.tx.proxyReencrypt.grantAccess(
+    k.eve.address, 'All', 'Treatment', null, 2, rebound, false), k.dave);
+  const wrongIds = made.find(({ event }) => api.events.proxyReencrypt.AccessGranted.is(event)).event.data.grant.toNumber();
+  await until(async () => (await api.query.proxyReencrypt.disputes(wrongIds)).some((p) => p.toString() === k.alice.address),
+    'Alice\'s dispute of the wrong id');
+  await assert.rejects(charlieAcknowledges(wrongIds), /not the one the chain binds this proxy to/);
 });
 
 test('one grantee cannot hold more than its share of the request queue; grantees decline; one proxy needs consent', async () => {
   const { api } = node;
   await revokeAll();
+  // Revoking closed Eve's requests in flight (earlier tests left some open).
+  assert.equal((await api.query.proxyReencrypt.openRequestsOf(k.eve.address)).toNumber(), 0);
   // Seventeen grants to Eve at once (a doctor, or a patient's sybils).
   const n = 17;
   const grants = Array.from({ length: n }, () => api.tx.proxyReencrypt.grantAccess(k.eve.address, 'All', 'Treatment',

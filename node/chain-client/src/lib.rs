@@ -397,6 +397,8 @@ impl Node {
 		turn: Option<&Mutex<()>>,
 	) -> Result<(Sent, Outcome), RpcError> {
 		let who = AccountId32::from(signer.public());
+		// One wait over every attempt: a caller's deadline holds.
+		let deadline = Instant::now() + wait;
 		let mut attempt = 0;
 		loop {
 			let guard = match turn {
@@ -407,11 +409,19 @@ impl Node {
 			signed(&sent);
 			let mut guard = guard;
 			let mut submitted = move || drop(guard.take());
-			match self.send_signed_then(&who, &xt, &sent, wait, &mut submitted) {
-				Err(RpcError::Node(e)) if sign_again_cures(&e) && attempt < SIGN_AGAIN => attempt += 1,
+			let left = deadline.saturating_duration_since(Instant::now());
+			match self.send_signed_then(&who, &xt, &sent, left, &mut submitted) {
+				Err(RpcError::Node(e)) if sign_again_cures(&e) && attempt < SIGN_AGAIN => {
+					attempt += 1;
+					back_off(attempt);
+					// Refused, so nothing of it is pending: give up once the
+					// wait is spent rather than submit past it.
+					if Instant::now() >= deadline {
+						return Err(RpcError::Node(e));
+					}
+				},
 				other => return other.map(|outcome| (sent, outcome)),
 			}
-			back_off(attempt);
 		}
 	}
 

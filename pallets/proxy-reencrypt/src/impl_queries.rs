@@ -85,6 +85,16 @@ impl<T: Config> Pallet<T> {
 	#[cfg(any(feature = "try-runtime", feature = "std", test))]
 	pub fn do_try_state() -> Result<(), sp_runtime::TryRuntimeError> {
 		let next_grant = NextGrantId::<T>::get();
+		for grant in KeyFragmentIds::<T>::iter_keys().map(|(grant, _)| grant) {
+			ensure!(Grants::<T>::contains_key(grant), "key fragment ids of an unknown grant");
+		}
+		for (grant, record, request) in BrokenGlass::<T>::iter() {
+			let req = Requests::<T>::get(request).ok_or("break-glass entry of an unknown request")?;
+			ensure!(
+				req.emergency.is_some() && req.grant == grant && req.record == record,
+				"break-glass entry of another access"
+			);
+		}
 		for (id, g) in Grants::<T>::iter() {
 			ensure!(id < next_grant, "grant id beyond NextGrantId");
 			ensure!(
@@ -98,6 +108,15 @@ impl<T: Config> Pallet<T> {
 			if g.revoked_at.is_some() {
 				ensure!(SealedFragments::<T>::iter_prefix(id).next().is_none(), "revoked grant kept fragments");
 				ensure!(KeyFragmentIds::<T>::iter_prefix(id).next().is_none(), "revoked grant kept fragment ids");
+			}
+			let ids: alloc::vec::Vec<(T::AccountId, KfragId)> = KeyFragmentIds::<T>::iter_prefix(id).collect();
+			ensure!(ids.iter().all(|(p, _)| g.proxies.contains(p)), "key fragment id of a proxy not of the grant");
+			ensure!(
+				ids.is_empty() || g.revoked_at.is_some() || ids.len() == g.proxies.len(),
+				"some proxies of a grant bound to ids, others not"
+			);
+			for (i, (_, a)) in ids.iter().enumerate() {
+				ensure!(ids[..i].iter().all(|(_, b)| b != a), "two proxies of a grant bound to one id");
 			}
 			for (i, p) in g.acknowledged.iter().enumerate() {
 				ensure!(g.proxies.contains(p), "acknowledged by a proxy not of the grant");
@@ -159,6 +178,13 @@ impl<T: Config> Pallet<T> {
 			ensure!(counted.remove(&who) == Some(n), "requester's open count disagrees with the open list");
 		}
 		ensure!(counted.is_empty(), "an open request is not counted for its requester");
+		for (grant, listed) in GrantOpenRequests::<T>::iter() {
+			ensure!(!listed.is_empty(), "an empty list of a grant's requests is kept");
+			for id in listed.iter() {
+				ensure!(open.contains(id), "a grant lists a request that is not open");
+				ensure!(Requests::<T>::get(id).is_some_and(|r| r.grant == grant), "a grant lists another grant's request");
+			}
+		}
 		Ok(())
 	}
 }
@@ -173,11 +199,12 @@ impl<T: Config> GrantedReads<T::AccountId> for Pallet<T> {
 	fn purpose_of_read_weight() -> sp_runtime::Weight {
 		use codec::MaxEncodedLen;
 		use frame_support::traits::Get;
-		// Keys are at most 80 bytes (prefix and two hashed keys); the record
-		// is read through the index, bounded here by a kilobyte.
-		let proof = Grant::<T>::max_encoded_len() as u64 +
-			AccessRequest::<T>::max_encoded_len() as u64 +
-			8 + 1024 + 4 * 80;
-		T::DbWeight::get().reads(4).saturating_add(sp_runtime::Weight::from_parts(0, proof))
+		// The record is read through the index, bounded here by a kilobyte.
+		T::DbWeight::get()
+			.reads(4)
+			.saturating_add(Self::proof_of(16 + Grant::<T>::max_encoded_len() as u64))
+			.saturating_add(Self::proof_of(1024))
+			.saturating_add(Self::proof_of(Self::broken_glass_len()))
+			.saturating_add(Self::proof_of(Self::request_len()))
 	}
 }

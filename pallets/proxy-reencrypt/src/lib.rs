@@ -178,6 +178,11 @@ pub mod pallet {
 		#[pallet::constant]
 		type MaxOpenRequestsPerRequester: Get<u32>;
 
+		/// Most requests (ordinary and break-glass) one grant may have
+		/// waiting for proxies at once: what ending a grant closes is bounded.
+		#[pallet::constant]
+		type MaxOpenRequestsPerGrant: Get<u32>;
+
 		/// Upper bound of a sealed key fragment's ciphertext.
 		#[pallet::constant]
 		type MaxSealedFragmentLen: Get<u32>;
@@ -295,6 +300,11 @@ pub mod pallet {
 	/// Requests waiting for proxies (what offchain workers scan).
 	#[pallet::storage]
 	pub type OpenRequests<T: Config> = StorageValue<_, BoundedVec<RequestId, T::MaxOpenRequests>, ValueQuery>;
+
+	/// Requests waiting for proxies, by grant: what ending the grant closes.
+	#[pallet::storage]
+	pub type GrantOpenRequests<T: Config> =
+		StorageMap<_, Twox64Concat, GrantId, BoundedVec<RequestId, T::MaxOpenRequestsPerGrant>, ValueQuery>;
 
 	/// How many ordinary (not break-glass) requests each account has
 	/// waiting for proxies.
@@ -498,6 +508,9 @@ pub mod pallet {
 		NotAcknowledged,
 		/// The grant's last request is less than `MinRequestInterval` blocks old.
 		RequestTooSoon,
+		/// The grant already has `MaxOpenRequestsPerGrant` requests waiting;
+		/// retry once one is served or expired.
+		TooManyGrantRequests,
 		/// An institution cannot review its own break-glass access.
 		CannotReviewOwnAccess,
 		/// This proxy already disputed the grant.
@@ -511,8 +524,10 @@ pub mod pallet {
 		fn on_initialize(now: BlockNumberFor<T>) -> Weight {
 			let expired = Self::expire_requests(now);
 			let lapsed = Self::lapse_reviews(now);
-			// Plus each expired request's requester count.
-			T::WeightInfo::on_initialize(expired, lapsed).saturating_add(Self::count_weight().saturating_mul(expired.into()))
+			// Plus each expired request's requester count and grant list.
+			T::WeightInfo::on_initialize(expired, lapsed).saturating_add(
+				Self::count_weight().saturating_add(Self::grant_list_weight()).saturating_mul(expired.into()),
+			)
 		}
 
 		fn offchain_worker(now: BlockNumberFor<T>) {
@@ -525,6 +540,7 @@ pub mod pallet {
 			assert!(T::MaxProxies::get() >= 1 && T::MaxProxies::get() <= u8::MAX as u32);
 			assert!(T::MaxOpenRequests::get() >= 4, "a quarter of the queue is kept for break-glass");
 			assert!(T::MaxOpenRequestsPerRequester::get() >= 1);
+			assert!(T::MaxOpenRequestsPerGrant::get() >= 1);
 		}
 
 		#[cfg(feature = "try-runtime")]
@@ -610,7 +626,6 @@ pub mod pallet {
 		/// `RecordNotFound`, `NotPatientsRecord`, `NotInstitution`,
 		/// `TooManyGrants`, `Overflow`.
 		#[pallet::call_index(3)]
-		// Plus one key fragment id per proxy.
 		// Plus one key fragment id per proxy, and the patient's choice of
 		// threshold 1.
 		#[pallet::weight(T::WeightInfo::grant_access(fragments.len() as u32)
@@ -685,18 +700,19 @@ pub mod pallet {
 
 		/// Revokes a grant (also a way to clear an expired one from the
 		/// lists): its sealed fragments are deleted, no request or fragment is
-		/// accepted under it any more.
+		/// accepted under it any more, and its requests in flight are closed
+		/// (`RequestExpired`; no proxy owes them).
 		///
 		/// Origin: the grant's patient. Errors: `GrantNotFound`, `NotPatient`,
 		/// `AlreadyRevoked`.
 		#[pallet::call_index(4)]
-		// Plus the proxies' key fragment ids.
-		#[pallet::weight(Pallet::<T>::end_grant_weight(T::MaxProxies::get()))]
+		// Plus the proxies' key fragment ids and the requests in flight.
+		#[pallet::weight(Pallet::<T>::max_end_grant_weight())]
 		pub fn revoke_grant(origin: OriginFor<T>, grant: GrantId) -> DispatchResultWithPostInfo {
 			let who = ensure_signed(origin)?;
-			let proxies = Self::end_grant(grant, |g| g.patient == who, Error::<T>::NotPatient)?;
+			let weight = Self::end_grant(grant, |g| g.patient == who, Error::<T>::NotPatient)?;
 			Self::deposit_event(Event::GrantRevoked { grant });
-			Ok(Some(Self::end_grant_weight(proxies)).into())
+			Ok(Some(weight).into())
 		}
 
 		/// The grantee refuses a grant: it ends as if revoked (the patient's
@@ -707,12 +723,12 @@ pub mod pallet {
 		/// Origin: the grant's grantee. Emits `GrantDeclined`. Errors:
 		/// `GrantNotFound`, `NotGrantee`, `AlreadyRevoked`.
 		#[pallet::call_index(12)]
-		#[pallet::weight(Pallet::<T>::end_grant_weight(T::MaxProxies::get()))]
+		#[pallet::weight(Pallet::<T>::max_end_grant_weight())]
 		pub fn decline_grant(origin: OriginFor<T>, grant: GrantId) -> DispatchResultWithPostInfo {
 			let who = ensure_signed(origin)?;
-			let proxies = Self::end_grant(grant, |g| g.grantee == who, Error::<T>::NotGrantee)?;
+			let weight = Self::end_grant(grant, |g| g.grantee == who, Error::<T>::NotGrantee)?;
 			Self::deposit_event(Event::GrantDeclined { grant });
-			Ok(Some(Self::end_grant_weight(proxies)).into())
+			Ok(Some(weight).into())
 		}
 
 		/// Asks to read `record` under `grant`: the audit entry proxies answer.
@@ -725,7 +741,9 @@ pub mod pallet {
 		/// `TooManyOpenRequests`, `TooManyOwnRequests`, `Overflow`.
 		#[pallet::call_index(5)]
 		// Plus the requester's count of open requests.
-		#[pallet::weight(T::WeightInfo::request_access().saturating_add(Pallet::<T>::count_weight()))]
+		#[pallet::weight(T::WeightInfo::request_access()
+			.saturating_add(Pallet::<T>::count_weight())
+			.saturating_add(Pallet::<T>::grant_list_weight()))]
 		pub fn request_access(origin: OriginFor<T>, grant: GrantId, record: RecordId) -> DispatchResult {
 			let who = ensure_signed(origin)?;
 			let g = Grants::<T>::get(grant).ok_or(Error::<T>::GrantNotFound)?;
@@ -746,8 +764,10 @@ pub mod pallet {
 		// Plus the `BrokenGlass` entry that lets the record's gateway serve it
 		// (and the earlier access it may keep).
 		#[pallet::weight(T::WeightInfo::break_glass()
+			.saturating_add(Pallet::<T>::grant_list_weight())
 			.saturating_add(T::DbWeight::get().reads_writes(2, 1))
-			.saturating_add(Weight::from_parts(0, AccessRequest::<T>::max_encoded_len() as u64 + 96)))]
+			.saturating_add(Pallet::<T>::proof_of(Pallet::<T>::broken_glass_len()))
+			.saturating_add(Pallet::<T>::proof_of(Pallet::<T>::request_len())))]
 		pub fn break_glass(
 			origin: OriginFor<T>,
 			grant: GrantId,
@@ -793,6 +813,7 @@ pub mod pallet {
 		// And the proxy's key fragment id.
 		#[pallet::weight(T::WeightInfo::submit_fragment()
 			.saturating_add(Pallet::<T>::count_weight())
+			.saturating_add(Pallet::<T>::grant_list_weight())
 			.saturating_add(T::DbWeight::get().writes(1))
 			.saturating_add(Pallet::<T>::kfrag_id_weight()))]
 		pub fn submit_fragment(
@@ -811,11 +832,14 @@ pub mod pallet {
 			ensure!(g.acknowledged.contains(&proxy), Error::<T>::NotAcknowledged);
 			ensure!(!Fragments::<T>::contains_key(request, &proxy), Error::<T>::AlreadySubmitted);
 			let capsule = Capsules::<T>::get(req.record).ok_or(Error::<T>::NoCapsule)?;
-			let own = KeyFragmentIds::<T>::get(req.grant, &proxy)
-				.is_none_or(|id| medchain_umbral::cfrag_kfrag_id(&fragment) == Ok(id));
 			// A copy of another proxy's fragment verifies but is not this
-			// proxy's work, and would add nothing to the decryption.
-			if own && Self::fragment_verifies(&g, &capsule, &fragment) {
+			// proxy's work, and would add nothing to the decryption. (Its id
+			// is read once the fragment parsed and verified.)
+			let own = || {
+				KeyFragmentIds::<T>::get(req.grant, &proxy)
+					.is_none_or(|id| medchain_umbral::cfrag_kfrag_id(&fragment) == Ok(id))
+			};
+			if Self::fragment_verifies(&g, &capsule, &fragment) && own() {
 				Fragments::<T>::insert(request, &proxy, Submission::Accepted(fragment));
 				if Self::earns_serving_credit(&g, req.record, &proxy) {
 					T::Credit::report(&proxy, Behaviour::ReencryptionServed);
@@ -1057,6 +1081,7 @@ pub mod pallet {
 			}
 			let request = NextRequestId::<T>::get();
 			let deadline = now.saturating_add(T::RequestTimeout::get());
+			GrantOpenRequests::<T>::try_append(grant, request).map_err(|_| Error::<T>::TooManyGrantRequests)?;
 			OpenRequests::<T>::try_append(request).map_err(|_| Error::<T>::TooManyOpenRequests)?;
 			RequestDeadlines::<T>::try_append(deadline, request).map_err(|_| Error::<T>::TooManyOpenRequests)?;
 			NextRequestId::<T>::put(request.checked_add(1).ok_or(Error::<T>::Overflow)?);
@@ -1122,16 +1147,39 @@ pub mod pallet {
 			});
 		}
 
-		/// Reading or writing one `KeyFragmentIds` entry: its key (prefix,
-		/// grant, hashed account) and 32 bytes.
-		pub(crate) fn kfrag_id_weight() -> Weight {
-			T::DbWeight::get().reads_writes(1, 1).saturating_add(Weight::from_parts(0, 32 + 8 + 8 + 16 + 32 + 32))
+		/// The proof size of reading one storage item of at most `len` bytes
+		/// (hashed keys and value), estimated as the frame benchmarks do for
+		/// `MaxEncodedLen` items (the value plus 2475 bytes of trie nodes).
+		pub(crate) fn proof_of(len: u64) -> Weight {
+			Weight::from_parts(0, len.saturating_add(2475))
 		}
 
-		/// The proof size of reading or writing one `OpenRequestsOf` entry:
-		/// its key (prefix, hashed account) and a `u32`.
+		/// At most the length of one `Requests` entry: hashed id and request.
+		pub(crate) fn request_len() -> u64 {
+			16 + AccessRequest::<T>::max_encoded_len() as u64
+		}
+
+		/// The length of one `BrokenGlass` entry: two hashed ids and a request id.
+		pub(crate) fn broken_glass_len() -> u64 {
+			16 + 16 + 9
+		}
+
+		/// At most the length of a list of open requests (`OpenRequests`, a
+		/// `RequestDeadlines` entry).
+		fn request_list_len() -> u64 {
+			16 + 5 + 8 * T::MaxOpenRequests::get() as u64
+		}
+
+		/// Reading and writing one `KeyFragmentIds` entry: two hashed keys and
+		/// 32 bytes.
+		pub(crate) fn kfrag_id_weight() -> Weight {
+			T::DbWeight::get().reads_writes(1, 1).saturating_add(Self::proof_of(16 + 48 + 32))
+		}
+
+		/// Reading and writing one `OpenRequestsOf` entry: a hashed account and
+		/// a `u32`.
 		pub(crate) fn count_weight() -> Weight {
-			T::DbWeight::get().reads_writes(1, 1).saturating_add(Weight::from_parts(0, 32 + 16 + 32 + 4))
+			T::DbWeight::get().reads_writes(1, 1).saturating_add(Self::proof_of(48 + 4))
 		}
 
 		/// How many requests ordinary (not break-glass) requests may fill:
@@ -1142,13 +1190,14 @@ pub mod pallet {
 		}
 
 		/// Ends `grant` if `may_end` holds for it (else `refused`): marks it
-		/// revoked now, drops it from the patient's and grantee's lists and
-		/// deletes what its proxies were given. Returns its number of proxies.
+		/// revoked now, drops it from the patient's and grantee's lists,
+		/// deletes what its proxies were given and closes its requests in
+		/// flight. Returns the weight it took.
 		fn end_grant(
 			grant: GrantId,
 			may_end: impl FnOnce(&Grant<T>) -> bool,
 			refused: Error<T>,
-		) -> Result<u32, DispatchError> {
+		) -> Result<Weight, DispatchError> {
 			let proxies = Grants::<T>::try_mutate(grant, |maybe| -> Result<u32, DispatchError> {
 				let g = maybe.as_mut().ok_or(Error::<T>::GrantNotFound)?;
 				ensure!(may_end(g), refused);
@@ -1164,20 +1213,77 @@ pub mod pallet {
 			let _ = SealedFragments::<T>::clear_prefix(grant, proxies, None);
 			let _ = KeyFragmentIds::<T>::clear_prefix(grant, proxies, None);
 			Disputes::<T>::remove(grant);
-			Ok(proxies)
+			let closed = Self::close_requests_of(grant);
+			Ok(Self::end_grant_weight(proxies, closed))
 		}
 
-		/// The weight of ending a grant of `proxies` proxies.
-		fn end_grant_weight(proxies: u32) -> Weight {
+		/// Closes the open requests under `grant`, which ended: no proxy may
+		/// serve them any more, so they end now as expired (no proxy owes
+		/// them) and their requesters get their slots back. Returns how many
+		/// open requests were looked at and how many were closed.
+		fn close_requests_of(grant: GrantId) -> u32 {
+			let open = GrantOpenRequests::<T>::take(grant);
+			for request in open.iter() {
+				let Some(mut req) = Requests::<T>::get(request) else { continue };
+				if req.status != RequestStatus::Open {
+					continue;
+				}
+				req.status = RequestStatus::Expired;
+				Self::close_request(*request, &req);
+				Requests::<T>::insert(request, req);
+				Self::deposit_event(Event::RequestExpired { request: *request });
+			}
+			open.len() as u32
+		}
+
+		/// The weight of ending a grant of `proxies` proxies with `closed`
+		/// requests in flight.
+		pub(crate) fn end_grant_weight(proxies: u32, closed: u32) -> Weight {
+			let db = T::DbWeight::get();
+			// Each closed request is read and written, with its deadline's
+			// list, the open list and its requester's count.
+			let close = db
+				.reads_writes(3, 3)
+				.saturating_add(Self::proof_of(Self::request_len()))
+				.saturating_add(Self::proof_of(Self::request_list_len()))
+				.saturating_add(Self::proof_of(Self::request_list_len()))
+				.saturating_add(Self::count_weight());
 			T::WeightInfo::revoke_grant(proxies)
 				.saturating_add(Self::kfrag_id_weight().saturating_mul(proxies.into()))
+				.saturating_add(Self::grant_list_weight())
+				.saturating_add(close.saturating_mul(closed.into()))
+		}
+
+		/// The most ending a grant can weigh: all its proxies, the most
+		/// requests a grant may have in flight.
+		fn max_end_grant_weight() -> Weight {
+			Self::end_grant_weight(T::MaxProxies::get(), T::MaxOpenRequestsPerGrant::get())
+		}
+
+		/// Reading and writing one `GrantOpenRequests` entry.
+		pub(crate) fn grant_list_weight() -> Weight {
+			let len = 16 + 5 + 8 * T::MaxOpenRequestsPerGrant::get() as u64;
+			T::DbWeight::get().reads_writes(1, 1).saturating_add(Self::proof_of(len))
 		}
 
 		/// Takes a request off the open list and its deadline.
 		fn close_request(request: RequestId, req: &AccessRequest<T>) {
 			OpenRequests::<T>::mutate(|l| l.retain(|x| *x != request));
+			Self::unlist_from_grant(request, req.grant);
 			RequestDeadlines::<T>::mutate(req.deadline, |l| l.retain(|x| *x != request));
 			Self::release_slot(req);
+		}
+
+		/// Takes `request` off its grant's list of requests in flight.
+		fn unlist_from_grant(request: RequestId, grant: GrantId) {
+			GrantOpenRequests::<T>::mutate_exists(grant, |l| {
+				if let Some(list) = l {
+					list.retain(|x| *x != request);
+					if list.is_empty() {
+						*l = None;
+					}
+				}
+			});
 		}
 
 		/// Gives an ordinary request's slot back to its requester.
@@ -1214,6 +1320,7 @@ pub mod pallet {
 					}
 				}
 				Self::release_slot(&req);
+				Self::unlist_from_grant(*request, req.grant);
 				Requests::<T>::insert(request, req);
 				OpenRequests::<T>::mutate(|l| l.retain(|x| x != request));
 				Self::deposit_event(Event::RequestExpired { request: *request });

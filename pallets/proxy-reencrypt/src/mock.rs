@@ -162,6 +162,7 @@ impl pallet_proxy_reencrypt::Config for Test {
 	type MaxGrantsPerAccount = ConstU32<3>;
 	type MaxOpenRequests = ConstU32<4>;
 	type MaxOpenRequestsPerRequester = ConstU32<2>;
+	type MaxOpenRequestsPerGrant = ConstU32<3>;
 	type MaxSealedFragmentLen = ConstU32<512>;
 	type MaxCapsuleFragmentLen = ConstU32<512>;
 	type RequestTimeout = frame_support::traits::ConstU64<TIMEOUT>;

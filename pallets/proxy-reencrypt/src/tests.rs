@@ -433,11 +433,17 @@ fn after_revocation_nothing_is_served() {
 		assert_eq!(SealedFragments::<Test>::iter_prefix(g).count(), 0);
 		assert!(PatientGrants::<Test>::get(PATIENT).is_empty());
 		assert!(GranteeGrants::<Test>::iter_key_prefix(DOCTOR).next().is_none());
-		assert_noop!(Pre::submit_fragment(origin(PROXIES[0]), r, f), Error::<Test>::GrantNotLive);
+		// The request in flight is closed at once: nothing more is accepted
+		// for it, its requester has its slot back, no proxy owes it.
+		assert_eq!(Requests::<Test>::get(r).unwrap().status, RequestStatus::Expired);
+		assert!(events().contains(&Event::RequestExpired { request: r }));
+		assert!(!OpenRequests::<Test>::get().contains(&r));
+		assert_eq!(OpenRequestsOf::<Test>::get(DOCTOR), 0);
+		assert_noop!(Pre::submit_fragment(origin(PROXIES[0]), r, f), Error::<Test>::RequestClosed);
 		assert_noop!(Pre::request_access(origin(DOCTOR), g, RECORD), Error::<Test>::GrantNotLive);
 		assert_eq!(Pre::readable_under(&DOCTOR, RECORD), None);
 		assert!(Pre::accessible_records(&DOCTOR).is_empty());
-		// The open request expires without penalising the proxies.
+		// Its deadline passes without penalising the proxies.
 		run_to(1 + TIMEOUT);
 		assert_eq!(Requests::<Test>::get(r).unwrap().status, RequestStatus::Expired);
 		assert!(CreditLog::get().is_empty());
@@ -449,6 +455,7 @@ fn a_doctor_declines_a_grant_it_never_asked_for() {
 	new_test_ext(|_| {
 		let w = World::new();
 		let g = w.grant(GrantScope::All, None);
+		let r = request(g);
 		// Only the grantee declines; the patient revokes instead.
 		assert_noop!(Pre::decline_grant(origin(PATIENT), g), Error::<Test>::NotGrantee);
 		assert_noop!(Pre::decline_grant(origin(DOCTOR), 42), Error::<Test>::GrantNotFound);
@@ -461,6 +468,8 @@ fn a_doctor_declines_a_grant_it_never_asked_for() {
 		assert!(PatientGrants::<Test>::get(PATIENT).is_empty());
 		assert_eq!(SealedFragments::<Test>::iter_prefix(g).count(), 0);
 		assert_eq!(KeyFragmentIds::<Test>::iter_prefix(g).count(), 0);
+		assert_eq!(Requests::<Test>::get(r).unwrap().status, RequestStatus::Expired, "closed with the grant");
+		assert_eq!(OpenRequestsOf::<Test>::get(DOCTOR), 0);
 		assert_noop!(Pre::request_access(origin(DOCTOR), g, RECORD), Error::<Test>::GrantNotLive);
 		assert_eq!(Pre::readable_under(&DOCTOR, RECORD), None);
 		assert!(CreditLog::get().is_empty());
@@ -1205,6 +1214,57 @@ fn an_emergency_grant_allows_an_access_entry_only_for_the_record_whose_glass_was
 		run_to(1 + TIMEOUT);
 		assert_eq!(logged_purpose(EMERGENCY, RECORD, eg), None);
 		assert_eq!(Pre::readable_under(&EMERGENCY, RECORD), None);
+	});
+}
+
+#[test]
+fn a_later_unserved_break_glass_does_not_take_away_a_served_one() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let eg = w.emergency_grant();
+		// A served break-glass access: the institution may read the record.
+		assert_ok!(Pre::break_glass(origin(EMERGENCY), eg, RECORD, EmergencyReason::LifeThreatening, H256::repeat_byte(1)));
+		let served = Requests::<Test>::iter_keys().max().unwrap();
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[0]), served, w.fragment(0, served, &w.emergency)));
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[1]), served, w.fragment(1, served, &w.emergency)));
+		assert_eq!(Requests::<Test>::get(served).unwrap().status, RequestStatus::Ready);
+		assert_eq!(BrokenGlass::<Test>::get(eg, RECORD), Some(served));
+		// A second access to the same record, left unserved until it expires.
+		run_to(1 + INTERVAL);
+		assert_ok!(Pre::break_glass(origin(EMERGENCY), eg, RECORD, EmergencyReason::LifeThreatening, H256::repeat_byte(2)));
+		let later = Requests::<Test>::iter_keys().max().unwrap();
+		assert!(later != served);
+		assert_eq!(BrokenGlass::<Test>::get(eg, RECORD), Some(served), "the served access is kept");
+		run_to(2 + INTERVAL + TIMEOUT);
+		assert_eq!(Requests::<Test>::get(later).unwrap().status, RequestStatus::Expired);
+		assert_eq!(logged_purpose(EMERGENCY, RECORD, eg), Some(AccessPurpose::Emergency));
+		assert_eq!(Pre::readable_under(&EMERGENCY, RECORD), Some(eg));
+	});
+}
+
+#[test]
+fn one_grant_cannot_hold_more_requests_than_ending_it_can_close() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let eg = w.emergency_grant();
+		// Break-glass accesses wait no interval: three fill the grant's list.
+		let glass = |n: u8| {
+			Pre::break_glass(origin(EMERGENCY), eg, RECORD, EmergencyReason::LifeThreatening, H256::repeat_byte(n))
+		};
+		for n in 0..3 {
+			assert_ok!(glass(n));
+		}
+		assert_noop!(glass(3), Error::<Test>::TooManyGrantRequests);
+		let listed = GrantOpenRequests::<Test>::get(eg).into_inner();
+		assert_eq!(listed.len(), 3);
+		// The patient revokes: all three end at once.
+		assert_ok!(Pre::revoke_grant(origin(PATIENT), eg));
+		for r in listed {
+			assert_eq!(Requests::<Test>::get(r).unwrap().status, RequestStatus::Expired);
+			assert!(!OpenRequests::<Test>::get().contains(&r));
+		}
+		assert!(!GrantOpenRequests::<Test>::contains_key(eg));
+		assert!(CreditLog::get().is_empty());
 	});
 }
 

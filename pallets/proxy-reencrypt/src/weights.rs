@@ -291,7 +291,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(n.into())))
-	}	/// Storage: `ProxyReencrypt::SingleProxyGrants` (r:0 w:1)
+	}
+	/// Storage: `ProxyReencrypt::SingleProxyGrants` (r:0 w:1)
 	/// Proof: `ProxyReencrypt::SingleProxyGrants` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
 	fn allow_single_proxy_grants() -> Weight {
 		// Not measured yet: `register_key`'s measured time (one key written,
@@ -382,7 +383,8 @@ impl WeightInfo for () {
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(n.into())))
-	}	fn allow_single_proxy_grants() -> Weight {
+	}
+	fn allow_single_proxy_grants() -> Weight {
 		Weight::from_parts(492_350_000, 0)
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}

@@ -60,7 +60,7 @@ export async function startGateway({ rpcPort, mongoUrl, suri = '//Alice', storeI
  * block of `api` (or `block`); returns the JSON-RPC response.
  */
 export async function fetchRecord(api, gatewayUrl, who, record,
-  { purpose = 'Treatment', block, signer = who, gateway } = {}) {
+  { purpose = 'Treatment', block, signer = who, gateway, grant } = {}) {
   const at = block ?? (await api.rpc.chain.getHeader()).number.toNumber();
   const signature = u8aToHexNode(signer.sign(new TextEncoder().encode(
     await requestMessage(api, record, who.address, purpose, at, gateway))));
@@ -68,7 +68,7 @@ export async function fetchRecord(api, gatewayUrl, who, record,
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ehr_getRecord',
-      params: { record, accessor: who.address, purpose, block: at, signature } }),
+      params: { record, accessor: who.address, purpose, block: at, signature, grant } }),
   });
   return res.json();
 }

@@ -41,7 +41,7 @@ pub fn to_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError>
 
 /// Deserializes a `T` from MessagePack; trailing bytes are an error.
 pub fn from_bytes<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, CodecError> {
-	let mut reader = Reader { input: bytes };
+	let mut reader = Reader { input: bytes, depth: 0 };
 	let value = T::deserialize(&mut reader)?;
 	if reader.input.is_empty() {
 		Ok(value)
@@ -226,7 +226,14 @@ impl<'a, 'b> ser::SerializeStruct for &'a mut Writer<'b> {
 
 struct Reader<'de> {
 	input: &'de [u8],
+	/// Arrays entered and not yet left.
+	depth: u8,
 }
+
+/// How deeply arrays may nest: Umbral's objects nest 3 deep; anything
+/// deeper is refused rather than recursed into (the runtime parses bytes
+/// that anyone may send).
+const MAX_DEPTH: u8 = 8;
 
 const EOF: CodecError = CodecError("unexpected end of input");
 
@@ -285,7 +292,13 @@ impl<'a, 'de> de::SeqAccess<'de> for Elements<'a, 'de> {
 			return Ok(None);
 		}
 		self.left -= 1;
-		seed.deserialize(&mut *self.reader).map(Some)
+		if self.reader.depth >= MAX_DEPTH {
+			return Err(CodecError("nested too deeply"));
+		}
+		self.reader.depth += 1;
+		let value = seed.deserialize(&mut *self.reader);
+		self.reader.depth -= 1;
+		value.map(Some)
 	}
 
 	fn size_hint(&self) -> Option<usize> {
@@ -422,5 +435,17 @@ mod tests {
 		assert_eq!(to_bytes(&5u32), Err(UNSUPPORTED));
 		// An array header promising more elements than bytes left.
 		assert_eq!(from_bytes::<Sample>(&[0xdc, 0xff, 0xff]), Err(CodecError("wrong number of fields")));
+	}
+
+	#[test]
+	fn deeply_nested_arrays_are_refused_not_recursed_into() {
+		use serde::de::IgnoredAny;
+		// 500 one-element arrays inside each other, as a crafted fragment.
+		let mut deep = vec![0x91u8; 500];
+		deep.push(0xc2);
+		assert_eq!(from_bytes::<IgnoredAny>(&deep).err(), Some(CodecError("nested too deeply")));
+		let mut shallow = vec![0x91u8; 8];
+		shallow.push(0xc2);
+		assert!(from_bytes::<IgnoredAny>(&shallow).is_ok());
 	}
 }

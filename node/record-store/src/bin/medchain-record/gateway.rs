@@ -153,6 +153,9 @@ pub async fn listen(listen: &str, methods: Methods, limits: Limits) -> Result<(S
 
 impl Gateway {
 	fn get_record(&self, p: &Value) -> Result<Value, (i32, String)> {
+		// The connection's clock runs from here on (the request is read):
+		// the access log entry must be final well before it ends.
+		let log_deadline = std::time::Instant::now() + LOG_WAIT;
 		let bad = |m: &str| (-32602, m.to_string());
 		let refused = |m: String| (1, m);
 		// What went wrong inside (addresses, driver state) is logged here, not
@@ -201,12 +204,12 @@ impl Gateway {
 			// The grant the reader names (it may hold several that cover the
 			// record, for different purposes), or the first usable one the
 			// chain finds; the runtime checks it again with the entry.
-			let grant: Option<u64> = match p["grant"].as_u64() {
-				Some(named) => Some(named),
-				None => self
+			let grant: Option<u64> = match &p["grant"] {
+				Value::Null => self
 					.node
 					.runtime_call("ProxyReencryptApi_readable_under", &(accessor.clone(), record_id))
 					.map_err(|e| unavailable(e.to_string()))?,
+				named => Some(named.as_u64().ok_or_else(|| bad("`grant` must be a grant id"))?),
 			};
 			let grant = grant.ok_or_else(|| refused(format!("{accessor_text} may not read record {record_id}")))?;
 			let granted: Option<pallet_proxy_reencrypt::Grant<Runtime>> = self
@@ -219,6 +222,12 @@ impl Gateway {
 				},
 				Some(g) if g.purpose != purpose => {
 					return Err(refused(format!("grant {grant} is for {:?}, not {purpose_name}", g.purpose)))
+				},
+				// The chain's read rule, before anything is fetched or logged:
+				// usable, this patient's, covering the record, and for an
+				// emergency grant the glass broken for this record.
+				Some(g) if !self.grant_lets_read(&g, grant, record_id, &record, best)? => {
+					return Err(refused(format!("grant {grant} does not let {accessor_text} read record {record_id} now")))
 				},
 				Some(_) => Some(grant),
 				None => return Err(refused(format!("{accessor_text} may not read record {record_id}"))),
@@ -233,7 +242,7 @@ impl Gateway {
 			.block_on(self.store.get(pointer.object_id, &record.digest.digest))
 			.map_err(|e| unavailable(e.to_string()))?;
 		// 5. The audit entry, final before anything is served.
-		self.log_access(record_id, &accessor, purpose, grant).map_err(|e| match e {
+		self.log_access(record_id, &accessor, purpose, grant, log_deadline).map_err(|e| match e {
 			LogError::Refused(why) => refused(format!("the chain refused the access log entry: {why}")),
 			LogError::Unavailable(why) => unavailable(why),
 		})?;
@@ -244,6 +253,39 @@ impl Gateway {
 			"ciphertext": hex(&ciphertext),
 			"digest": hex(&record.digest.digest),
 		}))
+	}
+
+	/// Whether grant `g` (id `id`) lets its grantee read `record` at block
+	/// `now`, as the runtime's `read_allowed` decides (the same types'
+	/// methods, natively; the runtime checks again with the log entry).
+	fn grant_lets_read(
+		&self,
+		g: &pallet_proxy_reencrypt::Grant<Runtime>,
+		id: u64,
+		record_id: u64,
+		record: &pallet_ehr_index::Record<Runtime>,
+		now: u32,
+	) -> Result<bool, (i32, String)> {
+		let unavailable = |m: String| {
+			tracing::error!("chain node unavailable: {m}");
+			(2, "the record store or its chain node is unavailable; try again later".to_string())
+		};
+		if !g.is_usable(now) || g.patient != record.patient || !g.scope.covers(record_id, record.kind) {
+			return Ok(false);
+		}
+		if !g.emergency {
+			return Ok(true);
+		}
+		let noted: Option<u64> = self
+			.node
+			.storage(&pallet_proxy_reencrypt::BrokenGlass::<Runtime>::hashed_key_for(id, record_id))
+			.map_err(|e| unavailable(e.to_string()))?;
+		let Some(request) = noted else { return Ok(false) };
+		let access: Option<pallet_proxy_reencrypt::AccessRequest<Runtime>> = self
+			.node
+			.storage(&pallet_proxy_reencrypt::Requests::<Runtime>::hashed_key_for(request))
+			.map_err(|e| unavailable(e.to_string()))?;
+		Ok(access.is_some_and(|a| a.status != pallet_proxy_reencrypt::RequestStatus::Expired))
 	}
 
 	/// The gateway's institution account, SS58.
@@ -265,6 +307,7 @@ impl Gateway {
 		accessor: &AccountId,
 		purpose: AccessPurpose,
 		grant: Option<u64>,
+		deadline: std::time::Instant,
 	) -> Result<(), LogError> {
 		let call = RuntimeCall::EhrIndex(pallet_ehr_index::Call::log_access {
 			record_id,
@@ -272,7 +315,6 @@ impl Gateway {
 			purpose,
 			grant,
 		});
-		let deadline = std::time::Instant::now() + LOG_WAIT;
 		for _ in 0..3 {
 			let wait = deadline.saturating_duration_since(std::time::Instant::now());
 			if wait.is_zero() {

@@ -21,6 +21,7 @@ import { u8aToHex } from '@polkadot/util';
 import * as umbral from '@nucypher/umbral-pre';
 import { startDevNode, sendAndWait, waitForBlock, waitForAcknowledged } from '../tests/e2e/lib/node.mjs';
 import { startMongo, startGateway, fetchRecord, RECORD_CLI } from '../tests/e2e/lib/services.mjs';
+import { registerPatient } from '../tests/e2e/lib/consent.mjs';
 import { makePre, decryptRecord, proxySecretStorageKey, unhex } from '../portal/lib/pre.mjs';
 
 const CLIENTS = Number(process.argv[2] || 100);
@@ -96,6 +97,7 @@ try {
   const original = randomBytes(64 * 1024);
   writeFileSync(join(dir, 'record.bin'), original);
   for (const p of patients) {
+    await registerPatient(api, alice, p.pair);
     const put = spawnSync(RECORD_CLI, ['put', '--file', join(dir, 'record.bin'), '--patient', p.pair.address,
       '--kind', 'LabResult', '--suri', '//Alice', '--key-out', join(dir, 'k'), '--node', `127.0.0.1:${node.rpcPort}`,
       '--mongo', mongo.url], { encoding: 'utf8' });

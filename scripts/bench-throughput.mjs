@@ -6,6 +6,7 @@
 import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady, blake2AsU8a } from '@polkadot/util-crypto';
 import { startDevNode } from '../tests/e2e/lib/node.mjs';
+import { registerPatient } from '../tests/e2e/lib/consent.mjs';
 
 const N = Number(process.argv[2] || 400);
 
@@ -40,6 +41,8 @@ try {
   const { api } = node;
   const transfer = await run(api, alice, 'transfer_keep_alive',
     () => api.tx.balances.transferKeepAlive(bob.address, 1_000_000_000n));
+  // Bob, the patient, consents to be indexed by Alice's hospital.
+  await registerPatient(api, alice, bob);
   const publish = await run(api, alice, 'publish_record', (i) => api.tx.ehrIndex.publishRecord(
     bob.address, 'LabResult',
     { algorithm: 'Sm3', digest: blake2AsU8a(`bench-${i}`) },

@@ -7,11 +7,12 @@
 import { ApiPromise, WsProvider } from '@polkadot/api';
 import { web3Accounts, web3Enable, web3FromAddress } from '@polkadot/extension-dapp';
 import { merkleizeMetadata } from '@polkadot-api/merkleize-metadata';
-import { base64Encode } from '@polkadot/util-crypto';
+import { base64Encode, decodeAddress } from '@polkadot/util-crypto';
 import { u8aToHex } from '@polkadot/util';
 import * as umbral from '@nucypher/umbral-pre/pkg-bundler/umbral_pre_wasm_bg.js';
 import { makePre } from '../lib/pre.mjs';
 import * as vault from '../lib/vault.mjs';
+import { consentMessage } from '../lib/consent.mjs';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -108,7 +109,7 @@ async function connectWallet() {
 async function chooseAccount(address) {
   account = address;
   unlocked = null;
-  for (const id of ['generate', 'export', 'import', 'register', 'grant']) $(id).disabled = false;
+  for (const id of ['generate', 'export', 'import', 'register', 'grant', 'consent-sign']) $(id).disabled = false;
   await provideMetadata(address);
   status(`Signed in as ${short(address)}`);
   await refresh();
@@ -128,7 +129,61 @@ async function provideMetadata(address) {
 
 async function refresh() {
   if (!account) return;
-  await Promise.all([showKeys(), showRecords(), showProxies(), showGrants(), showLog()]);
+  await Promise.all([showKeys(), showConsents(), showRecords(), showProxies(), showGrants(), showLog()]);
+}
+
+/** The hospitals the patient consented to, each with a withdraw button. */
+async function showConsents() {
+  const body = $('consents').tBodies[0];
+  body.innerHTML = '';
+  for (const [key, consent] of await api.query.ehrIndex.indexConsents.entries(account)) {
+    if (!consent.given.isTrue) continue;
+    const issuer = key.args[1].toString();
+    const tr = body.insertRow();
+    tr.dataset.issuer = issuer;
+    for (const v of [issuer, 'may index your records']) tr.insertCell().textContent = v;
+    const b = document.createElement('button');
+    b.textContent = 'Withdraw';
+    b.onclick = () => signAndWait(api.tx.ehrIndex.withdrawIndexConsent(issuer), 'Withdrawing consent')
+      .then(refresh, () => {});
+    tr.insertCell().append(b);
+  }
+}
+
+/**
+ * Signs, in the wallet, the patient's consent to be indexed by the hospital
+ * typed in the page (bound to this chain, that hospital, this account and
+ * the current generation) and shows the code to hand to the hospital.
+ * Signing costs nothing; nothing is submitted from here.
+ */
+async function signConsent() {
+  $('consent-code').textContent = '';
+  const issuer = $('consent-issuer').value.trim();
+  let issuerId;
+  try {
+    issuerId = decodeAddress(issuer);
+  } catch {
+    return status('That is not an account address. Nothing was signed.', true);
+  }
+  if (!(await api.query.reputation.institutions(issuer)).isSome) {
+    return status('That account is no institution of this network. Nothing was signed.', true);
+  }
+  const consent = await api.query.ehrIndex.indexConsents(account, issuer);
+  if (consent.given.isTrue) return status('This hospital may already index your records.');
+  if (!window.confirm(`Let this hospital put records of yours on the index?\nHospital: ${issuer}\n`
+    + 'You can withdraw this any time; records published before stay.')) {
+    return status('Consent cancelled: nothing was signed.');
+  }
+  const message = consentMessage(api.genesisHash.toU8a(), issuerId, decodeAddress(account),
+    consent.generation.toNumber());
+  const { signer } = await web3FromAddress(account);
+  try {
+    const { signature } = await signer.signRaw({ address: account, data: u8aToHex(message), type: 'bytes' });
+    $('consent-code').textContent = signature;
+    status('Consent signed: give the code to the hospital.');
+  } catch (e) {
+    status(`Consent not signed: ${e.message}`, true);
+  }
 }
 
 async function showKeys() {
@@ -348,6 +403,7 @@ async function main() {
   await loadMetadata();
   status(`Connected to ${rpc}. Connect your wallet.`);
   $('connect').onclick = () => connectWallet().catch((e) => status(e.message, true));
+  $('consent-sign').onclick = () => signConsent().catch((e) => status(e.message, true));
   $('account').onchange = (e) => chooseAccount(e.target.value);
   $('generate').onclick = async () => {
     const keys = pre.newKeys();

@@ -360,6 +360,7 @@ impl pallet_ehr_index::Config for Runtime {
 	type ConfirmationPeriod = Clamped<dynamic_params::ehr_index::ConfirmationPeriod, MINUTES, { 30 * DAYS }>;
 	type MaxExpiringPerBlock = ConstU32<256>;
 	type MaxPointerLen = ConstU32<64>;
+	type ConsentSignature = super::Signature;
 	type WeightInfo = pallet_ehr_index::weights::SubstrateWeight<Runtime>;
 	#[cfg(feature = "runtime-benchmarks")]
 	type BenchmarkHelper = InstitutionsForBenchmarks;
@@ -388,13 +389,21 @@ impl InstitutionsForBenchmarks {
 }
 
 #[cfg(feature = "runtime-benchmarks")]
-impl pallet_ehr_index::BenchmarkHelper<AccountId> for InstitutionsForBenchmarks {
+impl pallet_ehr_index::BenchmarkHelper<AccountId, super::Signature> for InstitutionsForBenchmarks {
 	fn producer() -> AccountId {
 		Self::institution(0, medchain_primitives::Roles { producer: true, validator: false, auditor: false })
 	}
 
 	fn validator(n: u32) -> AccountId {
 		Self::institution(n.saturating_add(1), medchain_primitives::Roles::only(medchain_primitives::Role::Validator))
+	}
+
+	fn sign_consent(message: &[u8]) -> (AccountId, super::Signature) {
+		// One key, from a fixed seed, in the benchmark's keystore.
+		const KEY_TYPE: sp_core::crypto::KeyTypeId = sp_core::crypto::KeyTypeId(*b"mcpt");
+		let public = sp_io::crypto::sr25519_generate(KEY_TYPE, Some(b"//MedchainBenchmarkPatient".to_vec()));
+		let signature = sp_io::crypto::sr25519_sign(KEY_TYPE, &public, message).expect("the key was just generated");
+		(public.into(), signature.into())
 	}
 }
 
@@ -506,6 +515,11 @@ impl pallet_proxy_reencrypt::BenchmarkHelper<AccountId> for InstitutionsForBench
 			collection: frame_support::BoundedVec::truncate_from(b"records".to_vec()),
 			object_id: [1; 12],
 		};
+		pallet_ehr_index::IndexConsents::<Runtime>::insert(
+			patient,
+			issuer,
+			pallet_ehr_index::IndexConsent { given: true, generation: 0 },
+		);
 		let _ = EhrIndex::publish_record(
 			RuntimeOrigin::signed(issuer.clone()),
 			patient.clone(),

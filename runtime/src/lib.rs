@@ -165,7 +165,7 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	// 3: `log_access` names the grant a read is made under (and is checked
 	// against it); break-glass accesses are kept per grant and record.
 	// 4: `grant_access` binds each proxy to its key fragment's id.
-	spec_version: 4,
+	spec_version: 5,
 	impl_version: 0,
 	apis: apis::RUNTIME_API_VERSIONS,
 	transaction_version: 4,

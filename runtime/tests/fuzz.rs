@@ -699,15 +699,39 @@ impl Fuzzer {
 		let next = pallet_ehr_index::NextRecordId::<Runtime>::get();
 		let record_id = self.id(next);
 		let record = pallet_ehr_index::Records::<Runtime>::get(record_id);
-		match self.rng.gen_range(0..7) {
+		match self.rng.gen_range(0..8) {
 			0..=1 => {
 				let f = self.fixture();
 				let patient = if self.one_in(8) { self.actor() } else { self.umbral[f].patient.clone() };
 				let capsule_hash = if self.one_in(8) { H256(self.rng.gen()) } else { self.umbral[f].capsule.hash() };
 				let issuer = self.institution();
+				// Mostly a patient who consented first; sometimes one who never did.
+				if !pallet_ehr_index::IndexConsents::<Runtime>::get(&patient, &issuer).given && !self.one_in(6) {
+					self.signed_call(&patient, ehr(C::consent_to_index { issuer: issuer.clone() }));
+				}
 				let (digest, pointer, size) = (self.digest(), self.pointer(), self.size());
 				let kind = [RecordKind::Diagnosis, RecordKind::LabResult, RecordKind::Imaging].choose(&mut self.rng).copied().expect("kinds");
 				self.signed_call(&issuer, ehr(C::publish_record { patient, kind, digest, pointer, size, capsule_hash }));
+			},
+			7 => {
+				// Consent: given by signature (sometimes the wrong signer or an
+				// old generation, to be refused), or withdrawn.
+				let f = self.fixture();
+				let patient = if self.one_in(4) { self.actor() } else { self.umbral[f].patient.clone() };
+				let issuer = self.institution();
+				if self.one_in(3) {
+					self.signed_call(&patient, ehr(C::withdraw_index_consent { issuer }));
+				} else {
+					let signer = if self.one_in(6) { self.actor() } else { patient.clone() };
+					let mut generation = pallet_ehr_index::IndexConsents::<Runtime>::get(&patient, &issuer).generation;
+					if generation > 0 && self.one_in(4) {
+						generation -= 1;
+					}
+					let message = pallet_ehr_index::Pallet::<Runtime>::consent_message(&issuer, &patient, generation);
+					let pair = K::iter().find(|k| k.to_account_id() == signer).expect("actors are keyring accounts");
+					let signature = medchain_runtime::Signature::Sr25519(pair.pair().sign(&message));
+					self.signed_call(&issuer, ehr(C::register_patient { patient, signature }));
+				}
 			},
 			2 => {
 				let issuer = match (&record, self.one_in(6)) {

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { u8aToHex, stringToU8a } from '@polkadot/util';
 import { startDevNode, sendAndWait } from './lib/node.mjs';
+import { registerPatient, consentFor } from './lib/consent.mjs';
 
 let node;
 let k;
@@ -47,8 +48,18 @@ test('a published record is confirmed by two validators and credits the issuer',
   // Only the digest of the ciphertext goes on chain.
   const ciphertext = stringToU8a('AES-256-GCM ciphertext of a lab result');
   const digest = { algorithm: 'Sm3', digest: u8aToHex(sm3(ciphertext)) };
-  const { events } = await sendAndWait(api, api.tx.ehrIndex.publishRecord(
-    k.ferdie.address, 'LabResult', digest, pointer(1), ciphertext.length, u8aToHex(new Uint8Array(32).fill(7))), k.alice);
+  const publish = () => api.tx.ehrIndex.publishRecord(
+    k.ferdie.address, 'LabResult', digest, pointer(1), ciphertext.length, u8aToHex(new Uint8Array(32).fill(7)));
+  // Not before Ferdie consented to be indexed by Alice.
+  await assert.rejects(sendAndWait(api, publish(), k.alice), /ehrIndex\.NoIndexConsent/);
+  // A consent Ferdie signed for Bob does not register him with Alice.
+  const forBob = k.ferdie.sign(await consentFor(api, k.bob.address, k.ferdie.address));
+  await assert.rejects(sendAndWait(api, api.tx.ehrIndex.registerPatient(k.ferdie.address,
+    { Sr25519: u8aToHex(forBob) }), k.alice), /ehrIndex\.BadConsentSignature/);
+  // Ferdie signs his consent at Alice's desk; Alice submits it and pays.
+  const registered = await registerPatient(api, k.alice, k.ferdie);
+  assert.ok(registered.events.some(({ event }) => api.events.ehrIndex.IndexConsentGiven.is(event)));
+  const { events } = await sendAndWait(api, publish(), k.alice);
   const published = events.find(({ event }) => api.events.ehrIndex.RecordPublished.is(event));
   assert.ok(published, 'RecordPublished emitted');
   const recordId = published.event.data[0].toNumber();

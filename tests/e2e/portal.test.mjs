@@ -15,7 +15,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
-import { u8aToHex } from '@polkadot/util';
+import { u8aToHex, u8aWrapBytes, hexToU8a } from '@polkadot/util';
 import * as umbral from '@nucypher/umbral-pre';
 import { chromium } from 'playwright-core';
 import { startDevNode, sendAndWait, freePort } from './lib/node.mjs';
@@ -37,6 +37,8 @@ let k;
 const proxyKeys = {};
 /** What the page handed the test wallet through `metadata.provide`. */
 const provided = [];
+/** What the page asked the test wallet to sign raw (`signRaw`). */
+const signedRaw = [];
 /** The confirmations the page asked the patient for. */
 const dialogs = [];
 const PASSPHRASE = 'correct horse battery';
@@ -74,6 +76,12 @@ before(async () => {
     const ext = api.registry.createType('ExtrinsicPayload', payload, { version: payload.version });
     return ext.sign(k.dave).signature;
   });
+  // Raw signing as the polkadot.js extension does it: what it signs is
+  // wrapped in <Bytes>…</Bytes>, so it can never be a transaction.
+  await page.exposeFunction('medchainTestSignRaw', (raw) => {
+    signedRaw.push(raw);
+    return u8aToHex(k.dave.sign(u8aWrapBytes(hexToU8a(raw.data))));
+  });
   await page.addInitScript(({ address }) => {
     let id = 0;
     window.injectedWeb3 = {
@@ -84,7 +92,10 @@ before(async () => {
             get: async () => [{ address, name: 'Dave (patient)', type: 'sr25519' }],
             subscribe: (cb) => { cb([{ address, name: 'Dave (patient)', type: 'sr25519' }]); return () => {}; },
           },
-          signer: { signPayload: async (payload) => ({ id: ++id, signature: await window.medchainTestSign(payload) }) },
+          signer: {
+            signPayload: async (payload) => ({ id: ++id, signature: await window.medchainTestSign(payload) }),
+            signRaw: async (raw) => ({ id: ++id, signature: await window.medchainTestSignRaw(raw) }),
+          },
           metadata: {
             get: async () => window.medchainKnownMetadata || [],
             provide: async (def) => {
@@ -158,6 +169,26 @@ test('a patient registers a key, grants, sees the access log and revokes in the 
   const registered = await findExtrinsic(api, 'proxyReencrypt', 'registerKey', k.dave.address);
   assert.equal(registered.mode.toNumber(), 1, 'CheckMetadataHash mode 1');
   await page.screenshot({ path: join(ARTIFACTS, 'portal-key.png'), fullPage: true });
+
+  // Before any record: Dave consents in the browser to be indexed by
+  // Alice's hospital. A typo'd hospital is refused before the wallet opens.
+  await page.fill('#consent-issuer', 'not-an-address');
+  await page.click('#consent-sign');
+  await page.waitForSelector('#status.error:has-text("not an account address")');
+  assert.equal(signedRaw.length, 0, 'nothing signed');
+  await page.fill('#consent-issuer', k.alice.address);
+  await page.click('#consent-sign');
+  await page.waitForSelector('#status:has-text("Consent signed")');
+  assert.ok(dialogs.at(-1).includes(k.alice.address), 'the full hospital address was confirmed');
+  const code = (await page.locator('#consent-code').textContent()).trim();
+  assert.match(code, /^0x[0-9a-f]{128}$/);
+  // The hospital registers Dave with the code and pays; Dave's free balance
+  // is untouched.
+  const daveFree = (await api.query.system.account(k.dave.address)).data.free.toBigInt();
+  await sendAndWait(api, api.tx.ehrIndex.registerPatient(k.dave.address, { Sr25519: code }), k.alice);
+  assert.equal((await api.query.system.account(k.dave.address)).data.free.toBigInt(), daveFree);
+  await page.evaluate(() => window.medchainPortal.refresh());
+  await page.waitForSelector(`#consents tbody tr[data-issuer="${k.alice.address}"]`);
 
   // The hospital publishes a record whose data key is sealed to that key.
   const [capsule, sealedKey] = umbral.encrypt(umbral.PublicKey.fromCompressedBytes(unhex(inBrowser.publicKey)),
@@ -235,6 +266,20 @@ test('a patient registers a key, grants, sees the access log and revokes in the 
   await page.evaluate(() => window.medchainPortal.refresh());
   await page.waitForFunction(() => document.querySelectorAll('#grants tbody tr').length === 0);
   await page.screenshot({ path: join(ARTIFACTS, 'portal-revoked.png'), fullPage: true });
+
+  // Dave withdraws his consent in the browser: the hospital can index
+  // nothing new under his account, and the old code does not bring it back.
+  await page.click(`#consents tbody tr[data-issuer="${k.alice.address}"] button`);
+  await page.waitForSelector('#status:has-text("Withdrawing consent: done")');
+  await page.waitForFunction(() => document.querySelectorAll('#consents tbody tr').length === 0);
+  await assert.rejects(sendAndWait(api, api.tx.ehrIndex.registerPatient(k.dave.address, { Sr25519: code }), k.alice),
+    /ehrIndex\.BadConsentSignature/);
+  await assert.rejects(sendAndWait(api, api.tx.ehrIndex.publishRecord(k.dave.address, 'LabResult',
+    { algorithm: 'Sm3', digest: u8aToHex(new Uint8Array(32).fill(4)) },
+    { storeId: 'hospital-1', collection: 'records', objectId: u8aToHex(new Uint8Array(12).fill(2)) },
+    1024, capsuleHash), k.alice), /ehrIndex\.NoIndexConsent/);
+  // The record published with consent is still his.
+  await page.waitForSelector(`#records tr[data-record="${recordId}"]`);
 });
 
 test('a key that does not open with the typed passphrase signs nothing', async () => {

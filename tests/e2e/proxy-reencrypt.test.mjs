@@ -21,6 +21,7 @@ import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { u8aToHex } from '@polkadot/util';
 import * as umbral from '@nucypher/umbral-pre';
 import { startDevNode, sendAndWait, waitForBlock, waitForAcknowledged } from './lib/node.mjs';
+import { registerPatient } from './lib/consent.mjs';
 import { startMongo, startGateway, fetchRecord as fetchRecordAs, RECORD_CLI as CLI, SECANTUSD } from './lib/services.mjs';
 import { makePre, decryptRecord, proxySecretStorageKey, unhex } from '../../portal/lib/pre.mjs';
 
@@ -135,8 +136,9 @@ before(async () => {
     await sendAndWait(api, api.tx.proxyReencrypt.registerKey(keys[n].publicKey, keys[n].verifyingKey), k[n]);
   }
 
-  // Alice's hospital stores a record for Dave: the data key is sealed to
-  // Dave's Umbral key on the way.
+  // Dave consents to be indexed by Alice's hospital; it stores a record for
+  // him, the data key sealed to Dave's Umbral key on the way.
+  await registerPatient(api, k.alice, k.dave);
   const original = randomBytes(64 * 1024);
   const file = join(dir, 'lab.bin');
   writeFileSync(file, original);

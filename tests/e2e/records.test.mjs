@@ -15,7 +15,8 @@ import { join } from 'node:path';
 import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { u8aToHex } from '@polkadot/util';
-import { startDevNode } from './lib/node.mjs';
+import { startDevNode, sendAndWait, freePort } from './lib/node.mjs';
+import { registerPatient, consentFor } from './lib/consent.mjs';
 import { startMongo, startGateway, fetchRecord as fetchRecordAs, requestMessage, RECORD_CLI as CLI, SECANTUSD }
   from './lib/services.mjs';
 
@@ -31,8 +32,9 @@ const keyringPair = (uri) => new Keyring({ type: 'sr25519' }).addFromUri(uri);
 function record(args) {
   // `list` reads only the store: it takes no --node.
   const chain = args[0] === 'list' ? [] : ['--node', `127.0.0.1:${node.rpcPort}`];
-  const r = spawnSync(CLI, [...args, ...chain, '--mongo', mongo.url, '--store-id', 'hospital-1'],
-  { encoding: 'utf8' });
+  // `register-patient` and `verify` talk to the chain (and gateways) only.
+  const store = ['register-patient', 'verify'].includes(args[0]) ? [] : ['--mongo', mongo.url, '--store-id', 'hospital-1'];
+  const r = spawnSync(CLI, [...args, ...chain, ...store], { encoding: 'utf8' });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -45,6 +47,8 @@ before(async () => {
     alice: keyring.addFromUri('//Alice'),
     bob: keyring.addFromUri('//Bob'),
     charlie: keyring.addFromUri('//Charlie'),
+    dave: keyring.addFromUri('//Dave'),
+    eve: keyring.addFromUri('//Eve'),
   };
   dir = mkdtempSync(join(tmpdir(), 'medchain-records-'));
   mongo = await startMongo();
@@ -64,6 +68,17 @@ test('encrypt, store, publish, then read back with the digest verified', async (
   const original = randomBytes(3 * 1024 * 1024);
   const file = join(dir, 'scan.bin');
   writeFileSync(file, original);
+  // Charlie consents at the hospital's desk: he signs in his wallet, the
+  // hospital registers him with the signature (a garbled one is refused).
+  const consent = u8aToHex(k.charlie.sign(await consentFor(api, k.alice.address, k.charlie.address)));
+  const garbled = record(['register-patient', '--patient', k.charlie.address, '--consent',
+    consent.slice(0, -2) + (consent.endsWith('00') ? '01' : '00'), '--suri', '//Alice']);
+  assert.notEqual(garbled.code, 0);
+  assert.match(garbled.err, /BadConsentSignature/);
+  const registered = record(['register-patient', '--patient', k.charlie.address, '--consent', consent,
+    '--suri', '//Alice']);
+  assert.equal(registered.code, 0, registered.err);
+  assert.deepEqual(JSON.parse(registered.out.trim()), { registered: k.charlie.address });
   const put = record(['put', '--file', file, '--patient', k.charlie.address, '--kind', 'Imaging',
     '--suri', '//Alice', '--algorithm', 'sm3', '--key-out', join(dir, 'scan.key')]);
   assert.equal(put.code, 0, put.err);
@@ -163,6 +178,89 @@ test('the gateway serves the patient, refuses others, and logs every read', asyn
   assert.equal(huge.status, 413);
 });
 
+/** Asks the gateway for pending record `recordId` as validator `who`. */
+async function reviewRequest(who, recordId) {
+  const { api } = node;
+  const at = (await api.rpc.chain.getHeader()).number.toNumber();
+  const message = `medchain-ehr-review:v1:${api.genesisHash.toHex()}:${k.alice.address}:${recordId}:${who.address}:${at}`;
+  const signature = u8aToHex(who.sign(new TextEncoder().encode(message)));
+  return (await fetch(gateway.url, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ehr_getForReview',
+      params: { record: recordId, validator: who.address, block: at, signature } }) })).json();
+}
+
+test('validator services confirm a stored record and reject one altered, missing or withheld; the issuer pays', async () => {
+  const { api } = node;
+  // Dave and Eve join as validator institutions.
+  for (const who of [k.dave, k.eve]) {
+    await sendAndWait(api, api.tx.reputation.applyForMembership(`validator ${who.address.slice(0, 4)}`,
+      'ResearchInstitute', { producer: false, validator: true, auditor: false }), who);
+  }
+  await sendAndWait(api, api.tx.sudo.sudo(api.tx.utility.batchAll(
+    [k.dave, k.eve].map((who) => api.tx.reputation.approveInstitution(who.address)))), k.alice);
+
+  // A stored record, and three entries that lie about theirs: one names a
+  // stored document with another digest (as if altered behind the chain's
+  // back), one a document the store does not hold, one a store whose
+  // gateway never answers.
+  const patient = keyringPair('//Review-Patient');
+  await registerPatient(api, k.alice, patient);
+  const file = join(dir, 'review.bin');
+  writeFileSync(file, randomBytes(4096));
+  const put = record(['put', '--file', file, '--patient', patient.address, '--kind', 'LabResult', '--suri', '//Alice']);
+  assert.equal(put.code, 0, put.err);
+  const good = JSON.parse(put.out.trim().split('\n').pop());
+  const goodRecord = (await api.query.ehrIndex.records(good.record)).unwrap();
+  const lie = async (digest, pointer) => {
+    const { events } = await sendAndWait(api, api.tx.ehrIndex.publishRecord(patient.address, 'LabResult',
+      { algorithm: 'Sm3', digest }, pointer, 4096 + 28, u8aToHex(randomBytes(32))), k.alice);
+    return events.find(({ event }) => api.events.ehrIndex.RecordPublished.is(event)).event.data[0].toNumber();
+  };
+  const altered = await lie(u8aToHex(randomBytes(32)), goodRecord.pointer.unwrap());
+  const missing = await lie(goodRecord.digest.digest, { storeId: 'hospital-1', collection: 'records',
+    objectId: u8aToHex(randomBytes(12)) });
+  const withheld = await lie(goodRecord.digest.digest, { storeId: 'hospital-2', collection: 'records',
+    objectId: goodRecord.pointer.unwrap().objectId });
+  const creditBefore = (await api.call.reputationApi.credit(k.alice.address)).unwrap().toNumber();
+
+  // The gateway serves review requests only to validators other than the issuer.
+  assert.match((await reviewRequest(k.bob, good.record)).error.message, /does not review/);
+  const served = await reviewRequest(k.dave, good.record);
+  assert.ok(served.result, JSON.stringify(served.error));
+  assert.equal(served.result.ciphertext.length, 2 + 2 * good.size, 'ciphertext only');
+  assert.equal((await reviewRequest(k.dave, missing)).error.code, 3);
+
+  const silent = `http://127.0.0.1:${await freePort()}`;
+  const verify = (who, extra = []) => record(['verify', '--once', '--suri', `//${who}`,
+    '--gateway', `hospital-1=${gateway.url}`, '--gateway', `hospital-2=${silent}`, ...extra]);
+  const votes = (run) => run.out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  // First round: the silent store's record is not judged yet (voting is far from over).
+  const first = verify('Dave');
+  assert.equal(first.code, 0, first.err);
+  const byRecord = Object.fromEntries(votes(first).map((v) => [v.record, v]));
+  assert.deepEqual(byRecord[good.record], { record: good.record, vote: 'Confirm', code: null });
+  assert.deepEqual(byRecord[altered], { record: altered, vote: 'Reject', code: 1 });
+  assert.deepEqual(byRecord[missing], { record: missing, vote: 'Reject', code: 2 });
+  assert.equal(byRecord[withheld], undefined, 'no vote while the gateway may still answer');
+  assert.match(first.err, /not reviewed yet/);
+  // Eve's service, and Dave's again, treat the silent store as withholding
+  // (voting "ends soon" for any record with a huge --withheld-blocks).
+  for (const who of ['Eve', 'Dave']) {
+    const run = verify(who, ['--withheld-blocks', '100000000']);
+    assert.equal(run.code, 0, run.err);
+  }
+  const status = async (id) => (await api.query.ehrIndex.records(id)).unwrap().status.toString();
+  assert.equal(await status(good.record), 'Confirmed');
+  for (const id of [altered, missing, withheld]) assert.equal(await status(id), 'Rejected', `record ${id}`);
+  assert.equal((await api.query.ehrIndex.votes(withheld, k.dave.address)).unwrap().toString(),
+    JSON.stringify({ reject: 2 }));
+  // Three rejections cost the issuer more than one confirmation earned.
+  const creditAfter = (await api.call.reputationApi.credit(k.alice.address)).unwrap().toNumber();
+  assert.ok(creditAfter < creditBefore, `credit ${creditBefore} → ${creditAfter}`);
+  // A decided record is no longer sent for review.
+  assert.match((await reviewRequest(k.eve, good.record)).error.message, /not under review/);
+});
+
 test('a record from a signer that may not publish is not left in the store', async () => {
   const { api } = node;
   const before = (await api.query.ehrIndex.nextRecordId()).toNumber();
@@ -178,6 +276,22 @@ test('a record from a signer that may not publish is not left in the store', asy
   assert.equal(stored.code, 0, stored.err);
   const kinds = stored.out.trim().split('\n').map((l) => JSON.parse(l).kind);
   assert.deepEqual(kinds, ['Imaging'], 'only the published record is in the store');
+});
+
+test('a record for a patient who never consented to this hospital is refused and not left in the store', async () => {
+  const { api } = node;
+  const who = keyringPair('//Unconsented-Patient').address;
+  const before = (await api.query.ehrIndex.nextRecordId()).toNumber();
+  const file = join(dir, 'unconsented.txt');
+  writeFileSync(file, 'synthetic lab result, no consent');
+  const put = record(['put', '--file', file, '--patient', who, '--kind', 'LabResult', '--suri', '//Alice']);
+  assert.notEqual(put.code, 0);
+  assert.match(put.err, /NoIndexConsent/);
+  assert.match(put.err, /the stored document was deleted/);
+  assert.equal((await api.query.ehrIndex.nextRecordId()).toNumber(), before);
+  const stored = record(['list', '--patient', who]);
+  assert.equal(stored.code, 0, stored.err);
+  assert.equal(stored.out.trim(), '', 'nothing stored for the patient');
 });
 
 /**
@@ -232,6 +346,7 @@ async function entryLands(who, from, timeoutMs = 60_000) {
 
 test('a node frozen past the put\'s wait: the document is kept and the late entry points at it', async () => {
   const who = keyringPair('//Frozen-Patient').address;
+  await registerPatient(node.api, k.alice, keyringPair('//Frozen-Patient'));
   const from = (await node.api.query.ehrIndex.nextRecordId()).toNumber();
   const file = join(dir, 'frozen.txt');
   writeFileSync(file, 'synthetic lab result, frozen node');
@@ -249,6 +364,7 @@ test('a node frozen past the put\'s wait: the document is kept and the late entr
 
 test('a node killed as the entry lands: after its restart the entry points at a stored document', async () => {
   const who = keyringPair('//Killed-Patient').address;
+  await registerPatient(node.api, k.alice, keyringPair('//Killed-Patient'));
   const from = (await node.api.query.ehrIndex.nextRecordId()).toNumber();
   const file = join(dir, 'killed.txt');
   writeFileSync(file, 'synthetic lab result, killed node');

@@ -215,6 +215,17 @@ impl RecordStore {
 		Ok(ciphertext)
 	}
 
+	/// The ciphertext at `object_id` as stored, unchecked: for validators,
+	/// who check it against the chain's digest themselves.
+	pub async fn get_unchecked(&self, object_id: [u8; 12]) -> Result<Vec<u8>, StoreError> {
+		let document = self
+			.collection
+			.find_one(doc! { "_id": ObjectId::from_bytes(object_id) })
+			.await?
+			.ok_or(StoreError::NotFound)?;
+		bytes(&document, "ciphertext")
+	}
+
 	/// Records of `patient`, oldest first, at most `limit`, without content.
 	pub async fn list_by_patient(&self, patient: &str, limit: i64) -> Result<Vec<StoredRecord>, StoreError> {
 		let mut cursor = self

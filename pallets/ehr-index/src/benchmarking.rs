@@ -23,9 +23,15 @@ fn pointer<T: Config>() -> StorePointer<T::MaxPointerLen> {
 	}
 }
 
+/// `patient` lets `issuer` index records under its account.
+fn consent<T: Config>(patient: &T::AccountId, issuer: &T::AccountId) {
+	IndexConsents::<T>::insert(patient, issuer, IndexConsent { given: true, generation: 0 });
+}
+
 fn publish<T: Config>(issuer: &T::AccountId, b: u8) -> RecordId {
 	let id = NextRecordId::<T>::get();
 	let patient: T::AccountId = account("patient", 0, 0);
+	consent::<T>(&patient, issuer);
 	EhrIndex::<T>::publish_record(
 		RawOrigin::Signed(issuer.clone()).into(),
 		patient,
@@ -47,6 +53,7 @@ mod benchmarks {
 	fn publish_record() {
 		let issuer = T::BenchmarkHelper::producer();
 		let patient: T::AccountId = account("patient", 0, 0);
+		consent::<T>(&patient, &issuer);
 		#[extrinsic_call]
 		_(
 			RawOrigin::Signed(issuer),
@@ -127,6 +134,42 @@ mod benchmarks {
 			EhrIndex::<T>::on_initialize(at);
 		}
 		assert!(ExpiringAt::<T>::get(at).is_empty());
+	}
+
+	#[benchmark]
+	fn consent_to_index() {
+		let issuer = T::BenchmarkHelper::producer();
+		let patient: T::AccountId = account("patient", 0, 0);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(patient.clone()), issuer.clone());
+		assert!(IndexConsents::<T>::get(&patient, &issuer).given);
+	}
+
+	#[benchmark]
+	fn register_patient() {
+		let issuer = T::BenchmarkHelper::producer();
+		// The worst case: the wallet wrapped the message, so the plain one is
+		// checked first in vain.
+		let (patient, _) = T::BenchmarkHelper::sign_consent(b"");
+		let message = EhrIndex::<T>::consent_message(&issuer, &patient, 0);
+		let mut wrapped = b"<Bytes>".to_vec();
+		wrapped.extend_from_slice(&message);
+		wrapped.extend_from_slice(b"</Bytes>");
+		let (signer, signature) = T::BenchmarkHelper::sign_consent(&wrapped);
+		assert!(signer == patient, "the helper signs with one patient key");
+		#[extrinsic_call]
+		_(RawOrigin::Signed(issuer.clone()), patient.clone(), signature);
+		assert!(IndexConsents::<T>::get(&patient, &issuer).given);
+	}
+
+	#[benchmark]
+	fn withdraw_index_consent() {
+		let issuer = T::BenchmarkHelper::producer();
+		let patient: T::AccountId = account("patient", 0, 0);
+		consent::<T>(&patient, &issuer);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(patient.clone()), issuer.clone());
+		assert_eq!(IndexConsents::<T>::get(&patient, &issuer), IndexConsent { given: false, generation: 1 });
 	}
 
 	impl_benchmark_test_suite!(EhrIndex, crate::mock::new_bench_ext(), crate::mock::Test);

@@ -10,6 +10,13 @@
 //! its encrypted records in its own MongoDB; the chain keeps digests, pointers
 //! and an audit trail.
 //!
+//! - **Consent.** A record is indexed under a patient's account only by an
+//!   issuer the patient consented to: the patient calls
+//!   [`Pallet::consent_to_index`], or signs [`Pallet::consent_message`] in
+//!   its wallet and the issuer submits it with [`Pallet::register_patient`]
+//!   (the issuer pays). [`Pallet::withdraw_index_consent`] stops new records;
+//!   a signed consent is bound to the chain, the issuer, the patient and the
+//!   number of withdrawals before it, so it cannot be replayed.
 //! - **Publish.** A producer institution calls [`Pallet::publish_record`] with
 //!   the patient's account, the record kind, the content digest (BLAKE2-256,
 //!   SHA-256 or SM3), the MongoDB pointer, the size and the hash of the capsule
@@ -60,17 +67,19 @@ use codec::Encode;
 use medchain_primitives::{Behaviour, CreditReporter, GrantedReads, InstitutionRegistry, RecordIndex, RecordRef, Role};
 use sp_core::H256;
 use sp_runtime::{
-	traits::{BlakeTwo256, Hash as HashT},
+	traits::{BlakeTwo256, Hash as HashT, IdentifyAccount, Verify, Zero},
 	Saturating,
 };
 
 /// Set-up the benchmarks need from the runtime.
 #[cfg(feature = "runtime-benchmarks")]
-pub trait BenchmarkHelper<AccountId> {
+pub trait BenchmarkHelper<AccountId, Signature> {
 	/// An active producer institution.
 	fn producer() -> AccountId;
 	/// The `n`-th active validator institution (distinct for distinct `n`).
 	fn validator(n: u32) -> AccountId;
+	/// A patient account and its valid signature of `message`.
+	fn sign_consent(message: &[u8]) -> (AccountId, Signature);
 }
 
 /// Log target of this pallet.
@@ -125,12 +134,16 @@ pub mod pallet {
 		#[pallet::constant]
 		type MaxPointerLen: Get<u32>;
 
+		/// A patient's signature of its consent to be indexed by an issuer
+		/// (the runtime's transaction signature).
+		type ConsentSignature: Parameter + Verify<Signer: IdentifyAccount<AccountId = Self::AccountId>>;
+
 		/// Weights of this pallet's calls.
 		type WeightInfo: WeightInfo;
 
 		/// Provides institutions for the benchmarks.
 		#[cfg(feature = "runtime-benchmarks")]
-		type BenchmarkHelper: BenchmarkHelper<Self::AccountId>;
+		type BenchmarkHelper: BenchmarkHelper<Self::AccountId, Self::ConsentSignature>;
 	}
 
 	/// The record index.
@@ -169,6 +182,20 @@ pub mod pallet {
 	#[pallet::storage]
 	pub type AccessCount<T: Config> = StorageMap<_, Twox64Concat, RecordId, u64, ValueQuery>;
 
+	/// Each patient's consent to have records indexed under its account, per
+	/// issuer: without it in force the issuer cannot publish a record about
+	/// the patient.
+	#[pallet::storage]
+	pub type IndexConsents<T: Config> = StorageDoubleMap<
+		_,
+		Blake2_128Concat,
+		T::AccountId,
+		Blake2_128Concat,
+		T::AccountId,
+		IndexConsent,
+		ValueQuery,
+	>;
+
 	/// Events of this pallet.
 	#[pallet::event]
 	#[pallet::generate_deposit(pub(super) fn deposit_event)]
@@ -200,6 +227,11 @@ pub mod pallet {
 		},
 		/// The record's content was erased from its store.
 		RecordErased { record_id: RecordId, by: T::AccountId },
+		/// `patient` lets `issuer` index records under its account.
+		IndexConsentGiven { patient: T::AccountId, issuer: T::AccountId },
+		/// `patient` no longer lets `issuer` index new records under its
+		/// account.
+		IndexConsentWithdrawn { patient: T::AccountId, issuer: T::AccountId },
 	}
 
 	/// Errors of this pallet.
@@ -245,6 +277,15 @@ pub mod pallet {
 		TooManyExpiring,
 		/// Record ids or versions are exhausted.
 		Overflow,
+		/// The patient has not consented to have records indexed under its
+		/// account by this issuer, or withdrew its consent.
+		NoIndexConsent,
+		/// The consent is already in force.
+		AlreadyConsented,
+		/// The signature is not the patient's over the consent this chain
+		/// expects now (wrong chain, issuer, patient or generation: a consent
+		/// the patient withdrew is not valid again).
+		BadConsentSignature,
 	}
 
 	#[pallet::hooks]
@@ -283,8 +324,11 @@ pub mod pallet {
 		/// content, MongoDB pointer, size and capsule hash. It waits for
 		/// validators until `ConfirmationPeriod` blocks have passed.
 		///
-		/// Origin: an active producer institution. Emits `RecordPublished`.
-		/// Errors: `NotProducer`, `EmptyRecord`, `TooManyExpiring`, `Overflow`.
+		/// Origin: an active producer institution the patient consented to be
+		/// indexed by ([`Pallet::consent_to_index`] or
+		/// [`Pallet::register_patient`]). Emits `RecordPublished`.
+		/// Errors: `NotProducer`, `NoIndexConsent`, `EmptyRecord`,
+		/// `TooManyExpiring`, `Overflow`.
 		#[pallet::call_index(0)]
 		#[pallet::weight(T::WeightInfo::publish_record())]
 		pub fn publish_record(
@@ -298,6 +342,7 @@ pub mod pallet {
 		) -> DispatchResult {
 			let issuer = ensure_signed(origin)?;
 			ensure!(T::Registry::has_role(&issuer, Role::Producer), Error::<T>::NotProducer);
+			ensure!(IndexConsents::<T>::get(&patient, &issuer).given, Error::<T>::NoIndexConsent);
 			let record_id = Self::insert_record(
 				issuer.clone(),
 				patient.clone(),
@@ -467,9 +512,96 @@ pub mod pallet {
 			Self::deposit_event(Event::RecordErased { record_id, by: who });
 			Ok(())
 		}
+
+		/// Lets `issuer` index records under the caller's account, until the
+		/// caller withdraws. A patient without funds gives the issuer a signed
+		/// consent instead ([`Pallet::register_patient`]).
+		///
+		/// Origin: the patient. Emits `IndexConsentGiven`.
+		/// Errors: `NotProducer` (the issuer is not an active producer),
+		/// `AlreadyConsented`.
+		#[pallet::call_index(5)]
+		#[pallet::weight(T::WeightInfo::consent_to_index())]
+		pub fn consent_to_index(origin: OriginFor<T>, issuer: T::AccountId) -> DispatchResult {
+			let patient = ensure_signed(origin)?;
+			ensure!(T::Registry::has_role(&issuer, Role::Producer), Error::<T>::NotProducer);
+			Self::give_consent(patient, issuer)
+		}
+
+		/// Registers `patient` with the calling institution: `signature` is
+		/// the patient's over [`Pallet::consent_message`] for this issuer,
+		/// given once (in the patient's wallet, e.g. at the hospital's desk).
+		/// The institution pays; the patient needs no funds.
+		///
+		/// Origin: an active producer institution. Emits `IndexConsentGiven`.
+		/// Errors: `NotProducer`, `AlreadyConsented`, `BadConsentSignature`.
+		#[pallet::call_index(6)]
+		#[pallet::weight(T::WeightInfo::register_patient())]
+		pub fn register_patient(
+			origin: OriginFor<T>,
+			patient: T::AccountId,
+			signature: T::ConsentSignature,
+		) -> DispatchResult {
+			let issuer = ensure_signed(origin)?;
+			ensure!(T::Registry::has_role(&issuer, Role::Producer), Error::<T>::NotProducer);
+			let consent = IndexConsents::<T>::get(&patient, &issuer);
+			ensure!(!consent.given, Error::<T>::AlreadyConsented);
+			let message = Self::consent_message(&issuer, &patient, consent.generation);
+			let mut wrapped = Vec::with_capacity(message.len().saturating_add(15));
+			wrapped.extend_from_slice(b"<Bytes>");
+			wrapped.extend_from_slice(&message);
+			wrapped.extend_from_slice(b"</Bytes>");
+			ensure!(
+				signature.verify(&message[..], &patient) || signature.verify(&wrapped[..], &patient),
+				Error::<T>::BadConsentSignature
+			);
+			Self::give_consent(patient, issuer)
+		}
+
+		/// Stops `issuer` indexing new records under the caller's account.
+		/// Records already published stay (and their amendments, which correct
+		/// them); a consent signed before no longer registers the patient.
+		///
+		/// Origin: the patient. Emits `IndexConsentWithdrawn`.
+		/// Errors: `NoIndexConsent`, `Overflow`.
+		#[pallet::call_index(7)]
+		#[pallet::weight(T::WeightInfo::withdraw_index_consent())]
+		pub fn withdraw_index_consent(origin: OriginFor<T>, issuer: T::AccountId) -> DispatchResult {
+			let patient = ensure_signed(origin)?;
+			IndexConsents::<T>::try_mutate(&patient, &issuer, |consent| -> DispatchResult {
+				ensure!(consent.given, Error::<T>::NoIndexConsent);
+				consent.generation = consent.generation.checked_add(1).ok_or(Error::<T>::Overflow)?;
+				consent.given = false;
+				Ok(())
+			})?;
+			Self::deposit_event(Event::IndexConsentWithdrawn { patient, issuer });
+			Ok(())
+		}
 	}
 
 	impl<T: Config> Pallet<T> {
+		/// The bytes `patient` signs to let `issuer` index records under its
+		/// account: [`INDEX_CONSENT_TAG`] then the SCALE encoding of (genesis
+		/// hash, issuer, patient, `generation`), the generation being
+		/// `IndexConsents[patient][issuer].generation`.
+		pub fn consent_message(issuer: &T::AccountId, patient: &T::AccountId, generation: u32) -> Vec<u8> {
+			let genesis = frame_system::Pallet::<T>::block_hash(BlockNumberFor::<T>::zero());
+			let mut message = INDEX_CONSENT_TAG.to_vec();
+			(genesis, issuer, patient, generation).encode_to(&mut message);
+			message
+		}
+
+		/// Puts `patient`'s consent to `issuer` in force.
+		fn give_consent(patient: T::AccountId, issuer: T::AccountId) -> DispatchResult {
+			IndexConsents::<T>::try_mutate(&patient, &issuer, |consent| -> DispatchResult {
+				ensure!(!consent.given, Error::<T>::AlreadyConsented);
+				consent.given = true;
+				Ok(())
+			})?;
+			Self::deposit_event(Event::IndexConsentGiven { patient, issuer });
+			Ok(())
+		}
+
 		/// Stores a new record (a first version or an amendment of `previous`)
 		/// and schedules the end of its voting; returns its id.
 		#[allow(clippy::too_many_arguments)]

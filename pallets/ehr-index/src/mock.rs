@@ -98,18 +98,22 @@ impl pallet_ehr_index::Config for Test {
 	type ConfirmationPeriod = frame_support::traits::ConstU64<PERIOD>;
 	type MaxExpiringPerBlock = ConstU32<3>;
 	type MaxPointerLen = ConstU32<32>;
+	type ConsentSignature = sp_runtime::testing::TestSignature;
 	type WeightInfo = ();
 	#[cfg(feature = "runtime-benchmarks")]
 	type BenchmarkHelper = MockRegistry;
 }
 
 #[cfg(feature = "runtime-benchmarks")]
-impl crate::BenchmarkHelper<AccountId> for MockRegistry {
+impl crate::BenchmarkHelper<AccountId, sp_runtime::testing::TestSignature> for MockRegistry {
 	fn producer() -> AccountId {
 		HOSPITAL
 	}
 	fn validator(n: u32) -> AccountId {
 		VALIDATORS[(n as usize - 1) % VALIDATORS.len()]
+	}
+	fn sign_consent(message: &[u8]) -> (AccountId, sp_runtime::testing::TestSignature) {
+		(PATIENT, sp_runtime::testing::TestSignature(PATIENT, message.to_vec()))
 	}
 }
 
@@ -136,7 +140,14 @@ pub fn pointer(b: u8) -> StorePointer<ConstU32<32>> {
 	}
 }
 
+/// `patient`'s signature of `message` (test signatures verify when signer
+/// and message match).
+pub fn signed_by(patient: AccountId, message: &[u8]) -> sp_runtime::testing::TestSignature {
+	sp_runtime::testing::TestSignature(patient, message.to_vec())
+}
+
 /// Runs `f` at block 1 in fresh externalities, then checks the invariants.
+/// The test patient has consented to both hospitals.
 pub fn new_test_ext(f: impl FnOnce()) {
 	let storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
 	let mut ext = sp_io::TestExternalities::new(storage);
@@ -145,6 +156,9 @@ pub fn new_test_ext(f: impl FnOnce()) {
 		Suspended::set(vec![]);
 		CreditLog::set(vec![]);
 		LiveGrants::set(vec![]);
+		for issuer in [HOSPITAL, OTHER_HOSPITAL] {
+			crate::IndexConsents::<Test>::insert(PATIENT, issuer, crate::IndexConsent { given: true, generation: 0 });
+		}
 		f();
 		EhrIndex::do_try_state().expect("invariants hold");
 	});

@@ -393,3 +393,140 @@ fn try_state_detects_a_broken_chain() {
 fn integrity_test_passes() {
 	new_test_ext(|| EhrIndex::integrity_test());
 }
+
+/// A patient with no consent in force anywhere.
+const STRANGER: AccountId = 200;
+
+fn publish_for(issuer: AccountId, patient: AccountId) -> sp_runtime::DispatchResult {
+	EhrIndex::publish_record(
+		RuntimeOrigin::signed(issuer),
+		patient,
+		RecordKind::Imaging,
+		digest(9),
+		pointer(9),
+		10,
+		H256::zero(),
+	)
+}
+
+fn consent_signature(issuer: AccountId, patient: AccountId, generation: u32) -> sp_runtime::testing::TestSignature {
+	signed_by(patient, &EhrIndex::consent_message(&issuer, &patient, generation))
+}
+
+#[test]
+fn a_hospital_cannot_index_a_record_under_a_patient_who_never_consented() {
+	new_test_ext(|| {
+		let next = NextRecordId::<Test>::get();
+		assert_noop!(publish_for(HOSPITAL, STRANGER), Error::<Test>::NoIndexConsent);
+		assert_eq!(NextRecordId::<Test>::get(), next);
+		assert!(!PatientRecords::<Test>::iter_prefix(STRANGER).any(|_| true));
+		// Consent to one hospital does not let another index the patient.
+		assert_ok!(EhrIndex::consent_to_index(RuntimeOrigin::signed(STRANGER), HOSPITAL));
+		System::assert_last_event(Event::IndexConsentGiven { patient: STRANGER, issuer: HOSPITAL }.into());
+		assert_noop!(publish_for(OTHER_HOSPITAL, STRANGER), Error::<Test>::NoIndexConsent);
+		assert_ok!(publish_for(HOSPITAL, STRANGER));
+		assert!(PatientRecords::<Test>::contains_key(STRANGER, next));
+	});
+}
+
+#[test]
+fn a_hospital_registers_a_patient_with_the_patients_signed_consent() {
+	new_test_ext(|| {
+		assert_ok!(EhrIndex::register_patient(
+			RuntimeOrigin::signed(HOSPITAL),
+			STRANGER,
+			consent_signature(HOSPITAL, STRANGER, 0)
+		));
+		System::assert_last_event(Event::IndexConsentGiven { patient: STRANGER, issuer: HOSPITAL }.into());
+		assert_eq!(IndexConsents::<Test>::get(STRANGER, HOSPITAL), IndexConsent { given: true, generation: 0 });
+		assert_ok!(publish_for(HOSPITAL, STRANGER));
+		// A wallet that wraps what it signs in <Bytes>…</Bytes> (the
+		// polkadot.js extension's signRaw) signs a valid consent too.
+		let mut wrapped = b"<Bytes>".to_vec();
+		wrapped.extend(EhrIndex::consent_message(&OTHER_HOSPITAL, &STRANGER, 0));
+		wrapped.extend(b"</Bytes>");
+		assert_ok!(EhrIndex::register_patient(
+			RuntimeOrigin::signed(OTHER_HOSPITAL),
+			STRANGER,
+			signed_by(STRANGER, &wrapped)
+		));
+		assert_ok!(publish_for(OTHER_HOSPITAL, STRANGER));
+	});
+}
+
+#[test]
+fn a_hospital_cannot_forge_or_borrow_a_consent() {
+	new_test_ext(|| {
+		let register = |issuer, signature| EhrIndex::register_patient(RuntimeOrigin::signed(issuer), STRANGER, signature);
+		// Signed by someone else (the hospital itself).
+		let forged = signed_by(HOSPITAL, &EhrIndex::consent_message(&HOSPITAL, &STRANGER, 0));
+		assert_noop!(register(HOSPITAL, forged), Error::<Test>::BadConsentSignature);
+		// The patient's consent to another hospital.
+		assert_noop!(register(HOSPITAL, consent_signature(OTHER_HOSPITAL, STRANGER, 0)), Error::<Test>::BadConsentSignature);
+		// A consent for another patient, or a message without the domain tag.
+		assert_noop!(register(HOSPITAL, consent_signature(HOSPITAL, PATIENT, 0)), Error::<Test>::BadConsentSignature);
+		let untagged = (frame_system::Pallet::<Test>::block_hash(0), HOSPITAL, STRANGER, 0u32).encode();
+		assert_noop!(register(HOSPITAL, signed_by(STRANGER, &untagged)), Error::<Test>::BadConsentSignature);
+		// Only producers register patients.
+		assert_noop!(register(INSURER, consent_signature(INSURER, STRANGER, 0)), Error::<Test>::NotProducer);
+		assert_eq!(IndexConsents::<Test>::get(STRANGER, HOSPITAL), IndexConsent::default());
+	});
+}
+
+#[test]
+fn a_withdrawn_consent_cannot_be_replayed() {
+	new_test_ext(|| {
+		let signed = consent_signature(HOSPITAL, STRANGER, 0);
+		assert_ok!(EhrIndex::register_patient(RuntimeOrigin::signed(HOSPITAL), STRANGER, signed.clone()));
+		let id = NextRecordId::<Test>::get();
+		assert_ok!(publish_for(HOSPITAL, STRANGER));
+		assert_ok!(EhrIndex::withdraw_index_consent(RuntimeOrigin::signed(STRANGER), HOSPITAL));
+		System::assert_last_event(Event::IndexConsentWithdrawn { patient: STRANGER, issuer: HOSPITAL }.into());
+		assert_noop!(publish_for(HOSPITAL, STRANGER), Error::<Test>::NoIndexConsent);
+		// The hospital kept the signed consent and submits it again.
+		assert_noop!(
+			EhrIndex::register_patient(RuntimeOrigin::signed(HOSPITAL), STRANGER, signed),
+			Error::<Test>::BadConsentSignature
+		);
+		// The record published with consent stays, and may be corrected.
+		assert!(Records::<Test>::contains_key(id));
+		assert_ok!(EhrIndex::amend_record(RuntimeOrigin::signed(HOSPITAL), id, digest(10), pointer(10), 20, H256::zero()));
+		// A new consent names the new generation.
+		assert_ok!(EhrIndex::register_patient(
+			RuntimeOrigin::signed(HOSPITAL),
+			STRANGER,
+			consent_signature(HOSPITAL, STRANGER, 1)
+		));
+		assert_ok!(publish_for(HOSPITAL, STRANGER));
+	});
+}
+
+#[test]
+fn consent_calls_refuse_what_does_not_apply() {
+	new_test_ext(|| {
+		// Consent to an account that is not a producer (a typo, an insurer).
+		assert_noop!(EhrIndex::consent_to_index(RuntimeOrigin::signed(STRANGER), INSURER), Error::<Test>::NotProducer);
+		assert_noop!(EhrIndex::consent_to_index(RuntimeOrigin::signed(STRANGER), 77), Error::<Test>::NotProducer);
+		// Withdrawing what was never given.
+		assert_noop!(
+			EhrIndex::withdraw_index_consent(RuntimeOrigin::signed(STRANGER), HOSPITAL),
+			Error::<Test>::NoIndexConsent
+		);
+		// Giving twice, either way.
+		assert_ok!(EhrIndex::consent_to_index(RuntimeOrigin::signed(STRANGER), HOSPITAL));
+		assert_noop!(
+			EhrIndex::consent_to_index(RuntimeOrigin::signed(STRANGER), HOSPITAL),
+			Error::<Test>::AlreadyConsented
+		);
+		assert_noop!(
+			EhrIndex::register_patient(RuntimeOrigin::signed(HOSPITAL), STRANGER, consent_signature(HOSPITAL, STRANGER, 0)),
+			Error::<Test>::AlreadyConsented
+		);
+		// The generation counter does not wrap around to an old consent.
+		IndexConsents::<Test>::insert(STRANGER, OTHER_HOSPITAL, IndexConsent { given: true, generation: u32::MAX });
+		assert_noop!(
+			EhrIndex::withdraw_index_consent(RuntimeOrigin::signed(STRANGER), OTHER_HOSPITAL),
+			Error::<Test>::Overflow
+		);
+	});
+}

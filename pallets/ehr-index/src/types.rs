@@ -92,3 +92,24 @@ pub struct Record<T: Config> {
 	/// Last block at which a vote is accepted.
 	pub deadline: BlockNumberFor<T>,
 }
+
+/// A patient's consent to have records indexed under its account by one
+/// issuer.
+#[derive(
+	Clone, Copy, Default, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+)]
+pub struct IndexConsent {
+	/// Whether the consent is in force.
+	pub given: bool,
+	/// How often the patient withdrew consent from this issuer. A signed
+	/// consent names the generation it was given for, so a consent the
+	/// patient withdrew cannot be replayed.
+	pub generation: u32,
+}
+
+/// What a patient signs to consent to be indexed by an issuer: this
+/// domain tag, then the SCALE encoding of (chain's genesis hash, issuer,
+/// patient, generation). Wallets that wrap signed bytes in
+/// `<Bytes>…</Bytes>` (the polkadot.js extension's `signRaw`) are accepted
+/// too.
+pub const INDEX_CONSENT_TAG: &[u8] = b"medchain:index-consent";

@@ -21,6 +21,18 @@
 //!    gateway's institution and naming the grant, which the runtime checks
 //!    again at the block that holds it, in a finalized block.
 //!
+//! `ehr_getForReview { record, validator, block, signature }` returns a
+//! *pending* record's ciphertext, as stored and unchecked, to a validator
+//! institution that reviews it (`medchain-record verify`) if `signature` is
+//! the validator's over [`review_message`] (this chain, this gateway, the
+//! record, the validator, the block), the request is fresh and new (as
+//! above), the record is this gateway's institution's and still `Pending`,
+//! and `validator` is an active validator institution other than the issuer.
+//! Nothing but ciphertext leaves (never a key), and it is not an access log
+//! entry: the validator's vote is on chain. A document the store does not
+//! hold is answered with code 3, so that a validator tells a missing
+//! document from a gateway that is down.
+//!
 //! Any failed check refuses with a JSON-RPC error and serves nothing; what
 //! failed inside (the store's or node's error) is logged, not returned.
 //!
@@ -120,10 +132,19 @@ pub fn serve(o: &super::ServeArgs, store: RecordStore, runtime: tokio::runtime::
 			})
 		})
 		.map_err(|e| e.to_string())?;
+	module
+		.register_blocking_method("ehr_getForReview", |params, gateway, _| {
+			let p: Value = params.parse().map_err(|_| error(-32602, "params must be a JSON object".into()))?;
+			gateway.get_for_review(&p).map_err(|(code, message)| {
+				tracing::warn!(code, "review request refused");
+				error(code, message)
+			})
+		})
+		.map_err(|e| e.to_string())?;
 	runtime.block_on(async {
 		let limits = Limits { connections: o.connections.limits(), ..Limits::default() };
 		let (addr, handle) = listen(&o.listen, module.into(), limits).await?;
-		tracing::info!("serving ehr_getRecord on http://{addr}");
+		tracing::info!("serving ehr_getRecord and ehr_getForReview on http://{addr}");
 		handle.stopped().await;
 		Ok(())
 	})
@@ -255,6 +276,70 @@ impl Gateway {
 		}))
 	}
 
+	/// `ehr_getForReview`: a pending record's stored ciphertext, unchecked,
+	/// for a validator institution that reviews it.
+	fn get_for_review(&self, p: &Value) -> Result<Value, (i32, String)> {
+		let bad = |m: &str| (-32602, m.to_string());
+		let refused = |m: String| (1, m);
+		let unavailable = |m: String| {
+			tracing::error!("store or node unavailable: {m}");
+			(2, "the record store or its chain node is unavailable; try again later".to_string())
+		};
+		let record_id = p["record"].as_u64().ok_or_else(|| bad("`record` must be a number"))?;
+		let validator_text = p["validator"].as_str().ok_or_else(|| bad("`validator` must be an SS58 address"))?;
+		let validator =
+			AccountId::from_ss58check(validator_text).map_err(|_| bad("`validator` is not an SS58 address"))?;
+		let block = p["block"].as_u64().ok_or_else(|| bad("`block` must be a block number"))? as u32;
+		let signature = unhex(p["signature"].as_str().unwrap_or_default()).map_err(|_| bad("`signature` is not hex"))?;
+		let raw: [u8; 64] = signature[..].try_into().map_err(|_| bad("`signature` is not 64 bytes"))?;
+
+		let message = review_message(&self.genesis, &self.operator_address(), record_id, validator_text, block);
+		if !signature_proves(&message, &raw, &validator) {
+			return Err(refused("the signature does not prove the validator's account for this chain, gateway, record and block".into()));
+		}
+		let best = self.node.best_number().map_err(|e| unavailable(e.to_string()))?;
+		if block > best || best - block > FRESHNESS {
+			return Err(refused(format!("request signed for block {block}, best is {best}: sign a fresh one")));
+		}
+		let mut seen = self.seen.lock().map_err(|_| unavailable("gateway state poisoned".into()))?;
+		if !first_use(&mut seen, best, block, raw) {
+			return Err(refused("this signed request was already used: sign a new one".into()));
+		}
+		drop(seen);
+		let record: pallet_ehr_index::Record<Runtime> = self
+			.node
+			.storage(&Records::<Runtime>::hashed_key_for(record_id))
+			.map_err(|e| unavailable(e.to_string()))?
+			.ok_or_else(|| refused(format!("record {record_id} is not on chain")))?;
+		if record.issuer != AccountId::from(self.operator.public()) {
+			return Err(refused(format!("record {record_id} is held by another institution's gateway")));
+		}
+		if record.status != pallet_ehr_index::RecordStatus::Pending {
+			return Err(refused(format!("record {record_id} is not under review")));
+		}
+		let institution: Option<pallet_reputation::Institution<Runtime>> = self
+			.node
+			.storage(&pallet_reputation::Institutions::<Runtime>::hashed_key_for(&validator))
+			.map_err(|e| unavailable(e.to_string()))?;
+		let is_validator = institution.is_some_and(|i| {
+			i.status == medchain_primitives::InstitutionStatus::Active &&
+				i.roles.contains(medchain_primitives::Role::Validator)
+		});
+		if !is_validator || validator == record.issuer {
+			return Err(refused(format!("{validator_text} does not review record {record_id}")));
+		}
+		let pointer = record.pointer.ok_or_else(|| refused(format!("record {record_id} was erased")))?;
+		let ciphertext = match self.runtime.block_on(self.store.get_unchecked(pointer.object_id)) {
+			Ok(bytes) => bytes,
+			Err(medchain_record_store::StoreError::NotFound) => {
+				return Err((3, format!("record {record_id}: the store holds no document at its pointer")))
+			},
+			Err(e) => return Err(unavailable(e.to_string())),
+		};
+		tracing::info!("record sent for review");
+		Ok(json!({ "record": record_id, "ciphertext": hex(&ciphertext) }))
+	}
+
 	/// Whether grant `g` (id `id`) lets its grantee read `record` at block
 	/// `now`, as the runtime's `read_allowed` decides (the same types'
 	/// methods, natively; the runtime checks again with the log entry).
@@ -365,6 +450,13 @@ enum LogError {
 /// purpose proves nothing for another.
 pub fn request_message(genesis: &str, gateway: &str, record: u64, accessor: &str, purpose: &str, block: u32) -> String {
 	format!("medchain-ehr-get:v2:{genesis}:{gateway}:{record}:{accessor}:{purpose}:{block}")
+}
+
+/// The message a validator institution `validator` (SS58) signs to review
+/// pending record `record` at the gateway of `gateway` (SS58) on the chain
+/// with genesis hash `genesis`, at `block`.
+pub fn review_message(genesis: &str, gateway: &str, record: u64, validator: &str, block: u32) -> String {
+	format!("medchain-ehr-review:v1:{genesis}:{gateway}:{record}:{validator}:{block}")
 }
 
 /// Whether `signature` is `accessor`'s sr25519 signature of `message`, raw

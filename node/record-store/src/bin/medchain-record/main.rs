@@ -28,6 +28,7 @@
 //! document.
 
 mod gateway;
+mod verify;
 
 use medchain_chain_client::{Dispatch, Node, Outcome, RpcError, Sent};
 use medchain_record_store::{decrypt_record, encrypt_record, hex, DigestAlgorithm, Digests, RecordStore, StoredRecord};
@@ -69,6 +70,33 @@ enum Command {
 	/// Serves the institution's record gateway (`ehr_getRecord` over HTTP
 	/// JSON-RPC): only to readers the chain allows, logged on chain first.
 	Serve(ServeArgs),
+	/// Registers a patient with the institution: submits the consent to be
+	/// indexed that the patient signed in its wallet (the portal's consent
+	/// code). The institution pays the fee.
+	RegisterPatient(RegisterPatientArgs),
+	/// Reviews pending records as a validator institution: fetches each
+	/// one's ciphertext from its issuer's gateway, checks digest and size
+	/// against the index and votes (rejecting what is missing, altered or
+	/// withheld).
+	Verify(verify::VerifyArgs),
+}
+
+#[derive(Args)]
+struct RegisterPatientArgs {
+	/// The patient's account (SS58).
+	#[arg(long)]
+	patient: String,
+	/// The patient's sr25519 signature of the consent message (hex, 64
+	/// bytes), as the portal shows it.
+	#[arg(long)]
+	consent: String,
+	/// Seconds to wait for the transaction to be final.
+	#[arg(long, default_value_t = 60)]
+	wait_s: u64,
+	#[command(flatten)]
+	signer: SignerArgs,
+	#[command(flatten)]
+	node: NodeArgs,
 }
 
 /// Where the institution keeps its records.
@@ -195,6 +223,8 @@ fn main() {
 		Command::Get(a) => runtime.block_on(get(a)),
 		Command::List(a) => runtime.block_on(list(a)),
 		Command::Serve(a) => runtime.block_on(store(&a.store)).and_then(|st| gateway::serve(a, st, runtime.handle().clone())),
+		Command::RegisterPatient(a) => register_patient(a),
+		Command::Verify(a) => runtime.block_on(verify::verify(a)),
 	};
 	if let Err(e) = result {
 		tracing::error!("{e}");
@@ -406,9 +436,13 @@ fn publish(
 		Outcome::Finalized { block, dispatch: Some(Dispatch::Success) | None } |
 		Outcome::InBlock { block, dispatch: Some(Dispatch::Success) | None } => block,
 		Outcome::Finalized { dispatch: Some(Dispatch::Failed(error)), .. } => {
-			return Err(refused(&format!(
-				"the runtime refused the index entry: {error} (is the signer an active producer institution?)"
-			)))
+			let hint = if error.contains("NoIndexConsent") {
+				"the patient must first consent to be indexed by this institution: `register-patient` with the \
+				 consent the patient signed, or the patient's own `ehrIndex.consentToIndex`"
+			} else {
+				"is the signer an active producer institution?"
+			};
+			return Err(refused(&format!("the runtime refused the index entry: {error} ({hint})")))
 		},
 		Outcome::Dead(why) => return Err(refused(&format!("the index entry will never be on chain: {why}"))),
 		Outcome::InBlock { dispatch: Some(Dispatch::Failed(_)), .. } => {
@@ -473,6 +507,31 @@ fn attach_capsule(
 		return Ok(());
 	}
 	Err(format!("record {record} is published but its key capsule is not on chain: {outcome:?}"))
+}
+
+/// Submits the patient's signed consent (`register_patient`) and waits until
+/// it is final.
+fn register_patient(o: &RegisterPatientArgs) -> Result<(), String> {
+	let patient = AccountId::from_ss58check(&o.patient).map_err(|e| format!("--patient: {e:?}"))?;
+	let signature: [u8; 64] = medchain_chain_client::unhex(o.consent.trim())
+		.map_err(|e| format!("--consent: {e}"))?
+		.try_into()
+		.map_err(|_| "--consent: not a 64-byte sr25519 signature")?;
+	let signer = o.signer.signer()?;
+	let call = RuntimeCall::EhrIndex(pallet_ehr_index::Call::register_patient {
+		patient: patient.clone(),
+		signature: sp_core::sr25519::Signature::from_raw(signature).into(),
+	});
+	let (_, outcome) =
+		o.node.node().send(&signer, call, Duration::from_secs(o.wait_s)).map_err(|e| e.to_string())?;
+	match outcome {
+		Outcome::Finalized { dispatch: Some(Dispatch::Success), .. } => {
+			tracing::info!("patient registered: records may now be indexed under their account");
+			println!("{}", serde_json::json!({ "registered": patient.to_ss58check() }));
+			Ok(())
+		},
+		other => Err(format!("the patient is not registered: {other:?}")),
+	}
 }
 
 async fn get(o: &GetArgs) -> Result<(), String> {

@@ -21,7 +21,7 @@ import { u8aToHex } from '@polkadot/util';
 import * as umbral from '@nucypher/umbral-pre';
 import { startDevNode, sendAndWait, waitForBlock, waitForAcknowledged } from '../tests/e2e/lib/node.mjs';
 import { startMongo, startGateway, fetchRecord, RECORD_CLI } from '../tests/e2e/lib/services.mjs';
-import { registerPatient } from '../tests/e2e/lib/consent.mjs';
+import { registerPatient, confirmRecord } from '../tests/e2e/lib/record-index.mjs';
 import { makePre, decryptRecord, proxySecretStorageKey, unhex } from '../portal/lib/pre.mjs';
 
 const CLIENTS = Number(process.argv[2] || 100);
@@ -103,6 +103,8 @@ try {
       '--mongo', mongo.url], { encoding: 'utf8' });
     if (put.status !== 0) throw new Error(put.stderr);
     p.record = JSON.parse(put.stdout.trim().split('\n').pop()).record;
+    // Bob and Charlie (validators) confirm it: only confirmed records are shared.
+    await confirmRecord(api, p.record, [bob, charlie]);
   }
   // Each client gets a grant from its patient, 2 of 2 proxies.
   for (const [i, p] of patients.entries()) {

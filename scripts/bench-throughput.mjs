@@ -6,7 +6,7 @@
 import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady, blake2AsU8a } from '@polkadot/util-crypto';
 import { startDevNode } from '../tests/e2e/lib/node.mjs';
-import { registerPatient } from '../tests/e2e/lib/consent.mjs';
+import { registerPatient } from '../tests/e2e/lib/record-index.mjs';
 
 const N = Number(process.argv[2] || 400);
 

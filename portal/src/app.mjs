@@ -109,7 +109,9 @@ async function connectWallet() {
 async function chooseAccount(address) {
   account = address;
   unlocked = null;
-  for (const id of ['generate', 'export', 'import', 'register', 'grant', 'consent-sign']) $(id).disabled = false;
+  for (const id of ['generate', 'export', 'import', 'register', 'grant', 'consent-sign', 'consent-void']) {
+    $(id).disabled = false;
+  }
   await provideMetadata(address);
   status(`Signed in as ${short(address)}`);
   await refresh();
@@ -209,8 +211,12 @@ async function showRecords() {
     const capsule = await api.query.proxyReencrypt.capsules(id);
     const tr = body.insertRow();
     tr.dataset.record = id.toString();
-    for (const v of [id.toString(), r.kind.toString(), short(r.issuer.toString()), r.status.toString(),
-      capsule.isSome ? 'yes' : 'no (no key capsule)']) tr.insertCell().textContent = v;
+    const shareable = !capsule.isSome ? 'no (no key capsule)'
+      : r.status.isConfirmed ? 'yes'
+        : r.status.isPending ? 'not yet (validators are checking it)' : 'no (not confirmed)';
+    for (const v of [id.toString(), r.kind.toString(), short(r.issuer.toString()), r.status.toString(), shareable]) {
+      tr.insertCell().textContent = v;
+    }
   }
 }
 
@@ -404,6 +410,13 @@ async function main() {
   status(`Connected to ${rpc}. Connect your wallet.`);
   $('connect').onclick = () => connectWallet().catch((e) => status(e.message, true));
   $('consent-sign').onclick = () => signConsent().catch((e) => status(e.message, true));
+  // Withdrawing also voids every code signed for the hospital, used or not.
+  $('consent-void').onclick = () => {
+    const issuer = $('consent-issuer').value.trim();
+    if (!window.confirm(`Void every consent code you signed for this hospital, and any consent in force?\n${issuer}`)) return;
+    $('consent-code').textContent = '';
+    signAndWait(api.tx.ehrIndex.withdrawIndexConsent(issuer), 'Voiding consent codes').then(refresh, () => {});
+  };
   $('account').onchange = (e) => chooseAccount(e.target.value);
   $('generate').onclick = async () => {
     const keys = pre.newKeys();

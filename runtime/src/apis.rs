@@ -255,6 +255,10 @@ impl_runtime_apis! {
 			ProxyReencrypt::readable_under(&who, record)
 		}
 
+		fn purpose_of_read(who: AccountId, record: u64, grant: u64) -> Option<medchain_primitives::AccessPurpose> {
+			ProxyReencrypt::read_allowed(&who, record, grant)
+		}
+
 		fn fragments(request: u64) -> Vec<(AccountId, Vec<u8>)> {
 			ProxyReencrypt::fragments_of(request)
 		}

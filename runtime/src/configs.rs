@@ -529,6 +529,12 @@ impl pallet_proxy_reencrypt::BenchmarkHelper<AccountId> for InstitutionsForBench
 			1_024,
 			capsule_hash,
 		);
+		// Validators confirmed it: only confirmed records are shared.
+		pallet_ehr_index::Records::<Runtime>::mutate(id, |r| {
+			if let Some(r) = r {
+				r.status = pallet_ehr_index::RecordStatus::Confirmed;
+			}
+		});
 		id
 	}
 }

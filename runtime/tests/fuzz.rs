@@ -711,7 +711,24 @@ impl Fuzzer {
 				}
 				let (digest, pointer, size) = (self.digest(), self.pointer(), self.size());
 				let kind = [RecordKind::Diagnosis, RecordKind::LabResult, RecordKind::Imaging].choose(&mut self.rng).copied().expect("kinds");
-				self.signed_call(&issuer, ehr(C::publish_record { patient, kind, digest, pointer, size, capsule_hash }));
+				let id = pallet_ehr_index::NextRecordId::<Runtime>::get();
+				let published = self.signed_call(&issuer, ehr(C::publish_record { patient, kind, digest, pointer, size, capsule_hash }));
+				// Mostly validators confirm it at once (only confirmed records
+				// are shared), so grants and requests reach past that rule.
+				if published && !self.one_in(4) {
+					let validators: Vec<AccountId> = pallet_reputation::Institutions::<Runtime>::iter()
+						.filter(|(who, i)| {
+							*who != issuer &&
+								i.status == medchain_primitives::InstitutionStatus::Active &&
+								i.roles.contains(medchain_primitives::Role::Validator)
+						})
+						.map(|(who, _)| who)
+						.take(<Runtime as pallet_ehr_index::Config>::ConfirmationsRequired::get() as usize)
+						.collect();
+					for v in validators {
+						self.signed_call(&v, ehr(C::vote_record { record_id: id, vote: Vote::Confirm }));
+					}
+				}
 			},
 			7 => {
 				// Consent: given by signature (sometimes the wrong signer or an

@@ -1,4 +1,5 @@
-// The dev chain end to end: blocks, a signed transfer, a malformed extrinsic.
+// The dev chain end to end: blocks, a signed transfer, a malformed extrinsic,
+// dev.sh's port check, and a private consortium node (reserved peers, safe RPC).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Keyring } from '@polkadot/keyring';
@@ -13,10 +14,21 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 let node;
 let keyring;
 
+/** A consortium member's peer id (the node below lists it as its only peer). */
+const MEMBER = '12D3KooWNhEbAgY52BoGBaPwsrmGHsKkhWVYMpWarxaNozreTGyA';
+/** The arguments scripts/consortium-node.sh gives a consortium node. */
+let consortiumFlags;
+
 before(async () => {
   await cryptoWaitReady();
   keyring = new Keyring({ type: 'sr25519' });
-  node = await startDevNode({ name: 'dev-chain' });
+  consortiumFlags = await new Promise((res, rej) => execFile('bash',
+    [join(ROOT, 'scripts/consortium-node.sh'), '--print-flags', '--peer', `/ip4/127.0.0.1/tcp/9/p2p/${MEMBER}`],
+    (err, out) => (err ? rej(err) : res(out.trim().split('\n')))));
+  // startDevNode turns mDNS and telemetry off already. Everything below runs
+  // on a node configured as a private consortium member.
+  const args = consortiumFlags.filter((f) => f !== '--no-mdns' && f !== '--no-telemetry');
+  node = await startDevNode({ name: 'dev-chain', args });
 });
 
 after(async () => {
@@ -82,4 +94,19 @@ test('dev.sh refuses a taken RPC port instead of configuring whatever answers th
   assert.match(r.stderr, new RegExp(`port ${node.rpcPort} is already in use`));
   // Nothing was started or configured: the node still answers, unchanged.
   assert.equal((await node.api.rpc.system.chain()).toString(), 'Medchain Development');
+});
+
+test('the node runs with a consortium member\'s flags and refuses unsafe RPC', async () => {
+  const { api } = node;
+  // The node of this file was started with scripts/consortium-node.sh's
+  // flags (reserved peers only, safe RPC, rate limits).
+  assert.ok(consortiumFlags.includes('--reserved-only') && consortiumFlags.includes('safe'));
+  // No key goes into its keystore, no peer or reserved peer is added, no
+  // pool is read over RPC.
+  await assert.rejects(api.rpc.author.insertKey('prx0', '//Alice', '0x' + '00'.repeat(32)), /unsafe/i);
+  await assert.rejects(api.rpc.system.addReservedPeer(`/ip4/127.0.0.1/tcp/9/p2p/${MEMBER}`), /unsafe/i);
+  await assert.rejects(api.rpc.system.peers(), /unsafe/i);
+  // Safe methods answer, and it has no peer (none of its reserved ones runs).
+  assert.ok((await api.rpc.chain.getHeader()).number.toNumber() >= 0);
+  assert.equal((await api.rpc.system.health()).peers.toNumber(), 0);
 });

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { u8aToHex, stringToU8a } from '@polkadot/util';
 import { startDevNode, sendAndWait } from './lib/node.mjs';
-import { registerPatient, consentFor } from './lib/consent.mjs';
+import { registerPatient, consentFor } from './lib/record-index.mjs';
 
 let node;
 let k;

@@ -19,6 +19,7 @@ import { u8aToHex, u8aWrapBytes, hexToU8a } from '@polkadot/util';
 import * as umbral from '@nucypher/umbral-pre';
 import { chromium } from 'playwright-core';
 import { startDevNode, sendAndWait, freePort } from './lib/node.mjs';
+import { confirmRecord } from './lib/record-index.mjs';
 import { makePre, hex, unhex } from '../../portal/lib/pre.mjs';
 import { servePortal } from '../../scripts/portal.mjs';
 import * as vault from '../../portal/lib/vault.mjs';
@@ -48,14 +49,18 @@ before(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   await cryptoWaitReady();
   const keyring = new Keyring({ type: 'sr25519' });
-  k = Object.fromEntries(['alice', 'bob', 'dave', 'eve']
+  k = Object.fromEntries(['alice', 'bob', 'charlie', 'dave', 'eve']
     .map((n) => [n, keyring.addFromUri(`//${n[0].toUpperCase()}${n.slice(1)}`)]));
   node = await startDevNode({ name: 'portal' });
   const { api } = node;
-  // Two proxy institutions: Alice (genesis) and Bob.
-  await sendAndWait(api, api.tx.reputation.applyForMembership('proxy', 'NursingHome',
-    { producer: false, validator: true, auditor: false }), k.bob);
-  await sendAndWait(api, api.tx.sudo.sudo(api.tx.reputation.approveInstitution(k.bob.address)), k.alice);
+  // Two proxy institutions: Alice (genesis) and Bob; Bob and Charlie
+  // validate records.
+  for (const who of [k.bob, k.charlie]) {
+    await sendAndWait(api, api.tx.reputation.applyForMembership('validator', 'NursingHome',
+      { producer: false, validator: true, auditor: false }), who);
+  }
+  await sendAndWait(api, api.tx.sudo.sudo(api.tx.utility.batchAll(
+    [k.bob, k.charlie].map((who) => api.tx.reputation.approveInstitution(who.address)))), k.alice);
   for (const n of ['alice', 'bob']) {
     proxyKeys[n] = pre.newProxyKeys();
     await sendAndWait(api, api.tx.proxyReencrypt.registerProxy(proxyKeys[n].publicKey), k[n]);
@@ -206,6 +211,10 @@ test('a patient registers a key, grants, sees the access log and revokes in the 
   const doctor = pre.newKeys();
   await sendAndWait(api, api.tx.proxyReencrypt.registerKey(doctor.publicKey, doctor.verifyingKey), k.eve);
 
+  // Shareable only once validators confirmed it.
+  await page.evaluate(() => window.medchainPortal.refresh());
+  await page.waitForSelector(`#records tr[data-record="${recordId}"]:has-text("not yet")`);
+  await confirmRecord(api, recordId, [k.bob, k.charlie]);
   await page.evaluate(() => window.medchainPortal.refresh());
   await page.waitForSelector(`#records tr[data-record="${recordId}"]:has-text("yes")`);
 
@@ -280,6 +289,14 @@ test('a patient registers a key, grants, sees the access log and revokes in the 
     1024, capsuleHash), k.alice), /ehrIndex\.NoIndexConsent/);
   // The record published with consent is still his.
   await page.waitForSelector(`#records tr[data-record="${recordId}"]`);
+  // A code he signs and then regrets is voided before the hospital uses it.
+  await page.click('#consent-sign');
+  await page.waitForSelector('#status:has-text("Consent signed")');
+  const regretted = (await page.locator('#consent-code').textContent()).trim();
+  await page.click('#consent-void');
+  await page.waitForSelector('#status:has-text("Voiding consent codes: done")');
+  await assert.rejects(sendAndWait(api, api.tx.ehrIndex.registerPatient(k.dave.address, { Sr25519: regretted }),
+    k.alice), /ehrIndex\.BadConsentSignature/);
 });
 
 test('a key that does not open with the typed passphrase signs nothing', async () => {

@@ -21,7 +21,7 @@ import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { u8aToHex } from '@polkadot/util';
 import * as umbral from '@nucypher/umbral-pre';
 import { startDevNode, sendAndWait, waitForBlock, waitForAcknowledged } from './lib/node.mjs';
-import { registerPatient } from './lib/consent.mjs';
+import { registerPatient } from './lib/record-index.mjs';
 import { startMongo, startGateway, fetchRecord as fetchRecordAs, RECORD_CLI as CLI, SECANTUSD } from './lib/services.mjs';
 import { makePre, decryptRecord, proxySecretStorageKey, unhex } from '../../portal/lib/pre.mjs';
 
@@ -153,6 +153,17 @@ before(async () => {
   // The gateway signs access-log entries as the record's issuer (Alice),
   // the account the node's offchain workers also sign with as a proxy.
   gateway = await startGateway({ rpcPort: node.rpcPort, mongoUrl: mongo.url });
+  // Until validators checked it, the record cannot be granted. Bob's and
+  // Charlie's review services fetch its ciphertext from the gateway, find
+  // it matches the index and confirm it.
+  await assert.rejects(grant({ Record: record.id }, { acknowledged: false }), /proxyReencrypt\.RecordNotConfirmed/);
+  for (const who of ['Bob', 'Charlie']) {
+    const review = spawnSync(CLI, ['verify', '--once', '--suri', `//${who}`, '--gateway', `hospital-1=${gateway.url}`,
+      '--node', `127.0.0.1:${node.rpcPort}`], { encoding: 'utf8' });
+    assert.equal(review.status, 0, review.stderr);
+    assert.match(review.stdout, new RegExp(`"record":${record.id},"vote":"Confirm"`));
+  }
+  assert.equal((await api.query.ehrIndex.records(record.id)).unwrap().status.toString(), 'Confirmed');
 });
 
 after(async () => {

@@ -16,7 +16,7 @@ import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { u8aToHex } from '@polkadot/util';
 import { startDevNode, sendAndWait, freePort } from './lib/node.mjs';
-import { registerPatient, consentFor } from './lib/consent.mjs';
+import { registerPatient, consentFor } from './lib/record-index.mjs';
 import { startMongo, startGateway, fetchRecord as fetchRecordAs, requestMessage, RECORD_CLI as CLI, SECANTUSD }
   from './lib/services.mjs';
 
@@ -78,7 +78,7 @@ test('encrypt, store, publish, then read back with the digest verified', async (
   const registered = record(['register-patient', '--patient', k.charlie.address, '--consent', consent,
     '--suri', '//Alice']);
   assert.equal(registered.code, 0, registered.err);
-  assert.deepEqual(JSON.parse(registered.out.trim()), { registered: k.charlie.address });
+  assert.deepEqual(JSON.parse(registered.out.trim()), { registered: k.charlie.address, final: true });
   const put = record(['put', '--file', file, '--patient', k.charlie.address, '--kind', 'Imaging',
     '--suri', '//Alice', '--algorithm', 'sm3', '--key-out', join(dir, 'scan.key')]);
   assert.equal(put.code, 0, put.err);
@@ -244,9 +244,10 @@ test('validator services confirm a stored record and reject one altered, missing
   assert.equal(byRecord[withheld], undefined, 'no vote while the gateway may still answer');
   assert.match(first.err, /not reviewed yet/);
   // Eve's service, and Dave's again, treat the silent store as withholding
-  // (voting "ends soon" for any record with a huge --withheld-blocks).
+  // (voting "ends soon" for any record with a huge --withheld-blocks, and
+  // one failed round is enough here).
   for (const who of ['Eve', 'Dave']) {
-    const run = verify(who, ['--withheld-blocks', '100000000']);
+    const run = verify(who, ['--withheld-blocks', '100000000', '--withheld-failures', '1']);
     assert.equal(run.code, 0, run.err);
   }
   const status = async (id) => (await api.query.ehrIndex.records(id)).unwrap().status.toString();
@@ -259,6 +260,11 @@ test('validator services confirm a stored record and reject one altered, missing
   assert.ok(creditAfter < creditBefore, `credit ${creditBefore} → ${creditAfter}`);
   // A decided record is no longer sent for review.
   assert.match((await reviewRequest(k.eve, good.record)).error.message, /not under review/);
+  // One validator cannot make the gateway send a record over and over.
+  const again = await lie(goodRecord.digest.digest, goodRecord.pointer.unwrap());
+  for (let i = 0; i < 4; i++) assert.ok((await reviewRequest(k.dave, again)).result, `fetch ${i + 1}`);
+  assert.match((await reviewRequest(k.dave, again)).error.message, /sent to this validator 4 times already/);
+  assert.ok((await reviewRequest(k.eve, again)).result, 'another validator still gets it');
 });
 
 test('a record from a signer that may not publish is not left in the store', async () => {

@@ -215,6 +215,12 @@ impl RecordStore {
 		Ok(ciphertext)
 	}
 
+	/// Whether on-chain pointers naming store `store_id` and `collection`
+	/// point into this store.
+	pub fn holds(&self, store_id: &[u8], collection: &[u8]) -> bool {
+		self.store_id.as_bytes() == store_id && self.collection.name().as_bytes() == collection
+	}
+
 	/// The ciphertext at `object_id` as stored, unchecked: for validators,
 	/// who check it against the chain's digest themselves.
 	pub async fn get_unchecked(&self, object_id: [u8; 12]) -> Result<Vec<u8>, StoreError> {

@@ -558,18 +558,19 @@ pub mod pallet {
 			Self::give_consent(patient, issuer)
 		}
 
-		/// Stops `issuer` indexing new records under the caller's account.
-		/// Records already published stay (and their amendments, which correct
-		/// them); a consent signed before no longer registers the patient.
+		/// Stops `issuer` indexing new records under the caller's account, and
+		/// voids every consent the patient signed for it before, used or not
+		/// (a code handed over and regretted, or leaked, before the issuer
+		/// submitted it). Records already published stay (and their
+		/// amendments, which correct them).
 		///
 		/// Origin: the patient. Emits `IndexConsentWithdrawn`.
-		/// Errors: `NoIndexConsent`, `Overflow`.
+		/// Errors: `Overflow`.
 		#[pallet::call_index(7)]
 		#[pallet::weight(T::WeightInfo::withdraw_index_consent())]
 		pub fn withdraw_index_consent(origin: OriginFor<T>, issuer: T::AccountId) -> DispatchResult {
 			let patient = ensure_signed(origin)?;
 			IndexConsents::<T>::try_mutate(&patient, &issuer, |consent| -> DispatchResult {
-				ensure!(consent.given, Error::<T>::NoIndexConsent);
 				consent.generation = consent.generation.checked_add(1).ok_or(Error::<T>::Overflow)?;
 				consent.given = false;
 				Ok(())
@@ -756,6 +757,7 @@ impl<T: Config> RecordIndex<T::AccountId> for Pallet<T> {
 	fn record(id: u64) -> Option<RecordRef<T::AccountId>> {
 		Records::<T>::get(id).map(|r| RecordRef {
 			available: !matches!(r.status, RecordStatus::Erased | RecordStatus::Rejected),
+			confirmed: r.status == RecordStatus::Confirmed,
 			patient: r.patient,
 			issuer: r.issuer,
 			kind: r.kind,

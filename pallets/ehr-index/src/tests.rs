@@ -507,11 +507,6 @@ fn consent_calls_refuse_what_does_not_apply() {
 		// Consent to an account that is not a producer (a typo, an insurer).
 		assert_noop!(EhrIndex::consent_to_index(RuntimeOrigin::signed(STRANGER), INSURER), Error::<Test>::NotProducer);
 		assert_noop!(EhrIndex::consent_to_index(RuntimeOrigin::signed(STRANGER), 77), Error::<Test>::NotProducer);
-		// Withdrawing what was never given.
-		assert_noop!(
-			EhrIndex::withdraw_index_consent(RuntimeOrigin::signed(STRANGER), HOSPITAL),
-			Error::<Test>::NoIndexConsent
-		);
 		// Giving twice, either way.
 		assert_ok!(EhrIndex::consent_to_index(RuntimeOrigin::signed(STRANGER), HOSPITAL));
 		assert_noop!(
@@ -528,5 +523,41 @@ fn consent_calls_refuse_what_does_not_apply() {
 			EhrIndex::withdraw_index_consent(RuntimeOrigin::signed(STRANGER), OTHER_HOSPITAL),
 			Error::<Test>::Overflow
 		);
+	});
+}
+
+#[test]
+fn a_patient_voids_a_consent_code_the_hospital_has_not_used_yet() {
+	new_test_ext(|| {
+		// The patient signed a code, then thinks better of it (or it leaked)
+		// before the hospital submitted it.
+		let code = consent_signature(HOSPITAL, STRANGER, 0);
+		assert_ok!(EhrIndex::withdraw_index_consent(RuntimeOrigin::signed(STRANGER), HOSPITAL));
+		System::assert_last_event(Event::IndexConsentWithdrawn { patient: STRANGER, issuer: HOSPITAL }.into());
+		assert_noop!(
+			EhrIndex::register_patient(RuntimeOrigin::signed(HOSPITAL), STRANGER, code),
+			Error::<Test>::BadConsentSignature
+		);
+		assert_noop!(publish_for(HOSPITAL, STRANGER), Error::<Test>::NoIndexConsent);
+	});
+}
+
+#[test]
+fn a_consent_signed_for_another_chain_registers_no_one_here() {
+	new_test_ext(|| {
+		// Signed on a chain whose genesis is this one's…
+		let here = consent_signature(HOSPITAL, STRANGER, 0);
+		// …is worthless on a chain with another genesis (a test network, a
+		// fork of the consortium), and the reverse.
+		frame_system::BlockHash::<Test>::insert(0, H256::repeat_byte(0xee));
+		assert_noop!(
+			EhrIndex::register_patient(RuntimeOrigin::signed(HOSPITAL), STRANGER, here),
+			Error::<Test>::BadConsentSignature
+		);
+		assert_ok!(EhrIndex::register_patient(
+			RuntimeOrigin::signed(HOSPITAL),
+			STRANGER,
+			consent_signature(HOSPITAL, STRANGER, 0)
+		));
 	});
 }

@@ -133,8 +133,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	}
 
 	/// Hand-entered until `scripts/benchmark-pallets.sh` is rerun: bounded by
-	/// `erase_record`'s measured time (one record read and write) plus the
-	/// registry read.
+	/// `log_access`'s measured time (a registry read, a record read, a
+	/// counter read and write).
 	/// Storage: `Reputation::Institutions` (r:1 w:0)
 	/// Storage: `EhrIndex::IndexConsents` (r:1 w:1)
 	fn consent_to_index() -> Weight {

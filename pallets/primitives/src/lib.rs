@@ -301,6 +301,10 @@ pub struct RecordRef<AccountId> {
 	pub capsule_hash: [u8; 32],
 	/// Whether its content may be read: not erased, not rejected by validators.
 	pub available: bool,
+	/// Whether validators confirmed it (and it was not erased since): only
+	/// such records are shared with grantees. Its patient and issuer read it
+	/// whatever its status.
+	pub confirmed: bool,
 }
 
 /// Looks records up in the record index.

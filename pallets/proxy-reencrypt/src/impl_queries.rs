@@ -16,14 +16,20 @@ impl<T: Config> Pallet<T> {
 	}
 
 	/// The purpose of grant `id` if `who` may read `record` under it now:
-	/// `who` is its grantee, the grant is usable and covers the record, and
+	/// `who` is its grantee, the grant is usable and covers the record, the
+	/// record is confirmed by validators, and
 	/// for an emergency grant the glass was broken for the record under it
 	/// (the access not expired unserved). Reads four storage items.
 	pub fn read_allowed(who: &T::AccountId, record: RecordId, id: GrantId) -> Option<AccessPurpose> {
 		let g = Grants::<T>::get(id)?;
 		let r = T::Records::record(record)?;
 		let now = frame_system::Pallet::<T>::block_number();
-		if g.grantee != *who || !g.is_usable(now) || g.patient != r.patient || !g.scope.covers(record, r.kind) {
+		if g.grantee != *who ||
+			!g.is_usable(now) ||
+			g.patient != r.patient ||
+			!g.scope.covers(record, r.kind) ||
+			!r.confirmed
+		{
 			return None;
 		}
 		if g.emergency {
@@ -55,7 +61,7 @@ impl<T: Config> Pallet<T> {
 			}
 			for record in T::Records::records_of(&g.patient) {
 				let Some(r) = T::Records::record(record) else { continue };
-				if r.available && g.scope.covers(record, r.kind) && !out.iter().any(|(x, _)| *x == record) {
+				if r.confirmed && g.scope.covers(record, r.kind) && !out.iter().any(|(x, _)| *x == record) {
 					out.push((record, id));
 				}
 			}

@@ -517,6 +517,9 @@ pub mod pallet {
 		AlreadyDisputed,
 		/// The auditor used up its allowance of penalties for this session.
 		VerdictCapExceeded,
+		/// Validators have not confirmed the record (it is pending review,
+		/// or its review expired): only confirmed records are shared.
+		RecordNotConfirmed,
 	}
 
 	#[pallet::hooks]
@@ -623,8 +626,8 @@ pub mod pallet {
 		/// `SingleProxyNotAllowed`,
 		/// `ProxyIsParty`, `UnknownProxy`, `DuplicateProxy`, `DuplicateKeyFragment`,
 		/// `MalformedCapsule`, `ExpiryInPast`,
-		/// `RecordNotFound`, `NotPatientsRecord`, `NotInstitution`,
-		/// `TooManyGrants`, `Overflow`.
+		/// `RecordNotFound`, `NotPatientsRecord`, `RecordNotConfirmed`,
+		/// `NotInstitution`, `TooManyGrants`, `Overflow`.
 		#[pallet::call_index(3)]
 		// Plus one key fragment id per proxy, and the patient's choice of
 		// threshold 1.
@@ -654,6 +657,7 @@ pub mod pallet {
 			if let GrantScope::Record(id) = scope {
 				let r = T::Records::record(id).ok_or(Error::<T>::RecordNotFound)?;
 				ensure!(r.patient == patient, Error::<T>::NotPatientsRecord);
+				ensure!(r.confirmed, Error::<T>::RecordNotConfirmed);
 			}
 			if emergency {
 				ensure!(T::Registry::is_active(&grantee), Error::<T>::NotInstitution);
@@ -737,7 +741,7 @@ pub mod pallet {
 		/// Origin: the grantee. Errors: `GrantNotFound`, `NotGrantee`,
 		/// `EmergencyOnly`, `GrantNotLive`, `GrantDisputed`,
 		/// `GrantNotAcknowledged`, `RequestTooSoon`, `RecordNotFound`,
-		/// `OutOfScope`, `RecordUnavailable`, `NoCapsule`,
+		/// `OutOfScope`, `RecordUnavailable`, `RecordNotConfirmed`, `NoCapsule`,
 		/// `TooManyOpenRequests`, `TooManyOwnRequests`, `Overflow`.
 		#[pallet::call_index(5)]
 		// Plus the requester's count of open requests.
@@ -1069,6 +1073,7 @@ pub mod pallet {
 			let r = T::Records::record(record).ok_or(Error::<T>::RecordNotFound)?;
 			ensure!(r.patient == g.patient && g.scope.covers(record, r.kind), Error::<T>::OutOfScope);
 			ensure!(r.available, Error::<T>::RecordUnavailable);
+			ensure!(r.confirmed, Error::<T>::RecordNotConfirmed);
 			ensure!(Capsules::<T>::contains_key(record), Error::<T>::NoCapsule);
 			let ordinary = emergency.is_none();
 			if ordinary {

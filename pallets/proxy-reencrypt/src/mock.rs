@@ -192,10 +192,10 @@ impl BenchmarkHelper<AccountId> for MockRecords {
 	}
 }
 
-/// Adds a record to the mocked index.
+/// Adds a confirmed record to the mocked index.
 pub fn add_record(id: u64, patient: AccountId, issuer: AccountId, kind: RecordKind, capsule_hash: [u8; 32]) {
 	RecordsMock::mutate(|m| {
-		m.insert(id, RecordRef { patient, issuer, kind, capsule_hash, available: true });
+		m.insert(id, RecordRef { patient, issuer, kind, capsule_hash, available: true, confirmed: true });
 	});
 }
 
@@ -204,6 +204,16 @@ pub fn erase_record(id: u64) {
 	RecordsMock::mutate(|m| {
 		if let Some(r) = m.get_mut(&id) {
 			r.available = false;
+			r.confirmed = false;
+		}
+	});
+}
+
+/// Marks a mocked record pending review (published, not yet confirmed).
+pub fn set_pending(id: u64) {
+	RecordsMock::mutate(|m| {
+		if let Some(r) = m.get_mut(&id) {
+			r.confirmed = false;
 		}
 	});
 }

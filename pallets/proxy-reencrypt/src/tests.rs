@@ -1383,3 +1383,41 @@ fn junk_grants_cannot_lock_a_doctor_out() {
 		assert_eq!(Requests::<Test>::get(r).unwrap().grant, g);
 	});
 }
+
+#[test]
+fn a_record_under_review_cannot_be_granted_requested_or_read_by_a_grantee() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let g = w.grant(GrantScope::Kind(RecordKind::LabResult), None);
+		let eg = w.emergency_grant();
+		// A dishonest hospital publishes an entry validators have not checked
+		// (its content may be missing or altered).
+		set_pending(RECORD);
+		assert_noop!(
+			Pre::grant_access(
+				origin(PATIENT),
+				DOCTOR,
+				GrantScope::Record(RECORD),
+				AccessPurpose::Treatment,
+				None,
+				2,
+				w.fragments(&w.doctor, 2, 3),
+				false
+			),
+			Error::<Test>::RecordNotConfirmed
+		);
+		assert_noop!(Pre::request_access(origin(DOCTOR), g, RECORD), Error::<Test>::RecordNotConfirmed);
+		assert_noop!(
+			Pre::break_glass(origin(EMERGENCY), eg, RECORD, EmergencyReason::PatientIncapacitated, H256::zero()),
+			Error::<Test>::RecordNotConfirmed
+		);
+		// Nor may a gateway log (and serve) a grantee's read of it.
+		assert_eq!(Pre::read_allowed(&DOCTOR, RECORD, g), None);
+		assert_eq!(Pre::readable_under(&DOCTOR, RECORD), None);
+		assert!(Pre::accessible_records(&DOCTOR).iter().all(|(r, _)| *r != RECORD));
+		// Once validators confirm it, all of that works.
+		add_record(RECORD, PATIENT, HOSPITAL, RecordKind::LabResult, Capsules::<Test>::get(RECORD).unwrap().hash().0);
+		assert_eq!(Pre::read_allowed(&DOCTOR, RECORD, g), Some(AccessPurpose::Treatment));
+		request(g);
+	});
+}

@@ -40,8 +40,8 @@ process.on('exit', killAll);
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { killAll(); process.exit(130); });
 
 /**
- * Starts a dev node. Returns { api, rpcPort, pid, logPath, stop(), alive(),
- * restart() }. `args` are extra CLI arguments. `restart({ signal })` stops
+ * Starts a dev node. Returns { api, rpcPort, p2pPort, pid, logPath, stop(),
+ * alive(), restart() }. `args` are extra CLI arguments. `restart({ signal })` stops
  * the process (SIGTERM by default) and starts it again on the same database,
  * keystore and ports; `api` is then a new connection.
  */
@@ -60,7 +60,7 @@ export async function startDevNode({ name = 'dev', args = [], blockTimeMs = 1000
     '--no-prometheus', '--no-telemetry', '--no-mdns', '--no-hardware-benchmarks',
     ...args,
   ];
-  const node = { rpcPort, logPath, api: null, pid: null };
+  const node = { rpcPort, p2pPort, logPath, api: null, pid: null };
   let child;
   let exited = null;
 

@@ -6,6 +6,7 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 use codec::Codec;
+use medchain_primitives::AccessPurpose;
 
 sp_api::decl_runtime_apis! {
 	/// Queries over grants and access requests. `Grant` is
@@ -26,6 +27,10 @@ sp_api::decl_runtime_apis! {
 		/// The live grant under which `who` may read `record` now, if any
 		/// (what record gateways check).
 		fn readable_under(who: AccountId, record: u64) -> Option<u64>;
+		/// The purpose for which `who` may read `record` under `grant` now,
+		/// if it may: the chain's read rule, the one `log_access` applies
+		/// (a gateway asks it before it fetches or logs anything).
+		fn purpose_of_read(who: AccountId, record: u64, grant: u64) -> Option<AccessPurpose>;
 		/// The accepted capsule fragments of a request, by proxy.
 		fn fragments(request: u64) -> Vec<(AccountId, Vec<u8>)>;
 	}

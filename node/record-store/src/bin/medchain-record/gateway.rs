@@ -12,7 +12,8 @@
 //!    cannot be replayed, now or later),
 //! 3. the record is this gateway's institution's, and the chain lets
 //!    `accessor` read it now: its patient, its issuing institution, or a
-//!    grantee with a usable grant covering it, for the grant's purpose
+//!    grantee with a usable grant covering it, for the grant's purpose, once
+//!    validators confirmed the record
 //!    (`ProxyReencryptApi_readable_under`: not revoked, not expired, not
 //!    disputed and acknowledged by its threshold of proxies; an
 //!    emergency grant only after the glass was broken for this record),
@@ -100,17 +101,24 @@ struct Gateway {
 	/// captured request cannot be replayed (older ones fail the freshness
 	/// check anyway and are forgotten).
 	seen: Mutex<Seen>,
+	/// Review fetches served per (validator, record): each validator gets a
+	/// pending record [`MAX_REVIEW_FETCHES`] times, so an active validator
+	/// cannot make the gateway read and send a record over and over.
+	reviews: Mutex<BTreeMap<(AccountId, u64), u8>>,
 }
+
+/// How often one validator may fetch one pending record for review (a
+/// validator whose first fetch was cut off may ask again).
+pub const MAX_REVIEW_FETCHES: u8 = 4;
+
+/// Most (validator, record) pairs counted at once; beyond, the counts start
+/// over (a memory bound, not a limit honest validators meet).
+const MAX_REVIEW_PAIRS: usize = 100_000;
 
 /// Serves until killed.
 pub fn serve(o: &super::ServeArgs, store: RecordStore, runtime: tokio::runtime::Handle) -> Result<(), String> {
 	let node = o.node.node();
-	let genesis = node
-		.call("chain_getBlockHash", json!([0]))
-		.map_err(|e| format!("cannot read the chain's genesis: {e}"))?
-		.as_str()
-		.ok_or("the node has no genesis block")?
-		.to_string();
+	let genesis = genesis_of(&node)?;
 	let gateway = Gateway {
 		node,
 		operator: o.signer.signer()?,
@@ -119,6 +127,7 @@ pub fn serve(o: &super::ServeArgs, store: RecordStore, runtime: tokio::runtime::
 		store,
 		runtime: runtime.clone(),
 		seen: Mutex::new(Seen::default()),
+		reviews: Mutex::new(BTreeMap::new()),
 	};
 	let mut module = RpcModule::new(gateway);
 	module
@@ -150,6 +159,16 @@ pub fn serve(o: &super::ServeArgs, store: RecordStore, runtime: tokio::runtime::
 	})
 }
 
+/// The chain's genesis hash (0x hex), which signed requests name.
+pub fn genesis_of(node: &Node) -> Result<String, String> {
+	Ok(node
+		.call("chain_getBlockHash", json!([0]))
+		.map_err(|e| format!("cannot read the chain's genesis: {e}"))?
+		.as_str()
+		.ok_or("the node has no genesis block")?
+		.to_string())
+}
+
 fn error(code: i32, message: String) -> ErrorObjectOwned {
 	ErrorObjectOwned::owned(code, message, None::<()>)
 }
@@ -177,50 +196,18 @@ impl Gateway {
 		// The connection's clock runs from here on (the request is read):
 		// the access log entry must be final well before it ends.
 		let log_deadline = std::time::Instant::now() + LOG_WAIT;
-		let bad = |m: &str| (-32602, m.to_string());
-		let refused = |m: String| (1, m);
-		// What went wrong inside (addresses, driver state) is logged here, not
-		// handed to the caller.
-		let unavailable = |m: String| {
-			tracing::error!("store or node unavailable: {m}");
-			(2, "the record store or its chain node is unavailable; try again later".to_string())
-		};
 		let record_id = p["record"].as_u64().ok_or_else(|| bad("`record` must be a number"))?;
 		let accessor_text = p["accessor"].as_str().ok_or_else(|| bad("`accessor` must be an SS58 address"))?;
 		let accessor = AccountId::from_ss58check(accessor_text).map_err(|_| bad("`accessor` is not an SS58 address"))?;
-		let block = p["block"].as_u64().ok_or_else(|| bad("`block` must be a block number"))? as u32;
+		let block = block_number(p)?;
 		let purpose_name = p["purpose"].as_str().unwrap_or("PatientView");
 		let purpose = purpose(purpose_name).ok_or_else(|| bad("unknown `purpose`"))?;
-		let signature = unhex(p["signature"].as_str().unwrap_or_default()).map_err(|_| bad("`signature` is not hex"))?;
-		let raw: [u8; 64] = signature[..].try_into().map_err(|_| bad("`signature` is not 64 bytes"))?;
-
-		// 1. The signature, over this chain, this gateway, the record, the
-		// accessor, the purpose and the block.
+		// 1–2. Signed over this chain, this gateway, the record, the
+		// accessor, the purpose and the block; fresh; used once.
 		let message = request_message(&self.genesis, &self.operator_address(), record_id, accessor_text, purpose_name, block);
-		if !signature_proves(&message, &raw, &accessor) {
-			return Err(refused("the signature does not prove the accessor's account for this chain, gateway, record, purpose and block".into()));
-		}
-		// 2. Freshness.
-		let best = self.node.best_number().map_err(|e| unavailable(e.to_string()))?;
-		if block > best || best - block > FRESHNESS {
-			return Err(refused(format!("request signed for block {block}, best is {best}: sign a fresh one")));
-		}
-		// 2b. Once only: a replayed request is refused while it is fresh.
-		let mut seen = self.seen.lock().map_err(|_| unavailable("gateway state poisoned".into()))?;
-		if !first_use(&mut seen, best, block, raw) {
-			return Err(refused("this signed request was already used: sign a new one".into()));
-		}
-		drop(seen);
+		let record = self.checked_request(p, &accessor, block, &message, record_id)?;
 		// 3. Permission, as the chain says now (the access log entry is
 		// checked again by the runtime at the block that holds it).
-		let record: pallet_ehr_index::Record<Runtime> = self
-			.node
-			.storage(&Records::<Runtime>::hashed_key_for(record_id))
-			.map_err(|e| unavailable(e.to_string()))?
-			.ok_or_else(|| refused(format!("record {record_id} is not on chain")))?;
-		if record.issuer != AccountId::from(self.operator.public()) {
-			return Err(refused(format!("record {record_id} is held by another institution's gateway")));
-		}
 		let grant = if accessor != record.patient && accessor != record.issuer {
 			// The grant the reader names (it may hold several that cover the
 			// record, for different purposes), or the first usable one the
@@ -233,25 +220,23 @@ impl Gateway {
 				named => Some(named.as_u64().ok_or_else(|| bad("`grant` must be a grant id"))?),
 			};
 			let grant = grant.ok_or_else(|| refused(format!("{accessor_text} may not read record {record_id}")))?;
-			let granted: Option<pallet_proxy_reencrypt::Grant<Runtime>> = self
+			// The chain's read rule itself (`ProxyReencryptApi_purpose_of_read`,
+			// what `log_access` applies), before anything is fetched or
+			// logged: the reader's grant, usable, this patient's, covering the
+			// confirmed record, and for an emergency grant the glass broken for
+			// this record.
+			let granted: Option<AccessPurpose> = self
 				.node
-				.storage(&pallet_proxy_reencrypt::Grants::<Runtime>::hashed_key_for(grant))
+				.runtime_call("ProxyReencryptApi_purpose_of_read", &(accessor.clone(), record_id, grant))
 				.map_err(|e| unavailable(e.to_string()))?;
 			match granted {
-				Some(g) if g.grantee != accessor => {
-					return Err(refused(format!("{accessor_text} may not read record {record_id}")))
-				},
-				Some(g) if g.purpose != purpose => {
-					return Err(refused(format!("grant {grant} is for {:?}, not {purpose_name}", g.purpose)))
-				},
-				// The chain's read rule, before anything is fetched or logged:
-				// usable, this patient's, covering the record, and for an
-				// emergency grant the glass broken for this record.
-				Some(g) if !self.grant_lets_read(&g, grant, record_id, &record, best)? => {
+				None => {
 					return Err(refused(format!("grant {grant} does not let {accessor_text} read record {record_id} now")))
 				},
+				Some(granted) if granted != purpose => {
+					return Err(refused(format!("grant {grant} is for {granted:?}, not {purpose_name}")))
+				},
 				Some(_) => Some(grant),
-				None => return Err(refused(format!("{accessor_text} may not read record {record_id}"))),
 			}
 		} else {
 			None
@@ -276,31 +261,29 @@ impl Gateway {
 		}))
 	}
 
-	/// `ehr_getForReview`: a pending record's stored ciphertext, unchecked,
-	/// for a validator institution that reviews it.
-	fn get_for_review(&self, p: &Value) -> Result<Value, (i32, String)> {
-		let bad = |m: &str| (-32602, m.to_string());
-		let refused = |m: String| (1, m);
-		let unavailable = |m: String| {
-			tracing::error!("store or node unavailable: {m}");
-			(2, "the record store or its chain node is unavailable; try again later".to_string())
-		};
-		let record_id = p["record"].as_u64().ok_or_else(|| bad("`record` must be a number"))?;
-		let validator_text = p["validator"].as_str().ok_or_else(|| bad("`validator` must be an SS58 address"))?;
-		let validator =
-			AccountId::from_ss58check(validator_text).map_err(|_| bad("`validator` is not an SS58 address"))?;
-		let block = p["block"].as_u64().ok_or_else(|| bad("`block` must be a block number"))? as u32;
+	/// The checks every signed request passes first: `p.signature` is
+	/// `signer`'s over `message` (raw or wrapped), `block` is at most
+	/// [`FRESHNESS`] blocks behind the best block, the request was not used
+	/// before, and record `record_id` is on chain and this gateway's
+	/// institution's. Returns the record.
+	fn checked_request(
+		&self,
+		p: &Value,
+		signer: &AccountId,
+		block: u32,
+		message: &str,
+		record_id: u64,
+	) -> Result<pallet_ehr_index::Record<Runtime>, (i32, String)> {
 		let signature = unhex(p["signature"].as_str().unwrap_or_default()).map_err(|_| bad("`signature` is not hex"))?;
 		let raw: [u8; 64] = signature[..].try_into().map_err(|_| bad("`signature` is not 64 bytes"))?;
-
-		let message = review_message(&self.genesis, &self.operator_address(), record_id, validator_text, block);
-		if !signature_proves(&message, &raw, &validator) {
-			return Err(refused("the signature does not prove the validator's account for this chain, gateway, record and block".into()));
+		if !signature_proves(message, &raw, signer) {
+			return Err(refused("the signature does not prove the signer's account for this chain, gateway and request".into()));
 		}
 		let best = self.node.best_number().map_err(|e| unavailable(e.to_string()))?;
 		if block > best || best - block > FRESHNESS {
 			return Err(refused(format!("request signed for block {block}, best is {best}: sign a fresh one")));
 		}
+		// Once only: a replayed request is refused while it is fresh.
 		let mut seen = self.seen.lock().map_err(|_| unavailable("gateway state poisoned".into()))?;
 		if !first_use(&mut seen, best, block, raw) {
 			return Err(refused("this signed request was already used: sign a new one".into()));
@@ -314,6 +297,19 @@ impl Gateway {
 		if record.issuer != AccountId::from(self.operator.public()) {
 			return Err(refused(format!("record {record_id} is held by another institution's gateway")));
 		}
+		Ok(record)
+	}
+
+	/// `ehr_getForReview`: a pending record's stored ciphertext, unchecked,
+	/// for a validator institution that reviews it.
+	fn get_for_review(&self, p: &Value) -> Result<Value, (i32, String)> {
+		let record_id = p["record"].as_u64().ok_or_else(|| bad("`record` must be a number"))?;
+		let validator_text = p["validator"].as_str().ok_or_else(|| bad("`validator` must be an SS58 address"))?;
+		let validator =
+			AccountId::from_ss58check(validator_text).map_err(|_| bad("`validator` is not an SS58 address"))?;
+		let block = block_number(p)?;
+		let message = review_message(&self.genesis, &self.operator_address(), record_id, validator_text, block);
+		let record = self.checked_request(p, &validator, block, &message, record_id)?;
 		if record.status != pallet_ehr_index::RecordStatus::Pending {
 			return Err(refused(format!("record {record_id} is not under review")));
 		}
@@ -329,6 +325,21 @@ impl Gateway {
 			return Err(refused(format!("{validator_text} does not review record {record_id}")));
 		}
 		let pointer = record.pointer.ok_or_else(|| refused(format!("record {record_id} was erased")))?;
+		// A pointer into another store is not this gateway's to judge: "not
+		// here" from it would read as "missing" to the validator.
+		if !self.store.holds(&pointer.store_id, &pointer.collection) {
+			return Err(refused(format!("record {record_id} is kept in another store than this gateway's")));
+		}
+		let mut reviews = self.reviews.lock().map_err(|_| unavailable("gateway state poisoned".into()))?;
+		if reviews.len() >= MAX_REVIEW_PAIRS {
+			reviews.clear();
+		}
+		let fetched = reviews.entry((validator, record_id)).or_insert(0);
+		if *fetched >= MAX_REVIEW_FETCHES {
+			return Err(refused(format!("record {record_id} was sent to this validator {MAX_REVIEW_FETCHES} times already")));
+		}
+		*fetched += 1;
+		drop(reviews);
 		let ciphertext = match self.runtime.block_on(self.store.get_unchecked(pointer.object_id)) {
 			Ok(bytes) => bytes,
 			Err(medchain_record_store::StoreError::NotFound) => {
@@ -338,39 +349,6 @@ impl Gateway {
 		};
 		tracing::info!("record sent for review");
 		Ok(json!({ "record": record_id, "ciphertext": hex(&ciphertext) }))
-	}
-
-	/// Whether grant `g` (id `id`) lets its grantee read `record` at block
-	/// `now`, as the runtime's `read_allowed` decides (the same types'
-	/// methods, natively; the runtime checks again with the log entry).
-	fn grant_lets_read(
-		&self,
-		g: &pallet_proxy_reencrypt::Grant<Runtime>,
-		id: u64,
-		record_id: u64,
-		record: &pallet_ehr_index::Record<Runtime>,
-		now: u32,
-	) -> Result<bool, (i32, String)> {
-		let unavailable = |m: String| {
-			tracing::error!("chain node unavailable: {m}");
-			(2, "the record store or its chain node is unavailable; try again later".to_string())
-		};
-		if !g.is_usable(now) || g.patient != record.patient || !g.scope.covers(record_id, record.kind) {
-			return Ok(false);
-		}
-		if !g.emergency {
-			return Ok(true);
-		}
-		let noted: Option<u64> = self
-			.node
-			.storage(&pallet_proxy_reencrypt::BrokenGlass::<Runtime>::hashed_key_for(id, record_id))
-			.map_err(|e| unavailable(e.to_string()))?;
-		let Some(request) = noted else { return Ok(false) };
-		let access: Option<pallet_proxy_reencrypt::AccessRequest<Runtime>> = self
-			.node
-			.storage(&pallet_proxy_reencrypt::Requests::<Runtime>::hashed_key_for(request))
-			.map_err(|e| unavailable(e.to_string()))?;
-		Ok(access.is_some_and(|a| a.status != pallet_proxy_reencrypt::RequestStatus::Expired))
 	}
 
 	/// The gateway's institution account, SS58.
@@ -490,6 +468,31 @@ fn first_use(seen: &mut Seen, best: u32, block: u32, signature: [u8; 64]) -> boo
 	}
 	seen.requests = seen.requests.split_off(&(oldest, [0u8; 64]));
 	seen.requests.insert((block, signature), ()).is_none()
+}
+
+/// A malformed request (JSON-RPC "invalid params").
+fn bad(message: &str) -> (i32, String) {
+	(-32602, message.to_string())
+}
+
+/// A request the chain or the gateway's rules do not allow.
+fn refused(message: String) -> (i32, String) {
+	(1, message)
+}
+
+/// The store or the node failed: what went wrong inside (addresses, driver
+/// state) is logged here, not handed to the caller.
+fn unavailable(inside: String) -> (i32, String) {
+	tracing::error!("store or node unavailable: {inside}");
+	(2, "the record store or its chain node is unavailable; try again later".to_string())
+}
+
+/// The request's `block`: a block number (u32), or a clear error.
+fn block_number(p: &Value) -> Result<u32, (i32, String)> {
+	p["block"]
+		.as_u64()
+		.and_then(|b| u32::try_from(b).ok())
+		.ok_or_else(|| bad("`block` must be a block number"))
 }
 
 fn purpose(name: &str) -> Option<AccessPurpose> {

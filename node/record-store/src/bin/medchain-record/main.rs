@@ -527,7 +527,14 @@ fn register_patient(o: &RegisterPatientArgs) -> Result<(), String> {
 	match outcome {
 		Outcome::Finalized { dispatch: Some(Dispatch::Success), .. } => {
 			tracing::info!("patient registered: records may now be indexed under their account");
-			println!("{}", serde_json::json!({ "registered": patient.to_ss58check() }));
+			println!("{}", serde_json::json!({ "registered": patient.to_ss58check(), "final": true }));
+			Ok(())
+		},
+		// Registered in a block that was not final when the wait ended: so
+		// it stands unless a fork drops it (then submit the code again).
+		Outcome::InBlock { dispatch: Some(Dispatch::Success), .. } => {
+			tracing::warn!("patient registered in a block not yet final");
+			println!("{}", serde_json::json!({ "registered": patient.to_ss58check(), "final": false }));
 			Ok(())
 		},
 		other => Err(format!("the patient is not registered: {other:?}")),

@@ -10,10 +10,17 @@
 //! - the digest does not match → `Reject(1)` (digest mismatch);
 //! - the digest matches but not the size → `Reject(3)` (malformed metadata);
 //! - the gateway says it holds no document there → `Reject(2)` (missing);
-//! - the gateway cannot be asked (down, refusing, unknown store) → no vote
-//!   yet, asked again next round; once voting ends within
-//!   `--withheld-blocks` blocks, `Reject(2)`: an issuer that withholds its
-//!   record from review is rejected, not left to expire.
+//! - the gateway cannot be asked (down, refusing) → no vote yet, asked
+//!   again next round; once it failed in `--withheld-failures` rounds and
+//!   voting ends within `--withheld-blocks` blocks, `Reject(2)`: an issuer
+//!   that withholds its record from review is rejected, not left to expire,
+//!   while a gateway down for a moment is not;
+//! - no `--gateway` for the record's store (this validator's own gap) →
+//!   never a vote.
+//!
+//! Records are reviewed nearest deadline first, each request signed for a
+//! block read just before it (two behind the best, so a gateway whose node
+//! lags a little still takes it).
 //!
 //! Rejections cost the issuer credit (`pallet-reputation`), confirmations
 //! earn it. Codes are those of `pallets/ehr-index/README.md`.
@@ -53,9 +60,14 @@ pub struct VerifyArgs {
 	#[arg(long, default_value_t = 12)]
 	interval_s: u64,
 	/// A record whose gateway cannot be asked is rejected as missing once
-	/// its voting ends within this many blocks.
+	/// its voting ends within this many blocks (and it failed in
+	/// `--withheld-failures` rounds).
 	#[arg(long, default_value_t = 20)]
 	withheld_blocks: u32,
+	/// Rounds in which a record's gateway must have failed before it counts
+	/// as withholding the record.
+	#[arg(long, default_value_t = 3)]
+	withheld_failures: u32,
 	/// Most records reviewed per round.
 	#[arg(long, default_value_t = 32)]
 	limit: u32,
@@ -91,42 +103,44 @@ pub async fn verify(o: &VerifyArgs) -> Result<(), String> {
 	let signer = o.signer.signer()?;
 	let me = AccountId::from(signer.public());
 	let node = o.node.node();
-	let genesis = node
-		.call("chain_getBlockHash", json!([0]))
-		.map_err(|e| format!("cannot read the chain's genesis: {e}"))?
-		.as_str()
-		.ok_or("the node has no genesis block")?
-		.to_string();
+	let genesis = super::gateway::genesis_of(&node)?;
 	let mut gateways = BTreeMap::new();
 	for (store, url) in &o.gateways {
 		let client = HttpClientBuilder::default()
 			.max_response_size(40 * 1024 * 1024)
-			.request_timeout(Duration::from_secs(30))
+			.request_timeout(Duration::from_secs(20))
 			.build(url)
 			.map_err(|e| format!("--gateway {store}={url}: {e}"))?;
 		gateways.insert(store.clone(), client);
 	}
 	tracing::info!("reviewing pending records as {} ({} gateways)", me.to_ss58check(), gateways.len());
+	// Rounds in which each record's gateway failed.
+	let mut failures: BTreeMap<u64, u32> = BTreeMap::new();
 	loop {
-		let best = node.best_number().map_err(|e| e.to_string())?;
-		let pending: Vec<(u64, Record<Runtime>)> = node
+		let mut pending: Vec<(u64, Record<Runtime>)> = node
 			.runtime_call("EhrIndexApi_pending_for", &(me.clone(), o.limit))
 			.map_err(|e| e.to_string())?;
+		pending.sort_by_key(|(id, r)| (r.deadline, *id));
+		failures.retain(|id, _| pending.iter().any(|(p, _)| p == id));
 		for (id, record) in pending {
 			let store_id = record.pointer.as_ref().map(|p| String::from_utf8_lossy(&p.store_id).into_owned());
-			let finding = match store_id.as_ref().and_then(|s| gateways.get(s)) {
-				Some(client) => review(client, &genesis, &signer, id, &record, best).await,
-				None => Finding::Unreachable(format!("no --gateway for store {store_id:?}")),
+			let Some(client) = store_id.as_ref().and_then(|s| gateways.get(s)) else {
+				tracing::warn!("record {id}: no --gateway for store {store_id:?}; not reviewed");
+				continue;
 			};
-			let vote = match finding {
+			let best = node.best_number().map_err(|e| e.to_string())?;
+			let vote = match review(client, &genesis, &signer, id, &record, best.saturating_sub(2)).await {
 				Finding::Vote(vote) => vote,
-				Finding::Unreachable(why) if record.deadline.saturating_sub(best) <= o.withheld_blocks => {
-					tracing::warn!("record {id}: withheld until voting nearly ended ({why}): rejecting");
-					Vote::Reject(DOCUMENT_MISSING)
-				},
 				Finding::Unreachable(why) => {
-					tracing::info!("record {id}: not reviewed yet ({why}); asking again next round");
-					continue;
+					let failed = failures.entry(id).or_insert(0);
+					*failed += 1;
+					if *failed >= o.withheld_failures && record.deadline.saturating_sub(best) <= o.withheld_blocks {
+						tracing::warn!("record {id}: withheld in {failed} rounds until voting nearly ended ({why}): rejecting");
+						Vote::Reject(DOCUMENT_MISSING)
+					} else {
+						tracing::info!("record {id}: not reviewed yet ({why}); asking again next round");
+						continue;
+					}
 				},
 			};
 			cast(&node, &signer, id, vote, Duration::from_secs(o.wait_s));

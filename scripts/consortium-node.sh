@@ -22,12 +22,21 @@
 #   --rpc-max-connections 64
 # and never --rpc-external: RPC listens on 127.0.0.1 only (port 9944 unless
 # --rpc-port); templates/consortium-rpc-proxy.conf puts TLS and a client
-# allowlist in front of it. Arguments after `--` go to the relay chain node
-# unchanged (a parachain's collator must reach the relay chain's network).
+# allowlist in front of it. Arguments after `--` go to the embedded relay
+# chain node (a parachain's collator must reach the relay chain's public
+# network), with --no-telemetry --no-mdns added unless given, and the same
+# RPC options refused.
 set -euo pipefail
 peers=()
 rest=()
+relay=()
 print=false
+refuse() {
+    case "$1" in
+        --rpc-external|--unsafe-rpc-external|--rpc-methods|--rpc-methods=*|--experimental-rpc-endpoint|--experimental-rpc-endpoint=*)
+            echo "consortium-node.sh: $1 is not for a consortium node (RPC stays safe and local)" >&2; exit 2 ;;
+    esac
+}
 while [ $# -gt 0 ]; do
     case "$1" in
         --peer) [ $# -ge 2 ] || { echo "consortium-node.sh: --peer needs a multiaddr" >&2; exit 2; }
@@ -37,14 +46,17 @@ while [ $# -gt 0 ]; do
             esac
             shift 2 ;;
         --print-flags) print=true; shift ;;
-        --rpc-external|--unsafe-rpc-external|--rpc-methods|--rpc-methods=*)
-            echo "consortium-node.sh: $1 is not for a consortium node (RPC stays safe and local)" >&2; exit 2 ;;
-        --) rest+=("$@"); break ;;
-        *) rest+=("$1"); shift ;;
+        --) shift
+            for a in "$@"; do refuse "$a"; relay+=("$a"); done
+            for f in --no-telemetry --no-mdns; do
+                case " ${relay[*]-} " in *" $f "*) ;; *) relay+=("$f") ;; esac
+            done
+            break ;;
+        *) refuse "$1"; rest+=("$1"); shift ;;
     esac
 done
 flags=(--reserved-only)
-for p in "${peers[@]}"; do flags+=(--reserved-nodes "$p"); done
+for p in ${peers[@]+"${peers[@]}"}; do flags+=(--reserved-nodes "$p"); done
 flags+=(--no-mdns --no-telemetry --rpc-methods safe --rpc-rate-limit 600 --rpc-max-connections 64)
 if $print; then
     printf '%s\n' "${flags[@]}"
@@ -55,4 +67,8 @@ if [ ${#peers[@]} -eq 0 ]; then
     exit 2
 fi
 . "$(dirname "$0")/env.sh"
-exec "$MEDCHAIN_NODE_BIN" "${flags[@]}" "${rest[@]}"
+if [ ${#relay[@]} -gt 0 ]; then
+    exec "$MEDCHAIN_NODE_BIN" "${flags[@]}" ${rest[@]+"${rest[@]}"} -- "${relay[@]}"
+fi
+exec "$MEDCHAIN_NODE_BIN" "${flags[@]}" ${rest[@]+"${rest[@]}"}
+

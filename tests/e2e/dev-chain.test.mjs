@@ -99,14 +99,24 @@ test('dev.sh refuses a taken RPC port instead of configuring whatever answers th
 test('the node runs with a consortium member\'s flags and refuses unsafe RPC', async () => {
   const { api } = node;
   // The node of this file was started with scripts/consortium-node.sh's
-  // flags (reserved peers only, safe RPC, rate limits).
-  assert.ok(consortiumFlags.includes('--reserved-only') && consortiumFlags.includes('safe'));
-  // No key goes into its keystore, no peer or reserved peer is added, no
-  // pool is read over RPC.
+  // flags (reserved peers only, safe RPC, rate limits). No key goes into its
+  // keystore, no peer or reserved peer is added, no peer list is read over
+  // RPC; safe methods answer.
   await assert.rejects(api.rpc.author.insertKey('prx0', '//Alice', '0x' + '00'.repeat(32)), /unsafe/i);
   await assert.rejects(api.rpc.system.addReservedPeer(`/ip4/127.0.0.1/tcp/9/p2p/${MEMBER}`), /unsafe/i);
   await assert.rejects(api.rpc.system.peers(), /unsafe/i);
-  // Safe methods answer, and it has no peer (none of its reserved ones runs).
   assert.ok((await api.rpc.chain.getHeader()).number.toNumber() >= 0);
-  assert.equal((await api.rpc.system.health()).peers.toNumber(), 0);
+  // The script refuses what would open the node's RPC, on either side of
+  // `--`, and a node with no consortium peer.
+  const script = (args) => new Promise((res) => execFile('bash', [join(ROOT, 'scripts/consortium-node.sh'), ...args],
+    (err, stdout, stderr) => res({ code: err ? err.code : 0, stderr })));
+  const peer = `/ip4/127.0.0.1/tcp/9/p2p/${MEMBER}`;
+  for (const args of [['--peer', peer, '--rpc-external'], ['--peer', peer, '--rpc-methods=unsafe'],
+    ['--peer', peer, '--', '--unsafe-rpc-external'], ['--peer', peer, '--experimental-rpc-endpoint', 'x']]) {
+    const r = await script(args);
+    assert.equal(r.code, 2, args.join(' '));
+    assert.match(r.stderr, /not for a consortium node/);
+  }
+  assert.match((await script(['--peer', '/ip4/127.0.0.1/tcp/9'])).stderr, /ends in \/p2p\/<peer id>/);
+  assert.match((await script([])).stderr, /name the consortium's nodes with --peer/);
 });

@@ -157,6 +157,14 @@ before(async () => {
   // Charlie's review services fetch its ciphertext from the gateway, find
   // it matches the index and confirm it.
   await assert.rejects(grant({ Record: record.id }, { acknowledged: false }), /proxyReencrypt\.RecordNotConfirmed/);
+  // A grant of every lab result, acknowledged, does not reach it either:
+  // no request, and the gateway serves the grantee nothing.
+  const everyLab = await grant({ Kind: 'LabResult' });
+  await assert.rejects(requestAccess(everyLab, record.id), /proxyReencrypt\.RecordNotConfirmed/);
+  assert.match((await fetchRecord(k.eve, record.id)).error.message, /may not read record/);
+  assert.match((await fetchRecordAs(api, gateway.url, k.eve, record.id, { grant: everyLab })).error.message,
+    new RegExp(`grant ${everyLab} does not let`));
+  await revokeAll();
   for (const who of ['Bob', 'Charlie']) {
     const review = spawnSync(CLI, ['verify', '--once', '--suri', `//${who}`, '--gateway', `hospital-1=${gateway.url}`,
       '--node', `127.0.0.1:${node.rpcPort}`], { encoding: 'utf8' });

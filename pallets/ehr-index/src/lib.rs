@@ -564,12 +564,20 @@ pub mod pallet {
 		/// submitted it). Records already published stay (and their
 		/// amendments, which correct them).
 		///
+		/// Voiding codes writes an entry (patient, issuer) where none may have
+		/// been: the chain then shows the patient knew that hospital.
+		///
 		/// Origin: the patient. Emits `IndexConsentWithdrawn`.
-		/// Errors: `Overflow`.
+		/// Errors: `NotProducer` (no entry yet and the issuer is no active
+		/// producer: nothing to withdraw from, no entry written), `Overflow`.
 		#[pallet::call_index(7)]
 		#[pallet::weight(T::WeightInfo::withdraw_index_consent())]
 		pub fn withdraw_index_consent(origin: OriginFor<T>, issuer: T::AccountId) -> DispatchResult {
 			let patient = ensure_signed(origin)?;
+			ensure!(
+				IndexConsents::<T>::contains_key(&patient, &issuer) || T::Registry::has_role(&issuer, Role::Producer),
+				Error::<T>::NotProducer
+			);
 			IndexConsents::<T>::try_mutate(&patient, &issuer, |consent| -> DispatchResult {
 				consent.generation = consent.generation.checked_add(1).ok_or(Error::<T>::Overflow)?;
 				consent.given = false;

@@ -507,6 +507,11 @@ fn consent_calls_refuse_what_does_not_apply() {
 		// Consent to an account that is not a producer (a typo, an insurer).
 		assert_noop!(EhrIndex::consent_to_index(RuntimeOrigin::signed(STRANGER), INSURER), Error::<Test>::NotProducer);
 		assert_noop!(EhrIndex::consent_to_index(RuntimeOrigin::signed(STRANGER), 77), Error::<Test>::NotProducer);
+		// Nor does withdrawing from one write an entry.
+		assert_noop!(
+			EhrIndex::withdraw_index_consent(RuntimeOrigin::signed(STRANGER), 77),
+			Error::<Test>::NotProducer
+		);
 		// Giving twice, either way.
 		assert_ok!(EhrIndex::consent_to_index(RuntimeOrigin::signed(STRANGER), HOSPITAL));
 		assert_noop!(

@@ -154,11 +154,13 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
 	/// Hand-entered until `scripts/benchmark-pallets.sh` is rerun: bounded by
-	/// `erase_record`'s measured time (one read and write of a larger item).
+	/// `log_access`'s measured time (a registry read, two more reads, a
+	/// write).
+	/// Storage: `Reputation::Institutions` (r:1 w:0)
 	/// Storage: `EhrIndex::IndexConsents` (r:1 w:1)
 	fn withdraw_index_consent() -> Weight {
-		Weight::from_parts(379_393_000, 3867)
-			.saturating_add(T::DbWeight::get().reads(1_u64))
+		Weight::from_parts(515_034_000, 5193)
+			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
 }
@@ -210,8 +212,8 @@ impl WeightInfo for () {
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn withdraw_index_consent() -> Weight {
-		Weight::from_parts(379_393_000, 3867)
-			.saturating_add(RocksDbWeight::get().reads(1_u64))
+		Weight::from_parts(515_034_000, 5193)
+			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 }

@@ -111,6 +111,14 @@ struct Gateway {
 /// validator whose first fetch was cut off may ask again).
 pub const MAX_REVIEW_FETCHES: u8 = 4;
 
+/// `ehr_getForReview`'s answer when the store holds no document at the
+/// record's pointer: the record is missing.
+pub const NOT_IN_STORE: i32 = 3;
+
+/// `ehr_getForReview`'s answer when the validator used its fetches of the
+/// record: the validator's own doing, not the issuer's.
+pub const QUOTA_USED: i32 = 4;
+
 /// Most (validator, record) pairs counted at once; beyond, the counts start
 /// over (a memory bound, not a limit honest validators meet).
 const MAX_REVIEW_PAIRS: usize = 100_000;
@@ -330,23 +338,28 @@ impl Gateway {
 		if !self.store.holds(&pointer.store_id, &pointer.collection) {
 			return Err(refused(format!("record {record_id} is kept in another store than this gateway's")));
 		}
+		let key = (validator, record_id);
+		let sent = self.reviews.lock().map_err(|_| unavailable("gateway state poisoned".into()))?.get(&key).copied();
+		if sent.unwrap_or(0) >= MAX_REVIEW_FETCHES {
+			return Err((
+				QUOTA_USED,
+				format!("record {record_id} was sent to this validator {MAX_REVIEW_FETCHES} times already"),
+			));
+		}
+		let ciphertext = match self.runtime.block_on(self.store.get_unchecked(pointer.object_id)) {
+			Ok(bytes) => bytes,
+			Err(medchain_record_store::StoreError::NotFound) => {
+				return Err((NOT_IN_STORE, format!("record {record_id}: the store holds no document at its pointer")))
+			},
+			Err(e) => return Err(unavailable(e.to_string())),
+		};
+		// Only what was read counts against the validator's allowance.
 		let mut reviews = self.reviews.lock().map_err(|_| unavailable("gateway state poisoned".into()))?;
 		if reviews.len() >= MAX_REVIEW_PAIRS {
 			reviews.clear();
 		}
-		let fetched = reviews.entry((validator, record_id)).or_insert(0);
-		if *fetched >= MAX_REVIEW_FETCHES {
-			return Err(refused(format!("record {record_id} was sent to this validator {MAX_REVIEW_FETCHES} times already")));
-		}
-		*fetched += 1;
+		*reviews.entry(key).or_insert(0) += 1;
 		drop(reviews);
-		let ciphertext = match self.runtime.block_on(self.store.get_unchecked(pointer.object_id)) {
-			Ok(bytes) => bytes,
-			Err(medchain_record_store::StoreError::NotFound) => {
-				return Err((3, format!("record {record_id}: the store holds no document at its pointer")))
-			},
-			Err(e) => return Err(unavailable(e.to_string())),
-		};
 		tracing::info!("record sent for review");
 		Ok(json!({ "record": record_id, "ciphertext": hex(&ciphertext) }))
 	}

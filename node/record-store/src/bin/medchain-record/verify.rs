@@ -15,8 +15,14 @@
 //!   voting ends within `--withheld-blocks` blocks, `Reject(2)`: an issuer
 //!   that withholds its record from review is rejected, not left to expire,
 //!   while a gateway down for a moment is not;
-//! - no `--gateway` for the record's store (this validator's own gap) →
-//!   never a vote.
+//! - no `--gateway` for the record's store → as a gateway that cannot be
+//!   asked (list every store of the consortium: an issuer must not dodge
+//!   review by naming a store nobody knows);
+//! - this validator used its 4 fetches of the record → no vote.
+//!
+//! The count of failed rounds lives in the running service: with `--once`
+//! (one round) a record counts as withheld only with
+//! `--withheld-failures 1`.
 //!
 //! Records are reviewed nearest deadline first, each request signed for a
 //! block read just before it (two behind the best, so a gateway whose node
@@ -68,8 +74,8 @@ pub struct VerifyArgs {
 	/// as withholding the record.
 	#[arg(long, default_value_t = 3)]
 	withheld_failures: u32,
-	/// Most records reviewed per round.
-	#[arg(long, default_value_t = 32)]
+	/// Most records reviewed per round (the runtime answers at most 100).
+	#[arg(long, default_value_t = 100)]
 	limit: u32,
 	/// Seconds to wait for each vote to be final.
 	#[arg(long, default_value_t = 60)]
@@ -96,6 +102,9 @@ enum Finding {
 	Vote(Vote),
 	/// The gateway could not be asked: try again next round.
 	Unreachable(String),
+	/// This validator used its fetches of the record: no vote, and not the
+	/// issuer's fault.
+	OwnLimit(String),
 }
 
 /// Runs the review service.
@@ -108,7 +117,7 @@ pub async fn verify(o: &VerifyArgs) -> Result<(), String> {
 	for (store, url) in &o.gateways {
 		let client = HttpClientBuilder::default()
 			.max_response_size(40 * 1024 * 1024)
-			.request_timeout(Duration::from_secs(20))
+			.request_timeout(Duration::from_secs(60))
 			.build(url)
 			.map_err(|e| format!("--gateway {store}={url}: {e}"))?;
 		gateways.insert(store.clone(), client);
@@ -124,13 +133,20 @@ pub async fn verify(o: &VerifyArgs) -> Result<(), String> {
 		failures.retain(|id, _| pending.iter().any(|(p, _)| p == id));
 		for (id, record) in pending {
 			let store_id = record.pointer.as_ref().map(|p| String::from_utf8_lossy(&p.store_id).into_owned());
-			let Some(client) = store_id.as_ref().and_then(|s| gateways.get(s)) else {
-				tracing::warn!("record {id}: no --gateway for store {store_id:?}; not reviewed");
-				continue;
-			};
 			let best = node.best_number().map_err(|e| e.to_string())?;
-			let vote = match review(client, &genesis, &signer, id, &record, best.saturating_sub(2)).await {
+			// A store the consortium's list (this service's --gateway) does
+			// not name cannot be checked: it counts as withheld, or an issuer
+			// could dodge review by naming a store nobody knows.
+			let finding = match store_id.as_ref().and_then(|s| gateways.get(s)) {
+				Some(client) => review(client, &genesis, &signer, id, &record, best.saturating_sub(2)).await,
+				None => Finding::Unreachable(format!("no --gateway for store {store_id:?}")),
+			};
+			let vote = match finding {
 				Finding::Vote(vote) => vote,
+				Finding::OwnLimit(why) => {
+					tracing::warn!("record {id}: {why}; not voting");
+					continue;
+				},
 				Finding::Unreachable(why) => {
 					let failed = failures.entry(id).or_insert(0);
 					*failed += 1;
@@ -177,7 +193,10 @@ async fn review(
 			Some(Ok(ciphertext)) => Finding::Vote(judge(record, &ciphertext)),
 			_ => Finding::Unreachable("the gateway's answer has no ciphertext".into()),
 		},
-		Err(ClientError::Call(e)) if e.code() == 3 => Finding::Vote(Vote::Reject(DOCUMENT_MISSING)),
+		Err(ClientError::Call(e)) if e.code() == super::gateway::NOT_IN_STORE => {
+			Finding::Vote(Vote::Reject(DOCUMENT_MISSING))
+		},
+		Err(ClientError::Call(e)) if e.code() == super::gateway::QUOTA_USED => Finding::OwnLimit(e.message().to_string()),
 		Err(e) => Finding::Unreachable(e.to_string()),
 	}
 }

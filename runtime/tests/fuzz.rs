@@ -716,13 +716,11 @@ impl Fuzzer {
 				// Mostly validators confirm it at once (only confirmed records
 				// are shared), so grants and requests reach past that rule.
 				if published && !self.one_in(4) {
-					let validators: Vec<AccountId> = pallet_reputation::Institutions::<Runtime>::iter()
-						.filter(|(who, i)| {
+					let validators: Vec<AccountId> = pallet_reputation::Institutions::<Runtime>::iter_keys()
+						.filter(|who| {
 							*who != issuer &&
-								i.status == medchain_primitives::InstitutionStatus::Active &&
-								i.roles.contains(medchain_primitives::Role::Validator)
+								pallet_reputation::Pallet::<Runtime>::has_role(who, medchain_primitives::Role::Validator)
 						})
-						.map(|(who, _)| who)
 						.take(<Runtime as pallet_ehr_index::Config>::ConfirmationsRequired::get() as usize)
 						.collect();
 					for v in validators {

@@ -155,6 +155,7 @@ impl_opaque_keys! {
 }
 
 /// The runtime's version.
+#[cfg(not(feature = "upgrade-test"))]
 #[sp_version::runtime_version]
 pub const VERSION: RuntimeVersion = RuntimeVersion {
 	spec_name: alloc::borrow::Cow::Borrowed("medchain"),
@@ -166,6 +167,22 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	// against it); break-glass accesses are kept per grant and record.
 	// 4: `grant_access` binds each proxy to its key fragment's id.
 	spec_version: 5,
+	impl_version: 0,
+	apis: apis::RUNTIME_API_VERSIONS,
+	transaction_version: 4,
+	system_version: 1,
+};
+
+/// The same runtime one `spec_version` later: the blob the runtime-upgrade
+/// test (`tests/e2e/runtime-upgrade.test.mjs`) enacts on a running chain.
+/// Only `scripts/build-upgrade-runtime.sh` builds it; it is never shipped.
+#[cfg(feature = "upgrade-test")]
+#[sp_version::runtime_version]
+pub const VERSION: RuntimeVersion = RuntimeVersion {
+	spec_name: alloc::borrow::Cow::Borrowed("medchain"),
+	impl_name: alloc::borrow::Cow::Borrowed("medchain"),
+	authoring_version: 1,
+	spec_version: 6,
 	impl_version: 0,
 	apis: apis::RUNTIME_API_VERSIONS,
 	transaction_version: 4,

@@ -5,19 +5,23 @@
 #   scripts/dev.sh --base-path D   keep state in D
 #   scripts/dev.sh --instant-seal  a block per transaction
 #
-# Extra arguments go to medchain-node. RPC: ws://127.0.0.1:9944. A model
-# store for federated-learning models too large for the chain listens on
-# http://127.0.0.1:8730 (STORE_PORT), files in ~/.cache/medchain/model-store
-# (MEDCHAIN_MODEL_STORE), and the node's offchain worker writes there.
+# Extra arguments go to medchain-node. RPC: ws://127.0.0.1:9944 (RPC_PORT). A
+# model store for federated-learning models too large for the chain listens
+# on http://127.0.0.1:8730 (STORE_PORT), files in
+# ~/.cache/medchain/model-store (MEDCHAIN_MODEL_STORE), and the node's
+# offchain worker writes there. A hospital's records store for trying
+# `medchain-record`: SecantusDB (MongoDB wire protocol, in memory) on
+# 127.0.0.1:27017 (MONGO_PORT). Both stop with the node.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 RPC_PORT="${RPC_PORT:-9944}"
 STORE_PORT="${STORE_PORT:-8730}"
+MONGO_PORT="${MONGO_PORT:-27017}"
 # A taken port would leave the node on another one (or none) while this
 # script configures whatever answers there: refuse instead.
-for port in "$RPC_PORT" "$STORE_PORT"; do
+for port in "$RPC_PORT" "$STORE_PORT" "$MONGO_PORT"; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-        echo "dev.sh: port $port is already in use (another node or store?); stop it, or set RPC_PORT / STORE_PORT" >&2
+        echo "dev.sh: port $port is already in use (another node or store?); stop it, or set RPC_PORT / STORE_PORT / MONGO_PORT" >&2
         exit 1
     fi
 done
@@ -35,6 +39,7 @@ cat >&2 <<MSG
   aggregate; on this one-collator chain its vote adopts a model).
   Re-encryption proxy: //Alice (prx0 key, Umbral key in the node's local storage).
   Model store (FL models over 64 Ki parameters): http://127.0.0.1:${STORE_PORT}, files in ${STORE_DIR}
+  Records store (medchain-record, in memory): mongodb://127.0.0.1:${MONGO_PORT}/?directConnection=true
   Patient portal: node scripts/portal.mjs --rpc ws://127.0.0.1:${RPC_PORT} (pinned to this chain)
   Stop with Ctrl-C.
 
@@ -56,6 +61,7 @@ MSG
             "$FL_CLIENT" register-store --suri //Alice --url "http://127.0.0.1:${STORE_PORT}" \
                 --node "127.0.0.1:${RPC_PORT}" >&2 || \
                 echo "[dev] //Alice could not register the model store (see above)" >&2
+            echo "[dev] ready: aggregator key, proxy and model store set up" >&2
             exit 0
         fi
         sleep 1
@@ -65,8 +71,11 @@ MSG
 # the node, and a watcher stops the store once that PID is gone.
 "$FL_CLIENT" store --listen "127.0.0.1:${STORE_PORT}" --dir "$STORE_DIR" --node "127.0.0.1:${RPC_PORT}" >&2 &
 STORE_PID=$!
+"$HOME/.cache/medchain/venv/bin/secantusd-py" --host 127.0.0.1 --port "$MONGO_PORT" --storage-path :memory: \
+    >/dev/null 2>&1 &
+MONGO_PID=$!
 (
     while kill -0 $$ 2>/dev/null; do sleep 2; done
-    kill "$STORE_PID" 2>/dev/null || true
+    kill "$STORE_PID" "$MONGO_PID" 2>/dev/null || true
 ) &
 exec "$MEDCHAIN_NODE_BIN" --dev --rpc-port "$RPC_PORT" --rpc-cors all "$@"

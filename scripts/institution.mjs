@@ -6,8 +6,10 @@
 //   node scripts/institution.mjs approve --who //Bob --council //Alice,//Bob --regulators //Dave,//Eve
 //   node scripts/institution.mjs set-roles --who //Bob --roles producer,auditor
 //   node scripts/institution.mjs status  --who 5FHneW46…
+//   node scripts/institution.mjs consent-code --patient //Charlie --issuer //Alice   # dev chains
 //
-// Options: --rpc ws://127.0.0.1:9944 (default), --help. An account is an
+// Options: --rpc URL (default MEDCHAIN_NODE, else ws://127.0.0.1:$RPC_PORT,
+// RPC_PORT defaulting to 9944, as for scripts/dev.sh), --help. An account is an
 // SS58 address or a secret URI (//Bob). On a chain with a sudo key (`--dev`,
 // `local`) approval and roles go through sudo; on a consortium chain
 // (`--chain medchain-local`) pass --council and --regulators: the decision is
@@ -17,7 +19,9 @@
 import { parseArgs } from 'node:util';
 import { ApiPromise, WsProvider } from '@polkadot/api';
 import { Keyring } from '@polkadot/keyring';
-import { cryptoWaitReady } from '@polkadot/util-crypto';
+import { cryptoWaitReady, decodeAddress } from '@polkadot/util-crypto';
+import { u8aToHex } from '@polkadot/util';
+import { consentMessage } from '../portal/lib/consent.mjs';
 import { sendAndWait } from '../tests/e2e/lib/node.mjs';
 import { motion, statusOf } from './consortium.mjs';
 
@@ -28,9 +32,13 @@ commands:
   approve    --who A [--sudo S | --council S,S --regulators S,S]
   set-roles  --who A --roles R [--sudo S | --council S,S --regulators S,S]
   status     --who A                                 status, roles, credit
+  consent-code --patient S --issuer A                the index consent a patient with secret
+                                                     URI S signs for issuer A (demos on dev
+                                                     chains: patients sign in the portal)
 
 options:
-  --rpc URL        node WebSocket endpoint (default ws://127.0.0.1:9944)
+  --rpc URL        node endpoint (default MEDCHAIN_NODE, else
+                   ws://127.0.0.1:$RPC_PORT, RPC_PORT defaulting to 9944)
   --kind K         hospital (level 3, grade A; --level/--grade to change),
                    nursing-home, insurer, research, regulator
   --roles R        comma-separated: producer, validator, auditor
@@ -55,9 +63,11 @@ function options(argv) {
       allowPositionals: true,
       strict: true,
       options: {
-        rpc: { type: 'string', default: 'ws://127.0.0.1:9944' },
+        rpc: { type: 'string', default: defaultRpc() },
         suri: { type: 'string' },
         who: { type: 'string' },
+        patient: { type: 'string' },
+        issuer: { type: 'string' },
         name: { type: 'string' },
         kind: { type: 'string', default: 'hospital' },
         level: { type: 'string', default: '3' },
@@ -77,6 +87,18 @@ function options(argv) {
     process.exit(parsed.values.help ? 0 : 2);
   }
   return { command: parsed.positionals[0], ...parsed.values };
+}
+
+/**
+ * The node scripts talk to without --rpc: MEDCHAIN_NODE (`host:port` or a
+ * URL), else the port scripts/dev.sh uses (RPC_PORT, 9944).
+ */
+function defaultRpc() {
+  const node = process.env.MEDCHAIN_NODE?.trim();
+  if (!node) return `ws://127.0.0.1:${process.env.RPC_PORT || 9944}`;
+  if (/^wss?:\/\//.test(node)) return node;
+  if (/^https?:\/\//.test(node)) return node.replace(/^http/, 'ws');
+  return `ws://${node}`;
 }
 
 function fail(message) {
@@ -132,7 +154,7 @@ async function decide(api, keyring, o, call) {
 
 async function main() {
   const o = options(process.argv.slice(2));
-  if (!['apply', 'approve', 'set-roles', 'status'].includes(o.command)) fail(`unknown command ${o.command}\n\n${USAGE}`);
+  if (!['apply', 'approve', 'set-roles', 'status', 'consent-code'].includes(o.command)) fail(`unknown command ${o.command}\n\n${USAGE}`);
   await cryptoWaitReady();
   const keyring = new Keyring({ type: 'sr25519', ss58Format: 42 });
   // A secret URI (//Name, a mnemonic, a 0x seed) or an SS58 address.
@@ -152,6 +174,16 @@ async function main() {
     } else if (o.command === 'set-roles') {
       const who = address(need(o, 'who'));
       out = { who, ...(await decide(api, keyring, o, api.tx.reputation.setRoles(who, roles(need(o, 'roles'))))) };
+    } else if (o.command === 'consent-code') {
+      // What the portal has the patient's wallet sign (section 3), signed
+      // here with a dev key: for demos and scripts on dev chains.
+      const patient = keyring.addFromUri(need(o, 'patient'));
+      const issuer = address(need(o, 'issuer'));
+      const { generation } = await api.query.ehrIndex.indexConsents(patient.address, issuer);
+      const message = consentMessage(api.genesisHash.toU8a(), decodeAddress(issuer), decodeAddress(patient.address),
+        generation.toNumber());
+      process.stdout.write(u8aToHex(patient.sign(message)) + '\n');
+      return;
     } else {
       const who = address(need(o, 'who'));
       const inst = await api.query.reputation.institutions(who);

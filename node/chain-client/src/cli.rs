@@ -9,9 +9,20 @@ use std::path::PathBuf;
 /// The node to talk to.
 #[derive(Args, Debug)]
 pub struct NodeArgs {
-	/// The node's RPC address (HTTP).
-	#[arg(long, default_value = "127.0.0.1:9944")]
+	/// The node's RPC address (`host:port`, or an http(s)/ws(s) URL); default
+	/// the `MEDCHAIN_NODE` environment variable, else the dev chain's.
+	#[arg(long, default_value_t = default_node())]
 	pub node: String,
+}
+
+/// The node a tool talks to when `--node` is not given: `MEDCHAIN_NODE`
+/// (`scripts/env.sh` sets it from `RPC_PORT`, as `scripts/dev.sh` does),
+/// else `127.0.0.1:9944`.
+pub fn default_node() -> String {
+	std::env::var("MEDCHAIN_NODE")
+		.ok()
+		.filter(|v| !v.trim().is_empty())
+		.unwrap_or_else(|| "127.0.0.1:9944".to_string())
 }
 
 impl NodeArgs {

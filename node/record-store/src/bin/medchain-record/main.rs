@@ -99,11 +99,22 @@ struct RegisterPatientArgs {
 	node: NodeArgs,
 }
 
+/// The MongoDB a tool uses when `--mongo` is not given: `MEDCHAIN_MONGO`
+/// (`scripts/env.sh` sets it from `MONGO_PORT`, as `scripts/dev.sh` does),
+/// else a local MongoDB on its standard port.
+fn default_mongo() -> String {
+	std::env::var("MEDCHAIN_MONGO")
+		.ok()
+		.filter(|v| !v.trim().is_empty())
+		.unwrap_or_else(|| "mongodb://127.0.0.1:27017/?directConnection=true".to_string())
+}
+
 /// Where the institution keeps its records.
 #[derive(Args)]
 struct StoreArgs {
-	/// MongoDB connection string.
-	#[arg(long, default_value = "mongodb://127.0.0.1:27017/?directConnection=true")]
+	/// MongoDB connection string; default the `MEDCHAIN_MONGO` environment
+	/// variable, else `mongodb://127.0.0.1:27017/?directConnection=true`.
+	#[arg(long, default_value_t = default_mongo())]
 	mongo: String,
 	/// Database.
 	#[arg(long, default_value = "medchain")]

@@ -5,8 +5,8 @@
 #   scripts/benchmark-pallets.sh [pallet ...]   default: every Medchain pallet
 #   STEPS=50 REPEAT=20 scripts/benchmark-pallets.sh
 #
-# Builds the runtime with `runtime-benchmarks` (the blob is copied to
-# $CARGO_TARGET_DIR/medchain-bench/, then the ordinary blob is rebuilt) and
+# Builds the runtime with `runtime-benchmarks` (a blob of its own name, so
+# the node's runtime is untouched; copied to $CARGO_TARGET_DIR/medchain-bench/) and
 # `medchain-bencher` (node/bencher: frame-benchmarking-cli's `benchmark
 # pallet` built against the workspace's lock file, so it reuses the node's
 # compiled dependencies).
@@ -25,14 +25,7 @@ echo "[bench] building the runtime with runtime-benchmarks" >&2
 cargo build --locked -p medchain-runtime --features runtime-benchmarks
 mkdir -p "$CARGO_TARGET_DIR/medchain-bench"
 wasm="$CARGO_TARGET_DIR/medchain-bench/medchain_runtime_benchmarks.wasm"
-cp "$CARGO_TARGET_DIR/debug/wbuild/medchain-runtime/medchain_runtime.wasm" "$wasm"
-# The benchmark build wrote its blob where the node's build reads it: rebuild
-# the ordinary blob now (FORCE_WASM_BUILD re-runs the runtime's build script).
-restore() {
-    echo "[bench] restoring the ordinary runtime blob" >&2
-    FORCE_WASM_BUILD="$(date +%s)" cargo build --locked --workspace
-}
-trap restore EXIT
+cp "$CARGO_TARGET_DIR/debug/wbuild/medchain-runtime/medchain_runtime_benchmarks.wasm" "$wasm"
 
 for pallet in "${pallets[@]}"; do
     dir="pallets/${pallet#pallet_}"

@@ -20,9 +20,5 @@ fi
 export PATH="$HOME/.cargo/bin:$PATH"
 # Debug info is not needed to run or test the chain and doubles link times.
 export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-0}"
-# Where the tools find the dev chain and its records store when --node and
-# --mongo are not given: the ports scripts/dev.sh uses (RPC_PORT, MONGO_PORT).
-export MEDCHAIN_NODE="${MEDCHAIN_NODE:-127.0.0.1:${RPC_PORT:-9944}}"
-export MEDCHAIN_MONGO="${MEDCHAIN_MONGO:-mongodb://127.0.0.1:${MONGO_PORT:-27017}/?directConnection=true}"
 MEDCHAIN_NODE_BIN="$CARGO_TARGET_DIR/debug/medchain-node"
 export MEDCHAIN_NODE_BIN

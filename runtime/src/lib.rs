@@ -154,7 +154,7 @@ impl_opaque_keys! {
 	}
 }
 
-/// The runtime's version.
+/// The runtime's version (`upgrade-test` below repeats it: bump both).
 #[cfg(not(feature = "upgrade-test"))]
 #[sp_version::runtime_version]
 pub const VERSION: RuntimeVersion = RuntimeVersion {
@@ -176,6 +176,8 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 /// The same runtime one `spec_version` later: the blob the runtime-upgrade
 /// test (`tests/e2e/runtime-upgrade.test.mjs`) enacts on a running chain.
 /// Only `scripts/build-upgrade-runtime.sh` builds it; it is never shipped.
+/// Keep it equal to the `VERSION` above but for `spec_version` (one more):
+/// bump both together.
 #[cfg(feature = "upgrade-test")]
 #[sp_version::runtime_version]
 pub const VERSION: RuntimeVersion = RuntimeVersion {

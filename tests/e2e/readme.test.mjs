@@ -24,9 +24,10 @@ function shellBlocks() {
   const lines = readFileSync(join(ROOT, 'README.md'), 'utf8').split('\n');
   const blocks = [];
   for (let i = 0; i < lines.length; i++) {
-    if (lines[i] !== '```sh') continue;
-    const end = lines.indexOf('```', i + 1);
-    const mark = i > 0 ? lines[i - 1].match(MARK) : null;
+    const fence = lines[i].match(/^(\s*)```sh\s*$/);
+    if (!fence) continue;
+    const end = lines.indexOf(`${fence[1]}\`\`\``, i + 1);
+    const mark = i > 0 ? lines[i - 1].trim().match(MARK) : null;
     blocks.push({ line: i + 1, mark: mark ? mark[1] : null, body: lines.slice(i + 1, end).join('\n') });
     i = end;
   }
@@ -34,11 +35,25 @@ function shellBlocks() {
 }
 
 let dev;
+let commands;
 let scratch;
 
-after(() => {
-  // dev.sh became the node (exec) and leads the group its stores run in.
-  if (dev) try { process.kill(-dev.pid, 'SIGTERM'); } catch { /* gone */ }
+/** Stops the process group `child` leads (dev.sh became the node, its stores are in the group). */
+function stopGroup(child, signal = 'SIGTERM') {
+  if (child && child.exitCode === null && child.signalCode === null) {
+    try { process.kill(-child.pid, signal); } catch { /* gone */ }
+  }
+}
+// Whatever ends this process (Ctrl-C included) ends the dev chain too.
+process.on('exit', () => { stopGroup(commands, 'SIGKILL'); stopGroup(dev, 'SIGKILL'); });
+
+after(async () => {
+  if (dev) {
+    const exited = new Promise((res) => (dev.exitCode !== null || dev.signalCode !== null ? res() : dev.on('exit', res)));
+    stopGroup(dev);
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000))]);
+    stopGroup(dev, 'SIGKILL');
+  }
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
 
@@ -62,13 +77,18 @@ async function waitForLog(file, text, child, ms) {
 }
 
 test('the README\'s commands run as written against scripts/dev.sh', async () => {
-  const ports = { RPC_PORT: await freePort(), STORE_PORT: await freePort(), MONGO_PORT: await freePort() };
-  // A fresh shell: what a login shell has, not what scripts/env.sh exported
-  // for this test run.
+  const ports = Object.fromEntries(await Promise.all(['RPC_PORT', 'STORE_PORT', 'MONGO_PORT']
+    .map(async (name) => [name, String(await freePort())])));
+  // Nothing scripts/env.sh set up for this test run: no Medchain variables,
+  // its wrappers not on PATH.
   const path = (process.env.PATH || '').split(':').filter((p) => !p.endsWith('/scripts/bin')).join(':');
-  const env = { HOME: homedir(), PATH: path, LANG: 'C.UTF-8', ...Object.fromEntries(
-    Object.entries(ports).map(([k, v]) => [k, String(v)])) };
-  if (process.env.MEDCHAIN_TARGET_DIR) env.MEDCHAIN_TARGET_DIR = process.env.MEDCHAIN_TARGET_DIR;
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MEDCHAIN_') &&
+    !['CARGO_TARGET_DIR', 'WASM_BUILD_WORKSPACE_HINT'].includes(k)));
+  // dev.sh builds with cargo: it keeps the machine's toolchain variables.
+  const devEnv = { ...clean, PATH: path, ...ports };
+  // The README's commands run in a fresh shell: HOME, PATH, the ports.
+  const env = { HOME: homedir(), PATH: path, LANG: 'C.UTF-8', ...ports };
+  for (const e of [env, devEnv]) if (process.env.MEDCHAIN_TARGET_DIR) e.MEDCHAIN_TARGET_DIR = process.env.MEDCHAIN_TARGET_DIR;
 
   mkdirSync(ARTIFACTS, { recursive: true });
   const devLog = join(ARTIFACTS, 'readme-dev.log');
@@ -77,10 +97,11 @@ test('the README\'s commands run as written against scripts/dev.sh', async () =>
   // dev.sh runs from the clone itself (its build must see the real paths);
   // 1 s blocks ("extra arguments go to the node") keep the demo short.
   dev = spawn('bash', [join(ROOT, 'scripts/dev.sh'), '--dev-block-time', '1000',
-    '--base-path', join(scratch, 'chain')], { cwd: ROOT, env: { ...env, MEDCHAIN_MODEL_STORE: join(scratch, 'models') },
+    '--base-path', join(scratch, 'chain')], { cwd: ROOT, env: { ...devEnv, MEDCHAIN_MODEL_STORE: join(scratch, 'models') },
     detached: true, stdio: ['ignore', devFd, devFd] });
   closeSync(devFd);
   await waitForLog(devLog, '[dev] ready', dev, 600_000);
+  assert.doesNotMatch(readFileSync(devLog, 'utf8'), /set-up incomplete/);
 
   for (const entry of readdirSync(ROOT)) {
     if (entry !== '.git') symlinkSync(join(ROOT, entry), join(scratch, entry));
@@ -89,11 +110,14 @@ test('the README\'s commands run as written against scripts/dev.sh', async () =>
     .join('\n');
   const outLog = join(ARTIFACTS, 'readme-commands.log');
   const outFd = openSync(outLog, 'w');
-  const run = spawn('bash', ['-e', '-o', 'pipefail', '-c', script], { cwd: scratch, env,
-    stdio: ['ignore', 'pipe', outFd] });
+  const run = commands = spawn('bash', ['-e', '-o', 'pipefail', '-c', script], { cwd: scratch, env,
+    detached: true, stdio: ['ignore', 'pipe', outFd] });
   let out = '';
   run.stdout.on('data', (chunk) => { out += chunk; });
-  const code = await new Promise((res) => run.on('exit', res));
+  // The demo takes about two minutes; a stalled one is stopped, group and all.
+  const limit = setTimeout(() => stopGroup(run, 'SIGKILL'), 15 * 60_000);
+  const code = await new Promise((res) => run.on('exit', (c, signal) => res(signal ?? c)));
+  clearTimeout(limit);
   closeSync(outFd);
   writeFileSync(join(ARTIFACTS, 'readme-commands.out'), out);
   assert.equal(code, 0, `the README's commands failed; stderr in ${outLog}, stdout:\n${out}`);

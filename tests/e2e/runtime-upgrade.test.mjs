@@ -43,10 +43,12 @@ function record(args) {
 /** Polls `check` every second until it returns a truthy value. */
 async function until(what, check, timeoutMs = 90_000) {
   const end = Date.now() + timeoutMs;
+  let last;
   for (;;) {
-    const value = await check();
+    // A query may fail while the client swaps to the new runtime's metadata.
+    const value = await Promise.resolve().then(check).catch((e) => { last = e; return undefined; });
     if (value) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${last.message})` : ''}`);
     await sleep(1_000);
   }
 }
@@ -142,6 +144,9 @@ test('after a runtime upgrade, services started before it and tools run after it
   const patient = keyring.addFromUri('//Upgrade-Patient-2');
   const second = await registerAndPut(patient, 'after.bin');
   await until(`record ${second} confirmed`, async () => (await status(second)) === 'Confirmed');
+  // Each service reports its vote once the vote is final.
+  await until('both services report their votes', () =>
+    reviewers.every((r) => r.votes.some((v) => v.record === second)));
   for (const reviewer of reviewers) {
     assert.ok(reviewer.votes.some((v) => v.record === second && v.vote === 'Confirm'), `${reviewer.who} voted`);
     assert.equal((await api.query.ehrIndex.votes(second, keyring.addFromUri(`//${reviewer.who}`).address))

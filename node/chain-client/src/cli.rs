@@ -4,31 +4,58 @@
 use crate::Node;
 use clap::Args;
 use sp_core::{sr25519, Pair};
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 /// The node to talk to.
 #[derive(Args, Debug)]
 pub struct NodeArgs {
 	/// The node's RPC address (`host:port`, or an http(s)/ws(s) URL); default
-	/// the `MEDCHAIN_NODE` environment variable, else the dev chain's.
+	/// `MEDCHAIN_NODE`, else `127.0.0.1:$RPC_PORT` (9944).
 	#[arg(long, default_value_t = default_node())]
 	pub node: String,
 }
 
-/// The node a tool talks to when `--node` is not given: `MEDCHAIN_NODE`
-/// (`scripts/env.sh` sets it from `RPC_PORT`, as `scripts/dev.sh` does),
-/// else `127.0.0.1:9944`.
+/// The node a tool talks to when `--node` is not given: `MEDCHAIN_NODE`,
+/// else the dev chain's RPC port on this machine (`RPC_PORT`, as
+/// `scripts/dev.sh` reads it, 9944 by default).
 pub fn default_node() -> String {
-	std::env::var("MEDCHAIN_NODE")
-		.ok()
-		.filter(|v| !v.trim().is_empty())
-		.unwrap_or_else(|| "127.0.0.1:9944".to_string())
+	node_from(std::env::var("MEDCHAIN_NODE").ok(), std::env::var("RPC_PORT").ok())
+}
+
+/// [`default_node`] from the two variables' values.
+fn node_from(node: Option<String>, rpc_port: Option<String>) -> String {
+	match (node.filter(|v| !v.trim().is_empty()), rpc_port.filter(|v| !v.trim().is_empty())) {
+		(Some(node), _) => node,
+		(None, Some(port)) => format!("127.0.0.1:{}", port.trim()),
+		(None, None) => "127.0.0.1:9944".to_string(),
+	}
 }
 
 impl NodeArgs {
 	/// A client of that node.
 	pub fn node(&self) -> Node {
 		Node::new(&self.node)
+	}
+}
+
+/// What every command that submits transactions takes: the node, the
+/// signing account, and how long to wait for each transaction.
+#[derive(Args, Debug)]
+pub struct SubmitArgs {
+	#[command(flatten)]
+	pub node: NodeArgs,
+	#[command(flatten)]
+	pub signer: SignerArgs,
+	/// Seconds to wait for each transaction to land (each command's help
+	/// and the README say what it does when the wait ends).
+	#[arg(long, default_value_t = 60)]
+	pub wait_s: u64,
+}
+
+impl SubmitArgs {
+	/// How long to wait for each transaction.
+	pub fn wait(&self) -> Duration {
+		Duration::from_secs(self.wait_s)
 	}
 }
 
@@ -100,6 +127,15 @@ mod tests {
 		std::fs::remove_file(&path).unwrap();
 		let bad = from(Some("not a secret at all, just words"), None).unwrap_err();
 		assert!(!bad.contains("words"), "the error must not repeat the secret: {bad}");
+	}
+
+	#[test]
+	fn the_default_node_follows_medchain_node_then_the_dev_chain_port() {
+		let some = |v: &str| Some(v.to_string());
+		assert_eq!(node_from(some("ws://10.0.0.5:9944"), some("9955")), "ws://10.0.0.5:9944");
+		assert_eq!(node_from(None, some("9955")), "127.0.0.1:9955");
+		assert_eq!(node_from(some(" "), some("")), "127.0.0.1:9944");
+		assert_eq!(node_from(None, None), "127.0.0.1:9944");
 	}
 }
 

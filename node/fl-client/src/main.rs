@@ -45,7 +45,7 @@ use medchain_chain_client as rpc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use medchain_chain_client::{
-	cli::{NodeArgs, SignerArgs},
+	cli::{NodeArgs, SignerArgs, SubmitArgs},
 	Node,
 };
 use medchain_runtime::{AccountId, Runtime, RuntimeCall};
@@ -107,14 +107,6 @@ enum Command {
 	/// For load tests of large models: submits the global model plus seeded
 	/// noise for the open round of a task with stored models.
 	SyntheticUpdate(SyntheticUpdateArgs),
-}
-
-/// How long to wait for a transaction to land.
-#[derive(Args)]
-struct WaitArgs {
-	/// Seconds to wait for the first transaction (the task, the join).
-	#[arg(long, default_value_t = 60)]
-	wait_s: u64,
 }
 
 /// The local model.
@@ -236,11 +228,7 @@ struct CentralizedArgs {
 #[derive(Args)]
 struct PublishArgs {
 	#[command(flatten)]
-	node: NodeArgs,
-	#[command(flatten)]
-	signer: SignerArgs,
-	#[command(flatten)]
-	wait: WaitArgs,
+	submit: SubmitArgs,
 	/// Input features of the model.
 	#[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
 	features: u32,
@@ -319,11 +307,7 @@ impl PrivacyArgs {
 #[derive(Args)]
 struct TrainArgs {
 	#[command(flatten)]
-	node: NodeArgs,
-	#[command(flatten)]
-	signer: SignerArgs,
-	#[command(flatten)]
-	wait: WaitArgs,
+	submit: SubmitArgs,
 	/// The task.
 	#[arg(long)]
 	task: u32,
@@ -441,11 +425,7 @@ struct AggregatorStoreArgs {
 #[derive(Args)]
 struct RegisterStoreArgs {
 	#[command(flatten)]
-	node: NodeArgs,
-	#[command(flatten)]
-	signer: SignerArgs,
-	#[command(flatten)]
-	wait: WaitArgs,
+	submit: SubmitArgs,
 	/// The model store's URL: https:// (http:// to this machine only on
 	/// development chains), no query, fragment or trailing slash.
 	#[arg(long)]
@@ -455,11 +435,7 @@ struct RegisterStoreArgs {
 #[derive(Args)]
 struct SyntheticUpdateArgs {
 	#[command(flatten)]
-	node: NodeArgs,
-	#[command(flatten)]
-	signer: SignerArgs,
-	#[command(flatten)]
-	wait: WaitArgs,
+	submit: SubmitArgs,
 	/// The task.
 	#[arg(long)]
 	task: u32,
@@ -485,8 +461,8 @@ fn main() {
 		Command::Store(a) => store::serve(&a.listen, &a.dir, a.node.node(), a.connections.max_per_client as usize),
 		Command::AggregatorStore(a) => aggregator_store(&a),
 		Command::RegisterStore(a) => {
-			let signer = a.signer.signer();
-			signer.and_then(|s| register_store(&a.node.node(), &s, &a.url, Duration::from_secs(a.wait.wait_s)))
+			let signer = a.submit.signer.signer();
+			signer.and_then(|s| register_store(&a.submit.node.node(), &s, &a.url, a.submit.wait()))
 		},
 		Command::SyntheticUpdate(a) => synthetic_update(&a),
 	};
@@ -658,8 +634,8 @@ fn centralized(o: &CentralizedArgs) -> Result<(), String> {
 
 /// Publishes a task (logistic regression or a perceptron) and prints its id.
 fn publish(o: &PublishArgs) -> Result<(), String> {
-	let node = o.node.node();
-	let signer = o.signer.signer()?;
+	let node = o.submit.node.node();
+	let signer = o.submit.signer.signer()?;
 	let features = o.features;
 	let local = o.model.model(features as usize);
 	let model = match local {
@@ -671,7 +647,7 @@ fn publish(o: &PublishArgs) -> Result<(), String> {
 	let rule = o.rule.rule();
 	let store = o.store.as_deref();
 	if let Some(url) = store {
-		ensure_store(&node, &signer, url, Duration::from_secs(o.wait.wait_s))?;
+		ensure_store(&node, &signer, url, o.submit.wait())?;
 	}
 	let spec = TaskSpec {
 		model,
@@ -706,7 +682,7 @@ fn publish(o: &PublishArgs) -> Result<(), String> {
 		.unwrap_or(0);
 	submit(&node, &signer, RuntimeCall::FlTask(pallet_fl_task::Call::publish_task { spec }))
 		.map_err(|e| e.to_string())?;
-	wait_for(Duration::from_secs(o.wait.wait_s), || Ok(task(&node, id)?.is_some()))?;
+	wait_for(o.submit.wait(), || Ok(task(&node, id)?.is_some()))?;
 	if let Some(budget) = task(&node, id)?.and_then(|t| t.privacy) {
 		let eps = |milli: u32| f64::from(milli) / 1000.0;
 		println!(
@@ -762,8 +738,8 @@ fn wait_for(timeout: Duration, mut done: impl FnMut() -> Result<bool, String>) -
 /// cannot be reached (a restart, say), the client keeps trying for
 /// `--retry-s` seconds (default 120) before giving up.
 fn train(o: &TrainArgs) -> Result<(), String> {
-	let node = o.node.node();
-	let signer = o.signer.signer()?;
+	let node = o.submit.node.node();
+	let signer = o.submit.signer.signer()?;
 	let me = AccountId::from(signer.public());
 	let task_id = o.task;
 	let local = data::load_csv(&o.data)?;
@@ -779,7 +755,7 @@ fn train(o: &TrainArgs) -> Result<(), String> {
 	}
 	match (&o.store, t.stored_models) {
 		(None, true) => return Err(format!("task {task_id} keeps its models in model stores: pass --store URL")),
-		(Some(url), true) => ensure_store(&node, &signer, url, Duration::from_secs(o.wait.wait_s))?,
+		(Some(url), true) => ensure_store(&node, &signer, url, o.submit.wait())?,
 		_ => {},
 	}
 	// Test only: multiplies the submitted parameters, as a poisoning
@@ -792,7 +768,7 @@ fn train(o: &TrainArgs) -> Result<(), String> {
 	// participant's second `join_task` is refused and `join` reads first.
 	let joined_at = Instant::now();
 	let joined = loop {
-		match join(&o.wait, &node, &signer, task_id) {
+		match join(o.submit.wait(), &node, &signer, task_id) {
 			Ok(joined) => break joined,
 			Err(e) if e.starts_with("cannot reach the node") && joined_at.elapsed() < patience => {
 				println!("node unreachable ({e}); joining again for up to {} s", patience.as_secs());
@@ -852,7 +828,7 @@ fn train(o: &TrainArgs) -> Result<(), String> {
 }
 
 /// Joins the task unless already a participant; whether it joined now.
-fn join(wait: &WaitArgs, node: &Node, signer: &sr25519::Pair, task_id: u32) -> Result<bool, String> {
+fn join(wait: Duration, node: &Node, signer: &sr25519::Pair, task_id: u32) -> Result<bool, String> {
 	let q = |e: rpc::RpcError| e.to_string();
 	let me = AccountId::from(signer.public());
 	let key = Participants::<Runtime>::hashed_key_for(task_id, &me);
@@ -860,7 +836,7 @@ fn join(wait: &WaitArgs, node: &Node, signer: &sr25519::Pair, task_id: u32) -> R
 		return Ok(false);
 	}
 	submit(node, signer, RuntimeCall::FlTask(pallet_fl_task::Call::join_task { task: task_id })).map_err(q)?;
-	wait_for(Duration::from_secs(wait.wait_s), || Ok(node.storage::<()>(&key).map_err(q)?.is_some()))?;
+	wait_for(wait, || Ok(node.storage::<()>(&key).map_err(q)?.is_some()))?;
 	Ok(true)
 }
 
@@ -868,17 +844,17 @@ fn join(wait: &WaitArgs, node: &Node, signer: &sr25519::Pair, task_id: u32) -> R
 /// submits, for its open round, the global model plus seeded noise, uploaded
 /// to `--store`; waits until the update is on chain.
 fn synthetic_update(o: &SyntheticUpdateArgs) -> Result<(), String> {
-	let node = o.node.node();
-	let signer = o.signer.signer()?;
+	let node = o.submit.node.node();
+	let signer = o.submit.signer.signer()?;
 	let me = AccountId::from(signer.public());
 	let task_id = o.task;
 	let store = o.store.as_str();
 	let seed = o.seed;
 	let t = task(&node, task_id)?.ok_or(format!("task {task_id} does not exist"))?;
 	if t.stored_models {
-		ensure_store(&node, &signer, store, Duration::from_secs(o.wait.wait_s))?;
+		ensure_store(&node, &signer, store, o.submit.wait())?;
 	}
-	join(&o.wait, &node, &signer, task_id)?;
+	join(o.submit.wait(), &node, &signer, task_id)?;
 	let q = |e: rpc::RpcError| e.to_string();
 	let global: ModelParams<MaxParams> = node
 		.storage(&GlobalModel::<Runtime>::hashed_key_for(task_id))
@@ -909,7 +885,7 @@ fn synthetic_update(o: &SyntheticUpdateArgs) -> Result<(), String> {
 	submit(&node, &signer, RuntimeCall::FlTask(pallet_fl_task::Call::submit_update { task: task_id, round, update }))
 		.map_err(q)?;
 	let key = Updates::<Runtime>::hashed_key_for((task_id, round), &me);
-	wait_for(Duration::from_secs(o.wait.wait_s), || {
+	wait_for(o.submit.wait(), || {
 		Ok(node.storage::<ModelUpdate<MaxParams>>(&key).map_err(q)?.is_some())
 	})?;
 	println!("{}", serde_json::json!({ "task": task_id, "round": round, "params": count, "upload_s": upload_s }));

@@ -3,7 +3,7 @@
 //! pallet's frame benchmarks. Do not edit by hand: rerun
 //! `scripts/benchmark-pallets.sh`.
 //!
-//! Date: 2026-12-03; steps: 10; repeat: 5;
+//! Date: 2026-12-04; steps: 10; repeat: 5;
 //! Wasm execution: Compiled; machine: AMD EPYC.
 
 #![cfg_attr(rustfmt, rustfmt_skip)]
@@ -45,9 +45,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Component `p` ranges over `[2, 65536]`.
 	fn publish_task(p: u32, ) -> Weight {
 		// Proof size: measured `387`, estimated `3606`.
-		// Minimum execution time: 405_945_000 ps.
-		Weight::from_parts(496_769_093, 3606)
-			.saturating_add(Weight::from_parts(18_475, 0).saturating_mul(p.into()))
+		// Minimum execution time: 499_175_000 ps.
+		Weight::from_parts(539_275_026, 3606)
+			.saturating_add(Weight::from_parts(16_180, 0).saturating_mul(p.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
@@ -59,8 +59,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `FlTask::Participants` (`max_values`: None, `max_size`: Some(60), added: 2535, mode: `MaxEncodedLen`)
 	fn join_task() -> Weight {
 		// Proof size: measured `726`, estimated `3646`.
-		// Minimum execution time: 362_831_000 ps.
-		Weight::from_parts(431_213_000, 3646)
+		// Minimum execution time: 460_637_000 ps.
+		Weight::from_parts(481_628_000, 3646)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
@@ -87,9 +87,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Component `p` ranges over `[2, 65536]`.
 	fn submit_update(p: u32, ) -> Weight {
 		// Proof size: measured `3499`, estimated `527842`.
-		// Minimum execution time: 1_749_630_000 ps.
-		Weight::from_parts(2_160_701_357, 527842)
-			.saturating_add(Weight::from_parts(4_588, 0).saturating_mul(p.into()))
+		// Minimum execution time: 2_336_765_000 ps.
+		Weight::from_parts(2_420_883_279, 527842)
+			.saturating_add(Weight::from_parts(8_577, 0).saturating_mul(p.into()))
 			.saturating_add(T::DbWeight::get().reads(24_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
@@ -123,10 +123,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Component `n` ranges over `[2, 64]`.
 	fn submit_aggregate(p: u32, n: u32, ) -> Weight {
 		// Proof size: measured `0`, estimated `178885`.
-		// Minimum execution time: 6_240_918_000 ps.
-		Weight::from_parts(6_900_632_000, 178885)
-			.saturating_add(Weight::from_parts(164_824, 0).saturating_mul(p.into()))
-			.saturating_add(Weight::from_parts(506_107_790, 0).saturating_mul(n.into()))
+		// Minimum execution time: 7_795_987_000 ps.
+		Weight::from_parts(7_850_078_000, 178885)
+			.saturating_add(Weight::from_parts(185_028, 0).saturating_mul(p.into()))
+			.saturating_add(Weight::from_parts(610_462_343, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(20_u64))
 			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(19_u64))
@@ -166,10 +166,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Component `n` ranges over `[2, 64]`.
 	fn settle_dispute(p: u32, n: u32, ) -> Weight {
 		// Proof size: measured `0`, estimated `174423`.
-		// Minimum execution time: 10_721_461_000 ps.
-		Weight::from_parts(10_856_613_000, 174423)
-			.saturating_add(Weight::from_parts(454_719, 0).saturating_mul(p.into()))
-			.saturating_add(Weight::from_parts(1_419_796_289, 0).saturating_mul(n.into()))
+		// Minimum execution time: 11_820_901_000 ps.
+		Weight::from_parts(11_914_691_000, 174423)
+			.saturating_add(Weight::from_parts(740_899, 0).saturating_mul(p.into()))
+			.saturating_add(Weight::from_parts(1_339_616_264, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(16_u64))
 			.saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(11_u64))
@@ -191,8 +191,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `FlTask::Evaluations` (`max_values`: None, `max_size`: Some(274), added: 2749, mode: `MaxEncodedLen`)
 	fn cancel_task() -> Weight {
 		// Proof size: measured `462`, estimated `3646`.
-		// Minimum execution time: 568_338_000 ps.
-		Weight::from_parts(617_121_000, 3646)
+		// Minimum execution time: 712_502_000 ps.
+		Weight::from_parts(731_931_000, 3646)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
 	}
@@ -204,8 +204,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `FlTask::ModelStores` (`max_values`: None, `max_size`: Some(178), added: 2653, mode: `MaxEncodedLen`)
 	fn register_store() -> Weight {
 		// Proof size: measured `421`, estimated `3606`.
-		// Minimum execution time: 262_982_000 ps.
-		Weight::from_parts(292_706_000, 3606)
+		// Minimum execution time: 339_877_000 ps.
+		Weight::from_parts(351_133_000, 3606)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -226,9 +226,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Component `t` ranges over `[0, 16]`.
 	fn on_initialize(t: u32, ) -> Weight {
 		// Proof size: measured `2765`, estimated `42846`.
-		// Minimum execution time: 40_651_000 ps.
-		Weight::from_parts(404_417_608, 42846)
-			.saturating_add(Weight::from_parts(867_872_251, 0).saturating_mul(t.into()))
+		// Minimum execution time: 59_359_000 ps.
+		Weight::from_parts(574_979_296, 42846)
+			.saturating_add(Weight::from_parts(993_239_981, 0).saturating_mul(t.into()))
 			.saturating_add(T::DbWeight::get().reads(13_u64))
 			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(t.into())))
 			.saturating_add(T::DbWeight::get().writes((2_u64).saturating_mul(t.into())))
@@ -239,26 +239,26 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 /// The same weights with RocksDB database weights, for tests and mocks.
 impl WeightInfo for () {
 	fn publish_task(p: u32, ) -> Weight {
-		Weight::from_parts(496_769_093, 3606)
-			.saturating_add(Weight::from_parts(18_475, 0).saturating_mul(p.into()))
+		Weight::from_parts(539_275_026, 3606)
+			.saturating_add(Weight::from_parts(16_180, 0).saturating_mul(p.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
 	fn join_task() -> Weight {
-		Weight::from_parts(431_213_000, 3646)
+		Weight::from_parts(481_628_000, 3646)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	fn submit_update(p: u32, ) -> Weight {
-		Weight::from_parts(2_160_701_357, 527842)
-			.saturating_add(Weight::from_parts(4_588, 0).saturating_mul(p.into()))
+		Weight::from_parts(2_420_883_279, 527842)
+			.saturating_add(Weight::from_parts(8_577, 0).saturating_mul(p.into()))
 			.saturating_add(RocksDbWeight::get().reads(24_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
 	fn submit_aggregate(p: u32, n: u32, ) -> Weight {
-		Weight::from_parts(6_900_632_000, 178885)
-			.saturating_add(Weight::from_parts(164_824, 0).saturating_mul(p.into()))
-			.saturating_add(Weight::from_parts(506_107_790, 0).saturating_mul(n.into()))
+		Weight::from_parts(7_850_078_000, 178885)
+			.saturating_add(Weight::from_parts(185_028, 0).saturating_mul(p.into()))
+			.saturating_add(Weight::from_parts(610_462_343, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(20_u64))
 			.saturating_add(RocksDbWeight::get().reads((3_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(19_u64))
@@ -267,9 +267,9 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 199).saturating_mul(p.into()))
 	}
 	fn settle_dispute(p: u32, n: u32, ) -> Weight {
-		Weight::from_parts(10_856_613_000, 174423)
-			.saturating_add(Weight::from_parts(454_719, 0).saturating_mul(p.into()))
-			.saturating_add(Weight::from_parts(1_419_796_289, 0).saturating_mul(n.into()))
+		Weight::from_parts(11_914_691_000, 174423)
+			.saturating_add(Weight::from_parts(740_899, 0).saturating_mul(p.into()))
+			.saturating_add(Weight::from_parts(1_339_616_264, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(16_u64))
 			.saturating_add(RocksDbWeight::get().reads((4_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(11_u64))
@@ -278,18 +278,18 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 199).saturating_mul(p.into()))
 	}
 	fn cancel_task() -> Weight {
-		Weight::from_parts(617_121_000, 3646)
+		Weight::from_parts(731_931_000, 3646)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
 	}
 	fn register_store() -> Weight {
-		Weight::from_parts(292_706_000, 3606)
+		Weight::from_parts(351_133_000, 3606)
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn on_initialize(t: u32, ) -> Weight {
-		Weight::from_parts(404_417_608, 42846)
-			.saturating_add(Weight::from_parts(867_872_251, 0).saturating_mul(t.into()))
+		Weight::from_parts(574_979_296, 42846)
+			.saturating_add(Weight::from_parts(993_239_981, 0).saturating_mul(t.into()))
 			.saturating_add(RocksDbWeight::get().reads(13_u64))
 			.saturating_add(RocksDbWeight::get().reads((3_u64).saturating_mul(t.into())))
 			.saturating_add(RocksDbWeight::get().writes((2_u64).saturating_mul(t.into())))

@@ -242,13 +242,18 @@ mod benchmarks {
 	#[benchmark]
 	fn on_initialize(e: Linear<0, { T::MaxOpenRequests::get() / 2 }>, l: Linear<0, { T::MaxOpenRequests::get() / 2 }>) {
 		let mut s = setup::<T>(T::MaxProxies::get());
-		let normal = grant(&mut s, 1, false);
-		let emergency = grant(&mut s, 1, true);
+		// A grant holds at most `MaxOpenRequestsPerGrant` requests in flight:
+		// each that many requests go under a new grant.
+		let per_grant = T::MaxOpenRequestsPerGrant::get().max(1);
+		let mut normal = grant(&mut s, 1, false);
 		let timeout = T::RequestTimeout::get();
 		let window = T::ReviewWindow::get();
 		let due = timeout.saturating_add(window).saturating_add(1u32.into());
 		frame_system::Pallet::<T>::set_block_number(due.saturating_sub(timeout));
-		for _ in 0..e {
+		for i in 0..e {
+			if i > 0 && i % per_grant == 0 {
+				normal = grant(&mut s, 1, false);
+			}
 			// Set-up only: lift the rate limit so all `e` share one deadline,
 			// and the per-requester cap so one grantee opens them all.
 			Grants::<T>::mutate(normal, |g| {
@@ -263,7 +268,11 @@ mod benchmarks {
 		// Break-glass after the ordinary requests: it may use the quarter of
 		// the queue kept for it.
 		frame_system::Pallet::<T>::set_block_number(due.saturating_sub(window));
-		for _ in 0..l {
+		let mut emergency = grant(&mut s, 1, true);
+		for i in 0..l {
+			if i > 0 && i % per_grant == 0 {
+				emergency = grant(&mut s, 1, true);
+			}
 			Pre::<T>::break_glass(
 				RawOrigin::Signed(s.grantee.clone()).into(),
 				emergency,

@@ -410,6 +410,16 @@ pub mod pallet {
 		EmergencyUnreviewed { request: RequestId, institution: T::AccountId },
 	}
 
+	/// A list of requests a caller already took whole from storage, so
+	/// closing each request on it leaves that list alone.
+	#[derive(Clone, Copy, PartialEq, Eq)]
+	enum TakenList {
+		/// The ended grant's `GrantOpenRequests`.
+		Grant,
+		/// The block's `RequestDeadlines`.
+		Deadline,
+	}
+
 	/// Errors of this pallet.
 	#[pallet::error]
 	pub enum Error<T> {
@@ -852,7 +862,7 @@ pub mod pallet {
 				req.fragments = req.fragments.saturating_add(1);
 				if req.fragments >= g.threshold {
 					req.status = RequestStatus::Ready;
-					Self::close_request(request, &req);
+					Self::close_request(request, &req, None);
 					if req.emergency.is_some() {
 						// A served break-glass access keeps the record readable.
 						BrokenGlass::<T>::insert(req.grant, req.record, request);
@@ -1229,14 +1239,10 @@ pub mod pallet {
 		fn close_requests_of(grant: GrantId) -> u32 {
 			let open = GrantOpenRequests::<T>::take(grant);
 			for request in open.iter() {
-				let Some(mut req) = Requests::<T>::get(request) else { continue };
-				if req.status != RequestStatus::Open {
-					continue;
+				let Some(req) = Requests::<T>::get(request) else { continue };
+				if req.status == RequestStatus::Open {
+					Self::expire_request(*request, req, Some(TakenList::Grant));
 				}
-				req.status = RequestStatus::Expired;
-				Self::close_request(*request, &req);
-				Requests::<T>::insert(request, req);
-				Self::deposit_event(Event::RequestExpired { request: *request });
 			}
 			open.len() as u32
 		}
@@ -1271,12 +1277,27 @@ pub mod pallet {
 			T::DbWeight::get().reads_writes(1, 1).saturating_add(Self::proof_of(len))
 		}
 
-		/// Takes a request off the open list and its deadline.
-		fn close_request(request: RequestId, req: &AccessRequest<T>) {
+		/// Takes a request off the open list, its grant's list and its
+		/// deadline's list, except `taken` (a list the caller took whole),
+		/// and gives its requester's slot back.
+		fn close_request(request: RequestId, req: &AccessRequest<T>, taken: Option<TakenList>) {
 			OpenRequests::<T>::mutate(|l| l.retain(|x| *x != request));
-			Self::unlist_from_grant(request, req.grant);
-			RequestDeadlines::<T>::mutate(req.deadline, |l| l.retain(|x| *x != request));
+			if taken != Some(TakenList::Grant) {
+				Self::unlist_from_grant(request, req.grant);
+			}
+			if taken != Some(TakenList::Deadline) {
+				RequestDeadlines::<T>::mutate(req.deadline, |l| l.retain(|x| *x != request));
+			}
 			Self::release_slot(req);
+		}
+
+		/// Ends open request `request` as expired: closed (but for the list
+		/// the caller took, `taken`), stored, `RequestExpired`.
+		fn expire_request(request: RequestId, mut req: AccessRequest<T>, taken: Option<TakenList>) {
+			req.status = RequestStatus::Expired;
+			Self::close_request(request, &req, taken);
+			Requests::<T>::insert(request, req);
+			Self::deposit_event(Event::RequestExpired { request });
 		}
 
 		/// Takes `request` off its grant's list of requests in flight.
@@ -1306,11 +1327,10 @@ pub mod pallet {
 		fn expire_requests(now: BlockNumberFor<T>) -> u32 {
 			let due = RequestDeadlines::<T>::take(now);
 			for request in due.iter() {
-				let Some(mut req) = Requests::<T>::get(request) else { continue };
+				let Some(req) = Requests::<T>::get(request) else { continue };
 				if req.status != RequestStatus::Open {
 					continue;
 				}
-				req.status = RequestStatus::Expired;
 				if let Some(g) = Grants::<T>::get(req.grant) {
 					// Proxies are excused once the grant ended or was disputed:
 					// they must not serve. Only those that agreed to serve owe.
@@ -1324,11 +1344,7 @@ pub mod pallet {
 						}
 					}
 				}
-				Self::release_slot(&req);
-				Self::unlist_from_grant(*request, req.grant);
-				Requests::<T>::insert(request, req);
-				OpenRequests::<T>::mutate(|l| l.retain(|x| x != request));
-				Self::deposit_event(Event::RequestExpired { request: *request });
+				Self::expire_request(*request, req, Some(TakenList::Deadline));
 			}
 			due.len() as u32
 		}

@@ -3,7 +3,7 @@
 //! pallet's frame benchmarks. Do not edit by hand: rerun
 //! `scripts/benchmark-pallets.sh`.
 //!
-//! Date: 2026-12-03; steps: 10; repeat: 5;
+//! Date: 2026-12-04; steps: 10; repeat: 5;
 //! Wasm execution: Compiled; machine: AMD EPYC.
 
 #![cfg_attr(rustfmt, rustfmt_skip)]
@@ -21,6 +21,7 @@ pub trait WeightInfo {
 	fn register_proxy() -> Weight;
 	fn attach_capsule() -> Weight;
 	fn grant_access(n: u32, ) -> Weight;
+	fn allow_single_proxy_grants() -> Weight;
 	fn revoke_grant(n: u32, ) -> Weight;
 	fn request_access() -> Weight;
 	fn break_glass() -> Weight;
@@ -29,7 +30,6 @@ pub trait WeightInfo {
 	fn on_initialize(e: u32, l: u32, ) -> Weight;
 	fn acknowledge_grant(n: u32, ) -> Weight;
 	fn dispute_grant(n: u32, ) -> Weight;
-	fn allow_single_proxy_grants() -> Weight;
 }
 
 /// Weights of `pallet_proxy_reencrypt` with the runtime's database weights.
@@ -39,8 +39,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `ProxyReencrypt::Keys` (`max_values`: None, `max_size`: Some(114), added: 2589, mode: `MaxEncodedLen`)
 	fn register_key() -> Weight {
 		// Proof size: measured `3`, estimated `3579`.
-		// Minimum execution time: 295_519_000 ps.
-		Weight::from_parts(492_350_000, 3579)
+		// Minimum execution time: 280_138_000 ps.
+		Weight::from_parts(303_352_000, 3579)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -49,9 +49,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `ProxyReencrypt::Proxies` (r:0 w:1)
 	/// Proof: `ProxyReencrypt::Proxies` (`max_values`: None, `max_size`: Some(81), added: 2556, mode: `MaxEncodedLen`)
 	fn register_proxy() -> Weight {
-		// Proof size: measured `327`, estimated `3606`.
-		// Minimum execution time: 333_715_000 ps.
-		Weight::from_parts(524_548_000, 3606)
+		// Proof size: measured `360`, estimated `3606`.
+		// Minimum execution time: 323_403_000 ps.
+		Weight::from_parts(357_233_000, 3606)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -62,9 +62,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `ProxyReencrypt::Capsules` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::Capsules` (`max_values`: None, `max_size`: Some(276), added: 2751, mode: `MaxEncodedLen`)
 	fn attach_capsule() -> Weight {
-		// Proof size: measured `703`, estimated `3867`.
-		// Minimum execution time: 941_417_000 ps.
-		Weight::from_parts(1_138_619_000, 3867)
+		// Proof size: measured `772`, estimated `3867`.
+		// Minimum execution time: 952_530_000 ps.
+		Weight::from_parts(1_039_631_000, 3867)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -76,48 +76,64 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `ProxyReencrypt::NextGrantId` (`max_values`: Some(1), `max_size`: Some(8), added: 503, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::PatientGrants` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::PatientGrants` (`max_values`: None, `max_size`: Some(562), added: 3037, mode: `MaxEncodedLen`)
-	/// Storage: `ProxyReencrypt::GranteeGrants` (r:1 w:1)
-	/// Proof: `ProxyReencrypt::GranteeGrants` (`max_values`: None, `max_size`: Some(562), added: 3037, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::KeyFragmentIds` (r:0 w:8)
+	/// Proof: `ProxyReencrypt::KeyFragmentIds` (`max_values`: None, `max_size`: Some(96), added: 2571, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::PendingAcknowledgements` (r:0 w:8)
 	/// Proof: `ProxyReencrypt::PendingAcknowledgements` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::GranteeGrants` (r:0 w:1)
+	/// Proof: `ProxyReencrypt::GranteeGrants` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::SealedFragments` (r:0 w:8)
 	/// Proof: `ProxyReencrypt::SealedFragments` (`max_values`: None, `max_size`: Some(708), added: 3183, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::Grants` (r:0 w:1)
 	/// Proof: `ProxyReencrypt::Grants` (`max_values`: None, `max_size`: Some(658), added: 3133, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::SingleProxyGrants` (r:1 w:0)
+	/// Proof: `ProxyReencrypt::SingleProxyGrants` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
 	/// Component `n` ranges over `[1, 8]`.
 	fn grant_access(n: u32, ) -> Weight {
 		// Proof size: measured `231`, estimated `6168`.
-		// Minimum execution time: 1_202_455_000 ps.
-		Weight::from_parts(721_392_109, 6168)
-			.saturating_add(Weight::from_parts(668_412_797, 0).saturating_mul(n.into()))
+		// Minimum execution time: 1_344_616_000 ps.
+		Weight::from_parts(705_642_208, 6168)
+			.saturating_add(Weight::from_parts(701_346_247, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
-			.saturating_add(T::DbWeight::get().writes((2_u64).saturating_mul(n.into())))
+			.saturating_add(T::DbWeight::get().writes((3_u64).saturating_mul(n.into())))
 			.saturating_add(Weight::from_parts(0, 2556).saturating_mul(n.into()))
+	}
+	/// Storage: `ProxyReencrypt::SingleProxyGrants` (r:0 w:1)
+	/// Proof: `ProxyReencrypt::SingleProxyGrants` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
+	fn allow_single_proxy_grants() -> Weight {
+		// Proof size: measured `0`, estimated `0`.
+		// Minimum execution time: 165_196_000 ps.
+		Weight::from_parts(181_911_000, 0)
+			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
 	/// Storage: `ProxyReencrypt::Grants` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::Grants` (`max_values`: None, `max_size`: Some(658), added: 3133, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::PatientGrants` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::PatientGrants` (`max_values`: None, `max_size`: Some(562), added: 3037, mode: `MaxEncodedLen`)
-	/// Storage: `ProxyReencrypt::GranteeGrants` (r:1 w:1)
-	/// Proof: `ProxyReencrypt::GranteeGrants` (`max_values`: None, `max_size`: Some(562), added: 3037, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::SealedFragments` (r:8 w:8)
 	/// Proof: `ProxyReencrypt::SealedFragments` (`max_values`: None, `max_size`: Some(708), added: 3183, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::KeyFragmentIds` (r:8 w:8)
+	/// Proof: `ProxyReencrypt::KeyFragmentIds` (`max_values`: None, `max_size`: Some(96), added: 2571, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::GrantOpenRequests` (r:1 w:0)
+	/// Proof: `ProxyReencrypt::GrantOpenRequests` (`max_values`: None, `max_size`: Some(81), added: 2556, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::PendingAcknowledgements` (r:0 w:8)
 	/// Proof: `ProxyReencrypt::PendingAcknowledgements` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::GranteeGrants` (r:0 w:1)
+	/// Proof: `ProxyReencrypt::GranteeGrants` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::Disputes` (r:0 w:1)
 	/// Proof: `ProxyReencrypt::Disputes` (`max_values`: None, `max_size`: Some(273), added: 2748, mode: `MaxEncodedLen`)
 	/// Component `n` ranges over `[1, 8]`.
 	fn revoke_grant(n: u32, ) -> Weight {
-		// Proof size: measured `433`, estimated `4123`.
-		// Minimum execution time: 617_146_000 ps.
-		Weight::from_parts(611_597_905, 4123)
-			.saturating_add(Weight::from_parts(94_906_859, 0).saturating_mul(n.into()))
+		// Proof size: measured `387`, estimated `4123`.
+		// Minimum execution time: 711_010_000 ps.
+		Weight::from_parts(709_538_289, 4123)
+			.saturating_add(Weight::from_parts(68_220_321, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
-			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
+			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
-			.saturating_add(T::DbWeight::get().writes((2_u64).saturating_mul(n.into())))
+			.saturating_add(T::DbWeight::get().writes((3_u64).saturating_mul(n.into())))
 			.saturating_add(Weight::from_parts(0, 3183).saturating_mul(n.into()))
 	}
 	/// Storage: `ProxyReencrypt::Grants` (r:1 w:1)
@@ -126,10 +142,16 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `EhrIndex::Records` (`max_values`: None, `max_size`: Some(402), added: 2877, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::Capsules` (r:1 w:0)
 	/// Proof: `ProxyReencrypt::Capsules` (`max_values`: None, `max_size`: Some(276), added: 2751, mode: `MaxEncodedLen`)
-	/// Storage: `ProxyReencrypt::NextRequestId` (r:1 w:1)
-	/// Proof: `ProxyReencrypt::NextRequestId` (`max_values`: Some(1), `max_size`: Some(8), added: 503, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::OpenRequests` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::OpenRequests` (`max_values`: Some(1), `max_size`: Some(2050), added: 2545, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::OpenRequestsOf` (r:1 w:1)
+	/// Proof: `ProxyReencrypt::OpenRequestsOf` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::NextRequestId` (r:1 w:1)
+	/// Proof: `ProxyReencrypt::NextRequestId` (`max_values`: Some(1), `max_size`: Some(8), added: 503, mode: `MaxEncodedLen`)
+	/// Storage: `Parameters::Parameters` (r:1 w:0)
+	/// Proof: `Parameters::Parameters` (`max_values`: None, `max_size`: Some(24), added: 2499, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::GrantOpenRequests` (r:1 w:1)
+	/// Proof: `ProxyReencrypt::GrantOpenRequests` (`max_values`: None, `max_size`: Some(81), added: 2556, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::RequestDeadlines` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::RequestDeadlines` (`max_values`: None, `max_size`: Some(2062), added: 4537, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::RecordRequests` (r:0 w:1)
@@ -137,38 +159,44 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `ProxyReencrypt::Requests` (r:0 w:1)
 	/// Proof: `ProxyReencrypt::Requests` (`max_values`: None, `max_size`: Some(146), added: 2621, mode: `MaxEncodedLen`)
 	fn request_access() -> Weight {
-		// Proof size: measured `875`, estimated `5527`.
-		// Minimum execution time: 700_400_000 ps.
-		Weight::from_parts(1_097_759_000, 5527)
-			.saturating_add(T::DbWeight::get().reads(6_u64))
-			.saturating_add(T::DbWeight::get().writes(6_u64))
+		// Proof size: measured `1063`, estimated `5527`.
+		// Minimum execution time: 988_083_000 ps.
+		Weight::from_parts(1_050_918_000, 5527)
+			.saturating_add(T::DbWeight::get().reads(9_u64))
+			.saturating_add(T::DbWeight::get().writes(8_u64))
 	}
 	/// Storage: `ProxyReencrypt::Grants` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::Grants` (`max_values`: None, `max_size`: Some(658), added: 3133, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::Institutions` (r:1 w:0)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
+	/// Storage: `Parameters::Parameters` (r:2 w:0)
+	/// Proof: `Parameters::Parameters` (`max_values`: None, `max_size`: Some(24), added: 2499, mode: `MaxEncodedLen`)
 	/// Storage: `EhrIndex::Records` (r:1 w:0)
 	/// Proof: `EhrIndex::Records` (`max_values`: None, `max_size`: Some(402), added: 2877, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::Capsules` (r:1 w:0)
 	/// Proof: `ProxyReencrypt::Capsules` (`max_values`: None, `max_size`: Some(276), added: 2751, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::NextRequestId` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::NextRequestId` (`max_values`: Some(1), `max_size`: Some(8), added: 503, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::GrantOpenRequests` (r:1 w:1)
+	/// Proof: `ProxyReencrypt::GrantOpenRequests` (`max_values`: None, `max_size`: Some(81), added: 2556, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::OpenRequests` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::OpenRequests` (`max_values`: Some(1), `max_size`: Some(2050), added: 2545, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::RequestDeadlines` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::RequestDeadlines` (`max_values`: None, `max_size`: Some(2062), added: 4537, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::ReviewDeadlines` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::ReviewDeadlines` (`max_values`: None, `max_size`: Some(2062), added: 4537, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::BrokenGlass` (r:1 w:1)
+	/// Proof: `ProxyReencrypt::BrokenGlass` (`max_values`: None, `max_size`: Some(40), added: 2515, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::RecordRequests` (r:0 w:1)
 	/// Proof: `ProxyReencrypt::RecordRequests` (`max_values`: None, `max_size`: Some(32), added: 2507, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::Requests` (r:0 w:1)
 	/// Proof: `ProxyReencrypt::Requests` (`max_values`: None, `max_size`: Some(146), added: 2621, mode: `MaxEncodedLen`)
 	fn break_glass() -> Weight {
-		// Proof size: measured `1231`, estimated `5527`.
-		// Minimum execution time: 983_209_000 ps.
-		Weight::from_parts(1_562_559_000, 5527)
-			.saturating_add(T::DbWeight::get().reads(8_u64))
-			.saturating_add(T::DbWeight::get().writes(7_u64))
+		// Proof size: measured `1452`, estimated `5988`.
+		// Minimum execution time: 1_241_471_000 ps.
+		Weight::from_parts(1_304_015_000, 5988)
+			.saturating_add(T::DbWeight::get().reads(12_u64))
+			.saturating_add(T::DbWeight::get().writes(9_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:1 w:0)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
@@ -182,27 +210,37 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `ProxyReencrypt::Capsules` (`max_values`: None, `max_size`: Some(276), added: 2751, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::Keys` (r:2 w:0)
 	/// Proof: `ProxyReencrypt::Keys` (`max_values`: None, `max_size`: Some(114), added: 2589, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::KeyFragmentIds` (r:1 w:0)
+	/// Proof: `ProxyReencrypt::KeyFragmentIds` (`max_values`: None, `max_size`: Some(96), added: 2571, mode: `MaxEncodedLen`)
 	/// Storage: `EhrIndex::Records` (r:1 w:0)
 	/// Proof: `EhrIndex::Records` (`max_values`: None, `max_size`: Some(402), added: 2877, mode: `MaxEncodedLen`)
+	/// Storage: `Parameters::Parameters` (r:2 w:0)
+	/// Proof: `Parameters::Parameters` (`max_values`: None, `max_size`: Some(24), added: 2499, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::Credits` (r:1 w:1)
 	/// Proof: `Reputation::Credits` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::SessionGains` (r:1 w:1)
 	/// Proof: `Reputation::SessionGains` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::OpenRequests` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::OpenRequests` (`max_values`: Some(1), `max_size`: Some(2050), added: 2545, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::GrantOpenRequests` (r:1 w:1)
+	/// Proof: `ProxyReencrypt::GrantOpenRequests` (`max_values`: None, `max_size`: Some(81), added: 2556, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::RequestDeadlines` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::RequestDeadlines` (`max_values`: None, `max_size`: Some(2062), added: 4537, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::OpenRequestsOf` (r:1 w:1)
+	/// Proof: `ProxyReencrypt::OpenRequestsOf` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	fn submit_fragment() -> Weight {
-		// Proof size: measured `1956`, estimated `6168`.
-		// Minimum execution time: 3_374_267_000 ps.
-		Weight::from_parts(5_460_713_000, 6168)
-			.saturating_add(T::DbWeight::get().reads(12_u64))
-			.saturating_add(T::DbWeight::get().writes(6_u64))
+		// Proof size: measured `2306`, estimated `6168`.
+		// Minimum execution time: 3_736_614_000 ps.
+		Weight::from_parts(3_821_490_000, 6168)
+			.saturating_add(T::DbWeight::get().reads(17_u64))
+			.saturating_add(T::DbWeight::get().writes(8_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:2 w:1)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::Requests` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::Requests` (`max_values`: None, `max_size`: Some(146), added: 2621, mode: `MaxEncodedLen`)
+	/// Storage: `Parameters::Parameters` (r:2 w:0)
+	/// Proof: `Parameters::Parameters` (`max_values`: None, `max_size`: Some(24), added: 2499, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::AuditorPenalties` (r:1 w:1)
 	/// Proof: `Reputation::AuditorPenalties` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::Credits` (r:1 w:1)
@@ -210,45 +248,51 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(265), added: 2740, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::ReviewDeadlines` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::ReviewDeadlines` (`max_values`: None, `max_size`: Some(2062), added: 4537, mode: `MaxEncodedLen`)
 	fn review_emergency() -> Weight {
-		// Proof size: measured `1417`, estimated `6222`.
-		// Minimum execution time: 1_458_604_000 ps.
-		Weight::from_parts(1_781_854_000, 6222)
-			.saturating_add(T::DbWeight::get().reads(8_u64))
+		// Proof size: measured `1496`, estimated `6222`.
+		// Minimum execution time: 1_585_274_000 ps.
+		Weight::from_parts(1_654_127_000, 6222)
+			.saturating_add(T::DbWeight::get().reads(10_u64))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
 	}
 	/// Storage: `ProxyReencrypt::RequestDeadlines` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::RequestDeadlines` (`max_values`: None, `max_size`: Some(2062), added: 4537, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::Requests` (r:256 w:256)
 	/// Proof: `ProxyReencrypt::Requests` (`max_values`: None, `max_size`: Some(146), added: 2621, mode: `MaxEncodedLen`)
-	/// Storage: `ProxyReencrypt::Grants` (r:1 w:0)
+	/// Storage: `ProxyReencrypt::Grants` (r:16 w:0)
 	/// Proof: `ProxyReencrypt::Grants` (`max_values`: None, `max_size`: Some(658), added: 3133, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::Fragments` (r:1024 w:0)
 	/// Proof: `ProxyReencrypt::Fragments` (`max_values`: None, `max_size`: Some(579), added: 3054, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::Institutions` (r:9 w:1)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
+	/// Storage: `Parameters::Parameters` (r:2 w:0)
+	/// Proof: `Parameters::Parameters` (`max_values`: None, `max_size`: Some(24), added: 2499, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::Credits` (r:9 w:9)
 	/// Proof: `Reputation::Credits` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::OpenRequests` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::OpenRequests` (`max_values`: Some(1), `max_size`: Some(2050), added: 2545, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::GrantOpenRequests` (r:16 w:16)
+	/// Proof: `ProxyReencrypt::GrantOpenRequests` (`max_values`: None, `max_size`: Some(81), added: 2556, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::OpenRequestsOf` (r:1 w:1)
+	/// Proof: `ProxyReencrypt::OpenRequestsOf` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::ReviewDeadlines` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::ReviewDeadlines` (`max_values`: None, `max_size`: Some(2062), added: 4537, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(265), added: 2740, mode: `MaxEncodedLen`)
 	/// Component `e` ranges over `[0, 128]`.
 	/// Component `l` ranges over `[0, 128]`.
 	fn on_initialize(e: u32, l: u32, ) -> Weight {
-		// Proof size: measured `3293`, estimated `14741`.
-		// Minimum execution time: 91_137_701_000 ps.
-		Weight::from_parts(7_338_434_923, 14741)
-			.saturating_add(Weight::from_parts(1_954_334_467, 0).saturating_mul(e.into()))
-			.saturating_add(Weight::from_parts(911_745_208, 0).saturating_mul(l.into()))
-			.saturating_add(T::DbWeight::get().reads(15_u64))
+		// Proof size: measured `3856`, estimated `14741`.
+		// Minimum execution time: 94_275_771_000 ps.
+		Weight::from_parts(5_764_027_293, 14741)
+			.saturating_add(Weight::from_parts(1_696_033_190, 0).saturating_mul(e.into()))
+			.saturating_add(Weight::from_parts(760_794_394, 0).saturating_mul(l.into()))
+			.saturating_add(T::DbWeight::get().reads(16_u64))
 			.saturating_add(T::DbWeight::get().reads((9_u64).saturating_mul(e.into())))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(l.into())))
 			.saturating_add(T::DbWeight::get().writes(9_u64))
@@ -267,10 +311,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `ProxyReencrypt::PendingAcknowledgements` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
 	/// Component `n` ranges over `[1, 8]`.
 	fn acknowledge_grant(n: u32, ) -> Weight {
-		// Proof size: measured `662`, estimated `4123`.
-		// Minimum execution time: 503_488_000 ps.
-		Weight::from_parts(740_511_163, 4123)
-			.saturating_add(Weight::from_parts(11_415_835, 0).saturating_mul(n.into()))
+		// Proof size: measured `695`, estimated `4123`.
+		// Minimum execution time: 472_115_000 ps.
+		Weight::from_parts(482_331_671, 4123)
+			.saturating_add(Weight::from_parts(3_381_584, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
@@ -284,85 +328,80 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `ProxyReencrypt::PendingAcknowledgements` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
 	/// Component `n` ranges over `[1, 8]`.
 	fn dispute_grant(n: u32, ) -> Weight {
-		// Proof size: measured `662`, estimated `4123`.
-		// Minimum execution time: 583_696_000 ps.
-		Weight::from_parts(1_032_635_080, 4123)
-			.saturating_add(Weight::from_parts(15_530_195, 0).saturating_mul(n.into()))
+		// Proof size: measured `695`, estimated `4123`.
+		// Minimum execution time: 571_552_000 ps.
+		Weight::from_parts(544_763_767, 4123)
+			.saturating_add(Weight::from_parts(44_263_099, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(n.into())))
 	}
-	/// Storage: `ProxyReencrypt::SingleProxyGrants` (r:0 w:1)
-	/// Proof: `ProxyReencrypt::SingleProxyGrants` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
-	fn allow_single_proxy_grants() -> Weight {
-		// Not measured yet: `register_key`'s measured time (one key written,
-		// one read) bounds it; `scripts/benchmark-pallets.sh` replaces it.
-		Weight::from_parts(492_350_000, 0)
-			.saturating_add(T::DbWeight::get().writes(1_u64))
-	}
-
 }
 
 /// The same weights with RocksDB database weights, for tests and mocks.
 impl WeightInfo for () {
 	fn register_key() -> Weight {
-		Weight::from_parts(492_350_000, 3579)
+		Weight::from_parts(303_352_000, 3579)
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn register_proxy() -> Weight {
-		Weight::from_parts(524_548_000, 3606)
+		Weight::from_parts(357_233_000, 3606)
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn attach_capsule() -> Weight {
-		Weight::from_parts(1_138_619_000, 3867)
+		Weight::from_parts(1_039_631_000, 3867)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn grant_access(n: u32, ) -> Weight {
-		Weight::from_parts(721_392_109, 6168)
-			.saturating_add(Weight::from_parts(668_412_797, 0).saturating_mul(n.into()))
+		Weight::from_parts(705_642_208, 6168)
+			.saturating_add(Weight::from_parts(701_346_247, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
-			.saturating_add(RocksDbWeight::get().writes((2_u64).saturating_mul(n.into())))
+			.saturating_add(RocksDbWeight::get().writes((3_u64).saturating_mul(n.into())))
 			.saturating_add(Weight::from_parts(0, 2556).saturating_mul(n.into()))
 	}
+	fn allow_single_proxy_grants() -> Weight {
+		Weight::from_parts(181_911_000, 0)
+			.saturating_add(RocksDbWeight::get().writes(1_u64))
+	}
 	fn revoke_grant(n: u32, ) -> Weight {
-		Weight::from_parts(611_597_905, 4123)
-			.saturating_add(Weight::from_parts(94_906_859, 0).saturating_mul(n.into()))
+		Weight::from_parts(709_538_289, 4123)
+			.saturating_add(Weight::from_parts(68_220_321, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
-			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
+			.saturating_add(RocksDbWeight::get().reads((2_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
-			.saturating_add(RocksDbWeight::get().writes((2_u64).saturating_mul(n.into())))
+			.saturating_add(RocksDbWeight::get().writes((3_u64).saturating_mul(n.into())))
 			.saturating_add(Weight::from_parts(0, 3183).saturating_mul(n.into()))
 	}
 	fn request_access() -> Weight {
-		Weight::from_parts(1_097_759_000, 5527)
-			.saturating_add(RocksDbWeight::get().reads(6_u64))
-			.saturating_add(RocksDbWeight::get().writes(6_u64))
+		Weight::from_parts(1_050_918_000, 5527)
+			.saturating_add(RocksDbWeight::get().reads(9_u64))
+			.saturating_add(RocksDbWeight::get().writes(8_u64))
 	}
 	fn break_glass() -> Weight {
-		Weight::from_parts(1_562_559_000, 5527)
-			.saturating_add(RocksDbWeight::get().reads(8_u64))
-			.saturating_add(RocksDbWeight::get().writes(7_u64))
+		Weight::from_parts(1_304_015_000, 5988)
+			.saturating_add(RocksDbWeight::get().reads(12_u64))
+			.saturating_add(RocksDbWeight::get().writes(9_u64))
 	}
 	fn submit_fragment() -> Weight {
-		Weight::from_parts(5_460_713_000, 6168)
-			.saturating_add(RocksDbWeight::get().reads(12_u64))
-			.saturating_add(RocksDbWeight::get().writes(6_u64))
+		Weight::from_parts(3_821_490_000, 6168)
+			.saturating_add(RocksDbWeight::get().reads(17_u64))
+			.saturating_add(RocksDbWeight::get().writes(8_u64))
 	}
 	fn review_emergency() -> Weight {
-		Weight::from_parts(1_781_854_000, 6222)
-			.saturating_add(RocksDbWeight::get().reads(8_u64))
+		Weight::from_parts(1_654_127_000, 6222)
+			.saturating_add(RocksDbWeight::get().reads(10_u64))
 			.saturating_add(RocksDbWeight::get().writes(7_u64))
 	}
 	fn on_initialize(e: u32, l: u32, ) -> Weight {
-		Weight::from_parts(7_338_434_923, 14741)
-			.saturating_add(Weight::from_parts(1_954_334_467, 0).saturating_mul(e.into()))
-			.saturating_add(Weight::from_parts(911_745_208, 0).saturating_mul(l.into()))
-			.saturating_add(RocksDbWeight::get().reads(15_u64))
+		Weight::from_parts(5_764_027_293, 14741)
+			.saturating_add(Weight::from_parts(1_696_033_190, 0).saturating_mul(e.into()))
+			.saturating_add(Weight::from_parts(760_794_394, 0).saturating_mul(l.into()))
+			.saturating_add(RocksDbWeight::get().reads(16_u64))
 			.saturating_add(RocksDbWeight::get().reads((9_u64).saturating_mul(e.into())))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(l.into())))
 			.saturating_add(RocksDbWeight::get().writes(9_u64))
@@ -372,21 +411,16 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 2621).saturating_mul(l.into()))
 	}
 	fn acknowledge_grant(n: u32, ) -> Weight {
-		Weight::from_parts(740_511_163, 4123)
-			.saturating_add(Weight::from_parts(11_415_835, 0).saturating_mul(n.into()))
+		Weight::from_parts(482_331_671, 4123)
+			.saturating_add(Weight::from_parts(3_381_584, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	fn dispute_grant(n: u32, ) -> Weight {
-		Weight::from_parts(1_032_635_080, 4123)
-			.saturating_add(Weight::from_parts(15_530_195, 0).saturating_mul(n.into()))
+		Weight::from_parts(544_763_767, 4123)
+			.saturating_add(Weight::from_parts(44_263_099, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(n.into())))
 	}
-	fn allow_single_proxy_grants() -> Weight {
-		Weight::from_parts(492_350_000, 0)
-			.saturating_add(RocksDbWeight::get().writes(1_u64))
-	}
-
 }

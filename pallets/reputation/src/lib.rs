@@ -1198,8 +1198,7 @@ pub mod pallet {
 
 		/// Whether `who` is an active institution holding `role`.
 		pub fn has_role(who: &T::AccountId, role: Role) -> bool {
-			Institutions::<T>::get(who)
-				.is_some_and(|i| i.status == InstitutionStatus::Active && i.roles.contains(role))
+			Institutions::<T>::get(who).is_some_and(|i| i.acts_as(role))
 		}
 
 		/// Adds `delta` to the credit of `who`, clamped to `0..=MaxCredit`, and

@@ -5,7 +5,7 @@ use frame_support::{BoundedVec, CloneNoBound, DebugNoBound, EqNoBound, PartialEq
 use frame_system::pallet_prelude::BlockNumberFor;
 
 use crate::{BalanceOf, Config};
-use medchain_primitives::{Behaviour, InstitutionKind, InstitutionStatus, Roles};
+use medchain_primitives::{Behaviour, InstitutionKind, InstitutionStatus, Role, Roles};
 use scale_info::TypeInfo;
 use sp_runtime::Perbill;
 
@@ -26,6 +26,15 @@ pub struct Institution<T: Config> {
 	pub bond: BalanceOf<T>,
 	/// Block at which it applied.
 	pub applied_at: BlockNumberFor<T>,
+}
+
+impl<T: Config> Institution<T> {
+	/// Whether it may act in `role` now: active and holding the role. The
+	/// one rule behind `Pallet::has_role`, also for off-chain readers of
+	/// `Institutions`.
+	pub fn acts_as(&self, role: Role) -> bool {
+		self.status == InstitutionStatus::Active && self.roles.contains(role)
+	}
 }
 
 /// A collator candidate and the stake behind it.

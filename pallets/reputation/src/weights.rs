@@ -3,7 +3,7 @@
 //! pallet's frame benchmarks. Do not edit by hand: rerun
 //! `scripts/benchmark-pallets.sh`.
 //!
-//! Date: 2026-12-03; steps: 10; repeat: 5;
+//! Date: 2026-12-04; steps: 10; repeat: 5;
 //! Wasm execution: Compiled; machine: AMD EPYC.
 
 #![cfg_attr(rustfmt, rustfmt_skip)]
@@ -45,8 +45,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(265), added: 2740, mode: `MaxEncodedLen`)
 	fn apply_for_membership() -> Weight {
 		// Proof size: measured `487`, estimated `3730`.
-		// Minimum execution time: 1_246_620_000 ps.
-		Weight::from_parts(2_012_296_000, 3730)
+		// Minimum execution time: 1_203_565_000 ps.
+		Weight::from_parts(1_268_562_000, 3730)
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
@@ -78,8 +78,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Council::Prime` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
 	fn approve_institution() -> Weight {
 		// Proof size: measured `4463`, estimated `26790`.
-		// Minimum execution time: 1_247_852_000 ps.
-		Weight::from_parts(2_049_812_000, 26790)
+		// Minimum execution time: 1_154_632_000 ps.
+		Weight::from_parts(1_219_759_000, 26790)
 			.saturating_add(T::DbWeight::get().reads(18_u64))
 			.saturating_add(T::DbWeight::get().writes(20_u64))
 	}
@@ -105,8 +105,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Council::Prime` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
 	fn suspend_institution() -> Weight {
 		// Proof size: measured `4402`, estimated `26790`.
-		// Minimum execution time: 1_093_173_000 ps.
-		Weight::from_parts(1_816_375_000, 26790)
+		// Minimum execution time: 986_091_000 ps.
+		Weight::from_parts(1_026_941_000, 26790)
 			.saturating_add(T::DbWeight::get().reads(15_u64))
 			.saturating_add(T::DbWeight::get().writes(17_u64))
 	}
@@ -150,8 +150,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Council::Prime` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
 	fn remove_institution() -> Weight {
 		// Proof size: measured `5261`, estimated `26790`.
-		// Minimum execution time: 3_989_811_000 ps.
-		Weight::from_parts(6_739_962_000, 26790)
+		// Minimum execution time: 3_703_654_000 ps.
+		Weight::from_parts(3_865_235_000, 26790)
 			.saturating_add(T::DbWeight::get().reads(21_u64))
 			.saturating_add(T::DbWeight::get().writes(26_u64))
 	}
@@ -177,8 +177,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Council::Prime` (`max_values`: Some(1), `max_size`: None, mode: `Measured`)
 	fn set_roles() -> Weight {
 		// Proof size: measured `4402`, estimated `26790`.
-		// Minimum execution time: 1_082_607_000 ps.
-		Weight::from_parts(1_814_553_000, 26790)
+		// Minimum execution time: 1_001_443_000 ps.
+		Weight::from_parts(1_119_390_000, 26790)
 			.saturating_add(T::DbWeight::get().reads(15_u64))
 			.saturating_add(T::DbWeight::get().writes(17_u64))
 	}
@@ -192,8 +192,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Parameters::Parameters` (`max_values`: None, `max_size`: Some(24), added: 2499, mode: `MaxEncodedLen`)
 	fn penalise() -> Weight {
 		// Proof size: measured `640`, estimated `3606`.
-		// Minimum execution time: 597_937_000 ps.
-		Weight::from_parts(989_748_000, 3606)
+		// Minimum execution time: 558_674_000 ps.
+		Weight::from_parts(606_745_000, 3606)
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
@@ -215,8 +215,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Reputation::FormerCandidates` (`max_values`: None, `max_size`: Some(84), added: 2559, mode: `MaxEncodedLen`)
 	fn register_as_candidate() -> Weight {
 		// Proof size: measured `947`, estimated `4412`.
-		// Minimum execution time: 1_635_417_000 ps.
-		Weight::from_parts(2_763_101_000, 4412)
+		// Minimum execution time: 1_570_302_000 ps.
+		Weight::from_parts(1_662_129_000, 4412)
 			.saturating_add(T::DbWeight::get().reads(8_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
@@ -232,8 +232,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Reputation::CandidateCount` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
 	fn leave_candidates() -> Weight {
 		// Proof size: measured `605`, estimated `3834`.
-		// Minimum execution time: 2_034_239_000 ps.
-		Weight::from_parts(3_236_363_000, 3834)
+		// Minimum execution time: 1_969_678_000 ps.
+		Weight::from_parts(2_073_673_000, 3834)
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
@@ -251,8 +251,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(265), added: 2740, mode: `MaxEncodedLen`)
 	fn delegate() -> Weight {
 		// Proof size: measured `562`, estimated `3730`.
-		// Minimum execution time: 1_450_673_000 ps.
-		Weight::from_parts(2_377_308_000, 3730)
+		// Minimum execution time: 1_359_648_000 ps.
+		Weight::from_parts(1_428_841_000, 3730)
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
 	}
@@ -272,8 +272,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Reputation::TotalDelegated` (`max_values`: Some(1), `max_size`: Some(16), added: 511, mode: `MaxEncodedLen`)
 	fn undelegate() -> Weight {
 		// Proof size: measured `834`, estimated `3834`.
-		// Minimum execution time: 2_358_500_000 ps.
-		Weight::from_parts(4_016_340_000, 3834)
+		// Minimum execution time: 2_196_396_000 ps.
+		Weight::from_parts(2_302_174_000, 3834)
 			.saturating_add(T::DbWeight::get().reads(7_u64))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
 	}
@@ -284,10 +284,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Balances::Holds` (r:1 w:1)
 	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(265), added: 2740, mode: `MaxEncodedLen`)
 	/// Component `c` ranges over `[1, 16]`.
-	fn withdraw_unbonded(_c: u32, ) -> Weight {
+	fn withdraw_unbonded(c: u32, ) -> Weight {
 		// Proof size: measured `517`, estimated `3834`.
-		// Minimum execution time: 1_109_176_000 ps.
-		Weight::from_parts(1_995_970_140, 3834)
+		// Minimum execution time: 1_019_791_000 ps.
+		Weight::from_parts(1_086_180_708, 3834)
+			.saturating_add(Weight::from_parts(2_767_064, 0).saturating_mul(c.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -298,9 +299,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Component `i` ranges over `[1, 8]`.
 	fn set_invulnerables(i: u32, ) -> Weight {
 		// Proof size: measured `334`, estimated `990`.
-		// Minimum execution time: 307_977_000 ps.
-		Weight::from_parts(339_988_768, 990)
-			.saturating_add(Weight::from_parts(136_040_838, 0).saturating_mul(i.into()))
+		// Minimum execution time: 264_635_000 ps.
+		Weight::from_parts(204_269_940, 990)
+			.saturating_add(Weight::from_parts(83_098_083, 0).saturating_mul(i.into()))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(i.into())))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 			.saturating_add(Weight::from_parts(0, 2616).saturating_mul(i.into()))
@@ -325,9 +326,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Component `i` ranges over `[1, 1000]`.
 	fn new_session(c: u32, i: u32, ) -> Weight {
 		// Proof size: measured `0`, estimated `6853`.
-		// Minimum execution time: 1_091_349_000 ps.
-		Weight::from_parts(91_507_192_320, 6853)
-			.saturating_add(Weight::from_parts(238_696_398, 0).saturating_mul(i.into()))
+		// Minimum execution time: 1_067_172_000 ps.
+		Weight::from_parts(1_068_463_000, 6853)
+			.saturating_add(Weight::from_parts(207_449_709, 0).saturating_mul(c.into()))
+			.saturating_add(Weight::from_parts(202_191_524, 0).saturating_mul(i.into()))
 			.saturating_add(T::DbWeight::get().reads(11_u64))
 			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(c.into())))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(i.into())))
@@ -341,70 +343,72 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 /// The same weights with RocksDB database weights, for tests and mocks.
 impl WeightInfo for () {
 	fn apply_for_membership() -> Weight {
-		Weight::from_parts(2_012_296_000, 3730)
+		Weight::from_parts(1_268_562_000, 3730)
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn approve_institution() -> Weight {
-		Weight::from_parts(2_049_812_000, 26790)
+		Weight::from_parts(1_219_759_000, 26790)
 			.saturating_add(RocksDbWeight::get().reads(18_u64))
 			.saturating_add(RocksDbWeight::get().writes(20_u64))
 	}
 	fn suspend_institution() -> Weight {
-		Weight::from_parts(1_816_375_000, 26790)
+		Weight::from_parts(1_026_941_000, 26790)
 			.saturating_add(RocksDbWeight::get().reads(15_u64))
 			.saturating_add(RocksDbWeight::get().writes(17_u64))
 	}
 	fn remove_institution() -> Weight {
-		Weight::from_parts(6_739_962_000, 26790)
+		Weight::from_parts(3_865_235_000, 26790)
 			.saturating_add(RocksDbWeight::get().reads(21_u64))
 			.saturating_add(RocksDbWeight::get().writes(26_u64))
 	}
 	fn set_roles() -> Weight {
-		Weight::from_parts(1_814_553_000, 26790)
+		Weight::from_parts(1_119_390_000, 26790)
 			.saturating_add(RocksDbWeight::get().reads(15_u64))
 			.saturating_add(RocksDbWeight::get().writes(17_u64))
 	}
 	fn penalise() -> Weight {
-		Weight::from_parts(989_748_000, 3606)
+		Weight::from_parts(606_745_000, 3606)
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	fn register_as_candidate() -> Weight {
-		Weight::from_parts(2_763_101_000, 4412)
+		Weight::from_parts(1_662_129_000, 4412)
 			.saturating_add(RocksDbWeight::get().reads(8_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn leave_candidates() -> Weight {
-		Weight::from_parts(3_236_363_000, 3834)
+		Weight::from_parts(2_073_673_000, 3834)
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
 	fn delegate() -> Weight {
-		Weight::from_parts(2_377_308_000, 3730)
+		Weight::from_parts(1_428_841_000, 3730)
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
 	}
 	fn undelegate() -> Weight {
-		Weight::from_parts(4_016_340_000, 3834)
+		Weight::from_parts(2_302_174_000, 3834)
 			.saturating_add(RocksDbWeight::get().reads(7_u64))
 			.saturating_add(RocksDbWeight::get().writes(7_u64))
 	}
-	fn withdraw_unbonded(_c: u32, ) -> Weight {
-		Weight::from_parts(1_995_970_140, 3834)
+	fn withdraw_unbonded(c: u32, ) -> Weight {
+		Weight::from_parts(1_086_180_708, 3834)
+			.saturating_add(Weight::from_parts(2_767_064, 0).saturating_mul(c.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
 	fn set_invulnerables(i: u32, ) -> Weight {
-		Weight::from_parts(339_988_768, 990)
-			.saturating_add(Weight::from_parts(136_040_838, 0).saturating_mul(i.into()))
+		Weight::from_parts(204_269_940, 990)
+			.saturating_add(Weight::from_parts(83_098_083, 0).saturating_mul(i.into()))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(i.into())))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 			.saturating_add(Weight::from_parts(0, 2616).saturating_mul(i.into()))
 	}
 	fn new_session(c: u32, i: u32, ) -> Weight {
-		Weight::from_parts(91_507_192_320, 6853)
-			.saturating_add(Weight::from_parts(238_696_398, 0).saturating_mul(i.into()))
+		Weight::from_parts(1_068_463_000, 6853)
+			.saturating_add(Weight::from_parts(207_449_709, 0).saturating_mul(c.into()))
+			.saturating_add(Weight::from_parts(202_191_524, 0).saturating_mul(i.into()))
 			.saturating_add(RocksDbWeight::get().reads(11_u64))
 			.saturating_add(RocksDbWeight::get().reads((2_u64).saturating_mul(c.into())))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(i.into())))

@@ -325,10 +325,7 @@ impl Gateway {
 			.node
 			.storage(&pallet_reputation::Institutions::<Runtime>::hashed_key_for(&validator))
 			.map_err(|e| unavailable(e.to_string()))?;
-		let is_validator = institution.is_some_and(|i| {
-			i.status == medchain_primitives::InstitutionStatus::Active &&
-				i.roles.contains(medchain_primitives::Role::Validator)
-		});
+		let is_validator = institution.is_some_and(|i| i.acts_as(medchain_primitives::Role::Validator));
 		if !is_validator || validator == record.issuer {
 			return Err(refused(format!("{validator_text} does not review record {record_id}")));
 		}

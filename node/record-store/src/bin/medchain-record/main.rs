@@ -36,7 +36,7 @@ use medchain_runtime::{AccountId, Runtime, RuntimeCall};
 use pallet_ehr_index::{ContentDigest, NextRecordId, RecordKind, Records, StorePointer};
 use sp_core::{crypto::Ss58Codec, sr25519, H256};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use medchain_chain_client::cli::{NodeArgs, SignerArgs};
+use medchain_chain_client::cli::{NodeArgs, SignerArgs, SubmitArgs};
 use std::{
 	io::{Read, Write},
 	path::{Path, PathBuf},
@@ -90,30 +90,26 @@ struct RegisterPatientArgs {
 	/// bytes), as the portal shows it.
 	#[arg(long)]
 	consent: String,
-	/// Seconds to wait for the transaction to be final.
-	#[arg(long, default_value_t = 60)]
-	wait_s: u64,
 	#[command(flatten)]
-	signer: SignerArgs,
-	#[command(flatten)]
-	node: NodeArgs,
+	submit: SubmitArgs,
 }
 
-/// The MongoDB a tool uses when `--mongo` is not given: `MEDCHAIN_MONGO`
-/// (`scripts/env.sh` sets it from `MONGO_PORT`, as `scripts/dev.sh` does),
-/// else a local MongoDB on its standard port.
+/// The MongoDB a tool uses when `--mongo` is not given: `MEDCHAIN_MONGO`,
+/// else a MongoDB on this machine at `MONGO_PORT` (as `scripts/dev.sh` reads
+/// it; 27017, MongoDB's own port, by default).
 fn default_mongo() -> String {
-	std::env::var("MEDCHAIN_MONGO")
-		.ok()
-		.filter(|v| !v.trim().is_empty())
-		.unwrap_or_else(|| "mongodb://127.0.0.1:27017/?directConnection=true".to_string())
+	let set = |name| std::env::var(name).ok().filter(|v: &String| !v.trim().is_empty());
+	set("MEDCHAIN_MONGO").unwrap_or_else(|| {
+		let port = set("MONGO_PORT").unwrap_or_else(|| "27017".to_string());
+		format!("mongodb://127.0.0.1:{}/?directConnection=true", port.trim())
+	})
 }
 
 /// Where the institution keeps its records.
 #[derive(Args)]
 struct StoreArgs {
-	/// MongoDB connection string; default the `MEDCHAIN_MONGO` environment
-	/// variable, else `mongodb://127.0.0.1:27017/?directConnection=true`.
+	/// MongoDB connection string; default `MEDCHAIN_MONGO`, else
+	/// `mongodb://127.0.0.1:$MONGO_PORT/?directConnection=true` (27017).
 	#[arg(long, default_value_t = default_mongo())]
 	mongo: String,
 	/// Database.
@@ -145,14 +141,8 @@ struct PutArgs {
 	/// Where to write the data key (default: FILE.key).
 	#[arg(long)]
 	key_out: Option<PathBuf>,
-	/// Seconds to wait for each transaction to be final; after that its
-	/// outcome is reported unknown and the stored document kept.
-	#[arg(long, default_value_t = 60)]
-	wait_s: u64,
 	#[command(flatten)]
-	signer: SignerArgs,
-	#[command(flatten)]
-	node: NodeArgs,
+	submit: SubmitArgs,
 	#[command(flatten)]
 	store: StoreArgs,
 }
@@ -298,8 +288,8 @@ async fn put(o: &PutArgs) -> Result<(), String> {
 	let patient = AccountId::from_ss58check(&o.patient).map_err(|e| format!("--patient: {e:?}"))?;
 	let kind = o.kind;
 	let algorithm = DigestAlgorithm::from(o.algorithm);
-	let signer = o.signer.signer()?;
-	let node = o.node.node();
+	let signer = o.submit.signer.signer()?;
+	let node = o.submit.node.node();
 
 	let plaintext = read_with_progress(path)?;
 	let sealed = encrypt_record(&plaintext)?;
@@ -339,7 +329,7 @@ async fn put(o: &PutArgs) -> Result<(), String> {
 		// of it, which reveals nothing about it.
 		None => H256(DigestAlgorithm::Blake2_256.digest(&sealed.data_key)),
 	};
-	let wait = Duration::from_secs(o.wait_s);
+	let wait = o.submit.wait();
 	match publish(&node, &signer, &patient, kind, &stored, capsule_hash, wait) {
 		Ok(id) => {
 			if let Some(c) = capsule {
@@ -528,13 +518,13 @@ fn register_patient(o: &RegisterPatientArgs) -> Result<(), String> {
 		.map_err(|e| format!("--consent: {e}"))?
 		.try_into()
 		.map_err(|_| "--consent: not a 64-byte sr25519 signature")?;
-	let signer = o.signer.signer()?;
+	let signer = o.submit.signer.signer()?;
 	let call = RuntimeCall::EhrIndex(pallet_ehr_index::Call::register_patient {
 		patient: patient.clone(),
 		signature: sp_core::sr25519::Signature::from_raw(signature).into(),
 	});
 	let (_, outcome) =
-		o.node.node().send(&signer, call, Duration::from_secs(o.wait_s)).map_err(|e| e.to_string())?;
+		o.submit.node.node().send(&signer, call, o.submit.wait()).map_err(|e| e.to_string())?;
 	match outcome {
 		Outcome::Finalized { dispatch: Some(Dispatch::Success), .. } => {
 			tracing::info!("patient registered: records may now be indexed under their account");

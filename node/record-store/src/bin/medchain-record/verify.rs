@@ -35,7 +35,7 @@ use jsonrpsee::{
 	core::{client::ClientT, params::ObjectParams, ClientError},
 	http_client::{HttpClient, HttpClientBuilder},
 };
-use medchain_chain_client::{cli::{NodeArgs, SignerArgs}, hex, unhex, Node, Outcome};
+use medchain_chain_client::{cli::SubmitArgs, hex, unhex, Node, Outcome};
 use medchain_record_store::Digests;
 use medchain_runtime::{AccountId, Runtime, RuntimeCall};
 use pallet_ehr_index::{Record, Vote};
@@ -77,14 +77,10 @@ pub struct VerifyArgs {
 	/// Most records reviewed per round (the runtime answers at most 100).
 	#[arg(long, default_value_t = 100)]
 	limit: u32,
-	/// Seconds to wait for each vote to be final.
-	#[arg(long, default_value_t = 60)]
-	wait_s: u64,
-	/// The validator institution's account.
+	/// The validator institution's account (and the node, the wait for
+	/// each vote).
 	#[command(flatten)]
-	signer: SignerArgs,
-	#[command(flatten)]
-	node: NodeArgs,
+	submit: SubmitArgs,
 }
 
 fn store_gateway(s: &str) -> Result<(String, String), String> {
@@ -109,9 +105,9 @@ enum Finding {
 
 /// Runs the review service.
 pub async fn verify(o: &VerifyArgs) -> Result<(), String> {
-	let signer = o.signer.signer()?;
+	let signer = o.submit.signer.signer()?;
 	let me = AccountId::from(signer.public());
-	let node = o.node.node();
+	let node = o.submit.node.node();
 	let genesis = super::gateway::genesis_of(&node)?;
 	let mut gateways = BTreeMap::new();
 	for (store, url) in &o.gateways {
@@ -159,7 +155,7 @@ pub async fn verify(o: &VerifyArgs) -> Result<(), String> {
 					}
 				},
 			};
-			cast(&node, &signer, id, vote, Duration::from_secs(o.wait_s));
+			cast(&node, &signer, id, vote, o.submit.wait());
 		}
 		if o.once {
 			return Ok(());

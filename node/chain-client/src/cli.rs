@@ -19,15 +19,30 @@ pub struct NodeArgs {
 /// else the dev chain's RPC port on this machine (`RPC_PORT`, as
 /// `scripts/dev.sh` reads it, 9944 by default).
 pub fn default_node() -> String {
-	node_from(std::env::var("MEDCHAIN_NODE").ok(), std::env::var("RPC_PORT").ok())
+	local_default("MEDCHAIN_NODE", "RPC_PORT", 9944, |port| format!("127.0.0.1:{port}"))
 }
 
-/// [`default_node`] from the two variables' values.
-fn node_from(node: Option<String>, rpc_port: Option<String>) -> String {
-	match (node.filter(|v| !v.trim().is_empty()), rpc_port.filter(|v| !v.trim().is_empty())) {
-		(Some(node), _) => node,
-		(None, Some(port)) => format!("127.0.0.1:{}", port.trim()),
-		(None, None) => "127.0.0.1:9944".to_string(),
+/// The records store a tool uses when `--mongo` is not given:
+/// `MEDCHAIN_MONGO`, else the dev chain's store on this machine
+/// (`MONGO_PORT`, as `scripts/dev.sh` reads it, 27017 by default).
+pub fn default_mongo() -> String {
+	local_default("MEDCHAIN_MONGO", "MONGO_PORT", 27017, |port| {
+		format!("mongodb://127.0.0.1:{port}/?directConnection=true")
+	})
+}
+
+/// A tool's default address, read at run time: the variable `whole` when
+/// set, else `local` of the port in `port_var`, else of `port`.
+fn local_default(whole: &str, port_var: &str, port: u16, local: fn(&str) -> String) -> String {
+	address_from(std::env::var(whole).ok(), std::env::var(port_var).ok(), port, local)
+}
+
+/// [`local_default`] from the two variables' values (blank counts as unset).
+fn address_from(whole: Option<String>, port_var: Option<String>, port: u16, local: fn(&str) -> String) -> String {
+	match (whole.filter(|v| !v.trim().is_empty()), port_var.filter(|v| !v.trim().is_empty())) {
+		(Some(whole), _) => whole,
+		(None, Some(p)) => local(p.trim()),
+		(None, None) => local(&port.to_string()),
 	}
 }
 
@@ -92,10 +107,20 @@ impl SignerArgs {
 	}
 }
 
+/// Each tool's test of its command line: clap's own consistency checks,
+/// then help text on every subcommand and every option.
+///
+/// # Panics
+/// On the first inconsistency, or naming every item without help.
+pub fn assert_documented(command: clap::Command) {
+	command.clone().debug_assert();
+	let missing = undocumented(&command);
+	assert!(missing.is_empty(), "no help: {missing:?}");
+}
+
 /// Every subcommand of `command` without help text, and every option
 /// (`subcommand --option`) without one; `--help` and `--version` excepted.
-/// Each tool's tests require it to be empty.
-pub fn undocumented(command: &clap::Command) -> Vec<String> {
+fn undocumented(command: &clap::Command) -> Vec<String> {
 	let mut missing = Vec::new();
 	for sub in command.get_subcommands() {
 		if sub.get_about().is_none() {
@@ -115,6 +140,17 @@ mod tests {
 	use super::*;
 
 	#[test]
+	fn an_option_or_subcommand_without_help_is_found() {
+		use clap::{Arg, Command};
+		let put = || Command::new("put").about("Puts.").arg(Arg::new("file").long("file").help("The file."));
+		let tool = || Command::new("tool").subcommand(put());
+		assert_documented(tool());
+		let bare = tool().subcommand(Command::new("get").arg(Arg::new("id").long("id")));
+		assert_eq!(undocumented(&bare), ["get", "get --id"]);
+		assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| assert_documented(bare))).is_err());
+	}
+
+	#[test]
 	fn the_signer_comes_from_the_option_the_file_or_the_environment() {
 		let alice = sr25519::Pair::from_string("//Alice", None).unwrap().public();
 		let from = |suri: Option<&str>, file: Option<PathBuf>| {
@@ -130,12 +166,19 @@ mod tests {
 	}
 
 	#[test]
-	fn the_default_node_follows_medchain_node_then_the_dev_chain_port() {
+	fn the_defaults_follow_the_whole_address_then_the_dev_chain_port() {
 		let some = |v: &str| Some(v.to_string());
-		assert_eq!(node_from(some("ws://10.0.0.5:9944"), some("9955")), "ws://10.0.0.5:9944");
-		assert_eq!(node_from(None, some("9955")), "127.0.0.1:9955");
-		assert_eq!(node_from(some(" "), some("")), "127.0.0.1:9944");
-		assert_eq!(node_from(None, None), "127.0.0.1:9944");
+		let node = |whole, port| address_from(whole, port, 9944, |p| format!("127.0.0.1:{p}"));
+		assert_eq!(node(some("ws://10.0.0.5:9944"), some("9955")), "ws://10.0.0.5:9944");
+		assert_eq!(node(None, some("9955")), "127.0.0.1:9955");
+		assert_eq!(node(some(" "), some("")), "127.0.0.1:9944");
+		assert_eq!(node(None, None), "127.0.0.1:9944");
+		let mongo = |whole, port| {
+			address_from(whole, port, 27017, |p| format!("mongodb://127.0.0.1:{p}/?directConnection=true"))
+		};
+		assert_eq!(mongo(some("mongodb://db.hospital:27017"), some("1")), "mongodb://db.hospital:27017");
+		assert_eq!(mongo(None, some(" 27018 ")), "mongodb://127.0.0.1:27018/?directConnection=true");
+		assert_eq!(mongo(None, None), "mongodb://127.0.0.1:27017/?directConnection=true");
 	}
 }
 

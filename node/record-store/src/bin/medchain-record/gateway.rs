@@ -104,7 +104,41 @@ struct Gateway {
 	/// Review fetches served per (validator, record): each validator gets a
 	/// pending record [`MAX_REVIEW_FETCHES`] times, so an active validator
 	/// cannot make the gateway read and send a record over and over.
-	reviews: Mutex<BTreeMap<(AccountId, u64), u8>>,
+	reviews: ReviewAllowance,
+}
+
+/// Review fetches per (validator, record). A fetch takes its slot before the
+/// store is read and gives it back if the read fails, under one lock, so
+/// parallel fetches cannot all pass the check before any of them counts.
+#[derive(Default)]
+struct ReviewAllowance(Mutex<BTreeMap<(AccountId, u64), u8>>);
+
+impl ReviewAllowance {
+	/// Takes one of the pair's [`MAX_REVIEW_FETCHES`] slots; `false` when
+	/// they are used.
+	fn reserve(&self, key: &(AccountId, u64)) -> Result<bool, (i32, String)> {
+		let mut sent = self.0.lock().map_err(|_| unavailable("gateway state poisoned".into()))?;
+		if sent.get(key).copied().unwrap_or(0) >= MAX_REVIEW_FETCHES {
+			return Ok(false);
+		}
+		if sent.len() >= MAX_REVIEW_PAIRS && !sent.contains_key(key) {
+			sent.clear();
+		}
+		*sent.entry(key.clone()).or_insert(0) += 1;
+		Ok(true)
+	}
+
+	/// Gives back a slot whose fetch sent nothing.
+	fn release(&self, key: &(AccountId, u64)) {
+		if let Ok(mut sent) = self.0.lock() {
+			if let Some(n) = sent.get_mut(key) {
+				*n = n.saturating_sub(1);
+				if *n == 0 {
+					sent.remove(key);
+				}
+			}
+		}
+	}
 }
 
 /// How often one validator may fetch one pending record for review (a
@@ -135,7 +169,7 @@ pub fn serve(o: &super::ServeArgs, store: RecordStore, runtime: tokio::runtime::
 		store,
 		runtime: runtime.clone(),
 		seen: Mutex::new(Seen::default()),
-		reviews: Mutex::new(BTreeMap::new()),
+		reviews: ReviewAllowance::default(),
 	};
 	let mut module = RpcModule::new(gateway);
 	module
@@ -336,27 +370,25 @@ impl Gateway {
 			return Err(refused(format!("record {record_id} is kept in another store than this gateway's")));
 		}
 		let key = (validator, record_id);
-		let sent = self.reviews.lock().map_err(|_| unavailable("gateway state poisoned".into()))?.get(&key).copied();
-		if sent.unwrap_or(0) >= MAX_REVIEW_FETCHES {
+		if !self.reviews.reserve(&key)? {
 			return Err((
 				QUOTA_USED,
 				format!("record {record_id} was sent to this validator {MAX_REVIEW_FETCHES} times already"),
 			));
 		}
+		// Only what was read counts against the validator's allowance.
 		let ciphertext = match self.runtime.block_on(self.store.get_unchecked(pointer.object_id)) {
 			Ok(bytes) => bytes,
-			Err(medchain_record_store::StoreError::NotFound) => {
-				return Err((NOT_IN_STORE, format!("record {record_id}: the store holds no document at its pointer")))
+			Err(e) => {
+				self.reviews.release(&key);
+				return Err(match e {
+					medchain_record_store::StoreError::NotFound => {
+						(NOT_IN_STORE, format!("record {record_id}: the store holds no document at its pointer"))
+					},
+					e => unavailable(e.to_string()),
+				})
 			},
-			Err(e) => return Err(unavailable(e.to_string())),
 		};
-		// Only what was read counts against the validator's allowance.
-		let mut reviews = self.reviews.lock().map_err(|_| unavailable("gateway state poisoned".into()))?;
-		if reviews.len() >= MAX_REVIEW_PAIRS {
-			reviews.clear();
-		}
-		*reviews.entry(key).or_insert(0) += 1;
-		drop(reviews);
 		tracing::info!("record sent for review");
 		Ok(json!({ "record": record_id, "ciphertext": hex(&ciphertext) }))
 	}
@@ -642,6 +674,29 @@ mod tests {
 		// Otherwise an entry could land after the reader was cut off: a read
 		// on chain that nobody received.
 		assert!(LOG_WAIT < Limits::default().connections.connection_timeout);
+	}
+
+	#[test]
+	fn parallel_review_fetches_cannot_exceed_the_allowance() {
+		let allowance = std::sync::Arc::new(ReviewAllowance::default());
+		let key = (AccountId::from([7; 32]), 3u64);
+		let granted: usize = (0..16)
+			.map(|_| {
+				let (allowance, key) = (allowance.clone(), key.clone());
+				std::thread::spawn(move || allowance.reserve(&key).unwrap())
+			})
+			.collect::<Vec<_>>()
+			.into_iter()
+			.map(|t| t.join().unwrap() as usize)
+			.sum();
+		assert_eq!(granted, MAX_REVIEW_FETCHES as usize, "16 fetches at once");
+		// A fetch whose read failed gives its slot back; another record or
+		// validator has its own slots.
+		allowance.release(&key);
+		assert!(allowance.reserve(&key).unwrap());
+		assert!(!allowance.reserve(&key).unwrap());
+		assert!(allowance.reserve(&(AccountId::from([7; 32]), 4)).unwrap());
+		assert!(allowance.reserve(&(AccountId::from([8; 32]), 3)).unwrap());
 	}
 
 	#[test]

@@ -94,23 +94,12 @@ struct RegisterPatientArgs {
 	submit: SubmitArgs,
 }
 
-/// The MongoDB a tool uses when `--mongo` is not given: `MEDCHAIN_MONGO`,
-/// else a MongoDB on this machine at `MONGO_PORT` (as `scripts/dev.sh` reads
-/// it; 27017, MongoDB's own port, by default).
-fn default_mongo() -> String {
-	let set = |name| std::env::var(name).ok().filter(|v: &String| !v.trim().is_empty());
-	set("MEDCHAIN_MONGO").unwrap_or_else(|| {
-		let port = set("MONGO_PORT").unwrap_or_else(|| "27017".to_string());
-		format!("mongodb://127.0.0.1:{}/?directConnection=true", port.trim())
-	})
-}
-
 /// Where the institution keeps its records.
 #[derive(Args)]
 struct StoreArgs {
 	/// MongoDB connection string; default `MEDCHAIN_MONGO`, else
 	/// `mongodb://127.0.0.1:$MONGO_PORT/?directConnection=true` (27017).
-	#[arg(long, default_value_t = default_mongo())]
+	#[arg(long, default_value_t = medchain_chain_client::cli::default_mongo())]
 	mongo: String,
 	/// Database.
 	#[arg(long, default_value = "medchain")]
@@ -589,9 +578,7 @@ mod tests {
 
 	#[test]
 	fn every_subcommand_and_option_is_documented() {
-		Cli::command().debug_assert();
-		let missing = medchain_chain_client::cli::undocumented(&Cli::command());
-		assert!(missing.is_empty(), "no help: {missing:?}");
+		medchain_chain_client::cli::assert_documented(Cli::command());
 	}
 
 	#[test]

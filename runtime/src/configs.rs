@@ -360,10 +360,36 @@ impl pallet_ehr_index::Config for Runtime {
 	type ConfirmationPeriod = Clamped<dynamic_params::ehr_index::ConfirmationPeriod, MINUTES, { 30 * DAYS }>;
 	type MaxExpiringPerBlock = ConstU32<256>;
 	type MaxPointerLen = ConstU32<64>;
+	type PatientCalls = PatientCalls;
+	type FreeCallsPerWindow = ConstU32<20>;
+	type FreeCallWindow = ConstU32<HOURS>;
 	type ConsentSignature = super::Signature;
 	type WeightInfo = pallet_ehr_index::weights::SubstrateWeight<Runtime>;
 	#[cfg(feature = "runtime-benchmarks")]
 	type BenchmarkHelper = InstitutionsForBenchmarks;
+}
+
+/// The calls a registered patient makes without fees (up to 20 an hour):
+/// its Umbral key, its grants (give, revoke, allow single-proxy grants,
+/// decline one given to it), withdrawing an index consent and erasing its
+/// record. A pseudonym per hospital then needs no funds, which would link
+/// the pseudonyms through their payer.
+pub struct PatientCalls;
+impl frame_support::traits::Contains<RuntimeCall> for PatientCalls {
+	fn contains(call: &RuntimeCall) -> bool {
+		use pallet_ehr_index::Call as Index;
+		use pallet_proxy_reencrypt::Call as Pre;
+		matches!(
+			call,
+			RuntimeCall::ProxyReencrypt(
+				Pre::register_key { .. } |
+					Pre::grant_access { .. } |
+					Pre::revoke_grant { .. } |
+					Pre::decline_grant { .. } |
+					Pre::allow_single_proxy_grants { .. }
+			) | RuntimeCall::EhrIndex(Index::withdraw_index_consent { .. } | Index::erase_record { .. })
+		)
+	}
 }
 
 /// Registers and approves institutions for the record-index benchmarks.
@@ -578,7 +604,7 @@ where
 			frame_system::CheckEra::<Runtime>::from(Era::mortal(period, current)),
 			frame_system::CheckNonce::<Runtime>::from(nonce),
 			frame_system::CheckWeight::<Runtime>::new(),
-			pallet_transaction_payment::ChargeTransactionPayment::<Runtime>::from(0),
+			pallet_transaction_payment::ChargeTransactionPayment::<Runtime>::from(0).into(),
 			frame_metadata_hash_extension::CheckMetadataHash::<Runtime>::new(false),
 		));
 		let payload = sp_runtime::generic::SignedPayload::new(call, tx_ext)

@@ -86,7 +86,10 @@ pub type TxExtension = cumulus_pallet_weight_reclaim::StorageWeightReclaim<
 		frame_system::CheckEra<Runtime>,
 		frame_system::CheckNonce<Runtime>,
 		frame_system::CheckWeight<Runtime>,
-		pallet_transaction_payment::ChargeTransactionPayment<Runtime>,
+		pallet_ehr_index::extension::FreePatientCalls<
+			Runtime,
+			pallet_transaction_payment::ChargeTransactionPayment<Runtime>,
+		>,
 		frame_metadata_hash_extension::CheckMetadataHash<Runtime>,
 	),
 >;
@@ -103,6 +106,7 @@ pub type Migrations = (
 	pallet_proxy_reencrypt::migrations::v2::MigrateV1ToV2<Runtime>,
 	pallet_fl_task::migrations::v1::MigrateV0ToV1<Runtime>,
 	pallet_fl_task::migrations::v2::MigrateV1ToV2<Runtime>,
+	pallet_ehr_index::migrations::v1::MigrateV0ToV1<Runtime>,
 );
 
 /// Dispatches calls to the pallets.
@@ -166,7 +170,7 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	// 3: `log_access` names the grant a read is made under (and is checked
 	// against it); break-glass accesses are kept per grant and record.
 	// 4: `grant_access` binds each proxy to its key fragment's id.
-	spec_version: 5,
+	spec_version: 6,
 	impl_version: 0,
 	apis: apis::RUNTIME_API_VERSIONS,
 	transaction_version: 4,
@@ -184,7 +188,7 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	spec_name: alloc::borrow::Cow::Borrowed("medchain"),
 	impl_name: alloc::borrow::Cow::Borrowed("medchain"),
 	authoring_version: 1,
-	spec_version: 6,
+	spec_version: 7,
 	impl_version: 0,
 	apis: apis::RUNTIME_API_VERSIONS,
 	transaction_version: 4,

@@ -873,3 +873,186 @@ mod governance {
 		});
 	}
 }
+
+/// Patients' pseudonyms call without funds: a registered patient's own calls
+/// are fee-less (within its allowance), through the runtime's real
+/// transaction pipeline (`Executive::apply_extrinsic`, every extension).
+mod free_patient_calls {
+	use super::*;
+	use codec::Encode;
+	use frame_support::traits::Get;
+	use medchain_runtime::{EhrIndex, Executive, RuntimeCall, TxExtension, UncheckedExtrinsic};
+	use sp_core::{sr25519, Pair};
+	use sp_runtime::transaction_validity::{InvalidTransaction, TransactionValidityError};
+
+	/// `call` signed by `pair` as a wallet signs it, applied to the block.
+	fn apply(pair: &sr25519::Pair, call: RuntimeCall) -> sp_runtime::ApplyExtrinsicResult {
+		let nonce = System::account_nonce(AccountId::from(pair.public()));
+		Executive::apply_extrinsic(signed(pair, call, nonce))
+	}
+
+	/// `call` signed by `pair` with `nonce`, as a wallet signs it.
+	fn signed(pair: &sr25519::Pair, call: RuntimeCall, nonce: u32) -> UncheckedExtrinsic {
+		let who: AccountId = pair.public().into();
+		let tx_ext: TxExtension = cumulus_pallet_weight_reclaim::StorageWeightReclaim::new((
+			frame_system::CheckNonZeroSender::<Runtime>::new(),
+			frame_system::CheckSpecVersion::<Runtime>::new(),
+			frame_system::CheckTxVersion::<Runtime>::new(),
+			frame_system::CheckGenesis::<Runtime>::new(),
+			frame_system::CheckEra::<Runtime>::from(sp_runtime::generic::Era::Immortal),
+			frame_system::CheckNonce::<Runtime>::from(nonce),
+			frame_system::CheckWeight::<Runtime>::new(),
+			pallet_transaction_payment::ChargeTransactionPayment::<Runtime>::from(0).into(),
+			frame_metadata_hash_extension::CheckMetadataHash::<Runtime>::new(false),
+		));
+		let payload = sp_runtime::generic::SignedPayload::new(call, tx_ext).expect("implicit data");
+		let signature = payload.using_encoded(|bytes| pair.sign(bytes));
+		let (call, tx_ext, _) = payload.deconstruct();
+		UncheckedExtrinsic::new_signed(call, who.into(), signature.into(), tx_ext)
+	}
+
+	/// A pseudonym of a patient for one hospital, derived in its wallet
+	/// (hard derivation: nobody can link it to the root key).
+	fn pseudonym(hospital: &str) -> sr25519::Pair {
+		sr25519::Pair::from_string(&format!("//Patient//medchain//{hospital}"), None).unwrap()
+	}
+
+	/// Alice's hospital registers the pseudonym with its signed consent.
+	fn register_at_alice(p: &sr25519::Pair) {
+		let patient: AccountId = p.public().into();
+		let message = EhrIndex::consent_message(&account(Alice), &patient, 0);
+		assert_ok!(EhrIndex::register_patient(
+			RuntimeOrigin::signed(account(Alice)),
+			patient,
+			p.sign(&message).into()
+		));
+	}
+
+	fn withdraw(issuer: AccountId) -> RuntimeCall {
+		RuntimeCall::EhrIndex(pallet_ehr_index::Call::withdraw_index_consent { issuer })
+	}
+
+	const CANNOT_PAY: TransactionValidityError = TransactionValidityError::Invalid(InvalidTransaction::Payment);
+
+	#[test]
+	fn a_registered_pseudonym_without_funds_makes_its_calls_for_free() {
+		genesis("development").execute_with(|| {
+			let p = pseudonym("alice");
+			let who: AccountId = p.public().into();
+			// Unregistered and unfunded, the pseudonym cannot even be sent.
+			assert_eq!(apply(&p, withdraw(account(Alice))), Err(CANNOT_PAY));
+			register_at_alice(&p);
+			assert_eq!(Balances::balance(&who), 0);
+			let issuance = Balances::total_issuance();
+			// A patient call from proxy-reencrypt (its key; junk here, so the
+			// dispatch fails: it still counts against the allowance).
+			let key = RuntimeCall::ProxyReencrypt(pallet_proxy_reencrypt::Call::register_key {
+				public_key: [7; 33],
+				verifying_key: [7; 33],
+			});
+			assert!(matches!(apply(&p, key), Ok(Err(_))), "included, dispatch refused the junk key");
+			// And from the index: withdrawing the consent succeeds.
+			assert_eq!(apply(&p, withdraw(account(Alice))), Ok(Ok(())));
+			assert_eq!(System::account_nonce(&who), 2, "both were included");
+			assert_eq!(Balances::balance(&who), 0);
+			assert_eq!(Balances::total_issuance(), issuance, "no fee was charged or minted");
+			// Once no hospital sponsors it, it pays again (and cannot).
+			assert_eq!(apply(&p, withdraw(account(Alice))), Err(CANNOT_PAY));
+		});
+	}
+
+	#[test]
+	fn a_registered_pseudonym_cannot_make_other_calls_for_free() {
+		genesis("development").execute_with(|| {
+			let p = pseudonym("alice");
+			register_at_alice(&p);
+			let transfer = RuntimeCall::Balances(pallet_balances::Call::transfer_allow_death {
+				dest: account(Bob).into(),
+				value: 0,
+			});
+			assert_eq!(apply(&p, transfer), Err(CANNOT_PAY));
+			let remark = RuntimeCall::System(frame_system::Call::remark { remark: vec![0; 1000] });
+			assert_eq!(apply(&p, remark), Err(CANNOT_PAY));
+		});
+	}
+
+	#[test]
+	fn a_registered_pseudonym_cannot_flood_blocks_for_free() {
+		genesis("development").execute_with(|| {
+			let p = pseudonym("alice");
+			register_at_alice(&p);
+			let allowance: u32 = <<Runtime as pallet_ehr_index::Config>::FreeCallsPerWindow as Get<u32>>::get();
+			// Failing calls (erasing a record that does not exist) are the
+			// cheapest way to take block space: they count too.
+			let erase = || RuntimeCall::EhrIndex(pallet_ehr_index::Call::erase_record { record_id: 999 });
+			for _ in 0..allowance {
+				assert!(matches!(apply(&p, erase()), Ok(Err(_))));
+			}
+			assert_eq!(apply(&p, erase()), Err(CANNOT_PAY));
+			// An hour later the allowance is back.
+			let window: u32 = <<Runtime as pallet_ehr_index::Config>::FreeCallWindow as Get<u32>>::get();
+			System::set_block_number(System::block_number() + window);
+			assert!(matches!(apply(&p, erase()), Ok(Err(_))));
+			// A funded account pays as before: its own fee, the allowance untouched.
+			let before = Balances::balance(&account(Ferdie));
+			assert_eq!(apply(&Ferdie.pair(), erase()).map(|r| r.is_err()), Ok(true));
+			assert!(Balances::balance(&account(Ferdie)) < before, "Ferdie paid a fee");
+		});
+	}
+
+	#[test]
+	fn the_runtime_migrations_give_registered_patients_their_allowance() {
+		use frame_support::traits::{GetStorageVersion, OnRuntimeUpgrade, StorageVersion};
+		genesis("development").execute_with(|| {
+			let p = pseudonym("alice");
+			let who: AccountId = p.public().into();
+			register_at_alice(&p);
+			// As storage version 0 left it: the consent encoded as
+			// `{ given, generation }`, no allowance, no provider reference.
+			frame_support::storage::unhashed::put(
+				&pallet_ehr_index::IndexConsents::<Runtime>::hashed_key_for(&who, account(Alice)),
+				&(true, 0u32),
+			);
+			pallet_ehr_index::FreeCalls::<Runtime>::remove(&who);
+			frame_system::Pallet::<Runtime>::dec_providers(&who).unwrap();
+			StorageVersion::new(0).put::<EhrIndex>();
+			assert_eq!(apply(&p, withdraw(account(Alice))), Err(CANNOT_PAY));
+			<medchain_runtime::Migrations as OnRuntimeUpgrade>::on_runtime_upgrade();
+			assert_eq!(EhrIndex::on_chain_storage_version(), 1);
+			assert_eq!(pallet_ehr_index::FreeCalls::<Runtime>::get(&who).map(|a| a.sponsors), Some(1));
+			assert!(pallet_ehr_index::IndexConsents::<Runtime>::get(&who, account(Alice)).sponsored);
+			EhrIndex::do_try_state().expect("sponsors match the consents in force");
+			assert_eq!(apply(&p, withdraw(account(Alice))), Ok(Ok(())));
+		});
+	}
+
+	#[test]
+	fn patient_calls_in_a_batch_are_not_free() {
+		genesis("development").execute_with(|| {
+			let p = pseudonym("alice");
+			register_at_alice(&p);
+			let batch = RuntimeCall::Utility(pallet_utility::Call::batch { calls: vec![withdraw(account(Alice))] });
+			assert_eq!(apply(&p, batch), Err(CANNOT_PAY));
+		});
+	}
+
+	#[test]
+	fn the_pool_holds_one_free_call_of_an_account_at_a_time() {
+		use sp_runtime::transaction_validity::TransactionSource;
+		genesis("development").execute_with(|| {
+			let p = pseudonym("alice");
+			register_at_alice(&p);
+			let erase = || RuntimeCall::EhrIndex(pallet_ehr_index::Call::erase_record { record_id: 999 });
+			let at = System::parent_hash();
+			let check = |nonce| Executive::validate_transaction(TransactionSource::External, signed(&p, erase(), nonce), at);
+			let (first, second) = (check(0).expect("valid"), check(1).expect("valid"));
+			// Both are valid against this state; the pool sees them provide
+			// the same free-call tag and keeps one.
+			let shared: Vec<_> = first.provides.iter().filter(|t| second.provides.contains(t)).collect();
+			assert_eq!(shared.len(), 1, "one tag in common: the free call's");
+			assert!(matches!(apply(&p, erase()), Ok(Err(_))));
+			let next = check(1).expect("valid");
+			assert!(!next.provides.iter().any(|t| first.provides.contains(t)), "the next free call may wait now");
+		});
+	}
+}

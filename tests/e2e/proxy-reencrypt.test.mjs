@@ -427,3 +427,34 @@ test('one grantee cannot hold more than its share of the request queue; grantees
   await sendAndWait(api, api.tx.proxyReencrypt.allowSingleProxyGrants(false), k.dave);
   await revokeAll();
 });
+
+test('a patient\'s pseudonym for one hospital, never funded, keys, grants and revokes for free', async () => {
+  const { api } = node;
+  const keyring = new Keyring({ type: 'sr25519' });
+  // Derived in the patient's wallet per hospital (hard derivation: not
+  // linkable to Dave's other accounts from chain data), never funded.
+  const pseudonym = keyring.addFromUri('//Dave//medchain//alice');
+  const stranger = keyring.addFromUri('//Dave//medchain//nobody');
+  const free = async (who) => (await api.query.system.account(who.address)).data.free.toBigInt();
+  const pseudoKeys = pre.newKeys();
+  // Nobody registered the stranger: its calls need fees it cannot pay.
+  await assert.rejects(sendAndWait(api, api.tx.proxyReencrypt.registerKey(pseudoKeys.publicKey,
+    pseudoKeys.verifyingKey), stranger), /Inability to pay some fees|1010/);
+  // Alice's hospital registers the pseudonym (the hospital pays); from then
+  // on its own patient calls are fee-less.
+  await registerPatient(api, k.alice, pseudonym);
+  await sendAndWait(api, api.tx.proxyReencrypt.registerKey(pseudoKeys.publicKey, pseudoKeys.verifyingKey), pseudonym);
+  const fragments = pre.sealedFragments(pseudoKeys, keys.eve.publicKey, proxiesOf('alice', 'bob'), 2);
+  const { events } = await sendAndWait(api, api.tx.proxyReencrypt.grantAccess(
+    k.eve.address, 'All', 'Treatment', null, 2, fragments, false), pseudonym);
+  const ev = events.find(({ event }) => api.events.proxyReencrypt.AccessGranted.is(event));
+  const grantId = ev.event.data.grant.toNumber();
+  await waitForAcknowledged(api, grantId);
+  await sendAndWait(api, api.tx.proxyReencrypt.revokeGrant(grantId), pseudonym);
+  assert.ok((await api.query.proxyReencrypt.grants(grantId)).unwrap().revokedAt.isSome, 'revoked');
+  assert.equal(await free(pseudonym), 0n, 'the pseudonym never held funds');
+  assert.equal((await api.query.ehrIndex.freeCalls(pseudonym.address)).unwrap().used.toNumber(), 3);
+  // Not every call is free: a transfer from it still needs fees.
+  await assert.rejects(sendAndWait(api, api.tx.balances.transferAllowDeath(k.eve.address, 0), pseudonym),
+    /Inability to pay some fees|1010/);
+});

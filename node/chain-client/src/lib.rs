@@ -336,7 +336,7 @@ impl Node {
 			frame_system::CheckEra::<Runtime>::from(era),
 			frame_system::CheckNonce::<Runtime>::from(nonce),
 			frame_system::CheckWeight::<Runtime>::new(),
-			pallet_transaction_payment::ChargeTransactionPayment::<Runtime>::from(0),
+			pallet_transaction_payment::ChargeTransactionPayment::<Runtime>::from(0).into(),
 			frame_metadata_hash_extension::CheckMetadataHash::<Runtime>::new(false),
 		));
 		let implicit = ((), spec, tx, genesis, birth_hash, (), (), (), None::<[u8; 32]>);

@@ -25,7 +25,7 @@ fn pointer<T: Config>() -> StorePointer<T::MaxPointerLen> {
 
 /// `patient` lets `issuer` index records under its account.
 fn consent<T: Config>(patient: &T::AccountId, issuer: &T::AccountId) {
-	IndexConsents::<T>::insert(patient, issuer, IndexConsent { given: true, generation: 0 });
+	IndexConsents::<T>::insert(patient, issuer, IndexConsent { given: true, generation: 0, sponsored: false });
 }
 
 fn publish<T: Config>(issuer: &T::AccountId, b: u8) -> RecordId {
@@ -164,12 +164,17 @@ mod benchmarks {
 
 	#[benchmark]
 	fn withdraw_index_consent() {
+		// The worst case: a consent the issuer registered, whose withdrawal
+		// also lowers the patient's fee-less sponsors.
 		let issuer = T::BenchmarkHelper::producer();
 		let patient: T::AccountId = account("patient", 0, 0);
-		consent::<T>(&patient, &issuer);
+		IndexConsents::<T>::insert(&patient, &issuer, IndexConsent { given: true, generation: 0, sponsored: true });
+		frame_system::Pallet::<T>::inc_providers(&patient);
+		FreeCalls::<T>::insert(&patient, FreeCallAllowance { sponsors: 1, ..Default::default() });
 		#[extrinsic_call]
 		_(RawOrigin::Signed(patient.clone()), issuer.clone());
-		assert_eq!(IndexConsents::<T>::get(&patient, &issuer), IndexConsent { given: false, generation: 1 });
+		assert_eq!(IndexConsents::<T>::get(&patient, &issuer), IndexConsent { given: false, generation: 1, sponsored: false });
+		assert_eq!(FreeCalls::<T>::get(&patient).map(|a| a.sponsors), Some(0));
 	}
 
 	impl_benchmark_test_suite!(EhrIndex, crate::mock::new_bench_ext(), crate::mock::Test);

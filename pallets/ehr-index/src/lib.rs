@@ -56,6 +56,8 @@ mod tests;
 
 #[cfg(feature = "runtime-benchmarks")]
 mod benchmarking;
+pub mod extension;
+pub mod migrations;
 pub mod types;
 pub mod weights;
 
@@ -88,10 +90,18 @@ pub const LOG_TARGET: &str = "runtime::ehr-index";
 #[frame_support::pallet]
 pub mod pallet {
 	use super::*;
-	use frame_support::{pallet_prelude::*, traits::UnixTime};
+	use frame_support::{
+		pallet_prelude::*,
+		traits::{Contains, UnixTime},
+	};
 	use frame_system::pallet_prelude::*;
 
+	/// Version 1 keeps [`FreeCalls`], each registered patient's fee-less
+	/// allowance.
+	const STORAGE_VERSION: StorageVersion = StorageVersion::new(1);
+
 	#[pallet::pallet]
+	#[pallet::storage_version(STORAGE_VERSION)]
 	pub struct Pallet<T>(_);
 
 	/// Configuration of the pallet.
@@ -133,6 +143,19 @@ pub mod pallet {
 		/// Longest store id and collection name, in bytes.
 		#[pallet::constant]
 		type MaxPointerLen: Get<u32>;
+
+		/// The patients' own calls (keys, grants, revocations, withdrawals,
+		/// erasure) that a registered patient makes without fees
+		/// ([`crate::extension::FreePatientCalls`]).
+		type PatientCalls: Contains<<Self as frame_system::Config>::RuntimeCall>;
+
+		/// Fee-less calls a registered patient may make per window.
+		#[pallet::constant]
+		type FreeCallsPerWindow: Get<u32>;
+
+		/// Blocks of a fee-less call window.
+		#[pallet::constant]
+		type FreeCallWindow: Get<BlockNumberFor<Self>>;
 
 		/// A patient's signature of its consent to be indexed by an issuer
 		/// (the runtime's transaction signature).
@@ -195,6 +218,14 @@ pub mod pallet {
 		IndexConsent,
 		ValueQuery,
 	>;
+
+	/// Each registered patient's fee-less calls: present once an issuer
+	/// registered the account (consent in force), never removed, since it
+	/// holds the provider reference that keeps the account and its nonce
+	/// alive without a balance.
+	#[pallet::storage]
+	pub type FreeCalls<T: Config> =
+		StorageMap<_, Blake2_128Concat, T::AccountId, FreeCallAllowance<BlockNumberFor<T>>, OptionQuery>;
 
 	/// Events of this pallet.
 	#[pallet::event]
@@ -310,6 +341,7 @@ pub mod pallet {
 			assert!(T::ConfirmationsRequired::get() > 0, "ConfirmationsRequired must be positive");
 			assert!(T::RejectionsRequired::get() > 0, "RejectionsRequired must be positive");
 			assert!(T::MaxExpiringPerBlock::get() > 0, "MaxExpiringPerBlock must be positive");
+			assert!(!T::FreeCallWindow::get().is_zero(), "FreeCallWindow must be positive");
 		}
 
 		#[cfg(feature = "try-runtime")]
@@ -516,6 +548,9 @@ pub mod pallet {
 		/// Lets `issuer` index records under the caller's account, until the
 		/// caller withdraws. A patient without funds gives the issuer a signed
 		/// consent instead ([`Pallet::register_patient`]).
+		/// A consent given this way sponsors no fee-less calls: the caller
+		/// pays its own (else anyone could make an account fee-less for the
+		/// price of one call).
 		///
 		/// Origin: the patient. Emits `IndexConsentGiven`.
 		/// Errors: `NotProducer` (the issuer is not an active producer),
@@ -525,13 +560,15 @@ pub mod pallet {
 		pub fn consent_to_index(origin: OriginFor<T>, issuer: T::AccountId) -> DispatchResult {
 			let patient = ensure_signed(origin)?;
 			ensure!(T::Registry::has_role(&issuer, Role::Producer), Error::<T>::NotProducer);
-			Self::give_consent(patient, issuer)
+			Self::give_consent(patient, issuer, false)
 		}
 
 		/// Registers `patient` with the calling institution: `signature` is
 		/// the patient's over [`Pallet::consent_message`] for this issuer,
 		/// given once (in the patient's wallet, e.g. at the hospital's desk).
-		/// The institution pays; the patient needs no funds.
+		/// The institution pays; the patient needs no funds, and while this
+		/// consent is in force the patient's own calls are fee-less
+		/// ([`crate::extension`]).
 		///
 		/// Origin: an active producer institution. Emits `IndexConsentGiven`.
 		/// Errors: `NotProducer`, `AlreadyConsented`, `BadConsentSignature`.
@@ -555,7 +592,7 @@ pub mod pallet {
 				signature.verify(&message[..], &patient) || signature.verify(&wrapped[..], &patient),
 				Error::<T>::BadConsentSignature
 			);
-			Self::give_consent(patient, issuer)
+			Self::give_consent(patient, issuer, true)
 		}
 
 		/// Stops `issuer` indexing new records under the caller's account, and
@@ -578,11 +615,17 @@ pub mod pallet {
 				IndexConsents::<T>::contains_key(&patient, &issuer) || T::Registry::has_role(&issuer, Role::Producer),
 				Error::<T>::NotProducer
 			);
-			IndexConsents::<T>::try_mutate(&patient, &issuer, |consent| -> DispatchResult {
-				consent.generation = consent.generation.checked_add(1).ok_or(Error::<T>::Overflow)?;
-				consent.given = false;
-				Ok(())
-			})?;
+			let was_sponsored =
+				IndexConsents::<T>::try_mutate(&patient, &issuer, |consent| -> Result<bool, DispatchError> {
+					consent.generation = consent.generation.checked_add(1).ok_or(Error::<T>::Overflow)?;
+					let sponsored = consent.given && consent.sponsored;
+					consent.given = false;
+					consent.sponsored = false;
+					Ok(sponsored)
+				})?;
+			if was_sponsored {
+				FreeCalls::<T>::mutate_extant(&patient, |a| a.sponsors = a.sponsors.saturating_sub(1));
+			}
 			Self::deposit_event(Event::IndexConsentWithdrawn { patient, issuer });
 			Ok(())
 		}
@@ -600,15 +643,65 @@ pub mod pallet {
 			message
 		}
 
-		/// Puts `patient`'s consent to `issuer` in force.
-		fn give_consent(patient: T::AccountId, issuer: T::AccountId) -> DispatchResult {
+		/// Puts `patient`'s consent to `issuer` in force; `sponsored` when the
+		/// issuer registered the patient (its calls become fee-less).
+		fn give_consent(patient: T::AccountId, issuer: T::AccountId, sponsored: bool) -> DispatchResult {
 			IndexConsents::<T>::try_mutate(&patient, &issuer, |consent| -> DispatchResult {
 				ensure!(!consent.given, Error::<T>::AlreadyConsented);
 				consent.given = true;
+				consent.sponsored = sponsored;
 				Ok(())
 			})?;
+			if sponsored {
+				Self::sponsor(&patient);
+			}
 			Self::deposit_event(Event::IndexConsentGiven { patient, issuer });
 			Ok(())
+		}
+
+		/// One more issuer registered `patient`: its calls are fee-less while
+		/// one is. The first registration gives the account the provider
+		/// reference it keeps for good.
+		fn sponsor(patient: &T::AccountId) {
+			FreeCalls::<T>::mutate(patient, |allowance| match allowance {
+				Some(a) => a.sponsors = a.sponsors.saturating_add(1),
+				None => {
+					frame_system::Pallet::<T>::inc_providers(patient);
+					*allowance = Some(FreeCallAllowance { sponsors: 1, ..Default::default() });
+				},
+			});
+		}
+
+		/// Whether `who` may make a fee-less patient call now: registered by
+		/// an issuer and within its allowance of the current window.
+		pub fn free_call_available(who: &T::AccountId) -> bool {
+			Self::free_call_slot(who).is_some()
+		}
+
+		/// The place a fee-less call of `who` would take now: the window it
+		/// falls in and how many calls came before it in that window; `None`
+		/// when `who` may not make one.
+		pub fn free_call_slot(who: &T::AccountId) -> Option<(BlockNumberFor<T>, u32)> {
+			let a = FreeCalls::<T>::get(who).filter(|a| a.sponsors > 0)?;
+			let now = frame_system::Pallet::<T>::block_number();
+			if now >= a.window_start.saturating_add(T::FreeCallWindow::get()) {
+				Some((now, 0))
+			} else {
+				(a.used < T::FreeCallsPerWindow::get()).then_some((a.window_start, a.used))
+			}
+		}
+
+		/// Counts one fee-less call of `who` (a new window starts once the
+		/// last one ended).
+		pub fn use_free_call(who: &T::AccountId) {
+			let now = frame_system::Pallet::<T>::block_number();
+			FreeCalls::<T>::mutate_extant(who, |a| {
+				if now >= a.window_start.saturating_add(T::FreeCallWindow::get()) {
+					a.window_start = now;
+					a.used = 0;
+				}
+				a.used = a.used.saturating_add(1);
+			});
 		}
 
 		/// Stores a new record (a first version or an amendment of `previous`)
@@ -754,6 +847,26 @@ pub mod pallet {
 					"erased records and only they have no pointer"
 				);
 			}
+			let mut in_force = alloc::collections::btree_map::BTreeMap::<T::AccountId, u32>::new();
+			for (patient, _, consent) in IndexConsents::<T>::iter() {
+				ensure!(consent.given || !consent.sponsored, "a withdrawn consent still sponsors");
+				if consent.sponsored {
+					let n = in_force.entry(patient).or_insert(0);
+					*n = n.saturating_add(1);
+				}
+			}
+			for (patient, allowance) in FreeCalls::<T>::iter() {
+				ensure!(
+					allowance.sponsors == in_force.remove(&patient).unwrap_or(0),
+					"fee-less sponsors differ from the sponsored consents in force"
+				);
+				ensure!(
+					frame_system::Pallet::<T>::providers(&patient) > 0,
+					"a registered patient's account lost its provider reference"
+				);
+				ensure!(allowance.used <= T::FreeCallsPerWindow::get(), "more free calls than the allowance");
+			}
+			ensure!(in_force.is_empty(), "a registered patient without its fee-less allowance");
 			Ok(())
 		}
 	}

@@ -86,6 +86,19 @@ impl frame_support::traits::UnixTime for MockTime {
 
 /// Voting period in tests.
 pub const PERIOD: u64 = 10;
+/// Blocks of a fee-less call window.
+pub const FREE_CALL_WINDOW: u64 = 20;
+
+/// The patient calls of this pallet: withdrawing consent and erasing.
+pub struct IndexPatientCalls;
+impl frame_support::traits::Contains<RuntimeCall> for IndexPatientCalls {
+	fn contains(call: &RuntimeCall) -> bool {
+		matches!(
+			call,
+			RuntimeCall::EhrIndex(crate::Call::withdraw_index_consent { .. } | crate::Call::erase_record { .. })
+		)
+	}
+}
 
 impl pallet_ehr_index::Config for Test {
 	type RuntimeEvent = RuntimeEvent;
@@ -98,6 +111,9 @@ impl pallet_ehr_index::Config for Test {
 	type ConfirmationPeriod = frame_support::traits::ConstU64<PERIOD>;
 	type MaxExpiringPerBlock = ConstU32<3>;
 	type MaxPointerLen = ConstU32<32>;
+	type PatientCalls = IndexPatientCalls;
+	type FreeCallsPerWindow = ConstU32<3>;
+	type FreeCallWindow = frame_support::traits::ConstU64<FREE_CALL_WINDOW>;
 	type ConsentSignature = sp_runtime::testing::TestSignature;
 	type WeightInfo = ();
 	#[cfg(feature = "runtime-benchmarks")]
@@ -157,8 +173,11 @@ pub fn new_test_ext(f: impl FnOnce()) {
 		CreditLog::set(vec![]);
 		LiveGrants::set(vec![]);
 		for issuer in [HOSPITAL, OTHER_HOSPITAL] {
-			crate::IndexConsents::<Test>::insert(PATIENT, issuer, crate::IndexConsent { given: true, generation: 0 });
+			crate::IndexConsents::<Test>::insert(PATIENT, issuer, crate::IndexConsent { given: true, generation: 0, sponsored: true });
 		}
+		// As two registrations leave it: two sponsors, the account alive.
+		crate::FreeCalls::<Test>::insert(PATIENT, crate::FreeCallAllowance { sponsors: 2, ..Default::default() });
+		System::inc_providers(&PATIENT);
 		f();
 		EhrIndex::do_try_state().expect("invariants hold");
 	});

@@ -438,7 +438,7 @@ fn a_hospital_registers_a_patient_with_the_patients_signed_consent() {
 			consent_signature(HOSPITAL, STRANGER, 0)
 		));
 		System::assert_last_event(Event::IndexConsentGiven { patient: STRANGER, issuer: HOSPITAL }.into());
-		assert_eq!(IndexConsents::<Test>::get(STRANGER, HOSPITAL), IndexConsent { given: true, generation: 0 });
+		assert_eq!(IndexConsents::<Test>::get(STRANGER, HOSPITAL), IndexConsent { given: true, generation: 0, sponsored: true });
 		assert_ok!(publish_for(HOSPITAL, STRANGER));
 		// A wallet that wraps what it signs in <Bytes>…</Bytes> (the
 		// polkadot.js extension's signRaw) signs a valid consent too.
@@ -523,7 +523,7 @@ fn consent_calls_refuse_what_does_not_apply() {
 			Error::<Test>::AlreadyConsented
 		);
 		// The generation counter does not wrap around to an old consent.
-		IndexConsents::<Test>::insert(STRANGER, OTHER_HOSPITAL, IndexConsent { given: true, generation: u32::MAX });
+		IndexConsents::<Test>::insert(STRANGER, OTHER_HOSPITAL, IndexConsent { given: true, generation: u32::MAX, sponsored: false });
 		assert_noop!(
 			EhrIndex::withdraw_index_consent(RuntimeOrigin::signed(STRANGER), OTHER_HOSPITAL),
 			Error::<Test>::Overflow
@@ -564,5 +564,196 @@ fn a_consent_signed_for_another_chain_registers_no_one_here() {
 			STRANGER,
 			consent_signature(HOSPITAL, STRANGER, 0)
 		));
+	});
+}
+
+/// A fee extension for an account without funds: every transaction it
+/// judges cannot pay.
+#[derive(codec::Encode, codec::Decode, codec::DecodeWithMemTracking, Clone, Eq, PartialEq, Debug, scale_info::TypeInfo)]
+struct NoFunds;
+
+impl sp_runtime::traits::TransactionExtension<RuntimeCall> for NoFunds {
+	const IDENTIFIER: &'static str = "NoFunds";
+	type Implicit = ();
+	type Val = ();
+	type Pre = ();
+	fn weight(&self, _: &RuntimeCall) -> frame_support::weights::Weight {
+		frame_support::weights::Weight::zero()
+	}
+	fn validate(
+		&self,
+		_: RuntimeOrigin,
+		_: &RuntimeCall,
+		_: &sp_runtime::traits::DispatchInfoOf<RuntimeCall>,
+		_: usize,
+		_: (),
+		_: &impl sp_runtime::traits::Implication,
+		_: frame_support::pallet_prelude::TransactionSource,
+	) -> sp_runtime::traits::ValidateResult<(), RuntimeCall> {
+		Err(sp_runtime::transaction_validity::InvalidTransaction::Payment.into())
+	}
+	sp_runtime::impl_tx_ext_default!(RuntimeCall; prepare);
+}
+
+/// Submits `call` signed by `who` through [`extension::FreePatientCalls`]
+/// around a fee extension `who` cannot pay: `Err` when the transaction
+/// would be refused, else the dispatch's own outcome.
+fn submit_unfunded(who: AccountId, call: RuntimeCall) -> Result<sp_runtime::DispatchResult, ()> {
+	use sp_runtime::traits::DispatchTransaction;
+	let info = frame_support::dispatch::GetDispatchInfo::get_dispatch_info(&call);
+	extension::FreePatientCalls::<Test, NoFunds>::from(NoFunds)
+		.dispatch_transaction(RuntimeOrigin::signed(who), call, &info, 0, 0)
+		.map(|r| r.map(|_| ()).map_err(|e| e.error))
+		.map_err(|_| ())
+}
+
+fn erase(id: RecordId) -> RuntimeCall {
+	RuntimeCall::EhrIndex(Call::erase_record { record_id: id })
+}
+
+#[test]
+fn registration_makes_an_unfunded_patient_account_exist_and_fee_less() {
+	new_test_ext(|| {
+		assert!(!System::account_exists(&STRANGER));
+		assert!(!EhrIndex::free_call_available(&STRANGER));
+		assert_ok!(EhrIndex::register_patient(
+			RuntimeOrigin::signed(HOSPITAL),
+			STRANGER,
+			consent_signature(HOSPITAL, STRANGER, 0)
+		));
+		// The account exists without a balance, so its nonce is kept.
+		assert!(System::account_exists(&STRANGER));
+		assert!(EhrIndex::free_call_available(&STRANGER));
+		assert_eq!(FreeCalls::<Test>::get(STRANGER), Some(FreeCallAllowance { sponsors: 1, window_start: 0, used: 0 }));
+		// A second hospital is a second sponsor; the reference is not taken twice.
+		assert_ok!(EhrIndex::register_patient(
+			RuntimeOrigin::signed(OTHER_HOSPITAL),
+			STRANGER,
+			consent_signature(OTHER_HOSPITAL, STRANGER, 0)
+		));
+		assert_eq!(FreeCalls::<Test>::get(STRANGER).unwrap().sponsors, 2);
+		assert_eq!(System::providers(&STRANGER), 1);
+	});
+}
+
+#[test]
+fn an_account_nobody_registered_cannot_call_for_free() {
+	new_test_ext(|| {
+		let id = publish(HOSPITAL, 1);
+		// A stranger's patient call goes to the fee extension, which refuses it.
+		assert_eq!(submit_unfunded(STRANGER, erase(id)), Err(()));
+		assert_eq!(
+			submit_unfunded(STRANGER, RuntimeCall::EhrIndex(Call::withdraw_index_consent { issuer: HOSPITAL })),
+			Err(())
+		);
+		assert_eq!(FreeCalls::<Test>::get(STRANGER), None);
+	});
+}
+
+#[test]
+fn a_registered_patient_pays_for_calls_that_are_not_patient_calls() {
+	new_test_ext(|| {
+		// A hospital's call made from a patient's account is not free.
+		let publish = RuntimeCall::EhrIndex(Call::publish_record {
+			patient: PATIENT,
+			kind: RecordKind::LabResult,
+			digest: digest(1),
+			pointer: pointer(1),
+			size: 1,
+			capsule_hash: H256::zero(),
+		});
+		assert_eq!(submit_unfunded(PATIENT, publish), Err(()));
+		assert_eq!(FreeCalls::<Test>::get(PATIENT).unwrap().used, 0);
+	});
+}
+
+#[test]
+fn a_patient_cannot_spam_free_calls_beyond_its_allowance() {
+	new_test_ext(|| {
+		let id = publish(HOSPITAL, 1);
+		// Calls that fail in dispatch still use the allowance: failing for
+		// free would be free block space.
+		for _ in 0..3 {
+			assert_eq!(submit_unfunded(PATIENT, erase(id)), Ok(Err(Error::<Test>::UnderReview.into())));
+		}
+		assert_eq!(FreeCalls::<Test>::get(PATIENT).unwrap().used, 3);
+		assert!(!EhrIndex::free_call_available(&PATIENT));
+		assert_eq!(submit_unfunded(PATIENT, erase(id)), Err(()));
+		// The next window gives the allowance back.
+		System::set_block_number(1 + FREE_CALL_WINDOW);
+		assert!(EhrIndex::free_call_available(&PATIENT));
+		assert_eq!(submit_unfunded(PATIENT, erase(99)), Ok(Err(Error::<Test>::RecordNotFound.into())));
+		assert_eq!(
+			FreeCalls::<Test>::get(PATIENT),
+			Some(FreeCallAllowance { sponsors: 2, window_start: 1 + FREE_CALL_WINDOW, used: 1 })
+		);
+	});
+}
+
+#[test]
+fn withdrawing_from_every_issuer_ends_free_calls() {
+	new_test_ext(|| {
+		let withdraw = |issuer| RuntimeCall::EhrIndex(Call::withdraw_index_consent { issuer });
+		assert_eq!(submit_unfunded(PATIENT, withdraw(HOSPITAL)), Ok(Ok(())));
+		assert_eq!(FreeCalls::<Test>::get(PATIENT).unwrap().sponsors, 1);
+		// Withdrawing twice is no second sponsor less.
+		assert_eq!(submit_unfunded(PATIENT, withdraw(HOSPITAL)), Ok(Ok(())));
+		assert_eq!(FreeCalls::<Test>::get(PATIENT).unwrap().sponsors, 1);
+		assert_eq!(submit_unfunded(PATIENT, withdraw(OTHER_HOSPITAL)), Ok(Ok(())));
+		assert_eq!(FreeCalls::<Test>::get(PATIENT).unwrap().sponsors, 0);
+		assert!(!EhrIndex::free_call_available(&PATIENT));
+		assert_eq!(submit_unfunded(PATIENT, withdraw(OTHER_HOSPITAL)), Err(()));
+		// The account stays (its nonce too).
+		assert!(System::account_exists(&PATIENT));
+	});
+}
+
+#[test]
+fn a_patient_consenting_by_itself_gets_no_free_calls() {
+	new_test_ext(|| {
+		// Otherwise any account would be fee-less for the price of one call
+		// (and could move its funds out after).
+		assert_ok!(EhrIndex::consent_to_index(RuntimeOrigin::signed(STRANGER), HOSPITAL));
+		assert_eq!(IndexConsents::<Test>::get(STRANGER, HOSPITAL), IndexConsent { given: true, generation: 0, sponsored: false });
+		assert_eq!(FreeCalls::<Test>::get(STRANGER), None);
+		assert_eq!(submit_unfunded(STRANGER, RuntimeCall::EhrIndex(Call::withdraw_index_consent { issuer: HOSPITAL })), Err(()));
+		// A hospital's registration after a withdrawal sponsors it.
+		assert_ok!(EhrIndex::withdraw_index_consent(RuntimeOrigin::signed(STRANGER), HOSPITAL));
+		assert_ok!(EhrIndex::register_patient(
+			RuntimeOrigin::signed(HOSPITAL),
+			STRANGER,
+			consent_signature(HOSPITAL, STRANGER, 1)
+		));
+		assert!(EhrIndex::free_call_available(&STRANGER));
+	});
+}
+
+#[test]
+fn free_calls_wait_in_the_pool_one_at_a_time() {
+	new_test_ext(|| {
+		use sp_runtime::traits::DispatchTransaction;
+		// Else an account could queue any number of free calls, all valid
+		// against the same state, and those beyond its allowance would be
+		// dropped unpaid at inclusion: free gossip and pool space.
+		let call = erase(99);
+		let info = frame_support::dispatch::GetDispatchInfo::get_dispatch_info(&call);
+		let provides = || {
+			extension::FreePatientCalls::<Test, NoFunds>::from(NoFunds)
+				.validate_only(
+					RuntimeOrigin::signed(PATIENT),
+					&call,
+					&info,
+					0,
+					frame_support::pallet_prelude::TransactionSource::External,
+					0,
+				)
+				.map(|(valid, ..)| valid.provides)
+				.expect("a registered patient's call is valid")
+		};
+		let first = provides();
+		assert_eq!(first.len(), 1);
+		assert_eq!(provides(), first, "a second call waiting at once provides the same tag: the pool keeps one");
+		assert!(submit_unfunded(PATIENT, call.clone()).is_ok());
+		assert_ne!(provides(), first, "once the first is in a block, the next may wait");
 	});
 }

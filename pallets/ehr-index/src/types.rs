@@ -105,6 +105,25 @@ pub struct IndexConsent {
 	/// consent names the generation it was given for, so a consent the
 	/// patient withdrew cannot be replayed.
 	pub generation: u32,
+	/// The issuer registered the patient ([`crate::Pallet::register_patient`],
+	/// paying for it): while in force it makes the patient's own calls
+	/// fee-less ([`crate::FreeCalls`]). A consent the patient gave by
+	/// itself sponsors nothing.
+	pub sponsored: bool,
+}
+
+/// A registered patient's fee-less calls ([`crate::FreeCalls`]).
+#[derive(
+	Clone, Copy, Default, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+)]
+pub struct FreeCallAllowance<BlockNumber> {
+	/// Issuers that registered this patient, consent in force (sponsored
+	/// consents); its calls are fee-less while there is one.
+	pub sponsors: u32,
+	/// The block the current window began at.
+	pub window_start: BlockNumber,
+	/// Fee-less calls made in the current window.
+	pub used: u32,
 }
 
 /// What a patient signs to consent to be indexed by an issuer: this

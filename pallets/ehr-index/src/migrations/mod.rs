@@ -1,0 +1,3 @@
+//! Storage migrations of the record-index pallet.
+
+pub mod v1;

@@ -24,6 +24,8 @@ const KINDS = ['Diagnosis', 'LabResult', 'Imaging', 'Prescription', 'DischargeSu
 let api;
 let pre;
 let account = null;
+/** Every account of the wallet: the patient's pseudonyms, one per hospital. */
+let walletAccounts = [];
 /** What the portal is pinned to: { rpc, genesisHash }. */
 let config;
 /** The runtime's metadata hash (RFC 78), signed over with `CheckMetadataHash` mode 1. */
@@ -94,6 +96,7 @@ async function connectWallet() {
     return;
   }
   const accounts = await web3Accounts();
+  walletAccounts = accounts;
   const select = $('account');
   select.innerHTML = '';
   for (const a of accounts) {
@@ -131,7 +134,8 @@ async function provideMetadata(address) {
 
 async function refresh() {
   if (!account) return;
-  await Promise.all([showKeys(), showConsents(), showRecords(), showProxies(), showGrants(), showLog()]);
+  await Promise.all([showKeys(), showConsents(), showRecords(), showAllRecords(), showProxies(), showGrants(),
+    showLog()]);
 }
 
 /** The hospitals the patient consented to, each with a withdraw button. */
@@ -217,6 +221,28 @@ async function showRecords() {
     for (const v of [id.toString(), r.kind.toString(), short(r.issuer.toString()), r.status.toString(), shareable]) {
       tr.insertCell().textContent = v;
     }
+  }
+}
+
+/**
+ * One view of the patient's records under every account of its wallet (a
+ * pseudonym per hospital): the chain cannot link them, only the wallet can.
+ * Grants and revocations are signed by the account that owns the record:
+ * choose it above.
+ */
+async function showAllRecords() {
+  const body = $('all-records').tBodies[0];
+  const found = [];
+  for (const a of walletAccounts) {
+    for (const [id, r] of await api.call.ehrIndexApi.recordsOfPatient(a.address, null, 100)) found.push([a, id, r]);
+  }
+  body.innerHTML = '';
+  for (const [a, id, r] of found) {
+    const tr = body.insertRow();
+    tr.dataset.record = id.toString();
+    tr.dataset.account = a.address;
+    for (const v of [`${a.meta.name || 'account'} (${short(a.address)})`, id.toString(), r.kind.toString(),
+      short(r.issuer.toString()), r.status.toString()]) tr.insertCell().textContent = v;
   }
 }
 

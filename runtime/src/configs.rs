@@ -544,7 +544,7 @@ impl pallet_proxy_reencrypt::BenchmarkHelper<AccountId> for InstitutionsForBench
 		pallet_ehr_index::IndexConsents::<Runtime>::insert(
 			patient,
 			issuer,
-			pallet_ehr_index::IndexConsent { given: true, generation: 0 },
+			pallet_ehr_index::IndexConsent { given: true, generation: 0, sponsored: false },
 		);
 		let _ = EhrIndex::publish_record(
 			RuntimeOrigin::signed(issuer.clone()),

@@ -19,7 +19,7 @@ import { u8aToHex, u8aWrapBytes, hexToU8a } from '@polkadot/util';
 import * as umbral from '@nucypher/umbral-pre';
 import { chromium } from 'playwright-core';
 import { startDevNode, sendAndWait, freePort } from './lib/node.mjs';
-import { confirmRecord } from './lib/record-index.mjs';
+import { confirmRecord, registerPatient } from './lib/record-index.mjs';
 import { makePre, hex, unhex } from '../../portal/lib/pre.mjs';
 import { servePortal } from '../../scripts/portal.mjs';
 import * as vault from '../../portal/lib/vault.mjs';
@@ -34,6 +34,8 @@ let portal;
 let browser;
 let page;
 let k;
+/** Dave's account for a second hospital, derived in his wallet (the wallet holds both). */
+let pseudonym;
 /** The proxies' Umbral keys (their nodes are not this one: the test acts for them). */
 const proxyKeys = {};
 /** What the page handed the test wallet through `metadata.provide`. */
@@ -51,6 +53,7 @@ before(async () => {
   const keyring = new Keyring({ type: 'sr25519' });
   k = Object.fromEntries(['alice', 'bob', 'charlie', 'dave', 'eve']
     .map((n) => [n, keyring.addFromUri(`//${n[0].toUpperCase()}${n.slice(1)}`)]));
+  pseudonym = keyring.addFromUri('//Dave//medchain//second-hospital');
   node = await startDevNode({ name: 'portal' });
   const { api } = node;
   // Two proxy institutions: Alice (genesis) and Bob; Bob and Charlie
@@ -87,15 +90,17 @@ before(async () => {
     signedRaw.push(raw);
     return u8aToHex(k.dave.sign(u8aWrapBytes(hexToU8a(raw.data))));
   });
-  await page.addInitScript(({ address }) => {
+  await page.addInitScript(({ address, second }) => {
     let id = 0;
+    const accounts = [{ address, name: 'Dave (patient)', type: 'sr25519' },
+      { address: second, name: 'Dave at the second hospital', type: 'sr25519' }];
     window.injectedWeb3 = {
       'medchain-test-wallet': {
         version: '1.0.0',
         enable: async () => ({
           accounts: {
-            get: async () => [{ address, name: 'Dave (patient)', type: 'sr25519' }],
-            subscribe: (cb) => { cb([{ address, name: 'Dave (patient)', type: 'sr25519' }]); return () => {}; },
+            get: async () => accounts,
+            subscribe: (cb) => { cb(accounts); return () => {}; },
           },
           signer: {
             signPayload: async (payload) => ({ id: ++id, signature: await window.medchainTestSign(payload) }),
@@ -111,7 +116,7 @@ before(async () => {
         }),
       },
     };
-  }, { address: k.dave.address });
+  }, { address: k.dave.address, second: pseudonym.address });
 });
 
 after(async () => {
@@ -217,6 +222,22 @@ test('a patient registers a key, grants, sees the access log and revokes in the 
   await confirmRecord(api, recordId, [k.bob, k.charlie]);
   await page.evaluate(() => window.medchainPortal.refresh());
   await page.waitForSelector(`#records tr[data-record="${recordId}"]:has-text("yes")`);
+
+  // Dave's account for a second hospital (registered there, never funded)
+  // has a record too: the chain cannot link it to Dave, the portal's
+  // merged view shows both under their accounts.
+  await registerPatient(api, k.alice, pseudonym);
+  const { events: second } = await sendAndWait(api, api.tx.ehrIndex.publishRecord(pseudonym.address, 'Imaging',
+    { algorithm: 'Sm3', digest: u8aToHex(new Uint8Array(32).fill(9)) },
+    { storeId: 'hospital-1', collection: 'records', objectId: u8aToHex(new Uint8Array(12).fill(9)) },
+    2048, u8aToHex(new Uint8Array(32))), k.alice);
+  const secondId = second.find(({ event }) => api.events.ehrIndex.RecordPublished.is(event)).event.data[0].toNumber();
+  await page.evaluate(() => window.medchainPortal.refresh());
+  await page.waitForSelector(`#all-records tr[data-record="${recordId}"][data-account="${k.dave.address}"]`);
+  await page.waitForSelector(`#all-records tr[data-record="${secondId}"][data-account="${pseudonym.address}"]`
+    + ':has-text("Imaging")');
+  assert.equal(await page.locator(`#records tr[data-record="${secondId}"]`).count(), 0,
+    'the account view shows only the chosen account\'s records');
 
   // No proxy is chosen for the patient; they are listed in full.
   assert.equal(await page.locator('#proxies input:checked').count(), 0, 'no proxy pre-selected');

@@ -5,9 +5,10 @@
 // under it with `medchain-record put`; each pseudonym registers its own
 // Umbral key and grants a doctor access, without funds (fee-less patient
 // calls). Then the whole chain state and every event of every block is
-// dumped and searched: the root account appears nowhere, and no storage
-// entry and no event names both pseudonyms (or one pseudonym and the other's
-// Umbral keys), so nothing on chain links the two records to one person.
+// dumped and searched: the root account appears nowhere, no storage entry
+// and no event names both pseudonyms (or one pseudonym and the other's
+// Umbral keys), so nothing on chain links the two records to one person;
+// no event names a pseudonym but its account's creation and its key.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -20,7 +21,7 @@ import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { u8aToHex } from '@polkadot/util';
 import * as umbral from '@nucypher/umbral-pre';
 import { startDevNode, sendAndWait } from './lib/node.mjs';
-import { registerPatient } from './lib/record-index.mjs';
+import { registerPatient, confirmRecord } from './lib/record-index.mjs';
 import { startMongo, RECORD_CLI as CLI, SECANTUSD } from './lib/services.mjs';
 import { makePre } from '../../portal/lib/pre.mjs';
 
@@ -83,6 +84,7 @@ test('two hospitals\' records of one patient: nothing on chain links them, and n
   const alice = keyring.addFromUri('//Alice');
   const bob = keyring.addFromUri('//Bob');
   const eve = keyring.addFromUri('//Eve');
+  const validators = [keyring.addFromUri('//Charlie'), keyring.addFromUri('//Dave')];
   const root = keyring.addFromUri(ROOT_SEED);
   const at = { alice: keyring.addFromUri(`${ROOT_SEED}//medchain//alice`),
     bob: keyring.addFromUri(`${ROOT_SEED}//medchain//bob`) };
@@ -92,7 +94,12 @@ test('two hospitals\' records of one patient: nothing on chain links them, and n
   // doctor with an Umbral key; Alice and Bob run proxies.
   await sendAndWait(api, api.tx.reputation.applyForMembership('hospital-b',
     { Hospital: { level: 3, grade: 'A' } }, { producer: true, validator: true, auditor: false }), bob);
-  await sendAndWait(api, api.tx.sudo.sudo(api.tx.reputation.approveInstitution(bob.address)), alice);
+  for (const v of validators) {
+    await sendAndWait(api, api.tx.reputation.applyForMembership('validator', 'NursingHome',
+      { producer: false, validator: true, auditor: false }), v);
+  }
+  await sendAndWait(api, api.tx.sudo.sudo(api.tx.utility.batchAll([bob, ...validators]
+    .map((who) => api.tx.reputation.approveInstitution(who.address)))), alice);
   const proxies = {};
   for (const [name, pair] of [['alice', alice], ['bob', bob]]) {
     proxies[name] = pre.newProxyKeys();
@@ -151,8 +158,38 @@ test('two hospitals\' records of one patient: nothing on chain links them, and n
   assert.deepEqual(linking, [], 'no storage entry names both pseudonyms');
   const linkingEvents = events.filter((e) => names(e.hex, 'alice') && names(e.hex, 'bob'));
   assert.deepEqual(linkingEvents, [], 'no event names both pseudonyms');
+  // Events carry ids, not patients: the only ones naming a pseudonym are
+  // its account's creation and its own key's registration (no record,
+  // consent, grant or fee event does).
+  const naming = [...new Set(events.filter((e) => names(e.hex, 'alice') || names(e.hex, 'bob')).map((e) => e.name))];
+  assert.deepEqual(naming.sort(), ['proxyReencrypt.KeyRegistered', 'system.NewAccount']);
   // No transfer or fee payment touches a pseudonym: a payer would link them.
   const money = events.filter((e) => /^(balances|transactionPayment)\./.test(e.name)
     && (names(e.hex, 'alice') || names(e.hex, 'bob')));
   assert.deepEqual(money, [], 'no balance or fee event names a pseudonym');
+
+  // Each pseudonym erases its record (fee-less) once validators confirmed
+  // it: the index keeps the digest and the issuer, and names the patient no
+  // more; the patient's list no longer holds it.
+  for (const name of ['alice', 'bob']) {
+    await confirmRecord(api, records[name], validators);
+    await sendAndWait(api, api.tx.ehrIndex.eraseRecord(records[name]), at[name]);
+    const r = (await api.query.ehrIndex.records(records[name])).unwrap();
+    assert.equal(r.status.toString(), 'Erased');
+    assert.ok(r.pointer.isNone, 'the pointer is gone');
+    assert.equal(r.issuer.toString(), name === 'alice' ? alice.address : bob.address, 'the issuer stays');
+    assert.ok(!names(r.toHex(), name), 'the erased entry names no pseudonym');
+    assert.equal((await api.call.ehrIndexApi.recordsOfPatient(at[name].address, null, 10)).length, 0);
+  }
+  const after = await dumpState(api);
+  const indexed = [ehrPrefix('Records'), ehrPrefix('PatientRecords')];
+  assert.ok(after.some((e) => e.key.startsWith(indexed[0])), 'the dump holds the records');
+  const recordKeys = after.filter((e) => indexed.some((p) => e.key.startsWith(p))
+    && (names(e.key + e.value, 'alice') || names(e.key + e.value, 'bob')));
+  assert.deepEqual(recordKeys, [], 'no record entry and no patient list names a pseudonym after erasure');
 });
+
+/** The hex prefix (twox128 of pallet and item, no 0x) of an `ehrIndex` storage item. */
+function ehrPrefix(item) {
+  return node.api.query.ehrIndex[item.charAt(0).toLowerCase() + item.slice(1)].keyPrefix().slice(2);
+}

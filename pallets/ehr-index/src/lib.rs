@@ -65,7 +65,7 @@ pub use types::*;
 pub use weights::WeightInfo;
 
 use alloc::vec::Vec;
-use codec::Encode;
+use codec::{Decode, Encode};
 use medchain_primitives::{Behaviour, CreditReporter, GrantedReads, InstitutionRegistry, RecordIndex, RecordRef, Role};
 use sp_core::H256;
 use sp_runtime::{
@@ -227,18 +227,16 @@ pub mod pallet {
 	pub type FreeCalls<T: Config> =
 		StorageMap<_, Blake2_128Concat, T::AccountId, FreeCallAllowance<BlockNumberFor<T>>, OptionQuery>;
 
-	/// Events of this pallet.
+	/// Events of this pallet. Every node, RPC client and relay-chain
+	/// validator reads them, and they are kept in block history, so they
+	/// carry only ids and what their consumers need: no patient account and
+	/// no record kind (who and what stay in storage, where an erasure can
+	/// remove them).
 	#[pallet::event]
 	#[pallet::generate_deposit(pub(super) fn deposit_event)]
 	pub enum Event<T: Config> {
 		/// A record was published and awaits validators.
-		RecordPublished {
-			record_id: RecordId,
-			issuer: T::AccountId,
-			patient: T::AccountId,
-			kind: RecordKind,
-			digest: ContentDigest,
-		},
+		RecordPublished { record_id: RecordId, issuer: T::AccountId, digest: ContentDigest },
 		/// A new version of a record was published.
 		RecordAmended { record_id: RecordId, previous: RecordId, version: u32 },
 		/// A validator voted.
@@ -257,12 +255,12 @@ pub mod pallet {
 			purpose: AccessPurpose,
 		},
 		/// The record's content was erased from its store.
-		RecordErased { record_id: RecordId, by: T::AccountId },
-		/// `patient` lets `issuer` index records under its account.
-		IndexConsentGiven { patient: T::AccountId, issuer: T::AccountId },
-		/// `patient` no longer lets `issuer` index new records under its
+		RecordErased { record_id: RecordId },
+		/// A patient lets `issuer` index records under its account.
+		IndexConsentGiven { issuer: T::AccountId },
+		/// A patient no longer lets `issuer` index new records under its
 		/// account.
-		IndexConsentWithdrawn { patient: T::AccountId, issuer: T::AccountId },
+		IndexConsentWithdrawn { issuer: T::AccountId },
 	}
 
 	/// Errors of this pallet.
@@ -385,7 +383,7 @@ pub mod pallet {
 				capsule_hash,
 				None,
 			)?;
-			Self::deposit_event(Event::RecordPublished { record_id, issuer, patient, kind, digest });
+			Self::deposit_event(Event::RecordPublished { record_id, issuer, digest });
 			Ok(())
 		}
 
@@ -521,7 +519,10 @@ pub mod pallet {
 		}
 
 		/// Marks a record erased after its content was deleted from the store.
-		/// The index keeps the digest; the pointer is dropped. Not while the
+		/// The index keeps the digest, the issuer and the version links (the
+		/// audit trail needs them); the pointer is dropped, and so is the link
+		/// to the patient: the entry names [`Pallet::nobody`] instead, and the
+		/// patient's list no longer holds it. Not while the
 		/// record is pending: voting ends within `ConfirmationPeriod`, and a
 		/// rejection (with its credit loss) cannot be dodged by erasing first.
 		///
@@ -534,14 +535,13 @@ pub mod pallet {
 			let who = ensure_signed(origin)?;
 			Records::<T>::try_mutate(record_id, |maybe| -> DispatchResult {
 				let r = maybe.as_mut().ok_or(Error::<T>::RecordNotFound)?;
-				ensure!(r.issuer == who || r.patient == who, Error::<T>::NotAllowedToErase);
 				ensure!(r.status != RecordStatus::Erased, Error::<T>::AlreadyErased);
+				ensure!(r.issuer == who || r.patient == who, Error::<T>::NotAllowedToErase);
 				ensure!(r.status != RecordStatus::Pending, Error::<T>::UnderReview);
-				r.status = RecordStatus::Erased;
-				r.pointer = None;
+				Self::unlink_erased(record_id, r);
 				Ok(())
 			})?;
-			Self::deposit_event(Event::RecordErased { record_id, by: who });
+			Self::deposit_event(Event::RecordErased { record_id });
 			Ok(())
 		}
 
@@ -626,7 +626,7 @@ pub mod pallet {
 			if was_sponsored {
 				FreeCalls::<T>::mutate_extant(&patient, |a| a.sponsors = a.sponsors.saturating_sub(1));
 			}
-			Self::deposit_event(Event::IndexConsentWithdrawn { patient, issuer });
+			Self::deposit_event(Event::IndexConsentWithdrawn { issuer });
 			Ok(())
 		}
 	}
@@ -643,6 +643,23 @@ pub mod pallet {
 			message
 		}
 
+		/// The account an erased record names instead of its patient: all
+		/// zero bytes, whose key nobody holds (the issuer, should the account
+		/// type not decode from zeros).
+		pub fn nobody(issuer: &T::AccountId) -> T::AccountId {
+			T::AccountId::decode(&mut sp_runtime::traits::TrailingZeroInput::zeroes()).unwrap_or_else(|_| issuer.clone())
+		}
+
+		/// Erases `r` in place: no pointer, no patient, out of the patient's
+		/// list.
+		pub(crate) fn unlink_erased(record_id: RecordId, r: &mut Record<T>) {
+			let nobody = Self::nobody(&r.issuer);
+			let patient = core::mem::replace(&mut r.patient, nobody);
+			PatientRecords::<T>::remove(&patient, record_id);
+			r.status = RecordStatus::Erased;
+			r.pointer = None;
+		}
+
 		/// Puts `patient`'s consent to `issuer` in force; `sponsored` when the
 		/// issuer registered the patient (its calls become fee-less).
 		fn give_consent(patient: T::AccountId, issuer: T::AccountId, sponsored: bool) -> DispatchResult {
@@ -655,7 +672,7 @@ pub mod pallet {
 			if sponsored {
 				Self::sponsor(&patient);
 			}
-			Self::deposit_event(Event::IndexConsentGiven { patient, issuer });
+			Self::deposit_event(Event::IndexConsentGiven { issuer });
 			Ok(())
 		}
 
@@ -828,10 +845,14 @@ pub mod pallet {
 			let next = NextRecordId::<T>::get();
 			for (id, r) in Records::<T>::iter() {
 				ensure!(id < next, "record id at or above NextRecordId");
-				ensure!(
-					PatientRecords::<T>::contains_key(&r.patient, id),
-					"record missing from its patient's list"
-				);
+				if r.status == RecordStatus::Erased {
+					ensure!(r.patient == Self::nobody(&r.issuer), "an erased record still names its patient");
+				} else {
+					ensure!(
+						PatientRecords::<T>::contains_key(&r.patient, id),
+						"record missing from its patient's list"
+					);
+				}
 				let parent = match r.previous {
 					Some((p, d)) => {
 						let prev = Records::<T>::get(p).ok_or("previous version missing")?;

@@ -44,14 +44,7 @@ fn publish_record_works() {
 		assert_eq!(r.chain_hash, EhrIndex::chain_hash(&H256::zero(), &digest(7)));
 		assert!(PatientRecords::<Test>::contains_key(PATIENT, id));
 		System::assert_last_event(
-			Event::RecordPublished {
-				record_id: id,
-				issuer: HOSPITAL,
-				patient: PATIENT,
-				kind: RecordKind::LabResult,
-				digest: digest(7),
-			}
-			.into(),
+			Event::RecordPublished { record_id: id, issuer: HOSPITAL, digest: digest(7) }.into(),
 		);
 	});
 }
@@ -328,8 +321,31 @@ fn erase_record_drops_the_pointer_and_keeps_the_digest() {
 		assert_ok!(EhrIndex::erase_record(RuntimeOrigin::signed(PATIENT), id));
 		let r = Records::<Test>::get(id).unwrap();
 		assert_eq!((r.status, r.pointer.is_none(), r.digest), (RecordStatus::Erased, true, digest(1)));
-		System::assert_last_event(Event::RecordErased { record_id: id, by: PATIENT }.into());
+		System::assert_last_event(Event::RecordErased { record_id: id }.into());
 		assert_noop!(EhrIndex::erase_record(RuntimeOrigin::signed(HOSPITAL), id), Error::<Test>::AlreadyErased);
+		assert_noop!(EhrIndex::erase_record(RuntimeOrigin::signed(PATIENT), id), Error::<Test>::AlreadyErased);
+	});
+}
+
+#[test]
+fn an_erased_record_no_longer_links_to_its_patient() {
+	new_test_ext(|| {
+		// Else the index would keep "this account had a record at this
+		// hospital" for ever after the record is gone.
+		let kept = publish(HOSPITAL, 2);
+		let id = publish(HOSPITAL, 1);
+		for v in [VALIDATORS[0], VALIDATORS[1]] {
+			assert_ok!(vote(v, id, Vote::Confirm));
+		}
+		assert_ok!(EhrIndex::erase_record(RuntimeOrigin::signed(HOSPITAL), id));
+		let r = Records::<Test>::get(id).unwrap();
+		assert_eq!(r.patient, EhrIndex::nobody(&HOSPITAL));
+		assert_eq!(r.patient, 0, "all zero bytes");
+		assert!(!PatientRecords::<Test>::contains_key(PATIENT, id));
+		assert_eq!(EhrIndex::records_of_patient(&PATIENT, None, 10).iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![kept]);
+		// The digest, issuer and audit count stay.
+		assert_eq!((r.digest, r.issuer), (digest(1), HOSPITAL));
+		assert!(<EhrIndex as RecordIndex<AccountId>>::record(id).is_some_and(|r| !r.available));
 	});
 }
 
@@ -422,7 +438,7 @@ fn a_hospital_cannot_index_a_record_under_a_patient_who_never_consented() {
 		assert!(!PatientRecords::<Test>::iter_prefix(STRANGER).any(|_| true));
 		// Consent to one hospital does not let another index the patient.
 		assert_ok!(EhrIndex::consent_to_index(RuntimeOrigin::signed(STRANGER), HOSPITAL));
-		System::assert_last_event(Event::IndexConsentGiven { patient: STRANGER, issuer: HOSPITAL }.into());
+		System::assert_last_event(Event::IndexConsentGiven { issuer: HOSPITAL }.into());
 		assert_noop!(publish_for(OTHER_HOSPITAL, STRANGER), Error::<Test>::NoIndexConsent);
 		assert_ok!(publish_for(HOSPITAL, STRANGER));
 		assert!(PatientRecords::<Test>::contains_key(STRANGER, next));
@@ -437,7 +453,7 @@ fn a_hospital_registers_a_patient_with_the_patients_signed_consent() {
 			STRANGER,
 			consent_signature(HOSPITAL, STRANGER, 0)
 		));
-		System::assert_last_event(Event::IndexConsentGiven { patient: STRANGER, issuer: HOSPITAL }.into());
+		System::assert_last_event(Event::IndexConsentGiven { issuer: HOSPITAL }.into());
 		assert_eq!(IndexConsents::<Test>::get(STRANGER, HOSPITAL), IndexConsent { given: true, generation: 0, sponsored: true });
 		assert_ok!(publish_for(HOSPITAL, STRANGER));
 		// A wallet that wraps what it signs in <Bytes>…</Bytes> (the
@@ -481,7 +497,7 @@ fn a_withdrawn_consent_cannot_be_replayed() {
 		let id = NextRecordId::<Test>::get();
 		assert_ok!(publish_for(HOSPITAL, STRANGER));
 		assert_ok!(EhrIndex::withdraw_index_consent(RuntimeOrigin::signed(STRANGER), HOSPITAL));
-		System::assert_last_event(Event::IndexConsentWithdrawn { patient: STRANGER, issuer: HOSPITAL }.into());
+		System::assert_last_event(Event::IndexConsentWithdrawn { issuer: HOSPITAL }.into());
 		assert_noop!(publish_for(HOSPITAL, STRANGER), Error::<Test>::NoIndexConsent);
 		// The hospital kept the signed consent and submits it again.
 		assert_noop!(
@@ -538,7 +554,7 @@ fn a_patient_voids_a_consent_code_the_hospital_has_not_used_yet() {
 		// before the hospital submitted it.
 		let code = consent_signature(HOSPITAL, STRANGER, 0);
 		assert_ok!(EhrIndex::withdraw_index_consent(RuntimeOrigin::signed(STRANGER), HOSPITAL));
-		System::assert_last_event(Event::IndexConsentWithdrawn { patient: STRANGER, issuer: HOSPITAL }.into());
+		System::assert_last_event(Event::IndexConsentWithdrawn { issuer: HOSPITAL }.into());
 		assert_noop!(
 			EhrIndex::register_patient(RuntimeOrigin::signed(HOSPITAL), STRANGER, code),
 			Error::<Test>::BadConsentSignature

@@ -356,14 +356,9 @@ pub mod pallet {
 		/// A record's key capsule was attached.
 		CapsuleAttached { record: RecordId },
 		/// A patient granted access.
-		AccessGranted {
-			grant: GrantId,
-			patient: T::AccountId,
-			grantee: T::AccountId,
-			scope: GrantScope,
-			expires_at: Option<BlockNumberFor<T>>,
-			emergency: bool,
-		},
+		/// (No patient and no scope: the grant's id leads to them in storage,
+		/// readable as long as the grant is kept.)
+		AccessGranted { grant: GrantId, grantee: T::AccountId, expires_at: Option<BlockNumberFor<T>>, emergency: bool },
 		/// A patient revoked a grant.
 		GrantRevoked { grant: GrantId },
 		/// The grantee declined a grant: it ended as if revoked.
@@ -391,16 +386,16 @@ pub mod pallet {
 		/// The request's deadline passed below the threshold.
 		RequestExpired { request: RequestId },
 		/// Break-glass access to a patient's record (the patient's notification).
+		/// (No patient: the record's id leads to it.)
 		EmergencyAccess {
 			request: RequestId,
-			patient: T::AccountId,
 			institution: T::AccountId,
 			record: RecordId,
 			reason: EmergencyReason,
 			review_by: BlockNumberFor<T>,
 		},
 		/// A patient allowed (or no longer allows) grants with threshold 1.
-		SingleProxyGrantsAllowed { patient: T::AccountId, allowed: bool },
+		SingleProxyGrantsAllowed { allowed: bool },
 		/// An auditor reviewed a break-glass access.
 		EmergencyReviewed { request: RequestId, auditor: T::AccountId, justified: bool },
 		/// The regulators reviewed a break-glass access by motion;
@@ -708,7 +703,7 @@ pub mod pallet {
 					emergency,
 				},
 			);
-			Self::deposit_event(Event::AccessGranted { grant, patient, grantee, scope, expires_at, emergency });
+			Self::deposit_event(Event::AccessGranted { grant, grantee, expires_at, emergency });
 			Ok(())
 		}
 
@@ -794,7 +789,6 @@ pub mod pallet {
 			ensure!(g.grantee == who, Error::<T>::NotGrantee);
 			ensure!(g.emergency, Error::<T>::NotEmergencyGrant);
 			ensure!(T::Registry::is_active(&who), Error::<T>::NotInstitution);
-			let patient = g.patient.clone();
 			let review_by = frame_system::Pallet::<T>::block_number().saturating_add(T::ReviewWindow::get());
 			let emergency = Emergency { reason, statement_hash, review_by, review: Review::Pending };
 			let request = Self::open_request(grant, g, record, who.clone(), Some(emergency))?;
@@ -802,7 +796,6 @@ pub mod pallet {
 			Self::note_broken_glass(grant, record, request);
 			Self::deposit_event(Event::EmergencyAccess {
 				request,
-				patient,
 				institution: who,
 				record,
 				reason,
@@ -1015,7 +1008,7 @@ pub mod pallet {
 			} else {
 				SingleProxyGrants::<T>::remove(&patient);
 			}
-			Self::deposit_event(Event::SingleProxyGrantsAllowed { patient, allowed });
+			Self::deposit_event(Event::SingleProxyGrantsAllowed { allowed });
 			Ok(())
 		}
 	}

@@ -394,7 +394,7 @@ fn one_proxy_and_the_grantee_cannot_read_a_patients_records_unless_the_patient_c
 		assert_noop!(grant(1, 2), Error::<Test>::SingleProxyNotAllowed);
 		assert_ok!(grant(2, 2));
 		assert_ok!(Pre::allow_single_proxy_grants(origin(PATIENT), true));
-		assert!(events().contains(&Event::SingleProxyGrantsAllowed { patient: PATIENT, allowed: true }));
+		assert!(events().contains(&Event::SingleProxyGrantsAllowed { allowed: true }));
 		assert_ok!(grant(1, 2));
 		assert_eq!(Grants::<Test>::get(NextGrantId::<Test>::get() - 1).unwrap().threshold, 1);
 		assert_ok!(Pre::allow_single_proxy_grants(origin(PATIENT), false));
@@ -624,7 +624,6 @@ fn break_glass_is_logged_notified_and_reviewed() {
 		assert_ok!(Pre::break_glass(origin(EMERGENCY), eg, RECORD, EmergencyReason::PatientIncapacitated, statement));
 		assert!(events().contains(&Event::EmergencyAccess {
 			request: r,
-			patient: PATIENT,
 			institution: EMERGENCY,
 			record: RECORD,
 			reason: EmergencyReason::PatientIncapacitated,

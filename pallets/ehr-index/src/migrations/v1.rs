@@ -6,11 +6,13 @@
 //! that keeps its account alive without a balance. Version 0 did not record
 //! who submitted a consent, so this migration counts every consent in force
 //! as sponsored (a patient that consented by itself gets free calls it would
-//! not get now: the lenient choice for existing patients). One read and
-//! write per consent ever given, one entry and provider write per patient;
-//! on a chain with many, a multi-block migration would take its place.
+//! not get now: the lenient choice for existing patients). Records erased
+//! before version 1 still named their patient: they are unlinked as
+//! `erase_record` now does. One read and write per consent ever given, one
+//! entry and provider write per patient, one read per record; on a chain
+//! with many, a multi-block migration would take its place.
 
-use crate::{Config, FreeCallAllowance, FreeCalls, IndexConsent, IndexConsents, Pallet};
+use crate::{Config, FreeCallAllowance, FreeCalls, IndexConsent, IndexConsents, Pallet, RecordStatus, Records};
 use alloc::collections::btree_map::BTreeMap;
 #[cfg(feature = "try-runtime")]
 use alloc::vec::Vec;
@@ -45,6 +47,18 @@ impl<T: Config> UncheckedOnRuntimeUpgrade for InnerMigrateV0ToV1<T> {
 			}
 			Some(IndexConsent { given: old.given, generation: old.generation, sponsored: old.given })
 		});
+		let mut records = 0u64;
+		let mut erased = alloc::vec::Vec::new();
+		for (id, r) in Records::<T>::iter() {
+			records = records.saturating_add(1);
+			if r.status == RecordStatus::Erased && r.patient != Pallet::<T>::nobody(&r.issuer) {
+				erased.push(id);
+			}
+		}
+		let unlinked = erased.len() as u64;
+		for id in erased {
+			Records::<T>::mutate_extant(id, |r| Pallet::<T>::unlink_erased(id, r));
+		}
 		let patients = sponsors.len() as u64;
 		for (patient, n) in sponsors {
 			if !FreeCalls::<T>::contains_key(&patient) {
@@ -55,9 +69,11 @@ impl<T: Config> UncheckedOnRuntimeUpgrade for InnerMigrateV0ToV1<T> {
 		// Each consent read and rewritten; per patient the entry (read and
 		// written) and the account (read and written). The version is
 		// counted by `VersionedMigration`.
+		// Per erased record unlinked: read again, it and the patient's list
+		// entry written.
 		T::DbWeight::get().reads_writes(
-			consents.saturating_add(patients.saturating_mul(2)),
-			consents.saturating_add(patients.saturating_mul(2)),
+			consents.saturating_add(patients.saturating_mul(2)).saturating_add(records).saturating_add(unlinked),
+			consents.saturating_add(patients.saturating_mul(2)).saturating_add(unlinked.saturating_mul(2)),
 		)
 	}
 
@@ -90,8 +106,27 @@ mod tests {
 	}
 
 	#[test]
-	fn v0_consents_in_force_make_patients_fee_less() {
+	fn v0_state_gets_fee_less_patients_and_unlinked_erasures() {
 		new_test_ext(|| {
+			// A record erased before version 1: it still names its patient.
+			let erased = crate::NextRecordId::<Test>::get();
+			frame_support::assert_ok!(Pallet::<Test>::publish_record(
+				RuntimeOrigin::signed(HOSPITAL),
+				PATIENT,
+				crate::RecordKind::Imaging,
+				crate::ContentDigest { algorithm: crate::DigestAlgorithm::Sm3, digest: [1; 32] },
+				crate::StorePointer {
+					store_id: b"s".to_vec().try_into().unwrap(),
+					collection: b"c".to_vec().try_into().unwrap(),
+					object_id: [1; 12],
+				},
+				1,
+				Default::default(),
+			));
+			Records::<Test>::mutate_extant(erased, |r| {
+				r.status = RecordStatus::Erased;
+				r.pointer = None;
+			});
 			// As version 0 stored them: the patient's two consents in force,
 			// a withdrawn one, no allowances, no provider reference.
 			FreeCalls::<Test>::remove(PATIENT);
@@ -101,6 +136,8 @@ mod tests {
 			put_v0(STRANGER, HOSPITAL, false, 1);
 			StorageVersion::new(0).put::<Pallet<Test>>();
 			MigrateV0ToV1::<Test>::on_runtime_upgrade();
+			assert_eq!(Records::<Test>::get(erased).unwrap().patient, Pallet::<Test>::nobody(&HOSPITAL));
+			assert!(!crate::PatientRecords::<Test>::contains_key(PATIENT, erased));
 			assert_eq!(
 				IndexConsents::<Test>::get(PATIENT, OTHER_HOSPITAL),
 				IndexConsent { given: true, generation: 2, sponsored: true }

@@ -112,7 +112,7 @@ async function connectWallet() {
 async function chooseAccount(address) {
   account = address;
   unlocked = null;
-  for (const id of ['generate', 'export', 'import', 'register', 'grant', 'consent-sign', 'consent-void']) {
+  for (const id of ['generate', 'export', 'import', 'register', 'grant', 'consent-sign', 'consent-void', 'show-all']) {
     $(id).disabled = false;
   }
   await provideMetadata(address);
@@ -134,8 +134,7 @@ async function provideMetadata(address) {
 
 async function refresh() {
   if (!account) return;
-  await Promise.all([showKeys(), showConsents(), showRecords(), showAllRecords(), showProxies(), showGrants(),
-    showLog()]);
+  await Promise.all([showKeys(), showConsents(), showRecords(), showProxies(), showGrants(), showLog()]);
 }
 
 /** The hospitals the patient consented to, each with a withdraw button. */
@@ -226,15 +225,22 @@ async function showRecords() {
 
 /**
  * One view of the patient's records under every account of its wallet (a
- * pseudonym per hospital): the chain cannot link them, only the wallet can.
- * Grants and revocations are signed by the account that owns the record:
- * choose it above.
+ * pseudonym per hospital): the chain cannot link them, only the wallet can,
+ * and asking the node about all of them at once tells its operator they are
+ * one person's, so the patient asks for it (*Show records under every
+ * account*). Grants and revocations are signed by the account that owns the
+ * record: choose it above. Accounts that are no Medchain account (an
+ * Ethereum key in the wallet) are skipped.
  */
 async function showAllRecords() {
   const body = $('all-records').tBodies[0];
   const found = [];
-  for (const a of walletAccounts) {
-    for (const [id, r] of await api.call.ehrIndexApi.recordsOfPatient(a.address, null, 100)) found.push([a, id, r]);
+  for (const a of walletAccounts.filter((w) => w.type !== 'ethereum')) {
+    try {
+      for (const [id, r] of await api.call.ehrIndexApi.recordsOfPatient(a.address, null, 100)) found.push([a, id, r]);
+    } catch (e) {
+      status(`Records of ${short(a.address)} not read: ${e.message}`, true);
+    }
   }
   body.innerHTML = '';
   for (const [a, id, r] of found) {
@@ -436,6 +442,7 @@ async function main() {
   status(`Connected to ${rpc}. Connect your wallet.`);
   $('connect').onclick = () => connectWallet().catch((e) => status(e.message, true));
   $('consent-sign').onclick = () => signConsent().catch((e) => status(e.message, true));
+  $('show-all').onclick = () => showAllRecords().catch((e) => status(e.message, true));
   // Withdrawing also voids every code signed for the hospital, used or not.
   $('consent-void').onclick = () => {
     const issuer = $('consent-issuer').value.trim();

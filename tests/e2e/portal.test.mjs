@@ -233,6 +233,10 @@ test('a patient registers a key, grants, sees the access log and revokes in the 
     2048, u8aToHex(new Uint8Array(32))), k.alice);
   const secondId = second.find(({ event }) => api.events.ehrIndex.RecordPublished.is(event)).event.data[0].toNumber();
   await page.evaluate(() => window.medchainPortal.refresh());
+  // Only when the patient asks: asking the node about every account at
+  // once tells its operator they are one person's.
+  assert.equal(await page.locator('#all-records tbody tr').count(), 0, 'not shown before the patient asks');
+  await page.click('#show-all');
   await page.waitForSelector(`#all-records tr[data-record="${recordId}"][data-account="${k.dave.address}"]`);
   await page.waitForSelector(`#all-records tr[data-record="${secondId}"][data-account="${pseudonym.address}"]`
     + ':has-text("Imaging")');

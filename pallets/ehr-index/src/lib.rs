@@ -644,8 +644,12 @@ pub mod pallet {
 		}
 
 		/// The account an erased record names instead of its patient: all
-		/// zero bytes, whose key nobody holds (the issuer, should the account
-		/// type not decode from zeros).
+		/// zero bytes (the issuer, should the account type not decode from
+		/// zeros). Not assumed keyless (ed25519's ZIP-215 rules accept a
+		/// signature for the all-zero key): nothing lets its signer act on an
+		/// erased record, since `erase_record` checks `AlreadyErased` first,
+		/// an erased record is unavailable to grants and requests, and
+		/// `amend_record` refuses it.
 		pub fn nobody(issuer: &T::AccountId) -> T::AccountId {
 			T::AccountId::decode(&mut sp_runtime::traits::TrailingZeroInput::zeroes()).unwrap_or_else(|_| issuer.clone())
 		}

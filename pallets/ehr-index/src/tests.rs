@@ -343,7 +343,7 @@ fn an_erased_record_no_longer_links_to_its_patient() {
 		assert_eq!(r.patient, 0, "all zero bytes");
 		assert!(!PatientRecords::<Test>::contains_key(PATIENT, id));
 		assert_eq!(EhrIndex::records_of_patient(&PATIENT, None, 10).iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![kept]);
-		// The digest, issuer and audit count stay.
+		// The digest and issuer stay.
 		assert_eq!((r.digest, r.issuer), (digest(1), HOSPITAL));
 		assert!(<EhrIndex as RecordIndex<AccountId>>::record(id).is_some_and(|r| !r.available));
 	});

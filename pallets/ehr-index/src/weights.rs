@@ -49,8 +49,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `EhrIndex::Records` (`max_values`: None, `max_size`: Some(402), added: 2877, mode: `MaxEncodedLen`)
 	fn publish_record() -> Weight {
 		// Proof size: measured `537`, estimated `5527`.
-		// Minimum execution time: 734_656_000 ps.
-		Weight::from_parts(846_062_000, 5527)
+		// Minimum execution time: 728_717_000 ps.
+		Weight::from_parts(825_731_000, 5527)
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
@@ -72,8 +72,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `EhrIndex::PatientRecords` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
 	fn amend_record() -> Weight {
 		// Proof size: measured `936`, estimated `5527`.
-		// Minimum execution time: 830_910_000 ps.
-		Weight::from_parts(905_951_000, 5527)
+		// Minimum execution time: 811_510_000 ps.
+		Weight::from_parts(897_799_000, 5527)
 			.saturating_add(T::DbWeight::get().reads(7_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
@@ -91,8 +91,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Reputation::SessionGains` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	fn vote_record() -> Weight {
 		// Proof size: measured `1184`, estimated `8487`.
-		// Minimum execution time: 1_007_693_000 ps.
-		Weight::from_parts(1_090_767_000, 8487)
+		// Minimum execution time: 1_005_660_000 ps.
+		Weight::from_parts(1_079_910_000, 8487)
 			.saturating_add(T::DbWeight::get().reads(8_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
@@ -104,19 +104,21 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `EhrIndex::AccessCount` (`max_values`: None, `max_size`: Some(24), added: 2499, mode: `MaxEncodedLen`)
 	fn log_access() -> Weight {
 		// Proof size: measured `883`, estimated `3867`.
-		// Minimum execution time: 402_600_000 ps.
-		Weight::from_parts(423_642_000, 3867)
+		// Minimum execution time: 400_357_000 ps.
+		Weight::from_parts(464_382_000, 3867)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
 	/// Storage: `EhrIndex::Records` (r:1 w:1)
 	/// Proof: `EhrIndex::Records` (`max_values`: None, `max_size`: Some(402), added: 2877, mode: `MaxEncodedLen`)
+	/// Storage: `EhrIndex::PatientRecords` (r:0 w:1)
+	/// Proof: `EhrIndex::PatientRecords` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
 	fn erase_record() -> Weight {
 		// Proof size: measured `561`, estimated `3867`.
-		// Minimum execution time: 273_668_000 ps.
-		Weight::from_parts(284_394_000, 3867)
+		// Minimum execution time: 316_822_000 ps.
+		Weight::from_parts(363_432_000, 3867)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
-			.saturating_add(T::DbWeight::get().writes(1_u64))
+			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
 	/// Storage: `EhrIndex::ExpiringAt` (r:1 w:1)
 	/// Proof: `EhrIndex::ExpiringAt` (`max_values`: None, `max_size`: Some(2062), added: 4537, mode: `MaxEncodedLen`)
@@ -125,9 +127,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Component `n` ranges over `[0, 256]`.
 	fn expire_records(n: u32, ) -> Weight {
 		// Proof size: measured `210`, estimated `5527`.
-		// Minimum execution time: 93_029_000 ps.
-		Weight::from_parts(143_187_658, 5527)
-			.saturating_add(Weight::from_parts(147_732_946, 0).saturating_mul(n.into()))
+		// Minimum execution time: 93_349_000 ps.
+		Weight::from_parts(2_414_524_800, 5527)
+			.saturating_add(Weight::from_parts(148_937_068, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
@@ -140,8 +142,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `EhrIndex::IndexConsents` (`max_values`: None, `max_size`: Some(102), added: 2577, mode: `MaxEncodedLen`)
 	fn consent_to_index() -> Weight {
 		// Proof size: measured `364`, estimated `3606`.
-		// Minimum execution time: 332_946_000 ps.
-		Weight::from_parts(346_947_000, 3606)
+		// Minimum execution time: 333_598_000 ps.
+		Weight::from_parts(364_534_000, 3606)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -157,8 +159,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	fn register_patient() -> Weight {
 		// Proof size: measured `418`, estimated `3606`.
-		// Minimum execution time: 20_917_128_000 ps.
-		Weight::from_parts(21_303_674_000, 3606)
+		// Minimum execution time: 20_879_161_000 ps.
+		Weight::from_parts(21_483_333_000, 3606)
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -168,8 +170,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `EhrIndex::FreeCalls` (`max_values`: None, `max_size`: Some(60), added: 2535, mode: `MaxEncodedLen`)
 	fn withdraw_index_consent() -> Weight {
 		// Proof size: measured `252`, estimated `3567`.
-		// Minimum execution time: 401_709_000 ps.
-		Weight::from_parts(417_332_000, 3567)
+		// Minimum execution time: 403_352_000 ps.
+		Weight::from_parts(438_464_000, 3567)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
@@ -178,33 +180,33 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 /// The same weights with RocksDB database weights, for tests and mocks.
 impl WeightInfo for () {
 	fn publish_record() -> Weight {
-		Weight::from_parts(846_062_000, 5527)
+		Weight::from_parts(825_731_000, 5527)
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn amend_record() -> Weight {
-		Weight::from_parts(905_951_000, 5527)
+		Weight::from_parts(897_799_000, 5527)
 			.saturating_add(RocksDbWeight::get().reads(7_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
 	fn vote_record() -> Weight {
-		Weight::from_parts(1_090_767_000, 8487)
+		Weight::from_parts(1_079_910_000, 8487)
 			.saturating_add(RocksDbWeight::get().reads(8_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn log_access() -> Weight {
-		Weight::from_parts(423_642_000, 3867)
+		Weight::from_parts(464_382_000, 3867)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn erase_record() -> Weight {
-		Weight::from_parts(284_394_000, 3867)
+		Weight::from_parts(363_432_000, 3867)
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
-			.saturating_add(RocksDbWeight::get().writes(1_u64))
+			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	fn expire_records(n: u32, ) -> Weight {
-		Weight::from_parts(143_187_658, 5527)
-			.saturating_add(Weight::from_parts(147_732_946, 0).saturating_mul(n.into()))
+		Weight::from_parts(2_414_524_800, 5527)
+			.saturating_add(Weight::from_parts(148_937_068, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
@@ -212,17 +214,17 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 2877).saturating_mul(n.into()))
 	}
 	fn consent_to_index() -> Weight {
-		Weight::from_parts(346_947_000, 3606)
+		Weight::from_parts(364_534_000, 3606)
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn register_patient() -> Weight {
-		Weight::from_parts(21_303_674_000, 3606)
+		Weight::from_parts(21_483_333_000, 3606)
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
 	fn withdraw_index_consent() -> Weight {
-		Weight::from_parts(417_332_000, 3567)
+		Weight::from_parts(438_464_000, 3567)
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}

@@ -428,7 +428,10 @@ impl pallet_ehr_index::BenchmarkHelper<AccountId, super::Signature> for Institut
 		// One key, from a fixed seed, in the benchmark's keystore.
 		const KEY_TYPE: sp_core::crypto::KeyTypeId = sp_core::crypto::KeyTypeId(*b"mcpt");
 		let public = sp_io::crypto::sr25519_generate(KEY_TYPE, Some(b"//MedchainBenchmarkPatient".to_vec()));
-		let signature = sp_io::crypto::sr25519_sign(KEY_TYPE, &public, message).expect("the key was just generated");
+		// The key was just generated; were it missing, an empty signature
+		// makes the benchmark fail `BadConsentSignature` rather than panic.
+		let signature = sp_io::crypto::sr25519_sign(KEY_TYPE, &public, message)
+			.unwrap_or_else(|| sp_core::sr25519::Signature::from_raw([0; 64]));
 		(public.into(), signature.into())
 	}
 }
@@ -596,17 +599,7 @@ where
 		use sp_runtime::{generic::Era, traits::StaticLookup, SaturatedConversion};
 		let period = (BlockHashCount::get() / 2).next_power_of_two() as u64;
 		let current = System::block_number().saturated_into::<u64>().saturating_sub(1);
-		let tx_ext: super::TxExtension = cumulus_pallet_weight_reclaim::StorageWeightReclaim::new((
-			frame_system::CheckNonZeroSender::<Runtime>::new(),
-			frame_system::CheckSpecVersion::<Runtime>::new(),
-			frame_system::CheckTxVersion::<Runtime>::new(),
-			frame_system::CheckGenesis::<Runtime>::new(),
-			frame_system::CheckEra::<Runtime>::from(Era::mortal(period, current)),
-			frame_system::CheckNonce::<Runtime>::from(nonce),
-			frame_system::CheckWeight::<Runtime>::new(),
-			pallet_transaction_payment::ChargeTransactionPayment::<Runtime>::from(0).into(),
-			frame_metadata_hash_extension::CheckMetadataHash::<Runtime>::new(false),
-		));
+		let tx_ext = super::tx_extension(Era::mortal(period, current), nonce);
 		let payload = sp_runtime::generic::SignedPayload::new(call, tx_ext)
 			.inspect_err(|e| log::warn!(target: "runtime::fl-task", "cannot sign: {e:?}"))
 			.ok()?;

@@ -881,7 +881,7 @@ mod free_patient_calls {
 	use super::*;
 	use codec::Encode;
 	use frame_support::traits::Get;
-	use medchain_runtime::{EhrIndex, Executive, RuntimeCall, TxExtension, UncheckedExtrinsic};
+	use medchain_runtime::{EhrIndex, Executive, RuntimeCall, UncheckedExtrinsic};
 	use sp_core::{sr25519, Pair};
 	use sp_runtime::transaction_validity::{InvalidTransaction, TransactionValidityError};
 
@@ -894,17 +894,7 @@ mod free_patient_calls {
 	/// `call` signed by `pair` with `nonce`, as a wallet signs it.
 	fn signed(pair: &sr25519::Pair, call: RuntimeCall, nonce: u32) -> UncheckedExtrinsic {
 		let who: AccountId = pair.public().into();
-		let tx_ext: TxExtension = cumulus_pallet_weight_reclaim::StorageWeightReclaim::new((
-			frame_system::CheckNonZeroSender::<Runtime>::new(),
-			frame_system::CheckSpecVersion::<Runtime>::new(),
-			frame_system::CheckTxVersion::<Runtime>::new(),
-			frame_system::CheckGenesis::<Runtime>::new(),
-			frame_system::CheckEra::<Runtime>::from(sp_runtime::generic::Era::Immortal),
-			frame_system::CheckNonce::<Runtime>::from(nonce),
-			frame_system::CheckWeight::<Runtime>::new(),
-			pallet_transaction_payment::ChargeTransactionPayment::<Runtime>::from(0).into(),
-			frame_metadata_hash_extension::CheckMetadataHash::<Runtime>::new(false),
-		));
+		let tx_ext = medchain_runtime::tx_extension(sp_runtime::generic::Era::Immortal, nonce);
 		let payload = sp_runtime::generic::SignedPayload::new(call, tx_ext).expect("implicit data");
 		let signature = payload.using_encoded(|bytes| pair.sign(bytes));
 		let (call, tx_ext, _) = payload.deconstruct();
@@ -926,6 +916,13 @@ mod free_patient_calls {
 			patient,
 			p.sign(&message).into()
 		));
+	}
+
+	/// The patient's pseudonym for Alice's hospital, registered there.
+	fn registered_pseudonym() -> sr25519::Pair {
+		let p = pseudonym("alice");
+		register_at_alice(&p);
+		p
 	}
 
 	fn withdraw(issuer: AccountId) -> RuntimeCall {
@@ -964,8 +961,7 @@ mod free_patient_calls {
 	#[test]
 	fn a_registered_pseudonym_cannot_make_other_calls_for_free() {
 		genesis("development").execute_with(|| {
-			let p = pseudonym("alice");
-			register_at_alice(&p);
+			let p = registered_pseudonym();
 			let transfer = RuntimeCall::Balances(pallet_balances::Call::transfer_allow_death {
 				dest: account(Bob).into(),
 				value: 0,
@@ -979,8 +975,7 @@ mod free_patient_calls {
 	#[test]
 	fn a_registered_pseudonym_cannot_flood_blocks_for_free() {
 		genesis("development").execute_with(|| {
-			let p = pseudonym("alice");
-			register_at_alice(&p);
+			let p = registered_pseudonym();
 			let allowance: u32 = <<Runtime as pallet_ehr_index::Config>::FreeCallsPerWindow as Get<u32>>::get();
 			// Failing calls (erasing a record that does not exist) are the
 			// cheapest way to take block space: they count too.
@@ -1029,8 +1024,7 @@ mod free_patient_calls {
 	#[test]
 	fn patient_calls_in_a_batch_are_not_free() {
 		genesis("development").execute_with(|| {
-			let p = pseudonym("alice");
-			register_at_alice(&p);
+			let p = registered_pseudonym();
 			let batch = RuntimeCall::Utility(pallet_utility::Call::batch { calls: vec![withdraw(account(Alice))] });
 			assert_eq!(apply(&p, batch), Err(CANNOT_PAY));
 		});
@@ -1040,8 +1034,7 @@ mod free_patient_calls {
 	fn the_pool_holds_one_free_call_of_an_account_at_a_time() {
 		use sp_runtime::transaction_validity::TransactionSource;
 		genesis("development").execute_with(|| {
-			let p = pseudonym("alice");
-			register_at_alice(&p);
+			let p = registered_pseudonym();
 			let erase = || RuntimeCall::EhrIndex(pallet_ehr_index::Call::erase_record { record_id: 999 });
 			let at = System::parent_hash();
 			let check = |nonce| Executive::validate_transaction(TransactionSource::External, signed(&p, erase(), nonce), at);

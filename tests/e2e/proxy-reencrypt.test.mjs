@@ -70,11 +70,12 @@ async function charlieAcknowledges(grantId) {
  * proxies acknowledged it (Alice and Bob by the node's offchain workers,
  * Charlie by `charlieAcknowledges`).
  */
-async function grant(scope, { expiresAt = null, proxies = ['alice', 'bob'], threshold = 2, acknowledged = true } = {}) {
+async function grant(scope, { expiresAt = null, proxies = ['alice', 'bob'], threshold = 2, acknowledged = true,
+  patient = k.dave, patientKeys = keys.dave } = {}) {
   const { api } = node;
-  const fragments = pre.sealedFragments(keys.dave, keys.eve.publicKey, proxiesOf(...proxies), threshold);
+  const fragments = pre.sealedFragments(patientKeys, keys.eve.publicKey, proxiesOf(...proxies), threshold);
   const { events } = await sendAndWait(api, api.tx.proxyReencrypt.grantAccess(
-    k.eve.address, scope, 'Treatment', expiresAt, threshold, fragments, false), k.dave);
+    k.eve.address, scope, 'Treatment', expiresAt, threshold, fragments, false), patient);
   const ev = events.find(({ event }) => api.events.proxyReencrypt.AccessGranted.is(event));
   const id = ev.event.data.grant.toNumber();
   if (acknowledged) {
@@ -444,12 +445,7 @@ test('a patient\'s pseudonym for one hospital, never funded, keys, grants and re
   // on its own patient calls are fee-less.
   await registerPatient(api, k.alice, pseudonym);
   await sendAndWait(api, api.tx.proxyReencrypt.registerKey(pseudoKeys.publicKey, pseudoKeys.verifyingKey), pseudonym);
-  const fragments = pre.sealedFragments(pseudoKeys, keys.eve.publicKey, proxiesOf('alice', 'bob'), 2);
-  const { events } = await sendAndWait(api, api.tx.proxyReencrypt.grantAccess(
-    k.eve.address, 'All', 'Treatment', null, 2, fragments, false), pseudonym);
-  const ev = events.find(({ event }) => api.events.proxyReencrypt.AccessGranted.is(event));
-  const grantId = ev.event.data.grant.toNumber();
-  await waitForAcknowledged(api, grantId);
+  const grantId = await grant('All', { patient: pseudonym, patientKeys: pseudoKeys });
   await sendAndWait(api, api.tx.proxyReencrypt.revokeGrant(grantId), pseudonym);
   assert.ok((await api.query.proxyReencrypt.grants(grantId)).unwrap().revokedAt.isSome, 'revoked');
   assert.equal(await free(pseudonym), 0n, 'the pseudonym never held funds');

@@ -18,7 +18,7 @@ use jsonrpsee::{
 	core::client::{ClientT, Error as ClientError, SubscriptionClientT},
 	ws_client::{WsClient, WsClientBuilder},
 };
-use medchain_runtime::{Runtime, RuntimeCall, TxExtension, UncheckedExtrinsic};
+use medchain_runtime::{Runtime, RuntimeCall, UncheckedExtrinsic};
 use serde_json::{json, Value};
 use sp_core::{crypto::Ss58Codec, sr25519, Pair, H256};
 use sp_runtime::{generic::Era, AccountId32, MultiAddress, MultiSignature};
@@ -328,17 +328,7 @@ impl Node {
 		let birth = era.birth(current.into()) as u32;
 		let death = era.death(current.into()) as u32;
 		let birth_hash: H256 = parse_hash(&self.call("chain_getBlockHash", json!([birth]))?)?;
-		let ext: TxExtension = cumulus_pallet_weight_reclaim::StorageWeightReclaim::new((
-			frame_system::CheckNonZeroSender::<Runtime>::new(),
-			frame_system::CheckSpecVersion::<Runtime>::new(),
-			frame_system::CheckTxVersion::<Runtime>::new(),
-			frame_system::CheckGenesis::<Runtime>::new(),
-			frame_system::CheckEra::<Runtime>::from(era),
-			frame_system::CheckNonce::<Runtime>::from(nonce),
-			frame_system::CheckWeight::<Runtime>::new(),
-			pallet_transaction_payment::ChargeTransactionPayment::<Runtime>::from(0).into(),
-			frame_metadata_hash_extension::CheckMetadataHash::<Runtime>::new(false),
-		));
+		let ext = medchain_runtime::tx_extension(era, nonce);
 		let implicit = ((), spec, tx, genesis, birth_hash, (), (), (), None::<[u8; 32]>);
 		let payload = sp_runtime::generic::SignedPayload::from_raw(call, ext, implicit);
 		let signature = payload.using_encoded(|bytes| signer.sign(bytes));

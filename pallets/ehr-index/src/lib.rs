@@ -683,7 +683,7 @@ pub mod pallet {
 		/// One more issuer registered `patient`: its calls are fee-less while
 		/// one is. The first registration gives the account the provider
 		/// reference it keeps for good.
-		fn sponsor(patient: &T::AccountId) {
+		pub(crate) fn sponsor(patient: &T::AccountId) {
 			FreeCalls::<T>::mutate(patient, |allowance| match allowance {
 				Some(a) => a.sponsors = a.sponsors.saturating_add(1),
 				None => {

@@ -2,7 +2,7 @@
 //!
 //! From version 1 an [`IndexConsent`] records whether the issuer registered
 //! the patient (`sponsored`), and every patient with a sponsored consent in
-//! force has a [`FreeCalls`] entry counting them, and the provider reference
+//! force has a [`crate::FreeCalls`] entry counting them, and the provider reference
 //! that keeps its account alive without a balance. Version 0 did not record
 //! who submitted a consent, so this migration counts every consent in force
 //! as sponsored (a patient that consented by itself gets free calls it would
@@ -12,8 +12,7 @@
 //! entry and provider write per patient, one read per record; on a chain
 //! with many, a multi-block migration would take its place.
 
-use crate::{Config, FreeCallAllowance, FreeCalls, IndexConsent, IndexConsents, Pallet, RecordStatus, Records};
-use alloc::collections::btree_map::BTreeMap;
+use crate::{Config, IndexConsent, IndexConsents, Pallet, RecordStatus, Records};
 #[cfg(feature = "try-runtime")]
 use alloc::vec::Vec;
 use codec::{Decode, Encode};
@@ -32,18 +31,18 @@ pub struct IndexConsentV0 {
 	pub generation: u32,
 }
 
-/// Marks consents in force sponsored and counts them into [`FreeCalls`].
+/// Marks consents in force sponsored and counts them into [`crate::FreeCalls`].
 pub struct InnerMigrateV0ToV1<T>(core::marker::PhantomData<T>);
 
 impl<T: Config> UncheckedOnRuntimeUpgrade for InnerMigrateV0ToV1<T> {
 	fn on_runtime_upgrade() -> Weight {
 		let mut consents = 0u64;
-		let mut sponsors: BTreeMap<T::AccountId, u32> = BTreeMap::new();
+		let mut sponsored = 0u64;
 		IndexConsents::<T>::translate::<IndexConsentV0, _>(|patient, _issuer, old| {
 			consents = consents.saturating_add(1);
 			if old.given {
-				let n = sponsors.entry(patient).or_insert(0);
-				*n = n.saturating_add(1);
+				sponsored = sponsored.saturating_add(1);
+				Pallet::<T>::sponsor(&patient);
 			}
 			Some(IndexConsent { given: old.given, generation: old.generation, sponsored: old.given })
 		});
@@ -59,21 +58,14 @@ impl<T: Config> UncheckedOnRuntimeUpgrade for InnerMigrateV0ToV1<T> {
 		for id in erased {
 			Records::<T>::mutate_extant(id, |r| Pallet::<T>::unlink_erased(id, r));
 		}
-		let patients = sponsors.len() as u64;
-		for (patient, n) in sponsors {
-			if !FreeCalls::<T>::contains_key(&patient) {
-				frame_system::Pallet::<T>::inc_providers(&patient);
-			}
-			FreeCalls::<T>::insert(&patient, FreeCallAllowance { sponsors: n, ..Default::default() });
-		}
-		// Each consent read and rewritten; per patient the entry (read and
-		// written) and the account (read and written). The version is
-		// counted by `VersionedMigration`.
+		// Each consent read and rewritten; per sponsored consent the
+		// patient's entry (read and written) and, at most, its account (read
+		// and written). The version is counted by `VersionedMigration`.
 		// Per erased record unlinked: read again, it and the patient's list
 		// entry written.
 		T::DbWeight::get().reads_writes(
-			consents.saturating_add(patients.saturating_mul(2)).saturating_add(records).saturating_add(unlinked),
-			consents.saturating_add(patients.saturating_mul(2)).saturating_add(unlinked.saturating_mul(2)),
+			consents.saturating_add(sponsored.saturating_mul(2)).saturating_add(records).saturating_add(unlinked),
+			consents.saturating_add(sponsored.saturating_mul(2)).saturating_add(unlinked.saturating_mul(2)),
 		)
 	}
 
@@ -91,7 +83,7 @@ pub type MigrateV0ToV1<T> =
 #[cfg(test)]
 mod tests {
 	use super::*;
-	use crate::mock::*;
+	use crate::{mock::*, FreeCalls};
 	use frame_support::{
 		storage::unhashed,
 		traits::{GetStorageVersion, OnRuntimeUpgrade, StorageVersion},

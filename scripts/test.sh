@@ -23,8 +23,8 @@ cargo test --locked --workspace -- --skip fuzz_the_runtime
 stage "runtime fuzzer, short run"
 bash scripts/fuzz.sh "${FUZZ_CALLS:-20000}" "${FUZZ_SEED:-1}"
 
-stage "pallet benchmarks, run as tests on the mock runtimes"
-cargo test --locked -p pallet-reputation -p pallet-ehr-index -p pallet-fl-task -p pallet-proxy-reencrypt --features runtime-benchmarks benchmarking
+stage "pallet benchmarks and storage migrations (with their try-runtime checks), run as tests on the mock runtimes"
+cargo test --locked -p pallet-reputation -p pallet-ehr-index -p pallet-fl-task -p pallet-proxy-reencrypt --features runtime-benchmarks,try-runtime -- benchmarking migrations
 
 stage "end-to-end tests (node --dev + @polkadot/api + headless Chromium)"
 MEDCHAIN_NODE_BIN="$MEDCHAIN_NODE_BIN" node --test --test-concurrency=1 tests/e2e/*.test.mjs

@@ -124,6 +124,7 @@ pub type Migrations = (
 	pallet_fl_task::migrations::v1::MigrateV0ToV1<Runtime>,
 	pallet_fl_task::migrations::v2::MigrateV1ToV2<Runtime>,
 	pallet_ehr_index::migrations::v1::MigrateV0ToV1<Runtime>,
+	pallet_ehr_index::migrations::v2::MigrateV1ToV2<Runtime>,
 );
 
 /// Dispatches calls to the pallets.
@@ -187,7 +188,11 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	// 3: `log_access` names the grant a read is made under (and is checked
 	// against it); break-glass accesses are kept per grant and record.
 	// 4: `grant_access` binds each proxy to its key fragment's id.
-	spec_version: 6,
+	// 5, 6: fee-less patient calls (ehr-index storage v1), events without
+	// patients.
+	// 7: ehr-index storage v2 (an erased record has no kind or size);
+	// `AccessRequested` without the purpose.
+	spec_version: 7,
 	impl_version: 0,
 	apis: apis::RUNTIME_API_VERSIONS,
 	transaction_version: 4,
@@ -205,7 +210,7 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	spec_name: alloc::borrow::Cow::Borrowed("medchain"),
 	impl_name: alloc::borrow::Cow::Borrowed("medchain"),
 	authoring_version: 1,
-	spec_version: 7,
+	spec_version: 8,
 	impl_version: 0,
 	apis: apis::RUNTIME_API_VERSIONS,
 	transaction_version: 4,

@@ -1002,6 +1002,9 @@ mod free_patient_calls {
 			let p = pseudonym("alice");
 			let who: AccountId = p.public().into();
 			register_at_alice(&p);
+			// A record of the patient erased before version 1, in the layout
+			// of versions 0 and 1: it names its patient, kind and size.
+			let erased = old_erased_record(&who);
 			// As storage version 0 left it: the consent encoded as
 			// `{ given, generation }`, no allowance, no provider reference.
 			frame_support::storage::unhashed::put(
@@ -1013,12 +1016,57 @@ mod free_patient_calls {
 			StorageVersion::new(0).put::<EhrIndex>();
 			assert_eq!(apply(&p, withdraw(account(Alice))), Err(CANNOT_PAY));
 			<medchain_runtime::Migrations as OnRuntimeUpgrade>::on_runtime_upgrade();
-			assert_eq!(EhrIndex::on_chain_storage_version(), 1);
+			assert_eq!(EhrIndex::on_chain_storage_version(), 2);
 			assert_eq!(pallet_ehr_index::FreeCalls::<Runtime>::get(&who).map(|a| a.sponsors), Some(1));
 			assert!(pallet_ehr_index::IndexConsents::<Runtime>::get(&who, account(Alice)).sponsored);
-			EhrIndex::do_try_state().expect("sponsors match the consents in force");
+			let r = pallet_ehr_index::Records::<Runtime>::get(erased).expect("still decodes");
+			assert_eq!((r.kind, r.size), (None, 0), "erasure forgets kind and size");
+			assert_eq!(r.patient, EhrIndex::nobody(&account(Alice)));
+			assert!(!pallet_ehr_index::PatientRecords::<Runtime>::contains_key(&who, erased));
+			EhrIndex::do_try_state().expect("sponsors match the consents in force, erased records unlinked");
 			assert_eq!(apply(&p, withdraw(account(Alice))), Ok(Ok(())));
 		});
+	}
+
+	/// Alice's hospital publishes a record of `patient`, rewritten as an
+	/// erased record in the layout of storage versions 0 and 1.
+	fn old_erased_record(patient: &AccountId) -> u64 {
+		use pallet_ehr_index::{ContentDigest, DigestAlgorithm, RecordKind, RecordStatus, StorePointer};
+		let id = pallet_ehr_index::NextRecordId::<Runtime>::get();
+		assert_ok!(EhrIndex::publish_record(
+			RuntimeOrigin::signed(account(Alice)),
+			patient.clone(),
+			RecordKind::Imaging,
+			ContentDigest { algorithm: DigestAlgorithm::Sm3, digest: [7; 32] },
+			StorePointer {
+				store_id: b"alice".to_vec().try_into().unwrap(),
+				collection: b"records".to_vec().try_into().unwrap(),
+				object_id: [1; 12],
+			},
+			100,
+			Default::default(),
+		));
+		let r = pallet_ehr_index::Records::<Runtime>::get(id).unwrap();
+		let old = pallet_ehr_index::migrations::v2::RecordV1::<Runtime> {
+			patient: r.patient,
+			issuer: r.issuer,
+			kind: RecordKind::Imaging,
+			digest: r.digest,
+			pointer: None,
+			size: r.size,
+			capsule_hash: r.capsule_hash,
+			published_at: r.published_at,
+			timestamp: r.timestamp,
+			version: r.version,
+			previous: r.previous,
+			chain_hash: r.chain_hash,
+			status: RecordStatus::Erased,
+			confirmations: r.confirmations,
+			rejections: r.rejections,
+			deadline: r.deadline,
+		};
+		frame_support::storage::unhashed::put(&pallet_ehr_index::Records::<Runtime>::hashed_key_for(id), &old);
+		id
 	}
 
 	#[test]

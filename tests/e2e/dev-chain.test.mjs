@@ -7,21 +7,31 @@ import { cryptoWaitReady, mnemonicGenerate } from '@polkadot/util-crypto';
 import { execFile } from 'node:child_process';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startDevNode, waitForBlock, sendAndWait, freePort } from './lib/node.mjs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { startDevNode, waitForBlock, sendAndWait, freePort, nodeBinary } from './lib/node.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 
 let node;
 let keyring;
 
-/** A consortium member's peer id (the node below lists it as its only peer). */
-const MEMBER = '12D3KooWNhEbAgY52BoGBaPwsrmGHsKkhWVYMpWarxaNozreTGyA';
+/** A consortium member's peer id (the node below lists it as its only
+ * peer), from the node key in `memberKey`. */
+let MEMBER;
+let memberKey;
+let scratch;
 /** The arguments scripts/consortium-node.sh gives a consortium node. */
 let consortiumFlags;
 
 before(async () => {
   await cryptoWaitReady();
   keyring = new Keyring({ type: 'sr25519' });
+  scratch = mkdtempSync(join(tmpdir(), 'medchain-dev-chain-'));
+  memberKey = join(scratch, 'member.key');
+  MEMBER = await new Promise((res, rej) => execFile(nodeBinary(), ['key', 'generate-node-key', '--file', memberKey],
+    (err, out, errOut) => (err ? rej(err) : res(`${out}${errOut}`.trim().split('\n').pop().trim()))));
+  assert.match(MEMBER, /^12D3KooW/, 'generate-node-key prints the peer id');
   consortiumFlags = await new Promise((res, rej) => execFile('bash',
     [join(ROOT, 'scripts/consortium-node.sh'), '--print-flags', '--peer', `/ip4/127.0.0.1/tcp/9/p2p/${MEMBER}`],
     (err, out) => (err ? rej(err) : res(out.trim().split('\n')))));
@@ -33,6 +43,7 @@ before(async () => {
 
 after(async () => {
   if (node) await node.stop();
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
 
 test('the dev node produces blocks and names the chain', async () => {
@@ -119,4 +130,34 @@ test('the node runs with a consortium member\'s flags and refuses unsafe RPC', a
   }
   assert.match((await script(['--peer', '/ip4/127.0.0.1/tcp/9'])).stderr, /ends in \/p2p\/<peer id>/);
   assert.match((await script([])).stderr, /name the consortium's nodes with --peer/);
+});
+
+test('a stranger cannot peer with a consortium node; a listed member can', async () => {
+  // Two more nodes dial this file's node (reserved peers only, one member
+  // listed): the member, with the node key the list names, and a stranger
+  // with a key of its own. Both run the same chain (the same genesis) with
+  // the same flags, each keeping to this node alone (so neither can meet
+  // the other through discovery): only the node key tells them apart, and
+  // the member connecting shows the stranger's dial would have too.
+  const self = (await node.api.rpc.system.localPeerId()).toString();
+  const only = ['--reserved-only', '--reserved-nodes', `/ip4/127.0.0.1/tcp/${node.p2pPort}/p2p/${self}`];
+  const [member, stranger] = await Promise.all([
+    startDevNode({ name: 'member', args: ['--node-key-file', memberKey, ...only] }),
+    startDevNode({ name: 'stranger', args: only }),
+  ]);
+  try {
+    const peers = async (n) => (await n.api.rpc.system.health()).peers.toNumber();
+    const deadline = Date.now() + 60_000;
+    while (await peers(member) === 0) {
+      assert.ok(Date.now() < deadline, 'the listed member never connected');
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    // The stranger dialled at the same time and has had as long; a few
+    // more seconds for a connection in flight.
+    await new Promise((r) => setTimeout(r, 5000));
+    assert.equal(await peers(stranger), 0, 'the stranger is refused');
+    assert.equal(await peers(node), 1, 'the consortium node has the member and no one else');
+  } finally {
+    await Promise.all([member.stop(), stranger.stop()]);
+  }
 });

@@ -169,14 +169,19 @@ test('two hospitals\' records of one patient: nothing on chain links them, and n
   assert.deepEqual(money, [], 'no balance or fee event names a pseudonym');
 
   // Each pseudonym erases its record (fee-less) once validators confirmed
-  // it: the index keeps the digest and the issuer, and names the patient no
-  // more; the patient's list no longer holds it.
+  // it: the index keeps the digest and the issuer, and names the patient,
+  // the kind and the size no more; the patient's list no longer holds it.
   for (const name of ['alice', 'bob']) {
     await confirmRecord(api, records[name], validators);
+    const before = (await api.query.ehrIndex.records(records[name])).unwrap();
+    assert.ok(before.kind.isSome && before.size.toNumber() > 0, 'a record in force has a kind and a size');
     await sendAndWait(api, api.tx.ehrIndex.eraseRecord(records[name]), at[name]);
     const r = (await api.query.ehrIndex.records(records[name])).unwrap();
     assert.equal(r.status.toString(), 'Erased');
     assert.ok(r.pointer.isNone, 'the pointer is gone');
+    assert.ok(r.kind.isNone, 'the kind is gone');
+    assert.equal(r.size.toNumber(), 0, 'the size is gone');
+    assert.equal(r.digest.toHex(), before.digest.toHex(), 'the digest stays');
     assert.equal(r.issuer.toString(), name === 'alice' ? alice.address : bob.address, 'the issuer stays');
     assert.ok(!names(r.toHex(), name), 'the erased entry names no pseudonym');
     assert.equal((await api.call.ehrIndexApi.recordsOfPatient(at[name].address, null, 10)).length, 0);

@@ -6,6 +6,12 @@
 //!
 //! The API is blocking: each call runs on the client's own Tokio runtime, so
 //! it may be used from plain threads and from inside another runtime alike.
+//!
+//! Values decode with the types this binary was built with, and must use
+//! every byte: a value in another layout (a tool older or newer than the
+//! chain's runtime) is an error, never a misread. A review service reading a
+//! record one byte off would otherwise reject good records and cost their
+//! issuer credit.
 
 pub mod cli;
 pub mod events;
@@ -13,7 +19,7 @@ pub mod serve;
 
 pub use events::Dispatch;
 
-use codec::{Decode, Encode};
+use codec::{Decode, DecodeAll, Encode};
 use jsonrpsee::{
 	core::client::{ClientT, Error as ClientError, SubscriptionClientT},
 	ws_client::{WsClient, WsClientBuilder},
@@ -234,14 +240,15 @@ impl Node {
 		}
 	}
 
-	/// Reads and decodes a storage value; `None` if absent.
+	/// Reads and decodes a storage value; `None` if absent, an error if it
+	/// does not decode with every byte used.
 	pub fn storage<T: Decode>(&self, key: &[u8]) -> Result<Option<T>, RpcError> {
 		let v = self.call("state_getStorage", json!([hex(key)]))?;
 		match v.as_str() {
 			None => Ok(None),
 			Some(h) => {
 				let bytes = unhex(h)?;
-				T::decode(&mut &bytes[..]).map(Some).map_err(|e| RpcError::Decode(e.to_string()))
+				decode_exact(&bytes, "storage value").map(Some)
 			},
 		}
 	}
@@ -253,7 +260,7 @@ impl Node {
 			None => Ok(None),
 			Some(h) => {
 				let bytes = unhex(h)?;
-				T::decode(&mut &bytes[..]).map(Some).map_err(|e| RpcError::Decode(e.to_string()))
+				decode_exact(&bytes, "storage value").map(Some)
 			},
 		}
 	}
@@ -264,7 +271,7 @@ impl Node {
 	pub fn runtime_call<R: Decode>(&self, method: &str, args: &impl Encode) -> Result<R, RpcError> {
 		let v = self.call("state_call", json!([method, hex(&args.encode())]))?;
 		let bytes = unhex(v.as_str().ok_or_else(|| RpcError::Decode(format!("{method}: no result")))?)?;
-		R::decode(&mut &bytes[..]).map_err(|e| RpcError::Decode(format!("{method}: {e}")))
+		decode_exact(&bytes, method)
 	}
 
 	/// Every storage key under `prefix` at block `at`.
@@ -622,6 +629,12 @@ pub fn unhex(s: &str) -> Result<Vec<u8>, RpcError> {
 	::hex::decode(s.trim_start_matches("0x")).map_err(|e| RpcError::Decode(e.to_string()))
 }
 
+/// Decodes `bytes` as `T` using every byte: a value in another layout (from a
+/// runtime older or newer than this binary's) is an error, not a misread.
+fn decode_exact<T: Decode>(bytes: &[u8], what: &str) -> Result<T, RpcError> {
+	T::decode_all(&mut &bytes[..]).map_err(|e| RpcError::Decode(format!("{what}: {e} (is this tool as new as the chain's runtime?)")))
+}
+
 /// Storage key of `System::Events`.
 fn events_key() -> Vec<u8> {
 	[sp_crypto_hashing::twox_128(b"System"), sp_crypto_hashing::twox_128(b"Events")].concat()
@@ -639,4 +652,65 @@ fn parse_hash(v: &Value) -> Result<H256, RpcError> {
 		return Err(RpcError::Decode("hash length".into()));
 	}
 	Ok(H256::from_slice(&bytes))
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+	use medchain_runtime::Runtime;
+	use pallet_ehr_index::{migrations::v2::RecordV1, ContentDigest, DigestAlgorithm, Record, RecordKind, RecordStatus};
+
+	fn old_record() -> RecordV1<Runtime> {
+		RecordV1 {
+			patient: [1; 32].into(),
+			issuer: [2; 32].into(),
+			kind: RecordKind::Imaging,
+			digest: ContentDigest { algorithm: DigestAlgorithm::Sm3, digest: [3; 32] },
+			pointer: None,
+			size: 10,
+			capsule_hash: H256::repeat_byte(4),
+			published_at: 5,
+			timestamp: 6,
+			version: 1,
+			previous: None,
+			chain_hash: H256::repeat_byte(7),
+			status: RecordStatus::Confirmed,
+			confirmations: 2,
+			rejections: 0,
+			deadline: 9,
+		}
+	}
+
+	#[test]
+	fn a_record_in_another_layout_is_an_error_not_a_misread() {
+		use pallet_ehr_index::StorePointer;
+		let pointer = || StorePointer {
+			store_id: b"hospital".to_vec().try_into().unwrap(),
+			collection: b"records".to_vec().try_into().unwrap(),
+			object_id: [8; 12],
+		};
+		// A tool built for storage version 2 reading a version-1 chain: the
+		// old kind byte is read as an option tag, and everything after it
+		// shifts, which leaves a byte over or fails outright.
+		for kind in [RecordKind::LabResult, RecordKind::Imaging, RecordKind::Billing, RecordKind::Other] {
+			let bytes = RecordV1::<Runtime> { kind, pointer: Some(pointer()), ..old_record() }.encode();
+			assert!(decode_exact::<Record<Runtime>>(&bytes, "record").is_err(), "{kind:?}");
+		}
+		// The one exception: `Diagnosis` is encoded as 0, as `None` is, so
+		// such a record reads as one without a kind, every other field in
+		// place (nothing is misread but the kind, shown as unknown).
+		let old = RecordV1::<Runtime> { kind: RecordKind::Diagnosis, pointer: Some(pointer()), ..old_record() };
+		let read = decode_exact::<Record<Runtime>>(&old.encode(), "record").expect("same length");
+		assert_eq!((read.kind, read.digest, read.size, read.deadline), (None, old.digest, old.size, old.deadline));
+		// A tool built for version 1 reading a version-2 chain: every record
+		// with a kind is one byte longer, an error. (An erased record, with
+		// no kind, reads as `Diagnosis` with size 0.)
+		for kind in [RecordKind::Diagnosis, RecordKind::LabResult, RecordKind::Imaging, RecordKind::Other] {
+			let mut new = decode_exact::<Record<Runtime>>(&RecordV1::<Runtime> { kind: RecordKind::Diagnosis, pointer: Some(pointer()), ..old_record() }.encode(), "record").unwrap();
+			new.kind = Some(kind);
+			assert!(decode_exact::<RecordV1<Runtime>>(&new.encode(), "record").is_err(), "{kind:?}");
+		}
+		assert!(decode_exact::<u32>(&[1, 0, 0, 0, 0], "u32").is_err(), "a trailing byte");
+		assert_eq!(decode_exact::<u32>(&[1, 0, 0, 0], "u32").unwrap(), 1);
+	}
 }

@@ -97,8 +97,9 @@ pub mod pallet {
 	use frame_system::pallet_prelude::*;
 
 	/// Version 1 keeps [`FreeCalls`], each registered patient's fee-less
-	/// allowance.
-	const STORAGE_VERSION: StorageVersion = StorageVersion::new(1);
+	/// allowance; version 2 makes a record's kind optional (erasure forgets
+	/// it).
+	const STORAGE_VERSION: StorageVersion = StorageVersion::new(2);
 
 	#[pallet::pallet]
 	#[pallet::storage_version(STORAGE_VERSION)]
@@ -376,7 +377,7 @@ pub mod pallet {
 			let record_id = Self::insert_record(
 				issuer.clone(),
 				patient.clone(),
-				kind,
+				Some(kind),
 				digest,
 				pointer,
 				size,
@@ -519,8 +520,9 @@ pub mod pallet {
 		}
 
 		/// Marks a record erased after its content was deleted from the store.
-		/// The index keeps the digest, the issuer and the version links (the
-		/// audit trail needs them); the pointer is dropped, and so is the link
+		/// The index keeps the digest, the issuer, the version links, the
+		/// votes and the publication time (the audit trail needs them); the
+		/// pointer, the kind and the size are dropped, and so is the link
 		/// to the patient: the entry names [`Pallet::nobody`] instead, and the
 		/// patient's list no longer holds it. Not while the
 		/// record is pending: voting ends within `ConfirmationPeriod`, and a
@@ -654,14 +656,17 @@ pub mod pallet {
 			T::AccountId::decode(&mut sp_runtime::traits::TrailingZeroInput::zeroes()).unwrap_or_else(|_| issuer.clone())
 		}
 
-		/// Erases `r` in place: no pointer, no patient, out of the patient's
-		/// list.
+		/// Erases `r` in place: no pointer, no patient, no kind, no size, out
+		/// of the patient's list. What stays is the audit trail: digest,
+		/// issuer, version links, capsule hash, votes and when it was published.
 		pub(crate) fn unlink_erased(record_id: RecordId, r: &mut Record<T>) {
 			let nobody = Self::nobody(&r.issuer);
 			let patient = core::mem::replace(&mut r.patient, nobody);
 			PatientRecords::<T>::remove(&patient, record_id);
 			r.status = RecordStatus::Erased;
 			r.pointer = None;
+			r.kind = None;
+			r.size = 0;
 		}
 
 		/// Puts `patient`'s consent to `issuer` in force; `sponsored` when the
@@ -731,7 +736,7 @@ pub mod pallet {
 		fn insert_record(
 			issuer: T::AccountId,
 			patient: T::AccountId,
-			kind: RecordKind,
+			kind: Option<RecordKind>,
 			digest: ContentDigest,
 			pointer: StorePointer<T::MaxPointerLen>,
 			size: u64,
@@ -851,7 +856,9 @@ pub mod pallet {
 				ensure!(id < next, "record id at or above NextRecordId");
 				if r.status == RecordStatus::Erased {
 					ensure!(r.patient == Self::nobody(&r.issuer), "an erased record still names its patient");
+					ensure!(r.kind.is_none() && r.size == 0, "an erased record still holds its kind or size");
 				} else {
+					ensure!(r.kind.is_some() && r.size > 0, "a record that is not erased lost its kind or size");
 					ensure!(
 						PatientRecords::<T>::contains_key(&r.patient, id),
 						"record missing from its patient's list"

@@ -343,9 +343,15 @@ fn an_erased_record_no_longer_links_to_its_patient() {
 		assert_eq!(r.patient, 0, "all zero bytes");
 		assert!(!PatientRecords::<Test>::contains_key(PATIENT, id));
 		assert_eq!(EhrIndex::records_of_patient(&PATIENT, None, 10).iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![kept]);
-		// The digest and issuer stay.
-		assert_eq!((r.digest, r.issuer), (digest(1), HOSPITAL));
-		assert!(<EhrIndex as RecordIndex<AccountId>>::record(id).is_some_and(|r| !r.available));
+		// What the record was and how large goes too: "an imaging study of
+		// 80 MB at the oncology centre" says much even without a patient.
+		assert_eq!((r.kind, r.size), (None, 0));
+		assert!(r.pointer.is_none());
+		// The digest, issuer and audit trail stay.
+		assert_eq!((r.digest, r.issuer, r.confirmations), (digest(1), HOSPITAL, 2));
+		assert!(<EhrIndex as RecordIndex<AccountId>>::record(id).is_some_and(|r| !r.available && r.kind.is_none()));
+		let k = Records::<Test>::get(kept).unwrap();
+		assert!(k.kind.is_some() && k.size > 0, "the other record keeps its kind and size");
 	});
 }
 

@@ -63,13 +63,13 @@ pub struct Record<T: Config> {
 	pub patient: T::AccountId,
 	/// The publishing institution.
 	pub issuer: T::AccountId,
-	/// What the record is.
-	pub kind: RecordKind,
+	/// What the record is; `None` once erased.
+	pub kind: Option<RecordKind>,
 	/// Digest of the encrypted content.
 	pub digest: ContentDigest,
 	/// Where the encrypted content is; `None` once erased.
 	pub pointer: Option<StorePointer<T::MaxPointerLen>>,
-	/// Size of the encrypted content in bytes.
+	/// Size of the encrypted content in bytes; 0 once erased.
 	pub size: u64,
 	/// Hash of the capsule that encrypts the record's data key.
 	pub capsule_hash: H256,

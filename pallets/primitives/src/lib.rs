@@ -295,8 +295,8 @@ pub struct RecordRef<AccountId> {
 	pub patient: AccountId,
 	/// The institution that published it.
 	pub issuer: AccountId,
-	/// What it is.
-	pub kind: RecordKind,
+	/// What it is; `None` once erased (erasure forgets the kind).
+	pub kind: Option<RecordKind>,
 	/// Hash of the capsule that encrypts its data key.
 	pub capsule_hash: [u8; 32],
 	/// Whether its content may be read: not erased, not rejected by validators.

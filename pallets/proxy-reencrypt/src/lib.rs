@@ -369,14 +369,9 @@ pub mod pallet {
 		/// serve the grant. `unusable` when fewer than `threshold` proxies are
 		/// left that could (the grant's `disputed_by` then names `proxy`).
 		GrantDisputed { grant: GrantId, proxy: T::AccountId, unusable: bool },
-		/// A grantee asked to read a record (audit entry).
-		AccessRequested {
-			request: RequestId,
-			grant: GrantId,
-			record: RecordId,
-			requester: T::AccountId,
-			purpose: AccessPurpose,
-		},
+		/// A grantee asked to read a record (audit entry). The purpose is
+		/// the grant's (`Grants`): events name a grant, not its terms.
+		AccessRequested { request: RequestId, grant: GrantId, record: RecordId, requester: T::AccountId },
 		/// A proxy's capsule fragment verified and was accepted.
 		FragmentAccepted { request: RequestId, proxy: T::AccountId },
 		/// A proxy's capsule fragment failed verification.
@@ -1074,8 +1069,10 @@ pub mod pallet {
 				ensure!(now >= last.saturating_add(T::MinRequestInterval::get()), Error::<T>::RequestTooSoon);
 			}
 			let r = T::Records::record(record).ok_or(Error::<T>::RecordNotFound)?;
-			ensure!(r.patient == g.patient && g.scope.covers(record, r.kind), Error::<T>::OutOfScope);
+			// Availability first: an erased record names no patient any more,
+			// and its requester learns it was erased rather than out of scope.
 			ensure!(r.available, Error::<T>::RecordUnavailable);
+			ensure!(r.patient == g.patient && g.scope.covers(record, r.kind), Error::<T>::OutOfScope);
 			ensure!(r.confirmed, Error::<T>::RecordNotConfirmed);
 			ensure!(Capsules::<T>::contains_key(record), Error::<T>::NoCapsule);
 			let ordinary = emergency.is_none();
@@ -1110,10 +1107,9 @@ pub mod pallet {
 			if ordinary {
 				OpenRequestsOf::<T>::mutate(&requester, |n| *n = n.saturating_add(1));
 			}
-			let purpose = g.purpose;
 			g.last_request_at = Some(now);
 			Grants::<T>::insert(grant, g);
-			Self::deposit_event(Event::AccessRequested { request, grant, record, requester, purpose });
+			Self::deposit_event(Event::AccessRequested { request, grant, record, requester });
 			Ok(request)
 		}
 

@@ -195,16 +195,19 @@ impl BenchmarkHelper<AccountId> for MockRecords {
 /// Adds a confirmed record to the mocked index.
 pub fn add_record(id: u64, patient: AccountId, issuer: AccountId, kind: RecordKind, capsule_hash: [u8; 32]) {
 	RecordsMock::mutate(|m| {
-		m.insert(id, RecordRef { patient, issuer, kind, capsule_hash, available: true, confirmed: true });
+		m.insert(id, RecordRef { patient, issuer, kind: Some(kind), capsule_hash, available: true, confirmed: true });
 	});
 }
 
-/// Marks a mocked record erased.
+/// Erases a mocked record as the index does: unavailable, unconfirmed, no
+/// patient (the all-zero account), no kind.
 pub fn erase_record(id: u64) {
 	RecordsMock::mutate(|m| {
 		if let Some(r) = m.get_mut(&id) {
 			r.available = false;
 			r.confirmed = false;
+			r.patient = 0;
+			r.kind = None;
 		}
 	});
 }

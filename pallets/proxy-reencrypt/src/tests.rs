@@ -277,13 +277,7 @@ fn grant_request_reencrypt_and_decrypt_with_two_of_three_proxies() {
 		let g = w.grant(GrantScope::Record(RECORD), None);
 		assert_eq!(Grants::<Test>::get(g).unwrap().proxies.to_vec(), PROXIES.to_vec());
 		let r = request(g);
-		assert!(events().contains(&Event::AccessRequested {
-			request: r,
-			grant: g,
-			record: RECORD,
-			requester: DOCTOR,
-			purpose: AccessPurpose::Treatment
-		}));
+		assert!(events().contains(&Event::AccessRequested { request: r, grant: g, record: RECORD, requester: DOCTOR }));
 		assert_eq!(OpenRequests::<Test>::get().to_vec(), vec![r]);
 
 		assert_ok!(Pre::submit_fragment(origin(PROXIES[0]), r, w.fragment(0, r, &w.doctor)));
@@ -1419,4 +1413,15 @@ fn a_record_under_review_cannot_be_granted_requested_or_read_by_a_grantee() {
 		assert_eq!(Pre::read_allowed(&DOCTOR, RECORD, g), Some(AccessPurpose::Treatment));
 		request(g);
 	});
+}
+
+#[test]
+fn a_kind_scope_never_covers_an_erased_record() {
+	// Erasure forgets a record's kind: no kind scope may match "no kind",
+	// whatever the record was.
+	let labs = GrantScope::Kind(RecordKind::LabResult);
+	assert!(labs.covers(1, Some(RecordKind::LabResult)));
+	assert!(!labs.covers(1, Some(RecordKind::Imaging)));
+	assert!(!labs.covers(1, None));
+	assert!(GrantScope::Record(1).covers(1, None) && GrantScope::All.covers(1, None), "other scopes go by id or owner");
 }

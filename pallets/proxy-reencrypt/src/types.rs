@@ -82,11 +82,12 @@ pub enum GrantScope {
 }
 
 impl GrantScope {
-	/// Whether a record with `id` and `kind` is in scope.
-	pub fn covers(&self, id: RecordId, kind: RecordKind) -> bool {
+	/// Whether a record with `id` and `kind` is in scope (an erased
+	/// record has no kind: no kind scope covers it).
+	pub fn covers(&self, id: RecordId, kind: Option<RecordKind>) -> bool {
 		match self {
 			GrantScope::Record(r) => *r == id,
-			GrantScope::Kind(k) => *k == kind,
+			GrantScope::Kind(k) => Some(*k) == kind,
 			GrantScope::All => true,
 		}
 	}

@@ -7,12 +7,14 @@
 //! who submitted a consent, so this migration counts every consent in force
 //! as sponsored (a patient that consented by itself gets free calls it would
 //! not get now: the lenient choice for existing patients). Records erased
-//! before version 1 still named their patient: they are unlinked as
-//! `erase_record` now does. One read and write per consent ever given, one
-//! entry and provider write per patient, one read per record; on a chain
-//! with many, a multi-block migration would take its place.
+//! before version 1 still name their patient: [`super::v2`], which runs
+//! after this one, unlinks them as `erase_record` now does (the record layout
+//! changed in version 2, so this migration leaves records alone). One read
+//! and write per consent ever given, one entry and provider write per
+//! patient; on a chain with many, a multi-block migration would take its
+//! place.
 
-use crate::{Config, IndexConsent, IndexConsents, Pallet, RecordStatus, Records};
+use crate::{Config, IndexConsent, IndexConsents, Pallet};
 #[cfg(feature = "try-runtime")]
 use alloc::vec::Vec;
 use codec::{Decode, Encode};
@@ -46,32 +48,36 @@ impl<T: Config> UncheckedOnRuntimeUpgrade for InnerMigrateV0ToV1<T> {
 			}
 			Some(IndexConsent { given: old.given, generation: old.generation, sponsored: old.given })
 		});
-		let mut records = 0u64;
-		let mut erased = alloc::vec::Vec::new();
-		for (id, r) in Records::<T>::iter() {
-			records = records.saturating_add(1);
-			if r.status == RecordStatus::Erased && r.patient != Pallet::<T>::nobody(&r.issuer) {
-				erased.push(id);
-			}
-		}
-		let unlinked = erased.len() as u64;
-		for id in erased {
-			Records::<T>::mutate_extant(id, |r| Pallet::<T>::unlink_erased(id, r));
-		}
 		// Each consent read and rewritten; per sponsored consent the
 		// patient's entry (read and written) and, at most, its account (read
 		// and written). The version is counted by `VersionedMigration`.
-		// Per erased record unlinked: read again, it and the patient's list
-		// entry written.
 		T::DbWeight::get().reads_writes(
-			consents.saturating_add(sponsored.saturating_mul(2)).saturating_add(records).saturating_add(unlinked),
-			consents.saturating_add(sponsored.saturating_mul(2)).saturating_add(unlinked.saturating_mul(2)),
+			consents.saturating_add(sponsored.saturating_mul(2)),
+			consents.saturating_add(sponsored.saturating_mul(2)),
 		)
 	}
 
 	#[cfg(feature = "try-runtime")]
 	fn post_upgrade(_: Vec<u8>) -> Result<(), sp_runtime::TryRuntimeError> {
-		Pallet::<T>::do_try_state()
+		// The records are checked after `super::v2` (their layout is
+		// version 1's until then); here, each patient's allowance counts its
+		// consents in force.
+		let mut in_force = alloc::collections::btree_map::BTreeMap::<T::AccountId, u32>::new();
+		for (patient, _, consent) in IndexConsents::<T>::iter() {
+			frame_support::ensure!(consent.sponsored == consent.given, "a consent in force does not sponsor");
+			if consent.given {
+				let n = in_force.entry(patient).or_default();
+				*n = n.saturating_add(1);
+			}
+		}
+		for (patient, allowance) in crate::FreeCalls::<T>::iter() {
+			frame_support::ensure!(
+				allowance.sponsors == in_force.remove(&patient).unwrap_or(0),
+				"sponsors differ from the consents in force"
+			);
+		}
+		frame_support::ensure!(in_force.is_empty(), "a patient with consents in force has no allowance");
+		Ok(())
 	}
 }
 
@@ -98,27 +104,8 @@ mod tests {
 	}
 
 	#[test]
-	fn v0_state_gets_fee_less_patients_and_unlinked_erasures() {
+	fn v0_state_gets_fee_less_patients() {
 		new_test_ext(|| {
-			// A record erased before version 1: it still names its patient.
-			let erased = crate::NextRecordId::<Test>::get();
-			frame_support::assert_ok!(Pallet::<Test>::publish_record(
-				RuntimeOrigin::signed(HOSPITAL),
-				PATIENT,
-				crate::RecordKind::Imaging,
-				crate::ContentDigest { algorithm: crate::DigestAlgorithm::Sm3, digest: [1; 32] },
-				crate::StorePointer {
-					store_id: b"s".to_vec().try_into().unwrap(),
-					collection: b"c".to_vec().try_into().unwrap(),
-					object_id: [1; 12],
-				},
-				1,
-				Default::default(),
-			));
-			Records::<Test>::mutate_extant(erased, |r| {
-				r.status = RecordStatus::Erased;
-				r.pointer = None;
-			});
 			// As version 0 stored them: the patient's two consents in force,
 			// a withdrawn one, no allowances, no provider reference.
 			FreeCalls::<Test>::remove(PATIENT);
@@ -128,8 +115,6 @@ mod tests {
 			put_v0(STRANGER, HOSPITAL, false, 1);
 			StorageVersion::new(0).put::<Pallet<Test>>();
 			MigrateV0ToV1::<Test>::on_runtime_upgrade();
-			assert_eq!(Records::<Test>::get(erased).unwrap().patient, Pallet::<Test>::nobody(&HOSPITAL));
-			assert!(!crate::PatientRecords::<Test>::contains_key(PATIENT, erased));
 			assert_eq!(
 				IndexConsents::<Test>::get(PATIENT, OTHER_HOSPITAL),
 				IndexConsent { given: true, generation: 2, sponsored: true }
@@ -148,6 +133,20 @@ mod tests {
 			// Once at version 1 it does nothing.
 			MigrateV0ToV1::<Test>::on_runtime_upgrade();
 			assert_eq!(frame_system::Pallet::<Test>::providers(&PATIENT), 1);
+		});
+	}
+
+	#[cfg(feature = "try-runtime")]
+	#[test]
+	fn the_migration_passes_its_try_runtime_checks() {
+		new_test_ext(|| {
+			FreeCalls::<Test>::remove(PATIENT);
+			frame_system::Pallet::<Test>::dec_providers(&PATIENT).unwrap();
+			put_v0(PATIENT, HOSPITAL, true, 0);
+			put_v0(PATIENT, OTHER_HOSPITAL, true, 2);
+			put_v0(STRANGER, HOSPITAL, false, 1);
+			StorageVersion::new(0).put::<Pallet<Test>>();
+			MigrateV0ToV1::<Test>::try_on_runtime_upgrade(true).expect("each consent in force sponsors");
 		});
 	}
 }

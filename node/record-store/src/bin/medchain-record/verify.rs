@@ -238,7 +238,7 @@ mod tests {
 		Record {
 			patient: AccountId::from([1; 32]),
 			issuer: AccountId::from([2; 32]),
-			kind: RecordKind::LabResult,
+			kind: Some(RecordKind::LabResult),
 			digest: ContentDigest { algorithm, digest: algorithm.digest(content) },
 			pointer: None,
 			size,

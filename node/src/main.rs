@@ -16,7 +16,29 @@
 
 mod chain_spec;
 
-use polkadot_omni_node_lib::{run, runtime::DefaultRuntimeResolver, CliConfig, RunConfig};
+use polkadot_omni_node_lib::{
+	chain_spec::ChainSpec,
+	run,
+	runtime::{AuraConsensusId, BlockNumber, Consensus, Runtime, RuntimeResolver},
+	CliConfig, RunConfig,
+};
+
+/// Medchain's runtime, known at compile time: `u32` block numbers, Aura
+/// with sr25519 keys. The omni node's default resolver finds these out by
+/// building the chain spec's genesis state and reading the runtime's
+/// metadata, which compiles the runtime's Wasm twice more at every start
+/// (about half of a debug node's start-up).
+struct MedchainRuntime;
+
+// The two facts the resolver states, checked against the runtime crate.
+const _: fn(medchain_runtime::BlockNumber) -> u32 = |n| n;
+const _: fn(medchain_runtime::AuraId) -> sp_consensus_aura::sr25519::AuthorityId = |id| id;
+
+impl RuntimeResolver for MedchainRuntime {
+	fn runtime(&self, _: &dyn ChainSpec) -> sc_cli::Result<Runtime> {
+		Ok(Runtime::Omni(BlockNumber::U32, Consensus::Aura(AuraConsensusId::Sr25519)))
+	}
+}
 
 /// Identity of the binary as shown by `--version` and in logs.
 struct MedchainCli;
@@ -49,7 +71,7 @@ impl CliConfig for MedchainCli {
 
 fn main() -> sc_cli::Result<()> {
 	let config = RunConfig::new(
-		Box::new(DefaultRuntimeResolver),
+		Box::new(MedchainRuntime),
 		Box::new(chain_spec::MedchainSpecLoader),
 	);
 	run::<MedchainCli>(config)

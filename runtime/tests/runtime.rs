@@ -1047,24 +1047,9 @@ mod free_patient_calls {
 			Default::default(),
 		));
 		let r = pallet_ehr_index::Records::<Runtime>::get(id).unwrap();
-		let old = pallet_ehr_index::migrations::v2::RecordV1::<Runtime> {
-			patient: r.patient,
-			issuer: r.issuer,
-			kind: RecordKind::Imaging,
-			digest: r.digest,
-			pointer: None,
-			size: r.size,
-			capsule_hash: r.capsule_hash,
-			published_at: r.published_at,
-			timestamp: r.timestamp,
-			version: r.version,
-			previous: r.previous,
-			chain_hash: r.chain_hash,
-			status: RecordStatus::Erased,
-			confirmations: r.confirmations,
-			rejections: r.rejections,
-			deadline: r.deadline,
-		};
+		let mut old = pallet_ehr_index::migrations::v2::RecordV1::downgrade(r, RecordKind::Imaging);
+		old.pointer = None;
+		old.status = RecordStatus::Erased;
 		frame_support::storage::unhashed::put(&pallet_ehr_index::Records::<Runtime>::hashed_key_for(id), &old);
 		id
 	}

@@ -76,6 +76,8 @@ before(async () => {
       '--disable-component-update', '--disable-sync'],
   });
   page = await browser.newPage({ viewport: { width: 1280, height: 1400 } });
+  // Another end-to-end file runs beside this one: give each wait room.
+  page.setDefaultTimeout(120_000);
   page.on('pageerror', (e) => console.error('[page]', e.message));
   page.on('dialog', (d) => { dialogs.push(d.message()); d.accept(); });
   await page.exposeFunction('medchainTestProvide', (def) => { provided.push(def); return true; });

@@ -2,7 +2,7 @@
 // whatever happens.
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { mkdtempSync, rmSync, existsSync, createWriteStream, mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ApiPromise, WsProvider } from '@polkadot/api';
@@ -87,13 +87,25 @@ export async function startDevNode({ name = 'dev', args = [], blockTimeMs = 1000
     rmSync(base, { recursive: true, force: true });
     throw new Error(`${why}; see ${logPath}`);
   };
+  // This node's own RPC server up, as its log says (once per launch): only
+  // then is the port surely its own. Until it binds, the port is free, and
+  // under another test file running beside this one an RPC server there
+  // could be someone else's.
+  const listening = `Running JSON-RPC server: addr=127.0.0.1:${rpcPort}`;
+  const launches = () => {
+    try { return readFileSync(logPath, 'utf8').split(listening).length - 1; } catch { return 0; }
+  };
   // Waits for the RPC server (a debug node compiles the runtime first).
-  const connect = async () => {
+  const connect = async (nth) => {
     const deadline = Date.now() + 180_000;
     let api;
     while (!api) {
       if (exited !== null) await fail(`medchain-node exited early (${JSON.stringify(exited)})`);
       if (Date.now() > deadline) await fail('medchain-node RPC not up after 180 s');
+      if (launches() < nth) {
+        await new Promise((r) => setTimeout(r, 250));
+        continue;
+      }
       try {
         const provider = new WsProvider(`ws://127.0.0.1:${rpcPort}`, false);
         await provider.connect();
@@ -113,8 +125,9 @@ export async function startDevNode({ name = 'dev', args = [], blockTimeMs = 1000
     try { await node.api?.disconnect(); } catch { /* ignore */ }
   };
 
+  let started = 0;
   launch();
-  await connect();
+  await connect(++started);
   node.alive = () => exited === null;
   node.stop = async () => {
     await disconnect();
@@ -125,7 +138,7 @@ export async function startDevNode({ name = 'dev', args = [], blockTimeMs = 1000
     await disconnect();
     await kill(signal);
     launch();
-    await connect();
+    await connect(++started);
   };
   return node;
 }

@@ -103,17 +103,21 @@ mod tests {
 		unhashed::put(&IndexConsents::<Test>::hashed_key_for(patient, issuer), &IndexConsentV0 { given, generation });
 	}
 
+	/// The state version 0 left: the patient's two consents in force, a
+	/// withdrawn one, no allowances, no provider reference.
+	fn put_v0_state() {
+		FreeCalls::<Test>::remove(PATIENT);
+		frame_system::Pallet::<Test>::dec_providers(&PATIENT).unwrap();
+		put_v0(PATIENT, HOSPITAL, true, 0);
+		put_v0(PATIENT, OTHER_HOSPITAL, true, 2);
+		put_v0(STRANGER, HOSPITAL, false, 1);
+		StorageVersion::new(0).put::<Pallet<Test>>();
+	}
+
 	#[test]
 	fn v0_state_gets_fee_less_patients() {
 		new_test_ext(|| {
-			// As version 0 stored them: the patient's two consents in force,
-			// a withdrawn one, no allowances, no provider reference.
-			FreeCalls::<Test>::remove(PATIENT);
-			frame_system::Pallet::<Test>::dec_providers(&PATIENT).unwrap();
-			put_v0(PATIENT, HOSPITAL, true, 0);
-			put_v0(PATIENT, OTHER_HOSPITAL, true, 2);
-			put_v0(STRANGER, HOSPITAL, false, 1);
-			StorageVersion::new(0).put::<Pallet<Test>>();
+			put_v0_state();
 			MigrateV0ToV1::<Test>::on_runtime_upgrade();
 			assert_eq!(
 				IndexConsents::<Test>::get(PATIENT, OTHER_HOSPITAL),
@@ -140,12 +144,7 @@ mod tests {
 	#[test]
 	fn the_migration_passes_its_try_runtime_checks() {
 		new_test_ext(|| {
-			FreeCalls::<Test>::remove(PATIENT);
-			frame_system::Pallet::<Test>::dec_providers(&PATIENT).unwrap();
-			put_v0(PATIENT, HOSPITAL, true, 0);
-			put_v0(PATIENT, OTHER_HOSPITAL, true, 2);
-			put_v0(STRANGER, HOSPITAL, false, 1);
-			StorageVersion::new(0).put::<Pallet<Test>>();
+			put_v0_state();
 			MigrateV0ToV1::<Test>::try_on_runtime_upgrade(true).expect("each consent in force sponsors");
 		});
 	}

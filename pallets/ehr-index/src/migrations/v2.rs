@@ -60,6 +60,31 @@ pub struct RecordV1<T: Config> {
 }
 
 impl<T: Config> RecordV1<T> {
+	/// `r` as versions 0 and 1 stored it, with `kind` (a version-2 record
+	/// may have none): for tests of this migration and of tools that must
+	/// tell the layouts apart.
+	#[cfg(feature = "std")]
+	pub fn downgrade(r: Record<T>, kind: RecordKind) -> Self {
+		RecordV1 {
+			patient: r.patient,
+			issuer: r.issuer,
+			kind,
+			digest: r.digest,
+			pointer: r.pointer,
+			size: r.size,
+			capsule_hash: r.capsule_hash,
+			published_at: r.published_at,
+			timestamp: r.timestamp,
+			version: r.version,
+			previous: r.previous,
+			chain_hash: r.chain_hash,
+			status: r.status,
+			confirmations: r.confirmations,
+			rejections: r.rejections,
+			deadline: r.deadline,
+		}
+	}
+
 	/// The same record in the version-2 layout (not yet unlinked if erased).
 	fn upgrade(self) -> Record<T> {
 		Record {
@@ -139,25 +164,13 @@ mod tests {
 	/// not.
 	fn put_v1(erased: bool) -> RecordId {
 		let id = publish();
-		let r = Records::<Test>::get(id).unwrap();
-		let old = RecordV1::<Test> {
-			patient: r.patient,
-			issuer: r.issuer,
-			kind: RecordKind::Imaging,
-			digest: r.digest,
-			pointer: if erased { None } else { r.pointer },
-			size: r.size,
-			capsule_hash: r.capsule_hash,
-			published_at: r.published_at,
-			timestamp: r.timestamp,
-			version: r.version,
-			previous: r.previous,
-			chain_hash: r.chain_hash,
-			status: if erased { RecordStatus::Erased } else { RecordStatus::Confirmed },
-			confirmations: r.confirmations,
-			rejections: r.rejections,
-			deadline: r.deadline,
-		};
+		let mut old = RecordV1::downgrade(Records::<Test>::get(id).unwrap(), RecordKind::Imaging);
+		if erased {
+			old.pointer = None;
+			old.status = RecordStatus::Erased;
+		} else {
+			old.status = RecordStatus::Confirmed;
+		}
 		unhashed::put(&Records::<Test>::hashed_key_for(id), &old);
 		id
 	}

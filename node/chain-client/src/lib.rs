@@ -660,13 +660,18 @@ mod tests {
 	use medchain_runtime::Runtime;
 	use pallet_ehr_index::{migrations::v2::RecordV1, ContentDigest, DigestAlgorithm, Record, RecordKind, RecordStatus};
 
-	fn old_record() -> RecordV1<Runtime> {
+	/// A record of `kind` as storage versions 0 and 1 kept it.
+	fn old_record(kind: RecordKind) -> RecordV1<Runtime> {
 		RecordV1 {
 			patient: [1; 32].into(),
 			issuer: [2; 32].into(),
-			kind: RecordKind::Imaging,
+			kind,
 			digest: ContentDigest { algorithm: DigestAlgorithm::Sm3, digest: [3; 32] },
-			pointer: None,
+			pointer: Some(pallet_ehr_index::StorePointer {
+				store_id: b"hospital".to_vec().try_into().unwrap(),
+				collection: b"records".to_vec().try_into().unwrap(),
+				object_id: [8; 12],
+			}),
 			size: 10,
 			capsule_hash: H256::repeat_byte(4),
 			published_at: 5,
@@ -683,32 +688,24 @@ mod tests {
 
 	#[test]
 	fn a_record_in_another_layout_is_an_error_not_a_misread() {
-		use pallet_ehr_index::StorePointer;
-		let pointer = || StorePointer {
-			store_id: b"hospital".to_vec().try_into().unwrap(),
-			collection: b"records".to_vec().try_into().unwrap(),
-			object_id: [8; 12],
-		};
 		// A tool built for storage version 2 reading a version-1 chain: the
 		// old kind byte is read as an option tag, and everything after it
 		// shifts, which leaves a byte over or fails outright.
 		for kind in [RecordKind::LabResult, RecordKind::Imaging, RecordKind::Billing, RecordKind::Other] {
-			let bytes = RecordV1::<Runtime> { kind, pointer: Some(pointer()), ..old_record() }.encode();
-			assert!(decode_exact::<Record<Runtime>>(&bytes, "record").is_err(), "{kind:?}");
+			assert!(decode_exact::<Record<Runtime>>(&old_record(kind).encode(), "record").is_err(), "{kind:?}");
 		}
 		// The one exception: `Diagnosis` is encoded as 0, as `None` is, so
 		// such a record reads as one without a kind, every other field in
 		// place (nothing is misread but the kind, shown as unknown).
-		let old = RecordV1::<Runtime> { kind: RecordKind::Diagnosis, pointer: Some(pointer()), ..old_record() };
+		let old = old_record(RecordKind::Diagnosis);
 		let read = decode_exact::<Record<Runtime>>(&old.encode(), "record").expect("same length");
 		assert_eq!((read.kind, read.digest, read.size, read.deadline), (None, old.digest, old.size, old.deadline));
 		// A tool built for version 1 reading a version-2 chain: every record
 		// with a kind is one byte longer, an error. (An erased record, with
 		// no kind, reads as `Diagnosis` with size 0.)
 		for kind in [RecordKind::Diagnosis, RecordKind::LabResult, RecordKind::Imaging, RecordKind::Other] {
-			let mut new = decode_exact::<Record<Runtime>>(&RecordV1::<Runtime> { kind: RecordKind::Diagnosis, pointer: Some(pointer()), ..old_record() }.encode(), "record").unwrap();
-			new.kind = Some(kind);
-			assert!(decode_exact::<RecordV1<Runtime>>(&new.encode(), "record").is_err(), "{kind:?}");
+			let new = old_record(kind).upgrade().encode();
+			assert!(decode_exact::<RecordV1<Runtime>>(&new, "record").is_err(), "{kind:?}");
 		}
 		assert!(decode_exact::<u32>(&[1, 0, 0, 0, 0], "u32").is_err(), "a trailing byte");
 		assert_eq!(decode_exact::<u32>(&[1, 0, 0, 0], "u32").unwrap(), 1);

@@ -86,7 +86,7 @@ impl<T: Config> RecordV1<T> {
 	}
 
 	/// The same record in the version-2 layout (not yet unlinked if erased).
-	fn upgrade(self) -> Record<T> {
+	pub fn upgrade(self) -> Record<T> {
 		Record {
 			patient: self.patient,
 			issuer: self.issuer,

@@ -43,6 +43,18 @@ export function makePre(umbral) {
     return { seed: hex(seed), secretKey: hex(sk.toBEBytes()), publicKey: hex(sk.publicKey().toCompressedBytes()) };
   }
 
+  /**
+   * A patient's scope key under `label` (`kindLabel`, `recordLabel`),
+   * derived from its *secret* key as the runtime's `medchain_umbral::scope_secret_key`
+   * does: Umbral's key factory seeded with the secret's 32 bytes. Returns
+   * `{ secretKey, publicKey }` as hex.
+   */
+  function scopeKey(patientKeys, label) {
+    const root = umbral.SecretKey.fromBEBytes(unhex(patientKeys.secretKey));
+    const sk = umbral.SecretKeyFactory.fromSecureRandomness(root.toBEBytes()).makeKey(new TextEncoder().encode(label));
+    return { secretKey: hex(sk.toBEBytes()), publicKey: hex(sk.publicKey().toCompressedBytes()) };
+  }
+
   /** Keys as hex, for storage or export. */
   function exportKeys(secret, signing) {
     return {
@@ -67,10 +79,13 @@ export function makePre(umbral) {
    * `proxies.length`, each sealed to its proxy's public key, with the
    * fragment's id (the chain binds each proxy to it):
    * `[[proxyAccount, { capsule, ciphertext }, kfragId], ...]` as `grantAccess`
-   * takes them.
+   * takes them. With `label`, the fragments delegate from that scope key
+   * (what the chain's `grantKeys` will name for the grant: see
+   * `scope.mjs`'s `grantLabel`), so they open only what it opens.
    */
-  function sealedFragments(patientKeys, granteePublicKey, proxies, threshold) {
-    const sk = umbral.SecretKey.fromBEBytes(unhex(patientKeys.secretKey));
+  function sealedFragments(patientKeys, granteePublicKey, proxies, threshold, label = null) {
+    const secret = label === null ? patientKeys.secretKey : scopeKey(patientKeys, label).secretKey;
+    const sk = umbral.SecretKey.fromBEBytes(unhex(secret));
     const signer = new umbral.Signer(umbral.SecretKey.fromBEBytes(unhex(patientKeys.signingKey)));
     const receiving = umbral.PublicKey.fromCompressedBytes(unhex(granteePublicKey));
     const kfrags = umbral.generateKFrags(sk, receiving, signer, threshold, proxies.length, true, true);
@@ -130,7 +145,33 @@ export function makePre(umbral) {
     return hex(umbral.reencrypt(umbral.Capsule.fromBytes(unhex(keyCapsule.capsule)), kfrag).toBytes());
   }
 
-  return { newKeys, newProxyKeys, importKeys, sealedFragments, openDataKey, openKeyFragment, proxyFragment };
+  /**
+   * The issuer's side: the data key encrypted to `publicKey` (hex) as a
+   * `KeyCapsule` `{ capsule, ciphertext }` in hex.
+   */
+  function sealDataKey(publicKey, dataKey) {
+    const [capsule, ciphertext] = umbral.encrypt(umbral.PublicKey.fromCompressedBytes(unhex(publicKey)), dataKey);
+    return { capsule: hex(capsule.toBytes()), ciphertext: hex(ciphertext) };
+  }
+
+  return {
+    newKeys, newProxyKeys, importKeys, scopeKey, sealedFragments, sealDataKey, openDataKey, openKeyFragment, proxyFragment,
+  };
+}
+
+/** The label of a patient's key for every record of `kind` (its name: `LabResult`, ...). */
+export const kindLabel = (kind) => `medchain/scope/kind/${kind}`;
+
+/** The label of a patient's one-time record key number `index`. */
+export const recordLabel = (index) => `medchain/scope/record/${index}`;
+
+/**
+ * A grant's delegation as the proxies and the grantee check it: the
+ * patient's verifying key and the key the grant delegates from (its scope
+ * key, `grantKeys(grant)`, else the patient's own).
+ */
+export function delegator(patient, grantKeyPublic = null) {
+  return { publicKey: grantKeyPublic ?? patient.publicKey, verifyingKey: patient.verifyingKey };
 }
 
 /** Decrypts a record's ciphertext (nonce ‖ ciphertext ‖ tag, AES-256-GCM) with Web Crypto. */

@@ -13,13 +13,12 @@ import * as umbral from '@nucypher/umbral-pre/pkg-bundler/umbral_pre_wasm_bg.js'
 import { makePre } from '../lib/pre.mjs';
 import * as vault from '../lib/vault.mjs';
 import { consentMessage } from '../lib/consent.mjs';
+import { KINDS, RECORD_KEY_LOW, grantLabel, scopeKeyCalls, scopeKeyState } from '../lib/scope.mjs';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 /** Token symbol and decimals the runtime's metadata hash covers (`enable_metadata_hash("MED", 12)`). */
 const METADATA_HASH_TOKEN = { tokenSymbol: 'MED', decimals: 12 };
-const KINDS = ['Diagnosis', 'LabResult', 'Imaging', 'Prescription', 'DischargeSummary', 'NursingCare',
-  'Billing', 'Wearable', 'Other'];
 
 let api;
 let pre;
@@ -199,9 +198,16 @@ async function showKeys() {
     const same = local && onChain.publicKey.toHex() === local.publicKey;
     text += same ? ' Registered on chain.' : ' A different key is registered on chain: import it.';
   } else text += ' Not on chain yet: register it.';
+  // Keys per scope: a grant of one kind or one record opens that scope only.
+  const scoped = await scopeKeyState(api, account);
+  const incomplete = scoped.kinds < KINDS.length || scoped.oneTime < RECORD_KEY_LOW;
+  if (onChain) {
+    text += ` Keys for ${scoped.kinds} of ${KINDS.length} kinds, ${scoped.oneTime} one-time record keys left`
+      + (incomplete ? ': register keys to add what is missing.' : '.');
+  }
   if (local && !vault.isSealed(local)) text += ' Not protected by a passphrase: import it again with one (export is refused until then).';
   $('key-state').textContent = text;
-  $('register').disabled = !local || !!onChain;
+  $('register').disabled = !local || (!!onChain && !incomplete);
   $('generate').disabled = !!local;
   $('export').disabled = !local;
 }
@@ -361,12 +367,40 @@ async function grant(e) {
     ...proxies.map((p) => `  ${p.account}`),
   ].join('\n');
   if (!window.confirm(summary)) return status('Grant cancelled: nothing was signed.');
-  const fragments = pre.sealedFragments(keys, granteeKeys.publicKey.toHex(), proxies, threshold);
+  // From the scope's own key where there is one: the proxies check it.
+  const label = await grantLabel(api, account, scope);
+  const fragments = pre.sealedFragments(keys, granteeKeys.publicKey.toHex(), proxies, threshold, label);
   const events = await signAndWait(api.tx.proxyReencrypt.grantAccess(
     grantee, scope, $('purpose').value, expiresAt, threshold, fragments, false), 'Granting access').catch(() => null);
   const ev = events?.find(({ event }) => api.events.proxyReencrypt.AccessGranted.is(event));
   if (ev) status(`Granted: grant ${ev.event.data.grant.toString()}`);
   await refresh();
+}
+
+/**
+ * Registers what is missing on chain: the patient's key, its keys for each
+ * kind and one-time record keys (derived from the secret key, opened with
+ * the passphrase), one signed call each (fee-less for a registered patient).
+ */
+async function registerKeys() {
+  const k = storedEnvelope();
+  if ((await api.query.proxyReencrypt.keys(account)).isNone) {
+    const ok = await signAndWait(api.tx.proxyReencrypt.registerKey(k.publicKey, k.verifyingKey), 'Registering key')
+      .then(() => true, () => false);
+    if (!ok) return showKeys();
+  }
+  let keys;
+  try {
+    keys = await openKeys();
+  } catch (err) {
+    status(`Your key did not open: ${err.message}. Scope keys not registered.`, true);
+    return showKeys();
+  }
+  for (const call of await scopeKeyCalls(api, pre, keys, account)) {
+    const ok = await signAndWait(call, 'Registering scope keys').then(() => true, () => false);
+    if (!ok) break;
+  }
+  await showKeys();
 }
 
 /** Exports the sealed envelope: the file opens only with the passphrase. */
@@ -464,11 +498,7 @@ async function main() {
     status('Key generated and sealed under your passphrase in this browser. Export it to keep a copy.');
     await showKeys();
   };
-  $('register').onclick = async () => {
-    const k = storedEnvelope();
-    await signAndWait(api.tx.proxyReencrypt.registerKey(k.publicKey, k.verifyingKey), 'Registering key').catch(() => {});
-    await showKeys();
-  };
+  $('register').onclick = () => registerKeys().catch((e) => status(e.message, true));
   $('export').onclick = exportKey;
   $('import').onchange = (e) => e.target.files[0] && importKey(e.target.files[0]);
   $('grant-form').onsubmit = (e) => grant(e).catch((err) => status(err.message, true));

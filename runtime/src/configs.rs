@@ -370,7 +370,7 @@ impl pallet_ehr_index::Config for Runtime {
 }
 
 /// The calls a registered patient makes without fees (up to 20 an hour):
-/// its Umbral key, its grants (give, revoke, allow single-proxy grants,
+/// its Umbral keys (its own, its kind keys, its one-time record keys), its grants (give, revoke, allow single-proxy grants,
 /// decline one given to it), withdrawing an index consent and erasing its
 /// record. A pseudonym per hospital then needs no funds, which would link
 /// the pseudonyms through their payer.
@@ -383,6 +383,8 @@ impl frame_support::traits::Contains<RuntimeCall> for PatientCalls {
 			call,
 			RuntimeCall::ProxyReencrypt(
 				Pre::register_key { .. } |
+					Pre::register_kind_keys { .. } |
+					Pre::add_record_keys { .. } |
 					Pre::grant_access { .. } |
 					Pre::revoke_grant { .. } |
 					Pre::decline_grant { .. } |
@@ -513,6 +515,8 @@ impl pallet_proxy_reencrypt::Config for Runtime {
 	type MaxOpenRequests = ConstU32<256>;
 	type MaxOpenRequestsPerRequester = ConstU32<16>;
 	type MaxOpenRequestsPerGrant = ConstU32<8>;
+	// A patient's wallet keeps up to 32 one-time record keys registered.
+	type MaxRecordKeys = ConstU32<32>;
 	type MaxSealedFragmentLen = ConstU32<512>;
 	type MaxCapsuleFragmentLen = ConstU32<512>;
 	type RequestTimeout = Clamped<dynamic_params::proxy_reencrypt::RequestTimeout, 10, { HOURS / 2 }>;

@@ -192,10 +192,13 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	// patients.
 	// 7: ehr-index storage v2 (an erased record has no kind or size);
 	// `AccessRequested` without the purpose.
-	spec_version: 7,
+	// 8: keys per scope (proxy-reencrypt: `attach_capsule` takes the
+	// scoped capsules; `register_kind_keys`, `add_record_keys`; new storage
+	// starts empty); transaction_version 5.
+	spec_version: 8,
 	impl_version: 0,
 	apis: apis::RUNTIME_API_VERSIONS,
-	transaction_version: 4,
+	transaction_version: 5,
 	system_version: 1,
 };
 
@@ -210,10 +213,10 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	spec_name: alloc::borrow::Cow::Borrowed("medchain"),
 	impl_name: alloc::borrow::Cow::Borrowed("medchain"),
 	authoring_version: 1,
-	spec_version: 8,
+	spec_version: 9,
 	impl_version: 0,
 	apis: apis::RUNTIME_API_VERSIONS,
-	transaction_version: 4,
+	transaction_version: 5,
 	system_version: 1,
 };
 

@@ -38,7 +38,7 @@ use pallet_fl_task::{
 	AggregationRule, DifferentialPrivacy, Fixed, ModelKind, ModelParams, ModelRef, ModelUpdate, TaskSpec, TrainingHints, UpdateLimits,
 	FIXED_ONE,
 };
-use pallet_proxy_reencrypt::{EmergencyReason, GrantScope, KeyCapsule, SealedFragment};
+use pallet_proxy_reencrypt::{EmergencyReason, GrantScope, KeyCapsule, ScopedCapsules, SealedFragment};
 use rand::{seq::SliceRandom, Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
@@ -809,7 +809,18 @@ impl Fuzzer {
 				if self.one_in(8) {
 					capsule.capsule = bounded(vec![0xAB; self.rng.gen_range(0..140)]);
 				}
-				self.signed_call(&issuer, proxy(C::attach_capsule { record, capsule }));
+				// To the patient's kind and one-time keys, or some of them, or
+				// to a number the pool does not hold.
+				let pool = pallet_proxy_reencrypt::RecordKeyPool::<Runtime>::get(&self.umbral[f].patient);
+				let index = match pool.choose(&mut self.rng) {
+					Some((i, _)) if !self.one_in(6) => *i,
+					_ => self.rng.gen_range(0..4),
+				};
+				let scoped = ScopedCapsules {
+					kind: (!self.one_in(3)).then(|| capsule.clone()),
+					record: (!self.one_in(3)).then(|| (index, capsule.clone())),
+				};
+				self.signed_call(&issuer, proxy(C::attach_capsule { record, capsule, scoped }));
 			},
 			1..=2 => {
 				let u = &self.umbral[f];
@@ -913,7 +924,22 @@ impl Fuzzer {
 				let key = self.umbral[f].capsule.capsule[..33].try_into().unwrap_or([0u8; 33]);
 				let junk = [0xFFu8; 33];
 				let (patient, p, anyone) = (u.patient.clone(), self.institution(), self.actor());
-				match self.rng.gen_range(0..4) {
+				let scope_key = medchain_umbral::secret_key(&[self.rng.gen_range(1..4u8); 32], b"fuzz")
+					.map(|sk| medchain_umbral::Fixture::public(&sk))
+					.unwrap_or(junk);
+				match self.rng.gen_range(0..6) {
+					4 => {
+						let kind = if self.one_in(2) { RecordKind::LabResult } else { RecordKind::Imaging };
+						let keys = BoundedVec::truncate_from(vec![(kind, if self.one_in(8) { junk } else { scope_key })]);
+						self.signed_call(&patient, proxy(C::register_kind_keys { keys }))
+					},
+					5 => {
+						let next = pallet_proxy_reencrypt::NextRecordKeyIndex::<Runtime>::get(&patient);
+						let first = if self.one_in(6) { next.wrapping_add(1) } else { next };
+						let n = self.rng.gen_range(0..40);
+						let keys = BoundedVec::truncate_from(vec![scope_key; n]);
+						self.signed_call(&patient, proxy(C::add_record_keys { first, keys }))
+					},
 					0 => self.signed_call(&patient, proxy(C::register_key { public_key: key, verifying_key: key })),
 					1 => self.signed_call(&anyone, proxy(C::register_key { public_key: junk, verifying_key: junk })),
 					2 => self.signed_call(&p, proxy(C::register_proxy { public_key: junk })),

@@ -20,7 +20,7 @@ import * as umbral from '@nucypher/umbral-pre';
 import { chromium } from 'playwright-core';
 import { startDevNode, sendAndWait, freePort } from './lib/node.mjs';
 import { confirmRecord, registerPatient } from './lib/record-index.mjs';
-import { makePre, hex, unhex } from '../../portal/lib/pre.mjs';
+import { makePre, hex, unhex, delegator, kindLabel, recordLabel } from '../../portal/lib/pre.mjs';
 import { servePortal } from '../../scripts/portal.mjs';
 import * as vault from '../../portal/lib/vault.mjs';
 
@@ -165,6 +165,10 @@ test('a patient registers a key, grants, sees the access log and revokes in the 
   await page.waitForSelector('#key-state:has-text("Key in this browser")');
   await page.click('#register');
   await page.waitForSelector('#key-state:has-text("Registered on chain")');
+  // With it, keys derived from its secret: one per kind of record and 16
+  // one-time record keys (what a grant of one kind or one record delegates
+  // from), each signed in the wallet.
+  await page.waitForSelector('#key-state:has-text("Keys for 9 of 9 kinds, 16 one-time record keys left.")');
   const onChain = (await api.query.proxyReencrypt.keys(k.dave.address)).unwrap();
   const inBrowser = await page.evaluate((a) => JSON.parse(localStorage.getItem(`medchain-umbral:${a}`)), k.dave.address);
   assert.equal(onChain.publicKey.toHex(), inBrowser.publicKey, 'the registered key is the browser\'s');
@@ -176,6 +180,12 @@ test('a patient registers a key, grants, sees the access log and revokes in the 
   await assert.rejects(vault.open(inBrowser, 'not the passphrase'), /wrong passphrase/);
   const opened = await vault.open(inBrowser, PASSPHRASE);
   assert.equal(opened.publicKey, inBrowser.publicKey);
+  // The scope keys on chain are the ones derived from the browser's secret.
+  const labKey = (await api.query.proxyReencrypt.kindKeys(k.dave.address, 'LabResult')).unwrap().toHex();
+  assert.equal(labKey, pre.scopeKey(opened, kindLabel('LabResult')).publicKey);
+  const pool = await api.query.proxyReencrypt.recordKeyPool(k.dave.address);
+  assert.deepEqual(pool.map(([i]) => i.toNumber()), [...Array(16).keys()]);
+  for (const [i, key] of pool) assert.equal(key.toHex(), pre.scopeKey(opened, recordLabel(i.toNumber())).publicKey);
   assert.ok(!JSON.stringify(inBrowser).includes(opened.secretKey.slice(2)), 'the secret key is not stored in clear');
   // The key registration was signed over the metadata hash (mode 1).
   const registered = await findExtrinsic(api, 'proxyReencrypt', 'registerKey', k.dave.address);
@@ -213,7 +223,15 @@ test('a patient registers a key, grants, sees the access log and revokes in the 
     { storeId: 'hospital-1', collection: 'records', objectId: u8aToHex(new Uint8Array(12).fill(1)) },
     1024, capsuleHash), k.alice);
   const recordId = events.find(({ event }) => api.events.ehrIndex.RecordPublished.is(event)).event.data[0].toNumber();
-  await sendAndWait(api, api.tx.proxyReencrypt.attachCapsule(recordId, keyCapsule), k.alice);
+  // It is a lab result: the data key is also sealed to Dave's lab key and to
+  // one of his one-time keys (the chain refuses the record's capsule without).
+  const dataKey = new Uint8Array(32).fill(1);
+  const [oneTimeIndex, oneTimeKey] = pool[3];
+  const scoped = { kind: pre.sealDataKey(labKey, dataKey), record: [oneTimeIndex, pre.sealDataKey(oneTimeKey.toHex(), dataKey)] };
+  await assert.rejects(sendAndWait(api, api.tx.proxyReencrypt.attachCapsule(recordId, keyCapsule, { kind: scoped.kind }), k.alice),
+    /proxyReencrypt\.ScopedCapsuleMissing/);
+  await sendAndWait(api, api.tx.proxyReencrypt.attachCapsule(recordId, keyCapsule, scoped), k.alice);
+  assert.equal((await api.query.proxyReencrypt.recordKeyPool(k.dave.address)).length, 15, 'the one-time key was taken');
   // The doctor registers a key of their own.
   const doctor = pre.newKeys();
   await sendAndWait(api, api.tx.proxyReencrypt.registerKey(doctor.publicKey, doctor.verifyingKey), k.eve);
@@ -268,12 +286,19 @@ test('a patient registers a key, grants, sees the access log and revokes in the 
   const [[grantId]] = await api.call.proxyReencryptApi.patientGrants(k.dave.address);
   // Each proxy opens and verifies its key fragment, then acknowledges: only
   // then is the grant usable (a node's offchain worker does this by itself).
+  // The browser made the fragments from the record's one-time key: the
+  // grant delegates from it, and they verify against it (and only it).
   const patientKeys = (await api.query.proxyReencrypt.keys(k.dave.address)).unwrap();
+  const grantKey = (await api.query.proxyReencrypt.grantKeys(grantId)).unwrap();
+  assert.ok(grantKey.slot.isRecord);
+  assert.equal(grantKey.publicKey.toHex(), oneTimeKey.toHex());
+  const asPatient = { publicKey: patientKeys.publicKey.toHex(), verifyingKey: patientKeys.verifyingKey.toHex() };
   for (const n of ['alice', 'bob']) {
     const sealed = (await api.query.proxyReencrypt.sealedFragments(grantId, k[n].address)).unwrap();
     const bound = (await api.query.proxyReencrypt.keyFragmentIds(grantId, k[n].address)).unwrap().toHex();
-    pre.openKeyFragment(proxyKeys[n].secretKey, { capsule: sealed.capsule.toHex(), ciphertext: sealed.ciphertext.toHex() },
-      { publicKey: patientKeys.publicKey.toHex(), verifyingKey: patientKeys.verifyingKey.toHex() }, doctor.publicKey, bound);
+    const seal = { capsule: sealed.capsule.toHex(), ciphertext: sealed.ciphertext.toHex() };
+    assert.throws(() => pre.openKeyFragment(proxyKeys[n].secretKey, seal, asPatient, doctor.publicKey, bound));
+    pre.openKeyFragment(proxyKeys[n].secretKey, seal, delegator(asPatient, grantKey.publicKey.toHex()), doctor.publicKey, bound);
     await sendAndWait(api, api.tx.proxyReencrypt.acknowledgeGrant(grantId), k[n]);
   }
   await page.evaluate(() => window.medchainPortal.refresh());

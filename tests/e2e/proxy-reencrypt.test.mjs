@@ -23,7 +23,8 @@ import * as umbral from '@nucypher/umbral-pre';
 import { startDevNode, sendAndWait, waitForBlock, waitForAcknowledged } from './lib/node.mjs';
 import { registerPatient } from './lib/record-index.mjs';
 import { startMongo, startGateway, fetchRecord as fetchRecordAs, RECORD_CLI as CLI, SECANTUSD } from './lib/services.mjs';
-import { makePre, decryptRecord, proxySecretStorageKey, unhex } from '../../portal/lib/pre.mjs';
+import { makePre, decryptRecord, proxySecretStorageKey, unhex, delegator } from '../../portal/lib/pre.mjs';
+import { grantLabel, grantCapsule, scopeKeyCalls } from '../../portal/lib/scope.mjs';
 
 const pre = makePre(umbral);
 
@@ -58,22 +59,25 @@ const proxiesOf = (...names) => names.map((n) => ({ account: k[n].address, publi
  */
 async function charlieAcknowledges(grantId) {
   const { api } = node;
+  const key = (await api.query.proxyReencrypt.grantKeys(grantId)).unwrapOr(null);
   const sealed = (await api.query.proxyReencrypt.sealedFragments(grantId, k.charlie.address)).unwrap();
   const bound = (await api.query.proxyReencrypt.keyFragmentIds(grantId, k.charlie.address)).unwrap().toHex();
   pre.openKeyFragment(keys.charlie.secretKey, { capsule: sealed.capsule.toHex(), ciphertext: sealed.ciphertext.toHex() },
-    keys.dave, keys.eve.publicKey, bound);
+    delegator(keys.dave, key?.publicKey.toHex()), keys.eve.publicKey, bound);
   await sendAndWait(api, api.tx.proxyReencrypt.acknowledgeGrant(grantId), k.charlie);
 }
 
 /**
- * Grants Eve access; unless `acknowledged` is false, waits until the grant's
+ * Grants Eve access, with key fragments of the scope's key (as the portal
+ * makes them); unless `acknowledged` is false, waits until the grant's
  * proxies acknowledged it (Alice and Bob by the node's offchain workers,
  * Charlie by `charlieAcknowledges`).
  */
 async function grant(scope, { expiresAt = null, proxies = ['alice', 'bob'], threshold = 2, acknowledged = true,
   patient = k.dave, patientKeys = keys.dave } = {}) {
   const { api } = node;
-  const fragments = pre.sealedFragments(patientKeys, keys.eve.publicKey, proxiesOf(...proxies), threshold);
+  const label = await grantLabel(api, patient.address, scope);
+  const fragments = pre.sealedFragments(patientKeys, keys.eve.publicKey, proxiesOf(...proxies), threshold, label);
   const { events } = await sendAndWait(api, api.tx.proxyReencrypt.grantAccess(
     k.eve.address, scope, 'Treatment', expiresAt, threshold, fragments, false), patient);
   const ev = events.find(({ event }) => api.events.proxyReencrypt.AccessGranted.is(event));
@@ -97,6 +101,21 @@ async function revokeAll() {
   const { api } = node;
   const ids = (await api.call.proxyReencryptApi.patientGrants(k.dave.address)).map(([id]) => id);
   if (ids.length) await sendAndWait(api, api.tx.utility.batchAll(ids.map((id) => api.tx.proxyReencrypt.revokeGrant(id))), k.dave);
+}
+
+/** Alice's hospital stores `content` for Dave as a record of `kind` with the CLI; returns its output. */
+function putRecord(kind, content = randomBytes(1024)) {
+  const file = join(dir, `${kind}-${randomBytes(4).toString('hex')}.bin`);
+  writeFileSync(file, content);
+  const put = spawnSync(CLI, ['put', '--file', file, '--patient', k.dave.address, '--kind', kind,
+    '--suri', '//Alice', '--key-out', `${file}.key`, '--node', `127.0.0.1:${node.rpcPort}`,
+    '--mongo', mongo.url, '--store-id', 'hospital-1'],
+  { encoding: 'utf8' });
+  assert.equal(put.status, 0, put.stderr);
+  const out = JSON.parse(put.stdout.trim().split('\n').pop());
+  assert.equal(out.kind_capsule, true, 'sealed to the patient\'s key for the kind');
+  assert.equal(typeof out.one_time_key, 'number', 'sealed to one of the patient\'s one-time keys');
+  return out;
 }
 
 before(async () => {
@@ -137,20 +156,18 @@ before(async () => {
     await sendAndWait(api, api.tx.proxyReencrypt.registerKey(keys[n].publicKey, keys[n].verifyingKey), k[n]);
   }
 
+  // Dave's wallet registers his keys per scope: one per kind, 16 one-time
+  // record keys (each derived from his secret key).
+  for (const call of await scopeKeyCalls(api, pre, keys.dave, k.dave.address)) await sendAndWait(api, call, k.dave);
+
   // Dave consents to be indexed by Alice's hospital; it stores a record for
-  // him, the data key sealed to Dave's Umbral key on the way.
+  // him, the data key sealed to Dave's Umbral key, his lab key and one of his
+  // one-time keys on the way.
   await registerPatient(api, k.alice, k.dave);
   const original = randomBytes(64 * 1024);
-  const file = join(dir, 'lab.bin');
-  writeFileSync(file, original);
-  const put = spawnSync(CLI, ['put', '--file', file, '--patient', k.dave.address, '--kind', 'LabResult',
-    '--suri', '//Alice', '--key-out', join(dir, 'lab.key'), '--node', `127.0.0.1:${node.rpcPort}`,
-    '--mongo', mongo.url, '--store-id', 'hospital-1'],
-  { encoding: 'utf8' });
-  assert.equal(put.status, 0, put.stderr);
-  const out = JSON.parse(put.stdout.trim().split('\n').pop());
+  const out = putRecord('LabResult', original);
   assert.equal(out.capsule, true, 'the data key was sealed to the patient');
-  record = { id: out.record, original, keyFile: join(dir, 'lab.key') };
+  record = { id: out.record, original, keyFile: out.key_file };
   // The gateway signs access-log entries as the record's issuer (Alice),
   // the account the node's offchain workers also sign with as a proxy.
   gateway = await startGateway({ rpcPort: node.rpcPort, mongoUrl: mongo.url });
@@ -206,11 +223,11 @@ test('grant, request, two proxies re-encrypt, the doctor decrypts the real recor
   const credit = async (who) => (await api.call.reputationApi.credit(who.address)).unwrap().toNumber();
   assert.ok(await credit(k.bob) > 600, 'serving a valid fragment earned credit');
 
-  // The doctor opens the data key from the chain alone ...
-  const capsule = (await api.query.proxyReencrypt.capsules(record.id)).unwrap();
-  const dataKey = pre.openDataKey(keys.eve, keys.dave,
-    { capsule: capsule.capsule.toHex(), ciphertext: capsule.ciphertext.toHex() },
-    fragments.map(([, f]) => f.toHex()));
+  // The doctor opens the data key from the chain alone: the record's
+  // capsule to its one-time key, the key the grant delegates from ...
+  const { capsule, delegating } = await grantCapsule(api, g, record.id);
+  assert.ok((await api.query.proxyReencrypt.grantKeys(g)).unwrap().slot.isRecord, 'a record grant\'s own key');
+  const dataKey = pre.openDataKey(keys.eve, delegator(keys.dave, delegating), capsule, fragments.map(([, f]) => f.toHex()));
   assert.equal(u8aToHex(dataKey), readFileSync(record.keyFile, 'utf8').trim(), 'the hospital\'s data key');
   // ... fetches the ciphertext through the gateway (the same grant is checked) ...
   const served = await fetchRecord(k.eve, record.id);
@@ -284,11 +301,10 @@ test('after expiry no fragment is accepted and the gateway refuses', async () =>
   const r = await requestAccess(g, record.id);
   assert.ok((await fetchRecord(k.eve, record.id)).result, 'readable before expiry');
   await waitForBlock(api, expiresAt);
-  const capsule = (await api.query.proxyReencrypt.capsules(record.id)).unwrap();
-  const kc = { capsule: capsule.capsule.toHex(), ciphertext: capsule.ciphertext.toHex() };
+  const { capsule: kc, delegating } = await grantCapsule(api, g, record.id);
   const sealed = (await api.query.proxyReencrypt.sealedFragments(g, k.charlie.address)).unwrap();
-  const valid = pre.proxyFragment(keys.charlie.secretKey,
-    { capsule: sealed.capsule.toHex(), ciphertext: sealed.ciphertext.toHex() }, keys.dave, keys.eve.publicKey, kc);
+  const valid = pre.proxyFragment(keys.charlie.secretKey, { capsule: sealed.capsule.toHex(), ciphertext: sealed.ciphertext.toHex() },
+    delegator(keys.dave, delegating), keys.eve.publicKey, kc);
   await assert.rejects(sendAndWait(api, api.tx.proxyReencrypt.submitFragment(r, valid), k.charlie),
     /proxyReencrypt\.GrantNotLive/);
   await assert.rejects(sendAndWait(api, api.tx.proxyReencrypt.requestAccess(g, record.id), k.eve),
@@ -453,4 +469,59 @@ test('a patient\'s pseudonym for one hospital, never funded, keys, grants and re
   // Not every call is free: a transfer from it still needs fees.
   await assert.rejects(sendAndWait(api, api.tx.balances.transferAllowDeath(k.eve.address, 0), pseudonym),
     /Inability to pay some fees|1010/);
+});
+
+test('a record grant, every proxy colluding with the grantee, opens no other record; a kind grant no other kind', async () => {
+  const { api } = node;
+  await revokeAll();
+  // Two more of Dave's records from Alice's hospital: a lab result and an image.
+  const lab = putRecord('LabResult');
+  const image = putRecord('Imaging');
+  const keyOf = (out) => readFileSync(out.key_file, 'utf8').trim();
+  /** Every capsule of a record on chain: to Dave's key, his kind key, a one-time key. */
+  const capsulesOf = async (id) => {
+    const pr = api.query.proxyReencrypt;
+    const all = [(await pr.capsules(id)).unwrap(), (await pr.kindCapsules(id)).unwrap(),
+      (await pr.oneTimeCapsules(id)).unwrap().capsule];
+    return all.map((c) => ({ capsule: c.capsule.toHex(), ciphertext: c.ciphertext.toHex() }));
+  };
+  /**
+   * Alice, Bob and Charlie open their key fragments of grant `g` and
+   * re-encrypt `capsule` (any capsule, not only what the chain asks for);
+   * Eve tries to open it with their fragments. The data key, or null.
+   */
+  const colludeOn = async (g, capsule) => {
+    const key = (await api.query.proxyReencrypt.grantKeys(g)).unwrapOr(null);
+    const who = delegator(keys.dave, key?.publicKey.toHex());
+    const cfrags = [];
+    for (const n of ['alice', 'bob', 'charlie']) {
+      const sealed = (await api.query.proxyReencrypt.sealedFragments(g, k[n].address)).unwrap();
+      const bound = (await api.query.proxyReencrypt.keyFragmentIds(g, k[n].address)).unwrap().toHex();
+      cfrags.push(pre.proxyFragment(keys[n].secretKey, { capsule: sealed.capsule.toHex(), ciphertext: sealed.ciphertext.toHex() },
+        who, keys.eve.publicKey, capsule, bound));
+    }
+    try {
+      return u8aToHex(pre.openDataKey(keys.eve, who, capsule, cfrags));
+    } catch {
+      return null;
+    }
+  };
+
+  // A grant of the first lab result: its proxies and Eve open its one-time
+  // capsule (the hospital's data key) and nothing of the other two records.
+  const one = await grant({ Record: record.id }, { proxies: ['alice', 'bob', 'charlie'], threshold: 2 });
+  assert.equal(await colludeOn(one, (await grantCapsule(api, one, record.id)).capsule),
+    readFileSync(record.keyFile, 'utf8').trim());
+  for (const other of [lab, image]) {
+    for (const capsule of await capsulesOf(other.record)) assert.equal(await colludeOn(one, capsule), null);
+  }
+  // A grant of every lab result opens the second lab result, not the image.
+  const labs = await grant({ Kind: 'LabResult' }, { proxies: ['alice', 'bob', 'charlie'], threshold: 2 });
+  assert.equal(await colludeOn(labs, (await grantCapsule(api, labs, lab.record)).capsule), keyOf(lab));
+  for (const capsule of await capsulesOf(image.record)) assert.equal(await colludeOn(labs, capsule), null);
+  // A grant of everything (Dave's own key) does open the image: the test
+  // would notice if the colluders' method failed for another reason.
+  const all = await grant('All', { proxies: ['alice', 'bob', 'charlie'], threshold: 2 });
+  assert.equal(await colludeOn(all, (await capsulesOf(image.record))[0]), keyOf(image));
+  await revokeAll();
 });

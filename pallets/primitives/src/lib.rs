@@ -230,6 +230,40 @@ pub enum RecordKind {
 	Other,
 }
 
+impl RecordKind {
+	/// How many kinds there are.
+	pub const COUNT: u32 = 9;
+
+	/// Every kind, in encoding order.
+	pub const ALL: [RecordKind; Self::COUNT as usize] = [
+		RecordKind::Diagnosis,
+		RecordKind::LabResult,
+		RecordKind::Imaging,
+		RecordKind::Prescription,
+		RecordKind::DischargeSummary,
+		RecordKind::NursingCare,
+		RecordKind::Billing,
+		RecordKind::Wearable,
+		RecordKind::Other,
+	];
+
+	/// The kind's name as the runtime's metadata spells it (what wallets
+	/// see, and what a patient's key for the kind is derived under).
+	pub fn name(&self) -> &'static str {
+		match self {
+			RecordKind::Diagnosis => "Diagnosis",
+			RecordKind::LabResult => "LabResult",
+			RecordKind::Imaging => "Imaging",
+			RecordKind::Prescription => "Prescription",
+			RecordKind::DischargeSummary => "DischargeSummary",
+			RecordKind::NursingCare => "NursingCare",
+			RecordKind::Billing => "Billing",
+			RecordKind::Wearable => "Wearable",
+			RecordKind::Other => "Other",
+		}
+	}
+}
+
 /// The hash function a record's content digest was computed with. All three
 /// give 32 bytes; seed paper 001 uses SM3. The one definition the record
 /// index and the tools share.
@@ -371,6 +405,15 @@ impl<AccountId> AuditorVerdicts<AccountId> for () {
 #[cfg(test)]
 mod tests {
 	use super::*;
+
+	#[test]
+	fn every_kind_is_listed_once_in_encoding_order_with_its_metadata_name() {
+		for (i, kind) in RecordKind::ALL.iter().enumerate() {
+			assert_eq!(kind.encode(), vec![i as u8]);
+			assert_eq!(kind.name(), format!("{kind:?}"));
+		}
+		assert_eq!(RecordKind::decode(&mut &[RecordKind::COUNT as u8][..]).ok(), None, "no tenth kind");
+	}
 
 	#[test]
 	fn roles_set_operations() {

@@ -7,7 +7,7 @@ use crate::Pallet as Pre;
 use frame_benchmarking::v2::*;
 use frame_support::traits::{Get, Hooks};
 use frame_system::RawOrigin;
-use medchain_primitives::AccessPurpose;
+use medchain_primitives::{AccessPurpose, RecordKind};
 use medchain_umbral::Fixture;
 
 /// Accounts and Umbral material of a grant with `n` proxies.
@@ -51,7 +51,7 @@ fn setup<T: Config>(n: u32) -> Setup<T> {
 		ciphertext: BoundedVec::truncate_from(ciphertext),
 	};
 	let record = T::BenchmarkHelper::record(&issuer, &patient, capsule.hash());
-	Pre::<T>::attach_capsule(RawOrigin::Signed(issuer).into(), record, capsule.clone()).expect("issuer attaches");
+	Pre::<T>::attach_capsule(RawOrigin::Signed(issuer).into(), record, capsule.clone(), ScopedCapsules::default()).expect("issuer attaches");
 	Setup { fixture, patient, grantee, proxies, record, capsule }
 }
 
@@ -107,6 +107,17 @@ fn unacknowledged_grant<T: Config>(s: &mut Setup<T>, m: u32, emergency: bool) ->
 	id
 }
 
+/// `n` distinct valid public keys (derived from the fixture's patient).
+fn scope_keys(f: &Fixture, n: u32) -> Vec<UmbralPublicKey> {
+	(0..n)
+		.map(|i| {
+			medchain_umbral::scope_secret_key(&f.patient, &medchain_umbral::record_label(i))
+				.map(|sk| Fixture::public(&sk))
+				.unwrap_or([2; 33])
+		})
+		.collect()
+}
+
 #[benchmarks]
 mod benchmarks {
 	use super::*;
@@ -129,20 +140,57 @@ mod benchmarks {
 		assert!(Proxies::<T>::contains_key(proxy));
 	}
 
+	/// `n` kinds.
+	#[benchmark]
+	fn register_kind_keys(n: Linear<1, { RecordKind::COUNT }>) {
+		let f = Fixture::new(1, 0);
+		let who: T::AccountId = account("patient", 1, 0);
+		Keys::<T>::insert(&who, UmbralKeys { public_key: Fixture::public(&f.patient), verifying_key: f.verifying() });
+		let keys = scope_keys(&f, n);
+		let kinds: Vec<_> = RecordKind::ALL.iter().copied().zip(keys).collect();
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who.clone()), BoundedVec::truncate_from(kinds));
+		assert_eq!(KindKeys::<T>::iter_prefix(&who).count(), n as usize);
+	}
+
+	/// `n` keys.
+	#[benchmark]
+	fn add_record_keys(n: Linear<1, { T::MaxRecordKeys::get() }>) {
+		let f = Fixture::new(1, 0);
+		let who: T::AccountId = account("patient", 1, 0);
+		Keys::<T>::insert(&who, UmbralKeys { public_key: Fixture::public(&f.patient), verifying_key: f.verifying() });
+		let keys = scope_keys(&f, n);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who.clone()), 0, BoundedVec::truncate_from(keys));
+		assert_eq!(RecordKeyPool::<T>::get(&who).len(), n as usize);
+	}
+
+	/// The worst case: the patient has a key for every kind and a full pool
+	/// of one-time keys; the issuer takes the last one.
 	#[benchmark]
 	fn attach_capsule() {
 		let mut f = Fixture::new(1, 0);
 		let patient: T::AccountId = account("patient", 1, 0);
 		let issuer = T::BenchmarkHelper::institution(101, Role::Producer);
-		let (capsule, ciphertext) = f.capsule();
-		let capsule = KeyCapsule {
-			capsule: BoundedVec::truncate_from(capsule),
-			ciphertext: BoundedVec::truncate_from(ciphertext),
+		let keys = scope_keys(&f, T::MaxRecordKeys::get());
+		for kind in RecordKind::ALL {
+			KindKeys::<T>::insert(&patient, kind, keys[0]);
+		}
+		let pool: Vec<_> = (0..).zip(keys.iter().copied()).collect();
+		let last = pool.len() as u32 - 1;
+		RecordKeyPool::<T>::insert(&patient, BoundedVec::truncate_from(pool));
+		let mut capsule = || {
+			let (capsule, ciphertext) = f.capsule();
+			KeyCapsule { capsule: BoundedVec::truncate_from(capsule), ciphertext: BoundedVec::truncate_from(ciphertext) }
 		};
-		let record = T::BenchmarkHelper::record(&issuer, &patient, capsule.hash());
+		let root = capsule();
+		let scoped = ScopedCapsules { kind: Some(capsule()), record: Some((last, capsule())) };
+		let record = T::BenchmarkHelper::record(&issuer, &patient, root.hash());
 		#[extrinsic_call]
-		_(RawOrigin::Signed(issuer), record, capsule);
+		_(RawOrigin::Signed(issuer), record, root, scoped);
 		assert!(Capsules::<T>::contains_key(record));
+		assert!(OneTimeCapsules::<T>::contains_key(record));
+		assert!(KindCapsules::<T>::contains_key(record));
 	}
 
 	/// `n` proxies: each sealed fragment's capsule is parsed and checked.

@@ -101,6 +101,26 @@ impl<T: Config> Pallet<T> {
 				"break-glass entry of another access"
 			);
 		}
+		for (patient, pool) in RecordKeyPool::<T>::iter() {
+			let next = NextRecordKeyIndex::<T>::get(&patient);
+			for (i, (index, _)) in pool.iter().enumerate() {
+				ensure!(*index < next, "one-time key numbered beyond NextRecordKeyIndex");
+				ensure!(pool[..i].iter().all(|(other, _)| other != index), "one-time key number twice in a pool");
+			}
+		}
+		for (record, c) in OneTimeCapsules::<T>::iter() {
+			ensure!(Capsules::<T>::contains_key(record), "one-time capsule without the record's capsule");
+			if let Some(r) = T::Records::record(record).filter(|r| r.available) {
+				let pool = RecordKeyPool::<T>::get(&r.patient);
+				ensure!(pool.iter().all(|(i, _)| *i != c.index), "a record's one-time key still in the pool");
+			}
+		}
+		for record in KindCapsules::<T>::iter_keys() {
+			ensure!(Capsules::<T>::contains_key(record), "kind capsule without the record's capsule");
+		}
+		for grant in GrantKeys::<T>::iter_keys() {
+			ensure!(Grants::<T>::contains_key(grant), "the key of an unknown grant");
+		}
 		for (id, g) in Grants::<T>::iter() {
 			ensure!(id < next_grant, "grant id beyond NextGrantId");
 			ensure!(

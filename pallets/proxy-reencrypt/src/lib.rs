@@ -125,7 +125,7 @@ pub mod pallet {
 	use super::*;
 	use frame_support::pallet_prelude::*;
 	use frame_system::{offchain::CreateSignedTransaction, pallet_prelude::*};
-	use medchain_primitives::AccessPurpose;
+	use medchain_primitives::{AccessPurpose, RecordKind};
 
 	/// The in-code storage version.
 	const STORAGE_VERSION: StorageVersion = StorageVersion::new(2);
@@ -183,6 +183,11 @@ pub mod pallet {
 		#[pallet::constant]
 		type MaxOpenRequestsPerGrant: Get<u32>;
 
+		/// Most one-time record keys a patient keeps registered and unused
+		/// (`RecordKeyPool`).
+		#[pallet::constant]
+		type MaxRecordKeys: Get<u32>;
+
 		/// Upper bound of a sealed key fragment's ciphertext.
 		#[pallet::constant]
 		type MaxSealedFragmentLen: Get<u32>;
@@ -215,6 +220,48 @@ pub mod pallet {
 	/// Umbral keys of patients and grantees.
 	#[pallet::storage]
 	pub type Keys<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, UmbralKeys, OptionQuery>;
+
+	/// Patients' keys for every record of a kind, by patient and kind
+	/// (derived from the patient's secret under `medchain_umbral::kind_label`).
+	/// An issuer encrypts a record's data key to its kind's key too, and a
+	/// grant of a kind delegates from it: its fragments open that kind only.
+	#[pallet::storage]
+	pub type KindKeys<T: Config> =
+		StorageDoubleMap<_, Blake2_128Concat, T::AccountId, Twox64Concat, RecordKind, UmbralPublicKey, OptionQuery>;
+
+	/// Patients' one-time record keys not yet taken by a record, with their
+	/// numbers (derived under `medchain_umbral::record_label`). An issuer
+	/// takes one for each new record without the patient online; a grant of
+	/// that record delegates from it, so its fragments open that record only.
+	/// The patient's wallet tops the pool up ([`Pallet::add_record_keys`]).
+	#[pallet::storage]
+	pub type RecordKeyPool<T: Config> = StorageMap<
+		_,
+		Blake2_128Concat,
+		T::AccountId,
+		BoundedVec<(RecordKeyIndex, UmbralPublicKey), T::MaxRecordKeys>,
+		ValueQuery,
+	>;
+
+	/// The number the next one-time record key a patient adds must have
+	/// (each number is used once).
+	#[pallet::storage]
+	pub type NextRecordKeyIndex<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, RecordKeyIndex, ValueQuery>;
+
+	/// Records' data keys encrypted to the patient's key for their kind.
+	#[pallet::storage]
+	pub type KindCapsules<T: Config> = StorageMap<_, Twox64Concat, RecordId, KeyCapsule, OptionQuery>;
+
+	/// Records' data keys encrypted to a one-time key of the patient.
+	#[pallet::storage]
+	pub type OneTimeCapsules<T: Config> = StorageMap<_, Twox64Concat, RecordId, OneTimeCapsule, OptionQuery>;
+
+	/// The narrower key a grant delegates from, for grants whose scope has
+	/// one (a kind with a kind key; a record with a one-time or kind
+	/// capsule). A grant without one delegates from the patient's key
+	/// (`Keys`), which opens every record.
+	#[pallet::storage]
+	pub type GrantKeys<T: Config> = StorageMap<_, Twox64Concat, GrantId, GrantKey, OptionQuery>;
 
 	/// Umbral public keys of proxy institutions.
 	#[pallet::storage]
@@ -351,6 +398,11 @@ pub mod pallet {
 	pub enum Event<T: Config> {
 		/// An account registered its Umbral keys.
 		KeyRegistered { who: T::AccountId, public_key: UmbralPublicKey },
+		/// A patient registered keys for kinds of records.
+		KindKeysRegistered { who: T::AccountId, kinds: u32 },
+		/// A patient added one-time record keys; `next` is the number the
+		/// next one must have.
+		RecordKeysAdded { who: T::AccountId, added: u32, next: RecordKeyIndex },
 		/// An institution registered (or rotated) its proxy key.
 		ProxyRegistered { proxy: T::AccountId, public_key: UmbralPublicKey },
 		/// A record's key capsule was attached.
@@ -415,6 +467,18 @@ pub mod pallet {
 	pub enum Error<T> {
 		/// Not a compressed secp256k1 public key.
 		BadPublicKey,
+		/// The first new one-time record key does not have the number the
+		/// chain expects (`NextRecordKeyIndex`).
+		WrongRecordKeyIndex,
+		/// More one-time record keys than the pool holds (`MaxRecordKeys`).
+		TooManyRecordKeys,
+		/// The patient has a key for the record's kind or unused one-time
+		/// keys, and the issuer did not encrypt the data key to it.
+		ScopedCapsuleMissing,
+		/// A capsule to a key the patient does not have: no key for the
+		/// record's kind, or a one-time key that is not in the pool (never
+		/// added, or taken by another record).
+		NoScopeKey,
 		/// The account already registered Umbral keys.
 		KeyAlreadyRegistered,
 		/// The patient has no registered Umbral keys.
@@ -574,6 +638,70 @@ pub mod pallet {
 			Ok(())
 		}
 
+		/// Registers the sender's keys for kinds of records (each derived
+		/// from its secret key under `medchain_umbral::kind_label`), once per
+		/// kind. From then on issuers encrypt each new record's data key to
+		/// its kind's key too, and a grant of that kind delegates from it:
+		/// the grant's proxies and grantee together open records of that kind
+		/// only.
+		///
+		/// Errors: `NoPatientKey` (register the account's own key first),
+		/// `BadPublicKey`, `KeyAlreadyRegistered` (a kind given twice or
+		/// registered before).
+		#[pallet::call_index(13)]
+		#[pallet::weight(T::WeightInfo::register_kind_keys(keys.len() as u32))]
+		pub fn register_kind_keys(
+			origin: OriginFor<T>,
+			keys: BoundedVec<(RecordKind, UmbralPublicKey), ConstU32<{ RecordKind::COUNT }>>,
+		) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			ensure!(Keys::<T>::contains_key(&who), Error::<T>::NoPatientKey);
+			for (i, (kind, key)) in keys.iter().enumerate() {
+				Self::check_public_key(key)?;
+				ensure!(
+					!KindKeys::<T>::contains_key(&who, kind) && keys.iter().take(i).all(|(k, _)| k != kind),
+					Error::<T>::KeyAlreadyRegistered
+				);
+			}
+			for (kind, key) in keys.iter() {
+				KindKeys::<T>::insert(&who, kind, key);
+			}
+			Self::deposit_event(Event::KindKeysRegistered { who, kinds: keys.len() as u32 });
+			Ok(())
+		}
+
+		/// Adds one-time record keys to the sender's pool, numbered from
+		/// `first` (which must be `NextRecordKeyIndex`; each derived from the
+		/// sender's secret key under `medchain_umbral::record_label`). An
+		/// issuer takes one for each new record; a grant of that record
+		/// delegates from it, so the grant opens that record only. The
+		/// patient's wallet keeps the pool topped up.
+		///
+		/// Errors: `NoPatientKey`, `WrongRecordKeyIndex`, `BadPublicKey`,
+		/// `TooManyRecordKeys`, `Overflow`.
+		#[pallet::call_index(14)]
+		#[pallet::weight(T::WeightInfo::add_record_keys(keys.len() as u32))]
+		pub fn add_record_keys(
+			origin: OriginFor<T>,
+			first: RecordKeyIndex,
+			keys: BoundedVec<UmbralPublicKey, T::MaxRecordKeys>,
+		) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			ensure!(Keys::<T>::contains_key(&who), Error::<T>::NoPatientKey);
+			ensure!(NextRecordKeyIndex::<T>::get(&who) == first, Error::<T>::WrongRecordKeyIndex);
+			let added = keys.len() as u32;
+			let next = first.checked_add(added).ok_or(Error::<T>::Overflow)?;
+			let mut pool = RecordKeyPool::<T>::get(&who);
+			for (index, key) in (first..next).zip(keys) {
+				Self::check_public_key(&key)?;
+				pool.try_push((index, key)).map_err(|_| Error::<T>::TooManyRecordKeys)?;
+			}
+			RecordKeyPool::<T>::insert(&who, pool);
+			NextRecordKeyIndex::<T>::insert(&who, next);
+			Self::deposit_event(Event::RecordKeysAdded { who, added, next });
+			Ok(())
+		}
+
 		/// Registers (or rotates) the sender institution's proxy key. Fragments
 		/// sealed to a previous key can no longer be opened.
 		///
@@ -590,14 +718,29 @@ pub mod pallet {
 		}
 
 		/// Attaches a record's key capsule: its data key encrypted to the
-		/// patient's public key. Must match the record's `capsule_hash`.
+		/// patient's public key, and in `scoped` to the patient's narrower
+		/// keys. Where the patient registered a key for the record's kind, a
+		/// capsule to it is required; where the patient has unused one-time
+		/// keys, a capsule to one of them is required, and that key leaves the
+		/// pool (two issuers racing for one key: the second is refused and
+		/// tries another). `capsule` must match the record's `capsule_hash`;
+		/// the scoped capsules are attached with it, once. (Which key a
+		/// capsule was made for cannot be checked on chain; the issuer, who
+		/// holds the data key anyway, is trusted for that, and the patient's
+		/// wallet can check.)
 		///
 		/// Origin: the record's issuer, an active institution. Errors:
 		/// `NotInstitution`, `RecordNotFound`, `NotIssuer`, `RecordUnavailable`,
-		/// `CapsuleAlreadyAttached`, `CapsuleMismatch`, `MalformedCapsule`.
+		/// `CapsuleAlreadyAttached`, `CapsuleMismatch`, `MalformedCapsule`,
+		/// `ScopedCapsuleMissing`, `NoScopeKey`.
 		#[pallet::call_index(2)]
 		#[pallet::weight(T::WeightInfo::attach_capsule())]
-		pub fn attach_capsule(origin: OriginFor<T>, record: RecordId, capsule: KeyCapsule) -> DispatchResult {
+		pub fn attach_capsule(
+			origin: OriginFor<T>,
+			record: RecordId,
+			capsule: KeyCapsule,
+			scoped: ScopedCapsules,
+		) -> DispatchResult {
 			let who = ensure_signed(origin)?;
 			ensure!(T::Registry::is_active(&who), Error::<T>::NotInstitution);
 			let r = T::Records::record(record).ok_or(Error::<T>::RecordNotFound)?;
@@ -605,7 +748,31 @@ pub mod pallet {
 			ensure!(r.available, Error::<T>::RecordUnavailable);
 			ensure!(!Capsules::<T>::contains_key(record), Error::<T>::CapsuleAlreadyAttached);
 			ensure!(capsule.hash().0 == r.capsule_hash, Error::<T>::CapsuleMismatch);
-			medchain_umbral::capsule(&capsule.capsule).map_err(|_| Error::<T>::MalformedCapsule)?;
+			for c in [Some(&capsule), scoped.kind.as_ref(), scoped.record.as_ref().map(|(_, c)| c)].into_iter().flatten() {
+				medchain_umbral::capsule(&c.capsule).map_err(|_| Error::<T>::MalformedCapsule)?;
+			}
+			let kind_key = r.kind.and_then(|kind| KindKeys::<T>::get(&r.patient, kind));
+			ensure!(kind_key.is_some() || scoped.kind.is_none(), Error::<T>::NoScopeKey);
+			ensure!(kind_key.is_none() || scoped.kind.is_some(), Error::<T>::ScopedCapsuleMissing);
+			let mut pool = RecordKeyPool::<T>::get(&r.patient);
+			let one_time = match scoped.record {
+				Some((index, capsule)) => {
+					let at = pool.iter().position(|(i, _)| *i == index).ok_or(Error::<T>::NoScopeKey)?;
+					let (_, public_key) = pool.remove(at);
+					RecordKeyPool::<T>::insert(&r.patient, pool);
+					Some(OneTimeCapsule { index, public_key, capsule })
+				},
+				None => {
+					ensure!(pool.is_empty(), Error::<T>::ScopedCapsuleMissing);
+					None
+				},
+			};
+			if let Some(c) = one_time {
+				OneTimeCapsules::<T>::insert(record, c);
+			}
+			if let Some(c) = scoped.kind {
+				KindCapsules::<T>::insert(record, c);
+			}
 			Capsules::<T>::insert(record, capsule);
 			Self::deposit_event(Event::CapsuleAttached { record });
 			Ok(())
@@ -629,10 +796,12 @@ pub mod pallet {
 		/// `RecordNotFound`, `NotPatientsRecord`, `RecordNotConfirmed`,
 		/// `NotInstitution`, `TooManyGrants`, `Overflow`.
 		#[pallet::call_index(3)]
-		// Plus one key fragment id per proxy, and the patient's choice of
-		// threshold 1.
+		// Plus one key fragment id per proxy, the patient's choice of
+		// threshold 1, and the scope's key (looked up in up to three items,
+		// written to `GrantKeys`).
 		#[pallet::weight(T::WeightInfo::grant_access(fragments.len() as u32)
-			.saturating_add(Pallet::<T>::kfrag_id_weight().saturating_mul(fragments.len() as u64 + 1)))]
+			.saturating_add(Pallet::<T>::kfrag_id_weight().saturating_mul(fragments.len() as u64 + 1))
+			.saturating_add(Pallet::<T>::scope_key_weight()))]
 		#[allow(clippy::too_many_arguments)]
 		pub fn grant_access(
 			origin: OriginFor<T>,
@@ -659,6 +828,7 @@ pub mod pallet {
 				ensure!(r.patient == patient, Error::<T>::NotPatientsRecord);
 				ensure!(r.confirmed, Error::<T>::RecordNotConfirmed);
 			}
+			let grant_key = Self::scope_key(&patient, scope);
 			if emergency {
 				ensure!(T::Registry::is_active(&grantee), Error::<T>::NotInstitution);
 			}
@@ -675,6 +845,9 @@ pub mod pallet {
 			NextGrantId::<T>::put(grant.checked_add(1).ok_or(Error::<T>::Overflow)?);
 			PatientGrants::<T>::try_append(&patient, grant).map_err(|_| Error::<T>::TooManyGrants)?;
 			GranteeGrants::<T>::insert(&grantee, grant, ());
+			if let Some(key) = grant_key {
+				GrantKeys::<T>::insert(grant, key);
+			}
 			for (proxy, sealed, id) in fragments.into_iter() {
 				PendingAcknowledgements::<T>::insert(&proxy, grant, ());
 				KeyFragmentIds::<T>::insert(grant, &proxy, id);
@@ -833,7 +1006,7 @@ pub mod pallet {
 			ensure!(g.proxies.contains(&proxy), Error::<T>::NotProxyOfGrant);
 			ensure!(g.acknowledged.contains(&proxy), Error::<T>::NotAcknowledged);
 			ensure!(!Fragments::<T>::contains_key(request, &proxy), Error::<T>::AlreadySubmitted);
-			let capsule = Capsules::<T>::get(req.record).ok_or(Error::<T>::NoCapsule)?;
+			let capsule = Self::capsule_for(req.grant, req.record).ok_or(Error::<T>::NoCapsule)?;
 			// A copy of another proxy's fragment verifies but is not this
 			// proxy's work, and would add nothing to the decryption. (Its id
 			// is read once the fragment parsed and verified.)
@@ -841,7 +1014,7 @@ pub mod pallet {
 				KeyFragmentIds::<T>::get(req.grant, &proxy)
 					.is_none_or(|id| medchain_umbral::cfrag_kfrag_id(&fragment) == Ok(id))
 			};
-			if Self::fragment_verifies(&g, &capsule, &fragment) && own() {
+			if Self::fragment_verifies(req.grant, &g, &capsule, &fragment) && own() {
 				Fragments::<T>::insert(request, &proxy, Submission::Accepted(fragment));
 				if Self::earns_serving_credit(&g, req.record, &proxy) {
 					T::Credit::report(&proxy, Behaviour::ReencryptionServed);
@@ -1074,7 +1247,7 @@ pub mod pallet {
 			ensure!(r.available, Error::<T>::RecordUnavailable);
 			ensure!(r.patient == g.patient && g.scope.covers(record, r.kind), Error::<T>::OutOfScope);
 			ensure!(r.confirmed, Error::<T>::RecordNotConfirmed);
-			ensure!(Capsules::<T>::contains_key(record), Error::<T>::NoCapsule);
+			ensure!(Self::capsule_for(grant, record).is_some(), Error::<T>::NoCapsule);
 			let ordinary = emergency.is_none();
 			if ordinary {
 				let open = OpenRequests::<T>::decode_len().unwrap_or(0) as u32;
@@ -1113,16 +1286,48 @@ pub mod pallet {
 			Ok(request)
 		}
 
-		/// The parsed keys of a grant's delegation (patient → grantee).
-		pub(crate) fn delegation_keys(g: &Grant<T>) -> Option<medchain_umbral::DelegationKeys> {
+		/// The narrowest key of `patient` that opens every record in `scope`
+		/// and nothing outside it, if there is one: the kind key for a kind;
+		/// for one record its one-time key, else its kind key if its data key
+		/// was encrypted to it. `None`: the patient's own key (every record).
+		pub(crate) fn scope_key(patient: &T::AccountId, scope: GrantScope) -> Option<GrantKey> {
+			let kind_key = |kind| KindKeys::<T>::get(patient, kind).map(|public_key| GrantKey { slot: ScopeKeySlot::Kind, public_key });
+			match scope {
+				GrantScope::All => None,
+				GrantScope::Kind(kind) => kind_key(kind),
+				GrantScope::Record(record) => match OneTimeCapsules::<T>::get(record) {
+					Some(c) => Some(GrantKey { slot: ScopeKeySlot::Record, public_key: c.public_key }),
+					None if KindCapsules::<T>::contains_key(record) =>
+						T::Records::record(record).and_then(|r| r.kind).and_then(kind_key),
+					None => None,
+				},
+			}
+		}
+
+		/// The capsule of `record` that grant `grant`'s key fragments open.
+		pub(crate) fn capsule_for(grant: GrantId, record: RecordId) -> Option<KeyCapsule> {
+			match GrantKeys::<T>::get(grant).map(|k| k.slot) {
+				None => Capsules::<T>::get(record),
+				Some(ScopeKeySlot::Kind) => KindCapsules::<T>::get(record),
+				Some(ScopeKeySlot::Record) => OneTimeCapsules::<T>::get(record).map(|c| c.capsule),
+			}
+		}
+
+		/// The parsed keys of a grant's delegation (patient → grantee): the
+		/// patient's verifying key, the key the grant delegates from (its
+		/// scope key, else the patient's) and the grantee's key.
+		pub(crate) fn delegation_keys(grant: GrantId, g: &Grant<T>) -> Option<medchain_umbral::DelegationKeys> {
 			let patient = Keys::<T>::get(&g.patient)?;
 			let grantee = Keys::<T>::get(&g.grantee)?;
-			medchain_umbral::DelegationKeys::parse(&patient.verifying_key, &patient.public_key, &grantee.public_key).ok()
+			let delegating = GrantKeys::<T>::get(grant).map_or(patient.public_key, |k| k.public_key);
+			medchain_umbral::DelegationKeys::parse(&patient.verifying_key, &delegating, &grantee.public_key).ok()
 		}
 
 		/// Whether a capsule fragment verifies for the grant's delegation.
-		fn fragment_verifies(g: &Grant<T>, capsule: &KeyCapsule, fragment: &[u8]) -> bool {
-			let (Some(keys), Ok(capsule)) = (Self::delegation_keys(g), medchain_umbral::capsule(&capsule.capsule)) else {
+		fn fragment_verifies(grant: GrantId, g: &Grant<T>, capsule: &KeyCapsule, fragment: &[u8]) -> bool {
+			let (Some(keys), Ok(capsule)) =
+				(Self::delegation_keys(grant, g), medchain_umbral::capsule(&capsule.capsule))
+			else {
 				return false;
 			};
 			medchain_umbral::verify_cfrag(&capsule, fragment, &keys.delegation()).is_ok()
@@ -1172,6 +1377,20 @@ pub mod pallet {
 		/// `RequestDeadlines` entry).
 		fn request_list_len() -> u64 {
 			16 + 5 + 8 * T::MaxOpenRequests::get() as u64
+		}
+
+		/// Finding a grant scope's key (a `OneTimeCapsules` entry, a
+		/// `KindCapsules` entry and a `KindKeys` entry, the record's kind
+		/// being read with the record) and writing it to `GrantKeys`.
+		pub(crate) fn scope_key_weight() -> Weight {
+			let one_time = 16 + OneTimeCapsule::max_encoded_len() as u64;
+			let kind_key = 48 + 9 + 33;
+			let record = 16 + KeyCapsule::max_encoded_len() as u64;
+			T::DbWeight::get()
+				.reads_writes(3, 1)
+				.saturating_add(Self::proof_of(one_time))
+				.saturating_add(Self::proof_of(kind_key))
+				.saturating_add(Self::proof_of(record))
 		}
 
 		/// Reading and writing one `KeyFragmentIds` entry: two hashed keys and

@@ -163,6 +163,7 @@ impl pallet_proxy_reencrypt::Config for Test {
 	type MaxOpenRequests = ConstU32<4>;
 	type MaxOpenRequestsPerRequester = ConstU32<2>;
 	type MaxOpenRequestsPerGrant = ConstU32<3>;
+	type MaxRecordKeys = ConstU32<3>;
 	type MaxSealedFragmentLen = ConstU32<512>;
 	type MaxCapsuleFragmentLen = ConstU32<512>;
 	type RequestTimeout = frame_support::traits::ConstU64<TIMEOUT>;

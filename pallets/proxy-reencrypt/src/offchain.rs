@@ -199,14 +199,14 @@ impl<T: Config> Pallet<T> {
 	}
 
 	/// Opens the proxy's sealed fragment of the grant and re-encrypts the
-	/// record's capsule with it.
+	/// record's capsule the grant's key opens with it (`Pallet::capsule_for`).
 	fn reencrypt_for(
 		req: &AccessRequest<T>,
 		g: &Grant<T>,
 		proxy: &T::AccountId,
 		secret: &medchain_umbral::SecretKey,
 	) -> Result<BoundedVec<u8, T::MaxCapsuleFragmentLen>, &'static str> {
-		let capsule = Capsules::<T>::get(req.record).ok_or("record has no capsule")?;
+		let capsule = Self::capsule_for(req.grant, req.record).ok_or("record has no capsule for the grant's key")?;
 		let kfrag = Self::opened_kfrag(req.grant, g, proxy, secret).map_err(|e| match e {
 			KfragError::Invalid => "sealed fragment does not open or verify",
 			KfragError::Unavailable(e) => e,
@@ -236,7 +236,7 @@ impl<T: Config> Pallet<T> {
 		}
 		let sealed = SealedFragments::<T>::get(grant, proxy).ok_or(KfragError::Unavailable("no sealed fragment"))?;
 		let keys =
-			Self::delegation_keys(g).ok_or(KfragError::Unavailable("the patient or grantee has no valid keys"))?;
+			Self::delegation_keys(grant, g).ok_or(KfragError::Unavailable("the patient or grantee has no valid keys"))?;
 		let kfrag = medchain_umbral::open_kfrag(secret, &sealed.capsule, &sealed.ciphertext, &keys.delegation())
 			.map_err(|_| KfragError::Invalid)?;
 		// Bound to another id, every fragment this proxy made would be

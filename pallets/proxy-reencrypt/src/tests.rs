@@ -4,7 +4,7 @@ use crate::{mock::*, Error, Event, *};
 use codec::Decode;
 use frame_support::{assert_noop, assert_ok, traits::Hooks, BoundedVec};
 use medchain_primitives::{AccessPurpose, Behaviour, RecordKind};
-use medchain_umbral::Delegation;
+use medchain_umbral::{PublicKey, SecretKey};
 use sp_core::offchain::OffchainStorage;
 use sp_runtime::{generic::Preamble, testing::UintAuthorityId};
 
@@ -60,7 +60,7 @@ impl World {
 		}
 		let capsule = w.capsule();
 		add_record(RECORD, PATIENT, HOSPITAL, RecordKind::LabResult, capsule.hash().0);
-		assert_ok!(Pre::attach_capsule(origin(HOSPITAL), RECORD, capsule));
+		assert_ok!(Pre::attach_capsule(origin(HOSPITAL), RECORD, capsule, Default::default()));
 		w
 	}
 
@@ -72,9 +72,14 @@ impl World {
 
 	/// `n` key fragments for `grantee`, threshold `m`, sealed to the first `n` proxies.
 	fn fragments(&self, grantee: &Party, m: usize, n: usize) -> SealedList {
+		self.fragments_from(&self.patient.sk, grantee, m, n)
+	}
+
+	/// As [`World::fragments`], delegating from `delegating` (a scope key).
+	fn fragments_from(&self, delegating: &SecretKey, grantee: &Party, m: usize, n: usize) -> SealedList {
 		let kfrags = umbral_pre::generate_kfrags_with_rng(
 			&mut rand_core::OsRng,
-			&self.patient.sk,
+			delegating,
 			&grantee.pk,
 			&self.patient.signer,
 			m,
@@ -173,34 +178,110 @@ impl World {
 		id
 	}
 
-	fn delegation<'a>(&'a self, grantee: &'a Party, verifying: &'a medchain_umbral::PublicKey) -> Delegation<'a> {
-		Delegation { verifying_key: verifying, delegating_key: &self.patient.pk, receiving_key: &grantee.pk }
+	/// What proxy `i` computes for `request`, as its offchain worker does:
+	/// opens its key fragment against the grant's keys and re-encrypts the
+	/// record's capsule the grant's key opens.
+	fn fragment(&self, i: usize, request: RequestId, _grantee: &Party) -> BoundedVec<u8, frame_support::traits::ConstU32<512>> {
+		let req = Requests::<Test>::get(request).unwrap();
+		let capsule = Pre::capsule_for(req.grant, req.record).unwrap();
+		self.colluding_fragment(i, req.grant, &capsule).try_into().unwrap()
 	}
 
-	/// What proxy `i` computes for `request`, as its offchain worker does.
-	fn fragment(&self, i: usize, request: RequestId, grantee: &Party) -> BoundedVec<u8, frame_support::traits::ConstU32<512>> {
-		let req = Requests::<Test>::get(request).unwrap();
-		let sealed = SealedFragments::<Test>::get(req.grant, PROXIES[i]).unwrap();
-		let verifying = self.patient.signer.verifying_key();
-		let keys = self.delegation(grantee, &verifying);
-		let kfrag = medchain_umbral::open_kfrag(&self.proxies[i].sk, &sealed.capsule, &sealed.ciphertext, &keys).unwrap();
-		let capsule = medchain_umbral::capsule(&Capsules::<Test>::get(req.record).unwrap().capsule).unwrap();
-		medchain_umbral::reencrypt([i as u8; 32], &capsule, kfrag).unwrap().try_into().unwrap()
+	/// What proxy `i` makes of any `capsule` with its key fragment of `grant`
+	/// (whether or not the chain would ask it to).
+	fn colluding_fragment(&self, i: usize, grant: GrantId, capsule: &KeyCapsule) -> Vec<u8> {
+		let g = Grants::<Test>::get(grant).unwrap();
+		let sealed = SealedFragments::<Test>::get(grant, PROXIES[i]).unwrap();
+		let keys = Pre::delegation_keys(grant, &g).unwrap();
+		let kfrag =
+			medchain_umbral::open_kfrag(&self.proxies[i].sk, &sealed.capsule, &sealed.ciphertext, &keys.delegation())
+				.unwrap();
+		let capsule = medchain_umbral::capsule(&capsule.capsule).unwrap();
+		medchain_umbral::reencrypt([i as u8; 32], &capsule, kfrag).unwrap()
+	}
+
+	/// What the grantee of `grant` opens of `capsule` with `cfrags`.
+	fn open(&self, grant: GrantId, grantee: &Party, capsule: &KeyCapsule, cfrags: &[Vec<u8>]) -> Result<Vec<u8>, medchain_umbral::Error> {
+		let g = Grants::<Test>::get(grant).unwrap();
+		let keys = Pre::delegation_keys(grant, &g).unwrap();
+		medchain_umbral::decrypt_reencrypted(&grantee.sk, &keys.delegation(), &capsule.capsule, cfrags, &capsule.ciphertext)
 	}
 
 	/// The grantee's decryption of the data key from the request's fragments.
 	fn decrypt(&self, request: RequestId, grantee: &Party) -> Result<Vec<u8>, medchain_umbral::Error> {
 		let req = Requests::<Test>::get(request).unwrap();
-		let capsule = Capsules::<Test>::get(req.record).unwrap();
+		let capsule = Pre::capsule_for(req.grant, req.record).unwrap();
 		let cfrags: Vec<Vec<u8>> = Pre::fragments_of(request).into_iter().map(|(_, f)| f).collect();
-		let verifying = self.patient.signer.verifying_key();
-		medchain_umbral::decrypt_reencrypted(
-			&grantee.sk,
-			&self.delegation(grantee, &verifying),
-			&capsule.capsule,
-			&cfrags,
-			&capsule.ciphertext,
-		)
+		self.open(req.grant, grantee, &capsule, &cfrags)
+	}
+
+	/// The data key encrypted to `to`.
+	fn capsule_to(&self, to: &PublicKey) -> KeyCapsule {
+		let (capsule, ct) = medchain_umbral::encrypt(&mut rand_core::OsRng, to, &self.data_key).unwrap();
+		KeyCapsule { capsule: capsule.try_into().unwrap(), ciphertext: ct.try_into().unwrap() }
+	}
+
+	/// The patient's key for lab results and `n` one-time keys (numbers
+	/// `0..n`), derived as its wallet derives them and registered.
+	fn register_scope_keys(&self, n: u32) -> (SecretKey, Vec<SecretKey>) {
+		let derive = |label: Vec<u8>| medchain_umbral::scope_secret_key(&self.patient.sk, &label).unwrap();
+		let lab = derive(medchain_umbral::kind_label("LabResult"));
+		let kinds = vec![(RecordKind::LabResult, public(&lab))];
+		assert_ok!(Pre::register_kind_keys(origin(PATIENT), kinds.try_into().unwrap()));
+		let one_time: Vec<SecretKey> = (0..n).map(|i| derive(medchain_umbral::record_label(i))).collect();
+		let keys: Vec<UmbralPublicKey> = one_time.iter().map(public).collect();
+		assert_ok!(Pre::add_record_keys(origin(PATIENT), 0, keys.try_into().unwrap()));
+		(lab, one_time)
+	}
+
+	/// Record `id` of `kind`, its data key encrypted to the patient, to
+	/// `kind_key` and to one-time key `(number, key)`, as the issuer publishes
+	/// it (the index commits to the first); returns what it attaches.
+	fn scoped_record(
+		&self,
+		id: RecordId,
+		kind: RecordKind,
+		kind_key: Option<&SecretKey>,
+		one_time: Option<(RecordKeyIndex, &SecretKey)>,
+	) -> (KeyCapsule, ScopedCapsules) {
+		let root = self.capsule();
+		let scoped = ScopedCapsules {
+			kind: kind_key.map(|k| self.capsule_to(&k.public_key())),
+			record: one_time.map(|(i, k)| (i, self.capsule_to(&k.public_key()))),
+		};
+		add_record(id, PATIENT, HOSPITAL, kind, root.hash().0);
+		(root, scoped)
+	}
+
+	/// The doctor requests `record` under `grant`; proxies 0 and 1 serve it
+	/// (their fragments must be accepted). Returns the request.
+	fn serve(&self, grant: GrantId, record: RecordId) -> RequestId {
+		let r = NextRequestId::<Test>::get();
+		assert_ok!(Pre::request_access(origin(DOCTOR), grant, record));
+		for i in 0..2 {
+			assert_ok!(Pre::submit_fragment(origin(PROXIES[i]), r, self.fragment(i, r, &self.doctor)));
+			assert!(events().contains(&Event::FragmentAccepted { request: r, proxy: PROXIES[i] }));
+		}
+		assert_eq!(Requests::<Test>::get(r).unwrap().status, RequestStatus::Ready);
+		r
+	}
+
+	/// Grants the doctor `scope` with key fragments of `delegating`, 2 of 3,
+	/// acknowledged.
+	fn grant_from(&self, delegating: &SecretKey, scope: GrantScope) -> GrantId {
+		let id = NextGrantId::<Test>::get();
+		assert_ok!(Pre::grant_access(
+			origin(PATIENT),
+			DOCTOR,
+			scope,
+			AccessPurpose::Treatment,
+			None,
+			2,
+			self.fragments_from(delegating, &self.doctor, 2, 3),
+			false,
+		));
+		acknowledge(id, &PROXIES);
+		id
 	}
 }
 
@@ -209,6 +290,11 @@ fn acknowledge(grant: GrantId, proxies: &[AccountId]) {
 	for p in proxies {
 		assert_ok!(Pre::acknowledge_grant(origin(*p), grant));
 	}
+}
+
+/// The compressed public key of `sk`.
+fn public(sk: &SecretKey) -> UmbralPublicKey {
+	medchain_umbral::public_key_bytes(&sk.public_key())
 }
 
 fn request(grant: GrantId) -> RequestId {
@@ -252,20 +338,20 @@ fn the_issuer_attaches_the_capsule_the_index_commits_to() {
 		let w = World::new();
 		let capsule = w.capsule();
 		add_record(8, PATIENT, HOSPITAL, RecordKind::Imaging, capsule.hash().0);
-		assert_noop!(Pre::attach_capsule(origin(HOSPITAL), 99, capsule.clone()), Error::<Test>::RecordNotFound);
-		assert_noop!(Pre::attach_capsule(origin(1), 8, capsule.clone()), Error::<Test>::NotIssuer);
-		assert_noop!(Pre::attach_capsule(origin(HOSPITAL), 8, w.capsule()), Error::<Test>::CapsuleMismatch);
+		assert_noop!(Pre::attach_capsule(origin(HOSPITAL), 99, capsule.clone(), Default::default()), Error::<Test>::RecordNotFound);
+		assert_noop!(Pre::attach_capsule(origin(1), 8, capsule.clone(), Default::default()), Error::<Test>::NotIssuer);
+		assert_noop!(Pre::attach_capsule(origin(HOSPITAL), 8, w.capsule(), Default::default()), Error::<Test>::CapsuleMismatch);
 		// Bytes that hash right but are no capsule.
 		let junk = KeyCapsule { capsule: vec![0x93, 1, 2].try_into().unwrap(), ciphertext: capsule.ciphertext.clone() };
 		add_record(9, PATIENT, HOSPITAL, RecordKind::Imaging, junk.hash().0);
-		assert_noop!(Pre::attach_capsule(origin(HOSPITAL), 9, junk), Error::<Test>::MalformedCapsule);
-		assert_ok!(Pre::attach_capsule(origin(HOSPITAL), 8, capsule.clone()));
-		assert_noop!(Pre::attach_capsule(origin(HOSPITAL), 8, capsule.clone()), Error::<Test>::CapsuleAlreadyAttached);
+		assert_noop!(Pre::attach_capsule(origin(HOSPITAL), 9, junk, Default::default()), Error::<Test>::MalformedCapsule);
+		assert_ok!(Pre::attach_capsule(origin(HOSPITAL), 8, capsule.clone(), Default::default()));
+		assert_noop!(Pre::attach_capsule(origin(HOSPITAL), 8, capsule.clone(), Default::default()), Error::<Test>::CapsuleAlreadyAttached);
 		erase_record(8);
 		let other = w.capsule();
 		add_record(10, PATIENT, HOSPITAL, RecordKind::Imaging, other.hash().0);
 		erase_record(10);
-		assert_noop!(Pre::attach_capsule(origin(HOSPITAL), 10, other), Error::<Test>::RecordUnavailable);
+		assert_noop!(Pre::attach_capsule(origin(HOSPITAL), 10, other, Default::default()), Error::<Test>::RecordUnavailable);
 		assert!(events().contains(&Event::CapsuleAttached { record: 8 }));
 	});
 }
@@ -1031,7 +1117,7 @@ fn suspended_institutions_cannot_act() {
 			Pre::break_glass(origin(EMERGENCY), eg, RECORD, EmergencyReason::Other, H256::zero()),
 			Error::<Test>::NotInstitution
 		);
-		assert_noop!(Pre::attach_capsule(origin(HOSPITAL), 8, capsule), Error::<Test>::NotInstitution);
+		assert_noop!(Pre::attach_capsule(origin(HOSPITAL), 8, capsule, Default::default()), Error::<Test>::NotInstitution);
 		assert_noop!(Pre::register_proxy(origin(PROXIES[0]), Party::new().public()), Error::<Test>::NotInstitution);
 		// Reinstated, the emergency department breaks the glass; a suspended
 		// auditor cannot review it.
@@ -1424,4 +1510,177 @@ fn a_kind_scope_never_covers_an_erased_record() {
 	assert!(!labs.covers(1, Some(RecordKind::Imaging)));
 	assert!(!labs.covers(1, None));
 	assert!(GrantScope::Record(1).covers(1, None) && GrantScope::All.covers(1, None), "other scopes go by id or owner");
+}
+
+#[test]
+fn scope_keys_are_registered_once_and_numbered_in_order() {
+	new_test_ext(|_| {
+		let p = Party::new();
+		let key = p.public();
+		let kinds = |v: Vec<(RecordKind, UmbralPublicKey)>| BoundedVec::try_from(v).unwrap();
+		let keys = |v: Vec<UmbralPublicKey>| BoundedVec::try_from(v).unwrap();
+		// The account's own key first.
+		assert_noop!(Pre::register_kind_keys(origin(PATIENT), kinds(vec![(RecordKind::Imaging, key)])), Error::<Test>::NoPatientKey);
+		assert_noop!(Pre::add_record_keys(origin(PATIENT), 0, keys(vec![key])), Error::<Test>::NoPatientKey);
+		assert_ok!(Pre::register_key(origin(PATIENT), p.public(), p.verifying()));
+		assert_noop!(Pre::register_kind_keys(origin(PATIENT), kinds(vec![(RecordKind::Imaging, [0; 33])])), Error::<Test>::BadPublicKey);
+		// A kind twice in one call, or again later.
+		assert_noop!(
+			Pre::register_kind_keys(origin(PATIENT), kinds(vec![(RecordKind::Imaging, key), (RecordKind::Imaging, key)])),
+			Error::<Test>::KeyAlreadyRegistered
+		);
+		assert_ok!(Pre::register_kind_keys(origin(PATIENT), kinds(vec![(RecordKind::Imaging, key)])));
+		assert_noop!(
+			Pre::register_kind_keys(origin(PATIENT), kinds(vec![(RecordKind::Imaging, Party::new().public())])),
+			Error::<Test>::KeyAlreadyRegistered
+		);
+		assert_eq!(KindKeys::<Test>::get(PATIENT, RecordKind::Imaging), Some(key));
+		assert!(events().contains(&Event::KindKeysRegistered { who: PATIENT, kinds: 1 }));
+
+		// One-time keys are numbered from 0, each number used once.
+		assert_noop!(Pre::add_record_keys(origin(PATIENT), 1, keys(vec![key])), Error::<Test>::WrongRecordKeyIndex);
+		assert_noop!(Pre::add_record_keys(origin(PATIENT), 0, keys(vec![key, [3; 33]])), Error::<Test>::BadPublicKey);
+		assert_ok!(Pre::add_record_keys(origin(PATIENT), 0, keys(vec![key, key])));
+		assert_noop!(Pre::add_record_keys(origin(PATIENT), 0, keys(vec![key])), Error::<Test>::WrongRecordKeyIndex);
+		// The pool holds three (the mock's `MaxRecordKeys`).
+		assert_noop!(Pre::add_record_keys(origin(PATIENT), 2, keys(vec![key, key])), Error::<Test>::TooManyRecordKeys);
+		assert_ok!(Pre::add_record_keys(origin(PATIENT), 2, keys(vec![key])));
+		assert_eq!(RecordKeyPool::<Test>::get(PATIENT).into_inner(), vec![(0, key), (1, key), (2, key)]);
+		assert_eq!(NextRecordKeyIndex::<Test>::get(PATIENT), 3);
+		assert!(events().contains(&Event::RecordKeysAdded { who: PATIENT, added: 1, next: 3 }));
+		// Numbers never wrap around.
+		NextRecordKeyIndex::<Test>::insert(DOCTOR, u32::MAX);
+		assert_ok!(Pre::register_key(origin(DOCTOR), p.public(), p.verifying()));
+		assert_noop!(Pre::add_record_keys(origin(DOCTOR), u32::MAX, keys(vec![key])), Error::<Test>::Overflow);
+	});
+}
+
+#[test]
+fn an_issuer_must_encrypt_to_the_patients_scope_keys() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let (lab, one_time) = w.register_scope_keys(1);
+		let attach = |id, (root, scoped): (KeyCapsule, ScopedCapsules)| Pre::attach_capsule(origin(HOSPITAL), id, root, scoped);
+		// Only to the patient's key, or without a one-time key while the
+		// pool has one: refused.
+		assert_noop!(attach(20, w.scoped_record(20, RecordKind::LabResult, None, None)), Error::<Test>::ScopedCapsuleMissing);
+		assert_noop!(
+			attach(21, w.scoped_record(21, RecordKind::LabResult, Some(&lab), None)),
+			Error::<Test>::ScopedCapsuleMissing
+		);
+		assert_noop!(
+			attach(22, w.scoped_record(22, RecordKind::LabResult, None, Some((0, &one_time[0])))),
+			Error::<Test>::ScopedCapsuleMissing
+		);
+		// To a one-time key the pool does not hold, or to a kind key the
+		// patient never registered.
+		assert_noop!(
+			attach(23, w.scoped_record(23, RecordKind::LabResult, Some(&lab), Some((5, &one_time[0])))),
+			Error::<Test>::NoScopeKey
+		);
+		assert_noop!(
+			attach(24, w.scoped_record(24, RecordKind::Imaging, Some(&lab), Some((0, &one_time[0])))),
+			Error::<Test>::NoScopeKey
+		);
+		// As required: the one-time key leaves the pool with the record.
+		assert_ok!(attach(26, w.scoped_record(26, RecordKind::LabResult, Some(&lab), Some((0, &one_time[0])))));
+		assert!(RecordKeyPool::<Test>::get(PATIENT).is_empty());
+		assert_eq!(OneTimeCapsules::<Test>::get(26).map(|c| (c.index, c.public_key)), Some((0, public(&one_time[0]))));
+		assert!(KindCapsules::<Test>::contains_key(26));
+		// Taken: no other record gets it (two hospitals racing for one key).
+		assert_noop!(
+			attach(27, w.scoped_record(27, RecordKind::LabResult, Some(&lab), Some((0, &one_time[0])))),
+			Error::<Test>::NoScopeKey
+		);
+		// With the pool empty, the kind capsule suffices; a grant of that
+		// one record then delegates from the kind key, the narrowest there is.
+		assert_ok!(attach(28, w.scoped_record(28, RecordKind::LabResult, Some(&lab), None)));
+		let g = w.grant_from(&lab, GrantScope::Record(28));
+		assert_eq!(GrantKeys::<Test>::get(g), Some(GrantKey { slot: ScopeKeySlot::Kind, public_key: public(&lab) }));
+		assert_eq!(w.decrypt(w.serve(g, 28), &w.doctor).unwrap(), w.data_key);
+	});
+}
+
+#[test]
+fn a_record_grant_opens_that_record_only_even_with_every_proxy_colluding() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let (lab, one_time) = w.register_scope_keys(2);
+		for (id, i) in [(20, 0), (21, 1)] {
+			let (root, scoped) = w.scoped_record(id, RecordKind::LabResult, Some(&lab), Some((i, &one_time[i as usize])));
+			assert_ok!(Pre::attach_capsule(origin(HOSPITAL), id, root, scoped));
+		}
+		let g = w.grant_from(&one_time[0], GrantScope::Record(20));
+		assert_eq!(
+			GrantKeys::<Test>::get(g),
+			Some(GrantKey { slot: ScopeKeySlot::Record, public_key: public(&one_time[0]) })
+		);
+		// Served on chain: proxies re-encrypt record 20's one-time capsule,
+		// their fragments verify against its key, the doctor opens it.
+		let request = w.serve(g, 20);
+		assert_eq!(w.decrypt(request, &w.doctor).unwrap(), w.data_key);
+		// All three proxies and the doctor together, off chain, on every
+		// capsule of record 21 (its patient's key, its kind key, its own
+		// one-time key): nothing opens.
+		let capsules = [
+			Capsules::<Test>::get(21).unwrap(),
+			KindCapsules::<Test>::get(21).unwrap(),
+			OneTimeCapsules::<Test>::get(21).unwrap().capsule,
+		];
+		for capsule in &capsules {
+			let cfrags: Vec<Vec<u8>> = (0..3).map(|i| w.colluding_fragment(i, g, capsule)).collect();
+			assert!(w.open(g, &w.doctor, capsule, &cfrags).is_err());
+		}
+		// The chain does not ask either: the grant covers record 20 only.
+		run_to(System::block_number() + INTERVAL);
+		assert_noop!(Pre::request_access(origin(DOCTOR), g, 21), Error::<Test>::OutOfScope);
+	});
+}
+
+#[test]
+fn a_kind_grant_opens_that_kind_only() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let (lab, _) = w.register_scope_keys(0);
+		let (root, scoped) = w.scoped_record(20, RecordKind::LabResult, Some(&lab), None);
+		assert_ok!(Pre::attach_capsule(origin(HOSPITAL), 20, root, scoped));
+		// No key for images: only the capsule to the patient's key.
+		let (root, scoped) = w.scoped_record(22, RecordKind::Imaging, None, None);
+		assert_ok!(Pre::attach_capsule(origin(HOSPITAL), 22, root, scoped));
+		let g = w.grant_from(&lab, GrantScope::Kind(RecordKind::LabResult));
+		assert_eq!(GrantKeys::<Test>::get(g).map(|k| k.slot), Some(ScopeKeySlot::Kind));
+		assert_eq!(w.decrypt(w.serve(g, 20), &w.doctor).unwrap(), w.data_key);
+		// Colluding on the image's capsule opens nothing.
+		let image = Capsules::<Test>::get(22).unwrap();
+		let cfrags: Vec<Vec<u8>> = (0..3).map(|i| w.colluding_fragment(i, g, &image)).collect();
+		assert!(w.open(g, &w.doctor, &image, &cfrags).is_err());
+		// Record 7, a lab result published before the patient had a lab key,
+		// has no capsule the grant opens: not served.
+		run_to(System::block_number() + INTERVAL);
+		assert_noop!(Pre::request_access(origin(DOCTOR), g, RECORD), Error::<Test>::NoCapsule);
+	});
+}
+
+#[test]
+fn a_grant_whose_fragments_ignore_the_scope_key_is_disputed_by_its_proxies() {
+	new_test_ext(|h| {
+		let w = World::new();
+		let (lab, _) = w.register_scope_keys(0);
+		// The wallet (or a tampered one) makes the kind grant's fragments
+		// from the patient's own key, which opens every record: proxies
+		// check them against the kind key and refuse to serve.
+		let g = NextGrantId::<Test>::get();
+		assert_ok!(Pre::grant_access(
+			origin(PATIENT),
+			DOCTOR,
+			GrantScope::Kind(RecordKind::LabResult),
+			AccessPurpose::Treatment,
+			None,
+			2,
+			w.fragments(&w.doctor, 2, 3),
+			false,
+		));
+		assert_eq!(GrantKeys::<Test>::get(g).map(|k| k.public_key), Some(public(&lab)));
+		w.proxy_0_disputes(h, g);
+	});
 }

@@ -55,6 +55,53 @@ impl KeyCapsule {
 	}
 }
 
+/// The number of one of a patient's one-time record keys (see
+/// `RecordKeyPool`): the label its secret is derived under
+/// (`medchain_umbral::record_label`).
+pub type RecordKeyIndex = u32;
+
+/// A record's data key encrypted to the patient's narrower keys, beside the
+/// capsule to the patient's key (which every grant of all records opens).
+/// Grants of one record or of one kind hand out key fragments of these keys
+/// only, so their proxies and grantee together open nothing else.
+#[derive(Clone, PartialEq, Eq, Debug, Default, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo)]
+pub struct ScopedCapsules {
+	/// To the patient's key for the record's kind (`KindKeys`).
+	pub kind: Option<KeyCapsule>,
+	/// To one of the patient's one-time record keys (`RecordKeyPool`), by
+	/// its number.
+	pub record: Option<(RecordKeyIndex, KeyCapsule)>,
+}
+
+/// A record's capsule to one of the patient's one-time keys.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo)]
+pub struct OneTimeCapsule {
+	/// The key's number.
+	pub index: RecordKeyIndex,
+	/// The key.
+	pub public_key: UmbralPublicKey,
+	/// The data key encrypted to it.
+	pub capsule: KeyCapsule,
+}
+
+/// Which of a record's capsules a grant's key fragments open.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo)]
+pub enum ScopeKeySlot {
+	/// The capsule to the patient's key for the record's kind.
+	Kind,
+	/// The capsule to the record's one-time key.
+	Record,
+}
+
+/// The narrower key a grant delegates from (see `GrantKeys`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo)]
+pub struct GrantKey {
+	/// Which capsule of a record its fragments open.
+	pub slot: ScopeKeySlot,
+	/// The delegating public key: the kind key or the record's one-time key.
+	pub public_key: UmbralPublicKey,
+}
+
 /// A key fragment's id (see `KeyFragmentIds`).
 pub type KfragId = medchain_umbral::KfragId;
 

@@ -30,6 +30,8 @@ pub trait WeightInfo {
 	fn on_initialize(e: u32, l: u32, ) -> Weight;
 	fn acknowledge_grant(n: u32, ) -> Weight;
 	fn dispute_grant(n: u32, ) -> Weight;
+	fn register_kind_keys(n: u32, ) -> Weight;
+	fn add_record_keys(n: u32, ) -> Weight;
 }
 
 /// Weights of `pallet_proxy_reencrypt` with the runtime's database weights.
@@ -336,6 +338,19 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(n.into())))
 	}
+	fn register_kind_keys(n: u32, ) -> Weight {
+		Weight::from_parts(60_000_000, 3579)
+			.saturating_add(Weight::from_parts(160_000_000, 2547).saturating_mul(n.into()))
+			.saturating_add(T::DbWeight::get().reads(1_u64))
+			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
+			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(n.into())))
+	}
+	fn add_record_keys(n: u32, ) -> Weight {
+		Weight::from_parts(80_000_000, 5000)
+			.saturating_add(Weight::from_parts(160_000_000, 0).saturating_mul(n.into()))
+			.saturating_add(T::DbWeight::get().reads(3_u64))
+			.saturating_add(T::DbWeight::get().writes(2_u64))
+	}
 }
 
 /// The same weights with RocksDB database weights, for tests and mocks.
@@ -422,5 +437,18 @@ impl WeightInfo for () {
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(n.into())))
+	}
+	fn register_kind_keys(n: u32, ) -> Weight {
+		Weight::from_parts(60_000_000, 3579)
+			.saturating_add(Weight::from_parts(160_000_000, 2547).saturating_mul(n.into()))
+			.saturating_add(RocksDbWeight::get().reads(1_u64))
+			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
+			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(n.into())))
+	}
+	fn add_record_keys(n: u32, ) -> Weight {
+		Weight::from_parts(80_000_000, 5000)
+			.saturating_add(Weight::from_parts(160_000_000, 0).saturating_mul(n.into()))
+			.saturating_add(RocksDbWeight::get().reads(3_u64))
+			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 }

@@ -93,6 +93,33 @@ pub fn secret_key(seed: &[u8], label: &[u8]) -> Result<SecretKey, Error> {
 		.map_err(|_| Error::BadSecretKey)
 }
 
+/// Prefix of the labels under which a patient's scope keys are derived.
+pub const SCOPE_KEY_PREFIX: &str = "medchain/scope/";
+
+/// The label of a patient's key for every record of a kind, by the kind's
+/// name as the runtime's metadata spells it (`LabResult`, `Imaging`, ...).
+pub fn kind_label(kind: &str) -> Vec<u8> {
+	alloc::format!("{SCOPE_KEY_PREFIX}kind/{kind}").into_bytes()
+}
+
+/// The label of a patient's one-time key number `index` (the key of one
+/// record).
+pub fn record_label(index: u32) -> Vec<u8> {
+	alloc::format!("{SCOPE_KEY_PREFIX}record/{index}").into_bytes()
+}
+
+/// A patient's scope key: derived from the patient's *secret* key with a
+/// label (Umbral's key factory seeded with the secret's 32 bytes), as
+/// NuCypher derives keys per label. Hardened: neither the public key nor
+/// any other scope's secret gives it, so a key fragment made from one scope
+/// key opens nothing encrypted to another. (Public tweaks of the public
+/// key would not do: a grantee holding one scope's secret would compute
+/// every other.) Browsers derive the same key
+/// (`SecretKeyFactory.fromSecureRandomness(secret).makeKey(label)`).
+pub fn scope_secret_key(patient: &SecretKey, label: &[u8]) -> Result<SecretKey, Error> {
+	secret_key(patient.to_be_bytes().as_secret(), label)
+}
+
 /// The compressed bytes of a public key.
 pub fn public_key_bytes(pk: &PublicKey) -> [u8; PUBLIC_KEY_LEN] {
 	let mut out = [0u8; PUBLIC_KEY_LEN];
@@ -329,12 +356,24 @@ impl Fixture {
 		encrypt(&mut self.rng, &patient, &[7u8; 32]).unwrap_or_default()
 	}
 
+	/// A data key encrypted to public key `to`: (capsule, ciphertext).
+	pub fn capsule_to(&mut self, to: &PublicKey, data_key: &[u8]) -> (Vec<u8>, Vec<u8>) {
+		encrypt(&mut self.rng, to, data_key).unwrap_or_default()
+	}
+
 	/// `threshold`-of-`proxies.len()` key fragments for the grantee, each
 	/// sealed to its proxy.
 	pub fn sealed_kfrags(&mut self, threshold: usize) -> Vec<SealedKeyFrag> {
+		let patient = self.patient.clone();
+		self.sealed_kfrags_from(&patient, threshold)
+	}
+
+	/// As [`Fixture::sealed_kfrags`], delegating from `delegating` (a scope
+	/// key of the patient) instead of the patient's key.
+	pub fn sealed_kfrags_from(&mut self, delegating: &SecretKey, threshold: usize) -> Vec<SealedKeyFrag> {
 		let kfrags = umbral_pre::generate_kfrags_with_rng(
 			&mut self.rng,
-			&self.patient,
+			delegating,
 			&self.grantee.public_key(),
 			&self.signer,
 			threshold,
@@ -348,9 +387,21 @@ impl Fixture {
 
 	/// Proxy `i`'s capsule fragment of `capsule` from its sealed fragment.
 	pub fn cfrag(&mut self, i: usize, capsule: &[u8], sealed: &SealedKeyFrag) -> Result<Vec<u8>, Error> {
+		let delegating = self.patient.public_key();
+		self.cfrag_from(&delegating, i, capsule, sealed)
+	}
+
+	/// As [`Fixture::cfrag`], for key fragments delegated from `delegating`.
+	pub fn cfrag_from(
+		&mut self,
+		delegating: &PublicKey,
+		i: usize,
+		capsule: &[u8],
+		sealed: &SealedKeyFrag,
+	) -> Result<Vec<u8>, Error> {
 		use rand_core::RngCore;
 		let verifying = self.signer.verifying_key();
-		let delegating = self.patient.public_key();
+		let delegating = *delegating;
 		let receiving = self.grantee.public_key();
 		let keys = Delegation { verifying_key: &verifying, delegating_key: &delegating, receiving_key: &receiving };
 		let proxy = self.proxies.get(i).ok_or(Error::BadSecretKey)?;
@@ -486,6 +537,100 @@ mod tests {
 			open_kfrag(&proxies[0].sk, &s.capsule, &s.ciphertext, &keys).err(),
 			Some(Error::InvalidKeyFrag)
 		);
+	}
+
+	#[test]
+	fn scope_keys_are_what_the_browser_derives_and_differ_per_label() {
+		let root = secret_key(&[3u8; 32], b"medchain/test-root").unwrap();
+		let hex = |sk: &SecretKey| -> String {
+			public_key_bytes(&sk.public_key()).iter().map(|b| format!("{b:02x}")).collect()
+		};
+		let lab = scope_secret_key(&root, &kind_label("LabResult")).unwrap();
+		let seventh = scope_secret_key(&root, &record_label(7)).unwrap();
+		// `@nucypher/umbral-pre` 0.10 for the same secret and labels
+		// (`SecretKeyFactory.fromSecureRandomness(sk.toBEBytes()).makeKey(label)`).
+		assert_eq!(hex(&lab), "03409d4c502879d61d5b4f158f3f29297592faf8f9b4cec41849b1e65e4de0ae80");
+		assert_eq!(hex(&seventh), "031c482df36f0cb0cef377e496ca18b1beeefb0340d6aec8928af6026631a3e25d");
+		let imaging = scope_secret_key(&root, &kind_label("Imaging")).unwrap();
+		let eighth = scope_secret_key(&root, &record_label(8)).unwrap();
+		let all = [hex(&root), hex(&lab), hex(&seventh), hex(&imaging), hex(&eighth)];
+		for (i, a) in all.iter().enumerate() {
+			assert!(all.iter().skip(i + 1).all(|b| a != b), "every label gives its own key");
+		}
+	}
+
+	/// What colluding proxies and a grantee can open with the key fragments
+	/// of one delegation: every capsule encrypted to the delegating key, and
+	/// nothing else. Tries each capsule with every public key they know.
+	fn colluders_open(
+		fx: &mut Fixture,
+		delegating: &SecretKey,
+		capsules: &[(Vec<u8>, Vec<u8>)],
+		known_keys: &[PublicKey],
+	) -> Vec<bool> {
+		let sealed = fx.sealed_kfrags_from(delegating, 2);
+		let verifying = fx.signer.verifying_key();
+		let receiving = fx.grantee.public_key();
+		let delegating_pk = delegating.public_key();
+		let kfrags: Vec<VerifiedKeyFrag> = sealed
+			.iter()
+			.zip(fx.proxies.iter())
+			.map(|(s, p)| {
+				let keys = Delegation {
+					verifying_key: &verifying,
+					delegating_key: &delegating_pk,
+					receiving_key: &receiving,
+				};
+				open_kfrag(p, &s.capsule, &s.ciphertext, &keys).unwrap()
+			})
+			.collect();
+		capsules
+			.iter()
+			.map(|(capsule_bytes, ct)| {
+				let capsule = super::capsule(capsule_bytes).unwrap();
+				let cfrags: Vec<VerifiedCapsuleFrag> =
+					kfrags.iter().map(|k| umbral_pre::reencrypt(&capsule, k.clone())).collect();
+				known_keys.iter().any(|claimed| {
+					umbral_pre::decrypt_reencrypted(&fx.grantee, claimed, &capsule, cfrags.clone(), ct).is_ok()
+				})
+			})
+			.collect()
+	}
+
+	#[test]
+	fn a_record_scoped_grant_with_every_proxy_colluding_opens_no_other_record() {
+		let mut fx = Fixture::new(9, 3);
+		let root = fx.patient.clone();
+		let lab = scope_secret_key(&root, &kind_label("LabResult")).unwrap();
+		let imaging = scope_secret_key(&root, &kind_label("Imaging")).unwrap();
+		let rec: Vec<SecretKey> = (0..3).map(|i| scope_secret_key(&root, &record_label(i)).unwrap()).collect();
+		let known: Vec<PublicKey> =
+			[&root, &lab, &imaging, &rec[0], &rec[1], &rec[2]].iter().map(|sk| sk.public_key()).collect();
+		// Record 0 and 1 are lab results, record 2 an image; each data key is
+		// encrypted to the root, the record's kind key and its one-time key.
+		let record = |kind: &SecretKey, one_time: &SecretKey, fx: &mut Fixture| {
+			let data_key = [0x5au8; 32];
+			[root.public_key(), kind.public_key(), one_time.public_key()]
+				.iter()
+				.map(|pk| fx.capsule_to(pk, &data_key))
+				.collect::<Vec<_>>()
+		};
+		let first = record(&lab, &rec[0], &mut fx);
+		let second = record(&lab, &rec[1], &mut fx);
+		let image = record(&imaging, &rec[2], &mut fx);
+
+		// A grant of record 0: its fragments open record 0's one-time capsule
+		// only, nothing of the second lab result nor of the image.
+		assert_eq!(colluders_open(&mut fx, &rec[0], &first, &known), [false, false, true]);
+		assert_eq!(colluders_open(&mut fx, &rec[0], &second, &known), [false, false, false]);
+		assert_eq!(colluders_open(&mut fx, &rec[0], &image, &known), [false, false, false]);
+		// A grant of every lab result opens both lab results' kind capsules,
+		// nothing of the image.
+		assert_eq!(colluders_open(&mut fx, &lab, &first, &known), [false, true, false]);
+		assert_eq!(colluders_open(&mut fx, &lab, &second, &known), [false, true, false]);
+		assert_eq!(colluders_open(&mut fx, &lab, &image, &known), [false, false, false]);
+		// A grant of everything (the root key) opens every record.
+		assert_eq!(colluders_open(&mut fx, &root, &image, &known), [true, false, false]);
 	}
 
 	#[test]

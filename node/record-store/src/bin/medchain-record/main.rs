@@ -229,18 +229,10 @@ async fn store(o: &StoreArgs) -> Result<RecordStore, String> {
 }
 
 fn kind(name: &str) -> Result<RecordKind, String> {
-	Ok(match name {
-		"Diagnosis" => RecordKind::Diagnosis,
-		"LabResult" => RecordKind::LabResult,
-		"Imaging" => RecordKind::Imaging,
-		"Prescription" => RecordKind::Prescription,
-		"DischargeSummary" => RecordKind::DischargeSummary,
-		"NursingCare" => RecordKind::NursingCare,
-		"Billing" => RecordKind::Billing,
-		"Wearable" => RecordKind::Wearable,
-		"Other" => RecordKind::Other,
-		other => return Err(format!("--kind: unknown record kind `{other}`")),
-	})
+	RecordKind::ALL
+		.into_iter()
+		.find(|k| k.name() == name)
+		.ok_or_else(|| format!("--kind: unknown record kind `{name}`"))
 }
 
 /// Reads `path` in 1 MiB chunks, printing progress for files over 1 MiB.
@@ -321,9 +313,10 @@ async fn put(o: &PutArgs) -> Result<(), String> {
 	let wait = o.submit.wait();
 	match publish(&node, &signer, &patient, kind, &stored, capsule_hash, wait) {
 		Ok(id) => {
-			if let Some(c) = capsule {
-				attach_capsule(&node, &signer, id, c, wait)?;
-			}
+			let scoped = match capsule {
+				Some(c) => Some(attach_capsules(&node, &signer, id, &patient, kind, c, &sealed.data_key, wait)?),
+				None => None,
+			};
 			println!(
 				"{}",
 				serde_json::json!({
@@ -333,6 +326,9 @@ async fn put(o: &PutArgs) -> Result<(), String> {
 					"size": stored.size,
 					"key_file": key_out,
 					"capsule": patient_key.is_some(),
+					// To the patient's key for the kind; the one-time key's number.
+					"kind_capsule": scoped.as_ref().is_some_and(|s| s.kind.is_some()),
+					"one_time_key": scoped.as_ref().and_then(|s| s.record.as_ref().map(|(index, _)| *index)),
 					"seconds": t0.elapsed().as_secs_f64(),
 				})
 			);
@@ -469,16 +465,74 @@ fn seal_data_key(patient: &[u8; 33], data_key: &[u8; 32]) -> Result<pallet_proxy
 	})
 }
 
-/// Attaches the record's key capsule and waits up to `wait` until it is on
-/// chain.
+/// The data key encrypted to the patient's narrower keys: its key for
+/// `kind`, if registered, and one of its one-time record keys (drawn at
+/// random, so that hospitals publishing for one patient at once seldom
+/// draw the same), if it has any left.
+fn scoped_capsules(
+	node: &Node,
+	patient: &AccountId,
+	kind: RecordKind,
+	data_key: &[u8; 32],
+) -> Result<pallet_proxy_reencrypt::ScopedCapsules, String> {
+	use pallet_proxy_reencrypt::{KindKeys, RecordKeyPool};
+	let kind_key: Option<[u8; 33]> =
+		node.storage(&KindKeys::<Runtime>::hashed_key_for(patient, kind)).map_err(|e| e.to_string())?;
+	let pool: Vec<(u32, [u8; 33])> = node
+		.storage(&RecordKeyPool::<Runtime>::hashed_key_for(patient))
+		.map_err(|e| e.to_string())?
+		.unwrap_or_default();
+	let one_time = match pool.len() {
+		0 => None,
+		n => Some(pool[(rand_core::RngCore::next_u32(&mut rand_core::OsRng) as usize) % n]),
+	};
+	Ok(pallet_proxy_reencrypt::ScopedCapsules {
+		kind: kind_key.map(|k| seal_data_key(&k, data_key)).transpose()?,
+		record: one_time.map(|(index, k)| seal_data_key(&k, data_key).map(|c| (index, c))).transpose()?,
+	})
+}
+
+/// Attaches the record's key capsules (`capsule`, to the patient's key, and
+/// those to its kind and one-time keys, made here), trying again with
+/// another one-time key if another issuer took the drawn one first.
+/// Returns the scoped capsules attached.
+#[allow(clippy::too_many_arguments)]
+fn attach_capsules(
+	node: &Node,
+	signer: &sr25519::Pair,
+	record: u64,
+	patient: &AccountId,
+	kind: RecordKind,
+	capsule: pallet_proxy_reencrypt::KeyCapsule,
+	data_key: &[u8; 32],
+	wait: Duration,
+) -> Result<pallet_proxy_reencrypt::ScopedCapsules, String> {
+	const ATTEMPTS: usize = 3;
+	for attempt in 1..=ATTEMPTS {
+		let scoped = scoped_capsules(node, patient, kind, data_key)?;
+		let drawn = scoped.record.as_ref().map(|(index, _)| *index);
+		match attach_capsule(node, signer, record, capsule.clone(), scoped.clone(), wait) {
+			Ok(()) => return Ok(scoped),
+			Err(e) if attempt < ATTEMPTS && drawn.is_some() => {
+				tracing::warn!("{e}; drawing another of the patient's one-time keys");
+			},
+			Err(e) => return Err(e),
+		}
+	}
+	Err(format!("record {record}: no one-time key of the patient could be taken"))
+}
+
+/// Attaches the record's key capsules and waits up to `wait` until they are
+/// on chain.
 fn attach_capsule(
 	node: &Node,
 	signer: &sr25519::Pair,
 	record: u64,
 	capsule: pallet_proxy_reencrypt::KeyCapsule,
+	scoped: pallet_proxy_reencrypt::ScopedCapsules,
 	wait: Duration,
 ) -> Result<(), String> {
-	let call = RuntimeCall::ProxyReencrypt(pallet_proxy_reencrypt::Call::attach_capsule { record, capsule });
+	let call = RuntimeCall::ProxyReencrypt(pallet_proxy_reencrypt::Call::attach_capsule { record, capsule, scoped });
 	let (_, outcome) = node.send(signer, call, wait).map_err(|e| format!("record {record} is published: {e}"))?;
 	// Events the node could not give: the capsule on chain at that block
 	// decides.

@@ -359,6 +359,11 @@ impl pallet_ehr_index::Config for Runtime {
 	type RejectionsRequired = Clamped<dynamic_params::ehr_index::RejectionsRequired, 2, 16>;
 	type ConfirmationPeriod = Clamped<dynamic_params::ehr_index::ConfirmationPeriod, MINUTES, { 30 * DAYS }>;
 	type MaxExpiringPerBlock = ConstU32<256>;
+	// A read served on the instant path is on chain within an hour, or
+	// refused; 32 reads per call, 256 reads checked at any one block.
+	type MaxLogDelay = ConstU32<HOURS>;
+	type MaxReadsPerLog = ConstU32<32>;
+	type MaxReadsPerCheckedBlock = ConstU32<256>;
 	type MaxPointerLen = ConstU32<64>;
 	type PatientCalls = PatientCalls;
 	type FreeCallsPerWindow = ConstU32<20>;

@@ -777,7 +777,23 @@ impl Fuzzer {
 					_ => (self.actor(), AccessPurpose::Treatment),
 				};
 				let grant = if self.one_in(4) { None } else { Some(grant_id) };
-				self.signed_call(&gateway, ehr(C::log_access { record_id, accessor, purpose, grant }));
+				if self.one_in(2) {
+					self.signed_call(&gateway, ehr(C::log_access { record_id, accessor, purpose, grant }));
+				} else {
+					// Served first, logged after: checked at a recent block,
+					// sometimes one to come or one too old; the same read
+					// again now and then.
+					let now = frame_system::Pallet::<Runtime>::block_number();
+					let checked_at = match self.rng.gen_range(0..10) {
+						0 => now.saturating_add(1),
+						1 => now.saturating_sub(self.number(2_000)),
+						_ => now.saturating_sub(self.rng.gen_range(0..20)),
+					};
+					let read = H256::repeat_byte(self.rng.gen_range(0..8));
+					let entry = pallet_ehr_index::ReadEntry { read, record_id, accessor, purpose, grant, checked_at };
+					let entries = BoundedVec::truncate_from(vec![entry; self.rng.gen_range(1..3)]);
+					self.signed_call(&gateway, ehr(C::log_reads { entries }));
+				}
 			},
 			_ => {
 				let who = match (&record, self.rng.gen_range(0..3)) {

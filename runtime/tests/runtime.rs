@@ -959,6 +959,35 @@ mod free_patient_calls {
 	}
 
 	#[test]
+	fn a_registered_pseudonym_registers_its_scope_keys_for_free() {
+		genesis("development").execute_with(|| {
+			let p = registered_pseudonym();
+			let who: AccountId = p.public().into();
+			let root = medchain_umbral::secret_key(&[5; 32], b"root").unwrap();
+			let key = |label: Vec<u8>| {
+				medchain_umbral::Fixture::public(&medchain_umbral::scope_secret_key(&root, &label).unwrap())
+			};
+			let public = medchain_umbral::Fixture::public(&root);
+			let calls = [
+				pallet_proxy_reencrypt::Call::register_key { public_key: public, verifying_key: public },
+				pallet_proxy_reencrypt::Call::register_kind_keys {
+					keys: vec![(pallet_ehr_index::RecordKind::LabResult, key(medchain_umbral::kind_label("LabResult")))].try_into().unwrap(),
+				},
+				pallet_proxy_reencrypt::Call::add_record_keys {
+					first: 0,
+					keys: (0..16).map(|i| key(medchain_umbral::record_label(i))).collect::<Vec<_>>().try_into().unwrap(),
+				},
+			];
+			for call in calls {
+				assert_eq!(apply(&p, RuntimeCall::ProxyReencrypt(call)), Ok(Ok(())));
+			}
+			assert_eq!(Balances::balance(&who), 0, "never funded, nothing charged");
+			assert_eq!(pallet_proxy_reencrypt::RecordKeyPool::<Runtime>::get(&who).len(), 16);
+			assert!(pallet_proxy_reencrypt::KindKeys::<Runtime>::contains_key(&who, pallet_ehr_index::RecordKind::LabResult));
+		});
+	}
+
+	#[test]
 	fn a_registered_pseudonym_cannot_make_other_calls_for_free() {
 		genesis("development").execute_with(|| {
 			let p = registered_pseudonym();

@@ -525,3 +525,66 @@ test('a record grant, every proxy colluding with the grantee, opens no other rec
   assert.equal(await colludeOn(all, (await capsulesOf(image.record))[0]), keyOf(image));
   await revokeAll();
 });
+
+test('the instant path: served at once and journaled; killed before logging, the gateway logs it after restart; a revocation stops it', async () => {
+  const { api } = node;
+  await revokeAll();
+  const g = await grant({ Record: record.id });
+  const reads = [];
+  const unsubscribe = await api.query.system.events((events) => {
+    for (const { event } of events) {
+      if (api.events.ehrIndex.RecordRead.is(event)) {
+        const d = event.data;
+        reads.push({ recordId: d.recordId.toNumber(), accessor: d.accessor.toString(), gateway: d.gateway.toString(),
+          purpose: d.purpose.toString(), checkedAt: d.checkedAt.toNumber() });
+      }
+    }
+  });
+  const count = async () => (await api.query.ehrIndex.accessCount(record.id)).toNumber();
+  // A gateway on the instant path whose submitter would wait an hour.
+  let instant = await startGateway({ rpcPort: node.rpcPort, mongoUrl: mongo.url,
+    extra: ['--instant', '--log-interval-ms', '3600000'] });
+  try {
+  const before = await count();
+  // Served as soon as the grant is usable at the finalized head, without
+  // waiting for any block.
+  const served = await until(async () => {
+    const r = await fetchRecordAs(api, instant.url, k.eve, record.id, { grant: g });
+    return r.result ? r.result : null;
+  }, 'the grant usable at the finalized head');
+  assert.equal(served.record, record.id);
+  const best = (await api.rpc.chain.getHeader()).number.toNumber();
+  assert.ok(served.checked_at <= best, 'checked at a block already on chain');
+  assert.equal(await count(), before, 'not on chain yet');
+  // Killed (SIGKILL) between serving and logging.
+  await instant.kill();
+  await waitForBlock(api, best + 2);
+  assert.equal(await count(), before, 'nothing logged by a dead gateway');
+  // Started again: its journal still holds the read, which lands.
+  instant = await startGateway({ rpcPort: node.rpcPort, mongoUrl: mongo.url, extra: ['--instant'] });
+  const entry = await until(async () => reads.find((r) => r.recordId === record.id && r.checkedAt === served.checked_at
+    && r.accessor === k.eve.address), 'the journaled read on chain');
+  assert.equal(entry.gateway, k.alice.address);
+  assert.equal(entry.purpose, 'Treatment');
+  assert.equal(await count(), before + 1, 'logged once');
+
+  // The patient revokes: the gateway refuses at once (it checks the best
+  // block too), and the runtime refuses any entry dated after the revocation.
+  const { blockHash } = await sendAndWait(api, api.tx.proxyReencrypt.revokeGrant(g), k.dave);
+  const revokedAt = (await api.rpc.chain.getHeader(blockHash)).number.toNumber();
+  assert.match((await fetchRecordAs(api, instant.url, k.eve, record.id, { grant: g })).error.message,
+    new RegExp(`grant ${g} does not let`));
+  const entryAt = (read, checkedAt) => ({ read: '0x' + read.repeat(64), recordId: record.id, accessor: k.eve.address,
+    purpose: 'Treatment', grant: g, checkedAt });
+  await assert.rejects(sendAndWait(api, api.tx.ehrIndex.logReads([entryAt('7', revokedAt)]), k.alice),
+    /ehrIndex\.NotReadable/);
+  // A read checked before the revocation is still logged after it.
+  await sendAndWait(api, api.tx.ehrIndex.logReads([entryAt('8', revokedAt - 1)]), k.alice);
+  // And a read logged twice counts once.
+  await sendAndWait(api, api.tx.ehrIndex.logReads([entryAt('8', revokedAt - 1)]), k.alice);
+  assert.equal(await count(), before + 2);
+  } finally {
+    instant.stop();
+    unsubscribe();
+  }
+});

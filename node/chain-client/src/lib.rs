@@ -269,9 +269,21 @@ impl Node {
 	/// `ProxyReencryptApi_readable_under`) with SCALE-encoded `args` at the
 	/// best block and decodes its answer.
 	pub fn runtime_call<R: Decode>(&self, method: &str, args: &impl Encode) -> Result<R, RpcError> {
-		let v = self.call("state_call", json!([method, hex(&args.encode())]))?;
+		self.runtime_call_at(method, args, None)
+	}
+
+	/// As [`Node::runtime_call`], at block `at` (0x hex hash; the best block
+	/// if `None`).
+	pub fn runtime_call_at<R: Decode>(&self, method: &str, args: &impl Encode, at: Option<&str>) -> Result<R, RpcError> {
+		let v = self.call("state_call", json!([method, hex(&args.encode()), at]))?;
 		let bytes = unhex(v.as_str().ok_or_else(|| RpcError::Decode(format!("{method}: no result")))?)?;
 		decode_exact(&bytes, method)
+	}
+
+	/// The finalized head: its hash and number.
+	pub fn finalized_head(&self) -> Result<(H256, u32), RpcError> {
+		let head = parse_hash(&self.call("chain_getFinalizedHead", json!([]))?)?;
+		Ok((head, self.number_of(&head)?))
 	}
 
 	/// Every storage key under `prefix` at block `at`.

@@ -21,6 +21,8 @@ use mongodb::{
 };
 use std::time::Duration;
 
+pub mod journal;
+
 /// How a record's content digest is computed: the chain's own type.
 pub use medchain_primitives::DigestAlgorithm;
 
@@ -141,6 +143,7 @@ pub fn hex(bytes: &[u8]) -> String {
 pub struct RecordStore {
 	store_id: String,
 	collection: Collection<Document>,
+	database: mongodb::Database,
 }
 
 /// How long the driver looks for a server before a call fails as
@@ -157,13 +160,20 @@ impl RecordStore {
 		options.connect_timeout = Some(SERVER_SELECTION_TIMEOUT);
 		options.app_name = Some("medchain-record-store".into());
 		let client = Client::with_options(options)?;
-		let collection = client.database(database).collection::<Document>(collection);
+		let database = client.database(database);
+		let collection = database.collection::<Document>(collection);
 		let unique = IndexModel::builder()
 			.keys(doc! { "patient": 1, "digest": 1 })
 			.options(IndexOptions::builder().unique(true).name("patient_digest".to_string()).build())
 			.build();
 		collection.create_index(unique).await?;
-		Ok(RecordStore { store_id: store_id.to_string(), collection })
+		Ok(RecordStore { store_id: store_id.to_string(), collection, database })
+	}
+
+	/// The gateway's journal of served reads, in the same database
+	/// (collection [`journal::COLLECTION`]).
+	pub fn journal(&self) -> journal::Journal {
+		journal::Journal::new(self.database.collection::<Document>(journal::COLLECTION))
 	}
 
 	/// Stores `ciphertext` for `patient`; returns the record with its pointer

@@ -69,7 +69,7 @@ use codec::{Decode, Encode};
 use medchain_primitives::{Behaviour, CreditReporter, GrantedReads, InstitutionRegistry, RecordIndex, RecordRef, Role};
 use sp_core::H256;
 use sp_runtime::{
-	traits::{BlakeTwo256, Hash as HashT, IdentifyAccount, Verify, Zero},
+	traits::{BlakeTwo256, CheckedSub, Hash as HashT, IdentifyAccount, One, Verify, Zero},
 	Saturating,
 };
 
@@ -120,7 +120,7 @@ pub mod pallet {
 
 		/// The patients' grants: whom a gateway may log (and serve) a read
 		/// for, besides the record's patient and issuer.
-		type Grants: GrantedReads<Self::AccountId>;
+		type Grants: GrantedReads<Self::AccountId, BlockNumberFor<Self>>;
 
 		/// Wall-clock time for record timestamps.
 		type UnixTime: UnixTime;
@@ -140,6 +140,21 @@ pub mod pallet {
 		/// Most records whose voting ends in the same block.
 		#[pallet::constant]
 		type MaxExpiringPerBlock: Get<u32>;
+
+		/// Most blocks between the block at which a gateway checked a read
+		/// and the block that logs it ([`Pallet::log_reads`]): every read a
+		/// gateway serves is on chain within this bound, or refused.
+		#[pallet::constant]
+		type MaxLogDelay: Get<BlockNumberFor<Self>>;
+
+		/// Most reads one [`Pallet::log_reads`] call logs.
+		#[pallet::constant]
+		type MaxReadsPerLog: Get<u32>;
+
+		/// Most reads logged that were checked at any one block (what
+		/// forgetting them costs a later block is bounded).
+		#[pallet::constant]
+		type MaxReadsPerCheckedBlock: Get<u32>;
 
 		/// Longest store id and collection name, in bytes.
 		#[pallet::constant]
@@ -206,6 +221,26 @@ pub mod pallet {
 	#[pallet::storage]
 	pub type AccessCount<T: Config> = StorageMap<_, Twox64Concat, RecordId, u64, ValueQuery>;
 
+	/// Reads logged by [`Pallet::log_reads`], by the block they were checked
+	/// at and (gateway, read id): a read submitted again (after a gateway's
+	/// crash) is not logged twice. Kept while a read checked at that block
+	/// may still be logged (`MaxLogDelay`), then forgotten.
+	#[pallet::storage]
+	pub type LoggedReads<T: Config> = StorageDoubleMap<
+		_,
+		Twox64Concat,
+		BlockNumberFor<T>,
+		Blake2_128Concat,
+		(T::AccountId, H256),
+		(),
+		OptionQuery,
+	>;
+
+	/// How many reads checked at each block were logged (at most
+	/// `MaxReadsPerCheckedBlock`), until they are forgotten.
+	#[pallet::storage]
+	pub type ReadsCheckedAt<T: Config> = StorageMap<_, Twox64Concat, BlockNumberFor<T>, u32, ValueQuery>;
+
 	/// Each patient's consent to have records indexed under its account, per
 	/// issuer: without it in force the issuer cannot publish a record about
 	/// the patient.
@@ -254,6 +289,16 @@ pub mod pallet {
 			accessor: T::AccountId,
 			gateway: T::AccountId,
 			purpose: AccessPurpose,
+		},
+		/// A gateway served the record's content to `accessor`, having checked
+		/// at block `checked_at` that the chain let it (logged after the read:
+		/// [`Pallet::log_reads`]).
+		RecordRead {
+			record_id: RecordId,
+			accessor: T::AccountId,
+			gateway: T::AccountId,
+			purpose: AccessPurpose,
+			checked_at: BlockNumberFor<T>,
 		},
 		/// The record's content was erased from its store.
 		RecordErased { record_id: RecordId },
@@ -316,11 +361,18 @@ pub mod pallet {
 		/// expects now (wrong chain, issuer, patient or generation: a consent
 		/// the patient withdrew is not valid again).
 		BadConsentSignature,
+		/// A read said to be checked at a block that is not yet on chain.
+		CheckedInFuture,
+		/// A read checked more than `MaxLogDelay` blocks ago: too late to log.
+		LoggedTooLate,
+		/// `MaxReadsPerCheckedBlock` reads checked at that block are logged.
+		TooManyReads,
 	}
 
 	#[pallet::hooks]
 	impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
 		fn on_initialize(now: BlockNumberFor<T>) -> Weight {
+			let forgotten = Self::forget_old_reads(now);
 			let expiring = ExpiringAt::<T>::take(now);
 			let n = expiring.len() as u32;
 			for record_id in expiring {
@@ -333,7 +385,7 @@ pub mod pallet {
 					}
 				});
 			}
-			T::WeightInfo::expire_records(n)
+			T::WeightInfo::expire_records(n).saturating_add(forgotten)
 		}
 
 		fn integrity_test() {
@@ -508,14 +560,68 @@ pub mod pallet {
 			ensure!(T::Registry::is_active(&gateway), Error::<T>::NotInstitution);
 			let record = Records::<T>::get(record_id).ok_or(Error::<T>::RecordNotFound)?;
 			ensure!(record.issuer == gateway, Error::<T>::NotIssuer);
-			if accessor != record.patient && accessor != record.issuer {
-				let granted = grant
-					.and_then(|grant| T::Grants::purpose_of_read(&accessor, record_id, grant))
-					.ok_or(Error::<T>::NotReadable)?;
-				ensure!(granted == purpose, Error::<T>::PurposeNotGranted);
-			}
+			let now = frame_system::Pallet::<T>::block_number();
+			Self::ensure_readable(&record, record_id, &accessor, purpose, grant, now)?;
 			AccessCount::<T>::mutate(record_id, |n| *n = n.saturating_add(1));
 			Self::deposit_event(Event::RecordAccessed { record_id, accessor, gateway, purpose });
+			Ok(())
+		}
+
+		/// Logs reads the calling gateway served, each after checking, at the
+		/// finalized block `checked_at`, that the chain let its accessor read
+		/// the record (the instant path: serve first, log within
+		/// `MaxLogDelay` blocks). Each entry is checked as `log_access` checks
+		/// one, against the chain as it was at `checked_at`: the gateway is
+		/// the record's issuer; the accessor is the record's patient, its
+		/// issuer, or the grantee of `grant`, which held at `checked_at` (made
+		/// by then, not yet revoked nor expired), covers the record and was
+		/// given for `purpose`. A read revoked before it was checked is
+		/// refused; one checked before the revocation is logged. A read
+		/// already logged (same gateway, id and block) is skipped, so a
+		/// gateway may submit again whatever it is unsure about. All or
+		/// nothing: one refused entry refuses the call.
+		///
+		/// Origin: an active institution. Emits `RecordRead` per new entry.
+		/// Errors: `NotInstitution`, `CheckedInFuture`, `LoggedTooLate`,
+		/// `RecordNotFound`, `NotIssuer`, `NotReadable`, `PurposeNotGranted`,
+		/// `TooManyReads`.
+		#[pallet::call_index(9)]
+		#[pallet::weight(T::WeightInfo::log_access()
+			.saturating_add(T::Grants::purpose_of_read_weight())
+			.saturating_add(Pallet::<T>::logged_read_weight())
+			.saturating_mul(entries.len().max(1) as u64))]
+		pub fn log_reads(
+			origin: OriginFor<T>,
+			entries: BoundedVec<ReadEntry<T::AccountId, BlockNumberFor<T>>, T::MaxReadsPerLog>,
+		) -> DispatchResult {
+			let gateway = ensure_signed(origin)?;
+			ensure!(T::Registry::is_active(&gateway), Error::<T>::NotInstitution);
+			let now = frame_system::Pallet::<T>::block_number();
+			for e in entries {
+				ensure!(e.checked_at <= now, Error::<T>::CheckedInFuture);
+				ensure!(now.saturating_sub(e.checked_at) <= T::MaxLogDelay::get(), Error::<T>::LoggedTooLate);
+				let key = (gateway.clone(), e.read);
+				if LoggedReads::<T>::contains_key(e.checked_at, &key) {
+					continue;
+				}
+				let record = Records::<T>::get(e.record_id).ok_or(Error::<T>::RecordNotFound)?;
+				ensure!(record.issuer == gateway, Error::<T>::NotIssuer);
+				Self::ensure_readable(&record, e.record_id, &e.accessor, e.purpose, e.grant, e.checked_at)?;
+				ReadsCheckedAt::<T>::try_mutate(e.checked_at, |n| -> DispatchResult {
+					ensure!(*n < T::MaxReadsPerCheckedBlock::get(), Error::<T>::TooManyReads);
+					*n = n.saturating_add(1);
+					Ok(())
+				})?;
+				LoggedReads::<T>::insert(e.checked_at, key, ());
+				AccessCount::<T>::mutate(e.record_id, |n| *n = n.saturating_add(1));
+				Self::deposit_event(Event::RecordRead {
+					record_id: e.record_id,
+					accessor: e.accessor,
+					gateway: gateway.clone(),
+					purpose: e.purpose,
+					checked_at: e.checked_at,
+				});
+			}
 			Ok(())
 		}
 
@@ -634,6 +740,46 @@ pub mod pallet {
 	}
 
 	impl<T: Config> Pallet<T> {
+		/// That the chain let `accessor` read `record` for `purpose` at block
+		/// `at`: its patient or its issuer, or the grantee of `grant`, usable
+		/// then, covering the record and given for `purpose`.
+		fn ensure_readable(
+			record: &Record<T>,
+			record_id: RecordId,
+			accessor: &T::AccountId,
+			purpose: AccessPurpose,
+			grant: Option<u64>,
+			at: BlockNumberFor<T>,
+		) -> DispatchResult {
+			if *accessor != record.patient && *accessor != record.issuer {
+				let granted = grant
+					.and_then(|grant| T::Grants::purpose_of_read(accessor, record_id, grant, at))
+					.ok_or(Error::<T>::NotReadable)?;
+				ensure!(granted == purpose, Error::<T>::PurposeNotGranted);
+			}
+			Ok(())
+		}
+
+		/// Forgets the reads checked at the last block whose reads can no
+		/// longer be logged (`MaxLogDelay` before `now`); returns the weight.
+		fn forget_old_reads(now: BlockNumberFor<T>) -> Weight {
+			let Some(old) = now.checked_sub(&T::MaxLogDelay::get().saturating_add(One::one())) else {
+				return T::DbWeight::get().reads(1);
+			};
+			let n = ReadsCheckedAt::<T>::take(old);
+			if n > 0 {
+				let _ = LoggedReads::<T>::clear_prefix(old, n, None);
+			}
+			// Each forgotten entry: two hashed keys, in the proof.
+			T::DbWeight::get().reads_writes(1, 1 + n as u64).saturating_add(Weight::from_parts(0, 128 * (1 + n as u64)))
+		}
+
+		/// What logging one read adds to `log_access`'s work: the
+		/// `LoggedReads` entry (read, written) and the block's count.
+		pub(crate) fn logged_read_weight() -> Weight {
+			T::DbWeight::get().reads_writes(2, 2).saturating_add(Weight::from_parts(0, 2 * 128))
+		}
+
 		/// The bytes `patient` signs to let `issuer` index records under its
 		/// account: [`INDEX_CONSENT_TAG`] then the SCALE encoding of (genesis
 		/// hash, issuer, patient, `generation`), the generation being
@@ -851,6 +997,15 @@ pub mod pallet {
 		/// Checks the pallet's invariants.
 		#[cfg(any(feature = "try-runtime", feature = "std", test))]
 		pub fn do_try_state() -> Result<(), sp_runtime::TryRuntimeError> {
+			let now = frame_system::Pallet::<T>::block_number();
+			for (block, n) in ReadsCheckedAt::<T>::iter() {
+				ensure!(n <= T::MaxReadsPerCheckedBlock::get(), "more reads logged for a block than allowed");
+				ensure!(LoggedReads::<T>::iter_prefix(block).count() == n as usize, "logged reads miscounted");
+				ensure!(block <= now, "a read logged as checked at a block to come");
+			}
+			for block in LoggedReads::<T>::iter_keys().map(|(block, _)| block) {
+				ensure!(ReadsCheckedAt::<T>::contains_key(block), "a logged read not counted");
+			}
 			let next = NextRecordId::<T>::get();
 			for (id, r) in Records::<T>::iter() {
 				ensure!(id < next, "record id at or above NextRecordId");

@@ -32,6 +32,8 @@ pub const VALIDATORS: [AccountId; 3] = [3, 4, 5];
 pub const INSURER: AccountId = 6;
 /// A patient (a plain account).
 pub const PATIENT: AccountId = 100;
+/// Blocks within which a read must be logged (`MaxLogDelay`).
+pub const LOG_DELAY: u64 = 10;
 
 parameter_types! {
 	pub static Suspended: Vec<AccountId> = vec![];
@@ -39,13 +41,21 @@ parameter_types! {
 	pub static NowMillis: u64 = 1_700_000_000_000;
 	/// Usable grants: (grant, grantee, record, purpose).
 	pub static LiveGrants: Vec<(u64, AccountId, u64, AccessPurpose)> = vec![];
+	/// Grants of `LiveGrants` that ended (revoked or expired), with the
+	/// block they ended in: usable only at blocks before it.
+	pub static EndedGrants: Vec<(u64, u64)> = vec![];
 }
 
-/// Grants mock: the grants in `LiveGrants`.
+/// Grants mock: the grants in `LiveGrants`, from genesis until their block
+/// in `EndedGrants`.
 pub struct MockGrants;
-impl GrantedReads<AccountId> for MockGrants {
-	fn purpose_of_read(who: &AccountId, record: u64, grant: u64) -> Option<AccessPurpose> {
-		LiveGrants::get().into_iter().find(|(g, w, r, _)| *g == grant && w == who && *r == record).map(|(.., p)| p)
+impl GrantedReads<AccountId, u64> for MockGrants {
+	fn purpose_of_read(who: &AccountId, record: u64, grant: u64, at: u64) -> Option<AccessPurpose> {
+		let ended = EndedGrants::get().into_iter().any(|(g, end)| g == grant && at >= end);
+		LiveGrants::get()
+			.into_iter()
+			.find(|(g, w, r, _)| *g == grant && w == who && *r == record && !ended && at <= System::block_number())
+			.map(|(.., p)| p)
 	}
 	fn purpose_of_read_weight() -> frame_support::weights::Weight {
 		frame_support::weights::Weight::zero()
@@ -110,6 +120,9 @@ impl pallet_ehr_index::Config for Test {
 	type RejectionsRequired = ConstU32<2>;
 	type ConfirmationPeriod = frame_support::traits::ConstU64<PERIOD>;
 	type MaxExpiringPerBlock = ConstU32<3>;
+	type MaxLogDelay = frame_support::traits::ConstU64<LOG_DELAY>;
+	type MaxReadsPerLog = ConstU32<4>;
+	type MaxReadsPerCheckedBlock = ConstU32<3>;
 	type MaxPointerLen = ConstU32<32>;
 	type PatientCalls = IndexPatientCalls;
 	type FreeCallsPerWindow = ConstU32<3>;
@@ -172,6 +185,7 @@ pub fn new_test_ext(f: impl FnOnce()) {
 		Suspended::set(vec![]);
 		CreditLog::set(vec![]);
 		LiveGrants::set(vec![]);
+		EndedGrants::set(vec![]);
 		for issuer in [HOSPITAL, OTHER_HOSPITAL] {
 			crate::IndexConsents::<Test>::insert(PATIENT, issuer, crate::IndexConsent { given: true, generation: 0, sponsored: true });
 		}

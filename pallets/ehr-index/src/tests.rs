@@ -779,3 +779,120 @@ fn free_calls_wait_in_the_pool_one_at_a_time() {
 		assert_ne!(provides(), first, "once the first is in a block, the next may wait");
 	});
 }
+
+/// A read of `record_id` by `accessor` under `grant`, checked at `checked_at`,
+/// with id `read`.
+fn read(read: u8, record_id: RecordId, accessor: AccountId, grant: Option<u64>, checked_at: u64) -> ReadEntry<AccountId, u64> {
+	ReadEntry { read: H256([read; 32]), record_id, accessor, purpose: AccessPurpose::Insurance, grant, checked_at }
+}
+
+fn log_reads(gateway: AccountId, entries: Vec<ReadEntry<AccountId, u64>>) -> DispatchResultLike {
+	EhrIndex::log_reads(RuntimeOrigin::signed(gateway), entries.try_into().unwrap())
+}
+
+#[test]
+fn a_read_served_before_the_revocation_is_logged_after_it_one_checked_after_it_is_not() {
+	new_test_ext(|| {
+		let id = publish(HOSPITAL, 1);
+		LiveGrants::set(vec![(7, INSURER, id, AccessPurpose::Insurance)]);
+		run_to(5);
+		// The patient revokes at block 5; the gateway served a read it checked
+		// at block 4 and logs it at block 6: allowed, it was read under the
+		// grant.
+		EndedGrants::set(vec![(7, 5)]);
+		run_to(6);
+		assert_ok!(log_reads(HOSPITAL, vec![read(1, id, INSURER, Some(7), 4)]));
+		System::assert_last_event(
+			Event::RecordRead {
+				record_id: id,
+				accessor: INSURER,
+				gateway: HOSPITAL,
+				purpose: AccessPurpose::Insurance,
+				checked_at: 4,
+			}
+			.into(),
+		);
+		// A read "checked" at block 5 or later was served after the
+		// revocation: refused, whatever the gateway claims.
+		assert_noop!(log_reads(HOSPITAL, vec![read(2, id, INSURER, Some(7), 5)]), Error::<Test>::NotReadable);
+		assert_noop!(log_reads(HOSPITAL, vec![read(3, id, INSURER, Some(7), 6)]), Error::<Test>::NotReadable);
+		assert_eq!(AccessCount::<Test>::get(id), 1);
+	});
+}
+
+#[test]
+fn a_gateway_cannot_log_reads_of_records_it_does_not_hold_nor_date_them_at_will() {
+	new_test_ext(|| {
+		let id = publish(HOSPITAL, 1);
+		LiveGrants::set(vec![(7, INSURER, id, AccessPurpose::Insurance)]);
+		run_to(20);
+		// Another institution, or anyone not an institution.
+		assert_noop!(log_reads(OTHER_HOSPITAL, vec![read(1, id, INSURER, Some(7), 19)]), Error::<Test>::NotIssuer);
+		assert_noop!(log_reads(PATIENT, vec![read(1, id, INSURER, Some(7), 19)]), Error::<Test>::NotInstitution);
+		// Checked at a block to come, or longer ago than `MaxLogDelay`.
+		assert_noop!(log_reads(HOSPITAL, vec![read(1, id, INSURER, Some(7), 21)]), Error::<Test>::CheckedInFuture);
+		assert_noop!(
+			log_reads(HOSPITAL, vec![read(1, id, INSURER, Some(7), 20 - LOG_DELAY - 1)]),
+			Error::<Test>::LoggedTooLate
+		);
+		assert_ok!(log_reads(HOSPITAL, vec![read(1, id, INSURER, Some(7), 20 - LOG_DELAY)]));
+		// Nobody's grant, another purpose, a record that does not exist.
+		assert_noop!(log_reads(HOSPITAL, vec![read(2, id, VALIDATORS[0], Some(7), 19)]), Error::<Test>::NotReadable);
+		let mut research = read(2, id, INSURER, Some(7), 19);
+		research.purpose = AccessPurpose::Research;
+		assert_noop!(log_reads(HOSPITAL, vec![research]), Error::<Test>::PurposeNotGranted);
+		assert_noop!(log_reads(HOSPITAL, vec![read(2, 99, INSURER, Some(7), 19)]), Error::<Test>::RecordNotFound);
+		// All or nothing: a good entry beside a bad one is not logged either.
+		assert_noop!(
+			log_reads(HOSPITAL, vec![read(3, id, INSURER, Some(7), 19), read(4, id, VALIDATORS[0], Some(7), 19)]),
+			Error::<Test>::NotReadable
+		);
+		// The patient and the issuer read without a grant.
+		assert_ok!(log_reads(HOSPITAL, vec![read(3, id, PATIENT, None, 19), read(4, id, HOSPITAL, None, 19)]));
+		assert_eq!(AccessCount::<Test>::get(id), 3);
+	});
+}
+
+#[test]
+fn a_read_submitted_again_after_a_crash_is_logged_once() {
+	new_test_ext(|| {
+		let id = publish(HOSPITAL, 1);
+		LiveGrants::set(vec![(7, INSURER, id, AccessPurpose::Insurance)]);
+		run_to(5);
+		assert_ok!(log_reads(HOSPITAL, vec![read(1, id, INSURER, Some(7), 4)]));
+		// The gateway did not learn the outcome and submits it again, with a
+		// new read beside it: only the new one is logged.
+		System::reset_events();
+		assert_ok!(log_reads(HOSPITAL, vec![read(1, id, INSURER, Some(7), 4), read(2, id, INSURER, Some(7), 4)]));
+		assert_eq!(System::events().len(), 1, "one new entry");
+		assert_eq!(AccessCount::<Test>::get(id), 2);
+		// Another gateway's read with the same id is its own (it cannot
+		// suppress this gateway's entries by front-running their ids).
+		let theirs = publish(OTHER_HOSPITAL, 2);
+		assert_ok!(log_reads(OTHER_HOSPITAL, vec![read(3, theirs, PATIENT, None, 3)]));
+		assert_ok!(log_reads(HOSPITAL, vec![read(3, id, PATIENT, None, 3)]));
+		assert_eq!(AccessCount::<Test>::get(id), 3);
+	});
+}
+
+#[test]
+fn reads_checked_at_one_block_are_bounded_and_forgotten_once_too_late() {
+	new_test_ext(|| {
+		let id = publish(HOSPITAL, 1);
+		run_to(5);
+		assert_ok!(log_reads(HOSPITAL, (1..=3).map(|i| read(i, id, PATIENT, None, 4)).collect()));
+		// The mock allows 3 reads checked at one block.
+		assert_noop!(log_reads(HOSPITAL, vec![read(9, id, PATIENT, None, 4)]), Error::<Test>::TooManyReads);
+		assert_ok!(log_reads(HOSPITAL, vec![read(9, id, PATIENT, None, 5)]));
+		assert_eq!(ReadsCheckedAt::<Test>::get(4), 3);
+		// Once no read checked at block 4 can be logged any more, the chain
+		// forgets them (a resubmission would be refused as too late anyway).
+		run_to(4 + LOG_DELAY);
+		assert_eq!(ReadsCheckedAt::<Test>::get(4), 3);
+		run_to(4 + LOG_DELAY + 1);
+		assert_eq!(ReadsCheckedAt::<Test>::get(4), 0);
+		assert_eq!(LoggedReads::<Test>::iter_prefix(4).count(), 0);
+		assert_eq!(LoggedReads::<Test>::iter_prefix(5).count(), 1);
+		assert_noop!(log_reads(HOSPITAL, vec![read(1, id, PATIENT, None, 4)]), Error::<Test>::LoggedTooLate);
+	});
+}

@@ -132,3 +132,24 @@ pub struct FreeCallAllowance<BlockNumber> {
 /// `<Bytes>…</Bytes>` (the polkadot.js extension's `signRaw`) are accepted
 /// too.
 pub const INDEX_CONSENT_TAG: &[u8] = b"medchain:index-consent";
+
+/// A read a gateway served, as it logs it afterwards ([`crate::Pallet::log_reads`]).
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo)]
+pub struct ReadEntry<AccountId, BlockNumber> {
+	/// The read's id, unique per gateway (the gateway uses the BLAKE2-256 of
+	/// the reader's signed request): a read is logged once however often it
+	/// is submitted.
+	pub read: H256,
+	/// The record read.
+	pub record_id: RecordId,
+	/// Who read it.
+	pub accessor: AccountId,
+	/// What for.
+	pub purpose: AccessPurpose,
+	/// The grant it was read under (none for the patient and the issuer).
+	pub grant: Option<u64>,
+	/// The block at which the gateway checked that the chain let the
+	/// accessor read the record (a finalized block): the runtime checks the
+	/// read against the chain as it was then.
+	pub checked_at: BlockNumber,
+}

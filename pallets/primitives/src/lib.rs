@@ -352,12 +352,14 @@ pub trait RecordIndex<AccountId> {
 /// Grants under which an account other than a record's patient and issuer
 /// may read it (the proxy re-encryption pallet's, seen from the record
 /// index).
-pub trait GrantedReads<AccountId> {
-	/// The purpose of grant `grant` if `who` may read record `record` under
-	/// it now: `who` is its grantee, the grant is usable (live, undisputed,
-	/// acknowledged by its threshold of proxies) and covers the record; an
-	/// emergency grant only once the glass was broken for that record.
-	fn purpose_of_read(who: &AccountId, record: u64, grant: u64) -> Option<AccessPurpose>;
+pub trait GrantedReads<AccountId, BlockNumber> {
+	/// The purpose of grant `grant` if `who` could read record `record` under
+	/// it at block `at` (now or earlier): `who` is its grantee, the grant was
+	/// made at or before `at`, neither revoked nor expired by then, is
+	/// undisputed and acknowledged by its threshold of proxies, and covers
+	/// the record; an emergency grant only once the glass was broken for
+	/// that record.
+	fn purpose_of_read(who: &AccountId, record: u64, grant: u64, at: BlockNumber) -> Option<AccessPurpose>;
 	/// What one [`GrantedReads::purpose_of_read`] costs at most.
 	fn purpose_of_read_weight() -> sp_runtime::Weight;
 }

@@ -2,6 +2,7 @@
 //! gateways ask) and the pallet's invariants.
 
 use crate::*;
+use frame_system::pallet_prelude::BlockNumberFor;
 use medchain_primitives::{AccessPurpose, GrantedReads};
 #[cfg(any(feature = "try-runtime", feature = "std", test))]
 use frame_support::ensure;
@@ -21,11 +22,24 @@ impl<T: Config> Pallet<T> {
 	/// for an emergency grant the glass was broken for the record under it
 	/// (the access not expired unserved). Reads four storage items.
 	pub fn read_allowed(who: &T::AccountId, record: RecordId, id: GrantId) -> Option<AccessPurpose> {
+		Self::read_allowed_at(who, record, id, frame_system::Pallet::<T>::block_number())
+	}
+
+	/// As [`Pallet::read_allowed`], at block `at` (now or earlier): the
+	/// grant must have held then (made, not yet revoked nor expired).
+	pub fn read_allowed_at(
+		who: &T::AccountId,
+		record: RecordId,
+		id: GrantId,
+		at: BlockNumberFor<T>,
+	) -> Option<AccessPurpose> {
 		let g = Grants::<T>::get(id)?;
 		let r = T::Records::record(record)?;
-		let now = frame_system::Pallet::<T>::block_number();
+		if at > frame_system::Pallet::<T>::block_number() {
+			return None;
+		}
 		if g.grantee != *who ||
-			!g.is_usable(now) ||
+			!g.was_usable_at(at) ||
 			g.patient != r.patient ||
 			!g.scope.covers(record, r.kind) ||
 			!r.confirmed
@@ -215,9 +229,9 @@ impl<T: Config> Pallet<T> {
 	}
 }
 
-impl<T: Config> GrantedReads<T::AccountId> for Pallet<T> {
-	fn purpose_of_read(who: &T::AccountId, record: u64, grant: u64) -> Option<AccessPurpose> {
-		Self::read_allowed(who, record, grant)
+impl<T: Config> GrantedReads<T::AccountId, BlockNumberFor<T>> for Pallet<T> {
+	fn purpose_of_read(who: &T::AccountId, record: u64, grant: u64, at: BlockNumberFor<T>) -> Option<AccessPurpose> {
+		Self::read_allowed_at(who, record, grant, at)
 	}
 
 	/// [`Pallet::read_allowed`] reads the grant, the record, and for an

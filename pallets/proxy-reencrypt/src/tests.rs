@@ -1243,9 +1243,15 @@ fn issuer_earns_nothing_for_serving_its_own_records() {
 	});
 }
 
-/// What the record index asks before it takes an access log entry.
+/// What the record index asks before it takes an access log entry now.
 fn logged_purpose(who: AccountId, record: RecordId, grant: GrantId) -> Option<AccessPurpose> {
-	<Pre as medchain_primitives::GrantedReads<AccountId>>::purpose_of_read(&who, record, grant)
+	logged_purpose_at(who, record, grant, System::block_number())
+}
+
+/// What the record index asks before it takes an entry of a read checked at
+/// block `at`.
+fn logged_purpose_at(who: AccountId, record: RecordId, grant: GrantId, at: u64) -> Option<AccessPurpose> {
+	<Pre as medchain_primitives::GrantedReads<AccountId, u64>>::purpose_of_read(&who, record, grant, at)
 }
 
 #[test]
@@ -1682,5 +1688,35 @@ fn a_grant_whose_fragments_ignore_the_scope_key_is_disputed_by_its_proxies() {
 		));
 		assert_eq!(GrantKeys::<Test>::get(g).map(|k| k.public_key), Some(public(&lab)));
 		w.proxy_0_disputes(h, g);
+	});
+}
+
+#[test]
+fn a_read_checked_before_the_revocation_is_logged_one_checked_after_is_not() {
+	new_test_ext(|_| {
+		let w = World::new();
+		run_to(10);
+		let g = w.grant(GrantScope::All, Some(40));
+		assert_eq!(Grants::<Test>::get(g).unwrap().created_at, 10);
+		// Before the grant was made: nothing to read under.
+		assert_eq!(logged_purpose_at(DOCTOR, RECORD, g, 9), None);
+		run_to(20);
+		assert_ok!(Pre::revoke_grant(origin(PATIENT), g));
+		run_to(25);
+		// A gateway that checked at 19 served a read the grant allowed then;
+		// at 20 (the revocation's block) and after, it allowed nothing.
+		assert_eq!(logged_purpose_at(DOCTOR, RECORD, g, 10), Some(AccessPurpose::Treatment));
+		assert_eq!(logged_purpose_at(DOCTOR, RECORD, g, 19), Some(AccessPurpose::Treatment));
+		assert_eq!(logged_purpose_at(DOCTOR, RECORD, g, 20), None);
+		assert_eq!(logged_purpose_at(DOCTOR, RECORD, g, 24), None);
+		// Nor can a read be checked at a block still to come.
+		assert_eq!(logged_purpose_at(DOCTOR, RECORD, g, 26), None);
+		// Expiry ends it the same way.
+		let h = w.grant(GrantScope::All, Some(30));
+		run_to(35);
+		assert_eq!(logged_purpose_at(DOCTOR, RECORD, h, 29), Some(AccessPurpose::Treatment));
+		assert_eq!(logged_purpose_at(DOCTOR, RECORD, h, 30), None);
+		// Someone else than the grantee never could.
+		assert_eq!(logged_purpose_at(PATIENT, RECORD, h, 29), None);
 	});
 }

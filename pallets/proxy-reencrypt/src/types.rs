@@ -193,6 +193,21 @@ impl<T: Config> Grant<T> {
 		self.is_live(now) && self.disputed_by.is_none() && self.is_acknowledged()
 	}
 
+	/// Whether the grant held at block `at` (now or earlier): made at or
+	/// before it, revoked and expired only after it. (For `at` the current
+	/// block this is [`Grant::is_live`].)
+	pub fn was_live_at(&self, at: BlockNumberFor<T>) -> bool {
+		self.created_at <= at && self.revoked_at.is_none_or(|r| at < r) && self.expires_at.is_none_or(|e| at < e)
+	}
+
+	/// Whether records could be read under the grant at block `at`: live
+	/// then, and (as it stands now) not disputed and acknowledged by
+	/// `threshold` proxies: a dispute or acknowledgement is not dated, and
+	/// neither is ever undone.
+	pub fn was_usable_at(&self, at: BlockNumberFor<T>) -> bool {
+		self.was_live_at(at) && self.disputed_by.is_none() && self.is_acknowledged()
+	}
+
 	/// Whether `who` is the grant's patient or grantee.
 	pub fn is_party(&self, who: &T::AccountId) -> bool {
 		self.patient == *who || self.grantee == *who

@@ -38,17 +38,25 @@ export async function startMongo() {
 }
 
 /** Starts `medchain-record serve` for institution `suri`: { port, url, stop() }. */
-export async function startGateway({ rpcPort, mongoUrl, suri = '//Alice', storeId = 'hospital-1', maxPerClient = 8 }) {
+export async function startGateway({ rpcPort, mongoUrl, suri = '//Alice', storeId = 'hospital-1', maxPerClient = 8,
+  extra = [] }) {
   const port = await freePort();
   const child = spawn(RECORD_CLI, ['serve', '--listen', `127.0.0.1:${port}`, '--suri', suri,
     '--node', `127.0.0.1:${rpcPort}`, '--mongo', mongoUrl, '--store-id', storeId,
-    '--max-per-client', String(maxPerClient)],
+    '--max-per-client', String(maxPerClient), ...extra],
   { stdio: ['ignore', 'ignore', 'inherit'] });
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 100; i++) {
     try {
       await fetch(url, { method: 'POST', body: '{}' });
-      return { port, url, stop: () => child.kill('SIGTERM') };
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      return {
+        port,
+        url,
+        stop: () => child.kill('SIGTERM'),
+        /** SIGKILL, as a crash: resolves once the process is gone. */
+        kill: () => { child.kill('SIGKILL'); return exited; },
+      };
     } catch { await sleep(200); }
   }
   child.kill('SIGKILL');

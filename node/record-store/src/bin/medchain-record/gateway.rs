@@ -22,6 +22,14 @@
 //!    gateway's institution and naming the grant, which the runtime checks
 //!    again at the block that holds it, in a finalized block.
 //!
+//! With `--instant` (the instant path) step 5 comes after the read: the
+//! gateway also checks the read against the chain at the finalized head
+//! (what the runtime will check the entry against), writes it to its journal
+//! in MongoDB (a journaled write) and serves at once; a background submitter
+//! logs journaled reads on chain in batches (`log_reads`, naming that block)
+//! and marks them once final, and after a crash logs what was left pending
+//! (see [`medchain_record_store::journal`]).
+//!
 //! `ehr_getForReview { record, validator, block, signature }` returns a
 //! *pending* record's ciphertext, as stored and unchecked, to a validator
 //! institution that reviews it (`medchain-record verify`) if `signature` is
@@ -51,7 +59,10 @@ use medchain_chain_client::{
 	serve::{self, ConnectionLimits},
 	unhex, Dispatch, Node, Outcome, RpcError,
 };
-use medchain_record_store::RecordStore;
+use medchain_record_store::{
+	journal::{self, JournaledRead},
+	RecordStore,
+};
 use medchain_runtime::{AccountId, Runtime, RuntimeCall};
 use pallet_ehr_index::{AccessPurpose, Records};
 use serde_json::{json, Value};
@@ -59,7 +70,7 @@ use sp_core::{crypto::Ss58Codec, sr25519, Pair};
 use std::{
 	collections::BTreeMap,
 	net::SocketAddr,
-	sync::Mutex,
+	sync::{Arc, Mutex},
 	time::Duration,
 };
 
@@ -93,7 +104,9 @@ struct Gateway {
 	/// Serialises the operator's submissions: each takes the next nonce the
 	/// pool reports, so two at once would collide. Waiting for finality is
 	/// done outside it.
-	submitting: Mutex<()>,
+	submitting: Arc<Mutex<()>>,
+	/// The journal of served reads, on the instant path (`--instant`).
+	journal: Option<journal::Journal>,
 	store: RecordStore,
 	runtime: tokio::runtime::Handle,
 	/// Signatures of requests already served, by the block they were signed
@@ -161,11 +174,29 @@ const MAX_REVIEW_PAIRS: usize = 100_000;
 pub fn serve(o: &super::ServeArgs, store: RecordStore, runtime: tokio::runtime::Handle) -> Result<(), String> {
 	let node = o.node.node();
 	let genesis = genesis_of(&node)?;
+	let submitting = Arc::new(Mutex::new(()));
+	let journal = if o.instant {
+		let journal = store.journal();
+		runtime.block_on(journal.prepare()).map_err(|e| format!("the journal: {e}"))?;
+		let submitter = Submitter {
+			node: o.node.node(),
+			operator: o.signer.signer()?,
+			journal: journal.clone(),
+			submitting: submitting.clone(),
+			runtime: runtime.clone(),
+		};
+		let interval = Duration::from_millis(o.log_interval_ms);
+		std::thread::spawn(move || submitter.run(interval));
+		Some(journal)
+	} else {
+		None
+	};
 	let gateway = Gateway {
 		node,
 		operator: o.signer.signer()?,
 		genesis,
-		submitting: Mutex::new(()),
+		submitting,
+		journal,
 		store,
 		runtime: runtime.clone(),
 		seen: Mutex::new(Seen::default()),
@@ -284,11 +315,40 @@ impl Gateway {
 			None
 		};
 		let pointer = record.pointer.clone().ok_or_else(|| refused(format!("record {record_id} was erased")))?;
+		// The instant path: allowed at the finalized head too, the block the
+		// entry will name.
+		let checked_at = match &self.journal {
+			Some(_) => Some(self.allowed_at_finalized(&record, record_id, &accessor, purpose, grant)?),
+			None => None,
+		};
 		// 4. The content, checked against the chain's digest.
 		let ciphertext = self
 			.runtime
 			.block_on(self.store.get(pointer.object_id, &record.digest.digest))
 			.map_err(|e| unavailable(e.to_string()))?;
+		if let (Some(journal), Some(checked_at)) = (&self.journal, checked_at) {
+			// 5 (instant). Journaled before anything leaves; logged on chain
+			// by the submitter.
+			let signature = unhex(p["signature"].as_str().unwrap_or_default()).unwrap_or_default();
+			let read = JournaledRead {
+				read: medchain_record_store::Digests::digest(&medchain_record_store::DigestAlgorithm::Blake2_256, &signature),
+				record: record_id,
+				accessor: accessor_text.to_string(),
+				purpose: purpose_name.to_string(),
+				grant,
+				checked_at,
+			};
+			self.runtime
+				.block_on(journal.append(&read))
+				.map_err(|e| unavailable(format!("the journal: {e}; nothing served")))?;
+			tracing::info!(?purpose, "record served (journaled)");
+			return Ok(json!({
+				"record": record_id,
+				"ciphertext": hex(&ciphertext),
+				"digest": hex(&record.digest.digest),
+				"checked_at": checked_at,
+			}));
+		}
 		// 5. The audit entry, final before anything is served.
 		self.log_access(record_id, &accessor, purpose, grant, log_deadline).map_err(|e| match e {
 			LogError::Refused(why) => refused(format!("the chain refused the access log entry: {why}")),
@@ -393,6 +453,37 @@ impl Gateway {
 		Ok(json!({ "record": record_id, "ciphertext": hex(&ciphertext) }))
 	}
 
+	/// The finalized head's number, once the chain as it stands there lets
+	/// `accessor` read the record for `purpose` (under `grant`): what the
+	/// runtime checks the entry against. A grant made in a block not yet
+	/// final is not used before it is.
+	fn allowed_at_finalized(
+		&self,
+		record: &pallet_ehr_index::Record<Runtime>,
+		record_id: u64,
+		accessor: &AccountId,
+		purpose: AccessPurpose,
+		grant: Option<u64>,
+	) -> Result<u32, (i32, String)> {
+		let (head, number) = self.node.finalized_head().map_err(|e| unavailable(e.to_string()))?;
+		if *accessor == record.patient || *accessor == record.issuer {
+			return Ok(number);
+		}
+		let grant = grant.ok_or_else(|| refused(format!("no grant lets this reader read record {record_id}")))?;
+		let granted: Option<AccessPurpose> = self
+			.node
+			.runtime_call_at(
+				"ProxyReencryptApi_purpose_of_read",
+				&(accessor.clone(), record_id, grant),
+				Some(&hex(head.as_bytes())),
+			)
+			.map_err(|e| unavailable(e.to_string()))?;
+		if granted != Some(purpose) {
+			return Err(refused(format!("grant {grant} is not usable for this read at the finalized block {number} yet")));
+		}
+		Ok(number)
+	}
+
 	/// The gateway's institution account, SS58.
 	fn operator_address(&self) -> String {
 		AccountId::from(self.operator.public()).to_ss58check()
@@ -449,6 +540,113 @@ impl Gateway {
 		}
 		Err(LogError::Unavailable("the access log entry did not reach the chain; nothing served".into()))
 	}
+}
+
+/// Logs the journal's pending reads on chain, in batches, in the background.
+struct Submitter {
+	node: Node,
+	operator: sr25519::Pair,
+	journal: journal::Journal,
+	/// Shared with the gateway's own submissions (one nonce at a time).
+	submitting: Arc<Mutex<()>>,
+	runtime: tokio::runtime::Handle,
+}
+
+/// Most reads one `log_reads` carries (the runtime's `MaxReadsPerLog`).
+pub const MAX_READS_PER_LOG: i64 = 32;
+
+/// How long the submitter waits for one batch to be final.
+const SUBMIT_WAIT: Duration = Duration::from_secs(60);
+
+impl Submitter {
+	/// Every `interval`, logs what is pending; never returns.
+	fn run(self, interval: Duration) {
+		loop {
+			std::thread::sleep(interval);
+			if let Err(e) = self.submit_pending() {
+				tracing::warn!("journal: {e}; trying again");
+			}
+		}
+	}
+
+	/// Logs up to [`MAX_READS_PER_LOG`] pending reads in one transaction and
+	/// marks them logged once final. If the chain refuses the batch (all or
+	/// nothing), each read is tried alone, and one refused alone is marked
+	/// refused (an alarm: it was served). Anything not known to be final is
+	/// left pending and submitted again later: the runtime logs a read once.
+	fn submit_pending(&self) -> Result<(), String> {
+		let pending = self.runtime.block_on(self.journal.pending(MAX_READS_PER_LOG)).map_err(|e| e.to_string())?;
+		if pending.is_empty() {
+			return Ok(());
+		}
+		let (good, bad): (Vec<_>, Vec<_>) = pending.into_iter().map(|r| (entry_of(&r), r)).partition(|(e, _)| e.is_some());
+		if !bad.is_empty() {
+			let ids: Vec<[u8; 32]> = bad.iter().map(|(_, r)| r.read).collect();
+			tracing::warn!(count = ids.len(), "journal entries that do not parse: marked refused");
+			self.mark(&ids, journal::state::REFUSED, "unreadable journal entry")?;
+		}
+		let batch: Vec<(pallet_ehr_index::ReadEntry<AccountId, u32>, [u8; 32])> =
+			good.into_iter().filter_map(|(e, r)| e.map(|e| (e, r.read))).collect();
+		match self.log(batch.iter().map(|(e, _)| e.clone()).collect())? {
+			Some(Ok(block)) => self.mark(&batch.iter().map(|(_, id)| *id).collect::<Vec<_>>(), journal::state::LOGGED, &block),
+			Some(Err(why)) if batch.len() > 1 => {
+				tracing::warn!("the chain refused a batch of reads ({why}); logging them one by one");
+				for (entry, id) in batch {
+					match self.log(vec![entry])? {
+						Some(Ok(block)) => self.mark(&[id], journal::state::LOGGED, &block)?,
+						Some(Err(why)) => self.refused(id, &why)?,
+						None => {},
+					}
+				}
+				Ok(())
+			},
+			Some(Err(why)) => batch.iter().try_for_each(|(_, id)| self.refused(*id, &why)),
+			None => Ok(()),
+		}
+	}
+
+	/// Submits `entries`; `Some(Ok(block))` once final and logged,
+	/// `Some(Err(why))` once final and refused, `None` if not known (yet).
+	fn log(&self, entries: Vec<pallet_ehr_index::ReadEntry<AccountId, u32>>) -> Result<Option<Result<String, String>>, String> {
+		let call = RuntimeCall::EhrIndex(pallet_ehr_index::Call::log_reads {
+			entries: entries.try_into().map_err(|_| "too many reads for one call")?,
+		});
+		let outcome = match self.node.send_in_turn(&self.operator, call, SUBMIT_WAIT, &self.submitting) {
+			Ok((_, outcome)) => outcome,
+			Err(e) => {
+				tracing::warn!("journal: the node did not take the batch: {e}");
+				return Ok(None);
+			},
+		};
+		Ok(match outcome {
+			Outcome::Finalized { block, dispatch: Some(Dispatch::Success) } => Some(Ok(hex(block.as_bytes()))),
+			Outcome::Finalized { dispatch: Some(Dispatch::Failed(why)), .. } => Some(Err(why)),
+			_ => None,
+		})
+	}
+
+	fn mark(&self, ids: &[[u8; 32]], state: &str, detail: &str) -> Result<(), String> {
+		self.runtime.block_on(self.journal.mark(ids, state, detail)).map_err(|e| e.to_string())
+	}
+
+	fn refused(&self, id: [u8; 32], why: &str) -> Result<(), String> {
+		// The reader and the record are in the journal; the log says only
+		// that a served read could not be logged.
+		tracing::error!("a served read was refused by the chain ({why}): see the journal");
+		self.mark(&[id], journal::state::REFUSED, why)
+	}
+}
+
+/// The chain's entry for a journaled read, if it parses.
+fn entry_of(r: &JournaledRead) -> Option<pallet_ehr_index::ReadEntry<AccountId, u32>> {
+	Some(pallet_ehr_index::ReadEntry {
+		read: sp_core::H256(r.read),
+		record_id: r.record,
+		accessor: AccountId::from_ss58check(&r.accessor).ok()?,
+		purpose: purpose(&r.purpose)?,
+		grant: r.grant,
+		checked_at: r.checked_at,
+	})
 }
 
 /// How long the gateway waits, over all its attempts, for its access log

@@ -202,6 +202,14 @@ struct ServeArgs {
 	store: StoreArgs,
 	#[command(flatten)]
 	connections: medchain_chain_client::cli::ConnectionArgs,
+	/// The instant path: serve a permitted read at once, journaled in
+	/// MongoDB first, and log it on chain afterwards (`log_reads`, in
+	/// batches) instead of waiting for its entry to be final.
+	#[arg(long)]
+	instant: bool,
+	/// With `--instant`: how often the journal's pending reads are logged.
+	#[arg(long, default_value_t = 1000)]
+	log_interval_ms: u64,
 }
 
 fn main() {

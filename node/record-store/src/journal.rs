@@ -1,0 +1,153 @@
+//! The gateway's journal of served reads, in the institution's MongoDB.
+//!
+//! On the instant path a gateway serves a read at once and logs it on chain
+//! afterwards (`ehrIndex.logReads`). So that no read is ever lost from the
+//! audit trail, it writes the read here *before* the ciphertext leaves (a
+//! journaled write, acknowledged by the server); a background submitter
+//! takes pending entries in batches, logs them on chain and marks them
+//! logged once final. A gateway killed between serving and logging finds
+//! its pending entries here when it starts again and logs them then; the
+//! runtime logs a read once however often it is submitted, so anything the
+//! submitter is unsure about is simply submitted again.
+//!
+//! An entry holds what the chain's entry holds (record, accessor, purpose,
+//! grant, the block the read was checked at): medical metadata, kept in the
+//! institution's own database beside the records themselves.
+
+use crate::StoreError;
+use futures::TryStreamExt;
+use mongodb::{
+	bson::{doc, Bson, DateTime, Document},
+	options::{IndexOptions, WriteConcern},
+	Collection, IndexModel,
+};
+
+/// The collection the journal lives in.
+pub const COLLECTION: &str = "access_journal";
+
+/// Where a journaled read stands.
+pub mod state {
+	/// Served, not yet final on chain.
+	pub const PENDING: &str = "pending";
+	/// In a finalized block.
+	pub const LOGGED: &str = "logged";
+	/// The chain refused it (for example logged too late): an alarm for the
+	/// institution, since the read was served.
+	pub const REFUSED: &str = "refused";
+}
+
+/// A read as the gateway journals it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JournaledRead {
+	/// The read's id: BLAKE2-256 of the reader's signed request.
+	pub read: [u8; 32],
+	/// The record read.
+	pub record: u64,
+	/// The reader's account (SS58).
+	pub accessor: String,
+	/// The purpose, as the runtime's metadata names it.
+	pub purpose: String,
+	/// The grant it was read under.
+	pub grant: Option<u64>,
+	/// The finalized block at which the gateway checked the read.
+	pub checked_at: u32,
+}
+
+/// The journal.
+#[derive(Clone)]
+pub struct Journal {
+	collection: Collection<Document>,
+}
+
+impl Journal {
+	pub(crate) fn new(collection: Collection<Document>) -> Self {
+		Journal { collection }
+	}
+
+	/// Makes sure the index the submitter reads by exists.
+	pub async fn prepare(&self) -> Result<(), StoreError> {
+		let by_state = IndexModel::builder()
+			.keys(doc! { "state": 1, "checked_at": 1 })
+			.options(IndexOptions::builder().name("state_checked_at".to_string()).build())
+			.build();
+		self.collection.create_index(by_state).await?;
+		Ok(())
+	}
+
+	/// Writes `read` as pending, journaled on the server's disk before it
+	/// answers. A read journaled before (same id) is left as it is.
+	pub async fn append(&self, read: &JournaledRead) -> Result<(), StoreError> {
+		let document = doc! {
+			"_id": crate::hex(&read.read),
+			"record": read.record as i64,
+			"accessor": &read.accessor,
+			"purpose": &read.purpose,
+			"grant": read.grant.map_or(Bson::Null, |g| Bson::Int64(g as i64)),
+			"checked_at": read.checked_at as i64,
+			"state": state::PENDING,
+			"served": DateTime::now(),
+		};
+		let durable = WriteConcern::builder().journal(true).build();
+		match self.collection.insert_one(document).write_concern(durable).await {
+			Ok(_) => Ok(()),
+			Err(e) => match StoreError::from(e) {
+				StoreError::Duplicate => Ok(()),
+				other => Err(other),
+			},
+		}
+	}
+
+	/// Up to `limit` pending reads, oldest check first.
+	pub async fn pending(&self, limit: i64) -> Result<Vec<JournaledRead>, StoreError> {
+		let mut cursor = self
+			.collection
+			.find(doc! { "state": state::PENDING })
+			.sort(doc! { "checked_at": 1 })
+			.limit(limit)
+			.await?;
+		let mut out = Vec::new();
+		while let Some(d) = cursor.try_next().await? {
+			out.push(read_of(&d)?);
+		}
+		Ok(out)
+	}
+
+	/// Marks `reads` as `state` (`state::LOGGED` with the block that holds
+	/// them, or `state::REFUSED` with the chain's reason).
+	pub async fn mark(&self, reads: &[[u8; 32]], state: &str, detail: &str) -> Result<(), StoreError> {
+		let ids: Vec<Bson> = reads.iter().map(|r| Bson::String(crate::hex(r))).collect();
+		self.collection
+			.update_many(
+				doc! { "_id": { "$in": ids } },
+				doc! { "$set": { "state": state, "detail": detail, "marked": DateTime::now() } },
+			)
+			.await?;
+		Ok(())
+	}
+
+	/// How many reads are in `state`.
+	pub async fn count(&self, state: &str) -> Result<u64, StoreError> {
+		Ok(self.collection.count_documents(doc! { "state": state }).await?)
+	}
+}
+
+fn read_of(d: &Document) -> Result<JournaledRead, StoreError> {
+	let corrupt = |what: &str| StoreError::Corrupt(format!("journal field `{what}`"));
+	let id = d.get_str("_id").map_err(|_| corrupt("_id"))?;
+	let digits = id.trim_start_matches("0x");
+	let raw: Option<Vec<u8>> = (0..digits.len())
+		.step_by(2)
+		.map(|i| digits.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+		.collect();
+	Ok(JournaledRead {
+		read: raw.and_then(|r| r.try_into().ok()).ok_or_else(|| corrupt("_id"))?,
+		record: d.get_i64("record").map_err(|_| corrupt("record"))? as u64,
+		accessor: d.get_str("accessor").map_err(|_| corrupt("accessor"))?.to_string(),
+		purpose: d.get_str("purpose").map_err(|_| corrupt("purpose"))?.to_string(),
+		grant: match d.get("grant") {
+			Some(Bson::Int64(g)) => Some(*g as u64),
+			_ => None,
+		},
+		checked_at: d.get_i64("checked_at").map_err(|_| corrupt("checked_at"))? as u32,
+	})
+}

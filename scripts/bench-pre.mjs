@@ -8,6 +8,13 @@
 //   fetch    gateway: signature, grant check, store read, digest, access log
 //   total    request → the record decrypted by the client
 //
+// Then each client fetches the record again from a gateway on the instant
+// path (`serve --instant`: checked at the best and the finalized block,
+// journaled, served, logged on chain afterwards), in the same run:
+//
+//   instant fetch  signed request → ciphertext
+//   on chain       blocks from the answer to the read's `RecordRead` event
+//
 // Prints p50/p99 of each phase. Started by scripts/bench-pre.sh, which also
 // measures re-encryption cost against raw umbral-pre in the same run.
 import { spawnSync } from 'node:child_process';
@@ -61,6 +68,7 @@ const dir = mkdtempSync(join(tmpdir(), 'medchain-bench-pre-'));
 const mongo = await startMongo();
 const node = await startDevNode({ name: 'bench-pre' });
 let gateway;
+let instant;
 try {
   const { api } = node;
   console.error(`[bench] setting up ${CLIENTS} clients`);
@@ -138,7 +146,7 @@ try {
     }
     const fragments = await api.call.proxyReencryptApi.fragments(request);
     const capsule = (await api.query.proxyReencrypt.capsules(c.patient.record)).unwrap();
-    const dataKey = pre.openDataKey(c.keys, c.patient.keys,
+    const dataKey = c.dataKey = pre.openDataKey(c.keys, c.patient.keys,
       { capsule: capsule.capsule.toHex(), ciphertext: capsule.ciphertext.toHex() }, fragments.map(([, f]) => f.toHex()));
     const t2 = now();
     const served = await fetchRecord(api, gateway.url, c.pair, c.patient.record);
@@ -155,7 +163,43 @@ try {
   for (const [phase, xs] of Object.entries(t)) {
     console.log(`  ${phase.padEnd(10)} p50 ${(pct(xs, 50) / 1000).toFixed(2)} s   p99 ${(pct(xs, 99) / 1000).toFixed(2)} s`);
   }
+
+  // The instant path, same clients, same records, same node.
+  instant = await startGateway({ rpcPort: node.rpcPort, mongoUrl: mongo.url, maxPerClient: CLIENTS, extra: ['--instant'] });
+  const landed = new Map();
+  const unsubscribe = await api.rpc.chain.subscribeNewHeads(async (header) => {
+    const events = await api.query.system.events.at(header.hash);
+    for (const { event } of events) {
+      if (api.events.ehrIndex.RecordRead.is(event)) {
+        const d = event.data;
+        landed.set(`${d.recordId}:${d.accessor}:${d.checkedAt}`, header.number.toNumber());
+      }
+    }
+  });
+  console.error(`[bench] ${CLIENTS} clients fetch at once from the instant gateway`);
+  const served = [];
+  const fetchTimes = [];
+  await Promise.all(clients.map(async (c) => {
+    const t0 = now();
+    const r = await fetchRecord(api, instant.url, c.pair, c.patient.record);
+    const t1 = now();
+    if (!r.result) throw new Error(JSON.stringify(r.error));
+    const plain = await decryptRecord(c.dataKey, unhex(r.result.ciphertext));
+    if (!Buffer.from(plain).equals(original)) throw new Error('decrypted record differs');
+    fetchTimes.push(t1 - t0);
+    const at = (await api.rpc.chain.getHeader()).number.toNumber();
+    served.push({ key: `${c.patient.record}:${c.pair.address}:${r.result.checked_at}`, at });
+  }));
+  const deadline = Date.now() + 300_000;
+  while (served.some(({ key }) => !landed.has(key)) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 500));
+  unsubscribe();
+  const lags = served.map(({ key, at }) => (landed.has(key) ? landed.get(key) - at : Infinity));
+  console.log(`  ${'fetch'.padEnd(10)} p50 ${pct(t.fetch, 50).toFixed(0)} ms   p99 ${pct(t.fetch, 99).toFixed(0)} ms   (log first, then serve)`);
+  console.log(`instant: p50 ${pct(fetchTimes, 50).toFixed(0)} ms p99 ${pct(fetchTimes, 99).toFixed(0)} ms   (ciphertext fetch; keys still from the on-chain request)`);
+  console.log(`  ratio instant/log-first fetch p50 ${(pct(fetchTimes, 50) / pct(t.fetch, 50)).toFixed(3)}`);
+  console.log(`  on chain: every read within ${Math.max(...lags)} blocks of its answer (p50 ${pct(lags, 50)}, p99 ${pct(lags, 99)})`);
 } finally {
+  if (instant) instant.stop();
   if (gateway) gateway.stop();
   await node.stop();
   mongo.stop();

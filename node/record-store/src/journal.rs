@@ -75,8 +75,11 @@ impl Journal {
 	}
 
 	/// Writes `read` as pending, journaled on the server's disk before it
-	/// answers. A read journaled before (same id) is left as it is.
-	pub async fn append(&self, read: &JournaledRead) -> Result<(), StoreError> {
+	/// answers; `false` if a read with its id was journaled before (left as
+	/// it is: the same signed request, served already). In production the
+	/// journal's MongoDB is a replica set; `j: true` makes the write durable
+	/// on the primary (see the README on majority writes).
+	pub async fn append(&self, read: &JournaledRead) -> Result<bool, StoreError> {
 		let document = doc! {
 			"_id": crate::hex(&read.read),
 			"record": read.record as i64,
@@ -89,9 +92,9 @@ impl Journal {
 		};
 		let durable = WriteConcern::builder().journal(true).build();
 		match self.collection.insert_one(document).write_concern(durable).await {
-			Ok(_) => Ok(()),
+			Ok(_) => Ok(true),
 			Err(e) => match StoreError::from(e) {
-				StoreError::Duplicate => Ok(()),
+				StoreError::Duplicate => Ok(false),
 				other => Err(other),
 			},
 		}

@@ -151,8 +151,10 @@ pub mod pallet {
 		#[pallet::constant]
 		type MaxReadsPerLog: Get<u32>;
 
-		/// Most reads logged that were checked at any one block (what
-		/// forgetting them costs a later block is bounded).
+		/// Most reads one gateway logs that were checked at any one block
+		/// (its own allowance: no other gateway can use it up). Also how many
+		/// logged reads a block forgets at most, once they are too old to be
+		/// logged again.
 		#[pallet::constant]
 		type MaxReadsPerCheckedBlock: Get<u32>;
 
@@ -236,10 +238,15 @@ pub mod pallet {
 		OptionQuery,
 	>;
 
-	/// How many reads checked at each block were logged (at most
+	/// How many reads checked at each block each gateway logged (at most
 	/// `MaxReadsPerCheckedBlock`), until they are forgotten.
 	#[pallet::storage]
-	pub type ReadsCheckedAt<T: Config> = StorageMap<_, Twox64Concat, BlockNumberFor<T>, u32, ValueQuery>;
+	pub type ReadsCheckedAt<T: Config> =
+		StorageDoubleMap<_, Twox64Concat, BlockNumberFor<T>, Blake2_128Concat, T::AccountId, u32, ValueQuery>;
+
+	/// The oldest checked block whose logged reads are not all forgotten yet.
+	#[pallet::storage]
+	pub type ForgetFrom<T: Config> = StorageValue<_, BlockNumberFor<T>, ValueQuery>;
 
 	/// Each patient's consent to have records indexed under its account, per
 	/// issuer: without it in force the issuer cannot publish a record about
@@ -365,7 +372,8 @@ pub mod pallet {
 		CheckedInFuture,
 		/// A read checked more than `MaxLogDelay` blocks ago: too late to log.
 		LoggedTooLate,
-		/// `MaxReadsPerCheckedBlock` reads checked at that block are logged.
+		/// This gateway logged `MaxReadsPerCheckedBlock` reads checked at that
+		/// block: check later reads at a later block.
 		TooManyReads,
 	}
 
@@ -607,7 +615,7 @@ pub mod pallet {
 				let record = Records::<T>::get(e.record_id).ok_or(Error::<T>::RecordNotFound)?;
 				ensure!(record.issuer == gateway, Error::<T>::NotIssuer);
 				Self::ensure_readable(&record, e.record_id, &e.accessor, e.purpose, e.grant, e.checked_at)?;
-				ReadsCheckedAt::<T>::try_mutate(e.checked_at, |n| -> DispatchResult {
+				ReadsCheckedAt::<T>::try_mutate(e.checked_at, &gateway, |n| -> DispatchResult {
 					ensure!(*n < T::MaxReadsPerCheckedBlock::get(), Error::<T>::TooManyReads);
 					*n = n.saturating_add(1);
 					Ok(())
@@ -760,18 +768,39 @@ pub mod pallet {
 			Ok(())
 		}
 
-		/// Forgets the reads checked at the last block whose reads can no
-		/// longer be logged (`MaxLogDelay` before `now`); returns the weight.
+		/// Forgets logged reads checked at blocks whose reads can no longer be
+		/// logged (more than `MaxLogDelay` before `now`), oldest first: at most
+		/// `MaxReadsPerCheckedBlock` entries and 16 blocks per call, carrying on
+		/// in the next block (entries past the delay only take space: a read
+		/// checked then is refused as too late anyway). Returns the weight.
 		fn forget_old_reads(now: BlockNumberFor<T>) -> Weight {
-			let Some(old) = now.checked_sub(&T::MaxLogDelay::get().saturating_add(One::one())) else {
+			let Some(horizon) = now.checked_sub(&T::MaxLogDelay::get().saturating_add(One::one())) else {
 				return T::DbWeight::get().reads(1);
 			};
-			let n = ReadsCheckedAt::<T>::take(old);
-			if n > 0 {
-				let _ = LoggedReads::<T>::clear_prefix(old, n, None);
+			let limit = T::MaxReadsPerCheckedBlock::get();
+			let mut block = ForgetFrom::<T>::get();
+			let (mut removed, mut steps) = (0u32, 0u64);
+			while block <= horizon && steps < 16 && removed < limit {
+				steps += 1;
+				// One removal per prefix and block: a second would not see
+				// what the first removed.
+				let reads = LoggedReads::<T>::clear_prefix(block, limit - removed, None);
+				removed = removed.saturating_add(reads.unique);
+				if reads.maybe_cursor.is_some() {
+					break;
+				}
+				let counts = ReadsCheckedAt::<T>::clear_prefix(block, limit, None);
+				removed = removed.saturating_add(counts.unique);
+				if counts.maybe_cursor.is_some() {
+					break;
+				}
+				block = block.saturating_add(One::one());
 			}
-			// Each forgotten entry: two hashed keys, in the proof.
-			T::DbWeight::get().reads_writes(1, 1 + n as u64).saturating_add(Weight::from_parts(0, 128 * (1 + n as u64)))
+			ForgetFrom::<T>::put(block);
+			// Each removed entry: two hashed keys, in the proof.
+			T::DbWeight::get()
+				.reads_writes(1 + steps, 1 + removed as u64)
+				.saturating_add(Weight::from_parts(0, 128 * (1 + removed as u64)))
 		}
 
 		/// What logging one read adds to `log_access`'s work: the
@@ -998,14 +1027,16 @@ pub mod pallet {
 		#[cfg(any(feature = "try-runtime", feature = "std", test))]
 		pub fn do_try_state() -> Result<(), sp_runtime::TryRuntimeError> {
 			let now = frame_system::Pallet::<T>::block_number();
-			for (block, n) in ReadsCheckedAt::<T>::iter() {
-				ensure!(n <= T::MaxReadsPerCheckedBlock::get(), "more reads logged for a block than allowed");
-				ensure!(LoggedReads::<T>::iter_prefix(block).count() == n as usize, "logged reads miscounted");
+			let mut counted = alloc::collections::BTreeMap::new();
+			for (block, (gateway, _)) in LoggedReads::<T>::iter_keys() {
+				*counted.entry((block, gateway)).or_insert(0u32) += 1;
+			}
+			for (block, gateway, n) in ReadsCheckedAt::<T>::iter() {
+				ensure!(n <= T::MaxReadsPerCheckedBlock::get(), "more reads logged by a gateway for a block than allowed");
+				ensure!(counted.remove(&(block, gateway)) == Some(n), "logged reads miscounted");
 				ensure!(block <= now, "a read logged as checked at a block to come");
 			}
-			for block in LoggedReads::<T>::iter_keys().map(|(block, _)| block) {
-				ensure!(ReadsCheckedAt::<T>::contains_key(block), "a logged read not counted");
-			}
+			ensure!(counted.is_empty(), "a logged read not counted");
 			let next = NextRecordId::<T>::get();
 			for (id, r) in Records::<T>::iter() {
 				ensure!(id < next, "record id at or above NextRecordId");

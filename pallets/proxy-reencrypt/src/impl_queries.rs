@@ -75,7 +75,13 @@ impl<T: Config> Pallet<T> {
 			}
 			for record in T::Records::records_of(&g.patient) {
 				let Some(r) = T::Records::record(record) else { continue };
-				if r.confirmed && g.scope.covers(record, r.kind) && !out.iter().any(|(x, _)| *x == record) {
+				// Only what the grant's key opens (a kind grant does not open
+				// records attached before the patient had the kind's key).
+				if r.confirmed &&
+					g.scope.covers(record, r.kind) &&
+					Self::capsule_for(id, record).is_some() &&
+					!out.iter().any(|(x, _)| *x == record)
+				{
 					out.push((record, id));
 				}
 			}

@@ -479,6 +479,11 @@ pub mod pallet {
 		/// record's kind, or a one-time key that is not in the pool (never
 		/// added, or taken by another record).
 		NoScopeKey,
+		/// The scope has no key of its own (a kind without a key, a record
+		/// attached without scoped capsules): its grant would open every
+		/// record of a patient who keeps keys per scope. Grant all records
+		/// if that is meant, or register the kind's key first.
+		WiderKeyOnly,
 		/// The account already registered Umbral keys.
 		KeyAlreadyRegistered,
 		/// The patient has no registered Umbral keys.
@@ -787,13 +792,16 @@ pub mod pallet {
 		/// usable once `threshold` of its proxies acknowledged it
 		/// ([`Pallet::acknowledge_grant`]). The patient and the grantee cannot
 		/// be proxies of their own grant. A threshold of 1 needs the patient's
-		/// [`Pallet::allow_single_proxy_grants`].
+		/// [`Pallet::allow_single_proxy_grants`]. The fragments must be made
+		/// from the scope's key ([`Pallet::scope_key`], kept in `GrantKeys`);
+		/// for a patient who keeps scope keys, a scope without a key of its
+		/// own is refused rather than granted with the patient's key.
 		///
 		/// Errors: `NoPatientKey`, `NoGranteeKey`, `SelfGrant`, `BadThreshold`,
 		/// `SingleProxyNotAllowed`,
 		/// `ProxyIsParty`, `UnknownProxy`, `DuplicateProxy`, `DuplicateKeyFragment`,
 		/// `MalformedCapsule`, `ExpiryInPast`,
-		/// `RecordNotFound`, `NotPatientsRecord`, `RecordNotConfirmed`,
+		/// `RecordNotFound`, `NotPatientsRecord`, `RecordNotConfirmed`, `WiderKeyOnly`,
 		/// `NotInstitution`, `TooManyGrants`, `Overflow`.
 		#[pallet::call_index(3)]
 		// Plus one key fragment id per proxy, the patient's choice of
@@ -829,6 +837,12 @@ pub mod pallet {
 				ensure!(r.confirmed, Error::<T>::RecordNotConfirmed);
 			}
 			let grant_key = Self::scope_key(&patient, scope);
+			// A patient who keeps keys per scope never gets, unasked, a grant
+			// of one kind or one record that opens every record.
+			ensure!(
+				grant_key.is_some() || scope == GrantScope::All || !Self::keeps_scope_keys(&patient),
+				Error::<T>::WiderKeyOnly
+			);
 			if emergency {
 				ensure!(T::Registry::is_active(&grantee), Error::<T>::NotInstitution);
 			}
@@ -920,7 +934,8 @@ pub mod pallet {
 		// Plus the requester's count of open requests.
 		#[pallet::weight(T::WeightInfo::request_access()
 			.saturating_add(Pallet::<T>::count_weight())
-			.saturating_add(Pallet::<T>::grant_list_weight()))]
+			.saturating_add(Pallet::<T>::grant_list_weight())
+			.saturating_add(Pallet::<T>::grant_key_weight()))]
 		pub fn request_access(origin: OriginFor<T>, grant: GrantId, record: RecordId) -> DispatchResult {
 			let who = ensure_signed(origin)?;
 			let g = Grants::<T>::get(grant).ok_or(Error::<T>::GrantNotFound)?;
@@ -944,7 +959,8 @@ pub mod pallet {
 			.saturating_add(Pallet::<T>::grant_list_weight())
 			.saturating_add(T::DbWeight::get().reads_writes(2, 1))
 			.saturating_add(Pallet::<T>::proof_of(Pallet::<T>::broken_glass_len()))
-			.saturating_add(Pallet::<T>::proof_of(Pallet::<T>::request_len())))]
+			.saturating_add(Pallet::<T>::proof_of(Pallet::<T>::request_len()))
+			.saturating_add(Pallet::<T>::grant_key_weight()))]
 		pub fn break_glass(
 			origin: OriginFor<T>,
 			grant: GrantId,
@@ -990,7 +1006,8 @@ pub mod pallet {
 			.saturating_add(Pallet::<T>::count_weight())
 			.saturating_add(Pallet::<T>::grant_list_weight())
 			.saturating_add(T::DbWeight::get().writes(1))
-			.saturating_add(Pallet::<T>::kfrag_id_weight()))]
+			.saturating_add(Pallet::<T>::kfrag_id_weight())
+			.saturating_add(Pallet::<T>::grant_key_weight()))]
 		pub fn submit_fragment(
 			origin: OriginFor<T>,
 			request: RequestId,
@@ -1304,6 +1321,12 @@ pub mod pallet {
 			}
 		}
 
+		/// Whether `patient` registered keys per scope (a kind key, or
+		/// one-time keys ever).
+		pub(crate) fn keeps_scope_keys(patient: &T::AccountId) -> bool {
+			NextRecordKeyIndex::<T>::get(patient) > 0 || KindKeys::<T>::iter_prefix(patient).next().is_some()
+		}
+
 		/// The capsule of `record` that grant `grant`'s key fragments open.
 		pub(crate) fn capsule_for(grant: GrantId, record: RecordId) -> Option<KeyCapsule> {
 			match GrantKeys::<T>::get(grant).map(|k| k.slot) {
@@ -1377,6 +1400,15 @@ pub mod pallet {
 		/// `RequestDeadlines` entry).
 		fn request_list_len() -> u64 {
 			16 + 5 + 8 * T::MaxOpenRequests::get() as u64
+		}
+
+		/// Reading a grant's `GrantKeys` entry and the scoped capsule it
+		/// opens (beside the `Capsules` read the benchmarks measure).
+		pub(crate) fn grant_key_weight() -> Weight {
+			T::DbWeight::get()
+				.reads(2)
+				.saturating_add(Self::proof_of(16 + GrantKey::max_encoded_len() as u64))
+				.saturating_add(Self::proof_of(16 + OneTimeCapsule::max_encoded_len() as u64))
 		}
 
 		/// Finding a grant scope's key (a `OneTimeCapsules` entry, a

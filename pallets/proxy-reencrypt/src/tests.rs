@@ -112,6 +112,11 @@ impl World {
 
 	/// Grants the doctor `scope`, 2 of 3 proxies, none acknowledged yet.
 	fn unacknowledged_grant(&self, scope: GrantScope, expires_at: Option<u64>) -> GrantId {
+		self.unacknowledged_grant_from(&self.patient.sk, scope, expires_at)
+	}
+
+	/// As [`World::unacknowledged_grant`], with key fragments of `delegating`.
+	fn unacknowledged_grant_from(&self, delegating: &SecretKey, scope: GrantScope, expires_at: Option<u64>) -> GrantId {
 		let id = NextGrantId::<Test>::get();
 		assert_ok!(Pre::grant_access(
 			origin(PATIENT),
@@ -120,7 +125,7 @@ impl World {
 			AccessPurpose::Treatment,
 			expires_at,
 			2,
-			self.fragments(&self.doctor, 2, 3),
+			self.fragments_from(delegating, &self.doctor, 2, 3),
 			false,
 		));
 		id
@@ -269,17 +274,7 @@ impl World {
 	/// Grants the doctor `scope` with key fragments of `delegating`, 2 of 3,
 	/// acknowledged.
 	fn grant_from(&self, delegating: &SecretKey, scope: GrantScope) -> GrantId {
-		let id = NextGrantId::<Test>::get();
-		assert_ok!(Pre::grant_access(
-			origin(PATIENT),
-			DOCTOR,
-			scope,
-			AccessPurpose::Treatment,
-			None,
-			2,
-			self.fragments_from(delegating, &self.doctor, 2, 3),
-			false,
-		));
+		let id = self.unacknowledged_grant_from(delegating, scope, None);
 		acknowledge(id, &PROXIES);
 		id
 	}
@@ -1718,5 +1713,26 @@ fn a_read_checked_before_the_revocation_is_logged_one_checked_after_is_not() {
 		assert_eq!(logged_purpose_at(DOCTOR, RECORD, h, 30), None);
 		// Someone else than the grantee never could.
 		assert_eq!(logged_purpose_at(PATIENT, RECORD, h, 29), None);
+	});
+}
+
+#[test]
+fn a_grant_of_one_record_never_silently_opens_every_record() {
+	new_test_ext(|_| {
+		let w = World::new();
+		// Record 7 was attached before the patient kept scope keys: its only
+		// capsule is to the patient's key.
+		let (lab, _) = w.register_scope_keys(0);
+		let grant = |scope| {
+			Pre::grant_access(origin(PATIENT), DOCTOR, scope, AccessPurpose::Treatment, None, 2, w.fragments(&w.doctor, 2, 3), false)
+		};
+		assert_noop!(grant(GrantScope::Record(RECORD)), Error::<Test>::WiderKeyOnly);
+		// Nor a kind without a key.
+		assert_noop!(grant(GrantScope::Kind(RecordKind::Imaging)), Error::<Test>::WiderKeyOnly);
+		// Everything, when meant, is granted as such.
+		assert_ok!(grant(GrantScope::All));
+		// A kind with its key delegates from it.
+		let g = w.grant_from(&lab, GrantScope::Kind(RecordKind::LabResult));
+		assert!(GrantKeys::<Test>::contains_key(g));
 	});
 }

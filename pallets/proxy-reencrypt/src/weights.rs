@@ -3,7 +3,7 @@
 //! pallet's frame benchmarks. Do not edit by hand: rerun
 //! `scripts/benchmark-pallets.sh`.
 //!
-//! Date: 2026-12-04; steps: 10; repeat: 5;
+//! Date: 2026-12-05; steps: 10; repeat: 5;
 //! Wasm execution: Compiled; machine: AMD EPYC.
 
 #![cfg_attr(rustfmt, rustfmt_skip)]
@@ -19,6 +19,8 @@ use frame_support::{
 pub trait WeightInfo {
 	fn register_key() -> Weight;
 	fn register_proxy() -> Weight;
+	fn register_kind_keys(n: u32, ) -> Weight;
+	fn add_record_keys(n: u32, ) -> Weight;
 	fn attach_capsule() -> Weight;
 	fn grant_access(n: u32, ) -> Weight;
 	fn allow_single_proxy_grants() -> Weight;
@@ -30,8 +32,6 @@ pub trait WeightInfo {
 	fn on_initialize(e: u32, l: u32, ) -> Weight;
 	fn acknowledge_grant(n: u32, ) -> Weight;
 	fn dispute_grant(n: u32, ) -> Weight;
-	fn register_kind_keys(n: u32, ) -> Weight;
-	fn add_record_keys(n: u32, ) -> Weight;
 }
 
 /// Weights of `pallet_proxy_reencrypt` with the runtime's database weights.
@@ -41,8 +41,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `ProxyReencrypt::Keys` (`max_values`: None, `max_size`: Some(114), added: 2589, mode: `MaxEncodedLen`)
 	fn register_key() -> Weight {
 		// Proof size: measured `3`, estimated `3579`.
-		// Minimum execution time: 280_138_000 ps.
-		Weight::from_parts(303_352_000, 3579)
+		// Minimum execution time: 272_154_000 ps.
+		Weight::from_parts(277_642_000, 3579)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -52,23 +52,61 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `ProxyReencrypt::Proxies` (`max_values`: None, `max_size`: Some(81), added: 2556, mode: `MaxEncodedLen`)
 	fn register_proxy() -> Weight {
 		// Proof size: measured `360`, estimated `3606`.
-		// Minimum execution time: 323_403_000 ps.
-		Weight::from_parts(357_233_000, 3606)
+		// Minimum execution time: 312_754_000 ps.
+		Weight::from_parts(320_014_000, 3606)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
+	}
+	/// Storage: `ProxyReencrypt::Keys` (r:1 w:0)
+	/// Proof: `ProxyReencrypt::Keys` (`max_values`: None, `max_size`: Some(114), added: 2589, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::KindKeys` (r:9 w:9)
+	/// Proof: `ProxyReencrypt::KindKeys` (`max_values`: None, `max_size`: Some(90), added: 2565, mode: `MaxEncodedLen`)
+	/// Component `n` ranges over `[1, 9]`.
+	fn register_kind_keys(n: u32, ) -> Weight {
+		// Proof size: measured `108`, estimated `3579`.
+		// Minimum execution time: 359_493_000 ps.
+		Weight::from_parts(247_885_134, 3579)
+			.saturating_add(Weight::from_parts(122_565_650, 0).saturating_mul(n.into()))
+			.saturating_add(T::DbWeight::get().reads(1_u64))
+			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
+			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(n.into())))
+			.saturating_add(Weight::from_parts(0, 2565).saturating_mul(n.into()))
+	}
+	/// Storage: `ProxyReencrypt::Keys` (r:1 w:0)
+	/// Proof: `ProxyReencrypt::Keys` (`max_values`: None, `max_size`: Some(114), added: 2589, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::NextRecordKeyIndex` (r:1 w:1)
+	/// Proof: `ProxyReencrypt::NextRecordKeyIndex` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::RecordKeyPool` (r:1 w:1)
+	/// Proof: `ProxyReencrypt::RecordKeyPool` (`max_values`: None, `max_size`: Some(1233), added: 3708, mode: `MaxEncodedLen`)
+	/// Component `n` ranges over `[1, 32]`.
+	fn add_record_keys(n: u32, ) -> Weight {
+		// Proof size: measured `108`, estimated `4698`.
+		// Minimum execution time: 410_078_000 ps.
+		Weight::from_parts(401_930_065, 4698)
+			.saturating_add(Weight::from_parts(21_480_650, 0).saturating_mul(n.into()))
+			.saturating_add(T::DbWeight::get().reads(3_u64))
+			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:1 w:0)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
 	/// Storage: `EhrIndex::Records` (r:1 w:0)
-	/// Proof: `EhrIndex::Records` (`max_values`: None, `max_size`: Some(402), added: 2877, mode: `MaxEncodedLen`)
+	/// Proof: `EhrIndex::Records` (`max_values`: None, `max_size`: Some(403), added: 2878, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::Capsules` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::Capsules` (`max_values`: None, `max_size`: Some(276), added: 2751, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::KindKeys` (r:1 w:0)
+	/// Proof: `ProxyReencrypt::KindKeys` (`max_values`: None, `max_size`: Some(90), added: 2565, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::RecordKeyPool` (r:1 w:1)
+	/// Proof: `ProxyReencrypt::RecordKeyPool` (`max_values`: None, `max_size`: Some(1233), added: 3708, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::KindCapsules` (r:0 w:1)
+	/// Proof: `ProxyReencrypt::KindCapsules` (`max_values`: None, `max_size`: Some(276), added: 2751, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::OneTimeCapsules` (r:0 w:1)
+	/// Proof: `ProxyReencrypt::OneTimeCapsules` (`max_values`: None, `max_size`: Some(313), added: 2788, mode: `MaxEncodedLen`)
 	fn attach_capsule() -> Weight {
-		// Proof size: measured `772`, estimated `3867`.
-		// Minimum execution time: 952_530_000 ps.
-		Weight::from_parts(1_039_631_000, 3867)
-			.saturating_add(T::DbWeight::get().reads(3_u64))
-			.saturating_add(T::DbWeight::get().writes(1_u64))
+		// Proof size: measured `2359`, estimated `4698`.
+		// Minimum execution time: 2_215_885_000 ps.
+		Weight::from_parts(2_310_766_000, 4698)
+			.saturating_add(T::DbWeight::get().reads(5_u64))
+			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
 	/// Storage: `ProxyReencrypt::Keys` (r:2 w:0)
 	/// Proof: `ProxyReencrypt::Keys` (`max_values`: None, `max_size`: Some(114), added: 2589, mode: `MaxEncodedLen`)
@@ -93,9 +131,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Component `n` ranges over `[1, 8]`.
 	fn grant_access(n: u32, ) -> Weight {
 		// Proof size: measured `231`, estimated `6168`.
-		// Minimum execution time: 1_344_616_000 ps.
-		Weight::from_parts(705_642_208, 6168)
-			.saturating_add(Weight::from_parts(701_346_247, 0).saturating_mul(n.into()))
+		// Minimum execution time: 1_250_233_000 ps.
+		Weight::from_parts(579_365_348, 6168)
+			.saturating_add(Weight::from_parts(687_181_676, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
@@ -106,8 +144,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `ProxyReencrypt::SingleProxyGrants` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
 	fn allow_single_proxy_grants() -> Weight {
 		// Proof size: measured `0`, estimated `0`.
-		// Minimum execution time: 165_196_000 ps.
-		Weight::from_parts(181_911_000, 0)
+		// Minimum execution time: 154_970_000 ps.
+		Weight::from_parts(158_535_000, 0)
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
 	/// Storage: `ProxyReencrypt::Grants` (r:1 w:1)
@@ -129,9 +167,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Component `n` ranges over `[1, 8]`.
 	fn revoke_grant(n: u32, ) -> Weight {
 		// Proof size: measured `387`, estimated `4123`.
-		// Minimum execution time: 711_010_000 ps.
-		Weight::from_parts(709_538_289, 4123)
-			.saturating_add(Weight::from_parts(68_220_321, 0).saturating_mul(n.into()))
+		// Minimum execution time: 660_319_000 ps.
+		Weight::from_parts(635_335_409, 4123)
+			.saturating_add(Weight::from_parts(59_812_513, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
@@ -141,7 +179,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `ProxyReencrypt::Grants` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::Grants` (`max_values`: None, `max_size`: Some(658), added: 3133, mode: `MaxEncodedLen`)
 	/// Storage: `EhrIndex::Records` (r:1 w:0)
-	/// Proof: `EhrIndex::Records` (`max_values`: None, `max_size`: Some(402), added: 2877, mode: `MaxEncodedLen`)
+	/// Proof: `EhrIndex::Records` (`max_values`: None, `max_size`: Some(403), added: 2878, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::GrantKeys` (r:1 w:0)
+	/// Proof: `ProxyReencrypt::GrantKeys` (`max_values`: None, `max_size`: Some(50), added: 2525, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::Capsules` (r:1 w:0)
 	/// Proof: `ProxyReencrypt::Capsules` (`max_values`: None, `max_size`: Some(276), added: 2751, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::OpenRequests` (r:1 w:1)
@@ -161,10 +201,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `ProxyReencrypt::Requests` (r:0 w:1)
 	/// Proof: `ProxyReencrypt::Requests` (`max_values`: None, `max_size`: Some(146), added: 2621, mode: `MaxEncodedLen`)
 	fn request_access() -> Weight {
-		// Proof size: measured `1063`, estimated `5527`.
-		// Minimum execution time: 988_083_000 ps.
-		Weight::from_parts(1_050_918_000, 5527)
-			.saturating_add(T::DbWeight::get().reads(9_u64))
+		// Proof size: measured `1215`, estimated `5527`.
+		// Minimum execution time: 1_008_084_000 ps.
+		Weight::from_parts(1_084_407_000, 5527)
+			.saturating_add(T::DbWeight::get().reads(10_u64))
 			.saturating_add(T::DbWeight::get().writes(8_u64))
 	}
 	/// Storage: `ProxyReencrypt::Grants` (r:1 w:1)
@@ -174,7 +214,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Parameters::Parameters` (r:2 w:0)
 	/// Proof: `Parameters::Parameters` (`max_values`: None, `max_size`: Some(24), added: 2499, mode: `MaxEncodedLen`)
 	/// Storage: `EhrIndex::Records` (r:1 w:0)
-	/// Proof: `EhrIndex::Records` (`max_values`: None, `max_size`: Some(402), added: 2877, mode: `MaxEncodedLen`)
+	/// Proof: `EhrIndex::Records` (`max_values`: None, `max_size`: Some(403), added: 2878, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::GrantKeys` (r:1 w:0)
+	/// Proof: `ProxyReencrypt::GrantKeys` (`max_values`: None, `max_size`: Some(50), added: 2525, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::Capsules` (r:1 w:0)
 	/// Proof: `ProxyReencrypt::Capsules` (`max_values`: None, `max_size`: Some(276), added: 2751, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::NextRequestId` (r:1 w:1)
@@ -194,10 +236,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `ProxyReencrypt::Requests` (r:0 w:1)
 	/// Proof: `ProxyReencrypt::Requests` (`max_values`: None, `max_size`: Some(146), added: 2621, mode: `MaxEncodedLen`)
 	fn break_glass() -> Weight {
-		// Proof size: measured `1452`, estimated `5988`.
-		// Minimum execution time: 1_241_471_000 ps.
-		Weight::from_parts(1_304_015_000, 5988)
-			.saturating_add(T::DbWeight::get().reads(12_u64))
+		// Proof size: measured `1604`, estimated `5988`.
+		// Minimum execution time: 1_248_992_000 ps.
+		Weight::from_parts(1_279_697_000, 5988)
+			.saturating_add(T::DbWeight::get().reads(13_u64))
 			.saturating_add(T::DbWeight::get().writes(9_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:1 w:0)
@@ -208,6 +250,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `ProxyReencrypt::Grants` (`max_values`: None, `max_size`: Some(658), added: 3133, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::Fragments` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::Fragments` (`max_values`: None, `max_size`: Some(579), added: 3054, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::GrantKeys` (r:1 w:0)
+	/// Proof: `ProxyReencrypt::GrantKeys` (`max_values`: None, `max_size`: Some(50), added: 2525, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::Capsules` (r:1 w:0)
 	/// Proof: `ProxyReencrypt::Capsules` (`max_values`: None, `max_size`: Some(276), added: 2751, mode: `MaxEncodedLen`)
 	/// Storage: `ProxyReencrypt::Keys` (r:2 w:0)
@@ -215,7 +259,7 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `ProxyReencrypt::KeyFragmentIds` (r:1 w:0)
 	/// Proof: `ProxyReencrypt::KeyFragmentIds` (`max_values`: None, `max_size`: Some(96), added: 2571, mode: `MaxEncodedLen`)
 	/// Storage: `EhrIndex::Records` (r:1 w:0)
-	/// Proof: `EhrIndex::Records` (`max_values`: None, `max_size`: Some(402), added: 2877, mode: `MaxEncodedLen`)
+	/// Proof: `EhrIndex::Records` (`max_values`: None, `max_size`: Some(403), added: 2878, mode: `MaxEncodedLen`)
 	/// Storage: `Parameters::Parameters` (r:2 w:0)
 	/// Proof: `Parameters::Parameters` (`max_values`: None, `max_size`: Some(24), added: 2499, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::Credits` (r:1 w:1)
@@ -231,10 +275,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `ProxyReencrypt::OpenRequestsOf` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::OpenRequestsOf` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	fn submit_fragment() -> Weight {
-		// Proof size: measured `2306`, estimated `6168`.
-		// Minimum execution time: 3_736_614_000 ps.
-		Weight::from_parts(3_821_490_000, 6168)
-			.saturating_add(T::DbWeight::get().reads(17_u64))
+		// Proof size: measured `2307`, estimated `6168`.
+		// Minimum execution time: 3_784_340_000 ps.
+		Weight::from_parts(3_863_157_000, 6168)
+			.saturating_add(T::DbWeight::get().reads(18_u64))
 			.saturating_add(T::DbWeight::get().writes(8_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:2 w:1)
@@ -255,8 +299,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `ProxyReencrypt::ReviewDeadlines` (`max_values`: None, `max_size`: Some(2062), added: 4537, mode: `MaxEncodedLen`)
 	fn review_emergency() -> Weight {
 		// Proof size: measured `1496`, estimated `6222`.
-		// Minimum execution time: 1_585_274_000 ps.
-		Weight::from_parts(1_654_127_000, 6222)
+		// Minimum execution time: 1_541_735_000 ps.
+		Weight::from_parts(1_603_397_000, 6222)
 			.saturating_add(T::DbWeight::get().reads(10_u64))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
 	}
@@ -290,10 +334,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Component `l` ranges over `[0, 128]`.
 	fn on_initialize(e: u32, l: u32, ) -> Weight {
 		// Proof size: measured `3856`, estimated `14741`.
-		// Minimum execution time: 94_275_771_000 ps.
-		Weight::from_parts(5_764_027_293, 14741)
-			.saturating_add(Weight::from_parts(1_696_033_190, 0).saturating_mul(e.into()))
-			.saturating_add(Weight::from_parts(760_794_394, 0).saturating_mul(l.into()))
+		// Minimum execution time: 90_552_613_000 ps.
+		Weight::from_parts(5_216_809_406, 14741)
+			.saturating_add(Weight::from_parts(1_630_615_652, 0).saturating_mul(e.into()))
+			.saturating_add(Weight::from_parts(737_244_063, 0).saturating_mul(l.into()))
 			.saturating_add(T::DbWeight::get().reads(16_u64))
 			.saturating_add(T::DbWeight::get().reads((9_u64).saturating_mul(e.into())))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(l.into())))
@@ -314,9 +358,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Component `n` ranges over `[1, 8]`.
 	fn acknowledge_grant(n: u32, ) -> Weight {
 		// Proof size: measured `695`, estimated `4123`.
-		// Minimum execution time: 472_115_000 ps.
-		Weight::from_parts(482_331_671, 4123)
-			.saturating_add(Weight::from_parts(3_381_584, 0).saturating_mul(n.into()))
+		// Minimum execution time: 455_375_000 ps.
+		Weight::from_parts(461_311_431, 4123)
+			.saturating_add(Weight::from_parts(3_006_862, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
@@ -331,48 +375,49 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Component `n` ranges over `[1, 8]`.
 	fn dispute_grant(n: u32, ) -> Weight {
 		// Proof size: measured `695`, estimated `4123`.
-		// Minimum execution time: 571_552_000 ps.
-		Weight::from_parts(544_763_767, 4123)
-			.saturating_add(Weight::from_parts(44_263_099, 0).saturating_mul(n.into()))
+		// Minimum execution time: 551_588_000 ps.
+		Weight::from_parts(527_878_934, 4123)
+			.saturating_add(Weight::from_parts(41_508_049, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(n.into())))
-	}
-	fn register_kind_keys(n: u32, ) -> Weight {
-		Weight::from_parts(60_000_000, 3579)
-			.saturating_add(Weight::from_parts(160_000_000, 2547).saturating_mul(n.into()))
-			.saturating_add(T::DbWeight::get().reads(1_u64))
-			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
-			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(n.into())))
-	}
-	fn add_record_keys(n: u32, ) -> Weight {
-		Weight::from_parts(80_000_000, 5000)
-			.saturating_add(Weight::from_parts(160_000_000, 0).saturating_mul(n.into()))
-			.saturating_add(T::DbWeight::get().reads(3_u64))
-			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
 }
 
 /// The same weights with RocksDB database weights, for tests and mocks.
 impl WeightInfo for () {
 	fn register_key() -> Weight {
-		Weight::from_parts(303_352_000, 3579)
+		Weight::from_parts(277_642_000, 3579)
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn register_proxy() -> Weight {
-		Weight::from_parts(357_233_000, 3606)
+		Weight::from_parts(320_014_000, 3606)
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
-	fn attach_capsule() -> Weight {
-		Weight::from_parts(1_039_631_000, 3867)
+	fn register_kind_keys(n: u32, ) -> Weight {
+		Weight::from_parts(247_885_134, 3579)
+			.saturating_add(Weight::from_parts(122_565_650, 0).saturating_mul(n.into()))
+			.saturating_add(RocksDbWeight::get().reads(1_u64))
+			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
+			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(n.into())))
+			.saturating_add(Weight::from_parts(0, 2565).saturating_mul(n.into()))
+	}
+	fn add_record_keys(n: u32, ) -> Weight {
+		Weight::from_parts(401_930_065, 4698)
+			.saturating_add(Weight::from_parts(21_480_650, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
-			.saturating_add(RocksDbWeight::get().writes(1_u64))
+			.saturating_add(RocksDbWeight::get().writes(2_u64))
+	}
+	fn attach_capsule() -> Weight {
+		Weight::from_parts(2_310_766_000, 4698)
+			.saturating_add(RocksDbWeight::get().reads(5_u64))
+			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn grant_access(n: u32, ) -> Weight {
-		Weight::from_parts(705_642_208, 6168)
-			.saturating_add(Weight::from_parts(701_346_247, 0).saturating_mul(n.into()))
+		Weight::from_parts(579_365_348, 6168)
+			.saturating_add(Weight::from_parts(687_181_676, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
@@ -380,12 +425,12 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 2556).saturating_mul(n.into()))
 	}
 	fn allow_single_proxy_grants() -> Weight {
-		Weight::from_parts(181_911_000, 0)
+		Weight::from_parts(158_535_000, 0)
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn revoke_grant(n: u32, ) -> Weight {
-		Weight::from_parts(709_538_289, 4123)
-			.saturating_add(Weight::from_parts(68_220_321, 0).saturating_mul(n.into()))
+		Weight::from_parts(635_335_409, 4123)
+			.saturating_add(Weight::from_parts(59_812_513, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().reads((2_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
@@ -393,29 +438,29 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 3183).saturating_mul(n.into()))
 	}
 	fn request_access() -> Weight {
-		Weight::from_parts(1_050_918_000, 5527)
-			.saturating_add(RocksDbWeight::get().reads(9_u64))
+		Weight::from_parts(1_084_407_000, 5527)
+			.saturating_add(RocksDbWeight::get().reads(10_u64))
 			.saturating_add(RocksDbWeight::get().writes(8_u64))
 	}
 	fn break_glass() -> Weight {
-		Weight::from_parts(1_304_015_000, 5988)
-			.saturating_add(RocksDbWeight::get().reads(12_u64))
+		Weight::from_parts(1_279_697_000, 5988)
+			.saturating_add(RocksDbWeight::get().reads(13_u64))
 			.saturating_add(RocksDbWeight::get().writes(9_u64))
 	}
 	fn submit_fragment() -> Weight {
-		Weight::from_parts(3_821_490_000, 6168)
-			.saturating_add(RocksDbWeight::get().reads(17_u64))
+		Weight::from_parts(3_863_157_000, 6168)
+			.saturating_add(RocksDbWeight::get().reads(18_u64))
 			.saturating_add(RocksDbWeight::get().writes(8_u64))
 	}
 	fn review_emergency() -> Weight {
-		Weight::from_parts(1_654_127_000, 6222)
+		Weight::from_parts(1_603_397_000, 6222)
 			.saturating_add(RocksDbWeight::get().reads(10_u64))
 			.saturating_add(RocksDbWeight::get().writes(7_u64))
 	}
 	fn on_initialize(e: u32, l: u32, ) -> Weight {
-		Weight::from_parts(5_764_027_293, 14741)
-			.saturating_add(Weight::from_parts(1_696_033_190, 0).saturating_mul(e.into()))
-			.saturating_add(Weight::from_parts(760_794_394, 0).saturating_mul(l.into()))
+		Weight::from_parts(5_216_809_406, 14741)
+			.saturating_add(Weight::from_parts(1_630_615_652, 0).saturating_mul(e.into()))
+			.saturating_add(Weight::from_parts(737_244_063, 0).saturating_mul(l.into()))
 			.saturating_add(RocksDbWeight::get().reads(16_u64))
 			.saturating_add(RocksDbWeight::get().reads((9_u64).saturating_mul(e.into())))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(l.into())))
@@ -426,29 +471,16 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 2621).saturating_mul(l.into()))
 	}
 	fn acknowledge_grant(n: u32, ) -> Weight {
-		Weight::from_parts(482_331_671, 4123)
-			.saturating_add(Weight::from_parts(3_381_584, 0).saturating_mul(n.into()))
+		Weight::from_parts(461_311_431, 4123)
+			.saturating_add(Weight::from_parts(3_006_862, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	fn dispute_grant(n: u32, ) -> Weight {
-		Weight::from_parts(544_763_767, 4123)
-			.saturating_add(Weight::from_parts(44_263_099, 0).saturating_mul(n.into()))
+		Weight::from_parts(527_878_934, 4123)
+			.saturating_add(Weight::from_parts(41_508_049, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(n.into())))
-	}
-	fn register_kind_keys(n: u32, ) -> Weight {
-		Weight::from_parts(60_000_000, 3579)
-			.saturating_add(Weight::from_parts(160_000_000, 2547).saturating_mul(n.into()))
-			.saturating_add(RocksDbWeight::get().reads(1_u64))
-			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
-			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(n.into())))
-	}
-	fn add_record_keys(n: u32, ) -> Weight {
-		Weight::from_parts(80_000_000, 5000)
-			.saturating_add(Weight::from_parts(160_000_000, 0).saturating_mul(n.into()))
-			.saturating_add(RocksDbWeight::get().reads(3_u64))
-			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 }

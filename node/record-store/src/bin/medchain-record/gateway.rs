@@ -316,10 +316,13 @@ impl Gateway {
 		};
 		let pointer = record.pointer.clone().ok_or_else(|| refused(format!("record {record_id} was erased")))?;
 		// The instant path: allowed at the finalized head too, the block the
-		// entry will name.
-		let checked_at = match &self.journal {
-			Some(_) => Some(self.allowed_at_finalized(&record, record_id, &accessor, purpose, grant)?),
-			None => None,
+		// entry will name. Not for break-glass reads: each is reviewed, and
+		// its grant can be declined between serving and logging; those are
+		// logged first, as without `--instant`.
+		let instant = self.journal.is_some() && !self.is_emergency(grant)?;
+		let checked_at = match instant {
+			true => Some(self.allowed_at_finalized(&record, record_id, &accessor, purpose, grant)?),
+			false => None,
 		};
 		// 4. The content, checked against the chain's digest.
 		let ciphertext = self
@@ -338,9 +341,15 @@ impl Gateway {
 				grant,
 				checked_at,
 			};
-			self.runtime
+			let fresh = self
+				.runtime
 				.block_on(journal.append(&read))
 				.map_err(|e| unavailable(format!("the journal: {e}; nothing served")))?;
+			// Journaled before: this signed request was served already (a
+			// replay across a restart, which forgot the requests it saw).
+			if !fresh {
+				return Err(refused("this signed request was already used: sign a new one".into()));
+			}
 			tracing::info!(?purpose, "record served (journaled)");
 			return Ok(json!({
 				"record": record_id,
@@ -453,6 +462,16 @@ impl Gateway {
 		Ok(json!({ "record": record_id, "ciphertext": hex(&ciphertext) }))
 	}
 
+	/// Whether `grant` is an emergency (break-glass) grant.
+	fn is_emergency(&self, grant: Option<u64>) -> Result<bool, (i32, String)> {
+		let Some(grant) = grant else { return Ok(false) };
+		let g: Option<pallet_proxy_reencrypt::Grant<Runtime>> = self
+			.node
+			.storage(&pallet_proxy_reencrypt::Grants::<Runtime>::hashed_key_for(grant))
+			.map_err(|e| unavailable(e.to_string()))?;
+		Ok(g.is_some_and(|g| g.emergency))
+	}
+
 	/// The finalized head's number, once the chain as it stands there lets
 	/// `accessor` read the record for `purpose` (under `grant`): what the
 	/// runtime checks the entry against. A grant made in a block not yet
@@ -466,6 +485,12 @@ impl Gateway {
 		grant: Option<u64>,
 	) -> Result<u32, (i32, String)> {
 		let (head, number) = self.node.finalized_head().map_err(|e| unavailable(e.to_string()))?;
+		// A read must be logged within the runtime's `MaxLogDelay` of the
+		// block it names: with finality far behind, serve nothing now.
+		let best = self.node.best_number().map_err(|e| unavailable(e.to_string()))?;
+		if best.saturating_sub(number) > MAX_FINALITY_LAG {
+			return Err(unavailable(format!("finality is {} blocks behind: try again later", best - number)));
+		}
 		if *accessor == record.patient || *accessor == record.issuer {
 			return Ok(number);
 		}
@@ -551,6 +576,10 @@ struct Submitter {
 	submitting: Arc<Mutex<()>>,
 	runtime: tokio::runtime::Handle,
 }
+
+/// How far the finalized head may lag behind the best block for the
+/// instant path to serve (a tenth of the runtime's `MaxLogDelay`, an hour).
+pub const MAX_FINALITY_LAG: u32 = 60;
 
 /// Most reads one `log_reads` carries (the runtime's `MaxReadsPerLog`).
 pub const MAX_READS_PER_LOG: i64 = 32;

@@ -521,8 +521,10 @@ fn attach_capsules(
 		let drawn = scoped.record.as_ref().map(|(index, _)| *index);
 		match attach_capsule(node, signer, record, capsule.clone(), scoped.clone(), wait) {
 			Ok(()) => return Ok(scoped),
-			Err(e) if attempt < ATTEMPTS && drawn.is_some() => {
-				tracing::warn!("{e}; drawing another of the patient's one-time keys");
+			// Another issuer took the drawn key, or the patient added keys
+			// in between: read the patient's keys again and retry.
+			Err(e) if attempt < ATTEMPTS => {
+				tracing::warn!("{e}; reading the patient's keys again (drawn one-time key: {drawn:?})");
 			},
 			Err(e) => return Err(e),
 		}

@@ -53,12 +53,6 @@ function send(tx, signer, options = {}) {
   });
 }
 
-/** Sends `txs` from one signer with consecutive nonces; resolves when all are in blocks. */
-async function sendAll(api, signer, txs) {
-  let nonce = (await api.rpc.system.accountNextIndex(signer.address)).toNumber();
-  return Promise.all(txs.map((tx) => send(tx, signer, { nonce: nonce++ })));
-}
-
 await cryptoWaitReady();
 const keyring = new Keyring({ type: 'sr25519' });
 const alice = keyring.addFromUri('//Alice');
@@ -95,8 +89,9 @@ try {
     (_, i) => ({ pair: keyring.addFromUri(`//BenchPatient${i}`), keys: pre.newKeys() }));
   const clients = Array.from({ length: CLIENTS },
     (_, i) => ({ pair: keyring.addFromUri(`//BenchClient${i}`), keys: pre.newKeys() }));
-  await sendAll(api, alice, [...patients, ...clients].map((a) =>
-    api.tx.balances.transferKeepAlive(a.pair.address, 10n ** 15n)));
+  // One batch, signed again if Alice's offchain worker (a proxy) took the nonce.
+  await sendAndWait(api, api.tx.utility.batchAll([...patients, ...clients].map((a) =>
+    api.tx.balances.transferKeepAlive(a.pair.address, 10n ** 15n))), alice);
   // Let the pool see the funded accounts before they sign.
   await waitForBlock(api, (await api.rpc.chain.getHeader()).number.toNumber() + 2);
   await Promise.all([...patients, ...clients].map((a) =>
@@ -117,13 +112,13 @@ try {
   // Each client gets a grant from its patient, 2 of 2 proxies.
   for (const [i, p] of patients.entries()) {
     const mine = clients.slice(i * PER_PATIENT, (i + 1) * PER_PATIENT);
-    const results = await sendAll(api, p.pair, mine.map((c) => api.tx.proxyReencrypt.grantAccess(
+    // One batch (paid): a registered patient's fee-less calls enter the
+    // pool one at a time.
+    const { events } = await sendAndWait(api, api.tx.utility.batchAll(mine.map((c) => api.tx.proxyReencrypt.grantAccess(
       c.pair.address, { Record: p.record }, 'Treatment', null, 2,
-      pre.sealedFragments(p.keys, c.keys.publicKey, proxies, 2), false)));
-    results.forEach((events, j) => {
-      const ev = events.find(({ event }) => api.events.proxyReencrypt.AccessGranted.is(event));
-      Object.assign(mine[j], { grant: ev.event.data.grant.toNumber(), patient: p });
-    });
+      pre.sealedFragments(p.keys, c.keys.publicKey, proxies, 2), false))), p.pair);
+    const granted = events.filter(({ event }) => api.events.proxyReencrypt.AccessGranted.is(event));
+    granted.forEach(({ event }, j) => Object.assign(mine[j], { grant: event.data.grant.toNumber(), patient: p }));
   }
   // Requests are accepted once both proxies acknowledged (their offchain
   // workers open and verify each key fragment first); not part of the timing.
@@ -194,9 +189,12 @@ try {
   while (served.some(({ key }) => !landed.has(key)) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 500));
   unsubscribe();
   const lags = served.map(({ key, at }) => (landed.has(key) ? landed.get(key) - at : Infinity));
-  console.log(`  ${'fetch'.padEnd(10)} p50 ${pct(t.fetch, 50).toFixed(0)} ms   p99 ${pct(t.fetch, 99).toFixed(0)} ms   (log first, then serve)`);
-  console.log(`instant: p50 ${pct(fetchTimes, 50).toFixed(0)} ms p99 ${pct(fetchTimes, 99).toFixed(0)} ms   (ciphertext fetch; keys still from the on-chain request)`);
-  console.log(`  ratio instant/log-first fetch p50 ${(pct(fetchTimes, 50) / pct(t.fetch, 50)).toFixed(3)}`);
+  console.log(`  ${'fetch'.padEnd(10)} p50 ${pct(t.fetch, 50).toFixed(0)} ms   p99 ${pct(t.fetch, 99).toFixed(0)} ms   `
+    + '(log first, then serve; clients arriving as their keys were ready)');
+  console.log(`instant: p50 ${pct(fetchTimes, 50).toFixed(0)} ms p99 ${pct(fetchTimes, 99).toFixed(0)} ms   `
+    + `(ciphertext fetch, all ${CLIENTS} clients at once; keys still from the on-chain request)`);
+  console.log(`  ratio instant/log-first fetch p50 ${(pct(fetchTimes, 50) / pct(t.fetch, 50)).toFixed(3)}, `
+    + `p99 ${(pct(fetchTimes, 99) / pct(t.fetch, 99)).toFixed(3)}`);
   console.log(`  on chain: every read within ${Math.max(...lags)} blocks of its answer (p50 ${pct(lags, 50)}, p99 ${pct(lags, 99)})`);
 } finally {
   if (instant) instant.stop();

@@ -560,8 +560,9 @@ impl Node {
 		let head = parse_hash(&self.call("chain_getFinalizedHead", json!([]))?)?;
 		let finalized = self.number_of(&head)?;
 		let key = frame_system::Account::<Runtime>::hashed_key_for(who);
-		// `AccountInfo` starts with the nonce; the rest is not needed here.
-		let nonce: Option<u32> = self.storage_at(&key, Some(&hex(head.as_bytes())))?;
+		// Decoded whole: values must use every byte (`decode_exact`).
+		let info: Option<AccountInfoOf> = self.storage_at(&key, Some(&hex(head.as_bytes())))?;
+		let nonce = info.map(|i| i.nonce);
 		if nonce.is_some_and(|n| n > sent.nonce) {
 			// Blocks up to the finalized head are the finalized chain's.
 			for number in sent.birth..=finalized.min(sent.death) {
@@ -643,6 +644,10 @@ pub fn unhex(s: &str) -> Result<Vec<u8>, RpcError> {
 
 /// Decodes `bytes` as `T` using every byte: a value in another layout (from a
 /// runtime older or newer than this binary's) is an error, not a misread.
+/// An account's `frame_system::Account` value in the runtime.
+type AccountInfoOf =
+	frame_system::AccountInfo<<Runtime as frame_system::Config>::Nonce, <Runtime as frame_system::Config>::AccountData>;
+
 fn decode_exact<T: Decode>(bytes: &[u8], what: &str) -> Result<T, RpcError> {
 	T::decode_all(&mut &bytes[..]).map_err(|e| RpcError::Decode(format!("{what}: {e} (is this tool as new as the chain's runtime?)")))
 }
@@ -696,6 +701,17 @@ mod tests {
 			rejections: 0,
 			deadline: 9,
 		}
+	}
+
+	#[test]
+	fn an_accounts_nonce_is_read_from_its_whole_account_info() {
+		// Whether a transaction is dead is judged by its account's nonce in
+		// the finalized state: read as the whole `AccountInfo` (a read of
+		// its first four bytes alone is refused, every byte must be used).
+		let info = AccountInfoOf { nonce: 7, ..Default::default() };
+		let bytes = info.encode();
+		assert_eq!(decode_exact::<AccountInfoOf>(&bytes, "account").map(|i| i.nonce).ok(), Some(7));
+		assert!(decode_exact::<u32>(&bytes, "account").is_err());
 	}
 
 	#[test]

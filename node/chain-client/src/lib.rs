@@ -642,12 +642,12 @@ pub fn unhex(s: &str) -> Result<Vec<u8>, RpcError> {
 	::hex::decode(s.trim_start_matches("0x")).map_err(|e| RpcError::Decode(e.to_string()))
 }
 
-/// Decodes `bytes` as `T` using every byte: a value in another layout (from a
-/// runtime older or newer than this binary's) is an error, not a misread.
 /// An account's `frame_system::Account` value in the runtime.
 type AccountInfoOf =
 	frame_system::AccountInfo<<Runtime as frame_system::Config>::Nonce, <Runtime as frame_system::Config>::AccountData>;
 
+/// Decodes `bytes` as `T` using every byte: a value in another layout (from a
+/// runtime older or newer than this binary's) is an error, not a misread.
 fn decode_exact<T: Decode>(bytes: &[u8], what: &str) -> Result<T, RpcError> {
 	T::decode_all(&mut &bytes[..]).map_err(|e| RpcError::Decode(format!("{what}: {e} (is this tool as new as the chain's runtime?)")))
 }

@@ -523,13 +523,37 @@ fn attach_capsules(
 			Ok(()) => return Ok(scoped),
 			// Another issuer took the drawn key, or the patient added keys
 			// in between: read the patient's keys again and retry.
-			Err(e) if attempt < ATTEMPTS => {
+			Err(e) if attempt < ATTEMPTS && (e.contains("NoScopeKey") || e.contains("ScopedCapsuleMissing")) => {
 				tracing::warn!("{e}; reading the patient's keys again (drawn one-time key: {drawn:?})");
+			},
+			// An earlier attempt whose outcome was not known landed after
+			// all: the capsules on chain are ours if the key capsule is.
+			Err(e) if e.contains("CapsuleAlreadyAttached") => {
+				return attached_scoped(node, record, &capsule).map_err(|why| format!("{e} ({why})"))
 			},
 			Err(e) => return Err(e),
 		}
 	}
 	Err(format!("record {record}: no one-time key of the patient could be taken"))
+}
+
+/// The scoped capsules on chain for `record`, if its key capsule on chain is
+/// `capsule` (attached by an earlier attempt of this command).
+fn attached_scoped(
+	node: &Node,
+	record: u64,
+	capsule: &pallet_proxy_reencrypt::KeyCapsule,
+) -> Result<pallet_proxy_reencrypt::ScopedCapsules, String> {
+	use pallet_proxy_reencrypt::{Capsules, KindCapsules, OneTimeCapsule, OneTimeCapsules};
+	let on_chain: Option<pallet_proxy_reencrypt::KeyCapsule> =
+		node.storage(&Capsules::<Runtime>::hashed_key_for(record)).map_err(|e| e.to_string())?;
+	if on_chain.as_ref() != Some(capsule) {
+		return Err("another key capsule is attached".into());
+	}
+	let kind = node.storage(&KindCapsules::<Runtime>::hashed_key_for(record)).map_err(|e| e.to_string())?;
+	let one_time: Option<OneTimeCapsule> =
+		node.storage(&OneTimeCapsules::<Runtime>::hashed_key_for(record)).map_err(|e| e.to_string())?;
+	Ok(pallet_proxy_reencrypt::ScopedCapsules { kind, record: one_time.map(|c| (c.index, c.capsule)) })
 }
 
 /// Attaches the record's key capsules and waits up to `wait` until they are

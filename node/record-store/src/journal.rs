@@ -81,7 +81,7 @@ impl Journal {
 	/// on the primary (see the README on majority writes).
 	pub async fn append(&self, read: &JournaledRead) -> Result<bool, StoreError> {
 		let document = doc! {
-			"_id": crate::hex(&read.read),
+			"_id": crate::binary(&read.read),
 			"record": read.record as i64,
 			"accessor": &read.accessor,
 			"purpose": &read.purpose,
@@ -118,7 +118,7 @@ impl Journal {
 	/// Marks `reads` as `state` (`state::LOGGED` with the block that holds
 	/// them, or `state::REFUSED` with the chain's reason).
 	pub async fn mark(&self, reads: &[[u8; 32]], state: &str, detail: &str) -> Result<(), StoreError> {
-		let ids: Vec<Bson> = reads.iter().map(|r| Bson::String(crate::hex(r))).collect();
+		let ids: Vec<Bson> = reads.iter().map(|r| crate::binary(r)).collect();
 		self.collection
 			.update_many(
 				doc! { "_id": { "$in": ids } },
@@ -136,14 +136,8 @@ impl Journal {
 
 fn read_of(d: &Document) -> Result<JournaledRead, StoreError> {
 	let corrupt = |what: &str| StoreError::Corrupt(format!("journal field `{what}`"));
-	let id = d.get_str("_id").map_err(|_| corrupt("_id"))?;
-	let digits = id.trim_start_matches("0x");
-	let raw: Option<Vec<u8>> = (0..digits.len())
-		.step_by(2)
-		.map(|i| digits.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-		.collect();
 	Ok(JournaledRead {
-		read: raw.and_then(|r| r.try_into().ok()).ok_or_else(|| corrupt("_id"))?,
+		read: crate::bytes(d, "_id")?.try_into().map_err(|_| corrupt("_id"))?,
 		record: d.get_i64("record").map_err(|_| corrupt("record"))? as u64,
 		accessor: d.get_str("accessor").map_err(|_| corrupt("accessor"))?.to_string(),
 		purpose: d.get_str("purpose").map_err(|_| corrupt("purpose"))?.to_string(),

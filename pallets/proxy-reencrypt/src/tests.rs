@@ -186,7 +186,7 @@ impl World {
 	/// What proxy `i` computes for `request`, as its offchain worker does:
 	/// opens its key fragment against the grant's keys and re-encrypts the
 	/// record's capsule the grant's key opens.
-	fn fragment(&self, i: usize, request: RequestId, _grantee: &Party) -> BoundedVec<u8, frame_support::traits::ConstU32<512>> {
+	fn fragment(&self, i: usize, request: RequestId) -> BoundedVec<u8, frame_support::traits::ConstU32<512>> {
 		let req = Requests::<Test>::get(request).unwrap();
 		let capsule = Pre::capsule_for(req.grant, req.record).unwrap();
 		self.colluding_fragment(i, req.grant, &capsule).try_into().unwrap()
@@ -264,7 +264,7 @@ impl World {
 		let r = NextRequestId::<Test>::get();
 		assert_ok!(Pre::request_access(origin(DOCTOR), grant, record));
 		for i in 0..2 {
-			assert_ok!(Pre::submit_fragment(origin(PROXIES[i]), r, self.fragment(i, r, &self.doctor)));
+			assert_ok!(Pre::submit_fragment(origin(PROXIES[i]), r, self.fragment(i, r)));
 			assert!(events().contains(&Event::FragmentAccepted { request: r, proxy: PROXIES[i] }));
 		}
 		assert_eq!(Requests::<Test>::get(r).unwrap().status, RequestStatus::Ready);
@@ -361,11 +361,11 @@ fn grant_request_reencrypt_and_decrypt_with_two_of_three_proxies() {
 		assert!(events().contains(&Event::AccessRequested { request: r, grant: g, record: RECORD, requester: DOCTOR }));
 		assert_eq!(OpenRequests::<Test>::get().to_vec(), vec![r]);
 
-		assert_ok!(Pre::submit_fragment(origin(PROXIES[0]), r, w.fragment(0, r, &w.doctor)));
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[0]), r, w.fragment(0, r)));
 		assert_eq!(Requests::<Test>::get(r).unwrap().status, RequestStatus::Open);
 		// One fragment is below the threshold: the doctor cannot decrypt yet.
 		assert_eq!(w.decrypt(r, &w.doctor), Err(medchain_umbral::Error::DecryptionFailed));
-		assert_ok!(Pre::submit_fragment(origin(PROXIES[2]), r, w.fragment(2, r, &w.doctor)));
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[2]), r, w.fragment(2, r)));
 
 		let req = Requests::<Test>::get(r).unwrap();
 		assert_eq!((req.status, req.fragments), (RequestStatus::Ready, 2));
@@ -378,7 +378,7 @@ fn grant_request_reencrypt_and_decrypt_with_two_of_three_proxies() {
 		);
 		// The third proxy is too late.
 		assert_noop!(
-			Pre::submit_fragment(origin(PROXIES[1]), r, w.fragment(1, r, &w.doctor)),
+			Pre::submit_fragment(origin(PROXIES[1]), r, w.fragment(1, r)),
 			Error::<Test>::RequestClosed
 		);
 		// The access log and what the gateway checks.
@@ -399,7 +399,7 @@ fn a_bad_fragment_is_rejected_and_costs_the_proxy_credit() {
 		let eg = w.emergency_grant();
 		let er = NextRequestId::<Test>::get();
 		assert_ok!(Pre::break_glass(origin(EMERGENCY), eg, RECORD, EmergencyReason::LifeThreatening, H256::repeat_byte(1)));
-		let wrong = w.fragment(1, er, &w.emergency);
+		let wrong = w.fragment(1, er);
 		assert_ok!(Pre::submit_fragment(origin(PROXIES[1]), r, wrong));
 		assert_eq!(Fragments::<Test>::get(r, PROXIES[1]), Some(Submission::Rejected));
 		assert_eq!(CreditLog::get(), vec![(PROXIES[1], Behaviour::ReencryptionFailed)]);
@@ -410,7 +410,7 @@ fn a_bad_fragment_is_rejected_and_costs_the_proxy_credit() {
 		assert_eq!(Fragments::<Test>::get(r, PROXIES[0]), Some(Submission::Rejected));
 		// One submission per proxy, good or bad.
 		assert_noop!(
-			Pre::submit_fragment(origin(PROXIES[1]), r, w.fragment(1, r, &w.doctor)),
+			Pre::submit_fragment(origin(PROXIES[1]), r, w.fragment(1, r)),
 			Error::<Test>::AlreadySubmitted
 		);
 	});
@@ -426,7 +426,7 @@ fn a_proxy_cannot_pass_off_another_proxys_fragment_as_its_own() {
 		// against the capsule and the patient's keys, but it was made from
 		// proxy 0's key fragment. Sent first (front-running proxy 0) or
 		// after, it is refused and costs proxy 1 credit.
-		let of_proxy_0 = w.fragment(0, r, &w.doctor);
+		let of_proxy_0 = w.fragment(0, r);
 		assert_ok!(Pre::submit_fragment(origin(PROXIES[1]), r, of_proxy_0.clone()));
 		assert_eq!(Fragments::<Test>::get(r, PROXIES[1]), Some(Submission::Rejected));
 		assert_eq!(CreditLog::get(), vec![(PROXIES[1], Behaviour::ReencryptionFailed)]);
@@ -436,7 +436,7 @@ fn a_proxy_cannot_pass_off_another_proxys_fragment_as_its_own() {
 		assert_ok!(Pre::submit_fragment(origin(PROXIES[0]), r, of_proxy_0));
 		assert_eq!(Requests::<Test>::get(r).unwrap().fragments, 1);
 		// The request is served by two distinct fragments: the doctor decrypts.
-		assert_ok!(Pre::submit_fragment(origin(PROXIES[2]), r, w.fragment(2, r, &w.doctor)));
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[2]), r, w.fragment(2, r)));
 		assert_eq!(Requests::<Test>::get(r).unwrap().status, RequestStatus::Ready);
 		assert_eq!(w.decrypt(r, &w.doctor).unwrap(), w.data_key.to_vec());
 		// Each proxy is bound to the id of the fragment sealed to it.
@@ -484,7 +484,7 @@ fn submissions_are_checked() {
 		let w = World::new();
 		let g = w.grant(GrantScope::All, None);
 		let r = request(g);
-		let f = w.fragment(0, r, &w.doctor);
+		let f = w.fragment(0, r);
 		assert_noop!(Pre::submit_fragment(origin(PROXIES[0]), 99, f.clone()), Error::<Test>::RequestNotFound);
 		assert_noop!(Pre::submit_fragment(origin(HOSPITAL), r, f.clone()), Error::<Test>::NotProxyOfGrant);
 		assert_ok!(Pre::submit_fragment(origin(PROXIES[0]), r, f.clone()));
@@ -498,7 +498,7 @@ fn after_revocation_nothing_is_served() {
 		let w = World::new();
 		let g = w.grant(GrantScope::Kind(RecordKind::LabResult), None);
 		let r = request(g);
-		let f = w.fragment(0, r, &w.doctor);
+		let f = w.fragment(0, r);
 		assert_noop!(Pre::revoke_grant(origin(99), 42), Error::<Test>::GrantNotFound);
 		assert_noop!(Pre::revoke_grant(origin(DOCTOR), g), Error::<Test>::NotPatient);
 		assert_ok!(Pre::revoke_grant(origin(PATIENT), g));
@@ -557,7 +557,7 @@ fn after_expiry_nothing_is_served() {
 		let w = World::new();
 		let g = w.grant(GrantScope::All, Some(4));
 		let r = request(g);
-		let f = w.fragment(0, r, &w.doctor);
+		let f = w.fragment(0, r);
 		assert_eq!(Pre::accessible_records(&DOCTOR), vec![(RECORD, g)]);
 		run_to(4);
 		assert_noop!(Pre::submit_fragment(origin(PROXIES[0]), r, f), Error::<Test>::GrantNotLive);
@@ -656,7 +656,7 @@ fn unserved_requests_expire_and_silent_proxies_lose_credit() {
 		let w = World::new();
 		let g = w.grant(GrantScope::All, None);
 		let r = request(g);
-		assert_ok!(Pre::submit_fragment(origin(PROXIES[1]), r, w.fragment(1, r, &w.doctor)));
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[1]), r, w.fragment(1, r)));
 		run_to(TIMEOUT);
 		assert_eq!(Requests::<Test>::get(r).unwrap().status, RequestStatus::Open);
 		run_to(1 + TIMEOUT);
@@ -672,7 +672,7 @@ fn unserved_requests_expire_and_silent_proxies_lose_credit() {
 			]
 		);
 		assert_noop!(
-			Pre::submit_fragment(origin(PROXIES[0]), r, w.fragment(0, r, &w.doctor)),
+			Pre::submit_fragment(origin(PROXIES[0]), r, w.fragment(0, r)),
 			Error::<Test>::RequestClosed
 		);
 	});
@@ -705,8 +705,8 @@ fn break_glass_is_logged_notified_and_reviewed() {
 			review_by: 1 + WINDOW,
 		}));
 		assert_eq!(Pre::readable_under(&EMERGENCY, RECORD), Some(eg));
-		assert_ok!(Pre::submit_fragment(origin(PROXIES[0]), r, w.fragment(0, r, &w.emergency)));
-		assert_ok!(Pre::submit_fragment(origin(PROXIES[1]), r, w.fragment(1, r, &w.emergency)));
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[0]), r, w.fragment(0, r)));
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[1]), r, w.fragment(1, r)));
 		assert_eq!(w.decrypt(r, &w.emergency).unwrap(), w.data_key.to_vec());
 		CreditLog::take();
 
@@ -990,10 +990,10 @@ fn unacknowledged_proxy_earns_nothing() {
 		let r = request(g);
 		// A valid fragment from the proxy that never acknowledged is refused.
 		assert_noop!(
-			Pre::submit_fragment(origin(PROXIES[2]), r, w.fragment(2, r, &w.doctor)),
+			Pre::submit_fragment(origin(PROXIES[2]), r, w.fragment(2, r)),
 			Error::<Test>::NotAcknowledged
 		);
-		assert_ok!(Pre::submit_fragment(origin(PROXIES[0]), r, w.fragment(0, r, &w.doctor)));
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[0]), r, w.fragment(0, r)));
 		assert_eq!(CreditLog::get(), vec![(PROXIES[0], Behaviour::ReencryptionServed)]);
 		// Its node is not asked to serve either.
 		assert!(!Pre::grants_of_patient(&PATIENT)[0].1.acknowledged.contains(&PROXIES[2]));
@@ -1030,7 +1030,7 @@ fn patient_or_grantee_cannot_proxy_their_own_grant() {
 		assert_noop!(Pre::acknowledge_grant(origin(EMERGENCY), g), Error::<Test>::ProxyIsParty);
 		let r = NextRequestId::<Test>::get();
 		assert_ok!(Pre::break_glass(origin(EMERGENCY), g, RECORD, EmergencyReason::Other, H256::zero()));
-		let f = w.fragment(0, r, &w.emergency);
+		let f = w.fragment(0, r);
 		Grants::<Test>::mutate(g, |x| {
 			let x = x.as_mut().unwrap();
 			x.proxies[0] = EMERGENCY;
@@ -1065,8 +1065,8 @@ fn requests_on_one_grant_are_rate_limited() {
 		assert_noop!(Pre::request_access(origin(DOCTOR), g, RECORD), Error::<Test>::RequestTooSoon);
 		// (Served, that request gives the doctor's slot back: at most
 		// `MaxOpenRequestsPerRequester` are open at once.)
-		assert_ok!(Pre::submit_fragment(origin(PROXIES[0]), served, w.fragment(0, served, &w.doctor)));
-		assert_ok!(Pre::submit_fragment(origin(PROXIES[1]), served, w.fragment(1, served, &w.doctor)));
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[0]), served, w.fragment(0, served)));
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[1]), served, w.fragment(1, served)));
 		run_to(1 + INTERVAL);
 		request(g);
 		assert_eq!(Grants::<Test>::get(g).unwrap().last_request_at, Some(1 + INTERVAL));
@@ -1087,13 +1087,13 @@ fn suspended_proxy_cannot_submit_fragment() {
 		let r = request(g);
 		Suspended::set(vec![PROXIES[0]]);
 		assert_noop!(
-			Pre::submit_fragment(origin(PROXIES[0]), r, w.fragment(0, r, &w.doctor)),
+			Pre::submit_fragment(origin(PROXIES[0]), r, w.fragment(0, r)),
 			Error::<Test>::NotInstitution
 		);
 		assert!(CreditLog::get().is_empty());
 		// Reinstated, it serves again.
 		Suspended::take();
-		assert_ok!(Pre::submit_fragment(origin(PROXIES[0]), r, w.fragment(0, r, &w.doctor)));
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[0]), r, w.fragment(0, r)));
 	});
 }
 
@@ -1200,8 +1200,8 @@ fn one_proxy_cannot_veto_a_grant_the_others_serve() {
 		assert_ok!(Pre::dispute_grant(origin(PROXIES[2]), g));
 		assert!(events().contains(&Event::GrantDisputed { grant: g, proxy: PROXIES[2], unusable: false }));
 		assert_eq!(Grants::<Test>::get(g).unwrap().disputed_by, None);
-		assert_ok!(Pre::submit_fragment(origin(PROXIES[0]), r, w.fragment(0, r, &w.doctor)));
-		assert_ok!(Pre::submit_fragment(origin(PROXIES[1]), r, w.fragment(1, r, &w.doctor)));
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[0]), r, w.fragment(0, r)));
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[1]), r, w.fragment(1, r)));
 		assert_eq!(Requests::<Test>::get(r).unwrap().status, RequestStatus::Ready);
 		assert_eq!(Pre::readable_under(&DOCTOR, RECORD), Some(g));
 	});
@@ -1231,8 +1231,8 @@ fn issuer_earns_nothing_for_serving_its_own_records() {
 		RecordsMock::mutate(|m| m.get_mut(&RECORD).unwrap().issuer = PROXIES[0]);
 		let g = w.grant(GrantScope::All, None);
 		let r = request(g);
-		assert_ok!(Pre::submit_fragment(origin(PROXIES[0]), r, w.fragment(0, r, &w.doctor)));
-		assert_ok!(Pre::submit_fragment(origin(PROXIES[1]), r, w.fragment(1, r, &w.doctor)));
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[0]), r, w.fragment(0, r)));
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[1]), r, w.fragment(1, r)));
 		assert_eq!(Requests::<Test>::get(r).unwrap().status, RequestStatus::Ready);
 		assert_eq!(CreditLog::get(), vec![(PROXIES[1], Behaviour::ReencryptionServed)]);
 	});
@@ -1305,8 +1305,8 @@ fn a_later_unserved_break_glass_does_not_take_away_a_served_one() {
 		// A served break-glass access: the institution may read the record.
 		assert_ok!(Pre::break_glass(origin(EMERGENCY), eg, RECORD, EmergencyReason::LifeThreatening, H256::repeat_byte(1)));
 		let served = Requests::<Test>::iter_keys().max().unwrap();
-		assert_ok!(Pre::submit_fragment(origin(PROXIES[0]), served, w.fragment(0, served, &w.emergency)));
-		assert_ok!(Pre::submit_fragment(origin(PROXIES[1]), served, w.fragment(1, served, &w.emergency)));
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[0]), served, w.fragment(0, served)));
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[1]), served, w.fragment(1, served)));
 		assert_eq!(Requests::<Test>::get(served).unwrap().status, RequestStatus::Ready);
 		assert_eq!(BrokenGlass::<Test>::get(eg, RECORD), Some(served));
 		// A second access to the same record, left unserved until it expires.
@@ -1399,9 +1399,9 @@ fn a_served_request_gives_its_slot_back() {
 		let g = w.grant(GrantScope::All, None);
 		let r = request(g);
 		assert_eq!(OpenRequestsOf::<Test>::get(DOCTOR), 1);
-		assert_ok!(Pre::submit_fragment(origin(PROXIES[0]), r, w.fragment(0, r, &w.doctor)));
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[0]), r, w.fragment(0, r)));
 		assert_eq!(OpenRequestsOf::<Test>::get(DOCTOR), 1, "still open below the threshold");
-		assert_ok!(Pre::submit_fragment(origin(PROXIES[1]), r, w.fragment(1, r, &w.doctor)));
+		assert_ok!(Pre::submit_fragment(origin(PROXIES[1]), r, w.fragment(1, r)));
 		assert_eq!(Requests::<Test>::get(r).unwrap().status, RequestStatus::Ready);
 		assert!(!OpenRequestsOf::<Test>::contains_key(DOCTOR));
 	});

@@ -278,7 +278,7 @@ impl Gateway {
 		// 1–2. Signed over this chain, this gateway, the record, the
 		// accessor, the purpose and the block; fresh; used once.
 		let message = request_message(&self.genesis, &self.operator_address(), record_id, accessor_text, purpose_name, block);
-		let record = self.checked_request(p, &accessor, block, &message, record_id)?;
+		let (record, signature) = self.checked_request(p, &accessor, block, &message, record_id)?;
 		// 3. Permission, as the chain says now (the access log entry is
 		// checked again by the runtime at the block that holds it).
 		let grant = if accessor != record.patient && accessor != record.issuer {
@@ -332,7 +332,6 @@ impl Gateway {
 		if let (Some(journal), Some(checked_at)) = (&self.journal, checked_at) {
 			// 5 (instant). Journaled before anything leaves; logged on chain
 			// by the submitter.
-			let signature = unhex(p["signature"].as_str().unwrap_or_default()).unwrap_or_default();
 			let read = JournaledRead {
 				read: medchain_record_store::Digests::digest(&medchain_record_store::DigestAlgorithm::Blake2_256, &signature),
 				record: record_id,
@@ -376,7 +375,7 @@ impl Gateway {
 	/// `signer`'s over `message` (raw or wrapped), `block` is at most
 	/// [`FRESHNESS`] blocks behind the best block, the request was not used
 	/// before, and record `record_id` is on chain and this gateway's
-	/// institution's. Returns the record.
+	/// institution's. Returns the record and the request's signature.
 	fn checked_request(
 		&self,
 		p: &Value,
@@ -384,7 +383,7 @@ impl Gateway {
 		block: u32,
 		message: &str,
 		record_id: u64,
-	) -> Result<pallet_ehr_index::Record<Runtime>, (i32, String)> {
+	) -> Result<(pallet_ehr_index::Record<Runtime>, [u8; 64]), (i32, String)> {
 		let signature = unhex(p["signature"].as_str().unwrap_or_default()).map_err(|_| bad("`signature` is not hex"))?;
 		let raw: [u8; 64] = signature[..].try_into().map_err(|_| bad("`signature` is not 64 bytes"))?;
 		if !signature_proves(message, &raw, signer) {
@@ -408,7 +407,7 @@ impl Gateway {
 		if record.issuer != AccountId::from(self.operator.public()) {
 			return Err(refused(format!("record {record_id} is held by another institution's gateway")));
 		}
-		Ok(record)
+		Ok((record, raw))
 	}
 
 	/// `ehr_getForReview`: a pending record's stored ciphertext, unchecked,
@@ -420,7 +419,7 @@ impl Gateway {
 			AccountId::from_ss58check(validator_text).map_err(|_| bad("`validator` is not an SS58 address"))?;
 		let block = block_number(p)?;
 		let message = review_message(&self.genesis, &self.operator_address(), record_id, validator_text, block);
-		let record = self.checked_request(p, &validator, block, &message, record_id)?;
+		let (record, _) = self.checked_request(p, &validator, block, &message, record_id)?;
 		if record.status != pallet_ehr_index::RecordStatus::Pending {
 			return Err(refused(format!("record {record_id} is not under review")));
 		}

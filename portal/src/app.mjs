@@ -299,13 +299,25 @@ async function showGrants() {
     const expires = g.expiresAt.isSome ? g.expiresAt.unwrap().toNumber() : null;
     const tr = body.insertRow();
     tr.dataset.grant = id.toString();
+    const auditFirst = (await api.query.proxyReencrypt.auditFirst(id)).isSome ? ', audit first' : '';
     for (const v of [id.toString(), short(g.grantee.toString()), scopeText(g.scope), g.purpose.toString(),
-      expires === null ? 'never' : `block ${expires}`, grantState(g, expires, best)]) tr.insertCell().textContent = v;
+      expires === null ? 'never' : `block ${expires}`, grantState(g, expires, best) + auditFirst]) {
+      tr.insertCell().textContent = v;
+    }
     const b = document.createElement('button');
     b.textContent = 'Revoke';
     b.dataset.revoke = id.toString();
     b.onclick = () => signAndWait(api.tx.proxyReencrypt.revokeGrant(id), `Revoking grant ${id}`).then(refresh, () => {});
-    tr.insertCell().append(b);
+    const cell = tr.insertCell();
+    cell.append(b);
+    if (!auditFirst) {
+      const a = document.createElement('button');
+      a.textContent = 'Audit first';
+      a.title = 'From now on, every read under this grant is on chain before it is served (cannot be undone)';
+      a.onclick = () => signAndWait(api.tx.proxyReencrypt.requireAuditFirst(id), `Requiring audit first for grant ${id}`)
+        .then(refresh, () => {});
+      cell.append(a);
+    }
   }
 }
 
@@ -355,6 +367,7 @@ async function grant(e) {
   const value = $('scope-value').value.trim();
   if (kind === 'Kind' && !KINDS.includes(value)) return status(`Kind must be one of ${KINDS.join(', ')}.`, true);
   const scope = kind === 'All' ? 'All' : kind === 'Kind' ? { Kind: value } : { Record: Number(value) };
+  const auditFirst = $('audit-first').checked;
   const blocks = Number($('expires').value);
   const expiresAt = blocks > 0 ? (await api.rpc.chain.getHeader()).number.toNumber() + blocks : null;
   const summary = [
@@ -365,6 +378,8 @@ async function grant(e) {
     `Expires: ${expiresAt === null ? 'never (until you revoke)' : `at block ${expiresAt}`}`,
     `Proxies (${threshold} of ${proxies.length} needed):`,
     ...proxies.map((p) => `  ${p.account}`),
+    auditFirst ? 'Audit first: every read on chain before it is served (a second signature)'
+      : 'Reads are served at once and on chain within minutes',
   ].join('\n');
   if (!window.confirm(summary)) return status('Grant cancelled: nothing was signed.');
   // From the scope's own key where there is one: the proxies check it.
@@ -374,6 +389,15 @@ async function grant(e) {
     grantee, scope, $('purpose').value, expiresAt, threshold, fragments, false), 'Granting access').catch(() => null);
   const ev = events?.find(({ event }) => api.events.proxyReencrypt.AccessGranted.is(event));
   if (ev) status(`Granted: grant ${ev.event.data.grant.toString()}`);
+  // Before the grant's proxies acknowledge it (a block later at the
+  // earliest), nothing is served under it either way.
+  if (ev && auditFirst) {
+    const id = ev.event.data.grant;
+    await signAndWait(api.tx.proxyReencrypt.requireAuditFirst(id), `Requiring audit first for grant ${id}`)
+      .then(() => status(`Granted: grant ${id}, audit first`),
+        () => status(`Grant ${id} was made but audit first was NOT set: its reads are served at once and logged `
+          + 'after. Revoke it, or set audit first from your grants.', true));
+  }
   await refresh();
 }
 

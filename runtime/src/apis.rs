@@ -232,6 +232,7 @@ impl_runtime_apis! {
 		}
 	}
 
+	#[api_version(2)]
 	impl pallet_proxy_reencrypt_runtime_api::ProxyReencryptApi<
 		Block,
 		AccountId,
@@ -261,6 +262,14 @@ impl_runtime_apis! {
 
 		fn fragments(request: u64) -> Vec<(AccountId, Vec<u8>)> {
 			ProxyReencrypt::fragments_of(request)
+		}
+
+		fn key_fragment_of(proxy: AccountId, grant: u64) -> Option<medchain_primitives::ProxyAssignment> {
+			ProxyReencrypt::assignment_of(&proxy, grant)
+		}
+
+		fn capsule_for(grant: u64, record: u64) -> Option<(Vec<u8>, Vec<u8>)> {
+			ProxyReencrypt::capsule_of(grant, record).map(|c| (c.capsule.into_inner(), c.ciphertext.into_inner()))
 		}
 	}
 

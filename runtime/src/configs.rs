@@ -376,7 +376,7 @@ impl pallet_ehr_index::Config for Runtime {
 
 /// The calls a registered patient makes without fees (up to 20 an hour):
 /// its Umbral keys (its own, its kind keys, its one-time record keys), its grants (give, revoke, allow single-proxy grants,
-/// decline one given to it), withdrawing an index consent and erasing its
+/// require audit first, decline one given to it), withdrawing an index consent and erasing its
 /// record. A pseudonym per hospital then needs no funds, which would link
 /// the pseudonyms through their payer.
 pub struct PatientCalls;
@@ -393,7 +393,8 @@ impl frame_support::traits::Contains<RuntimeCall> for PatientCalls {
 					Pre::grant_access { .. } |
 					Pre::revoke_grant { .. } |
 					Pre::decline_grant { .. } |
-					Pre::allow_single_proxy_grants { .. }
+					Pre::allow_single_proxy_grants { .. } |
+					Pre::require_audit_first { .. }
 			) | RuntimeCall::EhrIndex(Index::withdraw_index_consent { .. } | Index::erase_record { .. })
 		)
 	}

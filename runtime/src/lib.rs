@@ -195,10 +195,13 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	// 8: keys per scope (proxy-reencrypt: `attach_capsule` takes the
 	// scoped capsules; `register_kind_keys`, `add_record_keys`; new storage
 	// starts empty); transaction_version 5.
-	spec_version: 8,
+	// 9: the instant key path (`log_reads` entries say what was served, and
+	// a grant's proxies log the fragments they served; ProxyReencryptApi
+	// 2); transaction_version 6.
+	spec_version: 9,
 	impl_version: 0,
 	apis: apis::RUNTIME_API_VERSIONS,
-	transaction_version: 5,
+	transaction_version: 6,
 	system_version: 1,
 };
 
@@ -213,10 +216,10 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	spec_name: alloc::borrow::Cow::Borrowed("medchain"),
 	impl_name: alloc::borrow::Cow::Borrowed("medchain"),
 	authoring_version: 1,
-	spec_version: 9,
+	spec_version: 10,
 	impl_version: 0,
 	apis: apis::RUNTIME_API_VERSIONS,
-	transaction_version: 5,
+	transaction_version: 6,
 	system_version: 1,
 };
 

@@ -790,7 +790,12 @@ impl Fuzzer {
 						_ => now.saturating_sub(self.rng.gen_range(0..20)),
 					};
 					let read = H256::repeat_byte(self.rng.gen_range(0..8));
-					let entry = pallet_ehr_index::ReadEntry { read, record_id, accessor, purpose, grant, checked_at };
+					let served = match self.rng.gen_range(0..3) {
+						0 => pallet_ehr_index::Served::KeyFragment,
+						_ => pallet_ehr_index::Served::Record,
+					};
+					let entry =
+						pallet_ehr_index::ReadEntry { read, record_id, accessor, purpose, grant, checked_at, served };
 					let entries = BoundedVec::truncate_from(vec![entry; self.rng.gen_range(1..3)]);
 					self.signed_call(&gateway, ehr(C::log_reads { entries }));
 				}
@@ -885,6 +890,9 @@ impl Fuzzer {
 					// The grantee (or a stranger) declines.
 					let who = grant.as_ref().map(|g| g.grantee.clone()).filter(|_| !stranger).unwrap_or_else(|| self.actor());
 					self.signed_call(&who, proxy(C::decline_grant { grant: grant_id }));
+				} else if self.one_in(4) {
+					// The patient (or a stranger) requires audit first.
+					self.signed_call(&who, proxy(C::require_audit_first { grant: grant_id }));
 				}
 			},
 			4..=5 => {

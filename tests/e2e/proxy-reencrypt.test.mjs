@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Keyring } from '@polkadot/keyring';
-import { cryptoWaitReady } from '@polkadot/util-crypto';
+import { cryptoWaitReady, signatureVerify, blake2AsHex } from '@polkadot/util-crypto';
 import { u8aToHex } from '@polkadot/util';
 import * as umbral from '@nucypher/umbral-pre';
 import { startDevNode, sendAndWait, waitForBlock, waitForAcknowledged } from './lib/node.mjs';
@@ -25,6 +25,7 @@ import { registerPatient } from './lib/record-index.mjs';
 import { startMongo, startGateway, fetchRecord as fetchRecordAs, RECORD_CLI as CLI, SECANTUSD } from './lib/services.mjs';
 import { makePre, decryptRecord, proxySecretStorageKey, unhex, delegator } from '../../portal/lib/pre.mjs';
 import { grantLabel, grantCapsule, scopeKeyCalls } from '../../portal/lib/scope.mjs';
+import { prepareInstant, fetchInstant, checkFragments, jsonRpc, fragmentRequestMessage } from '../../portal/lib/instant.mjs';
 
 const pre = makePre(umbral);
 
@@ -575,7 +576,7 @@ test('the instant path: served at once and journaled; killed before logging, the
   assert.match((await fetchRecordAs(api, instant.url, k.eve, record.id, { grant: g })).error.message,
     new RegExp(`grant ${g} does not let`));
   const entryAt = (read, checkedAt) => ({ read: '0x' + read.repeat(64), recordId: record.id, accessor: k.eve.address,
-    purpose: 'Treatment', grant: g, checkedAt });
+    purpose: 'Treatment', grant: g, checkedAt, served: 'Record' });
   await assert.rejects(sendAndWait(api, api.tx.ehrIndex.logReads([entryAt('7', revokedAt)]), k.alice),
     /ehrIndex\.NotReadable/);
   // A read checked before the revocation is still logged after it.
@@ -585,6 +586,136 @@ test('the instant path: served at once and journaled; killed before logging, the
   assert.equal(await count(), before + 2);
   } finally {
     instant.stop();
+    unsubscribe();
+  }
+});
+
+test('the instant key path: fragments from the proxies and the record from its gateway at once, verified, each logged; copied, bad, stranger\'s and replayed requests refused; a revocation stops every server', async () => {
+  const { api } = node;
+  await revokeAll();
+  const g = await grant({ Record: record.id }, { proxies: ['alice', 'bob', 'charlie'], threshold: 2 });
+  const served = [];
+  const unsubscribe = await api.query.system.events((events) => {
+    for (const { event } of events) {
+      if (api.events.ehrIndex.KeyFragmentServed.is(event) || api.events.ehrIndex.RecordRead.is(event)) {
+        const d = event.data;
+        served.push({ kind: event.method, recordId: d.recordId.toNumber(), accessor: d.accessor.toString(),
+          by: (d.proxy ?? d.gateway).toString(), checkedAt: d.checkedAt.toNumber() });
+      }
+    }
+  });
+  // Each proxy institution runs the gateway with its proxy's seed (Alice's
+  // also holds the record); each journals in its own database.
+  const started = [];
+  const servers = {};
+  try {
+    for (const n of ['alice', 'bob', 'charlie']) {
+      const seedFile = join(dir, `${n}.seed`);
+      writeFileSync(seedFile, keys[n].seed, { mode: 0o600 });
+      const database = n === 'alice' ? [] : ['--database', `journal-${n}`];
+      const s = await startGateway({ rpcPort: node.rpcPort, mongoUrl: mongo.url,
+        suri: `//${n[0].toUpperCase()}${n.slice(1)}`,
+        extra: ['--instant', '--proxy-seed-file', seedFile, '--log-interval-ms', '500', ...database] });
+      started.push(s);
+      servers[k[n].address] = s.url;
+    }
+    const ready = await prepareInstant(api, g, record.id);
+    assert.deepEqual([...ready.proxies].sort(), [k.alice.address, k.bob.address, k.charlie.address].sort());
+    const sign = async (message) => u8aToHex(k.eve.sign(new TextEncoder().encode(message)));
+    const best = async () => (await api.rpc.chain.getHeader()).number.toNumber();
+    const fetchAs = async () => fetchInstant(umbral, ready, { accessor: k.eve.address, keys: keys.eve, sign,
+      block: await best(), servers });
+    let last;
+    const got = await until(async () => {
+      try { return await fetchAs(); } catch (e) { last = e; return null; }
+    }, 'the grant usable at the finalized head', 60_000).catch((e) => { throw new Error(`${e.message}: ${last?.message}`); });
+    assert.deepEqual(Buffer.from(got.plaintext), record.original, 'the real record, decrypted');
+    assert.equal(got.fragments.length, 3);
+    assert.deepEqual(got.rejected, []);
+    // Each answer is signed by its proxy, over the fragment it served.
+    for (const f of got.fragments) {
+      const message = `medchain-pre-fragment:v1:${ready.genesis}:${g}:${record.id}:${k.eve.address}:${blake2AsHex(unhex(f.fragment))}`;
+      assert.ok(signatureVerify(message, f.signature, f.proxy).isValid, `${f.proxy} signed what it served`);
+    }
+
+    // A proxy that passes off another's fragment as its own, or sends one
+    // twice, is caught by the key fragment id the chain binds it to; a
+    // fragment altered on the way fails Umbral's proof.
+    const [a, b] = got.fragments;
+    const check = (answers) => checkFragments(umbral, ready, keys.eve.publicKey, k.eve.address, answers);
+    // Proxy b hands over a's fragment under its own name and signature.
+    const fragmentBy = (f, who) => ({ ...f, proxy: who.address, signature: u8aToHex(who.sign(new TextEncoder()
+      .encode(`medchain-pre-fragment:v1:${ready.genesis}:${g}:${record.id}:${k.eve.address}:${blake2AsHex(unhex(f.fragment))}`))) });
+    const proxyB = [k.alice, k.bob, k.charlie].find((p) => p.address === b.proxy);
+    let c = check([fragmentBy(a, proxyB)]);
+    assert.equal(c.verified.length, 0);
+    assert.match(c.rejected[0].why, /copied/);
+    // ... or claims to be a: not a's signature.
+    c = check([{ ...a, signature: fragmentBy(a, proxyB).signature }]);
+    assert.match(c.rejected[0].why, /not signed by the proxy/);
+    c = check([a, { ...a }]);
+    assert.equal(c.verified.length, 1);
+    assert.match(c.rejected[0].why, /second fragment/);
+    // Altered on the way (and signed again by its proxy): Umbral's proof fails.
+    const proxyA = [k.alice, k.bob, k.charlie].find((p) => p.address === a.proxy);
+    const bytes = unhex(a.fragment);
+    bytes[bytes.length - 5] ^= 1;
+    c = check([fragmentBy({ ...a, fragment: u8aToHex(bytes) }, proxyA)]);
+    assert.equal(c.verified.length, 0, 'an altered fragment does not verify');
+    assert.equal(c.rejected.length, 1);
+
+    // The patient asking with the doctor's grant, a replayed request, a
+    // request for another record: refused.
+    const ask = async (who, params, signed) => jsonRpc(servers[k.bob.address], 'pre_reencrypt', {
+      grant: g, record: record.id, accessor: who.address, ...params,
+      signature: u8aToHex(who.sign(new TextEncoder().encode(signed))) });
+    const at = await best();
+    const asDave = fragmentRequestMessage(ready.genesis, k.bob.address, g, record.id, k.dave.address, 'Treatment', at);
+    await assert.rejects(ask(k.dave, { block: at }, asDave), /is not .*'s/);
+    const once = fragmentRequestMessage(ready.genesis, k.bob.address, g, record.id, k.eve.address, 'Treatment', at);
+    const signature = u8aToHex(k.eve.sign(new TextEncoder().encode(once)));
+    const params = { grant: g, record: record.id, accessor: k.eve.address, block: at, signature };
+    assert.ok((await jsonRpc(servers[k.bob.address], 'pre_reencrypt', params)).fragment);
+    await assert.rejects(jsonRpc(servers[k.bob.address], 'pre_reencrypt', params), /already used/);
+    const other = fragmentRequestMessage(ready.genesis, k.bob.address, g, record.id + 1000, k.eve.address, 'Treatment', at);
+    await assert.rejects(ask(k.eve, { block: at, record: record.id + 1000 }, other), /does not let this reader/);
+
+    // Every fragment and the record read are on chain, logged by the
+    // proxies and the gateway that served them, within a few blocks.
+    await until(() => served.filter((s) => s.kind === 'KeyFragmentServed' && s.accessor === k.eve.address
+      && s.recordId === record.id).length >= 4, 'the journaled fragments on chain');
+    const by = new Set(served.filter((s) => s.kind === 'KeyFragmentServed').map((s) => s.by));
+    assert.deepEqual([...by].sort(), [k.alice.address, k.bob.address, k.charlie.address].sort());
+    await until(() => served.some((s) => s.kind === 'RecordRead' && s.by === k.alice.address
+      && s.accessor === k.eve.address && s.recordId === record.id && s.checkedAt >= got.checkedAt),
+    'the record read on chain');
+
+    // Revoked: once the node imported the revocation's block, no proxy and
+    // no gateway serves anything, key fragments kept in memory included.
+    await sendAndWait(api, api.tx.proxyReencrypt.revokeGrant(g), k.dave);
+    const after = await Promise.all(ready.proxies.map(async (proxy) => {
+      const blockNow = await best();
+      const m = fragmentRequestMessage(ready.genesis, proxy, g, record.id, k.eve.address, 'Treatment', blockNow);
+      return jsonRpc(servers[proxy], 'pre_reencrypt', { grant: g, record: record.id, accessor: k.eve.address,
+        block: blockNow, signature: await sign(m) }).then(() => 'served', (e) => e.message);
+    }));
+    for (const answer of after) assert.match(answer, new RegExp(`grant ${g} does not let`));
+    await assert.rejects(fetchAs(), /does not let/);
+
+    // A grant whose patient requires audit first: no proxy serves it on the
+    // instant path, and the gateway logs each read on chain before serving.
+    const strict = await grant({ Record: record.id }, { proxies: ['alice', 'bob', 'charlie'], threshold: 2 });
+    await sendAndWait(api, api.tx.proxyReencrypt.requireAuditFirst(strict), k.dave);
+    const strictReady = await prepareInstant(api, strict, record.id);
+    await assert.rejects(fetchInstant(umbral, strictReady, { accessor: k.eve.address, keys: keys.eve, sign,
+      block: await best(), servers }), /requires audit first/);
+    const logged = await fetchRecordAs(api, servers[k.alice.address], k.eve, record.id, { grant: strict });
+    assert.ok(logged.result, JSON.stringify(logged.error));
+    assert.equal(logged.result.checked_at, undefined, 'served once its access entry was final, not journaled');
+    await assert.rejects(sendAndWait(api, api.tx.proxyReencrypt.requireAuditFirst(strict), k.dave),
+      /proxyReencrypt\.AlreadyAuditFirst/);
+  } finally {
+    for (const s of started) s.stop();
     unsubscribe();
   }
 });

@@ -653,7 +653,7 @@ fn decode_exact<T: Decode>(bytes: &[u8], what: &str) -> Result<T, RpcError> {
 }
 
 /// Storage key of `System::Events`.
-fn events_key() -> Vec<u8> {
+pub fn events_key() -> Vec<u8> {
 	[sp_crypto_hashing::twox_128(b"System"), sp_crypto_hashing::twox_128(b"Events")].concat()
 }
 

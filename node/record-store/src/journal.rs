@@ -1,4 +1,5 @@
-//! The gateway's journal of served reads, in the institution's MongoDB.
+//! The journal of served reads (records by a gateway, key fragments by a
+//! proxy), in the institution's MongoDB.
 //!
 //! On the instant path a gateway serves a read at once and logs it on chain
 //! afterwards (`ehrIndex.logReads`). So that no read is ever lost from the
@@ -34,6 +35,27 @@ pub mod state {
 	/// The chain refused it (for example logged too late): an alarm for the
 	/// institution, since the read was served.
 	pub const REFUSED: &str = "refused";
+	/// Journaled, then not served: the chain stopped it before the answer
+	/// left (a revocation imported meanwhile). Never logged as served.
+	pub const WITHHELD: &str = "withheld";
+}
+
+/// What a journaled read served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Served {
+	/// The record's ciphertext (a gateway).
+	Record,
+	/// A capsule fragment of the record's data key (a proxy).
+	KeyFragment,
+}
+
+impl Served {
+	fn name(self) -> &'static str {
+		match self {
+			Served::Record => "record",
+			Served::KeyFragment => "key-fragment",
+		}
+	}
 }
 
 /// A read as the gateway journals it.
@@ -51,6 +73,8 @@ pub struct JournaledRead {
 	pub grant: Option<u64>,
 	/// The finalized block at which the gateway checked the read.
 	pub checked_at: u32,
+	/// What was served.
+	pub served: Served,
 }
 
 /// The journal.
@@ -87,6 +111,7 @@ impl Journal {
 			"purpose": &read.purpose,
 			"grant": read.grant.map_or(Bson::Null, |g| Bson::Int64(g as i64)),
 			"checked_at": read.checked_at as i64,
+			"kind": read.served.name(),
 			"state": state::PENDING,
 			"served": DateTime::now(),
 		};
@@ -100,11 +125,15 @@ impl Journal {
 		}
 	}
 
-	/// Up to `limit` pending reads, oldest check first.
-	pub async fn pending(&self, limit: i64) -> Result<Vec<JournaledRead>, StoreError> {
+	/// Up to `limit` pending reads served more than `settle` ago, oldest
+	/// check first. A read younger than that may still be withheld (its
+	/// server's last check before answering is under way): it waits for the
+	/// next round rather than be logged as served.
+	pub async fn pending(&self, limit: i64, settle: std::time::Duration) -> Result<Vec<JournaledRead>, StoreError> {
+		let before = DateTime::from_millis(DateTime::now().timestamp_millis().saturating_sub(settle.as_millis() as i64));
 		let mut cursor = self
 			.collection
-			.find(doc! { "state": state::PENDING })
+			.find(doc! { "state": state::PENDING, "served": { "$lt": before } })
 			.sort(doc! { "checked_at": 1 })
 			.limit(limit)
 			.await?;
@@ -146,5 +175,11 @@ fn read_of(d: &Document) -> Result<JournaledRead, StoreError> {
 			_ => None,
 		},
 		checked_at: d.get_i64("checked_at").map_err(|_| corrupt("checked_at"))? as u32,
+		// Entries from before key fragments were journaled served records.
+		served: match d.get_str("kind") {
+			Ok("key-fragment") => Served::KeyFragment,
+			Ok("record") | Err(_) => Served::Record,
+			Ok(_) => return Err(corrupt("kind")),
+		},
 	})
 }

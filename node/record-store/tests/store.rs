@@ -137,3 +137,34 @@ async fn a_server_that_is_down_gives_a_clear_error() {
 		Err(StoreError::Unreachable(_))
 	));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_keeps_what_each_read_served_and_holds_back_the_newest() {
+	use medchain_record_store::journal::{state, JournaledRead, Served};
+	let server = Server::start();
+	let s = store(&server).await;
+	let journal = s.journal();
+	journal.prepare().await.unwrap();
+	let read = |id: u8, served: Served| JournaledRead {
+		read: [id; 32],
+		record: 7,
+		accessor: "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY".into(),
+		purpose: "Treatment".into(),
+		grant: Some(3),
+		checked_at: 40,
+		served,
+	};
+	assert!(journal.append(&read(1, Served::Record)).await.unwrap());
+	assert!(journal.append(&read(2, Served::KeyFragment)).await.unwrap());
+	// The same signed request again: not a new read.
+	assert!(!journal.append(&read(2, Served::KeyFragment)).await.unwrap());
+	// Just served: held back while its server may still withhold it.
+	assert!(journal.pending(32, Duration::from_secs(60)).await.unwrap().is_empty());
+	tokio::time::sleep(Duration::from_millis(20)).await;
+	let mut pending = journal.pending(32, Duration::ZERO).await.unwrap();
+	pending.sort_by_key(|r| r.read);
+	assert_eq!(pending, vec![read(1, Served::Record), read(2, Served::KeyFragment)], "what was served survives");
+	journal.mark(&[[2; 32]], state::WITHHELD, "not allowed any more").await.unwrap();
+	assert_eq!(journal.pending(32, Duration::ZERO).await.unwrap(), vec![read(1, Served::Record)]);
+	assert_eq!(journal.count(state::WITHHELD).await.unwrap(), 1);
+}

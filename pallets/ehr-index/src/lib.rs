@@ -316,6 +316,20 @@ pub mod pallet {
 		/// A patient no longer lets `issuer` index new records under its
 		/// account.
 		IndexConsentWithdrawn { issuer: T::AccountId },
+		/// One of grant `grant`'s proxies served `accessor` a capsule fragment
+		/// of the record's data key, having checked at block `checked_at`
+		/// that the chain let it (the instant key path, logged after:
+		/// [`Pallet::log_reads`]). The record's content is read at its
+		/// gateway, which logs a `RecordRead`. Like a gateway's entries, it is
+		/// the proxy's own account of what it served: the runtime checks that
+		/// the grant allowed it then, not that the grantee asked.
+		KeyFragmentServed {
+			record_id: RecordId,
+			accessor: T::AccountId,
+			proxy: T::AccountId,
+			grant: u64,
+			checked_at: BlockNumberFor<T>,
+		},
 	}
 
 	/// Errors of this pallet.
@@ -377,6 +391,12 @@ pub mod pallet {
 		/// This gateway logged `MaxReadsPerCheckedBlock` reads checked at that
 		/// block: check later reads at a later block.
 		TooManyReads,
+		/// Only a proxy that acknowledged the entry's grant, not a
+		/// break-glass one, logs the key fragments it served under it.
+		NotGrantProxy,
+		/// The grant's patient requires audit before anything is served
+		/// under it: no read under it is served first and logged after.
+		AuditFirst,
 	}
 
 	#[pallet::hooks]
@@ -582,7 +602,10 @@ pub mod pallet {
 		/// the record (the instant path: serve first, log within
 		/// `MaxLogDelay` blocks). Each entry is checked as `log_access` checks
 		/// one, against the chain as it was at `checked_at`: the gateway is
-		/// the record's issuer; the accessor is the record's patient, its
+		/// the record's issuer (an entry that served the record) or a proxy
+		/// that acknowledged `grant` (one that served a key fragment, on the
+		/// instant key path: then the accessor must be the grant's grantee);
+		/// the accessor is the record's patient, its
 		/// issuer, or the grantee of `grant`, which held at `checked_at` (made
 		/// by then, not yet revoked nor expired), covers the record and was
 		/// given for `purpose`. A read revoked before it was checked is
@@ -591,10 +614,14 @@ pub mod pallet {
 		/// gateway may submit again whatever it is unsure about. All or
 		/// nothing: one refused entry refuses the call.
 		///
-		/// Origin: an active institution. Emits `RecordRead` per new entry.
+		/// Origin: an active institution. Emits `RecordRead` or
+		/// `KeyFragmentServed` per new entry.
 		/// Errors: `NotInstitution`, `CheckedInFuture`, `LoggedTooLate`,
-		/// `RecordNotFound`, `NotIssuer`, `NotReadable`, `PurposeNotGranted`,
-		/// `TooManyReads`.
+		/// `RecordNotFound`, `NotIssuer` (a record entry from another than
+		/// the record's issuer), `NotGrantProxy` (a key fragment entry from
+		/// another than a proxy that acknowledged its grant), `AuditFirst`
+		/// (the grant's patient required audit first, by `checked_at`),
+		/// `NotReadable`, `PurposeNotGranted`, `TooManyReads`.
 		#[pallet::call_index(9)]
 		#[pallet::weight(T::WeightInfo::log_access()
 			.saturating_add(T::Grants::purpose_of_read_weight())
@@ -615,21 +642,45 @@ pub mod pallet {
 					continue;
 				}
 				let record = Records::<T>::get(e.record_id).ok_or(Error::<T>::RecordNotFound)?;
-				ensure!(record.issuer == gateway, Error::<T>::NotIssuer);
-				Self::ensure_readable(&record, e.record_id, &e.accessor, e.purpose, e.grant, e.checked_at)?;
+				ensure!(!e.grant.is_some_and(|g| T::Grants::audit_first_at(g, e.checked_at)), Error::<T>::AuditFirst);
+				match e.served {
+					Served::Record => {
+						ensure!(record.issuer == gateway, Error::<T>::NotIssuer);
+						Self::ensure_readable(&record, e.record_id, &e.accessor, e.purpose, e.grant, e.checked_at)?;
+					},
+					Served::KeyFragment => {
+						ensure!(
+							e.grant.is_some_and(|g| T::Grants::serves_grant(&gateway, g)),
+							Error::<T>::NotGrantProxy
+						);
+						// Fragments go to the grant's grantee only, whoever it is.
+						Self::ensure_granted(e.record_id, &e.accessor, e.purpose, e.grant, e.checked_at)?;
+					},
+				}
 				ReadsCheckedAt::<T>::try_mutate(e.checked_at, &gateway, |n| -> DispatchResult {
 					ensure!(*n < T::MaxReadsPerCheckedBlock::get(), Error::<T>::TooManyReads);
 					*n = n.saturating_add(1);
 					Ok(())
 				})?;
 				LoggedReads::<T>::insert(e.checked_at, key, ());
-				AccessCount::<T>::mutate(e.record_id, |n| *n = n.saturating_add(1));
-				Self::deposit_event(Event::RecordRead {
-					record_id: e.record_id,
-					accessor: e.accessor,
-					gateway: gateway.clone(),
-					purpose: e.purpose,
-					checked_at: e.checked_at,
+				Self::deposit_event(match (e.served, e.grant) {
+					(Served::KeyFragment, Some(grant)) => Event::KeyFragmentServed {
+						record_id: e.record_id,
+						accessor: e.accessor,
+						proxy: gateway.clone(),
+						grant,
+						checked_at: e.checked_at,
+					},
+					_ => {
+						AccessCount::<T>::mutate(e.record_id, |n| *n = n.saturating_add(1));
+						Event::RecordRead {
+							record_id: e.record_id,
+							accessor: e.accessor,
+							gateway: gateway.clone(),
+							purpose: e.purpose,
+							checked_at: e.checked_at,
+						}
+					},
 				});
 			}
 			Ok(())
@@ -762,11 +813,24 @@ pub mod pallet {
 			at: BlockNumberFor<T>,
 		) -> DispatchResult {
 			if *accessor != record.patient && *accessor != record.issuer {
-				let granted = grant
-					.and_then(|grant| T::Grants::purpose_of_read(accessor, record_id, grant, at))
-					.ok_or(Error::<T>::NotReadable)?;
-				ensure!(granted == purpose, Error::<T>::PurposeNotGranted);
+				Self::ensure_granted(record_id, accessor, purpose, grant, at)?;
 			}
+			Ok(())
+		}
+
+		/// `accessor` could read the record under `grant` at block `at`, for
+		/// `purpose` (what [`Pallet::ensure_readable`] asks of a grantee).
+		fn ensure_granted(
+			record_id: RecordId,
+			accessor: &T::AccountId,
+			purpose: AccessPurpose,
+			grant: Option<u64>,
+			at: BlockNumberFor<T>,
+		) -> DispatchResult {
+			let granted = grant
+				.and_then(|grant| T::Grants::purpose_of_read(accessor, record_id, grant, at))
+				.ok_or(Error::<T>::NotReadable)?;
+			ensure!(granted == purpose, Error::<T>::PurposeNotGranted);
 			Ok(())
 		}
 

@@ -44,6 +44,10 @@ parameter_types! {
 	/// Grants of `LiveGrants` that ended (revoked or expired), with the
 	/// block they ended in: usable only at blocks before it.
 	pub static EndedGrants: Vec<(u64, u64)> = vec![];
+	/// Proxies that acknowledged a grant: (grant, proxy).
+	pub static GrantProxies: Vec<(u64, AccountId)> = vec![];
+	/// Grants whose patient requires audit first, from a block on.
+	pub static AuditFirstGrants: Vec<(u64, u64)> = vec![];
 }
 
 /// Grants mock: the grants in `LiveGrants`, from genesis until their block
@@ -59,6 +63,12 @@ impl GrantedReads<AccountId, u64> for MockGrants {
 	}
 	fn purpose_of_read_weight() -> frame_support::weights::Weight {
 		frame_support::weights::Weight::zero()
+	}
+	fn serves_grant(proxy: &AccountId, grant: u64) -> bool {
+		GrantProxies::get().contains(&(grant, *proxy))
+	}
+	fn audit_first_at(grant: u64, at: u64) -> bool {
+		AuditFirstGrants::get().into_iter().any(|(g, since)| g == grant && since <= at)
 	}
 }
 
@@ -185,6 +195,8 @@ pub fn new_test_ext(f: impl FnOnce()) {
 		Suspended::set(vec![]);
 		CreditLog::set(vec![]);
 		LiveGrants::set(vec![]);
+		GrantProxies::set(vec![]);
+		AuditFirstGrants::set(vec![]);
 		EndedGrants::set(vec![]);
 		for issuer in [HOSPITAL, OTHER_HOSPITAL] {
 			crate::IndexConsents::<Test>::insert(PATIENT, issuer, crate::IndexConsent { given: true, generation: 0, sponsored: true });

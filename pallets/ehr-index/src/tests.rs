@@ -783,7 +783,26 @@ fn free_calls_wait_in_the_pool_one_at_a_time() {
 /// A read of `record_id` by `accessor` under `grant`, checked at `checked_at`,
 /// with id `read`.
 fn read(read: u8, record_id: RecordId, accessor: AccountId, grant: Option<u64>, checked_at: u64) -> ReadEntry<AccountId, u64> {
-	ReadEntry { read: H256([read; 32]), record_id, accessor, purpose: AccessPurpose::Insurance, grant, checked_at }
+	ReadEntry {
+		read: H256([read; 32]),
+		record_id,
+		accessor,
+		purpose: AccessPurpose::Insurance,
+		grant,
+		checked_at,
+		served: Served::Record,
+	}
+}
+
+/// As [`read`], a key fragment a proxy served.
+fn fragment_read(
+	read: u8,
+	record_id: RecordId,
+	accessor: AccountId,
+	grant: Option<u64>,
+	checked_at: u64,
+) -> ReadEntry<AccountId, u64> {
+	ReadEntry { served: Served::KeyFragment, ..self::read(read, record_id, accessor, grant, checked_at) }
 }
 
 fn log_reads(gateway: AccountId, entries: Vec<ReadEntry<AccountId, u64>>) -> DispatchResultLike {
@@ -850,6 +869,73 @@ fn a_gateway_cannot_log_reads_of_records_it_does_not_hold_nor_date_them_at_will(
 		// The patient and the issuer read without a grant.
 		assert_ok!(log_reads(HOSPITAL, vec![read(3, id, PATIENT, None, 19), read(4, id, HOSPITAL, None, 19)]));
 		assert_eq!(AccessCount::<Test>::get(id), 3);
+	});
+}
+
+#[test]
+fn only_a_proxy_of_the_grant_logs_key_fragments_and_only_for_its_grantee() {
+	new_test_ext(|| {
+		let id = publish(HOSPITAL, 1);
+		let proxy = VALIDATORS[0];
+		LiveGrants::set(vec![(7, INSURER, id, AccessPurpose::Insurance)]);
+		GrantProxies::set(vec![(7, proxy)]);
+		EndedGrants::set(vec![(7, 16)]);
+		run_to(20);
+		// An institution that is not one of the grant's proxies, the record's
+		// issuer among them, cannot write that a fragment was served.
+		for stranger in [OTHER_HOSPITAL, HOSPITAL, VALIDATORS[1]] {
+			assert_noop!(
+				log_reads(stranger, vec![fragment_read(1, id, INSURER, Some(7), 15)]),
+				Error::<Test>::NotGrantProxy
+			);
+		}
+		// Nor can the proxy name no grant, or claim it served the record.
+		assert_noop!(log_reads(proxy, vec![fragment_read(1, id, INSURER, None, 15)]), Error::<Test>::NotGrantProxy);
+		assert_noop!(log_reads(proxy, vec![read(1, id, INSURER, Some(7), 15)]), Error::<Test>::NotIssuer);
+		// Fragments are for the grantee only: not even the patient, who needs
+		// none, is logged as having received one.
+		assert_noop!(log_reads(proxy, vec![fragment_read(1, id, PATIENT, Some(7), 15)]), Error::<Test>::NotReadable);
+		// Served at or after the grant's end: refused.
+		assert_noop!(log_reads(proxy, vec![fragment_read(1, id, INSURER, Some(7), 16)]), Error::<Test>::NotReadable);
+		System::reset_events();
+		assert_ok!(log_reads(proxy, vec![fragment_read(1, id, INSURER, Some(7), 15)]));
+		assert_eq!(
+			System::events().into_iter().map(|r| r.event).collect::<Vec<_>>(),
+			vec![RuntimeEvent::EhrIndex(Event::KeyFragmentServed {
+				record_id: id,
+				accessor: INSURER,
+				proxy,
+				grant: 7,
+				checked_at: 15
+			})]
+		);
+		// A fragment is not a read of the record's content.
+		assert_eq!(AccessCount::<Test>::get(id), 0);
+		// The issuer's gateway logs the content read with the same id: its own.
+		assert_ok!(log_reads(HOSPITAL, vec![read(1, id, INSURER, Some(7), 15)]));
+		assert_eq!(AccessCount::<Test>::get(id), 1);
+	});
+}
+
+#[test]
+fn no_read_is_served_first_under_a_grant_whose_patient_requires_audit_first() {
+	new_test_ext(|| {
+		let id = publish(HOSPITAL, 1);
+		let proxy = VALIDATORS[0];
+		LiveGrants::set(vec![(7, INSURER, id, AccessPurpose::Insurance)]);
+		GrantProxies::set(vec![(7, proxy)]);
+		AuditFirstGrants::set(vec![(7, 15)]);
+		run_to(20);
+		// Served first at or after the block the patient required audit
+		// first: neither the gateway nor a proxy can log it.
+		assert_noop!(log_reads(HOSPITAL, vec![read(1, id, INSURER, Some(7), 15)]), Error::<Test>::AuditFirst);
+		assert_noop!(log_reads(proxy, vec![fragment_read(1, id, INSURER, Some(7), 16)]), Error::<Test>::AuditFirst);
+		// Served before it: still logged, nothing lost.
+		assert_ok!(log_reads(HOSPITAL, vec![read(1, id, INSURER, Some(7), 14)]));
+		assert_ok!(log_reads(proxy, vec![fragment_read(1, id, INSURER, Some(7), 14)]));
+		// The audit-first path itself is open: logged before serving.
+		assert_ok!(EhrIndex::log_access(RuntimeOrigin::signed(HOSPITAL), id, INSURER, AccessPurpose::Insurance, Some(7)));
+		assert_eq!(AccessCount::<Test>::get(id), 2);
 	});
 }
 

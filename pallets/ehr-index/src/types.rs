@@ -133,7 +133,17 @@ pub struct FreeCallAllowance<BlockNumber> {
 /// too.
 pub const INDEX_CONSENT_TAG: &[u8] = b"medchain:index-consent";
 
-/// A read a gateway served, as it logs it afterwards ([`crate::Pallet::log_reads`]).
+/// What a server handed out for a read.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo)]
+pub enum Served {
+	/// The record's ciphertext, by its issuer's gateway.
+	Record,
+	/// A capsule fragment of the record's data key, by one of the grant's
+	/// proxies (the instant key path).
+	KeyFragment,
+}
+
+/// A read a gateway or proxy served, as it logs it afterwards ([`crate::Pallet::log_reads`]).
 #[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo)]
 pub struct ReadEntry<AccountId, BlockNumber> {
 	/// The read's id, unique per gateway (the gateway uses the BLAKE2-256 of
@@ -152,4 +162,7 @@ pub struct ReadEntry<AccountId, BlockNumber> {
 	/// accessor read the record (a finalized block): the runtime checks the
 	/// read against the chain as it was then.
 	pub checked_at: BlockNumber,
+	/// What was served: the record by its issuer, or a key fragment by one
+	/// of the grant's proxies.
+	pub served: Served,
 }

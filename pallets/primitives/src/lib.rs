@@ -362,6 +362,35 @@ pub trait GrantedReads<AccountId, BlockNumber> {
 	fn purpose_of_read(who: &AccountId, record: u64, grant: u64, at: BlockNumber) -> Option<AccessPurpose>;
 	/// What one [`GrantedReads::purpose_of_read`] costs at most.
 	fn purpose_of_read_weight() -> sp_runtime::Weight;
+	/// Whether `proxy` is one of grant `grant`'s proxies that acknowledged
+	/// it: it holds a verified key fragment of the grant and serves it (an
+	/// acknowledgement is never undone). Reads the grant, which
+	/// [`GrantedReads::purpose_of_read_weight`] covers.
+	fn serves_grant(proxy: &AccountId, grant: u64) -> bool;
+	/// Whether the patient of grant `grant` required, at or before block
+	/// `at`, that every read under it is on chain before it is served (no
+	/// instant path). Covered by [`GrantedReads::purpose_of_read_weight`].
+	fn audit_first_at(grant: u64, at: BlockNumber) -> bool;
+}
+
+/// What one of a grant's proxies needs to serve the grant off chain, on the
+/// instant path (the runtime API's `key_fragment_of`): its sealed key
+/// fragment and the keys it verifies it against. Wire formats are
+/// `medchain-umbral`'s.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, TypeInfo)]
+pub struct ProxyAssignment {
+	/// The seal's capsule (to the proxy's Umbral key).
+	pub sealed_capsule: alloc::vec::Vec<u8>,
+	/// The key fragment, sealed.
+	pub sealed_ciphertext: alloc::vec::Vec<u8>,
+	/// The patient's verifying key (it signed the fragment).
+	pub verifying_key: alloc::vec::Vec<u8>,
+	/// The key the grant delegates from: its scope key, else the patient's.
+	pub delegating_key: alloc::vec::Vec<u8>,
+	/// The grantee's key, which the fragments re-encrypt to.
+	pub receiving_key: alloc::vec::Vec<u8>,
+	/// The key fragment id the chain binds this proxy to, if bound.
+	pub kfrag_id: Option<[u8; 32]>,
 }
 
 /// Answers whether an account is an active institution holding a role.

@@ -221,6 +221,15 @@ mod benchmarks {
 	}
 
 	#[benchmark]
+	fn require_audit_first() {
+		let mut s = setup::<T>(T::MaxProxies::get());
+		let g = grant(&mut s, T::MaxProxies::get(), false);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(s.patient.clone()), g);
+		assert!(AuditFirst::<T>::contains_key(g));
+	}
+
+	#[benchmark]
 	fn revoke_grant(n: Linear<1, { T::MaxProxies::get() }>) {
 		let mut s = setup::<T>(n);
 		let g = grant(&mut s, n, false);

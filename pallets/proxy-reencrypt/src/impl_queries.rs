@@ -56,6 +56,31 @@ impl<T: Config> Pallet<T> {
 		Some(g.purpose)
 	}
 
+	/// What `proxy` needs to serve grant `grant` off chain (runtime API):
+	/// its sealed key fragment and the grant's delegation keys, while the
+	/// grant is not revoked (revocation deletes the sealed fragments).
+	pub fn assignment_of(proxy: &T::AccountId, grant: GrantId) -> Option<medchain_primitives::ProxyAssignment> {
+		let g = Grants::<T>::get(grant)?;
+		let sealed = SealedFragments::<T>::get(grant, proxy)?;
+		let patient = Keys::<T>::get(&g.patient)?;
+		let grantee = Keys::<T>::get(&g.grantee)?;
+		let delegating = GrantKeys::<T>::get(grant).map_or(patient.public_key, |k| k.public_key);
+		Some(medchain_primitives::ProxyAssignment {
+			sealed_capsule: sealed.capsule.into_inner(),
+			sealed_ciphertext: sealed.ciphertext.into_inner(),
+			verifying_key: patient.verifying_key.to_vec(),
+			delegating_key: delegating.to_vec(),
+			receiving_key: grantee.public_key.to_vec(),
+			kfrag_id: KeyFragmentIds::<T>::get(grant, proxy),
+		})
+	}
+
+	/// The capsule of `record` that grant `grant`'s key fragments open
+	/// (runtime API): to the grant's scope key, else to the patient's key.
+	pub fn capsule_of(grant: GrantId, record: RecordId) -> Option<KeyCapsule> {
+		Self::capsule_for(grant, record)
+	}
+
 	/// Grants listed for `patient`, with their state (runtime API).
 	pub fn grants_of_patient(patient: &T::AccountId) -> Vec<(GrantId, Grant<T>)> {
 		PatientGrants::<T>::get(patient)
@@ -113,6 +138,12 @@ impl<T: Config> Pallet<T> {
 		let next_grant = NextGrantId::<T>::get();
 		for grant in KeyFragmentIds::<T>::iter_keys().map(|(grant, _)| grant) {
 			ensure!(Grants::<T>::contains_key(grant), "key fragment ids of an unknown grant");
+		}
+		let now = frame_system::Pallet::<T>::block_number();
+		for (grant, since) in AuditFirst::<T>::iter() {
+			let g = Grants::<T>::get(grant).ok_or("audit first required of an unknown grant")?;
+			ensure!(g.created_at <= since && since <= now, "audit first required outside its grant's life");
+			ensure!(g.revoked_at.is_none_or(|r| since <= r), "audit first required after its grant was revoked");
 		}
 		for (grant, record, request) in BrokenGlass::<T>::iter() {
 			let req = Requests::<T>::get(request).ok_or("break-glass entry of an unknown request")?;
@@ -246,11 +277,24 @@ impl<T: Config> GrantedReads<T::AccountId, BlockNumberFor<T>> for Pallet<T> {
 		use codec::MaxEncodedLen;
 		use frame_support::traits::Get;
 		// The record is read through the index, bounded here by a kilobyte.
+		// Plus `AuditFirst`, read by `audit_first_at` (a key of 16 bytes, a
+		// block number).
 		T::DbWeight::get()
-			.reads(4)
+			.reads(5)
 			.saturating_add(Self::proof_of(16 + Grant::<T>::max_encoded_len() as u64))
+			.saturating_add(Self::proof_of(16 + BlockNumberFor::<T>::max_encoded_len() as u64))
 			.saturating_add(Self::proof_of(1024))
 			.saturating_add(Self::proof_of(Self::broken_glass_len()))
 			.saturating_add(Self::proof_of(Self::request_len()))
+	}
+
+	/// Never for a break-glass grant: its fragments go through `break_glass`,
+	/// on chain before they are served.
+	fn serves_grant(proxy: &T::AccountId, grant: u64) -> bool {
+		Grants::<T>::get(grant).is_some_and(|g| !g.emergency && g.acknowledged.contains(proxy))
+	}
+
+	fn audit_first_at(grant: u64, at: BlockNumberFor<T>) -> bool {
+		AuditFirst::<T>::get(grant).is_some_and(|since| since <= at)
 	}
 }

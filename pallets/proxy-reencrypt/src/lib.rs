@@ -309,6 +309,14 @@ pub mod pallet {
 	#[pallet::storage]
 	pub type SingleProxyGrants<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, (), OptionQuery>;
 
+	/// Grants whose patient requires audit before anything is served: their
+	/// proxies and gateways serve only on the on-chain path
+	/// (`request_access`, `log_access` first), never on the instant path.
+	/// The block from which it holds, by grant
+	/// ([`Pallet::require_audit_first`]); kept as long as the grant.
+	#[pallet::storage]
+	pub type AuditFirst<T: Config> = StorageMap<_, Twox64Concat, GrantId, BlockNumberFor<T>, OptionQuery>;
+
 	/// Grants a proxy is named in and has neither acknowledged nor disputed
 	/// (what offchain workers scan), by proxy; cleared on revocation and
 	/// dispute.
@@ -450,6 +458,9 @@ pub mod pallet {
 		EmergencyReviewedByRegulators { request: RequestId, justified: bool, overturned: bool },
 		/// A break-glass access was not reviewed in time.
 		EmergencyUnreviewed { request: RequestId, institution: T::AccountId },
+		/// The grant's patient requires audit before anything is served
+		/// under it, for the rest of the grant's life.
+		AuditFirstRequired { grant: GrantId },
 	}
 
 	/// A list of requests a caller already took whole from storage, so
@@ -589,6 +600,8 @@ pub mod pallet {
 		/// Validators have not confirmed the record (it is pending review,
 		/// or its review expired): only confirmed records are shared.
 		RecordNotConfirmed,
+		/// The grant already requires audit first.
+		AlreadyAuditFirst,
 	}
 
 	#[pallet::hooks]
@@ -1194,6 +1207,33 @@ pub mod pallet {
 				SingleProxyGrants::<T>::remove(&patient);
 			}
 			Self::deposit_event(Event::SingleProxyGrantsAllowed { allowed });
+			Ok(())
+		}
+
+		/// Requires that every read under `grant` is on chain before anything
+		/// is served, for the rest of the grant's life: its proxies serve only
+		/// `request_access` and the record's gateway logs first. From this
+		/// block on, the runtime refuses entries of reads served first under
+		/// the grant (`ehrIndex.log_reads` checked at or after it); reads
+		/// served before stay loggable. It cannot be undone (a patient who
+		/// wants faster access makes a new grant), so no read served while it
+		/// held ever becomes loggable. Set it right after `grant_access`:
+		/// proxies serve a grant only once they acknowledged it, a block later
+		/// at the earliest.
+		///
+		/// Origin: the grant's patient. Emits `AuditFirstRequired`. Errors:
+		/// `GrantNotFound`, `NotPatient`, `AlreadyRevoked`,
+		/// `AlreadyAuditFirst`.
+		#[pallet::call_index(15)]
+		#[pallet::weight(T::WeightInfo::require_audit_first())]
+		pub fn require_audit_first(origin: OriginFor<T>, grant: GrantId) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			let g = Grants::<T>::get(grant).ok_or(Error::<T>::GrantNotFound)?;
+			ensure!(g.patient == who, Error::<T>::NotPatient);
+			ensure!(g.revoked_at.is_none(), Error::<T>::AlreadyRevoked);
+			ensure!(!AuditFirst::<T>::contains_key(grant), Error::<T>::AlreadyAuditFirst);
+			AuditFirst::<T>::insert(grant, frame_system::Pallet::<T>::block_number());
+			Self::deposit_event(Event::AuditFirstRequired { grant });
 			Ok(())
 		}
 	}

@@ -1736,3 +1736,73 @@ fn a_grant_of_one_record_never_silently_opens_every_record() {
 		assert!(GrantKeys::<Test>::contains_key(g));
 	});
 }
+
+#[test]
+fn what_a_proxy_serves_off_chain_is_its_own_fragment_and_only_until_revocation() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let g = w.unacknowledged_grant(GrantScope::All, None);
+		acknowledge(g, &PROXIES[..2]);
+		// Only proxies that acknowledged serve the grant (and log what they
+		// served): not the third, not a stranger, not for another grant.
+		let serves = |p: AccountId, g: GrantId| <Pre as medchain_primitives::GrantedReads<AccountId, u64>>::serves_grant(&p, g);
+		assert!(serves(PROXIES[0], g) && serves(PROXIES[1], g));
+		assert!(!serves(PROXIES[2], g) && !serves(OUTSIDER, g) && !serves(PROXIES[0], g + 1));
+		// What the chain hands proxy 0: its own fragment, which opens with
+		// its key only, verifies against the delegation and carries the id
+		// the chain binds it to; re-encrypted, the grantee opens the record.
+		let a = Pre::assignment_of(&PROXIES[0], g).unwrap();
+		let keys = medchain_umbral::DelegationKeys::parse(&a.verifying_key, &a.delegating_key, &a.receiving_key).unwrap();
+		assert!(
+			medchain_umbral::open_kfrag(&w.proxies[1].sk, &a.sealed_capsule, &a.sealed_ciphertext, &keys.delegation())
+				.is_err(),
+			"another proxy's key does not open it"
+		);
+		let kfrag =
+			medchain_umbral::open_kfrag(&w.proxies[0].sk, &a.sealed_capsule, &a.sealed_ciphertext, &keys.delegation())
+				.unwrap();
+		assert_eq!(a.kfrag_id, Some(medchain_umbral::kfrag_id(&kfrag).unwrap()));
+		assert_eq!(a.kfrag_id, KeyFragmentIds::<Test>::get(g, PROXIES[0]));
+		let capsule = Pre::capsule_of(g, RECORD).unwrap();
+		let parsed = medchain_umbral::capsule(&capsule.capsule).unwrap();
+		let mine = medchain_umbral::reencrypt([1; 32], &parsed, kfrag).unwrap();
+		let theirs = w.colluding_fragment(1, g, &capsule);
+		assert_eq!(w.open(g, &w.doctor, &capsule, &[mine, theirs]).unwrap(), w.data_key.to_vec());
+		assert!(Pre::assignment_of(&OUTSIDER, g).is_none());
+		assert!(Pre::capsule_of(g, RECORD + 100).is_none());
+		// Revoked: nothing more to open.
+		assert_ok!(Pre::revoke_grant(origin(PATIENT), g));
+		assert!(Pre::assignment_of(&PROXIES[0], g).is_none());
+	});
+}
+
+#[test]
+fn only_the_patient_requires_audit_first_for_good_and_reads_served_before_stay_loggable() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let g = w.grant(GrantScope::All, None);
+		let audit_first = |at: u64| <Pre as medchain_primitives::GrantedReads<AccountId, u64>>::audit_first_at(g, at);
+		// The grantee (who would rather be served at once), a proxy, a stranger.
+		for who in [DOCTOR, PROXIES[0], OUTSIDER] {
+			assert_noop!(Pre::require_audit_first(origin(who), g), Error::<Test>::NotPatient);
+		}
+		assert_noop!(Pre::require_audit_first(origin(PATIENT), g + 1), Error::<Test>::GrantNotFound);
+		System::set_block_number(5);
+		assert_ok!(Pre::require_audit_first(origin(PATIENT), g));
+		assert_eq!(events().last(), Some(&Event::AuditFirstRequired { grant: g }));
+		assert!(audit_first(5) && audit_first(6));
+		assert!(!audit_first(4), "a read checked before it was required stays loggable");
+		// Asked again later: it already holds, from block 5.
+		System::set_block_number(8);
+		assert_noop!(Pre::require_audit_first(origin(PATIENT), g), Error::<Test>::AlreadyAuditFirst);
+		assert!(audit_first(5));
+		// A revoked grant: nothing to require.
+		let other = w.grant(GrantScope::All, None);
+		assert_ok!(Pre::revoke_grant(origin(PATIENT), other));
+		assert_noop!(Pre::require_audit_first(origin(PATIENT), other), Error::<Test>::AlreadyRevoked);
+		// A break-glass grant is never served off chain, not even by its
+		// acknowledged proxies.
+		let e = w.emergency_grant();
+		assert!(!<Pre as medchain_primitives::GrantedReads<AccountId, u64>>::serves_grant(&PROXIES[0], e));
+	});
+}

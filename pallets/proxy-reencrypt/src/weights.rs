@@ -24,6 +24,7 @@ pub trait WeightInfo {
 	fn attach_capsule() -> Weight;
 	fn grant_access(n: u32, ) -> Weight;
 	fn allow_single_proxy_grants() -> Weight;
+	fn require_audit_first() -> Weight;
 	fn revoke_grant(n: u32, ) -> Weight;
 	fn request_access() -> Weight;
 	fn break_glass() -> Weight;
@@ -146,6 +147,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof size: measured `0`, estimated `0`.
 		// Minimum execution time: 154_970_000 ps.
 		Weight::from_parts(158_535_000, 0)
+			.saturating_add(T::DbWeight::get().writes(1_u64))
+	}
+	fn require_audit_first() -> Weight {
+		Weight::from_parts(400_000_000, 3_700)
+			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
 	/// Storage: `ProxyReencrypt::Grants` (r:1 w:1)
@@ -426,6 +432,11 @@ impl WeightInfo for () {
 	}
 	fn allow_single_proxy_grants() -> Weight {
 		Weight::from_parts(158_535_000, 0)
+			.saturating_add(RocksDbWeight::get().writes(1_u64))
+	}
+	fn require_audit_first() -> Weight {
+		Weight::from_parts(400_000_000, 3_700)
+			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn revoke_grant(n: u32, ) -> Weight {

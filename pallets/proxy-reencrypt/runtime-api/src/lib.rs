@@ -6,12 +6,15 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 use codec::Codec;
-use medchain_primitives::AccessPurpose;
+use medchain_primitives::{AccessPurpose, ProxyAssignment};
 
 sp_api::decl_runtime_apis! {
 	/// Queries over grants and access requests. `Grant` is
 	/// `pallet_proxy_reencrypt::Grant<Runtime>`, `Request` is
 	/// `pallet_proxy_reencrypt::AccessRequest<Runtime>`.
+	///
+	/// Version 2 adds what a proxy serving the instant path reads.
+	#[api_version(2)]
 	pub trait ProxyReencryptApi<AccountId, Grant, Request>
 	where
 		AccountId: Codec,
@@ -33,5 +36,13 @@ sp_api::decl_runtime_apis! {
 		fn purpose_of_read(who: AccountId, record: u64, grant: u64) -> Option<AccessPurpose>;
 		/// The accepted capsule fragments of a request, by proxy.
 		fn fragments(request: u64) -> Vec<(AccountId, Vec<u8>)>;
+		/// What `proxy` needs to serve `grant` off chain: its sealed key
+		/// fragment and the grant's delegation keys (none once revoked).
+		#[api_version(2)]
+		fn key_fragment_of(proxy: AccountId, grant: u64) -> Option<ProxyAssignment>;
+		/// The capsule of `record` (wire bytes) and its sealed data key that
+		/// `grant`'s key fragments open.
+		#[api_version(2)]
+		fn capsule_for(grant: u64, record: u64) -> Option<(Vec<u8>, Vec<u8>)>;
 	}
 }

@@ -30,6 +30,17 @@
 //! and marks them once final, and after a crash logs what was left pending
 //! (see [`medchain_record_store::journal`]).
 //!
+//! On the instant path the read is checked through [`ReadChecks`]: the
+//! chain's answers at the best block and the finalized head are kept until a
+//! block that could change them, so a read costs one RPC to the node (the
+//! best block's hash) while nothing changes; the answer is checked once more
+//! against the best block after the journal write, so nothing leaves once
+//! the node imported a revocation.
+//!
+//! With `--proxy-seed-file` (and `--instant`) the gateway also serves its
+//! institution's proxy's capsule fragments straight to grantees
+//! (`pre_reencrypt`, the instant key path: see [`proxy`]).
+//!
 //! `ehr_getForReview { record, validator, block, signature }` returns a
 //! *pending* record's ciphertext, as stored and unchecked, to a validator
 //! institution that reviews it (`medchain-record verify`) if `signature` is
@@ -63,6 +74,9 @@ use medchain_record_store::{
 	journal::{self, JournaledRead},
 	RecordStore,
 };
+use crate::checks::{CheckError, ReadChecks, ReadKey};
+
+mod proxy;
 use medchain_runtime::{AccountId, Runtime, RuntimeCall};
 use pallet_ehr_index::{AccessPurpose, Records};
 use serde_json::{json, Value};
@@ -73,6 +87,9 @@ use std::{
 	sync::{Arc, Mutex},
 	time::Duration,
 };
+
+/// How often the instant path takes in new blocks without a request.
+const WATCH_INTERVAL: Duration = Duration::from_millis(250);
 
 /// How many blocks old a signed request may be.
 pub const FRESHNESS: u32 = 20;
@@ -107,6 +124,11 @@ struct Gateway {
 	submitting: Arc<Mutex<()>>,
 	/// The journal of served reads, on the instant path (`--instant`).
 	journal: Option<journal::Journal>,
+	/// The instant path's cached read checks (`--instant`).
+	checks: Option<Arc<ReadChecks>>,
+	/// The proxy this gateway's institution runs, if it serves key
+	/// fragments (`--proxy-seed-file`).
+	proxy: Option<proxy::Proxy>,
 	store: RecordStore,
 	runtime: tokio::runtime::Handle,
 	/// Signatures of requests already served, by the block they were signed
@@ -175,6 +197,13 @@ pub fn serve(o: &super::ServeArgs, store: RecordStore, runtime: tokio::runtime::
 	let node = o.node.node();
 	let genesis = genesis_of(&node)?;
 	let submitting = Arc::new(Mutex::new(()));
+	let operator = o.signer.signer()?;
+	let checks = o.instant.then(|| Arc::new(ReadChecks::new(o.node.node(), AccountId::from(operator.public()))));
+	let proxy = match (&o.proxy_seed_file, o.instant) {
+		(Some(file), true) => Some(proxy::Proxy::load(file, &node, &AccountId::from(operator.public()))?),
+		(Some(_), false) => return Err("--proxy-seed-file needs --instant (fragments are journaled)".into()),
+		(None, _) => None,
+	};
 	let journal = if o.instant {
 		let journal = store.journal();
 		runtime.block_on(journal.prepare()).map_err(|e| format!("the journal: {e}"))?;
@@ -193,16 +222,23 @@ pub fn serve(o: &super::ServeArgs, store: RecordStore, runtime: tokio::runtime::
 	};
 	let gateway = Gateway {
 		node,
-		operator: o.signer.signer()?,
+		operator,
 		genesis,
 		submitting,
 		journal,
+		checks,
+		proxy,
 		store,
 		runtime: runtime.clone(),
 		seen: Mutex::new(Seen::default()),
 		reviews: ReviewAllowance::default(),
 	};
-	let mut module = RpcModule::new(gateway);
+	let gateway = Arc::new(gateway);
+	if gateway.checks.is_some() {
+		let watched = gateway.clone();
+		std::thread::spawn(move || watched.watch());
+	}
+	let mut module = RpcModule::from_arc(gateway);
 	module
 		.register_blocking_method("ehr_getRecord", |params, gateway, _| {
 			let p: Value = params.parse().map_err(|_| error(-32602, "params must be a JSON object".into()))?;
@@ -223,10 +259,19 @@ pub fn serve(o: &super::ServeArgs, store: RecordStore, runtime: tokio::runtime::
 			})
 		})
 		.map_err(|e| e.to_string())?;
+	module
+		.register_blocking_method("pre_reencrypt", |params, gateway, _| {
+			let p: Value = params.parse().map_err(|_| error(-32602, "params must be a JSON object".into()))?;
+			gateway.pre_reencrypt(&p).map_err(|(code, message)| {
+				tracing::warn!(code, "fragment request refused");
+				error(code, message)
+			})
+		})
+		.map_err(|e| e.to_string())?;
 	runtime.block_on(async {
 		let limits = Limits { connections: o.connections.limits(), ..Limits::default() };
 		let (addr, handle) = listen(&o.listen, module.into(), limits).await?;
-		tracing::info!("serving ehr_getRecord and ehr_getForReview on http://{addr}");
+		tracing::info!("serving ehr_getRecord, ehr_getForReview and pre_reencrypt on http://{addr}");
 		handle.stopped().await;
 		Ok(())
 	})
@@ -265,110 +310,236 @@ pub async fn listen(listen: &str, methods: Methods, limits: Limits) -> Result<(S
 }
 
 impl Gateway {
+	/// Follows the chain on the instant path: takes in each new best block
+	/// (its events, which end the answers and grants they touch) and drops
+	/// the key fragments of grants that ended, without waiting for the
+	/// next request.
+	fn watch(&self) {
+		let Some(checks) = &self.checks else { return };
+		loop {
+			std::thread::sleep(WATCH_INTERVAL);
+			let best = checks.best();
+			if let Err(e) = &best {
+				tracing::debug!("watching the chain: {e:?}");
+			}
+			let ended = checks.take_ended();
+			if let Some(proxy) = &self.proxy {
+				proxy.forget(&ended, best.ok().map(|(_, n)| n));
+			}
+		}
+	}
+
 	fn get_record(&self, p: &Value) -> Result<Value, (i32, String)> {
 		// The connection's clock runs from here on (the request is read):
 		// the access log entry must be final well before it ends.
 		let log_deadline = std::time::Instant::now() + LOG_WAIT;
-		let record_id = p["record"].as_u64().ok_or_else(|| bad("`record` must be a number"))?;
-		let accessor_text = p["accessor"].as_str().ok_or_else(|| bad("`accessor` must be an SS58 address"))?;
-		let accessor = AccountId::from_ss58check(accessor_text).map_err(|_| bad("`accessor` is not an SS58 address"))?;
-		let block = block_number(p)?;
-		let purpose_name = p["purpose"].as_str().unwrap_or("PatientView");
-		let purpose = purpose(purpose_name).ok_or_else(|| bad("unknown `purpose`"))?;
+		let r = ReadRequest::parse(p)?;
 		// 1–2. Signed over this chain, this gateway, the record, the
 		// accessor, the purpose and the block; fresh; used once.
-		let message = request_message(&self.genesis, &self.operator_address(), record_id, accessor_text, purpose_name, block);
-		let (record, signature) = self.checked_request(p, &accessor, block, &message, record_id)?;
+		let message =
+			request_message(&self.genesis, &self.operator_address(), r.record, &r.accessor_text, &r.purpose_name, r.block);
+		if let (Some(checks), Some(journal)) = (&self.checks, &self.journal) {
+			return self.get_record_instant(checks, journal, p, &r, &message, log_deadline);
+		}
+		let best = self.node.best_number().map_err(|e| unavailable(e.to_string()))?;
+		let (record, _) = self.checked_request(p, &r.accessor, r.block, &message, r.record, best)?;
 		// 3. Permission, as the chain says now (the access log entry is
 		// checked again by the runtime at the block that holds it).
-		let grant = if accessor != record.patient && accessor != record.issuer {
-			// The grant the reader names (it may hold several that cover the
-			// record, for different purposes), or the first usable one the
-			// chain finds; the runtime checks it again with the entry.
-			let grant: Option<u64> = match &p["grant"] {
-				Value::Null => self
-					.node
-					.runtime_call("ProxyReencryptApi_readable_under", &(accessor.clone(), record_id))
-					.map_err(|e| unavailable(e.to_string()))?,
-				named => Some(named.as_u64().ok_or_else(|| bad("`grant` must be a grant id"))?),
-			};
-			let grant = grant.ok_or_else(|| refused(format!("{accessor_text} may not read record {record_id}")))?;
-			// The chain's read rule itself (`ProxyReencryptApi_purpose_of_read`,
-			// what `log_access` applies), before anything is fetched or
-			// logged: the reader's grant, usable, this patient's, covering the
-			// confirmed record, and for an emergency grant the glass broken for
-			// this record.
-			let granted: Option<AccessPurpose> = self
-				.node
-				.runtime_call("ProxyReencryptApi_purpose_of_read", &(accessor.clone(), record_id, grant))
-				.map_err(|e| unavailable(e.to_string()))?;
-			match granted {
-				None => {
-					return Err(refused(format!("grant {grant} does not let {accessor_text} read record {record_id} now")))
-				},
-				Some(granted) if granted != purpose => {
-					return Err(refused(format!("grant {grant} is for {granted:?}, not {purpose_name}")))
-				},
-				Some(_) => Some(grant),
-			}
-		} else {
-			None
+		let grant = match self.reader_grant(&r, &record)? {
+			Some(grant) => {
+				self.ensure_allowed_now(&r, grant)?;
+				Some(grant)
+			},
+			None => None,
 		};
-		let pointer = record.pointer.clone().ok_or_else(|| refused(format!("record {record_id} was erased")))?;
-		// The instant path: allowed at the finalized head too, the block the
-		// entry will name. Not for break-glass reads: each is reviewed, and
-		// its grant can be declined between serving and logging; those are
-		// logged first, as without `--instant`.
-		let instant = self.journal.is_some() && !self.is_emergency(grant)?;
-		let checked_at = match instant {
-			true => Some(self.allowed_at_finalized(&record, record_id, &accessor, purpose, grant)?),
-			false => None,
-		};
+		let pointer = record.pointer.clone().ok_or_else(|| refused(format!("record {} was erased", r.record)))?;
 		// 4. The content, checked against the chain's digest.
 		let ciphertext = self
 			.runtime
 			.block_on(self.store.get(pointer.object_id, &record.digest.digest))
 			.map_err(|e| unavailable(e.to_string()))?;
-		if let (Some(journal), Some(checked_at)) = (&self.journal, checked_at) {
-			// 5 (instant). Journaled before anything leaves; logged on chain
-			// by the submitter.
-			let read = JournaledRead {
-				read: medchain_record_store::Digests::digest(&medchain_record_store::DigestAlgorithm::Blake2_256, &signature),
-				record: record_id,
-				accessor: accessor_text.to_string(),
-				purpose: purpose_name.to_string(),
-				grant,
-				checked_at,
-			};
-			let fresh = self
-				.runtime
-				.block_on(journal.append(&read))
-				.map_err(|e| unavailable(format!("the journal: {e}; nothing served")))?;
-			// Journaled before: this signed request was served already (a
-			// replay across a restart, which forgot the requests it saw).
-			if !fresh {
-				return Err(refused("this signed request was already used: sign a new one".into()));
-			}
-			tracing::info!(?purpose, "record served (journaled)");
-			return Ok(json!({
-				"record": record_id,
-				"ciphertext": hex(&ciphertext),
-				"digest": hex(&record.digest.digest),
-				"checked_at": checked_at,
-			}));
-		}
 		// 5. The audit entry, final before anything is served.
-		self.log_access(record_id, &accessor, purpose, grant, log_deadline).map_err(|e| match e {
-			LogError::Refused(why) => refused(format!("the chain refused the access log entry: {why}")),
-			LogError::Unavailable(why) => unavailable(why),
-		})?;
+		self.log_first(&r, grant, log_deadline)?;
 		// Who read which record is on chain (the access log), not in this log.
-		tracing::info!(?purpose, "record served");
+		tracing::info!(purpose = ?r.purpose, "record served");
 		Ok(json!({
-			"record": record_id,
+			"record": r.record,
 			"ciphertext": hex(&ciphertext),
 			"digest": hex(&record.digest.digest),
 		}))
+	}
+
+	/// `ehr_getRecord` on the instant path: the read checked at the best
+	/// block and at the finalized head (remembered by `checks` until a block
+	/// that could change the answer), journaled, served at once; logged on
+	/// chain by the submitter. A break-glass read is logged first: each is
+	/// reviewed, and its grant can be declined between serving and logging.
+	fn get_record_instant(
+		&self,
+		checks: &ReadChecks,
+		journal: &journal::Journal,
+		p: &Value,
+		r: &ReadRequest,
+		message: &str,
+		log_deadline: std::time::Instant,
+	) -> Result<Value, (i32, String)> {
+		let (_, best) = checks.best().map_err(check_error)?;
+		let (record, signature) = self.checked_request(p, &r.accessor, r.block, message, r.record, best)?;
+		let grant = self.reader_grant(r, &record)?;
+		let pointer = record.pointer.clone().ok_or_else(|| refused(format!("record {} was erased", r.record)))?;
+		// Break-glass reads, and reads under a grant whose patient requires
+		// audit first, are logged before they are served.
+		let log_first = match grant {
+			Some(g) => {
+				let found = checks.grant(g).map_err(check_error)?.ok_or_else(|| refused(format!("no grant {g}")))?;
+				found.emergency || checks.audit_first(g).map_err(check_error)?
+			},
+			None => false,
+		};
+		let checked_at = match grant {
+			_ if log_first => None,
+			None => Some(checks.finalized().map_err(check_error)?),
+			Some(grant) => Some(
+				checks
+					.allowed(&ReadKey { accessor: r.accessor.clone(), record: r.record, grant, purpose: r.purpose })
+					.map_err(check_error)?,
+			),
+		};
+		if log_first {
+			if let Some(grant) = grant {
+				self.ensure_allowed_now(r, grant)?;
+			}
+		}
+		let ciphertext = self
+			.runtime
+			.block_on(self.store.get(pointer.object_id, &record.digest.digest))
+			.map_err(|e| unavailable(e.to_string()))?;
+		let Some(checked_at) = checked_at else {
+			self.log_first(r, grant, log_deadline)?;
+			tracing::info!(purpose = ?r.purpose, "record served (logged first: break-glass or audit first)");
+			return Ok(json!({
+				"record": r.record,
+				"ciphertext": hex(&ciphertext),
+				"digest": hex(&record.digest.digest),
+			}));
+		};
+		// Journaled before anything leaves; logged on chain by the submitter.
+		let read = JournaledRead {
+			read: read_id(&signature),
+			record: r.record,
+			accessor: r.accessor_text.clone(),
+			purpose: r.purpose_name.clone(),
+			grant,
+			checked_at,
+			served: journal::Served::Record,
+		};
+		let journaled = std::time::Instant::now();
+		self.journal_once(journal, &read)?;
+		if let Some(grant) = grant {
+			let key = ReadKey { accessor: r.accessor.clone(), record: r.record, grant, purpose: r.purpose };
+			self.still_allowed(checks, journal, &key, &read, journaled)?;
+		}
+		tracing::info!(purpose = ?r.purpose, "record served (journaled)");
+		Ok(json!({
+			"record": r.record,
+			"ciphertext": hex(&ciphertext),
+			"digest": hex(&record.digest.digest),
+			"checked_at": checked_at,
+		}))
+	}
+
+	/// Writes `read` to the journal before anything is served; a read
+	/// journaled before is the same signed request, served already (a
+	/// replay across a restart, which forgot the requests it had seen).
+	fn journal_once(&self, journal: &journal::Journal, read: &JournaledRead) -> Result<(), (i32, String)> {
+		let fresh = self
+			.runtime
+			.block_on(journal.append(read))
+			.map_err(|e| unavailable(format!("the journal: {e}; nothing served")))?;
+		if !fresh {
+			return Err(refused("this signed request was already used: sign a new one".into()));
+		}
+		Ok(())
+	}
+
+	/// The last check before a journaled answer leaves: against the best
+	/// block as it is now, so that a revocation the node imported while the
+	/// read was fetched and journaled stops it. A read stopped here is
+	/// marked withheld in the journal (never logged as served).
+	fn still_allowed(
+		&self,
+		checks: &ReadChecks,
+		journal: &journal::Journal,
+		key: &ReadKey,
+		read: &JournaledRead,
+		journaled: std::time::Instant,
+	) -> Result<(), (i32, String)> {
+		let again = checks.best().map(|_| ()).and_then(|_| checks.still(key));
+		// Past half the submitter's settling time, the entry might be logged
+		// before this answer is decided: withheld.
+		let again = match again {
+			Ok(()) if journaled.elapsed() > SETTLE / 2 => {
+				Err(CheckError::Unavailable("the last check took too long: nothing served".into()))
+			},
+			other => other,
+		};
+		if let Err(e) = again {
+			let withheld = self.runtime.block_on(journal.mark(&[read.read], journal::state::WITHHELD, "not allowed any more"));
+			if let Err(e) = withheld {
+				tracing::error!("the journal: {e}: a withheld read stays pending");
+			}
+			return Err(check_error(e));
+		}
+		Ok(())
+	}
+
+	/// The grant a reader other than the record's patient and issuer reads
+	/// under: the one it names (it may hold several that cover the record,
+	/// for different purposes), or the first usable one the chain finds.
+	/// `None` for the patient and the issuer.
+	fn reader_grant(
+		&self,
+		r: &ReadRequest,
+		record: &pallet_ehr_index::Record<Runtime>,
+	) -> Result<Option<u64>, (i32, String)> {
+		if r.accessor == record.patient || r.accessor == record.issuer {
+			return Ok(None);
+		}
+		if let Some(grant) = r.grant {
+			return Ok(Some(grant));
+		}
+		let grant: Option<u64> = self
+			.node
+			.runtime_call("ProxyReencryptApi_readable_under", &(r.accessor.clone(), r.record))
+			.map_err(|e| unavailable(e.to_string()))?;
+		grant.map(Some).ok_or_else(|| refused(format!("{} may not read record {}", r.accessor_text, r.record)))
+	}
+
+	/// The chain's read rule itself (`ProxyReencryptApi_purpose_of_read`,
+	/// what `log_access` applies) at the best block, before anything is
+	/// fetched or logged: the reader's grant, usable, this patient's,
+	/// covering the confirmed record, for this purpose, and for an emergency
+	/// grant the glass broken for this record.
+	fn ensure_allowed_now(&self, r: &ReadRequest, grant: u64) -> Result<(), (i32, String)> {
+		let granted: Option<AccessPurpose> = self
+			.node
+			.runtime_call("ProxyReencryptApi_purpose_of_read", &(r.accessor.clone(), r.record, grant))
+			.map_err(|e| unavailable(e.to_string()))?;
+		match granted {
+			None => Err(refused(format!("grant {grant} does not let {} read record {} now", r.accessor_text, r.record))),
+			Some(granted) if granted != r.purpose => {
+				Err(refused(format!("grant {grant} is for {granted:?}, not {}", r.purpose_name)))
+			},
+			Some(_) => Ok(()),
+		}
+	}
+
+	/// Logs the read on chain, final, before it is served.
+	fn log_first(&self, r: &ReadRequest, grant: Option<u64>, deadline: std::time::Instant) -> Result<(), (i32, String)> {
+		self.log_access(r.record, &r.accessor, r.purpose, grant, deadline).map_err(|e| match e {
+			LogError::Refused(why) => refused(format!("the chain refused the access log entry: {why}")),
+			LogError::Unavailable(why) => unavailable(why),
+		})
 	}
 
 	/// The checks every signed request passes first: `p.signature` is
@@ -383,22 +554,9 @@ impl Gateway {
 		block: u32,
 		message: &str,
 		record_id: u64,
+		best: u32,
 	) -> Result<(pallet_ehr_index::Record<Runtime>, [u8; 64]), (i32, String)> {
-		let signature = unhex(p["signature"].as_str().unwrap_or_default()).map_err(|_| bad("`signature` is not hex"))?;
-		let raw: [u8; 64] = signature[..].try_into().map_err(|_| bad("`signature` is not 64 bytes"))?;
-		if !signature_proves(message, &raw, signer) {
-			return Err(refused("the signature does not prove the signer's account for this chain, gateway and request".into()));
-		}
-		let best = self.node.best_number().map_err(|e| unavailable(e.to_string()))?;
-		if block > best || best - block > FRESHNESS {
-			return Err(refused(format!("request signed for block {block}, best is {best}: sign a fresh one")));
-		}
-		// Once only: a replayed request is refused while it is fresh.
-		let mut seen = self.seen.lock().map_err(|_| unavailable("gateway state poisoned".into()))?;
-		if !first_use(&mut seen, best, block, raw) {
-			return Err(refused("this signed request was already used: sign a new one".into()));
-		}
-		drop(seen);
+		let raw = self.signed_once(p, signer, block, message, best)?;
 		let record: pallet_ehr_index::Record<Runtime> = self
 			.node
 			.storage(&Records::<Runtime>::hashed_key_for(record_id))
@@ -410,6 +568,26 @@ impl Gateway {
 		Ok((record, raw))
 	}
 
+	/// A request's signature, once it is `signer`'s over `message` (raw or
+	/// wrapped), `block` is at most [`FRESHNESS`] blocks behind `best`, and
+	/// the request was not used before.
+	fn signed_once(&self, p: &Value, signer: &AccountId, block: u32, message: &str, best: u32) -> Result<[u8; 64], (i32, String)> {
+		let signature = unhex(p["signature"].as_str().unwrap_or_default()).map_err(|_| bad("`signature` is not hex"))?;
+		let raw: [u8; 64] = signature[..].try_into().map_err(|_| bad("`signature` is not 64 bytes"))?;
+		if !signature_proves(message, &raw, signer) {
+			return Err(refused("the signature does not prove the signer's account for this chain, gateway and request".into()));
+		}
+		if block > best || best - block > FRESHNESS {
+			return Err(refused(format!("request signed for block {block}, best is {best}: sign a fresh one")));
+		}
+		// Once only: a replayed request is refused while it is fresh.
+		let mut seen = self.seen.lock().map_err(|_| unavailable("gateway state poisoned".into()))?;
+		if !first_use(&mut seen, best, block, raw) {
+			return Err(refused("this signed request was already used: sign a new one".into()));
+		}
+		Ok(raw)
+	}
+
 	/// `ehr_getForReview`: a pending record's stored ciphertext, unchecked,
 	/// for a validator institution that reviews it.
 	fn get_for_review(&self, p: &Value) -> Result<Value, (i32, String)> {
@@ -419,7 +597,8 @@ impl Gateway {
 			AccountId::from_ss58check(validator_text).map_err(|_| bad("`validator` is not an SS58 address"))?;
 		let block = block_number(p)?;
 		let message = review_message(&self.genesis, &self.operator_address(), record_id, validator_text, block);
-		let (record, _) = self.checked_request(p, &validator, block, &message, record_id)?;
+		let best = self.node.best_number().map_err(|e| unavailable(e.to_string()))?;
+		let (record, _) = self.checked_request(p, &validator, block, &message, record_id, best)?;
 		if record.status != pallet_ehr_index::RecordStatus::Pending {
 			return Err(refused(format!("record {record_id} is not under review")));
 		}
@@ -459,53 +638,6 @@ impl Gateway {
 		};
 		tracing::info!("record sent for review");
 		Ok(json!({ "record": record_id, "ciphertext": hex(&ciphertext) }))
-	}
-
-	/// Whether `grant` is an emergency (break-glass) grant.
-	fn is_emergency(&self, grant: Option<u64>) -> Result<bool, (i32, String)> {
-		let Some(grant) = grant else { return Ok(false) };
-		let g: Option<pallet_proxy_reencrypt::Grant<Runtime>> = self
-			.node
-			.storage(&pallet_proxy_reencrypt::Grants::<Runtime>::hashed_key_for(grant))
-			.map_err(|e| unavailable(e.to_string()))?;
-		Ok(g.is_some_and(|g| g.emergency))
-	}
-
-	/// The finalized head's number, once the chain as it stands there lets
-	/// `accessor` read the record for `purpose` (under `grant`): what the
-	/// runtime checks the entry against. A grant made in a block not yet
-	/// final is not used before it is.
-	fn allowed_at_finalized(
-		&self,
-		record: &pallet_ehr_index::Record<Runtime>,
-		record_id: u64,
-		accessor: &AccountId,
-		purpose: AccessPurpose,
-		grant: Option<u64>,
-	) -> Result<u32, (i32, String)> {
-		let (head, number) = self.node.finalized_head().map_err(|e| unavailable(e.to_string()))?;
-		// A read must be logged within the runtime's `MaxLogDelay` of the
-		// block it names: with finality far behind, serve nothing now.
-		let best = self.node.best_number().map_err(|e| unavailable(e.to_string()))?;
-		if best.saturating_sub(number) > MAX_FINALITY_LAG {
-			return Err(unavailable(format!("finality is {} blocks behind: try again later", best - number)));
-		}
-		if *accessor == record.patient || *accessor == record.issuer {
-			return Ok(number);
-		}
-		let grant = grant.ok_or_else(|| refused(format!("no grant lets this reader read record {record_id}")))?;
-		let granted: Option<AccessPurpose> = self
-			.node
-			.runtime_call_at(
-				"ProxyReencryptApi_purpose_of_read",
-				&(accessor.clone(), record_id, grant),
-				Some(&hex(head.as_bytes())),
-			)
-			.map_err(|e| unavailable(e.to_string()))?;
-		if granted != Some(purpose) {
-			return Err(refused(format!("grant {grant} is not usable for this read at the finalized block {number} yet")));
-		}
-		Ok(number)
 	}
 
 	/// The gateway's institution account, SS58.
@@ -576,12 +708,13 @@ struct Submitter {
 	runtime: tokio::runtime::Handle,
 }
 
-/// How far the finalized head may lag behind the best block for the
-/// instant path to serve (a tenth of the runtime's `MaxLogDelay`, an hour).
-pub const MAX_FINALITY_LAG: u32 = 60;
-
 /// Most reads one `log_reads` carries (the runtime's `MaxReadsPerLog`).
 pub const MAX_READS_PER_LOG: i64 = 32;
+
+/// How long a journaled read waits before the submitter logs it: longer
+/// than its server takes from the journal write to the answer (one more
+/// check against the best block), so a read withheld then is never logged.
+const SETTLE: Duration = Duration::from_secs(2);
 
 /// How long the submitter waits for one batch to be final.
 const SUBMIT_WAIT: Duration = Duration::from_secs(60);
@@ -603,7 +736,7 @@ impl Submitter {
 	/// refused (an alarm: it was served). Anything not known to be final is
 	/// left pending and submitted again later: the runtime logs a read once.
 	fn submit_pending(&self) -> Result<(), String> {
-		let pending = self.runtime.block_on(self.journal.pending(MAX_READS_PER_LOG)).map_err(|e| e.to_string())?;
+		let pending = self.runtime.block_on(self.journal.pending(MAX_READS_PER_LOG, SETTLE)).map_err(|e| e.to_string())?;
 		if pending.is_empty() {
 			return Ok(());
 		}
@@ -674,7 +807,55 @@ fn entry_of(r: &JournaledRead) -> Option<pallet_ehr_index::ReadEntry<AccountId, 
 		purpose: purpose(&r.purpose)?,
 		grant: r.grant,
 		checked_at: r.checked_at,
+		served: match r.served {
+			journal::Served::Record => pallet_ehr_index::Served::Record,
+			journal::Served::KeyFragment => pallet_ehr_index::Served::KeyFragment,
+		},
 	})
+}
+
+/// A read's id: BLAKE2-256 of the reader's signed request.
+fn read_id(signature: &[u8; 64]) -> [u8; 32] {
+	medchain_record_store::Digests::digest(&medchain_record_store::DigestAlgorithm::Blake2_256, signature)
+}
+
+/// What `ehr_getRecord` asks for.
+struct ReadRequest {
+	record: u64,
+	accessor_text: String,
+	accessor: AccountId,
+	block: u32,
+	purpose_name: String,
+	purpose: AccessPurpose,
+	/// The grant the reader names, if it names one.
+	grant: Option<u64>,
+}
+
+impl ReadRequest {
+	fn parse(p: &Value) -> Result<Self, (i32, String)> {
+		let accessor_text = p["accessor"].as_str().ok_or_else(|| bad("`accessor` must be an SS58 address"))?;
+		let purpose_name = p["purpose"].as_str().unwrap_or("PatientView");
+		Ok(ReadRequest {
+			record: p["record"].as_u64().ok_or_else(|| bad("`record` must be a number"))?,
+			accessor: AccountId::from_ss58check(accessor_text).map_err(|_| bad("`accessor` is not an SS58 address"))?,
+			accessor_text: accessor_text.to_string(),
+			block: block_number(p)?,
+			purpose: purpose(purpose_name).ok_or_else(|| bad("unknown `purpose`"))?,
+			purpose_name: purpose_name.to_string(),
+			grant: match &p["grant"] {
+				Value::Null => None,
+				named => Some(named.as_u64().ok_or_else(|| bad("`grant` must be a grant id"))?),
+			},
+		})
+	}
+}
+
+/// A read check's failure as the gateway answers it.
+fn check_error(e: CheckError) -> (i32, String) {
+	match e {
+		CheckError::Refused(why) => refused(why),
+		CheckError::Unavailable(why) => unavailable(why),
+	}
 }
 
 /// How long the gateway waits, over all its attempts, for its access log

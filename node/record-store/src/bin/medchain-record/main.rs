@@ -27,6 +27,7 @@
 //! or the wait ended) keeps it, so no index entry points at a missing
 //! document.
 
+mod checks;
 mod gateway;
 mod verify;
 
@@ -210,6 +211,12 @@ struct ServeArgs {
 	/// With `--instant`: how often the journal's pending reads are logged.
 	#[arg(long, default_value_t = 1000)]
 	log_interval_ms: u64,
+	/// With `--instant`: also serve the institution's proxy's key fragments
+	/// (`pre_reencrypt`): the file holds the proxy's Umbral key seed (hex),
+	/// the one its node keeps; the chain must register its key for the
+	/// signer's account.
+	#[arg(long)]
+	proxy_seed_file: Option<std::path::PathBuf>,
 }
 
 fn main() {

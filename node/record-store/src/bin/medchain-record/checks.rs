@@ -1,0 +1,594 @@
+//! The instant path's view of the chain: whether the chain lets a reader
+//! read a record under a grant, at the best block and at the finalized head,
+//! remembered until a block that could change the answer.
+//!
+//! Asking the runtime twice per request (`ProxyReencryptApi_purpose_of_read`
+//! at the best block and at the finalized head) costs milliseconds on a
+//! release node and far more on a busy or debug one. A gateway or proxy on
+//! the instant path asks once per (reader, record, grant, purpose) and keeps
+//! the *allowed* answers (never a refusal) while nothing that could end them
+//! happens. Before every request it reads the best block's hash (one cheap
+//! RPC); if the best block moved on, it reads the events of every new block
+//! and forgets everything it knew at the first event not known to be
+//! harmless (a revocation, a decline, a dispute, an erasure, a suspension, a
+//! runtime upgrade), at an event it cannot decode, at a block whose runtime
+//! is not the one this tool was built with, or at a reorganisation. Grants
+//! that end without an event (expiry) are kept only while the best block is
+//! before their end, and an answer is asked again once it is
+//! [`RECHECK_AFTER`] blocks old.
+//!
+//! Every change that turns an allowed read into a refused one is for good
+//! (a revocation, a decline, a dispute, an erasure, an expiry), so a read
+//! the chain allowed at finalized block `F` and allows at the best block is
+//! allowed at every block between: the block an entry names (`checked_at`)
+//! is the newest of them where this server has not yet used the runtime's
+//! `MaxReadsPerCheckedBlock` (256 reads per server and block), so no read it
+//! serves is refused for that when it is logged.
+//!
+//! The server itself must be an active institution at the best block
+//! (`log_reads` refuses a suspended one's entries): a suspended server
+//! serves nothing.
+
+use medchain_chain_client::{hex, Node, RpcError};
+use medchain_runtime::{AccountId, Runtime, RuntimeEvent};
+use pallet_ehr_index::AccessPurpose;
+use serde_json::json;
+use sp_core::H256;
+use std::{
+	collections::{BTreeMap, HashMap},
+	sync::Mutex,
+};
+
+/// The runtime API the read checks ask.
+const PURPOSE_OF_READ: &str = "ProxyReencryptApi_purpose_of_read";
+
+/// Blocks after which an allowed answer is asked again.
+pub const RECHECK_AFTER: u32 = 50;
+
+/// How far back the view follows the chain block by block; a longer gap
+/// (or a reorganisation) forgets everything.
+const MAX_WALK: u32 = 32;
+
+/// How far the finalized head may lag behind the best block for the
+/// instant path to serve (a tenth of the runtime's `MaxLogDelay`, an hour).
+pub const MAX_FINALITY_LAG: u32 = 60;
+
+/// The runtime's `MaxReadsPerCheckedBlock`: reads one server may log as
+/// checked at one block.
+pub const MAX_READS_PER_CHECKED_BLOCK: u32 = 256;
+
+/// Most answers, grants and flags kept at once; beyond, they are forgotten
+/// (a memory bound, not a limit honest readers meet).
+const MAX_KEPT: usize = 100_000;
+
+/// A read the chain was asked about.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ReadKey {
+	/// The reader.
+	pub accessor: AccountId,
+	/// The record.
+	pub record: u64,
+	/// The grant named.
+	pub grant: u64,
+	/// The purpose asked for.
+	pub purpose: AccessPurpose,
+}
+
+impl std::hash::Hash for ReadKey {
+	fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+		self.accessor.hash(state);
+		self.record.hash(state);
+		self.grant.hash(state);
+		codec::Encode::encode(&self.purpose).hash(state);
+	}
+}
+
+/// Why a read is not served.
+#[derive(Debug)]
+pub enum CheckError {
+	/// The chain does not allow it (now, or at the finalized head yet).
+	Refused(String),
+	/// The node could not be asked, or finality lags: try again later.
+	Unavailable(String),
+}
+
+impl From<RpcError> for CheckError {
+	fn from(e: RpcError) -> Self {
+		CheckError::Unavailable(e.to_string())
+	}
+}
+
+/// What the view learned of grants that ended, for caches of their key
+/// fragments.
+#[derive(Debug, Default, PartialEq)]
+pub struct Ended {
+	/// Grants revoked, declined or disputed.
+	pub grants: Vec<u64>,
+	/// The view lost track (a reorganisation, a gap, an event it could not
+	/// read, another runtime): drop everything.
+	pub everything: bool,
+}
+
+/// The chain as the instant path last saw it.
+#[derive(Default)]
+struct View {
+	/// The best block everything below holds at.
+	best: Option<(H256, u32)>,
+	/// The finalized head's number, as last read.
+	finalized: u32,
+	/// Allowed reads: the first finalized block they were allowed at, and
+	/// the grant's end (the first block it no longer holds), if it has one.
+	allowed: HashMap<ReadKey, (u32, Option<u32>)>,
+	/// Grants read, as they stand at the best block.
+	grants: HashMap<u64, pallet_proxy_reencrypt::Grant<Runtime>>,
+	/// Whether each grant's patient requires audit first, as read.
+	audit_first: HashMap<u64, bool>,
+	/// Whether the server is an active institution, as read.
+	active: Option<bool>,
+	/// Reads this server handed a `checked_at`, by that block.
+	allotted: BTreeMap<u32, u32>,
+	/// What ended since last drained.
+	ended: Ended,
+}
+
+impl View {
+	/// Forgets every answer and everything read.
+	fn forget(&mut self) {
+		self.allowed.clear();
+		self.grants.clear();
+		self.audit_first.clear();
+		self.active = None;
+	}
+
+	/// Forgets everything, key fragments kept elsewhere included.
+	fn lose_track(&mut self) {
+		self.forget();
+		self.ended.everything = true;
+	}
+
+	/// The newest block in `from..=to` at which this server may still log a
+	/// read, taken for one.
+	fn allot(&mut self, from: u32, to: u32) -> Result<u32, CheckError> {
+		self.allotted = self.allotted.split_off(&to.saturating_sub(RECHECK_AFTER + MAX_FINALITY_LAG));
+		for at in (from..=to).rev() {
+			let n = self.allotted.entry(at).or_insert(0);
+			if *n < MAX_READS_PER_CHECKED_BLOCK {
+				*n += 1;
+				return Ok(at);
+			}
+		}
+		Err(CheckError::Unavailable(format!(
+			"this server served {MAX_READS_PER_CHECKED_BLOCK} reads at every block since {from}: try again at the next block"
+		)))
+	}
+}
+
+/// What the view takes in when the best block moves.
+struct Walk {
+	/// Events of the new blocks, oldest first; `None` if a block's could not
+	/// be read or its runtime is not this tool's.
+	events: Option<Vec<RuntimeEvent>>,
+	/// Whether the new best block descends from the old one.
+	linked: bool,
+}
+
+/// The cached read checks of one gateway or proxy.
+pub struct ReadChecks {
+	node: Node,
+	/// The server's institution account.
+	server: AccountId,
+	view: Mutex<View>,
+}
+
+impl ReadChecks {
+	/// Checks for `server` against the node at `node`.
+	pub fn new(node: Node, server: AccountId) -> Self {
+		ReadChecks { node, server, view: Mutex::new(View::default()) }
+	}
+
+	/// The best block (hash, number), after taking in every block imported
+	/// since the last call: what the next answers hold at. Never moves back
+	/// to a lower block than the view holds (a request that read an older
+	/// best block waits for no one and uses the newer view).
+	pub fn best(&self) -> Result<(H256, u32), CheckError> {
+		let best = parse_hash(&self.node.call("chain_getBlockHash", json!([]))?)?;
+		let old = {
+			let view = self.lock()?;
+			match view.best {
+				Some((hash, number)) if hash == best => return Ok((hash, number)),
+				other => other,
+			}
+		};
+		let number = self.number_of(&best)?;
+		if let Some((hash, old_number)) = old {
+			if number < old_number {
+				return Ok((hash, old_number));
+			}
+		}
+		// The blocks are read outside the lock; what they say is taken in
+		// only if no other request moved the view meanwhile.
+		let walk = old.map(|(hash, n)| self.walk(hash, n, best, number));
+		let finalized = self.node.finalized_head()?.1;
+		let mut view = self.lock()?;
+		if view.best != old {
+			return view.best.ok_or_else(|| CheckError::Unavailable("no best block yet".into()));
+		}
+		if let Some(walk) = walk {
+			match walk.events {
+				Some(events) if walk.linked => {
+					for e in &events {
+						if let Some(grant) = ended_grant(e) {
+							view.ended.grants.push(grant);
+						}
+						if let Some(grant) = changed_grant(e) {
+							view.grants.remove(&grant);
+						}
+					}
+					if !events.iter().all(harmless) {
+						view.forget();
+					}
+				},
+				_ => view.lose_track(),
+			}
+		}
+		view.finalized = finalized;
+		view.best = Some((best, number));
+		Ok((best, number))
+	}
+
+	/// The finalized block a read that the chain let `key.accessor` make
+	/// (`key.record` under `key.grant` for `key.purpose`) is logged as
+	/// checked at, once the best block and a finalized block both allow it;
+	/// call [`ReadChecks::best`] first.
+	pub fn allowed(&self, key: &ReadKey) -> Result<u32, CheckError> {
+		let best = {
+			let mut view = self.lock()?;
+			let (hash, number) = view.best.ok_or_else(|| CheckError::Unavailable("no best block yet".into()))?;
+			lagging(number, view.finalized)?;
+			if let Some(&(since, end)) = view.allowed.get(key) {
+				if end.is_none_or(|end| number < end) && number.saturating_sub(since) < RECHECK_AFTER {
+					let to = view.finalized;
+					return view.allot(since, to);
+				}
+			}
+			hash
+		};
+		self.ensure_active()?;
+		self.ask_at(key, best)?;
+		let (head, head_number) = self.node.finalized_head()?;
+		let args = (key.accessor.clone(), key.record, key.grant);
+		let then: Option<AccessPurpose> =
+			self.node.runtime_call_at(PURPOSE_OF_READ, &args, Some(&hex(head.as_bytes())))?;
+		if then != Some(key.purpose) {
+			return Err(CheckError::Refused(format!(
+				"grant {} is not usable at the finalized block {head_number} yet",
+				key.grant
+			)));
+		}
+		let end = self.grant(key.grant)?.and_then(|g| g.expires_at);
+		let mut view = self.lock()?;
+		// Kept only if the view did not move on meanwhile (another request
+		// may have taken in a revocation since this one asked).
+		if view.best.is_some_and(|(hash, _)| hash == best) {
+			if view.allowed.len() >= MAX_KEPT {
+				view.allowed.clear();
+			}
+			view.allowed.insert(key.clone(), (head_number, end));
+		}
+		view.allot(head_number, head_number)
+	}
+
+	/// Whether a read about to be answered (its `checked_at` taken by
+	/// [`ReadChecks::allowed`]) is still allowed at the best block, after
+	/// [`ReadChecks::best`]: the last check before anything leaves. Takes no
+	/// further slot.
+	pub fn still(&self, key: &ReadKey) -> Result<(), CheckError> {
+		let best = {
+			let view = self.lock()?;
+			let (hash, number) = view.best.ok_or_else(|| CheckError::Unavailable("no best block yet".into()))?;
+			if let Some(&(_, end)) = view.allowed.get(key) {
+				if end.is_none_or(|end| number < end) {
+					return Ok(());
+				}
+			}
+			hash
+		};
+		self.ensure_active()?;
+		self.ask_at(key, best)
+	}
+
+	/// Whether the runtime at block `at` lets the read be made, for its purpose.
+	fn ask_at(&self, key: &ReadKey, at: H256) -> Result<(), CheckError> {
+		let args = (key.accessor.clone(), key.record, key.grant);
+		let now: Option<AccessPurpose> = self.node.runtime_call_at(PURPOSE_OF_READ, &args, Some(&hex(at.as_bytes())))?;
+		match now {
+			Some(p) if p == key.purpose => Ok(()),
+			Some(p) => Err(CheckError::Refused(format!("grant {} is for {p:?}, not {:?}", key.grant, key.purpose))),
+			None => Err(CheckError::Refused(format!(
+				"grant {} does not let this reader read record {} now",
+				key.grant, key.record
+			))),
+		}
+	}
+
+	/// The finalized block a read by a record's patient or issuer is logged
+	/// as checked at: the finalized head, while finality keeps up with the
+	/// best block (within [`MAX_FINALITY_LAG`]) and this server may log one
+	/// more read there. Call [`ReadChecks::best`] first.
+	pub fn finalized(&self) -> Result<u32, CheckError> {
+		self.ensure_active()?;
+		let mut view = self.lock()?;
+		let (_, number) = view.best.ok_or_else(|| CheckError::Unavailable("no best block yet".into()))?;
+		lagging(number, view.finalized)?;
+		let at = view.finalized;
+		view.allot(at, at)
+	}
+
+	/// Grant `id` as it stands at the best block (read once, until an event
+	/// touches it). Call [`ReadChecks::best`] first.
+	pub fn grant(&self, id: u64) -> Result<Option<pallet_proxy_reencrypt::Grant<Runtime>>, CheckError> {
+		let best = {
+			let view = self.lock()?;
+			if let Some(g) = view.grants.get(&id) {
+				return Ok(Some(g.clone()));
+			}
+			view.best.ok_or_else(|| CheckError::Unavailable("no best block yet".into()))?.0
+		};
+		let key = pallet_proxy_reencrypt::Grants::<Runtime>::hashed_key_for(id);
+		let grant: Option<pallet_proxy_reencrypt::Grant<Runtime>> =
+			self.node.storage_at(&key, Some(&hex(best.as_bytes())))?;
+		let mut view = self.lock()?;
+		// Only grants that exist are kept: ids anyone can name are not.
+		if let (Some(g), true) = (&grant, view.best.is_some_and(|(hash, _)| hash == best)) {
+			if view.grants.len() >= MAX_KEPT {
+				view.grants.clear();
+			}
+			view.grants.insert(id, g.clone());
+		}
+		Ok(grant)
+	}
+
+	/// Whether existing grant `id`'s patient requires audit before anything
+	/// is served under it (`proxyReencrypt.auditFirst`): then nothing is
+	/// served on the instant path. Read once, until an event that could
+	/// change it. Ask only for a grant [`ReadChecks::grant`] found.
+	pub fn audit_first(&self, id: u64) -> Result<bool, CheckError> {
+		let best = {
+			let view = self.lock()?;
+			if let Some(required) = view.audit_first.get(&id) {
+				return Ok(*required);
+			}
+			view.best.ok_or_else(|| CheckError::Unavailable("no best block yet".into()))?.0
+		};
+		let key = pallet_proxy_reencrypt::AuditFirst::<Runtime>::hashed_key_for(id);
+		let since: Option<u32> = self.node.storage_at(&key, Some(&hex(best.as_bytes())))?;
+		let mut view = self.lock()?;
+		if view.best.is_some_and(|(hash, _)| hash == best) {
+			if view.audit_first.len() >= MAX_KEPT {
+				view.audit_first.clear();
+			}
+			view.audit_first.insert(id, since.is_some());
+		}
+		Ok(since.is_some())
+	}
+
+	/// What ended since the last call (for caches of key fragments).
+	pub fn take_ended(&self) -> Ended {
+		self.view.lock().map(|mut v| std::mem::take(&mut v.ended)).unwrap_or_default()
+	}
+
+	/// Refuses unless the server is an active institution at the best
+	/// block: a suspended one's entries would be refused by `log_reads`.
+	fn ensure_active(&self) -> Result<(), CheckError> {
+		let best = {
+			let view = self.lock()?;
+			match view.active {
+				Some(true) => return Ok(()),
+				Some(false) => return Err(suspended()),
+				None => view.best.ok_or_else(|| CheckError::Unavailable("no best block yet".into()))?.0,
+			}
+		};
+		let key = pallet_reputation::Institutions::<Runtime>::hashed_key_for(&self.server);
+		let institution: Option<pallet_reputation::Institution<Runtime>> =
+			self.node.storage_at(&key, Some(&hex(best.as_bytes())))?;
+		let active = institution.is_some_and(|i| i.status == pallet_reputation::InstitutionStatus::Active);
+		let mut view = self.lock()?;
+		if view.best.is_some_and(|(hash, _)| hash == best) {
+			view.active = Some(active);
+		}
+		if active {
+			Ok(())
+		} else {
+			Err(suspended())
+		}
+	}
+
+	fn lock(&self) -> Result<std::sync::MutexGuard<'_, View>, CheckError> {
+		self.view.lock().map_err(|_| CheckError::Unavailable("read checks poisoned".into()))
+	}
+
+	fn number_of(&self, hash: &H256) -> Result<u32, RpcError> {
+		let header = self.node.call("chain_getHeader", json!([hex(hash.as_bytes())]))?;
+		header_number(&header)
+	}
+
+	/// Reads the blocks from `old` (number `old_number`) up to `best`
+	/// (`number`): whether they link, and their events.
+	fn walk(&self, old: H256, old_number: u32, best: H256, number: u32) -> Walk {
+		let mut blocks = Vec::new();
+		let mut at = best;
+		let mut n = number;
+		let linked = loop {
+			if n <= old_number {
+				break at == old && n == old_number;
+			}
+			if number - n >= MAX_WALK {
+				break false;
+			}
+			blocks.push(at);
+			match self.parent_of(&at) {
+				Ok(parent) => at = parent,
+				Err(_) => break false,
+			}
+			n -= 1;
+		};
+		if !linked {
+			return Walk { events: None, linked };
+		}
+		let mut events = Vec::new();
+		for block in blocks.iter().rev() {
+			match self.events_at(block) {
+				Ok(e) => events.extend(e),
+				Err(e) => {
+					tracing::warn!("the instant path's view lost track of the chain: {e}");
+					return Walk { events: None, linked };
+				},
+			}
+		}
+		Walk { events: Some(events), linked }
+	}
+
+	fn parent_of(&self, hash: &H256) -> Result<H256, RpcError> {
+		let header = self.node.call("chain_getHeader", json!([hex(hash.as_bytes())]))?;
+		parse_hash(&header["parentHash"])
+	}
+
+	/// The events of block `hash`, decoded with this tool's runtime types:
+	/// an error unless the block's runtime is the one it was built with
+	/// (another runtime's events may not decode the same, and its upgrade
+	/// may have changed state without an event).
+	fn events_at(&self, hash: &H256) -> Result<Vec<RuntimeEvent>, RpcError> {
+		let at = Some(hex(hash.as_bytes()));
+		let upgraded: Option<frame_system::LastRuntimeUpgradeInfo> =
+			self.node.storage_at(&frame_system::LastRuntimeUpgrade::<Runtime>::hashed_key(), at.as_deref())?;
+		let spec = medchain_runtime::VERSION.spec_version;
+		if upgraded.is_some_and(|u| u.spec_version.0 != spec) {
+			return Err(RpcError::Decode(format!("a block of another runtime than spec {spec}")));
+		}
+		let key = medchain_chain_client::events_key();
+		let records: Option<Vec<frame_system::EventRecord<RuntimeEvent, H256>>> =
+			self.node.storage_at(&key, at.as_deref())?;
+		Ok(records.unwrap_or_default().into_iter().map(|r| r.event).collect())
+	}
+}
+
+fn suspended() -> CheckError {
+	CheckError::Refused("this server's institution is not active: it serves nothing".into())
+}
+
+/// The grant an event ends (or makes unusable), if any.
+fn ended_grant(e: &RuntimeEvent) -> Option<u64> {
+	use pallet_proxy_reencrypt::Event as P;
+	match e {
+		RuntimeEvent::ProxyReencrypt(P::GrantRevoked { grant } | P::GrantDeclined { grant } | P::GrantDisputed { grant, .. }) => {
+			Some(*grant)
+		},
+		_ => None,
+	}
+}
+
+/// The grant an event adds to without ending it (made, acknowledged).
+fn changed_grant(e: &RuntimeEvent) -> Option<u64> {
+	use pallet_proxy_reencrypt::Event as P;
+	match e {
+		RuntimeEvent::ProxyReencrypt(P::AccessGranted { grant, .. } | P::GrantAcknowledged { grant, .. }) => Some(*grant),
+		_ => None,
+	}
+}
+
+/// Refuses while the finalized head lags more than [`MAX_FINALITY_LAG`]
+/// blocks behind the best block: a read checked that far back might be
+/// logged too late.
+fn lagging(best: u32, finalized: u32) -> Result<(), CheckError> {
+	if best.saturating_sub(finalized) > MAX_FINALITY_LAG {
+		return Err(CheckError::Unavailable(format!("finality is {} blocks behind: try again later", best - finalized)));
+	}
+	Ok(())
+}
+
+/// Whether an event leaves every allowed read allowed: fees, successes,
+/// reads and fragments logged, records published and voted on, grants made
+/// and acknowledged, requests on the on-chain path served. Anything else
+/// (any event not listed) forgets every answer.
+fn harmless(e: &RuntimeEvent) -> bool {
+	use pallet_ehr_index::Event as I;
+	use pallet_proxy_reencrypt::Event as P;
+	matches!(
+		e,
+		RuntimeEvent::System(frame_system::Event::ExtrinsicSuccess { .. } | frame_system::Event::ExtrinsicFailed { .. }) |
+			RuntimeEvent::Balances(_) |
+			RuntimeEvent::TransactionPayment(_) |
+			RuntimeEvent::EhrIndex(
+				I::RecordRead { .. } |
+					I::KeyFragmentServed { .. } |
+					I::RecordAccessed { .. } |
+					I::RecordPublished { .. } |
+					I::RecordVoted { .. } |
+					I::RecordConfirmed { .. }
+			) | RuntimeEvent::ProxyReencrypt(
+			P::AccessGranted { .. } |
+				P::GrantAcknowledged { .. } |
+				P::AccessRequested { .. } |
+				P::FragmentAccepted { .. } |
+				P::AccessReady { .. } |
+				P::CapsuleAttached { .. }
+		)
+	)
+}
+
+fn parse_hash(v: &serde_json::Value) -> Result<H256, RpcError> {
+	let bytes = medchain_chain_client::unhex(v.as_str().ok_or_else(|| RpcError::Decode("block hash".into()))?)?;
+	let raw: [u8; 32] = bytes.try_into().map_err(|_| RpcError::Decode("block hash length".into()))?;
+	Ok(H256(raw))
+}
+
+fn header_number(header: &serde_json::Value) -> Result<u32, RpcError> {
+	let n = header["number"].as_str().ok_or_else(|| RpcError::Decode("header number".into()))?;
+	u32::from_str_radix(n.trim_start_matches("0x"), 16).map_err(|_| RpcError::Decode("header number".into()))
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+
+	#[test]
+	fn a_revocation_a_decline_or_a_dispute_forgets_what_was_allowed() {
+		use pallet_proxy_reencrypt::Event as P;
+		let who = AccountId::from([1; 32]);
+		for e in [
+			P::GrantRevoked { grant: 3 },
+			P::GrantDeclined { grant: 3 },
+			P::GrantDisputed { grant: 3, proxy: who.clone(), unusable: false },
+		] {
+			let e = RuntimeEvent::ProxyReencrypt(e);
+			assert!(!harmless(&e), "{e:?}");
+			assert_eq!(ended_grant(&e), Some(3));
+		}
+		// Erasure, suspension, an upgrade, audit first: not known to be harmless.
+		assert!(!harmless(&RuntimeEvent::EhrIndex(pallet_ehr_index::Event::RecordErased { record_id: 1 })));
+		assert!(!harmless(&RuntimeEvent::System(frame_system::Event::CodeUpdated { hash: H256::zero() })));
+		assert!(!harmless(&RuntimeEvent::ProxyReencrypt(P::AuditFirstRequired { grant: 3 })));
+		assert!(!harmless(&RuntimeEvent::Reputation(pallet_reputation::Event::InstitutionSuspended { who: who.clone() })));
+		// Reads logged and grants made leave every allowed read allowed.
+		assert!(harmless(&RuntimeEvent::ProxyReencrypt(P::GrantAcknowledged { grant: 3, proxy: who })));
+		assert!(harmless(&RuntimeEvent::System(frame_system::Event::ExtrinsicSuccess {
+			dispatch_info: Default::default()
+		})));
+	}
+
+	#[test]
+	fn a_flood_of_reads_never_takes_more_of_a_block_than_the_chain_logs() {
+		let mut view = View::default();
+		// An answer allowed since block 10, the finalized head at 12: the
+		// newest block first, then older ones, each up to the chain's limit.
+		let mut given = BTreeMap::<u32, u32>::new();
+		for _ in 0..3 * MAX_READS_PER_CHECKED_BLOCK {
+			*given.entry(view.allot(10, 12).unwrap()).or_default() += 1;
+		}
+		assert_eq!(given, BTreeMap::from([(10, 256), (11, 256), (12, 256)]));
+		// No block with room left: refused, not served to be refused later.
+		assert!(matches!(view.allot(10, 12), Err(CheckError::Unavailable(_))));
+		// The next finalized block has room.
+		assert_eq!(view.allot(10, 13).unwrap(), 13);
+	}
+}

@@ -1,0 +1,186 @@
+// The instant path, grantee side: a record's data key and ciphertext straight
+// from the grant's proxies and the record's gateway, each answering at once
+// after checking the grant against the chain and journaling the read (which
+// it logs on chain afterwards: `ehrIndex.logReads`).
+//
+//   const ready = await prepareInstant(api, grant, record);   // once per grant and record
+//   const { plaintext } = await fetchInstant(umbral, ready, {
+//     accessor, keys, sign, block, servers: { [proxyOrIssuerSs58]: url } });
+//
+// The grantee trusts no single server: each capsule fragment is checked with
+// Umbral's proof against the grant's delegation, and the key fragment id it
+// commits to must be the one the chain binds *that* proxy to
+// (`keyFragmentIds(grant, proxy)`), so a fragment one proxy copied from
+// another is refused, as is a second fragment from the same key fragment.
+// The record's ciphertext is authenticated by its data key (AES-GCM). A proxy
+// whose fragment fails is reported in `rejected`, with its signed answer.
+//
+// Works in Node and in the browser: pass the loaded `@nucypher/umbral-pre`.
+
+import { blake2AsHex, signatureVerify } from '@polkadot/util-crypto';
+import { hex, unhex, decryptRecord } from './pre.mjs';
+
+/** What a grantee signs to ask proxy `proxy` (SS58) for a fragment. */
+export const fragmentRequestMessage = (genesis, proxy, grant, record, accessor, purpose, block) =>
+  `medchain-pre-reencrypt:v1:${genesis}:${proxy}:${grant}:${record}:${accessor}:${purpose}:${block}`;
+
+/** What a proxy signs with its answer: the fragment (by its BLAKE2-256) it served whom, under which grant. */
+export const fragmentMessage = (genesis, grant, record, accessor, fragment) =>
+  `medchain-pre-fragment:v1:${genesis}:${grant}:${record}:${accessor}:${blake2AsHex(unhex(fragment))}`;
+
+/** What a reader signs to read a record at its issuer's gateway (`gateway`, SS58). */
+export const recordRequestMessage = (genesis, gateway, record, accessor, purpose, block) =>
+  `medchain-ehr-get:v2:${genesis}:${gateway}:${record}:${accessor}:${purpose}:${block}`;
+
+/**
+ * The id of the key fragment a capsule fragment was made with, from its wire
+ * bytes (MessagePack `[e1, v1, id, precursor, proof]`, points as 33-byte
+ * binaries): the 32 bytes at 73..105. `medchain-umbral`'s `cfrag_kfrag_id`
+ * reads the same.
+ */
+export function cfragKfragId(bytes) {
+  const expect = (at, want) => {
+    if (want.some((b, i) => bytes[at + i] !== b)) throw new Error('not a capsule fragment of @nucypher/umbral-pre 0.10');
+  };
+  expect(0, [0x95, 0xc4, 33]);
+  expect(36, [0xc4, 33]);
+  expect(71, [0xc4, 32]);
+  return bytes.slice(73, 105);
+}
+
+/**
+ * What the grantee reads from the chain before it asks (once per grant and
+ * record; it changes only when the grant does): the grant's purpose,
+ * threshold and acknowledged proxies, the key fragment id each proxy is bound
+ * to, the delegation's keys, the record's issuer and the capsule the grant's
+ * fragments open.
+ */
+export async function prepareInstant(api, grant, record) {
+  const g = (await api.query.proxyReencrypt.grants(grant)).unwrap();
+  const patient = (await api.query.proxyReencrypt.keys(g.patient)).unwrap();
+  const scopeKey = (await api.query.proxyReencrypt.grantKeys(grant)).unwrapOr(null);
+  const found = await api.call.proxyReencryptApi.capsuleFor(grant, record);
+  if (found.isNone) throw new Error(`record ${record} has no capsule grant ${grant} opens`);
+  const [capsule, ciphertext] = found.unwrap();
+  const proxies = g.acknowledged.map((p) => p.toString());
+  const bound = {};
+  for (const p of proxies) {
+    const id = await api.query.proxyReencrypt.keyFragmentIds(grant, p);
+    bound[p] = id.isSome ? id.unwrap().toHex() : null;
+  }
+  const entry = (await api.query.ehrIndex.records(record)).unwrap();
+  return {
+    genesis: api.genesisHash.toHex(),
+    grant: Number(grant),
+    record: Number(record),
+    purpose: g.purpose.toString(),
+    threshold: g.threshold.toNumber(),
+    proxies,
+    bound,
+    issuer: entry.issuer.toString(),
+    verifyingKey: patient.verifyingKey.toHex(),
+    delegatingKey: scopeKey ? scopeKey.publicKey.toHex() : patient.publicKey.toHex(),
+    capsule: { capsule: capsule.toHex(), ciphertext: ciphertext.toHex() },
+  };
+}
+
+/** A JSON-RPC call over HTTP; resolves to `result`, rejects with the server's error. */
+export async function jsonRpc(url, method, params) {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+  });
+  const body = await res.json();
+  if (body.error) {
+    const e = new Error(`${method} at ${url}: ${body.error.message}`);
+    e.code = body.error.code;
+    throw e;
+  }
+  return body.result;
+}
+
+/**
+ * Checks the proxies' answers to `accessor`: each is signed by the proxy it
+ * came from, for this grant, record and grantee (else it is not that
+ * proxy's, and blames no one); its fragment passes Umbral's proof against
+ * the grant's delegation and commits to the key fragment id the chain binds
+ * that proxy to, each id used once. Answers of proxies with a bound id are
+ * checked first. Returns `{ verified, rejected }`; a rejected answer that
+ * carries a good signature is the proxy's own statement of what it served.
+ */
+export function checkFragments(umbral, ready, receivingKey, accessor, answers) {
+  const capsule = umbral.Capsule.fromBytes(unhex(ready.capsule.capsule));
+  const verifying = umbral.PublicKey.fromCompressedBytes(unhex(ready.verifyingKey));
+  const delegating = umbral.PublicKey.fromCompressedBytes(unhex(ready.delegatingKey));
+  const receiving = umbral.PublicKey.fromCompressedBytes(unhex(receivingKey));
+  const verified = [];
+  const rejected = [];
+  const used = new Set();
+  const ordered = [...answers].sort((x, y) => (ready.bound[x.proxy] ? 0 : 1) - (ready.bound[y.proxy] ? 0 : 1));
+  for (const a of ordered) {
+    try {
+      if (a.grant !== ready.grant || a.record !== ready.record) throw new Error('an answer for another grant or record');
+      const signed = fragmentMessage(ready.genesis, ready.grant, ready.record, accessor, a.fragment);
+      if (!signatureVerify(signed, a.signature, a.proxy).isValid) throw new Error('not signed by the proxy it names');
+      const bytes = unhex(a.fragment);
+      const id = hex(cfragKfragId(bytes));
+      const bound = ready.bound[a.proxy];
+      if (bound === undefined) throw new Error('not one of the grant\'s proxies');
+      if (bound !== null && id !== bound.toLowerCase()) throw new Error('made with another proxy\'s key fragment (copied)');
+      if (used.has(id)) throw new Error('a second fragment from the same key fragment');
+      verified.push(umbral.CapsuleFrag.fromBytes(bytes).verify(capsule, verifying, delegating, receiving));
+      used.add(id);
+    } catch (e) {
+      rejected.push({ proxy: a.proxy, why: e.message ?? String(e), answer: a });
+    }
+  }
+  return { verified, rejected };
+}
+
+/**
+ * Fetches the record's data key from the grant's proxies and its ciphertext
+ * from its issuer's gateway, all at once, and decrypts.
+ *
+ * - `accessor`: the grantee's SS58 address; `keys`: its Umbral keys
+ *   (`{ secretKey, publicKey }` hex);
+ * - `sign(message) -> Promise<hex>`: the grantee's sr25519 signature of a
+ *   string (a keyring pair's `sign`, or a wallet's `signRaw`);
+ * - `block`: a recent block number (the requests expire 20 blocks after);
+ * - `servers`: the URL of each proxy's and of the issuer's gateway, by SS58.
+ *
+ * Returns `{ plaintext, dataKey, checkedAt, fragments, rejected }`; throws if
+ * fewer than the threshold of fragments verify or the gateway refuses.
+ */
+export async function fetchInstant(umbral, ready, { accessor, keys, sign, block, servers, call = jsonRpc }) {
+  const ask = async (server, method, message, params) =>
+    call(servers[server], method, { ...params, accessor, block, signature: await sign(message) });
+  const proxies = ready.proxies.filter((p) => servers[p]);
+  if (proxies.length < ready.threshold) throw new Error(`only ${proxies.length} of the grant's proxies have a known URL`);
+  if (!servers[ready.issuer]) throw new Error('the record\'s gateway has no known URL');
+  const fragments = proxies.map((proxy) =>
+    ask(proxy, 'pre_reencrypt',
+      fragmentRequestMessage(ready.genesis, proxy, ready.grant, ready.record, accessor, ready.purpose, block),
+      { grant: ready.grant, record: ready.record })
+      // The proxy is the one asked, whatever the answer says.
+      .then((answer) => ({ ...answer, proxy }), (error) => ({ proxy, error })));
+  const content = ask(ready.issuer, 'ehr_getRecord',
+    recordRequestMessage(ready.genesis, ready.issuer, ready.record, accessor, ready.purpose, block),
+    { record: ready.record, purpose: ready.purpose, grant: ready.grant });
+  const answers = await Promise.all(fragments);
+  const { verified, rejected } = checkFragments(umbral, ready, keys.publicKey, accessor, answers.filter((a) => !a.error));
+  for (const a of answers.filter((a) => a.error)) rejected.push({ proxy: a.proxy, why: a.error.message });
+  const record = await content;
+  if (verified.length < ready.threshold) {
+    throw new Error(`${verified.length} of ${ready.threshold} fragments verified: ${rejected.map((r) => r.why).join('; ')}`);
+  }
+  const dataKey = umbral.decryptReencrypted(
+    umbral.SecretKey.fromBEBytes(unhex(keys.secretKey)),
+    umbral.PublicKey.fromCompressedBytes(unhex(ready.delegatingKey)),
+    umbral.Capsule.fromBytes(unhex(ready.capsule.capsule)),
+    verified.slice(0, ready.threshold),
+    unhex(ready.capsule.ciphertext));
+  const plaintext = await decryptRecord(dataKey, unhex(record.ciphertext));
+  const checkedAt = Math.min(record.checked_at ?? Infinity, ...answers.filter((a) => !a.error).map((a) => a.checked_at));
+  return { plaintext, dataKey, checkedAt, fragments: answers.filter((a) => !a.error), rejected };
+}

@@ -17,16 +17,26 @@
 //
 // Works in Node and in the browser: pass the loaded `@nucypher/umbral-pre`.
 
-import { blake2AsHex, signatureVerify } from '@polkadot/util-crypto';
+import { blake2AsU8a, decodeAddress, signatureVerify } from '@polkadot/util-crypto';
+import { bnToU8a, stringToU8a, u8aConcat } from '@polkadot/util';
 import { hex, unhex, decryptRecord } from './pre.mjs';
 
 /** What a grantee signs to ask proxy `proxy` (SS58) for a fragment. */
 export const fragmentRequestMessage = (genesis, proxy, grant, record, accessor, purpose, block) =>
   `medchain-pre-reencrypt:v1:${genesis}:${proxy}:${grant}:${record}:${accessor}:${purpose}:${block}`;
 
-/** What a proxy signs with its answer: the fragment (by its BLAKE2-256) it served whom, under which grant. */
-export const fragmentMessage = (genesis, grant, record, accessor, fragment) =>
-  `medchain-pre-fragment:v1:${genesis}:${grant}:${record}:${accessor}:${blake2AsHex(unhex(fragment))}`;
+/**
+ * What a proxy signs with its answer (bytes): that it served `fragment` (hex)
+ * of `record`'s data key to `accessor` (SS58) under `grant` on the chain with
+ * genesis hash `genesis`. The runtime's `fragment_statement`, SCALE of
+ * `(b"medchain-pre-fragment:v2", genesis, grant, record, accessor,
+ * blake2_256(fragment))`: a grantee's fraud proof (`reportBadFragment`)
+ * carries the proxy's signature of it.
+ */
+export const fragmentMessage = (genesis, grant, record, accessor, fragment) => u8aConcat(
+  stringToU8a('medchain-pre-fragment:v2'), unhex(genesis),
+  bnToU8a(grant, { bitLength: 64, isLe: true }), bnToU8a(record, { bitLength: 64, isLe: true }),
+  decodeAddress(accessor), blake2AsU8a(unhex(fragment)));
 
 /** What a reader signs to read a record at its issuer's gateway (`gateway`, SS58). */
 export const recordRequestMessage = (genesis, gateway, record, accessor, purpose, block) =>
@@ -106,8 +116,9 @@ export async function jsonRpc(url, method, params) {
  * proxy's, and blames no one); its fragment passes Umbral's proof against
  * the grant's delegation and commits to the key fragment id the chain binds
  * that proxy to, each id used once. Answers of proxies with a bound id are
- * checked first. Returns `{ verified, rejected }`; a rejected answer that
- * carries a good signature is the proxy's own statement of what it served.
+ * checked first. Returns `{ verified, rejected }`; a rejected answer with
+ * `fraud: true` carries the proxy's good signature over a bad fragment: the
+ * grantee reports it on chain (`reportBadFragment`), which costs the proxy.
  */
 export function checkFragments(umbral, ready, receivingKey, accessor, answers) {
   const capsule = umbral.Capsule.fromBytes(unhex(ready.capsule.capsule));
@@ -119,20 +130,27 @@ export function checkFragments(umbral, ready, receivingKey, accessor, answers) {
   const used = new Set();
   const ordered = [...answers].sort((x, y) => (ready.bound[x.proxy] ? 0 : 1) - (ready.bound[y.proxy] ? 0 : 1));
   for (const a of ordered) {
+    // Once the proxy's signature holds, a bad fragment is its own doing: a
+    // fraud proof (`proxyReencrypt.reportBadFragment`).
+    let signed = false;
     try {
       if (a.grant !== ready.grant || a.record !== ready.record) throw new Error('an answer for another grant or record');
-      const signed = fragmentMessage(ready.genesis, ready.grant, ready.record, accessor, a.fragment);
-      if (!signatureVerify(signed, a.signature, a.proxy).isValid) throw new Error('not signed by the proxy it names');
+      if (ready.bound[a.proxy] === undefined) throw new Error('not one of the grant\'s proxies');
+      const statement = fragmentMessage(ready.genesis, ready.grant, ready.record, accessor, a.fragment);
+      if (!signatureVerify(statement, a.signature, a.proxy).isValid) throw new Error('not signed by the proxy it names');
+      signed = true;
       const bytes = unhex(a.fragment);
       const id = hex(cfragKfragId(bytes));
       const bound = ready.bound[a.proxy];
-      if (bound === undefined) throw new Error('not one of the grant\'s proxies');
       if (bound !== null && id !== bound.toLowerCase()) throw new Error('made with another proxy\'s key fragment (copied)');
-      if (used.has(id)) throw new Error('a second fragment from the same key fragment');
+      if (used.has(id)) {
+        signed = false; // the same proxy's fragment twice: no fraud
+        throw new Error('a second fragment from the same key fragment');
+      }
       verified.push(umbral.CapsuleFrag.fromBytes(bytes).verify(capsule, verifying, delegating, receiving));
       used.add(id);
     } catch (e) {
-      rejected.push({ proxy: a.proxy, why: e.message ?? String(e), answer: a });
+      rejected.push({ proxy: a.proxy, why: e.message ?? String(e), answer: a, fraud: signed });
     }
   }
   return { verified, rejected };
@@ -164,13 +182,16 @@ export async function fetchInstant(umbral, ready, { accessor, keys, sign, block,
       { grant: ready.grant, record: ready.record })
       // The proxy is the one asked, whatever the answer says.
       .then((answer) => ({ ...answer, proxy }), (error) => ({ proxy, error })));
+  // Settled either way, so that a refusal of one is never left unheard.
   const content = ask(ready.issuer, 'ehr_getRecord',
     recordRequestMessage(ready.genesis, ready.issuer, ready.record, accessor, ready.purpose, block),
-    { record: ready.record, purpose: ready.purpose, grant: ready.grant });
-  const answers = await Promise.all(fragments);
+    { record: ready.record, purpose: ready.purpose, grant: ready.grant })
+    .then((record) => ({ record }), (error) => ({ error }));
+  const [answers, served] = await Promise.all([Promise.all(fragments), content]);
   const { verified, rejected } = checkFragments(umbral, ready, keys.publicKey, accessor, answers.filter((a) => !a.error));
   for (const a of answers.filter((a) => a.error)) rejected.push({ proxy: a.proxy, why: a.error.message });
-  const record = await content;
+  if (served.error) throw served.error;
+  const { record } = served;
   if (verified.length < ready.threshold) {
     throw new Error(`${verified.length} of ${ready.threshold} fragments verified: ${rejected.map((r) => r.why).join('; ')}`);
   }

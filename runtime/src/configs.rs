@@ -404,12 +404,20 @@ impl frame_support::traits::Contains<RuntimeCall> for PatientCalls {
 #[cfg(feature = "runtime-benchmarks")]
 pub struct InstitutionsForBenchmarks;
 
+/// The benchmark keystore's key type for the proxy that signs fragments.
+#[cfg(feature = "runtime-benchmarks")]
+const PROXY_KEY_TYPE: sp_core::crypto::KeyTypeId = sp_core::crypto::KeyTypeId(*b"mcpx");
+
 #[cfg(feature = "runtime-benchmarks")]
 impl InstitutionsForBenchmarks {
 	fn institution(n: u32, roles: medchain_primitives::Roles) -> AccountId {
+		Self::make_institution(frame_benchmarking::account("institution", n, 0), roles)
+	}
+
+	/// Makes `who` an active institution holding `roles` (if it is not one).
+	fn make_institution(who: AccountId, roles: medchain_primitives::Roles) -> AccountId {
 		use frame_support::traits::fungible::Mutate;
 		use medchain_primitives::{HospitalGrade, InstitutionKind};
-		let who: AccountId = frame_benchmarking::account("institution", n, 0);
 		if pallet_reputation::Institutions::<Runtime>::contains_key(&who) {
 			return who;
 		}
@@ -528,13 +536,28 @@ impl pallet_proxy_reencrypt::Config for Runtime {
 	type RequestTimeout = Clamped<dynamic_params::proxy_reencrypt::RequestTimeout, 10, { HOURS / 2 }>;
 	type ReviewWindow = Clamped<dynamic_params::proxy_reencrypt::ReviewWindow, HOURS, { 90 * DAYS }>;
 	type MinRequestInterval = Clamped<dynamic_params::proxy_reencrypt::MinRequestInterval, 10, { DAYS }>;
+	type ProxySignature = super::Signature;
 	type WeightInfo = pallet_proxy_reencrypt::weights::SubstrateWeight<Runtime>;
 	#[cfg(feature = "runtime-benchmarks")]
 	type BenchmarkHelper = InstitutionsForBenchmarks;
 }
 
 #[cfg(feature = "runtime-benchmarks")]
-impl pallet_proxy_reencrypt::BenchmarkHelper<AccountId> for InstitutionsForBenchmarks {
+impl pallet_proxy_reencrypt::BenchmarkHelper<AccountId, super::Signature> for InstitutionsForBenchmarks {
+	fn signing_institution() -> AccountId {
+		let public = sp_io::crypto::sr25519_generate(PROXY_KEY_TYPE, Some(b"//MedchainBenchmarkProxy".to_vec()));
+		Self::make_institution(public.into(), medchain_primitives::Roles { producer: true, validator: false, auditor: false })
+	}
+
+	fn sign(who: &AccountId, message: &[u8]) -> super::Signature {
+		let public = sp_core::sr25519::Public::from_raw(*who.as_ref());
+		// Were the key missing, an empty signature makes the benchmark fail
+		// `BadProxySignature` rather than panic.
+		sp_io::crypto::sr25519_sign(PROXY_KEY_TYPE, &public, message)
+			.unwrap_or_else(|| sp_core::sr25519::Signature::from_raw([0; 64]))
+			.into()
+	}
+
 	fn institution(n: u32, role: medchain_primitives::Role) -> AccountId {
 		// Producers publish, so every benchmark institution produces; auditors
 		// hold the auditor role as well.

@@ -893,6 +893,24 @@ impl Fuzzer {
 				} else if self.one_in(4) {
 					// The patient (or a stranger) requires audit first.
 					self.signed_call(&who, proxy(C::require_audit_first { grant: grant_id }));
+				} else if self.one_in(3) {
+					// The grantee (or a stranger) reports a fragment that is
+					// not signed, or not bad: refused, nothing changes.
+					let who = grant.as_ref().map(|g| g.grantee.clone()).filter(|_| !stranger).unwrap_or_else(|| self.actor());
+					let proxy_account = grant.as_ref().and_then(|g| g.acknowledged.first().cloned()).unwrap_or_else(|| self.actor());
+					let fragment = BoundedVec::truncate_from(vec![self.rng.gen::<u8>(); self.rng.gen_range(0..300)]);
+					let signature = sp_runtime::MultiSignature::Sr25519(sp_core::sr25519::Signature::from_raw([self.rng.gen(); 64]));
+					let record = self.number(8) as u64;
+					self.signed_call(
+						&who,
+						proxy(C::report_bad_fragment {
+							grant: grant_id,
+							record,
+							proxy: proxy_account,
+							fragment,
+							signature,
+						}),
+					);
 				}
 			},
 			4..=5 => {

@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Keyring } from '@polkadot/keyring';
-import { cryptoWaitReady, signatureVerify, blake2AsHex } from '@polkadot/util-crypto';
+import { cryptoWaitReady, signatureVerify } from '@polkadot/util-crypto';
 import { u8aToHex } from '@polkadot/util';
 import * as umbral from '@nucypher/umbral-pre';
 import { startDevNode, sendAndWait, waitForBlock, waitForAcknowledged } from './lib/node.mjs';
@@ -25,7 +25,8 @@ import { registerPatient } from './lib/record-index.mjs';
 import { startMongo, startGateway, fetchRecord as fetchRecordAs, RECORD_CLI as CLI, SECANTUSD } from './lib/services.mjs';
 import { makePre, decryptRecord, proxySecretStorageKey, unhex, delegator } from '../../portal/lib/pre.mjs';
 import { grantLabel, grantCapsule, scopeKeyCalls } from '../../portal/lib/scope.mjs';
-import { prepareInstant, fetchInstant, checkFragments, jsonRpc, fragmentRequestMessage } from '../../portal/lib/instant.mjs';
+import { prepareInstant, fetchInstant, checkFragments, jsonRpc, fragmentRequestMessage, fragmentMessage }
+  from '../../portal/lib/instant.mjs';
 
 const pre = makePre(umbral);
 
@@ -634,7 +635,7 @@ test('the instant key path: fragments from the proxies and the record from its g
     assert.deepEqual(got.rejected, []);
     // Each answer is signed by its proxy, over the fragment it served.
     for (const f of got.fragments) {
-      const message = `medchain-pre-fragment:v1:${ready.genesis}:${g}:${record.id}:${k.eve.address}:${blake2AsHex(unhex(f.fragment))}`;
+      const message = fragmentMessage(ready.genesis, g, record.id, k.eve.address, f.fragment);
       assert.ok(signatureVerify(message, f.signature, f.proxy).isValid, `${f.proxy} signed what it served`);
     }
 
@@ -644,8 +645,8 @@ test('the instant key path: fragments from the proxies and the record from its g
     const [a, b] = got.fragments;
     const check = (answers) => checkFragments(umbral, ready, keys.eve.publicKey, k.eve.address, answers);
     // Proxy b hands over a's fragment under its own name and signature.
-    const fragmentBy = (f, who) => ({ ...f, proxy: who.address, signature: u8aToHex(who.sign(new TextEncoder()
-      .encode(`medchain-pre-fragment:v1:${ready.genesis}:${g}:${record.id}:${k.eve.address}:${blake2AsHex(unhex(f.fragment))}`))) });
+    const fragmentBy = (f, who) => ({ ...f, proxy: who.address,
+      signature: u8aToHex(who.sign(fragmentMessage(ready.genesis, g, record.id, k.eve.address, f.fragment))) });
     const proxyB = [k.alice, k.bob, k.charlie].find((p) => p.address === b.proxy);
     let c = check([fragmentBy(a, proxyB)]);
     assert.equal(c.verified.length, 0);
@@ -653,6 +654,7 @@ test('the instant key path: fragments from the proxies and the record from its g
     // ... or claims to be a: not a's signature.
     c = check([{ ...a, signature: fragmentBy(a, proxyB).signature }]);
     assert.match(c.rejected[0].why, /not signed by the proxy/);
+    assert.equal(c.rejected[0].fraud, false, 'proves nothing against a');
     c = check([a, { ...a }]);
     assert.equal(c.verified.length, 1);
     assert.match(c.rejected[0].why, /second fragment/);
@@ -660,9 +662,26 @@ test('the instant key path: fragments from the proxies and the record from its g
     const proxyA = [k.alice, k.bob, k.charlie].find((p) => p.address === a.proxy);
     const bytes = unhex(a.fragment);
     bytes[bytes.length - 5] ^= 1;
-    c = check([fragmentBy({ ...a, fragment: u8aToHex(bytes) }, proxyA)]);
+    const badAnswer = fragmentBy({ ...a, fragment: u8aToHex(bytes) }, proxyA);
+    c = check([badAnswer]);
     assert.equal(c.verified.length, 0, 'an altered fragment does not verify');
     assert.equal(c.rejected.length, 1);
+    assert.equal(c.rejected[0].fraud, true, 'signed by its proxy: a fraud proof');
+    // A proxy that signs a bad fragment (here the test signs as proxy a):
+    // the grantee's fraud proof, checked on chain, costs the proxy credit.
+    // A good fragment is no fraud, a proof is used once, and only the
+    // grantee reports.
+    const report = (answer, who = k.eve) => sendAndWait(api, api.tx.proxyReencrypt.reportBadFragment(
+      g, record.id, answer.proxy, answer.fragment, { Sr25519: answer.signature }), who);
+    const credit = async (who) => (await api.call.reputationApi.credit(who)).unwrap().toNumber();
+    await assert.rejects(report(a), /proxyReencrypt\.FragmentIsValid/);
+    await assert.rejects(report(badAnswer, k.dave), /proxyReencrypt\.NotGrantee/);
+    await assert.rejects(report({ ...badAnswer, signature: a.signature }), /proxyReencrypt\.BadProxySignature/);
+    const before = await credit(a.proxy);
+    const { events } = await report(badAnswer);
+    assert.ok(events.some(({ event }) => api.events.proxyReencrypt.BadFragmentReported.is(event)));
+    assert.ok(await credit(a.proxy) < before, 'the proxy lost credit');
+    await assert.rejects(report(badAnswer), /proxyReencrypt\.AlreadyReported/);
 
     // The patient asking with the doctor's grant, a replayed request, a
     // request for another record: refused.

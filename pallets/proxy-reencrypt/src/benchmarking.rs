@@ -39,7 +39,11 @@ fn setup<T: Config>(n: u32) -> Setup<T> {
 	.expect("fresh grantee");
 	let proxies: Vec<T::AccountId> = (0..n)
 		.map(|i| {
-			let proxy = T::BenchmarkHelper::institution(i, Role::Producer);
+			// The first signs what it serves (a fraud proof carries it).
+			let proxy = match i {
+				0 => T::BenchmarkHelper::signing_institution(),
+				_ => T::BenchmarkHelper::institution(i, Role::Producer),
+			};
 			Pre::<T>::register_proxy(RawOrigin::Signed(proxy.clone()).into(), Fixture::public(&fixture.proxies[i as usize]))
 				.expect("proxies are institutions");
 			proxy
@@ -274,6 +278,30 @@ mod benchmarks {
 		#[extrinsic_call]
 		_(RawOrigin::Signed(s.proxies[0].clone()), 0, fragment);
 		assert_eq!(Requests::<T>::get(0).map(|r| r.status), Some(RequestStatus::Ready));
+	}
+
+	/// Worst case: the fragment carries the id bound to its proxy, so it is
+	/// verified in full (Umbral's proof), and fails: it was made from
+	/// another capsule.
+	#[benchmark]
+	fn report_bad_fragment() {
+		let mut s = setup::<T>(1);
+		let g = grant(&mut s, 1, false);
+		let k = SealedFragments::<T>::get(g, &s.proxies[0]).expect("sealed above");
+		let sealed = medchain_umbral::SealedKeyFrag {
+			capsule: k.capsule.into_inner(),
+			ciphertext: k.ciphertext.into_inner(),
+			kfrag_id: KeyFragmentIds::<T>::get(g, &s.proxies[0]).expect("bound above"),
+		};
+		let (other, _) = s.fixture.capsule();
+		let cfrag = s.fixture.cfrag(0, &other, &sealed).expect("fixture is valid");
+		let genesis = frame_system::Pallet::<T>::block_hash(frame_system::pallet_prelude::BlockNumberFor::<T>::default());
+		let statement = fragment_statement(genesis, g, s.record, &s.grantee, &cfrag);
+		let signature = T::BenchmarkHelper::sign(&s.proxies[0], &statement);
+		let fragment = BoundedVec::truncate_from(cfrag);
+		#[extrinsic_call]
+		_(RawOrigin::Signed(s.grantee.clone()), g, s.record, s.proxies[0].clone(), fragment, signature);
+		assert_eq!(ReportedFragments::<T>::iter().count(), 1);
 	}
 
 	#[benchmark]

@@ -57,6 +57,24 @@ extern crate alloc;
 
 pub use pallet::*;
 
+/// What a proxy signs with each capsule fragment it serves off chain: SCALE
+/// of `(b"medchain-pre-fragment:v2", genesis, grant, record, grantee,
+/// blake2_256(fragment))`, on the chain with genesis hash `genesis`. The
+/// grantee keeps it; a bad fragment with it is a fraud proof
+/// ([`Pallet::report_bad_fragment`]).
+pub fn fragment_statement<H: codec::Encode, A: codec::Encode>(
+	genesis: H,
+	grant: GrantId,
+	record: RecordId,
+	grantee: &A,
+	fragment: &[u8],
+) -> alloc::vec::Vec<u8> {
+	(FRAGMENT_STATEMENT_TAG, genesis, grant, record, grantee, sp_io::hashing::blake2_256(fragment)).encode()
+}
+
+/// The tag [`fragment_statement`] starts with.
+pub const FRAGMENT_STATEMENT_TAG: &[u8; 24] = b"medchain-pre-fragment:v2";
+
 #[cfg(test)]
 mod mock;
 #[cfg(test)]
@@ -77,7 +95,11 @@ use alloc::vec::Vec;
 use frame_support::BoundedVec;
 use medchain_primitives::{AuditorVerdicts, Behaviour, CreditReporter, InstitutionRegistry, RecordIndex, Role};
 use sp_core::H256;
-use sp_runtime::{traits::Saturating, KeyTypeId};
+use codec::Encode;
+use sp_runtime::{
+	traits::{IdentifyAccount, Saturating, Verify},
+	KeyTypeId,
+};
 
 /// Key type of proxy signing keys in a node's keystore.
 pub const KEY_TYPE: KeyTypeId = KeyTypeId(*b"prx0");
@@ -112,9 +134,13 @@ pub mod crypto {
 
 /// Material the benchmarks need from the runtime.
 #[cfg(feature = "runtime-benchmarks")]
-pub trait BenchmarkHelper<AccountId> {
+pub trait BenchmarkHelper<AccountId, Signature> {
 	/// The `n`-th active institution holding `role` (distinct for distinct `n`).
 	fn institution(n: u32, role: Role) -> AccountId;
+	/// An active institution whose key [`BenchmarkHelper::sign`] signs with.
+	fn signing_institution() -> AccountId;
+	/// The signature of `message` by `who`, [`BenchmarkHelper::signing_institution`].
+	fn sign(who: &AccountId, message: &[u8]) -> Signature;
 	/// A record of `patient` issued by `issuer` whose `capsule_hash` is
 	/// `capsule_hash`; returns its id.
 	fn record(issuer: &AccountId, patient: &AccountId, capsule_hash: H256) -> RecordId;
@@ -213,8 +239,12 @@ pub mod pallet {
 		type WeightInfo: WeightInfo;
 
 		/// Set-up for the benchmarks.
+		/// Signatures of proxies over what they served on the instant path
+		/// ([`fragment_statement`]): a grantee's fraud proof carries one.
+		type ProxySignature: Parameter + Verify<Signer: IdentifyAccount<AccountId = Self::AccountId>>;
+
 		#[cfg(feature = "runtime-benchmarks")]
-		type BenchmarkHelper: BenchmarkHelper<Self::AccountId>;
+		type BenchmarkHelper: BenchmarkHelper<Self::AccountId, Self::ProxySignature>;
 	}
 
 	/// Umbral keys of patients and grantees.
@@ -316,6 +346,13 @@ pub mod pallet {
 	/// ([`Pallet::require_audit_first`]); kept as long as the grant.
 	#[pallet::storage]
 	pub type AuditFirst<T: Config> = StorageMap<_, Twox64Concat, GrantId, BlockNumberFor<T>, OptionQuery>;
+
+	/// Bad capsule fragments proven against their proxies
+	/// ([`Pallet::report_bad_fragment`]), by BLAKE2-256 of (grant, record,
+	/// proxy, the fragment's BLAKE2-256), with the block of the proof: each
+	/// counts once. One entry per bad fragment a proxy signed.
+	#[pallet::storage]
+	pub type ReportedFragments<T: Config> = StorageMap<_, Identity, H256, BlockNumberFor<T>, OptionQuery>;
 
 	/// Grants a proxy is named in and has neither acknowledged nor disputed
 	/// (what offchain workers scan), by proxy; cleared on revocation and
@@ -461,6 +498,9 @@ pub mod pallet {
 		/// The grant's patient requires audit before anything is served
 		/// under it, for the rest of the grant's life.
 		AuditFirstRequired { grant: GrantId },
+		/// The grantee proved that `proxy` served it a bad capsule fragment
+		/// under `grant` (signed by the proxy): the proxy lost credit.
+		BadFragmentReported { grant: GrantId, proxy: T::AccountId },
 	}
 
 	/// A list of requests a caller already took whole from storage, so
@@ -602,6 +642,14 @@ pub mod pallet {
 		RecordNotConfirmed,
 		/// The grant already requires audit first.
 		AlreadyAuditFirst,
+		/// The signature is not the proxy's over this fragment, grant,
+		/// record and grantee ([`fragment_statement`]).
+		BadProxySignature,
+		/// The reported fragment verifies and was made from the proxy's own
+		/// key fragment: it is no fraud.
+		FragmentIsValid,
+		/// This fragment of this proxy was already reported.
+		AlreadyReported,
 	}
 
 	#[pallet::hooks]
@@ -1234,6 +1282,52 @@ pub mod pallet {
 			ensure!(!AuditFirst::<T>::contains_key(grant), Error::<T>::AlreadyAuditFirst);
 			AuditFirst::<T>::insert(grant, frame_system::Pallet::<T>::block_number());
 			Self::deposit_event(Event::AuditFirstRequired { grant });
+			Ok(())
+		}
+
+		/// The grantee's fraud proof against a proxy that served it a bad
+		/// capsule fragment off chain (the instant key path): `fragment` of
+		/// `record`'s data key under `grant`, and `signature`, the proxy's
+		/// over [`fragment_statement`] (what every proxy signs with its
+		/// answer). The runtime checks the signature, then the fragment as it
+		/// checks one submitted on chain: it is bad if it fails Umbral's
+		/// proof against the grant's delegation for the capsule the grant
+		/// opens, or was made from another key fragment than the one the chain
+		/// binds the proxy to (copied). A bad fragment costs the proxy credit
+		/// as one rejected on chain (`ReencryptionFailed`); each one counts
+		/// once.
+		///
+		/// Origin: the grant's grantee. Emits `BadFragmentReported`. Errors:
+		/// `GrantNotFound`, `NotGrantee`, `NotProxyOfGrant` (not a proxy that
+		/// acknowledged the grant), `BadProxySignature`, `AlreadyReported`,
+		/// `NoCapsule`, `FragmentIsValid`.
+		#[pallet::call_index(16)]
+		#[pallet::weight(T::WeightInfo::report_bad_fragment())]
+		pub fn report_bad_fragment(
+			origin: OriginFor<T>,
+			grant: GrantId,
+			record: RecordId,
+			proxy: T::AccountId,
+			fragment: BoundedVec<u8, T::MaxCapsuleFragmentLen>,
+			signature: T::ProxySignature,
+		) -> DispatchResult {
+			let grantee = ensure_signed(origin)?;
+			let g = Grants::<T>::get(grant).ok_or(Error::<T>::GrantNotFound)?;
+			ensure!(g.grantee == grantee, Error::<T>::NotGrantee);
+			ensure!(g.acknowledged.contains(&proxy), Error::<T>::NotProxyOfGrant);
+			let genesis = frame_system::Pallet::<T>::block_hash(BlockNumberFor::<T>::zero());
+			let statement = fragment_statement(genesis, grant, record, &grantee, &fragment);
+			ensure!(signature.verify(&statement[..], &proxy), Error::<T>::BadProxySignature);
+			let digest = sp_io::hashing::blake2_256(&fragment);
+			let proof = H256(sp_io::hashing::blake2_256(&(grant, record, &proxy, digest).encode()));
+			ensure!(!ReportedFragments::<T>::contains_key(proof), Error::<T>::AlreadyReported);
+			let capsule = Self::capsule_for(grant, record).ok_or(Error::<T>::NoCapsule)?;
+			let copied = KeyFragmentIds::<T>::get(grant, &proxy)
+				.is_some_and(|id| medchain_umbral::cfrag_kfrag_id(&fragment) != Ok(id));
+			ensure!(copied || !Self::fragment_verifies(grant, &g, &capsule, &fragment), Error::<T>::FragmentIsValid);
+			ReportedFragments::<T>::insert(proof, frame_system::Pallet::<T>::block_number());
+			T::Credit::report(&proxy, Behaviour::ReencryptionFailed);
+			Self::deposit_event(Event::BadFragmentReported { grant, proxy });
 			Ok(())
 		}
 	}

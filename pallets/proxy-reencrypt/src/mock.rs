@@ -170,12 +170,19 @@ impl pallet_proxy_reencrypt::Config for Test {
 	type ReviewWindow = frame_support::traits::ConstU64<WINDOW>;
 	type MinRequestInterval = frame_support::traits::ConstU64<INTERVAL>;
 	type WeightInfo = ();
+	type ProxySignature = sp_runtime::testing::TestSignature;
 	#[cfg(feature = "runtime-benchmarks")]
 	type BenchmarkHelper = MockRecords;
 }
 
 #[cfg(feature = "runtime-benchmarks")]
-impl BenchmarkHelper<AccountId> for MockRecords {
+impl BenchmarkHelper<AccountId, sp_runtime::testing::TestSignature> for MockRecords {
+	fn signing_institution() -> AccountId {
+		PROXIES[0]
+	}
+	fn sign(who: &AccountId, message: &[u8]) -> sp_runtime::testing::TestSignature {
+		sp_runtime::testing::TestSignature(*who, message.to_vec())
+	}
 	fn institution(n: u32, role: Role) -> AccountId {
 		// Distinct for the benchmarks' distinct `n`: proxies 0..3, the grantee
 		// (100) and the issuer (101).

@@ -1806,3 +1806,49 @@ fn only_the_patient_requires_audit_first_for_good_and_reads_served_before_stay_l
 		assert!(!<Pre as medchain_primitives::GrantedReads<AccountId, u64>>::serves_grant(&PROXIES[0], e));
 	});
 }
+
+#[test]
+fn a_grantee_proves_a_bad_fragment_once_and_the_proxy_pays() {
+	new_test_ext(|_| {
+		use sp_runtime::testing::TestSignature;
+		let w = World::new();
+		let g = w.grant(GrantScope::All, None);
+		let capsule = Pre::capsule_for(g, RECORD).unwrap();
+		let good = w.colluding_fragment(0, g, &capsule);
+		// Proxy 0 re-encrypts another capsule (bad for this record) and signs
+		// it, as it signs every answer on the instant path.
+		let bad = w.colluding_fragment(0, g, &w.capsule());
+		let genesis = System::block_hash(0);
+		let signed = |who: AccountId, record: RecordId, f: &[u8]| {
+			TestSignature(who, crate::fragment_statement(genesis, g, record, &DOCTOR, f))
+		};
+		let report = |who: AccountId, grant: GrantId, proxy: AccountId, f: &[u8], sig: TestSignature| {
+			Pre::report_bad_fragment(origin(who), grant, RECORD, proxy, f.to_vec().try_into().unwrap(), sig)
+		};
+		// Not the grantee, no such grant, not a proxy of the grant.
+		assert_noop!(report(OUTSIDER, g, PROXIES[0], &bad, signed(PROXIES[0], RECORD, &bad)), Error::<Test>::NotGrantee);
+		assert_noop!(report(DOCTOR, g + 9, PROXIES[0], &bad, signed(PROXIES[0], RECORD, &bad)), Error::<Test>::GrantNotFound);
+		assert_noop!(report(DOCTOR, g, OUTSIDER, &bad, signed(OUTSIDER, RECORD, &bad)), Error::<Test>::NotProxyOfGrant);
+		// Signed by another proxy, over another fragment, for another record:
+		// not this proxy's statement.
+		assert_noop!(report(DOCTOR, g, PROXIES[0], &bad, signed(PROXIES[1], RECORD, &bad)), Error::<Test>::BadProxySignature);
+		assert_noop!(report(DOCTOR, g, PROXIES[0], &bad, signed(PROXIES[0], RECORD, &good)), Error::<Test>::BadProxySignature);
+		assert_noop!(report(DOCTOR, g, PROXIES[0], &bad, signed(PROXIES[0], 8, &bad)), Error::<Test>::BadProxySignature);
+		// A record with no capsule for the grant: nothing to check against.
+		assert_noop!(
+			Pre::report_bad_fragment(origin(DOCTOR), g, 99, PROXIES[0], bad.clone().try_into().unwrap(), signed(PROXIES[0], 99, &bad)),
+			Error::<Test>::NoCapsule
+		);
+		// A good fragment is no fraud: an honest proxy cannot be framed.
+		assert_noop!(report(DOCTOR, g, PROXIES[0], &good, signed(PROXIES[0], RECORD, &good)), Error::<Test>::FragmentIsValid);
+		assert!(CreditLog::get().is_empty());
+		// The bad one costs the proxy, once.
+		assert_ok!(report(DOCTOR, g, PROXIES[0], &bad, signed(PROXIES[0], RECORD, &bad)));
+		assert_eq!(CreditLog::get(), vec![(PROXIES[0], Behaviour::ReencryptionFailed)]);
+		assert_eq!(events().last(), Some(&Event::BadFragmentReported { grant: g, proxy: PROXIES[0] }));
+		assert_noop!(report(DOCTOR, g, PROXIES[0], &bad, signed(PROXIES[0], RECORD, &bad)), Error::<Test>::AlreadyReported);
+		// Proxy 1 passing off proxy 0's good fragment as its own: copied.
+		assert_ok!(report(DOCTOR, g, PROXIES[1], &good, signed(PROXIES[1], RECORD, &good)));
+		assert_eq!(CreditLog::get().last(), Some(&(PROXIES[1], Behaviour::ReencryptionFailed)));
+	});
+}

@@ -25,6 +25,7 @@ pub trait WeightInfo {
 	fn grant_access(n: u32, ) -> Weight;
 	fn allow_single_proxy_grants() -> Weight;
 	fn require_audit_first() -> Weight;
+	fn report_bad_fragment() -> Weight;
 	fn revoke_grant(n: u32, ) -> Weight;
 	fn request_access() -> Weight;
 	fn break_glass() -> Weight;
@@ -153,6 +154,11 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		Weight::from_parts(400_000_000, 3_700)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
+	}
+	fn report_bad_fragment() -> Weight {
+		Weight::from_parts(3_000_000_000, 8_000)
+			.saturating_add(T::DbWeight::get().reads(6_u64))
+			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
 	/// Storage: `ProxyReencrypt::Grants` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::Grants` (`max_values`: None, `max_size`: Some(658), added: 3133, mode: `MaxEncodedLen`)
@@ -438,6 +444,11 @@ impl WeightInfo for () {
 		Weight::from_parts(400_000_000, 3_700)
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
+	}
+	fn report_bad_fragment() -> Weight {
+		Weight::from_parts(3_000_000_000, 8_000)
+			.saturating_add(RocksDbWeight::get().reads(6_u64))
+			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	fn revoke_grant(n: u32, ) -> Weight {
 		Weight::from_parts(635_335_409, 4123)

@@ -26,7 +26,9 @@
 //! and the fragment's BLAKE2-256): the grantee verifies the fragment
 //! (Umbral's proof, and the key fragment id it commits to against
 //! `keyFragmentIds(grant, proxy)`, so a fragment copied from another proxy
-//! is refused) and keeps the signed answer of a proxy whose fragment fails.
+//! is refused); a fragment that fails, with the proxy's signature, is a
+//! fraud proof the grantee reports on chain (`reportBadFragment`), which
+//! costs the proxy credit.
 //!
 //! The key fragment is opened once per grant and kept in memory; it is
 //! dropped at the first block that revokes, declines or disputes the grant
@@ -154,12 +156,15 @@ pub fn fragment_request_message(
 	format!("medchain-pre-reencrypt:v1:{genesis}:{proxy}:{grant}:{record}:{accessor}:{purpose}:{block}")
 }
 
-/// What a proxy signs with its answer: that it served `fragment` (by its
-/// BLAKE2-256, 0x hex) of `record`'s data key to `accessor` under `grant`,
-/// on the chain with genesis hash `genesis`.
-pub fn fragment_message(genesis: &str, grant: u64, record: u64, accessor: &str, fragment: &[u8]) -> String {
-	let digest = medchain_record_store::Digests::digest(&medchain_record_store::DigestAlgorithm::Blake2_256, fragment);
-	format!("medchain-pre-fragment:v1:{genesis}:{grant}:{record}:{accessor}:{}", hex(&digest))
+/// What a proxy signs with its answer: that it served `fragment` of
+/// `record`'s data key to `accessor` under `grant`, on the chain with genesis
+/// hash `genesis` (0x hex); the runtime's
+/// [`pallet_proxy_reencrypt::fragment_statement`], which a grantee's fraud
+/// proof (`reportBadFragment`) carries.
+pub fn fragment_message(genesis: &str, grant: u64, record: u64, accessor: &AccountId, fragment: &[u8]) -> Result<Vec<u8>, String> {
+	let genesis: [u8; 32] =
+		unhex(genesis).ok().and_then(|g| g.try_into().ok()).ok_or("the chain's genesis hash is not 32 bytes")?;
+	Ok(pallet_proxy_reencrypt::fragment_statement(sp_core::H256(genesis), grant, record, accessor, fragment))
 }
 
 impl Gateway {
@@ -215,7 +220,8 @@ impl Gateway {
 		let journaled = std::time::Instant::now();
 		self.journal_once(journal, &read)?;
 		self.still_allowed(checks, journal, &key, &read, journaled)?;
-		let signed = self.operator.sign(fragment_message(&self.genesis, grant, record, accessor_text, &fragment).as_bytes());
+		let statement = fragment_message(&self.genesis, grant, record, &accessor, &fragment).map_err(unavailable)?;
+		let signed = self.operator.sign(&statement);
 		tracing::info!("key fragment served (journaled)");
 		Ok(json!({
 			"grant": grant,

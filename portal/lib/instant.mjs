@@ -17,7 +17,7 @@
 //
 // Works in Node and in the browser: pass the loaded `@nucypher/umbral-pre`.
 
-import { blake2AsU8a, decodeAddress, signatureVerify } from '@polkadot/util-crypto';
+import { blake2AsU8a, decodeAddress, sr25519Verify } from '@polkadot/util-crypto';
 import { bnToU8a, stringToU8a, u8aConcat } from '@polkadot/util';
 import { hex, unhex, decryptRecord } from './pre.mjs';
 
@@ -79,6 +79,8 @@ export async function prepareInstant(api, grant, record) {
     bound[p] = id.isSome ? id.unwrap().toHex() : null;
   }
   const entry = (await api.query.ehrIndex.records(record)).unwrap();
+  // The grantee's key as the chain knows it: what fragments re-encrypt to.
+  const grantee = (await api.query.proxyReencrypt.keys(g.grantee)).unwrap();
   return {
     genesis: api.genesisHash.toHex(),
     grant: Number(grant),
@@ -90,6 +92,7 @@ export async function prepareInstant(api, grant, record) {
     issuer: entry.issuer.toString(),
     verifyingKey: patient.verifyingKey.toHex(),
     delegatingKey: scopeKey ? scopeKey.publicKey.toHex() : patient.publicKey.toHex(),
+    receivingKey: grantee.publicKey.toHex(),
     capsule: { capsule: capsule.toHex(), ciphertext: ciphertext.toHex() },
   };
 }
@@ -136,8 +139,11 @@ export function checkFragments(umbral, ready, receivingKey, accessor, answers) {
     try {
       if (a.grant !== ready.grant || a.record !== ready.record) throw new Error('an answer for another grant or record');
       if (ready.bound[a.proxy] === undefined) throw new Error('not one of the grant\'s proxies');
+      // The exact bytes, sr25519, as the runtime checks a fraud proof.
       const statement = fragmentMessage(ready.genesis, ready.grant, ready.record, accessor, a.fragment);
-      if (!signatureVerify(statement, a.signature, a.proxy).isValid) throw new Error('not signed by the proxy it names');
+      if (!sr25519Verify(statement, unhex(a.signature), decodeAddress(a.proxy))) {
+        throw new Error('not signed by the proxy it names');
+      }
       signed = true;
       const bytes = unhex(a.fragment);
       const id = hex(cfragKfragId(bytes));
@@ -168,7 +174,8 @@ export function checkFragments(umbral, ready, receivingKey, accessor, answers) {
  * - `servers`: the URL of each proxy's and of the issuer's gateway, by SS58.
  *
  * Returns `{ plaintext, dataKey, checkedAt, fragments, rejected }`; throws if
- * fewer than the threshold of fragments verify or the gateway refuses.
+ * fewer than the threshold of fragments verify or the gateway refuses, the
+ * error carrying `rejected` too (report its fraud proofs either way).
  */
 export async function fetchInstant(umbral, ready, { accessor, keys, sign, block, servers, call = jsonRpc }) {
   const ask = async (server, method, message, params) =>
@@ -188,12 +195,15 @@ export async function fetchInstant(umbral, ready, { accessor, keys, sign, block,
     { record: ready.record, purpose: ready.purpose, grant: ready.grant })
     .then((record) => ({ record }), (error) => ({ error }));
   const [answers, served] = await Promise.all([Promise.all(fragments), content]);
-  const { verified, rejected } = checkFragments(umbral, ready, keys.publicKey, accessor, answers.filter((a) => !a.error));
-  for (const a of answers.filter((a) => a.error)) rejected.push({ proxy: a.proxy, why: a.error.message });
-  if (served.error) throw served.error;
+  if (keys.publicKey !== ready.receivingKey) throw new Error('these keys are not the grantee\'s keys on chain');
+  const { verified, rejected } = checkFragments(umbral, ready, ready.receivingKey, accessor, answers.filter((a) => !a.error));
+  for (const a of answers.filter((a) => a.error)) rejected.push({ proxy: a.proxy, why: a.error.message, fraud: false });
+  // A failure carries what the proxies answered: fraud proofs among them.
+  const fail = (e) => Object.assign(e, { rejected });
+  if (served.error) throw fail(served.error);
   const { record } = served;
   if (verified.length < ready.threshold) {
-    throw new Error(`${verified.length} of ${ready.threshold} fragments verified: ${rejected.map((r) => r.why).join('; ')}`);
+    throw fail(new Error(`${verified.length} of ${ready.threshold} fragments verified: ${rejected.map((r) => r.why).join('; ')}`));
   }
   const dataKey = umbral.decryptReencrypted(
     umbral.SecretKey.fromBEBytes(unhex(keys.secretKey)),

@@ -157,6 +157,19 @@ impl Journal {
 		Ok(())
 	}
 
+	/// Marks `read` withheld if it is still pending; `false` if it was not
+	/// (the submitter logged it meanwhile: it stays as it is).
+	pub async fn withhold(&self, read: &[u8; 32]) -> Result<bool, StoreError> {
+		let updated = self
+			.collection
+			.update_one(
+				doc! { "_id": crate::binary(read), "state": state::PENDING },
+				doc! { "$set": { "state": state::WITHHELD, "detail": "not allowed any more", "marked": DateTime::now() } },
+			)
+			.await?;
+		Ok(updated.modified_count == 1)
+	}
+
 	/// How many reads are in `state`.
 	pub async fn count(&self, state: &str) -> Result<u64, StoreError> {
 		Ok(self.collection.count_documents(doc! { "state": state }).await?)

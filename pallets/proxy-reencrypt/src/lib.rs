@@ -349,8 +349,9 @@ pub mod pallet {
 
 	/// Bad capsule fragments proven against their proxies
 	/// ([`Pallet::report_bad_fragment`]), by BLAKE2-256 of (grant, record,
-	/// proxy, the fragment's BLAKE2-256), with the block of the proof: each
-	/// counts once. One entry per bad fragment a proxy signed.
+	/// proxy), with the block of the proof: a proxy is charged once per grant
+	/// and record. At most one entry per record a proxy served badly under a
+	/// grant.
 	#[pallet::storage]
 	pub type ReportedFragments<T: Config> = StorageMap<_, Identity, H256, BlockNumberFor<T>, OptionQuery>;
 
@@ -648,7 +649,8 @@ pub mod pallet {
 		/// The reported fragment verifies and was made from the proxy's own
 		/// key fragment: it is no fraud.
 		FragmentIsValid,
-		/// This fragment of this proxy was already reported.
+		/// This proxy was already charged for a bad fragment of this record
+		/// under this grant.
 		AlreadyReported,
 	}
 
@@ -1293,9 +1295,10 @@ pub mod pallet {
 		/// checks one submitted on chain: it is bad if it fails Umbral's
 		/// proof against the grant's delegation for the capsule the grant
 		/// opens, or was made from another key fragment than the one the chain
-		/// binds the proxy to (copied). A bad fragment costs the proxy credit
-		/// as one rejected on chain (`ReencryptionFailed`); each one counts
-		/// once.
+		/// binds the proxy to (copied; provable while the grant lives: its
+		/// revocation clears the bound ids). A bad fragment costs the proxy
+		/// credit as one rejected on chain (`ReencryptionFailed`), once per
+		/// grant and record whatever number of bad fragments it signed.
 		///
 		/// Origin: the grant's grantee. Emits `BadFragmentReported`. Errors:
 		/// `GrantNotFound`, `NotGrantee`, `NotProxyOfGrant` (not a proxy that
@@ -1318,8 +1321,11 @@ pub mod pallet {
 			let genesis = frame_system::Pallet::<T>::block_hash(BlockNumberFor::<T>::zero());
 			let statement = fragment_statement(genesis, grant, record, &grantee, &fragment);
 			ensure!(signature.verify(&statement[..], &proxy), Error::<T>::BadProxySignature);
-			let digest = sp_io::hashing::blake2_256(&fragment);
-			let proof = H256(sp_io::hashing::blake2_256(&(grant, record, &proxy, digest).encode()));
+			// One charge per (grant, record, proxy): re-encryption is
+			// randomised, so a proxy in one faulty state signs a new bad
+			// fragment per request, and a grantee must not turn one fault into
+			// as many charges as requests it can sign.
+			let proof = H256(sp_io::hashing::blake2_256(&(grant, record, &proxy).encode()));
 			ensure!(!ReportedFragments::<T>::contains_key(proof), Error::<T>::AlreadyReported);
 			let capsule = Self::capsule_for(grant, record).ok_or(Error::<T>::NoCapsule)?;
 			let copied = KeyFragmentIds::<T>::get(grant, &proxy)

@@ -1847,6 +1847,11 @@ fn a_grantee_proves_a_bad_fragment_once_and_the_proxy_pays() {
 		assert_eq!(CreditLog::get(), vec![(PROXIES[0], Behaviour::ReencryptionFailed)]);
 		assert_eq!(events().last(), Some(&Event::BadFragmentReported { grant: g, proxy: PROXIES[0] }));
 		assert_noop!(report(DOCTOR, g, PROXIES[0], &bad, signed(PROXIES[0], RECORD, &bad)), Error::<Test>::AlreadyReported);
+		// Re-encryption is randomised: another bad fragment of the same fault
+		// is no second charge.
+		let again = w.colluding_fragment(0, g, &w.capsule());
+		assert_ne!(again, bad);
+		assert_noop!(report(DOCTOR, g, PROXIES[0], &again, signed(PROXIES[0], RECORD, &again)), Error::<Test>::AlreadyReported);
 		// Proxy 1 passing off proxy 0's good fragment as its own: copied.
 		assert_ok!(report(DOCTOR, g, PROXIES[1], &good, signed(PROXIES[1], RECORD, &good)));
 		assert_eq!(CreditLog::get().last(), Some(&(PROXIES[1], Behaviour::ReencryptionFailed)));

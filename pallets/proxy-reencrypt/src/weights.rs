@@ -4,7 +4,7 @@
 //! `scripts/benchmark-pallets.sh`.
 //!
 //! Date: 2026-12-05; steps: 10; repeat: 5;
-//! Wasm execution: Compiled; machine: AMD EPYC.
+//! Wasm execution: Compiled; machine: Intel(R) Xeon(R) Processor.
 
 #![cfg_attr(rustfmt, rustfmt_skip)]
 #![allow(unused_parens, unused_imports, missing_docs)]
@@ -25,11 +25,11 @@ pub trait WeightInfo {
 	fn grant_access(n: u32, ) -> Weight;
 	fn allow_single_proxy_grants() -> Weight;
 	fn require_audit_first() -> Weight;
-	fn report_bad_fragment() -> Weight;
 	fn revoke_grant(n: u32, ) -> Weight;
 	fn request_access() -> Weight;
 	fn break_glass() -> Weight;
 	fn submit_fragment() -> Weight;
+	fn report_bad_fragment() -> Weight;
 	fn review_emergency() -> Weight;
 	fn on_initialize(e: u32, l: u32, ) -> Weight;
 	fn acknowledge_grant(n: u32, ) -> Weight;
@@ -43,8 +43,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `ProxyReencrypt::Keys` (`max_values`: None, `max_size`: Some(114), added: 2589, mode: `MaxEncodedLen`)
 	fn register_key() -> Weight {
 		// Proof size: measured `3`, estimated `3579`.
-		// Minimum execution time: 272_154_000 ps.
-		Weight::from_parts(277_642_000, 3579)
+		// Minimum execution time: 287_036_000 ps.
+		Weight::from_parts(301_615_000, 3579)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -54,8 +54,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `ProxyReencrypt::Proxies` (`max_values`: None, `max_size`: Some(81), added: 2556, mode: `MaxEncodedLen`)
 	fn register_proxy() -> Weight {
 		// Proof size: measured `360`, estimated `3606`.
-		// Minimum execution time: 312_754_000 ps.
-		Weight::from_parts(320_014_000, 3606)
+		// Minimum execution time: 323_439_000 ps.
+		Weight::from_parts(350_808_000, 3606)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -66,9 +66,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Component `n` ranges over `[1, 9]`.
 	fn register_kind_keys(n: u32, ) -> Weight {
 		// Proof size: measured `108`, estimated `3579`.
-		// Minimum execution time: 359_493_000 ps.
-		Weight::from_parts(247_885_134, 3579)
-			.saturating_add(Weight::from_parts(122_565_650, 0).saturating_mul(n.into()))
+		// Minimum execution time: 378_373_000 ps.
+		Weight::from_parts(294_613_852, 3579)
+			.saturating_add(Weight::from_parts(143_893_035, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(n.into())))
@@ -83,9 +83,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Component `n` ranges over `[1, 32]`.
 	fn add_record_keys(n: u32, ) -> Weight {
 		// Proof size: measured `108`, estimated `4698`.
-		// Minimum execution time: 410_078_000 ps.
-		Weight::from_parts(401_930_065, 4698)
-			.saturating_add(Weight::from_parts(21_480_650, 0).saturating_mul(n.into()))
+		// Minimum execution time: 432_358_000 ps.
+		Weight::from_parts(427_403_196, 4698)
+			.saturating_add(Weight::from_parts(25_293_699, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
@@ -105,8 +105,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `ProxyReencrypt::OneTimeCapsules` (`max_values`: None, `max_size`: Some(313), added: 2788, mode: `MaxEncodedLen`)
 	fn attach_capsule() -> Weight {
 		// Proof size: measured `2359`, estimated `4698`.
-		// Minimum execution time: 2_215_885_000 ps.
-		Weight::from_parts(2_310_766_000, 4698)
+		// Minimum execution time: 2_375_796_000 ps.
+		Weight::from_parts(2_493_085_000, 4698)
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
@@ -133,9 +133,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Component `n` ranges over `[1, 8]`.
 	fn grant_access(n: u32, ) -> Weight {
 		// Proof size: measured `231`, estimated `6168`.
-		// Minimum execution time: 1_250_233_000 ps.
-		Weight::from_parts(579_365_348, 6168)
-			.saturating_add(Weight::from_parts(687_181_676, 0).saturating_mul(n.into()))
+		// Minimum execution time: 1_362_733_000 ps.
+		Weight::from_parts(686_318_343, 6168)
+			.saturating_add(Weight::from_parts(728_479_839, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
@@ -146,19 +146,20 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `ProxyReencrypt::SingleProxyGrants` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
 	fn allow_single_proxy_grants() -> Weight {
 		// Proof size: measured `0`, estimated `0`.
-		// Minimum execution time: 154_970_000 ps.
-		Weight::from_parts(158_535_000, 0)
+		// Minimum execution time: 161_557_000 ps.
+		Weight::from_parts(177_302_000, 0)
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
+	/// Storage: `ProxyReencrypt::Grants` (r:1 w:0)
+	/// Proof: `ProxyReencrypt::Grants` (`max_values`: None, `max_size`: Some(658), added: 3133, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::AuditFirst` (r:1 w:1)
+	/// Proof: `ProxyReencrypt::AuditFirst` (`max_values`: None, `max_size`: Some(20), added: 2495, mode: `MaxEncodedLen`)
 	fn require_audit_first() -> Weight {
-		Weight::from_parts(400_000_000, 3_700)
+		// Proof size: measured `845`, estimated `4123`.
+		// Minimum execution time: 353_531_000 ps.
+		Weight::from_parts(365_714_000, 4123)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
-	}
-	fn report_bad_fragment() -> Weight {
-		Weight::from_parts(3_000_000_000, 8_000)
-			.saturating_add(T::DbWeight::get().reads(6_u64))
-			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
 	/// Storage: `ProxyReencrypt::Grants` (r:1 w:1)
 	/// Proof: `ProxyReencrypt::Grants` (`max_values`: None, `max_size`: Some(658), added: 3133, mode: `MaxEncodedLen`)
@@ -179,9 +180,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Component `n` ranges over `[1, 8]`.
 	fn revoke_grant(n: u32, ) -> Weight {
 		// Proof size: measured `387`, estimated `4123`.
-		// Minimum execution time: 660_319_000 ps.
-		Weight::from_parts(635_335_409, 4123)
-			.saturating_add(Weight::from_parts(59_812_513, 0).saturating_mul(n.into()))
+		// Minimum execution time: 708_651_000 ps.
+		Weight::from_parts(676_739_626, 4123)
+			.saturating_add(Weight::from_parts(65_234_897, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(n.into())))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
@@ -214,8 +215,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `ProxyReencrypt::Requests` (`max_values`: None, `max_size`: Some(146), added: 2621, mode: `MaxEncodedLen`)
 	fn request_access() -> Weight {
 		// Proof size: measured `1215`, estimated `5527`.
-		// Minimum execution time: 1_008_084_000 ps.
-		Weight::from_parts(1_084_407_000, 5527)
+		// Minimum execution time: 1_052_505_000 ps.
+		Weight::from_parts(1_124_454_000, 5527)
 			.saturating_add(T::DbWeight::get().reads(10_u64))
 			.saturating_add(T::DbWeight::get().writes(8_u64))
 	}
@@ -249,8 +250,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `ProxyReencrypt::Requests` (`max_values`: None, `max_size`: Some(146), added: 2621, mode: `MaxEncodedLen`)
 	fn break_glass() -> Weight {
 		// Proof size: measured `1604`, estimated `5988`.
-		// Minimum execution time: 1_248_992_000 ps.
-		Weight::from_parts(1_279_697_000, 5988)
+		// Minimum execution time: 1_335_088_000 ps.
+		Weight::from_parts(1_408_804_000, 5988)
 			.saturating_add(T::DbWeight::get().reads(13_u64))
 			.saturating_add(T::DbWeight::get().writes(9_u64))
 	}
@@ -288,10 +289,35 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `ProxyReencrypt::OpenRequestsOf` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	fn submit_fragment() -> Weight {
 		// Proof size: measured `2307`, estimated `6168`.
-		// Minimum execution time: 3_784_340_000 ps.
-		Weight::from_parts(3_863_157_000, 6168)
+		// Minimum execution time: 4_113_035_000 ps.
+		Weight::from_parts(4_192_926_000, 6168)
 			.saturating_add(T::DbWeight::get().reads(18_u64))
 			.saturating_add(T::DbWeight::get().writes(8_u64))
+	}
+	/// Storage: `ProxyReencrypt::Grants` (r:1 w:0)
+	/// Proof: `ProxyReencrypt::Grants` (`max_values`: None, `max_size`: Some(658), added: 3133, mode: `MaxEncodedLen`)
+	/// Storage: `System::BlockHash` (r:1 w:0)
+	/// Proof: `System::BlockHash` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::ReportedFragments` (r:1 w:1)
+	/// Proof: `ProxyReencrypt::ReportedFragments` (`max_values`: None, `max_size`: Some(36), added: 2511, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::GrantKeys` (r:1 w:0)
+	/// Proof: `ProxyReencrypt::GrantKeys` (`max_values`: None, `max_size`: Some(50), added: 2525, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::Capsules` (r:1 w:0)
+	/// Proof: `ProxyReencrypt::Capsules` (`max_values`: None, `max_size`: Some(276), added: 2751, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::KeyFragmentIds` (r:1 w:0)
+	/// Proof: `ProxyReencrypt::KeyFragmentIds` (`max_values`: None, `max_size`: Some(96), added: 2571, mode: `MaxEncodedLen`)
+	/// Storage: `ProxyReencrypt::Keys` (r:2 w:0)
+	/// Proof: `ProxyReencrypt::Keys` (`max_values`: None, `max_size`: Some(114), added: 2589, mode: `MaxEncodedLen`)
+	/// Storage: `Parameters::Parameters` (r:1 w:0)
+	/// Proof: `Parameters::Parameters` (`max_values`: None, `max_size`: Some(24), added: 2499, mode: `MaxEncodedLen`)
+	/// Storage: `Reputation::Credits` (r:1 w:1)
+	/// Proof: `Reputation::Credits` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
+	fn report_bad_fragment() -> Weight {
+		// Proof size: measured `1407`, estimated `6168`.
+		// Minimum execution time: 12_523_437_000 ps.
+		Weight::from_parts(12_865_668_000, 6168)
+			.saturating_add(T::DbWeight::get().reads(10_u64))
+			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:2 w:1)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
@@ -311,8 +337,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `ProxyReencrypt::ReviewDeadlines` (`max_values`: None, `max_size`: Some(2062), added: 4537, mode: `MaxEncodedLen`)
 	fn review_emergency() -> Weight {
 		// Proof size: measured `1496`, estimated `6222`.
-		// Minimum execution time: 1_541_735_000 ps.
-		Weight::from_parts(1_603_397_000, 6222)
+		// Minimum execution time: 1_624_552_000 ps.
+		Weight::from_parts(1_728_316_000, 6222)
 			.saturating_add(T::DbWeight::get().reads(10_u64))
 			.saturating_add(T::DbWeight::get().writes(7_u64))
 	}
@@ -346,10 +372,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Component `l` ranges over `[0, 128]`.
 	fn on_initialize(e: u32, l: u32, ) -> Weight {
 		// Proof size: measured `3856`, estimated `14741`.
-		// Minimum execution time: 90_552_613_000 ps.
-		Weight::from_parts(5_216_809_406, 14741)
-			.saturating_add(Weight::from_parts(1_630_615_652, 0).saturating_mul(e.into()))
-			.saturating_add(Weight::from_parts(737_244_063, 0).saturating_mul(l.into()))
+		// Minimum execution time: 93_318_736_000 ps.
+		Weight::from_parts(5_794_818_872, 14741)
+			.saturating_add(Weight::from_parts(1_684_871_109, 0).saturating_mul(e.into()))
+			.saturating_add(Weight::from_parts(782_958_015, 0).saturating_mul(l.into()))
 			.saturating_add(T::DbWeight::get().reads(16_u64))
 			.saturating_add(T::DbWeight::get().reads((9_u64).saturating_mul(e.into())))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(l.into())))
@@ -370,9 +396,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Component `n` ranges over `[1, 8]`.
 	fn acknowledge_grant(n: u32, ) -> Weight {
 		// Proof size: measured `695`, estimated `4123`.
-		// Minimum execution time: 455_375_000 ps.
-		Weight::from_parts(461_311_431, 4123)
-			.saturating_add(Weight::from_parts(3_006_862, 0).saturating_mul(n.into()))
+		// Minimum execution time: 431_964_000 ps.
+		Weight::from_parts(501_902_542, 4123)
+			.saturating_add(Weight::from_parts(4_114_672, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
@@ -387,9 +413,9 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Component `n` ranges over `[1, 8]`.
 	fn dispute_grant(n: u32, ) -> Weight {
 		// Proof size: measured `695`, estimated `4123`.
-		// Minimum execution time: 551_588_000 ps.
-		Weight::from_parts(527_878_934, 4123)
-			.saturating_add(Weight::from_parts(41_508_049, 0).saturating_mul(n.into()))
+		// Minimum execution time: 557_843_000 ps.
+		Weight::from_parts(585_461_447, 4123)
+			.saturating_add(Weight::from_parts(44_952_998, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(n.into())))
@@ -399,37 +425,37 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 /// The same weights with RocksDB database weights, for tests and mocks.
 impl WeightInfo for () {
 	fn register_key() -> Weight {
-		Weight::from_parts(277_642_000, 3579)
+		Weight::from_parts(301_615_000, 3579)
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn register_proxy() -> Weight {
-		Weight::from_parts(320_014_000, 3606)
+		Weight::from_parts(350_808_000, 3606)
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn register_kind_keys(n: u32, ) -> Weight {
-		Weight::from_parts(247_885_134, 3579)
-			.saturating_add(Weight::from_parts(122_565_650, 0).saturating_mul(n.into()))
+		Weight::from_parts(294_613_852, 3579)
+			.saturating_add(Weight::from_parts(143_893_035, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(n.into())))
 			.saturating_add(Weight::from_parts(0, 2565).saturating_mul(n.into()))
 	}
 	fn add_record_keys(n: u32, ) -> Weight {
-		Weight::from_parts(401_930_065, 4698)
-			.saturating_add(Weight::from_parts(21_480_650, 0).saturating_mul(n.into()))
+		Weight::from_parts(427_403_196, 4698)
+			.saturating_add(Weight::from_parts(25_293_699, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	fn attach_capsule() -> Weight {
-		Weight::from_parts(2_310_766_000, 4698)
+		Weight::from_parts(2_493_085_000, 4698)
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn grant_access(n: u32, ) -> Weight {
-		Weight::from_parts(579_365_348, 6168)
-			.saturating_add(Weight::from_parts(687_181_676, 0).saturating_mul(n.into()))
+		Weight::from_parts(686_318_343, 6168)
+			.saturating_add(Weight::from_parts(728_479_839, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
@@ -437,22 +463,17 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 2556).saturating_mul(n.into()))
 	}
 	fn allow_single_proxy_grants() -> Weight {
-		Weight::from_parts(158_535_000, 0)
+		Weight::from_parts(177_302_000, 0)
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn require_audit_first() -> Weight {
-		Weight::from_parts(400_000_000, 3_700)
+		Weight::from_parts(365_714_000, 4123)
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
-	fn report_bad_fragment() -> Weight {
-		Weight::from_parts(3_000_000_000, 8_000)
-			.saturating_add(RocksDbWeight::get().reads(6_u64))
-			.saturating_add(RocksDbWeight::get().writes(2_u64))
-	}
 	fn revoke_grant(n: u32, ) -> Weight {
-		Weight::from_parts(635_335_409, 4123)
-			.saturating_add(Weight::from_parts(59_812_513, 0).saturating_mul(n.into()))
+		Weight::from_parts(676_739_626, 4123)
+			.saturating_add(Weight::from_parts(65_234_897, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().reads((2_u64).saturating_mul(n.into())))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
@@ -460,29 +481,34 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 3183).saturating_mul(n.into()))
 	}
 	fn request_access() -> Weight {
-		Weight::from_parts(1_084_407_000, 5527)
+		Weight::from_parts(1_124_454_000, 5527)
 			.saturating_add(RocksDbWeight::get().reads(10_u64))
 			.saturating_add(RocksDbWeight::get().writes(8_u64))
 	}
 	fn break_glass() -> Weight {
-		Weight::from_parts(1_279_697_000, 5988)
+		Weight::from_parts(1_408_804_000, 5988)
 			.saturating_add(RocksDbWeight::get().reads(13_u64))
 			.saturating_add(RocksDbWeight::get().writes(9_u64))
 	}
 	fn submit_fragment() -> Weight {
-		Weight::from_parts(3_863_157_000, 6168)
+		Weight::from_parts(4_192_926_000, 6168)
 			.saturating_add(RocksDbWeight::get().reads(18_u64))
 			.saturating_add(RocksDbWeight::get().writes(8_u64))
 	}
+	fn report_bad_fragment() -> Weight {
+		Weight::from_parts(12_865_668_000, 6168)
+			.saturating_add(RocksDbWeight::get().reads(10_u64))
+			.saturating_add(RocksDbWeight::get().writes(2_u64))
+	}
 	fn review_emergency() -> Weight {
-		Weight::from_parts(1_603_397_000, 6222)
+		Weight::from_parts(1_728_316_000, 6222)
 			.saturating_add(RocksDbWeight::get().reads(10_u64))
 			.saturating_add(RocksDbWeight::get().writes(7_u64))
 	}
 	fn on_initialize(e: u32, l: u32, ) -> Weight {
-		Weight::from_parts(5_216_809_406, 14741)
-			.saturating_add(Weight::from_parts(1_630_615_652, 0).saturating_mul(e.into()))
-			.saturating_add(Weight::from_parts(737_244_063, 0).saturating_mul(l.into()))
+		Weight::from_parts(5_794_818_872, 14741)
+			.saturating_add(Weight::from_parts(1_684_871_109, 0).saturating_mul(e.into()))
+			.saturating_add(Weight::from_parts(782_958_015, 0).saturating_mul(l.into()))
 			.saturating_add(RocksDbWeight::get().reads(16_u64))
 			.saturating_add(RocksDbWeight::get().reads((9_u64).saturating_mul(e.into())))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(l.into())))
@@ -493,14 +519,14 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 2621).saturating_mul(l.into()))
 	}
 	fn acknowledge_grant(n: u32, ) -> Weight {
-		Weight::from_parts(461_311_431, 4123)
-			.saturating_add(Weight::from_parts(3_006_862, 0).saturating_mul(n.into()))
+		Weight::from_parts(501_902_542, 4123)
+			.saturating_add(Weight::from_parts(4_114_672, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
 	fn dispute_grant(n: u32, ) -> Weight {
-		Weight::from_parts(527_878_934, 4123)
-			.saturating_add(Weight::from_parts(41_508_049, 0).saturating_mul(n.into()))
+		Weight::from_parts(585_461_447, 4123)
+			.saturating_add(Weight::from_parts(44_952_998, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(n.into())))

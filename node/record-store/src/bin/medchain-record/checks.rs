@@ -57,6 +57,10 @@ pub const MAX_FINALITY_LAG: u32 = 60;
 /// checked at one block.
 pub const MAX_READS_PER_CHECKED_BLOCK: u32 = 256;
 
+/// Reads one reader may take of one block's [`MAX_READS_PER_CHECKED_BLOCK`]
+/// at one server.
+pub const MAX_READS_PER_READER: u32 = 32;
+
 /// Most answers, grants and flags kept at once; beyond, they are forgotten
 /// (a memory bound, not a limit honest readers meet).
 const MAX_KEPT: usize = 100_000;
@@ -127,6 +131,8 @@ struct View {
 	active: Option<bool>,
 	/// Reads this server handed a `checked_at`, by that block.
 	allotted: BTreeMap<u32, u32>,
+	/// The same, by block and reader.
+	allotted_to: BTreeMap<(u32, AccountId), u32>,
 	/// What ended since last drained.
 	ended: Ended,
 }
@@ -147,18 +153,24 @@ impl View {
 	}
 
 	/// The newest block in `from..=to` at which this server may still log a
-	/// read, taken for one.
-	fn allot(&mut self, from: u32, to: u32) -> Result<u32, CheckError> {
-		self.allotted = self.allotted.split_off(&to.saturating_sub(RECHECK_AFTER + MAX_FINALITY_LAG));
-		for at in (from..=to).rev() {
-			let n = self.allotted.entry(at).or_insert(0);
-			if *n < MAX_READS_PER_CHECKED_BLOCK {
-				*n += 1;
+	/// read, and `reader` may still take one of its
+	/// [`MAX_READS_PER_READER`] there, taken for one: no reader can use up
+	/// what the chain logs for everyone else.
+	fn allot(&mut self, from: u32, to: u32, reader: &AccountId) -> Result<u32, CheckError> {
+		let horizon = to.saturating_sub(RECHECK_AFTER + MAX_FINALITY_LAG);
+		self.allotted = self.allotted.split_off(&horizon);
+		self.allotted_to = self.allotted_to.split_off(&(horizon, AccountId::from([0; 32])));
+		for at in (from..=to.max(from)).rev() {
+			let n = self.allotted.get(&at).copied().unwrap_or(0);
+			let mine = self.allotted_to.get(&(at, reader.clone())).copied().unwrap_or(0);
+			if n < MAX_READS_PER_CHECKED_BLOCK && mine < MAX_READS_PER_READER {
+				self.allotted.insert(at, n + 1);
+				self.allotted_to.insert((at, reader.clone()), mine + 1);
 				return Ok(at);
 			}
 		}
 		Err(CheckError::Unavailable(format!(
-			"this server served {MAX_READS_PER_CHECKED_BLOCK} reads at every block since {from}: try again at the next block"
+			"no room left to log this read at any block since {from} (this server's or this reader's share): try again at the next block"
 		)))
 	}
 }
@@ -201,8 +213,22 @@ impl ReadChecks {
 		};
 		let number = self.number_of(&best)?;
 		if let Some((hash, old_number)) = old {
+			// A lower block: either a request that read the best block before
+			// another moved the view on (it is an ancestor of the view's
+			// block: the view stands), or a reorganisation to a shorter
+			// fork (it is not: everything known is forgotten).
 			if number < old_number {
-				return Ok((hash, old_number));
+				if self.ancestor_at(hash, old_number, number).is_ok_and(|a| a == best) {
+					return Ok((hash, old_number));
+				}
+				let finalized = self.node.finalized_head()?.1;
+				let mut view = self.lock()?;
+				if view.best == old {
+					view.lose_track();
+					view.finalized = finalized;
+					view.best = Some((best, number));
+				}
+				return view.best.ok_or_else(|| CheckError::Unavailable("no best block yet".into()));
 			}
 		}
 		// The blocks are read outside the lock; what they say is taken in
@@ -247,8 +273,8 @@ impl ReadChecks {
 			lagging(number, view.finalized)?;
 			if let Some(&(since, end)) = view.allowed.get(key) {
 				if end.is_none_or(|end| number < end) && number.saturating_sub(since) < RECHECK_AFTER {
-					let to = view.finalized;
-					return view.allot(since, to);
+					let to = view.finalized.max(since);
+					return view.allot(since, to, &key.accessor);
 				}
 			}
 			hash
@@ -275,7 +301,8 @@ impl ReadChecks {
 			}
 			view.allowed.insert(key.clone(), (head_number, end));
 		}
-		view.allot(head_number, head_number)
+		view.finalized = view.finalized.max(head_number);
+		view.allot(head_number, head_number, &key.accessor)
 	}
 
 	/// Whether a read about to be answered (its `checked_at` taken by
@@ -315,13 +342,26 @@ impl ReadChecks {
 	/// as checked at: the finalized head, while finality keeps up with the
 	/// best block (within [`MAX_FINALITY_LAG`]) and this server may log one
 	/// more read there. Call [`ReadChecks::best`] first.
-	pub fn finalized(&self) -> Result<u32, CheckError> {
+	pub fn finalized(&self, reader: &AccountId) -> Result<u32, CheckError> {
 		self.ensure_active()?;
 		let mut view = self.lock()?;
 		let (_, number) = view.best.ok_or_else(|| CheckError::Unavailable("no best block yet".into()))?;
 		lagging(number, view.finalized)?;
 		let at = view.finalized;
-		view.allot(at, at)
+		view.allot(at, at, reader)
+	}
+
+	/// Counts reads journaled and not yet logged (after a restart) against
+	/// the blocks they name, so that none is allotted beyond what the chain
+	/// logs. One server process per institution key: two would each count
+	/// only their own.
+	pub fn count_journaled(&self, reads: impl IntoIterator<Item = (u32, AccountId)>) -> Result<(), CheckError> {
+		let mut view = self.lock()?;
+		for (at, reader) in reads {
+			*view.allotted.entry(at).or_insert(0) += 1;
+			*view.allotted_to.entry((at, reader)).or_insert(0) += 1;
+		}
+		Ok(())
 	}
 
 	/// Grant `id` as it stands at the best block (read once, until an event
@@ -446,6 +486,19 @@ impl ReadChecks {
 			}
 		}
 		Walk { events: Some(events), linked }
+	}
+
+	/// The ancestor at height `at` of block `hash` (height `number`), within
+	/// [`MAX_WALK`] blocks.
+	fn ancestor_at(&self, hash: H256, number: u32, at: u32) -> Result<H256, RpcError> {
+		if number.saturating_sub(at) > MAX_WALK {
+			return Err(RpcError::Decode("too far back".into()));
+		}
+		let mut block = hash;
+		for _ in at..number {
+			block = self.parent_of(&block)?;
+		}
+		Ok(block)
 	}
 
 	fn parent_of(&self, hash: &H256) -> Result<H256, RpcError> {
@@ -579,16 +632,31 @@ mod tests {
 	#[test]
 	fn a_flood_of_reads_never_takes_more_of_a_block_than_the_chain_logs() {
 		let mut view = View::default();
+		let readers: Vec<AccountId> = (0..24u8).map(|i| AccountId::from([i; 32])).collect();
 		// An answer allowed since block 10, the finalized head at 12: the
 		// newest block first, then older ones, each up to the chain's limit.
 		let mut given = BTreeMap::<u32, u32>::new();
-		for _ in 0..3 * MAX_READS_PER_CHECKED_BLOCK {
-			*given.entry(view.allot(10, 12).unwrap()).or_default() += 1;
+		for i in 0..3 * MAX_READS_PER_CHECKED_BLOCK as usize {
+			*given.entry(view.allot(10, 12, &readers[i % readers.len()]).unwrap()).or_default() += 1;
 		}
 		assert_eq!(given, BTreeMap::from([(10, 256), (11, 256), (12, 256)]));
 		// No block with room left: refused, not served to be refused later.
-		assert!(matches!(view.allot(10, 12), Err(CheckError::Unavailable(_))));
-		// The next finalized block has room.
-		assert_eq!(view.allot(10, 13).unwrap(), 13);
+		assert!(matches!(view.allot(10, 12, &readers[0]), Err(CheckError::Unavailable(_))));
+		// The next finalized block has room; an answer whose first block is
+		// past the view's finalized head still gets its own block.
+		assert_eq!(view.allot(10, 13, &readers[0]).unwrap(), 13);
+		assert_eq!(view.allot(14, 13, &readers[0]).unwrap(), 14);
+	}
+
+	#[test]
+	fn one_reader_cannot_take_a_servers_whole_share_of_a_block() {
+		let mut view = View::default();
+		let greedy = AccountId::from([1; 32]);
+		for _ in 0..MAX_READS_PER_READER {
+			assert_eq!(view.allot(5, 5, &greedy).unwrap(), 5);
+		}
+		assert!(matches!(view.allot(5, 5, &greedy), Err(CheckError::Unavailable(_))));
+		// Everyone else still reads at that block.
+		assert_eq!(view.allot(5, 5, &AccountId::from([2; 32])).unwrap(), 5);
 	}
 }

@@ -207,6 +207,13 @@ pub fn serve(o: &super::ServeArgs, store: RecordStore, runtime: tokio::runtime::
 	let journal = if o.instant {
 		let journal = store.journal();
 		runtime.block_on(journal.prepare()).map_err(|e| format!("the journal: {e}"))?;
+		// Reads journaled before a restart and not logged yet take their
+		// share of the blocks they name.
+		if let Some(checks) = &checks {
+			let pending = runtime.block_on(journal.pending(i64::MAX, Duration::ZERO)).map_err(|e| format!("the journal: {e}"))?;
+			let counted = pending.iter().filter_map(|r| Some((r.checked_at, AccountId::from_ss58check(&r.accessor).ok()?)));
+			checks.count_journaled(counted).map_err(|e| format!("{e:?}"))?;
+		}
 		let submitter = Submitter {
 			node: o.node.node(),
 			operator: o.signer.signer()?,
@@ -239,35 +246,9 @@ pub fn serve(o: &super::ServeArgs, store: RecordStore, runtime: tokio::runtime::
 		std::thread::spawn(move || watched.watch());
 	}
 	let mut module = RpcModule::from_arc(gateway);
-	module
-		.register_blocking_method("ehr_getRecord", |params, gateway, _| {
-			let p: Value = params.parse().map_err(|_| error(-32602, "params must be a JSON object".into()))?;
-			gateway.get_record(&p).map_err(|(code, message)| {
-				// The message names the accessor and the record: medical metadata,
-				// so the log keeps only that a request was refused, and why in kind.
-				tracing::warn!(code, "request refused");
-				error(code, message)
-			})
-		})
-		.map_err(|e| e.to_string())?;
-	module
-		.register_blocking_method("ehr_getForReview", |params, gateway, _| {
-			let p: Value = params.parse().map_err(|_| error(-32602, "params must be a JSON object".into()))?;
-			gateway.get_for_review(&p).map_err(|(code, message)| {
-				tracing::warn!(code, "review request refused");
-				error(code, message)
-			})
-		})
-		.map_err(|e| e.to_string())?;
-	module
-		.register_blocking_method("pre_reencrypt", |params, gateway, _| {
-			let p: Value = params.parse().map_err(|_| error(-32602, "params must be a JSON object".into()))?;
-			gateway.pre_reencrypt(&p).map_err(|(code, message)| {
-				tracing::warn!(code, "fragment request refused");
-				error(code, message)
-			})
-		})
-		.map_err(|e| e.to_string())?;
+	register(&mut module, "ehr_getRecord", "request refused", Gateway::get_record)?;
+	register(&mut module, "ehr_getForReview", "review request refused", Gateway::get_for_review)?;
+	register(&mut module, "pre_reencrypt", "fragment request refused", Gateway::pre_reencrypt)?;
 	runtime.block_on(async {
 		let limits = Limits { connections: o.connections.limits(), ..Limits::default() };
 		let (addr, handle) = listen(&o.listen, module.into(), limits).await?;
@@ -275,6 +256,27 @@ pub fn serve(o: &super::ServeArgs, store: RecordStore, runtime: tokio::runtime::
 		handle.stopped().await;
 		Ok(())
 	})
+}
+
+/// Registers `method`, answered by `handle`. A refusal's message names the
+/// reader and the record (medical metadata), so the log keeps only that a
+/// request was refused (`refusal`), and its code.
+fn register(
+	module: &mut RpcModule<Gateway>,
+	method: &'static str,
+	refusal: &'static str,
+	handle: fn(&Gateway, &Value) -> Result<Value, (i32, String)>,
+) -> Result<(), String> {
+	module
+		.register_blocking_method(method, move |params, gateway, _| {
+			let p: Value = params.parse().map_err(|_| error(-32602, "params must be a JSON object".into()))?;
+			handle(&gateway, &p).map_err(|(code, message)| {
+				tracing::warn!(code, "{refusal}");
+				error(code, message)
+			})
+		})
+		.map(|_| ())
+		.map_err(|e| e.to_string())
 }
 
 /// The chain's genesis hash (0x hex), which signed requests name.
@@ -398,7 +400,7 @@ impl Gateway {
 		};
 		let checked_at = match grant {
 			_ if log_first => None,
-			None => Some(checks.finalized().map_err(check_error)?),
+			None => Some(checks.finalized(&r.accessor).map_err(check_error)?),
 			Some(grant) => Some(
 				checks
 					.allowed(&ReadKey { accessor: r.accessor.clone(), record: r.record, grant, purpose: r.purpose })
@@ -484,9 +486,13 @@ impl Gateway {
 			other => other,
 		};
 		if let Err(e) = again {
-			let withheld = self.runtime.block_on(journal.mark(&[read.read], journal::state::WITHHELD, "not allowed any more"));
-			if let Err(e) = withheld {
-				tracing::error!("the journal: {e}: a withheld read stays pending");
+			// Only a read still pending: one the submitter already logged
+			// stays logged (the trail then holds a read that was not served,
+			// never the other way round).
+			match self.runtime.block_on(journal.withhold(&read.read)) {
+				Ok(true) => {},
+				Ok(false) => tracing::warn!("a read withheld at the last check was already logged"),
+				Err(e) => tracing::error!("the journal: {e}: a withheld read stays pending"),
 			}
 			return Err(check_error(e));
 		}

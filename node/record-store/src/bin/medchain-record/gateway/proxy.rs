@@ -48,6 +48,9 @@ pub(super) struct Proxy {
 	kfrags: Mutex<HashMap<u64, (VerifiedKeyFrag, Option<u32>)>>,
 	/// Capsules the grants' key fragments open, by (grant, record).
 	capsules: Mutex<HashMap<(u64, u64), Capsule>>,
+	/// Grants seen to end: a key fragment read before the end and kept
+	/// after it would outlive it, so none of theirs is kept.
+	ended: Mutex<std::collections::HashSet<u64>>,
 }
 
 /// Most key fragments and capsules kept at once; beyond, they are read
@@ -70,13 +73,19 @@ impl Proxy {
 				operator.to_ss58check()
 			));
 		}
-		Ok(Proxy { secret, kfrags: Mutex::default(), capsules: Mutex::default() })
+		Ok(Proxy { secret, kfrags: Mutex::default(), capsules: Mutex::default(), ended: Mutex::default() })
 	}
 
 	/// Drops what is kept for grants that `ended`, everything if the view
 	/// lost track of the chain, and the key fragments of grants expired by
 	/// block `best`.
 	pub(super) fn forget(&self, ended: &Ended, best: Option<u32>) {
+		if let Ok(mut e) = self.ended.lock() {
+			if e.len() >= MAX_KEPT {
+				e.clear();
+			}
+			e.extend(ended.grants.iter().copied());
+		}
 		let gone = |g: &u64, end: &Option<u32>| {
 			ended.everything || ended.grants.contains(g) || best.is_some_and(|b| end.is_some_and(|e| b >= e))
 		};
@@ -98,8 +107,11 @@ impl Proxy {
 		if let Some((k, _)) = self.kfrags.lock().map_err(|_| poisoned())?.get(&grant) {
 			return Ok(k.clone());
 		}
+		// Read at the finalized head: a grant id a reorganisation gave to
+		// another grant would otherwise lead to fragments of the wrong one.
+		let at = finalized_hash(node)?;
 		let a: Option<ProxyAssignment> = node
-			.runtime_call("ProxyReencryptApi_key_fragment_of", &(me.clone(), grant))
+			.runtime_call_at("ProxyReencryptApi_key_fragment_of", &(me.clone(), grant), Some(&at))
 			.map_err(|e| unavailable(e.to_string()))?;
 		let a = a.ok_or_else(|| refused(format!("this proxy holds no key fragment of grant {grant}")))?;
 		let keys = DelegationKeys::parse(&a.verifying_key, &a.delegating_key, &a.receiving_key)
@@ -115,7 +127,9 @@ impl Proxy {
 		if kept.len() >= MAX_KEPT {
 			kept.clear();
 		}
-		kept.insert(grant, (kfrag.clone(), end));
+		if !self.ended.lock().map_err(|_| poisoned())?.contains(&grant) {
+			kept.insert(grant, (kfrag.clone(), end));
+		}
 		Ok(kfrag)
 	}
 
@@ -124,8 +138,13 @@ impl Proxy {
 		if let Some(c) = self.capsules.lock().map_err(|_| poisoned())?.get(&(grant, record)) {
 			return Ok(c.clone());
 		}
-		let found: Option<(Vec<u8>, Vec<u8>)> =
-			node.runtime_call("ProxyReencryptApi_capsule_for", &(grant, record)).map_err(|e| unavailable(e.to_string()))?;
+		// Read at the finalized head: a capsule attached in a block that a
+		// reorganisation retracts may come back as another one, and a
+		// fragment of the first would then fail against it.
+		let at = finalized_hash(node)?;
+		let found: Option<(Vec<u8>, Vec<u8>)> = node
+			.runtime_call_at("ProxyReencryptApi_capsule_for", &(grant, record), Some(&at))
+			.map_err(|e| unavailable(e.to_string()))?;
 		let (capsule, _) = found.ok_or_else(|| refused(format!("record {record} has no capsule grant {grant} opens")))?;
 		let capsule = medchain_umbral::capsule(&capsule).map_err(|_| refused(format!("record {record}'s capsule does not parse")))?;
 		let mut kept = self.capsules.lock().map_err(|_| poisoned())?;
@@ -135,6 +154,11 @@ impl Proxy {
 		kept.insert((grant, record), capsule.clone());
 		Ok(capsule)
 	}
+}
+
+/// The finalized head's hash (0x hex).
+fn finalized_hash(node: &Node) -> Result<String, (i32, String)> {
+	node.finalized_head().map(|(h, _)| hex(h.as_bytes())).map_err(|e| unavailable(e.to_string()))
 }
 
 fn poisoned() -> (i32, String) {
@@ -208,6 +232,9 @@ impl Gateway {
 		getrandom::getrandom(&mut seed).map_err(|e| unavailable(format!("no randomness: {e}")))?;
 		let fragment = medchain_umbral::reencrypt(seed, &capsule, kfrag)
 			.map_err(|_| unavailable("re-encryption failed".into()))?;
+		// Everything that could fail is done before the journal write.
+		let statement = fragment_message(&self.genesis, grant, record, &accessor, &fragment).map_err(unavailable)?;
+		let signed = self.operator.sign(&statement);
 		let read = JournaledRead {
 			read: read_id(&signature),
 			record,
@@ -220,8 +247,6 @@ impl Gateway {
 		let journaled = std::time::Instant::now();
 		self.journal_once(journal, &read)?;
 		self.still_allowed(checks, journal, &key, &read, journaled)?;
-		let statement = fragment_message(&self.genesis, grant, record, &accessor, &fragment).map_err(unavailable)?;
-		let signed = self.operator.sign(&statement);
 		tracing::info!("key fragment served (journaled)");
 		Ok(json!({
 			"grant": grant,

@@ -718,9 +718,11 @@ struct Submitter {
 pub const MAX_READS_PER_LOG: i64 = 32;
 
 /// How long a journaled read waits before the submitter logs it: longer
-/// than its server takes from the journal write to the answer (one more
-/// check against the best block), so a read withheld then is never logged.
-const SETTLE: Duration = Duration::from_secs(2);
+/// than its server may take from the journal write to the answer (the
+/// write itself under load, then one more check against the best block; a
+/// server past half of it withholds the read), so a read withheld then is
+/// never logged.
+const SETTLE: Duration = Duration::from_secs(10);
 
 /// How long the submitter waits for one batch to be final.
 const SUBMIT_WAIT: Duration = Duration::from_secs(60);

@@ -626,6 +626,17 @@ impl Node {
 		header_number(&self.call("chain_getHeader", json!([hex(hash.as_bytes())]))?)
 	}
 
+	/// The best block's hash.
+	pub fn best_hash(&self) -> Result<H256, RpcError> {
+		parse_hash(&self.call("chain_getBlockHash", json!([]))?)
+	}
+
+	/// Block `hash`'s number and its parent's hash.
+	pub fn header_of(&self, hash: &H256) -> Result<(u32, H256), RpcError> {
+		let header = self.call("chain_getHeader", json!([hex(hash.as_bytes())]))?;
+		Ok((header_number(&header)?, parse_hash(&header["parentHash"])?))
+	}
+
 	/// The best block's number.
 	pub fn best_number(&self) -> Result<u32, RpcError> {
 		header_number(&self.call("chain_getHeader", json!([]))?)

@@ -32,7 +32,6 @@
 use medchain_chain_client::{hex, Node, RpcError};
 use medchain_runtime::{AccountId, Runtime, RuntimeEvent};
 use pallet_ehr_index::AccessPurpose;
-use serde_json::json;
 use sp_core::H256;
 use std::{
 	collections::{BTreeMap, HashMap},
@@ -203,7 +202,7 @@ impl ReadChecks {
 	/// to a lower block than the view holds (a request that read an older
 	/// best block waits for no one and uses the newer view).
 	pub fn best(&self) -> Result<(H256, u32), CheckError> {
-		let best = parse_hash(&self.node.call("chain_getBlockHash", json!([]))?)?;
+		let best = self.node.best_hash()?;
 		let old = {
 			let view = self.lock()?;
 			match view.best {
@@ -211,7 +210,7 @@ impl ReadChecks {
 				other => other,
 			}
 		};
-		let number = self.number_of(&best)?;
+		let (number, _) = self.node.header_of(&best)?;
 		if let Some((hash, old_number)) = old {
 			// A lower block: either a request that read the best block before
 			// another moved the view on (it is an ancestor of the view's
@@ -447,11 +446,6 @@ impl ReadChecks {
 		self.view.lock().map_err(|_| CheckError::Unavailable("read checks poisoned".into()))
 	}
 
-	fn number_of(&self, hash: &H256) -> Result<u32, RpcError> {
-		let header = self.node.call("chain_getHeader", json!([hex(hash.as_bytes())]))?;
-		header_number(&header)
-	}
-
 	/// Reads the blocks from `old` (number `old_number`) up to `best`
 	/// (`number`): whether they link, and their events.
 	fn walk(&self, old: H256, old_number: u32, best: H256, number: u32) -> Walk {
@@ -466,8 +460,8 @@ impl ReadChecks {
 				break false;
 			}
 			blocks.push(at);
-			match self.parent_of(&at) {
-				Ok(parent) => at = parent,
+			match self.node.header_of(&at) {
+				Ok((_, parent)) => at = parent,
 				Err(_) => break false,
 			}
 			n -= 1;
@@ -496,14 +490,9 @@ impl ReadChecks {
 		}
 		let mut block = hash;
 		for _ in at..number {
-			block = self.parent_of(&block)?;
+			block = self.node.header_of(&block)?.1;
 		}
 		Ok(block)
-	}
-
-	fn parent_of(&self, hash: &H256) -> Result<H256, RpcError> {
-		let header = self.node.call("chain_getHeader", json!([hex(hash.as_bytes())]))?;
-		parse_hash(&header["parentHash"])
 	}
 
 	/// The events of block `hash`, decoded with this tool's runtime types:
@@ -587,17 +576,6 @@ fn harmless(e: &RuntimeEvent) -> bool {
 				P::CapsuleAttached { .. }
 		)
 	)
-}
-
-fn parse_hash(v: &serde_json::Value) -> Result<H256, RpcError> {
-	let bytes = medchain_chain_client::unhex(v.as_str().ok_or_else(|| RpcError::Decode("block hash".into()))?)?;
-	let raw: [u8; 32] = bytes.try_into().map_err(|_| RpcError::Decode("block hash length".into()))?;
-	Ok(H256(raw))
-}
-
-fn header_number(header: &serde_json::Value) -> Result<u32, RpcError> {
-	let n = header["number"].as_str().ok_or_else(|| RpcError::Decode("header number".into()))?;
-	u32::from_str_radix(n.trim_start_matches("0x"), 16).map_err(|_| RpcError::Decode("header number".into()))
 }
 
 #[cfg(test)]

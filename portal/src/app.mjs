@@ -321,24 +321,157 @@ async function showGrants() {
   }
 }
 
-async function showLog() {
-  const rows = await api.call.ehrIndexApi.recordsOfPatient(account, null, 100);
-  const body = $('log').tBodies[0];
-  body.innerHTML = '';
-  for (const [id] of rows) {
+/**
+ * How far back the access log looks for reads served at once (the instant
+ * path): the chain keeps them only as events (`ehrIndex.RecordRead`,
+ * `ehrIndex.KeyFragmentServed`), so the page reads the events of this many
+ * recent blocks, about an hour at 6 s a block.
+ */
+const READ_SCAN_BLOCKS = 600;
+/** How many blocks' events the scan asks the node for at a time. */
+const READ_SCAN_PARALLEL = 16;
+/** The instant-path reads found in each block, by block hash: a block's events never change. */
+const readsByBlock = new Map();
+/** The latest `showLog` run: one overtaken while it scans writes nothing. */
+let logRun = 0;
+
+/** A block's time (its `timestamp.now`), ISO 8601. */
+const blockTime = async (hash) => new Date((await api.query.timestamp.now.at(hash)).toNumber()).toISOString();
+
+/** A row of the access log with `cells`' text and `data` as its data attributes (not in the page yet). */
+function logRow(cells, data) {
+  const tr = document.createElement('tr');
+  Object.assign(tr.dataset, data);
+  for (const v of cells) tr.insertCell().textContent = v;
+  return tr;
+}
+
+/** `f` over `items`, at most `limit` at a time, started in order: `{ value }` or `{ error }` each. */
+async function mapLimited(items, limit, f) {
+  const results = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await f(items[i]).then((value) => ({ value }), (error) => ({ error }));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+/**
+ * The reads a gateway (the record's ciphertext) or a proxy (a key fragment)
+ * served and logged afterwards (`ehrIndex.logReads`), among a block's
+ * events. Ids, addresses and blocks only: nothing of the record itself.
+ */
+function readsIn(events) {
+  const reads = [];
+  for (const { event } of events) {
+    const d = event.data;
+    if (api.events.ehrIndex.RecordRead.is(event)) {
+      reads.push({ served: 'Record', recordId: d.recordId.toString(), accessor: d.accessor.toString(),
+        by: d.gateway.toString(), purpose: d.purpose.toString(), checkedAt: d.checkedAt.toNumber() });
+    } else if (api.events.ehrIndex.KeyFragmentServed.is(event)) {
+      reads.push({ served: 'KeyFragment', recordId: d.recordId.toString(), accessor: d.accessor.toString(),
+        by: d.proxy.toString(), grant: d.grant.toString(), checkedAt: d.checkedAt.toNumber() });
+    }
+  }
+  return reads;
+}
+
+/** Block `number`: its hash and the reads logged in it (each block's events read once). */
+async function blockReads(number) {
+  const hash = (await api.rpc.chain.getBlockHash(number)).toHex();
+  let reads = readsByBlock.get(hash);
+  if (!reads) {
+    reads = readsIn(await api.query.system.events.at(hash));
+    readsByBlock.set(hash, reads);
+  }
+  return { number, hash, reads };
+}
+
+/**
+ * Reads the events of the last `READ_SCAN_BLOCKS` blocks, newest first,
+ * `READ_SCAN_PARALLEL` at a time. Returns the blocks read (newest first),
+ * the range scanned and how many blocks could not be read (a node that
+ * prunes state, as nodes do by default, has no events of older blocks):
+ * those are counted, never skipped silently.
+ */
+async function scanReads() {
+  const best = (await api.rpc.chain.getHeader()).number.toNumber();
+  const oldest = Math.max(0, best - READ_SCAN_BLOCKS + 1);
+  const numbers = Array.from({ length: best - oldest + 1 }, (_, i) => best - i);
+  const results = await mapLimited(numbers, READ_SCAN_PARALLEL, blockReads);
+  const blocks = results.filter((r) => !r.error).map((r) => r.value);
+  const kept = new Set(blocks.map((b) => b.hash));
+  for (const hash of readsByBlock.keys()) if (!kept.has(hash)) readsByBlock.delete(hash);
+  return { blocks, best, oldest, unread: results.length - blocks.length };
+}
+
+/** The access requests on chain for the patient's records, as log rows. */
+async function requestRows(records) {
+  const rows = [];
+  for (const [id] of records) {
     for (const [rid, req] of await api.call.proxyReencryptApi.accessLog(id)) {
       const at = req.requestedAt.toNumber();
-      const hash = await api.rpc.chain.getBlockHash(at);
-      const time = new Date((await api.query.timestamp.now.at(hash)).toNumber()).toISOString();
+      const time = await blockTime(await api.rpc.chain.getBlockHash(at));
       const outcome = req.emergency.isSome
         ? `emergency (${req.emergency.unwrap().reason.toString()}), ${req.status.toString()}`
         : req.status.toString();
-      const tr = body.insertRow();
-      for (const v of [id.toString(), rid.toString(), short(req.requester.toString()), String(at), time, outcome]) {
-        tr.insertCell().textContent = v;
-      }
+      rows.push(logRow([id.toString(), `request ${rid}`, short(req.requester.toString()), '', '', String(at), time, outcome],
+        { record: id.toString(), request: rid.toString() }));
     }
   }
+  return rows;
+}
+
+/**
+ * The reads of the patient's records (`ids`) the scan found, newest first,
+ * as log rows: who read, what was served by which institution, the block
+ * it checked the chain at and the block it was logged in.
+ */
+async function readRows({ blocks }, ids) {
+  const rows = [];
+  for (const { number, hash, reads } of blocks) {
+    const mine = reads.filter((r) => ids.has(r.recordId));
+    if (mine.length === 0) continue;
+    const time = await blockTime(hash);
+    for (const r of mine) {
+      const record = r.served === 'Record';
+      rows.push(logRow([r.recordId, record ? 'record read' : `key fragment (grant ${r.grant})`, short(r.accessor),
+        short(r.by), String(r.checkedAt), String(number), time, record ? `served at once (${r.purpose})` : 'served at once'],
+      { record: r.recordId, served: r.served }));
+    }
+  }
+  return rows;
+}
+
+/** What the scan covered, for the line under the log (with the oldest block's time when the node has it). */
+async function scanText({ blocks, best, oldest, unread }) {
+  const last = blocks.at(-1);
+  const since = last?.number === oldest ? await blockTime(last.hash).then((t) => `, since ${t}`, () => '') : '';
+  const range = oldest === 0 ? 'the whole chain so far' : `blocks ${oldest} to ${best}${since}`;
+  return `Reads served at once (the instant path) are on chain only as events: listed from the last ${READ_SCAN_BLOCKS} `
+    + `blocks (${range}); older ones are not shown.`
+    + (unread ? ` ${unread} of these blocks could not be read (a node keeps the state of its last 256 blocks unless `
+      + 'run with --state-pruning archive): reads logged in them are missing here.' : '');
+}
+
+/**
+ * Who accessed what, and when: the access requests on chain and the reads
+ * served at once and logged after, of the patient's records. Built apart
+ * and put in the page at once, by the latest run only.
+ */
+async function showLog() {
+  const run = ++logRun;
+  const records = await api.call.ehrIndexApi.recordsOfPatient(account, null, 100);
+  const ids = new Set(records.map(([id]) => id.toString()));
+  const [requests, scan] = await Promise.all([requestRows(records), scanReads()]);
+  const [reads, text] = await Promise.all([readRows(scan, ids), scanText(scan)]);
+  if (run !== logRun) return;
+  $('log').tBodies[0].replaceChildren(...requests, ...reads);
+  $('log-window').textContent = text;
 }
 
 async function grant(e) {

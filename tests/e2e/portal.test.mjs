@@ -4,7 +4,9 @@
 // transaction goes through @polkadot/extension-dapp exactly as with a real
 // wallet. The patient generates and registers an Umbral key, sees a record,
 // grants a doctor time-limited access, sees the doctor's request in the
-// access log and revokes. The wallet receives the chain's metadata
+// access log, and beside it the reads a gateway and a proxy served at once
+// and logged on chain after (found in recent blocks' events), and revokes.
+// The wallet receives the chain's metadata
 // (`metadata.provide`), every signature covers the metadata hash
 // (`CheckMetadataHash` mode 1), no proxy is chosen for the patient, the key
 // is sealed under a passphrase, and a portal pinned to another chain refuses
@@ -317,6 +319,43 @@ test('a patient registers a key, grants, sees the access log and revokes in the 
   await page.waitForSelector(`#log tbody tr:has-text("${k.eve.address.slice(0, 6)}")`);
   assert.equal(await rows('log').count(), 1);
   await page.screenshot({ path: join(ARTIFACTS, 'portal-log.png'), fullPage: true });
+
+  // The doctor reads the record on the instant path: Alice's hospital (the
+  // record's issuer, its gateway) serves the ciphertext and Bob (a proxy
+  // that acknowledged the grant) a key fragment, each at once after
+  // checking the grant at a block, and each logs the read on chain
+  // afterwards; the test acts for both. Alice also logs a read of the
+  // second hospital account's record by that account: not Dave's under
+  // this account, so not in his log.
+  const checkedAt = (await api.rpc.chain.getHeader()).number.toNumber();
+  const entry = (read, served) => ({ read: '0x' + read.repeat(32), recordId, accessor: k.eve.address,
+    purpose: 'Treatment', grant: grantId.toNumber(), checkedAt, served });
+  const { blockHash: recordLogged } = await sendAndWait(api, api.tx.ehrIndex.logReads([entry('a1', 'Record'),
+    { read: '0x' + 'c3'.repeat(32), recordId: secondId, accessor: pseudonym.address, purpose: 'Treatment',
+      grant: null, checkedAt, served: 'Record' }]), k.alice);
+  const { blockHash: fragmentLogged } = await sendAndWait(api, api.tx.ehrIndex.logReads([entry('b2', 'KeyFragment')]),
+    k.bob);
+  const short = (a) => `${a.slice(0, 6)}…${a.slice(-6)}`;
+  const loggedAt = async (hash) => [String((await api.rpc.chain.getHeader(hash)).number.toNumber()),
+    new Date((await api.query.timestamp.now.at(hash)).toNumber()).toISOString()];
+  await page.evaluate(() => window.medchainPortal.refresh());
+  await page.waitForSelector('#log tbody tr[data-served="KeyFragment"]');
+  await page.waitForSelector('#log tbody tr[data-served="Record"]');
+  // Beside the request: exactly the two reads of Dave's record, with who
+  // read, what was served by whom, the block the grant was checked at and
+  // the block (and time) each was logged in.
+  assert.equal(await rows('log').count(), 3, 'the request and two reads, not the other account\'s read');
+  const cells = (served) => page.locator(`#log tbody tr[data-served="${served}"] td`).allTextContents();
+  assert.deepEqual(await cells('Record'), [String(recordId), 'record read', short(k.eve.address),
+    short(k.alice.address), String(checkedAt), ...await loggedAt(recordLogged), 'served at once (Treatment)']);
+  assert.deepEqual(await cells('KeyFragment'), [String(recordId), `key fragment (grant ${grantId})`,
+    short(k.eve.address), short(k.bob.address), String(checkedAt), ...await loggedAt(fragmentLogged), 'served at once']);
+  // Newest first, after the request.
+  assert.deepEqual(await page.locator('#log tbody tr').evaluateAll((trs) => trs.map((tr) => tr.dataset.served ?? 'request')),
+    ['request', 'KeyFragment', 'Record']);
+  assert.match(await page.locator('#log-window').textContent(),
+    /^Reads served at once \(the instant path\) are on chain only as events: listed from the last 600 blocks \((the whole chain so far|blocks \d+ to \d+(, since [-\d:.TZ]+)?)\); older ones are not shown\.( \d+ of these blocks could not be read \(.+\): reads logged in them are missing here\.)?$/);
+  await page.screenshot({ path: join(ARTIFACTS, 'portal-reads.png'), fullPage: true });
 
   // Revoke in the browser.
   await page.click(`button[data-revoke="${grantId}"]`);

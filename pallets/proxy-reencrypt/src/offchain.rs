@@ -237,13 +237,12 @@ impl<T: Config> Pallet<T> {
 		let sealed = SealedFragments::<T>::get(grant, proxy).ok_or(KfragError::Unavailable("no sealed fragment"))?;
 		let keys =
 			Self::delegation_keys(grant, g).ok_or(KfragError::Unavailable("the patient or grantee has no valid keys"))?;
-		let kfrag = medchain_umbral::open_kfrag(secret, &sealed.capsule, &sealed.ciphertext, &keys.delegation())
-			.map_err(|_| KfragError::Invalid)?;
 		// Bound to another id, every fragment this proxy made would be
-		// refused (and cost it credit): refuse the grant instead.
-		if KeyFragmentIds::<T>::get(grant, proxy).is_some_and(|id| medchain_umbral::kfrag_id(&kfrag) != Ok(id)) {
-			return Err(KfragError::Invalid);
-		}
+		// refused (and cost it credit): the grant is refused instead.
+		let bound = KeyFragmentIds::<T>::get(grant, proxy);
+		let kfrag =
+			medchain_umbral::open_bound_kfrag(secret, &sealed.capsule, &sealed.ciphertext, &keys.delegation(), bound)
+				.map_err(|_| KfragError::Invalid)?;
 		if let Ok(bytes) = medchain_umbral::to_bytes(&kfrag) {
 			// Listed first, so that no kept fragment escapes the sweep.
 			if list_kept::<T>(grant, proxy) {

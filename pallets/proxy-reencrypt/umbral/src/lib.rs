@@ -57,6 +57,8 @@ pub enum Error {
 	InvalidCapsuleFrag,
 	/// A key fragment that does not verify against the patient's keys.
 	InvalidKeyFrag,
+	/// A key fragment other than the one the chain binds its proxy to.
+	UnboundKeyFrag,
 	/// Decryption failed (wrong key or tampered ciphertext).
 	DecryptionFailed,
 	/// Encryption failed.
@@ -263,6 +265,24 @@ pub fn open_kfrag(
 	kfrag
 		.verify(keys.verifying_key, Some(keys.delegating_key), Some(keys.receiving_key))
 		.map_err(|_| Error::InvalidKeyFrag)
+}
+
+/// A proxy's key fragment as it may serve it: opened and verified
+/// ([`open_kfrag`]) and, once the chain binds the proxy to a key fragment id
+/// (`bound`), that one ([`Error::UnboundKeyFrag`] else): capsule fragments
+/// of another would all look copied to the grantee, and cost the proxy.
+pub fn open_bound_kfrag(
+	proxy: &SecretKey,
+	sealed_capsule: &[u8],
+	sealed_ciphertext: &[u8],
+	keys: &Delegation<'_>,
+	bound: Option<KfragId>,
+) -> Result<VerifiedKeyFrag, Error> {
+	let kfrag = open_kfrag(proxy, sealed_capsule, sealed_ciphertext, keys)?;
+	match bound {
+		Some(id) if kfrag_id(&kfrag)? != id => Err(Error::UnboundKeyFrag),
+		_ => Ok(kfrag),
+	}
 }
 
 /// Re-encrypts `capsule` with a verified key fragment; returns the capsule
@@ -536,6 +556,19 @@ mod tests {
 		assert_eq!(
 			open_kfrag(&proxies[0].sk, &s.capsule, &s.ciphertext, &keys).err(),
 			Some(Error::InvalidKeyFrag)
+		);
+		// A proxy bound to another proxy's key fragment id serves nothing
+		// under this one; bound to its own, or not bound yet, it serves.
+		let open_bound = |i: usize, bound| {
+			open_bound_kfrag(&proxies[i].sk, &sealed[i].capsule, &sealed[i].ciphertext, &keys, bound)
+		};
+		let id_of = |i: usize| kfrag_id(&open_bound(i, None).unwrap()).unwrap();
+		assert_eq!(open_bound(0, Some(id_of(1))).err(), Some(Error::UnboundKeyFrag));
+		assert_eq!(kfrag_id(&open_bound(0, Some(id_of(0))).unwrap()), Ok(id_of(0)));
+		assert_eq!(
+			open_bound_kfrag(&proxies[0].sk, &s.capsule, &s.ciphertext, &keys, Some(id_of(0))).err(),
+			Some(Error::InvalidKeyFrag),
+			"a forged key fragment is refused before its id is looked at"
 		);
 	}
 

@@ -116,13 +116,19 @@ impl Proxy {
 		let a = a.ok_or_else(|| refused(format!("this proxy holds no key fragment of grant {grant}")))?;
 		let keys = DelegationKeys::parse(&a.verifying_key, &a.delegating_key, &a.receiving_key)
 			.map_err(|_| refused(format!("grant {grant}'s keys do not parse")))?;
-		let kfrag = medchain_umbral::open_kfrag(&self.secret, &a.sealed_capsule, &a.sealed_ciphertext, &keys.delegation())
-			.map_err(|_| refused(format!("this proxy's key fragment of grant {grant} does not open or verify")))?;
-		// A fragment bound to another id would make every capsule fragment
-		// look copied to the grantee.
-		if a.kfrag_id.is_some_and(|id| medchain_umbral::kfrag_id(&kfrag) != Ok(id)) {
-			return Err(refused(format!("this proxy's key fragment of grant {grant} is not the one the chain binds")));
-		}
+		let kfrag = medchain_umbral::open_bound_kfrag(
+			&self.secret,
+			&a.sealed_capsule,
+			&a.sealed_ciphertext,
+			&keys.delegation(),
+			a.kfrag_id,
+		)
+		.map_err(|e| match e {
+			medchain_umbral::Error::UnboundKeyFrag => {
+				refused(format!("this proxy's key fragment of grant {grant} is not the one the chain binds"))
+			},
+			_ => refused(format!("this proxy's key fragment of grant {grant} does not open or verify")),
+		})?;
 		let mut kept = self.kfrags.lock().map_err(|_| poisoned())?;
 		if kept.len() >= MAX_KEPT {
 			kept.clear();
@@ -202,6 +208,7 @@ impl Gateway {
 		let accessor_text = p["accessor"].as_str().ok_or_else(|| bad("`accessor` must be an SS58 address"))?;
 		let accessor = AccountId::from_ss58check(accessor_text).map_err(|_| bad("`accessor` is not an SS58 address"))?;
 		let block = block_number(p)?;
+		let started = std::time::Instant::now();
 		let (_, best) = checks.best().map_err(check_error)?;
 		proxy.forget(&checks.take_ended(), Some(best));
 		let g = checks.grant(grant).map_err(check_error)?.ok_or_else(|| refused(format!("no grant {grant}")))?;
@@ -226,6 +233,7 @@ impl Gateway {
 		}
 		let key = ReadKey { accessor: accessor.clone(), record, grant, purpose: g.purpose };
 		let checked_at = checks.allowed(&key).map_err(check_error)?;
+		let checked = started.elapsed();
 		let kfrag = proxy.kfrag(&self.node, &me, grant, g.expires_at)?;
 		let capsule = proxy.capsule(&self.node, grant, record)?;
 		let mut seed = [0u8; 32];
@@ -246,8 +254,15 @@ impl Gateway {
 		};
 		let journaled = std::time::Instant::now();
 		self.journal_once(journal, &read)?;
+		let last = std::time::Instant::now();
 		self.still_allowed(checks, journal, &key, &read, journaled)?;
-		tracing::info!("key fragment served (journaled)");
+		tracing::info!(
+			check_us = checked.as_micros() as u64,
+			crypto_us = (journaled - started).saturating_sub(checked).as_micros() as u64,
+			journal_us = (last - journaled).as_micros() as u64,
+			last_check_us = last.elapsed().as_micros() as u64,
+			"key fragment served (journaled)"
+		);
 		Ok(json!({
 			"grant": grant,
 			"record": record,

@@ -16,12 +16,14 @@
 //! institution's own database beside the records themselves.
 
 use crate::StoreError;
-use futures::TryStreamExt;
+use futures::{channel::oneshot, lock::Mutex as AsyncMutex, TryStreamExt};
 use mongodb::{
 	bson::{doc, Bson, DateTime, Document},
+	error::ErrorKind,
 	options::{IndexOptions, WriteConcern},
 	Collection, IndexModel,
 };
+use std::sync::{Arc, Mutex};
 
 /// The collection the journal lives in.
 pub const COLLECTION: &str = "access_journal";
@@ -77,15 +79,25 @@ pub struct JournaledRead {
 	pub served: Served,
 }
 
+/// Reads waiting for the journal's next write, each with where its outcome goes.
+type Waiting = Vec<(Document, oneshot::Sender<Result<bool, StoreError>>)>;
+
 /// The journal.
 #[derive(Clone)]
 pub struct Journal {
 	collection: Collection<Document>,
+	/// Appends not yet written.
+	waiting: Arc<Mutex<Waiting>>,
+	/// Held by the append writing everything waiting (one write at a time).
+	writing: Arc<AsyncMutex<()>>,
 }
+
+/// MongoDB's code for a duplicate key.
+const DUPLICATE_KEY: i32 = 11000;
 
 impl Journal {
 	pub(crate) fn new(collection: Collection<Document>) -> Self {
-		Journal { collection }
+		Journal { collection, waiting: Arc::default(), writing: Arc::default() }
 	}
 
 	/// Makes sure the index the submitter reads by exists.
@@ -115,13 +127,56 @@ impl Journal {
 			"state": state::PENDING,
 			"served": DateTime::now(),
 		};
+		// Group commit: reads served at once share one durable write. Each
+		// append queues its document, then takes its turn to write whatever
+		// is queued; one that finds its own document written by an earlier
+		// turn only reads its outcome.
+		let (outcome, written) = oneshot::channel();
+		self.waiting.lock().map_err(|_| poisoned())?.push((document, outcome));
+		{
+			let _turn = self.writing.lock().await;
+			let batch = std::mem::take(&mut *self.waiting.lock().map_err(|_| poisoned())?);
+			if !batch.is_empty() {
+				self.write(batch).await;
+			}
+		}
+		written.await.unwrap_or_else(|_| Err(StoreError::Unreachable("the journal write was abandoned".into())))
+	}
+
+	/// Writes `batch` in one durable `insert_many` (unordered: one read's
+	/// duplicate does not stop the others) and tells each append its
+	/// outcome: `true` written, `false` a duplicate, or the error. A write
+	/// concern error leaves every read of the batch unjournaled as far as
+	/// its server knows: each is told so (nothing is served).
+	async fn write(&self, batch: Waiting) {
+		let (documents, outcomes): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
 		let durable = WriteConcern::builder().journal(true).build();
-		match self.collection.insert_one(document).write_concern(durable).await {
-			Ok(_) => Ok(true),
-			Err(e) => match StoreError::from(e) {
-				StoreError::Duplicate => Ok(false),
-				other => Err(other),
+		let written = self.collection.insert_many(documents).ordered(false).write_concern(durable).await;
+		let mut results: Vec<Result<bool, StoreError>> = Vec::with_capacity(outcomes.len());
+		match written {
+			Ok(_) => results.resize_with(outcomes.len(), || Ok(true)),
+			Err(e) => match *e.kind {
+				ErrorKind::InsertMany(ref failed) if failed.write_concern_error.is_none() => {
+					results.resize_with(outcomes.len(), || Ok(true));
+					for w in failed.write_errors.iter().flatten() {
+						if let Some(r) = results.get_mut(w.index) {
+							*r = if w.code == DUPLICATE_KEY {
+								Ok(false)
+							} else {
+								Err(StoreError::Mongo(format!("journal write: {}", w.message)))
+							};
+						}
+					}
+				},
+				_ => {
+					let why = StoreError::from(e);
+					results.resize_with(outcomes.len(), || Err(why.clone()));
+				},
 			},
+		}
+		for (outcome, result) in outcomes.into_iter().zip(results) {
+			// An append that stopped waiting needs no answer.
+			let _ = outcome.send(result);
 		}
 	}
 
@@ -195,4 +250,8 @@ fn read_of(d: &Document) -> Result<JournaledRead, StoreError> {
 			Ok(_) => return Err(corrupt("kind")),
 		},
 	})
+}
+
+fn poisoned() -> StoreError {
+	StoreError::Unreachable("the journal's queue is poisoned".into())
 }

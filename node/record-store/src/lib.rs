@@ -82,7 +82,7 @@ pub struct StoredRecord {
 
 /// Why a store operation failed. Nothing is left half-written: a failed put
 /// stores nothing.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum StoreError {
 	/// MongoDB could not be reached (or did not answer in time).
 	Unreachable(String),

@@ -168,3 +168,46 @@ async fn the_journal_keeps_what_each_read_served_and_holds_back_the_newest() {
 	assert_eq!(journal.pending(32, Duration::ZERO).await.unwrap(), vec![read(1, Served::Record)]);
 	assert_eq!(journal.count(state::WITHHELD).await.unwrap(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_journaled_at_once_share_a_write_and_a_replay_among_them_is_still_caught() {
+	use medchain_record_store::journal::{state, JournaledRead, Served};
+	let server = Server::start();
+	let s = store(&server).await;
+	let journal = s.journal();
+	journal.prepare().await.unwrap();
+	let read = |id: u8| JournaledRead {
+		read: [id; 32],
+		record: u64::from(id),
+		accessor: "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY".into(),
+		purpose: "Treatment".into(),
+		grant: Some(3),
+		checked_at: 40,
+		served: Served::KeyFragment,
+	};
+	// Journaled before: its replay in the crowd below is refused.
+	assert!(journal.append(&read(0)).await.unwrap());
+	// 60 reads at once, read 7 twice among them (a replay racing itself).
+	let ids: Vec<u8> = (0..60).chain([7]).collect();
+	let appends: Vec<_> = ids
+		.iter()
+		.map(|&id| {
+			let journal = journal.clone();
+			tokio::spawn(async move { (id, journal.append(&read(id)).await.unwrap()) })
+		})
+		.collect();
+	let mut fresh = std::collections::BTreeMap::<u8, Vec<bool>>::new();
+	for a in appends {
+		let (id, written) = a.await.unwrap();
+		fresh.entry(id).or_default().push(written);
+	}
+	assert_eq!(fresh[&0], vec![false], "journaled before");
+	let mut seven = fresh[&7].clone();
+	seven.sort();
+	assert_eq!(seven, vec![false, true], "one of the two is the replay");
+	assert!((1..60u8).filter(|id| *id != 7).all(|id| fresh[&id] == vec![true]));
+	assert_eq!(journal.count(state::PENDING).await.unwrap(), 60, "every read once");
+	let mut pending = journal.pending(100, Duration::ZERO).await.unwrap();
+	pending.sort_by_key(|r| r.read);
+	assert_eq!(pending, (0..60).map(read).collect::<Vec<_>>());
+}

@@ -77,6 +77,9 @@ pub fn accept<S, B>(
 				}
 				continue;
 			};
+			// Answers go out as written: with Nagle's algorithm a response's
+			// tail waits for the client's delayed acknowledgement (up to 40 ms).
+			let _ = socket.set_nodelay(true);
 			let service = make_service();
 			tokio::spawn(async move {
 				let _share = share;

@@ -269,8 +269,11 @@ fn register(
 ) -> Result<(), String> {
 	module
 		.register_blocking_method(method, move |params, gateway, _| {
+			let started = std::time::Instant::now();
 			let p: Value = params.parse().map_err(|_| error(-32602, "params must be a JSON object".into()))?;
-			handle(&gateway, &p).map_err(|(code, message)| {
+			let answer = handle(&gateway, &p);
+			tracing::debug!(method, handled_us = started.elapsed().as_micros() as u64, "answered");
+			answer.map_err(|(code, message)| {
 				tracing::warn!(code, "{refusal}");
 				error(code, message)
 			})
@@ -385,6 +388,7 @@ impl Gateway {
 		message: &str,
 		log_deadline: std::time::Instant,
 	) -> Result<Value, (i32, String)> {
+		let started = std::time::Instant::now();
 		let (_, best) = checks.best().map_err(check_error)?;
 		let (record, signature) = self.checked_request(p, &r.accessor, r.block, message, r.record, best)?;
 		let grant = self.reader_grant(r, &record)?;
@@ -412,6 +416,7 @@ impl Gateway {
 				self.ensure_allowed_now(r, grant)?;
 			}
 		}
+		let checked = started.elapsed();
 		let ciphertext = self
 			.runtime
 			.block_on(self.store.get(pointer.object_id, &record.digest.digest))
@@ -437,11 +442,19 @@ impl Gateway {
 		};
 		let journaled = std::time::Instant::now();
 		self.journal_once(journal, &read)?;
+		let last = std::time::Instant::now();
 		if let Some(grant) = grant {
 			let key = ReadKey { accessor: r.accessor.clone(), record: r.record, grant, purpose: r.purpose };
 			self.still_allowed(checks, journal, &key, &read, journaled)?;
 		}
-		tracing::info!(purpose = ?r.purpose, "record served (journaled)");
+		tracing::info!(
+			purpose = ?r.purpose,
+			check_us = checked.as_micros() as u64,
+			store_us = (journaled - started).saturating_sub(checked).as_micros() as u64,
+			journal_us = (last - journaled).as_micros() as u64,
+			last_check_us = last.elapsed().as_micros() as u64,
+			"record served (journaled)"
+		);
 		Ok(json!({
 			"record": r.record,
 			"ciphertext": hex(&ciphertext),

@@ -114,14 +114,16 @@ export async function jsonRpc(url, method, params) {
 }
 
 /**
- * Checks the proxies' answers to `accessor`: each is signed by the proxy it
- * came from, for this grant, record and grantee (else it is not that
- * proxy's, and blames no one); its fragment passes Umbral's proof against
- * the grant's delegation and commits to the key fragment id the chain binds
- * that proxy to, each id used once. Answers of proxies with a bound id are
- * checked first. Returns `{ verified, rejected }`; a rejected answer with
- * `fraud: true` carries the proxy's good signature over a bad fragment: the
- * grantee reports it on chain (`reportBadFragment`), which costs the proxy.
+ * Checks the proxies' answers to `accessor`: each fragment commits to the key
+ * fragment id the chain binds the proxy asked to, each id used once, and
+ * passes Umbral's proof against the grant's delegation. Answers of proxies
+ * with a bound id are checked first. Returns `{ verified, rejected }`.
+ *
+ * A good fragment is good whoever signed it, so signatures are checked only
+ * for the answers rejected: one signed by the proxy it came from, for this
+ * grant, record and grantee, is `fraud: true`, a fraud proof the grantee
+ * reports on chain (`reportBadFragment`), which costs the proxy; one that is
+ * not proves nothing against anyone.
  */
 export function checkFragments(umbral, ready, receivingKey, accessor, answers) {
   const capsule = umbral.Capsule.fromBytes(unhex(ready.capsule.capsule));
@@ -131,32 +133,43 @@ export function checkFragments(umbral, ready, receivingKey, accessor, answers) {
   const verified = [];
   const rejected = [];
   const used = new Set();
+  // The exact bytes, sr25519, as the runtime checks a fraud proof.
+  const signedByItsProxy = (a) => {
+    try {
+      const statement = fragmentMessage(ready.genesis, ready.grant, ready.record, accessor, a.fragment);
+      return sr25519Verify(statement, unhex(a.signature), decodeAddress(a.proxy));
+    } catch {
+      return false;
+    }
+  };
   const ordered = [...answers].sort((x, y) => (ready.bound[x.proxy] ? 0 : 1) - (ready.bound[y.proxy] ? 0 : 1));
   for (const a of ordered) {
-    // Once the proxy's signature holds, a bad fragment is its own doing: a
-    // fraud proof (`proxyReencrypt.reportBadFragment`).
-    let signed = false;
+    // Whether a failure below is the proxy's own doing, once it signed.
+    let blames = true;
     try {
-      if (a.grant !== ready.grant || a.record !== ready.record) throw new Error('an answer for another grant or record');
-      if (ready.bound[a.proxy] === undefined) throw new Error('not one of the grant\'s proxies');
-      // The exact bytes, sr25519, as the runtime checks a fraud proof.
-      const statement = fragmentMessage(ready.genesis, ready.grant, ready.record, accessor, a.fragment);
-      if (!sr25519Verify(statement, unhex(a.signature), decodeAddress(a.proxy))) {
-        throw new Error('not signed by the proxy it names');
+      if (a.grant !== ready.grant || a.record !== ready.record) {
+        blames = false;
+        throw new Error('an answer for another grant or record');
       }
-      signed = true;
+      if (ready.bound[a.proxy] === undefined) {
+        blames = false;
+        throw new Error('not one of the grant\'s proxies');
+      }
       const bytes = unhex(a.fragment);
       const id = hex(cfragKfragId(bytes));
       const bound = ready.bound[a.proxy];
       if (bound !== null && id !== bound.toLowerCase()) throw new Error('made with another proxy\'s key fragment (copied)');
       if (used.has(id)) {
-        signed = false; // the same proxy's fragment twice: no fraud
+        blames = false; // the same proxy's fragment twice: no fraud
         throw new Error('a second fragment from the same key fragment');
       }
       verified.push(umbral.CapsuleFrag.fromBytes(bytes).verify(capsule, verifying, delegating, receiving));
       used.add(id);
     } catch (e) {
-      rejected.push({ proxy: a.proxy, why: e.message ?? String(e), answer: a, fraud: signed });
+      const why = e.message ?? String(e);
+      const fraud = blames && signedByItsProxy(a);
+      rejected.push({ proxy: a.proxy, why: blames && !fraud ? `${why}; not signed by the proxy it names` : why,
+        answer: a, fraud });
     }
   }
   return { verified, rejected };
@@ -173,11 +186,13 @@ export function checkFragments(umbral, ready, receivingKey, accessor, answers) {
  * - `block`: a recent block number (the requests expire 20 blocks after);
  * - `servers`: the URL of each proxy's and of the issuer's gateway, by SS58.
  *
- * Returns `{ plaintext, dataKey, checkedAt, fragments, rejected }`; throws if
+ * Returns `{ plaintext, dataKey, checkedAt, fragments, rejected, answeredIn }`
+ * (`answeredIn`: ms from the first signature to the last answer); throws if
  * fewer than the threshold of fragments verify or the gateway refuses, the
  * error carrying `rejected` too (report its fraud proofs either way).
  */
 export async function fetchInstant(umbral, ready, { accessor, keys, sign, block, servers, call = jsonRpc }) {
+  const started = performance.now();
   const ask = async (server, method, message, params) =>
     call(servers[server], method, { ...params, accessor, block, signature: await sign(message) });
   const proxies = ready.proxies.filter((p) => servers[p]);
@@ -195,6 +210,7 @@ export async function fetchInstant(umbral, ready, { accessor, keys, sign, block,
     { record: ready.record, purpose: ready.purpose, grant: ready.grant })
     .then((record) => ({ record }), (error) => ({ error }));
   const [answers, served] = await Promise.all([Promise.all(fragments), content]);
+  const answeredIn = performance.now() - started;
   if (keys.publicKey !== ready.receivingKey) throw new Error('these keys are not the grantee\'s keys on chain');
   const { verified, rejected } = checkFragments(umbral, ready, ready.receivingKey, accessor, answers.filter((a) => !a.error));
   for (const a of answers.filter((a) => a.error)) rejected.push({ proxy: a.proxy, why: a.error.message, fraud: false });
@@ -213,5 +229,5 @@ export async function fetchInstant(umbral, ready, { accessor, keys, sign, block,
     unhex(ready.capsule.ciphertext));
   const plaintext = await decryptRecord(dataKey, unhex(record.ciphertext));
   const checkedAt = Math.min(record.checked_at ?? Infinity, ...answers.filter((a) => !a.error).map((a) => a.checked_at));
-  return { plaintext, dataKey, checkedAt, fragments: answers.filter((a) => !a.error), rejected };
+  return { plaintext, dataKey, checkedAt, fragments: answers.filter((a) => !a.error), rejected, answeredIn };
 }

@@ -591,7 +591,7 @@ test('the instant path: served at once and journaled; killed before logging, the
   }
 });
 
-test('the instant key path: fragments from the proxies and the record from its gateway at once, verified, each logged; copied, bad, stranger\'s and replayed requests refused; a revocation stops every server', async () => {
+test('the instant key path: fragments from the proxies and the record from its gateway at once, verified, each logged; copied, bad, stranger\'s and replayed requests refused; a revocation stops every server; the runtime refuses entries written against its rules', async () => {
   const { api } = node;
   await revokeAll();
   const g = await grant({ Record: record.id }, { proxies: ['alice', 'bob', 'charlie'], threshold: 2 });
@@ -656,10 +656,16 @@ test('the instant key path: fragments from the proxies and the record from its g
     let c = check([fragmentBy(a, proxyB)]);
     assert.equal(c.verified.length, 0);
     assert.match(c.rejected[0].why, /copied/);
-    // ... or claims to be a: not a's signature.
-    c = check([{ ...a, signature: fragmentBy(a, proxyB).signature }]);
+    // A bad fragment passed off as a's, under another's signature, proves
+    // nothing against a; a's good fragment is good whoever signed it.
+    const altered = unhex(a.fragment);
+    altered[altered.length - 5] ^= 1;
+    c = check([{ ...fragmentBy({ ...a, fragment: u8aToHex(altered) }, proxyB), proxy: a.proxy }, a]);
+    assert.equal(c.verified.length, 1, 'a\'s own fragment');
+    assert.equal(c.rejected.length, 1);
     assert.match(c.rejected[0].why, /not signed by the proxy/);
     assert.equal(c.rejected[0].fraud, false, 'proves nothing against a');
+    assert.equal(check([{ ...a, signature: fragmentBy(a, proxyB).signature }]).verified.length, 1);
     c = check([a, { ...a }]);
     assert.equal(c.verified.length, 1);
     assert.match(c.rejected[0].why, /second fragment/);
@@ -739,6 +745,24 @@ test('the instant key path: fragments from the proxies and the record from its g
     assert.equal(logged.result.checked_at, undefined, 'served once its access entry was final, not journaled');
     await assert.rejects(sendAndWait(api, api.tx.proxyReencrypt.requireAuditFirst(strict), k.dave),
       /proxyReencrypt\.AlreadyAuditFirst/);
+
+    // The runtime itself refuses the entries a server could write by hand:
+    // a key fragment logged by an institution that is not one of the
+    // grant's acknowledged proxies, a record read logged by another than
+    // the record's issuer, any read served first under an audit-first grant.
+    const pair = await grant({ Record: record.id });
+    const now = await best();
+    const entry = (served, grantId, read) => ({ read: `0x${read.repeat(32)}`, recordId: record.id,
+      accessor: k.eve.address, purpose: 'Treatment', grant: grantId, checkedAt: now, served });
+    const logAs = (who, e) => sendAndWait(api, api.tx.ehrIndex.logReads([e]), who);
+    await assert.rejects(logAs(k.charlie, entry('KeyFragment', pair, 'd1')), /ehrIndex\.NotGrantProxy/);
+    await assert.rejects(logAs(k.bob, entry('Record', pair, 'd2')), /ehrIndex\.NotIssuer/);
+    await assert.rejects(logAs(k.alice, entry('KeyFragment', strict, 'd3')), /ehrIndex\.AuditFirst/);
+    await assert.rejects(logAs(k.alice, entry('Record', strict, 'd4')), /ehrIndex\.AuditFirst/);
+    // As the rules allow, the same entries land.
+    const { events: fine } = await logAs(k.alice, entry('KeyFragment', pair, 'd1'));
+    assert.ok(fine.some(({ event }) => api.events.ehrIndex.KeyFragmentServed.is(event)
+      && event.data.grant.toNumber() === pair && event.data.proxy.toString() === k.alice.address));
   } finally {
     for (const s of started) s.stop();
     unsubscribe();

@@ -13,7 +13,8 @@
 // (`keyFragmentIds(grant, proxy)`), so a fragment one proxy copied from
 // another is refused, as is a second fragment from the same key fragment.
 // The record's ciphertext is authenticated by its data key (AES-GCM). A proxy
-// whose fragment fails is reported in `rejected`, with its signed answer.
+// whose fragment fails is reported in `rejected`, with its answer: a fraud
+// proof when the proxy signed it.
 //
 // Works in Node and in the browser: pass the loaded `@nucypher/umbral-pre`.
 

@@ -380,15 +380,20 @@ function readsIn(events) {
   return reads;
 }
 
-/** Block `number`: its hash and the reads logged in it (each block's events read once). */
+/**
+ * Block `number`: its hash, the reads logged in it and, if any, its time
+ * (each block read once; the time with the events, before the node prunes
+ * the block's state).
+ */
 async function blockReads(number) {
   const hash = (await api.rpc.chain.getBlockHash(number)).toHex();
-  let reads = readsByBlock.get(hash);
-  if (!reads) {
-    reads = readsIn(await api.query.system.events.at(hash));
-    readsByBlock.set(hash, reads);
+  let found = readsByBlock.get(hash);
+  if (!found) {
+    const reads = readsIn(await api.query.system.events.at(hash));
+    found = { reads, time: reads.length ? await blockTime(hash) : '' };
+    readsByBlock.set(hash, found);
   }
-  return { number, hash, reads };
+  return { number, hash, ...found };
 }
 
 /**
@@ -415,7 +420,8 @@ async function requestRows(records) {
   for (const [id] of records) {
     for (const [rid, req] of await api.call.proxyReencryptApi.accessLog(id)) {
       const at = req.requestedAt.toNumber();
-      const time = await blockTime(await api.rpc.chain.getBlockHash(at));
+      // A pruning node no longer has the time of an old block's state.
+      const time = await blockTime(await api.rpc.chain.getBlockHash(at)).catch(() => '');
       const outcome = req.emergency.isSome
         ? `emergency (${req.emergency.unwrap().reason.toString()}), ${req.status.toString()}`
         : req.status.toString();
@@ -433,10 +439,8 @@ async function requestRows(records) {
  */
 async function readRows({ blocks }, ids) {
   const rows = [];
-  for (const { number, hash, reads } of blocks) {
+  for (const { number, reads, time } of blocks) {
     const mine = reads.filter((r) => ids.has(r.recordId));
-    if (mine.length === 0) continue;
-    const time = await blockTime(hash);
     for (const r of mine) {
       const record = r.served === 'Record';
       rows.push(logRow([r.recordId, record ? 'record read' : `key fragment (grant ${r.grant})`, short(r.accessor),

@@ -16,7 +16,12 @@
 //! institution's own database beside the records themselves.
 
 use crate::StoreError;
-use futures::{channel::oneshot, lock::Mutex as AsyncMutex, TryStreamExt};
+use futures::{
+	channel::oneshot,
+	future::{self, Either},
+	lock::Mutex as AsyncMutex,
+	TryStreamExt,
+};
 use mongodb::{
 	bson::{doc, Bson, DateTime, Document},
 	error::ErrorKind,
@@ -128,52 +133,72 @@ impl Journal {
 			"served": DateTime::now(),
 		};
 		// Group commit: reads served at once share one durable write. Each
-		// append queues its document, then takes its turn to write whatever
-		// is queued; one that finds its own document written by an earlier
-		// turn only reads its outcome.
-		let (outcome, written) = oneshot::channel();
+		// append queues its document and returns as soon as a write that
+		// held it is acknowledged; while its outcome is not in, it waits for
+		// the turn to write everything queued (its own document included,
+		// unless an earlier turn took it).
+		let (outcome, mut written) = oneshot::channel();
 		self.waiting.lock().map_err(|_| poisoned())?.push((document, outcome));
-		{
-			let _turn = self.writing.lock().await;
-			let batch = std::mem::take(&mut *self.waiting.lock().map_err(|_| poisoned())?);
-			if !batch.is_empty() {
-				self.write(batch).await;
+		loop {
+			let turn = self.writing.lock();
+			match future::select(&mut written, turn).await {
+				Either::Left((result, _)) => {
+					return result.unwrap_or_else(|_| {
+						Err(StoreError::Unreachable("the journal write was abandoned: nothing served".into()))
+					})
+				},
+				Either::Right((_turn, _)) => {
+					let batch = std::mem::take(&mut *self.waiting.lock().map_err(|_| poisoned())?);
+					if !batch.is_empty() {
+						self.write(batch).await;
+					}
+				},
 			}
 		}
-		written.await.unwrap_or_else(|_| Err(StoreError::Unreachable("the journal write was abandoned".into())))
 	}
 
 	/// Writes `batch` in one durable `insert_many` (unordered: one read's
 	/// duplicate does not stop the others) and tells each append its
-	/// outcome: `true` written, `false` a duplicate, or the error. A write
-	/// concern error leaves every read of the batch unjournaled as far as
-	/// its server knows: each is told so (nothing is served).
+	/// outcome: `true` written, `false` a duplicate, or the error.
+	///
+	/// A failure that leaves unknown which documents were written (a write
+	/// concern error, a lost connection, write errors that do not name each
+	/// document once) fails every read of the batch, and whatever of it was
+	/// written is marked withheld, best effort: those reads are not served,
+	/// and must not be logged as served. If even that fails, an entry stays
+	/// pending and is logged: the trail then holds a read that was not
+	/// served, never the other way round.
 	async fn write(&self, batch: Waiting) {
 		let (documents, outcomes): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+		let ids: Vec<Bson> = documents.iter().filter_map(|d| d.get("_id").cloned()).collect();
 		let durable = WriteConcern::builder().journal(true).build();
 		let written = self.collection.insert_many(documents).ordered(false).write_concern(durable).await;
-		let mut results: Vec<Result<bool, StoreError>> = Vec::with_capacity(outcomes.len());
-		match written {
-			Ok(_) => results.resize_with(outcomes.len(), || Ok(true)),
+		let results = match written {
+			Ok(_) => Ok(vec![Ok(true); outcomes.len()]),
 			Err(e) => match *e.kind {
 				ErrorKind::InsertMany(ref failed) if failed.write_concern_error.is_none() => {
-					results.resize_with(outcomes.len(), || Ok(true));
-					for w in failed.write_errors.iter().flatten() {
-						if let Some(r) = results.get_mut(w.index) {
-							*r = if w.code == DUPLICATE_KEY {
-								Ok(false)
-							} else {
-								Err(StoreError::Mongo(format!("journal write: {}", w.message)))
-							};
-						}
-					}
+					per_document(outcomes.len(), failed.write_errors.iter().flatten())
+						.ok_or_else(|| StoreError::Mongo("journal write: errors that name no single read".into()))
 				},
-				_ => {
-					let why = StoreError::from(e);
-					results.resize_with(outcomes.len(), || Err(why.clone()));
-				},
+				_ => Err(StoreError::from(e)),
 			},
-		}
+		};
+		let results = match results {
+			Ok(results) => results,
+			Err(why) => {
+				let withheld = self
+					.collection
+					.update_many(
+						doc! { "_id": { "$in": ids }, "state": state::PENDING },
+						doc! { "$set": { "state": state::WITHHELD, "detail": "journal write failed", "marked": DateTime::now() } },
+					)
+					.await;
+				if withheld.is_err() {
+					tracing::error!("a failed journal write could not be marked withheld: its reads may be logged as served");
+				}
+				vec![Err(why); outcomes.len()]
+			},
+		};
 		for (outcome, result) in outcomes.into_iter().zip(results) {
 			// An append that stopped waiting needs no answer.
 			let _ = outcome.send(result);
@@ -252,6 +277,50 @@ fn read_of(d: &Document) -> Result<JournaledRead, StoreError> {
 	})
 }
 
+/// Each of `count` documents' outcome given the write errors of an
+/// unordered insert: a duplicate key is `false` (the same signed request
+/// journaled before), another error is that error, the rest were written.
+/// `None` unless every error names one document of the batch, once.
+fn per_document<'a>(
+	count: usize,
+	errors: impl IntoIterator<Item = &'a mongodb::error::IndexedWriteError>,
+) -> Option<Vec<Result<bool, StoreError>>> {
+	let mut results: Vec<Option<Result<bool, StoreError>>> = vec![None; count];
+	for w in errors {
+		let slot = results.get_mut(w.index)?;
+		if slot.is_some() {
+			return None;
+		}
+		*slot = Some(if w.code == DUPLICATE_KEY {
+			Ok(false)
+		} else {
+			Err(StoreError::Mongo(format!("journal write: {}", w.message)))
+		});
+	}
+	Some(results.into_iter().map(|r| r.unwrap_or(Ok(true))).collect())
+}
+
 fn poisoned() -> StoreError {
 	StoreError::Unreachable("the journal's queue is poisoned".into())
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+
+	fn error(index: i32, code: i32) -> mongodb::error::IndexedWriteError {
+		mongodb::bson::from_document(doc! { "index": index, "code": code, "errmsg": "refused", "errInfo": Bson::Null })
+			.expect("a write error as a server reports it")
+	}
+
+	#[test]
+	fn each_read_of_a_batch_gets_its_own_outcome_and_errors_that_name_none_fail_them_all() {
+		let outcomes = per_document(4, [&error(1, DUPLICATE_KEY), &error(3, 121)]).expect("each error names one read");
+		assert!(matches!(outcomes[..], [Ok(true), Ok(false), Ok(true), Err(StoreError::Mongo(_))]));
+		// An index out of the batch, or one read named twice: nothing is
+		// known of the rest, so nothing counts as written.
+		assert!(per_document(2, [&error(2, DUPLICATE_KEY)]).is_none());
+		assert!(per_document(2, [&error(0, DUPLICATE_KEY), &error(0, 121)]).is_none());
+		assert!(per_document(0, []).is_some_and(|r| r.is_empty()));
+	}
 }

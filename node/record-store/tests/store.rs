@@ -211,3 +211,28 @@ async fn reads_journaled_at_once_share_a_write_and_a_replay_among_them_is_still_
 	pending.sort_by_key(|r| r.read);
 	assert_eq!(pending, (0..60).map(read).collect::<Vec<_>>());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_whose_journal_write_fails_is_told_so() {
+	use medchain_record_store::journal::{JournaledRead, Served};
+	let mut server = Server::start();
+	let s = store(&server).await;
+	let journal = s.journal();
+	journal.prepare().await.unwrap();
+	server.child.kill().unwrap();
+	server.child.wait().unwrap();
+	let read = JournaledRead {
+		read: [9; 32],
+		record: 7,
+		accessor: "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY".into(),
+		purpose: "Treatment".into(),
+		grant: Some(3),
+		checked_at: 40,
+		served: Served::Record,
+	};
+	// Two at once, in one batch: both fail, neither counts as journaled.
+	let other = JournaledRead { read: [8; 32], ..read.clone() };
+	let (a, b) = tokio::join!(journal.append(&read), journal.append(&other));
+	assert!(matches!(a, Err(StoreError::Unreachable(_))), "{a:?}");
+	assert!(matches!(b, Err(StoreError::Unreachable(_))), "{b:?}");
+}

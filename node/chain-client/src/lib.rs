@@ -1,5 +1,5 @@
-//! A JSON-RPC client for a Medchain node over one persistent WebSocket
-//! connection (`jsonrpsee`'s ws client): storage reads, runtime API calls,
+//! A JSON-RPC client for a Medchain node over a few persistent WebSocket
+//! connections (`jsonrpsee`'s ws client): storage reads, runtime API calls,
 //! key listing, and mortal extrinsics signed with the runtime's own types,
 //! followed to finalization. Used by `medchain-fl-client` and
 //! `medchain-record`.
@@ -22,7 +22,7 @@ pub use events::Dispatch;
 use codec::{Decode, DecodeAll, Encode};
 use jsonrpsee::{
 	core::client::{ClientT, Error as ClientError, SubscriptionClientT},
-	ws_client::{WsClient, WsClientBuilder},
+	ws_client::{PingConfig, WsClient, WsClientBuilder},
 };
 use medchain_runtime::{Runtime, RuntimeCall, UncheckedExtrinsic};
 use serde_json::{json, Value};
@@ -30,7 +30,7 @@ use sp_core::{crypto::Ss58Codec, sr25519, Pair, H256};
 use sp_runtime::{generic::Era, AccountId32, MultiAddress, MultiSignature};
 use std::{
 	future::Future,
-	sync::{Arc, Mutex, OnceLock},
+	sync::{Arc, Condvar, Mutex, OnceLock},
 	time::{Duration, Instant},
 };
 
@@ -162,21 +162,28 @@ fn block_on<T: Send + 'static>(future: impl Future<Output = T> + Send + 'static)
 	rx.recv().expect("the client runtime lives as long as the process")
 }
 
-/// Most WebSocket connections a [`Node`] opens for calls at once; beyond,
-/// calls share them. Few: a node serves 100 connections by default (a
-/// consortium node 64), for every tool and wallet.
-const MAX_CONNECTIONS: usize = 4;
+/// Most WebSocket connections a [`Node`] keeps open; beyond, calls share
+/// them. Few: a node serves 100 connections by default (a consortium node
+/// 64, and its RPC proxy 8 per client address), for every tool and wallet,
+/// and a gateway holds three clients.
+const MAX_CONNECTIONS: usize = 2;
 
 /// A [`Node`]'s connections.
 #[derive(Default)]
 struct Connections {
-	/// Every open connection.
-	open: Vec<Arc<WsClient>>,
-	/// Those carrying no call now.
-	idle: Vec<Arc<WsClient>>,
-	/// The next open connection to share, once all are busy and no more may
-	/// be opened.
-	next: usize,
+	/// Every open connection, with the calls it carries now.
+	open: Vec<(Arc<WsClient>, usize)>,
+	/// Connections being opened.
+	connecting: usize,
+}
+
+impl Connections {
+	/// The open connection carrying the fewest calls, taken for one more.
+	fn least_busy(&mut self) -> Option<Arc<WsClient>> {
+		let (client, calls) = self.open.iter_mut().min_by_key(|(_, calls)| *calls)?;
+		*calls += 1;
+		Some(client.clone())
+	}
 }
 
 /// A connection taken for a call, given back when dropped.
@@ -191,14 +198,17 @@ impl Drop for Lease<'_> {
 	}
 }
 
-/// A node endpoint and its connections: each call takes one not carrying
-/// another call (opened at need, up to [`MAX_CONNECTIONS`]; a broken one is
-/// replaced). One WebSocket carrying calls from two threads at once held
-/// each answer back until the other thread's next call (up to 44 ms per
-/// call against a dev node, measured; none with one connection each).
+/// A node endpoint and its connections: each call takes one carrying no
+/// other call, opening one if fewer than [`MAX_CONNECTIONS`] are open,
+/// else the least busy (a broken one is replaced). One WebSocket carrying
+/// calls from two threads at once held each answer back until the other
+/// thread's next call (up to 44 ms per call against a dev node, measured;
+/// none with one connection each).
 pub struct Node {
 	url: String,
 	connections: Mutex<Connections>,
+	/// Signalled when a connection opens or an attempt ends.
+	opened: Condvar,
 	/// The event types of the runtime last read, by its spec version.
 	event_types: Mutex<Option<(u64, Arc<events::EventTypes>)>>,
 }
@@ -217,7 +227,7 @@ impl Node {
 		} else {
 			format!("ws://{url}")
 		};
-		Node { url, connections: Mutex::default(), event_types: Mutex::new(None) }
+		Node { url, connections: Mutex::default(), opened: Condvar::new(), event_types: Mutex::new(None) }
 	}
 
 	/// The URL the client connects to.
@@ -225,35 +235,48 @@ impl Node {
 		&self.url
 	}
 
-	/// A connection for one call: an idle one, else a new one, else (all
-	/// [`MAX_CONNECTIONS`] busy, or the node refuses another) one shared
-	/// with another call.
+	/// A connection for one call: one carrying no other call, else a new
+	/// one (at most [`MAX_CONNECTIONS`] open or opening), else the least
+	/// busy. With none open and the most being opened, waits for them.
 	fn client(&self) -> Result<Lease<'_>, RpcError> {
 		let poisoned = || RpcError::Transport("client state poisoned".into());
-		let shared = |c: &mut Connections| {
-			let client = c.open.get(c.next % c.open.len().max(1)).cloned()?;
-			c.next = c.next.wrapping_add(1);
-			Some(Lease { node: self, client })
-		};
-		{
-			let mut c = self.connections.lock().map_err(|_| poisoned())?;
-			c.open.retain(|client| client.is_connected());
-			c.idle.retain(|client| client.is_connected());
-			if let Some(client) = c.idle.pop() {
-				return Ok(Lease { node: self, client });
-			}
-			if c.open.len() >= MAX_CONNECTIONS {
-				if let Some(lease) = shared(&mut c) {
-					return Ok(lease);
+		let mut c = self.connections.lock().map_err(|_| poisoned())?;
+		loop {
+			c.open.retain(|(client, _)| client.is_connected());
+			if c.open.iter().any(|(_, calls)| *calls == 0) || c.open.len() + c.connecting >= MAX_CONNECTIONS {
+				if let Some(client) = c.least_busy() {
+					return Ok(Lease { node: self, client });
 				}
 			}
+			if c.open.len() + c.connecting < MAX_CONNECTIONS {
+				break;
+			}
+			// Every connection is being opened: wait for one (an attempt
+			// ends within the connection timeout).
+			c = self.opened.wait(c).map_err(|_| poisoned())?;
 		}
-		match self.connect() {
+		c.connecting += 1;
+		drop(c);
+		let connected = self.connect();
+		let mut c = self.connections.lock().map_err(|_| poisoned())?;
+		c.connecting -= 1;
+		self.opened.notify_all();
+		match connected {
 			Ok(client) => {
-				self.connections.lock().map_err(|_| poisoned())?.open.push(client.clone());
+				c.open.push((client.clone(), 1));
 				Ok(Lease { node: self, client })
 			},
-			Err(e) => shared(&mut *self.connections.lock().map_err(|_| poisoned())?).ok_or(e),
+			// Refused (the node's connection limit, say): share one.
+			Err(e) => c.least_busy().map(|client| Lease { node: self, client }).ok_or(e),
+		}
+	}
+
+	/// Ends a call on `client`.
+	fn give_back(&self, client: &Arc<WsClient>) {
+		if let Ok(mut c) = self.connections.lock() {
+			if let Some((_, calls)) = c.open.iter_mut().find(|(open, _)| Arc::ptr_eq(open, client)) {
+				*calls = calls.saturating_sub(1);
+			}
 		}
 	}
 
@@ -266,20 +289,13 @@ impl Node {
 				.max_response_size(MAX_MESSAGE)
 				.request_timeout(Duration::from_secs(60))
 				.connection_timeout(Duration::from_secs(10))
+				// A connection left idle behind a proxy is kept alive.
+				.enable_ws_ping(PingConfig::new())
 				.build(&url)
 				.await
 		})
 		.map_err(|e| RpcError::Transport(format!("{}: {e}", self.url)))?;
 		Ok(Arc::new(client))
-	}
-
-	/// Puts `client` back among the idle connections, if it still works.
-	fn give_back(&self, client: &Arc<WsClient>) {
-		if let Ok(mut c) = self.connections.lock() {
-			if client.is_connected() && !c.idle.iter().any(|idle| Arc::ptr_eq(idle, client)) {
-				c.idle.push(client.clone());
-			}
-		}
 	}
 
 	/// Calls `method` with `params` (a JSON array, or `null` for none). A
@@ -755,6 +771,39 @@ fn parse_hash(v: &Value) -> Result<H256, RpcError> {
 mod tests {
 	use super::*;
 	use medchain_runtime::Runtime;
+
+	#[test]
+	fn calls_at_once_take_their_own_connections_up_to_the_limit() {
+		use jsonrpsee::server::{ConnectionId, RpcModule, Server};
+		// A server that says which of its connections carried each call,
+		// after holding it a while (so that the calls overlap).
+		let (port, server) = runtime().block_on(async {
+			let server = Server::builder().build("127.0.0.1:0").await.expect("a free port");
+			let port = server.local_addr().expect("bound").port();
+			let mut module = RpcModule::new(());
+			module
+				.register_async_method("connection", |_, _, extensions| async move {
+					tokio::time::sleep(Duration::from_millis(300)).await;
+					extensions.get::<ConnectionId>().map(|c| c.0).unwrap_or(usize::MAX)
+				})
+				.expect("one method");
+			(port, server.start(module))
+		});
+		let node = Arc::new(Node::new(&format!("127.0.0.1:{port}")));
+		let calls: Vec<_> = (0..4)
+			.map(|_| {
+				let node = node.clone();
+				std::thread::spawn(move || node.call("connection", Value::Null).expect("answered").as_u64())
+			})
+			.collect();
+		let used: std::collections::BTreeSet<_> = calls.into_iter().map(|c| c.join().expect("no panic")).collect();
+		assert_eq!(used.len(), MAX_CONNECTIONS, "four calls at once on {used:?}: the most connections, shared beyond");
+		// Later calls, one at a time, reuse them.
+		for _ in 0..3 {
+			assert!(used.contains(&node.call("connection", Value::Null).expect("answered").as_u64()));
+		}
+		server.stop().expect("running");
+	}
 	use pallet_ehr_index::{migrations::v2::RecordV1, ContentDigest, DigestAlgorithm, Record, RecordKind, RecordStatus};
 
 	/// A record of `kind` as storage versions 0 and 1 kept it.

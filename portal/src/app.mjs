@@ -437,7 +437,7 @@ async function requestRows(records) {
  * as log rows: who read, what was served by which institution, the block
  * it checked the chain at and the block it was logged in.
  */
-async function readRows({ blocks }, ids) {
+function readRows({ blocks }, ids) {
   const rows = [];
   for (const { number, reads, time } of blocks) {
     const mine = reads.filter((r) => ids.has(r.recordId));
@@ -472,7 +472,8 @@ async function showLog() {
   const records = await api.call.ehrIndexApi.recordsOfPatient(account, null, 100);
   const ids = new Set(records.map(([id]) => id.toString()));
   const [requests, scan] = await Promise.all([requestRows(records), scanReads()]);
-  const [reads, text] = await Promise.all([readRows(scan, ids), scanText(scan)]);
+  const reads = readRows(scan, ids);
+  const text = await scanText(scan);
   if (run !== logRun) return;
   $('log').tBodies[0].replaceChildren(...requests, ...reads);
   $('log-window').textContent = text;

@@ -2,7 +2,10 @@
 //! `scripts/setup.sh` installs into `~/.cache/medchain/venv`): round trip,
 //! digest mismatch, duplicate insert, listing, erasure, server down.
 
-use medchain_record_store::{DigestAlgorithm, Digests, RecordStore, StoreError};
+use medchain_record_store::{
+	journal::{JournaledRead, Served},
+	DigestAlgorithm, Digests, RecordStore, StoreError,
+};
 use mongodb::bson::{doc, oid::ObjectId, spec::BinarySubtype, Binary};
 use std::{
 	net::TcpListener,
@@ -140,20 +143,12 @@ async fn a_server_that_is_down_gives_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_journal_keeps_what_each_read_served_and_holds_back_the_newest() {
-	use medchain_record_store::journal::{state, JournaledRead, Served};
+	use medchain_record_store::journal::state;
 	let server = Server::start();
 	let s = store(&server).await;
 	let journal = s.journal();
 	journal.prepare().await.unwrap();
-	let read = |id: u8, served: Served| JournaledRead {
-		read: [id; 32],
-		record: 7,
-		accessor: "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY".into(),
-		purpose: "Treatment".into(),
-		grant: Some(3),
-		checked_at: 40,
-		served,
-	};
+	let read = |id: u8, served: Served| journaled(id, 7, served);
 	assert!(journal.append(&read(1, Served::Record)).await.unwrap());
 	assert!(journal.append(&read(2, Served::KeyFragment)).await.unwrap());
 	// The same signed request again: not a new read.
@@ -171,20 +166,12 @@ async fn the_journal_keeps_what_each_read_served_and_holds_back_the_newest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_journaled_at_once_share_a_write_and_a_replay_among_them_is_still_caught() {
-	use medchain_record_store::journal::{state, JournaledRead, Served};
+	use medchain_record_store::journal::state;
 	let server = Server::start();
 	let s = store(&server).await;
 	let journal = s.journal();
 	journal.prepare().await.unwrap();
-	let read = |id: u8| JournaledRead {
-		read: [id; 32],
-		record: u64::from(id),
-		accessor: "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY".into(),
-		purpose: "Treatment".into(),
-		grant: Some(3),
-		checked_at: 40,
-		served: Served::KeyFragment,
-	};
+	let read = |id: u8| journaled(id, u64::from(id), Served::KeyFragment);
 	// Journaled before: its replay in the crowd below is refused.
 	assert!(journal.append(&read(0)).await.unwrap());
 	// 60 reads at once, read 7 twice among them (a replay racing itself).
@@ -214,25 +201,28 @@ async fn reads_journaled_at_once_share_a_write_and_a_replay_among_them_is_still_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_whose_journal_write_fails_is_told_so() {
-	use medchain_record_store::journal::{JournaledRead, Served};
 	let mut server = Server::start();
 	let s = store(&server).await;
 	let journal = s.journal();
 	journal.prepare().await.unwrap();
 	server.child.kill().unwrap();
 	server.child.wait().unwrap();
-	let read = JournaledRead {
-		read: [9; 32],
-		record: 7,
+	let (read, other) = (journaled(9, 7, Served::Record), journaled(8, 7, Served::Record));
+	// Two at once, in one batch: both fail, neither counts as journaled.
+	let (a, b) = tokio::join!(journal.append(&read), journal.append(&other));
+	assert!(matches!(a, Err(StoreError::Unreachable(_))), "{a:?}");
+	assert!(matches!(b, Err(StoreError::Unreachable(_))), "{b:?}");
+}
+
+/// Read `id` of `record` by one reader under grant 3, checked at block 40.
+fn journaled(id: u8, record: u64, served: Served) -> JournaledRead {
+	JournaledRead {
+		read: [id; 32],
+		record,
 		accessor: "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY".into(),
 		purpose: "Treatment".into(),
 		grant: Some(3),
 		checked_at: 40,
-		served: Served::Record,
-	};
-	// Two at once, in one batch: both fail, neither counts as journaled.
-	let other = JournaledRead { read: [8; 32], ..read.clone() };
-	let (a, b) = tokio::join!(journal.append(&read), journal.append(&other));
-	assert!(matches!(a, Err(StoreError::Unreachable(_))), "{a:?}");
-	assert!(matches!(b, Err(StoreError::Unreachable(_))), "{b:?}");
+		served,
+	}
 }

@@ -68,6 +68,7 @@ const node = await startDevNode({ name: 'bench-pre' });
 let gateway;
 let instant;
 let bobProxy;
+let bobMongo;
 try {
   const { api } = node;
   console.error(`[bench] setting up ${CLIENTS} clients`);
@@ -166,11 +167,13 @@ try {
 
   // The instant path, same clients, same records, same node: Alice's
   // gateway serves the record and her proxy's fragments, Bob's gateway his
-  // proxy's fragments; each journals in its own database.
+  // proxy's fragments; each journals in its own institution's MongoDB.
   const seedFile = (name, seed) => { const f = join(dir, `${name}.seed`); writeFileSync(f, seed); return f; };
   instant = await startGateway({ rpcPort: node.rpcPort, mongoUrl: mongo.url, maxPerClient: CLIENTS,
     extra: ['--instant', '--proxy-seed-file', seedFile('alice', proxies[0].seed)] });
-  bobProxy = await startGateway({ rpcPort: node.rpcPort, mongoUrl: mongo.url, maxPerClient: CLIENTS, suri: '//Bob',
+  // Bob's institution journals in its own MongoDB, as another hospital would.
+  bobMongo = await startMongo();
+  bobProxy = await startGateway({ rpcPort: node.rpcPort, mongoUrl: bobMongo.url, maxPerClient: CLIENTS, suri: '//Bob',
     extra: ['--instant', '--proxy-seed-file', seedFile('bob', proxies[1].seed), '--database', 'bob-journal'] });
   const servers = { [alice.address]: instant.url, [bob.address]: bobProxy.url };
   // Where each served fragment landed on chain, by block. The events are
@@ -279,5 +282,6 @@ try {
   if (gateway) gateway.stop();
   await node.stop();
   mongo.stop();
+  if (bobMongo) bobMongo.stop();
   rmSync(dir, { recursive: true, force: true });
 }

@@ -131,13 +131,7 @@ impl From<mongodb::error::Error> for StoreError {
 }
 
 /// Lowercase hex with `0x`.
-pub fn hex(bytes: &[u8]) -> String {
-	let mut s = String::from("0x");
-	for b in bytes {
-		s.push_str(&format!("{b:02x}"));
-	}
-	s
-}
+pub use medchain_chain_client::hex;
 
 /// A connection to one institution's store.
 pub struct RecordStore {

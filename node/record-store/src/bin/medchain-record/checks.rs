@@ -124,6 +124,8 @@ struct View {
 	allowed: HashMap<ReadKey, (u32, Option<u32>)>,
 	/// Grants read, as they stand at the best block.
 	grants: HashMap<u64, pallet_proxy_reencrypt::Grant<Runtime>>,
+	/// Index entries of records read, as they stand at the best block.
+	records: HashMap<u64, pallet_ehr_index::Record<Runtime>>,
 	/// Whether each grant's patient requires audit first, as read.
 	audit_first: HashMap<u64, bool>,
 	/// Whether the server is an active institution, as read.
@@ -141,8 +143,30 @@ impl View {
 	fn forget(&mut self) {
 		self.allowed.clear();
 		self.grants.clear();
+		self.records.clear();
 		self.audit_first.clear();
 		self.active = None;
+	}
+
+	/// Takes in the events of the blocks up to `number`: grants ended,
+	/// grants and records changed, and every answer forgotten at an event
+	/// not known to be harmless.
+	fn take_in(&mut self, events: &[RuntimeEvent], number: u32) {
+		for e in events {
+			if let Some(grant) = ended_grant(e) {
+				self.ended.grants.push(grant);
+			}
+			if let Some(grant) = changed_grant(e) {
+				self.grants.remove(&grant);
+			}
+			if let Some(record) = changed_record(e) {
+				self.records.remove(&record);
+			}
+		}
+		if let Some(e) = events.iter().find(|e| !harmless(e)) {
+			tracing::debug!(event = event_name(e), "the instant path's answers forgotten at block {number}");
+			self.forget();
+		}
 	}
 
 	/// Forgets everything, key fragments kept elsewhere included.
@@ -242,20 +266,7 @@ impl ReadChecks {
 		}
 		if let Some(walk) = walk {
 			match walk.events {
-				Some(events) if walk.linked => {
-					for e in &events {
-						if let Some(grant) = ended_grant(e) {
-							view.ended.grants.push(grant);
-						}
-						if let Some(grant) = changed_grant(e) {
-							view.grants.remove(&grant);
-						}
-					}
-					if let Some(e) = events.iter().find(|e| !harmless(e)) {
-						tracing::debug!(event = event_name(e), "the instant path's answers forgotten at block {number}");
-						view.forget();
-					}
-				},
+				Some(events) if walk.linked => view.take_in(&events, number),
 				_ => view.lose_track(),
 			}
 		}
@@ -388,6 +399,30 @@ impl ReadChecks {
 			view.grants.insert(id, g.clone());
 		}
 		Ok(grant)
+	}
+
+	/// Record `id`'s index entry as it stands at the best block (read once,
+	/// until an event touches it). Call [`ReadChecks::best`] first.
+	pub fn record(&self, id: u64) -> Result<Option<pallet_ehr_index::Record<Runtime>>, CheckError> {
+		let best = {
+			let view = self.lock()?;
+			if let Some(r) = view.records.get(&id) {
+				return Ok(Some(r.clone()));
+			}
+			view.best.ok_or_else(|| CheckError::Unavailable("no best block yet".into()))?.0
+		};
+		let key = pallet_ehr_index::Records::<Runtime>::hashed_key_for(id);
+		let record: Option<pallet_ehr_index::Record<Runtime>> =
+			self.node.storage_at(&key, Some(&hex(best.as_bytes())))?;
+		let mut view = self.lock()?;
+		// Only records that exist are kept: ids anyone can name are not.
+		if let (Some(r), true) = (&record, view.best.is_some_and(|(hash, _)| hash == best)) {
+			if view.records.len() >= MAX_KEPT {
+				view.records.clear();
+			}
+			view.records.insert(id, r.clone());
+		}
+		Ok(record)
 	}
 
 	/// Whether existing grant `id`'s patient requires audit before anything
@@ -541,6 +576,19 @@ fn changed_grant(e: &RuntimeEvent) -> Option<u64> {
 	}
 }
 
+/// The record an event changes without forgetting any answer (published,
+/// voted on, confirmed); every other change to a record comes with an
+/// event that forgets everything.
+fn changed_record(e: &RuntimeEvent) -> Option<u64> {
+	use pallet_ehr_index::Event as I;
+	match e {
+		RuntimeEvent::EhrIndex(
+			I::RecordPublished { record_id, .. } | I::RecordVoted { record_id, .. } | I::RecordConfirmed { record_id },
+		) => Some(*record_id),
+		_ => None,
+	}
+}
+
 /// Refuses while the finalized head lags more than [`MAX_FINALITY_LAG`]
 /// blocks behind the best block: a read checked that far back might be
 /// logged too late.
@@ -551,10 +599,6 @@ fn lagging(best: u32, finalized: u32) -> Result<(), CheckError> {
 	Ok(())
 }
 
-/// Whether an event leaves every allowed read allowed: fees, successes,
-/// reads and fragments logged, records published and voted on, grants made
-/// and acknowledged, requests on the on-chain path served. Anything else
-/// (any event not listed) forgets every answer.
 /// An event's pallet and name (`Pallet::Name`), without its fields: those
 /// may name a patient, a reader or a record.
 fn event_name(e: &RuntimeEvent) -> String {
@@ -564,6 +608,10 @@ fn event_name(e: &RuntimeEvent) -> String {
 	format!("{pallet}::{name}")
 }
 
+/// Whether an event leaves every allowed read allowed: fees, successes,
+/// reads and fragments logged, records published and voted on, grants made
+/// and acknowledged, requests on the on-chain path served. Anything else
+/// (any event not listed) forgets every answer.
 fn harmless(e: &RuntimeEvent) -> bool {
 	use pallet_ehr_index::Event as I;
 	use pallet_proxy_reencrypt::Event as P;
@@ -620,6 +668,48 @@ mod tests {
 		assert!(harmless(&RuntimeEvent::System(frame_system::Event::ExtrinsicSuccess {
 			dispatch_info: Default::default()
 		})));
+	}
+
+	#[test]
+	fn a_record_entry_kept_is_read_again_once_a_block_changes_it() {
+		use pallet_ehr_index::Event as I;
+		let validator = AccountId::from([7; 32]);
+		// Any value will do: all zeroes.
+		fn zeroes<T: codec::Decode>() -> T {
+			T::decode(&mut &[0u8; 512][..]).expect("zeroes decode")
+		}
+		let entry = zeroes::<pallet_ehr_index::Record<Runtime>>;
+		let kept = |records: &[u64]| -> View {
+			let mut view = View::default();
+			for &id in records {
+				view.records.insert(id, entry());
+			}
+			view.audit_first.insert(9, true);
+			view
+		};
+		// A vote or a confirmation changes that record's entry only: read
+		// again, every other answer kept.
+		for e in [
+			I::RecordVoted { record_id: 1, validator: validator.clone(), vote: pallet_ehr_index::Vote::Confirm },
+			I::RecordConfirmed { record_id: 1 },
+			I::RecordPublished { record_id: 1, issuer: validator.clone(), digest: zeroes() },
+		] {
+			let mut view = kept(&[1, 2]);
+			view.take_in(&[RuntimeEvent::EhrIndex(e)], 5);
+			assert!(!view.records.contains_key(&1));
+			assert!(view.records.contains_key(&2) && view.audit_first.contains_key(&9));
+		}
+		// Amended, rejected, expired, erased: every answer forgotten.
+		for e in [
+			I::RecordAmended { record_id: 3, previous: 1, version: 2 },
+			I::RecordRejected { record_id: 2 },
+			I::RecordExpired { record_id: 2 },
+			I::RecordErased { record_id: 2 },
+		] {
+			let mut view = kept(&[1, 2]);
+			view.take_in(&[RuntimeEvent::EhrIndex(e)], 5);
+			assert!(view.records.is_empty() && view.audit_first.is_empty());
+		}
 	}
 
 	#[test]

@@ -390,7 +390,10 @@ impl Gateway {
 	) -> Result<Value, (i32, String)> {
 		let started = std::time::Instant::now();
 		let (_, best) = checks.best().map_err(check_error)?;
-		let (record, signature) = self.checked_request(p, &r.accessor, r.block, message, r.record, best)?;
+		let signature = self.signed_once(p, &r.accessor, r.block, message, best)?;
+		// The index entry as the view holds it (read once per record, until
+		// an event changes it).
+		let record = self.held_here(r.record, checks.record(r.record).map_err(check_error)?)?;
 		let grant = self.reader_grant(r, &record)?;
 		let pointer = record.pointer.clone().ok_or_else(|| refused(format!("record {} was erased", r.record)))?;
 		// Break-glass reads, and reads under a grant whose patient requires
@@ -576,15 +579,25 @@ impl Gateway {
 		best: u32,
 	) -> Result<(pallet_ehr_index::Record<Runtime>, [u8; 64]), (i32, String)> {
 		let raw = self.signed_once(p, signer, block, message, best)?;
-		let record: pallet_ehr_index::Record<Runtime> = self
+		let record: Option<pallet_ehr_index::Record<Runtime>> = self
 			.node
 			.storage(&Records::<Runtime>::hashed_key_for(record_id))
-			.map_err(|e| unavailable(e.to_string()))?
-			.ok_or_else(|| refused(format!("record {record_id} is not on chain")))?;
+			.map_err(|e| unavailable(e.to_string()))?;
+		Ok((self.held_here(record_id, record)?, raw))
+	}
+
+	/// Record `record_id`'s index entry, once it exists and this gateway's
+	/// institution issued it.
+	fn held_here(
+		&self,
+		record_id: u64,
+		record: Option<pallet_ehr_index::Record<Runtime>>,
+	) -> Result<pallet_ehr_index::Record<Runtime>, (i32, String)> {
+		let record = record.ok_or_else(|| refused(format!("record {record_id} is not on chain")))?;
 		if record.issuer != AccountId::from(self.operator.public()) {
 			return Err(refused(format!("record {record_id} is held by another institution's gateway")));
 		}
-		Ok((record, raw))
+		Ok(record)
 	}
 
 	/// A request's signature, once it is `signer`'s over `message` (raw or

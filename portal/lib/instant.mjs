@@ -204,13 +204,13 @@ export async function fetchInstant(umbral, ready, { accessor, keys, sign, block,
   if (proxies.length < ready.threshold) throw new Error(`only ${proxies.length} of the grant's proxies have a known URL`);
   if (!servers[ready.issuer]) throw new Error('the record\'s gateway has no known URL');
   let answeredIn = 0;
+  // Stamped as each answer settles, before any of the grantee's own work
+  // on it.
+  const stamp = () => { answeredIn = Math.max(answeredIn, performance.now() - started); };
   const ask = async (server, method, message, params) => {
     const signature = await sign(message);
-    try {
-      return await call(servers[server], method, { ...params, accessor, block, signature });
-    } finally {
-      answeredIn = Math.max(answeredIn, performance.now() - started);
-    }
+    return call(servers[server], method, { ...params, accessor, block, signature })
+      .then((answer) => { stamp(); return answer; }, (error) => { stamp(); throw error; });
   };
   // Settled either way, so that a refusal of one is never left unheard.
   const content = ask(ready.issuer, 'ehr_getRecord',
@@ -228,15 +228,26 @@ export async function fetchInstant(umbral, ready, { accessor, keys, sign, block,
   for (const a of answers.filter((a) => a.error)) rejected.push({ proxy: a.proxy, why: a.error.message, fraud: false });
   // A failure carries what the proxies answered: fraud proofs among them.
   const fail = (e) => Object.assign(e, { rejected });
-  const dataKey = verified.length < ready.threshold ? null : umbral.decryptReencrypted(
-    umbral.SecretKey.fromBEBytes(unhex(keys.secretKey)),
-    umbral.PublicKey.fromCompressedBytes(unhex(ready.delegatingKey)),
-    umbral.Capsule.fromBytes(unhex(ready.capsule.capsule)),
-    verified.slice(0, ready.threshold),
-    unhex(ready.capsule.ciphertext));
+  // Opened while the ciphertext is on its way; a failure is thrown after
+  // the gateway's answer is in (its refusal first), with `rejected`.
+  let dataKey = null;
+  let unopened = null;
+  if (verified.length >= ready.threshold) {
+    try {
+      dataKey = umbral.decryptReencrypted(
+        umbral.SecretKey.fromBEBytes(unhex(keys.secretKey)),
+        umbral.PublicKey.fromCompressedBytes(unhex(ready.delegatingKey)),
+        umbral.Capsule.fromBytes(unhex(ready.capsule.capsule)),
+        verified.slice(0, ready.threshold),
+        unhex(ready.capsule.ciphertext));
+    } catch (e) {
+      unopened = e instanceof Error ? e : new Error(String(e));
+    }
+  }
   const served = await content;
   if (served.error) throw fail(served.error);
   const { record } = served;
+  if (unopened) throw fail(unopened);
   if (!dataKey) {
     throw fail(new Error(`${verified.length} of ${ready.threshold} fragments verified: ${rejected.map((r) => r.why).join('; ')}`));
   }

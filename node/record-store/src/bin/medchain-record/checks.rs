@@ -402,7 +402,8 @@ impl ReadChecks {
 	}
 
 	/// Record `id`'s index entry as it stands at the best block (read once,
-	/// until an event touches it). Call [`ReadChecks::best`] first.
+	/// until an event touches it, for a record this server issued). Call
+	/// [`ReadChecks::best`] first.
 	pub fn record(&self, id: u64) -> Result<Option<pallet_ehr_index::Record<Runtime>>, CheckError> {
 		let best = {
 			let view = self.lock()?;
@@ -415,8 +416,10 @@ impl ReadChecks {
 		let record: Option<pallet_ehr_index::Record<Runtime>> =
 			self.node.storage_at(&key, Some(&hex(best.as_bytes())))?;
 		let mut view = self.lock()?;
-		// Only records that exist are kept: ids anyone can name are not.
-		if let (Some(r), true) = (&record, view.best.is_some_and(|(hash, _)| hash == best)) {
+		// Only this server's records are kept: ids anyone can name (of no
+		// record, or another institution's) are not.
+		let mine = record.as_ref().is_some_and(|r| r.issuer == self.server);
+		if let (Some(r), true) = (&record, mine && view.best.is_some_and(|(hash, _)| hash == best)) {
 			if view.records.len() >= MAX_KEPT {
 				view.records.clear();
 			}

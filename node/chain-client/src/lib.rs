@@ -162,63 +162,6 @@ fn block_on<T: Send + 'static>(future: impl Future<Output = T> + Send + 'static)
 	rx.recv().expect("the client runtime lives as long as the process")
 }
 
-/// A TCP connection to the node that acknowledges what it receives at once
-/// (`TCP_QUICKACK`, set again before every read: Linux clears it).
-///
-/// The node's RPC server (`sc-rpc-server`) does not set `TCP_NODELAY` on
-/// the connections it accepts, so a WebSocket answer it writes in more than
-/// one piece waits, by Nagle's rule, for the acknowledgement of the first;
-/// a client in delayed-acknowledgement mode sends that up to 40 ms later
-/// (Linux's minimum delay), or with its next request. Acknowledging at once
-/// removes the wait on the client's side.
-struct QuickAck(tokio::net::TcpStream);
-
-impl QuickAck {
-	fn acknowledge_at_once(&self) {
-		#[cfg(target_os = "linux")]
-		let _ = socket2::SockRef::from(&self.0).set_quickack(true);
-	}
-}
-
-impl tokio::io::AsyncRead for QuickAck {
-	fn poll_read(
-		mut self: std::pin::Pin<&mut Self>,
-		cx: &mut std::task::Context<'_>,
-		buf: &mut tokio::io::ReadBuf<'_>,
-	) -> std::task::Poll<std::io::Result<()>> {
-		self.acknowledge_at_once();
-		let read = std::pin::Pin::new(&mut self.0).poll_read(cx, buf);
-		if read.is_ready() {
-			self.acknowledge_at_once();
-		}
-		read
-	}
-}
-
-impl tokio::io::AsyncWrite for QuickAck {
-	fn poll_write(
-		mut self: std::pin::Pin<&mut Self>,
-		cx: &mut std::task::Context<'_>,
-		buf: &[u8],
-	) -> std::task::Poll<std::io::Result<usize>> {
-		std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
-	}
-
-	fn poll_flush(
-		mut self: std::pin::Pin<&mut Self>,
-		cx: &mut std::task::Context<'_>,
-	) -> std::task::Poll<std::io::Result<()>> {
-		std::pin::Pin::new(&mut self.0).poll_flush(cx)
-	}
-
-	fn poll_shutdown(
-		mut self: std::pin::Pin<&mut Self>,
-		cx: &mut std::task::Context<'_>,
-	) -> std::task::Poll<std::io::Result<()>> {
-		std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
-	}
-}
-
 /// Most WebSocket connections a [`Node`] keeps open; beyond, calls share
 /// them. Few: a node serves 100 connections by default (a consortium node
 /// 64, and its RPC proxy 8 per client address), for every tool and wallet,
@@ -337,28 +280,19 @@ impl Node {
 		}
 	}
 
-	/// A new connection to the node (over [`QuickAck`] for a `ws://` URL).
+	/// A new connection to the node.
 	fn connect(&self) -> Result<Arc<WsClient>, RpcError> {
 		let url = self.url.clone();
 		let client = block_on(async move {
-			let builder = WsClientBuilder::default()
+			WsClientBuilder::default()
 				.max_request_size(MAX_MESSAGE)
 				.max_response_size(MAX_MESSAGE)
 				.request_timeout(Duration::from_secs(60))
 				.connection_timeout(Duration::from_secs(10))
 				// A connection left idle behind a proxy is kept alive.
-				.enable_ws_ping(PingConfig::new());
-			match url.strip_prefix("ws://").map(|rest| rest.split('/').next().unwrap_or(rest)) {
-				Some(authority) => {
-					let stream = tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(authority))
-						.await
-						.map_err(|_| format!("no connection within 10 s"))?
-						.map_err(|e| e.to_string())?;
-					let _ = stream.set_nodelay(true);
-					builder.build_with_stream(&url, QuickAck(stream)).await.map_err(|e| e.to_string())
-				},
-				None => builder.build(&url).await.map_err(|e| e.to_string()),
-			}
+				.enable_ws_ping(PingConfig::new())
+				.build(&url)
+				.await
 		})
 		.map_err(|e| RpcError::Transport(format!("{}: {e}", self.url)))?;
 		Ok(Arc::new(client))

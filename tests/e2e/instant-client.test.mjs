@@ -1,0 +1,120 @@
+// The grantee's side of the instant path (`portal/lib/instant.mjs`,
+// `fetchInstant`) against servers that lie or refuse, with real Umbral
+// material and no chain: what it asks, in which order, and what a failure
+// carries (the proxies' answers, fraud proofs among them).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Keyring } from '@polkadot/keyring';
+import { cryptoWaitReady } from '@polkadot/util-crypto';
+import * as umbral from '@nucypher/umbral-pre';
+import { fetchInstant } from '../../portal/lib/instant.mjs';
+import { hex } from '../../portal/lib/pre.mjs';
+
+await cryptoWaitReady();
+const keyring = new Keyring({ type: 'sr25519' });
+const [proxyA, proxyB, proxyC, issuer, grantee] = ['//A', '//B', '//C', '//Issuer', '//Grantee']
+  .map((uri) => keyring.addFromUri(uri).address);
+
+/**
+ * A patient's data key sealed to its key, a 2-of-3 delegation to the
+ * grantee, and each proxy's honest fragment.
+ */
+function material() {
+  const patient = umbral.SecretKey.random();
+  const signer = new umbral.Signer(umbral.SecretKey.random());
+  const granteeKey = umbral.SecretKey.random();
+  const [capsule, sealed] = umbral.encrypt(patient.publicKey(), new Uint8Array(32).fill(7));
+  const kfrags = umbral.generateKFrags(patient, granteeKey.publicKey(), signer, 2, 3, true, true);
+  const fragments = kfrags.map((k) => hex(umbral.reencrypt(capsule, k).toBytes()));
+  const ready = {
+    genesis: `0x${'11'.repeat(32)}`,
+    grant: 1,
+    record: 2,
+    purpose: 'Treatment',
+    threshold: 2,
+    proxies: [proxyA, proxyB, proxyC],
+    bound: { [proxyA]: null, [proxyB]: null, [proxyC]: null },
+    issuer,
+    verifyingKey: hex(signer.verifyingKey().toCompressedBytes()),
+    delegatingKey: hex(patient.publicKey().toCompressedBytes()),
+    receivingKey: hex(granteeKey.publicKey().toCompressedBytes()),
+    capsule: { capsule: hex(capsule.toBytes()), ciphertext: hex(sealed) },
+  };
+  const keys = { secretKey: hex(granteeKey.toBEBytes()), publicKey: ready.receivingKey };
+  return { ready, keys, fragments };
+}
+
+/** A fragment altered on the way: fails Umbral's proof. */
+const altered = (fragment) => fragment.slice(0, -2) + (fragment.endsWith('00') ? '01' : '00');
+
+/**
+ * Servers at `url-<address>` answering as `answer(method, address)` says
+ * (a value, or an Error to refuse); every call is recorded.
+ */
+function servers(answer) {
+  const calls = [];
+  const urls = Object.fromEntries([proxyA, proxyB, proxyC, issuer].map((a) => [a, `url-${a}`]));
+  const call = async (url, method, params) => {
+    const who = url.slice(4);
+    calls.push({ method, who, params });
+    const a = answer(method, who);
+    if (a instanceof Error) throw a;
+    return a;
+  };
+  return { calls, urls, call };
+}
+
+const fetchWith = (ready, keys, { urls, call }) => fetchInstant(umbral, ready, {
+  accessor: grantee, keys, block: 5, servers: urls, call, sign: async () => `0x${'00'.repeat(64)}`,
+});
+
+const fragmentAnswer = (fragment) => ({ grant: 1, record: 2, fragment, checked_at: 4, signature: `0x${'00'.repeat(64)}` });
+
+test('a fetch with keys that are not the grantee\'s on chain asks no server (nothing is served, nothing logged)', async () => {
+  const { ready } = material();
+  const other = umbral.SecretKey.random();
+  const s = servers(() => { throw new Error('asked'); });
+  await assert.rejects(fetchWith(ready, { secretKey: hex(other.toBEBytes()),
+    publicKey: hex(other.publicKey().toCompressedBytes()) }, s), /not the grantee's keys on chain/);
+  assert.equal(s.calls.length, 0);
+});
+
+test('the gateway is asked first, and its refusal is what a failed fetch reports, with the proxies\' answers', async () => {
+  const { ready, keys, fragments } = material();
+  const s = servers((method, who) => {
+    if (method === 'ehr_getRecord') return Object.assign(new Error('ehr_getRecord: grant revoked'), { code: 1 });
+    const i = [proxyA, proxyB, proxyC].indexOf(who);
+    return fragmentAnswer(i === 0 ? altered(fragments[0]) : fragments[i]);
+  });
+  const error = await fetchWith(ready, keys, s).then(() => null, (e) => e);
+  assert.ok(error, 'the fetch fails');
+  assert.match(error.message, /grant revoked/);
+  assert.equal(s.calls[0].method, 'ehr_getRecord', 'the gateway first');
+  assert.equal(s.calls.length, 4);
+  // Proxy A's bad fragment is reported, unsigned by A: no fraud proof.
+  assert.deepEqual(error.rejected.map((r) => [r.proxy, r.fraud]), [[proxyA, false]]);
+});
+
+test('a data key that cannot be opened fails the fetch after the gateway answered, still carrying the rejected answers', async () => {
+  const { ready, keys, fragments } = material();
+  // Keys that claim the grantee's public key with another secret: every
+  // fragment verifies (against the public key), the key does not open.
+  const liar = { ...keys, secretKey: hex(umbral.SecretKey.random().toBEBytes()) };
+  const s = servers((method, who) => {
+    if (method === 'ehr_getRecord') return { record: 2, ciphertext: '0x00', checked_at: 4 };
+    const i = [proxyA, proxyB, proxyC].indexOf(who);
+    return fragmentAnswer(i === 2 ? altered(fragments[2]) : fragments[i]);
+  });
+  const error = await fetchWith(ready, liar, s).then(() => null, (e) => e);
+  assert.ok(error, 'the fetch fails');
+  assert.doesNotMatch(error.message, /fragments verified/, 'two fragments did verify');
+  assert.deepEqual(error.rejected.map((r) => r.proxy), [proxyC]);
+  // The honest keys open the same answers.
+  const honest = servers((method, who) => {
+    if (method === 'ehr_getRecord') return Object.assign(new Error('stop after the key'), { code: 1 });
+    return fragmentAnswer(fragments[[proxyA, proxyB, proxyC].indexOf(who)]);
+  });
+  const refused = await fetchWith(ready, keys, honest).then(() => null, (e) => e);
+  assert.match(refused.message, /stop after the key/);
+  assert.deepEqual(refused.rejected, []);
+});

@@ -224,7 +224,8 @@ export async function fetchInstant(umbral, ready, { accessor, keys, sign, block,
       // The proxy is the one asked, whatever the answer says.
       .then((answer) => ({ ...answer, proxy }), (error) => ({ proxy, error })));
   const answers = await Promise.all(fragments);
-  const { verified, rejected } = checkFragments(umbral, ready, ready.receivingKey, accessor, answers.filter((a) => !a.error));
+  const answered = answers.filter((a) => !a.error);
+  const { verified, rejected } = checkFragments(umbral, ready, ready.receivingKey, accessor, answered);
   for (const a of answers.filter((a) => a.error)) rejected.push({ proxy: a.proxy, why: a.error.message, fraud: false });
   // A failure carries what the proxies answered: fraud proofs among them.
   const fail = (e) => Object.assign(e, { rejected });
@@ -252,6 +253,6 @@ export async function fetchInstant(umbral, ready, { accessor, keys, sign, block,
     throw fail(new Error(`${verified.length} of ${ready.threshold} fragments verified: ${rejected.map((r) => r.why).join('; ')}`));
   }
   const plaintext = await decryptRecord(dataKey, unhex(record.ciphertext));
-  const checkedAt = Math.min(record.checked_at ?? Infinity, ...answers.filter((a) => !a.error).map((a) => a.checked_at));
-  return { plaintext, dataKey, checkedAt, fragments: answers.filter((a) => !a.error), rejected, answeredIn };
+  const checkedAt = Math.min(record.checked_at ?? Infinity, ...answered.map((a) => a.checked_at));
+  return { plaintext, dataKey, checkedAt, fragments: answered, rejected, answeredIn };
 }

@@ -729,20 +729,8 @@ impl Node {
 }
 
 /// `0x`-prefixed lowercase hex.
-///
-/// Written out here rather than through `hex::encode`: that crate's encoder
-/// is compiled unoptimised in a debug build (its dependents span the whole
-/// node, so it keeps the default profile), and gateways hex-encode every
-/// ciphertext they serve (a tenth of a gateway's time went there).
 pub fn hex(bytes: &[u8]) -> String {
-	const DIGITS: &[u8; 16] = b"0123456789abcdef";
-	let mut s = String::with_capacity(2 + 2 * bytes.len());
-	s.push_str("0x");
-	for b in bytes {
-		s.push(char::from(DIGITS[usize::from(b >> 4)]));
-		s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-	}
-	s
+	format!("0x{}", ::hex::encode(bytes))
 }
 
 /// Parses hex, with or without `0x`.
@@ -783,14 +771,6 @@ fn parse_hash(v: &Value) -> Result<H256, RpcError> {
 mod tests {
 	use super::*;
 	use medchain_runtime::Runtime;
-
-	#[test]
-	fn hex_is_lowercase_with_0x_and_unhex_reads_it_back() {
-		let every_byte: Vec<u8> = (0..=255u8).collect();
-		assert_eq!(hex(&every_byte), format!("0x{}", ::hex::encode(&every_byte)));
-		assert_eq!(hex(&[]), "0x");
-		assert_eq!(unhex(&hex(&every_byte)).unwrap(), every_byte);
-	}
 
 	#[test]
 	fn calls_at_once_take_their_own_connections_up_to_the_limit() {

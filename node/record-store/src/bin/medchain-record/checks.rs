@@ -380,52 +380,49 @@ impl ReadChecks {
 	/// Grant `id` as it stands at the best block (read once, until an event
 	/// touches it). Call [`ReadChecks::best`] first.
 	pub fn grant(&self, id: u64) -> Result<Option<pallet_proxy_reencrypt::Grant<Runtime>>, CheckError> {
-		let best = {
-			let view = self.lock()?;
-			if let Some(g) = view.grants.get(&id) {
-				return Ok(Some(g.clone()));
-			}
-			view.best.ok_or_else(|| CheckError::Unavailable("no best block yet".into()))?.0
-		};
 		let key = pallet_proxy_reencrypt::Grants::<Runtime>::hashed_key_for(id);
-		let grant: Option<pallet_proxy_reencrypt::Grant<Runtime>> =
-			self.node.storage_at(&key, Some(&hex(best.as_bytes())))?;
-		let mut view = self.lock()?;
-		// Only grants that exist are kept: ids anyone can name are not.
-		if let (Some(g), true) = (&grant, view.best.is_some_and(|(hash, _)| hash == best)) {
-			if view.grants.len() >= MAX_KEPT {
-				view.grants.clear();
-			}
-			view.grants.insert(id, g.clone());
-		}
-		Ok(grant)
+		self.read_kept(id, &key, |view| &mut view.grants, |_| true)
 	}
 
 	/// Record `id`'s index entry as it stands at the best block (read once,
 	/// until an event touches it, for a record this server issued). Call
 	/// [`ReadChecks::best`] first.
 	pub fn record(&self, id: u64) -> Result<Option<pallet_ehr_index::Record<Runtime>>, CheckError> {
+		let key = pallet_ehr_index::Records::<Runtime>::hashed_key_for(id);
+		// Another institution's records are not kept: anyone can name them.
+		self.read_kept(id, &key, |view| &mut view.records, |r| r.issuer == self.server)
+	}
+
+	/// Entry `id` of the view's map `kept`, or else the value at storage
+	/// `key` at the view's best block, then kept if it exists (ids anyone
+	/// can name of nothing are not kept), `keep` allows it and the view did
+	/// not move on meanwhile.
+	fn read_kept<T: codec::Decode + Clone>(
+		&self,
+		id: u64,
+		key: &[u8],
+		kept: fn(&mut View) -> &mut HashMap<u64, T>,
+		keep: impl Fn(&T) -> bool,
+	) -> Result<Option<T>, CheckError> {
 		let best = {
-			let view = self.lock()?;
-			if let Some(r) = view.records.get(&id) {
-				return Ok(Some(r.clone()));
+			let mut view = self.lock()?;
+			if let Some(value) = kept(&mut view).get(&id) {
+				return Ok(Some(value.clone()));
 			}
 			view.best.ok_or_else(|| CheckError::Unavailable("no best block yet".into()))?.0
 		};
-		let key = pallet_ehr_index::Records::<Runtime>::hashed_key_for(id);
-		let record: Option<pallet_ehr_index::Record<Runtime>> =
-			self.node.storage_at(&key, Some(&hex(best.as_bytes())))?;
+		let value: Option<T> = self.node.storage_at(key, Some(&hex(best.as_bytes())))?;
 		let mut view = self.lock()?;
-		// Only this server's records are kept: ids anyone can name (of no
-		// record, or another institution's) are not.
-		let mine = record.as_ref().is_some_and(|r| r.issuer == self.server);
-		if let (Some(r), true) = (&record, mine && view.best.is_some_and(|(hash, _)| hash == best)) {
-			if view.records.len() >= MAX_KEPT {
-				view.records.clear();
+		if let Some(v) = value.as_ref().filter(|v| keep(v)) {
+			if view.best.is_some_and(|(hash, _)| hash == best) {
+				let map = kept(&mut view);
+				if map.len() >= MAX_KEPT {
+					map.clear();
+				}
+				map.insert(id, v.clone());
 			}
-			view.records.insert(id, r.clone());
 		}
-		Ok(record)
+		Ok(value)
 	}
 
 	/// Whether existing grant `id`'s patient requires audit before anything

@@ -32,7 +32,7 @@ import * as umbral from '@nucypher/umbral-pre';
 import { startDevNode, sendAndWait, waitForBlock, waitForAcknowledged } from '../tests/e2e/lib/node.mjs';
 import { startMongo, startGateway, fetchRecord, RECORD_CLI } from '../tests/e2e/lib/services.mjs';
 import { registerPatient, confirmRecord } from '../tests/e2e/lib/record-index.mjs';
-import { makePre, decryptRecord, proxySecretStorageKey, unhex } from '../portal/lib/pre.mjs';
+import { makePre, decryptRecord, proxySecretStorageKey, unhex, hex } from '../portal/lib/pre.mjs';
 import { prepareInstant, fetchInstant, jsonRpc } from '../portal/lib/instant.mjs';
 
 const CLIENTS = Number(process.argv[2] || 100);
@@ -275,6 +275,14 @@ try {
     + (failures.length ? ` (first: ${failures[0]})` : ''));
   console.log(`  ratio instant/on-chain p50 ${(pct(warm, 50) / pct(t.total, 50)).toFixed(4)}, `
     + `p99 ${(pct(warm, 99) / pct(t.total, 99)).toFixed(4)}`);
+  // The grantee decodes each ciphertext from the gateway's hex (in the
+  // browser too, so without Node's Buffer): against Buffer's native decoder.
+  const cipherHex = hex(original);
+  const perCall = (f) => { f(); const s = now(); for (let i = 0; i < 50; i++) f(); return (now() - s) / 50; };
+  const decoded = perCall(() => unhex(cipherHex));
+  const native = perCall(() => Buffer.from(cipherHex.slice(2), 'hex'));
+  console.log(`  grantee: hex-decode a 64 KiB ciphertext ${decoded.toFixed(2)} ms (Node's Buffer ${native.toFixed(2)} ms, `
+    + `ratio ${(decoded / native).toFixed(1)})`);
   console.log(`  on chain: every fragment within ${Math.max(...lags)} blocks of its answer (p50 ${pct(lags, 50)}, p99 ${pct(lags, 99)})`);
 } finally {
   if (instant) instant.stop();

@@ -4,13 +4,7 @@
 //
 // Works in Node and in the browser: pass the loaded umbral module.
 
-const hex = (u8) => '0x' + Array.from(u8, (b) => b.toString(16).padStart(2, '0')).join('');
-const unhex = (h) => {
-  const s = h.startsWith('0x') ? h.slice(2) : h;
-  const out = new Uint8Array(s.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(s.slice(2 * i, 2 * i + 2), 16);
-  return out;
-};
+import { hex, unhex } from './hex.mjs';
 
 /**
  * The id of a key fragment, from its wire bytes (MessagePack

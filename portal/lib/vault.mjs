@@ -5,13 +5,13 @@
 // ciphertext as associated data, so they cannot be swapped unnoticed.
 // Works in browsers and in Node.js ≥ 20 (globalThis.crypto).
 
+import { hex, unhex } from './hex.mjs';
+
 /** PBKDF2 iterations for new envelopes (OWASP's figure for SHA-256). */
 export const ITERATIONS = 600_000;
 /** Shortest passphrase accepted. */
 export const MIN_PASSPHRASE = 8;
 
-const toHex = (u8) => '0x' + [...u8].map((b) => b.toString(16).padStart(2, '0')).join('');
-const fromHex = (h) => Uint8Array.from(h.slice(2).match(/../g) || [], (b) => parseInt(b, 16));
 const bound = (publicKey, verifyingKey) => new TextEncoder().encode(`medchain-umbral:${publicKey}:${verifyingKey}`);
 
 async function derive(passphrase, salt, iterations) {
@@ -40,7 +40,7 @@ export async function seal(keys, passphrase, iterations = ITERATIONS) {
     { name: 'AES-GCM', iv, additionalData: bound(keys.publicKey, keys.verifyingKey) }, key, plain));
   return {
     version: 1, kdf: 'PBKDF2-SHA-256', iterations, cipher: 'AES-256-GCM',
-    salt: toHex(salt), iv: toHex(iv), ciphertext: toHex(ciphertext),
+    salt: hex(salt), iv: hex(iv), ciphertext: hex(ciphertext),
     publicKey: keys.publicKey, verifyingKey: keys.verifyingKey,
   };
 }
@@ -48,11 +48,11 @@ export async function seal(keys, passphrase, iterations = ITERATIONS) {
 /** Opens an envelope; throws `wrong passphrase` if it does not open. */
 export async function open(envelope, passphrase) {
   if (!isSealed(envelope)) throw new Error('not a sealed Medchain key');
-  const key = await derive(passphrase || '', fromHex(envelope.salt), envelope.iterations);
+  const key = await derive(passphrase || '', unhex(envelope.salt), envelope.iterations);
   let plain;
   try {
-    plain = await crypto.subtle.decrypt({ name: 'AES-GCM', iv: fromHex(envelope.iv),
-      additionalData: bound(envelope.publicKey, envelope.verifyingKey) }, key, fromHex(envelope.ciphertext));
+    plain = await crypto.subtle.decrypt({ name: 'AES-GCM', iv: unhex(envelope.iv),
+      additionalData: bound(envelope.publicKey, envelope.verifyingKey) }, key, unhex(envelope.ciphertext));
   } catch {
     throw new Error('wrong passphrase (or a damaged key file)');
   }

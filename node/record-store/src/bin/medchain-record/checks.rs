@@ -732,6 +732,61 @@ mod tests {
 	}
 
 	#[test]
+	fn records_of_other_institutions_named_by_anyone_are_never_kept() {
+		use jsonrpsee::server::{RpcModule, Server};
+		use std::sync::{
+			atomic::{AtomicUsize, Ordering},
+			Arc,
+		};
+		let ours = AccountId::from([1; 32]);
+		let theirs = AccountId::from([2; 32]);
+		let entry = |issuer: &AccountId| {
+			let mut record = <pallet_ehr_index::Record<Runtime> as codec::Decode>::decode(&mut &[0u8; 512][..])
+				.expect("zeroes decode");
+			record.issuer = issuer.clone();
+			codec::Encode::encode(&record)
+		};
+		// A node whose records 1 (this gateway's) and 2 (another
+		// institution's) anyone may name; it counts the storage reads.
+		let stored: HashMap<String, String> = [(1u64, &ours), (2, &theirs)]
+			.into_iter()
+			.map(|(id, issuer)| (hex(&pallet_ehr_index::Records::<Runtime>::hashed_key_for(id)), hex(&entry(issuer))))
+			.collect();
+		let reads = Arc::new(AtomicUsize::new(0));
+		let (port, server) = medchain_chain_client::runtime().block_on(async {
+			let server = Server::builder().build("127.0.0.1:0").await.expect("a free port");
+			let port = server.local_addr().expect("bound").port();
+			let mut module = RpcModule::new((stored, reads.clone()));
+			module
+				.register_method("state_getStorage", |params, context, _| {
+					let (key, _at): (String, Option<String>) = params.parse().expect("key and block");
+					context.1.fetch_add(1, Ordering::SeqCst);
+					context.0.get(&key).cloned()
+				})
+				.expect("one method");
+			(port, server.start(module))
+		});
+		let checks = ReadChecks::new(Node::new(&format!("127.0.0.1:{port}")), ours.clone());
+		checks.lock().expect("a view").best = Some((H256::repeat_byte(9), 5));
+		// Each record is found, as the chain has it.
+		assert_eq!(checks.record(1).expect("answered").map(|r| r.issuer), Some(ours));
+		assert_eq!(checks.record(2).expect("answered").map(|r| r.issuer), Some(theirs));
+		assert_eq!(checks.record(3).expect("answered"), None);
+		assert_eq!(reads.load(Ordering::SeqCst), 3);
+		// Only this gateway's own record is kept: naming another's (or none)
+		// again and again reads the chain each time and fills nothing that
+		// could push this gateway's own entries out.
+		for _ in 0..3 {
+			assert!(checks.record(1).expect("answered").is_some());
+			assert!(checks.record(2).expect("answered").is_some());
+			assert!(checks.record(3).expect("answered").is_none());
+		}
+		assert_eq!(reads.load(Ordering::SeqCst), 3 + 2 * 3);
+		assert_eq!(checks.lock().expect("a view").records.keys().copied().collect::<Vec<_>>(), vec![1]);
+		server.stop().expect("running");
+	}
+
+	#[test]
 	fn one_reader_cannot_take_a_servers_whole_share_of_a_block() {
 		let mut view = View::default();
 		let greedy = AccountId::from([1; 32]);

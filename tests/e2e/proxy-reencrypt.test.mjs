@@ -768,3 +768,44 @@ test('the instant key path: fragments from the proxies and the record from its g
     unsubscribe();
   }
 });
+
+test('a record erased after the instant gateway kept its index entry is served to no one', async () => {
+  const { api } = node;
+  await revokeAll();
+  // A second record of Dave's, confirmed by Bob's and Charlie's reviews.
+  const out = putRecord('LabResult', randomBytes(4 * 1024));
+  for (const who of ['Bob', 'Charlie']) {
+    const review = spawnSync(CLI, ['verify', '--once', '--suri', `//${who}`, '--gateway', `hospital-1=${gateway.url}`,
+      '--node', `127.0.0.1:${node.rpcPort}`], { encoding: 'utf8' });
+    assert.equal(review.status, 0, review.stderr);
+  }
+  assert.equal((await api.query.ehrIndex.records(out.record)).unwrap().status.toString(), 'Confirmed');
+  const g = await grant({ Record: out.record });
+  const landed = [];
+  const unsubscribe = await api.query.system.events((events) => {
+    for (const { event } of events) {
+      if (api.events.ehrIndex.RecordRead.is(event) && event.data.recordId.toNumber() === out.record) landed.push(event);
+    }
+  });
+  const instant = await startGateway({ rpcPort: node.rpcPort, mongoUrl: mongo.url,
+    extra: ['--instant', '--log-interval-ms', '500'] });
+  try {
+    const read = () => fetchRecordAs(api, instant.url, k.eve, out.record, { grant: g });
+    await until(async () => ((await read()).result ? true : null), 'the grant usable at the finalized head');
+    // Served again from the index entry the gateway keeps.
+    assert.equal((await read()).result.record, out.record);
+    // Both reads on chain before the erasure (a read served before an
+    // erasure and logged after it is refused by the runtime: the record no
+    // longer names its patient).
+    await until(async () => (landed.length >= 2 ? true : null), 'both reads logged');
+    // Dave erases it. The store still holds the document (the hospital
+    // deletes it in its own time): only the index entry says it is gone.
+    await sendAndWait(api, api.tx.ehrIndex.eraseRecord(out.record), k.dave);
+    const refused = await read();
+    assert.equal(refused.result, undefined, 'nothing served');
+    assert.match(refused.error.message, new RegExp(`record ${out.record} was erased`));
+  } finally {
+    instant.stop();
+    unsubscribe();
+  }
+});

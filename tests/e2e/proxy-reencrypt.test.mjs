@@ -769,7 +769,7 @@ test('the instant key path: fragments from the proxies and the record from its g
   }
 });
 
-test('a record erased after the instant gateway kept its index entry is served to no one', async () => {
+test('a record erased after the instant gateway kept its index entry is served to no one; reads served before still land', async () => {
   const { api } = node;
   await revokeAll();
   // A second record of Dave's, confirmed by Bob's and Charlie's reviews.
@@ -784,26 +784,35 @@ test('a record erased after the instant gateway kept its index entry is served t
   const landed = [];
   const unsubscribe = await api.query.system.events((events) => {
     for (const { event } of events) {
-      if (api.events.ehrIndex.RecordRead.is(event) && event.data.recordId.toNumber() === out.record) landed.push(event);
+      if (api.events.ehrIndex.RecordRead.is(event) && event.data.recordId.toNumber() === out.record) {
+        landed.push(event.data.checkedAt.toNumber());
+      }
     }
   });
-  const instant = await startGateway({ rpcPort: node.rpcPort, mongoUrl: mongo.url,
-    extra: ['--instant', '--log-interval-ms', '500'] });
+  // Its submitter would wait an hour: nothing is logged before the erasure.
+  let instant = await startGateway({ rpcPort: node.rpcPort, mongoUrl: mongo.url,
+    extra: ['--instant', '--log-interval-ms', '3600000'] });
   try {
     const read = () => fetchRecordAs(api, instant.url, k.eve, out.record, { grant: g });
     await until(async () => ((await read()).result ? true : null), 'the grant usable at the finalized head');
     // Served again from the index entry the gateway keeps.
     assert.equal((await read()).result.record, out.record);
-    // Both reads on chain before the erasure (a read served before an
-    // erasure and logged after it is refused by the runtime: the record no
-    // longer names its patient).
-    await until(async () => (landed.length >= 2 ? true : null), 'both reads logged');
     // Dave erases it. The store still holds the document (the hospital
     // deletes it in its own time): only the index entry says it is gone.
-    await sendAndWait(api, api.tx.ehrIndex.eraseRecord(out.record), k.dave);
+    const { blockHash } = await sendAndWait(api, api.tx.ehrIndex.eraseRecord(out.record), k.dave);
+    const erasedAt = (await api.rpc.chain.getHeader(blockHash)).number.toNumber();
     const refused = await read();
     assert.equal(refused.result, undefined, 'nothing served');
     assert.match(refused.error.message, new RegExp(`record ${out.record} was erased`));
+    assert.deepEqual(landed, []);
+    // The two reads served before the erasure are logged after it: the
+    // runtime judges each against the record as it stood when checked.
+    instant.stop();
+    instant = await startGateway({ rpcPort: node.rpcPort, mongoUrl: mongo.url,
+      extra: ['--instant', '--log-interval-ms', '500'] });
+    await until(async () => (landed.length >= 2 ? true : null), 'both reads served before the erasure on chain');
+    assert.equal(landed.length, 2);
+    assert.ok(landed.every((checkedAt) => checkedAt < erasedAt), `checked before block ${erasedAt}: ${landed}`);
   } finally {
     instant.stop();
     unsubscribe();

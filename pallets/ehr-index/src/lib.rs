@@ -69,7 +69,7 @@ use codec::{Decode, Encode};
 use medchain_primitives::{Behaviour, CreditReporter, GrantedReads, InstitutionRegistry, RecordIndex, RecordRef, Role};
 use sp_core::H256;
 use sp_runtime::{
-	traits::{BlakeTwo256, CheckedSub, Hash as HashT, IdentifyAccount, One, Verify, Zero},
+	traits::{BlakeTwo256, CheckedSub, Hash as HashT, IdentifyAccount, One, UniqueSaturatedFrom, Verify, Zero},
 	Saturating,
 };
 
@@ -249,6 +249,27 @@ pub mod pallet {
 	/// oldest block whose reads can no longer be logged).
 	#[pallet::storage]
 	pub type ForgetFrom<T: Config> = StorageValue<_, BlockNumberFor<T>, OptionQuery>;
+
+	/// The block at which each erased record was erased (kept for good: it
+	/// names no one).
+	#[pallet::storage]
+	pub type ErasedAt<T: Config> = StorageMap<_, Blake2_128Concat, RecordId, BlockNumberFor<T>, OptionQuery>;
+
+	/// What each record erased at a block named before (its patient, its
+	/// kind, its status), by that block: a read checked before
+	/// the erasure and logged after it is judged against the record as it
+	/// stood. Forgotten with the reads checked at that block, once no read
+	/// checked before the erasure can be logged (`MaxLogDelay`).
+	#[pallet::storage]
+	pub type ErasedLinks<T: Config> = StorageDoubleMap<
+		_,
+		Twox64Concat,
+		BlockNumberFor<T>,
+		Blake2_128Concat,
+		RecordId,
+		ErasedLink<T::AccountId>,
+		OptionQuery,
+	>;
 
 	/// Each patient's consent to have records indexed under its account, per
 	/// issuer: without it in force the issuer cannot publish a record about
@@ -707,6 +728,11 @@ pub mod pallet {
 				ensure!(r.status != RecordStatus::Erased, Error::<T>::AlreadyErased);
 				ensure!(r.issuer == who || r.patient == who, Error::<T>::NotAllowedToErase);
 				ensure!(r.status != RecordStatus::Pending, Error::<T>::UnderReview);
+				// Kept until reads checked before now can no longer be logged.
+				let now = frame_system::Pallet::<T>::block_number();
+				let link = ErasedLink { patient: r.patient.clone(), kind: r.kind, status: r.status };
+				ErasedLinks::<T>::insert(now, record_id, link);
+				ErasedAt::<T>::insert(record_id, now);
 				Self::unlink_erased(record_id, r);
 				Ok(())
 			})?;
@@ -812,10 +838,19 @@ pub mod pallet {
 			grant: Option<u64>,
 			at: BlockNumberFor<T>,
 		) -> DispatchResult {
-			if *accessor != record.patient && *accessor != record.issuer {
+			// The patient the record named at `at`, before any erasure since.
+			let patient = Self::erased_link_at(record_id, at).map_or_else(|| record.patient.clone(), |l| l.patient);
+			if *accessor != patient && *accessor != record.issuer {
 				Self::ensure_granted(record_id, accessor, purpose, grant, at)?;
 			}
 			Ok(())
+		}
+
+		/// What record `record_id` named before its erasure, if it was erased
+		/// after block `at` and that is still kept ([`ErasedLinks`]).
+		pub(crate) fn erased_link_at(record_id: RecordId, at: BlockNumberFor<T>) -> Option<ErasedLink<T::AccountId>> {
+			let erased_at = ErasedAt::<T>::get(record_id).filter(|erased_at| at < *erased_at)?;
+			ErasedLinks::<T>::get(erased_at, record_id)
 		}
 
 		/// `accessor` could read the record under `grant` at block `at`, for
@@ -860,14 +895,19 @@ pub mod pallet {
 				if counts.maybe_cursor.is_some() {
 					break;
 				}
+				let links = ErasedLinks::<T>::clear_prefix(block, limit, None);
+				removed = removed.saturating_add(links.unique);
+				if links.maybe_cursor.is_some() {
+					break;
+				}
 				block = block.saturating_add(One::one());
 			}
 			ForgetFrom::<T>::put(block);
-			// Two prefixes looked up per step; each removed entry: two hashed
-			// keys, in the proof.
+			// Three prefixes looked up per step; each removed entry: two hashed
+			// keys (and an erased link's value), in the proof.
 			T::DbWeight::get()
-				.reads_writes(1 + 2 * steps, 1 + removed as u64)
-				.saturating_add(Weight::from_parts(0, 128 * (1 + removed as u64)))
+				.reads_writes(1 + 3 * steps, 1 + removed as u64)
+				.saturating_add(Weight::from_parts(0, 192 * (1 + removed as u64)))
 		}
 
 		/// What logging one read adds to `log_access`'s work: the
@@ -1113,6 +1153,20 @@ pub mod pallet {
 				}
 			}
 			ensure!(counted.is_empty(), "a logged read not counted");
+			for (block, id, link) in ErasedLinks::<T>::iter() {
+				ensure!(ErasedAt::<T>::get(id) == Some(block), "an erased record's link kept under another block");
+				ensure!(forgetting.is_none_or(|f| block >= f), "an erased record's link kept past the log delay");
+				ensure!(
+					!matches!(link.status, RecordStatus::Erased | RecordStatus::Pending),
+					"an erased record's link holds a status it could not be erased from"
+				);
+			}
+			for (id, _) in ErasedAt::<T>::iter() {
+				ensure!(
+					Records::<T>::get(id).is_some_and(|r| r.status == RecordStatus::Erased),
+					"an erasure block kept for a record not erased"
+				);
+			}
 			let next = NextRecordId::<T>::get();
 			for (id, r) in Records::<T>::iter() {
 				ensure!(id < next, "record id at or above NextRecordId");
@@ -1178,6 +1232,25 @@ impl<T: Config> RecordIndex<T::AccountId> for Pallet<T> {
 			kind: r.kind,
 			capsule_hash: r.capsule_hash.0,
 		})
+	}
+
+	/// As the record stood at block `at`: an erased record's patient, kind
+	/// and confirmation as before its erasure if `at` is before it (while
+	/// kept: reads checked then may still be logged).
+	fn record_as_of(id: u64, at: u64) -> Option<RecordRef<T::AccountId>> {
+		let now = Self::record(id)?;
+		// A block number past the chain's type is later than any erasure.
+		let at = frame_system::pallet_prelude::BlockNumberFor::<T>::unique_saturated_from(at);
+		match Self::erased_link_at(id, at) {
+			Some(link) => Some(RecordRef {
+				patient: link.patient,
+				kind: link.kind,
+				confirmed: link.status == RecordStatus::Confirmed,
+				available: link.status != RecordStatus::Rejected,
+				..now
+			}),
+			None => Some(now),
+		}
 	}
 
 	fn records_of(patient: &T::AccountId) -> Vec<u64> {

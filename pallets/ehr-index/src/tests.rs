@@ -840,6 +840,41 @@ fn a_read_served_before_the_revocation_is_logged_after_it_one_checked_after_it_i
 }
 
 #[test]
+fn erasing_a_record_does_not_wipe_the_reads_served_before_it_from_the_trail() {
+	new_test_ext(|| {
+		let id = publish(HOSPITAL, 1);
+		for v in [VALIDATORS[0], VALIDATORS[1]] {
+			assert_ok!(vote(v, id, Vote::Confirm));
+		}
+		LiveGrants::set(vec![(7, INSURER, id, AccessPurpose::Insurance)]);
+		run_to(5);
+		// The gateway served the patient and the insurer, checked at block 4;
+		// the patient erases the record at block 5, before they are logged.
+		assert_ok!(EhrIndex::erase_record(RuntimeOrigin::signed(PATIENT), id));
+		assert_eq!(ErasedAt::<Test>::get(id), Some(5));
+		let as_of = |at| <EhrIndex as RecordIndex<AccountId>>::record_as_of(id, at).unwrap();
+		assert_eq!((as_of(4).patient, as_of(4).confirmed, as_of(4).kind.is_some()), (PATIENT, true, true));
+		assert_eq!((as_of(5).patient, as_of(5).confirmed, as_of(5).kind), (EhrIndex::nobody(&HOSPITAL), false, None));
+		assert_eq!(as_of(u64::MAX).patient, EhrIndex::nobody(&HOSPITAL));
+		run_to(6);
+		// Both land: judged against the record as it stood at block 4.
+		assert_ok!(log_reads(HOSPITAL, vec![read(1, id, PATIENT, None, 4), read(2, id, INSURER, Some(7), 4)]));
+		assert_eq!(AccessCount::<Test>::get(id), 2);
+		// A read "checked" at the erasure's block or later names no patient.
+		assert_noop!(log_reads(HOSPITAL, vec![read(3, id, PATIENT, None, 5)]), Error::<Test>::NotReadable);
+		// What the record named is kept only while such reads may be logged.
+		assert!(ErasedLinks::<Test>::contains_key(5, id));
+		run_to(5 + LOG_DELAY);
+		assert!(ErasedLinks::<Test>::contains_key(5, id));
+		run_to(5 + LOG_DELAY + 2);
+		assert!(!ErasedLinks::<Test>::contains_key(5, id), "forgotten with the reads checked at block 5");
+		assert_eq!(as_of(4).patient, EhrIndex::nobody(&HOSPITAL));
+		assert_eq!(ErasedAt::<Test>::get(id), Some(5), "when it was erased stays");
+		assert_ok!(EhrIndex::do_try_state());
+	});
+}
+
+#[test]
 fn a_gateway_cannot_log_reads_of_records_it_does_not_hold_nor_date_them_at_will() {
 	new_test_ext(|| {
 		let id = publish(HOSPITAL, 1);

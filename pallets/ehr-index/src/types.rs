@@ -166,3 +166,17 @@ pub struct ReadEntry<AccountId, BlockNumber> {
 	/// of the grant's proxies.
 	pub served: Served,
 }
+
+/// What an erased record named before its erasure, and its status: kept only while reads
+/// checked before the erasure may still be logged (`MaxLogDelay` blocks),
+/// so that [`crate::Pallet::log_reads`] judges them against the record as it
+/// stood when they were checked, then forgotten.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo)]
+pub struct ErasedLink<AccountId> {
+	/// The record's patient.
+	pub patient: AccountId,
+	/// What the record was.
+	pub kind: Option<RecordKind>,
+	/// Its status before the erasure (confirmed, rejected or expired).
+	pub status: RecordStatus,
+}

@@ -3,8 +3,8 @@
 //! pallet's frame benchmarks. Do not edit by hand: rerun
 //! `scripts/benchmark-pallets.sh`.
 //!
-//! Date: 2026-12-04; steps: 10; repeat: 5;
-//! Wasm execution: Compiled; machine: AMD EPYC.
+//! Date: 2026-12-05; steps: 10; repeat: 5;
+//! Wasm execution: Compiled; machine: Intel(R) Xeon(R) Processor.
 
 #![cfg_attr(rustfmt, rustfmt_skip)]
 #![allow(unused_parens, unused_imports, missing_docs)]
@@ -46,16 +46,16 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `EhrIndex::PatientRecords` (r:0 w:1)
 	/// Proof: `EhrIndex::PatientRecords` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
 	/// Storage: `EhrIndex::Records` (r:0 w:1)
-	/// Proof: `EhrIndex::Records` (`max_values`: None, `max_size`: Some(402), added: 2877, mode: `MaxEncodedLen`)
+	/// Proof: `EhrIndex::Records` (`max_values`: None, `max_size`: Some(403), added: 2878, mode: `MaxEncodedLen`)
 	fn publish_record() -> Weight {
 		// Proof size: measured `537`, estimated `5527`.
-		// Minimum execution time: 728_717_000 ps.
-		Weight::from_parts(825_731_000, 5527)
+		// Minimum execution time: 622_931_000 ps.
+		Weight::from_parts(740_934_000, 5527)
 			.saturating_add(T::DbWeight::get().reads(6_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
 	/// Storage: `EhrIndex::Records` (r:1 w:1)
-	/// Proof: `EhrIndex::Records` (`max_values`: None, `max_size`: Some(402), added: 2877, mode: `MaxEncodedLen`)
+	/// Proof: `EhrIndex::Records` (`max_values`: None, `max_size`: Some(403), added: 2878, mode: `MaxEncodedLen`)
 	/// Storage: `Reputation::Institutions` (r:1 w:0)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
 	/// Storage: `EhrIndex::Successor` (r:1 w:1)
@@ -71,16 +71,16 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `EhrIndex::PatientRecords` (r:0 w:1)
 	/// Proof: `EhrIndex::PatientRecords` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
 	fn amend_record() -> Weight {
-		// Proof size: measured `936`, estimated `5527`.
-		// Minimum execution time: 811_510_000 ps.
-		Weight::from_parts(897_799_000, 5527)
+		// Proof size: measured `937`, estimated `5527`.
+		// Minimum execution time: 701_655_000 ps.
+		Weight::from_parts(848_546_000, 5527)
 			.saturating_add(T::DbWeight::get().reads(7_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:1 w:0)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
 	/// Storage: `EhrIndex::Records` (r:1 w:1)
-	/// Proof: `EhrIndex::Records` (`max_values`: None, `max_size`: Some(402), added: 2877, mode: `MaxEncodedLen`)
+	/// Proof: `EhrIndex::Records` (`max_values`: None, `max_size`: Some(403), added: 2878, mode: `MaxEncodedLen`)
 	/// Storage: `EhrIndex::Votes` (r:1 w:1)
 	/// Proof: `EhrIndex::Votes` (`max_values`: None, `max_size`: Some(66), added: 2541, mode: `MaxEncodedLen`)
 	/// Storage: `Parameters::Parameters` (r:3 w:0)
@@ -90,51 +90,59 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Reputation::SessionGains` (r:1 w:1)
 	/// Proof: `Reputation::SessionGains` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	fn vote_record() -> Weight {
-		// Proof size: measured `1184`, estimated `8487`.
-		// Minimum execution time: 1_005_660_000 ps.
-		Weight::from_parts(1_079_910_000, 8487)
+		// Proof size: measured `1185`, estimated `8487`.
+		// Minimum execution time: 946_431_000 ps.
+		Weight::from_parts(1_051_819_000, 8487)
 			.saturating_add(T::DbWeight::get().reads(8_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
 	/// Storage: `Reputation::Institutions` (r:1 w:0)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
 	/// Storage: `EhrIndex::Records` (r:1 w:0)
-	/// Proof: `EhrIndex::Records` (`max_values`: None, `max_size`: Some(402), added: 2877, mode: `MaxEncodedLen`)
+	/// Proof: `EhrIndex::Records` (`max_values`: None, `max_size`: Some(403), added: 2878, mode: `MaxEncodedLen`)
+	/// Storage: `EhrIndex::ErasedAt` (r:1 w:0)
+	/// Proof: `EhrIndex::ErasedAt` (`max_values`: None, `max_size`: Some(28), added: 2503, mode: `MaxEncodedLen`)
 	/// Storage: `EhrIndex::AccessCount` (r:1 w:1)
 	/// Proof: `EhrIndex::AccessCount` (`max_values`: None, `max_size`: Some(24), added: 2499, mode: `MaxEncodedLen`)
 	fn log_access() -> Weight {
-		// Proof size: measured `883`, estimated `3867`.
-		// Minimum execution time: 400_357_000 ps.
-		Weight::from_parts(464_382_000, 3867)
-			.saturating_add(T::DbWeight::get().reads(3_u64))
+		// Proof size: measured `884`, estimated `3868`.
+		// Minimum execution time: 395_853_000 ps.
+		Weight::from_parts(469_911_000, 3868)
+			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
 	/// Storage: `EhrIndex::Records` (r:1 w:1)
-	/// Proof: `EhrIndex::Records` (`max_values`: None, `max_size`: Some(402), added: 2877, mode: `MaxEncodedLen`)
+	/// Proof: `EhrIndex::Records` (`max_values`: None, `max_size`: Some(403), added: 2878, mode: `MaxEncodedLen`)
 	/// Storage: `EhrIndex::PatientRecords` (r:0 w:1)
 	/// Proof: `EhrIndex::PatientRecords` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
+	/// Storage: `EhrIndex::ErasedAt` (r:0 w:1)
+	/// Proof: `EhrIndex::ErasedAt` (`max_values`: None, `max_size`: Some(28), added: 2503, mode: `MaxEncodedLen`)
+	/// Storage: `EhrIndex::ErasedLinks` (r:0 w:1)
+	/// Proof: `EhrIndex::ErasedLinks` (`max_values`: None, `max_size`: Some(71), added: 2546, mode: `MaxEncodedLen`)
 	fn erase_record() -> Weight {
-		// Proof size: measured `561`, estimated `3867`.
-		// Minimum execution time: 316_822_000 ps.
-		Weight::from_parts(363_432_000, 3867)
+		// Proof size: measured `562`, estimated `3868`.
+		// Minimum execution time: 351_077_000 ps.
+		Weight::from_parts(414_949_000, 3868)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
-			.saturating_add(T::DbWeight::get().writes(2_u64))
+			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
+	/// Storage: `EhrIndex::ForgetFrom` (r:1 w:1)
+	/// Proof: `EhrIndex::ForgetFrom` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
 	/// Storage: `EhrIndex::ExpiringAt` (r:1 w:1)
 	/// Proof: `EhrIndex::ExpiringAt` (`max_values`: None, `max_size`: Some(2062), added: 4537, mode: `MaxEncodedLen`)
 	/// Storage: `EhrIndex::Records` (r:256 w:256)
-	/// Proof: `EhrIndex::Records` (`max_values`: None, `max_size`: Some(402), added: 2877, mode: `MaxEncodedLen`)
+	/// Proof: `EhrIndex::Records` (`max_values`: None, `max_size`: Some(403), added: 2878, mode: `MaxEncodedLen`)
 	/// Component `n` ranges over `[0, 256]`.
 	fn expire_records(n: u32, ) -> Weight {
 		// Proof size: measured `210`, estimated `5527`.
-		// Minimum execution time: 93_349_000 ps.
-		Weight::from_parts(2_414_524_800, 5527)
-			.saturating_add(Weight::from_parts(148_937_068, 0).saturating_mul(n.into()))
-			.saturating_add(T::DbWeight::get().reads(1_u64))
+		// Minimum execution time: 253_860_000 ps.
+		Weight::from_parts(139_502_414, 5527)
+			.saturating_add(Weight::from_parts(136_877_683, 0).saturating_mul(n.into()))
+			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
-			.saturating_add(T::DbWeight::get().writes(1_u64))
+			.saturating_add(T::DbWeight::get().writes(2_u64))
 			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 2877).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 2878).saturating_mul(n.into()))
 	}
 	/// Storage: `Reputation::Institutions` (r:1 w:0)
 	/// Proof: `Reputation::Institutions` (`max_values`: None, `max_size`: Some(141), added: 2616, mode: `MaxEncodedLen`)
@@ -142,8 +150,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `EhrIndex::IndexConsents` (`max_values`: None, `max_size`: Some(102), added: 2577, mode: `MaxEncodedLen`)
 	fn consent_to_index() -> Weight {
 		// Proof size: measured `364`, estimated `3606`.
-		// Minimum execution time: 333_598_000 ps.
-		Weight::from_parts(364_534_000, 3606)
+		// Minimum execution time: 319_566_000 ps.
+		Weight::from_parts(350_430_000, 3606)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -159,8 +167,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	fn register_patient() -> Weight {
 		// Proof size: measured `418`, estimated `3606`.
-		// Minimum execution time: 20_879_161_000 ps.
-		Weight::from_parts(21_483_333_000, 3606)
+		// Minimum execution time: 777_603_000 ps.
+		Weight::from_parts(847_935_000, 3606)
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -170,8 +178,8 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `EhrIndex::FreeCalls` (`max_values`: None, `max_size`: Some(60), added: 2535, mode: `MaxEncodedLen`)
 	fn withdraw_index_consent() -> Weight {
 		// Proof size: measured `252`, estimated `3567`.
-		// Minimum execution time: 403_352_000 ps.
-		Weight::from_parts(438_464_000, 3567)
+		// Minimum execution time: 342_488_000 ps.
+		Weight::from_parts(417_187_000, 3567)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
@@ -180,51 +188,51 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 /// The same weights with RocksDB database weights, for tests and mocks.
 impl WeightInfo for () {
 	fn publish_record() -> Weight {
-		Weight::from_parts(825_731_000, 5527)
+		Weight::from_parts(740_934_000, 5527)
 			.saturating_add(RocksDbWeight::get().reads(6_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn amend_record() -> Weight {
-		Weight::from_parts(897_799_000, 5527)
+		Weight::from_parts(848_546_000, 5527)
 			.saturating_add(RocksDbWeight::get().reads(7_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
 	fn vote_record() -> Weight {
-		Weight::from_parts(1_079_910_000, 8487)
+		Weight::from_parts(1_051_819_000, 8487)
 			.saturating_add(RocksDbWeight::get().reads(8_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn log_access() -> Weight {
-		Weight::from_parts(464_382_000, 3867)
-			.saturating_add(RocksDbWeight::get().reads(3_u64))
+		Weight::from_parts(469_911_000, 3868)
+			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn erase_record() -> Weight {
-		Weight::from_parts(363_432_000, 3867)
+		Weight::from_parts(414_949_000, 3868)
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
-			.saturating_add(RocksDbWeight::get().writes(2_u64))
+			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	fn expire_records(n: u32, ) -> Weight {
-		Weight::from_parts(2_414_524_800, 5527)
-			.saturating_add(Weight::from_parts(148_937_068, 0).saturating_mul(n.into()))
-			.saturating_add(RocksDbWeight::get().reads(1_u64))
+		Weight::from_parts(139_502_414, 5527)
+			.saturating_add(Weight::from_parts(136_877_683, 0).saturating_mul(n.into()))
+			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
-			.saturating_add(RocksDbWeight::get().writes(1_u64))
+			.saturating_add(RocksDbWeight::get().writes(2_u64))
 			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 2877).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 2878).saturating_mul(n.into()))
 	}
 	fn consent_to_index() -> Weight {
-		Weight::from_parts(364_534_000, 3606)
+		Weight::from_parts(350_430_000, 3606)
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	fn register_patient() -> Weight {
-		Weight::from_parts(21_483_333_000, 3606)
+		Weight::from_parts(847_935_000, 3606)
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
 	fn withdraw_index_consent() -> Weight {
-		Weight::from_parts(438_464_000, 3567)
+		Weight::from_parts(417_187_000, 3567)
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}

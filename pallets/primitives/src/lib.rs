@@ -345,6 +345,15 @@ pub struct RecordRef<AccountId> {
 pub trait RecordIndex<AccountId> {
 	/// The record with `id`, if indexed.
 	fn record(id: u64) -> Option<RecordRef<AccountId>>;
+	/// The record with `id` as it stood at block `at` (now or earlier) for
+	/// judging a read checked then: a record erased since still names its
+	/// patient and kind, and its status before the erasure, while reads
+	/// checked before the erasure may be logged. Otherwise as
+	/// [`RecordIndex::record`].
+	fn record_as_of(id: u64, at: u64) -> Option<RecordRef<AccountId>> {
+		let _ = at;
+		Self::record(id)
+	}
 	/// Ids of every record of `patient` (unordered).
 	fn records_of(patient: &AccountId) -> alloc::vec::Vec<u64>;
 }

@@ -4,6 +4,7 @@
 use crate::*;
 use frame_system::pallet_prelude::BlockNumberFor;
 use medchain_primitives::{AccessPurpose, GrantedReads};
+use sp_runtime::SaturatedConversion;
 #[cfg(any(feature = "try-runtime", feature = "std", test))]
 use frame_support::ensure;
 
@@ -34,7 +35,9 @@ impl<T: Config> Pallet<T> {
 		at: BlockNumberFor<T>,
 	) -> Option<AccessPurpose> {
 		let g = Grants::<T>::get(id)?;
-		let r = T::Records::record(record)?;
+		// As the record stood at `at`: a read checked before an erasure is
+		// judged as it was then.
+		let r = T::Records::record_as_of(record, at.saturated_into())?;
 		if at > frame_system::Pallet::<T>::block_number() {
 			return None;
 		}
@@ -276,14 +279,16 @@ impl<T: Config> GrantedReads<T::AccountId, BlockNumberFor<T>> for Pallet<T> {
 	fn purpose_of_read_weight() -> sp_runtime::Weight {
 		use codec::MaxEncodedLen;
 		use frame_support::traits::Get;
-		// The record is read through the index, bounded here by a kilobyte.
+		// The record is read through the index, bounded here by a kilobyte,
+		// with its erasure block and what it named before (a quarter more).
 		// Plus `AuditFirst`, read by `audit_first_at` (a key of 16 bytes, a
 		// block number).
 		T::DbWeight::get()
-			.reads(5)
+			.reads(7)
 			.saturating_add(Self::proof_of(16 + Grant::<T>::max_encoded_len() as u64))
 			.saturating_add(Self::proof_of(16 + BlockNumberFor::<T>::max_encoded_len() as u64))
 			.saturating_add(Self::proof_of(1024))
+			.saturating_add(Self::proof_of(256))
 			.saturating_add(Self::proof_of(Self::broken_glass_len()))
 			.saturating_add(Self::proof_of(Self::request_len()))
 	}

@@ -56,6 +56,8 @@ ord_parameter_types! {
 parameter_types! {
 	pub static CreditLog: Vec<(AccountId, Behaviour)> = vec![];
 	pub static RecordsMock: BTreeMap<u64, RecordRef<AccountId>> = BTreeMap::new();
+	/// Erased records: the block of the erasure and the record before it.
+	pub static ErasedMock: BTreeMap<u64, (u64, RecordRef<AccountId>)> = BTreeMap::new();
 	pub static Suspended: Vec<AccountId> = vec![];
 	/// Unjustified verdicts each auditor may still give.
 	pub static VerdictAllowance: BTreeMap<AccountId, u32> = BTreeMap::new();
@@ -103,6 +105,12 @@ pub struct MockRecords;
 impl RecordIndex<AccountId> for MockRecords {
 	fn record(id: u64) -> Option<RecordRef<AccountId>> {
 		RecordsMock::get().get(&id).cloned()
+	}
+	fn record_as_of(id: u64, at: u64) -> Option<RecordRef<AccountId>> {
+		match ErasedMock::get().get(&id) {
+			Some((erased_at, before)) if at < *erased_at => Some(before.clone()),
+			_ => <Self as RecordIndex<AccountId>>::record(id),
+		}
 	}
 	fn records_of(patient: &AccountId) -> Vec<u64> {
 		RecordsMock::get().iter().filter(|(_, r)| r.patient == *patient).map(|(id, _)| *id).collect()
@@ -208,10 +216,12 @@ pub fn add_record(id: u64, patient: AccountId, issuer: AccountId, kind: RecordKi
 }
 
 /// Erases a mocked record as the index does: unavailable, unconfirmed, no
-/// patient (the all-zero account), no kind.
+/// patient (the all-zero account), no kind; what it was is kept, as of the
+/// current block.
 pub fn erase_record(id: u64) {
 	RecordsMock::mutate(|m| {
 		if let Some(r) = m.get_mut(&id) {
+			ErasedMock::mutate(|e| e.insert(id, (System::block_number(), r.clone())));
 			r.available = false;
 			r.confirmed = false;
 			r.patient = 0;

@@ -1278,6 +1278,24 @@ fn an_access_entry_is_allowed_only_for_the_grantee_the_record_and_the_life_of_th
 }
 
 #[test]
+fn a_read_checked_before_the_record_was_erased_is_still_judged_as_it_was_then() {
+	new_test_ext(|_| {
+		let w = World::new();
+		let g = w.grant(GrantScope::Record(RECORD), None);
+		run_to(5);
+		// The patient erases the record at block 5; a read the gateway checked
+		// at block 4 is logged after: the record then still named the patient
+		// and was confirmed, so the entry is the grant's. Later, nothing.
+		erase_record(RECORD);
+		run_to(6);
+		assert_eq!(logged_purpose_at(DOCTOR, RECORD, g, 4), Some(AccessPurpose::Treatment));
+		assert_eq!(logged_purpose_at(DOCTOR, RECORD, g, 5), None);
+		assert_eq!(logged_purpose(DOCTOR, RECORD, g), None);
+		assert_eq!(Pre::readable_under(&DOCTOR, RECORD), None);
+	});
+}
+
+#[test]
 fn an_emergency_grant_allows_an_access_entry_only_for_the_record_whose_glass_was_broken() {
 	new_test_ext(|_| {
 		let w = World::new();

@@ -14,8 +14,9 @@ for (let d = 0; d < 16; d++) {
 }
 const ascii = new TextDecoder();
 
-/** `bytes` (a Uint8Array) as lower-case hex with a `0x` prefix. */
+/** `bytes` (a Uint8Array; anything else throws) as lower-case hex with a `0x` prefix. */
 export function hex(bytes) {
+  if (!(bytes instanceof Uint8Array)) throw new TypeError('expected a Uint8Array');
   const out = new Uint8Array(2 + 2 * bytes.length);
   out[0] = 0x30; // '0'
   out[1] = 0x78; // 'x'

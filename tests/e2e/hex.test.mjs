@@ -13,6 +13,10 @@ test('what is not hex is refused, not read as zero bytes or cut short', () => {
   for (const bad of [undefined, null, 12, new Uint8Array(2)]) {
     assert.throws(() => unhex(bad), TypeError);
   }
+  // Nor is anything but bytes written as hex (an ArrayBuffer would be '0x').
+  for (const bad of [new ArrayBuffer(2), [1, 2], '0102', undefined]) {
+    assert.throws(() => hex(bad), TypeError);
+  }
 });
 
 test('bytes survive the trip through hex, with or without 0x, in either case', () => {

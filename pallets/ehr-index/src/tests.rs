@@ -864,12 +864,16 @@ fn erasing_a_record_does_not_wipe_the_reads_served_before_it_from_the_trail() {
 		assert_noop!(log_reads(HOSPITAL, vec![read(3, id, PATIENT, None, 5)]), Error::<Test>::NotReadable);
 		// What the record named is kept only while such reads may be logged.
 		assert!(ErasedLinks::<Test>::contains_key(5, id));
+		// The last block at which a read checked at block 4 is logged.
+		run_to(4 + LOG_DELAY);
+		assert_ok!(log_reads(HOSPITAL, vec![read(4, id, INSURER, Some(7), 4)]));
+		assert_eq!(AccessCount::<Test>::get(id), 3);
 		run_to(5 + LOG_DELAY);
 		assert!(ErasedLinks::<Test>::contains_key(5, id));
-		run_to(5 + LOG_DELAY + 2);
+		run_to(5 + LOG_DELAY + 1);
 		assert!(!ErasedLinks::<Test>::contains_key(5, id), "forgotten with the reads checked at block 5");
+		assert_eq!(ErasedAt::<Test>::get(id), None);
 		assert_eq!(as_of(4).patient, EhrIndex::nobody(&HOSPITAL));
-		assert_eq!(ErasedAt::<Test>::get(id), Some(5), "when it was erased stays");
 		assert_ok!(EhrIndex::do_try_state());
 	});
 }

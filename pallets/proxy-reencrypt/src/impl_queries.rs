@@ -21,7 +21,7 @@ impl<T: Config> Pallet<T> {
 	/// `who` is its grantee, the grant is usable and covers the record, the
 	/// record is confirmed by validators, and
 	/// for an emergency grant the glass was broken for the record under it
-	/// (the access not expired unserved). Reads four storage items.
+	/// (the access not expired unserved). Reads up to seven storage items.
 	pub fn read_allowed(who: &T::AccountId, record: RecordId, id: GrantId) -> Option<AccessPurpose> {
 		Self::read_allowed_at(who, record, id, frame_system::Pallet::<T>::block_number())
 	}

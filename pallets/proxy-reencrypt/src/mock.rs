@@ -292,6 +292,7 @@ pub fn new_test_ext(f: impl FnOnce(&OffchainHandles)) {
 		CreditLog::take();
 		VerdictAllowance::take();
 		RecordsMock::take();
+		ErasedMock::take();
 		Suspended::take();
 		UintAuthorityId::set_all_keys(Vec::<u64>::new());
 		f(&OffchainHandles { offchain: offchain_state, pool: pool_state });

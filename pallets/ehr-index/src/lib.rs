@@ -839,16 +839,25 @@ pub mod pallet {
 			at: BlockNumberFor<T>,
 		) -> DispatchResult {
 			// The patient the record named at `at`, before any erasure since.
-			let patient = Self::erased_link_at(record_id, at).map_or_else(|| record.patient.clone(), |l| l.patient);
+			let patient =
+				Self::erased_link_at(record_id, record, at).map_or_else(|| record.patient.clone(), |l| l.patient);
 			if *accessor != patient && *accessor != record.issuer {
 				Self::ensure_granted(record_id, accessor, purpose, grant, at)?;
 			}
 			Ok(())
 		}
 
-		/// What record `record_id` named before its erasure, if it was erased
-		/// after block `at` and that is still kept ([`ErasedLinks`]).
-		pub(crate) fn erased_link_at(record_id: RecordId, at: BlockNumberFor<T>) -> Option<ErasedLink<T::AccountId>> {
+		/// What record `record_id` (its entry `record`) named before its
+		/// erasure, if it was erased after block `at` and that is still kept
+		/// ([`ErasedLinks`]). Reads nothing for a record not erased.
+		pub(crate) fn erased_link_at(
+			record_id: RecordId,
+			record: &Record<T>,
+			at: BlockNumberFor<T>,
+		) -> Option<ErasedLink<T::AccountId>> {
+			if record.status != RecordStatus::Erased {
+				return None;
+			}
 			let erased_at = ErasedAt::<T>::get(record_id).filter(|erased_at| at < *erased_at)?;
 			ErasedLinks::<T>::get(erased_at, record_id)
 		}
@@ -1238,37 +1247,36 @@ pub mod pallet {
 	}
 }
 
-/// Other pallets look records up through [`RecordIndex`]. A record is
-/// available unless it was erased or rejected by validators.
+/// What other pallets see of index entry `r`: available unless erased or
+/// rejected by validators.
+fn record_ref<T: Config>(r: Record<T>) -> RecordRef<T::AccountId> {
+	RecordRef {
+		available: !matches!(r.status, RecordStatus::Erased | RecordStatus::Rejected),
+		confirmed: r.status == RecordStatus::Confirmed,
+		patient: r.patient,
+		issuer: r.issuer,
+		kind: r.kind,
+		capsule_hash: r.capsule_hash.0,
+	}
+}
+
+/// Other pallets look records up through [`RecordIndex`].
 impl<T: Config> RecordIndex<T::AccountId> for Pallet<T> {
 	fn record(id: u64) -> Option<RecordRef<T::AccountId>> {
-		Records::<T>::get(id).map(|r| RecordRef {
-			available: !matches!(r.status, RecordStatus::Erased | RecordStatus::Rejected),
-			confirmed: r.status == RecordStatus::Confirmed,
-			patient: r.patient,
-			issuer: r.issuer,
-			kind: r.kind,
-			capsule_hash: r.capsule_hash.0,
-		})
+		Records::<T>::get(id).map(record_ref)
 	}
 
 	/// As the record stood at block `at`: an erased record's patient, kind
 	/// and confirmation as before its erasure if `at` is before it (while
 	/// kept: reads checked then may still be logged).
 	fn record_as_of(id: u64, at: u64) -> Option<RecordRef<T::AccountId>> {
-		let now = Self::record(id)?;
+		let mut r = Records::<T>::get(id)?;
 		// A block number past the chain's type is later than any erasure.
 		let at = frame_system::pallet_prelude::BlockNumberFor::<T>::unique_saturated_from(at);
-		match Self::erased_link_at(id, at) {
-			Some(link) => Some(RecordRef {
-				patient: link.patient,
-				kind: link.kind,
-				confirmed: link.status == RecordStatus::Confirmed,
-				available: link.status != RecordStatus::Rejected,
-				..now
-			}),
-			None => Some(now),
+		if let Some(link) = Self::erased_link_at(id, &r, at) {
+			(r.patient, r.kind, r.status) = (link.patient, link.kind, link.status);
 		}
+		Some(record_ref(r))
 	}
 
 	fn records_of(patient: &T::AccountId) -> Vec<u64> {

@@ -805,6 +805,15 @@ test('a record erased after the instant gateway kept its index entry is served t
     assert.equal(refused.result, undefined, 'nothing served');
     assert.match(refused.error.message, new RegExp(`record ${out.record} was erased`));
     assert.deepEqual(landed, []);
+    // What the record named is kept only for reads checked before the
+    // erasure: the issuer cannot date a read at its block or later, the
+    // grantee's nor the patient's own.
+    const entryAt = (accessor, grantId, read) => ({ read: `0x${read.repeat(32)}`, recordId: out.record, accessor,
+      purpose: 'Treatment', grant: grantId, checkedAt: erasedAt, served: 'Record' });
+    await assert.rejects(sendAndWait(api, api.tx.ehrIndex.logReads([entryAt(k.eve.address, g, 'e1')]), k.alice),
+      /ehrIndex\.NotReadable/);
+    await assert.rejects(sendAndWait(api, api.tx.ehrIndex.logReads([entryAt(k.dave.address, null, 'e2')]), k.alice),
+      /ehrIndex\.NotReadable/);
     // The two reads served before the erasure are logged after it: the
     // runtime judges each against the record as it stood when checked.
     instant.stop();

@@ -160,7 +160,9 @@ try {
     t.fetch.push(t3 - t2);
     t.total.push(t3 - t0);
   }));
-  console.log(`record fetch latency, ${CLIENTS} concurrent clients, 64 KiB record, 2-of-2 proxies, 1 s dev blocks (debug node):`);
+  const tools = RECORD_CLI.includes('/release/') ? 'release' : 'debug';
+  console.log(`record fetch latency, ${CLIENTS} concurrent clients, 64 KiB record, 2-of-2 proxies, 1 s dev blocks `
+    + `(debug node, ${tools} record tools: ${RECORD_CLI}):`);
   for (const [phase, xs] of Object.entries(t)) {
     console.log(`  ${phase.padEnd(10)} p50 ${(pct(xs, 50) / 1000).toFixed(2)} s   p99 ${(pct(xs, 99) / 1000).toFixed(2)} s`);
   }

@@ -39,6 +39,22 @@ export const fragmentMessage = (genesis, grant, record, accessor, fragment) => u
   bnToU8a(grant, { bitLength: 64, isLe: true }), bnToU8a(record, { bitLength: 64, isLe: true }),
   decodeAddress(accessor), blake2AsU8a(unhex(fragment)));
 
+/**
+ * What a grantee signs once to ask several servers at once: the record's
+ * gateway for its ciphertext and the grant's proxies for key fragments.
+ * `asks` are the servers' `askDigest`s (0x hex), in the grantee's order; each
+ * server is sent the list and only its own salt, so it can prove it was asked
+ * but cannot pass the request on as another server's.
+ */
+export const instantRequestMessage = (genesis, grant, record, accessor, purpose, block, asks) =>
+  `medchain-instant:v1:${genesis}:${grant}:${record}:${accessor}:${purpose}:${block}:${asks.join(',')}`;
+
+/** One server's ask: BLAKE2-256 of `<method>:<server SS58>:<salt>` (salt: 16 random bytes, 0x hex). */
+export const askDigest = (method, server, salt) => hex(blake2AsU8a(stringToU8a(`${method}:${server}:${salt}`)));
+
+/** A fresh salt for one ask. */
+const newSalt = () => hex(globalThis.crypto.getRandomValues(new Uint8Array(16)));
+
 /** What a reader signs to read a record at its issuer's gateway (`gateway`, SS58). */
 export const recordRequestMessage = (genesis, gateway, record, accessor, purpose, block) =>
   `medchain-ehr-get:v2:${genesis}:${gateway}:${record}:${accessor}:${purpose}:${block}`;
@@ -183,7 +199,8 @@ export function checkFragments(umbral, ready, receivingKey, accessor, answers) {
  * - `accessor`: the grantee's SS58 address; `keys`: its Umbral keys
  *   (`{ secretKey, publicKey }` hex);
  * - `sign(message) -> Promise<hex>`: the grantee's sr25519 signature of a
- *   string (a keyring pair's `sign`, or a wallet's `signRaw`);
+ *   string (a keyring pair's `sign`, or a wallet's `signRaw`), asked once per
+ *   fetch: one request (`instantRequestMessage`) asks every server;
  * - `block`: a recent block number (the requests expire 20 blocks after);
  * - `servers`: the URL of each proxy's and of the issuer's gateway, by SS58.
  *
@@ -207,22 +224,23 @@ export async function fetchInstant(umbral, ready, { accessor, keys, sign, block,
   // Stamped as each answer settles, before any of the grantee's own work
   // on it.
   const stamp = () => { answeredIn = Math.max(answeredIn, performance.now() - started); };
-  const ask = async (server, method, message, params) => {
-    const signature = await sign(message);
-    return call(servers[server], method, { ...params, accessor, block, signature })
+  // One signature for every server: each ask names its method, server and
+  // a salt of its own.
+  const asked = [{ method: 'ehr_getRecord', server: ready.issuer },
+    ...proxies.map((server) => ({ method: 'pre_reencrypt', server }))]
+    .map((a) => { const salt = newSalt(); return { ...a, salt, digest: askDigest(a.method, a.server, salt) }; });
+  const asks = asked.map((a) => a.digest);
+  const signature = await sign(instantRequestMessage(ready.genesis, ready.grant, ready.record, accessor, ready.purpose,
+    block, asks));
+  const ask = ({ server, method, salt }, params) =>
+    call(servers[server], method, { ...params, accessor, block, signature, asks, salt })
       .then((answer) => { stamp(); return answer; }, (error) => { stamp(); throw error; });
-  };
   // Settled either way, so that a refusal of one is never left unheard.
-  const content = ask(ready.issuer, 'ehr_getRecord',
-    recordRequestMessage(ready.genesis, ready.issuer, ready.record, accessor, ready.purpose, block),
-    { record: ready.record, purpose: ready.purpose, grant: ready.grant })
+  const content = ask(asked[0], { record: ready.record, purpose: ready.purpose, grant: ready.grant })
     .then((record) => ({ record }), (error) => ({ error }));
-  const fragments = proxies.map((proxy) =>
-    ask(proxy, 'pre_reencrypt',
-      fragmentRequestMessage(ready.genesis, proxy, ready.grant, ready.record, accessor, ready.purpose, block),
-      { grant: ready.grant, record: ready.record })
-      // The proxy is the one asked, whatever the answer says.
-      .then((answer) => ({ ...answer, proxy }), (error) => ({ proxy, error })));
+  const fragments = asked.slice(1).map((a) => ask(a, { grant: ready.grant, record: ready.record })
+    // The proxy is the one asked, whatever the answer says.
+    .then((answer) => ({ ...answer, proxy: a.server }), (error) => ({ proxy: a.server, error })));
   const answers = await Promise.all(fragments);
   const answered = answers.filter((a) => !a.error);
   const { verified, rejected } = checkFragments(umbral, ready, ready.receivingKey, accessor, answered);

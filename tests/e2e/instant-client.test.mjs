@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 import * as umbral from '@nucypher/umbral-pre';
-import { fetchInstant } from '../../portal/lib/instant.mjs';
+import { fetchInstant, askDigest, instantRequestMessage } from '../../portal/lib/instant.mjs';
 import { hex } from '../../portal/lib/pre.mjs';
 
 await cryptoWaitReady();
@@ -93,6 +93,33 @@ test('the gateway is asked first, and its refusal is what a failed fetch reports
   assert.equal(s.calls.length, 4);
   // Proxy A's bad fragment is reported, unsigned by A: no fraud proof.
   assert.deepEqual(error.rejected.map((r) => [r.proxy, r.fraud]), [[proxyA, false]]);
+});
+
+test('one signature asks every server, each sent only its own salt: no server can pass the request on as another\'s', async () => {
+  const { ready, keys } = material();
+  const s = servers(() => Object.assign(new Error('stop'), { code: 1 }));
+  const signed = [];
+  await assert.rejects(fetchInstant(umbral, ready, { accessor: grantee, keys, block: 5, servers: s.urls, call: s.call,
+    sign: async (m) => { signed.push(m); return `0x${'00'.repeat(64)}`; } }), /stop/);
+  assert.equal(signed.length, 1, 'one signature per fetch');
+  assert.equal(s.calls.length, 4);
+  const { asks } = s.calls[0].params;
+  assert.equal(signed[0], instantRequestMessage(ready.genesis, ready.grant, ready.record, grantee, ready.purpose, 5, asks));
+  const salts = new Set();
+  for (const { method, who, params } of s.calls) {
+    assert.deepEqual(params.asks, asks, 'every server sees the same list');
+    assert.match(params.salt, /^0x[0-9a-f]{32}$/);
+    salts.add(params.salt);
+    // Its own ask is in the list; with its salt it asks no other server,
+    // and no other method of its own.
+    assert.ok(asks.includes(askDigest(method, who, params.salt)), `${method} at ${who}`);
+    for (const other of [proxyA, proxyB, proxyC, issuer].filter((a) => a !== who)) {
+      for (const m of ['ehr_getRecord', 'pre_reencrypt']) assert.ok(!asks.includes(askDigest(m, other, params.salt)));
+    }
+    const otherMethod = method === 'ehr_getRecord' ? 'pre_reencrypt' : 'ehr_getRecord';
+    assert.ok(!asks.includes(askDigest(otherMethod, who, params.salt)));
+  }
+  assert.equal(salts.size, 4, 'a salt of its own for each server');
 });
 
 test('a data key that cannot be opened fails the fetch after the gateway answered, still carrying the rejected answers', async () => {

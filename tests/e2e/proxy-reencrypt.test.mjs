@@ -22,7 +22,7 @@ import { u8aToHex } from '@polkadot/util';
 import * as umbral from '@nucypher/umbral-pre';
 import { startDevNode, sendAndWait, waitForBlock, waitForAcknowledged } from './lib/node.mjs';
 import { registerPatient } from './lib/record-index.mjs';
-import { startMongo, startGateway, fetchRecord as fetchRecordAs, RECORD_CLI as CLI, SECANTUSD } from './lib/services.mjs';
+import { startMongo, startGateway, mongoPython, fetchRecord as fetchRecordAs, RECORD_CLI as CLI, SECANTUSD } from './lib/services.mjs';
 import { makePre, decryptRecord, proxySecretStorageKey, unhex, delegator } from '../../portal/lib/pre.mjs';
 import { grantLabel, grantCapsule, scopeKeyCalls } from '../../portal/lib/scope.mjs';
 import { prepareInstant, fetchInstant, checkFragments, jsonRpc, fragmentRequestMessage, fragmentMessage }
@@ -570,6 +570,30 @@ test('the instant path: served at once and journaled; killed before logging, the
   assert.equal(entry.purpose, 'Treatment');
   assert.equal(await count(), before + 1, 'logged once');
 
+  // The store cannot give the ciphertext (its document altered behind the
+  // chain's back). The gateway journals a read while it reads the store, so
+  // it must withhold that read: nothing is served, nothing logged as served.
+  const objectId = (await api.query.ehrIndex.records(record.id)).unwrap().pointer.unwrap().objectId.toHex().slice(2);
+  const moveCiphertext = (from, to) => mongoPython(mongo.url,
+    `print(db.records.update_one({'_id': bson.ObjectId('${objectId}')}, {'$rename': {'${from}': '${to}'}}).modified_count)`);
+  assert.equal(moveCiphertext('ciphertext', 'aside'), 1);
+  let unserved;
+  try {
+    unserved = await fetchRecordAs(api, instant.url, k.eve, record.id, { grant: g });
+  } finally {
+    assert.equal(moveCiphertext('aside', 'ciphertext'), 1);
+  }
+  assert.ok(unserved.error && !unserved.result, 'nothing served');
+  const journaled = mongoPython(mongo.url, `print(json.dumps([[d['state'], d.get('detail')] for d in
+    db.access_journal.find({'record': ${record.id}, 'accessor': '${k.eve.address}'})]))`);
+  // Only the read served before is logged (or about to be marked so);
+  // anything journaled for this one is withheld, never logged as served.
+  const toLog = journaled.filter(([state]) => state === 'logged' || state === 'pending');
+  assert.equal(toLog.length, 1, JSON.stringify(journaled));
+  for (const entry of journaled.filter((e) => !toLog.includes(e))) {
+    assert.deepEqual(entry, ['withheld', 'the store did not give the ciphertext']);
+  }
+
   // The patient revokes: the gateway refuses at once (it checks the best
   // block too), and the runtime refuses any entry dated after the revocation.
   const { blockHash } = await sendAndWait(api, api.tx.proxyReencrypt.revokeGrant(g), k.dave);
@@ -624,8 +648,18 @@ test('the instant key path: fragments from the proxies and the record from its g
     assert.deepEqual([...ready.proxies].sort(), [k.alice.address, k.bob.address, k.charlie.address].sort());
     const sign = async (message) => u8aToHex(k.eve.sign(new TextEncoder().encode(message)));
     const best = async () => (await api.rpc.chain.getHeader()).number.toNumber();
-    const fetchAs = async () => fetchInstant(umbral, ready, { accessor: k.eve.address, keys: keys.eve, sign,
-      block: await best(), servers });
+    // What the grantee sent each server in its last fetch: one signed
+    // request asking them all.
+    let sent = [];
+    const call = (url, method, params) => { sent.push({ url, method, params }); return jsonRpc(url, method, params); };
+    let signatures = 0;
+    const signOnce = async (message) => { signatures += 1; return sign(message); };
+    const fetchAs = async () => {
+      sent = [];
+      signatures = 0;
+      return fetchInstant(umbral, ready, { accessor: k.eve.address, keys: keys.eve, sign: signOnce,
+        block: await best(), servers, call });
+    };
     let last;
     // Every proxy and the gateway answer once the grant is usable at the
     // finalized head (each checks it there).
@@ -638,6 +672,22 @@ test('the instant key path: fragments from the proxies and the record from its g
     assert.deepEqual(Buffer.from(got.plaintext), record.original, 'the real record, decrypted');
     assert.equal(got.fragments.length, 3);
     assert.deepEqual(got.rejected, []);
+    // One signature asked the gateway and the three proxies (a wallet asks
+    // its user once per fetch).
+    assert.equal(signatures, 1);
+    assert.equal(sent.length, 4);
+    assert.equal(new Set(sent.map((x) => x.params.signature)).size, 1);
+    // A proxy passes the grantee's request on to the record's gateway, as a
+    // record request or as one for the gateway's own proxy: it can name only
+    // its own salt, which asks nothing of the gateway. The gateway's own ask
+    // again is a replay.
+    const bobs = sent.find((x) => x.method === 'pre_reencrypt' && x.url === servers[k.bob.address]).params;
+    const gateways = sent.find((x) => x.method === 'ehr_getRecord').params;
+    await assert.rejects(jsonRpc(servers[k.alice.address], 'ehr_getRecord', { ...gateways, salt: bobs.salt }),
+      /does not ask this server .* for ehr_getRecord/);
+    await assert.rejects(jsonRpc(servers[k.alice.address], 'pre_reencrypt', bobs),
+      /does not ask this server .* for pre_reencrypt/);
+    await assert.rejects(jsonRpc(servers[k.alice.address], 'ehr_getRecord', gateways), /already used/);
     // Each answer is signed by its proxy, over the fragment it served.
     for (const f of got.fragments) {
       const message = fragmentMessage(ready.genesis, g, record.id, k.eve.address, f.fragment);

@@ -237,14 +237,15 @@ impl Journal {
 		Ok(())
 	}
 
-	/// Marks `read` withheld if it is still pending; `false` if it was not
-	/// (the submitter logged it meanwhile: it stays as it is).
-	pub async fn withhold(&self, read: &[u8; 32]) -> Result<bool, StoreError> {
+	/// Marks `read` withheld, for the reason `why`, if it is still pending;
+	/// `false` if it was not (the submitter logged it meanwhile: it stays as
+	/// it is).
+	pub async fn withhold(&self, read: &[u8; 32], why: &str) -> Result<bool, StoreError> {
 		let updated = self
 			.collection
 			.update_one(
 				doc! { "_id": crate::binary(read), "state": state::PENDING },
-				doc! { "$set": { "state": state::WITHHELD, "detail": "not allowed any more", "marked": DateTime::now() } },
+				doc! { "$set": { "state": state::WITHHELD, "detail": why, "marked": DateTime::now() } },
 			)
 			.await?;
 		Ok(updated.modified_count == 1)

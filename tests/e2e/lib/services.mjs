@@ -2,16 +2,19 @@
 // node: a MongoDB wire-protocol server (SecantusDB, installed by
 // scripts/setup.sh) and an institution's record gateway (`medchain-record
 // serve`). Both are stopped by the caller with `.stop()`.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { connect } from 'node:net';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { freePort } from './node.mjs';
 
 const ROOT = resolve(new URL('../../..', import.meta.url).pathname);
 const TARGET = process.env.CARGO_TARGET_DIR || join(homedir(), '.cache/medchain/target');
-/** The `medchain-record` binary in the shared target dir. */
-export const RECORD_CLI = join(TARGET, 'debug', 'medchain-record');
+/**
+ * The `medchain-record` binary: `MEDCHAIN_RECORD_CLI` (the benchmarks point it
+ * at a release build), else the debug build in the shared target dir.
+ */
+export const RECORD_CLI = process.env.MEDCHAIN_RECORD_CLI || join(TARGET, 'debug', 'medchain-record');
 /** SecantusDB's server script in the setup's virtualenv. */
 export const SECANTUSD = process.env.MEDCHAIN_SECANTUSD || join(homedir(), '.cache/medchain/venv/bin/secantusd-py');
 
@@ -35,6 +38,20 @@ export async function startMongo() {
   }
   child.kill('SIGKILL');
   throw new Error('SecantusDB did not start');
+}
+
+/**
+ * Runs Python `code` against database `database` of the MongoDB at `url`
+ * (as `db`, through pymongo from the SecantusDB venv; `json` and `bson`
+ * imported) and returns what it prints, parsed as JSON: how a test looks
+ * into, or alters, an institution's store and journal behind its gateway.
+ */
+export function mongoPython(url, code, database = 'medchain') {
+  const python = join(dirname(SECANTUSD), 'python');
+  const r = spawnSync(python, ['-c', `import sys, json, bson, pymongo\ndb = pymongo.MongoClient(sys.argv[1])[sys.argv[2]]\n${code}`,
+    url, database], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`python: ${r.stderr}`);
+  return JSON.parse(r.stdout);
 }
 
 /** Starts `medchain-record serve` for institution `suri`: { port, url, stop() }. */

@@ -340,14 +340,21 @@ impl Gateway {
 		let log_deadline = std::time::Instant::now() + LOG_WAIT;
 		let r = ReadRequest::parse(p)?;
 		// 1–2. Signed over this chain, this gateway, the record, the
-		// accessor, the purpose and the block; fresh; used once.
-		let message =
-			request_message(&self.genesis, &self.operator_address(), r.record, &r.accessor_text, &r.purpose_name, r.block);
+		// accessor, the purpose and the block (or, asking several servers
+		// at once, the grant and this server's ask); fresh; used once.
+		let me = self.operator_address();
+		let (message, ask) = match asked(p, "ehr_getRecord", &me)? {
+			None => (request_message(&self.genesis, &me, r.record, &r.accessor_text, &r.purpose_name, r.block), None),
+			Some((asks, ask)) => {
+				let grant = r.grant.ok_or_else(|| bad("a request to several servers names its `grant`"))?;
+				(bundle_message(&self.genesis, grant, r.record, &r.accessor_text, &r.purpose_name, r.block, &asks), Some(ask))
+			},
+		};
 		if let (Some(checks), Some(journal)) = (&self.checks, &self.journal) {
-			return self.get_record_instant(checks, journal, p, &r, &message, log_deadline);
+			return self.get_record_instant(checks, journal, p, &r, (&message, ask.as_ref()), log_deadline);
 		}
 		let best = self.node.best_number().map_err(|e| unavailable(e.to_string()))?;
-		let (record, _) = self.checked_request(p, &r.accessor, r.block, &message, r.record, best)?;
+		let (record, _) = self.checked_request(p, &r.accessor, r.block, &message, r.record, best, ask.as_ref())?;
 		// 3. Permission, as the chain says now (the access log entry is
 		// checked again by the runtime at the block that holds it).
 		let grant = match self.reader_grant(&r, &record)? {
@@ -385,12 +392,12 @@ impl Gateway {
 		journal: &journal::Journal,
 		p: &Value,
 		r: &ReadRequest,
-		message: &str,
+		(message, ask): (&str, Option<&[u8; 32]>),
 		log_deadline: std::time::Instant,
 	) -> Result<Value, (i32, String)> {
 		let started = std::time::Instant::now();
 		let (_, best) = checks.best().map_err(check_error)?;
-		let signature = self.signed_once(p, &r.accessor, r.block, message, best)?;
+		let read_id = self.signed_once(p, &r.accessor, r.block, message, best, ask)?;
 		// The index entry as the view holds it (read once per record, until
 		// an event changes it).
 		let record = self.held_here(r.record, checks.record(r.record).map_err(check_error)?)?;
@@ -420,11 +427,11 @@ impl Gateway {
 			}
 		}
 		let checked = started.elapsed();
-		let ciphertext = self
-			.runtime
-			.block_on(self.store.get(pointer.object_id, &record.digest.digest))
-			.map_err(|e| unavailable(e.to_string()))?;
 		let Some(checked_at) = checked_at else {
+			let ciphertext = self
+				.runtime
+				.block_on(self.store.get(pointer.object_id, &record.digest.digest))
+				.map_err(|e| unavailable(e.to_string()))?;
 			self.log_first(r, grant, log_deadline)?;
 			tracing::info!(purpose = ?r.purpose, "record served (logged first: break-glass or audit first)");
 			return Ok(json!({
@@ -435,7 +442,7 @@ impl Gateway {
 		};
 		// Journaled before anything leaves; logged on chain by the submitter.
 		let read = JournaledRead {
-			read: read_id(&signature),
+			read: read_id,
 			record: r.record,
 			accessor: r.accessor_text.clone(),
 			purpose: r.purpose_name.clone(),
@@ -443,8 +450,18 @@ impl Gateway {
 			checked_at,
 			served: journal::Served::Record,
 		};
+		// The store read and the journal write at once: nothing leaves before
+		// both are done, and a read whose ciphertext the store cannot give is
+		// withheld (journaled, never logged as served).
 		let journaled = std::time::Instant::now();
-		self.journal_once(journal, &read)?;
+		let (ciphertext, fresh) = self
+			.runtime
+			.block_on(async { futures::join!(self.store.get(pointer.object_id, &record.digest.digest), journal.append(&read)) });
+		journal_fresh(fresh)?;
+		let ciphertext = ciphertext.map_err(|e| {
+			self.withhold(journal, &read, "the store did not give the ciphertext");
+			unavailable(e.to_string())
+		})?;
 		let last = std::time::Instant::now();
 		if let Some(grant) = grant {
 			let key = ReadKey { accessor: r.accessor.clone(), record: r.record, grant, purpose: r.purpose };
@@ -453,8 +470,7 @@ impl Gateway {
 		tracing::info!(
 			purpose = ?r.purpose,
 			check_us = checked.as_micros() as u64,
-			store_us = (journaled - started).saturating_sub(checked).as_micros() as u64,
-			journal_us = (last - journaled).as_micros() as u64,
+			store_and_journal_us = (last - journaled).as_micros() as u64,
 			last_check_us = last.elapsed().as_micros() as u64,
 			"record served (journaled)"
 		);
@@ -470,14 +486,19 @@ impl Gateway {
 	/// journaled before is the same signed request, served already (a
 	/// replay across a restart, which forgot the requests it had seen).
 	fn journal_once(&self, journal: &journal::Journal, read: &JournaledRead) -> Result<(), (i32, String)> {
-		let fresh = self
-			.runtime
-			.block_on(journal.append(read))
-			.map_err(|e| unavailable(format!("the journal: {e}; nothing served")))?;
-		if !fresh {
-			return Err(refused("this signed request was already used: sign a new one".into()));
+		journal_fresh(self.runtime.block_on(journal.append(read)))
+	}
+
+	/// Marks a journaled read that was not served withheld (for the reason
+	/// `why`), so the submitter never logs it as served; a read already
+	/// logged stays logged (the trail then holds a read that was not
+	/// served, never the other way round).
+	fn withhold(&self, journal: &journal::Journal, read: &JournaledRead, why: &str) {
+		match self.runtime.block_on(journal.withhold(&read.read, why)) {
+			Ok(true) => {},
+			Ok(false) => tracing::warn!("a withheld read was already logged"),
+			Err(e) => tracing::error!("the journal: {e}: a withheld read stays pending"),
 		}
-		Ok(())
 	}
 
 	/// The last check before a journaled answer leaves: against the best
@@ -502,14 +523,7 @@ impl Gateway {
 			other => other,
 		};
 		if let Err(e) = again {
-			// Only a read still pending: one the submitter already logged
-			// stays logged (the trail then holds a read that was not served,
-			// never the other way round).
-			match self.runtime.block_on(journal.withhold(&read.read)) {
-				Ok(true) => {},
-				Ok(false) => tracing::warn!("a read withheld at the last check was already logged"),
-				Err(e) => tracing::error!("the journal: {e}: a withheld read stays pending"),
-			}
+			self.withhold(journal, read, "not allowed any more");
 			return Err(check_error(e));
 		}
 		Ok(())
@@ -577,8 +591,9 @@ impl Gateway {
 		message: &str,
 		record_id: u64,
 		best: u32,
-	) -> Result<(pallet_ehr_index::Record<Runtime>, [u8; 64]), (i32, String)> {
-		let raw = self.signed_once(p, signer, block, message, best)?;
+		ask: Option<&[u8; 32]>,
+	) -> Result<(pallet_ehr_index::Record<Runtime>, [u8; 32]), (i32, String)> {
+		let raw = self.signed_once(p, signer, block, message, best, ask)?;
 		let record: Option<pallet_ehr_index::Record<Runtime>> = self
 			.node
 			.storage(&Records::<Runtime>::hashed_key_for(record_id))
@@ -600,10 +615,19 @@ impl Gateway {
 		Ok(record)
 	}
 
-	/// A request's signature, once it is `signer`'s over `message` (raw or
-	/// wrapped), `block` is at most [`FRESHNESS`] blocks behind `best`, and
-	/// the request was not used before.
-	fn signed_once(&self, p: &Value, signer: &AccountId, block: u32, message: &str, best: u32) -> Result<[u8; 64], (i32, String)> {
+	/// A request's read id ([`read_id`]), once its signature is `signer`'s
+	/// over `message` (raw or wrapped), `block` is at most [`FRESHNESS`]
+	/// blocks behind `best`, and the request (the `ask` of it made of this
+	/// server, for a request to several) was not used before.
+	fn signed_once(
+		&self,
+		p: &Value,
+		signer: &AccountId,
+		block: u32,
+		message: &str,
+		best: u32,
+		ask: Option<&[u8; 32]>,
+	) -> Result<[u8; 32], (i32, String)> {
 		let signature = unhex(p["signature"].as_str().unwrap_or_default()).map_err(|_| bad("`signature` is not hex"))?;
 		let raw: [u8; 64] = signature[..].try_into().map_err(|_| bad("`signature` is not 64 bytes"))?;
 		if !signature_proves(message, &raw, signer) {
@@ -613,11 +637,12 @@ impl Gateway {
 			return Err(refused(format!("request signed for block {block}, best is {best}: sign a fresh one")));
 		}
 		// Once only: a replayed request is refused while it is fresh.
+		let read = read_id(&raw, ask);
 		let mut seen = self.seen.lock().map_err(|_| unavailable("gateway state poisoned".into()))?;
-		if !first_use(&mut seen, best, block, raw) {
+		if !first_use(&mut seen, best, block, read) {
 			return Err(refused("this signed request was already used: sign a new one".into()));
 		}
-		Ok(raw)
+		Ok(read)
 	}
 
 	/// `ehr_getForReview`: a pending record's stored ciphertext, unchecked,
@@ -630,7 +655,7 @@ impl Gateway {
 		let block = block_number(p)?;
 		let message = review_message(&self.genesis, &self.operator_address(), record_id, validator_text, block);
 		let best = self.node.best_number().map_err(|e| unavailable(e.to_string()))?;
-		let (record, _) = self.checked_request(p, &validator, block, &message, record_id, best)?;
+		let (record, _) = self.checked_request(p, &validator, block, &message, record_id, best, None)?;
 		if record.status != pallet_ehr_index::RecordStatus::Pending {
 			return Err(refused(format!("record {record_id} is not under review")));
 		}
@@ -832,6 +857,17 @@ impl Submitter {
 	}
 }
 
+/// A journal append's outcome as the reader is answered: a read journaled
+/// before is the same signed request, served already (a replay across a
+/// restart, which forgot the requests it had seen).
+fn journal_fresh<E: std::fmt::Display>(appended: Result<bool, E>) -> Result<(), (i32, String)> {
+	match appended {
+		Ok(true) => Ok(()),
+		Ok(false) => Err(refused("this signed request was already used: sign a new one".into())),
+		Err(e) => Err(unavailable(format!("the journal: {e}; nothing served"))),
+	}
+}
+
 /// The chain's entry for a journaled read, if it parses.
 fn entry_of(r: &JournaledRead) -> Option<pallet_ehr_index::ReadEntry<AccountId, u32>> {
 	Some(pallet_ehr_index::ReadEntry {
@@ -848,9 +884,20 @@ fn entry_of(r: &JournaledRead) -> Option<pallet_ehr_index::ReadEntry<AccountId, 
 	})
 }
 
-/// A read's id: BLAKE2-256 of the reader's signed request.
-fn read_id(signature: &[u8; 64]) -> [u8; 32] {
-	medchain_record_store::Digests::digest(&medchain_record_store::DigestAlgorithm::Blake2_256, signature)
+/// A read's id: BLAKE2-256 of the reader's signed request, and of the
+/// [`ask_digest`] that asks this server for it when the request asks several
+/// servers at once (one signature, one read per ask).
+fn read_id(signature: &[u8; 64], ask: Option<&[u8; 32]>) -> [u8; 32] {
+	let mut signed = signature.to_vec();
+	if let Some(ask) = ask {
+		signed.extend_from_slice(ask);
+	}
+	blake2_256(&signed)
+}
+
+/// BLAKE2-256 of `bytes`.
+fn blake2_256(bytes: &[u8]) -> [u8; 32] {
+	medchain_record_store::Digests::digest(&medchain_record_store::DigestAlgorithm::Blake2_256, bytes)
 }
 
 /// What `ehr_getRecord` asks for.
@@ -913,6 +960,66 @@ pub fn request_message(genesis: &str, gateway: &str, record: u64, accessor: &str
 	format!("medchain-ehr-get:v2:{genesis}:{gateway}:{record}:{accessor}:{purpose}:{block}")
 }
 
+/// Most servers one signed request may ask at once: the record's gateway
+/// and a grant's proxies.
+pub const MAX_ASKS: usize = 16;
+
+/// The message a grantee `accessor` (SS58) signs once to ask several
+/// servers at once on the instant path, for `record` under `grant`, for
+/// `purpose`, at `block`, on the chain with genesis hash `genesis`: the
+/// record's gateway for its ciphertext and each of the grant's proxies for
+/// a key fragment. `asks` are the servers' [`ask_digest`]s, in the
+/// grantee's order. Each server is sent the list and only its own salt: it
+/// proves that it was asked, and cannot pass the request on as another
+/// server's (it would have to name that server's salt).
+pub fn bundle_message(
+	genesis: &str,
+	grant: u64,
+	record: u64,
+	accessor: &str,
+	purpose: &str,
+	block: u32,
+	asks: &[String],
+) -> String {
+	format!("medchain-instant:v1:{genesis}:{grant}:{record}:{accessor}:{purpose}:{block}:{}", asks.join(","))
+}
+
+/// One server's part of a request to several (sent as 0x hex): BLAKE2-256
+/// of `<method>:<server SS58>:<salt>`, the salt 16 random bytes in 0x hex
+/// (lowercase), a new one for each ask.
+fn ask_digest(method: &str, server: &str, salt: &str) -> [u8; 32] {
+	blake2_256(format!("{method}:{server}:{salt}").as_bytes())
+}
+
+/// A request to several servers as this server (`me`, SS58) reads it for
+/// `method`: the asks the grantee signed and this server's own, or `None`
+/// for a request to this server alone (it carries no `asks`).
+fn asked(p: &Value, method: &str, me: &str) -> Result<Option<(Vec<String>, [u8; 32])>, (i32, String)> {
+	let Some(list) = p.get("asks").filter(|a| !a.is_null()) else {
+		return Ok(None);
+	};
+	let is_hex = |s: &str, bytes: usize| {
+		s.len() == 2 + 2 * bytes &&
+			s.starts_with("0x") &&
+			s[2..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+	};
+	let asks: Vec<String> = list
+		.as_array()
+		.filter(|a| (1..=MAX_ASKS).contains(&a.len()))
+		.ok_or_else(|| bad("`asks` must list 1 to 16 servers' ask digests"))?
+		.iter()
+		.map(|a| a.as_str().filter(|a| is_hex(a, 32)).map(str::to_string))
+		.collect::<Option<_>>()
+		.ok_or_else(|| bad("each of `asks` must be 32 bytes of lowercase 0x hex"))?;
+	let salt =
+		p["salt"].as_str().filter(|s| is_hex(s, 16)).ok_or_else(|| bad("`salt` must be 16 bytes of lowercase 0x hex"))?;
+	let own = ask_digest(method, me, salt);
+	if !asks.contains(&hex(&own)) {
+		return Err(refused(format!("this request does not ask this server ({me}) for {method}")));
+	}
+	Ok(Some((asks, own)))
+}
+
 /// The message a validator institution `validator` (SS58) signs to review
 /// pending record `record` at the gateway of `gateway` (SS58) on the chain
 /// with genesis hash `genesis`, at `block`.
@@ -930,27 +1037,27 @@ fn signature_proves(message: &str, signature: &[u8; 64], accessor: &AccountId) -
 		sr25519::Pair::verify(&signature, wrapped.as_bytes(), &public)
 }
 
-/// Requests already served, by the block they were signed for, and the
-/// highest best block any request was checked against.
+/// Requests already served (their read ids), by the block they were signed
+/// for, and the highest best block any request was checked against.
 #[derive(Default)]
 struct Seen {
 	high: u32,
-	requests: BTreeMap<(u32, [u8; 64]), ()>,
+	requests: BTreeMap<(u32, [u8; 32]), ()>,
 }
 
-/// Records the request signed for `block` with `signature`; whether it is
+/// Records the request signed for `block` with read id `read`; whether it is
 /// new and still fresh. Freshness is judged against the highest best block
 /// seen so far, not the caller's (which may be older): a request older than
 /// [`FRESHNESS`] blocks behind it is refused, and only such requests are
 /// forgotten, so no forgotten request can come back.
-fn first_use(seen: &mut Seen, best: u32, block: u32, signature: [u8; 64]) -> bool {
+fn first_use(seen: &mut Seen, best: u32, block: u32, read: [u8; 32]) -> bool {
 	seen.high = seen.high.max(best);
 	let oldest = seen.high.saturating_sub(FRESHNESS);
 	if block < oldest {
 		return false;
 	}
-	seen.requests = seen.requests.split_off(&(oldest, [0u8; 64]));
-	seen.requests.insert((block, signature), ()).is_none()
+	seen.requests = seen.requests.split_off(&(oldest, [0u8; 32]));
+	seen.requests.insert((block, read), ()).is_none()
 }
 
 /// A malformed request (JSON-RPC "invalid params").
@@ -1141,18 +1248,83 @@ mod tests {
 	}
 
 	#[test]
+	fn a_server_cannot_pass_a_request_to_several_servers_on_as_another_servers() {
+		let doctor = sr25519::Pair::from_string("//Eve", None).expect("dev key");
+		let who = AccountId::from(doctor.public());
+		let me = who.to_ss58check();
+		let (gateway_salt, proxy_salt) = (format!("0x{}", "1f".repeat(16)), format!("0x{}", "a2".repeat(16)));
+		let asks = vec![
+			hex(&ask_digest("ehr_getRecord", "gateway-a", &gateway_salt)),
+			hex(&ask_digest("pre_reencrypt", "proxy-b", &proxy_salt)),
+		];
+		let sent = |salt: &str| json!({ "asks": asks, "salt": salt });
+		// Each server finds its own ask.
+		let (listed, gateway_ask) = asked(&sent(&gateway_salt), "ehr_getRecord", "gateway-a").unwrap().unwrap();
+		assert_eq!(listed, asks);
+		assert_eq!(hex(&gateway_ask), asks[0]);
+		let (_, proxy_ask) = asked(&sent(&proxy_salt), "pre_reencrypt", "proxy-b").unwrap().unwrap();
+		// The proxy passes the grantee's request on to the gateway, with the
+		// salt it was sent: not an ask of the gateway, for the record or for
+		// a key fragment of the gateway's own proxy.
+		let refusal = refused(String::new()).0;
+		assert_eq!(asked(&sent(&proxy_salt), "ehr_getRecord", "gateway-a").unwrap_err().0, refusal);
+		assert_eq!(asked(&sent(&proxy_salt), "pre_reencrypt", "gateway-a").unwrap_err().0, refusal);
+		// The gateway's ask is for the record, not for a key fragment.
+		assert_eq!(asked(&sent(&gateway_salt), "pre_reencrypt", "gateway-a").unwrap_err().0, refusal);
+		// A request to this server alone carries no asks.
+		assert!(asked(&json!({ "record": 7 }), "ehr_getRecord", "gateway-a").unwrap().is_none());
+		// The signature covers every ask, the grant, record, purpose, block
+		// and chain: a list with an ask dropped or swapped proves nothing.
+		let signed = bundle_message("0x01", 3, 7, &me, "Treatment", 100, &asks);
+		let signature = doctor.sign(signed.as_bytes()).0;
+		assert!(signature_proves(&signed, &signature, &who));
+		let swapped = vec![asks[1].clone(), asks[0].clone()];
+		for other in [
+			bundle_message("0x01", 3, 7, &me, "Treatment", 100, &asks[..1]),
+			bundle_message("0x01", 3, 7, &me, "Treatment", 100, &swapped),
+			bundle_message("0x02", 3, 7, &me, "Treatment", 100, &asks),
+			bundle_message("0x01", 4, 7, &me, "Treatment", 100, &asks),
+			bundle_message("0x01", 3, 8, &me, "Treatment", 100, &asks),
+			bundle_message("0x01", 3, 7, &me, "Research", 100, &asks),
+			bundle_message("0x01", 3, 7, &me, "Treatment", 101, &asks),
+			request_message("0x01", "gateway-a", 7, &me, "Treatment", 100),
+		] {
+			assert!(!signature_proves(&other, &signature, &who), "{other}");
+		}
+		// One signature, one read per ask: the gateway's and the proxy's
+		// reads of it have their own ids, neither that of a request to one
+		// server.
+		let ids = [read_id(&signature, Some(&gateway_ask)), read_id(&signature, Some(&proxy_ask)), read_id(&signature, None)];
+		assert!(ids[0] != ids[1] && ids[0] != ids[2] && ids[1] != ids[2]);
+		// Malformed or oversized lists and salts are refused as bad input.
+		let invalid = bad("").0;
+		let many = vec![asks[0].clone(); MAX_ASKS + 1];
+		for p in [
+			json!({ "asks": [], "salt": gateway_salt }),
+			json!({ "asks": many, "salt": gateway_salt }),
+			json!({ "asks": "0x00", "salt": gateway_salt }),
+			json!({ "asks": [asks[0].to_uppercase().replace("0X", "0x")], "salt": gateway_salt }),
+			json!({ "asks": [&asks[0][..40]], "salt": gateway_salt }),
+			json!({ "asks": asks, "salt": "0x1f1f" }),
+			json!({ "asks": asks }),
+		] {
+			assert_eq!(asked(&p, "ehr_getRecord", "gateway-a").unwrap_err().0, invalid, "{p}");
+		}
+	}
+
+	#[test]
 	fn a_replayed_request_is_refused_while_it_is_fresh() {
 		let mut seen = Seen::default();
-		assert!(first_use(&mut seen, 100, 95, [1; 64]));
-		assert!(!first_use(&mut seen, 101, 95, [1; 64]), "the same signed request again");
-		assert!(first_use(&mut seen, 101, 95, [2; 64]), "a new signature for the same read is fine");
+		assert!(first_use(&mut seen, 100, 95, [1; 32]));
+		assert!(!first_use(&mut seen, 101, 95, [1; 32]), "the same signed request again");
+		assert!(first_use(&mut seen, 101, 95, [2; 32]), "a new signature for the same read is fine");
 		// Once the request is older than the freshness window it is
 		// forgotten; the freshness check refuses it by then.
-		assert!(first_use(&mut seen, 95 + FRESHNESS + 1, 100, [3; 64]));
-		assert!(!seen.requests.contains_key(&(95, [1; 64])));
-		assert!(seen.requests.contains_key(&(100, [3; 64])));
+		assert!(first_use(&mut seen, 95 + FRESHNESS + 1, 100, [3; 32]));
+		assert!(!seen.requests.contains_key(&(95, [1; 32])));
+		assert!(seen.requests.contains_key(&(100, [3; 32])));
 		// A forgotten request replayed by a caller that read an older best
 		// block (a slower request, a node behind) is still refused.
-		assert!(!first_use(&mut seen, 101, 95, [1; 64]), "replay after pruning, judged by the highest best block");
+		assert!(!first_use(&mut seen, 101, 95, [1; 32]), "replay after pruning, judged by the highest best block");
 	}
 }

@@ -214,9 +214,15 @@ impl Gateway {
 		let g = checks.grant(grant).map_err(check_error)?.ok_or_else(|| refused(format!("no grant {grant}")))?;
 		let purpose_name = purpose_name(g.purpose);
 		let me = AccountId::from(self.operator.public());
-		let message =
-			fragment_request_message(&self.genesis, &me.to_ss58check(), grant, record, accessor_text, purpose_name, block);
-		let signature = self.signed_once(p, &accessor, block, &message, best)?;
+		let me_text = me.to_ss58check();
+		// Signed for this proxy alone, or as one of the servers a grantee
+		// asks at once.
+		let (message, ask) = match asked(p, "pre_reencrypt", &me_text)? {
+			None => (fragment_request_message(&self.genesis, &me_text, grant, record, accessor_text, purpose_name, block), None),
+			Some((asks, ask)) =>
+				(bundle_message(&self.genesis, grant, record, accessor_text, purpose_name, block, &asks), Some(ask)),
+		};
+		let read_id = self.signed_once(p, &accessor, block, &message, best, ask.as_ref())?;
 		if g.grantee != accessor {
 			return Err(refused(format!("grant {grant} is not {accessor_text}'s")));
 		}
@@ -244,7 +250,7 @@ impl Gateway {
 		let statement = fragment_message(&self.genesis, grant, record, &accessor, &fragment).map_err(unavailable)?;
 		let signed = self.operator.sign(&statement);
 		let read = JournaledRead {
-			read: read_id(&signature),
+			read: read_id,
 			record,
 			accessor: accessor_text.to_string(),
 			purpose: purpose_name.to_string(),

@@ -42,15 +42,21 @@ export const fragmentMessage = (genesis, grant, record, accessor, fragment) => u
 /**
  * What a grantee signs once to ask several servers at once: the record's
  * gateway for its ciphertext and the grant's proxies for key fragments.
- * `asks` are the servers' `askDigest`s (0x hex), in the grantee's order; each
- * server is sent the list and only its own salt, so it can prove it was asked
- * but cannot pass the request on as another server's.
+ * `asks` are the servers' `ask`s, in the grantee's order: each names its
+ * method and server in clear (what a wallet shows its user) and commits to a
+ * salt of its own. Each server is sent the list and only its own salt, so it
+ * can prove it was asked but cannot pass the request on as another server's.
  */
 export const instantRequestMessage = (genesis, grant, record, accessor, purpose, block, asks) =>
   `medchain-instant:v1:${genesis}:${grant}:${record}:${accessor}:${purpose}:${block}:${asks.join(',')}`;
 
-/** One server's ask: BLAKE2-256 of `<method>:<server SS58>:<salt>` (salt: 16 random bytes, 0x hex). */
-export const askDigest = (method, server, salt) => hex(blake2AsU8a(stringToU8a(`${method}:${server}:${salt}`)));
+/**
+ * One server's ask: `<method>@<server SS58>#<digest>`, the digest BLAKE2-256
+ * (0x hex) of `<method>:<server SS58>:<salt>`, the salt 16 random bytes in
+ * lowercase 0x hex.
+ */
+export const ask = (method, server, salt) =>
+  `${method}@${server}#${hex(blake2AsU8a(stringToU8a(`${method}:${server}:${salt}`)))}`;
 
 /** A fresh salt for one ask. */
 const newSalt = () => hex(globalThis.crypto.getRandomValues(new Uint8Array(16)));
@@ -228,17 +234,17 @@ export async function fetchInstant(umbral, ready, { accessor, keys, sign, block,
   // a salt of its own.
   const asked = [{ method: 'ehr_getRecord', server: ready.issuer },
     ...proxies.map((server) => ({ method: 'pre_reencrypt', server }))]
-    .map((a) => { const salt = newSalt(); return { ...a, salt, digest: askDigest(a.method, a.server, salt) }; });
-  const asks = asked.map((a) => a.digest);
+    .map((a) => { const salt = newSalt(); return { ...a, salt, ask: ask(a.method, a.server, salt) }; });
+  const asks = asked.map((a) => a.ask);
   const signature = await sign(instantRequestMessage(ready.genesis, ready.grant, ready.record, accessor, ready.purpose,
     block, asks));
-  const ask = ({ server, method, salt }, params) =>
+  const send = ({ server, method, salt }, params) =>
     call(servers[server], method, { ...params, accessor, block, signature, asks, salt })
       .then((answer) => { stamp(); return answer; }, (error) => { stamp(); throw error; });
   // Settled either way, so that a refusal of one is never left unheard.
-  const content = ask(asked[0], { record: ready.record, purpose: ready.purpose, grant: ready.grant })
+  const content = send(asked[0], { record: ready.record, purpose: ready.purpose, grant: ready.grant })
     .then((record) => ({ record }), (error) => ({ error }));
-  const fragments = asked.slice(1).map((a) => ask(a, { grant: ready.grant, record: ready.record })
+  const fragments = asked.slice(1).map((a) => send(a, { grant: ready.grant, record: ready.record })
     // The proxy is the one asked, whatever the answer says.
     .then((answer) => ({ ...answer, proxy: a.server }), (error) => ({ proxy: a.server, error })));
   const answers = await Promise.all(fragments);

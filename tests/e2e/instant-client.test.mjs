@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 import * as umbral from '@nucypher/umbral-pre';
-import { fetchInstant, askDigest, instantRequestMessage } from '../../portal/lib/instant.mjs';
+import { fetchInstant, ask, instantRequestMessage } from '../../portal/lib/instant.mjs';
 import { hex } from '../../portal/lib/pre.mjs';
 
 await cryptoWaitReady();
@@ -68,6 +68,10 @@ const fetchWith = (ready, keys, { urls, call }) => fetchInstant(umbral, ready, {
   accessor: grantee, keys, block: 5, servers: urls, call, sign: async () => `0x${'00'.repeat(64)}`,
 });
 
+/** `ask('pre_reencrypt', proxyA, 0x1f…1f)`, pinned here and in medchain-record's gateway tests. */
+const ASK_VECTOR = 'pre_reencrypt@5HKahGmFjQDV7wseA3J33646dc71WRvoJ72KSHPAN1kCYqki'
+  + '#0xda788f3ab6df3f8be8cc110367d114837f35927a836936d5de627acdd3f6592c';
+
 const fragmentAnswer = (fragment) => ({ grant: 1, record: 2, fragment, checked_at: 4, signature: `0x${'00'.repeat(64)}` });
 
 test('a fetch with keys that are not the grantee\'s on chain asks no server (nothing is served, nothing logged)', async () => {
@@ -105,6 +109,9 @@ test('one signature asks every server, each sent only its own salt: no server ca
   assert.equal(s.calls.length, 4);
   const { asks } = s.calls[0].params;
   assert.equal(signed[0], instantRequestMessage(ready.genesis, ready.grant, ready.record, grantee, ready.purpose, 5, asks));
+  // What the wallet shows: every server and what it is asked for, in clear.
+  assert.deepEqual(asks.map((a) => a.split('#')[0]),
+    [`ehr_getRecord@${issuer}`, ...[proxyA, proxyB, proxyC].map((p) => `pre_reencrypt@${p}`)]);
   const salts = new Set();
   for (const { method, who, params } of s.calls) {
     assert.deepEqual(params.asks, asks, 'every server sees the same list');
@@ -112,14 +119,22 @@ test('one signature asks every server, each sent only its own salt: no server ca
     salts.add(params.salt);
     // Its own ask is in the list; with its salt it asks no other server,
     // and no other method of its own.
-    assert.ok(asks.includes(askDigest(method, who, params.salt)), `${method} at ${who}`);
+    assert.ok(asks.includes(ask(method, who, params.salt)), `${method} at ${who}`);
     for (const other of [proxyA, proxyB, proxyC, issuer].filter((a) => a !== who)) {
-      for (const m of ['ehr_getRecord', 'pre_reencrypt']) assert.ok(!asks.includes(askDigest(m, other, params.salt)));
+      for (const m of ['ehr_getRecord', 'pre_reencrypt']) assert.ok(!asks.includes(ask(m, other, params.salt)));
     }
     const otherMethod = method === 'ehr_getRecord' ? 'pre_reencrypt' : 'ehr_getRecord';
-    assert.ok(!asks.includes(askDigest(otherMethod, who, params.salt)));
+    assert.ok(!asks.includes(ask(otherMethod, who, params.salt)));
   }
   assert.equal(salts.size, 4, 'a salt of its own for each server');
+});
+
+test('an ask and the signed message are byte for byte what the servers check (the vector medchain-record\'s tests pin)', () => {
+  const salt = `0x${'1f'.repeat(16)}`;
+  const a = ask('pre_reencrypt', proxyA, salt);
+  assert.equal(a, ASK_VECTOR);
+  assert.equal(instantRequestMessage('0x01', 3, 7, grantee, 'Treatment', 100, [a]),
+    `medchain-instant:v1:0x01:3:7:${grantee}:Treatment:100:${ASK_VECTOR}`);
 });
 
 test('a data key that cannot be opened fails the fetch after the gateway answered, still carrying the rejected answers', async () => {

@@ -68,7 +68,8 @@ impl Served {
 /// A read as the gateway journals it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JournaledRead {
-	/// The read's id: BLAKE2-256 of the reader's signed request.
+	/// The read's id: BLAKE2-256 of the reader's signed request (and of the
+	/// server's ask, for a request to several servers).
 	pub read: [u8; 32],
 	/// The record read.
 	pub record: u64,

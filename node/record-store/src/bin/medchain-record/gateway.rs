@@ -1,15 +1,20 @@
 //! The institution's record gateway: JSON-RPC 2.0 over HTTP.
 //!
-//! `ehr_getRecord { record, accessor, purpose, block, signature, grant? }`
+//! `ehr_getRecord { record, accessor, purpose, block, signature, grant?, asks?, salt? }`
 //! returns the record's ciphertext to `accessor` if
 //! 1. `signature` is `accessor`'s sr25519 signature of
 //!    `medchain-ehr-get:v2:<genesis hash>:<gateway SS58>:<record>:<accessor
 //!    SS58>:<purpose>:<block>` ([`request_message`]; raw, or wrapped in
 //!    `<Bytes>…</Bytes>` as browser wallets sign): a request signed for
-//!    another chain, gateway, record or purpose proves nothing here,
+//!    another chain, gateway, record or purpose proves nothing here; or,
+//!    when the grantee asks several servers at once with one signature
+//!    (`asks`, `salt` and `grant` given), its signature of
+//!    [`bundle_message`], one of whose asks is this gateway's for
+//!    `ehr_getRecord` with `salt` ([`ask`]),
 //! 2. `block` is at most [`FRESHNESS`] blocks behind the best block, and
-//!    the same signed request was not served before (a captured request
-//!    cannot be replayed, now or later),
+//!    the same signed request (for a request to several servers: its ask of
+//!    this server) was not served before (a captured request cannot be
+//!    replayed, now or later),
 //! 3. the record is this gateway's institution's, and the chain lets
 //!    `accessor` read it now: its patient, its issuing institution, or a
 //!    grantee with a usable grant covering it, for the grant's purpose, once
@@ -25,7 +30,9 @@
 //! With `--instant` (the instant path) step 5 comes after the read: the
 //! gateway also checks the read against the chain at the finalized head
 //! (what the runtime will check the entry against), writes it to its journal
-//! in MongoDB (a journaled write) and serves at once; a background submitter
+//! in MongoDB (a journaled write, while the store is read, for at most
+//! [`STORE_WAIT`]; a read the store does not answer in time is marked
+//! withheld) and serves at once; a background submitter
 //! logs journaled reads on chain in batches (`log_reads`, naming that block)
 //! and marks them once final, and after a crash logs what was left pending
 //! (see [`medchain_record_store::journal`]).
@@ -454,14 +461,23 @@ impl Gateway {
 		// both are done, and a read whose ciphertext the store cannot give is
 		// withheld (journaled, never logged as served).
 		let journaled = std::time::Instant::now();
-		let (ciphertext, fresh) = self
-			.runtime
-			.block_on(async { futures::join!(self.store.get(pointer.object_id, &record.digest.digest), journal.append(&read)) });
+		let (ciphertext, fresh) = self.runtime.block_on(async {
+			futures::join!(
+				tokio::time::timeout(STORE_WAIT, self.store.get(pointer.object_id, &record.digest.digest)),
+				journal.append(&read)
+			)
+		});
 		journal_fresh(fresh)?;
-		let ciphertext = ciphertext.map_err(|e| {
-			self.withhold(journal, &read, "the store did not give the ciphertext");
-			unavailable(e.to_string())
-		})?;
+		let ciphertext = match ciphertext {
+			Ok(Ok(ciphertext)) => ciphertext,
+			failed => {
+				self.withhold(journal, &read, "the store did not give the ciphertext");
+				return Err(unavailable(match failed {
+					Ok(Err(e)) => e.to_string(),
+					_ => format!("the store did not answer within {STORE_WAIT:?}"),
+				}));
+			},
+		};
 		let last = std::time::Instant::now();
 		if let Some(grant) = grant {
 			let key = ReadKey { accessor: r.accessor.clone(), record: r.record, grant, purpose: r.purpose };
@@ -523,7 +539,11 @@ impl Gateway {
 			other => other,
 		};
 		if let Err(e) = again {
-			self.withhold(journal, read, "not allowed any more");
+			let why = match e {
+				CheckError::Refused(_) => "not allowed any more",
+				CheckError::Unavailable(_) => "not checked again in time",
+			};
+			self.withhold(journal, read, why);
 			return Err(check_error(e));
 		}
 		Ok(())
@@ -582,7 +602,8 @@ impl Gateway {
 	/// `signer`'s over `message` (raw or wrapped), `block` is at most
 	/// [`FRESHNESS`] blocks behind the best block, the request was not used
 	/// before, and record `record_id` is on chain and this gateway's
-	/// institution's. Returns the record and the request's signature.
+	/// institution's. Returns the record and the request's read id
+	/// ([`read_id`]).
 	fn checked_request(
 		&self,
 		p: &Value,
@@ -768,6 +789,11 @@ struct Submitter {
 /// Most reads one `log_reads` carries (the runtime's `MaxReadsPerLog`).
 pub const MAX_READS_PER_LOG: i64 = 32;
 
+/// How long the instant path waits for the store while its journal entry
+/// is written: well inside [`SETTLE`], so that a read the store does not
+/// give is withheld long before the submitter could log it.
+const STORE_WAIT: Duration = Duration::from_millis(2_500);
+
 /// How long a journaled read waits before the submitter logs it: longer
 /// than its server may take from the journal write to the answer (the
 /// write itself under load, then one more check against the best block; a
@@ -884,9 +910,9 @@ fn entry_of(r: &JournaledRead) -> Option<pallet_ehr_index::ReadEntry<AccountId, 
 	})
 }
 
-/// A read's id: BLAKE2-256 of the reader's signed request, and of the
-/// [`ask_digest`] that asks this server for it when the request asks several
-/// servers at once (one signature, one read per ask).
+/// A read's id: BLAKE2-256 of the reader's signed request, and of (the
+/// BLAKE2-256 of) the [`ask`] that asks this server for it when the request
+/// asks several servers at once (one signature, one read per ask).
 fn read_id(signature: &[u8; 64], ask: Option<&[u8; 32]>) -> [u8; 32] {
 	let mut signed = signature.to_vec();
 	if let Some(ask) = ask {
@@ -968,10 +994,11 @@ pub const MAX_ASKS: usize = 16;
 /// servers at once on the instant path, for `record` under `grant`, for
 /// `purpose`, at `block`, on the chain with genesis hash `genesis`: the
 /// record's gateway for its ciphertext and each of the grant's proxies for
-/// a key fragment. `asks` are the servers' [`ask_digest`]s, in the
-/// grantee's order. Each server is sent the list and only its own salt: it
-/// proves that it was asked, and cannot pass the request on as another
-/// server's (it would have to name that server's salt).
+/// a key fragment. `asks` are the servers' [`ask`]s, in the grantee's order,
+/// each naming its method and server in clear (what a wallet shows). Each
+/// server is sent the list and only its own salt: it proves that it was
+/// asked, and cannot pass the request on as another server's (it would
+/// have to name that server's salt).
 pub fn bundle_message(
 	genesis: &str,
 	grant: u64,
@@ -984,12 +1011,16 @@ pub fn bundle_message(
 	format!("medchain-instant:v1:{genesis}:{grant}:{record}:{accessor}:{purpose}:{block}:{}", asks.join(","))
 }
 
-/// One server's part of a request to several (sent as 0x hex): BLAKE2-256
-/// of `<method>:<server SS58>:<salt>`, the salt 16 random bytes in 0x hex
-/// (lowercase), a new one for each ask.
-fn ask_digest(method: &str, server: &str, salt: &str) -> [u8; 32] {
-	blake2_256(format!("{method}:{server}:{salt}").as_bytes())
+/// One server's part of a request to several: `<method>@<server
+/// SS58>#<digest>`, the digest BLAKE2-256 (0x hex) of
+/// `<method>:<server SS58>:<salt>`, the salt 16 random bytes in lowercase
+/// 0x hex, a new one for each ask.
+pub fn ask(method: &str, server: &str, salt: &str) -> String {
+	format!("{method}@{server}#{}", hex(&blake2_256(format!("{method}:{server}:{salt}").as_bytes())))
 }
+
+/// Longest ask accepted: a method, an SS58 address and a digest.
+const MAX_ASK_LEN: usize = 160;
 
 /// A request to several servers as this server (`me`, SS58) reads it for
 /// `method`: the asks the grantee signed and this server's own, or `None`
@@ -1003,21 +1034,34 @@ fn asked(p: &Value, method: &str, me: &str) -> Result<Option<(Vec<String>, [u8; 
 			s.starts_with("0x") &&
 			s[2..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 	};
+	// `<method>@<SS58>#<0x digest>`: nothing that could split the signed
+	// list differently (no `,`), and a digest of the right length.
+	let well_formed = |a: &str| {
+		a.len() <= MAX_ASK_LEN &&
+			a.split_once('#').is_some_and(|(to, digest)| {
+				is_hex(digest, 32) &&
+					to.split_once('@').is_some_and(|(m, server)| {
+						!m.is_empty() &&
+							m.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') &&
+							!server.is_empty() && server.bytes().all(|b| b.is_ascii_alphanumeric())
+					})
+			})
+	};
 	let asks: Vec<String> = list
 		.as_array()
 		.filter(|a| (1..=MAX_ASKS).contains(&a.len()))
-		.ok_or_else(|| bad("`asks` must list 1 to 16 servers' ask digests"))?
+		.ok_or_else(|| bad("`asks` must list 1 to 16 servers' asks"))?
 		.iter()
-		.map(|a| a.as_str().filter(|a| is_hex(a, 32)).map(str::to_string))
+		.map(|a| a.as_str().filter(|a| well_formed(a)).map(str::to_string))
 		.collect::<Option<_>>()
-		.ok_or_else(|| bad("each of `asks` must be 32 bytes of lowercase 0x hex"))?;
+		.ok_or_else(|| bad("each of `asks` must be `<method>@<server SS58>#<32 bytes of lowercase 0x hex>`"))?;
 	let salt =
 		p["salt"].as_str().filter(|s| is_hex(s, 16)).ok_or_else(|| bad("`salt` must be 16 bytes of lowercase 0x hex"))?;
-	let own = ask_digest(method, me, salt);
-	if !asks.contains(&hex(&own)) {
+	let own = ask(method, me, salt);
+	if !asks.contains(&own) {
 		return Err(refused(format!("this request does not ask this server ({me}) for {method}")));
 	}
-	Ok(Some((asks, own)))
+	Ok(Some((asks, blake2_256(own.as_bytes()))))
 }
 
 /// The message a validator institution `validator` (SS58) signs to review
@@ -1253,26 +1297,27 @@ mod tests {
 		let who = AccountId::from(doctor.public());
 		let me = who.to_ss58check();
 		let (gateway_salt, proxy_salt) = (format!("0x{}", "1f".repeat(16)), format!("0x{}", "a2".repeat(16)));
-		let asks = vec![
-			hex(&ask_digest("ehr_getRecord", "gateway-a", &gateway_salt)),
-			hex(&ask_digest("pre_reencrypt", "proxy-b", &proxy_salt)),
-		];
+		let (gateway, proxy) = (AccountId::from([1; 32]).to_ss58check(), AccountId::from([2; 32]).to_ss58check());
+		let (gateway, proxy) = (gateway.as_str(), proxy.as_str());
+		let asks = vec![ask("ehr_getRecord", gateway, &gateway_salt), ask("pre_reencrypt", proxy, &proxy_salt)];
+		// What the wallet shows: each server and what it is asked for.
+		assert!(asks[0].starts_with(&format!("ehr_getRecord@{gateway}#0x")));
 		let sent = |salt: &str| json!({ "asks": asks, "salt": salt });
 		// Each server finds its own ask.
-		let (listed, gateway_ask) = asked(&sent(&gateway_salt), "ehr_getRecord", "gateway-a").unwrap().unwrap();
+		let (listed, gateway_ask) = asked(&sent(&gateway_salt), "ehr_getRecord", gateway).unwrap().unwrap();
 		assert_eq!(listed, asks);
-		assert_eq!(hex(&gateway_ask), asks[0]);
-		let (_, proxy_ask) = asked(&sent(&proxy_salt), "pre_reencrypt", "proxy-b").unwrap().unwrap();
+		assert_eq!(gateway_ask, blake2_256(asks[0].as_bytes()));
+		let (_, proxy_ask) = asked(&sent(&proxy_salt), "pre_reencrypt", proxy).unwrap().unwrap();
 		// The proxy passes the grantee's request on to the gateway, with the
 		// salt it was sent: not an ask of the gateway, for the record or for
 		// a key fragment of the gateway's own proxy.
 		let refusal = refused(String::new()).0;
-		assert_eq!(asked(&sent(&proxy_salt), "ehr_getRecord", "gateway-a").unwrap_err().0, refusal);
-		assert_eq!(asked(&sent(&proxy_salt), "pre_reencrypt", "gateway-a").unwrap_err().0, refusal);
+		assert_eq!(asked(&sent(&proxy_salt), "ehr_getRecord", gateway).unwrap_err().0, refusal);
+		assert_eq!(asked(&sent(&proxy_salt), "pre_reencrypt", gateway).unwrap_err().0, refusal);
 		// The gateway's ask is for the record, not for a key fragment.
-		assert_eq!(asked(&sent(&gateway_salt), "pre_reencrypt", "gateway-a").unwrap_err().0, refusal);
+		assert_eq!(asked(&sent(&gateway_salt), "pre_reencrypt", gateway).unwrap_err().0, refusal);
 		// A request to this server alone carries no asks.
-		assert!(asked(&json!({ "record": 7 }), "ehr_getRecord", "gateway-a").unwrap().is_none());
+		assert!(asked(&json!({ "record": 7 }), "ehr_getRecord", gateway).unwrap().is_none());
 		// The signature covers every ask, the grant, record, purpose, block
 		// and chain: a list with an ask dropped or swapped proves nothing.
 		let signed = bundle_message("0x01", 3, 7, &me, "Treatment", 100, &asks);
@@ -1287,7 +1332,7 @@ mod tests {
 			bundle_message("0x01", 3, 8, &me, "Treatment", 100, &asks),
 			bundle_message("0x01", 3, 7, &me, "Research", 100, &asks),
 			bundle_message("0x01", 3, 7, &me, "Treatment", 101, &asks),
-			request_message("0x01", "gateway-a", 7, &me, "Treatment", 100),
+			request_message("0x01", gateway, 7, &me, "Treatment", 100),
 		] {
 			assert!(!signature_proves(&other, &signature, &who), "{other}");
 		}
@@ -1303,13 +1348,28 @@ mod tests {
 			json!({ "asks": [], "salt": gateway_salt }),
 			json!({ "asks": many, "salt": gateway_salt }),
 			json!({ "asks": "0x00", "salt": gateway_salt }),
-			json!({ "asks": [asks[0].to_uppercase().replace("0X", "0x")], "salt": gateway_salt }),
-			json!({ "asks": [&asks[0][..40]], "salt": gateway_salt }),
+			json!({ "asks": [asks[0].replace("#0x", "#0X")], "salt": gateway_salt }),
+			json!({ "asks": [&asks[0][..asks[0].len() - 2]], "salt": gateway_salt }),
+			json!({ "asks": [format!("{},{}", asks[0], asks[1])], "salt": gateway_salt }),
+			json!({ "asks": [format!("x@{}#{}", "a".repeat(MAX_ASK_LEN), "0".repeat(64))], "salt": gateway_salt }),
+			json!({ "asks": [asks[0].replace('@', ":")], "salt": gateway_salt }),
 			json!({ "asks": asks, "salt": "0x1f1f" }),
 			json!({ "asks": asks }),
 		] {
-			assert_eq!(asked(&p, "ehr_getRecord", "gateway-a").unwrap_err().0, invalid, "{p}");
+			assert_eq!(asked(&p, "ehr_getRecord", gateway).unwrap_err().0, invalid, "{p}");
 		}
+	}
+
+	#[test]
+	fn an_ask_is_byte_for_byte_what_the_grantees_client_sends() {
+		// Pinned in tests/e2e/instant-client.test.mjs too (`ASK_VECTOR`).
+		let proxy = sr25519::Pair::from_string("//A", None).expect("dev key");
+		let proxy = AccountId::from(proxy.public()).to_ss58check();
+		assert_eq!(
+			ask("pre_reencrypt", &proxy, &format!("0x{}", "1f".repeat(16))),
+			"pre_reencrypt@5HKahGmFjQDV7wseA3J33646dc71WRvoJ72KSHPAN1kCYqki\
+			 #0xda788f3ab6df3f8be8cc110367d114837f35927a836936d5de627acdd3f6592c"
+		);
 	}
 
 	#[test]

@@ -3,12 +3,14 @@
 //! gateway's JSON-RPC (`pre_reencrypt`), journaled and logged on chain
 //! afterwards as the gateway's reads are.
 //!
-//! `pre_reencrypt { grant, record, accessor, block, signature }` returns a
+//! `pre_reencrypt { grant, record, accessor, block, signature, asks?, salt? }` returns a
 //! capsule fragment of the record's data key to `accessor` if
 //! 1. `signature` is `accessor`'s sr25519 signature of
 //!    `medchain-pre-reencrypt:v1:<genesis hash>:<proxy SS58>:<grant>:<record>:<accessor SS58>:<purpose>:<block>`
-//!    ([`fragment_request_message`]; the purpose is the grant's), fresh and
-//!    not used before (as `ehr_getRecord`'s);
+//!    ([`fragment_request_message`]; the purpose is the grant's), or of
+//!    [`bundle_message`] with this proxy's ask for `pre_reencrypt` among
+//!    its `asks` (one signature for all the servers a grantee asks), fresh
+//!    and not used before (as `ehr_getRecord`'s);
 //! 2. `accessor` is the grant's grantee, the grant is not a break-glass
 //!    grant (those go through the chain: `break_glass`), its patient does
 //!    not require audit first (`require_audit_first`: then only

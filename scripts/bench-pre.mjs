@@ -9,11 +9,11 @@
 //   total    request → the record decrypted by the client
 //
 // Then each client fetches key and record again on the instant path, in the
-// same run: signed requests straight to both proxies (`pre_reencrypt`) and
+// same run: one signed request straight to both proxies (`pre_reencrypt`) and
 // to the record's gateway (`ehr_getRecord`), each checked at the best and the
 // finalized block, journaled, served, logged on chain afterwards:
 //
-//   instant        signed requests → 2 fragments + ciphertext → verify → decrypt
+//   instant        signed request → 2 fragments + ciphertext → verify → decrypt
 //                  (twice: the first fetch of each grant asks the chain, the
 //                  second uses the answers kept until a block changes them)
 //   on chain       blocks from the answer to each fragment's `KeyFragmentServed`
@@ -266,7 +266,7 @@ try {
     + '(key through request_access, then the record logged first)');
   const answered = (ts) => `servers answered p50 ${pct(ts.answered, 50).toFixed(0)} ms p99 ${pct(ts.answered, 99).toFixed(0)} ms`;
   console.log(`instant: p50 ${pct(warm, 50).toFixed(0)} ms p99 ${pct(warm, 99).toFixed(0)} ms   `
-    + `(signed requests -> 2 fragments + ciphertext -> verify -> decrypt, ${CLIENTS} clients at once; ${answered(warm)})`);
+    + `(one signed request -> 2 fragments + ciphertext -> verify -> decrypt, ${CLIENTS} clients at once; ${answered(warm)})`);
   console.log(`  first fetch of a grant: p50 ${pct(cold, 50).toFixed(0)} ms p99 ${pct(cold, 99).toFixed(0)} ms`);
   console.log(`  one client at a time (20): p50 ${pct(alone, 50).toFixed(0)} ms p99 ${pct(alone, 99).toFixed(0)} ms; `
     + answered(alone));

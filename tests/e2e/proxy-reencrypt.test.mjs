@@ -686,6 +686,8 @@ test('the instant key path: fragments from the proxies and the record from its g
     await assert.rejects(jsonRpc(servers[k.alice.address], 'pre_reencrypt', bobs),
       /does not ask this server .* for pre_reencrypt/);
     await assert.rejects(jsonRpc(servers[k.alice.address], 'ehr_getRecord', gateways), /already used/);
+    // Fetched again with the same `ready` (its capsule and keys parsed once).
+    assert.deepEqual(Buffer.from((await fetchAs()).plaintext), record.original);
     // Each answer is signed by its proxy, over the fragment it served.
     for (const f of got.fragments) {
       const message = fragmentMessage(ready.genesis, g, record.id, k.eve.address, f.fragment);

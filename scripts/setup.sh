@@ -114,11 +114,13 @@ fi
 # protocol; production stores point the same code at a real MongoDB.
 VENV="$HOME/.cache/medchain/venv"
 SECANTUS_VERSION=0.7.0b3
-if ! "$VENV/bin/python" -c "import importlib.metadata as m; assert m.version('SecantusDB') == '$SECANTUS_VERSION'" 2>/dev/null; then
+# pymongo: the end-to-end tests look into an institution's store and journal
+# behind its gateway (tests/e2e/lib/services.mjs, mongoPython).
+if ! "$VENV/bin/python" -c "import importlib.metadata as m, pymongo; assert m.version('SecantusDB') == '$SECANTUS_VERSION'" 2>/dev/null; then
     command -v python3 >/dev/null || apt_install python3 python3-venv
     log "python venv with SecantusDB $SECANTUS_VERSION"
     python3 -m venv "$VENV" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$VENV"; }
-    "$VENV/bin/pip" install -q "SecantusDB==$SECANTUS_VERSION"
+    "$VENV/bin/pip" install -q "SecantusDB==$SECANTUS_VERSION" "pymongo>=4.6,<5"
 fi
 
 log "ready (target dir: $CARGO_TARGET_DIR)"

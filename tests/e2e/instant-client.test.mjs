@@ -129,6 +129,33 @@ test('one signature asks every server, each sent only its own salt: no server ca
   assert.equal(salts.size, 4, 'a salt of its own for each server');
 });
 
+test('a grant\'s capsule is parsed once per prepared grant, not on every fetch', async () => {
+  const { ready, keys, fragments } = material();
+  // Umbral with its capsule parser counted.
+  const counting = () => {
+    const c = { ...umbral, parses: 0 };
+    c.Capsule = { fromBytes: (bytes) => { c.parses += 1; return umbral.Capsule.fromBytes(bytes); } };
+    return c;
+  };
+  const s = servers((method, who) => (method === 'ehr_getRecord'
+    ? Object.assign(new Error('no record'), { code: 1 })
+    : fragmentAnswer(fragments[[proxyA, proxyB, proxyC].indexOf(who)])));
+  const fetchWithUmbral = (u, r) => fetchInstant(u, r, { accessor: grantee, keys, block: 5, servers: s.urls,
+    call: s.call, sign: async () => `0x${'00'.repeat(64)}` });
+  const u = counting();
+  // Each fetch checks the fragments and opens the data key (the gateway's
+  // refusal comes after): both need the capsule.
+  await assert.rejects(fetchWithUmbral(u, ready), /no record/);
+  await assert.rejects(fetchWithUmbral(u, ready), /no record/);
+  assert.equal(u.parses, 1, 'once for two fetches');
+  // Another prepared grant (a copy), or another Umbral module: parsed again.
+  await assert.rejects(fetchWithUmbral(u, { ...ready }), /no record/);
+  assert.equal(u.parses, 2);
+  const other = counting();
+  await assert.rejects(fetchWithUmbral(other, ready), /no record/);
+  assert.equal(other.parses, 1);
+});
+
 test('an ask and the signed message are byte for byte what the servers check (the vector medchain-record\'s tests pin)', () => {
   const salt = `0x${'1f'.repeat(16)}`;
   const a = ask('pre_reencrypt', proxyA, salt);

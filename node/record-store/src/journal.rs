@@ -68,8 +68,9 @@ impl Served {
 /// A read as the gateway journals it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JournaledRead {
-	/// The read's id: BLAKE2-256 of the reader's signed request (and of the
-	/// server's ask, for a request to several servers).
+	/// The read's id: `blake2_256(signature)` of the reader's signed
+	/// request, or `blake2_256(signature ‖ blake2_256(ask))` for a request
+	/// to several servers, `ask` this server's part of it.
 	pub read: [u8; 32],
 	/// The record read.
 	pub record: u64,

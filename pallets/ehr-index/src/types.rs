@@ -146,10 +146,11 @@ pub enum Served {
 /// A read a gateway or proxy served, as it logs it afterwards ([`crate::Pallet::log_reads`]).
 #[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo)]
 pub struct ReadEntry<AccountId, BlockNumber> {
-	/// The read's id, unique per gateway (the gateway derives it from the
-	/// reader's signed request: its BLAKE2-256, with the gateway's ask when
-	/// one signature asks several servers): a read is logged once however
-	/// often it is submitted.
+	/// The read's id, unique per gateway or proxy (which derives it from the
+	/// reader's signed request: `blake2_256(signature)`, or
+	/// `blake2_256(signature ‖ blake2_256(ask))` with its own ask when one
+	/// signature asks several servers): a read is logged once however often
+	/// it is submitted.
 	pub read: H256,
 	/// The record read.
 	pub record_id: RecordId,

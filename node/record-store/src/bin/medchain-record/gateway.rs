@@ -361,7 +361,7 @@ impl Gateway {
 			return self.get_record_instant(checks, journal, p, &r, (&message, ask.as_ref()), log_deadline);
 		}
 		let best = self.node.best_number().map_err(|e| unavailable(e.to_string()))?;
-		let (record, _) = self.checked_request(p, &r.accessor, r.block, &message, r.record, best, ask.as_ref())?;
+		let record = self.checked_request(p, &r.accessor, r.block, (&message, ask.as_ref()), r.record, best)?;
 		// 3. Permission, as the chain says now (the access log entry is
 		// checked again by the runtime at the block that holds it).
 		let grant = match self.reader_grant(&r, &record)? {
@@ -600,26 +600,25 @@ impl Gateway {
 
 	/// The checks every signed request passes first: `p.signature` is
 	/// `signer`'s over `message` (raw or wrapped), `block` is at most
-	/// [`FRESHNESS`] blocks behind the best block, the request was not used
-	/// before, and record `record_id` is on chain and this gateway's
-	/// institution's. Returns the record and the request's read id
-	/// ([`read_id`]).
+	/// [`FRESHNESS`] blocks behind the best block, the request (its `ask` of
+	/// this server, for a request to several) was not used before, and
+	/// record `record_id` is on chain and this gateway's institution's.
+	/// Returns the record.
 	fn checked_request(
 		&self,
 		p: &Value,
 		signer: &AccountId,
 		block: u32,
-		message: &str,
+		(message, ask): (&str, Option<&[u8; 32]>),
 		record_id: u64,
 		best: u32,
-		ask: Option<&[u8; 32]>,
-	) -> Result<(pallet_ehr_index::Record<Runtime>, [u8; 32]), (i32, String)> {
-		let raw = self.signed_once(p, signer, block, message, best, ask)?;
+	) -> Result<pallet_ehr_index::Record<Runtime>, (i32, String)> {
+		self.signed_once(p, signer, block, message, best, ask)?;
 		let record: Option<pallet_ehr_index::Record<Runtime>> = self
 			.node
 			.storage(&Records::<Runtime>::hashed_key_for(record_id))
 			.map_err(|e| unavailable(e.to_string()))?;
-		Ok((self.held_here(record_id, record)?, raw))
+		self.held_here(record_id, record)
 	}
 
 	/// Record `record_id`'s index entry, once it exists and this gateway's
@@ -676,7 +675,7 @@ impl Gateway {
 		let block = block_number(p)?;
 		let message = review_message(&self.genesis, &self.operator_address(), record_id, validator_text, block);
 		let best = self.node.best_number().map_err(|e| unavailable(e.to_string()))?;
-		let (record, _) = self.checked_request(p, &validator, block, &message, record_id, best, None)?;
+		let record = self.checked_request(p, &validator, block, (&message, None), record_id, best)?;
 		if record.status != pallet_ehr_index::RecordStatus::Pending {
 			return Err(refused(format!("record {record_id} is not under review")));
 		}
@@ -910,9 +909,10 @@ fn entry_of(r: &JournaledRead) -> Option<pallet_ehr_index::ReadEntry<AccountId, 
 	})
 }
 
-/// A read's id: BLAKE2-256 of the reader's signed request, and of (the
-/// BLAKE2-256 of) the [`ask`] that asks this server for it when the request
-/// asks several servers at once (one signature, one read per ask).
+/// A read's id: `blake2_256(signature)` for a request to this server
+/// alone; `blake2_256(signature ‖ blake2_256(ask))`, `ask` this server's
+/// [`ask`], for a request to several servers at once (one signature, one
+/// read per ask).
 fn read_id(signature: &[u8; 64], ask: Option<&[u8; 32]>) -> [u8; 32] {
 	let mut signed = signature.to_vec();
 	if let Some(ask) = ask {
@@ -1351,7 +1351,8 @@ mod tests {
 			json!({ "asks": [asks[0].replace("#0x", "#0X")], "salt": gateway_salt }),
 			json!({ "asks": [&asks[0][..asks[0].len() - 2]], "salt": gateway_salt }),
 			json!({ "asks": [format!("{},{}", asks[0], asks[1])], "salt": gateway_salt }),
-			json!({ "asks": [format!("x@{}#{}", "a".repeat(MAX_ASK_LEN), "0".repeat(64))], "salt": gateway_salt }),
+			// Well formed but too long: only the length refuses it.
+			json!({ "asks": [format!("x@{}#0x{}", "a".repeat(MAX_ASK_LEN), "0".repeat(64))], "salt": gateway_salt }),
 			json!({ "asks": [asks[0].replace('@', ":")], "salt": gateway_salt }),
 			json!({ "asks": asks, "salt": "0x1f1f" }),
 			json!({ "asks": asks }),

@@ -280,11 +280,12 @@ export async function fetchInstant(umbral, ready, { accessor, keys, sign, block,
   let dataKey = null;
   let unopened = null;
   if (verified.length >= ready.threshold) {
+    const { delegating, capsule } = parsedOnce(umbral, ready);
     try {
       dataKey = umbral.decryptReencrypted(
         umbral.SecretKey.fromBEBytes(unhex(keys.secretKey)),
-        parsedOnce(umbral, ready).delegating,
-        parsedOnce(umbral, ready).capsule,
+        delegating,
+        capsule,
         verified.slice(0, ready.threshold),
         unhex(ready.capsule.ciphertext));
     } catch (e) {

@@ -7,6 +7,7 @@ import { connect } from 'node:net';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { freePort } from './node.mjs';
+import { recordRequestMessage } from '../../../portal/lib/instant.mjs';
 
 const ROOT = resolve(new URL('../../..', import.meta.url).pathname);
 const TARGET = process.env.CARGO_TARGET_DIR || join(homedir(), '.cache/medchain/target');
@@ -107,7 +108,7 @@ export async function fetchRecord(api, gatewayUrl, who, record,
 export async function requestMessage(api, record, accessor, purpose, block, gateway) {
   const entry = await api.query.ehrIndex.records(record);
   const institution = entry.isSome ? entry.unwrap().issuer.toString() : gateway;
-  return `medchain-ehr-get:v2:${api.genesisHash.toHex()}:${institution}:${record}:${accessor}:${purpose}:${block}`;
+  return recordRequestMessage(api.genesisHash.toHex(), institution, record, accessor, purpose, block);
 }
 
 const u8aToHexNode = (u8a) => '0x' + Buffer.from(u8a).toString('hex');

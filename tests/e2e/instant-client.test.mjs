@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 import * as umbral from '@nucypher/umbral-pre';
-import { fetchInstant, ask, instantRequestMessage } from '../../portal/lib/instant.mjs';
+import { fetchInstant, checkFragments, fragmentMessage, ask, instantRequestMessage } from '../../portal/lib/instant.mjs';
 import { hex } from '../../portal/lib/pre.mjs';
 
 await cryptoWaitReady();
@@ -41,11 +41,37 @@ function material() {
     capsule: { capsule: hex(capsule.toBytes()), ciphertext: hex(sealed) },
   };
   const keys = { secretKey: hex(granteeKey.toBEBytes()), publicKey: ready.receivingKey };
-  return { ready, keys, fragments };
+  // Proxy i's fragment of another capsule of the same patient: made with
+  // the right key fragment, but not the grant's record.
+  const [otherCapsule] = umbral.encrypt(patient.publicKey(), new Uint8Array(32).fill(9));
+  const foreign = (i) => hex(umbral.reencrypt(otherCapsule, kfrags[i]).toBytes());
+  return { ready, keys, fragments, foreign, dataKey: new Uint8Array(32).fill(7) };
 }
 
-/** A fragment altered on the way: fails Umbral's proof. */
+/** A fragment whose proof was altered on the way (its points are intact). */
 const altered = (fragment) => fragment.slice(0, -2) + (fragment.endsWith('00') ? '01' : '00');
+
+/** `plaintext` sealed under `dataKey` as a record's ciphertext is (AES-GCM, IV first). */
+async function sealRecord(dataKey, plaintext) {
+  const key = await crypto.subtle.importKey('raw', dataKey, 'AES-GCM', false, ['encrypt']);
+  const iv = crypto.getRandomValues(new Uint8Array(12));
+  const sealed = new Uint8Array(await crypto.subtle.encrypt({ name: 'AES-GCM', iv }, key, plaintext));
+  return hex(new Uint8Array([...iv, ...sealed]));
+}
+
+/** Umbral with the fragment proofs it checks counted (`proofs`). */
+function countingProofs() {
+  const c = { ...umbral, proofs: 0 };
+  c.CapsuleFrag = {
+    fromBytes: (bytes) => {
+      const f = umbral.CapsuleFrag.fromBytes(bytes);
+      const verify = f.verify.bind(f);
+      f.verify = (...args) => { c.proofs += 1; return verify(...args); };
+      return f;
+    },
+  };
+  return c;
+}
 
 /**
  * Servers at `url-<address>` answering as `answer(method, address)` says
@@ -84,11 +110,11 @@ test('a fetch with keys that are not the grantee\'s on chain asks no server (not
 });
 
 test('the gateway is asked first, and its refusal is what a failed fetch reports, with the proxies\' answers', async () => {
-  const { ready, keys, fragments } = material();
+  const { ready, keys, fragments, foreign } = material();
   const s = servers((method, who) => {
     if (method === 'ehr_getRecord') return Object.assign(new Error('ehr_getRecord: grant revoked'), { code: 1 });
     const i = [proxyA, proxyB, proxyC].indexOf(who);
-    return fragmentAnswer(i === 0 ? altered(fragments[0]) : fragments[i]);
+    return fragmentAnswer(i === 0 ? foreign(0) : fragments[i]);
   });
   const error = await fetchWith(ready, keys, s).then(() => null, (e) => e);
   assert.ok(error, 'the fetch fails');
@@ -186,4 +212,97 @@ test('a data key that cannot be opened fails the fetch after the gateway answere
   const refused = await fetchWith(ready, keys, honest).then(() => null, (e) => e);
   assert.match(refused.message, /stop after the key/);
   assert.deepEqual(refused.rejected, []);
+});
+
+test('an honest fetch checks no proof of the fragments its key opened with, only of those beyond the threshold', async () => {
+  const { ready, keys, fragments, dataKey } = material();
+  const plaintext = new TextEncoder().encode('the record');
+  const ciphertext = await sealRecord(dataKey, plaintext);
+  const answering = (proxies) => servers((method, who) => {
+    if (method === 'ehr_getRecord') return { record: 2, ciphertext, checked_at: 4 };
+    const i = proxies.indexOf(who);
+    return i < 0 ? Object.assign(new Error('not serving'), { code: 1 }) : fragmentAnswer(fragments[i]);
+  });
+  const fetchCounting = (u, s) => fetchInstant(u, ready, { accessor: grantee, keys, block: 5, servers: s.urls,
+    call: s.call, sign: async () => `0x${'00'.repeat(64)}` });
+  // Two of three proxies answer: the key opens with both, unproved.
+  const two = countingProofs();
+  const got = await fetchCounting(two, answering([proxyA, proxyB]));
+  assert.deepEqual(got.plaintext, plaintext);
+  assert.deepEqual(got.dataKey, dataKey);
+  assert.equal(two.proofs, 0, 'the key opening proves the fragments it opened with');
+  assert.deepEqual(got.rejected.map((r) => r.proxy), [proxyC], 'the proxy that refused');
+  // All three answer: the third is proved, so that a bad one is reported.
+  const three = countingProofs();
+  const all = await fetchCounting(three, answering([proxyA, proxyB, proxyC]));
+  assert.deepEqual(all.plaintext, plaintext);
+  assert.equal(three.proofs, 1);
+  assert.deepEqual(all.rejected, []);
+});
+
+test('a proxy that serves a fragment of another of the patient\'s records is caught: every fragment is then proved, its fraud reported, the key opened with the others', async () => {
+  const { ready, keys, fragments, foreign, dataKey } = material();
+  const plaintext = new TextEncoder().encode('the record');
+  const ciphertext = await sealRecord(dataKey, plaintext);
+  const pairA = keyring.addFromUri('//A');
+  // Proxy A signs its bad answer, as every proxy signs its answers.
+  const bad = foreign(0);
+  const signedBad = { ...fragmentAnswer(bad),
+    signature: hex(pairA.sign(fragmentMessage(ready.genesis, ready.grant, ready.record, grantee, bad))) };
+  const s = servers((method, who) => {
+    if (method === 'ehr_getRecord') return { record: 2, ciphertext, checked_at: 4 };
+    const i = [proxyA, proxyB, proxyC].indexOf(who);
+    return i === 0 ? signedBad : fragmentAnswer(fragments[i]);
+  });
+  const u = countingProofs();
+  const got = await fetchInstant(u, ready, { accessor: grantee, keys, block: 5, servers: s.urls, call: s.call,
+    sign: async () => `0x${'00'.repeat(64)}` });
+  assert.deepEqual(got.plaintext, plaintext, 'opened with B\'s and C\'s fragments');
+  assert.equal(u.proofs, 3, 'the key did not open with A\'s and B\'s: all three proved');
+  assert.deepEqual(got.rejected.map((r) => [r.proxy, r.fraud]), [[proxyA, true]], 'a fraud proof against A');
+  // Two proxies only, one of them bad: nothing opens, the fraud still reported.
+  const twoOnly = servers((method, who) => {
+    if (method === 'ehr_getRecord') return { record: 2, ciphertext, checked_at: 4 };
+    if (who === proxyC) return Object.assign(new Error('not serving'), { code: 1 });
+    return who === proxyA ? signedBad : fragmentAnswer(fragments[1]);
+  });
+  const error = await fetchWith(ready, keys, twoOnly).then(() => null, (e) => e);
+  assert.match(error?.message ?? 'served', /1 of 2 fragments verified/);
+  assert.deepEqual(error.rejected.filter((r) => r.fraud).map((r) => r.proxy), [proxyA]);
+});
+
+test('a fragment whose proof alone was altered, its re-encryption right, opens the key and is not reported (it cost the grantee nothing)', async () => {
+  const { ready, keys, fragments, dataKey } = material();
+  const plaintext = new TextEncoder().encode('the record');
+  const ciphertext = await sealRecord(dataKey, plaintext);
+  const s = servers((method, who) => {
+    if (method === 'ehr_getRecord') return { record: 2, ciphertext, checked_at: 4 };
+    if (who === proxyC) return Object.assign(new Error('not serving'), { code: 1 });
+    return fragmentAnswer(who === proxyA ? altered(fragments[0]) : fragments[1]);
+  });
+  const got = await fetchWith(ready, keys, s);
+  assert.deepEqual(got.plaintext, plaintext);
+  assert.deepEqual(got.rejected.map((r) => r.proxy), [proxyC]);
+  // Proved on its own, the same fragment fails: it is the proof that is bad.
+  const { verified, rejected } = checkFragments(umbral, ready, ready.receivingKey, grantee,
+    [{ ...fragmentAnswer(altered(fragments[0])), proxy: proxyA }]);
+  assert.equal(verified.length, 0);
+  assert.equal(rejected.length, 1);
+});
+
+test('a bad fragment that comes first under a good one\'s key fragment id does not push the good one out', async () => {
+  const { ready, keys, fragments, foreign, dataKey } = material();
+  const plaintext = new TextEncoder().encode('the record');
+  const ciphertext = await sealRecord(dataKey, plaintext);
+  // Proxy A answers first with a fragment of another capsule, made with B's
+  // key fragment (no id is bound here, as for a grant made before binding).
+  const s = servers((method, who) => {
+    if (method === 'ehr_getRecord') return { record: 2, ciphertext, checked_at: 4 };
+    const i = [proxyA, proxyB, proxyC].indexOf(who);
+    return fragmentAnswer(i === 0 ? foreign(1) : fragments[i]);
+  });
+  const got = await fetchWith(ready, keys, s);
+  assert.deepEqual(got.plaintext, plaintext, 'opened with B\'s and C\'s fragments');
+  assert.deepEqual(got.rejected.map((r) => r.proxy), [proxyA]);
+  assert.doesNotMatch(got.rejected[0].why, /second fragment/, 'refused for its proof, not for B\'s id');
 });

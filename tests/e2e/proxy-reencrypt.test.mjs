@@ -25,8 +25,8 @@ import { registerPatient } from './lib/record-index.mjs';
 import { startMongo, startGateway, mongoPython, fetchRecord as fetchRecordAs, RECORD_CLI as CLI, SECANTUSD } from './lib/services.mjs';
 import { makePre, decryptRecord, proxySecretStorageKey, unhex, delegator } from '../../portal/lib/pre.mjs';
 import { grantLabel, grantCapsule, scopeKeyCalls } from '../../portal/lib/scope.mjs';
-import { prepareInstant, fetchInstant, checkFragments, jsonRpc, fragmentRequestMessage, fragmentMessage }
-  from '../../portal/lib/instant.mjs';
+import { prepareInstant, fetchInstant, checkFragments, jsonRpc, fragmentRequestMessage, fragmentMessage,
+  recordRequestMessage } from '../../portal/lib/instant.mjs';
 
 const pre = makePre(umbral);
 
@@ -799,6 +799,56 @@ test('the instant key path: fragments from the proxies and the record from its g
     assert.equal(logged.result.checked_at, undefined, 'served once its access entry was final, not journaled');
     await assert.rejects(sendAndWait(api, api.tx.proxyReencrypt.requireAuditFirst(strict), k.dave),
       /proxyReencrypt\.AlreadyAuditFirst/);
+
+    // A request signed before the patient required audit first, sent after,
+    // to a server whose view of the chain has not moved since (it follows
+    // the chain between requests only every 10 minutes here): its first
+    // check, against that view, lets it pass; its last check, against the
+    // node's best block, stops it, and nothing is served on the instant
+    // path once the node imported the requirement. Alice's gateway and
+    // Bob's proxy each run a second server for it, with a database of its
+    // own (Alice's holds a copy of her records).
+    mongoPython(mongo.url, `copy = db.client['alice-still']
+for d in db.records.find(): copy.records.replace_one({'_id': d['_id']}, d, upsert=True)
+print(json.dumps(copy.records.count_documents({})))`);
+    const stillServer = async (who, database) => {
+      const s = await startGateway({ rpcPort: node.rpcPort, mongoUrl: mongo.url, suri: `//${who}`,
+        extra: ['--instant', '--proxy-seed-file', join(dir, `${who.toLowerCase()}.seed`), '--log-interval-ms', '500',
+          '--database', database, '--watch-interval-ms', '600000'] });
+      started.push(s);
+      return s;
+    };
+    const aliceStill = await stillServer('Alice', 'alice-still');
+    const bobStill = await stillServer('Bob', 'bob-still');
+    const late = await grant({ Record: record.id }, { proxies: ['alice', 'bob'], threshold: 2 });
+    const askLate = async (server, method, at) => {
+      const message = method === 'pre_reencrypt'
+        ? fragmentRequestMessage(ready.genesis, k.bob.address, late, record.id, k.eve.address, 'Treatment', at)
+        : recordRequestMessage(ready.genesis, k.alice.address, record.id, k.eve.address, 'Treatment', at);
+      return jsonRpc(server.url, method, { grant: late, record: record.id, accessor: k.eve.address, purpose: 'Treatment',
+        block: at, signature: await sign(message) });
+    };
+    let signedAt;
+    await until(async () => {
+      signedAt = await best();
+      return askLate(bobStill, 'pre_reencrypt', signedAt).then(() => true, () => false);
+    }, 'the late grant served on the instant path', 60_000);
+    assert.ok((await askLate(aliceStill, 'ehr_getRecord', signedAt)).checked_at > 0, 'journaled, not logged first');
+    await sendAndWait(api, api.tx.proxyReencrypt.requireAuditFirst(late), k.dave);
+    const stopped = new RegExp(`requires audit first for grant ${late} now`);
+    await assert.rejects(askLate(aliceStill, 'ehr_getRecord', signedAt), stopped);
+    await assert.rejects(askLate(bobStill, 'pre_reencrypt', signedAt), stopped);
+    // Each journaled the read before its last check stopped it: withheld,
+    // never logged as served.
+    for (const database of ['alice-still', 'bob-still']) {
+      const withheld = mongoPython(mongo.url, `print(json.dumps(db.access_journal.count_documents({'grant': ${late},
+  'state': 'withheld', 'detail': 'not allowed any more'})))`, database);
+      assert.equal(withheld, 1, database);
+    }
+    // Signed at the best block, the requirement is met at the first check:
+    // no fragment, and the record only once its read is on chain.
+    await assert.rejects(askLate(bobStill, 'pre_reencrypt', await best()), /requires audit first for grant/);
+    assert.equal((await askLate(aliceStill, 'ehr_getRecord', await best())).checked_at, undefined, 'logged first');
 
     // The runtime itself refuses the entries a server could write by hand:
     // a key fragment logged by an institution that is not one of the

@@ -275,6 +275,23 @@ impl ReadChecks {
 		Ok((best, number))
 	}
 
+	/// The best block the view already holds, without asking the node, if
+	/// it is at least block `at_least` (the block a request was signed at);
+	/// else the node's best block, as [`ReadChecks::best`]. For a request's
+	/// first check only: the view is moved on by every last check, and by
+	/// the gateway's watch every 250 ms, and the last check before anything
+	/// leaves ([`ReadChecks::best`], then [`ReadChecks::still`] and
+	/// [`ReadChecks::audit_first`]) asks the node, so nothing a newer block
+	/// changed is served.
+	pub fn known_best(&self, at_least: u32) -> Result<(H256, u32), CheckError> {
+		if let Some((hash, number)) = self.lock()?.best {
+			if number >= at_least {
+				return Ok((hash, number));
+			}
+		}
+		self.best()
+	}
+
 	/// The finalized block a read that the chain let `key.accessor` make
 	/// (`key.record` under `key.grant` for `key.purpose`) is logged as
 	/// checked at, once the best block and a finalized block both allow it;

@@ -95,9 +95,6 @@ use std::{
 	time::Duration,
 };
 
-/// How often the instant path takes in new blocks without a request.
-const WATCH_INTERVAL: Duration = Duration::from_millis(250);
-
 /// How many blocks old a signed request may be.
 pub const FRESHNESS: u32 = 20;
 
@@ -250,7 +247,8 @@ pub fn serve(o: &super::ServeArgs, store: RecordStore, runtime: tokio::runtime::
 	let gateway = Arc::new(gateway);
 	if gateway.checks.is_some() {
 		let watched = gateway.clone();
-		std::thread::spawn(move || watched.watch());
+		let interval = Duration::from_millis(o.watch_interval_ms);
+		std::thread::spawn(move || watched.watch(interval));
 	}
 	let mut module = RpcModule::from_arc(gateway);
 	register(&mut module, "ehr_getRecord", "request refused", Gateway::get_record)?;
@@ -325,11 +323,11 @@ impl Gateway {
 	/// Follows the chain on the instant path: takes in each new best block
 	/// (its events, which end the answers and grants they touch) and drops
 	/// the key fragments of grants that ended, without waiting for the
-	/// next request.
-	fn watch(&self) {
+	/// next request, every `interval`.
+	fn watch(&self, interval: Duration) {
 		let Some(checks) = &self.checks else { return };
 		loop {
-			std::thread::sleep(WATCH_INTERVAL);
+			std::thread::sleep(interval);
 			let best = checks.best();
 			if let Err(e) = &best {
 				tracing::debug!("watching the chain: {e:?}");
@@ -403,12 +401,20 @@ impl Gateway {
 		log_deadline: std::time::Instant,
 	) -> Result<Value, (i32, String)> {
 		let started = std::time::Instant::now();
-		let (_, best) = checks.best().map_err(check_error)?;
+		// The view as it stands (no call to the node): a grantee's read is
+		// checked again against the node's best block before it leaves.
+		let (_, best) = checks.known_best(r.block).map_err(check_error)?;
 		let read_id = self.signed_once(p, &r.accessor, r.block, message, best, ask)?;
 		// The index entry as the view holds it (read once per record, until
 		// an event changes it).
-		let record = self.held_here(r.record, checks.record(r.record).map_err(check_error)?)?;
+		let mut record = self.held_here(r.record, checks.record(r.record).map_err(check_error)?)?;
 		let grant = self.reader_grant(r, &record)?;
+		if grant.is_none() {
+			// No last check follows the patient's or the issuer's own read:
+			// it is checked against the node's best block now.
+			checks.best().map_err(check_error)?;
+			record = self.held_here(r.record, checks.record(r.record).map_err(check_error)?)?;
+		}
 		let pointer = record.pointer.clone().ok_or_else(|| refused(format!("record {} was erased", r.record)))?;
 		// Break-glass reads, and reads under a grant whose patient requires
 		// audit first, are logged before they are served.
@@ -519,7 +525,8 @@ impl Gateway {
 
 	/// The last check before a journaled answer leaves: against the best
 	/// block as it is now, so that a revocation the node imported while the
-	/// read was fetched and journaled stops it. A read stopped here is
+	/// read was fetched and journaled stops it, as does the patient
+	/// requiring audit first since the first check. A read stopped here is
 	/// marked withheld in the journal (never logged as served).
 	fn still_allowed(
 		&self,
@@ -529,7 +536,12 @@ impl Gateway {
 		read: &JournaledRead,
 		journaled: std::time::Instant,
 	) -> Result<(), (i32, String)> {
-		let again = checks.best().map(|_| ()).and_then(|_| checks.still(key));
+		let again = checks.best().and_then(|_| checks.still(key)).and_then(|_| match checks.audit_first(key.grant)? {
+			// Required since the first check (which saw the view as it stood):
+			// nothing is served on the instant path any more.
+			true => Err(CheckError::Refused(format!("the patient requires audit first for grant {} now", key.grant))),
+			false => Ok(()),
+		});
 		// Past half the submitter's settling time, the entry might be logged
 		// before this answer is decided: withheld.
 		let again = match again {

@@ -211,6 +211,12 @@ struct ServeArgs {
 	/// With `--instant`: how often the journal's pending reads are logged.
 	#[arg(long, default_value_t = 1000)]
 	log_interval_ms: u64,
+	/// With `--instant`: how often the chain is followed between requests
+	/// (new blocks' events taken in, ended grants' key fragments dropped).
+	/// Each request is checked against the node's best block before it is
+	/// answered whatever this is.
+	#[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..))]
+	watch_interval_ms: u64,
 	/// With `--instant`: also serve the institution's proxy's key fragments
 	/// (`pre_reencrypt`): the file holds the proxy's Umbral key seed (hex),
 	/// the one its node keeps; the chain must register its key for the

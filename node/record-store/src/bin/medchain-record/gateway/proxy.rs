@@ -211,7 +211,9 @@ impl Gateway {
 		let accessor = AccountId::from_ss58check(accessor_text).map_err(|_| bad("`accessor` is not an SS58 address"))?;
 		let block = block_number(p)?;
 		let started = std::time::Instant::now();
-		let (_, best) = checks.best().map_err(check_error)?;
+		// The view as it stands (no call to the node): checked again against
+		// the node's best block before anything leaves.
+		let (_, best) = checks.known_best(block).map_err(check_error)?;
 		proxy.forget(&checks.take_ended(), Some(best));
 		let g = checks.grant(grant).map_err(check_error)?.ok_or_else(|| refused(format!("no grant {grant}")))?;
 		let purpose_name = purpose_name(g.purpose);

@@ -8,7 +8,8 @@
 //   fetch    gateway: signature, grant check, store read, digest, access log
 //   total    request → the record decrypted by the client
 //
-// Then each client fetches key and record again on the instant path, in the
+// Then each client fetches key and record again on the instant path (over
+// `node:http`, instant-node.mjs; a lone fetch also over Node's `fetch`), in the
 // same run: one signed request straight to both proxies (`pre_reencrypt`) and
 // to the record's gateway (`ehr_getRecord`), each checked at the best and the
 // finalized block, journaled, served, logged on chain afterwards:
@@ -34,6 +35,7 @@ import { startMongo, startGateway, fetchRecord, RECORD_CLI } from '../tests/e2e/
 import { registerPatient, confirmRecord } from '../tests/e2e/lib/record-index.mjs';
 import { makePre, decryptRecord, proxySecretStorageKey, unhex, hex } from '../portal/lib/pre.mjs';
 import { prepareInstant, fetchInstant, jsonRpc } from '../portal/lib/instant.mjs';
+import { nodeJsonRpc } from '../portal/lib/instant-node.mjs';
 
 const CLIENTS = Number(process.argv[2] || 100);
 const PER_PATIENT = 50;
@@ -206,7 +208,9 @@ try {
   const failures = [];
   // `oneAtATime`: each waits for the last; `rate` (fetches/s): client i
   // starts at i / rate s (an open load, as grantees arrive); else all at once.
-  const round = async (label, who = clients, { oneAtATime = false, rate } = {}) => {
+  // `rpc`: the grantees' HTTP client, `node:http` (instant-node.mjs) unless
+  // said otherwise; Node's `fetch` (`jsonRpc`) for comparison.
+  const round = async (label, who = clients, { oneAtATime = false, rate, rpc = nodeJsonRpc } = {}) => {
     console.error(`[bench] ${who.length} clients fetch key and record on the instant path (${label})`);
     const times = [];
     times.answered = [];
@@ -221,7 +225,7 @@ try {
       const s = now();
       try { return await f(...args); } finally { times.parts[part].push(now() - s); }
     };
-    const call = (url, method, params) => timed(method, jsonRpc)(url, method, params);
+    const call = (url, method, params) => timed(method, rpc)(url, method, params);
     await run(async (c) => {
       const sign = timed('sign', async (m) => u8aToHex(c.pair.sign(new TextEncoder().encode(m))));
       const t0 = now();
@@ -244,6 +248,9 @@ try {
   const warm = await round('again, all at once: answers kept until a block changes them');
   await scanLanded();
   const alone = await round('one client at a time', clients.slice(0, 20), { oneAtATime: true });
+  await scanLanded();
+  const aloneFetch = await round('one client at a time, with Node\'s fetch', clients.slice(0, 20),
+    { oneAtATime: true, rpc: jsonRpc });
   await scanLanded();
   // Grantees arriving at a steady rate, each fetching once.
   const RATES = [20, 50];
@@ -270,10 +277,13 @@ try {
   console.log(`  first fetch of a grant: p50 ${pct(cold, 50).toFixed(0)} ms p99 ${pct(cold, 99).toFixed(0)} ms`);
   console.log(`  one client at a time (20): p50 ${pct(alone, 50).toFixed(0)} ms p99 ${pct(alone, 99).toFixed(0)} ms; `
     + answered(alone));
-  console.log(`    parts, p50: ${Object.entries(alone.parts).map(([part, ts]) => `${part} ${pct(ts, 50).toFixed(1)} ms`).join(', ')}`);
+  const parts = (ts) => Object.entries(ts.parts).map(([part, xs]) => `${part} ${pct(xs, 50).toFixed(1)} ms`).join(', ');
+  console.log(`    parts, p50: ${parts(alone)}`);
+  console.log(`  the same 20 with Node's fetch: p50 ${pct(aloneFetch, 50).toFixed(0)} ms `
+    + `p99 ${pct(aloneFetch, 99).toFixed(0)} ms; ${answered(aloneFetch)}; parts, p50: ${parts(aloneFetch)}`);
   RATES.forEach((rate, i) => console.log(`  ${CLIENTS} grantees arriving at ${rate}/s, one fetch each: `
     + `p50 ${pct(steady[i], 50).toFixed(0)} ms p99 ${pct(steady[i], 99).toFixed(0)} ms; ${answered(steady[i])}`));
-  console.log(`  fetches refused or failed: ${failures.length} of ${(2 + RATES.length) * CLIENTS + 20}`
+  console.log(`  fetches refused or failed: ${failures.length} of ${(2 + RATES.length) * CLIENTS + 40}`
     + (failures.length ? ` (first: ${failures[0]})` : ''));
   console.log(`  ratio instant/on-chain p50 ${(pct(warm, 50) / pct(t.total, 50)).toFixed(4)}, `
     + `p99 ${(pct(warm, 99) / pct(t.total, 99)).toFixed(4)}`);

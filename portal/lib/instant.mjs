@@ -13,9 +13,13 @@
 // another is refused, as is a second fragment from the same key fragment.
 // The data key is opened with the threshold's first fragments before their
 // Umbral proofs are checked: Umbral authenticates the key's ciphertext (from
-// the chain) under the key the fragments give, so a key that opens proves
-// them right. Only if it does not open is every fragment proved against the
-// grant's delegation (and fragments beyond the threshold always are). The
+// the chain, made by the patient) under the key the fragments give, so a key
+// that opens is the right key, whatever the fragments were. It proves their
+// combination, not each one: a fragment whose proof alone is bad, or bad
+// fragments of colluding proxies whose errors cancel, go unreported (they
+// cost the grantee nothing). Only if the key does not open is every fragment
+// proved against the grant's delegation (and fragments beyond the threshold
+// always are). The
 // record's ciphertext is authenticated by its data key (AES-GCM). A proxy
 // whose fragment fails is reported in `rejected`, with its answer: a fraud
 // proof when the proxy signed it.
@@ -236,21 +240,39 @@ function proveFragments(umbral, ready, receivingKey, accessor, candidates, used 
   const receiving = umbral.PublicKey.fromCompressedBytes(unhex(receivingKey));
   const verified = [];
   const rejected = [];
-  for (const { answer, cfrag, id } of candidates) {
-    if (used.has(id)) {
-      // The same proxy's fragment twice: no fraud.
-      rejected.push(rejection(ready, accessor, answer, 'a second fragment from the same key fragment', false));
-      continue;
+  try {
+    for (const c of candidates) {
+      if (used.has(c.id)) {
+        // The same proxy's fragment twice: no fraud.
+        rejected.push(rejection(ready, accessor, c.answer, 'a second fragment from the same key fragment', false));
+        continue;
+      }
+      // `verify` takes the fragment, verified or not: the candidate is spent.
+      const { cfrag } = c;
+      c.cfrag = null;
+      try {
+        verified.push(cfrag.verify(capsule, verifying, delegating, receiving));
+        used.add(c.id);
+      } catch (e) {
+        rejected.push(rejection(ready, accessor, c.answer, e.message ?? String(e), true));
+      }
     }
-    try {
-      // `verify` takes the fragment: a copy, so the candidate stays usable.
-      verified.push(umbral.CapsuleFrag.fromBytes(cfrag.toBytes()).verify(capsule, verifying, delegating, receiving));
-      used.add(id);
-    } catch (e) {
-      rejected.push(rejection(ready, accessor, answer, e.message ?? String(e), true));
-    }
+  } finally {
+    receiving.free();
   }
   return { verified, rejected };
+}
+
+/**
+ * Frees Umbral objects (the Wasm build keeps each until freed), and the
+ * fragments of candidates not spent.
+ */
+function release(objects = [], candidates = []) {
+  for (const o of objects) o.free();
+  for (const c of candidates) {
+    if (c.cfrag) c.cfrag.free();
+    c.cfrag = null;
+  }
 }
 
 /**
@@ -267,8 +289,12 @@ function proveFragments(umbral, ready, receivingKey, accessor, candidates, used 
  */
 export function checkFragments(umbral, ready, receivingKey, accessor, answers) {
   const screened = screenFragments(umbral, ready, accessor, answers);
-  const proved = proveFragments(umbral, ready, receivingKey, accessor, screened.candidates);
-  return { verified: proved.verified, rejected: [...screened.rejected, ...proved.rejected] };
+  try {
+    const proved = proveFragments(umbral, ready, receivingKey, accessor, screened.candidates);
+    return { verified: proved.verified, rejected: [...screened.rejected, ...proved.rejected] };
+  } finally {
+    release([], screened.candidates);
+  }
 }
 
 /**
@@ -280,20 +306,20 @@ export function checkFragments(umbral, ready, receivingKey, accessor, answers) {
  */
 function openDataKey(umbral, ready, keys, cfrags) {
   const { delegating, capsule } = parsedOnce(umbral, ready);
+  const secret = umbral.SecretKey.fromBEBytes(unhex(keys.secretKey));
   try {
-    return {
-      dataKey: umbral.decryptReencrypted(umbral.SecretKey.fromBEBytes(unhex(keys.secretKey)), delegating, capsule,
-        cfrags, unhex(ready.capsule.ciphertext)),
-    };
+    return { dataKey: umbral.decryptReencrypted(secret, delegating, capsule, cfrags, unhex(ready.capsule.ciphertext)) };
   } catch (e) {
     return { error: e instanceof Error ? e : new Error(String(e)) };
+  } finally {
+    secret.free();
   }
 }
 
 /**
  * The data key from the proxies' answers, proved no more than it must be.
  * The threshold's first fragments that pass the cheap checks are tried
- * first, unproved: the key opening proves them (see `openDataKey`), so
+ * first, unproved: a key that opens is the right one (see `openDataKey`), so
  * Umbral's proofs (1.5 ms each) are skipped on the path every honest fetch
  * takes. Fragments beyond the threshold are proved, so that a bad one is
  * still reported. If the key does not open, every fragment is proved, the
@@ -306,22 +332,30 @@ function openDataKey(umbral, ready, keys, cfrags) {
 function dataKeyFrom(umbral, ready, keys, accessor, answered) {
   const { candidates, rejected } = screenFragments(umbral, ready, accessor, answered);
   const t = ready.threshold;
-  // The first candidates of `t` different key fragments.
-  const ids = new Set();
-  const first = candidates.filter((c) => ids.size < t && !ids.has(c.id) && ids.add(c.id));
-  if (first.length === t) {
-    const opened = openDataKey(umbral, ready, keys, first.map((c) => c.cfrag.skipVerification()));
-    if (opened.dataKey) {
-      const rest = proveFragments(umbral, ready, ready.receivingKey, accessor,
-        candidates.filter((c) => !first.includes(c)), ids);
-      return { dataKey: opened.dataKey, rejected: [...rejected, ...rest.rejected] };
+  const made = [];
+  try {
+    // The first candidates of `t` different key fragments.
+    const ids = new Set();
+    const first = candidates.filter((c) => ids.size < t && !ids.has(c.id) && ids.add(c.id));
+    if (first.length === t) {
+      const unproved = first.map((c) => c.cfrag.skipVerification());
+      made.push(...unproved);
+      const opened = openDataKey(umbral, ready, keys, unproved);
+      if (opened.dataKey) {
+        const rest = proveFragments(umbral, ready, ready.receivingKey, accessor,
+          candidates.filter((c) => !first.includes(c)), ids);
+        made.push(...rest.verified);
+        return { dataKey: opened.dataKey, rejected: [...rejected, ...rest.rejected] };
+      }
     }
+    const { verified, rejected: bad } = proveFragments(umbral, ready, ready.receivingKey, accessor, candidates);
+    made.push(...verified);
+    rejected.push(...bad);
+    if (verified.length < t) return { verified: verified.length, rejected };
+    return { ...openDataKey(umbral, ready, keys, verified.slice(0, t)), rejected };
+  } finally {
+    release(made, candidates);
   }
-  const { verified, rejected: bad } = proveFragments(umbral, ready, ready.receivingKey, accessor, candidates);
-  rejected.push(...bad);
-  if (verified.length < t) return { verified: verified.length, rejected };
-  const proved = openDataKey(umbral, ready, keys, verified.slice(0, t));
-  return { ...proved, rejected };
 }
 
 /**

@@ -7,11 +7,14 @@
 //! release node and far more on a busy or debug one. A gateway or proxy on
 //! the instant path asks once per (reader, record, grant, purpose) and keeps
 //! the *allowed* answers (never a refusal) while nothing that could end them
-//! happens. Before every request it reads the best block's hash (one cheap
-//! RPC); if the best block moved on, it reads the events of every new block
-//! and forgets everything it knew at the first event not known to be
-//! harmless (a revocation, a decline, a dispute, an erasure, a suspension, a
-//! runtime upgrade), at an event it cannot decode, at a block whose runtime
+//! happens. A request's first check uses the view as it stands, if the node
+//! was asked for its best block within about a second (or twice the
+//! gateway's `--watch-interval-ms`) and the view holds the block the request
+//! was signed at; its last check, before anything leaves, reads the best
+//! block's hash (one cheap RPC). If the best block moved on, it reads the
+//! events of every new block and forgets everything it knew at the first
+//! event not known to be harmless (a revocation, a decline, a dispute, an
+//! erasure, a suspension, a runtime upgrade), at an event it cannot decode, at a block whose runtime
 //! is not the one this tool was built with, or at a reorganisation. Grants
 //! that end without an event (expiry) are kept only while the best block is
 //! before their end, and an answer is asked again once it is
@@ -136,6 +139,8 @@ struct View {
 	allotted_to: BTreeMap<(u32, AccountId), u32>,
 	/// What ended since last drained.
 	ended: Ended,
+	/// When the node was last asked for its best block.
+	refreshed: Option<std::time::Instant>,
 }
 
 impl View {
@@ -226,6 +231,43 @@ impl ReadChecks {
 	/// to a lower block than the view holds (a request that read an older
 	/// best block waits for no one and uses the newer view).
 	pub fn best(&self) -> Result<(H256, u32), CheckError> {
+		let asked = std::time::Instant::now();
+		let best = self.take_in_best()?;
+		let mut view = self.lock()?;
+		view.refreshed = Some(view.refreshed.map_or(asked, |r| r.max(asked)));
+		Ok(best)
+	}
+
+	/// The best block the view already holds, without asking the node, if
+	/// it is at least block `at_least` (the block a request was signed at)
+	/// and the node was asked for its best block within `max_age`; else the
+	/// node's best block, as [`ReadChecks::best`]. For a request's first
+	/// check only: the last check before anything leaves asks the node
+	/// ([`ReadChecks::best`], then [`ReadChecks::still`],
+	/// [`ReadChecks::audit_first`] and [`ReadChecks::keeping_up`]), so
+	/// nothing a newer block changed is served.
+	pub fn known_best(&self, at_least: u32, max_age: std::time::Duration) -> Result<(H256, u32), CheckError> {
+		{
+			let view = self.lock()?;
+			if let (Some((hash, number)), Some(refreshed)) = (view.best, view.refreshed) {
+				if number >= at_least && refreshed.elapsed() <= max_age {
+					return Ok((hash, number));
+				}
+			}
+		}
+		self.best()
+	}
+
+	/// Refuses while the finalized head the view holds lags more than
+	/// [`MAX_FINALITY_LAG`] blocks behind its best block.
+	pub fn keeping_up(&self) -> Result<(), CheckError> {
+		let view = self.lock()?;
+		let (_, number) = view.best.ok_or_else(|| CheckError::Unavailable("no best block yet".into()))?;
+		lagging(number, view.finalized)
+	}
+
+	/// [`ReadChecks::best`] without noting when the node was asked.
+	fn take_in_best(&self) -> Result<(H256, u32), CheckError> {
 		let best = self.node.best_hash()?;
 		let old = {
 			let view = self.lock()?;
@@ -273,23 +315,6 @@ impl ReadChecks {
 		view.finalized = finalized;
 		view.best = Some((best, number));
 		Ok((best, number))
-	}
-
-	/// The best block the view already holds, without asking the node, if
-	/// it is at least block `at_least` (the block a request was signed at);
-	/// else the node's best block, as [`ReadChecks::best`]. For a request's
-	/// first check only: the view is moved on by every last check, and by
-	/// the gateway's watch every 250 ms, and the last check before anything
-	/// leaves ([`ReadChecks::best`], then [`ReadChecks::still`] and
-	/// [`ReadChecks::audit_first`]) asks the node, so nothing a newer block
-	/// changed is served.
-	pub fn known_best(&self, at_least: u32) -> Result<(H256, u32), CheckError> {
-		if let Some((hash, number)) = self.lock()?.best {
-			if number >= at_least {
-				return Ok((hash, number));
-			}
-		}
-		self.best()
 	}
 
 	/// The finalized block a read that the chain let `key.accessor` make
@@ -800,6 +825,55 @@ mod tests {
 		}
 		assert_eq!(reads.load(Ordering::SeqCst), 3 + 2 * 3);
 		assert_eq!(checks.lock().expect("a view").records.keys().copied().collect::<Vec<_>>(), vec![1]);
+		server.stop().expect("running");
+	}
+
+	#[test]
+	fn a_first_check_uses_the_view_only_while_it_is_fresh_and_holds_the_signed_block() {
+		use jsonrpsee::server::{RpcModule, Server};
+		use std::sync::{
+			atomic::{AtomicUsize, Ordering},
+			Arc,
+		};
+		use std::time::{Duration, Instant};
+		// A node whose best block is the view's; it counts the times asked.
+		let asked = Arc::new(AtomicUsize::new(0));
+		let (port, server) = medchain_chain_client::runtime().block_on(async {
+			let server = Server::builder().build("127.0.0.1:0").await.expect("a free port");
+			let port = server.local_addr().expect("bound").port();
+			let mut module = RpcModule::new(asked.clone());
+			module
+				.register_method("chain_getBlockHash", |_, asked, _| {
+					asked.fetch_add(1, Ordering::SeqCst);
+					hex(H256::repeat_byte(9).as_bytes())
+				})
+				.expect("one method");
+			(port, server.start(module))
+		});
+		let checks = ReadChecks::new(Node::new(&format!("127.0.0.1:{port}")), AccountId::from([1; 32]));
+		let best = (H256::repeat_byte(9), 5);
+		let second = Duration::from_secs(1);
+		// Never asked: the node is.
+		checks.lock().expect("a view").best = Some(best);
+		assert_eq!(checks.known_best(5, second).expect("answered"), best);
+		assert_eq!(asked.load(Ordering::SeqCst), 1);
+		// Asked just now: the view serves requests signed at a block it holds.
+		assert_eq!(checks.known_best(5, second).expect("answered"), best);
+		assert_eq!(checks.known_best(3, second).expect("answered"), best);
+		assert_eq!(asked.load(Ordering::SeqCst), 1);
+		// A request signed at a block the view has not reached: the node.
+		assert_eq!(checks.known_best(6, second).expect("answered"), best);
+		assert_eq!(asked.load(Ordering::SeqCst), 2);
+		// A view older than allowed: the node, and fresh again after.
+		checks.lock().expect("a view").refreshed = Instant::now().checked_sub(2 * second);
+		assert_eq!(checks.known_best(5, second).expect("answered"), best);
+		assert_eq!(checks.known_best(5, second).expect("answered"), best);
+		assert_eq!(asked.load(Ordering::SeqCst), 3);
+		// The last check's finality check reads the view as it stands.
+		checks.lock().expect("a view").finalized = 5 - 1;
+		assert!(checks.keeping_up().is_ok());
+		checks.lock().expect("a view").best = Some((best.0, 5 + MAX_FINALITY_LAG + 1));
+		assert!(matches!(checks.keeping_up(), Err(CheckError::Unavailable(_))));
 		server.stop().expect("running");
 	}
 

@@ -130,6 +130,9 @@ struct Gateway {
 	journal: Option<journal::Journal>,
 	/// The instant path's cached read checks (`--instant`).
 	checks: Option<Arc<ReadChecks>>,
+	/// How old the view of the chain a request's first check uses may be
+	/// (twice the watch interval, at least a second).
+	view_age: Duration,
 	/// The proxy this gateway's institution runs, if it serves key
 	/// fragments (`--proxy-seed-file`).
 	proxy: Option<proxy::Proxy>,
@@ -238,6 +241,7 @@ pub fn serve(o: &super::ServeArgs, store: RecordStore, runtime: tokio::runtime::
 		submitting,
 		journal,
 		checks,
+		view_age: Duration::from_millis(o.watch_interval_ms.saturating_mul(2)).max(Duration::from_secs(1)),
 		proxy,
 		store,
 		runtime: runtime.clone(),
@@ -403,7 +407,7 @@ impl Gateway {
 		let started = std::time::Instant::now();
 		// The view as it stands (no call to the node): a grantee's read is
 		// checked again against the node's best block before it leaves.
-		let (_, best) = checks.known_best(r.block).map_err(check_error)?;
+		let (_, best) = checks.known_best(r.block, self.view_age).map_err(check_error)?;
 		let read_id = self.signed_once(p, &r.accessor, r.block, message, best, ask)?;
 		// The index entry as the view holds it (read once per record, until
 		// an event changes it).
@@ -412,7 +416,8 @@ impl Gateway {
 		if grant.is_none() {
 			// No last check follows the patient's or the issuer's own read:
 			// it is checked against the node's best block now.
-			checks.best().map_err(check_error)?;
+			let (_, best) = checks.best().map_err(check_error)?;
+			fresh(r.block, best)?;
 			record = self.held_here(r.record, checks.record(r.record).map_err(check_error)?)?;
 		}
 		let pointer = record.pointer.clone().ok_or_else(|| refused(format!("record {} was erased", r.record)))?;
@@ -487,7 +492,19 @@ impl Gateway {
 		let last = std::time::Instant::now();
 		if let Some(grant) = grant {
 			let key = ReadKey { accessor: r.accessor.clone(), record: r.record, grant, purpose: r.purpose };
-			self.still_allowed(checks, journal, &key, &read, journaled)?;
+			if self.still_allowed(checks, journal, (&key, r.block), &read, journaled)? == LastCheck::AuditFirstNow {
+				// The patient required audit first since the first check: the
+				// journaled read is withheld, and the read logged on chain,
+				// final, before the ciphertext leaves.
+				self.ensure_allowed_now(r, grant)?;
+				self.log_first(r, Some(grant), log_deadline)?;
+				tracing::info!(purpose = ?r.purpose, "record served (logged first: audit first required meanwhile)");
+				return Ok(json!({
+					"record": r.record,
+					"ciphertext": hex(&ciphertext),
+					"digest": hex(&record.digest.digest),
+				}));
+			}
 		}
 		tracing::info!(
 			purpose = ?r.purpose,
@@ -523,42 +540,56 @@ impl Gateway {
 		}
 	}
 
-	/// The last check before a journaled answer leaves: against the best
-	/// block as it is now, so that a revocation the node imported while the
-	/// read was fetched and journaled stops it, as does the patient
-	/// requiring audit first since the first check. A read stopped here is
-	/// marked withheld in the journal (never logged as served).
+	/// The last check before a journaled answer leaves, against the best
+	/// block as it is now (the first check may have used an older view):
+	/// a revocation the node imported while the read was fetched and
+	/// journaled stops it, as do a request (signed at block `signed_at`)
+	/// grown older than [`FRESHNESS`] blocks and finality lagging. A read
+	/// stopped here is marked withheld in the journal (never logged as
+	/// served). A read whose patient required audit first since the first
+	/// check is withheld too, and [`LastCheck::AuditFirstNow`] returned:
+	/// it may be served only once logged on chain.
 	fn still_allowed(
 		&self,
 		checks: &ReadChecks,
 		journal: &journal::Journal,
-		key: &ReadKey,
+		(key, signed_at): (&ReadKey, u32),
 		read: &JournaledRead,
 		journaled: std::time::Instant,
-	) -> Result<(), (i32, String)> {
-		let again = checks.best().and_then(|_| checks.still(key)).and_then(|_| match checks.audit_first(key.grant)? {
-			// Required since the first check (which saw the view as it stood):
-			// nothing is served on the instant path any more.
-			true => Err(CheckError::Refused(format!("the patient requires audit first for grant {} now", key.grant))),
-			false => Ok(()),
+	) -> Result<LastCheck, (i32, String)> {
+		let again = checks.best().and_then(|(_, best)| {
+			if best.saturating_sub(signed_at) > FRESHNESS {
+				return Err(CheckError::Refused(format!(
+					"request signed for block {signed_at}, best is {best}: sign a fresh one"
+				)));
+			}
+			checks.keeping_up()?;
+			checks.still(key)?;
+			checks.audit_first(key.grant)
 		});
 		// Past half the submitter's settling time, the entry might be logged
 		// before this answer is decided: withheld.
 		let again = match again {
-			Ok(()) if journaled.elapsed() > SETTLE / 2 => {
+			Ok(_) if journaled.elapsed() > SETTLE / 2 => {
 				Err(CheckError::Unavailable("the last check took too long: nothing served".into()))
 			},
 			other => other,
 		};
-		if let Err(e) = again {
-			let why = match e {
-				CheckError::Refused(_) => "not allowed any more",
-				CheckError::Unavailable(_) => "not checked again in time",
-			};
-			self.withhold(journal, read, why);
-			return Err(check_error(e));
+		match again {
+			Ok(false) => Ok(LastCheck::Serve),
+			Ok(true) => {
+				self.withhold(journal, read, "the patient requires audit first now");
+				Ok(LastCheck::AuditFirstNow)
+			},
+			Err(e) => {
+				let why = match e {
+					CheckError::Refused(_) => "not allowed any more",
+					CheckError::Unavailable(_) => "not checked again in time",
+				};
+				self.withhold(journal, read, why);
+				Err(check_error(e))
+			},
 		}
-		Ok(())
 	}
 
 	/// The grant a reader other than the record's patient and issuer reads
@@ -665,9 +696,7 @@ impl Gateway {
 		if !signature_proves(message, &raw, signer) {
 			return Err(refused("the signature does not prove the signer's account for this chain, gateway and request".into()));
 		}
-		if block > best || best - block > FRESHNESS {
-			return Err(refused(format!("request signed for block {block}, best is {best}: sign a fresh one")));
-		}
+		fresh(block, best)?;
 		// Once only: a replayed request is refused while it is fresh.
 		let read = read_id(&raw, ask);
 		let mut seen = self.seen.lock().map_err(|_| unavailable("gateway state poisoned".into()))?;
@@ -897,6 +926,26 @@ impl Submitter {
 /// A journal append's outcome as the reader is answered: a read journaled
 /// before is the same signed request, served already (a replay across a
 /// restart, which forgot the requests it had seen).
+/// What the last check before a journaled answer leaves decided.
+#[derive(Debug, PartialEq, Eq)]
+enum LastCheck {
+	/// Still allowed: the journaled answer leaves.
+	Serve,
+	/// Allowed, but the patient required audit first since the first
+	/// check: the journaled read was withheld; only a read logged on chain
+	/// first may be served.
+	AuditFirstNow,
+}
+
+/// Refuses a request signed at block `block` once `best` is more than
+/// [`FRESHNESS`] blocks past it, or before it.
+fn fresh(block: u32, best: u32) -> Result<(), (i32, String)> {
+	if block > best || best - block > FRESHNESS {
+		return Err(refused(format!("request signed for block {block}, best is {best}: sign a fresh one")));
+	}
+	Ok(())
+}
+
 fn journal_fresh<E: std::fmt::Display>(appended: Result<bool, E>) -> Result<(), (i32, String)> {
 	match appended {
 		Ok(true) => Ok(()),
@@ -1383,6 +1432,14 @@ mod tests {
 			"pre_reencrypt@5HKahGmFjQDV7wseA3J33646dc71WRvoJ72KSHPAN1kCYqki\
 			 #0xda788f3ab6df3f8be8cc110367d114837f35927a836936d5de627acdd3f6592c"
 		);
+	}
+
+	#[test]
+	fn a_request_is_fresh_from_its_block_for_freshness_blocks_and_never_before() {
+		assert!(fresh(100, 100).is_ok());
+		assert!(fresh(100, 100 + FRESHNESS).is_ok());
+		assert!(fresh(100, 100 + FRESHNESS + 1).unwrap_err().1.contains("sign a fresh one"));
+		assert!(fresh(101, 100).unwrap_err().1.contains("request signed for block 101, best is 100"));
 	}
 
 	#[test]

@@ -213,9 +213,10 @@ struct ServeArgs {
 	log_interval_ms: u64,
 	/// With `--instant`: how often the chain is followed between requests
 	/// (new blocks' events taken in, ended grants' key fragments dropped).
-	/// Each request is checked against the node's best block before it is
-	/// answered whatever this is.
-	#[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..))]
+	/// A request's first check may use the view of the chain this keeps, up
+	/// to twice this old (at least a second); its last check, before
+	/// anything leaves, asks the node whatever this is.
+	#[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..=60_000))]
 	watch_interval_ms: u64,
 	/// With `--instant`: also serve the institution's proxy's key fragments
 	/// (`pre_reencrypt`): the file holds the proxy's Umbral key seed (hex),

@@ -20,17 +20,20 @@
 //! 4. the proxy's key fragment opens with its key, verifies against the
 //!    grant's delegation and carries the id the chain binds the proxy to;
 //! 5. the read is journaled (a `KeyFragment` entry) before the answer
-//!    leaves, and checked once more against the best block then: a
-//!    revocation imported meanwhile stops it.
+//!    leaves, and checked once more against the node's best block then (the
+//!    first checks may use the server's view of the chain as it stood): a
+//!    revocation, or the patient requiring audit first, imported meanwhile
+//!    stops it.
 //!
 //! The answer carries the fragment, `checked_at` and the proxy's sr25519
 //! signature of [`fragment_message`] (the chain, grant, record, grantee
-//! and the fragment's BLAKE2-256): the grantee verifies the fragment
-//! (Umbral's proof, and the key fragment id it commits to against
-//! `keyFragmentIds(grant, proxy)`, so a fragment copied from another proxy
-//! is refused); a fragment that fails, with the proxy's signature, is a
-//! fraud proof the grantee reports on chain (`reportBadFragment`), which
-//! costs the proxy credit.
+//! and the fragment's BLAKE2-256): the grantee checks the key fragment id
+//! it commits to against `keyFragmentIds(grant, proxy)` (a fragment copied
+//! from another proxy is refused) and opens the data key with it; if the
+//! key does not open, it checks Umbral's proof of each fragment, and a
+//! fragment that fails, with the proxy's signature, is a fraud proof the
+//! grantee reports on chain (`reportBadFragment`), which costs the proxy
+//! credit.
 //!
 //! The key fragment is opened once per grant and kept in memory; it is
 //! dropped at the first block that revokes, declines or disputes the grant
@@ -213,7 +216,7 @@ impl Gateway {
 		let started = std::time::Instant::now();
 		// The view as it stands (no call to the node): checked again against
 		// the node's best block before anything leaves.
-		let (_, best) = checks.known_best(block).map_err(check_error)?;
+		let (_, best) = checks.known_best(block, self.view_age).map_err(check_error)?;
 		proxy.forget(&checks.take_ended(), Some(best));
 		let g = checks.grant(grant).map_err(check_error)?.ok_or_else(|| refused(format!("no grant {grant}")))?;
 		let purpose_name = purpose_name(g.purpose);
@@ -265,7 +268,11 @@ impl Gateway {
 		let journaled = std::time::Instant::now();
 		self.journal_once(journal, &read)?;
 		let last = std::time::Instant::now();
-		self.still_allowed(checks, journal, &key, &read, journaled)?;
+		if self.still_allowed(checks, journal, (&key, block), &read, journaled)? == LastCheck::AuditFirstNow {
+			return Err(refused(format!(
+				"the patient requires audit first for grant {grant} now: ask through the chain (requestAccess)"
+			)));
+		}
 		tracing::info!(
 			check_us = checked.as_micros() as u64,
 			crypto_us = (journaled - started).saturating_sub(checked).as_micros() as u64,

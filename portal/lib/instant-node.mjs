@@ -1,9 +1,10 @@
 // The instant path's JSON-RPC calls for grantees that run in Node (an
-// institution's back end, scripts/bench-pre.mjs): `node:http`/`node:https`
-// with each server's connections kept alive. Node's `fetch` (undici) spends
-// about half a millisecond more per call on this machine, and a fetch asks
-// four servers at once (scripts/bench-pre.mjs prints a lone fetch both
-// ways); a browser's `fetch` is its own and `jsonRpc` (instant.mjs) uses it.
+// institution's back end, scripts/bench-pre.mjs): `node:http`/`node:https`,
+// connections kept alive where a server allows it (medchain-record's
+// gateway closes each). Node's `fetch` (undici) spends about half a
+// millisecond more per call on this machine, and a fetch asks several
+// servers at once (scripts/bench-pre.mjs prints a lone fetch both ways); a
+// browser's `fetch` is its own and `jsonRpc` (instant.mjs) uses it.
 //
 //   const { plaintext } = await fetchInstant(umbral, ready, { ..., call: nodeJsonRpc });
 import http from 'node:http';
@@ -44,7 +45,8 @@ export function nodeJsonRpcWith({ maxAnswer = 64 * 1024 * 1024, timeoutMs = 30_0
         if (size > maxAnswer) res.destroy(fail(`an answer over ${maxAnswer} bytes`));
         else chunks.push(chunk);
       });
-      res.on('error', reject);
+      // Destroyed here (too large), or cut off by the server.
+      res.on('error', (e) => reject(e.message.startsWith(`${method} at`) ? e : fail(`the answer was cut off (${e.message})`)));
       res.on('end', () => {
         let answer;
         try {
@@ -53,9 +55,13 @@ export function nodeJsonRpcWith({ maxAnswer = 64 * 1024 * 1024, timeoutMs = 30_0
           reject(fail(`HTTP ${res.statusCode}, not a JSON-RPC answer`));
           return;
         }
-        if (answer?.error) reject(Object.assign(fail(answer.error.message), { code: answer.error.code }));
-        else resolve(answer?.result);
+        if (answer === null || typeof answer !== 'object') reject(fail(`HTTP ${res.statusCode}, not a JSON-RPC answer`));
+        else if (answer.error) reject(Object.assign(fail(answer.error.message), { code: answer.error.code }));
+        else resolve(answer.result);
       });
+      // Cut off before its end (the server gone mid-answer): refused, not
+      // left waiting (a settled promise ignores this).
+      res.on('close', () => { if (!res.complete) reject(fail('the answer was cut off')); });
     });
     req.setTimeout(timeoutMs, () => req.destroy(fail(`no answer within ${timeoutMs} ms`)));
     req.on('error', reject);

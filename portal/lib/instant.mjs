@@ -279,7 +279,9 @@ function release(objects = [], candidates = []) {
  * Checks the proxies' answers to `accessor`: each fragment commits to the key
  * fragment id the chain binds the proxy asked to, each id used once, and
  * passes Umbral's proof against the grant's delegation. Answers of proxies
- * with a bound id are checked first. Returns `{ verified, rejected }`.
+ * with a bound id are checked first. Returns `{ verified, rejected }`; the
+ * `VerifiedCapsuleFrag`s in `verified` are the caller's to `free()` (the
+ * Wasm build keeps each until freed).
  *
  * A good fragment is good whoever signed it, so signatures are checked only
  * for the answers rejected: one signed by the proxy it came from, for this

@@ -1,5 +1,6 @@
 // `portal/lib/instant-node.mjs`: the Node grantee's JSON-RPC calls against
-// servers that answer, refuse, send too much, send no JSON or nothing at all.
+// servers that answer, refuse, send too much, send no JSON, stop mid-answer
+// or send nothing at all.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -19,6 +20,12 @@ const server = http.createServer((req, res) => {
       case 'refuse': return answer({ jsonrpc: '2.0', id: asked.id, error: { code: 1, message: 'grant revoked' } });
       case 'big': return answer({ jsonrpc: '2.0', id: asked.id, result: 'ab'.repeat(4096) });
       case 'html': res.statusCode = 413; return res.end('<html>too large</html>');
+      case 'null': res.setHeader('Content-Type', 'application/json'); return res.end('null');
+      case 'cut':
+        res.setHeader('Content-Type', 'application/json');
+        res.setHeader('Content-Length', '1000');
+        res.write('{"jsonrpc":"2.0","id":1,"result":"');
+        return setTimeout(() => res.destroy(), 50);
       default: return undefined; // never answers
     }
   });
@@ -45,10 +52,12 @@ test('a refusal rejects as jsonRpc does, with the server\'s code', async () => {
   assert.equal(mine.code, 1);
 });
 
-test('an answer too large, not JSON, too late or to a URL that is not HTTP is refused, not waited for', async () => {
+test('an answer too large, not JSON, cut off, too late or to a URL that is not HTTP is refused, not waited for', async () => {
   await assert.rejects(nodeJsonRpcWith({ maxAnswer: 1024 })(url, 'big', {}), /an answer over 1024 bytes/);
   assert.equal((await nodeJsonRpc(url, 'big', {})).length, 8192, 'within the default');
   await assert.rejects(nodeJsonRpc(url, 'html', {}), /HTTP 413, not a JSON-RPC answer/);
+  await assert.rejects(nodeJsonRpc(url, 'null', {}), /HTTP 200, not a JSON-RPC answer/);
+  await assert.rejects(nodeJsonRpc(url, 'cut', {}), /the answer was cut off/);
   await assert.rejects(nodeJsonRpcWith({ timeoutMs: 200 })(url, 'silent', {}), /no answer within 200 ms/);
   await assert.rejects(nodeJsonRpc('ftp://127.0.0.1/', 'echo', {}), /not an http\(s\) URL/);
 });

@@ -711,6 +711,34 @@ impl Node {
 		header_number(&self.call("chain_getHeader", json!([hex(hash.as_bytes())]))?)
 	}
 
+	/// Wakes at each new best block the node announces
+	/// (`chain_subscribeNewHeads`), on a connection of its own (a
+	/// subscription sharing one with calls would hold their answers back):
+	/// the receiver holds at most one wake-up not yet taken (the follower
+	/// reads the best block itself), and is disconnected once the
+	/// subscription or its connection ends.
+	pub fn new_heads(&self) -> Result<std::sync::mpsc::Receiver<()>, RpcError> {
+		use std::sync::mpsc::TrySendError;
+		let client = self.connect()?;
+		let subscribed = block_on(async move {
+			let sub = client
+				.subscribe::<Value, _>("chain_subscribeNewHeads", Vec::<Value>::new(), "chain_unsubscribeNewHeads")
+				.await;
+			sub.map(|sub| (client, sub))
+		})?;
+		let (tx, rx) = std::sync::mpsc::sync_channel(1);
+		runtime().spawn(async move {
+			// The connection lives as long as the subscription.
+			let (_client, mut sub) = subscribed;
+			while let Some(Ok(_)) = sub.next().await {
+				if let Err(TrySendError::Disconnected(())) = tx.try_send(()) {
+					return;
+				}
+			}
+		});
+		Ok(rx)
+	}
+
 	/// The best block's hash.
 	pub fn best_hash(&self) -> Result<H256, RpcError> {
 		parse_hash(&self.call("chain_getBlockHash", json!([]))?)
@@ -804,6 +832,42 @@ mod tests {
 		}
 		server.stop().expect("running");
 	}
+	#[test]
+	fn new_heads_wake_the_follower_until_the_node_goes_away() {
+		use jsonrpsee::server::{RpcModule, Server, SubscriptionMessage};
+		// A node that announces three heads on a subscription.
+		let (port, server) = runtime().block_on(async {
+			let server = Server::builder().build("127.0.0.1:0").await.expect("a free port");
+			let port = server.local_addr().expect("bound").port();
+			let mut module = RpcModule::new(());
+			module
+				.register_subscription(
+					"chain_subscribeNewHeads",
+					"chain_newHead",
+					"chain_unsubscribeNewHeads",
+					|_, pending, _, _| async move {
+						let sink = pending.accept().await?;
+						for number in 1..=3 {
+							sink.send(SubscriptionMessage::from_json(&json!({ "number": number }))?).await?;
+							tokio::time::sleep(Duration::from_millis(50)).await;
+						}
+						jsonrpsee::core::SubscriptionResult::Ok(())
+					},
+				)
+				.expect("one subscription");
+			(port, server.start(module))
+		});
+		let heads = Node::new(&format!("127.0.0.1:{port}")).new_heads().expect("subscribed");
+		heads.recv_timeout(Duration::from_secs(10)).expect("woken by the first head");
+		std::thread::sleep(Duration::from_millis(500));
+		// The two later heads, one wake-up: the follower reads the best
+		// block itself.
+		assert_eq!(heads.try_iter().count(), 1);
+		// The node goes away: the follower is told, not left waiting.
+		server.stop().expect("running");
+		assert_eq!(heads.recv_timeout(Duration::from_secs(10)), Err(std::sync::mpsc::RecvTimeoutError::Disconnected));
+	}
+
 	use pallet_ehr_index::{migrations::v2::RecordV1, ContentDigest, DigestAlgorithm, Record, RecordKind, RecordStatus};
 
 	/// A record of `kind` as storage versions 0 and 1 kept it.

@@ -42,8 +42,11 @@ pub mod state {
 	/// The chain refused it (for example logged too late): an alarm for the
 	/// institution, since the read was served.
 	pub const REFUSED: &str = "refused";
-	/// Journaled, then not served: the chain stopped it before the answer
-	/// left (a revocation imported meanwhile). Never logged as served.
+	/// Journaled, then not served as journaled: the chain stopped it before
+	/// the answer left (a revocation imported meanwhile), or (its detail
+	/// `the patient requires audit first now`) a gateway served it only
+	/// once its read was logged on chain first, as its own entry. Never
+	/// logged from the journal.
 	pub const WITHHELD: &str = "withheld";
 }
 

@@ -232,10 +232,17 @@ impl ReadChecks {
 	/// best block waits for no one and uses the newer view).
 	pub fn best(&self) -> Result<(H256, u32), CheckError> {
 		let asked = std::time::Instant::now();
-		let best = self.take_in_best()?;
-		let mut view = self.lock()?;
-		view.refreshed = Some(view.refreshed.map_or(asked, |r| r.max(asked)));
-		Ok(best)
+		// Another request (or the watch) may move the view on while this one
+		// reads the new blocks: the view it then holds counts only if it
+		// reached the block the node named; else the blocks are read again.
+		for _ in 0..3 {
+			if let Some(best) = self.take_in_best()? {
+				let mut view = self.lock()?;
+				view.refreshed = Some(view.refreshed.map_or(asked, |r| r.max(asked)));
+				return Ok(best);
+			}
+		}
+		Err(CheckError::Unavailable("the chain moved on faster than it could be followed".into()))
 	}
 
 	/// The best block the view already holds, without asking the node, if
@@ -266,13 +273,15 @@ impl ReadChecks {
 		lagging(number, view.finalized)
 	}
 
-	/// [`ReadChecks::best`] without noting when the node was asked.
-	fn take_in_best(&self) -> Result<(H256, u32), CheckError> {
+	/// One try of [`ReadChecks::best`], without noting when the node was
+	/// asked: `None` if the view moved on meanwhile to a block before the
+	/// one the node named.
+	fn take_in_best(&self) -> Result<Option<(H256, u32)>, CheckError> {
 		let best = self.node.best_hash()?;
 		let old = {
 			let view = self.lock()?;
 			match view.best {
-				Some((hash, number)) if hash == best => return Ok((hash, number)),
+				Some((hash, number)) if hash == best => return Ok(Some((hash, number))),
 				other => other,
 			}
 		};
@@ -284,7 +293,7 @@ impl ReadChecks {
 			// fork (it is not: everything known is forgotten).
 			if number < old_number {
 				if self.ancestor_at(hash, old_number, number).is_ok_and(|a| a == best) {
-					return Ok((hash, old_number));
+					return Ok(Some((hash, old_number)));
 				}
 				let finalized = self.node.finalized_head()?.1;
 				let mut view = self.lock()?;
@@ -293,7 +302,7 @@ impl ReadChecks {
 					view.finalized = finalized;
 					view.best = Some((best, number));
 				}
-				return view.best.ok_or_else(|| CheckError::Unavailable("no best block yet".into()));
+				return view.best.map(Some).ok_or_else(|| CheckError::Unavailable("no best block yet".into()));
 			}
 		}
 		// The blocks are read outside the lock; what they say is taken in
@@ -304,7 +313,10 @@ impl ReadChecks {
 		tracing::debug!(block = number, took_us = walking.elapsed().as_micros() as u64, "the instant path's view moves on");
 		let mut view = self.lock()?;
 		if view.best != old {
-			return view.best.ok_or_else(|| CheckError::Unavailable("no best block yet".into()));
+			return match view.best {
+				Some((hash, moved_to)) if moved_to >= number => Ok(Some((hash, moved_to))),
+				_ => Ok(None),
+			};
 		}
 		if let Some(walk) = walk {
 			match walk.events {
@@ -314,7 +326,7 @@ impl ReadChecks {
 		}
 		view.finalized = finalized;
 		view.best = Some((best, number));
-		Ok((best, number))
+		Ok(Some((best, number)))
 	}
 
 	/// The finalized block a read that the chain let `key.accessor` make

@@ -252,7 +252,8 @@ pub fn serve(o: &super::ServeArgs, store: RecordStore, runtime: tokio::runtime::
 	if gateway.checks.is_some() {
 		let watched = gateway.clone();
 		let interval = Duration::from_millis(o.watch_interval_ms);
-		std::thread::spawn(move || watched.watch(interval));
+		let follow_heads = o.follow_heads;
+		std::thread::spawn(move || watched.watch(interval, follow_heads));
 	}
 	let mut module = RpcModule::from_arc(gateway);
 	register(&mut module, "ehr_getRecord", "request refused", Gateway::get_record)?;
@@ -327,11 +328,35 @@ impl Gateway {
 	/// Follows the chain on the instant path: takes in each new best block
 	/// (its events, which end the answers and grants they touch) and drops
 	/// the key fragments of grants that ended, without waiting for the
-	/// next request, every `interval`.
-	fn watch(&self, interval: Duration) {
+	/// next request: with `follow_heads`, at each new best block the node
+	/// announces (so that requests seldom take a new block in themselves),
+	/// and every `interval` whatever the announcements.
+	fn watch(&self, interval: Duration, follow_heads: bool) {
+		use std::sync::mpsc::RecvTimeoutError;
 		let Some(checks) = &self.checks else { return };
+		// The announcements, and since when they are followed.
+		let mut heads: Option<(std::sync::mpsc::Receiver<()>, std::time::Instant)> = None;
 		loop {
-			std::thread::sleep(interval);
+			match &heads {
+				_ if !follow_heads => std::thread::sleep(interval),
+				Some((announced, since)) => match announced.recv_timeout(interval) {
+					Ok(()) | Err(RecvTimeoutError::Timeout) => {},
+					Err(RecvTimeoutError::Disconnected) => {
+						// Followed again at the next turn, at most once an
+						// interval (a node that ends every subscription at
+						// once is not asked again and again).
+						std::thread::sleep(interval.saturating_sub(since.elapsed()));
+						heads = None;
+					},
+				},
+				None => match self.node.new_heads() {
+					Ok(announced) => heads = Some((announced, std::time::Instant::now())),
+					Err(e) => {
+						tracing::debug!("following new blocks: {e}");
+						std::thread::sleep(interval);
+					},
+				},
+			}
 			let best = checks.best();
 			if let Err(e) = &best {
 				tracing::debug!("watching the chain: {e:?}");
@@ -446,6 +471,10 @@ impl Gateway {
 		}
 		let checked = started.elapsed();
 		let Some(checked_at) = checked_at else {
+			// Logged on chain before it is served, so the request is judged
+			// fresh against the node's best block, not the view's.
+			let (_, best) = checks.best().map_err(check_error)?;
+			fresh(r.block, best)?;
 			let ciphertext = self
 				.runtime
 				.block_on(self.store.get(pointer.object_id, &record.digest.digest))
@@ -531,12 +560,18 @@ impl Gateway {
 	/// Marks a journaled read that was not served withheld (for the reason
 	/// `why`), so the submitter never logs it as served; a read already
 	/// logged stays logged (the trail then holds a read that was not
-	/// served, never the other way round).
-	fn withhold(&self, journal: &journal::Journal, read: &JournaledRead, why: &str) {
+	/// served, never the other way round). `true` once marked.
+	fn withhold(&self, journal: &journal::Journal, read: &JournaledRead, why: &str) -> bool {
 		match self.runtime.block_on(journal.withhold(&read.read, why)) {
-			Ok(true) => {},
-			Ok(false) => tracing::warn!("a withheld read was already logged"),
-			Err(e) => tracing::error!("the journal: {e}: a withheld read stays pending"),
+			Ok(true) => true,
+			Ok(false) => {
+				tracing::warn!("a withheld read was already logged");
+				false
+			},
+			Err(e) => {
+				tracing::error!("the journal: {e}: a withheld read stays pending");
+				false
+			},
 		}
 	}
 
@@ -557,35 +592,35 @@ impl Gateway {
 		read: &JournaledRead,
 		journaled: std::time::Instant,
 	) -> Result<LastCheck, (i32, String)> {
-		let again = checks.best().and_then(|(_, best)| {
+		// Each failure with the reason the journal keeps.
+		let again = checks.best().map_err(|e| (e, "not checked again in time")).and_then(|(_, best)| {
 			if best.saturating_sub(signed_at) > FRESHNESS {
-				return Err(CheckError::Refused(format!(
-					"request signed for block {signed_at}, best is {best}: sign a fresh one"
-				)));
+				let stale = format!("request signed for block {signed_at}, best is {best}: sign a fresh one");
+				return Err((CheckError::Refused(stale), "the request grew too old"));
 			}
-			checks.keeping_up()?;
-			checks.still(key)?;
-			checks.audit_first(key.grant)
+			checks.keeping_up().map_err(|e| (e, "finality lagged"))?;
+			checks.still(key).map_err(|e| match e {
+				CheckError::Refused(_) => (e, "not allowed any more"),
+				CheckError::Unavailable(_) => (e, "not checked again in time"),
+			})?;
+			checks.audit_first(key.grant).map_err(|e| (e, "not checked again in time"))
 		});
 		// Past half the submitter's settling time, the entry might be logged
 		// before this answer is decided: withheld.
 		let again = match again {
-			Ok(_) if journaled.elapsed() > SETTLE / 2 => {
-				Err(CheckError::Unavailable("the last check took too long: nothing served".into()))
-			},
+			Ok(_) if journaled.elapsed() > SETTLE / 2 => Err((
+				CheckError::Unavailable("the last check took too long: nothing served".into()),
+				"not checked again in time",
+			)),
 			other => other,
 		};
 		match again {
 			Ok(false) => Ok(LastCheck::Serve),
-			Ok(true) => {
-				self.withhold(journal, read, "the patient requires audit first now");
-				Ok(LastCheck::AuditFirstNow)
-			},
-			Err(e) => {
-				let why = match e {
-					CheckError::Refused(_) => "not allowed any more",
-					CheckError::Unavailable(_) => "not checked again in time",
-				};
+			// Served only if the journal no longer holds it pending (else the
+			// submitter would log a read served first under audit first).
+			Ok(true) if self.withhold(journal, read, AUDIT_FIRST_NOW) => Ok(LastCheck::AuditFirstNow),
+			Ok(true) => Err(unavailable("a journaled read could not be withheld".into())),
+			Err((e, why)) => {
 				self.withhold(journal, read, why);
 				Err(check_error(e))
 			},
@@ -923,9 +958,11 @@ impl Submitter {
 	}
 }
 
-/// A journal append's outcome as the reader is answered: a read journaled
-/// before is the same signed request, served already (a replay across a
-/// restart, which forgot the requests it had seen).
+/// The journal's reason for a read withheld at the last check because the
+/// patient required audit first since the first check: at a gateway it is
+/// then served only once logged on chain first.
+const AUDIT_FIRST_NOW: &str = "the patient requires audit first now";
+
 /// What the last check before a journaled answer leaves decided.
 #[derive(Debug, PartialEq, Eq)]
 enum LastCheck {
@@ -946,6 +983,9 @@ fn fresh(block: u32, best: u32) -> Result<(), (i32, String)> {
 	Ok(())
 }
 
+/// A journal append's outcome as the reader is answered: a read journaled
+/// before is the same signed request, served already (a replay across a
+/// restart, which forgot the requests it had seen).
 fn journal_fresh<E: std::fmt::Display>(appended: Result<bool, E>) -> Result<(), (i32, String)> {
 	match appended {
 		Ok(true) => Ok(()),

@@ -212,12 +212,18 @@ struct ServeArgs {
 	#[arg(long, default_value_t = 1000)]
 	log_interval_ms: u64,
 	/// With `--instant`: how often the chain is followed between requests
-	/// (new blocks' events taken in, ended grants' key fragments dropped).
-	/// A request's first check may use the view of the chain this keeps, up
-	/// to twice this old (at least a second); its last check, before
-	/// anything leaves, asks the node whatever this is.
+	/// (new blocks' events taken in, ended grants' key fragments dropped),
+	/// besides at each new best block the node announces. A request's first
+	/// check may use the view of the chain this keeps, up to twice this old
+	/// (at least a second); its last check, before anything leaves, asks the
+	/// node whatever this is.
 	#[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..=60_000))]
 	watch_interval_ms: u64,
+	/// With `--instant`: whether to follow the chain at each new best block
+	/// the node announces (`chain_subscribeNewHeads`) as well as every
+	/// `--watch-interval-ms` (`--follow-heads false`: the interval only).
+	#[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+	follow_heads: bool,
 	/// With `--instant`: also serve the institution's proxy's key fragments
 	/// (`pre_reencrypt`): the file holds the proxy's Umbral key seed (hex),
 	/// the one its node keeps; the chain must register its key for the

@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 import * as umbral from '@nucypher/umbral-pre';
-import { fetchInstant, checkFragments, fragmentMessage, ask, instantRequestMessage } from '../../portal/lib/instant.mjs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { fetchInstant, checkFragments, fragmentMessage, ask, instantRequestMessage, forgetInstant } from '../../portal/lib/instant.mjs';
 import { hex } from '../../portal/lib/pre.mjs';
 
 await cryptoWaitReady();
@@ -180,6 +182,64 @@ test('a grant\'s capsule is parsed once per prepared grant, not on every fetch',
   const other = counting();
   await assert.rejects(fetchWithUmbral(other, ready), /no record/);
   assert.equal(other.parses, 1);
+});
+
+/**
+ * Umbral with every capsule and key it parses for `ready` kept in `made`, to
+ * see whether each was freed (the grantee's own key, parsed and freed by each
+ * proof, is not kept).
+ */
+function recordingParses(ready) {
+  const u = { ...umbral, made: [] };
+  const keep = (o) => { u.made.push(o); return o; };
+  u.Capsule = { fromBytes: (bytes) => keep(umbral.Capsule.fromBytes(bytes)) };
+  u.PublicKey = {
+    fromCompressedBytes: (bytes) => (hex(bytes) === ready.receivingKey
+      ? umbral.PublicKey.fromCompressedBytes(bytes) : keep(umbral.PublicKey.fromCompressedBytes(bytes))),
+  };
+  return u;
+}
+
+/** wasm-bindgen zeroes an object's pointer when it is freed. */
+const freed = (o) => o.__wbg_ptr === 0;
+
+test('what a prepared grant parsed is freed in Wasm: at once by forgetInstant, and when the grant is collected', async () => {
+  const { ready, keys, fragments } = material();
+  const s = servers((method, who) => (method === 'ehr_getRecord'
+    ? Object.assign(new Error('no record'), { code: 1 })
+    : fragmentAnswer(fragments[[proxyA, proxyB, proxyC].indexOf(who)])));
+  const fetchWithUmbral = (u, r) => fetchInstant(u, r, { accessor: grantee, keys, block: 5, servers: s.urls,
+    call: s.call, sign: async () => `0x${'00'.repeat(64)}` });
+  const u = recordingParses(ready);
+  await assert.rejects(fetchWithUmbral(u, ready), /no record/);
+  assert.equal(u.made.length, 3, 'the capsule, the verifying and the delegating key');
+  assert.ok(!u.made.some(freed), 'kept for the next fetch');
+  forgetInstant(ready);
+  assert.ok(u.made.every(freed), 'freed at once');
+  forgetInstant(ready); // nothing left to free: no double free
+  // Still usable: parsed again.
+  await assert.rejects(fetchWithUmbral(u, ready), /no record/);
+  assert.equal(u.made.length, 6);
+  assert.ok(!u.made.slice(3).some(freed));
+  // Fetched with another Umbral module: what the first parsed is freed.
+  await assert.rejects(fetchWithUmbral(recordingParses(ready), ready), /no record/);
+  assert.ok(u.made.slice(3).every(freed), 'the first module\'s objects freed when parsed anew');
+  // A prepared grant no longer referenced: its objects are freed once it is
+  // collected.
+  const dropped = { ...ready };
+  const collected = recordingParses(dropped);
+  await (async () => {
+    const gone = { ...dropped };
+    await assert.rejects(fetchWithUmbral(collected, gone), /no record/);
+  })();
+  assert.equal(collected.made.length, 3);
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc');
+  for (let i = 0; i < 100 && !collected.made.every(freed); i += 1) {
+    gc();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  assert.ok(collected.made.every(freed), 'freed when the grant was collected');
 });
 
 test('an ask and the signed message are byte for byte what the servers check (the vector medchain-record\'s tests pin)', () => {

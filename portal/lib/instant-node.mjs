@@ -20,11 +20,16 @@ const agents = {
  * A JSON-RPC call over HTTP(S) with `node:http`, as `jsonRpc` makes it:
  * resolves to `result`, rejects with the server's error (its `code` kept).
  * Refuses an answer over `maxAnswer` bytes (a gateway's largest, a record's
- * ciphertext in hex, is far below the default 64 MiB) and gives up after
- * `timeoutMs` without a byte.
+ * ciphertext in hex, is far below the default 64 MiB) and gives up when
+ * the whole answer is not in within `timeoutMs` (a server that sends a byte
+ * now and then is not waited for either).
  */
 export function nodeJsonRpcWith({ maxAnswer = 64 * 1024 * 1024, timeoutMs = 30_000 } = {}) {
-  return (url, method, params) => new Promise((resolve, reject) => {
+  return (url, method, params) => new Promise((settled, failed) => {
+    // The deadline, cleared as the call settles either way.
+    let deadline;
+    const resolve = (v) => { clearTimeout(deadline); settled(v); };
+    const reject = (e) => { clearTimeout(deadline); failed(e); };
     const target = new URL(url);
     const client = { 'http:': http, 'https:': https }[target.protocol];
     if (!client) {
@@ -63,7 +68,10 @@ export function nodeJsonRpcWith({ maxAnswer = 64 * 1024 * 1024, timeoutMs = 30_0
       // left waiting (a settled promise ignores this).
       res.on('close', () => { if (!res.complete) reject(fail('the answer was cut off')); });
     });
-    req.setTimeout(timeoutMs, () => req.destroy(fail(`no answer within ${timeoutMs} ms`)));
+    deadline = setTimeout(() => {
+      reject(fail(`no whole answer within ${timeoutMs} ms`));
+      req.destroy();
+    }, timeoutMs);
     req.on('error', reject);
     req.end(body);
   });

@@ -173,12 +173,20 @@ function parsedOnce(umbral, ready) {
   let p = parsed.get(ready);
   if (!p || p.umbral !== umbral) {
     if (p) forgetInstant(ready);
-    p = {
-      umbral,
-      capsule: umbral.Capsule.fromBytes(unhex(ready.capsule.capsule)),
-      verifying: umbral.PublicKey.fromCompressedBytes(unhex(ready.verifyingKey)),
-      delegating: umbral.PublicKey.fromCompressedBytes(unhex(ready.delegatingKey)),
-    };
+    // What was parsed before one that does not parse is freed.
+    const made = [];
+    const parse = (f) => { const o = f(); made.push(o); return o; };
+    try {
+      p = {
+        umbral,
+        capsule: parse(() => umbral.Capsule.fromBytes(unhex(ready.capsule.capsule))),
+        verifying: parse(() => umbral.PublicKey.fromCompressedBytes(unhex(ready.verifyingKey))),
+        delegating: parse(() => umbral.PublicKey.fromCompressedBytes(unhex(ready.delegatingKey))),
+      };
+    } catch (e) {
+      for (const o of made) o.free();
+      throw e;
+    }
     parsed.set(ready, p);
     parsedFreed.register(ready, p, p);
   }

@@ -224,6 +224,13 @@ test('what a prepared grant parsed is freed in Wasm: at once by forgetInstant, a
   // Fetched with another Umbral module: what the first parsed is freed.
   await assert.rejects(fetchWithUmbral(recordingParses(ready), ready), /no record/);
   assert.ok(u.made.slice(3).every(freed), 'the first module\'s objects freed when parsed anew');
+  // A grant whose delegating key does not parse: the capsule and verifying
+  // key parsed before it are freed, and the fetch fails.
+  const broken = { ...ready, delegatingKey: `0x02${'00'.repeat(32)}` };
+  const partly = recordingParses(broken);
+  await assert.rejects(fetchWithUmbral(partly, broken));
+  assert.equal(partly.made.length, 2);
+  assert.ok(partly.made.every(freed), 'nothing left behind by a grant that does not parse');
   // A prepared grant no longer referenced: its objects are freed once it is
   // collected.
   const dropped = { ...ready };

@@ -1,6 +1,6 @@
 // `portal/lib/instant-node.mjs`: the Node grantee's JSON-RPC calls against
-// servers that answer, refuse, send too much, send no JSON, stop mid-answer
-// or send nothing at all.
+// servers that answer, refuse, send too much, send no JSON, stop mid-answer,
+// send a byte now and then or nothing at all.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -26,6 +26,12 @@ const server = http.createServer((req, res) => {
         res.setHeader('Content-Length', '1000');
         res.write('{"jsonrpc":"2.0","id":1,"result":"');
         return setTimeout(() => res.destroy(), 50);
+      case 'drip': { // a byte every 50 ms, never the whole answer
+        res.setHeader('Content-Type', 'application/json');
+        const drip = setInterval(() => res.write(' '), 50);
+        res.on('close', () => clearInterval(drip));
+        return undefined;
+      }
       default: return undefined; // never answers
     }
   });
@@ -58,6 +64,9 @@ test('an answer too large, not JSON, cut off, too late or to a URL that is not H
   await assert.rejects(nodeJsonRpc(url, 'html', {}), /HTTP 413, not a JSON-RPC answer/);
   await assert.rejects(nodeJsonRpc(url, 'null', {}), /HTTP 200, not a JSON-RPC answer/);
   await assert.rejects(nodeJsonRpc(url, 'cut', {}), /the answer was cut off/);
-  await assert.rejects(nodeJsonRpcWith({ timeoutMs: 200 })(url, 'silent', {}), /no answer within 200 ms/);
+  await assert.rejects(nodeJsonRpcWith({ timeoutMs: 200 })(url, 'silent', {}), /no whole answer within 200 ms/);
+  const dripped = Date.now();
+  await assert.rejects(nodeJsonRpcWith({ timeoutMs: 300 })(url, 'drip', {}), /no whole answer within 300 ms/);
+  assert.ok(Date.now() - dripped < 2000, 'not kept waiting byte by byte');
   await assert.rejects(nodeJsonRpc('ftp://127.0.0.1/', 'echo', {}), /not an http\(s\) URL/);
 });

@@ -563,7 +563,10 @@ test('the instant path: served at once and journaled; killed before logging, the
   await waitForBlock(api, best + 2);
   assert.equal(await count(), before, 'nothing logged by a dead gateway');
   // Started again: its journal still holds the read, which lands.
-  instant = await startGateway({ rpcPort: node.rpcPort, mongoUrl: mongo.url, extra: ['--instant'] });
+  // (Its MongoDB client checks the server's health once a minute: the
+  // server is stopped for 5 s below, which a check under way must outlast.)
+  instant = await startGateway({ rpcPort: node.rpcPort, mongoUrl: `${mongo.url}&heartbeatFrequencyMS=60000`,
+    extra: ['--instant'] });
   const entry = await until(async () => reads.find((r) => r.recordId === record.id && r.checkedAt === served.checked_at
     && r.accessor === k.eve.address), 'the journaled read on chain');
   assert.equal(entry.gateway, k.alice.address);
@@ -590,11 +593,31 @@ test('the instant path: served at once and journaled; killed before logging, the
   const journaled = journalOf();
   // One entry more than before: the read journaled while the store failed,
   // withheld, never logged as served; none more to be logged.
-  const toLog = (entries) => entries.filter(([state]) => state === 'logged' || state === 'pending').length;
+  const toLog = (entries) => entries.filter(([state]) => ['pending', 'submitting', 'logged'].includes(state)).length;
   assert.equal(journaled.length, journaledBefore.length + 1, JSON.stringify(journaled));
   assert.equal(toLog(journaled), toLog(journaledBefore), JSON.stringify(journaled));
   const withheld = (entries) => entries.filter(([, detail]) => detail === 'the store did not give the ciphertext');
   assert.deepEqual(withheld(journaled), [...withheld(journaledBefore), ['withheld', 'the store did not give the ciphertext']]);
+  // The store does not answer at all: its server stopped (SIGSTOP) for
+  // longer than the gateway waits for a ciphertext (2.5 s). The journal,
+  // on the same server, answers once it runs again; the read is withheld
+  // for its own reason, nothing served, nothing to log.
+  const lateBefore = journalOf();
+  mongo.process.kill('SIGSTOP');
+  const resumed = new Promise((resolve) => setTimeout(resolve, 5000)).then(() => mongo.process.kill('SIGCONT'));
+  let late;
+  try {
+    late = await fetchRecordAs(api, instant.url, k.eve, record.id, { grant: g });
+  } finally {
+    await resumed;
+  }
+  assert.ok(late.error && !late.result, 'nothing served');
+  assert.equal(late.error.code, 2, 'unavailable');
+  const lateAfter = journalOf();
+  assert.equal(lateAfter.length, lateBefore.length + 1, JSON.stringify(lateAfter));
+  assert.equal(toLog(lateAfter), toLog(lateBefore), JSON.stringify(lateAfter));
+  const tooLate = (entries) => entries.filter(([, detail]) => detail === 'the store did not answer in time');
+  assert.deepEqual(tooLate(lateAfter), [...tooLate(lateBefore), ['withheld', 'the store did not answer in time']]);
 
   // The patient revokes: the gateway refuses at once (it checks the best
   // block too), and the runtime refuses any entry dated after the revocation.
@@ -690,6 +713,27 @@ test('the instant key path: fragments from the proxies and the record from its g
     await assert.rejects(jsonRpc(servers[k.alice.address], 'pre_reencrypt', bobs),
       /does not ask this server .* for pre_reencrypt/);
     await assert.rejects(jsonRpc(servers[k.alice.address], 'ehr_getRecord', gateways), /already used/);
+    // Malformed asks at a live gateway and proxy: invalid params, refused
+    // before any check, nothing journaled.
+    const journaledNow = () => ['medchain', 'journal-bob'].map((database) => mongoPython(mongo.url,
+      `print(json.dumps(db.access_journal.count_documents({'grant': ${g}})))`, database));
+    const journalBefore = journaledNow();
+    const malformed = [
+      Array(17).fill(gateways.asks[0]), // more servers than one request may ask
+      [gateways.asks.join(',')], // a list that could be split another way
+      gateways.asks.map((a) => a.toUpperCase()), // the digest not in lowercase hex
+      [`ehr_getRecord@${k.alice.address}#0x${'0'.repeat(64)}${'x'.repeat(100)}`], // oversized
+      [], // asks nothing
+    ];
+    for (const asks of malformed) {
+      for (const [method, params] of [['ehr_getRecord', gateways], ['pre_reencrypt', bobs]]) {
+        await assert.rejects(jsonRpc(servers[method === 'pre_reencrypt' ? k.bob.address : k.alice.address], method,
+          { ...params, asks }), (e) => e.code === -32602 && /asks/.test(e.message), `${method} ${asks[0]?.slice(0, 40)}`);
+      }
+    }
+    await assert.rejects(jsonRpc(servers[k.alice.address], 'ehr_getRecord', { ...gateways, salt: gateways.salt.toUpperCase() }),
+      (e) => e.code === -32602 && /salt/.test(e.message));
+    assert.deepEqual(journaledNow(), journalBefore, 'nothing journaled for a malformed request, at the gateway or the proxy');
     // Fetched again with the same `ready` (its capsule and keys parsed once).
     assert.deepEqual(Buffer.from((await fetchAs()).plaintext), record.original);
     // Each answer is signed by its proxy, over the fragment it served.

@@ -35,8 +35,12 @@ pub const COLLECTION: &str = "access_journal";
 
 /// Where a journaled read stands.
 pub mod state {
-	/// Served, not yet final on chain.
+	/// Served, not yet final on chain, nor taken by the submitter: its
+	/// server may still withhold it.
 	pub const PENDING: &str = "pending";
+	/// Taken by the submitter to be logged on chain (submitted again after
+	/// a crash until final): no longer withheld by anyone.
+	pub const SUBMITTING: &str = "submitting";
 	/// In a finalized block.
 	pub const LOGGED: &str = "logged";
 	/// The chain refused it (for example logged too late): an alarm for the
@@ -210,32 +214,91 @@ impl Journal {
 		}
 	}
 
-	/// Up to `limit` pending reads served more than `settle` ago, oldest
-	/// check first. A read younger than that may still be withheld (its
-	/// server's last check before answering is under way): it waits for the
-	/// next round rather than be logged as served.
-	pub async fn pending(&self, limit: i64, settle: std::time::Duration) -> Result<Vec<JournaledRead>, StoreError> {
-		let before = DateTime::from_millis(DateTime::now().timestamp_millis().saturating_sub(settle.as_millis() as i64));
-		let mut cursor = self
-			.collection
-			.find(doc! { "state": state::PENDING, "served": { "$lt": before } })
-			.sort(doc! { "checked_at": 1 })
-			.limit(limit)
-			.await?;
-		let mut out = Vec::new();
-		while let Some(d) = cursor.try_next().await? {
-			out.push(read_of(&d)?);
-		}
-		Ok(out)
+	/// Up to `limit` reads not yet logged (pending or taken by the
+	/// submitter) journaled more than `settle` ago, oldest check first,
+	/// taking none: what a server starting again counts against the blocks
+	/// they name.
+	pub async fn unlogged(&self, limit: i64, settle: std::time::Duration) -> Result<Vec<JournaledRead>, StoreError> {
+		let filter = doc! {
+			"state": { "$in": [state::PENDING, state::SUBMITTING] },
+			"served": { "$lt": settled_before(settle) },
+		};
+		Ok(self.reads(filter, limit).await?.0)
 	}
 
-	/// Marks `reads` as `state` (`state::LOGGED` with the block that holds
-	/// them, or `state::REFUSED` with the chain's reason).
+	/// The submitter takes up to `limit` reads to log: those it took before
+	/// and has not seen final (a crash, a batch not known to be in a block),
+	/// and pending reads journaled more than `settle` ago, oldest check
+	/// first. A read younger than that may still be withheld (its server's
+	/// last check before answering is under way): it waits for the next
+	/// round rather than be logged as served. Taking a read is one
+	/// conditional write per document, as withholding it is
+	/// ([`Journal::withhold`]): of a server withholding a read and the
+	/// submitter taking it, one wins, so a read withheld is never logged
+	/// as served, and once taken it is logged whatever its server decides.
+	/// An entry that does not parse is marked refused (an alarm), so that it
+	/// holds up no other.
+	pub async fn take(&self, limit: i64, settle: std::time::Duration) -> Result<Vec<JournaledRead>, StoreError> {
+		let taken = self.collection.count_documents(doc! { "state": state::SUBMITTING }).await?;
+		let room = limit.saturating_sub(i64::try_from(taken).unwrap_or(i64::MAX));
+		if room > 0 {
+			let due = doc! { "state": state::PENDING, "served": { "$lt": settled_before(settle) } };
+			let ids: Vec<Bson> = self
+				.collection
+				.find(due)
+				.sort(doc! { "checked_at": 1 })
+				.limit(room)
+				.await?
+				.try_collect::<Vec<Document>>()
+				.await?
+				.into_iter()
+				.filter_map(|d| d.get("_id").cloned())
+				.collect();
+			if !ids.is_empty() {
+				self.collection
+					.update_many(
+						doc! { "_id": { "$in": ids }, "state": state::PENDING },
+						doc! { "$set": { "state": state::SUBMITTING, "marked": DateTime::now() } },
+					)
+					.await?;
+			}
+		}
+		let (reads, unreadable) = self.reads(doc! { "state": state::SUBMITTING }, limit).await?;
+		if !unreadable.is_empty() {
+			tracing::error!(count = unreadable.len(), "journal entries that do not parse: marked refused, see the journal");
+			self.collection
+				.update_many(
+					doc! { "_id": { "$in": unreadable }, "state": state::SUBMITTING },
+					doc! { "$set": { "state": state::REFUSED, "detail": "unreadable journal entry", "marked": DateTime::now() } },
+				)
+				.await?;
+		}
+		Ok(reads)
+	}
+
+	/// Up to `limit` reads matching `filter`, oldest check first, and the
+	/// ids of entries among them that do not parse.
+	async fn reads(&self, filter: Document, limit: i64) -> Result<(Vec<JournaledRead>, Vec<Bson>), StoreError> {
+		let mut cursor = self.collection.find(filter).sort(doc! { "checked_at": 1 }).limit(limit).await?;
+		let (mut out, mut unreadable) = (Vec::new(), Vec::new());
+		while let Some(d) = cursor.try_next().await? {
+			match read_of(&d) {
+				Ok(read) => out.push(read),
+				Err(_) => unreadable.extend(d.get("_id").cloned()),
+			}
+		}
+		Ok((out, unreadable))
+	}
+
+	/// Marks `reads` the submitter took ([`Journal::take`]) as `state`
+	/// (`state::LOGGED` with the block that holds them, or
+	/// `state::REFUSED` with the chain's reason); reads it did not take
+	/// stay as they are.
 	pub async fn mark(&self, reads: &[[u8; 32]], state: &str, detail: &str) -> Result<(), StoreError> {
 		let ids: Vec<Bson> = reads.iter().map(|r| crate::binary(r)).collect();
 		self.collection
 			.update_many(
-				doc! { "_id": { "$in": ids } },
+				doc! { "_id": { "$in": ids }, "state": state::SUBMITTING },
 				doc! { "$set": { "state": state, "detail": detail, "marked": DateTime::now() } },
 			)
 			.await?;
@@ -243,8 +306,9 @@ impl Journal {
 	}
 
 	/// Marks `read` withheld, for the reason `why`, if it is still pending;
-	/// `false` if it was not (the submitter logged it meanwhile: it stays as
-	/// it is).
+	/// `false` if it was not (the submitter took it meanwhile: it is logged
+	/// as served, a read logged that was not served, never the other way
+	/// round).
 	pub async fn withhold(&self, read: &[u8; 32], why: &str) -> Result<bool, StoreError> {
 		let updated = self
 			.collection
@@ -260,6 +324,11 @@ impl Journal {
 	pub async fn count(&self, state: &str) -> Result<u64, StoreError> {
 		Ok(self.collection.count_documents(doc! { "state": state }).await?)
 	}
+}
+
+/// The journal time before which a read journaled `settle` ago or earlier was written.
+fn settled_before(settle: std::time::Duration) -> DateTime {
+	DateTime::from_millis(DateTime::now().timestamp_millis().saturating_sub(settle.as_millis() as i64))
 }
 
 fn read_of(d: &Document) -> Result<JournaledRead, StoreError> {

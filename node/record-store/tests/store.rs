@@ -154,14 +154,63 @@ async fn the_journal_keeps_what_each_read_served_and_holds_back_the_newest() {
 	// The same signed request again: not a new read.
 	assert!(!journal.append(&read(2, Served::KeyFragment)).await.unwrap());
 	// Just served: held back while its server may still withhold it.
-	assert!(journal.pending(32, Duration::from_secs(60)).await.unwrap().is_empty());
+	assert!(journal.take(32, Duration::from_secs(60)).await.unwrap().is_empty());
+	assert!(journal.unlogged(32, Duration::from_secs(60)).await.unwrap().is_empty());
 	tokio::time::sleep(Duration::from_millis(20)).await;
-	let mut pending = journal.pending(32, Duration::ZERO).await.unwrap();
-	pending.sort_by_key(|r| r.read);
-	assert_eq!(pending, vec![read(1, Served::Record), read(2, Served::KeyFragment)], "what was served survives");
-	journal.mark(&[[2; 32]], state::WITHHELD, "not allowed any more").await.unwrap();
-	assert_eq!(journal.pending(32, Duration::ZERO).await.unwrap(), vec![read(1, Served::Record)]);
+	let mut unlogged = journal.unlogged(32, Duration::ZERO).await.unwrap();
+	unlogged.sort_by_key(|r| r.read);
+	assert_eq!(unlogged, vec![read(1, Served::Record), read(2, Served::KeyFragment)], "what was served survives");
+	assert!(journal.withhold(&[2; 32], "not allowed any more").await.unwrap());
+	assert_eq!(journal.take(32, Duration::ZERO).await.unwrap(), vec![read(1, Served::Record)]);
 	assert_eq!(journal.count(state::WITHHELD).await.unwrap(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withheld_read_is_never_logged_as_served_and_one_the_submitter_took_is_never_withheld() {
+	use medchain_record_store::journal::state;
+	let server = Server::start();
+	let s = store(&server).await;
+	let journal = s.journal();
+	journal.prepare().await.unwrap();
+	let read = |id: u8| journaled(id, u64::from(id), Served::Record);
+	for id in 1..=3 {
+		assert!(journal.append(&read(id)).await.unwrap());
+	}
+	tokio::time::sleep(Duration::from_millis(20)).await;
+	// A server withholds read 3 while the submitter is about to log: the
+	// submitter takes the others only.
+	assert!(journal.withhold(&[3; 32], "not allowed any more").await.unwrap());
+	let mut taken = journal.take(32, Duration::ZERO).await.unwrap();
+	taken.sort_by_key(|r| r.read);
+	assert_eq!(taken, vec![read(1), read(2)]);
+	assert_eq!(journal.count(state::SUBMITTING).await.unwrap(), 2);
+	// Taken, read 1 can no longer be withheld by a server whose last check
+	// came too late: it is logged (a read logged that was not served,
+	// never the other way round).
+	assert!(!journal.withhold(&[1; 32], "not checked again in time").await.unwrap());
+	// The submitter marks what it logged: a read withheld meanwhile is not
+	// overwritten, even named among them.
+	journal.mark(&[[1; 32], [3; 32]], state::LOGGED, "0xb1").await.unwrap();
+	assert_eq!(journal.count(state::LOGGED).await.unwrap(), 1);
+	assert_eq!(journal.count(state::WITHHELD).await.unwrap(), 1, "still withheld");
+	// A crash before read 2 was known final: taken again, never lost.
+	assert_eq!(journal.take(32, Duration::ZERO).await.unwrap(), vec![read(2)]);
+	assert_eq!(journal.unlogged(32, Duration::ZERO).await.unwrap(), vec![read(2)]);
+	journal.mark(&[[2; 32]], state::LOGGED, "0xb2").await.unwrap();
+	assert!(journal.take(32, Duration::ZERO).await.unwrap().is_empty());
+	assert!(journal.unlogged(32, Duration::ZERO).await.unwrap().is_empty());
+	// An entry that does not parse (altered behind the gateway) holds up no
+	// other read: marked refused, an alarm, and the rest taken.
+	let raw = mongodb::Client::with_uri_str(server.uri()).await.unwrap();
+	raw.database("medchain")
+		.collection::<mongodb::bson::Document>(medchain_record_store::journal::COLLECTION)
+		.insert_one(doc! { "_id": "garbled", "state": state::PENDING, "checked_at": 0_i64, "served": mongodb::bson::DateTime::from_millis(0) })
+		.await
+		.unwrap();
+	assert!(journal.append(&read(4)).await.unwrap());
+	tokio::time::sleep(Duration::from_millis(20)).await;
+	assert_eq!(journal.take(32, Duration::ZERO).await.unwrap(), vec![read(4)]);
+	assert_eq!(journal.count(state::REFUSED).await.unwrap(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,7 +243,7 @@ async fn reads_journaled_at_once_share_a_write_and_a_replay_among_them_is_still_
 	assert_eq!(seven, vec![false, true], "one of the two is the replay");
 	assert!((1..60u8).filter(|id| *id != 7).all(|id| fresh[&id] == vec![true]));
 	assert_eq!(journal.count(state::PENDING).await.unwrap(), 60, "every read once");
-	let mut pending = journal.pending(100, Duration::ZERO).await.unwrap();
+	let mut pending = journal.unlogged(100, Duration::ZERO).await.unwrap();
 	pending.sort_by_key(|r| r.read);
 	assert_eq!(pending, (0..60).map(read).collect::<Vec<_>>());
 }

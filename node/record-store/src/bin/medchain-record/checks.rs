@@ -274,8 +274,8 @@ impl ReadChecks {
 	}
 
 	/// One try of [`ReadChecks::best`], without noting when the node was
-	/// asked: `None` if the view moved on meanwhile to a block before the
-	/// one the node named.
+	/// asked: `None` if another request or the watch moved the view
+	/// meanwhile to a block other than the one the node named.
 	fn take_in_best(&self) -> Result<Option<(H256, u32)>, CheckError> {
 		let best = self.node.best_hash()?;
 		let old = {
@@ -302,7 +302,7 @@ impl ReadChecks {
 					view.finalized = finalized;
 					view.best = Some((best, number));
 				}
-				return view.best.map(Some).ok_or_else(|| CheckError::Unavailable("no best block yet".into()));
+				return Ok(holding(view.best, best));
 			}
 		}
 		// The blocks are read outside the lock; what they say is taken in
@@ -313,10 +313,7 @@ impl ReadChecks {
 		tracing::debug!(block = number, took_us = walking.elapsed().as_micros() as u64, "the instant path's view moves on");
 		let mut view = self.lock()?;
 		if view.best != old {
-			return match view.best {
-				Some((hash, moved_to)) if moved_to >= number => Ok(Some((hash, moved_to))),
-				_ => Ok(None),
-			};
+			return Ok(holding(view.best, best));
 		}
 		if let Some(walk) = walk {
 			match walk.events {
@@ -643,6 +640,16 @@ fn changed_record(e: &RuntimeEvent) -> Option<u64> {
 	}
 }
 
+/// The view's best block `view`, moved by another request or the watch
+/// while this one read the node's best block `best`, if it holds `best`
+/// itself; else `None`, and the blocks are read again. Not any block as
+/// high: a sibling of `best` from another fork (the one the watch read
+/// before the node switched) may lack the revocation `best` holds, and the
+/// answers kept with it would let the last check pass.
+fn holding(view: Option<(H256, u32)>, best: H256) -> Option<(H256, u32)> {
+	view.filter(|(hash, _)| *hash == best)
+}
+
 /// Refuses while the finalized head lags more than [`MAX_FINALITY_LAG`]
 /// blocks behind the best block: a read checked that far back might be
 /// logged too late.
@@ -886,6 +893,65 @@ mod tests {
 		assert!(checks.keeping_up().is_ok());
 		checks.lock().expect("a view").best = Some((best.0, 5 + MAX_FINALITY_LAG + 1));
 		assert!(matches!(checks.keeping_up(), Err(CheckError::Unavailable(_))));
+		server.stop().expect("running");
+	}
+
+	#[test]
+	fn a_view_another_request_moved_to_a_sibling_fork_is_not_taken_for_the_nodes_best() {
+		use jsonrpsee::server::{RpcModule, Server};
+		use serde_json::{json, Value};
+		use std::sync::{
+			atomic::{AtomicBool, Ordering},
+			Arc, OnceLock,
+		};
+		// Blocks 10: B, the node's best, holds a revocation; C, its sibling
+		// from a fork the node left, does not. Both are children of A (9).
+		let (a, b, c) = (H256::repeat_byte(0xa), H256::repeat_byte(0xb), H256::repeat_byte(0xc));
+		let key = ReadKey { accessor: AccountId::from([2; 32]), record: 7, grant: 3, purpose: AccessPurpose::Treatment };
+		// The checks, once made: while a request reads B's header, the watch
+		// (here the node's handler) moves the view to C, where the read was
+		// allowed.
+		let checks_here: Arc<OnceLock<Arc<ReadChecks>>> = Arc::default();
+		let moved = Arc::new(AtomicBool::new(false));
+		let (port, server) = medchain_chain_client::runtime().block_on(async {
+			let server = Server::builder().build("127.0.0.1:0").await.expect("a free port");
+			let port = server.local_addr().expect("bound").port();
+			let mut module = RpcModule::new(());
+			module.register_method("chain_getBlockHash", move |_, _, _| hex(b.as_bytes())).expect("a method");
+			module.register_method("chain_getFinalizedHead", move |_, _, _| hex(a.as_bytes())).expect("a method");
+			module.register_method("state_getStorage", |_, _, _| Value::Null).expect("a method");
+			let (shared, moved, allowed) = (checks_here.clone(), moved.clone(), key.clone());
+			module
+				.register_method("chain_getHeader", move |params, _, _| {
+					let asked: Vec<String> = params.parse().unwrap_or_default();
+					let asked = asked.first().cloned().unwrap_or_default();
+					if asked == hex(b.as_bytes()) && !moved.swap(true, Ordering::SeqCst) {
+						if let Some(checks) = shared.get() {
+							let mut view = checks.lock().expect("a view");
+							view.best = Some((c, 10));
+							view.allowed.insert(allowed.clone(), (9, None));
+						}
+					}
+					if asked == hex(a.as_bytes()) {
+						json!({ "number": "0x9", "parentHash": hex(H256::zero().as_bytes()) })
+					} else {
+						json!({ "number": "0xa", "parentHash": hex(a.as_bytes()) })
+					}
+				})
+				.expect("a method");
+			(port, server.start(module))
+		});
+		let checks = Arc::new(ReadChecks::new(Node::new(&format!("127.0.0.1:{port}")), AccountId::from([1; 32])));
+		assert!(checks_here.set(checks.clone()).is_ok());
+		checks.lock().expect("a view").best = Some((a, 9));
+		// The last check's best block is the node's, and nothing the view
+		// kept at the sibling stands.
+		assert_eq!(checks.best().expect("answered"), (b, 10));
+		assert!(moved.load(Ordering::SeqCst), "the view was moved meanwhile");
+		let view = checks.lock().expect("a view");
+		assert_eq!(view.best, Some((b, 10)));
+		assert!(!view.allowed.contains_key(&key), "the sibling's answer is forgotten");
+		drop(view);
 		server.stop().expect("running");
 	}
 

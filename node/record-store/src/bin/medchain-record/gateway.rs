@@ -217,7 +217,7 @@ pub fn serve(o: &super::ServeArgs, store: RecordStore, runtime: tokio::runtime::
 		// Reads journaled before a restart and not logged yet take their
 		// share of the blocks they name.
 		if let Some(checks) = &checks {
-			let pending = runtime.block_on(journal.pending(i64::MAX, Duration::ZERO)).map_err(|e| format!("the journal: {e}"))?;
+			let pending = runtime.block_on(journal.unlogged(i64::MAX, Duration::ZERO)).map_err(|e| format!("the journal: {e}"))?;
 			let counted = pending.iter().filter_map(|r| Some((r.checked_at, AccountId::from_ss58check(&r.accessor).ok()?)));
 			checks.count_journaled(counted).map_err(|e| format!("{e:?}"))?;
 		}
@@ -510,12 +510,13 @@ impl Gateway {
 		journal_fresh(fresh)?;
 		let ciphertext = match ciphertext {
 			Ok(Ok(ciphertext)) => ciphertext,
-			failed => {
-				self.withhold(journal, &read, "the store did not give the ciphertext");
-				return Err(unavailable(match failed {
-					Ok(Err(e)) => e.to_string(),
-					_ => format!("the store did not answer within {STORE_WAIT:?}"),
-				}));
+			Ok(Err(e)) => {
+				self.withhold(journal, &read, STORE_FAILED);
+				return Err(unavailable(e.to_string()));
+			},
+			Err(_) => {
+				self.withhold(journal, &read, STORE_LATE);
+				return Err(unavailable(format!("the store did not answer within {STORE_WAIT:?}")));
 			},
 		};
 		let last = std::time::Instant::now();
@@ -565,7 +566,7 @@ impl Gateway {
 		match self.runtime.block_on(journal.withhold(&read.read, why)) {
 			Ok(true) => true,
 			Ok(false) => {
-				tracing::warn!("a withheld read was already logged");
+				tracing::warn!("a read to withhold was already taken by the submitter: it is logged as served");
 				false
 			},
 			Err(e) => {
@@ -668,12 +669,21 @@ impl Gateway {
 		}
 	}
 
-	/// Logs the read on chain, final, before it is served.
+	/// Logs the read on chain, final, before it is served; then, for a read
+	/// under a grant, checks the grant again at the node's best block. Its
+	/// entry takes seconds to become final (on a parachain, the relay
+	/// chain's finality): a revocation imported meanwhile stops the read,
+	/// which stays logged (the trail then holds a read that was not served,
+	/// never the other way round).
 	fn log_first(&self, r: &ReadRequest, grant: Option<u64>, deadline: std::time::Instant) -> Result<(), (i32, String)> {
 		self.log_access(r.record, &r.accessor, r.purpose, grant, deadline).map_err(|e| match e {
 			LogError::Refused(why) => refused(format!("the chain refused the access log entry: {why}")),
 			LogError::Unavailable(why) => unavailable(why),
-		})
+		})?;
+		match grant {
+			Some(grant) => self.ensure_allowed_now(r, grant),
+			None => Ok(()),
+		}
 	}
 
 	/// The checks every signed request passes first: `p.signature` is
@@ -869,6 +879,14 @@ pub const MAX_READS_PER_LOG: i64 = 32;
 /// give is withheld long before the submitter could log it.
 const STORE_WAIT: Duration = Duration::from_millis(2_500);
 
+/// Why a journaled read was withheld when the store failed to give its
+/// ciphertext.
+const STORE_FAILED: &str = "the store did not give the ciphertext";
+
+/// Why a journaled read was withheld when the store gave no answer within
+/// [`STORE_WAIT`].
+const STORE_LATE: &str = "the store did not answer in time";
+
 /// How long a journaled read waits before the submitter logs it: longer
 /// than its server may take from the journal write to the answer (the
 /// write itself under load, then one more check against the best block; a
@@ -890,13 +908,15 @@ impl Submitter {
 		}
 	}
 
-	/// Logs up to [`MAX_READS_PER_LOG`] pending reads in one transaction and
-	/// marks them logged once final. If the chain refuses the batch (all or
+	/// Takes up to [`MAX_READS_PER_LOG`] reads from the journal (no server
+	/// withholds them after that), logs them in one transaction and marks
+	/// them logged once final. If the chain refuses the batch (all or
 	/// nothing), each read is tried alone, and one refused alone is marked
-	/// refused (an alarm: it was served). Anything not known to be final is
-	/// left pending and submitted again later: the runtime logs a read once.
+	/// refused (an alarm: it was served). Anything not known to be final
+	/// stays taken and is submitted again later: the runtime logs a read
+	/// once.
 	fn submit_pending(&self) -> Result<(), String> {
-		let pending = self.runtime.block_on(self.journal.pending(MAX_READS_PER_LOG, SETTLE)).map_err(|e| e.to_string())?;
+		let pending = self.runtime.block_on(self.journal.take(MAX_READS_PER_LOG, SETTLE)).map_err(|e| e.to_string())?;
 		if pending.is_empty() {
 			return Ok(());
 		}

@@ -243,17 +243,9 @@ impl Journal {
 		let room = limit.saturating_sub(i64::try_from(taken).unwrap_or(i64::MAX));
 		if room > 0 {
 			let due = doc! { "state": state::PENDING, "served": { "$lt": settled_before(settle) } };
-			let ids: Vec<Bson> = self
-				.collection
-				.find(due)
-				.sort(doc! { "checked_at": 1 })
-				.limit(room)
-				.await?
-				.try_collect::<Vec<Document>>()
-				.await?
-				.into_iter()
-				.filter_map(|d| d.get("_id").cloned())
-				.collect();
+			let (due, unreadable) = self.reads(due, room).await?;
+			// Entries that do not parse are taken too, to be refused below.
+			let ids: Vec<Bson> = due.iter().map(|r| crate::binary(&r.read)).chain(unreadable).collect();
 			if !ids.is_empty() {
 				self.collection
 					.update_many(
@@ -266,12 +258,7 @@ impl Journal {
 		let (reads, unreadable) = self.reads(doc! { "state": state::SUBMITTING }, limit).await?;
 		if !unreadable.is_empty() {
 			tracing::error!(count = unreadable.len(), "journal entries that do not parse: marked refused, see the journal");
-			self.collection
-				.update_many(
-					doc! { "_id": { "$in": unreadable }, "state": state::SUBMITTING },
-					doc! { "$set": { "state": state::REFUSED, "detail": "unreadable journal entry", "marked": DateTime::now() } },
-				)
-				.await?;
+			self.mark_taken(unreadable, state::REFUSED, "unreadable journal entry").await?;
 		}
 		Ok(reads)
 	}
@@ -295,7 +282,11 @@ impl Journal {
 	/// `state::REFUSED` with the chain's reason); reads it did not take
 	/// stay as they are.
 	pub async fn mark(&self, reads: &[[u8; 32]], state: &str, detail: &str) -> Result<(), StoreError> {
-		let ids: Vec<Bson> = reads.iter().map(|r| crate::binary(r)).collect();
+		self.mark_taken(reads.iter().map(|r| crate::binary(r)).collect(), state, detail).await
+	}
+
+	/// Marks the taken entries with ids `ids` as `state`, for `detail`.
+	async fn mark_taken(&self, ids: Vec<Bson>, state: &str, detail: &str) -> Result<(), StoreError> {
 		self.collection
 			.update_many(
 				doc! { "_id": { "$in": ids }, "state": state::SUBMITTING },
